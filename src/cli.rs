@@ -1,0 +1,165 @@
+//! The command line: `serve` (the default) and a client per service.
+//!
+//! Only the shape of the arguments lives here; `main.rs` dispatches.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// switchboard: the classic socket-tutorial servers (TCP and UDP echo, a
+/// time server, remote commands, file transfer, a login prompt) with a web
+/// dashboard in front, and a command-line client for each.
+///
+/// With no command, `switchboard` runs `serve`.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every enabled service (the default command).
+    Serve(ServeArgs),
+    /// Talk to the TCP upper-case echo service.
+    ///
+    /// With TEXT, sends it once and prints the reply; without, reads lines
+    /// from standard input at a `>>` prompt until EOF or `quit`.
+    Echo(TextArgs),
+    /// Talk to the UDP upper-case echo service (`udp-echo`).
+    ///
+    /// With TEXT, sends it once and prints the reply; without, reads lines
+    /// from standard input at a `>>` prompt until EOF or `quit`.
+    Udp(TextArgs),
+    /// Ask the UDP time service for the time in a strftime FORMAT.
+    ///
+    /// An empty FORMAT gets the server's default, %Y-%m-%d-%X. Without
+    /// FORMAT, reads formats at a `>>` prompt until EOF or `quit`.
+    Time(TimeArgs),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML config file (keys as in DESIGN.md: data_dir, key, [web],
+    /// [services.<name>]).
+    #[arg(long, global = true, value_name = "PATH", env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Override one config key, e.g. `--set services.echo.listen=[::1]:9000`.
+    /// Repeatable; wins over the file and the environment.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Where files, accounts and the generated key are kept
+    /// (same as `--set data_dir=DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Arguments shared by every client.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Service address: HOST:PORT, [IPv6]:PORT, PORT (on 127.0.0.1), or
+    /// unix:/path for TCP services.
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+
+    /// How long to wait for a connection or a reply: `5s`, `500ms`, or seconds.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// Text to send (words are joined with spaces). Omit for a prompt.
+    #[arg(
+        value_name = "TEXT",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub text: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TimeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// strftime format, e.g. '%H:%M:%S'. Omit for a prompt.
+    #[arg(value_name = "FORMAT", allow_hyphen_values = true)]
+    pub format: Option<String>,
+}
+
+/// Parses `5s`, `250ms`, `2m` or a bare number of seconds (`1.5`).
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 5s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}` (use ms, s or m)"
+            ));
+        }
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("`{text}` must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "0", "-1s", "5h", "abc", "1e9"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_command_means_serve_and_text_keeps_hyphens() {
+        let cli = Cli::try_parse_from(["switchboard", "--set", "web.listen=127.0.0.1:1"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.set, ["web.listen=127.0.0.1:1"]);
+        let cli =
+            Cli::try_parse_from(["switchboard", "echo", "9000", "hello", "-n", "world"]).unwrap();
+        let Some(Command::Echo(args)) = cli.command else {
+            panic!("echo")
+        };
+        assert_eq!(args.text, ["hello", "-n", "world"]);
+    }
+}

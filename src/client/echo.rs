@@ -1,0 +1,116 @@
+//! `EchoClient`: a TCP (or unix-socket) connection to `echo`.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::either::Either;
+
+use super::{ClientError, Target, deadline};
+
+/// A connection to the echo service.
+pub struct EchoClient {
+    stream: Either<TcpStream, UnixStream>,
+    addr: String,
+    timeout: Duration,
+}
+
+impl EchoClient {
+    /// Connects, trying each resolved address in turn.
+    ///
+    /// # Errors
+    /// [`ClientError::Refused`] when nothing listens there,
+    /// [`ClientError::Timeout`] when the connection is not made in `timeout`.
+    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let target = Target::resolve(target).await?;
+        let addr = target.label();
+        let stream = deadline(&addr, timeout, async {
+            match &target {
+                Target::Unix(path) => UnixStream::connect(path)
+                    .await
+                    .map(Either::Right)
+                    .map_err(|e| ClientError::io(&addr, e)),
+                Target::Inet(addrs, _) => {
+                    let mut last = None;
+                    for a in addrs {
+                        match TcpStream::connect(a).await {
+                            Ok(s) => {
+                                s.set_nodelay(true).map_err(|e| ClientError::io(&addr, e))?;
+                                return Ok(Either::Left(s));
+                            }
+                            Err(e) => last = Some(ClientError::io(&a.to_string(), e)),
+                        }
+                    }
+                    Err(last.unwrap_or_else(|| ClientError::BadAddress(addr.clone())))
+                }
+            }
+        })
+        .await?;
+        Ok(EchoClient {
+            stream,
+            addr,
+            timeout,
+        })
+    }
+
+    /// The address connected to, as shown in messages.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `data` and reads back as many bytes (echo replies byte for
+    /// byte). Writing and reading run together, so a payload larger than the
+    /// socket buffers cannot deadlock.
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] after `timeout` in total,
+    /// [`ClientError::Closed`] if the server closes first (the message it
+    /// sent before closing, such as a refusal, is in the detail).
+    pub async fn round_trip(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        let addr = self.addr.clone();
+        let (mut rd, mut wr) = tokio::io::split(&mut self.stream);
+        let mut reply = vec![0u8; data.len()];
+        deadline(&addr, self.timeout, async {
+            let write = async {
+                wr.write_all(data).await?;
+                wr.flush().await
+            };
+            let read = async {
+                let mut got = 0;
+                while got < reply.len() {
+                    let n = rd.read(&mut reply[got..]).await?;
+                    if n == 0 {
+                        return Ok(Err(got));
+                    }
+                    got += n;
+                }
+                Ok(Ok(()))
+            };
+            let ((), read) =
+                tokio::try_join!(write, read).map_err(|e| ClientError::io(&addr, e))?;
+            read.map_err(|got| ClientError::Closed {
+                addr: addr.clone(),
+                detail: match got {
+                    0 => String::new(),
+                    _ => format!(": {}", String::from_utf8_lossy(&reply[..got]).trim_end()),
+                },
+            })
+        })
+        .await?;
+        Ok(reply)
+    }
+
+    /// Sends the end of the stream (a TCP half-close).
+    ///
+    /// # Errors
+    /// An I/O error from the socket.
+    pub async fn shutdown(&mut self) -> Result<(), ClientError> {
+        self.stream
+            .shutdown()
+            .await
+            .map_err(|e| ClientError::io(&self.addr, e))
+    }
+}

@@ -1,0 +1,892 @@
+//! The one `Config`, and how it is merged from (later wins) built-in
+//! defaults, the TOML file, `SWITCHBOARD_*` environment variables and flags.
+//!
+//! Every layer is first flattened to dotted keys (`services.echo.listen`) and
+//! checked against one schema, so an unknown key or a bad value is reported
+//! with its exact name and where it came from, whichever layer set it.
+//! Nothing here reads the process environment or the disk: `main` passes the
+//! file's text and the `SWITCHBOARD_*` variables in, so [`Config::resolve`] is
+//! a pure function.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::kind::{Proto, ServiceKind};
+
+/// Where a TCP or UDP service listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// `127.0.0.1:9000` or `[::1]:9000`.
+    Inet(SocketAddr),
+    /// `unix:/run/switchboard/echo.sock` (TCP services only).
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    pub fn inet(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddr::Inet(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Inet(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a path, as in unix:/tmp/echo.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>().map(ListenAddr::Inet).map_err(|_| {
+            "expected IP:PORT, [IPv6]:PORT or unix:/path (an IP address, not a host name)".into()
+        })
+    }
+}
+
+/// A secret that never prints: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Limits a peer can run into. One struct for every service; the schema only
+/// accepts the keys that apply to a service's protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// TCP: open connections at once; more are refused with a message.
+    pub max_connections: usize,
+    /// TCP: open connections at once from one IP address.
+    pub max_connections_per_peer: usize,
+    /// TCP: a connection with no byte either way for this long is closed,
+    /// including one whose peer stopped reading our replies.
+    pub idle_timeout: Duration,
+    /// UDP: distinct peers tracked at once; datagrams from new peers beyond
+    /// this are dropped until old ones expire.
+    pub max_peers: usize,
+    /// UDP: datagrams per second answered for one source address.
+    pub peer_rate: u32,
+    /// UDP: how many datagrams one source may send at once above the rate.
+    pub peer_burst: u32,
+    /// UDP: a peer is shown (and tracked) for this long after its last datagram.
+    pub peer_ttl: Duration,
+    /// time: the longest reply sent; a format that would produce more gets an error.
+    pub max_reply_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_connections_per_peer: 64,
+            idle_timeout: Duration::from_secs(120),
+            max_peers: 4096,
+            peer_rate: 5000,
+            peer_burst: 1000,
+            peer_ttl: Duration::from_secs(30),
+            max_reply_bytes: 512,
+        }
+    }
+}
+
+/// One service's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub kind: ServiceKind,
+    pub listen: ListenAddr,
+    pub enabled: bool,
+    pub limits: Limits,
+}
+
+/// The `exec` service's settings (read and checked now; the service itself
+/// arrives with its own issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecConfig {
+    pub allow: Vec<String>,
+    pub shell: bool,
+    pub timeout: Duration,
+}
+
+/// The dashboard's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+/// Everything switchboard runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where files/, the user accounts, the generated key and the audit log live.
+    pub data_dir: PathBuf,
+    /// The HMAC key for exec and files; `None` until generated at first start.
+    pub key: Option<Secret>,
+    pub web: WebConfig,
+    /// Indexed by [`ServiceKind::index`].
+    pub services: Vec<ServiceConfig>,
+    pub exec: ExecConfig,
+    /// How long shutdown waits for connections to finish before giving up.
+    pub shutdown_grace: Duration,
+    /// Things worth telling the operator that did not stop the start.
+    pub warnings: Vec<String>,
+}
+
+/// Why a configuration was refused. Each names the key and its origin.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot parse config file {path}: {message}")]
+    FileSyntax { path: PathBuf, message: String },
+    #[error("unknown config key `{key}` ({origin})")]
+    UnknownKey { key: String, origin: Origin },
+    #[error("bad value for `{key}` ({origin}): {message}")]
+    BadValue {
+        key: String,
+        origin: Origin,
+        message: String,
+    },
+    #[error("`--set` takes KEY=VALUE, got `{0}`")]
+    BadFlag(String),
+}
+
+/// Where a setting came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Env(String),
+    Flag,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "in {}", p.display()),
+            Origin::Env(name) => write!(f, "from environment variable {name}"),
+            Origin::Flag => f.write_str("from the command line"),
+        }
+    }
+}
+
+/// The type a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Str,
+    Bool,
+    Int,
+    StrList,
+}
+
+/// Sections for services that are configured now but run by later issues.
+/// Their keys are part of the contract in DESIGN.md, so they are accepted.
+const PLANNED_SERVICES: [(&str, u16); 4] = [
+    ("exec", 9003),
+    ("files", 9004),
+    ("files-classic", 9005),
+    ("login", 9006),
+];
+
+/// Every key the config accepts, with its type.
+fn schema() -> Vec<(String, Ty)> {
+    let mut keys = vec![
+        ("data_dir".to_owned(), Ty::Str),
+        ("key".to_owned(), Ty::Str),
+        ("shutdown_grace_ms".to_owned(), Ty::Int),
+        ("web.listen".to_owned(), Ty::Str),
+    ];
+    for kind in ServiceKind::ALL {
+        let mut fields = vec![("listen", Ty::Str), ("enabled", Ty::Bool)];
+        match kind.proto() {
+            Proto::Tcp => fields.extend([
+                ("max_connections", Ty::Int),
+                ("max_connections_per_peer", Ty::Int),
+                ("idle_timeout_ms", Ty::Int),
+            ]),
+            Proto::Udp => fields.extend([
+                ("max_peers", Ty::Int),
+                ("peer_rate", Ty::Int),
+                ("peer_burst", Ty::Int),
+                ("peer_ttl_ms", Ty::Int),
+            ]),
+        }
+        if kind == ServiceKind::Time {
+            fields.push(("max_reply_bytes", Ty::Int));
+        }
+        keys.extend(
+            fields
+                .into_iter()
+                .map(|(f, t)| (format!("services.{kind}.{f}"), t)),
+        );
+    }
+    for (name, _) in PLANNED_SERVICES {
+        keys.push((format!("services.{name}.listen"), Ty::Str));
+        keys.push((format!("services.{name}.enabled"), Ty::Bool));
+    }
+    keys.extend([
+        ("services.exec.allow".to_owned(), Ty::StrList),
+        ("services.exec.shell".to_owned(), Ty::Bool),
+        ("services.exec.timeout_ms".to_owned(), Ty::Int),
+    ]);
+    keys
+}
+
+/// The environment variable for a key: `services.udp-echo.listen` is
+/// `SWITCHBOARD_UDP_ECHO_LISTEN`, `web.listen` is `SWITCHBOARD_WEB_LISTEN`.
+pub fn env_name(key: &str) -> String {
+    let key = key.strip_prefix("services.").unwrap_or(key);
+    format!(
+        "SWITCHBOARD_{}",
+        key.replace(['.', '-'], "_").to_ascii_uppercase()
+    )
+}
+
+/// Environment variables read by `main` itself rather than mapped to keys.
+pub const ENV_CONFIG: &str = "SWITCHBOARD_CONFIG";
+pub const ENV_ADMIN_PASSWORD: &str = "SWITCHBOARD_ADMIN_PASSWORD";
+
+/// A config file's path and text, as read by `main`.
+pub struct FileSource<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+type Layer = BTreeMap<String, (toml::Value, Origin)>;
+
+fn flatten(prefix: &str, table: &toml::Table, origin: &Origin, out: &mut Layer) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, origin, out),
+            other => {
+                out.insert(key, (other.clone(), origin.clone()));
+            }
+        }
+    }
+}
+
+/// Parses a value given as text (environment or `--set`) as the key's type.
+fn parse_text(ty: Ty, text: &str) -> Result<toml::Value, String> {
+    let text = text.trim();
+    match ty {
+        Ty::Str => Ok(toml::Value::String(text.to_owned())),
+        Ty::Bool => match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("expected true or false, got `{text}`")),
+        },
+        Ty::Int => text
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("expected a whole number, got `{text}`")),
+        Ty::StrList => Ok(toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        )),
+    }
+}
+
+/// The merged layers, with typed getters that name the key on error.
+struct Merged {
+    values: Layer,
+}
+
+impl Merged {
+    fn bad(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let origin = self
+            .values
+            .get(key)
+            .map_or(Origin::Flag, |(_, o)| o.clone());
+        ConfigError::BadValue {
+            key: key.to_owned(),
+            origin,
+            message: message.into(),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&str>, ConfigError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some((toml::Value::String(s), _)) => Ok(Some(s)),
+            Some(_) => Err(self.bad(key, "expected a string")),
+        }
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.values.get(key) {
+            None => Ok(default),
+            Some((toml::Value::Boolean(b), _)) => Ok(*b),
+            Some(_) => Err(self.bad(key, "expected true or false")),
+        }
+    }
+
+    fn int(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        match self.values.get(key) {
+            None => Ok(default),
+            Some((toml::Value::Integer(i), _)) => u64::try_from(*i)
+                .ok()
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| self.bad(key, format!("expected {min} to {max}, got {i}"))),
+            Some(_) => Err(self.bad(key, "expected a whole number")),
+        }
+    }
+
+    fn usize(&self, key: &str, default: usize, min: u64, max: u64) -> Result<usize, ConfigError> {
+        // Bounds are far below usize::MAX on every platform we build for.
+        self.int(key, default as u64, min, max).map(|v| v as usize)
+    }
+
+    fn ms(
+        &self,
+        key: &str,
+        default: Duration,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        self.int(key, default.as_millis() as u64, min, max)
+            .map(Duration::from_millis)
+    }
+
+    fn str_list(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.values.get(key) {
+            None => Ok(None),
+            Some((toml::Value::Array(items), _)) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    _ => Err(self.bad(key, "expected a list of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.bad(key, "expected a list of strings")),
+        }
+    }
+
+    fn listen(
+        &self,
+        key: &str,
+        default: ListenAddr,
+        proto: Proto,
+    ) -> Result<ListenAddr, ConfigError> {
+        let Some(text) = self.str(key)? else {
+            return Ok(default);
+        };
+        let addr: ListenAddr = text.parse().map_err(|e: String| self.bad(key, e))?;
+        if proto == Proto::Udp && matches!(addr, ListenAddr::Unix(_)) {
+            return Err(self.bad(key, "a UDP service cannot listen on a unix: path"));
+        }
+        Ok(addr)
+    }
+}
+
+fn loopback(port: u16) -> ListenAddr {
+    ListenAddr::Inet(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+impl Config {
+    /// Merges the layers (file, then environment, then `--set KEY=VALUE`
+    /// flags, later wins) over the built-in defaults and checks every value.
+    ///
+    /// `env` holds the `SWITCHBOARD_*` variables; the ones `main` handles
+    /// itself (`SWITCHBOARD_CONFIG`, `SWITCHBOARD_ADMIN_PASSWORD`) are skipped,
+    /// and other unknown ones produce a warning rather than an error, since an
+    /// environment is often shared with other tools.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn resolve(
+        file: Option<FileSource<'_>>,
+        env: &BTreeMap<String, String>,
+        flags: &[String],
+    ) -> Result<Config, ConfigError> {
+        let schema: BTreeMap<String, Ty> = schema().into_iter().collect();
+        let mut values = Layer::new();
+        let mut warnings = Vec::new();
+
+        if let Some(FileSource { path, text }) = file {
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::FileSyntax {
+                        path: path.to_owned(),
+                        message: e.to_string(),
+                    })?;
+            let origin = Origin::File(path.to_owned());
+            let mut layer = Layer::new();
+            flatten("", &table, &origin, &mut layer);
+            for (key, (value, origin)) in layer {
+                let Some(&ty) = schema.get(&key) else {
+                    return Err(ConfigError::UnknownKey { key, origin });
+                };
+                // Accept an integer where a list is expected? No: TOML has
+                // types, so a file value must already have the right one.
+                if ty == Ty::Str && !value.is_str() {
+                    return Err(ConfigError::BadValue {
+                        key,
+                        origin,
+                        message: "expected a string".into(),
+                    });
+                }
+                values.insert(key, (value, origin));
+            }
+        }
+
+        let by_env: BTreeMap<String, (&String, Ty)> = schema
+            .iter()
+            .map(|(k, ty)| (env_name(k), (k, *ty)))
+            .collect();
+        for (name, text) in env {
+            if name == ENV_CONFIG || name == ENV_ADMIN_PASSWORD {
+                continue;
+            }
+            let Some(&(key, ty)) = by_env.get(name) else {
+                warnings.push(format!("ignoring unknown environment variable {name}"));
+                continue;
+            };
+            let origin = Origin::Env(name.clone());
+            let value = parse_text(ty, text).map_err(|message| ConfigError::BadValue {
+                key: key.clone(),
+                origin: origin.clone(),
+                message,
+            })?;
+            values.insert(key.clone(), (value, origin));
+        }
+
+        for flag in flags {
+            let (key, text) = flag
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadFlag(flag.clone()))?;
+            let key = key.trim();
+            let Some(&ty) = schema.get(key) else {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_owned(),
+                    origin: Origin::Flag,
+                });
+            };
+            let value = parse_text(ty, text).map_err(|message| ConfigError::BadValue {
+                key: key.to_owned(),
+                origin: Origin::Flag,
+                message,
+            })?;
+            values.insert(key.to_owned(), (value, Origin::Flag));
+        }
+
+        let mut config = Config::from_merged(&Merged { values })?;
+        config.warnings = warnings;
+        Ok(config)
+    }
+
+    fn from_merged(m: &Merged) -> Result<Config, ConfigError> {
+        let defaults = Config::default();
+        let data_dir = m.str("data_dir")?.map_or(defaults.data_dir, PathBuf::from);
+        if data_dir.as_os_str().is_empty() {
+            return Err(m.bad("data_dir", "must not be empty"));
+        }
+        let key = match m.str("key")? {
+            Some("") => return Err(m.bad("key", "must not be empty")),
+            Some(k) => Some(Secret::new(k)),
+            None => None,
+        };
+        let web_listen = m
+            .listen(
+                "web.listen",
+                ListenAddr::Inet(defaults.web.listen),
+                Proto::Tcp,
+            )?
+            .inet()
+            .ok_or_else(|| {
+                m.bad(
+                    "web.listen",
+                    "the dashboard listens on IP:PORT, not a unix: path",
+                )
+            })?;
+
+        let mut services = Vec::with_capacity(ServiceKind::ALL.len());
+        for kind in ServiceKind::ALL {
+            let key = |field: &str| format!("services.{kind}.{field}");
+            let d = Limits::default();
+            let limits = Limits {
+                max_connections: m.usize(
+                    &key("max_connections"),
+                    d.max_connections,
+                    1,
+                    1_000_000,
+                )?,
+                max_connections_per_peer: m.usize(
+                    &key("max_connections_per_peer"),
+                    d.max_connections_per_peer,
+                    1,
+                    1_000_000,
+                )?,
+                idle_timeout: m.ms(&key("idle_timeout_ms"), d.idle_timeout, 100, 86_400_000)?,
+                max_peers: m.usize(&key("max_peers"), d.max_peers, 1, 1_000_000)?,
+                peer_rate: m.int(&key("peer_rate"), u64::from(d.peer_rate), 1, 10_000_000)? as u32,
+                peer_burst: m.int(&key("peer_burst"), u64::from(d.peer_burst), 1, 10_000_000)?
+                    as u32,
+                peer_ttl: m.ms(&key("peer_ttl_ms"), d.peer_ttl, 100, 86_400_000)?,
+                max_reply_bytes: m.usize(&key("max_reply_bytes"), d.max_reply_bytes, 16, 65_000)?,
+            };
+            services.push(ServiceConfig {
+                kind,
+                listen: m.listen(&key("listen"), loopback(kind.default_port()), kind.proto())?,
+                enabled: m.bool(&key("enabled"), true)?,
+                limits,
+            });
+        }
+        for (name, port) in PLANNED_SERVICES {
+            m.listen(
+                &format!("services.{name}.listen"),
+                loopback(port),
+                Proto::Tcp,
+            )?;
+            m.bool(&format!("services.{name}.enabled"), true)?;
+        }
+
+        let exec = ExecConfig {
+            allow: m
+                .str_list("services.exec.allow")?
+                .unwrap_or(defaults.exec.allow),
+            shell: m.bool("services.exec.shell", false)?,
+            timeout: m.ms(
+                "services.exec.timeout_ms",
+                defaults.exec.timeout,
+                10,
+                86_400_000,
+            )?,
+        };
+        if let Some(bad) = exec.allow.iter().find(|p| p.is_empty() || p.contains('/')) {
+            return Err(m.bad(
+                "services.exec.allow",
+                format!(
+                    "`{bad}`: list program names, not paths (they are looked up in PATH at start)"
+                ),
+            ));
+        }
+
+        Ok(Config {
+            data_dir,
+            key,
+            web: WebConfig { listen: web_listen },
+            services,
+            exec,
+            shutdown_grace: m.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Settings of one service.
+    pub fn service(&self, kind: ServiceKind) -> &ServiceConfig {
+        &self.services[kind.index()]
+    }
+
+    pub fn service_mut(&mut self, kind: ServiceKind) -> &mut ServiceConfig {
+        &mut self.services[kind.index()]
+    }
+
+    /// Every service on 127.0.0.1 port 0 (an ephemeral port) with `data_dir`:
+    /// what tests start from.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config {
+            data_dir: data_dir.into(),
+            ..Config::default()
+        };
+        for s in &mut config.services {
+            s.listen = loopback(0);
+        }
+        config.web.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        config
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults: every service enabled on loopback at its port.
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("switchboard-data"),
+            key: None,
+            web: WebConfig {
+                listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            },
+            services: ServiceKind::ALL
+                .into_iter()
+                .map(|kind| ServiceConfig {
+                    kind,
+                    listen: loopback(kind.default_port()),
+                    enabled: true,
+                    limits: Limits::default(),
+                })
+                .collect(),
+            exec: ExecConfig {
+                allow: ["date", "uptime", "uname", "ls", "df", "echo", "whoami"]
+                    .map(String::from)
+                    .to_vec(),
+                shell: false,
+                timeout: Duration::from_secs(10),
+            },
+            shutdown_grace: Duration::from_secs(5),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> Option<FileSource<'_>> {
+        Some(FileSource {
+            path: Path::new("/etc/sb.toml"),
+            text,
+        })
+    }
+
+    #[test]
+    fn defaults_bind_loopback_at_the_design_ports() {
+        let c = Config::resolve(None, &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("switchboard-data"));
+        assert_eq!(c.web.listen.to_string(), "127.0.0.1:8080");
+        let ports: Vec<String> = c.services.iter().map(|s| s.listen.to_string()).collect();
+        assert_eq!(
+            ports,
+            ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]
+        );
+        assert!(c.services.iter().all(|s| s.enabled));
+        assert!(c.key.is_none());
+        assert!(!c.exec.shell);
+    }
+
+    #[test]
+    fn later_layers_win_file_then_env_then_flags() {
+        let text = r#"
+            data_dir = "/var/lib/sb"
+            key = "from-file"
+            [web]
+            listen = "127.0.0.1:8081"
+            [services.echo]
+            listen = "127.0.0.1:7000"
+            enabled = false
+            [services.udp-echo]
+            listen = "[::1]:7001"
+        "#;
+        let e = env(&[
+            ("SWITCHBOARD_ECHO_LISTEN", "127.0.0.1:7100"),
+            ("SWITCHBOARD_KEY", "from-env"),
+        ]);
+        let flags = vec!["services.echo.listen=unix:/tmp/e.sock".to_string()];
+        let c = Config::resolve(file(text), &e, &flags).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/sb"));
+        assert_eq!(c.key.as_ref().unwrap().expose(), b"from-env");
+        assert_eq!(c.web.listen.port(), 8081);
+        let echo = c.service(ServiceKind::Echo);
+        assert_eq!(echo.listen, ListenAddr::Unix("/tmp/e.sock".into()));
+        assert!(!echo.enabled);
+        assert_eq!(
+            c.service(ServiceKind::UdpEcho).listen.to_string(),
+            "[::1]:7001"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name_from_every_layer() {
+        let err = Config::resolve(
+            file("[services.echo]\nlisten_addr = \"x\"\n"),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "unknown config key `services.echo.listen_addr` (in /etc/sb.toml)"
+        );
+        let err = Config::resolve(
+            file("[services.nope]\nenabled = true\n"),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`services.nope.enabled`"), "{err}");
+        let err = Config::resolve(None, &BTreeMap::new(), &["web.port=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "unknown config key `web.port` (from the command line)");
+        // UDP-only keys are not accepted on a TCP service.
+        assert!(
+            Config::resolve(
+                file("[services.echo]\npeer_rate = 5\n"),
+                &BTreeMap::new(),
+                &[]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_env_vars_warn_instead_of_failing() {
+        let c = Config::resolve(
+            None,
+            &env(&[("SWITCHBOARD_NOPE", "1"), ("SWITCHBOARD_CONFIG", "x")]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.warnings,
+            ["ignoring unknown environment variable SWITCHBOARD_NOPE"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_origin() {
+        let err = Config::resolve(
+            None,
+            &env(&[("SWITCHBOARD_ECHO_LISTEN", "localhost:9000")]),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("bad value for `services.echo.listen` (from environment variable SWITCHBOARD_ECHO_LISTEN)"), "{err}");
+        let err = Config::resolve(
+            file("[services.time]\nlisten = \"unix:/tmp/t\"\n"),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("UDP service cannot listen on a unix: path"),
+            "{err}"
+        );
+        let err = Config::resolve(
+            file("[services.echo]\nmax_connections = 0\n"),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("expected 1 to 1000000, got 0"), "{err}");
+        let err = Config::resolve(
+            file("[services.echo]\nenabled = \"yes\"\n"),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("expected true or false"), "{err}");
+        assert!(matches!(
+            Config::resolve(file("data_dir = ["), &BTreeMap::new(), &[]),
+            Err(ConfigError::FileSyntax { .. })
+        ));
+        assert!(matches!(
+            Config::resolve(None, &BTreeMap::new(), &["novalue".into()]),
+            Err(ConfigError::BadFlag(_))
+        ));
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let text = r#"
+            data_dir = "switchboard-data"
+            key = "..."
+            [web]
+            listen = "127.0.0.1:8080"
+            [services.echo]
+            listen = "127.0.0.1:9000"
+            enabled = true
+            [services.exec]
+            listen = "127.0.0.1:9003"
+            allow = ["date", "uptime", "uname", "ls", "df", "echo", "whoami"]
+            shell = false
+            timeout_ms = 10000
+        "#;
+        let c = Config::resolve(file(text), &BTreeMap::new(), &[]).unwrap();
+        assert_eq!(c.exec.allow.len(), 7);
+        assert_eq!(c.exec.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn env_names_follow_the_keys() {
+        assert_eq!(
+            env_name("services.udp-echo.listen"),
+            "SWITCHBOARD_UDP_ECHO_LISTEN"
+        );
+        assert_eq!(
+            env_name("services.files-classic.enabled"),
+            "SWITCHBOARD_FILES_CLASSIC_ENABLED"
+        );
+        assert_eq!(env_name("web.listen"), "SWITCHBOARD_WEB_LISTEN");
+        assert_eq!(env_name("data_dir"), "SWITCHBOARD_DATA_DIR");
+        assert_eq!(env_name("key"), "SWITCHBOARD_KEY");
+        let c = Config::resolve(
+            None,
+            &env(&[
+                ("SWITCHBOARD_EXEC_ALLOW", "date, ls"),
+                ("SWITCHBOARD_TIME_ENABLED", "no"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.exec.allow, ["date", "ls"]);
+        assert!(!c.service(ServiceKind::Time).enabled);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::resolve(None, &env(&[("SWITCHBOARD_KEY", "hunter2")]), &[]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn listen_addrs_parse_and_print() {
+        for s in [
+            "127.0.0.1:9000",
+            "[::1]:9000",
+            "unix:/tmp/x.sock",
+            "0.0.0.0:1",
+        ] {
+            assert_eq!(s.parse::<ListenAddr>().unwrap().to_string(), s);
+        }
+        for s in ["localhost:9000", "9000", "unix:", "127.0.0.1", "[::1]"] {
+            assert!(s.parse::<ListenAddr>().is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! switchboard: the classic socket-tutorial servers made real, with a web
+//! dashboard in front of them and a command-line client for each, in one
+//! binary.
+//!
+//! How the pieces fit:
+//!
+//! - [`wire`]: the formats on the wire as pure functions, no I/O.
+//! - [`service`]: one module per service, each a loop over a bound socket
+//!   that stops on its cancellation token; the [`service::Supervisor`]
+//!   starts, stops and restarts them and knows their state.
+//! - [`stats`]: the live registry every service reports to: connections,
+//!   bytes, per-second history, events. Lock-free on the data path.
+//! - [`client`]: a client per service, used by the CLI (and the dashboard,
+//!   so that what the browser does crosses a real socket).
+//! - [`config`]: the one `Config`, merged from defaults, file, environment
+//!   and flags by a pure function.
+//! - [`shutdown`]: the root cancellation token and task tracker.
+//! - [`kind`]: the service names, shared by all of the above.
+//!
+//! Dependencies point one way: `service` uses `wire` and `stats`; `client`
+//! uses `wire`; `wire`, `stats` and `kind` use nothing above them.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod kind;
+pub mod service;
+pub mod shutdown;
+pub mod stats;
+pub mod wire;

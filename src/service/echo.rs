@@ -1,0 +1,137 @@
+//! `echo` (TCP): every chunk received is sent back ASCII upper-cased.
+//!
+//! No framing, on purpose: what one read returns is what is echoed, so the
+//! tutorials' "sticky packets" can be seen. A task per connection is the
+//! async form of the tutorials' `ThreadingTCPServer`.
+//!
+//! Bounds: `max_connections` at once (then refused with a message), and
+//! `max_connections_per_peer` per IP; a connection idle for `idle_timeout`
+//! either way is closed, which also drops a peer that stops reading our
+//! replies (its writes stall). The read buffer is allocated untouched, so an
+//! idle connection costs little resident memory.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::listen::{Listener, Peer};
+use super::{PeerLimit, ServiceCtx, ServiceError, refuse};
+use crate::kind::Proto;
+use crate::stats::ConnGuard;
+use crate::wire;
+
+/// Largest chunk read (and so echoed) at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs the echo service on a bound listener until `ctx.cancel` fires.
+///
+/// # Errors
+/// None in practice: accept errors are logged and retried.
+pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    let per_peer = PeerLimit::default();
+    loop {
+        let accepted = tokio::select! {
+            () = ctx.cancel.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                super::accept_backoff(ctx.kind, &e, &ctx.cancel).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            let max = ctx.limits.max_connections;
+            refuse(
+                &stream,
+                &format!(
+                    "switchboard: echo is at its limit of {max} connections, try again later\n"
+                ),
+            );
+            ctx.stats
+                .refused(ctx.kind, peer.to_string(), "too many connections");
+            continue;
+        };
+        let peer_slot = match peer {
+            Peer::Inet(addr) => {
+                let max = ctx.limits.max_connections_per_peer;
+                match per_peer.try_acquire(addr.ip(), max) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        refuse(
+                            &stream,
+                            &format!(
+                                "switchboard: too many connections from {}, limit {max}\n",
+                                addr.ip()
+                            ),
+                        );
+                        ctx.stats.refused(
+                            ctx.kind,
+                            peer.to_string(),
+                            "too many connections from this address",
+                        );
+                        continue;
+                    }
+                }
+            }
+            Peer::Unix => None,
+        };
+        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let cancel = ctx.cancel.clone();
+        let idle = ctx.limits.idle_timeout;
+        let stats = ctx.stats.clone();
+        ctx.tasks.spawn(async move {
+            if let Err(e) = serve_conn(stream, &conn, cancel, idle).await {
+                tracing::debug!(
+                    service = "echo",
+                    peer = conn.peer(),
+                    "connection ended: {e}"
+                );
+                stats.error(conn.service());
+            }
+            drop((permit, peer_slot, conn));
+        });
+    }
+}
+
+/// Echoes until EOF, cancellation, the idle timeout or an error. On EOF (the
+/// peer half-closed) everything read has been echoed before we close too.
+async fn serve_conn<S>(
+    mut stream: S,
+    conn: &ConnGuard,
+    cancel: CancellationToken,
+    idle: std::time::Duration,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Capacity only: pages are touched when data arrives, not per connection.
+    let mut buf = Vec::with_capacity(READ_CHUNK);
+    loop {
+        buf.clear();
+        let read = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => read,
+        };
+        let n = read.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))??;
+        if n == 0 {
+            break;
+        }
+        conn.add_in(n);
+        wire::ascii_upper_in_place(&mut buf[..n]);
+        // Not cancel safe, and it need not be: on cancel the connection is dropped.
+        let wrote = tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            wrote = tokio::time::timeout(idle, stream.write_all(&buf[..n])) => wrote,
+        };
+        wrote.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
+        conn.add_out(n);
+    }
+    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
+    Ok(())
+}

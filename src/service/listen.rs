@@ -1,0 +1,164 @@
+//! Binding the sockets services run on, the same way everywhere.
+//!
+//! TCP listeners set `SO_REUSEADDR` (what the tutorials set by hand), so a
+//! stopped service can start again at once on the same port while old
+//! connections sit in TIME_WAIT. UDP sockets do not: on Linux it would let a
+//! second process bind the same UDP port silently, and UDP has no TIME_WAIT
+//! to wait out. Unix sockets remove a stale socket file left by a crash, but
+//! never one that still answers, and remove their file when dropped.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use tokio_util::either::Either;
+
+use crate::config::ListenAddr;
+
+/// Listen backlog: the kernel caps it at `net.core.somaxconn` anyway.
+const BACKLOG: i32 = 1024;
+
+/// A bound TCP or unix-socket listener.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixSocketListener),
+}
+
+/// A unix listener that removes its socket file when dropped.
+pub struct UnixSocketListener {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for UnixSocketListener {
+    fn drop(&mut self) {
+        // Best effort: the folder may be gone already at shutdown.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// An accepted stream of either kind; reads and writes like either.
+pub type Stream = Either<TcpStream, UnixStream>;
+
+/// Who is on the other end of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Inet(SocketAddr),
+    /// Unix-socket peers are unnamed; there is nothing more to show.
+    Unix,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Inet(a) => write!(f, "{a}"),
+            Peer::Unix => f.write_str("unix"),
+        }
+    }
+}
+
+impl Listener {
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> io::Result<ListenAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map(ListenAddr::Inet),
+            Listener::Unix(u) => Ok(ListenAddr::Unix(u.path.clone())),
+        }
+    }
+
+    /// Accepts one connection.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, like the `accept` methods it wraps.
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept().await?;
+                // Echo-style request/response is latency-bound: no Nagle delay.
+                s.set_nodelay(true)?;
+                Ok((Either::Left(s), Peer::Inet(addr)))
+            }
+            Listener::Unix(u) => {
+                let (s, _) = u.listener.accept().await?;
+                Ok((Either::Right(s), Peer::Unix))
+            }
+        }
+    }
+}
+
+/// Binds a TCP (or unix-socket) listener. Call inside a tokio runtime.
+///
+/// # Errors
+/// The OS error, e.g. `AddrInUse` when the port is taken.
+pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
+    match addr {
+        ListenAddr::Inet(addr) => {
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&(*addr).into())?;
+            socket.listen(BACKLOG)?;
+            Ok(Listener::Tcp(TcpListener::from_std(socket.into())?))
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path)?;
+            let listener = UnixListener::bind(path)?;
+            Ok(Listener::Unix(UnixSocketListener {
+                listener,
+                path: path.clone(),
+            }))
+        }
+    }
+}
+
+/// Binds a UDP socket. Call inside a tokio runtime.
+///
+/// # Errors
+/// The OS error, or `InvalidInput` for a unix: address.
+pub fn bind_udp(addr: &ListenAddr) -> io::Result<UdpSocket> {
+    let ListenAddr::Inet(addr) = addr else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "UDP needs IP:PORT",
+        ));
+    };
+    let socket = Socket::new(Domain::for_address(*addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&(*addr).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::from(io::ErrorKind::AddrInUse)),
+        Err(_) => std::fs::remove_file(path),
+    }
+}
+
+/// A short, human reason for a bind failure: what `failed: <reason>` shows.
+pub fn bind_failure(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "address in use".into(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this host".into(),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".into()
+        }
+        _ => e.to_string(),
+    }
+}

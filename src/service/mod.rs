@@ -1,0 +1,507 @@
+//! The services, and the [`Supervisor`] that starts, stops and watches them.
+//!
+//! Each service is one file exposing `run(socket, ctx)`: a loop that hands
+//! each connection (TCP) or datagram (UDP) on, reports to [`Stats`], and
+//! returns when its token is cancelled. The supervisor binds the socket
+//! before calling `run`, so nothing can connect before a service listens, and
+//! a bind failure becomes that service's `failed: <reason>` state without
+//! touching the others. Services know nothing about HTTP.
+
+pub mod listen;
+
+mod echo;
+mod time;
+mod udp;
+mod udp_echo;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Limits, ListenAddr, ServiceConfig};
+use crate::kind::{Proto, ServiceKind};
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+
+pub use listen::{Peer, bind_failure};
+
+/// Why a service could not start or stopped running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{service} cannot listen on {addr}: {reason}")]
+    Bind {
+        service: ServiceKind,
+        addr: ListenAddr,
+        reason: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is disabled in the configuration")]
+    Disabled(ServiceKind),
+    #[error("{service} did not stop within {after:?}")]
+    StopTimeout {
+        service: ServiceKind,
+        after: Duration,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// What a running service gets: its own token and task tracker, the stats
+/// registry and its limits. Nothing else.
+#[derive(Clone)]
+pub struct ServiceCtx {
+    pub kind: ServiceKind,
+    /// Cancelled when this service (or the whole process) stops.
+    pub cancel: CancellationToken,
+    /// This service's connection tasks, so a stop can wait for them.
+    pub tasks: TaskTracker,
+    pub stats: Stats,
+    pub limits: Limits,
+    /// Ports our UDP services are bound to: never answered by another one.
+    pub own_udp_ports: OwnPorts,
+}
+
+/// The ports our own UDP services are bound to, so that no two of them can
+/// be made to answer each other forever. Lock-free: read per datagram.
+#[derive(Clone, Default)]
+pub struct OwnPorts(Arc<[AtomicU16; ServiceKind::ALL.len()]>);
+
+impl OwnPorts {
+    fn set(&self, kind: ServiceKind, port: u16) {
+        self.0[kind.index()].store(port, Ordering::Relaxed);
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        port != 0 && self.0.iter().any(|p| p.load(Ordering::Relaxed) == port)
+    }
+}
+
+impl ServiceCtx {
+    /// A context for running a service outside the supervisor (tests, benches).
+    pub fn new(kind: ServiceKind, stats: Stats, limits: Limits) -> Self {
+        ServiceCtx {
+            kind,
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            stats,
+            limits,
+            own_udp_ports: OwnPorts::default(),
+        }
+    }
+}
+
+/// Counts open connections per IP address, for `max_connections_per_peer`.
+/// Touched only when a connection opens or closes, never per byte.
+#[derive(Clone, Default)]
+pub(crate) struct PeerLimit {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Holds one of a peer's connection slots; dropping it frees the slot.
+pub(crate) struct PeerSlot {
+    limit: PeerLimit,
+    ip: IpAddr,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Counters only: consistent after any panic, so poisoning is ignored.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PeerLimit {
+    /// Takes a slot for `ip`, or `None` when it already has `max` open.
+    pub(crate) fn try_acquire(&self, ip: IpAddr, max: usize) -> Option<PeerSlot> {
+        let mut open = lock(&self.open);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            limit: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.limit.open);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A service's state, as shown everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    Failed(String),
+}
+
+impl std::fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceState::Running => f.write_str("running"),
+            ServiceState::Stopped => f.write_str("stopped"),
+            ServiceState::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+/// One service's status, as plain data.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: ServiceKind,
+    pub proto: Proto,
+    /// The configured address.
+    pub listen: String,
+    /// The address actually bound while running (differs for port 0).
+    pub local_addr: Option<String>,
+    /// `running`, `stopped` or `failed: <reason>`.
+    pub state: String,
+    pub enabled: bool,
+    /// When the state last changed.
+    pub since_unix_ms: u64,
+}
+
+/// Starts, stops and watches every service. Cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    inner: Arc<SupInner>,
+}
+
+struct SupInner {
+    stats: Stats,
+    root: Shutdown,
+    grace: Duration,
+    slots: Vec<Slot>,
+    own_udp_ports: OwnPorts,
+}
+
+struct Slot {
+    /// Serialises start/stop/restart of this one service.
+    op: tokio::sync::Mutex<()>,
+    /// Held only for a few instructions, never across an `.await`.
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    config: ServiceConfig,
+    state: ServiceState,
+    since: SystemTime,
+    local: Option<ListenAddr>,
+    running: Option<Running>,
+    generation: u64,
+}
+
+/// A freshly bound socket of the kind a service needs.
+enum Bound {
+    Tcp(listen::Listener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Bound {
+    fn bind(proto: Proto, addr: &ListenAddr) -> std::io::Result<(Bound, ListenAddr)> {
+        match proto {
+            Proto::Tcp => {
+                let l = listen::bind_tcp(addr)?;
+                let local = l.local_addr()?;
+                Ok((Bound::Tcp(l), local))
+            }
+            Proto::Udp => {
+                let s = listen::bind_udp(addr)?;
+                let local = ListenAddr::Inet(s.local_addr()?);
+                Ok((Bound::Udp(s), local))
+            }
+        }
+    }
+}
+
+struct Running {
+    generation: u64,
+    cancel: CancellationToken,
+    conns: TaskTracker,
+    handle: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// A supervisor for `config`'s services; nothing starts until asked.
+    pub fn new(config: &Config, stats: Stats, root: Shutdown) -> Self {
+        let slots = ServiceKind::ALL
+            .into_iter()
+            .map(|kind| Slot {
+                op: tokio::sync::Mutex::new(()),
+                state: Mutex::new(SlotState {
+                    config: config.service(kind).clone(),
+                    state: ServiceState::Stopped,
+                    since: SystemTime::now(),
+                    local: None,
+                    running: None,
+                    generation: 0,
+                }),
+            })
+            .collect();
+        Supervisor {
+            inner: Arc::new(SupInner {
+                stats,
+                root,
+                grace: config.shutdown_grace,
+                slots,
+                own_udp_ports: OwnPorts::default(),
+            }),
+        }
+    }
+
+    fn slot(&self, kind: ServiceKind) -> &Slot {
+        &self.inner.slots[kind.index()]
+    }
+
+    /// Starts every enabled service. One failing (a port taken) does not
+    /// stop the others; the failures are returned for the caller to report.
+    pub async fn start_enabled(&self) -> Vec<ServiceError> {
+        let mut failures = Vec::new();
+        for kind in ServiceKind::ALL {
+            if !lock(&self.slot(kind).state).config.enabled {
+                continue;
+            }
+            if let Err(e) = self.start(kind).await {
+                failures.push(e);
+            }
+        }
+        failures
+    }
+
+    /// Starts a service (a no-op if it runs). Returns the address it listens on.
+    ///
+    /// # Errors
+    /// [`ServiceError::Bind`] when the socket cannot be bound; the service's
+    /// state becomes `failed: <reason>`.
+    pub async fn start(&self, kind: ServiceKind) -> Result<ListenAddr, ServiceError> {
+        let _op = self.slot(kind).op.lock().await;
+        self.start_locked(kind)
+    }
+
+    /// Stops a service: stops accepting, closes its connections and waits
+    /// (up to the shutdown grace period) for their tasks to end.
+    ///
+    /// # Errors
+    /// [`ServiceError::StopTimeout`] when its tasks outlived the grace period.
+    pub async fn stop(&self, kind: ServiceKind) -> Result<(), ServiceError> {
+        let _op = self.slot(kind).op.lock().await;
+        self.stop_locked(kind).await
+    }
+
+    /// Stops then starts a service, with no other start or stop in between.
+    ///
+    /// # Errors
+    /// As [`Supervisor::stop`] and [`Supervisor::start`].
+    pub async fn restart(&self, kind: ServiceKind) -> Result<ListenAddr, ServiceError> {
+        let _op = self.slot(kind).op.lock().await;
+        self.stop_locked(kind).await?;
+        self.start_locked(kind)
+    }
+
+    fn set_state(&self, kind: ServiceKind, st: &mut SlotState, state: ServiceState) {
+        if st.state != state {
+            st.state = state;
+            st.since = SystemTime::now();
+            self.inner.stats.service_state(kind, st.state.to_string());
+        }
+    }
+
+    fn start_locked(&self, kind: ServiceKind) -> Result<ListenAddr, ServiceError> {
+        let slot = self.slot(kind);
+        let (config, generation) = {
+            let mut st = lock(&slot.state);
+            if let (Some(_), Some(local)) = (&st.running, &st.local) {
+                return Ok(local.clone());
+            }
+            st.generation += 1;
+            (st.config.clone(), st.generation)
+        };
+        let cancel = self.inner.root.token.child_token();
+        let ctx = ServiceCtx {
+            kind,
+            cancel: cancel.clone(),
+            tasks: TaskTracker::new(),
+            stats: self.inner.stats.clone(),
+            limits: config.limits.clone(),
+            own_udp_ports: self.inner.own_udp_ports.clone(),
+        };
+        let conns = ctx.tasks.clone();
+        let (socket, local) = match Bound::bind(kind.proto(), &config.listen) {
+            Ok(bound) => bound,
+            Err(source) => {
+                let reason = bind_failure(&source);
+                self.set_state(
+                    kind,
+                    &mut lock(&slot.state),
+                    ServiceState::Failed(reason.clone()),
+                );
+                let err = ServiceError::Bind {
+                    service: kind,
+                    addr: config.listen,
+                    reason,
+                    source,
+                };
+                tracing::warn!("{err}");
+                return Err(err);
+            }
+        };
+        let fut = async move {
+            match (kind, socket) {
+                (ServiceKind::Echo, Bound::Tcp(l)) => echo::run(l, ctx).await,
+                (ServiceKind::UdpEcho, Bound::Udp(s)) => udp_echo::run(s, ctx).await,
+                (ServiceKind::Time, Bound::Udp(s)) => time::run(s, ctx).await,
+                (kind, _) => unreachable!("Bound::bind follows {kind}'s protocol"),
+            }
+        };
+        let inner_handle = self.inner.root.tasks.spawn(fut);
+        let me = self.clone();
+        let handle = self.inner.root.tasks.spawn(async move {
+            let outcome = match inner_handle.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(join) => format!("crashed: {join}"),
+            };
+            tracing::error!(service = %kind, "service ended: {outcome}");
+            let slot = me.slot(kind);
+            let mut st = lock(&slot.state);
+            if st
+                .running
+                .as_ref()
+                .is_some_and(|r| r.generation == generation)
+            {
+                st.running = None;
+                st.local = None;
+                me.set_state(kind, &mut st, ServiceState::Failed(outcome));
+            }
+        });
+        let mut st = lock(&slot.state);
+        st.running = Some(Running {
+            generation,
+            cancel,
+            conns,
+            handle,
+        });
+        if let (Proto::Udp, Some(addr)) = (kind.proto(), local.inet()) {
+            self.inner.own_udp_ports.set(kind, addr.port());
+        }
+        st.local = Some(local.clone());
+        self.set_state(kind, &mut st, ServiceState::Running);
+        tracing::info!(service = %kind, "listening on {local}");
+        Ok(local)
+    }
+
+    async fn stop_locked(&self, kind: ServiceKind) -> Result<(), ServiceError> {
+        let slot = self.slot(kind);
+        let running = lock(&slot.state).running.take();
+        let Some(running) = running else {
+            // Not running (never started, or failed): stopping acknowledges it.
+            self.set_state(kind, &mut lock(&slot.state), ServiceState::Stopped);
+            return Ok(());
+        };
+        running.cancel.cancel();
+        running.conns.close();
+        let grace = self.inner.grace;
+        let finished = tokio::time::timeout(grace, async {
+            // The listener is dropped when `run` returns: after this the port is free.
+            let _ = running.handle.await;
+            running.conns.wait().await;
+        })
+        .await;
+        self.inner.own_udp_ports.set(kind, 0);
+        let mut st = lock(&slot.state);
+        st.local = None;
+        self.set_state(kind, &mut st, ServiceState::Stopped);
+        tracing::info!(service = %kind, "stopped");
+        finished.map_err(|_| ServiceError::StopTimeout {
+            service: kind,
+            after: grace,
+        })
+    }
+
+    /// Stops every running service (used at shutdown, before draining).
+    pub async fn stop_all(&self) {
+        for kind in ServiceKind::ALL {
+            if let Err(e) = self.stop(kind).await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// The current state of one service.
+    pub fn state(&self, kind: ServiceKind) -> ServiceState {
+        lock(&self.slot(kind).state).state.clone()
+    }
+
+    /// The address a running service is bound to.
+    pub fn local_addr(&self, kind: ServiceKind) -> Option<ListenAddr> {
+        lock(&self.slot(kind).state).local.clone()
+    }
+
+    /// Every service's status, in [`ServiceKind::ALL`] order.
+    pub fn statuses(&self) -> Vec<ServiceStatus> {
+        ServiceKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let st = lock(&self.slot(kind).state);
+                ServiceStatus {
+                    name: kind,
+                    proto: kind.proto(),
+                    listen: st.config.listen.to_string(),
+                    local_addr: st.local.as_ref().map(ToString::to_string),
+                    state: st.state.to_string(),
+                    enabled: st.config.enabled,
+                    since_unix_ms: st
+                        .since
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                }
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+}
+
+/// Writes a one-line refusal without waiting: a peer that is refused gets
+/// told why if its socket can take the bytes now, and is closed either way.
+pub(crate) fn refuse(stream: &listen::Stream, message: &str) {
+    let _ = match stream {
+        tokio_util::either::Either::Left(s) => s.try_write(message.as_bytes()),
+        tokio_util::either::Either::Right(s) => s.try_write(message.as_bytes()),
+    };
+}
+
+/// After a failed accept (mostly: out of file descriptors) waits a moment so
+/// the accept loop does not spin, unless the service is stopped meanwhile.
+pub(crate) async fn accept_backoff(
+    kind: ServiceKind,
+    e: &std::io::Error,
+    cancel: &CancellationToken,
+) {
+    if e.kind() == std::io::ErrorKind::ConnectionAborted {
+        return; // the peer gave up before we accepted: nothing to wait out
+    }
+    tracing::warn!(service = %kind, "accept failed: {e}");
+    let _ = cancel
+        .run_until_cancelled(tokio::time::sleep(Duration::from_millis(100)))
+        .await;
+}

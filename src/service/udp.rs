@@ -1,0 +1,193 @@
+//! The loop both UDP services share: receive a datagram, decide whether to
+//! answer, compute the reply, send it back.
+//!
+//! One task serves the socket. The tutorials' `ThreadingUDPServer` starts a
+//! thread per datagram because a Python handler may block; ours compute a
+//! reply in microseconds and never block, so a task per datagram would only
+//! add overhead. The peer table belongs to this task alone: no lock.
+//!
+//! Who is not answered, and why:
+//! - source ports below 1024 and a few well-known higher ones (SSDP, mDNS,
+//!   memcached...): a spoofed datagram from such a port would start a loop
+//!   with, or a reflection through, another UDP service;
+//! - the ports our own UDP services listen on, for the same reason (udp-echo
+//!   and time would otherwise answer each other forever);
+//! - a source over its rate (a token bucket per source address);
+//! - a new source while `max_peers` are tracked.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use super::{ServiceCtx, ServiceError};
+use crate::kind::Proto;
+use crate::stats::ConnGuard;
+
+/// Largest UDP payload there is; the receive buffer must hold it whole or
+/// the kernel truncates the datagram silently.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// Well-known ports above 1023 that answer UDP and so could loop or reflect.
+const REFLECTOR_PORTS: [u16; 6] = [1900, 3702, 5353, 5683, 11211, 27015];
+
+/// Whether a datagram from `src` must go unanswered (see the module docs).
+pub(crate) fn blocked_source(src: SocketAddr, own_ports: &[u16]) -> bool {
+    let port = src.port();
+    port < 1024 || REFLECTOR_PORTS.contains(&port) || own_ports.contains(&port)
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        TokenBucket {
+            tokens: f64::from(burst),
+            last: now,
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct PeerEntry {
+    conn: ConnGuard,
+    bucket: TokenBucket,
+    last_seen: Instant,
+}
+
+/// Serves `socket` until cancelled; `respond` appends the reply to a
+/// request into the (cleared) buffer it is given.
+///
+/// # Errors
+/// Only if the socket's own address cannot be read; receive and send errors
+/// are logged and the loop goes on.
+pub(crate) async fn serve(
+    socket: UdpSocket,
+    ctx: ServiceCtx,
+    mut respond: impl FnMut(&[u8], &mut Vec<u8>),
+) -> Result<(), ServiceError> {
+    let own_port = socket.local_addr()?.port();
+    let limits = &ctx.limits;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut reply = Vec::with_capacity(2048);
+    let mut peers: HashMap<SocketAddr, PeerEntry> = HashMap::new();
+    let sweep_every =
+        (limits.peer_ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(sweep_every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        let received = tokio::select! {
+            () = ctx.cancel.cancelled() => return Ok(()),
+            _ = sweep.tick() => {
+                expire(&mut peers, limits.peer_ttl);
+                continue;
+            }
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let (n, src) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // e.g. ECONNREFUSED reported for an earlier reply: not fatal.
+                tracing::debug!(service = %ctx.kind, "recv failed: {e}");
+                continue;
+            }
+        };
+        if blocked_source(src, &[own_port]) || ctx.own_udp_ports.contains(src.port()) {
+            ctx.stats.dropped(ctx.kind);
+            continue;
+        }
+        let now = Instant::now();
+        if !peers.contains_key(&src) && peers.len() >= limits.max_peers {
+            expire(&mut peers, limits.peer_ttl);
+            if peers.len() >= limits.max_peers {
+                ctx.stats.dropped(ctx.kind);
+                continue;
+            }
+        }
+        let peer = peers.entry(src).or_insert_with(|| PeerEntry {
+            conn: ctx.stats.open(ctx.kind, Proto::Udp, src.to_string()),
+            bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
+            last_seen: now,
+        });
+        peer.last_seen = now;
+        peer.conn.add_in(n);
+        if !peer.bucket.take(now) {
+            ctx.stats.dropped(ctx.kind);
+            continue;
+        }
+        reply.clear();
+        respond(&buf[..n], &mut reply);
+        // A cancelled send of a datagram sends nothing; no partial state.
+        let sent = tokio::select! {
+            () = ctx.cancel.cancelled() => return Ok(()),
+            sent = socket.send_to(&reply, src) => sent,
+        };
+        match sent {
+            Ok(m) => peer.conn.add_out(m),
+            Err(e) => {
+                tracing::debug!(service = %ctx.kind, peer = %src, "send failed: {e}");
+                ctx.stats.error(ctx.kind);
+            }
+        }
+    }
+}
+
+/// Forgets peers not seen for `ttl`; dropping their guards removes them
+/// from the live registry.
+fn expire(peers: &mut HashMap<SocketAddr, PeerEntry>, ttl: Duration) {
+    let now = Instant::now();
+    peers.retain(|_, p| now.saturating_duration_since(p.last_seen) < ttl);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn well_known_and_own_ports_are_blocked() {
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        for port in [0, 7, 13, 17, 19, 37, 53, 123, 1023, 1900, 5353, 11211] {
+            assert!(blocked_source(at(port), &[]), "{port}");
+        }
+        assert!(blocked_source(at(9001), &[9001]));
+        assert!(!blocked_source(at(40000), &[9001]));
+    }
+
+    #[test]
+    fn token_bucket_allows_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, 3, t0);
+        assert!(b.take(t0) && b.take(t0) && b.take(t0));
+        assert!(!b.take(t0));
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // A long pause saves up no more than the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| b.take(later)));
+        assert!(!b.take(later));
+    }
+}

@@ -1,0 +1,624 @@
+//! The live registry: open connections (and recently seen UDP peers), per-service
+//! totals, a one-second history for charts and an event stream.
+//!
+//! Shape: a cheap-to-clone [`Stats`] handle around an `Arc`, like mini-redis's
+//! `Db`. The data path only touches atomics: [`ConnGuard::add_in`] and
+//! [`ConnGuard::add_out`] take no lock. Locks (`std::sync::Mutex`, held for a
+//! few instructions and never across an `.await`) are taken when a connection
+//! opens or closes, when an event is recorded and when a snapshot is copied.
+//! Dropping the guard is what removes a connection, so an error, a panic or a
+//! shutdown can never leave a ghost behind.
+//!
+//! It knows nothing of sockets or HTTP: `snapshot()` returns plain serde data,
+//! and that is all the web layer will ever see.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::kind::{Proto, ServiceKind};
+
+/// One sample a second for this long: what the traffic chart shows.
+pub const HISTORY_LEN: usize = 15 * 60;
+/// Events kept for late subscribers (the event log's first page).
+pub const RECENT_EVENTS: usize = 1000;
+/// Buffered events per live subscriber; a slower one skips ahead (`Lagged`).
+const EVENT_CHANNEL: usize = 4096;
+
+/// Handle to the registry. Clone it freely.
+#[derive(Clone)]
+pub struct Stats {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    started: Instant,
+    started_unix_ms: u64,
+    next_id: AtomicU64,
+    next_seq: AtomicU64,
+    /// Open connections by id; a BTreeMap so snapshots come out oldest first.
+    conns: Mutex<BTreeMap<u64, Arc<ConnEntry>>>,
+    totals: [Counters; ServiceKind::ALL.len()],
+    history: Mutex<History>,
+    recent: Mutex<VecDeque<Event>>,
+    events: broadcast::Sender<Event>,
+    /// Bumped on every event and every history sample; see [`Stats::changed`].
+    version: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    active: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+struct ConnEntry {
+    id: u64,
+    service: ServiceKind,
+    proto: Proto,
+    peer: String,
+    opened: Instant,
+    opened_unix_ms: u64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// Milliseconds since `Inner::started`.
+    last_activity_ms: AtomicU64,
+}
+
+/// A connection (or UDP peer) in the registry. Count its bytes through it;
+/// drop it to remove the connection.
+pub struct ConnGuard {
+    stats: Stats,
+    entry: Arc<ConnEntry>,
+}
+
+/// Per-service totals since the process started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceTotals {
+    pub service: ServiceKind,
+    /// Connections (TCP) or distinct peers (UDP) accepted.
+    pub accepted: u64,
+    pub active: u64,
+    /// Connections or datagrams turned away by a limit.
+    pub refused: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One open connection, copied out of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnInfo {
+    pub id: u64,
+    pub service: ServiceKind,
+    pub proto: Proto,
+    pub peer: String,
+    pub opened_at_unix_ms: u64,
+    pub age_ms: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub last_activity_unix_ms: u64,
+    pub idle_ms: u64,
+}
+
+/// Everything live, as plain data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub at_unix_ms: u64,
+    pub services: Vec<ServiceTotals>,
+    pub connections: Vec<ConnInfo>,
+}
+
+impl Snapshot {
+    pub fn totals(&self, service: ServiceKind) -> &ServiceTotals {
+        &self.services[service.index()]
+    }
+
+    pub fn connections_of(&self, service: ServiceKind) -> impl Iterator<Item = &ConnInfo> {
+        self.connections
+            .iter()
+            .filter(move |c| c.service == service)
+    }
+}
+
+/// One second of one service's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    pub at_unix_s: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub accepted: u64,
+    pub active: u64,
+}
+
+struct History {
+    last: [(u64, u64, u64); ServiceKind::ALL.len()],
+    samples: [VecDeque<Sample>; ServiceKind::ALL.len()],
+}
+
+/// Something that happened, numbered in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    pub at_unix_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Opened {
+        id: u64,
+        service: ServiceKind,
+        peer: String,
+    },
+    Closed {
+        id: u64,
+        service: ServiceKind,
+        peer: String,
+        bytes_in: u64,
+        bytes_out: u64,
+        duration_ms: u64,
+    },
+    Refused {
+        service: ServiceKind,
+        peer: String,
+        reason: String,
+    },
+    ServiceState {
+        service: ServiceKind,
+        state: String,
+    },
+}
+
+/// Locks a registry mutex. A panic while holding one of these locks can only
+/// happen between two plain field updates, so the data is still consistent
+/// and poisoning is ignored rather than spread to every other connection.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(EVENT_CHANNEL);
+        let (version, _) = watch::channel(0);
+        Stats {
+            inner: Arc::new(Inner {
+                started: Instant::now(),
+                started_unix_ms: unix_ms(SystemTime::now()),
+                next_id: AtomicU64::new(1),
+                next_seq: AtomicU64::new(1),
+                conns: Mutex::new(BTreeMap::new()),
+                totals: Default::default(),
+                history: Mutex::new(History {
+                    last: Default::default(),
+                    samples: Default::default(),
+                }),
+                recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
+                events,
+                version,
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.inner.started.elapsed())
+    }
+
+    fn unix_from_ms(&self, ms: u64) -> u64 {
+        self.inner.started_unix_ms.saturating_add(ms)
+    }
+
+    fn counters(&self, service: ServiceKind) -> &Counters {
+        &self.inner.totals[service.index()]
+    }
+
+    /// Registers a new connection (TCP) or peer (UDP). `peer` is shown as given.
+    pub fn open(&self, service: ServiceKind, proto: Proto, peer: impl Into<String>) -> ConnGuard {
+        let entry = Arc::new(ConnEntry {
+            id: self.inner.next_id.fetch_add(1, Relaxed),
+            service,
+            proto,
+            peer: peer.into(),
+            opened: Instant::now(),
+            opened_unix_ms: unix_ms(SystemTime::now()),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            last_activity_ms: AtomicU64::new(self.now_ms()),
+        });
+        let counters = self.counters(service);
+        counters.accepted.fetch_add(1, Relaxed);
+        counters.active.fetch_add(1, Relaxed);
+        lock(&self.inner.conns).insert(entry.id, Arc::clone(&entry));
+        self.emit(EventKind::Opened {
+            id: entry.id,
+            service,
+            peer: entry.peer.clone(),
+        });
+        ConnGuard {
+            stats: self.clone(),
+            entry,
+        }
+    }
+
+    /// Counts a connection or datagram turned away by a limit.
+    pub fn refused(&self, service: ServiceKind, peer: impl Into<String>, reason: &str) {
+        self.counters(service).refused.fetch_add(1, Relaxed);
+        self.emit(EventKind::Refused {
+            service,
+            peer: peer.into(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Counts a datagram dropped by a limit, with no event: a flood of
+    /// datagrams must not become a flood of events too.
+    pub fn dropped(&self, service: ServiceKind) {
+        self.counters(service).refused.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection that ended in an error (reset, idle timeout, ...).
+    pub fn error(&self, service: ServiceKind) {
+        self.counters(service).errors.fetch_add(1, Relaxed);
+    }
+
+    /// Records a service's new state (`running`, `stopped`, `failed: ...`).
+    pub fn service_state(&self, service: ServiceKind, state: impl Into<String>) {
+        self.emit(EventKind::ServiceState {
+            service,
+            state: state.into(),
+        });
+    }
+
+    /// Records an event: numbered, kept in the recent list, sent to subscribers.
+    pub fn emit(&self, kind: EventKind) {
+        let event = Event {
+            seq: self.inner.next_seq.fetch_add(1, Relaxed),
+            at_unix_ms: unix_ms(SystemTime::now()),
+            kind,
+        };
+        {
+            let mut recent = lock(&self.inner.recent);
+            if recent.len() == RECENT_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+        }
+        // No subscriber is not an error: the event is still in `recent`.
+        let _ = self.inner.events.send(event);
+        self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// Follows events as they happen. A subscriber that falls more than a few
+    /// thousand events behind gets `Lagged` and continues from the newest.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The last [`RECENT_EVENTS`] events, oldest first.
+    pub fn recent_events(&self) -> Vec<Event> {
+        lock(&self.inner.recent).iter().cloned().collect()
+    }
+
+    /// A receiver whose `changed()` resolves after the next event or sample.
+    pub fn changed(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
+    /// Waits until `cond` holds for a snapshot, re-checking after every change.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it holds nothing but a watch receiver.
+    pub async fn wait_for(&self, mut cond: impl FnMut(&Snapshot) -> bool) -> Snapshot {
+        let mut changes = self.changed();
+        loop {
+            changes.borrow_and_update();
+            let snap = self.snapshot();
+            if cond(&snap) {
+                return snap;
+            }
+            if changes.changed().await.is_err() {
+                // Unreachable while `self` holds the sender; never spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    pub fn totals(&self, service: ServiceKind) -> ServiceTotals {
+        let c = self.counters(service);
+        ServiceTotals {
+            service,
+            accepted: c.accepted.load(Relaxed),
+            active: c.active.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            bytes_in: c.bytes_in.load(Relaxed),
+            bytes_out: c.bytes_out.load(Relaxed),
+        }
+    }
+
+    /// Copies everything live.
+    pub fn snapshot(&self) -> Snapshot {
+        let now_ms = self.now_ms();
+        let entries: Vec<Arc<ConnEntry>> = lock(&self.inner.conns).values().cloned().collect();
+        let connections = entries
+            .iter()
+            .map(|e| {
+                let last = e.last_activity_ms.load(Relaxed);
+                ConnInfo {
+                    id: e.id,
+                    service: e.service,
+                    proto: e.proto,
+                    peer: e.peer.clone(),
+                    opened_at_unix_ms: e.opened_unix_ms,
+                    age_ms: millis(e.opened.elapsed()),
+                    bytes_in: e.bytes_in.load(Relaxed),
+                    bytes_out: e.bytes_out.load(Relaxed),
+                    last_activity_unix_ms: self.unix_from_ms(last),
+                    idle_ms: now_ms.saturating_sub(last),
+                }
+            })
+            .collect();
+        Snapshot {
+            at_unix_ms: unix_ms(SystemTime::now()),
+            services: ServiceKind::ALL.map(|k| self.totals(k)).to_vec(),
+            connections,
+        }
+    }
+
+    /// Appends one history sample per service: the bytes and accepts since
+    /// the previous sample. [`Stats::run`] calls it every second.
+    pub fn sample(&self) {
+        let at_unix_s = unix_ms(SystemTime::now()) / 1000;
+        {
+            let mut history = lock(&self.inner.history);
+            let History { last, samples } = &mut *history;
+            for kind in ServiceKind::ALL {
+                let t = self.totals(kind);
+                let (last_in, last_out, last_acc) = last[kind.index()];
+                last[kind.index()] = (t.bytes_in, t.bytes_out, t.accepted);
+                let ring = &mut samples[kind.index()];
+                if ring.len() == HISTORY_LEN {
+                    ring.pop_front();
+                }
+                ring.push_back(Sample {
+                    at_unix_s,
+                    bytes_in: t.bytes_in - last_in,
+                    bytes_out: t.bytes_out - last_out,
+                    accepted: t.accepted - last_acc,
+                    active: t.active,
+                });
+            }
+        }
+        self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// The last [`HISTORY_LEN`] samples of one service, oldest first.
+    pub fn history(&self, service: ServiceKind) -> Vec<Sample> {
+        lock(&self.inner.history).samples[service.index()]
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Samples the history once a second until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate; the baseline is zero
+        while cancel.run_until_cancelled(tick.tick()).await.is_some() {
+            self.sample();
+        }
+    }
+}
+
+impl ConnGuard {
+    pub fn id(&self) -> u64 {
+        self.entry.id
+    }
+
+    pub fn service(&self) -> ServiceKind {
+        self.entry.service
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.entry.peer
+    }
+
+    /// Counts bytes received from the peer. Lock-free.
+    pub fn add_in(&self, n: usize) {
+        let n = n as u64;
+        self.entry.bytes_in.fetch_add(n, Relaxed);
+        self.stats
+            .counters(self.entry.service)
+            .bytes_in
+            .fetch_add(n, Relaxed);
+        self.touch();
+    }
+
+    /// Counts bytes sent to the peer. Lock-free.
+    pub fn add_out(&self, n: usize) {
+        let n = n as u64;
+        self.entry.bytes_out.fetch_add(n, Relaxed);
+        self.stats
+            .counters(self.entry.service)
+            .bytes_out
+            .fetch_add(n, Relaxed);
+        self.touch();
+    }
+
+    /// Marks the connection active now.
+    pub fn touch(&self) {
+        self.entry
+            .last_activity_ms
+            .store(self.stats.now_ms(), Relaxed);
+    }
+
+    /// Time since the last byte either way.
+    pub fn idle_for(&self) -> Duration {
+        let last = self.entry.last_activity_ms.load(Relaxed);
+        Duration::from_millis(self.stats.now_ms().saturating_sub(last))
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        let e = &self.entry;
+        lock(&self.stats.inner.conns).remove(&e.id);
+        self.stats.counters(e.service).active.fetch_sub(1, Relaxed);
+        self.stats.emit(EventKind::Closed {
+            id: e.id,
+            service: e.service,
+            peer: e.peer.clone(),
+            bytes_in: e.bytes_in.load(Relaxed),
+            bytes_out: e.bytes_out.load(Relaxed),
+            duration_ms: millis(e.opened.elapsed()),
+        });
+    }
+}
+
+/// How a peer is shown: `127.0.0.1:5000`, `[::1]:5000`.
+pub fn peer_label(addr: SocketAddr) -> String {
+    addr.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_counted_per_connection_and_per_service() {
+        let stats = Stats::new();
+        let a = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        let b = stats.open(ServiceKind::Echo, Proto::Tcp, "b");
+        a.add_in(10);
+        a.add_out(10);
+        b.add_in(5);
+        let snap = stats.snapshot();
+        let t = snap.totals(ServiceKind::Echo);
+        assert_eq!(
+            (t.accepted, t.active, t.bytes_in, t.bytes_out),
+            (2, 2, 15, 10)
+        );
+        let ca = snap.connections.iter().find(|c| c.id == a.id()).unwrap();
+        assert_eq!((ca.bytes_in, ca.bytes_out), (10, 10));
+        assert_eq!(snap.totals(ServiceKind::Time).accepted, 0);
+    }
+
+    #[test]
+    fn dropping_the_guard_removes_the_connection_and_reports_its_bytes() {
+        let stats = Stats::new();
+        let mut events = stats.subscribe();
+        let g = stats.open(ServiceKind::UdpEcho, Proto::Udp, "p");
+        g.add_in(3);
+        g.add_out(4);
+        let id = g.id();
+        drop(g);
+        assert!(stats.snapshot().connections.is_empty());
+        assert_eq!(stats.totals(ServiceKind::UdpEcho).active, 0);
+        let opened = events.try_recv().unwrap();
+        assert!(matches!(opened.kind, EventKind::Opened { id: i, .. } if i == id));
+        let closed = events.try_recv().unwrap();
+        assert!(matches!(
+            closed.kind,
+            EventKind::Closed { id: i, bytes_in: 3, bytes_out: 4, .. } if i == id
+        ));
+        assert!(closed.seq > opened.seq);
+    }
+
+    #[test]
+    fn a_panic_while_holding_a_guard_still_removes_it() {
+        let stats = Stats::new();
+        let s = stats.clone();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _g = s.open(ServiceKind::Echo, Proto::Tcp, "x");
+            panic!("connection task failed");
+        }));
+        assert!(result.is_err());
+        assert!(stats.snapshot().connections.is_empty());
+    }
+
+    #[test]
+    fn history_holds_per_second_deltas_and_is_bounded() {
+        let stats = Stats::new();
+        let g = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        g.add_in(100);
+        stats.sample();
+        g.add_in(7);
+        g.add_out(9);
+        stats.sample();
+        let h = stats.history(ServiceKind::Echo);
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].bytes_in, h[0].accepted, h[0].active), (100, 1, 1));
+        assert_eq!((h[1].bytes_in, h[1].bytes_out, h[1].accepted), (7, 9, 0));
+        for _ in 0..HISTORY_LEN + 5 {
+            stats.sample();
+        }
+        assert_eq!(stats.history(ServiceKind::Echo).len(), HISTORY_LEN);
+    }
+
+    #[test]
+    fn recent_events_are_bounded_and_ordered() {
+        let stats = Stats::new();
+        for _ in 0..RECENT_EVENTS + 10 {
+            stats.refused(ServiceKind::Echo, "p", "test");
+        }
+        let recent = stats.recent_events();
+        assert_eq!(recent.len(), RECENT_EVENTS);
+        assert!(recent.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            stats.totals(ServiceKind::Echo).refused,
+            RECENT_EVENTS as u64 + 10
+        );
+    }
+
+    #[tokio::test]
+    async fn wait_for_wakes_on_change() {
+        let stats = Stats::new();
+        let s = stats.clone();
+        let waiter =
+            tokio::spawn(async move { s.wait_for(|snap| snap.connections.len() == 1).await });
+        let _g = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        let snap = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(snap.connections[0].peer, "a");
+    }
+
+    #[test]
+    fn events_serialize_with_a_type_tag() {
+        let stats = Stats::new();
+        stats.service_state(ServiceKind::Time, "failed: address in use");
+        let json = serde_json::to_value(&stats.recent_events()[0]).unwrap();
+        assert_eq!(json["type"], "service_state");
+        assert_eq!(json["service"], "time");
+        assert_eq!(json["state"], "failed: address in use");
+    }
+}

@@ -1,0 +1,206 @@
+//! The time service's format: one datagram in (a strftime pattern), one out.
+//!
+//! The pattern is validated before anything is formatted, because chrono's
+//! `to_string()` panics on a bad pattern such as a lone `%`. Rendering writes
+//! into a capped buffer, so no pattern can make a reply larger than the cap.
+//! The clock is not read here: callers pass `now`.
+
+use std::fmt::{self, Write as _};
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, TimeZone};
+
+/// What the tutorial's server uses for an empty datagram.
+pub const DEFAULT_FORMAT: &str = "%Y-%m-%d-%X";
+
+/// Longest pattern accepted. Generous for a human; it keeps validation and
+/// rendering cheap for a peer that sends a 64 KiB datagram.
+pub const MAX_FORMAT_LEN: usize = 256;
+
+/// Why a pattern was refused. Sent to the peer as `error: <this>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeFormatError {
+    #[error("format is not UTF-8")]
+    NotUtf8,
+    #[error("format too long ({len} bytes, max {max})")]
+    TooLong { len: usize, max: usize },
+    #[error("lone `%` at the end of the format")]
+    LonePercent,
+    #[error("unsupported specifier `{0}` (use `%%` for a literal `%`)")]
+    BadSpecifier(String),
+    #[error("reply would exceed {max} bytes")]
+    ReplyTooLong { max: usize },
+}
+
+/// A pattern that passed validation; borrowing the datagram it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format<'a>(&'a str);
+
+impl<'a> Format<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+/// Turns a request datagram into a validated pattern (empty means the default).
+///
+/// # Errors
+/// Any [`TimeFormatError`] but `ReplyTooLong`.
+pub fn decode_request(datagram: &[u8]) -> Result<Format<'_>, TimeFormatError> {
+    if datagram.is_empty() {
+        return Ok(Format(DEFAULT_FORMAT));
+    }
+    if datagram.len() > MAX_FORMAT_LEN {
+        return Err(TimeFormatError::TooLong {
+            len: datagram.len(),
+            max: MAX_FORMAT_LEN,
+        });
+    }
+    let pattern = std::str::from_utf8(datagram).map_err(|_| TimeFormatError::NotUtf8)?;
+    validate(pattern)?;
+    Ok(Format(pattern))
+}
+
+fn validate(pattern: &str) -> Result<(), TimeFormatError> {
+    if !StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
+        return Ok(());
+    }
+    // Find the first specifier chrono refuses, to name it in the error.
+    let mut rest = pattern;
+    while let Some(at) = rest.find('%') {
+        let spec = &rest[at..];
+        if spec.len() == 1 {
+            return Err(TimeFormatError::LonePercent);
+        }
+        let end = spec
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| c.is_ascii_alphabetic() || c == '%' || !c.is_ascii())
+            .map_or(spec.len(), |(i, c)| i + c.len_utf8());
+        let candidate = &spec[..end];
+        if StrftimeItems::new(candidate).any(|item| matches!(item, Item::Error)) {
+            return Err(TimeFormatError::BadSpecifier(candidate.to_owned()));
+        }
+        rest = &spec[end..];
+    }
+    // chrono refused the whole but no single specifier: report it plainly.
+    Err(TimeFormatError::BadSpecifier(pattern.to_owned()))
+}
+
+/// A `fmt::Write` that refuses to grow past `max` bytes.
+struct Capped {
+    buf: String,
+    max: usize,
+}
+
+impl fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.buf.len() + s.len() > self.max {
+            return Err(fmt::Error);
+        }
+        self.buf.push_str(s);
+        Ok(())
+    }
+}
+
+/// Formats `now` with a validated pattern, failing rather than exceeding `max_reply`.
+///
+/// # Errors
+/// [`TimeFormatError::ReplyTooLong`] when the result would not fit.
+pub fn render<Tz: TimeZone>(
+    now: &DateTime<Tz>,
+    format: Format<'_>,
+    max_reply: usize,
+) -> Result<String, TimeFormatError>
+where
+    Tz::Offset: fmt::Display,
+{
+    let mut out = Capped {
+        buf: String::with_capacity(format.0.len().min(max_reply) + 16),
+        max: max_reply,
+    };
+    write!(out, "{}", now.format(format.0))
+        .map_err(|_| TimeFormatError::ReplyTooLong { max: max_reply })?;
+    Ok(out.buf)
+}
+
+/// The whole service in one pure function: the reply datagram for a request.
+pub fn reply<Tz: TimeZone>(now: &DateTime<Tz>, datagram: &[u8], max_reply: usize) -> Vec<u8>
+where
+    Tz::Offset: fmt::Display,
+{
+    match decode_request(datagram).and_then(|format| render(now, format, max_reply)) {
+        Ok(text) => text.into_bytes(),
+        Err(e) => format!("error: {e}").into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, 9, 7, 5, 3).unwrap()
+    }
+
+    fn text(datagram: &[u8]) -> String {
+        String::from_utf8(reply(&at(), datagram, 512)).unwrap()
+    }
+
+    #[test]
+    fn empty_datagram_uses_the_tutorial_default() {
+        assert_eq!(text(b""), "2024-03-09-07:05:03");
+    }
+
+    #[test]
+    fn common_patterns_format_like_python() {
+        assert_eq!(text(b"%H:%M:%S"), "07:05:03");
+        assert_eq!(text(b"%Y/%m/%d %a %b %j"), "2024/03/09 Sat Mar 069");
+        assert_eq!(text(b"100%% at %I %p"), "100% at 07 AM");
+        assert_eq!(text(b"plain text"), "plain text");
+        assert_eq!(text("时间 %H".as_bytes()), "时间 07");
+    }
+
+    #[test]
+    fn lone_percent_is_an_error_not_a_panic() {
+        assert_eq!(text(b"%"), "error: lone `%` at the end of the format");
+        assert_eq!(text(b"%H %"), "error: lone `%` at the end of the format");
+    }
+
+    #[test]
+    fn unknown_specifier_is_named() {
+        assert_eq!(
+            text(b"%H %Q"),
+            "error: unsupported specifier `%Q` (use `%%` for a literal `%`)"
+        );
+        assert!(text(b"%\xc3\xa9").starts_with("error: unsupported specifier"));
+    }
+
+    #[test]
+    fn non_utf8_and_oversized_formats_are_refused() {
+        assert_eq!(text(b"\xff%H"), "error: format is not UTF-8");
+        let long = vec![b'a'; MAX_FORMAT_LEN + 1];
+        assert_eq!(text(&long), "error: format too long (257 bytes, max 256)");
+    }
+
+    #[test]
+    fn reply_is_capped() {
+        let pattern = "%c".repeat(100);
+        let out = reply(&at(), pattern.as_bytes(), 64);
+        assert_eq!(out, b"error: reply would exceed 64 bytes");
+        let fits = reply(&at(), b"%Y", 4);
+        assert_eq!(fits, b"2024");
+    }
+
+    #[test]
+    fn every_printable_two_byte_pattern_is_safe() {
+        // A cheap exhaustive check: nothing panics and everything is bounded.
+        for a in 0x20u8..0x7f {
+            for b in [b"%".as_slice(), &[a], &[b'%', a], &[b'%', b'-', a]] {
+                let out = reply(&at(), b, 64);
+                assert!(out.len() <= 64 || out.starts_with(b"error: "));
+            }
+        }
+    }
+}
