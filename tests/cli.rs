@@ -1,0 +1,172 @@
+//! The binary as people use it: the client commands against running
+//! services, their errors and exit codes, `--help`, config errors at start,
+//! and the tutorials' own Python clients against our services.
+
+mod common;
+
+use std::process::{Output, Stdio};
+
+use common::{Harness, guard};
+use switchboard::kind::ServiceKind::{self, Echo, Time, UdpEcho};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+async fn run(args: &[&str], stdin: &str) -> Output {
+    run_program(BIN, args, stdin).await
+}
+
+async fn run_program(program: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    guard("the command to finish", child.wait_with_output()).await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn one_shot_clients_print_the_reply() {
+    let h = Harness::start().await;
+    let o = run(&["echo", &h.target(Echo), "hello", "wörld"], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "HELLO WöRLD\n");
+    let o = run(&["udp", &h.target(UdpEcho), "-n", "x"], "").await;
+    assert_eq!(stdout(&o), "-N X\n");
+    let o = run(&["time", &h.target(Time), "%%Y"], "").await;
+    assert_eq!(stdout(&o), "%Y\n");
+    let o = run(&["time", &h.target(Time), ""], "").await;
+    assert_eq!(stdout(&o).trim().len(), 19, "the default format: {}", stdout(&o));
+}
+
+#[tokio::test]
+async fn without_text_the_clients_read_lines_until_quit() {
+    let h = Harness::start().await;
+    let o = run(&["echo", &h.target(Echo)], "abc\n\n  def  \nquit\nnot sent\n").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ABC\nDEF\n", "no prompt when stdin is not a terminal");
+    let o = run(&["udp", &h.target(UdpEcho)], "one\ntwo").await;
+    assert_eq!(stdout(&o), "ONE\nTWO\n");
+    let o = run(&["time", &h.target(Time)], "%%\n%\n").await;
+    assert_eq!(stdout(&o), "%\nerror: lone `%` at the end of the format\n");
+}
+
+#[tokio::test]
+async fn failures_are_explained_and_exit_non_zero() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = run(&["echo", &port.to_string(), "x"], "").await;
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o),
+        format!("switchboard: connection refused by 127.0.0.1:{port} — is `switchboard serve` running?\n")
+    );
+    let o = run(&["time", "nonsense", "%H"], "").await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad address `nonsense`"), "{}", stderr(&o));
+    let o = run(&["udp", "127.0.0.1:9", "--timeout", "soon", "x"], "").await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn help_is_there_for_every_command() {
+    for args in [&["--help"][..], &["serve", "--help"], &["echo", "--help"], &["udp", "--help"], &["time", "--help"]] {
+        let o = run(args, "").await;
+        assert!(o.status.success(), "{args:?}");
+        assert!(stdout(&o).contains("Usage:"), "{args:?}");
+    }
+    let o = run(&["--help"], "").await;
+    for command in ["serve", "echo", "udp", "time"] {
+        assert!(stdout(&o).contains(command), "{command} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn bad_configuration_is_rejected_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sb.toml");
+    std::fs::write(&path, "[services.echo]\nlisen = \"127.0.0.1:9000\"\n").unwrap();
+    let o = run(&["serve", "--config", path.to_str().unwrap()], "").await;
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o),
+        format!("switchboard: unknown config key `services.echo.lisen` (in {})\n", path.display())
+    );
+    let o = run(&["--set", "services.time.listen=unix:/tmp/t.sock"], "").await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad value for `services.time.listen` (from the command line)"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn serve_exits_with_an_error_when_no_service_can_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let o = run(
+        &[
+            "serve",
+            "--set",
+            &format!("services.echo.listen={addr}"),
+            "--set",
+            "services.udp-echo.enabled=false",
+            "--set",
+            "services.time.enabled=false",
+        ],
+        "",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(stdout(&o).contains("failed: address in use"), "banner: {}", stdout(&o));
+    assert!(stderr(&o).contains("no service could start"), "{}", stderr(&o));
+}
+
+/// Runs one of the tutorial's clients (tests/python/) against `kind`, with
+/// the address line changed to where the service listens.
+async fn python_client(h: &Harness, script: &str, kind: ServiceKind, input: &str) -> String {
+    let source = std::fs::read_to_string(format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let default = format!("9{:03}", kind.default_port() - 9000);
+    let port = h.addr(kind).port().to_string();
+    assert!(source.contains(&default));
+    let path = h.dir.path().join(script);
+    std::fs::write(&path, source.replace(&default, &port)).unwrap();
+    let o = run_program("python3", &[path.to_str().unwrap()], input).await;
+    // The tutorial's loop ends with EOFError at the end of input: expected.
+    let err = stderr(&o);
+    assert!(err.is_empty() || err.contains("EOFError"), "{err}");
+    stdout(&o)
+}
+
+#[tokio::test]
+async fn the_tutorials_python_clients_work_unmodified() {
+    let h = Harness::start().await;
+    let out = python_client(&h, "seed001_tcp_client.py", Echo, "nihao\nhow are you\n").await;
+    assert!(out.contains("收到服务端发来的消息 NIHAO"), "{out}");
+    assert!(out.contains("收到服务端发来的消息 HOW ARE YOU"), "{out}");
+    let out = python_client(&h, "seed001_udp_client.py", UdpEcho, "hi\n").await;
+    assert!(out.contains("b'HI'"), "{out}");
+    let out = python_client(&h, "seed001_time_client.py", Time, "%Y\n\n").await;
+    let replies: Vec<&str> = out
+        .split("服务器的标准时间是: ")
+        .skip(1)
+        .map(|r| r.lines().next().unwrap_or(""))
+        .collect();
+    assert_eq!(replies.len(), 2, "{out}");
+    assert!(replies[0].len() == 4 && replies[0].parse::<u32>().is_ok(), "%Y: {out}");
+    assert_eq!(replies[1].len(), 19, "the empty line gets the default format: {out}");
+    assert!(replies[1].starts_with(replies[0]), "{out}");
+}
