@@ -13,7 +13,6 @@
 //! and that is all the web layer will ever see.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -501,11 +500,6 @@ impl Drop for ConnGuard {
             duration_ms: millis(e.opened.elapsed()),
         });
     }
-}
-
-/// How a peer is shown: `127.0.0.1:5000`, `[::1]:5000`.
-pub fn peer_label(addr: SocketAddr) -> String {
-    addr.to_string()
 }
 
 #[cfg(test)]

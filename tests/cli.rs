@@ -30,7 +30,9 @@ async fn run_program(program: &str, args: &[&str], stdin: &str) -> Output {
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.as_bytes()).await.unwrap();
     drop(input);
-    guard("the command to finish", child.wait_with_output()).await.unwrap()
+    guard("the command to finish", child.wait_with_output())
+        .await
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -52,15 +54,28 @@ async fn one_shot_clients_print_the_reply() {
     let o = run(&["time", &h.target(Time), "%%Y"], "").await;
     assert_eq!(stdout(&o), "%Y\n");
     let o = run(&["time", &h.target(Time), ""], "").await;
-    assert_eq!(stdout(&o).trim().len(), 19, "the default format: {}", stdout(&o));
+    assert_eq!(
+        stdout(&o).trim().len(),
+        19,
+        "the default format: {}",
+        stdout(&o)
+    );
 }
 
 #[tokio::test]
 async fn without_text_the_clients_read_lines_until_quit() {
     let h = Harness::start().await;
-    let o = run(&["echo", &h.target(Echo)], "abc\n\n  def  \nquit\nnot sent\n").await;
+    let o = run(
+        &["echo", &h.target(Echo)],
+        "abc\n\n  def  \nquit\nnot sent\n",
+    )
+    .await;
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "ABC\nDEF\n", "no prompt when stdin is not a terminal");
+    assert_eq!(
+        stdout(&o),
+        "ABC\nDEF\n",
+        "no prompt when stdin is not a terminal"
+    );
     let o = run(&["udp", &h.target(UdpEcho)], "one\ntwo").await;
     assert_eq!(stdout(&o), "ONE\nTWO\n");
     let o = run(&["time", &h.target(Time)], "%%\n%\n").await;
@@ -69,16 +84,26 @@ async fn without_text_the_clients_read_lines_until_quit() {
 
 #[tokio::test]
 async fn failures_are_explained_and_exit_non_zero() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let o = run(&["echo", &port.to_string(), "x"], "").await;
     assert!(!o.status.success());
     assert_eq!(
         stderr(&o),
-        format!("switchboard: connection refused by 127.0.0.1:{port} — is `switchboard serve` running?\n")
+        format!(
+            "switchboard: connection refused by 127.0.0.1:{port} — is `switchboard serve` running?\n"
+        )
     );
     let o = run(&["time", "nonsense", "%H"], "").await;
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("bad address `nonsense`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad address `nonsense`"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["udp", "127.0.0.1:9", "--timeout", "soon", "x"], "").await;
     assert!(!o.status.success());
     assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
@@ -86,14 +111,23 @@ async fn failures_are_explained_and_exit_non_zero() {
 
 #[tokio::test]
 async fn help_is_there_for_every_command() {
-    for args in [&["--help"][..], &["serve", "--help"], &["echo", "--help"], &["udp", "--help"], &["time", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["echo", "--help"],
+        &["udp", "--help"],
+        &["time", "--help"],
+    ] {
         let o = run(args, "").await;
         assert!(o.status.success(), "{args:?}");
         assert!(stdout(&o).contains("Usage:"), "{args:?}");
     }
     let o = run(&["--help"], "").await;
     for command in ["serve", "echo", "udp", "time"] {
-        assert!(stdout(&o).contains(command), "{command} missing from --help");
+        assert!(
+            stdout(&o).contains(command),
+            "{command} missing from --help"
+        );
     }
 }
 
@@ -106,11 +140,18 @@ async fn bad_configuration_is_rejected_at_start_naming_the_key() {
     assert!(!o.status.success());
     assert_eq!(
         stderr(&o),
-        format!("switchboard: unknown config key `services.echo.lisen` (in {})\n", path.display())
+        format!(
+            "switchboard: unknown config key `services.echo.lisen` (in {})\n",
+            path.display()
+        )
     );
     let o = run(&["--set", "services.time.listen=unix:/tmp/t.sock"], "").await;
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("bad value for `services.time.listen` (from the command line)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad value for `services.time.listen` (from the command line)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test]
@@ -131,14 +172,26 @@ async fn serve_exits_with_an_error_when_no_service_can_start() {
     )
     .await;
     assert!(!o.status.success());
-    assert!(stdout(&o).contains("failed: address in use"), "banner: {}", stdout(&o));
-    assert!(stderr(&o).contains("no service could start"), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("failed: address in use"),
+        "banner: {}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("no service could start"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Runs one of the tutorial's clients (tests/python/) against `kind`, with
 /// the address line changed to where the service listens.
 async fn python_client(h: &Harness, script: &str, kind: ServiceKind, input: &str) -> String {
-    let source = std::fs::read_to_string(format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let source = std::fs::read_to_string(format!(
+        "{}/tests/python/{script}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let default = format!("9{:03}", kind.default_port() - 9000);
     let port = h.addr(kind).port().to_string();
     assert!(source.contains(&default));
@@ -166,7 +219,14 @@ async fn the_tutorials_python_clients_work_unmodified() {
         .map(|r| r.lines().next().unwrap_or(""))
         .collect();
     assert_eq!(replies.len(), 2, "{out}");
-    assert!(replies[0].len() == 4 && replies[0].parse::<u32>().is_ok(), "%Y: {out}");
-    assert_eq!(replies[1].len(), 19, "the empty line gets the default format: {out}");
+    assert!(
+        replies[0].len() == 4 && replies[0].parse::<u32>().is_ok(),
+        "%Y: {out}"
+    );
+    assert_eq!(
+        replies[1].len(),
+        19,
+        "the empty line gets the default format: {out}"
+    );
     assert!(replies[1].starts_with(replies[0]), "{out}");
 }

@@ -16,15 +16,24 @@ async fn cancelling_the_root_ends_every_task_and_closes_clients() {
     let mut echo = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
     echo.round_trip(b"hi").await.unwrap();
     let mut raw = tokio::net::TcpStream::connect(h.addr(Echo)).await.unwrap();
-    let mut udp = UdpEchoClient::connect(&h.target(UdpEcho), GUARD).await.unwrap();
+    let mut udp = UdpEchoClient::connect(&h.target(UdpEcho), GUARD)
+        .await
+        .unwrap();
     udp.round_trip(b"hi").await.unwrap();
-    h.wait_for("three peers", |s| s.connections.len() == 3).await;
+    h.wait_for("three peers", |s| s.connections.len() == 3)
+        .await;
 
-    assert!(h.root.drain(GUARD).await, "every task ended within the grace period");
+    assert!(
+        h.root.drain(GUARD).await,
+        "every task ended within the grace period"
+    );
     assert!(h.root.tasks.is_empty());
     let mut buf = [0u8; 4];
     assert_eq!(guard("EOF", raw.read(&mut buf)).await.unwrap(), 0);
-    assert!(h.stats.snapshot().connections.is_empty(), "no ghost connections");
+    assert!(
+        h.stats.snapshot().connections.is_empty(),
+        "no ghost connections"
+    );
 }
 
 #[tokio::test]
@@ -65,14 +74,24 @@ async fn sigterm_stops_the_binary_cleanly_with_clients_connected() {
     let mut raw = tokio::net::TcpStream::connect(&echo_addr).await.unwrap();
 
     let pid = child.id().unwrap().to_string();
-    let kill = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(kill.success());
     let status = guard("exit after SIGTERM", child.wait()).await.unwrap();
     assert!(status.success(), "exit status {status}");
     let mut buf = [0u8; 4];
     assert_eq!(guard("EOF", raw.read(&mut buf)).await.unwrap_or(0), 0);
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(stderr.contains("bye"), "{stderr}");
 }

@@ -24,19 +24,26 @@ fn free_tcp_port() -> u16 {
 #[tokio::test]
 async fn stop_closes_connections_and_start_rebinds_the_same_port_at_once() {
     let port = free_tcp_port();
-    let h = Harness::start_with(|c| c.service_mut(Echo).listen = format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut(Echo).listen = format!("127.0.0.1:{port}").parse().unwrap()
+    })
+    .await;
     let target = h.target(Echo);
     let mut client = EchoClient::connect(&target, GUARD).await.unwrap();
     client.round_trip(b"before").await.unwrap();
     let mut raw = tokio::net::TcpStream::connect(h.addr(Echo)).await.unwrap();
-    h.wait_for("two connections", |s| s.totals(Echo).active == 2).await;
+    h.wait_for("two connections", |s| s.totals(Echo).active == 2)
+        .await;
 
     h.supervisor.stop(Echo).await.unwrap();
     assert_eq!(h.supervisor.state(Echo), ServiceState::Stopped);
     let mut buf = [0u8; 8];
     assert_eq!(guard("EOF on stop", raw.read(&mut buf)).await.unwrap(), 0);
     assert_eq!(h.stats.snapshot().connections_of(Echo).count(), 0);
-    assert!(EchoClient::connect(&target, GUARD).await.is_err(), "nothing listens while stopped");
+    assert!(
+        EchoClient::connect(&target, GUARD).await.is_err(),
+        "nothing listens while stopped"
+    );
 
     // The server closed first, so its side of both connections is in
     // TIME_WAIT on this port: only SO_REUSEADDR lets this bind succeed.
@@ -49,7 +56,11 @@ async fn stop_closes_connections_and_start_rebinds_the_same_port_at_once() {
 #[tokio::test]
 async fn restart_keeps_the_address_and_reports_each_state() {
     let port = free_tcp_port();
-    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let h = Harness::start_with(|c| {
         c.service_mut(Echo).listen = format!("127.0.0.1:{port}").parse().unwrap();
         c.service_mut(UdpEcho).listen = format!("127.0.0.1:{udp_port}").parse().unwrap();
@@ -61,7 +72,11 @@ async fn restart_keeps_the_address_and_reports_each_state() {
     assert_eq!(h.supervisor.state(Echo), ServiceState::Running);
     let mut states = Vec::new();
     while let Ok(e) = events.try_recv() {
-        if let EventKind::ServiceState { service: Echo, state } = e.kind {
+        if let EventKind::ServiceState {
+            service: Echo,
+            state,
+        } = e.kind
+        {
             states.push(state);
         }
     }
@@ -83,8 +98,13 @@ async fn a_taken_port_fails_that_service_only() {
     let sup = Supervisor::new(&config, Stats::new(), root.clone());
     let failures = sup.start_enabled().await;
     assert_eq!(failures.len(), 2);
-    assert!(matches!(&failures[0], ServiceError::Bind { service: Echo, reason, .. } if reason == "address in use"));
-    assert_eq!(sup.state(Echo), ServiceState::Failed("address in use".into()));
+    assert!(
+        matches!(&failures[0], ServiceError::Bind { service: Echo, reason, .. } if reason == "address in use")
+    );
+    assert_eq!(
+        sup.state(Echo),
+        ServiceState::Failed("address in use".into())
+    );
     assert_eq!(sup.state(UdpEcho).to_string(), "failed: address in use");
     assert_eq!(sup.state(Time), ServiceState::Running);
     let statuses = sup.statuses();
@@ -113,7 +133,11 @@ async fn disabled_services_do_not_start_until_asked() {
 async fn start_and_stop_are_idempotent_and_serialised() {
     let h = Harness::start().await;
     let first = h.supervisor.start(Echo).await.unwrap();
-    assert_eq!(h.supervisor.start(Echo).await.unwrap(), first, "start of a running service is a no-op");
+    assert_eq!(
+        h.supervisor.start(Echo).await.unwrap(),
+        first,
+        "start of a running service is a no-op"
+    );
     // Many concurrent restarts and stops end in a consistent state.
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -134,7 +158,10 @@ async fn start_and_stop_are_idempotent_and_serialised() {
         let state = h.supervisor.state(kind);
         let local = h.supervisor.local_addr(kind);
         assert!(
-            matches!((&state, &local), (ServiceState::Running, Some(_)) | (ServiceState::Stopped, None)),
+            matches!(
+                (&state, &local),
+                (ServiceState::Running, Some(_)) | (ServiceState::Stopped, None)
+            ),
             "{kind}: {state} {local:?}"
         );
         h.supervisor.stop(kind).await.unwrap();
