@@ -20,6 +20,7 @@
 //! Dependencies point one way: `service` uses `wire` and `stats`; `client`
 //! uses `wire`; `wire`, `stats` and `kind` use nothing above them.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
