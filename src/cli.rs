@@ -41,6 +41,39 @@ pub enum Command {
     /// An empty FORMAT gets the server's default, %Y-%m-%d-%X. Without
     /// FORMAT, reads formats at a `>>` prompt until EOF or `quit`.
     Time(TimeArgs),
+    /// Run a command on the exec service: `switchboard exec ADDR -- ls -l`.
+    ///
+    /// Output is streamed to stdout and stderr as it comes; the remote exit
+    /// code becomes this command's own (128+N for a signal N). The key comes
+    /// from --key-file, else SWITCHBOARD_KEY, else the key file of a local
+    /// server's data directory (--data-dir).
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// File holding the HMAC key (as the server's `<data_dir>/key`).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+
+    /// Data directory of a local server whose key file to use.
+    #[arg(long, value_name = "DIR", default_value = "switchboard-data")]
+    pub data_dir: PathBuf,
+
+    /// Run LINE with /bin/sh -c (only if the server enabled shell mode).
+    #[arg(long, value_name = "LINE", conflicts_with = "argv")]
+    pub shell: Option<String>,
+
+    /// Ask the server to stop the command after this long (it may allow less).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub limit: Option<Duration>,
+
+    /// The program and its arguments, after `--`, passed as given (no shell).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub argv: Vec<String>,
 }
 
 /// Options of `serve`.

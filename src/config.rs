@@ -128,13 +128,21 @@ pub struct ServiceConfig {
     pub limits: Limits,
 }
 
-/// The `exec` service's settings (read and checked now; the service itself
-/// arrives with its own issue).
+/// The `exec` service's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecConfig {
+    /// Program names that `run` may start, looked up in a fixed PATH at start.
     pub allow: Vec<String>,
+    /// Whether `shell` requests (`/bin/sh -c LINE`) are allowed. Off by default.
     pub shell: bool,
+    /// The longest a command may run; a request may ask for less, not more.
     pub timeout: Duration,
+    /// Output (stdout and stderr together) sent per command before it is killed.
+    pub max_output_bytes: u64,
+    /// Commands running at once across all connections.
+    pub max_commands: usize,
+    /// The working directory (and HOME) of every command.
+    pub workdir: PathBuf,
 }
 
 /// The dashboard's settings.
@@ -253,6 +261,9 @@ fn schema() -> Vec<(String, Ty)> {
         ("services.exec.allow".to_owned(), Ty::StrList),
         ("services.exec.shell".to_owned(), Ty::Bool),
         ("services.exec.timeout_ms".to_owned(), Ty::Int),
+        ("services.exec.max_output_bytes".to_owned(), Ty::Int),
+        ("services.exec.max_commands".to_owned(), Ty::Int),
+        ("services.exec.workdir".to_owned(), Ty::Str),
     ]);
     keys
 }
@@ -585,6 +596,21 @@ impl Config {
                 10,
                 86_400_000,
             )?,
+            max_output_bytes: m.int(
+                "services.exec.max_output_bytes",
+                defaults.exec.max_output_bytes,
+                1,
+                1 << 40,
+            )?,
+            max_commands: m.usize(
+                "services.exec.max_commands",
+                defaults.exec.max_commands,
+                1,
+                10_000,
+            )?,
+            workdir: m
+                .str("services.exec.workdir")?
+                .map_or(defaults.exec.workdir, PathBuf::from),
         };
         if let Some(bad) = exec.allow.iter().find(|p| p.is_empty() || p.contains('/')) {
             return Err(m.bad(
@@ -654,6 +680,9 @@ impl Default for Config {
                     .to_vec(),
                 shell: false,
                 timeout: Duration::from_secs(10),
+                max_output_bytes: 1 << 20,
+                max_commands: 8,
+                workdir: PathBuf::from("/tmp"),
             },
             shutdown_grace: Duration::from_secs(5),
             warnings: Vec::new(),
@@ -687,7 +716,12 @@ mod tests {
         let ports: Vec<String> = c.services.iter().map(|s| s.listen.to_string()).collect();
         assert_eq!(
             ports,
-            ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]
+            [
+                "127.0.0.1:9000",
+                "127.0.0.1:9001",
+                "127.0.0.1:9002",
+                "127.0.0.1:9003"
+            ]
         );
         assert!(c.services.iter().all(|s| s.enabled));
         assert!(c.key.is_none());

@@ -33,11 +33,17 @@ pub enum ServiceKind {
     Echo,
     UdpEcho,
     Time,
+    Exec,
 }
 
 impl ServiceKind {
     /// Every service, in the order DESIGN.md lists them (and the banner prints them).
-    pub const ALL: [ServiceKind; 3] = [ServiceKind::Echo, ServiceKind::UdpEcho, ServiceKind::Time];
+    pub const ALL: [ServiceKind; 4] = [
+        ServiceKind::Echo,
+        ServiceKind::UdpEcho,
+        ServiceKind::Time,
+        ServiceKind::Exec,
+    ];
 
     /// The name used in config keys, the API and the CLI (`udp-echo`, not `UdpEcho`).
     pub const fn name(self) -> &'static str {
@@ -45,12 +51,13 @@ impl ServiceKind {
             ServiceKind::Echo => "echo",
             ServiceKind::UdpEcho => "udp-echo",
             ServiceKind::Time => "time",
+            ServiceKind::Exec => "exec",
         }
     }
 
     pub const fn proto(self) -> Proto {
         match self {
-            ServiceKind::Echo => Proto::Tcp,
+            ServiceKind::Echo | ServiceKind::Exec => Proto::Tcp,
             ServiceKind::UdpEcho | ServiceKind::Time => Proto::Udp,
         }
     }
@@ -60,6 +67,7 @@ impl ServiceKind {
             ServiceKind::Echo => 9000,
             ServiceKind::UdpEcho => 9001,
             ServiceKind::Time => 9002,
+            ServiceKind::Exec => 9003,
         }
     }
 
@@ -83,7 +91,7 @@ impl fmt::Display for ServiceKind {
 
 /// The name is not one of [`ServiceKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown service `{0}` (known: echo, udp-echo, time)")]
+#[error("unknown service `{0}` (known: echo, udp-echo, time, exec)")]
 pub struct UnknownService(pub String);
 
 impl FromStr for ServiceKind {

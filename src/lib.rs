@@ -24,6 +24,8 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod conn;
+pub mod keyfile;
 pub mod kind;
 pub mod service;
 pub mod shutdown;

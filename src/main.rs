@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use switchboard::cli::{Cli, Command, ServeArgs, TextArgs, TimeArgs};
-use switchboard::client::{EchoClient, TimeClient, UdpEchoClient};
+use switchboard::cli::{Cli, Command, ExecArgs, ServeArgs, TextArgs, TimeArgs};
+use switchboard::client::{
+    CommandClient, CommandOutcome, EchoClient, OutputKind, TimeClient, UdpEchoClient,
+};
 use switchboard::config::{Config, FileSource};
 use switchboard::kind::ServiceKind;
 use switchboard::service::{ServiceState, Supervisor};
@@ -37,12 +39,14 @@ fn main() -> ExitCode {
             Some(Command::Echo(args)) => echo(args).await,
             Some(Command::Udp(args)) => udp(args).await,
             Some(Command::Time(args)) => time(args).await,
+            Some(Command::Exec(args)) => return exec(args).await,
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     // Don't wait for blocked stdin readers of the interactive loops.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("switchboard: {e:#}");
             ExitCode::FAILURE
@@ -101,16 +105,31 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let config = load_config(&args)?;
+    let mut config = load_config(&args)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    let key_note = if config.key.is_some() {
+        "HMAC key: from the configuration".to_owned()
+    } else {
+        let (key, created) =
+            switchboard::keyfile::load_or_create(&config.data_dir).with_context(|| {
+                format!("cannot keep the HMAC key in {}", config.data_dir.display())
+            })?;
+        config.key = Some(key);
+        let path = switchboard::keyfile::path(&config.data_dir);
+        match created {
+            true => format!("HMAC key: generated in {} (owner-only)", path.display()),
+            false => format!("HMAC key: {}", path.display()),
+        }
+    };
     let root = Shutdown::new();
     let stats = Stats::new();
     root.tasks.spawn(stats.clone().run(root.token.clone()));
     let supervisor = Supervisor::new(&config, stats, root.clone());
     let failures = supervisor.start_enabled().await;
     print_banner(&supervisor);
+    println!("{key_note}");
     let enabled = config.services.iter().filter(|s| s.enabled).count();
     if enabled > 0 && failures.len() == enabled {
         root.drain(config.shutdown_grace).await;
@@ -242,4 +261,55 @@ async fn time(args: TimeArgs) -> Result<()> {
         println!("{}", client.query(&format).await?);
     }
     Ok(())
+}
+
+async fn exec(args: ExecArgs) -> Result<ExitCode> {
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let env_key = std::env::var("SWITCHBOARD_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let key = match (&args.key_file, env_key) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, Some(key)) => key,
+        (None, None) => switchboard::keyfile::load(&args.data_dir)
+            .with_context(|| {
+                format!(
+                    "no key: pass --key-file, set SWITCHBOARD_KEY, or run next to a server's data directory ({} not readable)",
+                    switchboard::keyfile::path(&args.data_dir).display()
+                )
+            })?
+            .expose()
+            .to_vec()
+            .into_iter()
+            .map(char::from)
+            .collect(),
+    };
+    if args.shell.is_none() && args.argv.is_empty() {
+        anyhow::bail!("nothing to run: give `-- PROGRAM ARGS...` or `--shell LINE`");
+    }
+    let mut client =
+        CommandClient::connect(&args.client.addr, key.as_bytes(), args.client.timeout).await?;
+    let print = |kind: OutputKind, bytes: &[u8]| {
+        let _ = match kind {
+            OutputKind::Stdout => std::io::stdout()
+                .write_all(bytes)
+                .and_then(|()| std::io::stdout().flush()),
+            OutputKind::Stderr => std::io::stderr().write_all(bytes),
+        };
+    };
+    let outcome = match &args.shell {
+        Some(line) => client.shell(line, args.limit, print).await?,
+        None => client.run(&args.argv, args.limit, print).await?,
+    };
+    Ok(match outcome {
+        CommandOutcome::Exit(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        CommandOutcome::Signal(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
+        CommandOutcome::Error(why) => {
+            eprintln!("switchboard: {why}");
+            ExitCode::from(125)
+        }
+    })
 }

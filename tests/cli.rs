@@ -158,9 +158,14 @@ async fn bad_configuration_is_rejected_at_start_naming_the_key() {
 async fn serve_exits_with_an_error_when_no_service_can_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let o = run(
         &[
             "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--set",
+            "services.exec.enabled=false",
             "--set",
             &format!("services.echo.listen={addr}"),
             "--set",

@@ -3,14 +3,12 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-use tokio_util::either::Either;
 
-use super::{ClientError, Target, deadline};
+use super::{ClientError, Stream, connect_stream, deadline};
 
 /// A connection to the echo service.
 pub struct EchoClient {
-    stream: Either<TcpStream, UnixStream>,
+    stream: Stream,
     addr: String,
     timeout: Duration,
 }
@@ -22,30 +20,7 @@ impl EchoClient {
     /// [`ClientError::Refused`] when nothing listens there,
     /// [`ClientError::Timeout`] when the connection is not made in `timeout`.
     pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let target = Target::resolve(target).await?;
-        let addr = target.label();
-        let stream = deadline(&addr, timeout, async {
-            match &target {
-                Target::Unix(path) => UnixStream::connect(path)
-                    .await
-                    .map(Either::Right)
-                    .map_err(|e| ClientError::io(&addr, e)),
-                Target::Inet(addrs, _) => {
-                    let mut last = None;
-                    for a in addrs {
-                        match TcpStream::connect(a).await {
-                            Ok(s) => {
-                                s.set_nodelay(true).map_err(|e| ClientError::io(&addr, e))?;
-                                return Ok(Either::Left(s));
-                            }
-                            Err(e) => last = Some(ClientError::io(&a.to_string(), e)),
-                        }
-                    }
-                    Err(last.unwrap_or_else(|| ClientError::BadAddress(addr.clone())))
-                }
-            }
-        })
-        .await?;
+        let (stream, addr) = connect_stream(target, timeout).await?;
         Ok(EchoClient {
             stream,
             addr,

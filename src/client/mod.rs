@@ -5,6 +5,7 @@
 //! (meaning 127.0.0.1), or `unix:/path` for TCP services.
 
 mod echo;
+mod exec;
 mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use echo::EchoClient;
+pub use exec::{CommandClient, CommandOutcome, OutputKind};
 pub use udp::{TimeClient, UdpEchoClient};
 
 /// Why a request failed, worded for the person who made it.
@@ -39,6 +41,10 @@ pub enum ClientError {
         len: usize,
         max: usize,
     },
+    #[error("{addr} refused our key: {reason}")]
+    AuthRejected { addr: String, reason: String },
+    #[error("{addr} broke the protocol: {detail}")]
+    Protocol { addr: String, detail: String },
     #[error("{addr}: {source}")]
     Io {
         addr: String,
@@ -130,4 +136,37 @@ async fn deadline<T>(
             after,
         })
     })
+}
+
+/// A connected stream of either kind.
+pub(crate) type Stream = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
+
+/// Connects to a TCP or unix-socket service, trying each resolved address.
+async fn connect_stream(target: &str, timeout: Duration) -> Result<(Stream, String), ClientError> {
+    use tokio_util::either::Either;
+    let target = Target::resolve(target).await?;
+    let addr = target.label();
+    let stream = deadline(&addr, timeout, async {
+        match &target {
+            Target::Unix(path) => tokio::net::UnixStream::connect(path)
+                .await
+                .map(Either::Right)
+                .map_err(|e| ClientError::io(&addr, e)),
+            Target::Inet(addrs, _) => {
+                let mut last = None;
+                for a in addrs {
+                    match tokio::net::TcpStream::connect(a).await {
+                        Ok(s) => {
+                            s.set_nodelay(true).map_err(|e| ClientError::io(&addr, e))?;
+                            return Ok(Either::Left(s));
+                        }
+                        Err(e) => last = Some(ClientError::io(&a.to_string(), e)),
+                    }
+                }
+                Err(last.unwrap_or_else(|| ClientError::BadAddress(addr.clone())))
+            }
+        }
+    })
+    .await?;
+    Ok((stream, addr))
 }

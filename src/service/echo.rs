@@ -11,14 +11,12 @@
 //! idle connection costs little resident memory.
 
 use std::io;
-use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::listen::{Listener, Peer};
-use super::{PeerLimit, ServiceCtx, ServiceError, refuse};
+use super::listen::Listener;
+use super::{Admission, ServiceCtx, ServiceError};
 use crate::kind::Proto;
 use crate::stats::ConnGuard;
 use crate::wire;
@@ -31,8 +29,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// # Errors
 /// None in practice: accept errors are logged and retried.
 pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
-    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
-    let per_peer = PeerLimit::default();
+    let admission = Admission::new(&ctx);
     loop {
         let accepted = tokio::select! {
             () = ctx.cancel.cancelled() => return Ok(()),
@@ -45,41 +42,8 @@ pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), Servi
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            let max = ctx.limits.max_connections;
-            refuse(
-                &stream,
-                &format!(
-                    "switchboard: echo is at its limit of {max} connections, try again later\n"
-                ),
-            );
-            ctx.stats
-                .refused(ctx.kind, peer.to_string(), "too many connections");
+        let Some(admitted) = admission.admit(&ctx, &stream, peer) else {
             continue;
-        };
-        let peer_slot = match peer {
-            Peer::Inet(addr) => {
-                let max = ctx.limits.max_connections_per_peer;
-                match per_peer.try_acquire(addr.ip(), max) {
-                    Some(slot) => Some(slot),
-                    None => {
-                        refuse(
-                            &stream,
-                            &format!(
-                                "switchboard: too many connections from {}, limit {max}\n",
-                                addr.ip()
-                            ),
-                        );
-                        ctx.stats.refused(
-                            ctx.kind,
-                            peer.to_string(),
-                            "too many connections from this address",
-                        );
-                        continue;
-                    }
-                }
-            }
-            Peer::Unix => None,
         };
         let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
         let cancel = ctx.cancel.clone();
@@ -94,7 +58,7 @@ pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), Servi
                 );
                 stats.error(conn.service());
             }
-            drop((permit, peer_slot, conn));
+            drop((admitted, conn));
         });
     }
 }

@@ -10,6 +10,7 @@
 pub mod listen;
 
 mod echo;
+mod exec;
 mod time;
 mod udp;
 mod udp_echo;
@@ -43,8 +44,8 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0} is disabled in the configuration")]
-    Disabled(ServiceKind),
+    #[error("{0} needs an HMAC key (config `key` or SWITCHBOARD_KEY)")]
+    NoKey(ServiceKind),
     #[error("{service} did not stop within {after:?}")]
     StopTimeout {
         service: ServiceKind,
@@ -144,6 +145,76 @@ impl Drop for PeerSlot {
     }
 }
 
+/// The two connection caps of a TCP service, checked at accept.
+pub(crate) struct Admission {
+    slots: Arc<tokio::sync::Semaphore>,
+    per_peer: PeerLimit,
+}
+
+/// A connection's place under both caps; dropping it frees the place.
+pub(crate) struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _peer: Option<PeerSlot>,
+}
+
+impl Admission {
+    pub(crate) fn new(ctx: &ServiceCtx) -> Self {
+        Admission {
+            slots: Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections)),
+            per_peer: PeerLimit::default(),
+        }
+    }
+
+    /// Admits a connection, or refuses it with a one-line message and a
+    /// stats event when a cap is reached.
+    pub(crate) fn admit(
+        &self,
+        ctx: &ServiceCtx,
+        stream: &listen::Stream,
+        peer: Peer,
+    ) -> Option<Admitted> {
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let max = ctx.limits.max_connections;
+            refuse(
+                stream,
+                &format!(
+                    "switchboard: {} is at its limit of {max} connections, try again later\n",
+                    ctx.kind
+                ),
+            );
+            ctx.stats
+                .refused(ctx.kind, peer.to_string(), "too many connections");
+            return None;
+        };
+        let peer_slot = match peer {
+            Peer::Inet(addr) => {
+                let max = ctx.limits.max_connections_per_peer;
+                let Some(slot) = self.per_peer.try_acquire(addr.ip(), max) else {
+                    refuse(
+                        stream,
+                        &format!(
+                            "switchboard: too many connections from {}, limit {max}\n",
+                            addr.ip()
+                        ),
+                    );
+                    ctx.stats.refused(
+                        ctx.kind,
+                        peer.to_string(),
+                        "too many connections from this address",
+                    );
+                    return None;
+                };
+                Some(slot)
+            }
+            Peer::Unix => None,
+        };
+        Some(Admitted {
+            _permit: permit,
+            _peer: peer_slot,
+        })
+    }
+}
+
 /// A service's state, as shown everywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceState {
@@ -190,6 +261,8 @@ struct SupInner {
     grace: Duration,
     slots: Vec<Slot>,
     own_udp_ports: OwnPorts,
+    key: Option<crate::config::Secret>,
+    exec: crate::config::ExecConfig,
 }
 
 struct Slot {
@@ -262,6 +335,8 @@ impl Supervisor {
                 grace: config.shutdown_grace,
                 slots,
                 own_udp_ports: OwnPorts::default(),
+                key: config.key.clone(),
+                exec: config.exec.clone(),
             }),
         }
     }
@@ -333,6 +408,15 @@ impl Supervisor {
             st.generation += 1;
             (st.config.clone(), st.generation)
         };
+        if kind == ServiceKind::Exec && self.inner.key.is_none() {
+            let reason = "no HMAC key configured".to_owned();
+            self.set_state(
+                kind,
+                &mut lock(&slot.state),
+                ServiceState::Failed(reason.clone()),
+            );
+            return Err(ServiceError::NoKey(kind));
+        }
         let cancel = self.inner.root.token.child_token();
         let ctx = ServiceCtx {
             kind,
@@ -362,11 +446,19 @@ impl Supervisor {
                 return Err(err);
             }
         };
+        let key = self
+            .inner
+            .key
+            .as_ref()
+            .map(|k| k.expose().to_vec())
+            .unwrap_or_default();
+        let exec_config = self.inner.exec.clone();
         let fut = async move {
             match (kind, socket) {
                 (ServiceKind::Echo, Bound::Tcp(l)) => echo::run(l, ctx).await,
                 (ServiceKind::UdpEcho, Bound::Udp(s)) => udp_echo::run(s, ctx).await,
                 (ServiceKind::Time, Bound::Udp(s)) => time::run(s, ctx).await,
+                (ServiceKind::Exec, Bound::Tcp(l)) => exec::run(l, ctx, key, exec_config).await,
                 (kind, _) => unreachable!("Bound::bind follows {kind}'s protocol"),
             }
         };

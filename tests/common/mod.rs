@@ -11,6 +11,9 @@ use switchboard::service::Supervisor;
 use switchboard::shutdown::Shutdown;
 use switchboard::stats::{Snapshot, Stats};
 
+/// The HMAC key every harness uses.
+pub const TEST_KEY: &str = "test-key-not-secret";
+
 /// A guard against hangs, never what a test relies on to pass.
 pub const GUARD: Duration = Duration::from_secs(20);
 
@@ -33,6 +36,7 @@ impl Harness {
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::ephemeral(dir.path());
+        config.key = Some(switchboard::config::Secret::new(TEST_KEY));
         tweak(&mut config);
         let root = Shutdown::new();
         let stats = Stats::new();

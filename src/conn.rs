@@ -1,0 +1,172 @@
+//! A message-protocol connection: one type owns the stream and its read
+//! buffer (as mini-redis's `Connection` does), for the services and the
+//! clients alike. The formats themselves are `wire::message` and `auth`;
+//! this only moves their bytes.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::auth::{self, CHALLENGE_LEN, RESPONSE_LEN};
+use crate::wire::message::{self, Header, MAX_HEADER_LEN, PREFIX_LEN, WireError};
+
+/// Why a message exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("the peer closed the connection in the middle of a message")]
+    Truncated,
+    #[error("no data for {0:?}")]
+    Timeout(Duration),
+}
+
+/// A stream speaking the message protocol.
+pub struct MessageConn<S> {
+    stream: S,
+    buf: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
+    pub fn new(stream: S) -> Self {
+        MessageConn {
+            stream,
+            // Small at first: an idle connection should cost little.
+            buf: BytesMut::with_capacity(256),
+        }
+    }
+
+    /// Reads more bytes into the buffer, but never beyond one maximal header
+    /// (a peer cannot make us buffer more than that). Returns how many were
+    /// read; 0 means the peer closed (or the buffer is full).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: bytes read are kept in the buffer.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        let room = (PREFIX_LEN + MAX_HEADER_LEN).saturating_sub(self.buf.len());
+        if room == 0 {
+            return Ok(0);
+        }
+        let mut limited = (&mut self.stream).take(room as u64);
+        limited.read_buf(&mut self.buf).await
+    }
+
+    /// Reads the next header: `Ok(None)` on a clean end of stream between
+    /// messages. The header's length is checked before it is buffered.
+    ///
+    /// # Errors
+    /// A malformed or oversized header, a stream cut mid-header, I/O errors.
+    pub async fn read_header(&mut self, max: usize) -> Result<Option<Header>, ConnError> {
+        loop {
+            if let Some(header) = message::decode_header(&mut self.buf, max)? {
+                return Ok(Some(header));
+            }
+            if self.fill().await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnError::Truncated)
+                };
+            }
+        }
+    }
+
+    /// Reads exactly `len` body bytes into `out`, taking buffered bytes first.
+    ///
+    /// # Errors
+    /// [`ConnError::Truncated`] if the stream ends first.
+    pub async fn read_body(&mut self, out: &mut [u8]) -> Result<(), ConnError> {
+        let from_buf = out.len().min(self.buf.len());
+        out[..from_buf].copy_from_slice(&self.buf.split_to(from_buf));
+        self.stream
+            .read_exact(&mut out[from_buf..])
+            .await
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => ConnError::Truncated,
+                _ => ConnError::Io(e),
+            })?;
+        Ok(())
+    }
+
+    /// Writes one message: a header (with `size` set to the body's length
+    /// when there is a body) and the body.
+    ///
+    /// # Errors
+    /// I/O errors, or a header over the cap.
+    pub async fn write_message(
+        &mut self,
+        mut fields: Map<String, Value>,
+        body: &[u8],
+    ) -> Result<(), ConnError> {
+        if !body.is_empty() {
+            fields.insert("size".into(), body.len().into());
+        }
+        let header = message::encode_header(&fields)?;
+        self.stream.write_all(&header).await?;
+        if !body.is_empty() {
+            self.stream.write_all(body).await?;
+        }
+        self.stream.flush().await?;
+        Ok(())
+    }
+
+    /// Server side of the handshake: send a fresh challenge and check the
+    /// answer within `within`. Answers `{"ok":...}` either way.
+    ///
+    /// # Errors
+    /// [`ConnError::Timeout`] for silence; an I/O error; `Ok(Err(_))` when
+    /// the response was wrong (the peer has been told).
+    pub async fn accept_handshake(
+        &mut self,
+        key: &[u8],
+        within: Duration,
+    ) -> Result<Result<(), auth::AuthError>, ConnError> {
+        let challenge = auth::new_challenge().map_err(|e| io::Error::other(e.to_string()))?;
+        self.stream.write_all(&challenge).await?;
+        self.stream.flush().await?;
+        let mut response = [0u8; RESPONSE_LEN];
+        tokio::time::timeout(within, self.read_body(&mut response))
+            .await
+            .map_err(|_| ConnError::Timeout(within))??;
+        let verdict = auth::verify(key, &challenge, &response);
+        let reply = match &verdict {
+            Ok(()) => message::fields(serde_json::json!({"ok": true})),
+            Err(e) => message::fields(serde_json::json!({"ok": false, "error": e.to_string()})),
+        };
+        self.write_message(reply, &[]).await?;
+        Ok(verdict)
+    }
+
+    /// Client side of the handshake: answer the challenge, read the verdict.
+    ///
+    /// # Errors
+    /// I/O errors; a verdict that is not a header. A refusal comes back as
+    /// `Ok(Some(reason))`.
+    pub async fn offer_handshake(&mut self, key: &[u8]) -> Result<Option<String>, ConnError> {
+        let mut challenge = [0u8; CHALLENGE_LEN];
+        self.read_body(&mut challenge).await?;
+        self.stream
+            .write_all(&auth::respond(key, &challenge))
+            .await?;
+        self.stream.flush().await?;
+        let verdict = self
+            .read_header(MAX_HEADER_LEN)
+            .await?
+            .ok_or(ConnError::Truncated)?;
+        if verdict.fields.get("ok") == Some(&Value::Bool(true)) {
+            Ok(None)
+        } else {
+            Ok(Some(verdict.str("error").unwrap_or("refused").to_owned()))
+        }
+    }
+
+    /// The stream, e.g. to shut it down.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+}
