@@ -70,11 +70,8 @@ impl CommandClient {
         timeout: Option<Duration>,
         on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
-        let mut request = message::fields(json!({"op": "run", "argv": argv}));
-        if let Some(t) = timeout {
-            request.insert("timeout_ms".into(), (t.as_millis() as u64).into());
-        }
-        self.request(request, on_output).await
+        self.request(json!({"op": "run", "argv": argv}), timeout, on_output)
+            .await
     }
 
     /// Runs a shell line (only if the operator enabled shell mode).
@@ -87,18 +84,20 @@ impl CommandClient {
         timeout: Option<Duration>,
         on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
-        let mut request = message::fields(json!({"op": "shell", "line": line}));
-        if let Some(t) = timeout {
-            request.insert("timeout_ms".into(), (t.as_millis() as u64).into());
-        }
-        self.request(request, on_output).await
+        self.request(json!({"op": "shell", "line": line}), timeout, on_output)
+            .await
     }
 
     async fn request(
         &mut self,
-        request: serde_json::Map<String, Value>,
+        request: Value,
+        timeout: Option<Duration>,
         mut on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
+        let mut request = message::fields(request);
+        if let Some(t) = timeout {
+            request.insert("timeout_ms".into(), (t.as_millis() as u64).into());
+        }
         let addr = self.addr.clone();
         self.conn
             .write_message(request, &[])

@@ -30,21 +30,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// None in practice: accept errors are logged and retried.
 pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
     let admission = Admission::new(&ctx);
-    loop {
-        let accepted = tokio::select! {
-            () = ctx.cancel.cancelled() => return Ok(()),
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                super::accept_backoff(ctx.kind, &e, &ctx.cancel).await;
-                continue;
-            }
-        };
-        let Some(admitted) = admission.admit(&ctx, &stream, peer) else {
-            continue;
-        };
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
         let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
         let cancel = ctx.cancel.clone();
         let idle = ctx.limits.idle_timeout;
@@ -61,6 +47,7 @@ pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), Servi
             drop((admitted, conn));
         });
     }
+    Ok(())
 }
 
 /// Echoes until EOF, cancellation, the idle timeout or an error. On EOF (the

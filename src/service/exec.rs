@@ -84,21 +84,7 @@ pub(crate) async fn run(
         config,
     });
     let admission = Admission::new(&ctx);
-    loop {
-        let accepted = tokio::select! {
-            () = ctx.cancel.cancelled() => return Ok(()),
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                super::accept_backoff(ctx.kind, &e, &ctx.cancel).await;
-                continue;
-            }
-        };
-        let Some(admitted) = admission.admit(&ctx, &stream, peer) else {
-            continue;
-        };
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
         let conn = ctx
             .stats
             .open(ctx.kind, crate::kind::Proto::Tcp, peer.to_string());
@@ -120,6 +106,7 @@ pub(crate) async fn run(
             drop((admitted, conn));
         });
     }
+    Ok(())
 }
 
 fn error_message(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {

@@ -165,6 +165,32 @@ impl Admission {
         }
     }
 
+    /// Accepts until a connection is admitted under both caps; `None` once
+    /// the service is cancelled. Accept errors are logged and retried.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only awaits `accept` and the backoff sleep.
+    pub(crate) async fn next(
+        &self,
+        listener: &listen::Listener,
+        ctx: &ServiceCtx,
+    ) -> Option<(listen::Stream, Peer, Admitted)> {
+        loop {
+            let accepted = tokio::select! {
+                () = ctx.cancel.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(admitted) = self.admit(ctx, &stream, peer) {
+                        return Some((stream, peer, admitted));
+                    }
+                }
+                Err(e) => accept_backoff(ctx.kind, &e, &ctx.cancel).await,
+            }
+        }
+    }
+
     /// Admits a connection, or refuses it with a one-line message and a
     /// stats event when a cap is reached.
     pub(crate) fn admit(
@@ -584,11 +610,7 @@ pub(crate) fn refuse(stream: &listen::Stream, message: &str) {
 
 /// After a failed accept (mostly: out of file descriptors) waits a moment so
 /// the accept loop does not spin, unless the service is stopped meanwhile.
-pub(crate) async fn accept_backoff(
-    kind: ServiceKind,
-    e: &std::io::Error,
-    cancel: &CancellationToken,
-) {
+async fn accept_backoff(kind: ServiceKind, e: &std::io::Error, cancel: &CancellationToken) {
     if e.kind() == std::io::ErrorKind::ConnectionAborted {
         return; // the peer gave up before we accepted: nothing to wait out
     }
