@@ -48,6 +48,66 @@ pub enum Command {
     /// from --key-file, else SWITCHBOARD_KEY, else the key file of a local
     /// server's data directory (--data-dir).
     Exec(ExecArgs),
+    /// Sign in at the login service's prompt: `switchboard login ADDR`.
+    ///
+    /// Asks for the user (unless --user) and the password (without echo on
+    /// a terminal; one line of standard input otherwise). Exits 0 on
+    /// `login ok`, 1 when the login fails.
+    Login(LoginArgs),
+    /// Manage the accounts of the dashboard and the login service.
+    ///
+    /// Works on `<data_dir>/users.json` (see --data-dir); a running server
+    /// picks changes up at once. New passwords are asked for without echo,
+    /// read as one line of standard input when it is not a terminal, or
+    /// generated with --generate.
+    User(UserArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// The user name (asked for when omitted).
+    #[arg(long, short = 'u', value_name = "NAME")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserAction,
+
+    #[command(flatten)]
+    pub config: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add an account (the first one must be `admin`).
+    Add {
+        name: String,
+        /// viewer (sees), operator (also sends and uploads) or admin (also
+        /// starts/stops services and runs commands).
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        /// Generate a password and print it instead of asking for one.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Set a new password.
+    Passwd {
+        name: String,
+        /// Generate a password and print it instead of asking for one.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Change an account's role.
+    Role { name: String, role: String },
+    /// Remove an account (not the last admin).
+    Del { name: String },
+    /// List the accounts.
+    List,
 }
 
 #[derive(Debug, Args)]

@@ -145,6 +145,24 @@ pub struct ExecConfig {
     pub workdir: PathBuf,
 }
 
+/// The `login` service's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// Attempts per connection before it is closed.
+    pub max_tries: u32,
+    /// Failed logins allowed per peer address per minute (a token bucket).
+    pub max_failures_per_minute: u32,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_tries: 3,
+            max_failures_per_minute: 10,
+        }
+    }
+}
+
 /// The dashboard's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebConfig {
@@ -162,6 +180,7 @@ pub struct Config {
     /// Indexed by [`ServiceKind::index`].
     pub services: Vec<ServiceConfig>,
     pub exec: ExecConfig,
+    pub login: LoginConfig,
     /// How long shutdown waits for connections to finish before giving up.
     pub shutdown_grace: Duration,
     /// Things worth telling the operator that did not stop the start.
@@ -214,12 +233,7 @@ enum Ty {
 
 /// Sections for services that are configured now but run by later issues.
 /// Their keys are part of the contract in DESIGN.md, so they are accepted.
-const PLANNED_SERVICES: [(&str, u16); 4] = [
-    ("exec", 9003),
-    ("files", 9004),
-    ("files-classic", 9005),
-    ("login", 9006),
-];
+const PLANNED_SERVICES: [(&str, u16); 2] = [("files", 9004), ("files-classic", 9005)];
 
 /// Every key the config accepts, with its type.
 fn schema() -> Vec<(String, Ty)> {
@@ -264,6 +278,8 @@ fn schema() -> Vec<(String, Ty)> {
         ("services.exec.max_output_bytes".to_owned(), Ty::Int),
         ("services.exec.max_commands".to_owned(), Ty::Int),
         ("services.exec.workdir".to_owned(), Ty::Str),
+        ("services.login.max_tries".to_owned(), Ty::Int),
+        ("services.login.max_failures_per_minute".to_owned(), Ty::Int),
     ]);
     keys
 }
@@ -621,12 +637,24 @@ impl Config {
             ));
         }
 
+        let d = LoginConfig::default();
+        let login = LoginConfig {
+            max_tries: m.int("services.login.max_tries", u64::from(d.max_tries), 1, 100)? as u32,
+            max_failures_per_minute: m.int(
+                "services.login.max_failures_per_minute",
+                u64::from(d.max_failures_per_minute),
+                1,
+                1_000_000,
+            )? as u32,
+        };
+
         Ok(Config {
             data_dir,
             key,
             web: WebConfig { listen: web_listen },
             services,
             exec,
+            login,
             shutdown_grace: m.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?,
             warnings: Vec::new(),
         })
@@ -684,6 +712,7 @@ impl Default for Config {
                 max_commands: 8,
                 workdir: PathBuf::from("/tmp"),
             },
+            login: LoginConfig::default(),
             shutdown_grace: Duration::from_secs(5),
             warnings: Vec::new(),
         }
@@ -720,7 +749,8 @@ mod tests {
                 "127.0.0.1:9000",
                 "127.0.0.1:9001",
                 "127.0.0.1:9002",
-                "127.0.0.1:9003"
+                "127.0.0.1:9003",
+                "127.0.0.1:9006"
             ]
         );
         assert!(c.services.iter().all(|s| s.enabled));

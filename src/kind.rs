@@ -34,15 +34,17 @@ pub enum ServiceKind {
     UdpEcho,
     Time,
     Exec,
+    Login,
 }
 
 impl ServiceKind {
     /// Every service, in the order DESIGN.md lists them (and the banner prints them).
-    pub const ALL: [ServiceKind; 4] = [
+    pub const ALL: [ServiceKind; 5] = [
         ServiceKind::Echo,
         ServiceKind::UdpEcho,
         ServiceKind::Time,
         ServiceKind::Exec,
+        ServiceKind::Login,
     ];
 
     /// The name used in config keys, the API and the CLI (`udp-echo`, not `UdpEcho`).
@@ -52,12 +54,13 @@ impl ServiceKind {
             ServiceKind::UdpEcho => "udp-echo",
             ServiceKind::Time => "time",
             ServiceKind::Exec => "exec",
+            ServiceKind::Login => "login",
         }
     }
 
     pub const fn proto(self) -> Proto {
         match self {
-            ServiceKind::Echo | ServiceKind::Exec => Proto::Tcp,
+            ServiceKind::Echo | ServiceKind::Exec | ServiceKind::Login => Proto::Tcp,
             ServiceKind::UdpEcho | ServiceKind::Time => Proto::Udp,
         }
     }
@@ -68,6 +71,7 @@ impl ServiceKind {
             ServiceKind::UdpEcho => 9001,
             ServiceKind::Time => 9002,
             ServiceKind::Exec => 9003,
+            ServiceKind::Login => 9006,
         }
     }
 
@@ -91,7 +95,7 @@ impl fmt::Display for ServiceKind {
 
 /// The name is not one of [`ServiceKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown service `{0}` (known: echo, udp-echo, time, exec)")]
+#[error("unknown service `{0}` (known: echo, udp-echo, time, exec, login)")]
 pub struct UnknownService(pub String);
 
 impl FromStr for ServiceKind {

@@ -15,11 +15,14 @@
 //! - [`config`]: the one `Config`, merged from defaults, file, environment
 //!   and flags by a pure function.
 //! - [`shutdown`]: the root cancellation token and task tracker.
+//! - [`users`]: people's accounts (argon2id), for `login` and the dashboard.
+//! - [`audit`]: the append-only log of commands run, logins and files stored.
 //! - [`kind`]: the service names, shared by all of the above.
 //!
 //! Dependencies point one way: `service` uses `wire` and `stats`; `client`
 //! uses `wire`; `wire`, `stats` and `kind` use nothing above them.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -30,4 +33,6 @@ pub mod kind;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
+pub mod terminal;
+pub mod users;
 pub mod wire;

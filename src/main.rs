@@ -9,15 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use switchboard::cli::{Cli, Command, ExecArgs, ServeArgs, TextArgs, TimeArgs};
+use switchboard::cli::{
+    Cli, Command, ExecArgs, LoginArgs, ServeArgs, TextArgs, TimeArgs, UserAction, UserArgs,
+};
 use switchboard::client::{
-    CommandClient, CommandOutcome, EchoClient, OutputKind, TimeClient, UdpEchoClient,
+    CommandClient, CommandOutcome, EchoClient, LoginClient, LoginOutcome, OutputKind, TimeClient,
+    UdpEchoClient,
 };
 use switchboard::config::{Config, FileSource};
 use switchboard::kind::ServiceKind;
-use switchboard::service::{ServiceState, Supervisor};
-use switchboard::shutdown::{self, Shutdown};
-use switchboard::stats::Stats;
+use switchboard::service::{Deps, ServiceState, Supervisor};
+use switchboard::shutdown;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,6 +42,11 @@ fn main() -> ExitCode {
             Some(Command::Udp(args)) => udp(args).await,
             Some(Command::Time(args)) => time(args).await,
             Some(Command::Exec(args)) => return exec(args).await,
+            Some(Command::Login(args)) => return login(args).await,
+            Some(Command::User(args)) => user(UserArgs {
+                config: merge_serve_args(cli.serve, args.config),
+                ..args
+            }),
         }
         .map(|()| ExitCode::SUCCESS)
     });
@@ -123,13 +130,33 @@ async fn serve(args: ServeArgs) -> Result<()> {
             false => format!("HMAC key: {}", path.display()),
         }
     };
-    let root = Shutdown::new();
-    let stats = Stats::new();
-    root.tasks.spawn(stats.clone().run(root.token.clone()));
-    let supervisor = Supervisor::new(&config, stats, root.clone());
+    let deps = Deps::open(&config)?;
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let admin_password = std::env::var(switchboard::config::ENV_ADMIN_PASSWORD)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let generated = deps
+        .users
+        .ensure_admin(admin_password.as_deref())
+        .context("cannot create the first account")?;
+    let root = deps.root.clone();
+    root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
+    let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
     print_banner(&supervisor);
     println!("{key_note}");
+    match generated {
+        // Printed once, on stdout only: never logged.
+        Some(password) => println!(
+            "sign in as:  admin / {password}   (generated now and shown only this once; \
+             change it with `switchboard user passwd admin`)"
+        ),
+        None => println!(
+            "accounts: {} ({} accounts; `switchboard user list`)",
+            supervisor.users().path().display(),
+            supervisor.users().list().len()
+        ),
+    }
     let enabled = config.services.iter().filter(|s| s.enabled).count();
     if enabled > 0 && failures.len() == enabled {
         root.drain(config.shutdown_grace).await;
@@ -145,6 +172,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         std::process::exit(130);
     });
     supervisor.stop_all().await;
+    supervisor.audit().flush().await;
     if !root.drain(config.shutdown_grace).await {
         tracing::warn!(
             "some tasks outlived the {:?} grace period",
@@ -312,4 +340,98 @@ async fn exec(args: ExecArgs) -> Result<ExitCode> {
             ExitCode::from(125)
         }
     })
+}
+
+async fn login(args: LoginArgs) -> Result<ExitCode> {
+    let mut client = LoginClient::connect(&args.client.addr, args.client.timeout).await?;
+    let interactive = switchboard::terminal::interactive();
+    loop {
+        let user = match &args.user {
+            Some(u) => u.clone(),
+            None => switchboard::terminal::ask("username: ", false).context("no user name")?,
+        };
+        let password = switchboard::terminal::ask("password: ", true).context("no password")?;
+        match client.attempt(&user, &password).await? {
+            LoginOutcome::Ok => {
+                println!("login ok");
+                return Ok(ExitCode::SUCCESS);
+            }
+            LoginOutcome::Failed => {
+                println!("login failed");
+                // A person may try again on the same connection; a script gets one go.
+                if !interactive || args.user.is_some() {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            LoginOutcome::Refused(said) => {
+                eprintln!("switchboard: {}: {said}", client.addr());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+}
+
+/// A new password: generated (and printed), or asked for twice.
+fn new_password(generate: bool) -> Result<String> {
+    if generate {
+        let password = switchboard::users::generate_password()?;
+        println!("password: {password}");
+        return Ok(password);
+    }
+    let password = switchboard::terminal::ask("new password: ", true).context("no password")?;
+    switchboard::users::check_password(&password)?;
+    if switchboard::terminal::interactive() {
+        let again = switchboard::terminal::ask("again: ", true).context("no password")?;
+        anyhow::ensure!(again == password, "the passwords differ; nothing changed");
+    }
+    Ok(password)
+}
+
+fn user(args: UserArgs) -> Result<()> {
+    let config = load_config(&args.config)?;
+    let users = switchboard::users::Users::open(&config.data_dir)?;
+    match args.action {
+        UserAction::Add {
+            name,
+            role,
+            generate,
+        } => {
+            let role = role.parse()?;
+            switchboard::users::check_name(&name)?;
+            let password = new_password(generate)?;
+            users.add(&name, role, &password)?;
+            println!("added {name} ({role}) to {}", users.path().display());
+        }
+        UserAction::Passwd { name, generate } => {
+            anyhow::ensure!(users.role(&name).is_some(), "no user `{name}`");
+            let password = new_password(generate)?;
+            users.set_password(&name, &password)?;
+            println!("password of {name} changed");
+        }
+        UserAction::Role { name, role } => {
+            let role = role.parse()?;
+            users.set_role(&name, role)?;
+            println!("{name} is now {role}");
+        }
+        UserAction::Del { name } => {
+            users.remove(&name)?;
+            println!("removed {name}");
+        }
+        UserAction::List => {
+            let list = users.list();
+            if list.is_empty() {
+                println!(
+                    "no accounts in {} yet (the first `switchboard serve` creates admin)",
+                    users.path().display()
+                );
+            }
+            for u in list {
+                let created = chrono::DateTime::from_timestamp(i64::try_from(u.created_unix)?, 0)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default();
+                println!("{:<32} {:<8} created {created} UTC", u.name, u.role);
+            }
+        }
+    }
+    Ok(())
 }

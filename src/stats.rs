@@ -57,6 +57,7 @@ struct Counters {
     active: AtomicU64,
     refused: AtomicU64,
     errors: AtomicU64,
+    auth_failures: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
 }
@@ -91,6 +92,8 @@ pub struct ServiceTotals {
     /// Connections or datagrams turned away by a limit.
     pub refused: u64,
     pub errors: u64,
+    /// Failed HMAC handshakes and failed logins.
+    pub auth_failures: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -178,6 +181,29 @@ pub enum EventKind {
     ServiceState {
         service: ServiceKind,
         state: String,
+    },
+    /// A wrong HMAC answer, or a failed login.
+    AuthFailed {
+        service: ServiceKind,
+        peer: String,
+        reason: String,
+    },
+    /// A remote command ended (`outcome`: `exit 0`, `signal 9`, `error: ...`).
+    CommandRun {
+        service: ServiceKind,
+        peer: String,
+        argv: Vec<String>,
+        outcome: String,
+        duration_ms: u64,
+        bytes_out: u64,
+    },
+    /// An upload landed under its final name.
+    FileStored {
+        service: ServiceKind,
+        peer: String,
+        name: String,
+        size: u64,
+        sha256: String,
     },
 }
 
@@ -287,6 +313,16 @@ impl Stats {
         self.counters(service).errors.fetch_add(1, Relaxed);
     }
 
+    /// Counts a failed authentication and records why (never the secret).
+    pub fn auth_failed(&self, service: ServiceKind, peer: impl Into<String>, reason: &str) {
+        self.counters(service).auth_failures.fetch_add(1, Relaxed);
+        self.emit(EventKind::AuthFailed {
+            service,
+            peer: peer.into(),
+            reason: reason.to_owned(),
+        });
+    }
+
     /// Records a service's new state (`running`, `stopped`, `failed: ...`).
     pub fn service_state(&self, service: ServiceKind, state: impl Into<String>) {
         self.emit(EventKind::ServiceState {
@@ -357,6 +393,7 @@ impl Stats {
             active: c.active.load(Relaxed),
             refused: c.refused.load(Relaxed),
             errors: c.errors.load(Relaxed),
+            auth_failures: c.auth_failures.load(Relaxed),
             bytes_in: c.bytes_in.load(Relaxed),
             bytes_out: c.bytes_out.load(Relaxed),
         }

@@ -123,7 +123,7 @@ async fn help_is_there_for_every_command() {
         assert!(stdout(&o).contains("Usage:"), "{args:?}");
     }
     let o = run(&["--help"], "").await;
-    for command in ["serve", "echo", "udp", "time"] {
+    for command in ["serve", "echo", "udp", "time", "exec", "login", "user"] {
         assert!(
             stdout(&o).contains(command),
             "{command} missing from --help"
@@ -159,23 +159,15 @@ async fn serve_exits_with_an_error_when_no_service_can_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let o = run(
-        &[
-            "serve",
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--set",
-            "services.exec.enabled=false",
-            "--set",
-            &format!("services.echo.listen={addr}"),
-            "--set",
-            "services.udp-echo.enabled=false",
-            "--set",
-            "services.time.enabled=false",
-        ],
-        "",
-    )
-    .await;
+    let mut args = vec![
+        "serve".to_owned(),
+        "--data-dir".to_owned(),
+        dir.path().to_str().unwrap().to_owned(),
+    ];
+    args.extend(common::only_services(&[ServiceKind::Echo]));
+    args.extend(["--set".to_owned(), format!("services.echo.listen={addr}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&args, "").await;
     assert!(!o.status.success());
     assert!(
         stdout(&o).contains("failed: address in use"),
@@ -234,4 +226,171 @@ async fn the_tutorials_python_clients_work_unmodified() {
         "the empty line gets the default format: {out}"
     );
     assert!(replies[1].starts_with(replies[0]), "{out}");
+}
+
+#[tokio::test]
+async fn user_commands_manage_the_accounts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["user", "--data-dir", d, "list"], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("no accounts in"), "{}", stdout(&o));
+    let o = run(&["user", "--data-dir", d, "add", "bob"], "bob's password\n").await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("the first account must be `admin`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["user", "--data-dir", d, "add", "admin", "--generate"], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("password: "), "{}", stdout(&o));
+    // The password comes from standard input when it is not a terminal.
+    let o = run(
+        &["--data-dir", d, "user", "add", "bob", "--role", "operator"],
+        "bob's password\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["user", "--data-dir", d, "add", "eve"], "short\n").await;
+    assert!(stderr(&o).contains("too short"), "{}", stderr(&o));
+    let o = run(&["user", "--data-dir", d, "add", "../x"], "long enough\n").await;
+    assert!(stderr(&o).contains("bad user name"), "{}", stderr(&o));
+    let o = run(&["user", "--data-dir", d, "role", "bob", "root"], "").await;
+    assert!(stderr(&o).contains("unknown role `root`"), "{}", stderr(&o));
+    let o = run(&["user", "--data-dir", d, "del", "admin"], "").await;
+    assert!(stderr(&o).contains("last admin"), "{}", stderr(&o));
+    let o = run(&["user", "--data-dir", d, "list"], "").await;
+    let listed: Vec<Vec<String>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().take(2).map(String::from).collect())
+        .collect();
+    assert_eq!(listed, [["admin", "admin"], ["bob", "operator"]]);
+    let file = std::fs::read_to_string(switchboard::users::path(dir.path())).unwrap();
+    assert!(!file.contains("bob's password"));
+}
+
+#[tokio::test]
+async fn first_start_creates_admin_and_the_login_command_signs_in() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(common::only_services(&[ServiceKind::Login]))
+        .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+        .env("RUST_LOG", "switchboard=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (addr, password) = guard("banner", async {
+        let mut addr = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"login") {
+                addr = Some(words[2].to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("sign in as:  admin / ") {
+                let password = rest.split_whitespace().next().unwrap().to_owned();
+                return (addr.expect("login line first"), password);
+            }
+        }
+        panic!("no generated password in the banner");
+    })
+    .await;
+    let o = run(
+        &["login", &addr, "--user", "admin"],
+        &format!("{password}\n"),
+    )
+    .await;
+    assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
+    assert!(o.status.success());
+    let o = run(&["login", &addr, "-u", "admin"], "wrong password\n").await;
+    assert_eq!(stdout(&o), "login failed\n");
+    assert_eq!(o.status.code(), Some(1));
+    // Name and password both from standard input.
+    let o = run(&["login", &addr], &format!("admin\n{password}\n")).await;
+    assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = guard("exit", child.wait_with_output()).await.unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !logs.contains(&password),
+        "the password leaked into the logs"
+    );
+
+    // A second start creates nothing and prints no password.
+    let o = run_until_banner(dir.path()).await;
+    assert!(!o.contains("sign in as"), "{o}");
+    assert!(o.contains("accounts: "), "{o}");
+}
+
+/// Starts `serve` with only login, returns its banner, stops it.
+async fn run_until_banner(data_dir: &std::path::Path) -> String {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args(common::only_services(&[ServiceKind::Login]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    guard("banner", async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
+            banner.push_str(&line);
+            banner.push('\n');
+            if last {
+                break;
+            }
+        }
+    })
+    .await;
+    banner
+}
+
+#[tokio::test]
+async fn the_admin_password_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(common::only_services(&[ServiceKind::Login]))
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "from the environment")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = guard("banner", async {
+        let mut addr = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            assert!(!line.contains("sign in as"), "{line}");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"login") {
+                addr = Some(words[2].to_owned());
+            }
+            if line.starts_with("accounts:") {
+                return addr.unwrap();
+            }
+        }
+        panic!("no banner");
+    })
+    .await;
+    let o = run(&["login", &addr, "-u", "admin"], "from the environment\n").await;
+    assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{GUARD, Harness, TEST_KEY, guard};
 use switchboard::client::{ClientError, CommandClient, CommandOutcome, EchoClient, OutputKind};
 use switchboard::kind::ServiceKind::{Echo, Exec};
+use switchboard::stats::EventKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -120,8 +121,14 @@ async fn a_wrong_key_is_rejected_and_closed() {
         matches!(&err, ClientError::AuthRejected { reason, .. } if reason.contains("wrong key")),
         "{err}"
     );
-    h.wait_for("refusal counted", |s| s.totals(Exec).refused == 1)
-        .await;
+    h.wait_for("auth failure counted", |s| {
+        s.totals(Exec).auth_failures == 1
+    })
+    .await;
+    assert!(h.stats.recent_events().iter().any(|e| matches!(
+        &e.kind,
+        EventKind::AuthFailed { service: Exec, reason, .. } if reason.contains("wrong key")
+    )));
 }
 
 #[tokio::test]
@@ -285,4 +292,85 @@ async fn a_client_that_disconnects_mid_command_takes_the_command_with_it() {
     await_dead(pid).await;
     h.wait_for("connection gone", |s| s.connections_of(Exec).count() == 0)
         .await;
+}
+
+#[tokio::test]
+async fn every_command_is_audited_with_control_characters_escaped() {
+    let h = Harness::start().await;
+    let mut c = client(&h).await;
+    let hostile = "a\nb\u{1b}[2J\u{9b}c";
+    collect(&mut c, &["echo", hostile]).await;
+    collect(&mut c, &["rm", "-rf", "/"]).await;
+    h.supervisor.audit().flush().await;
+    let text = std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{9b}'),
+        "{text}"
+    );
+    assert_eq!(lines[0]["argv"][1], hostile);
+    assert_eq!(lines[0]["outcome"], "exit 0");
+    assert_eq!(lines[0]["bytes_out"], hostile.len() as u64 + 1);
+    assert!(lines[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        lines[1]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: `rm` is not allowed")
+    );
+    let runs: Vec<_> = h
+        .stats
+        .recent_events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::CommandRun { argv, outcome, .. } => Some((argv[0].clone(), outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0], ("echo".to_owned(), "exit 0".to_owned()));
+}
+
+/// tests/python/design_exec_client.py, written from DESIGN.md alone.
+async fn python_exec(h: &Harness, key: &str, argv: &[&str]) -> std::process::Output {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/design_exec_client.py"
+    );
+    let port = h.addr(Exec).port().to_string();
+    guard(
+        "python client",
+        tokio::process::Command::new("python3")
+            .args([script, "127.0.0.1", &port, key])
+            .args(argv)
+            .output(),
+    )
+    .await
+    .expect("python3 runs")
+}
+
+#[tokio::test]
+async fn a_python_client_written_from_the_design_interoperates() {
+    let h = Harness::start().await;
+    let o = python_exec(&h, TEST_KEY, &["echo", "from", "python"]).await;
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "from python\n");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = python_exec(&h, TEST_KEY, &["ls", "/no/such/dir"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such file"));
+    let o = python_exec(&h, TEST_KEY, &["cat", "/etc/passwd"]).await;
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`cat` is not allowed"));
+    let o = python_exec(&h, "wrong key", &["echo", "x"]).await;
+    assert_eq!(o.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused"));
 }

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use common::{GUARD, Harness, guard};
 use switchboard::client::{EchoClient, UdpEchoClient};
-use switchboard::kind::ServiceKind::{Echo, UdpEcho};
+use switchboard::kind::ServiceKind::{self, Echo, UdpEcho};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 #[tokio::test]
@@ -42,14 +42,11 @@ async fn sigterm_stops_the_binary_cleanly_with_clients_connected() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--data-dir"])
         .arg(dir.path())
-        .args([
-            "--set",
-            "services.echo.listen=127.0.0.1:0",
-            "--set",
-            "services.udp-echo.listen=127.0.0.1:0",
-            "--set",
-            "services.time.listen=127.0.0.1:0",
-        ])
+        .args(common::only_services(&[
+            ServiceKind::Echo,
+            ServiceKind::UdpEcho,
+            ServiceKind::Time,
+        ]))
         .env("RUST_LOG", "switchboard=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -7,9 +7,8 @@ use common::{GUARD, Harness, guard};
 use switchboard::client::EchoClient;
 use switchboard::config::{Config, ListenAddr};
 use switchboard::kind::ServiceKind::{self, Echo, Time, UdpEcho};
-use switchboard::service::{ServiceError, ServiceState, Supervisor};
-use switchboard::shutdown::Shutdown;
-use switchboard::stats::{EventKind, Stats};
+use switchboard::service::{Deps, ServiceError, ServiceState, Supervisor};
+use switchboard::stats::EventKind;
 use tokio::io::AsyncReadExt;
 
 /// A loopback port that was free a moment ago.
@@ -95,8 +94,9 @@ async fn a_taken_port_fails_that_service_only() {
     config.service_mut(ServiceKind::Exec).enabled = false;
     config.service_mut(Echo).listen = ListenAddr::Inet(tcp.local_addr().unwrap());
     config.service_mut(UdpEcho).listen = ListenAddr::Inet(udp.local_addr().unwrap());
-    let root = Shutdown::new();
-    let sup = Supervisor::new(&config, Stats::new(), root.clone());
+    let deps = Deps::open(&config).unwrap();
+    let root = deps.root.clone();
+    let sup = Supervisor::new(&config, deps);
     let failures = sup.start_enabled().await;
     assert_eq!(failures.len(), 2);
     assert!(

@@ -6,6 +6,7 @@
 
 mod echo;
 mod exec;
+mod login;
 mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use echo::EchoClient;
 pub use exec::{CommandClient, CommandOutcome, OutputKind};
+pub use login::{LoginClient, LoginOutcome};
 pub use udp::{TimeClient, UdpEchoClient};
 
 /// Why a request failed, worded for the person who made it.

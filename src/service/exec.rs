@@ -27,8 +27,10 @@ use tokio::sync::Semaphore;
 
 use super::listen::{Listener, Stream};
 use super::{Admission, ServiceCtx, ServiceError};
+use crate::audit::AuditLog;
 use crate::config::ExecConfig;
 use crate::conn::{ConnError, MessageConn};
+use crate::stats::EventKind;
 use crate::wire::message::{self, MAX_HEADER_LEN};
 
 /// How long a client has to answer the challenge.
@@ -62,6 +64,7 @@ pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
 
 struct Shared {
     key: Vec<u8>,
+    audit: AuditLog,
     config: ExecConfig,
     programs: HashMap<String, PathBuf>,
     running: Semaphore,
@@ -76,8 +79,10 @@ pub(crate) async fn run(
     ctx: ServiceCtx,
     key: Vec<u8>,
     config: ExecConfig,
+    audit: AuditLog,
 ) -> Result<(), ServiceError> {
     let shared = Arc::new(Shared {
+        audit,
         programs: resolve_allowlist(&config.allow),
         running: Semaphore::new(config.max_commands),
         key,
@@ -126,7 +131,7 @@ async fn serve_conn(
         Ok(()) => {}
         Err(e) => {
             ctx.stats
-                .refused(ctx.kind, guard.peer().to_owned(), "authentication failed");
+                .auth_failed(ctx.kind, guard.peer(), &e.to_string());
             return Err(ConnError::Io(std::io::Error::other(e.to_string())));
         }
     }
@@ -152,10 +157,20 @@ async fn serve_conn(
                 .await;
             return Ok(());
         }
-        let request = parse_request(&header.fields, shared);
-        let (program, args) = match request {
+        let shown = shown_argv(&header.fields);
+        let (program, args) = match parse_request(&header.fields, shared) {
             Ok(r) => r,
             Err(why) => {
+                record(
+                    shared,
+                    ctx,
+                    guard,
+                    &shown,
+                    &format!("error: {why}"),
+                    Duration::ZERO,
+                    0,
+                )
+                .await;
                 conn.write_message(error_message(why), &[]).await?;
                 continue;
             }
@@ -168,28 +183,90 @@ async fn serve_conn(
                 Duration::from_millis(ms).min(shared.config.timeout)
             });
         let Ok(_permit) = shared.running.try_acquire() else {
-            let max = shared.config.max_commands;
-            conn.write_message(
-                error_message(format!("busy: {max} commands already running")),
-                &[],
+            let why = format!(
+                "busy: {} commands already running",
+                shared.config.max_commands
+            );
+            record(
+                shared,
+                ctx,
+                guard,
+                &shown,
+                &format!("error: {why}"),
+                Duration::ZERO,
+                0,
             )
-            .await?;
+            .await;
+            conn.write_message(error_message(why), &[]).await?;
             continue;
         };
         let started = Instant::now();
-        let outcome = run_command(&mut conn, &program, &args, timeout, shared, guard).await?;
-        tracing::info!(
-            service = "exec",
-            peer = guard.peer(),
-            program = %program.display(),
-            ms = started.elapsed().as_millis() as u64,
-            "command ended: {outcome}"
-        );
+        let (outcome, sent) =
+            run_command(&mut conn, &program, &args, timeout, shared, guard).await?;
+        record(
+            shared,
+            ctx,
+            guard,
+            &shown,
+            &outcome.to_string(),
+            started.elapsed(),
+            sent,
+        )
+        .await;
         match outcome {
             Outcome::ClientGone => return Ok(()),
             Outcome::Final(fields) => conn.write_message(fields, &[]).await?,
         }
     }
+}
+
+/// The argv as the client asked for it, for the audit log and events.
+fn shown_argv(fields: &serde_json::Map<String, Value>) -> Vec<String> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    match (fields.get("argv"), fields.get("line")) {
+        (Some(Value::Array(argv)), _) => argv.iter().take(64).map(text).collect(),
+        (_, Some(line)) => vec!["/bin/sh".into(), "-c".into(), text(line)],
+        _ => Vec::new(),
+    }
+}
+
+/// One audit line and one `command_run` event per request.
+async fn record(
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &crate::stats::ConnGuard,
+    argv: &[String],
+    outcome: &str,
+    took: Duration,
+    bytes_out: u64,
+) {
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        service = "exec",
+        peer = guard.peer(),
+        ms = duration_ms,
+        "{argv:?}: {outcome}"
+    );
+    shared
+        .audit
+        .record(json!({
+            "event": "command",
+            "service": ctx.kind,
+            "peer": guard.peer(),
+            "argv": argv,
+            "outcome": outcome,
+            "duration_ms": duration_ms,
+            "bytes_out": bytes_out,
+        }))
+        .await;
+    ctx.stats.emit(EventKind::CommandRun {
+        service: ctx.kind,
+        peer: guard.peer().to_owned(),
+        argv: argv.to_vec(),
+        outcome: outcome.to_owned(),
+        duration_ms,
+        bytes_out,
+    });
 }
 
 /// Checks a request against the allowlist and shell setting.
@@ -237,10 +314,16 @@ enum Outcome {
 }
 
 impl std::fmt::Display for Outcome {
+    /// `exit 0`, `signal 9`, `error: timed out after 100 ms`, ...
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Final(fields) => write!(f, "{}", Value::Object(fields.clone())),
-            Outcome::ClientGone => f.write_str("client disconnected"),
+            Outcome::Final(m) => match (m.get("code"), m.get("signal"), m.get("error")) {
+                (Some(code), _, _) => write!(f, "exit {code}"),
+                (_, Some(signal), _) => write!(f, "signal {signal}"),
+                (_, _, Some(Value::String(why))) => write!(f, "error: {why}"),
+                _ => write!(f, "{}", Value::Object(m.clone())),
+            },
+            Outcome::ClientGone => f.write_str("error: client disconnected; command killed"),
         }
     }
 }
@@ -261,7 +344,7 @@ async fn run_command(
     timeout: Duration,
     shared: &Shared,
     guard: &crate::stats::ConnGuard,
-) -> Result<Outcome, ConnError> {
+) -> Result<(Outcome, u64), ConnError> {
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -278,10 +361,8 @@ async fn run_command(
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            return Ok(Outcome::Final(error_message(format!(
-                "cannot start {}: {e}",
-                program.display()
-            ))));
+            let why = format!("cannot start {}: {e}", program.display());
+            return Ok((Outcome::Final(error_message(why)), 0));
         }
     };
     let pgid = child.id();
@@ -343,7 +424,7 @@ async fn run_command(
         None => child.wait().await?,
     };
     if let Some(outcome) = outcome {
-        return Ok(outcome);
+        return Ok((outcome, sent));
     }
     use std::os::unix::process::ExitStatusExt;
     let fields = match (status.code(), status.signal()) {
@@ -351,5 +432,5 @@ async fn run_command(
         (None, Some(signal)) => json!({"type": "exit", "signal": signal}),
         (None, None) => json!({"type": "error", "error": "the command ended without a status"}),
     };
-    Ok(Outcome::Final(message::fields(fields)))
+    Ok((Outcome::Final(message::fields(fields)), sent))
 }

@@ -11,6 +11,7 @@ pub mod listen;
 
 mod echo;
 mod exec;
+mod login;
 mod time;
 mod udp;
 mod udp_echo;
@@ -26,12 +27,57 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::config::{Config, Limits, ListenAddr, ServiceConfig};
 use crate::kind::{Proto, ServiceKind};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
+use crate::users::{Users, UsersError};
 
 pub use listen::{Peer, bind_failure};
+pub use login::MAX_LINE as LOGIN_MAX_LINE;
+
+/// What the services share with the rest of the process.
+#[derive(Clone)]
+pub struct Deps {
+    pub stats: Stats,
+    /// The process's root token and task tracker; services hang below it.
+    pub root: Shutdown,
+    pub users: Users,
+    pub audit: AuditLog,
+}
+
+impl Deps {
+    /// Fresh stats and shutdown, with the accounts and audit log of
+    /// `config.data_dir` (what tests and benchmarks start from).
+    ///
+    /// # Errors
+    /// When the accounts file or the audit log cannot be opened.
+    pub fn open(config: &Config) -> Result<Deps, DepsError> {
+        Ok(Deps {
+            stats: Stats::new(),
+            root: Shutdown::new(),
+            users: Users::open(&config.data_dir)?,
+            audit: AuditLog::open(&config.data_dir).map_err(|source| DepsError::Audit {
+                path: crate::audit::path(&config.data_dir),
+                source,
+            })?,
+        })
+    }
+}
+
+/// Why [`Deps::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DepsError {
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    #[error("cannot open the audit log {}: {source}", path.display())]
+    Audit {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Why a service could not start or stopped running.
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +330,9 @@ pub struct Supervisor {
 struct SupInner {
     stats: Stats,
     root: Shutdown,
+    users: Users,
+    audit: AuditLog,
+    login: crate::config::LoginConfig,
     grace: Duration,
     slots: Vec<Slot>,
     own_udp_ports: OwnPorts,
@@ -339,7 +388,7 @@ struct Running {
 
 impl Supervisor {
     /// A supervisor for `config`'s services; nothing starts until asked.
-    pub fn new(config: &Config, stats: Stats, root: Shutdown) -> Self {
+    pub fn new(config: &Config, deps: Deps) -> Self {
         let slots = ServiceKind::ALL
             .into_iter()
             .map(|kind| Slot {
@@ -356,8 +405,11 @@ impl Supervisor {
             .collect();
         Supervisor {
             inner: Arc::new(SupInner {
-                stats,
-                root,
+                stats: deps.stats,
+                root: deps.root,
+                users: deps.users,
+                audit: deps.audit,
+                login: config.login.clone(),
                 grace: config.shutdown_grace,
                 slots,
                 own_udp_ports: OwnPorts::default(),
@@ -479,12 +531,19 @@ impl Supervisor {
             .map(|k| k.expose().to_vec())
             .unwrap_or_default();
         let exec_config = self.inner.exec.clone();
+        let (users, audit) = (self.inner.users.clone(), self.inner.audit.clone());
+        let login_config = self.inner.login.clone();
         let fut = async move {
             match (kind, socket) {
                 (ServiceKind::Echo, Bound::Tcp(l)) => echo::run(l, ctx).await,
                 (ServiceKind::UdpEcho, Bound::Udp(s)) => udp_echo::run(s, ctx).await,
                 (ServiceKind::Time, Bound::Udp(s)) => time::run(s, ctx).await,
-                (ServiceKind::Exec, Bound::Tcp(l)) => exec::run(l, ctx, key, exec_config).await,
+                (ServiceKind::Exec, Bound::Tcp(l)) => {
+                    exec::run(l, ctx, key, exec_config, audit).await
+                }
+                (ServiceKind::Login, Bound::Tcp(l)) => {
+                    login::run(l, ctx, users, audit, login_config).await
+                }
                 (kind, _) => unreachable!("Bound::bind follows {kind}'s protocol"),
             }
         };
@@ -596,6 +655,14 @@ impl Supervisor {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
     }
 }
 

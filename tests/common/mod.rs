@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use switchboard::config::{Config, ListenAddr};
 use switchboard::kind::ServiceKind;
-use switchboard::service::Supervisor;
+use switchboard::service::{Deps, Supervisor};
 use switchboard::shutdown::Shutdown;
 use switchboard::stats::{Snapshot, Stats};
 
 /// The HMAC key every harness uses.
 pub const TEST_KEY: &str = "test-key-not-secret";
+
+/// The password of the `admin` account every harness creates.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// A guard against hangs, never what a test relies on to pass.
 pub const GUARD: Duration = Duration::from_secs(20);
@@ -38,9 +41,12 @@ impl Harness {
         let mut config = Config::ephemeral(dir.path());
         config.key = Some(switchboard::config::Secret::new(TEST_KEY));
         tweak(&mut config);
-        let root = Shutdown::new();
-        let stats = Stats::new();
-        let supervisor = Supervisor::new(&config, stats.clone(), root.clone());
+        let deps = Deps::open(&config).expect("accounts and audit log");
+        deps.users
+            .ensure_admin(Some(ADMIN_PASSWORD))
+            .expect("admin account");
+        let (root, stats) = (deps.root.clone(), deps.stats.clone());
+        let supervisor = Supervisor::new(&config, deps);
         let failures = supervisor.start_enabled().await;
         assert!(
             failures.is_empty(),
@@ -83,6 +89,23 @@ impl Drop for Harness {
     fn drop(&mut self) {
         self.root.token.cancel();
     }
+}
+
+/// `--set` flags for `switchboard serve` that run only `enabled`, each on
+/// an ephemeral loopback port, and disable every other service (so a test
+/// never depends on the default ports being free).
+pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
+    ServiceKind::ALL
+        .into_iter()
+        .flat_map(|kind| {
+            let setting = if enabled.contains(&kind) {
+                format!("services.{kind}.listen=127.0.0.1:0")
+            } else {
+                format!("services.{kind}.enabled=false")
+            };
+            ["--set".to_owned(), setting]
+        })
+        .collect()
 }
 
 /// Awaits `fut` with the hang guard.

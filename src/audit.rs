@@ -1,0 +1,179 @@
+//! The audit log: one JSON object per line in `<data_dir>/audit.log`, for
+//! every command run, every login and every file stored.
+//!
+//! Lines are written by one thread of their own (file I/O never blocks a
+//! service task), appended and flushed to the OS one at a time, so a crash
+//! loses at most what was still queued. Peer-supplied text (argv, names,
+//! user names) can hold anything: every control character, C1 controls
+//! included, is written as a `\uXXXX` escape, so a line stays one line and
+//! `cat audit.log` cannot drive a terminal.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// Lines waiting for the writer before `record` makes its caller wait.
+const QUEUE: usize = 1024;
+
+/// Where the audit log of `data_dir` lives.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit.log")
+}
+
+enum Msg {
+    Line(Value),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the audit log. Clone it freely; the writer thread ends when
+/// the last handle is dropped.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl AuditLog {
+    /// Opens (creating, owner-only) `<data_dir>/audit.log` for appending.
+    ///
+    /// # Errors
+    /// When the directory or the file cannot be created or opened.
+    pub fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = path(data_dir);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)?;
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || {
+                let mut failing = false;
+                while let Some(msg) = rx.blocking_recv() {
+                    match msg {
+                        Msg::Line(value) => {
+                            let mut line = escape_controls(&value.to_string());
+                            line.push('\n');
+                            // One write per line: with O_APPEND, lines never interleave.
+                            match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+                                Ok(()) => failing = false,
+                                Err(e) if !failing => {
+                                    failing = true;
+                                    tracing::error!(
+                                        "cannot write the audit log {}: {e}",
+                                        path.display()
+                                    );
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                        Msg::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })?;
+        Ok(AuditLog { tx })
+    }
+
+    /// Appends `entry` (a JSON object) with an `at` timestamp in front.
+    /// Waits only when the writer is more than [`QUEUE`] lines behind.
+    pub async fn record(&self, entry: Value) {
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "at".into(),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+        if let Value::Object(fields) = entry {
+            line.extend(fields);
+        }
+        if self.tx.send(Msg::Line(Value::Object(line))).await.is_err() {
+            tracing::error!("the audit log writer has stopped; entry lost");
+        }
+    }
+
+    /// Waits until everything recorded so far has been written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// serde_json already escapes U+0000–U+001F; this escapes the rest of what a
+/// terminal or a line-based reader could act on: DEL, the C1 controls and
+/// the Unicode line and paragraph separators. Outside strings JSON text
+/// holds none of these, so a plain pass over the whole line is exact.
+fn escape_controls(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn control_characters_are_escaped_and_round_trip() {
+        let argv = [
+            "ls",
+            "a\nb",
+            "\u{1b}[31mred",
+            "csi\u{9b}2J",
+            "del\u{7f}",
+            "ls\u{2028}x",
+        ];
+        let value = json!({ "argv": argv });
+        let line = escape_controls(&value.to_string());
+        assert!(
+            line.chars().all(|c| !c.is_control() && c != '\u{2028}'),
+            "{line}"
+        );
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[tokio::test]
+    async fn lines_are_appended_one_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.record(json!({"event": "command", "argv": ["echo", "x\ny"]}))
+            .await;
+        log.record(json!({"event": "login", "ok": false})).await;
+        log.flush().await;
+        // Reopening appends rather than truncates.
+        let again = AuditLog::open(dir.path()).unwrap();
+        again.record(json!({"event": "third"})).await;
+        again.flush().await;
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["argv"][1], "x\ny");
+        assert!(lines[0]["at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(lines[2]["event"], "third");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "audit log readable by others: {mode:o}");
+    }
+}

@@ -1,0 +1,359 @@
+//! `login` (TCP): the seeds/000 login prompt, against the real accounts.
+//!
+//! ```text
+//! server: "username: "      client: "alice\n"
+//! server: "password: "      client: "secret\n"
+//! server: "login ok\n"      (then closes)
+//!      or "login failed\n"  (then prompts again, up to max_tries)
+//! ```
+//!
+//! Lines end with `\n` (a `\r` before it is dropped) and are capped at
+//! [`MAX_LINE`] bytes: a longer one is answered with an error and the
+//! connection closed, having read no more than the cap. Unknown users and
+//! wrong passwords get the same answer after the same work (see
+//! [`Users::verify`]). Failures are counted per peer address in a token
+//! bucket (`max_failures_per_minute`, refilled continuously); a peer out of
+//! tokens is told when to come back and is not asked for a password.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::listen::{Listener, Peer};
+use super::{Admission, ServiceCtx, ServiceError};
+use crate::audit::AuditLog;
+use crate::config::LoginConfig;
+use crate::kind::Proto;
+use crate::stats::ConnGuard;
+use crate::users::Users;
+
+/// The longest line read, newline included.
+pub const MAX_LINE: usize = 256;
+/// Peers whose failures are remembered; beyond it the fullest buckets go.
+const MAX_TRACKED: usize = 4096;
+
+/// After refusing a long line: how much more input is read and dropped,
+/// and for how long, so the refusal reaches the peer before the close.
+const LINGER_BYTES: usize = 2 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+pub const PROMPT_USER: &str = "username: ";
+pub const PROMPT_PASSWORD: &str = "password: ";
+pub const OK: &str = "login ok\n";
+pub const FAILED: &str = "login failed\n";
+
+/// Failed logins per peer address: a token bucket of
+/// `max_failures_per_minute` tokens, refilled at that rate.
+struct Failures {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl Failures {
+    fn new(per_minute: u32) -> Self {
+        Failures {
+            per_minute: f64::from(per_minute),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn tokens(&self, entry: (f64, Instant), now: Instant) -> f64 {
+        let refill = now.duration_since(entry.1).as_secs_f64() * self.per_minute / 60.0;
+        (entry.0 + refill).min(self.per_minute)
+    }
+
+    /// `Err(wait)` when `ip` has no failures left for now.
+    fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(&entry) = buckets.get(&ip) else {
+            return Ok(());
+        };
+        let tokens = self.tokens(entry, Instant::now());
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - tokens) * 60.0 / self.per_minute,
+            ))
+        }
+    }
+
+    /// Takes one token from `ip`.
+    fn charge(&self, ip: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
+            // Forget the peers that have recovered; if none has, the oldest.
+            buckets.retain(|_, e| now.duration_since(e.1) < Duration::from_secs(60));
+            if buckets.len() >= MAX_TRACKED {
+                if let Some(oldest) = buckets.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
+                    buckets.remove(&oldest);
+                }
+            }
+        }
+        let tokens = match buckets.get(&ip) {
+            Some(&entry) => self.tokens(entry, now),
+            None => self.per_minute,
+        };
+        buckets.insert(ip, ((tokens - 1.0).max(0.0), now));
+    }
+}
+
+struct Shared {
+    users: Users,
+    audit: AuditLog,
+    config: LoginConfig,
+    failures: Failures,
+}
+
+/// Runs the login service until `ctx.cancel` fires.
+///
+/// # Errors
+/// None in practice: accept errors are logged and retried.
+pub(crate) async fn run(
+    listener: Listener,
+    ctx: ServiceCtx,
+    users: Users,
+    audit: AuditLog,
+    config: LoginConfig,
+) -> Result<(), ServiceError> {
+    let shared = Arc::new(Shared {
+        failures: Failures::new(config.max_failures_per_minute),
+        users,
+        audit,
+        config,
+    });
+    let admission = Admission::new(&ctx);
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let shared = Arc::clone(&shared);
+        let ctx2 = ctx.clone();
+        ctx.tasks.spawn(async move {
+            let result = tokio::select! {
+                () = ctx2.cancel.cancelled() => Ok(()),
+                r = serve_conn(stream, peer, &shared, &ctx2, &conn) => r,
+            };
+            if let Err(e) = result {
+                tracing::debug!(
+                    service = "login",
+                    peer = conn.peer(),
+                    "connection ended: {e}"
+                );
+                ctx2.stats.error(ctx2.kind);
+            }
+            drop((admitted, conn));
+        });
+    }
+    Ok(())
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum LoginError {
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("closed mid-dialogue")]
+    Closed,
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads `\n`-terminated lines of at most [`MAX_LINE`] bytes, keeping what
+/// follows a line (a client may send both answers at once).
+struct Lines<S> {
+    stream: S,
+    buf: [u8; MAX_LINE],
+    len: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
+    fn new(stream: S) -> Self {
+        Lines {
+            stream,
+            buf: [0; MAX_LINE],
+            len: 0,
+        }
+    }
+
+    async fn read_line(&mut self, conn: &ConnGuard, idle: Duration) -> Result<String, LoginError> {
+        loop {
+            if let Some(end) = self.buf[..self.len].iter().position(|&b| b == b'\n') {
+                let mut line = &self.buf[..end];
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                let text = String::from_utf8_lossy(line).into_owned();
+                self.buf.copy_within(end + 1..self.len, 0);
+                self.len -= end + 1;
+                return Ok(text);
+            }
+            if self.len == MAX_LINE {
+                return Err(LoginError::TooLong);
+            }
+            let n = tokio::time::timeout(idle, self.stream.read(&mut self.buf[self.len..]))
+                .await
+                .map_err(|_| LoginError::Idle(idle))??;
+            if n == 0 {
+                return Err(LoginError::Closed);
+            }
+            conn.add_in(n);
+            conn.touch();
+            self.len += n;
+        }
+    }
+
+    async fn say(
+        &mut self,
+        text: &str,
+        conn: &ConnGuard,
+        idle: Duration,
+    ) -> Result<(), LoginError> {
+        tokio::time::timeout(idle, self.stream.write_all(text.as_bytes()))
+            .await
+            .map_err(|_| LoginError::Idle(idle))??;
+        conn.add_out(text.len());
+        Ok(())
+    }
+}
+
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: Peer,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    conn: &ConnGuard,
+) -> Result<(), LoginError> {
+    let idle = ctx.limits.idle_timeout;
+    let mut lines = Lines::new(stream);
+    // Unix-socket peers share one bucket: they are all this machine.
+    let ip = match peer {
+        Peer::Inet(addr) => addr.ip(),
+        Peer::Unix => IpAddr::from([127, 0, 0, 1]),
+    };
+    for _ in 0..shared.config.max_tries {
+        if let Err(wait) = shared.failures.check(ip) {
+            let text = format!(
+                "too many failed logins from {ip}; try again in {} s\n",
+                wait.as_secs() + 1
+            );
+            lines.say(&text, conn, idle).await?;
+            ctx.stats
+                .refused(ctx.kind, conn.peer(), "too many failed logins");
+            return Ok(());
+        }
+        lines.say(PROMPT_USER, conn, idle).await?;
+        let user = match lines.read_line(conn, idle).await {
+            Err(LoginError::TooLong) => return too_long(&mut lines, conn, idle).await,
+            other => other?,
+        };
+        lines.say(PROMPT_PASSWORD, conn, idle).await?;
+        let password = match lines.read_line(conn, idle).await {
+            Err(LoginError::TooLong) => return too_long(&mut lines, conn, idle).await,
+            other => other?,
+        };
+        let verdict = shared.users.verify(&user, &password).await;
+        drop(password);
+        // Only names of real accounts are written down: a password typed
+        // into the name field must not end up in the log.
+        let known = shared.users.role(&user).map(|_| user.as_str());
+        match verdict {
+            Ok(Some(role)) => {
+                shared
+                    .audit
+                    .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": user, "role": role, "ok": true}))
+                    .await;
+                lines.say(OK, conn, idle).await?;
+                let _ = lines.stream.shutdown().await;
+                return Ok(());
+            }
+            Ok(None) => {
+                shared.failures.charge(ip);
+                ctx.stats.auth_failed(ctx.kind, conn.peer(), "login failed");
+                shared
+                    .audit
+                    .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": known, "ok": false}))
+                    .await;
+                lines.say(FAILED, conn, idle).await?;
+            }
+            Err(e) => {
+                lines.say(&format!("error: {e}\n"), conn, idle).await?;
+                return Ok(());
+            }
+        }
+    }
+    let _ = lines.stream.shutdown().await;
+    Ok(())
+}
+
+async fn too_long<S: AsyncRead + AsyncWrite + Unpin>(
+    lines: &mut Lines<S>,
+    conn: &ConnGuard,
+    idle: Duration,
+) -> Result<(), LoginError> {
+    let _ = lines
+        .say(
+            &format!("error: line longer than {MAX_LINE} bytes\n"),
+            conn,
+            idle,
+        )
+        .await;
+    // Closing with unread input would reset the connection, and the peer's
+    // kernel would drop our error unread. So: close our side, then swallow
+    // what is still coming, within a bound, before closing for good.
+    let _ = lines.stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match lines.stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Err(LoginError::TooLong)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_run_out_and_come_back() {
+        let f = Failures::new(3);
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let other = IpAddr::from([10, 0, 0, 2]);
+        for _ in 0..3 {
+            assert!(f.check(ip).is_ok());
+            f.charge(ip);
+        }
+        let wait = f.check(ip).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(f.check(other).is_ok(), "other peers are unaffected");
+        // Pretend 20 s passed: one failure allowed again.
+        let mut b = f.buckets.lock().unwrap();
+        let e = b.get_mut(&ip).unwrap();
+        e.1 -= Duration::from_secs(20);
+        drop(b);
+        assert!(f.check(ip).is_ok());
+    }
+
+    #[test]
+    fn the_failure_table_is_bounded() {
+        let f = Failures::new(5);
+        for i in 0..(MAX_TRACKED as u32 + 100) {
+            f.charge(IpAddr::from(i.to_be_bytes()));
+        }
+        assert!(f.buckets.lock().unwrap().len() <= MAX_TRACKED);
+    }
+}

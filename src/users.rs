@@ -1,0 +1,648 @@
+//! People's accounts, shared by the `login` service and the dashboard.
+//!
+//! Kept in `<data_dir>/users.json` (owner-only), each with an argon2id hash
+//! in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$...`) and a role. The file
+//! is replaced atomically on every change (written beside, then renamed),
+//! and a running server notices changes made by `switchboard user ...`
+//! before each check, so accounts can be managed while it runs.
+//!
+//! Checking a password costs about 19 MiB and tens of milliseconds by
+//! design; at most [`HASHING_AT_ONCE`] checks run at once, on blocking
+//! threads, so a login flood queues instead of exhausting memory. An
+//! unknown user is checked against a dummy hash with the same parameters,
+//! so it takes as long as a wrong password and gets the same answer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+/// Password checks running at once, process-wide.
+pub const HASHING_AT_ONCE: usize = 2;
+/// How long a check waits for its turn before the answer is "busy".
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Shortest and longest password accepted for a new one.
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
+/// Longest user name.
+pub const MAX_NAME_LEN: usize = 32;
+/// The account the first start creates.
+pub const ADMIN: &str = "admin";
+
+/// The hash of a random password nobody knows, made with the default
+/// parameters; see [`Users::verify`]. A test checks the parameters match.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$vcswz+l8JgfGWlWyjkZG9w$ckaHtFsUS9DFm2ggJn5GTZOUifKUcZ2ZNGyQ9b6FL+M";
+
+/// What an account may do on the dashboard. Ordered: each role can do
+/// everything the ones before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees everything.
+    Viewer,
+    /// Also sends test messages and uploads files.
+    Operator,
+    /// Also starts and stops services and runs commands.
+    Admin,
+}
+
+impl Role {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UsersError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "admin" => Ok(Role::Admin),
+            other => Err(UsersError::BadRole(other.to_owned())),
+        }
+    }
+}
+
+/// Everything that can go wrong with accounts.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid accounts file: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "bad user name `{0}`: use 1 to {MAX_NAME_LEN} letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+    )]
+    BadName(String),
+    #[error("unknown role `{0}` (use viewer, operator or admin)")]
+    BadRole(String),
+    #[error("{0}")]
+    BadPassword(String),
+    #[error("user `{0}` already exists")]
+    Exists(String),
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    #[error("`{0}` is the last admin; make another admin first")]
+    LastAdmin(String),
+    #[error("the first account must be `{ADMIN}` (start the server once, or add `{ADMIN}` first)")]
+    AdminFirst,
+    #[error("too many password checks waiting; try again later")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// One account as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Account {
+    role: Role,
+    /// argon2id, PHC string form.
+    hash: String,
+    created_unix: u64,
+}
+
+/// One account as shown: never the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_unix: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    accounts: BTreeMap<String, Account>,
+}
+
+/// Identifies one version of the accounts file, to notice outside changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+struct State {
+    accounts: BTreeMap<String, Account>,
+    stamp: Option<Stamp>,
+}
+
+struct Inner {
+    path: PathBuf,
+    state: Mutex<State>,
+    hashing: Arc<Semaphore>,
+}
+
+/// The account store. Cheap to clone.
+#[derive(Clone)]
+pub struct Users {
+    inner: Arc<Inner>,
+}
+
+/// Where the accounts of `data_dir` live.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("users.json")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    })
+}
+
+/// Checks a user name: what may be typed at a prompt and shown anywhere.
+///
+/// # Errors
+/// [`UsersError::BadName`].
+pub fn check_name(name: &str) -> Result<(), UsersError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(UsersError::BadName(name.to_owned()))
+    }
+}
+
+/// Checks a new password: long enough, short enough for a login line, no
+/// control characters (they cannot be typed at the login prompt).
+///
+/// # Errors
+/// [`UsersError::BadPassword`] saying what is wrong.
+pub fn check_password(password: &str) -> Result<(), UsersError> {
+    let (min, max) = (*PASSWORD_LEN.start(), *PASSWORD_LEN.end());
+    if password.len() < min {
+        return Err(UsersError::BadPassword(format!(
+            "the password is too short: at least {min} characters"
+        )));
+    }
+    if password.len() > max {
+        return Err(UsersError::BadPassword(format!(
+            "the password is too long: at most {max} bytes"
+        )));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(UsersError::BadPassword(
+            "the password contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A new random password: 20 characters from 56 unambiguous ones (~116 bits).
+///
+/// # Errors
+/// When the OS random source fails.
+pub fn generate_password() -> Result<String, UsersError> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut out = String::with_capacity(20);
+    while out.len() < 20 {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| UsersError::Hash(e.to_string()))?;
+        // Rejection sampling: 224 = 4 * 56, so every character is equally likely.
+        for b in bytes
+            .into_iter()
+            .filter(|&b| usize::from(b) < 4 * ALPHABET.len())
+        {
+            if out.len() < 20 {
+                out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn hash(password: &str) -> Result<String, UsersError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| UsersError::Hash(e.to_string()))
+}
+
+fn matches(hash: &str, password: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Users {
+    /// Opens the accounts of `data_dir` (none yet is fine).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed.
+    pub fn open(data_dir: &Path) -> Result<Users, UsersError> {
+        let path = path(data_dir);
+        let (accounts, stamp) = read(&path)?;
+        Ok(Users {
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State { accounts, stamp }),
+                hashing: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Picks up changes another process made to the file. A file that went
+    /// bad keeps the accounts last read (and says so).
+    fn refresh(&self) {
+        let now = stamp(&self.inner.path);
+        let mut state = lock(&self.inner.state);
+        if now == state.stamp {
+            return;
+        }
+        match read(&self.inner.path) {
+            Ok((accounts, stamp)) => {
+                state.accounts = accounts;
+                state.stamp = stamp;
+            }
+            Err(e) => tracing::warn!("keeping the accounts read before: {e}"),
+        }
+    }
+
+    /// Every account, by name.
+    pub fn list(&self) -> Vec<UserInfo> {
+        self.refresh();
+        lock(&self.inner.state)
+            .accounts
+            .iter()
+            .map(|(name, a)| UserInfo {
+                name: name.clone(),
+                role: a.role,
+                created_unix: a.created_unix,
+            })
+            .collect()
+    }
+
+    /// The role of `name`, if such an account exists.
+    pub fn role(&self, name: &str) -> Option<Role> {
+        self.refresh();
+        lock(&self.inner.state).accounts.get(name).map(|a| a.role)
+    }
+
+    /// At first start (no accounts at all), creates `admin` with `password`,
+    /// or with a generated one that is returned so it can be shown once.
+    ///
+    /// # Errors
+    /// A `password` that fails [`check_password`]; the file not writable.
+    pub fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>, UsersError> {
+        self.refresh();
+        if !lock(&self.inner.state).accounts.is_empty() {
+            return Ok(None);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p.to_owned(), false),
+            None => (generate_password()?, true),
+        };
+        self.add(ADMIN, Role::Admin, &password)?;
+        Ok(generated.then_some(password))
+    }
+
+    /// Adds an account. Hashes on the calling thread (a CLI command, or
+    /// `spawn_blocking` in the server).
+    ///
+    /// # Errors
+    /// A bad name or password, an existing name, the first account not
+    /// being `admin`, the file not writable.
+    pub fn add(&self, name: &str, role: Role, password: &str) -> Result<(), UsersError> {
+        check_name(name)?;
+        check_password(password)?;
+        let hash = hash(password)?;
+        self.change(|accounts| {
+            if accounts.is_empty() && name != ADMIN {
+                return Err(UsersError::AdminFirst);
+            }
+            if accounts.contains_key(name) {
+                return Err(UsersError::Exists(name.to_owned()));
+            }
+            let role = if accounts.is_empty() {
+                Role::Admin
+            } else {
+                role
+            };
+            accounts.insert(
+                name.to_owned(),
+                Account {
+                    role,
+                    hash,
+                    created_unix: now_unix(),
+                },
+            );
+            Ok(())
+        })
+    }
+
+    /// Sets a new password.
+    ///
+    /// # Errors
+    /// No such user, a bad password, the file not writable.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), UsersError> {
+        check_password(password)?;
+        if self.role(name).is_none() {
+            return Err(UsersError::NoSuchUser(name.to_owned()));
+        }
+        let hash = hash(password)?;
+        self.change(|accounts| {
+            let account = accounts
+                .get_mut(name)
+                .ok_or_else(|| UsersError::NoSuchUser(name.to_owned()))?;
+            account.hash = hash;
+            Ok(())
+        })
+    }
+
+    /// Changes an account's role; the last admin cannot be demoted.
+    ///
+    /// # Errors
+    /// No such user, the last admin, the file not writable.
+    pub fn set_role(&self, name: &str, role: Role) -> Result<(), UsersError> {
+        self.change(|accounts| {
+            let current = accounts
+                .get(name)
+                .ok_or_else(|| UsersError::NoSuchUser(name.to_owned()))?
+                .role;
+            if current == Role::Admin && role != Role::Admin && admins(accounts) == 1 {
+                return Err(UsersError::LastAdmin(name.to_owned()));
+            }
+            if let Some(a) = accounts.get_mut(name) {
+                a.role = role;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes an account; the last admin cannot be removed.
+    ///
+    /// # Errors
+    /// No such user, the last admin, the file not writable.
+    pub fn remove(&self, name: &str) -> Result<(), UsersError> {
+        self.change(|accounts| {
+            let account = accounts
+                .get(name)
+                .ok_or_else(|| UsersError::NoSuchUser(name.to_owned()))?;
+            if account.role == Role::Admin && admins(accounts) == 1 {
+                return Err(UsersError::LastAdmin(name.to_owned()));
+            }
+            accounts.remove(name);
+            Ok(())
+        })
+    }
+
+    /// Checks a name and password. `Ok(Some(role))` when they match,
+    /// `Ok(None)` when they do not, in the same time whether or not the
+    /// user exists.
+    ///
+    /// # Errors
+    /// [`UsersError::Busy`] when too many checks are already waiting.
+    pub async fn verify(&self, name: &str, password: &str) -> Result<Option<Role>, UsersError> {
+        self.refresh();
+        let (hash, role) = match lock(&self.inner.state).accounts.get(name) {
+            Some(a) => (a.hash.clone(), Some(a.role)),
+            None => (DUMMY_HASH.to_owned(), None),
+        };
+        let permit =
+            tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.inner.hashing).acquire_owned())
+                .await
+                .map_err(|_| UsersError::Busy)?
+                .map_err(|_| UsersError::Busy)?;
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            matches(&hash, &password)
+        })
+        .await
+        .map_err(|e| UsersError::Hash(e.to_string()))?;
+        Ok(if ok { role } else { None })
+    }
+
+    /// Re-reads, applies `f`, writes back atomically.
+    fn change(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Account>) -> Result<(), UsersError>,
+    ) -> Result<(), UsersError> {
+        let mut state = lock(&self.inner.state);
+        let (mut accounts, _) = read(&self.inner.path)?;
+        f(&mut accounts)?;
+        write(&self.inner.path, &accounts)?;
+        state.stamp = stamp(&self.inner.path);
+        state.accounts = accounts;
+        Ok(())
+    }
+}
+
+fn admins(accounts: &BTreeMap<String, Account>) -> usize {
+    accounts.values().filter(|a| a.role == Role::Admin).count()
+}
+
+fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<Stamp>), UsersError> {
+    let stamp = stamp(path);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), None)),
+        Err(source) => {
+            return Err(UsersError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |message: String| UsersError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
+    let file: File = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if file.version != 1 {
+        return Err(corrupt(format!("unknown version {}", file.version)));
+    }
+    for (name, account) in &file.accounts {
+        check_name(name).map_err(|e| corrupt(e.to_string()))?;
+        if !account.hash.starts_with("$argon2") {
+            return Err(corrupt(format!("`{name}` has no argon2 hash")));
+        }
+    }
+    Ok((file.accounts, stamp))
+}
+
+/// Writes beside the file, syncs, renames over it: readers see the old
+/// file or the new one, never half of one.
+fn write(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), UsersError> {
+    let io = |source| UsersError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = serde_json::to_string_pretty(&File {
+        version: 1,
+        accounts: accounts.clone(),
+    })
+    .map_err(|e| UsersError::Hash(e.to_string()))?;
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dummy_hash_uses_the_default_parameters() {
+        let real = hash("some password").unwrap();
+        let params = |h: &str| h.rsplitn(3, '$').nth(2).unwrap().to_owned();
+        assert_eq!(params(DUMMY_HASH), params(&real));
+        // A dummy that failed to parse would answer at once: a timing leak.
+        argon2::PasswordHash::new(DUMMY_HASH).unwrap();
+        assert!(!matches(DUMMY_HASH, ""));
+    }
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        for good in ["admin", "bob.smith", "a", "x_1-2"] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "é", &"a".repeat(33), "a\n"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_password("short").is_err());
+        assert!(check_password(&"x".repeat(129)).is_err());
+        assert!(check_password("long enough\n").is_err());
+        check_password("long enough").unwrap();
+        let p = generate_password().unwrap();
+        assert_eq!(p.len(), 20);
+        check_password(&p).unwrap();
+        assert_ne!(p, generate_password().unwrap());
+    }
+
+    #[tokio::test]
+    async fn accounts_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = Users::open(dir.path()).unwrap();
+        assert!(matches!(
+            users.add("bob", Role::Viewer, "password1"),
+            Err(UsersError::AdminFirst)
+        ));
+        let generated = users.ensure_admin(None).unwrap().expect("generated");
+        assert_eq!(users.ensure_admin(None).unwrap(), None, "only once");
+        assert_eq!(
+            users.verify("admin", &generated).await.unwrap(),
+            Some(Role::Admin)
+        );
+        assert_eq!(users.verify("admin", "wrong password").await.unwrap(), None);
+        assert_eq!(users.verify("nobody", &generated).await.unwrap(), None);
+
+        users.add("bob", Role::Operator, "bob's password").unwrap();
+        assert!(matches!(
+            users.add("bob", Role::Viewer, "another one"),
+            Err(UsersError::Exists(_))
+        ));
+        // Another process (a second handle) sees the change.
+        let other = Users::open(dir.path()).unwrap();
+        assert_eq!(other.role("bob"), Some(Role::Operator));
+        other.set_password("bob", "new password").unwrap();
+        assert_eq!(users.verify("bob", "bob's password").await.unwrap(), None);
+        assert_eq!(
+            users.verify("bob", "new password").await.unwrap(),
+            Some(Role::Operator)
+        );
+
+        assert!(matches!(
+            users.remove("admin"),
+            Err(UsersError::LastAdmin(_))
+        ));
+        assert!(matches!(
+            users.set_role("admin", Role::Viewer),
+            Err(UsersError::LastAdmin(_))
+        ));
+        users.set_role("bob", Role::Admin).unwrap();
+        users.remove("admin").unwrap();
+        assert_eq!(
+            users
+                .list()
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>(),
+            ["bob"]
+        );
+
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(text.contains("$argon2id$"));
+        assert!(!text.contains("new password"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0);
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_not_an_empty_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "{not json").unwrap();
+        assert!(matches!(
+            Users::open(dir.path()),
+            Err(UsersError::Corrupt { .. })
+        ));
+    }
+}
