@@ -48,6 +48,16 @@ pub enum Command {
     /// from --key-file, else SWITCHBOARD_KEY, else the key file of a local
     /// server's data directory (--data-dir).
     Exec(ExecArgs),
+    /// Upload files to the files service: `switchboard put 9004 photo.jpg`.
+    ///
+    /// Shows progress (bytes, rate, ETA) on a terminal and checks the
+    /// server's SHA-256 against its own. With --classic, speaks the
+    /// tutorial's 136-byte header to files-classic instead.
+    Put(PutArgs),
+    /// Download a stored file, checking its SHA-256.
+    Get(GetArgs),
+    /// List the stored files: size, time, SHA-256, name.
+    List(ListArgs),
     /// Sign in at the login service's prompt: `switchboard login ADDR`.
     ///
     /// Asks for the user (unless --user) and the password (without echo on
@@ -110,11 +120,9 @@ pub enum UserAction {
     List,
 }
 
+/// Where an authenticating client finds the HMAC key.
 #[derive(Debug, Args)]
-pub struct ExecArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-
+pub struct KeyArgs {
     /// File holding the HMAC key (as the server's `<data_dir>/key`).
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
@@ -122,6 +130,71 @@ pub struct ExecArgs {
     /// Data directory of a local server whose key file to use.
     #[arg(long, value_name = "DIR", default_value = "switchboard-data")]
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// Files to upload, one after another on one connection.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Store under this name instead of the file's own (one FILE only).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Speak the tutorial's format to files-classic (no key, no reply; the
+    /// server stores `new_<name>`).
+    #[arg(long)]
+    pub classic: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// The stored name (as `switchboard list` shows it).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Where to write it (`-` for standard output); default ./NAME.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Replace PATH if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
 
     /// Run LINE with /bin/sh -c (only if the server enabled shell mode).
     #[arg(long, value_name = "LINE", conflicts_with = "argv")]

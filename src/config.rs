@@ -145,6 +145,24 @@ pub struct ExecConfig {
     pub workdir: PathBuf,
 }
 
+/// The `files` and `files-classic` services' settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// Largest upload `files` accepts.
+    pub max_file_bytes: u64,
+    /// Largest upload `files-classic` accepts.
+    pub classic_max_file_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_file_bytes: 2 << 30,
+            classic_max_file_bytes: 2 << 30,
+        }
+    }
+}
+
 /// The `login` service's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginConfig {
@@ -180,6 +198,7 @@ pub struct Config {
     /// Indexed by [`ServiceKind::index`].
     pub services: Vec<ServiceConfig>,
     pub exec: ExecConfig,
+    pub files: FilesConfig,
     pub login: LoginConfig,
     /// How long shutdown waits for connections to finish before giving up.
     pub shutdown_grace: Duration,
@@ -231,10 +250,6 @@ enum Ty {
     StrList,
 }
 
-/// Sections for services that are configured now but run by later issues.
-/// Their keys are part of the contract in DESIGN.md, so they are accepted.
-const PLANNED_SERVICES: [(&str, u16); 2] = [("files", 9004), ("files-classic", 9005)];
-
 /// Every key the config accepts, with its type.
 fn schema() -> Vec<(String, Ty)> {
     let mut keys = vec![
@@ -267,10 +282,6 @@ fn schema() -> Vec<(String, Ty)> {
                 .map(|(f, t)| (format!("services.{kind}.{f}"), t)),
         );
     }
-    for (name, _) in PLANNED_SERVICES {
-        keys.push((format!("services.{name}.listen"), Ty::Str));
-        keys.push((format!("services.{name}.enabled"), Ty::Bool));
-    }
     keys.extend([
         ("services.exec.allow".to_owned(), Ty::StrList),
         ("services.exec.shell".to_owned(), Ty::Bool),
@@ -278,6 +289,8 @@ fn schema() -> Vec<(String, Ty)> {
         ("services.exec.max_output_bytes".to_owned(), Ty::Int),
         ("services.exec.max_commands".to_owned(), Ty::Int),
         ("services.exec.workdir".to_owned(), Ty::Str),
+        ("services.files.max_file_bytes".to_owned(), Ty::Int),
+        ("services.files-classic.max_file_bytes".to_owned(), Ty::Int),
         ("services.login.max_tries".to_owned(), Ty::Int),
         ("services.login.max_failures_per_minute".to_owned(), Ty::Int),
     ]);
@@ -592,14 +605,6 @@ impl Config {
                 limits,
             });
         }
-        for (name, port) in PLANNED_SERVICES {
-            m.listen(
-                &format!("services.{name}.listen"),
-                loopback(port),
-                Proto::Tcp,
-            )?;
-            m.bool(&format!("services.{name}.enabled"), true)?;
-        }
 
         let exec = ExecConfig {
             allow: m
@@ -648,12 +653,29 @@ impl Config {
             )? as u32,
         };
 
+        let d = FilesConfig::default();
+        let files = FilesConfig {
+            max_file_bytes: m.int(
+                "services.files.max_file_bytes",
+                d.max_file_bytes,
+                0,
+                1 << 50,
+            )?,
+            classic_max_file_bytes: m.int(
+                "services.files-classic.max_file_bytes",
+                d.classic_max_file_bytes,
+                0,
+                1 << 50,
+            )?,
+        };
+
         Ok(Config {
             data_dir,
             key,
             web: WebConfig { listen: web_listen },
             services,
             exec,
+            files,
             login,
             shutdown_grace: m.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?,
             warnings: Vec::new(),
@@ -712,6 +734,7 @@ impl Default for Config {
                 max_commands: 8,
                 workdir: PathBuf::from("/tmp"),
             },
+            files: FilesConfig::default(),
             login: LoginConfig::default(),
             shutdown_grace: Duration::from_secs(5),
             warnings: Vec::new(),
@@ -750,6 +773,8 @@ mod tests {
                 "127.0.0.1:9001",
                 "127.0.0.1:9002",
                 "127.0.0.1:9003",
+                "127.0.0.1:9004",
+                "127.0.0.1:9005",
                 "127.0.0.1:9006"
             ]
         );

@@ -93,6 +93,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         Ok(())
     }
 
+    /// Reads up to `max` body bytes into `out`'s spare capacity (buffered
+    /// bytes first). Returns how many; 0 means the peer closed.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn read_into(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let max = max.min(out.capacity() - out.len());
+        if !self.buf.is_empty() {
+            let n = max.min(self.buf.len());
+            out.extend_from_slice(&self.buf.split_to(n));
+            return Ok(n);
+        }
+        let mut limited = (&mut self.stream).take(max as u64);
+        limited.read_buf(out).await
+    }
+
+    /// Writes a header announcing a body of `size` bytes that the caller
+    /// then writes with [`MessageConn::write_body`].
+    ///
+    /// # Errors
+    /// I/O errors, or a header over the cap.
+    pub async fn write_header(
+        &mut self,
+        mut fields: Map<String, Value>,
+        size: u64,
+    ) -> Result<(), ConnError> {
+        fields.insert("size".into(), size.into());
+        let header = message::encode_header(&fields)?;
+        self.stream.write_all(&header).await?;
+        Ok(())
+    }
+
+    /// Writes body bytes after [`MessageConn::write_header`].
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn write_body(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Flushes what was written.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush().await
+    }
+
     /// Writes one message: a header (with `size` set to the body's length
     /// when there is a body) and the body.
     ///

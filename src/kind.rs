@@ -34,16 +34,20 @@ pub enum ServiceKind {
     UdpEcho,
     Time,
     Exec,
+    Files,
+    FilesClassic,
     Login,
 }
 
 impl ServiceKind {
     /// Every service, in the order DESIGN.md lists them (and the banner prints them).
-    pub const ALL: [ServiceKind; 5] = [
+    pub const ALL: [ServiceKind; 7] = [
         ServiceKind::Echo,
         ServiceKind::UdpEcho,
         ServiceKind::Time,
         ServiceKind::Exec,
+        ServiceKind::Files,
+        ServiceKind::FilesClassic,
         ServiceKind::Login,
     ];
 
@@ -54,13 +58,19 @@ impl ServiceKind {
             ServiceKind::UdpEcho => "udp-echo",
             ServiceKind::Time => "time",
             ServiceKind::Exec => "exec",
+            ServiceKind::Files => "files",
+            ServiceKind::FilesClassic => "files-classic",
             ServiceKind::Login => "login",
         }
     }
 
     pub const fn proto(self) -> Proto {
         match self {
-            ServiceKind::Echo | ServiceKind::Exec | ServiceKind::Login => Proto::Tcp,
+            ServiceKind::Echo
+            | ServiceKind::Exec
+            | ServiceKind::Files
+            | ServiceKind::FilesClassic
+            | ServiceKind::Login => Proto::Tcp,
             ServiceKind::UdpEcho | ServiceKind::Time => Proto::Udp,
         }
     }
@@ -71,6 +81,8 @@ impl ServiceKind {
             ServiceKind::UdpEcho => 9001,
             ServiceKind::Time => 9002,
             ServiceKind::Exec => 9003,
+            ServiceKind::Files => 9004,
+            ServiceKind::FilesClassic => 9005,
             ServiceKind::Login => 9006,
         }
     }
@@ -95,7 +107,7 @@ impl fmt::Display for ServiceKind {
 
 /// The name is not one of [`ServiceKind::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown service `{0}` (known: echo, udp-echo, time, exec, login)")]
+#[error("unknown service `{0}` (known: echo, udp-echo, time, exec, files, files-classic, login)")]
 pub struct UnknownService(pub String);
 
 impl FromStr for ServiceKind {

@@ -16,6 +16,7 @@
 //!   and flags by a pure function.
 //! - [`shutdown`]: the root cancellation token and task tracker.
 //! - [`users`]: people's accounts (argon2id), for `login` and the dashboard.
+//! - [`store`]: the files folder: safe names, atomic arrival, no overwrite.
 //! - [`audit`]: the append-only log of commands run, logins and files stored.
 //! - [`kind`]: the service names, shared by all of the above.
 //!
@@ -33,6 +34,7 @@ pub mod kind;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
+pub mod store;
 pub mod terminal;
 pub mod users;
 pub mod wire;

@@ -10,16 +10,18 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use switchboard::cli::{
-    Cli, Command, ExecArgs, LoginArgs, ServeArgs, TextArgs, TimeArgs, UserAction, UserArgs,
+    Cli, Command, ExecArgs, GetArgs, KeyArgs, ListArgs, LoginArgs, PutArgs, ServeArgs, TextArgs,
+    TimeArgs, UserAction, UserArgs,
 };
 use switchboard::client::{
-    CommandClient, CommandOutcome, EchoClient, LoginClient, LoginOutcome, OutputKind, TimeClient,
-    UdpEchoClient,
+    ClassicClient, CommandClient, CommandOutcome, EchoClient, FilesClient, LoginClient,
+    LoginOutcome, OutputKind, TimeClient, UdpEchoClient,
 };
 use switchboard::config::{Config, FileSource};
 use switchboard::kind::ServiceKind;
 use switchboard::service::{Deps, ServiceState, Supervisor};
 use switchboard::shutdown;
+use switchboard::terminal::{Progress, human_bytes};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
             Some(Command::Time(args)) => time(args).await,
             Some(Command::Exec(args)) => return exec(args).await,
             Some(Command::Login(args)) => return login(args).await,
+            Some(Command::Put(args)) => put(args).await,
+            Some(Command::Get(args)) => get(args).await,
+            Some(Command::List(args)) => list(args).await,
             Some(Command::User(args)) => user(UserArgs {
                 config: merge_serve_args(cli.serve, args.config),
                 ..args
@@ -291,17 +296,20 @@ async fn time(args: TimeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn exec(args: ExecArgs) -> Result<ExitCode> {
+/// The HMAC key for exec and files: `--key-file`, else `SWITCHBOARD_KEY`,
+/// else the key file of a local server's data directory.
+fn load_key(args: &KeyArgs) -> Result<Vec<u8>> {
     #[allow(clippy::disallowed_methods)] // main is where the environment is read
     let env_key = std::env::var("SWITCHBOARD_KEY")
         .ok()
         .filter(|k| !k.is_empty());
-    let key = match (&args.key_file, env_key) {
+    Ok(match (&args.key_file, env_key) {
         (Some(path), _) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the key file {}", path.display()))?
             .trim()
-            .to_owned(),
-        (None, Some(key)) => key,
+            .as_bytes()
+            .to_vec(),
+        (None, Some(key)) => key.into_bytes(),
         (None, None) => switchboard::keyfile::load(&args.data_dir)
             .with_context(|| {
                 format!(
@@ -310,16 +318,16 @@ async fn exec(args: ExecArgs) -> Result<ExitCode> {
                 )
             })?
             .expose()
-            .to_vec()
-            .into_iter()
-            .map(char::from)
-            .collect(),
-    };
+            .to_vec(),
+    })
+}
+
+async fn exec(args: ExecArgs) -> Result<ExitCode> {
+    let key = load_key(&args.key)?;
     if args.shell.is_none() && args.argv.is_empty() {
         anyhow::bail!("nothing to run: give `-- PROGRAM ARGS...` or `--shell LINE`");
     }
-    let mut client =
-        CommandClient::connect(&args.client.addr, key.as_bytes(), args.client.timeout).await?;
+    let mut client = CommandClient::connect(&args.client.addr, &key, args.client.timeout).await?;
     let print = |kind: OutputKind, bytes: &[u8]| {
         let _ = match kind {
             OutputKind::Stdout => std::io::stdout()
@@ -432,6 +440,162 @@ fn user(args: UserArgs) -> Result<()> {
                 println!("{:<32} {:<8} created {created} UTC", u.name, u.role);
             }
         }
+    }
+    Ok(())
+}
+
+async fn put(args: PutArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.name.is_none() || args.files.len() == 1,
+        "--name works with one FILE only"
+    );
+    let mut files = None;
+    if !args.classic {
+        let key = load_key(&args.key)?;
+        files = Some(FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?);
+    }
+    for path in &args.files {
+        let file = tokio::fs::File::open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let meta = file.metadata().await?;
+        anyhow::ensure!(meta.is_file(), "{} is not a file", path.display());
+        let size = meta.len();
+        let name = match &args.name {
+            Some(n) => n.clone(),
+            None => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .with_context(|| format!("{} has no file name", path.display()))?,
+        };
+        let mut bar = Progress::new(&name, size);
+        let started = std::time::Instant::now();
+        let body = tokio::io::BufReader::with_capacity(256 * 1024, file);
+        let report = match &mut files {
+            Some(client) => {
+                let stored = client.put(&name, size, body, |n| bar.update(n)).await;
+                bar.finish();
+                let stored = stored?;
+                let renamed = if stored.name == name {
+                    String::new()
+                } else {
+                    format!(" (as {}: {name} was taken)", stored.name)
+                };
+                format!("stored {}{renamed}  sha256 {}", stored.name, stored.sha256)
+            }
+            None => {
+                let client = ClassicClient::connect(&args.client.addr, args.client.timeout).await?;
+                let sha = client.put(&name, size, body, |n| bar.update(n)).await;
+                bar.finish();
+                format!(
+                    "sent {name} (stored as new_{name} or a free variant)  sha256 {}",
+                    sha?
+                )
+            }
+        };
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        println!(
+            "{report}  {}  {}/s",
+            human_bytes(size),
+            human_bytes((size as f64 / secs) as u64)
+        );
+    }
+    Ok(())
+}
+
+async fn get(args: GetArgs) -> Result<()> {
+    let key = load_key(&args.key)?;
+    let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        let stdout = tokio::io::stdout();
+        client.get(&args.name, stdout, |_| {}, |_| {}).await?;
+        return Ok(());
+    }
+    let dest = match args.output {
+        Some(p) => p,
+        None => std::path::PathBuf::from(switchboard::store::safe_name(args.name.as_bytes())?),
+    };
+    anyhow::ensure!(
+        args.force || !dest.exists(),
+        "{} exists; pass --force to replace it or -o PATH",
+        dest.display()
+    );
+    // Written beside the destination and renamed: never a partial file under its name.
+    let part = dest.with_file_name(format!(
+        ".{}.part-{}",
+        dest.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let file = tokio::fs::File::create(&part)
+        .await
+        .with_context(|| format!("cannot create {}", part.display()))?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let bar = std::cell::RefCell::new(None::<Progress>);
+    let started = std::time::Instant::now();
+    let got = client
+        .get(
+            &args.name,
+            &mut out,
+            |size| *bar.borrow_mut() = Some(Progress::new(&args.name, size)),
+            |n| {
+                if let Some(b) = bar.borrow_mut().as_mut() {
+                    b.update(n);
+                }
+            },
+        )
+        .await;
+    if let Some(b) = bar.borrow_mut().as_mut() {
+        b.finish();
+    }
+    let got = match got {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(e.into());
+        }
+    };
+    out.into_inner().sync_all().await?;
+    std::fs::rename(&part, &dest)?;
+    let secs = started.elapsed().as_secs_f64().max(1e-3);
+    println!(
+        "saved {}  sha256 {} (checked)  {}  {}/s",
+        dest.display(),
+        got.sha256,
+        human_bytes(got.size),
+        human_bytes((got.size as f64 / secs) as u64)
+    );
+    Ok(())
+}
+
+async fn list(args: ListArgs) -> Result<()> {
+    let key = load_key(&args.key)?;
+    let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
+    let (files, truncated) = client.list().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&files)?);
+        return Ok(());
+    }
+    if files.is_empty() {
+        println!("no files stored yet");
+        return Ok(());
+    }
+    println!(
+        "{:>10}  {:<20}  {:<64}  NAME",
+        "SIZE", "MODIFIED", "SHA-256"
+    );
+    for f in &files {
+        println!(
+            "{:>10}  {:<20}  {:<64}  {}",
+            human_bytes(f.size),
+            f.modified,
+            f.sha256,
+            f.name
+        );
+    }
+    if truncated {
+        println!("(the server sent only part of the list)");
     }
     Ok(())
 }

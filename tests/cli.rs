@@ -123,7 +123,9 @@ async fn help_is_there_for_every_command() {
         assert!(stdout(&o).contains("Usage:"), "{args:?}");
     }
     let o = run(&["--help"], "").await;
-    for command in ["serve", "echo", "udp", "time", "exec", "login", "user"] {
+    for command in [
+        "serve", "echo", "udp", "time", "exec", "put", "get", "list", "login", "user",
+    ] {
         assert!(
             stdout(&o).contains(command),
             "{command} missing from --help"
@@ -393,4 +395,118 @@ async fn the_admin_password_can_come_from_the_environment() {
     .await;
     let o = run(&["login", &addr, "-u", "admin"], "from the environment\n").await;
     assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn put_get_and_list_from_the_command_line() {
+    let h = Harness::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let key_file = work.path().join("key");
+    std::fs::write(&key_file, format!("{}\n", common::TEST_KEY)).unwrap();
+    let key = key_file.to_str().unwrap();
+    let src = work.path().join("report.txt");
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&src, &body).unwrap();
+    let files = h.target(ServiceKind::Files);
+
+    let o = run(
+        &["put", &files, src.to_str().unwrap(), "--key-file", key],
+        "",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("stored report.txt  sha256 "),
+        "{}",
+        stdout(&o)
+    );
+    // Again: a new name, and the output says so.
+    let o = run(
+        &["put", &files, src.to_str().unwrap(), "--key-file", key],
+        "",
+    )
+    .await;
+    assert!(
+        stdout(&o).contains("(as report-1.txt: report.txt was taken)"),
+        "{}",
+        stdout(&o)
+    );
+
+    let out = work.path().join("back.txt");
+    let o = run(
+        &[
+            "get",
+            &files,
+            "report-1.txt",
+            "-o",
+            out.to_str().unwrap(),
+            "--key-file",
+            key,
+        ],
+        "",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("(checked)"));
+    assert_eq!(std::fs::read(&out).unwrap(), body);
+    // An existing destination is not replaced without --force.
+    let o = run(
+        &[
+            "get",
+            &files,
+            "report.txt",
+            "-o",
+            out.to_str().unwrap(),
+            "--key-file",
+            key,
+        ],
+        "",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("pass --force"), "{}", stderr(&o));
+    let o = run(
+        &["get", &files, "missing", "-o", "-", "--key-file", key],
+        "",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no file `missing`"), "{}", stderr(&o));
+
+    let o = run(&["list", &files, "--key-file", key], "").await;
+    let lines: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains("SHA-256"));
+    assert!(
+        lines[1].ends_with("report-1.txt") && lines[1].contains("293.0 KiB"),
+        "{lines:?}"
+    );
+
+    // The classic format, to files-classic.
+    let o = run(
+        &[
+            "put",
+            "--classic",
+            &h.target(ServiceKind::FilesClassic),
+            src.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let classic = std::fs::read(h.supervisor.store().dir().join("new_report.txt")).unwrap();
+    assert_eq!(classic, body);
+
+    let o = run(&["put", &files, "/no/such/file", "--key-file", key], "").await;
+    assert!(
+        stderr(&o).contains("cannot open /no/such/file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["list", &files, "--key-file", "/no/key"], "").await;
+    assert!(
+        stderr(&o).contains("cannot read the key file"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -91,7 +91,9 @@ async fn a_taken_port_fails_that_service_only() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::ephemeral(dir.path());
+    // No key: the services that need one would fail for another reason.
     config.service_mut(ServiceKind::Exec).enabled = false;
+    config.service_mut(ServiceKind::Files).enabled = false;
     config.service_mut(Echo).listen = ListenAddr::Inet(tcp.local_addr().unwrap());
     config.service_mut(UdpEcho).listen = ListenAddr::Inet(udp.local_addr().unwrap());
     let deps = Deps::open(&config).unwrap();

@@ -160,7 +160,7 @@ impl CommandClient {
     }
 }
 
-fn conn_error(addr: &str, e: ConnError) -> ClientError {
+pub(super) fn conn_error(addr: &str, e: ConnError) -> ClientError {
     match e {
         ConnError::Io(io) => ClientError::io(addr, io),
         ConnError::Truncated => ClientError::Closed {

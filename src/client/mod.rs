@@ -6,6 +6,7 @@
 
 mod echo;
 mod exec;
+mod files;
 mod login;
 mod udp;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 pub use echo::EchoClient;
 pub use exec::{CommandClient, CommandOutcome, OutputKind};
+pub use files::{ClassicClient, FilesClient, Stored};
 pub use login::{LoginClient, LoginOutcome};
 pub use udp::{TimeClient, UdpEchoClient};
 
@@ -45,6 +47,20 @@ pub enum ClientError {
     },
     #[error("{addr} refused our key: {reason}")]
     AuthRejected { addr: String, reason: String },
+    #[error("{addr} refused: {reason}")]
+    Rejected { addr: String, reason: String },
+    #[error("SHA-256 mismatch for {name}: ours {ours}, the server's {theirs}")]
+    Integrity {
+        name: String,
+        ours: String,
+        theirs: String,
+    },
+    #[error("{path}: {source}")]
+    Local {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{addr} broke the protocol: {detail}")]
     Protocol { addr: String, detail: String },
     #[error("{addr}: {source}")]

@@ -11,6 +11,8 @@ pub mod listen;
 
 mod echo;
 mod exec;
+mod files;
+mod files_classic;
 mod login;
 mod time;
 mod udp;
@@ -45,6 +47,8 @@ pub struct Deps {
     pub root: Shutdown,
     pub users: Users,
     pub audit: AuditLog,
+    /// The files folder of `files` and `files-classic`.
+    pub store: crate::store::Store,
 }
 
 impl Deps {
@@ -62,6 +66,12 @@ impl Deps {
                 path: crate::audit::path(&config.data_dir),
                 source,
             })?,
+            store: crate::store::Store::open(&config.data_dir).map_err(|source| {
+                DepsError::Files {
+                    path: crate::store::dir(&config.data_dir),
+                    source,
+                }
+            })?,
         })
     }
 }
@@ -73,6 +83,12 @@ pub enum DepsError {
     Users(#[from] UsersError),
     #[error("cannot open the audit log {}: {source}", path.display())]
     Audit {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the files folder {}: {source}", path.display())]
+    Files {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
@@ -332,7 +348,9 @@ struct SupInner {
     root: Shutdown,
     users: Users,
     audit: AuditLog,
+    store: crate::store::Store,
     login: crate::config::LoginConfig,
+    files: crate::config::FilesConfig,
     grace: Duration,
     slots: Vec<Slot>,
     own_udp_ports: OwnPorts,
@@ -409,7 +427,9 @@ impl Supervisor {
                 root: deps.root,
                 users: deps.users,
                 audit: deps.audit,
+                store: deps.store,
                 login: config.login.clone(),
+                files: config.files.clone(),
                 grace: config.shutdown_grace,
                 slots,
                 own_udp_ports: OwnPorts::default(),
@@ -486,7 +506,8 @@ impl Supervisor {
             st.generation += 1;
             (st.config.clone(), st.generation)
         };
-        if kind == ServiceKind::Exec && self.inner.key.is_none() {
+        let needs_key = matches!(kind, ServiceKind::Exec | ServiceKind::Files);
+        if needs_key && self.inner.key.is_none() {
             let reason = "no HMAC key configured".to_owned();
             self.set_state(
                 kind,
@@ -533,6 +554,8 @@ impl Supervisor {
         let exec_config = self.inner.exec.clone();
         let (users, audit) = (self.inner.users.clone(), self.inner.audit.clone());
         let login_config = self.inner.login.clone();
+        let store = self.inner.store.clone();
+        let files_config = self.inner.files.clone();
         let fut = async move {
             match (kind, socket) {
                 (ServiceKind::Echo, Bound::Tcp(l)) => echo::run(l, ctx).await,
@@ -540,6 +563,14 @@ impl Supervisor {
                 (ServiceKind::Time, Bound::Udp(s)) => time::run(s, ctx).await,
                 (ServiceKind::Exec, Bound::Tcp(l)) => {
                     exec::run(l, ctx, key, exec_config, audit).await
+                }
+                (ServiceKind::Files, Bound::Tcp(l)) => {
+                    let max = files_config.max_file_bytes;
+                    files::run(l, ctx, key, store, audit, max).await
+                }
+                (ServiceKind::FilesClassic, Bound::Tcp(l)) => {
+                    let max = files_config.classic_max_file_bytes;
+                    files_classic::run(l, ctx, store, audit, max).await
                 }
                 (ServiceKind::Login, Bound::Tcp(l)) => {
                     login::run(l, ctx, users, audit, login_config).await
@@ -663,6 +694,10 @@ impl Supervisor {
 
     pub fn audit(&self) -> &AuditLog {
         &self.inner.audit
+    }
+
+    pub fn store(&self) -> &crate::store::Store {
+        &self.inner.store
     }
 }
 

@@ -2,6 +2,7 @@
 //! read here (callers pass the time in), so every rule can be unit-tested and
 //! fuzzed on its own.
 
+pub mod classic;
 pub mod message;
 pub mod time;
 

@@ -1,0 +1,380 @@
+//! `FilesClient` (the `files` service) and `ClassicClient` (`files-classic`).
+//!
+//! Both stream: a body goes from any `AsyncRead` to the socket and from the
+//! socket to any `AsyncWrite` through one fixed buffer, hashed with SHA-256
+//! on the way, so the server's hash can be checked against our own. A
+//! `progress` callback hears the running byte count.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::exec::conn_error;
+use super::{ClientError, Stream, connect_stream, deadline};
+use crate::conn::MessageConn;
+use crate::store::{CHUNK, FileInfo};
+use crate::wire::classic;
+use crate::wire::message::{self, Header, MAX_HEADER_LEN};
+
+/// What the server said it stored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Stored {
+    /// The name it was stored under (may differ from the one asked for).
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An authenticated connection to the files service.
+pub struct FilesClient {
+    conn: MessageConn<Stream>,
+    addr: String,
+    timeout: Duration,
+}
+
+impl FilesClient {
+    /// Connects and authenticates with `key`. `timeout` bounds the
+    /// connection and every wait for a reply or for the next bytes of a
+    /// body, not a whole transfer.
+    ///
+    /// # Errors
+    /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
+    pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
+        let (stream, addr) = connect_stream(target, timeout).await?;
+        let mut conn = MessageConn::new(stream);
+        let refused = deadline(&addr, timeout, async {
+            conn.offer_handshake(key)
+                .await
+                .map_err(|e| conn_error(&addr, e))
+        })
+        .await?;
+        if let Some(reason) = refused {
+            return Err(ClientError::AuthRejected { addr, reason });
+        }
+        Ok(FilesClient {
+            conn,
+            addr,
+            timeout,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Reads a reply header; `{"ok":false}` becomes [`ClientError::Rejected`].
+    async fn reply(&mut self) -> Result<Header, ClientError> {
+        let addr = self.addr.clone();
+        let header = deadline(&addr, self.timeout, async {
+            self.conn
+                .read_header(MAX_HEADER_LEN)
+                .await
+                .map_err(|e| conn_error(&addr, e))
+        })
+        .await?
+        .ok_or_else(|| ClientError::Closed {
+            addr: addr.clone(),
+            detail: " without answering".into(),
+        })?;
+        if header.fields.get("ok") != Some(&Value::Bool(true)) {
+            return Err(ClientError::Rejected {
+                addr,
+                reason: header.str("error").unwrap_or("no reason given").to_owned(),
+            });
+        }
+        Ok(header)
+    }
+
+    fn protocol(&self, detail: impl Into<String>) -> ClientError {
+        ClientError::Protocol {
+            addr: self.addr.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Uploads `size` bytes from `body` as `name`, checking the server's
+    /// SHA-256 against the one computed while sending.
+    ///
+    /// # Errors
+    /// A refusal (bad name, too large, no space) as
+    /// [`ClientError::Rejected`]; [`ClientError::Integrity`] when the hashes
+    /// differ; a body shorter than `size` as [`ClientError::Local`].
+    pub async fn put(
+        &mut self,
+        name: &str,
+        size: u64,
+        mut body: impl AsyncRead + Unpin,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Stored, ClientError> {
+        let addr = self.addr.clone();
+        let request = message::fields(json!({"op": "put", "name": name}));
+        self.conn
+            .write_header(request, size)
+            .await
+            .map_err(|e| conn_error(&addr, e))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut sent = 0u64;
+        while sent < size {
+            let want = (size - sent).min(CHUNK as u64) as usize;
+            let n = body
+                .read(&mut buf[..want])
+                .await
+                .map_err(|source| ClientError::Local {
+                    path: name.to_owned(),
+                    source,
+                })?;
+            if n == 0 {
+                return Err(ClientError::Local {
+                    path: name.to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("ended after {sent} of {size} bytes"),
+                    ),
+                });
+            }
+            hasher.update(&buf[..n]);
+            let wrote = deadline(&addr, self.timeout, async {
+                self.conn
+                    .write_body(&buf[..n])
+                    .await
+                    .map_err(|e| ClientError::io(&addr, e))
+            })
+            .await;
+            if let Err(e) = wrote {
+                // Refused early (too large, no space)? Its reason beats a reset.
+                return Err(match self.reply().await {
+                    Err(refusal @ ClientError::Rejected { .. }) => refusal,
+                    _ => e,
+                });
+            }
+            sent += n as u64;
+            progress(sent);
+        }
+        self.conn
+            .flush()
+            .await
+            .map_err(|e| ClientError::io(&addr, e))?;
+        let header = self.reply().await?;
+        let stored: Stored = serde_json::from_value(Value::Object(header.fields))
+            .map_err(|e| self.protocol(format!("bad put reply: {e}")))?;
+        let ours = hex(&hasher.finalize());
+        if stored.sha256 != ours || stored.size != size {
+            return Err(ClientError::Integrity {
+                name: stored.name,
+                ours,
+                theirs: stored.sha256,
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Downloads `name` into `out`, checking the SHA-256 the server
+    /// announced against the bytes received. `on_start` hears the size
+    /// before the first byte.
+    ///
+    /// # Errors
+    /// [`ClientError::Rejected`] (no such file), [`ClientError::Integrity`],
+    /// a short body as [`ClientError::Closed`], write errors as
+    /// [`ClientError::Local`].
+    pub async fn get(
+        &mut self,
+        name: &str,
+        mut out: impl AsyncWrite + Unpin,
+        on_start: impl FnOnce(u64),
+        mut progress: impl FnMut(u64),
+    ) -> Result<Stored, ClientError> {
+        let addr = self.addr.clone();
+        self.conn
+            .write_message(message::fields(json!({"op": "get", "name": name})), &[])
+            .await
+            .map_err(|e| conn_error(&addr, e))?;
+        let header = self.reply().await?;
+        let size = header.size;
+        let theirs = header
+            .str("sha256")
+            .ok_or_else(|| self.protocol("get reply without sha256"))?
+            .to_owned();
+        on_start(size);
+        let mut hasher = Sha256::new();
+        let mut buf = Vec::with_capacity(CHUNK);
+        let mut got = 0u64;
+        while got < size {
+            buf.clear();
+            let want = (size - got).min(CHUNK as u64) as usize;
+            let n = deadline(&addr, self.timeout, async {
+                self.conn
+                    .read_into(&mut buf, want)
+                    .await
+                    .map_err(|e| ClientError::io(&addr, e))
+            })
+            .await?;
+            if n == 0 {
+                return Err(ClientError::Closed {
+                    addr,
+                    detail: format!(" after {got} of {size} bytes"),
+                });
+            }
+            hasher.update(&buf);
+            out.write_all(&buf)
+                .await
+                .map_err(|source| ClientError::Local {
+                    path: name.to_owned(),
+                    source,
+                })?;
+            got += n as u64;
+            progress(got);
+        }
+        out.flush().await.map_err(|source| ClientError::Local {
+            path: name.to_owned(),
+            source,
+        })?;
+        let ours = hex(&hasher.finalize());
+        if ours != theirs {
+            return Err(ClientError::Integrity {
+                name: name.to_owned(),
+                ours,
+                theirs,
+            });
+        }
+        Ok(Stored {
+            name: header.str("name").unwrap_or(name).to_owned(),
+            size,
+            sha256: ours,
+        })
+    }
+
+    /// Every stored file, and whether the server cut the list short.
+    ///
+    /// # Errors
+    /// Connection and protocol errors.
+    pub async fn list(&mut self) -> Result<(Vec<FileInfo>, bool), ClientError> {
+        let addr = self.addr.clone();
+        self.conn
+            .write_message(message::fields(json!({"op": "list"})), &[])
+            .await
+            .map_err(|e| conn_error(&addr, e))?;
+        let header = self.reply().await?;
+        #[derive(Deserialize)]
+        struct Entry {
+            name: String,
+            size: u64,
+            sha256: String,
+            #[serde(default)]
+            modified: String,
+        }
+        let entries: Vec<Entry> =
+            serde_json::from_value(header.fields.get("files").cloned().unwrap_or_default())
+                .map_err(|e| self.protocol(format!("bad list reply: {e}")))?;
+        let truncated = header.fields.get("truncated") == Some(&Value::Bool(true));
+        let files = entries
+            .into_iter()
+            .map(|e| FileInfo {
+                name: e.name,
+                size: e.size,
+                sha256: e.sha256,
+                modified: e.modified,
+            })
+            .collect();
+        Ok((files, truncated))
+    }
+}
+
+/// A connection to files-classic, speaking the tutorial's format.
+pub struct ClassicClient {
+    stream: Stream,
+    addr: String,
+    timeout: Duration,
+}
+
+impl ClassicClient {
+    /// Connects (no authentication: the tutorial has none).
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
+        let (stream, addr) = connect_stream(target, timeout).await?;
+        Ok(ClassicClient {
+            stream,
+            addr,
+            timeout,
+        })
+    }
+
+    /// Sends one file: the 136-byte header, then `size` bytes of `body`.
+    /// Returns the SHA-256 of what was sent. The protocol has no reply; the
+    /// server's refusal (`error: ...`), if any, is read after sending.
+    ///
+    /// # Errors
+    /// A name that does not fit the header; a refusal as
+    /// [`ClientError::Rejected`]; connection errors.
+    pub async fn put(
+        mut self,
+        name: &str,
+        size: u64,
+        mut body: impl AsyncRead + Unpin,
+        mut progress: impl FnMut(u64),
+    ) -> Result<String, ClientError> {
+        let addr = self.addr.clone();
+        let signed = i64::try_from(size).map_err(|_| self.protocol("file too large"))?;
+        let header = classic::encode(name.as_bytes(), signed).map_err(|e| ClientError::Local {
+            path: name.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+        })?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut sent = 0u64;
+        let sending = async {
+            self.stream.write_all(&header).await?;
+            while sent < size {
+                let want = (size - sent).min(CHUNK as u64) as usize;
+                let n = body.read(&mut buf[..want]).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("{name} ended after {sent} of {size} bytes"),
+                    ));
+                }
+                hasher.update(&buf[..n]);
+                self.stream.write_all(&buf[..n]).await?;
+                sent += n as u64;
+                progress(sent);
+            }
+            self.stream.shutdown().await
+        }
+        .await;
+        // Whatever the server said (nothing, or `error: ...`) until it closes.
+        let mut said = Vec::new();
+        let _ = deadline(&addr, self.timeout, async {
+            let mut limited = (&mut self.stream).take(4096);
+            limited
+                .read_to_end(&mut said)
+                .await
+                .map_err(|e| ClientError::io(&addr, e))
+        })
+        .await;
+        let said = String::from_utf8_lossy(&said).trim().to_owned();
+        if let Some(reason) = said.strip_prefix("error: ") {
+            return Err(ClientError::Rejected {
+                addr,
+                reason: reason.to_owned(),
+            });
+        }
+        sending.map_err(|e| ClientError::io(&addr, e))?;
+        Ok(hex(&hasher.finalize()))
+    }
+
+    fn protocol(&self, detail: &str) -> ClientError {
+        ClientError::Protocol {
+            addr: self.addr.clone(),
+            detail: detail.to_owned(),
+        }
+    }
+}

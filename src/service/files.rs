@@ -1,0 +1,302 @@
+//! `files` (TCP): authenticated upload, download and list over the message
+//! protocol (seeds/003 made safe), after the HMAC handshake.
+//!
+//! ```text
+//! {"op":"put","name":"a.jpg","size":N} + N bytes -> {"ok":true,"name":"<stored>","size":N,"sha256":"<hex>"}
+//! {"op":"get","name":"a.jpg"}                    -> {"ok":true,"name":..,"size":N,"sha256":..} + N bytes
+//! {"op":"list"}                                  -> {"ok":true,"files":[{"name","size","sha256","modified"}]}
+//! anything refused                               -> {"ok":false,"error":"<why>"}
+//! ```
+//!
+//! Bodies stream between the socket and the disk through at most a few
+//! [`store::CHUNK`] buffers, whatever the size. A refused `put` (bad name,
+//! over `max_file_bytes`, no space) is answered and the connection closed,
+//! since its body would otherwise have to be read; the check comes before
+//! a byte of the body is read or written. A listing that would not fit in
+//! one 64 KiB header is cut short and says `"truncated":true`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::listen::{Listener, Stream};
+use super::{Admission, ServiceCtx, ServiceError};
+use crate::audit::AuditLog;
+use crate::conn::{ConnError, MessageConn};
+use crate::kind::Proto;
+use crate::stats::{ConnGuard, EventKind};
+use crate::store::{self, FileInfo, Store, StoreError};
+use crate::wire::message::{self, MAX_HEADER_LEN};
+
+struct Shared {
+    key: Vec<u8>,
+    store: Store,
+    audit: AuditLog,
+    max_file_bytes: u64,
+}
+
+/// Runs the files service until `ctx.cancel` fires.
+///
+/// # Errors
+/// None in practice: accept errors are logged and retried.
+pub(crate) async fn run(
+    listener: Listener,
+    ctx: ServiceCtx,
+    key: Vec<u8>,
+    store: Store,
+    audit: AuditLog,
+    max_file_bytes: u64,
+) -> Result<(), ServiceError> {
+    let shared = Arc::new(Shared {
+        key,
+        store,
+        audit,
+        max_file_bytes,
+    });
+    let admission = Admission::new(&ctx);
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let shared = Arc::clone(&shared);
+        let ctx2 = ctx.clone();
+        ctx.tasks.spawn(async move {
+            let result = tokio::select! {
+                () = ctx2.cancel.cancelled() => Ok(()),
+                r = serve_conn(MessageConn::new(stream), &shared, &ctx2, &conn) => r,
+            };
+            if let Err(e) = result {
+                tracing::debug!(
+                    service = "files",
+                    peer = conn.peer(),
+                    "connection ended: {e}"
+                );
+                ctx2.stats.error(ctx2.kind);
+            }
+            drop((admitted, conn));
+        });
+    }
+    Ok(())
+}
+
+fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
+    message::fields(json!({"ok": false, "error": why.to_string()}))
+}
+
+/// Records a stored file: a stats event and an audit line.
+pub(crate) async fn record_stored(
+    ctx: &ServiceCtx,
+    audit: &AuditLog,
+    guard: &ConnGuard,
+    info: &FileInfo,
+    millis: u64,
+) {
+    tracing::info!(
+        service = %ctx.kind,
+        peer = guard.peer(),
+        "stored {} ({} bytes, {millis} ms)",
+        info.name,
+        info.size
+    );
+    audit
+        .record(json!({
+            "event": "file_stored",
+            "service": ctx.kind,
+            "peer": guard.peer(),
+            "name": info.name,
+            "size": info.size,
+            "sha256": info.sha256,
+            "duration_ms": millis,
+        }))
+        .await;
+    ctx.stats.emit(EventKind::FileStored {
+        service: ctx.kind,
+        peer: guard.peer().to_owned(),
+        name: info.name.clone(),
+        size: info.size,
+        sha256: info.sha256.clone(),
+    });
+}
+
+async fn serve_conn(
+    mut conn: MessageConn<Stream>,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &ConnGuard,
+) -> Result<(), ConnError> {
+    if let Err(e) = conn
+        .accept_handshake(&shared.key, super::exec::HANDSHAKE_TIMEOUT)
+        .await?
+    {
+        ctx.stats
+            .auth_failed(ctx.kind, guard.peer(), &e.to_string());
+        return Err(ConnError::Io(std::io::Error::other(e.to_string())));
+    }
+    let idle = ctx.limits.idle_timeout;
+    loop {
+        let header = match tokio::time::timeout(idle, conn.read_header(MAX_HEADER_LEN)).await {
+            Err(_) => return Err(ConnError::Timeout(idle)),
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(ConnError::Wire(e))) => {
+                let _ = conn.write_message(refusal(&e), &[]).await;
+                return Err(ConnError::Wire(e));
+            }
+            Ok(Err(e)) => return Err(e),
+        };
+        guard.touch();
+        match header.str("op") {
+            Some("put") => {
+                if !put(&mut conn, &header, shared, ctx, guard).await? {
+                    return Ok(());
+                }
+            }
+            Some(op) if header.size > 0 => {
+                let why = format!("`{op}` requests carry no body");
+                conn.write_message(refusal(why), &[]).await?;
+                return Ok(());
+            }
+            Some("get") => get(&mut conn, &header, shared, guard).await?,
+            Some("list") => list(&mut conn, shared).await?,
+            Some(op) => {
+                let why = format!("unknown op `{op}` (use put, get or list)");
+                conn.write_message(refusal(why), &[]).await?;
+            }
+            None => {
+                conn.write_message(refusal("missing \"op\""), &[]).await?;
+                if header.size > 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Receives one upload. `Ok(false)` when the connection must close (the
+/// request was refused with its body still on the way).
+async fn put(
+    conn: &mut MessageConn<Stream>,
+    header: &message::Header,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &ConnGuard,
+) -> Result<bool, ConnError> {
+    let started = Instant::now();
+    let size = header.size;
+    let checked = match header.str("name") {
+        None => Err(StoreError::BadName("\"name\" must be a string".into())),
+        Some(raw) => store::safe_name(raw.as_bytes()),
+    }
+    .and_then(|name| {
+        if size > shared.max_file_bytes {
+            return Err(StoreError::BadName(format!(
+                "the file is {size} bytes; the limit is {}",
+                shared.max_file_bytes
+            )));
+        }
+        shared.store.begin(&name, size)
+    });
+    let mut upload = match checked {
+        Ok(u) => u,
+        Err(e) => {
+            conn.write_message(refusal(&e), &[]).await?;
+            return Ok(size == 0);
+        }
+    };
+    let idle = ctx.limits.idle_timeout;
+    while upload.remaining() > 0 {
+        let mut buf = upload.buffer().await;
+        let want = upload.remaining().min(store::CHUNK as u64) as usize;
+        let n = tokio::time::timeout(idle, conn.read_into(&mut buf, want))
+            .await
+            .map_err(|_| ConnError::Timeout(idle))??;
+        if n == 0 {
+            // Dropping the upload removes its temporary.
+            return Err(ConnError::Truncated);
+        }
+        guard.add_in(n);
+        if let Err(e) = upload.push(buf).await {
+            conn.write_message(refusal(&e), &[]).await?;
+            return Ok(false);
+        }
+    }
+    match upload.commit().await {
+        Ok(info) => {
+            let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            record_stored(ctx, &shared.audit, guard, &info, millis).await;
+            let reply =
+                json!({"ok": true, "name": info.name, "size": info.size, "sha256": info.sha256});
+            conn.write_message(message::fields(reply), &[]).await?;
+            Ok(true)
+        }
+        Err(e) => {
+            conn.write_message(refusal(&e), &[]).await?;
+            Ok(true)
+        }
+    }
+}
+
+async fn get(
+    conn: &mut MessageConn<Stream>,
+    header: &message::Header,
+    shared: &Shared,
+    guard: &ConnGuard,
+) -> Result<(), ConnError> {
+    let Some(name) = header.str("name") else {
+        return conn
+            .write_message(refusal("\"name\" must be a string"), &[])
+            .await;
+    };
+    let (mut file, info) = match shared.store.open_file(name).await {
+        Ok(found) => found,
+        Err(e) => return conn.write_message(refusal(&e), &[]).await,
+    };
+    let reply = json!({"ok": true, "name": info.name, "sha256": info.sha256});
+    conn.write_header(message::fields(reply), info.size).await?;
+    let mut left = info.size;
+    let mut buf = Vec::with_capacity(store::CHUNK);
+    while left > 0 {
+        buf.clear();
+        let want = left.min(store::CHUNK as u64);
+        let n = (&mut file).take(want).read_buf(&mut buf).await?;
+        if n == 0 {
+            // Shrunk under us (changed on disk): the peer sees a short body.
+            return Err(ConnError::Truncated);
+        }
+        conn.write_body(&buf).await?;
+        guard.add_out(n);
+        left -= n as u64;
+    }
+    conn.flush().await?;
+    Ok(())
+}
+
+async fn list(conn: &mut MessageConn<Stream>, shared: &Shared) -> Result<(), ConnError> {
+    let files = match shared.store.list().await {
+        Ok(f) => f,
+        Err(e) => return conn.write_message(refusal(&e), &[]).await,
+    };
+    let total = files.len();
+    // Keep well inside the header cap, with room for the other fields.
+    let budget = MAX_HEADER_LEN - 256;
+    let mut used = 0;
+    let mut shown = Vec::new();
+    for f in files {
+        let entry = serde_json::to_value(&f).unwrap_or(Value::Null);
+        used += entry.to_string().len() + 1;
+        if used > budget {
+            break;
+        }
+        shown.push(entry);
+    }
+    let mut reply = json!({"ok": true, "files": shown});
+    if shown_len(&reply) < total {
+        reply["truncated"] = true.into();
+        reply["total"] = total.into();
+    }
+    conn.write_message(message::fields(reply), &[]).await
+}
+
+fn shown_len(reply: &Value) -> usize {
+    reply["files"].as_array().map_or(0, Vec::len)
+}

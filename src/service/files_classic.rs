@@ -1,0 +1,183 @@
+//! `files-classic` (TCP): the seeds/003 upload, byte for byte.
+//!
+//! Each upload is a 136-byte header ([`wire::classic`]: 128-byte NUL-padded
+//! name, little-endian i64 size) and that many bytes; several may follow on
+//! one connection, as the tutorial's client sends them. A file is stored
+//! as `new_<name>` in the files folder, through the same [`Store`] as
+//! `files` (safe names, atomic arrival, no overwrite). Success is silent,
+//! as in the tutorial (its client never reads); a refusal (bad name, bad
+//! size, no space, short body) is one `error: <why>\n` line, and the
+//! connection closes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::listen::Listener;
+use super::{Admission, ServiceCtx, ServiceError};
+use crate::audit::AuditLog;
+use crate::kind::Proto;
+use crate::stats::ConnGuard;
+use crate::store::{self, Store, StoreError};
+use crate::wire::classic::{self, HEADER_LEN};
+
+/// After a refusal, input read and dropped (so the peer sees the error
+/// line rather than a reset), at most this much for at most this long.
+const LINGER_BYTES: u64 = 4 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+struct Shared {
+    store: Store,
+    audit: AuditLog,
+    max_file_bytes: u64,
+}
+
+/// Runs the files-classic service until `ctx.cancel` fires.
+///
+/// # Errors
+/// None in practice: accept errors are logged and retried.
+pub(crate) async fn run(
+    listener: Listener,
+    ctx: ServiceCtx,
+    store: Store,
+    audit: AuditLog,
+    max_file_bytes: u64,
+) -> Result<(), ServiceError> {
+    let shared = Arc::new(Shared {
+        store,
+        audit,
+        max_file_bytes,
+    });
+    let admission = Admission::new(&ctx);
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let shared = Arc::clone(&shared);
+        let ctx2 = ctx.clone();
+        ctx.tasks.spawn(async move {
+            let result = tokio::select! {
+                () = ctx2.cancel.cancelled() => Ok(()),
+                r = serve_conn(stream, &shared, &ctx2, &conn) => r,
+            };
+            if let Err(e) = result {
+                tracing::debug!(
+                    service = "files-classic",
+                    peer = conn.peer(),
+                    "connection ended: {e}"
+                );
+                ctx2.stats.error(ctx2.kind);
+            }
+            drop((admitted, conn));
+        });
+    }
+    Ok(())
+}
+
+/// Why an upload was not stored.
+#[derive(Debug, thiserror::Error)]
+enum ClassicError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("the connection closed {0}")]
+    Closed(&'static str),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for ClassicError {
+    fn from(e: StoreError) -> Self {
+        ClassicError::Refused(e.to_string())
+    }
+}
+
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &ConnGuard,
+) -> Result<(), ClassicError> {
+    loop {
+        match receive(&mut stream, shared, ctx, guard).await {
+            Ok(true) => continue,
+            Ok(false) => return Ok(()),
+            Err(ClassicError::Refused(why)) => {
+                let line = format!("error: {why}\n");
+                if stream.write_all(line.as_bytes()).await.is_ok() {
+                    guard.add_out(line.len());
+                }
+                linger(&mut stream).await;
+                return Err(ClassicError::Refused(why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Closes our side, then swallows a bounded amount of what the peer is
+/// still sending, so our error line is not lost to a reset.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = stream.shutdown().await;
+    let mut sink = (&mut *stream).take(LINGER_BYTES);
+    let _ = tokio::time::timeout(
+        LINGER_TIME,
+        tokio::io::copy(&mut sink, &mut tokio::io::sink()),
+    )
+    .await;
+}
+
+/// One header and its body. `Ok(false)` at a clean end between uploads.
+async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &ConnGuard,
+) -> Result<bool, ClassicError> {
+    let idle = ctx.limits.idle_timeout;
+    let mut raw = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = tokio::time::timeout(idle, stream.read(&mut raw[got..]))
+            .await
+            .map_err(|_| ClassicError::Idle(idle))??;
+        if n == 0 {
+            return if got == 0 {
+                Ok(false)
+            } else {
+                Err(ClassicError::Closed("inside the 136-byte header"))
+            };
+        }
+        guard.add_in(n);
+        guard.touch();
+        got += n;
+    }
+    let started = Instant::now();
+    let header = classic::decode(&raw);
+    let name = format!("new_{}", store::safe_name(&header.name)?);
+    let size = u64::try_from(header.size)
+        .map_err(|_| ClassicError::Refused(format!("negative size {}", header.size)))?;
+    if size > shared.max_file_bytes {
+        return Err(ClassicError::Refused(format!(
+            "the file is {size} bytes; the limit is {}",
+            shared.max_file_bytes
+        )));
+    }
+    let mut upload = shared.store.begin(&name, size)?;
+    while upload.remaining() > 0 {
+        let mut buf = upload.buffer().await;
+        let want = upload.remaining().min(store::CHUNK as u64);
+        let n = tokio::time::timeout(idle, (&mut *stream).take(want).read_buf(&mut buf))
+            .await
+            .map_err(|_| ClassicError::Idle(idle))??;
+        if n == 0 {
+            return Err(ClassicError::Closed("before the whole file arrived"));
+        }
+        guard.add_in(n);
+        upload.push(buf).await?;
+    }
+    let info = upload.commit().await?;
+    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
+    Ok(true)
+}

@@ -1,0 +1,714 @@
+//! The files folder, `<data_dir>/files/`, shared by `files` and
+//! `files-classic`: safe names, atomic arrival, no overwrites, no escapes.
+//!
+//! - Names are reduced by [`safe_name`]; what cannot be made safe is
+//!   refused with the reason.
+//! - An upload is written to `.upload-<random>` in the same folder by a
+//!   blocking task of its own (the socket side only hands it buffers),
+//!   hashed with SHA-256 on the way, synced, then hard-linked under its
+//!   final name, which fails rather than replaces when the name is taken:
+//!   the next free `name-1.ext`, `name-2.ext`, ... is used and reported. An
+//!   upload that ends any other way removes its temporary; temporaries left
+//!   by a killed server are swept at start.
+//! - Nothing follows a symlink: temporaries are created with `O_EXCL`,
+//!   links fail on any existing entry, reads open with `O_NOFOLLOW` and
+//!   must find a regular file, listings skip everything else.
+//! - Free space is checked before anything is written, counting what
+//!   uploads in flight have already claimed.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Longest stored name, in bytes (room left for `new_` and `-NNN`).
+pub const MAX_NAME_LEN: usize = 200;
+/// Prefix of temporaries; stored names never start with a dot.
+const TMP_PREFIX: &str = ".upload-";
+/// Bytes per buffer handed from the socket to the writer.
+pub const CHUNK: usize = 256 * 1024;
+/// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
+const POOL: usize = 4;
+/// Space kept free on the disk beyond what uploads claim.
+const SPARE_SPACE: u64 = 1 << 20;
+/// How many `name-N` variants are tried before giving up.
+const MAX_VARIANTS: u32 = 10_000;
+
+/// Why a name, an upload or a read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("bad file name: {0}")]
+    BadName(String),
+    #[error("no file `{0}`")]
+    NotFound(String),
+    #[error("not enough disk space: {need} bytes needed, {free} free")]
+    NoSpace { need: u64, free: u64 },
+    #[error("the body was {got} bytes but {declared} were declared")]
+    SizeMismatch { declared: u64, got: u64 },
+    #[error("no free name left for `{0}`")]
+    NoFreeName(String),
+    #[error("disk error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reduces a name as sent to a safe base name, or says why it cannot be.
+///
+/// The last path component is kept (`../x`, `/etc/x`, `a\x` all give
+/// `x`); leading dots and surrounding spaces are dropped. Refused: names
+/// that are not UTF-8, that hold control characters (NUL included), or
+/// that are empty once reduced (``, `.`, `..`, `a/`), or longer than
+/// [`MAX_NAME_LEN`] bytes.
+///
+/// # Errors
+/// [`StoreError::BadName`] with the reason.
+pub fn safe_name(raw: &[u8]) -> Result<String, StoreError> {
+    let bad = |why: &str| StoreError::BadName(why.to_owned());
+    let text = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8"))?;
+    if text.chars().any(char::is_control) {
+        return Err(bad("it contains control characters"));
+    }
+    let base = text.rsplit(['/', '\\']).next().unwrap_or("");
+    let name = base.trim().trim_start_matches('.').trim_start();
+    if name.is_empty() {
+        return Err(bad(if text.trim().is_empty() {
+            "the name is empty"
+        } else {
+            "nothing is left of it once path parts and leading dots are removed"
+        }));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(StoreError::BadName(format!(
+            "longer than {MAX_NAME_LEN} bytes"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// `name`, then `stem-1.ext`, `stem-2.ext`, ...
+fn variant(name: &str, n: u32) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{n}.{ext}"),
+        _ => format!("{name}-{n}"),
+    }
+}
+
+/// A stored file, as listed and as reported after an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// RFC 3339, UTC.
+    pub modified: String,
+}
+
+/// Hashes already known, so a listing does not reread every file.
+#[derive(Clone)]
+struct Known {
+    size: u64,
+    mtime_ns: i128,
+    sha256: String,
+}
+
+struct Inner {
+    dir: PathBuf,
+    known: Mutex<HashMap<String, Known>>,
+    /// Bytes claimed by uploads in flight.
+    claimed: AtomicU64,
+}
+
+/// The files folder. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+fn rfc3339(meta: &std::fs::Metadata) -> String {
+    chrono::DateTime::from_timestamp(meta.mtime(), meta.mtime_nsec() as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Where `data_dir`'s files live.
+pub fn dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("files")
+}
+
+impl Store {
+    /// Opens (creating) `<data_dir>/files/` and removes temporaries left by
+    /// an earlier run.
+    ///
+    /// # Errors
+    /// When the folder cannot be created or read.
+    pub fn open(data_dir: &Path) -> io::Result<Store> {
+        let dir = dir(data_dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut swept = 0;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let is_tmp = entry.file_name().to_string_lossy().starts_with(TMP_PREFIX);
+            if is_tmp && entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::info!(
+                "removed {swept} unfinished upload(s) from {}",
+                dir.display()
+            );
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                dir,
+                known: Mutex::new(HashMap::new()),
+                claimed: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Free bytes on the folder's filesystem for an unprivileged writer.
+    fn free_space(&self) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(&self.inner.dir).map_err(io::Error::from)?;
+        Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+    }
+
+    /// Starts an upload of `size` bytes to be stored as `name` (already
+    /// made safe by [`safe_name`]), after checking there is room for it.
+    ///
+    /// # Errors
+    /// [`StoreError::NoSpace`]; I/O errors creating the temporary.
+    pub fn begin(&self, name: &str, size: u64) -> Result<Upload, StoreError> {
+        let free = self.free_space()?;
+        let claimed = self.inner.claimed.fetch_add(size, Ordering::SeqCst);
+        let need = size.saturating_add(claimed).saturating_add(SPARE_SPACE);
+        let claim = Claim {
+            store: self.clone(),
+            bytes: size,
+        };
+        if need > free {
+            return Err(StoreError::NoSpace {
+                need: size,
+                free: free.saturating_sub(claimed),
+            });
+        }
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+        let tmp = self.inner.dir.join(format!("{TMP_PREFIX}{}", hex(&random)));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        let (tx, rx) = mpsc::channel(POOL);
+        let (spare_tx, spare_rx) = mpsc::channel(POOL);
+        let writer = tokio::task::spawn_blocking(move || write_loop(file, rx, spare_tx));
+        Ok(Upload {
+            store: self.clone(),
+            name: name.to_owned(),
+            tmp: Some(tmp),
+            declared: size,
+            received: 0,
+            tx: Some(tx),
+            spare: spare_rx,
+            allocated: 0,
+            writer: Some(writer),
+            _claim: claim,
+        })
+    }
+
+    /// Opens a stored file for reading, with its size and SHA-256.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for names that are not stored regular files
+    /// (a symlink, a folder, a temporary, an unsafe name).
+    pub async fn open_file(&self, name: &str) -> Result<(tokio::fs::File, FileInfo), StoreError> {
+        let not_found = || StoreError::NotFound(name.to_owned());
+        if safe_name(name.as_bytes()).ok().as_deref() != Some(name) {
+            return Err(not_found());
+        }
+        let path = self.inner.dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(nix::libc::ELOOP | nix::libc::ENOENT) => not_found(),
+                _ => StoreError::Io(e),
+            })?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(not_found());
+        }
+        let info = self.describe(name, &path, &meta).await?;
+        Ok((tokio::fs::File::from_std(file), info))
+    }
+
+    /// Every stored file, by name. Files placed in the folder by other
+    /// means are hashed once and remembered.
+    ///
+    /// # Errors
+    /// When the folder cannot be read.
+    pub async fn list(&self) -> Result<Vec<FileInfo>, StoreError> {
+        let dir = self.inner.dir.clone();
+        let entries = tokio::task::spawn_blocking(move || -> io::Result<Vec<_>> {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                // symlink_metadata: a link is listed as what it is, not followed.
+                let meta = entry.path().symlink_metadata()?;
+                if meta.is_file() && !name.starts_with('.') {
+                    out.push((name, entry.path(), meta));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))??;
+        let mut files = Vec::with_capacity(entries.len());
+        for (name, path, meta) in entries {
+            files.push(self.describe(&name, &path, &meta).await?);
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// A file's info, hashing it only if its size or time changed.
+    async fn describe(
+        &self,
+        name: &str,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Result<FileInfo, StoreError> {
+        let (size, mtime) = (meta.len(), mtime_ns(meta));
+        let cached = lock(&self.inner.known)
+            .get(name)
+            .filter(|k| k.size == size && k.mtime_ns == mtime)
+            .map(|k| k.sha256.clone());
+        let sha256 = match cached {
+            Some(h) => h,
+            None => {
+                let path = path.to_owned();
+                let h = tokio::task::spawn_blocking(move || hash_file(&path))
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))??;
+                lock(&self.inner.known).insert(
+                    name.to_owned(),
+                    Known {
+                        size,
+                        mtime_ns: mtime,
+                        sha256: h.clone(),
+                    },
+                );
+                h
+            }
+        };
+        Ok(FileInfo {
+            name: name.to_owned(),
+            size,
+            sha256,
+            modified: rfc3339(meta),
+        })
+    }
+}
+
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Space an upload has claimed; given back when the upload ends.
+struct Claim {
+    store: Store,
+    bytes: u64,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.store
+            .inner
+            .claimed
+            .fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+enum Block {
+    Data(Vec<u8>),
+    /// Everything arrived: sync and report the digest.
+    Finish,
+}
+
+/// The writer: hashes and writes each buffer, hands it back for reuse.
+/// Returns the digest when told to finish, `None` when abandoned.
+fn write_loop(
+    mut file: std::fs::File,
+    mut rx: mpsc::Receiver<Block>,
+    spare: mpsc::Sender<Vec<u8>>,
+) -> io::Result<Option<[u8; 32]>> {
+    let mut hasher = Sha256::new();
+    while let Some(block) = rx.blocking_recv() {
+        match block {
+            Block::Data(mut buf) => {
+                hasher.update(&buf);
+                file.write_all(&buf)?;
+                buf.clear();
+                let _ = spare.try_send(buf);
+            }
+            Block::Finish => {
+                file.sync_all()?;
+                return Ok(Some(hasher.finalize().into()));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// An upload in progress. Feed it with [`Upload::buffer`] and
+/// [`Upload::push`], end it with [`Upload::commit`]; dropped before that,
+/// it removes its temporary and nothing appears.
+pub struct Upload {
+    store: Store,
+    name: String,
+    tmp: Option<PathBuf>,
+    declared: u64,
+    received: u64,
+    tx: Option<mpsc::Sender<Block>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    allocated: usize,
+    writer: Option<JoinHandle<io::Result<Option<[u8; 32]>>>>,
+    _claim: Claim,
+}
+
+impl Upload {
+    /// Bytes still expected.
+    pub fn remaining(&self) -> u64 {
+        self.declared - self.received
+    }
+
+    /// An empty buffer with [`CHUNK`] bytes of capacity: a new one while
+    /// fewer than the pool exist, else one the writer has finished with.
+    pub async fn buffer(&mut self) -> Vec<u8> {
+        if self.allocated < POOL {
+            self.allocated += 1;
+            return Vec::with_capacity(CHUNK);
+        }
+        match self.spare.recv().await {
+            Some(buf) => buf,
+            // The writer is gone (it failed); push will report why.
+            None => Vec::with_capacity(CHUNK),
+        }
+    }
+
+    /// Hands a filled buffer to the writer.
+    ///
+    /// # Errors
+    /// More bytes than declared; the writer's I/O error (disk full, ...).
+    pub async fn push(&mut self, buf: Vec<u8>) -> Result<(), StoreError> {
+        let got = self.received + buf.len() as u64;
+        if got > self.declared {
+            return Err(StoreError::SizeMismatch {
+                declared: self.declared,
+                got,
+            });
+        }
+        self.received = got;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(Block::Data(buf)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self.writer_error().await);
+        }
+        Ok(())
+    }
+
+    async fn writer_error(&mut self) -> StoreError {
+        self.tx = None;
+        match self.writer.take() {
+            Some(w) => match w.await {
+                Ok(Err(e)) => StoreError::Io(e),
+                Ok(Ok(_)) => StoreError::Io(io::Error::other("the writer stopped")),
+                Err(e) => StoreError::Io(io::Error::other(e.to_string())),
+            },
+            None => StoreError::Io(io::Error::other("the writer stopped")),
+        }
+    }
+
+    /// Finishes: checks the size, syncs, and links the file under the first
+    /// free variant of its name.
+    ///
+    /// # Errors
+    /// A short body; the writer's I/O error; no free name.
+    pub async fn commit(mut self) -> Result<FileInfo, StoreError> {
+        if self.received != self.declared {
+            return Err(StoreError::SizeMismatch {
+                declared: self.declared,
+                got: self.received,
+            });
+        }
+        let finished = match &self.tx {
+            Some(tx) => tx.send(Block::Finish).await.is_ok(),
+            None => false,
+        };
+        if !finished {
+            return Err(self.writer_error().await);
+        }
+        self.tx = None;
+        let digest = match self.writer.take() {
+            Some(w) => w.await.map_err(|e| io::Error::other(e.to_string()))??,
+            None => None,
+        }
+        .ok_or_else(|| io::Error::other("the writer stopped"))?;
+        let tmp = self.tmp.clone().expect("present until commit or drop");
+        let dir = self.store.inner.dir.clone();
+        let name = self.name.clone();
+        let stored = tokio::task::spawn_blocking(
+            move || -> Result<(String, std::fs::Metadata), StoreError> {
+                for n in 0..MAX_VARIANTS {
+                    let candidate = variant(&name, n);
+                    let path = dir.join(&candidate);
+                    // link(2) never replaces an existing entry, symlinks included.
+                    match std::fs::hard_link(&tmp, &path) {
+                        Ok(()) => {
+                            std::fs::remove_file(&tmp)?;
+                            let meta = path.symlink_metadata()?;
+                            return Ok((candidate, meta));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(StoreError::NoFreeName(name))
+            },
+        )
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))??;
+        self.tmp = None;
+        let (stored, meta) = stored;
+        let sha256 = hex(&digest);
+        lock(&self.store.inner.known).insert(
+            stored.clone(),
+            Known {
+                size: meta.len(),
+                mtime_ns: mtime_ns(&meta),
+                sha256: sha256.clone(),
+            },
+        );
+        Ok(FileInfo {
+            name: stored,
+            size: meta.len(),
+            sha256,
+            modified: rfc3339(&meta),
+        })
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            // The writer may still hold the file open; unlinking is fine.
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_reduced_or_refused_with_a_reason() {
+        let reduced: [(&[u8], &str); 9] = [
+            (b"a.jpg", "a.jpg"),
+            (b"../x", "x"),
+            (b"/etc/passwd", "passwd"),
+            (b"a/b", "b"),
+            (b"..\\x", "x"),
+            (b".bashrc", "bashrc"),
+            (b"  spaced name.txt ", "spaced name.txt"),
+            ("中文.txt".as_bytes(), "中文.txt"),
+            (b"...hidden", "hidden"),
+        ];
+        for (raw, want) in reduced {
+            assert_eq!(safe_name(raw).unwrap(), want, "{raw:?}");
+        }
+        let long = "y".repeat(MAX_NAME_LEN + 1);
+        let refused: [&[u8]; 12] = [
+            b"",
+            b".",
+            b"..",
+            b"a/",
+            b"a\0../x",
+            b"\xff\xfe",
+            b"tab\there",
+            b"new\nline",
+            b"esc\x1b[2J",
+            "c1\u{85}".as_bytes(),
+            b"   ",
+            long.as_bytes(),
+        ];
+        for raw in refused {
+            assert!(
+                matches!(safe_name(raw), Err(StoreError::BadName(_))),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn variants_keep_the_extension() {
+        assert_eq!(variant("a.jpg", 0), "a.jpg");
+        assert_eq!(variant("a.jpg", 2), "a-2.jpg");
+        assert_eq!(variant("archive.tar.gz", 1), "archive.tar-1.gz");
+        assert_eq!(variant("README", 1), "README-1");
+    }
+
+    async fn upload(store: &Store, name: &str, data: &[u8]) -> Result<FileInfo, StoreError> {
+        let mut up = store.begin(name, data.len() as u64)?;
+        for piece in data.chunks(CHUNK) {
+            let mut buf = up.buffer().await;
+            buf.extend_from_slice(piece);
+            up.push(buf).await?;
+        }
+        up.commit().await
+    }
+
+    #[tokio::test]
+    async fn uploads_land_whole_under_free_names_and_abandoned_ones_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..CHUNK * 3 + 7).map(|i| i as u8).collect();
+        let first = upload(&store, "a.bin", &data).await.unwrap();
+        assert_eq!(first.name, "a.bin");
+        assert_eq!(first.size, data.len() as u64);
+        assert_eq!(first.sha256, hex(&Sha256::digest(&data)));
+        let second = upload(&store, "a.bin", b"other").await.unwrap();
+        assert_eq!(second.name, "a-1.bin", "never replaced");
+        assert_eq!(std::fs::read(store.dir().join("a.bin")).unwrap(), data);
+
+        // Abandoned midway, short, or long: nothing under any name.
+        let mut up = store.begin("gone.bin", 10).unwrap();
+        let mut buf = up.buffer().await;
+        buf.extend_from_slice(b"12345");
+        up.push(buf).await.unwrap();
+        drop(up);
+        let short = store.begin("short.bin", 10).unwrap();
+        assert!(matches!(
+            short.commit().await,
+            Err(StoreError::SizeMismatch { .. })
+        ));
+        let mut long = store.begin("long.bin", 1).unwrap();
+        let mut buf = long.buffer().await;
+        buf.extend_from_slice(b"too long");
+        assert!(matches!(
+            long.push(buf).await,
+            Err(StoreError::SizeMismatch { .. })
+        ));
+        drop(long);
+        let names: Vec<String> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(names, ["a-1.bin", "a.bin"]);
+        let on_disk = std::fs::read_dir(store.dir()).unwrap().count();
+        assert_eq!(on_disk, 2, "no temporaries left");
+    }
+
+    #[tokio::test]
+    async fn symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let outside = dir.path().join("secret");
+        std::fs::write(&outside, "do not read").unwrap();
+        std::os::unix::fs::symlink(&outside, store.dir().join("link.txt")).unwrap();
+        assert!(matches!(
+            store.open_file("link.txt").await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(
+            store.list().await.unwrap().is_empty(),
+            "links are not listed"
+        );
+        let stored = upload(&store, "link.txt", b"new").await.unwrap();
+        assert_eq!(stored.name, "link-1.txt");
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "do not read");
+        assert!(matches!(
+            store.open_file("../secret").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn stale_temporaries_are_swept_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = super::dir(dir.path());
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join(".upload-deadbeef"), "half").unwrap();
+        std::fs::write(files.join("kept.txt"), "whole").unwrap();
+        Store::open(dir.path()).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&files)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["kept.txt"]);
+    }
+
+    #[tokio::test]
+    async fn space_is_checked_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = store.begin("huge", u64::MAX / 2).err().unwrap();
+        assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(store.dir()).unwrap().count(), 0);
+        assert_eq!(
+            store.inner.claimed.load(Ordering::SeqCst),
+            0,
+            "claim returned"
+        );
+    }
+}

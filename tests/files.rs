@@ -1,0 +1,571 @@
+//! The files and files-classic services over real loopback sockets: round
+//! trips checked by SHA-256, the tutorial's client and bytes, and the
+//! hostile list (names, sizes, short and long bodies, slow headers,
+//! symlinks, a full disk, concurrent uploads of one name).
+
+mod common;
+
+use common::{GUARD, Harness, TEST_KEY, guard};
+use sha2::{Digest, Sha256};
+use switchboard::client::{ClassicClient, ClientError, FilesClient};
+use switchboard::kind::ServiceKind::{Files, FilesClassic};
+use switchboard::stats::EventKind;
+use switchboard::wire::classic;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn sha(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Bytes that are not all alike, so a misplaced chunk changes the hash.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4099) as u8).collect()
+}
+
+async fn client(h: &Harness) -> FilesClient {
+    FilesClient::connect(&h.target(Files), TEST_KEY.as_bytes(), GUARD)
+        .await
+        .unwrap()
+}
+
+/// What is in the files folder, temporaries included, sorted.
+fn on_disk(h: &Harness) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(h.supervisor.store().dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn put(
+    c: &mut FilesClient,
+    name: &str,
+    data: &[u8],
+) -> Result<switchboard::client::Stored, ClientError> {
+    guard("put", c.put(name, data.len() as u64, data, |_| {})).await
+}
+
+async fn get(c: &mut FilesClient, name: &str) -> Result<Vec<u8>, ClientError> {
+    let mut out = Vec::new();
+    guard("get", c.get(name, &mut out, |_| {}, |_| {})).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn round_trips_of_0_1_and_64_mib_keep_their_sha256() {
+    let h = Harness::start().await;
+    let mut c = client(&h).await;
+    for (name, len) in [("empty", 0), ("one", 1), ("big.bin", 64 << 20)] {
+        let data = pattern(len);
+        let stored = put(&mut c, name, &data).await.unwrap();
+        assert_eq!((stored.name.as_str(), stored.size), (name, len as u64));
+        assert_eq!(stored.sha256, sha(&data));
+        let back = get(&mut c, name).await.unwrap();
+        assert!(back == data, "{name} came back different");
+        let on_disk = std::fs::read(h.supervisor.store().dir().join(name)).unwrap();
+        assert_eq!(sha(&on_disk), sha(&data));
+    }
+    let (files, truncated) = c.list().await.unwrap();
+    assert!(!truncated);
+    let listed: Vec<(&str, u64)> = files.iter().map(|f| (f.name.as_str(), f.size)).collect();
+    assert_eq!(listed, [("big.bin", 64 << 20), ("empty", 0), ("one", 1)]);
+    assert_eq!(files[2].sha256, sha(&pattern(1)));
+    // Every stored file is an event and an audit line.
+    let stored: Vec<String> = h
+        .stats
+        .recent_events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::FileStored { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, ["empty", "one", "big.bin"]);
+    h.supervisor.audit().flush().await;
+    let audit = std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap();
+    assert_eq!(audit.matches("\"file_stored\"").count(), 3, "{audit}");
+    assert!(audit.contains(&sha(&pattern(64 << 20))));
+}
+
+#[tokio::test]
+async fn an_existing_name_is_never_replaced_and_concurrent_uploads_both_land() {
+    let h = Harness::start().await;
+    let (a, b) = (pattern(3 << 20), vec![b'b'; 2 << 20]);
+    let (mut c1, mut c2) = (client(&h).await, client(&h).await);
+    let (r1, r2) = tokio::join!(put(&mut c1, "same.bin", &a), put(&mut c2, "same.bin", &b));
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let mut names = [r1.name.clone(), r2.name.clone()];
+    names.sort();
+    assert_eq!(names, ["same-1.bin", "same.bin"]);
+    assert_eq!(get(&mut c1, &r1.name).await.unwrap(), a);
+    assert_eq!(get(&mut c1, &r2.name).await.unwrap(), b);
+    let third = put(&mut c1, "same.bin", b"3").await.unwrap();
+    assert_eq!(third.name, "same-2.bin", "the reply says where it went");
+    assert_eq!(on_disk(&h), ["same-1.bin", "same-2.bin", "same.bin"]);
+}
+
+#[tokio::test]
+async fn hostile_names_are_reduced_or_refused_and_nothing_escapes() {
+    let h = Harness::start().await;
+    let mut c = client(&h).await;
+    let reduced = [
+        ("../x", "x"),
+        ("/etc/passwd", "passwd"),
+        ("a/b", "b"),
+        ("..\\\\y", "y"),
+        ("../../../../tmp/evil", "evil"),
+        (".bashrc", "bashrc"),
+        ("...dots", "dots"),
+        ("  padded  ", "padded"),
+        ("C:\\\\Windows\\\\system.ini", "system.ini"),
+        ("ok name (1).txt", "ok name (1).txt"),
+    ];
+    for (raw, want) in reduced {
+        let stored = put(&mut c, raw, b"data").await.unwrap();
+        assert_eq!(stored.name, want, "{raw:?}");
+    }
+    let refused = [
+        "",
+        ".",
+        "..",
+        "a/",
+        "/",
+        "a\u{0}../x",
+        "tab\tname",
+        "line\nbreak",
+        "esc\u{1b}[2J",
+        "bell\u{7}",
+        "del\u{7f}",
+        "c1\u{9b}x",
+        "   ",
+    ];
+    for raw in refused {
+        // Refused puts with a body close the connection: one per name.
+        let mut c = client(&h).await;
+        let err = put(&mut c, raw, b"data").await.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Rejected { reason, .. } if reason.starts_with("bad file name")),
+            "{raw:?}: {err}"
+        );
+    }
+    let long = "n".repeat(201);
+    let err = put(&mut client(&h).await, &long, b"x").await.unwrap_err();
+    assert!(err.to_string().contains("longer than 200 bytes"), "{err}");
+    let mut names = on_disk(&h);
+    names.sort();
+    let mut want: Vec<&str> = reduced.iter().map(|(_, w)| *w).collect();
+    want.sort();
+    assert_eq!(names, want);
+    assert!(
+        !std::path::Path::new("/tmp/evil").exists()
+            || std::fs::read("/tmp/evil").unwrap() != b"data"
+    );
+    // Reads are held to the same rules.
+    for bad in ["../key", "/etc/passwd", "..", ".upload-x", "nope"] {
+        let err = get(&mut c, bad).await.unwrap_err();
+        assert!(err.to_string().contains("no file"), "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn classic_names_are_held_to_the_same_rules() {
+    let h = Harness::start().await;
+    let mut refused = 0;
+    let cases: [(&[u8], Option<&str>); 8] = [
+        (b"../up.txt", Some("new_up.txt")),
+        (b"/etc/shadow", Some("new_shadow")),
+        (b"a\0../x", Some("new_a")),
+        (b"", None),
+        (b"..", None),
+        (b"\xff\xfe\xfd", None),
+        (b"ctl\x01", None),
+        (&[b'm'; 128], Some("")),
+    ];
+    for (name, want) in cases {
+        let mut header = [0u8; classic::HEADER_LEN];
+        header[..name.len()].copy_from_slice(name);
+        header[classic::NAME_LEN..].copy_from_slice(&4i64.to_le_bytes());
+        let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+        raw.write_all(&header).await.unwrap();
+        raw.write_all(b"body").await.unwrap();
+        raw.shutdown().await.unwrap();
+        let mut said = String::new();
+        guard("closed", raw.read_to_string(&mut said))
+            .await
+            .unwrap();
+        match want {
+            Some(_) => assert_eq!(said, "", "{name:?}"),
+            None => {
+                assert!(said.starts_with("error: bad file name"), "{name:?}: {said}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 4);
+    let names = on_disk(&h);
+    assert!(names.contains(&"new_up.txt".to_owned()), "{names:?}");
+    assert!(names.contains(&"new_shadow".to_owned()));
+    assert!(names.contains(&"new_a".to_owned()));
+    assert!(
+        names.contains(&format!("new_{}", "m".repeat(128))),
+        "128 bytes, no NUL: all of it"
+    );
+    assert_eq!(names.len(), 4);
+}
+
+#[tokio::test]
+async fn the_tutorials_client_uploads_byte_for_byte() {
+    let h = Harness::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let image = pattern(300_001);
+    std::fs::write(work.path().join("12.jpg"), &image).unwrap();
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/seed003_client.py"
+    ))
+    .unwrap()
+    .replace(
+        "'192.168.1.50', 6666",
+        &format!("'127.0.0.1', {}", h.addr(FilesClassic).port()),
+    );
+    std::fs::write(work.path().join("client.py"), source).unwrap();
+    let o = guard(
+        "python",
+        tokio::process::Command::new("python3")
+            .arg("client.py")
+            .current_dir(work.path())
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("12.jpg file send over..."));
+    let snap = h
+        .wait_for("stored", |s| {
+            s.totals(FilesClassic).active == 0 && s.totals(FilesClassic).accepted == 1
+        })
+        .await;
+    assert_eq!(snap.totals(FilesClassic).bytes_in, 136 + 300_001);
+    let stored = std::fs::read(h.supervisor.store().dir().join("new_12.jpg")).unwrap();
+    assert!(stored == image);
+    // The files service serves what files-classic stored.
+    assert_eq!(
+        get(&mut client(&h).await, "new_12.jpg").await.unwrap(),
+        image
+    );
+    // Our own client speaks the same bytes.
+    let sent = ClassicClient::connect(&h.target(FilesClassic), GUARD)
+        .await
+        .unwrap()
+        .put("12.jpg", 5, &b"again"[..], |_| {})
+        .await
+        .unwrap();
+    assert_eq!(sent, sha(b"again"));
+    assert_eq!(
+        std::fs::read(h.supervisor.store().dir().join("new_12-1.jpg")).unwrap(),
+        b"again"
+    );
+}
+
+#[tokio::test]
+async fn classic_sizes_negative_huge_and_over_the_cap_are_refused_before_writing() {
+    let h = Harness::start_with(|c| c.files.classic_max_file_bytes = 1000).await;
+    for (size, want) in [
+        (-1, "negative size -1"),
+        (i64::MIN, "negative size"),
+        (i64::MAX, "the limit is 1000"),
+        (1001, "the limit is 1000"),
+    ] {
+        let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+        raw.write_all(&classic::encode(b"f.bin", size).unwrap())
+            .await
+            .unwrap();
+        let mut said = String::new();
+        guard("closed", raw.read_to_string(&mut said))
+            .await
+            .unwrap();
+        assert!(
+            said.starts_with("error: ") && said.contains(want),
+            "{size}: {said}"
+        );
+    }
+    let err = ClassicClient::connect(&h.target(FilesClassic), GUARD)
+        .await
+        .unwrap()
+        .put("big", 5000, &vec![0u8; 5000][..], |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("the limit is 1000"), "{err}");
+    assert!(on_disk(&h).is_empty());
+}
+
+#[tokio::test]
+async fn files_refuses_a_put_over_the_cap_before_reading_the_body() {
+    let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 20).await;
+    // 64 MiB declared against a 1 MiB cap: refused at once, with its reason.
+    let data = vec![0u8; 64 << 20];
+    let err = put(&mut client(&h).await, "big", &data).await.unwrap_err();
+    assert!(err.to_string().contains("the limit is 1048576"), "{err}");
+    assert!(on_disk(&h).is_empty());
+}
+
+#[tokio::test]
+async fn short_bodies_leave_nothing_and_long_ones_do_not_spill() {
+    let h = Harness::start().await;
+    // files: half a body, then the client goes away.
+    let mut raw = authed(&h).await;
+    let header = br#"{"op":"put","name":"half.bin","size":1000}"#;
+    raw.write_all(&(header.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    raw.write_all(header).await.unwrap();
+    raw.write_all(&[1u8; 500]).await.unwrap();
+    drop(raw);
+    // classic: the same.
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&classic::encode(b"half.bin", 1000).unwrap())
+        .await
+        .unwrap();
+    raw.write_all(&[1u8; 500]).await.unwrap();
+    drop(raw);
+    h.wait_for("both dropped", |s| {
+        s.totals(Files).errors == 1 && s.totals(FilesClassic).errors == 1
+    })
+    .await;
+    assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
+
+    // files: a longer body than declared: the file is what was declared,
+    // the rest is read as a header and refused.
+    let mut raw = authed(&h).await;
+    let header = br#"{"op":"put","name":"five.txt","size":5}"#;
+    raw.write_all(&(header.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    raw.write_all(header).await.unwrap();
+    raw.write_all(b"12345EXTRA BYTES").await.unwrap();
+    let mut replies = Vec::new();
+    guard("closed", raw.read_to_end(&mut replies))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&replies);
+    assert!(text.contains(r#""name":"five.txt""#), "{text}");
+    assert!(text.contains(r#""ok":false"#), "{text}");
+    assert_eq!(
+        std::fs::read(h.supervisor.store().dir().join("five.txt")).unwrap(),
+        b"12345"
+    );
+}
+
+/// A raw connection that has passed the handshake.
+async fn authed(h: &Harness) -> TcpStream {
+    let mut raw = TcpStream::connect(h.addr(Files)).await.unwrap();
+    let mut challenge = [0u8; 32];
+    raw.read_exact(&mut challenge).await.unwrap();
+    raw.write_all(&switchboard::auth::respond(TEST_KEY.as_bytes(), &challenge))
+        .await
+        .unwrap();
+    let mut verdict = [0u8; 4 + 11];
+    raw.read_exact(&mut verdict).await.unwrap();
+    assert_eq!(&verdict[4..], br#"{"ok":true}"#);
+    raw
+}
+
+#[tokio::test]
+async fn headers_sent_one_byte_at_a_time_still_work() {
+    let h = Harness::start().await;
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.set_nodelay(true).unwrap();
+    for b in classic::encode(b"slow.txt", 3).unwrap() {
+        raw.write_all(&[b]).await.unwrap();
+    }
+    raw.write_all(b"abc").await.unwrap();
+    raw.shutdown().await.unwrap();
+    let mut said = Vec::new();
+    guard("closed", raw.read_to_end(&mut said)).await.unwrap();
+    assert!(said.is_empty());
+    let mut raw = authed(&h).await;
+    raw.set_nodelay(true).unwrap();
+    let header = br#"{"op":"put","name":"slow2.txt","size":2}"#;
+    let mut frame = (header.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(header);
+    frame.extend_from_slice(b"hi");
+    for b in frame {
+        raw.write_all(&[b]).await.unwrap();
+    }
+    let mut reply = [0u8; 4];
+    raw.read_exact(&mut reply).await.unwrap();
+    assert_eq!(on_disk(&h), ["new_slow.txt", "slow2.txt"]);
+}
+
+#[tokio::test]
+async fn hostile_frames_and_keys_on_files() {
+    let h = Harness::start().await;
+    // A wrong key.
+    let err = FilesClient::connect(&h.target(Files), b"wrong", GUARD)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ClientError::AuthRejected { .. }), "{err}");
+    // 0xFFFFFFFF after the handshake: an error, a close, nothing allocated.
+    let mut raw = authed(&h).await;
+    raw.write_all(&[0xff; 4]).await.unwrap();
+    let mut reply = Vec::new();
+    guard("closed", raw.read_to_end(&mut reply)).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).contains("exceeds the 65536-byte limit"));
+    // A header that is not JSON.
+    let mut raw = authed(&h).await;
+    raw.write_all(&[0, 0, 0, 3, b'{', b'{', b'{'])
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    guard("closed", raw.read_to_end(&mut reply)).await.unwrap();
+    assert!(String::from_utf8_lossy(&reply).contains("not valid JSON"));
+    // Others are unaffected.
+    let mut c = client(&h).await;
+    put(&mut c, "fine.txt", b"fine").await.unwrap();
+    let snap = h
+        .wait_for("counted", |s| s.totals(Files).auth_failures == 1)
+        .await;
+    assert_eq!(snap.totals(Files).auth_failures, 1);
+}
+
+#[tokio::test]
+async fn a_planted_symlink_is_not_followed_for_writes_reads_or_lists() {
+    let h = Harness::start().await;
+    let outside = h.dir.path().join("outside.txt");
+    std::fs::write(&outside, "outside").unwrap();
+    let dir = h.supervisor.store().dir().to_owned();
+    std::os::unix::fs::symlink(&outside, dir.join("trap.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    let mut c = client(&h).await;
+    let stored = put(&mut c, "trap.txt", b"new data").await.unwrap();
+    assert_eq!(stored.name, "trap-1.txt");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "outside");
+    assert!(get(&mut c, "trap.txt").await.is_err());
+    assert!(get(&mut c, "etc").await.is_err());
+    let (files, _) = c.list().await.unwrap();
+    assert_eq!(
+        files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["trap-1.txt"]
+    );
+    // The classic service too.
+    let sha = ClassicClient::connect(&h.target(FilesClassic), GUARD)
+        .await
+        .unwrap()
+        .put("x", 1, &b"1"[..], |_| {})
+        .await;
+    assert!(sha.is_ok());
+    std::os::unix::fs::symlink(&outside, dir.join("new_y")).unwrap();
+    ClassicClient::connect(&h.target(FilesClassic), GUARD)
+        .await
+        .unwrap()
+        .put("y", 1, &b"2"[..], |_| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "outside");
+    assert_eq!(std::fs::read(dir.join("new_y-1")).unwrap(), b"2");
+}
+
+/// A tmpfs of `size` mounted for the test, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: detaches even while a file in it is still open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_upload_cleanly() {
+    let Some(fs) = Tmpfs::mount("4m") else {
+        // No tmpfs here (not root, or no mount): the space check still holds.
+        eprintln!("cannot mount a tmpfs here: testing the free-space check only");
+        let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 50).await;
+        let mut raw = authed(&h).await;
+        let header = br#"{"op":"put","name":"x","size":1125899906842624}"#;
+        raw.write_all(&(header.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        raw.write_all(header).await.unwrap();
+        let mut reply = Vec::new();
+        guard("closed", raw.read_to_end(&mut reply)).await.unwrap();
+        assert!(String::from_utf8_lossy(&reply).contains("not enough disk space"));
+        assert!(on_disk(&h).is_empty());
+        return;
+    };
+    let data_dir = fs.0.path().join("data");
+    let h = Harness::start_with(|c| c.data_dir = data_dir.clone()).await;
+    let mut c = client(&h).await;
+    // Declared bigger than the disk: refused before a byte is written.
+    let err = put(&mut c, "huge", &vec![0u8; 8 << 20]).await.unwrap_err();
+    assert!(err.to_string().contains("not enough disk space"), "{err}");
+    // Declared to fit, then the disk fills up underneath: the write fails.
+    let mut raw = authed(&h).await;
+    let header = br#"{"op":"put","name":"victim.bin","size":2097152}"#;
+    raw.write_all(&(header.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    raw.write_all(header).await.unwrap();
+    raw.write_all(&[7u8; 4096]).await.unwrap();
+    // Once its temporary exists, something else takes the space.
+    guard("temporary created", async {
+        while !on_disk(&h).iter().any(|n| n.starts_with(".upload-")) {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let filler = fs.0.path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let (mut rd, mut wr) = raw.split();
+    let (_, reply) = tokio::join!(
+        async {
+            let _ = wr.write_all(&vec![7u8; (2 << 20) - 4096]).await;
+        },
+        async {
+            let mut out = Vec::new();
+            let _ = guard("closed", rd.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    );
+    assert!(
+        reply.contains("disk error") && reply.contains("No space left"),
+        "{reply}"
+    );
+    assert!(
+        on_disk(&h).is_empty(),
+        "nothing left behind: {:?}",
+        on_disk(&h)
+    );
+    // Space back, uploads work again.
+    std::fs::remove_file(&filler).unwrap();
+    put(&mut client(&h).await, "after.txt", b"ok")
+        .await
+        .unwrap();
+    drop(h);
+}
