@@ -69,9 +69,8 @@ mod tests {
     fn matches_pythons_hmac_module() {
         // python3 -c "import hmac; print(hmac.new(b'key', b'\0'*32, 'sha256').hexdigest())"
         let tag = respond(b"key", &[0u8; 32]);
-        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hex,
+            crate::wire::hex(&tag),
             "f7ce443554b62f0a6aa18ca2bdc213a5c4af495cca2adba7ae1cc2979445344f"
         );
     }

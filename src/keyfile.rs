@@ -56,7 +56,7 @@ pub fn load_or_create(data_dir: &Path) -> io::Result<(Secret, bool)> {
     std::fs::create_dir_all(data_dir)?;
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
-    let key: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let key = crate::wire::hex(&raw);
     // create_new: two first starts racing cannot overwrite each other's key.
     let mut file = std::fs::OpenOptions::new()
         .write(true)

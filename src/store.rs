@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::wire::hex;
+
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;
 /// Prefix of temporaries; stored names never start with a dot.
@@ -146,10 +148,6 @@ fn rfc3339(meta: &std::fs::Metadata) -> String {
     chrono::DateTime::from_timestamp(meta.mtime(), meta.mtime_nsec() as u32)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Where `data_dir`'s files live.

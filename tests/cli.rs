@@ -274,35 +274,21 @@ async fn user_commands_manage_the_accounts_file() {
 
 #[tokio::test]
 async fn first_start_creates_admin_and_the_login_command_signs_in() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(common::only_services(&[ServiceKind::Login]))
-        .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
-        .env("RUST_LOG", "switchboard=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (addr, password) = guard("banner", async {
-        let mut addr = None;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if words.first() == Some(&"login") {
-                addr = Some(words[2].to_owned());
-            }
-            if let Some(rest) = line.strip_prefix("sign in as:  admin / ") {
-                let password = rest.split_whitespace().next().unwrap().to_owned();
-                return (addr.expect("login line first"), password);
-            }
-        }
-        panic!("no generated password in the banner");
-    })
+    let served = common::Served::start(
+        dir.path(),
+        &[ServiceKind::Login],
+        &[("RUST_LOG", "switchboard=debug")],
+    )
     .await;
+    let addr = served.addr(ServiceKind::Login);
+    let password = served
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("sign in as:  admin / "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated password in {:?}", served.banner))
+        .to_owned();
     let o = run(
         &["login", &addr, "--user", "admin"],
         &format!("{password}\n"),
@@ -317,82 +303,31 @@ async fn first_start_creates_admin_and_the_login_command_signs_in() {
     let o = run(&["login", &addr], &format!("admin\n{password}\n")).await;
     assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let out = guard("exit", child.wait_with_output()).await.unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let (_, logs) = served.terminate().await;
     assert!(
         !logs.contains(&password),
         "the password leaked into the logs"
     );
 
     // A second start creates nothing and prints no password.
-    let o = run_until_banner(dir.path()).await;
-    assert!(!o.contains("sign in as"), "{o}");
-    assert!(o.contains("accounts: "), "{o}");
-}
-
-/// Starts `serve` with only login, returns its banner, stops it.
-async fn run_until_banner(data_dir: &std::path::Path) -> String {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(data_dir)
-        .args(common::only_services(&[ServiceKind::Login]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = String::new();
-    guard("banner", async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
-            banner.push_str(&line);
-            banner.push('\n');
-            if last {
-                break;
-            }
-        }
-    })
-    .await;
-    banner
+    let again = common::Served::start(dir.path(), &[ServiceKind::Login], &[]).await;
+    let banner = again.banner.join("\n");
+    assert!(!banner.contains("sign in as"), "{banner}");
+    assert!(banner.contains("accounts: "), "{banner}");
 }
 
 #[tokio::test]
 async fn the_admin_password_can_come_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(common::only_services(&[ServiceKind::Login]))
-        .env("SWITCHBOARD_ADMIN_PASSWORD", "from the environment")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = guard("banner", async {
-        let mut addr = None;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            assert!(!line.contains("sign in as"), "{line}");
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if words.first() == Some(&"login") {
-                addr = Some(words[2].to_owned());
-            }
-            if line.starts_with("accounts:") {
-                return addr.unwrap();
-            }
-        }
-        panic!("no banner");
-    })
+    let served = common::Served::start(
+        dir.path(),
+        &[ServiceKind::Login],
+        &[("SWITCHBOARD_ADMIN_PASSWORD", "from the environment")],
+    )
     .await;
+    let banner = served.banner.join("\n");
+    assert!(!banner.contains("sign in as"), "{banner}");
+    let addr = served.addr(ServiceKind::Login);
     let o = run(&["login", &addr, "-u", "admin"], "from the environment\n").await;
     assert_eq!(stdout(&o), "login ok\n", "{}", stderr(&o));
 }

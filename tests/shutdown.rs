@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::{GUARD, Harness, guard};
 use switchboard::client::{EchoClient, UdpEchoClient};
 use switchboard::kind::ServiceKind::{self, Echo, UdpEcho};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 #[tokio::test]
 async fn cancelling_the_root_ends_every_task_and_closes_clients() {
@@ -39,56 +37,22 @@ async fn cancelling_the_root_ends_every_task_and_closes_clients() {
 #[tokio::test]
 async fn sigterm_stops_the_binary_cleanly_with_clients_connected() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(common::only_services(&[
-            ServiceKind::Echo,
-            ServiceKind::UdpEcho,
-            ServiceKind::Time,
-        ]))
-        .env("RUST_LOG", "switchboard=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // The banner says where echo listens.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let echo_addr = guard("banner", async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if words.first() == Some(&"echo") {
-                assert_eq!(words[3], "running", "{line}");
-                return words[2].to_owned();
-            }
-        }
-        panic!("no echo line in the banner");
-    })
+    let served = common::Served::start(
+        dir.path(),
+        &[ServiceKind::Echo, ServiceKind::UdpEcho, ServiceKind::Time],
+        &[("RUST_LOG", "switchboard=info")],
+    )
     .await;
+    // The banner says where echo listens.
+    let echo_addr = served.addr(ServiceKind::Echo);
     let mut client = EchoClient::connect(&echo_addr, GUARD).await.unwrap();
     assert_eq!(client.round_trip(b"up").await.unwrap(), b"UP");
     let mut raw = tokio::net::TcpStream::connect(&echo_addr).await.unwrap();
 
-    let pid = child.id().unwrap().to_string();
-    let kill = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(kill.success());
-    let status = guard("exit after SIGTERM", child.wait()).await.unwrap();
+    let (status, stderr) = served.terminate().await;
     assert!(status.success(), "exit status {status}");
     let mut buf = [0u8; 4];
     assert_eq!(guard("EOF", raw.read(&mut buf)).await.unwrap_or(0), 0);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
     assert!(stderr.contains("shutting down"), "{stderr}");
     assert!(stderr.contains("bye"), "{stderr}");
 }

@@ -40,17 +40,7 @@ impl CommandClient {
     /// # Errors
     /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
     pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        let (stream, addr) = connect_stream(target, timeout).await?;
-        let mut conn = MessageConn::new(stream);
-        let refused = deadline(&addr, timeout, async {
-            conn.offer_handshake(key)
-                .await
-                .map_err(|e| conn_error(&addr, e))
-        })
-        .await?;
-        if let Some(reason) = refused {
-            return Err(ClientError::AuthRejected { addr, reason });
-        }
+        let (conn, addr) = connect_authenticated(target, key, timeout).await?;
         Ok(CommandClient { conn, addr })
     }
 
@@ -157,6 +147,29 @@ impl CommandClient {
                 other => return Err(protocol(format!("unexpected message type {other:?}"))),
             }
         }
+    }
+}
+
+/// Connects and passes the HMAC handshake (exec and files).
+///
+/// # Errors
+/// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
+pub(super) async fn connect_authenticated(
+    target: &str,
+    key: &[u8],
+    timeout: Duration,
+) -> Result<(MessageConn<Stream>, String), ClientError> {
+    let (stream, addr) = connect_stream(target, timeout).await?;
+    let mut conn = MessageConn::new(stream);
+    let refused = deadline(&addr, timeout, async {
+        conn.offer_handshake(key)
+            .await
+            .map_err(|e| conn_error(&addr, e))
+    })
+    .await?;
+    match refused {
+        Some(reason) => Err(ClientError::AuthRejected { addr, reason }),
+        None => Ok((conn, addr)),
     }
 }
 

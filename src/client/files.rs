@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::exec::conn_error;
+use super::exec::{conn_error, connect_authenticated};
 use super::{ClientError, Stream, connect_stream, deadline};
 use crate::conn::MessageConn;
 use crate::store::{CHUNK, FileInfo};
-use crate::wire::classic;
 use crate::wire::message::{self, Header, MAX_HEADER_LEN};
+use crate::wire::{classic, hex};
 
 /// What the server said it stored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -26,10 +26,6 @@ pub struct Stored {
     pub name: String,
     pub size: u64,
     pub sha256: String,
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An authenticated connection to the files service.
@@ -47,17 +43,7 @@ impl FilesClient {
     /// # Errors
     /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
     pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        let (stream, addr) = connect_stream(target, timeout).await?;
-        let mut conn = MessageConn::new(stream);
-        let refused = deadline(&addr, timeout, async {
-            conn.offer_handshake(key)
-                .await
-                .map_err(|e| conn_error(&addr, e))
-        })
-        .await?;
-        if let Some(reason) = refused {
-            return Err(ClientError::AuthRejected { addr, reason });
-        }
+        let (conn, addr) = connect_authenticated(target, key, timeout).await?;
         Ok(FilesClient {
             conn,
             addr,

@@ -16,8 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::listen::Listener;
-use super::{Admission, ServiceCtx, ServiceError};
-use crate::kind::Proto;
+use super::{ServiceCtx, ServiceError};
 use crate::stats::ConnGuard;
 use crate::wire;
 
@@ -29,24 +28,12 @@ const READ_CHUNK: usize = 16 * 1024;
 /// # Errors
 /// None in practice: accept errors are logged and retried.
 pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
-    let admission = Admission::new(&ctx);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
-        let cancel = ctx.cancel.clone();
-        let idle = ctx.limits.idle_timeout;
-        let stats = ctx.stats.clone();
-        ctx.tasks.spawn(async move {
-            if let Err(e) = serve_conn(stream, &conn, cancel, idle).await {
-                tracing::debug!(
-                    service = "echo",
-                    peer = conn.peer(),
-                    "connection ended: {e}"
-                );
-                stats.error(conn.service());
-            }
-            drop((admitted, conn));
-        });
-    }
+    let (cancel, idle) = (ctx.cancel.clone(), ctx.limits.idle_timeout);
+    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
+        let cancel = cancel.clone();
+        async move { serve_conn(stream, &conn, cancel, idle).await }
+    })
+    .await;
     Ok(())
 }
 

@@ -26,15 +26,13 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::listen::{Listener, Stream};
-use super::{Admission, ServiceCtx, ServiceError};
+use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
 use crate::config::ExecConfig;
 use crate::conn::{ConnError, MessageConn};
 use crate::stats::EventKind;
 use crate::wire::message::{self, MAX_HEADER_LEN};
 
-/// How long a client has to answer the challenge.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The only PATH a command sees.
 const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Output is read and sent in chunks of at most this many bytes.
@@ -88,29 +86,12 @@ pub(crate) async fn run(
         key,
         config,
     });
-    let admission = Admission::new(&ctx);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx
-            .stats
-            .open(ctx.kind, crate::kind::Proto::Tcp, peer.to_string());
-        let shared = Arc::clone(&shared);
-        let ctx2 = ctx.clone();
-        ctx.tasks.spawn(async move {
-            let result = tokio::select! {
-                () = ctx2.cancel.cancelled() => Ok(()),
-                r = serve_conn(MessageConn::new(stream), &shared, &ctx2, &conn) => r,
-            };
-            if let Err(e) = result {
-                tracing::debug!(
-                    service = "exec",
-                    peer = conn.peer(),
-                    "connection ended: {e}"
-                );
-                ctx2.stats.error(ctx2.kind);
-            }
-            drop((admitted, conn));
-        });
-    }
+    let ctx2 = ctx.clone();
+    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
+        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
+        async move { serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await }
+    })
+    .await;
     Ok(())
 }
 
@@ -124,17 +105,7 @@ async fn serve_conn(
     ctx: &ServiceCtx,
     guard: &crate::stats::ConnGuard,
 ) -> Result<(), ConnError> {
-    match conn
-        .accept_handshake(&shared.key, HANDSHAKE_TIMEOUT)
-        .await?
-    {
-        Ok(()) => {}
-        Err(e) => {
-            ctx.stats
-                .auth_failed(ctx.kind, guard.peer(), &e.to_string());
-            return Err(ConnError::Io(std::io::Error::other(e.to_string())));
-        }
-    }
+    super::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     loop {
         let header =
             tokio::time::timeout(ctx.limits.idle_timeout, conn.read_header(MAX_HEADER_LEN))
@@ -161,17 +132,7 @@ async fn serve_conn(
         let (program, args) = match parse_request(&header.fields, shared) {
             Ok(r) => r,
             Err(why) => {
-                record(
-                    shared,
-                    ctx,
-                    guard,
-                    &shown,
-                    &format!("error: {why}"),
-                    Duration::ZERO,
-                    0,
-                )
-                .await;
-                conn.write_message(error_message(why), &[]).await?;
+                refuse(&mut conn, shared, ctx, guard, &shown, why).await?;
                 continue;
             }
         };
@@ -187,17 +148,7 @@ async fn serve_conn(
                 "busy: {} commands already running",
                 shared.config.max_commands
             );
-            record(
-                shared,
-                ctx,
-                guard,
-                &shown,
-                &format!("error: {why}"),
-                Duration::ZERO,
-                0,
-            )
-            .await;
-            conn.write_message(error_message(why), &[]).await?;
+            refuse(&mut conn, shared, ctx, guard, &shown, why).await?;
             continue;
         };
         let started = Instant::now();
@@ -228,6 +179,20 @@ fn shown_argv(fields: &serde_json::Map<String, Value>) -> Vec<String> {
         (_, Some(line)) => vec!["/bin/sh".into(), "-c".into(), text(line)],
         _ => Vec::new(),
     }
+}
+
+/// Answers a request that will not run, and records it like any other.
+async fn refuse(
+    conn: &mut MessageConn<Stream>,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    guard: &crate::stats::ConnGuard,
+    argv: &[String],
+    why: String,
+) -> Result<(), ConnError> {
+    let outcome = format!("error: {why}");
+    record(shared, ctx, guard, argv, &outcome, Duration::ZERO, 0).await;
+    conn.write_message(error_message(why), &[]).await
 }
 
 /// One audit line and one `command_run` event per request.

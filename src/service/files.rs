@@ -22,10 +22,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::listen::{Listener, Stream};
-use super::{Admission, ServiceCtx, ServiceError};
+use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
 use crate::conn::{ConnError, MessageConn};
-use crate::kind::Proto;
 use crate::stats::{ConnGuard, EventKind};
 use crate::store::{self, FileInfo, Store, StoreError};
 use crate::wire::message::{self, MAX_HEADER_LEN};
@@ -55,27 +54,12 @@ pub(crate) async fn run(
         audit,
         max_file_bytes,
     });
-    let admission = Admission::new(&ctx);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
-        let shared = Arc::clone(&shared);
-        let ctx2 = ctx.clone();
-        ctx.tasks.spawn(async move {
-            let result = tokio::select! {
-                () = ctx2.cancel.cancelled() => Ok(()),
-                r = serve_conn(MessageConn::new(stream), &shared, &ctx2, &conn) => r,
-            };
-            if let Err(e) = result {
-                tracing::debug!(
-                    service = "files",
-                    peer = conn.peer(),
-                    "connection ended: {e}"
-                );
-                ctx2.stats.error(ctx2.kind);
-            }
-            drop((admitted, conn));
-        });
-    }
+    let ctx2 = ctx.clone();
+    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
+        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
+        async move { serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await }
+    })
+    .await;
     Ok(())
 }
 
@@ -124,14 +108,7 @@ async fn serve_conn(
     ctx: &ServiceCtx,
     guard: &ConnGuard,
 ) -> Result<(), ConnError> {
-    if let Err(e) = conn
-        .accept_handshake(&shared.key, super::exec::HANDSHAKE_TIMEOUT)
-        .await?
-    {
-        ctx.stats
-            .auth_failed(ctx.kind, guard.peer(), &e.to_string());
-        return Err(ConnError::Io(std::io::Error::other(e.to_string())));
-    }
+    super::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     let idle = ctx.limits.idle_timeout;
     loop {
         let header = match tokio::time::timeout(idle, conn.read_header(MAX_HEADER_LEN)).await {
@@ -289,14 +266,11 @@ async fn list(conn: &mut MessageConn<Stream>, shared: &Shared) -> Result<(), Con
         }
         shown.push(entry);
     }
+    let truncated = shown.len() < total;
     let mut reply = json!({"ok": true, "files": shown});
-    if shown_len(&reply) < total {
+    if truncated {
         reply["truncated"] = true.into();
         reply["total"] = total.into();
     }
     conn.write_message(message::fields(reply), &[]).await
-}
-
-fn shown_len(reply: &Value) -> usize {
-    reply["files"].as_array().map_or(0, Vec::len)
 }

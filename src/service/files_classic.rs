@@ -15,17 +15,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::listen::Listener;
-use super::{Admission, ServiceCtx, ServiceError};
+use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
-use crate::kind::Proto;
 use crate::stats::ConnGuard;
 use crate::store::{self, Store, StoreError};
 use crate::wire::classic::{self, HEADER_LEN};
-
-/// After a refusal, input read and dropped (so the peer sees the error
-/// line rather than a reset), at most this much for at most this long.
-const LINGER_BYTES: u64 = 4 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(2);
 
 struct Shared {
     store: Store,
@@ -49,27 +43,12 @@ pub(crate) async fn run(
         audit,
         max_file_bytes,
     });
-    let admission = Admission::new(&ctx);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
-        let shared = Arc::clone(&shared);
-        let ctx2 = ctx.clone();
-        ctx.tasks.spawn(async move {
-            let result = tokio::select! {
-                () = ctx2.cancel.cancelled() => Ok(()),
-                r = serve_conn(stream, &shared, &ctx2, &conn) => r,
-            };
-            if let Err(e) = result {
-                tracing::debug!(
-                    service = "files-classic",
-                    peer = conn.peer(),
-                    "connection ended: {e}"
-                );
-                ctx2.stats.error(ctx2.kind);
-            }
-            drop((admitted, conn));
-        });
-    }
+    let ctx2 = ctx.clone();
+    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
+        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
+        async move { serve_conn(stream, &shared, &ctx, &conn).await }
+    })
+    .await;
     Ok(())
 }
 
@@ -107,24 +86,12 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
                 if stream.write_all(line.as_bytes()).await.is_ok() {
                     guard.add_out(line.len());
                 }
-                linger(&mut stream).await;
+                super::linger_close(&mut stream).await;
                 return Err(ClassicError::Refused(why));
             }
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Closes our side, then swallows a bounded amount of what the peer is
-/// still sending, so our error line is not lost to a reset.
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
-    let _ = stream.shutdown().await;
-    let mut sink = (&mut *stream).take(LINGER_BYTES);
-    let _ = tokio::time::timeout(
-        LINGER_TIME,
-        tokio::io::copy(&mut sink, &mut tokio::io::sink()),
-    )
-    .await;
 }
 
 /// One header and its body. `Ok(false)` at a clean end between uploads.

@@ -24,10 +24,9 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::listen::{Listener, Peer};
-use super::{Admission, ServiceCtx, ServiceError};
+use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
 use crate::config::LoginConfig;
-use crate::kind::Proto;
 use crate::stats::ConnGuard;
 use crate::users::Users;
 
@@ -35,11 +34,6 @@ use crate::users::Users;
 pub const MAX_LINE: usize = 256;
 /// Peers whose failures are remembered; beyond it the fullest buckets go.
 const MAX_TRACKED: usize = 4096;
-
-/// After refusing a long line: how much more input is read and dropped,
-/// and for how long, so the refusal reaches the peer before the close.
-const LINGER_BYTES: usize = 2 << 20;
-const LINGER_TIME: Duration = Duration::from_secs(2);
 
 pub const PROMPT_USER: &str = "username: ";
 pub const PROMPT_PASSWORD: &str = "password: ";
@@ -127,27 +121,12 @@ pub(crate) async fn run(
         audit,
         config,
     });
-    let admission = Admission::new(&ctx);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
-        let shared = Arc::clone(&shared);
-        let ctx2 = ctx.clone();
-        ctx.tasks.spawn(async move {
-            let result = tokio::select! {
-                () = ctx2.cancel.cancelled() => Ok(()),
-                r = serve_conn(stream, peer, &shared, &ctx2, &conn) => r,
-            };
-            if let Err(e) = result {
-                tracing::debug!(
-                    service = "login",
-                    peer = conn.peer(),
-                    "connection ended: {e}"
-                );
-                ctx2.stats.error(ctx2.kind);
-            }
-            drop((admitted, conn));
-        });
-    }
+    let ctx2 = ctx.clone();
+    super::serve_tcp(listener, ctx, move |stream, peer, conn| {
+        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
+        async move { serve_conn(stream, peer, &shared, &ctx, &conn).await }
+    })
+    .await;
     Ok(())
 }
 
@@ -231,6 +210,30 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
     let mut lines = Lines::new(stream);
+    match dialogue(&mut lines, peer, shared, ctx, conn).await {
+        Err(LoginError::TooLong) => {
+            let refusal = format!("error: line longer than {MAX_LINE} bytes\n");
+            let _ = lines.say(&refusal, conn, idle).await;
+            super::linger_close(&mut lines.stream).await;
+            Err(LoginError::TooLong)
+        }
+        Err(e) => Err(e),
+        Ok(()) => {
+            let _ = lines.stream.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// Up to `max_tries` rounds of the prompts.
+async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+    lines: &mut Lines<S>,
+    peer: Peer,
+    shared: &Shared,
+    ctx: &ServiceCtx,
+    conn: &ConnGuard,
+) -> Result<(), LoginError> {
+    let idle = ctx.limits.idle_timeout;
     // Unix-socket peers share one bucket: they are all this machine.
     let ip = match peer {
         Peer::Inet(addr) => addr.ip(),
@@ -248,20 +251,11 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(());
         }
         lines.say(PROMPT_USER, conn, idle).await?;
-        let user = match lines.read_line(conn, idle).await {
-            Err(LoginError::TooLong) => return too_long(&mut lines, conn, idle).await,
-            other => other?,
-        };
+        let user = lines.read_line(conn, idle).await?;
         lines.say(PROMPT_PASSWORD, conn, idle).await?;
-        let password = match lines.read_line(conn, idle).await {
-            Err(LoginError::TooLong) => return too_long(&mut lines, conn, idle).await,
-            other => other?,
-        };
+        let password = lines.read_line(conn, idle).await?;
         let verdict = shared.users.verify(&user, &password).await;
         drop(password);
-        // Only names of real accounts are written down: a password typed
-        // into the name field must not end up in the log.
-        let known = shared.users.role(&user).map(|_| user.as_str());
         match verdict {
             Ok(Some(role)) => {
                 shared
@@ -269,10 +263,12 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
                     .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": user, "role": role, "ok": true}))
                     .await;
                 lines.say(OK, conn, idle).await?;
-                let _ = lines.stream.shutdown().await;
                 return Ok(());
             }
             Ok(None) => {
+                // Only names of real accounts are written down: a password
+                // typed into the name field must not end up in the log.
+                let known = shared.users.role(&user).map(|_| user.as_str());
                 shared.failures.charge(ip);
                 ctx.stats.auth_failed(ctx.kind, conn.peer(), "login failed");
                 shared
@@ -287,38 +283,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
-    let _ = lines.stream.shutdown().await;
     Ok(())
-}
-
-async fn too_long<S: AsyncRead + AsyncWrite + Unpin>(
-    lines: &mut Lines<S>,
-    conn: &ConnGuard,
-    idle: Duration,
-) -> Result<(), LoginError> {
-    let _ = lines
-        .say(
-            &format!("error: line longer than {MAX_LINE} bytes\n"),
-            conn,
-            idle,
-        )
-        .await;
-    // Closing with unread input would reset the connection, and the peer's
-    // kernel would drop our error unread. So: close our side, then swallow
-    // what is still coming, within a bound, before closing for good.
-    let _ = lines.stream.shutdown().await;
-    let mut sink = [0u8; 4096];
-    let mut left = LINGER_BYTES;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
-        while left > 0 {
-            match lines.stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
-    Err(LoginError::TooLong)
 }
 
 #[cfg(test)]

@@ -303,6 +303,84 @@ impl Admission {
     }
 }
 
+/// The accept loop every TCP service shares: admits connections under the
+/// caps, registers each with the stats, and serves it on a task of its own
+/// with `serve(stream, peer, guard)` until it ends or the service stops.
+/// A connection that ends in an error is counted and logged (at debug: a
+/// peer's misbehaviour is not the operator's problem).
+pub(crate) async fn serve_tcp<F, Fut, E>(listener: listen::Listener, ctx: ServiceCtx, serve: F)
+where
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let admission = Admission::new(&ctx);
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let served = serve(stream, peer, conn);
+        let (cancel, stats, kind) = (ctx.cancel.clone(), ctx.stats.clone(), ctx.kind);
+        ctx.tasks.spawn(async move {
+            let result = tokio::select! {
+                () = cancel.cancelled() => Ok(()),
+                r = served => r,
+            };
+            if let Err(e) = result {
+                tracing::debug!(service = %kind, %peer, "connection ended: {e}");
+                stats.error(kind);
+            }
+            drop(admitted);
+        });
+    }
+}
+
+/// How long a client of exec or files has to answer the challenge.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server side of the HMAC handshake for exec and files; a wrong
+/// answer is counted as an auth failure and ends the connection.
+///
+/// # Errors
+/// Silence past [`HANDSHAKE_TIMEOUT`], I/O errors, a wrong answer.
+pub(crate) async fn authenticate(
+    conn: &mut crate::conn::MessageConn<listen::Stream>,
+    key: &[u8],
+    ctx: &ServiceCtx,
+    guard: &crate::stats::ConnGuard,
+) -> Result<(), crate::conn::ConnError> {
+    match conn.accept_handshake(key, HANDSHAKE_TIMEOUT).await? {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.stats
+                .auth_failed(ctx.kind, guard.peer(), &e.to_string());
+            Err(crate::conn::ConnError::Io(std::io::Error::other(
+                e.to_string(),
+            )))
+        }
+    }
+}
+
+/// After refusing a peer that may still be sending: how much more input is
+/// read and dropped, and for how long, before the close.
+const LINGER_BYTES: u64 = 4 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Closes our side, then swallows a bounded amount of what the peer is
+/// still sending. Closing with unread input would reset the connection,
+/// and the peer's kernel would drop our last words (an error line) unread.
+pub(crate) async fn linger_close<S>(stream: &mut S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut rest = (&mut *stream).take(LINGER_BYTES);
+    let _ = tokio::time::timeout(
+        LINGER_TIME,
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
+}
+
 /// A service's state, as shown everywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceState {

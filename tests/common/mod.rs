@@ -114,3 +114,72 @@ pub async fn guard<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .await
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
+
+/// `switchboard serve` running as a child process, its banner read.
+pub struct Served {
+    pub child: tokio::process::Child,
+    /// The banner's lines, up to the accounts (or generated password) line.
+    pub banner: Vec<String>,
+}
+
+impl Served {
+    /// Starts the binary with only `services` (on ephemeral ports) and
+    /// `env`, stdout and stderr piped, and reads its banner.
+    pub async fn start(
+        data_dir: &std::path::Path,
+        services: &[ServiceKind],
+        env: &[(&str, &str)],
+    ) -> Served {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(only_services(services))
+            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let banner = guard("the banner", async {
+            let mut banner = Vec::new();
+            while let Some(line) = lines.next_line().await.unwrap() {
+                let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
+                banner.push(line);
+                if last {
+                    return banner;
+                }
+            }
+            panic!("the banner ended early: {banner:?}");
+        })
+        .await;
+        Served { child, banner }
+    }
+
+    /// The address the banner gives for `kind`, checking it runs.
+    pub fn addr(&self, kind: ServiceKind) -> String {
+        let line = self
+            .banner
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(kind.name()))
+            .unwrap_or_else(|| panic!("no {kind} line in {:?}", self.banner));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[3], "running", "{line}");
+        words[2].to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns what it wrote to stderr.
+    pub async fn terminate(self) -> (std::process::ExitStatus, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let out = guard("exit after SIGTERM", self.child.wait_with_output())
+            .await
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
