@@ -27,6 +27,8 @@ for component in rustfmt clippy; do
   fi
 done
 need_apt python3 python3   # runs the tutorials' own clients against our services
+need_apt chromium chromium                # the dashboard's browser tests
+need_apt chromedriver chromium-driver     # drives it (WebDriver)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -35,4 +37,8 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
+# Browser tests save a screenshot of every page here, for a person to look at.
+export SWITCHBOARD_SCREENSHOTS="${SWITCHBOARD_SCREENSHOTS:-$PWD/target/test-output/screenshots}"
 cargo test --locked
+echo "screenshots of the dashboard: $SWITCHBOARD_SCREENSHOTS"
+

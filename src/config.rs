@@ -185,6 +185,47 @@ impl Default for LoginConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// `Host` names (with or without a port) the dashboard answers to. Empty:
+    /// loopback names only while it listens on loopback (which stops DNS
+    /// rebinding), any name when it listens elsewhere.
+    pub allowed_hosts: Vec<String>,
+    /// A client must send a whole request head within this time.
+    pub header_timeout: Duration,
+    /// Longest an ordinary request may take (live streams are exempt).
+    pub request_timeout: Duration,
+    /// A session unused for this long is signed out.
+    pub session_idle: Duration,
+    /// Failed sign-ins allowed per address per minute (a token bucket).
+    pub max_failures_per_minute: u32,
+    /// Open HTTP connections at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// When the session cookie carries `Secure`.
+    pub secure_cookie: SecureCookie,
+}
+
+/// When the session cookie is marked `Secure` (sent over HTTPS only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookie {
+    /// When the request came over HTTPS through a proxy (`X-Forwarded-Proto:
+    /// https`, or an `https://` Origin).
+    Auto,
+    Always,
+    Never,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            allowed_hosts: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            session_idle: Duration::from_secs(12 * 3600),
+            max_failures_per_minute: 10,
+            max_connections: 1024,
+            secure_cookie: SecureCookie::Auto,
+        }
+    }
 }
 
 /// Everything switchboard runs with.
@@ -257,6 +298,13 @@ fn schema() -> Vec<(String, Ty)> {
         ("key".to_owned(), Ty::Str),
         ("shutdown_grace_ms".to_owned(), Ty::Int),
         ("web.listen".to_owned(), Ty::Str),
+        ("web.allowed_hosts".to_owned(), Ty::StrList),
+        ("web.header_timeout_ms".to_owned(), Ty::Int),
+        ("web.request_timeout_ms".to_owned(), Ty::Int),
+        ("web.session_idle_ms".to_owned(), Ty::Int),
+        ("web.max_failures_per_minute".to_owned(), Ty::Int),
+        ("web.max_connections".to_owned(), Ty::Int),
+        ("web.secure_cookie".to_owned(), Ty::Str),
     ];
     for kind in ServiceKind::ALL {
         let mut fields = vec![("listen", Ty::Str), ("enabled", Ty::Bool)];
@@ -573,6 +621,33 @@ impl Config {
                 )
             })?;
 
+        let d = WebConfig::default();
+        let web = WebConfig {
+            listen: web_listen,
+            allowed_hosts: m.str_list("web.allowed_hosts")?.unwrap_or_default(),
+            header_timeout: m.ms("web.header_timeout_ms", d.header_timeout, 100, 600_000)?,
+            request_timeout: m.ms("web.request_timeout_ms", d.request_timeout, 100, 3_600_000)?,
+            session_idle: m.ms("web.session_idle_ms", d.session_idle, 1000, 30 * 86_400_000)?,
+            max_failures_per_minute: m.int(
+                "web.max_failures_per_minute",
+                u64::from(d.max_failures_per_minute),
+                1,
+                1_000_000,
+            )? as u32,
+            max_connections: m.usize("web.max_connections", d.max_connections, 1, 1_000_000)?,
+            secure_cookie: match m.str("web.secure_cookie")? {
+                None | Some("auto") => SecureCookie::Auto,
+                Some("always") => SecureCookie::Always,
+                Some("never") => SecureCookie::Never,
+                Some(other) => {
+                    return Err(m.bad(
+                        "web.secure_cookie",
+                        format!("`{other}`: use auto, always or never"),
+                    ));
+                }
+            },
+        };
+
         let mut services = Vec::with_capacity(ServiceKind::ALL.len());
         for kind in ServiceKind::ALL {
             let key = |field: &str| format!("services.{kind}.{field}");
@@ -672,7 +747,7 @@ impl Config {
         Ok(Config {
             data_dir,
             key,
-            web: WebConfig { listen: web_listen },
+            web,
             services,
             exec,
             files,
@@ -712,9 +787,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("switchboard-data"),
             key: None,
-            web: WebConfig {
-                listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
-            },
+            web: WebConfig::default(),
             services: ServiceKind::ALL
                 .into_iter()
                 .map(|kind| ServiceConfig {

@@ -22,6 +22,7 @@ use switchboard::kind::ServiceKind;
 use switchboard::service::{Deps, ServiceState, Supervisor};
 use switchboard::shutdown;
 use switchboard::terminal::{Progress, human_bytes};
+use switchboard::web;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -148,8 +149,30 @@ async fn serve(args: ServeArgs) -> Result<()> {
     root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
-    print_banner(&supervisor);
+    let web = match switchboard::service::listen::bind_inet(config.web.listen) {
+        Ok(listener) => {
+            let addr = listener.local_addr()?;
+            let state = web::AppState::new(supervisor.clone(), config.web.clone(), root.clone());
+            root.tasks.spawn(web::serve(listener, state));
+            Ok(addr)
+        }
+        Err(e) => {
+            tracing::error!("the dashboard cannot listen on {}: {e}", config.web.listen);
+            Err(e)
+        }
+    };
+    print_banner(&supervisor, &config.web.listen, &web);
     println!("{key_note}");
+    if let Ok(addr) = web {
+        // A wildcard address is not something to type into a browser.
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        println!("open: http://{host}:{}/", addr.port());
+    }
+    // The last line of the banner (tests read up to it).
     match generated {
         // Printed once, on stdout only: never logged.
         Some(password) => println!(
@@ -189,7 +212,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
 }
 
 /// What listens where, in a few lines anyone can read.
-fn print_banner(supervisor: &Supervisor) {
+fn print_banner(
+    supervisor: &Supervisor,
+    web_listen: &std::net::SocketAddr,
+    web: &std::io::Result<std::net::SocketAddr>,
+) {
     let mut out = String::new();
     out.push_str(&format!(
         "switchboard {} — Ctrl-C to stop\n",
@@ -207,10 +234,19 @@ fn print_banner(supervisor: &Supervisor) {
             s.name, s.proto, addr, state
         ));
     }
-    if let Some(addr) = supervisor.local_addr(ServiceKind::Echo) {
-        if supervisor.state(ServiceKind::Echo) == ServiceState::Running {
-            out.push_str(&format!("try:  switchboard echo {addr} hello\n"));
-        }
+    match web {
+        Ok(addr) => out.push_str(&format!("  {:<10} http {:<24} running\n", "web", addr)),
+        Err(e) => out.push_str(&format!(
+            "  {:<10} http {:<24} failed: {}\n",
+            "web",
+            web_listen,
+            switchboard::service::bind_failure(e)
+        )),
+    }
+    if let Some(addr) = supervisor.local_addr(ServiceKind::Echo)
+        && supervisor.state(ServiceKind::Echo) == ServiceState::Running
+    {
+        out.push_str(&format!("try:  switchboard echo {addr} hello\n"));
     }
     print!("{out}");
     let _ = std::io::stdout().flush();

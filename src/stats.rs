@@ -73,6 +73,8 @@ struct ConnEntry {
     bytes_out: AtomicU64,
     /// Milliseconds since `Inner::started`.
     last_activity_ms: AtomicU64,
+    /// Fired by [`Stats::close`]: the service ends the connection.
+    close: CancellationToken,
 }
 
 /// A connection (or UDP peer) in the registry. Count its bytes through it;
@@ -134,7 +136,7 @@ impl Snapshot {
 }
 
 /// One second of one service's traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Sample {
     pub at_unix_s: u64,
     pub bytes_in: u64,
@@ -146,6 +148,15 @@ pub struct Sample {
 struct History {
     last: [(u64, u64, u64); ServiceKind::ALL.len()],
     samples: [VecDeque<Sample>; ServiceKind::ALL.len()],
+}
+
+/// Why [`Stats::close`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CloseError {
+    #[error("no such connection (it may have closed already)")]
+    NotFound,
+    #[error("a UDP peer is not a connection and cannot be closed")]
+    NotTcp,
 }
 
 /// Something that happened, numbered in order.
@@ -205,6 +216,34 @@ pub enum EventKind {
         size: u64,
         sha256: String,
     },
+}
+
+impl EventKind {
+    /// The service the event is about.
+    pub fn service(&self) -> ServiceKind {
+        match self {
+            EventKind::Opened { service, .. }
+            | EventKind::Closed { service, .. }
+            | EventKind::Refused { service, .. }
+            | EventKind::ServiceState { service, .. }
+            | EventKind::AuthFailed { service, .. }
+            | EventKind::CommandRun { service, .. }
+            | EventKind::FileStored { service, .. } => *service,
+        }
+    }
+
+    /// The `type` field of its JSON form.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Opened { .. } => "opened",
+            EventKind::Closed { .. } => "closed",
+            EventKind::Refused { .. } => "refused",
+            EventKind::ServiceState { .. } => "service_state",
+            EventKind::AuthFailed { .. } => "auth_failed",
+            EventKind::CommandRun { .. } => "command_run",
+            EventKind::FileStored { .. } => "file_stored",
+        }
+    }
 }
 
 /// Locks a registry mutex. A panic while holding one of these locks can only
@@ -276,6 +315,7 @@ impl Stats {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(self.now_ms()),
+            close: CancellationToken::new(),
         });
         let counters = self.counters(service);
         counters.accepted.fetch_add(1, Relaxed);
@@ -290,6 +330,23 @@ impl Stats {
             stats: self.clone(),
             entry,
         }
+    }
+
+    /// Asks the service holding connection `id` to end it. UDP peers have no
+    /// connection to end: they are refused with [`CloseError::NotTcp`].
+    ///
+    /// # Errors
+    /// No such connection (it may just have closed), or a UDP peer.
+    pub fn close(&self, id: u64) -> Result<(), CloseError> {
+        let entry = lock(&self.inner.conns)
+            .get(&id)
+            .cloned()
+            .ok_or(CloseError::NotFound)?;
+        if entry.proto != Proto::Tcp {
+            return Err(CloseError::NotTcp);
+        }
+        entry.close.cancel();
+        Ok(())
     }
 
     /// Counts a connection or datagram turned away by a limit.
@@ -463,6 +520,13 @@ impl Stats {
             .collect()
     }
 
+    /// The newest history sample of one service.
+    pub fn last_sample(&self, service: ServiceKind) -> Option<Sample> {
+        lock(&self.inner.history).samples[service.index()]
+            .back()
+            .copied()
+    }
+
     /// Samples the history once a second until cancelled.
     pub async fn run(self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -509,6 +573,12 @@ impl ConnGuard {
         self.touch();
     }
 
+    /// Fires when someone asks for this connection to be closed
+    /// ([`Stats::close`]); the service's connection loop watches it.
+    pub fn close_requested(&self) -> CancellationToken {
+        self.entry.close.clone()
+    }
+
     /// Marks the connection active now.
     pub fn touch(&self) {
         self.entry
@@ -542,6 +612,35 @@ impl Drop for ConnGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_match_the_json_tag() {
+        let stats = Stats::new();
+        drop(stats.open(ServiceKind::Echo, Proto::Tcp, "a"));
+        stats.refused(ServiceKind::Login, "b", "r");
+        stats.service_state(ServiceKind::Time, "running");
+        stats.auth_failed(ServiceKind::Exec, "c", "wrong key");
+        for event in stats.recent_events() {
+            let json = serde_json::to_value(&event).unwrap();
+            assert_eq!(json["type"], event.kind.type_name());
+            assert_eq!(json["service"], event.kind.service().name());
+        }
+    }
+
+    #[test]
+    fn close_fires_the_connections_token_and_refuses_udp_peers() {
+        let stats = Stats::new();
+        let tcp = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        let udp = stats.open(ServiceKind::UdpEcho, Proto::Udp, "b");
+        let token = tcp.close_requested();
+        assert!(!token.is_cancelled());
+        assert_eq!(stats.close(udp.id()), Err(CloseError::NotTcp));
+        assert_eq!(stats.close(tcp.id()), Ok(()));
+        assert!(token.is_cancelled());
+        let gone = tcp.id();
+        drop(tcp);
+        assert_eq!(stats.close(gone), Err(CloseError::NotFound));
+    }
 
     #[test]
     fn bytes_are_counted_per_connection_and_per_service() {

@@ -146,10 +146,9 @@ async fn a_peer_that_never_reads_is_dropped_without_harming_others() {
                 bytes_out,
                 ..
             } = events.recv().await.unwrap().kind
+                && bytes_in > bytes_out
             {
-                if bytes_in > bytes_out {
-                    return (bytes_in, bytes_out);
-                }
+                return (bytes_in, bytes_out);
             }
         }
     })

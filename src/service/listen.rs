@@ -94,18 +94,7 @@ impl Listener {
 /// The OS error, e.g. `AddrInUse` when the port is taken.
 pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
     match addr {
-        ListenAddr::Inet(addr) => {
-            let socket = Socket::new(
-                Domain::for_address(*addr),
-                Type::STREAM,
-                Some(Protocol::TCP),
-            )?;
-            socket.set_reuse_address(true)?;
-            socket.set_nonblocking(true)?;
-            socket.bind(&(*addr).into())?;
-            socket.listen(BACKLOG)?;
-            Ok(Listener::Tcp(TcpListener::from_std(socket.into())?))
-        }
+        ListenAddr::Inet(addr) => bind_inet(*addr).map(Listener::Tcp),
         ListenAddr::Unix(path) => {
             remove_stale_socket(path)?;
             let listener = UnixListener::bind(path)?;
@@ -115,6 +104,20 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
             }))
         }
     }
+}
+
+/// Binds a TCP listener on an IP address (the dashboard's, and the
+/// services'). Call inside a tokio runtime.
+///
+/// # Errors
+/// The OS error, e.g. `AddrInUse` when the port is taken.
+pub fn bind_inet(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Binds a UDP socket. Call inside a tokio runtime.

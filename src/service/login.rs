@@ -15,10 +15,9 @@
 //! bucket (`max_failures_per_minute`, refilled continuously); a peer out of
 //! tokens is told when to come back and is not asked for a password.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -27,81 +26,22 @@ use super::listen::{Listener, Peer};
 use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
 use crate::config::LoginConfig;
+use crate::ratelimit::FailureLimit;
 use crate::stats::ConnGuard;
 use crate::users::Users;
 
 /// The longest line read, newline included.
 pub const MAX_LINE: usize = 256;
-/// Peers whose failures are remembered; beyond it the fullest buckets go.
-const MAX_TRACKED: usize = 4096;
-
 pub const PROMPT_USER: &str = "username: ";
 pub const PROMPT_PASSWORD: &str = "password: ";
 pub const OK: &str = "login ok\n";
 pub const FAILED: &str = "login failed\n";
 
-/// Failed logins per peer address: a token bucket of
-/// `max_failures_per_minute` tokens, refilled at that rate.
-struct Failures {
-    per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl Failures {
-    fn new(per_minute: u32) -> Self {
-        Failures {
-            per_minute: f64::from(per_minute),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn tokens(&self, entry: (f64, Instant), now: Instant) -> f64 {
-        let refill = now.duration_since(entry.1).as_secs_f64() * self.per_minute / 60.0;
-        (entry.0 + refill).min(self.per_minute)
-    }
-
-    /// `Err(wait)` when `ip` has no failures left for now.
-    fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(&entry) = buckets.get(&ip) else {
-            return Ok(());
-        };
-        let tokens = self.tokens(entry, Instant::now());
-        if tokens >= 1.0 {
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - tokens) * 60.0 / self.per_minute,
-            ))
-        }
-    }
-
-    /// Takes one token from `ip`.
-    fn charge(&self, ip: IpAddr) {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
-            // Forget the peers that have recovered; if none has, the oldest.
-            buckets.retain(|_, e| now.duration_since(e.1) < Duration::from_secs(60));
-            if buckets.len() >= MAX_TRACKED {
-                if let Some(oldest) = buckets.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k) {
-                    buckets.remove(&oldest);
-                }
-            }
-        }
-        let tokens = match buckets.get(&ip) {
-            Some(&entry) => self.tokens(entry, now),
-            None => self.per_minute,
-        };
-        buckets.insert(ip, ((tokens - 1.0).max(0.0), now));
-    }
-}
-
 struct Shared {
     users: Users,
     audit: AuditLog,
     config: LoginConfig,
-    failures: Failures,
+    failures: FailureLimit,
 }
 
 /// Runs the login service until `ctx.cancel` fires.
@@ -116,7 +56,7 @@ pub(crate) async fn run(
     config: LoginConfig,
 ) -> Result<(), ServiceError> {
     let shared = Arc::new(Shared {
-        failures: Failures::new(config.max_failures_per_minute),
+        failures: FailureLimit::per_minute(config.max_failures_per_minute),
         users,
         audit,
         config,
@@ -284,41 +224,4 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_run_out_and_come_back() {
-        let f = Failures::new(3);
-        let ip = IpAddr::from([10, 0, 0, 1]);
-        let other = IpAddr::from([10, 0, 0, 2]);
-        for _ in 0..3 {
-            assert!(f.check(ip).is_ok());
-            f.charge(ip);
-        }
-        let wait = f.check(ip).unwrap_err();
-        assert!(
-            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
-            "{wait:?}"
-        );
-        assert!(f.check(other).is_ok(), "other peers are unaffected");
-        // Pretend 20 s passed: one failure allowed again.
-        let mut b = f.buckets.lock().unwrap();
-        let e = b.get_mut(&ip).unwrap();
-        e.1 -= Duration::from_secs(20);
-        drop(b);
-        assert!(f.check(ip).is_ok());
-    }
-
-    #[test]
-    fn the_failure_table_is_bounded() {
-        let f = Failures::new(5);
-        for i in 0..(MAX_TRACKED as u32 + 100) {
-            f.charge(IpAddr::from(i.to_be_bytes()));
-        }
-        assert!(f.buckets.lock().unwrap().len() <= MAX_TRACKED);
-    }
 }

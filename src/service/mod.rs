@@ -317,11 +317,13 @@ where
     let admission = Admission::new(&ctx);
     while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
         let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
+        let close = conn.close_requested();
         let served = serve(stream, peer, conn);
         let (cancel, stats, kind) = (ctx.cancel.clone(), ctx.stats.clone(), ctx.kind);
         ctx.tasks.spawn(async move {
             let result = tokio::select! {
                 () = cancel.cancelled() => Ok(()),
+                () = close.cancelled() => Ok(()),
                 r = served => r,
             };
             if let Err(e) = result {

@@ -2,6 +2,8 @@
 //! addresses, and cancel everything when the harness is dropped.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod web;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -95,6 +97,7 @@ impl Drop for Harness {
 /// an ephemeral loopback port, and disable every other service (so a test
 /// never depends on the default ports being free).
 pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
+    let web = ["--set".to_owned(), "web.listen=127.0.0.1:0".to_owned()];
     ServiceKind::ALL
         .into_iter()
         .flat_map(|kind| {
@@ -105,6 +108,7 @@ pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
             };
             ["--set".to_owned(), setting]
         })
+        .chain(web)
         .collect()
 }
 
@@ -168,6 +172,16 @@ impl Served {
         let words: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(words[3], "running", "{line}");
         words[2].to_owned()
+    }
+
+    /// The dashboard's base URL from the banner, e.g. `http://127.0.0.1:41234`.
+    pub fn web_url(&self) -> String {
+        let line = self
+            .banner
+            .iter()
+            .find_map(|l| l.strip_prefix("open: "))
+            .unwrap_or_else(|| panic!("no `open:` line in {:?}", self.banner));
+        line.trim_end_matches('/').to_owned()
     }
 
     /// Sends SIGTERM and waits for the exit; returns what it wrote to stderr.

@@ -1,0 +1,219 @@
+//! The JSON API under `/api/v1` for what the pages show and do: services
+//! (and starting, stopping, restarting them), connections (and closing
+//! one), the event log and the traffic history. docs/API.md is its manual.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use super::error::WebError;
+use super::session::{Admin, Viewer};
+use crate::kind::{Proto, ServiceKind};
+use crate::service::{ServiceError, ServiceStatus};
+use crate::stats::{CloseError, ConnInfo, Event, Sample, ServiceTotals, Snapshot};
+
+/// A service as the dashboard shows it: its status, its totals and its
+/// last second's traffic.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    #[serde(flatten)]
+    pub status: ServiceStatus,
+    /// How long it has been in its state, in milliseconds.
+    pub state_for_ms: u64,
+    pub accepted: u64,
+    pub active: u64,
+    pub refused: u64,
+    pub errors: u64,
+    pub auth_failures: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Bytes per second in the last whole second.
+    pub rate_in: u64,
+    pub rate_out: u64,
+}
+
+impl AppState {
+    /// Every service's view, from one stats snapshot.
+    pub(super) fn service_views(&self, snapshot: &Snapshot) -> Vec<ServiceView> {
+        self.supervisor()
+            .statuses()
+            .into_iter()
+            .map(|status| {
+                let t: &ServiceTotals = snapshot.totals(status.name);
+                let last = self.stats().last_sample(status.name).unwrap_or_default();
+                ServiceView {
+                    state_for_ms: snapshot.at_unix_ms.saturating_sub(status.since_unix_ms),
+                    accepted: t.accepted,
+                    active: t.active,
+                    refused: t.refused,
+                    errors: t.errors,
+                    auth_failures: t.auth_failures,
+                    bytes_in: t.bytes_in,
+                    bytes_out: t.bytes_out,
+                    rate_in: last.bytes_in,
+                    rate_out: last.bytes_out,
+                    status,
+                }
+            })
+            .collect()
+    }
+}
+
+fn service_kind(name: &str) -> Result<ServiceKind, WebError> {
+    name.parse()
+        .map_err(|_| WebError::NotFound(format!("service `{name}`")))
+}
+
+/// `GET /api/v1/services`
+pub async fn services(State(state): State<AppState>, _: Viewer) -> Json<Vec<ServiceView>> {
+    Json(state.service_views(&state.stats().snapshot()))
+}
+
+/// `GET /api/v1/services/{name}`
+///
+/// # Errors
+/// Unknown service.
+pub async fn service(
+    State(state): State<AppState>,
+    _: Viewer,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceView>, WebError> {
+    let kind = service_kind(&name)?;
+    let views = state.service_views(&state.stats().snapshot());
+    Ok(Json(views[kind.index()].clone()))
+}
+
+/// `POST /api/v1/services/{name}/start|stop|restart` (admin). Answers with
+/// the service's view once the action is done; a bind failure is a 409
+/// with the reason, and the service shows as failed.
+///
+/// # Errors
+/// Unknown service or action, the service cannot start or stop.
+pub async fn service_action(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<Json<ServiceView>, WebError> {
+    let kind = service_kind(&name)?;
+    let sup = state.supervisor();
+    let result = match action.as_str() {
+        "start" => sup.start(kind).await.map(drop),
+        "stop" => sup.stop(kind).await,
+        "restart" => sup.restart(kind).await.map(drop),
+        other => {
+            return Err(WebError::NotFound(format!(
+                "action `{other}` (use start, stop or restart)"
+            )));
+        }
+    };
+    state
+        .audit()
+        .record(json!({
+            "event": "service", "service": kind, "action": action, "user": session.user,
+            "ok": result.is_ok(), "error": result.as_ref().err().map(ToString::to_string),
+        }))
+        .await;
+    result.map_err(|e| match e {
+        ServiceError::Bind { .. } | ServiceError::NoKey(_) => WebError::Conflict(e.to_string()),
+        ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
+        ServiceError::Io(e) => WebError::Internal(e.to_string()),
+    })?;
+    let views = state.service_views(&state.stats().snapshot());
+    Ok(Json(views[kind.index()].clone()))
+}
+
+/// `GET /api/v1/connections`: every TCP connection and recent UDP peer,
+/// oldest first.
+pub async fn connections(State(state): State<AppState>, _: Viewer) -> Json<Vec<ConnInfo>> {
+    Json(state.stats().snapshot().connections)
+}
+
+/// `DELETE /api/v1/connections/{id}` (admin): ends a TCP connection.
+///
+/// # Errors
+/// No such connection, or a UDP peer.
+pub async fn close_connection(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(id): Path<u64>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    state.stats().close(id).map_err(|e| match e {
+        CloseError::NotFound => WebError::NotFound(format!("connection {id}")),
+        CloseError::NotTcp => WebError::Conflict(e.to_string()),
+    })?;
+    state
+        .audit()
+        .record(json!({"event": "close_connection", "id": id, "user": session.user}))
+        .await;
+    Ok(Json(json!({"ok": true, "id": id})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventQuery {
+    /// Only events numbered above this.
+    after: Option<u64>,
+    /// Only this service's.
+    service: Option<String>,
+    /// Only this type (`opened`, `closed`, `auth_failed`, ...).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// At most this many, the newest (default and cap 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/events?after=SEQ&service=NAME&type=TYPE&limit=N`: the
+/// recent event log, oldest first.
+///
+/// # Errors
+/// An unknown service name or a malformed query.
+pub async fn events(
+    State(state): State<AppState>,
+    _: Viewer,
+    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Event>>, WebError> {
+    let Query(q) = query?;
+    let service = q.service.as_deref().map(service_kind).transpose()?;
+    let limit = q.limit.unwrap_or(crate::stats::RECENT_EVENTS);
+    let mut events: Vec<Event> = state
+        .stats()
+        .recent_events()
+        .into_iter()
+        .filter(|e| q.after.is_none_or(|after| e.seq > after))
+        .filter(|e| service.is_none_or(|s| e.kind.service() == s))
+        .filter(|e| q.kind.as_deref().is_none_or(|k| e.kind.type_name() == k))
+        .collect();
+    let skip = events.len().saturating_sub(limit);
+    events.drain(..skip);
+    Ok(Json(events))
+}
+
+/// One service's history in the traffic answer.
+#[derive(Debug, Serialize)]
+pub struct ServiceHistory {
+    pub name: ServiceKind,
+    pub proto: Proto,
+    pub samples: Vec<Sample>,
+}
+
+/// `GET /api/v1/traffic`: bytes and connections per second over the last
+/// 15 minutes, per service, oldest first.
+pub async fn traffic(State(state): State<AppState>, _: Viewer) -> Json<Vec<ServiceHistory>> {
+    Json(
+        ServiceKind::ALL
+            .into_iter()
+            .map(|kind| ServiceHistory {
+                name: kind,
+                proto: kind.proto(),
+                samples: state.stats().history(kind),
+            })
+            .collect(),
+    )
+}
+
+/// Anything else: a JSON 404 (pages have their own routes).
+pub async fn not_found(uri: Uri) -> WebError {
+    WebError::NotFound(format!("route {}", uri.path()))
+}

@@ -1,0 +1,163 @@
+//! Everything a dashboard request can fail with, and how each becomes a
+//! response: JSON `{"error": "..."}` for the API, `error.html` for pages
+//! (see [`PageError`]). Logging stays out of the conversion except for
+//! server faults, which are logged once here with their whole chain.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::json;
+
+use crate::users::Role;
+
+/// Why a dashboard request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("sign in first")]
+    SignInRequired,
+    #[error("this needs the {need} role; you are {have}")]
+    Forbidden { have: Role, need: Role },
+    #[error("missing or wrong X-CSRF-Token header")]
+    Csrf,
+    #[error("cross-origin request refused")]
+    CrossOrigin,
+    #[error("this dashboard does not answer to that Host name")]
+    UnknownHost,
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("too many failed sign-ins from your address; try again in {0} s")]
+    TooManyFailures(u64),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("no such {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Busy(String),
+    /// A fault on our side; the message is logged, the client sees less.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::SignInRequired | WebError::BadCredentials => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden { .. } | WebError::Csrf | WebError::CrossOrigin => {
+                StatusCode::FORBIDDEN
+            }
+            WebError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
+            WebError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client is told: everything but our own faults in full.
+    fn public_message(&self) -> String {
+        match self {
+            WebError::Internal(detail) => {
+                tracing::error!("dashboard request failed: {detail}");
+                "internal error; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            WebError::TooManyFailures(secs) => Some(*secs),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status(),
+            Json(json!({ "error": self.public_message() })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for WebError {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            WebError::TooLarge(format!(
+                "request body larger than {} bytes",
+                super::MAX_JSON_BODY
+            ))
+        } else {
+            WebError::BadRequest(r.body_text())
+        }
+    }
+}
+
+impl From<PathRejection> for WebError {
+    fn from(r: PathRejection) -> Self {
+        WebError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for WebError {
+    fn from(r: QueryRejection) -> Self {
+        WebError::BadRequest(r.body_text())
+    }
+}
+
+/// A [`WebError`] met by a page: "sign in first" sends the browser to the
+/// sign-in page; anything else renders `error.html`.
+#[derive(Debug)]
+pub struct PageError(pub WebError);
+
+impl From<WebError> for PageError {
+    fn from(e: WebError) -> Self {
+        PageError(e)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    reason: &'static str,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        if matches!(self.0, WebError::SignInRequired) {
+            return Redirect::to("/login").into_response();
+        }
+        let status = self.0.status();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("Error"),
+            message: self.0.public_message(),
+        };
+        match page.render() {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!("cannot render the error page: {e}");
+                (status, page.message).into_response()
+            }
+        }
+    }
+}

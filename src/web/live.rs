@@ -1,0 +1,173 @@
+//! `GET /api/v1/live`: the Server-Sent Events stream every page listens to.
+//!
+//! Two kinds of message:
+//! - `snapshot`: services (state, totals, last second's rates) and the
+//!   newest [`MAX_LIVE_CONNECTIONS`] connections, once a second and right
+//!   after a connection opens or closes or a service changes state;
+//! - `events`: the stats events since the last message, in batches at most
+//!   [`BATCH_WINDOW`] apart, so a burst of connections costs a few messages
+//!   rather than thousands.
+//!
+//! Each stream is fed by a task of its own through a small channel: a slow
+//! browser only slows its own task, and falling too far behind the event
+//! channel sends a `lagged` message instead of stalling anything. Streams
+//! end when the browser goes away or at shutdown; `EventSource` in the page
+//! reconnects by itself.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::AppState;
+use super::api::ServiceView;
+use super::error::WebError;
+use super::session::Viewer;
+use crate::stats::{ConnInfo, Event, EventKind};
+
+/// Connections in one snapshot; the rest are counted in `connections_total`.
+pub const MAX_LIVE_CONNECTIONS: usize = 500;
+/// Events wait at most this long to be sent together.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// Most events in one `events` message.
+const MAX_BATCH: usize = 500;
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// What a `snapshot` message carries.
+#[derive(Serialize)]
+pub struct LiveSnapshot {
+    pub at_unix_ms: u64,
+    pub services: Vec<ServiceView>,
+    /// The newest connections, oldest first.
+    pub connections: Vec<ConnInfo>,
+    pub connections_total: usize,
+}
+
+impl AppState {
+    pub(super) fn live_snapshot(&self) -> LiveSnapshot {
+        let mut snapshot = self.stats().snapshot();
+        let services = self.service_views(&snapshot);
+        let total = snapshot.connections.len();
+        let connections = snapshot
+            .connections
+            .split_off(total.saturating_sub(MAX_LIVE_CONNECTIONS));
+        LiveSnapshot {
+            at_unix_ms: snapshot.at_unix_ms,
+            services,
+            connections,
+            connections_total: total,
+        }
+    }
+}
+
+/// The handler.
+///
+/// # Errors
+/// Not signed in, or [`super::MAX_LIVE_STREAMS`] streams already open.
+pub async fn stream(
+    State(state): State<AppState>,
+    _: Viewer,
+) -> Result<Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
+    let permit = std::sync::Arc::clone(&state.inner.live_slots)
+        .try_acquire_owned()
+        .map_err(|_| {
+            WebError::Busy("too many live streams are open; close some dashboard tabs".into())
+        })?;
+    let (tx, rx) = mpsc::channel(8);
+    let events = state.stats().subscribe();
+    let tasks = state.inner.shutdown.tasks.clone();
+    tasks.spawn(async move {
+        feed(&state, events, tx).await;
+        drop(permit);
+    });
+    Ok(Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
+}
+
+fn message(name: &str, data: &impl Serialize) -> Option<SseEvent> {
+    match SseEvent::default().event(name).json_data(data) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!("cannot encode a live {name} message: {e}");
+            None
+        }
+    }
+}
+
+/// Whether the event changes what a snapshot shows enough to send one now.
+fn reshapes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Opened { .. } | EventKind::Closed { .. } | EventKind::ServiceState { .. }
+    )
+}
+
+async fn feed(
+    state: &AppState,
+    mut events: broadcast::Receiver<Event>,
+    tx: mpsc::Sender<SseEvent>,
+) {
+    let cancel = state.inner.shutdown.token.clone();
+    let send = |msg: Option<SseEvent>| {
+        let tx = tx.clone();
+        let cancel = cancel.clone();
+        async move {
+            match msg {
+                // `false` when the browser has gone or we are shutting down.
+                Some(m) => matches!(cancel.run_until_cancelled(tx.send(m)).await, Some(Ok(()))),
+                None => true,
+            }
+        }
+    };
+    if !send(message("snapshot", &state.live_snapshot())).await {
+        return;
+    }
+    let mut tick = tokio::time::interval_at(Instant::now() + SNAPSHOT_EVERY, SNAPSHOT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch: Vec<Event> = Vec::new();
+    let mut reshaped = false;
+    let mut flush_at = Instant::now();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tx.closed() => return,
+            _ = tick.tick() => {
+                if !send(message("snapshot", &state.live_snapshot())).await {
+                    return;
+                }
+            }
+            received = events.recv(), if batch.len() < MAX_BATCH => match received {
+                Ok(event) => {
+                    if batch.is_empty() {
+                        flush_at = Instant::now() + BATCH_WINDOW;
+                    }
+                    reshaped |= reshapes(&event.kind);
+                    batch.push(event);
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    if !send(message("lagged", &skipped)).await {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            () = tokio::time::sleep_until(flush_at), if !batch.is_empty() => {
+                if !send(message("events", &batch)).await {
+                    return;
+                }
+                batch.clear();
+                if std::mem::take(&mut reshaped) {
+                    if !send(message("snapshot", &state.live_snapshot())).await {
+                        return;
+                    }
+                    tick.reset();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The dashboard (the B/S side): pages, the JSON API under `/api/v1`, the
+//! live stream, `/healthz` and `/metrics`, and the HTTP server they run on.
+//!
+//! - [`router`] is every route in one place, with the middleware stack
+//!   (host/origin guard, security headers, body limit, timeout), so tests can
+//!   drive the app without a server.
+//! - [`serve`] is the HTTP/1 server: a bounded number of connections, each
+//!   with a header-read timeout (hyper's needs a timer, given here) and a
+//!   graceful end on shutdown.
+//! - The web layer sees services only through the [`Supervisor`] (state,
+//!   start, stop) and [`crate::stats`] snapshots; it never touches a
+//!   service's internals.
+//!
+//! Not here: TLS (run it behind a proxy) and HTTP/2.
+
+mod api;
+mod assets;
+pub mod error;
+mod live;
+mod metrics;
+mod pages;
+pub mod session;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::routing::{delete, get, post};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::audit::AuditLog;
+use crate::config::WebConfig;
+use crate::ratelimit::FailureLimit;
+use crate::service::Supervisor;
+use crate::shutdown::Shutdown;
+use crate::stats::Stats;
+use crate::users::Users;
+use session::Sessions;
+
+pub use error::WebError;
+
+/// The live stream's path: exempt from the request timeout, and checked
+/// for its `Origin` like a state-changing request.
+pub const LIVE_PATH: &str = "/api/v1/live";
+/// Largest request body the JSON routes read.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+/// Live streams open at once, across all sessions.
+const MAX_LIVE_STREAMS: usize = 64;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    supervisor: Supervisor,
+    web: WebConfig,
+    sessions: Sessions,
+    sign_in_failures: FailureLimit,
+    live_slots: Arc<Semaphore>,
+    /// Its token ends live streams and connections on shutdown; its tracker
+    /// is what shutdown waits for.
+    shutdown: Shutdown,
+    started: Instant,
+}
+
+impl AppState {
+    pub fn new(supervisor: Supervisor, web: WebConfig, shutdown: Shutdown) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                sessions: Sessions::new(web.session_idle),
+                sign_in_failures: FailureLimit::per_minute(web.max_failures_per_minute),
+                supervisor,
+                web,
+                live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
+                shutdown,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
+    fn stats(&self) -> &Stats {
+        self.inner.supervisor.stats()
+    }
+
+    fn users(&self) -> &Users {
+        self.inner.supervisor.users()
+    }
+
+    fn audit(&self) -> &AuditLog {
+        self.inner.supervisor.audit()
+    }
+
+    fn web(&self) -> &WebConfig {
+        &self.inner.web
+    }
+
+    fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    fn sign_in_failures(&self) -> &FailureLimit {
+        &self.inner.sign_in_failures
+    }
+}
+
+/// The Content-Security-Policy of every response: our own scripts and
+/// styles only (no inline script, no `eval`), no framing, no plugins.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Every route, and the middleware around them.
+pub fn router(state: AppState) -> Router {
+    let timed = Router::new()
+        .route("/", get(pages::overview))
+        .route("/connections", get(pages::connections))
+        .route("/traffic", get(pages::traffic))
+        .route("/login", get(pages::login))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::render))
+        .route("/static/{*path}", get(assets::serve))
+        .route(
+            "/api/v1/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
+        .route("/api/v1/services", get(api::services))
+        .route("/api/v1/services/{name}", get(api::service))
+        .route(
+            "/api/v1/services/{name}/{action}",
+            post(api::service_action),
+        )
+        .route("/api/v1/connections", get(api::connections))
+        .route("/api/v1/connections/{id}", delete(api::close_connection))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/traffic", get(api::traffic))
+        .fallback(api::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.web().request_timeout,
+        ));
+    // The live stream lasts as long as the page is open: no timeout.
+    let streams = Router::new().route(LIVE_PATH, get(live::stream));
+
+    let header = |name, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    timed
+        .merge(streams)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::guard,
+        ))
+        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "same-origin"))
+        .layer(header(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        .layer(header(
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 while the process serves requests.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Serves the dashboard on `listener` until the state's shutdown token
+/// fires, then lets requests in flight finish (live streams end on the same
+/// token). Connections beyond `web.max_connections` wait in the backlog.
+pub async fn serve(listener: TcpListener, state: AppState) {
+    let Shutdown {
+        token: cancel,
+        tasks,
+    } = state.inner.shutdown.clone();
+    let app = router(state.clone());
+    let slots = Arc::new(Semaphore::new(state.web().max_connections));
+    let header_timeout = state.web().header_timeout;
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => return,
+            permit = Arc::clone(&slots).acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("dashboard accept failed: {e}");
+                    let pause = tokio::time::sleep(std::time::Duration::from_millis(100));
+                    let _ = cancel.run_until_cancelled(pause).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, "dashboard connection ended: {e}");
+            }
+        });
+    }
+}

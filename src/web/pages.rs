@@ -1,0 +1,280 @@
+//! The HTML pages: askama templates filled from the same data the API
+//! serves. Each page is complete without script (the figures as of the
+//! request); `static/app.js` then keeps it live from `/api/v1/live`.
+//! Everything a peer or a service wrote is inserted as text (askama
+//! escapes, the script uses `textContent`), never as markup.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::AppState;
+use super::api::ServiceView;
+use super::error::{PageError, WebError};
+use super::session::{Session, Viewer};
+use crate::stats::{ConnInfo, Event, EventKind};
+use crate::terminal::human_bytes;
+use crate::users::Role;
+
+/// What every signed-in page shows around its content.
+pub struct Chrome {
+    pub user: String,
+    pub role: Role,
+    pub csrf_token: String,
+    pub is_admin: bool,
+    /// The nav entry to highlight.
+    pub nav: &'static str,
+}
+
+impl Chrome {
+    fn new(session: Session, nav: &'static str) -> Self {
+        Chrome {
+            is_admin: session.role >= Role::Admin,
+            user: session.user,
+            role: session.role,
+            csrf_token: session.csrf_token,
+            nav,
+        }
+    }
+}
+
+/// `12 s`, `4 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn human_duration_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// One service card.
+pub struct Card {
+    pub name: String,
+    pub proto: String,
+    pub addr: String,
+    /// `running`, `stopped` or `failed`: the card's colour.
+    pub state_word: &'static str,
+    /// The failure reason, if failed.
+    pub reason: String,
+    pub state_for: String,
+    pub active: u64,
+    pub bytes_in: String,
+    pub bytes_out: String,
+}
+
+impl From<&ServiceView> for Card {
+    fn from(v: &ServiceView) -> Self {
+        let (state_word, reason) = match v.status.state.split_once(": ") {
+            Some((_, reason)) => ("failed", reason.to_owned()),
+            None if v.status.state == "running" => ("running", String::new()),
+            None => ("stopped", String::new()),
+        };
+        Card {
+            name: v.status.name.to_string(),
+            proto: v.status.proto.to_string(),
+            addr: v
+                .status
+                .local_addr
+                .clone()
+                .unwrap_or_else(|| v.status.listen.clone()),
+            state_word,
+            reason,
+            state_for: human_duration_ms(v.state_for_ms),
+            active: v.active,
+            bytes_in: human_bytes(v.bytes_in),
+            bytes_out: human_bytes(v.bytes_out),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    chrome: Chrome,
+    cards: Vec<Card>,
+}
+
+/// `GET /`
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn overview(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<OverviewPage, PageError> {
+    let Viewer(session) = viewer?;
+    let views = state.service_views(&state.stats().snapshot());
+    Ok(OverviewPage {
+        chrome: Chrome::new(session, "overview"),
+        cards: views.iter().map(Card::from).collect(),
+    })
+}
+
+/// One row of the connections table.
+pub struct Row {
+    pub id: u64,
+    pub service: String,
+    pub proto: String,
+    pub peer: String,
+    pub age: String,
+    pub bytes_in: String,
+    pub bytes_out: String,
+    pub idle: String,
+}
+
+impl From<&ConnInfo> for Row {
+    fn from(c: &ConnInfo) -> Self {
+        Row {
+            id: c.id,
+            service: c.service.to_string(),
+            proto: c.proto.to_string(),
+            peer: c.peer.clone(),
+            age: human_duration_ms(c.age_ms),
+            bytes_in: human_bytes(c.bytes_in),
+            bytes_out: human_bytes(c.bytes_out),
+            idle: human_duration_ms(c.idle_ms),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "connections.html")]
+pub struct ConnectionsPage {
+    chrome: Chrome,
+    rows: Vec<Row>,
+    total: usize,
+    services: Vec<&'static str>,
+}
+
+/// `GET /connections`
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn connections(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<ConnectionsPage, PageError> {
+    let Viewer(session) = viewer?;
+    let live = state.live_snapshot();
+    Ok(ConnectionsPage {
+        chrome: Chrome::new(session, "connections"),
+        rows: live.connections.iter().rev().map(Row::from).collect(),
+        total: live.connections_total,
+        services: service_names(),
+    })
+}
+
+fn service_names() -> Vec<&'static str> {
+    crate::kind::ServiceKind::ALL.map(|k| k.name()).to_vec()
+}
+
+/// One line of the event log.
+pub struct LogLine {
+    pub seq: u64,
+    pub at_unix_ms: u64,
+    pub kind: &'static str,
+    pub service: String,
+    pub text: String,
+}
+
+/// The one-line description of an event (the page's script has the same
+/// wording for events that arrive live).
+pub fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Opened { peer, id, .. } => format!("{peer} connected (#{id})"),
+        EventKind::Closed {
+            peer,
+            bytes_in,
+            bytes_out,
+            duration_ms,
+            ..
+        } => format!(
+            "{peer} left after {}: {} in, {} out",
+            human_duration_ms(*duration_ms),
+            human_bytes(*bytes_in),
+            human_bytes(*bytes_out)
+        ),
+        EventKind::Refused { peer, reason, .. } => format!("{peer} refused: {reason}"),
+        EventKind::ServiceState { state, .. } => format!("now {state}"),
+        EventKind::AuthFailed { peer, reason, .. } => format!("{peer}: {reason}"),
+        EventKind::CommandRun {
+            peer,
+            argv,
+            outcome,
+            ..
+        } => format!("{peer} ran {}: {outcome}", argv.join(" ")),
+        EventKind::FileStored {
+            peer, name, size, ..
+        } => format!("{peer} stored {name} ({})", human_bytes(*size)),
+    }
+}
+
+impl From<&Event> for LogLine {
+    fn from(e: &Event) -> Self {
+        LogLine {
+            seq: e.seq,
+            at_unix_ms: e.at_unix_ms,
+            kind: e.kind.type_name(),
+            service: e.kind.service().to_string(),
+            text: describe(&e.kind),
+        }
+    }
+}
+
+/// Events shown when the traffic page loads.
+const LOG_LINES: usize = 200;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "traffic.html")]
+pub struct TrafficPage {
+    chrome: Chrome,
+    log: Vec<LogLine>,
+    services: Vec<&'static str>,
+    types: [&'static str; 7],
+}
+
+/// `GET /traffic`
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn traffic(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<TrafficPage, PageError> {
+    let Viewer(session) = viewer?;
+    let events = state.stats().recent_events();
+    Ok(TrafficPage {
+        chrome: Chrome::new(session, "traffic"),
+        log: events
+            .iter()
+            .rev()
+            .take(LOG_LINES)
+            .map(LogLine::from)
+            .collect(),
+        services: service_names(),
+        types: [
+            "opened",
+            "closed",
+            "refused",
+            "service_state",
+            "auth_failed",
+            "command_run",
+            "file_stored",
+        ],
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage;
+
+/// `GET /login`: the sign-in form, or the overview for someone signed in.
+pub async fn login(viewer: Result<Viewer, WebError>) -> Response {
+    match viewer {
+        Ok(_) => Redirect::to("/").into_response(),
+        Err(_) => LoginPage.into_response(),
+    }
+}

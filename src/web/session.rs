@@ -1,0 +1,496 @@
+//! Who is asking, and may they: sessions, the CSRF token, the Host and
+//! Origin checks, and one extractor per role ([`Viewer`], [`Operator`],
+//! [`Admin`]).
+//!
+//! - A session is a random 256-bit token in an `HttpOnly; SameSite=Strict`
+//!   cookie. The server keeps only its SHA-256, so the table (in memory,
+//!   bounded) holds nothing that could be replayed. Sessions end on sign-out,
+//!   after `web.session_idle` unused, or when the account goes away.
+//! - Every state-changing request carries the session's CSRF token in
+//!   `X-CSRF-Token` (compared in constant time). [`guard`] also refuses a
+//!   state-changing request or a live stream whose `Origin` is not this
+//!   very host, and any request whose `Host` the dashboard does not answer
+//!   to (against DNS rebinding).
+//! - The role is read from the accounts on every request, so a demotion or a
+//!   removed account takes effect at once.
+//!
+//! Not here: passwords (that is [`crate::users`]) and TLS (put a proxy in
+//! front; the cookie turns `Secure` behind one).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::WebError;
+use crate::config::SecureCookie;
+use crate::users::{Role, UsersError};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "switchboard_session";
+/// The header every state-changing request carries.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Sessions kept at once; beyond it the least recently used goes.
+const MAX_SESSIONS: usize = 10_000;
+/// Longest accepted user name and password in a sign-in (the accounts'
+/// own limits are lower; this only bounds the work before checking them).
+const MAX_CREDENTIAL_LEN: usize = 1024;
+
+/// A signed-in person.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub user: String,
+    pub role: Role,
+    pub csrf_token: String,
+}
+
+impl Session {
+    /// # Errors
+    /// [`WebError::Forbidden`] when this session's role is below `need`.
+    pub fn require(&self, need: Role) -> Result<(), WebError> {
+        if self.role >= need {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden {
+                have: self.role,
+                need,
+            })
+        }
+    }
+}
+
+struct Entry {
+    session: Session,
+    last_seen: Instant,
+}
+
+/// The live sessions, keyed by the SHA-256 of their token.
+pub struct Sessions {
+    idle: Duration,
+    table: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_hex() -> Result<String, WebError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| WebError::Internal(format!("no randomness: {e}")))?;
+    Ok(crate::wire::hex(&raw))
+}
+
+impl Sessions {
+    pub fn new(idle: Duration) -> Self {
+        Sessions {
+            idle,
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+        // Entries are replaced whole, so a poisoned table is still consistent.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a session; returns its token (for the cookie only).
+    fn create(&self, user: &str, role: Role) -> Result<(String, Session), WebError> {
+        let token = random_hex()?;
+        let session = Session {
+            user: user.to_owned(),
+            role,
+            csrf_token: random_hex()?,
+        };
+        let now = Instant::now();
+        let mut table = self.lock();
+        if table.len() >= MAX_SESSIONS {
+            table.retain(|_, e| now.duration_since(e.last_seen) < self.idle);
+            if table.len() >= MAX_SESSIONS
+                && let Some(oldest) = table
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_seen)
+                    .map(|(k, _)| *k)
+            {
+                table.remove(&oldest);
+            }
+        }
+        table.insert(
+            token_key(&token),
+            Entry {
+                session: session.clone(),
+                last_seen: now,
+            },
+        );
+        Ok((token, session))
+    }
+
+    /// The session of `token`, if it is live; using it keeps it alive.
+    fn touch(&self, token: &str) -> Option<Session> {
+        let key = token_key(token);
+        let now = Instant::now();
+        let mut table = self.lock();
+        let entry = table.get_mut(&key)?;
+        if now.duration_since(entry.last_seen) >= self.idle {
+            table.remove(&key);
+            return None;
+        }
+        entry.last_seen = now;
+        Some(entry.session.clone())
+    }
+
+    fn set_role(&self, token: &str, role: Role) {
+        if let Some(e) = self.lock().get_mut(&token_key(token)) {
+            e.session.role = role;
+        }
+    }
+
+    fn remove(&self, token: &str) {
+        self.lock().remove(&token_key(token));
+    }
+
+    /// Sessions currently live (for `/metrics`).
+    pub fn count(&self) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .values()
+            .filter(|e| now.duration_since(e.last_seen) < self.idle)
+            .count()
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The session of a request: a live cookie, an account that still exists
+/// (with its current role) and, on a state-changing request, the CSRF
+/// token.
+async fn session_of(parts: &Parts, state: &AppState) -> Result<Session, WebError> {
+    let token = cookie_token(&parts.headers).ok_or(WebError::SignInRequired)?;
+    let mut session = state
+        .sessions()
+        .touch(token)
+        .ok_or(WebError::SignInRequired)?;
+    let Some(role) = state.users().role(&session.user) else {
+        state.sessions().remove(token);
+        return Err(WebError::SignInRequired);
+    };
+    if role != session.role {
+        state.sessions().set_role(token, role);
+        session.role = role;
+    }
+    if !is_safe(&parts.method) {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        if !constant_time_eq(sent, session.csrf_token.as_bytes()) {
+            return Err(WebError::Csrf);
+        }
+    }
+    Ok(session)
+}
+
+macro_rules! role_extractor {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Session);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = WebError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let session = session_of(parts, state).await?;
+                session.require($role)?;
+                Ok($name(session))
+            }
+        }
+    };
+}
+
+role_extractor!(
+    /// Any signed-in person: sees everything.
+    Viewer,
+    Role::Viewer
+);
+role_extractor!(
+    /// Sends test messages and uploads files.
+    Operator,
+    Role::Operator
+);
+role_extractor!(
+    /// Starts and stops services, closes connections, runs commands.
+    Admin,
+    Role::Admin
+);
+
+/// The peer's IP address: from the connection when served for real, the
+/// unspecified address when a test calls the router directly.
+fn peer_ip(parts_or_req: &axum::http::Extensions) -> IpAddr {
+    parts_or_req
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| a.ip())
+}
+
+/// The `Host` header without its port, lower-cased; `None` when absent or
+/// malformed.
+fn host_name(host: &str) -> Option<String> {
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        inside.to_owned()
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
+            Some(_) => return None,
+            None => host,
+        }
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+impl AppState {
+    /// Whether the dashboard answers to this `Host` header value.
+    fn host_allowed(&self, host: &str) -> bool {
+        let Some(name) = host_name(host) else {
+            return false;
+        };
+        let allowed = &self.web().allowed_hosts;
+        if !allowed.is_empty() {
+            let host = host.trim().to_ascii_lowercase();
+            return allowed
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host));
+        }
+        if !self.web().listen.ip().is_loopback() {
+            return true;
+        }
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// The middleware in front of every route: a `Host` the dashboard answers
+/// to, and for state-changing requests and live streams, an `Origin` (when
+/// the browser sends one) that is this same host. Browsers send `Origin` on
+/// every cross-site POST/PUT/DELETE and `EventSource`, so a foreign page
+/// cannot act here even if a cookie were sent along.
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !state.host_allowed(&host) {
+        return WebError::UnknownHost.into_response();
+    }
+    let live = req.uri().path() == super::LIVE_PATH;
+    if !is_safe(req.method()) || live {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let same = origin.to_str().is_ok_and(|o| {
+                let o = o.to_ascii_lowercase();
+                let host = host.to_ascii_lowercase();
+                o.strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+                    .is_some_and(|authority| authority == host)
+            });
+            if !same {
+                return WebError::CrossOrigin.into_response();
+            }
+        } else if req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|s| s != "same-origin" && s != "none")
+        {
+            return WebError::CrossOrigin.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    username: String,
+    password: String,
+}
+
+fn session_cookie(state: &AppState, headers: &HeaderMap, token: &str, max_age: u64) -> HeaderValue {
+    let secure = match state.web().secure_cookie {
+        SecureCookie::Always => true,
+        SecureCookie::Never => false,
+        SecureCookie::Auto => {
+            headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+                || headers
+                    .get(header::ORIGIN)
+                    .is_some_and(|o| o.as_bytes().starts_with(b"https://"))
+        }
+    };
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&cookie).expect("the cookie is hex and ASCII attributes")
+}
+
+/// `POST /api/v1/session`: signs in; sets the cookie and returns the CSRF
+/// token. Failures are rate-limited per address and audited.
+///
+/// # Errors
+/// Wrong credentials, too many failures, hashing busy.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    parts: Parts,
+    body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, WebError> {
+    let Json(body) = body?;
+    let ip = peer_ip(&parts.extensions);
+    if let Err(wait) = state.sign_in_failures().check(ip) {
+        return Err(WebError::TooManyFailures(wait.as_secs().max(1)));
+    }
+    if body.username.len() > MAX_CREDENTIAL_LEN || body.password.len() > MAX_CREDENTIAL_LEN {
+        return Err(WebError::BadRequest(format!(
+            "user name and password are limited to {MAX_CREDENTIAL_LEN} bytes"
+        )));
+    }
+    let verified = state
+        .users()
+        .verify(&body.username, &body.password)
+        .await
+        .map_err(|e| match e {
+            UsersError::Busy => WebError::Busy(e.to_string()),
+            other => WebError::Internal(other.to_string()),
+        })?;
+    let Some(role) = verified else {
+        state.sign_in_failures().charge(ip);
+        // Only names of real accounts are written down: a password typed
+        // into the name field must not end up in the log.
+        let known = state
+            .users()
+            .role(&body.username)
+            .map(|_| body.username.as_str());
+        state
+            .audit()
+            .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": known, "ok": false}))
+            .await;
+        return Err(WebError::BadCredentials);
+    };
+    state
+        .audit()
+        .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": body.username, "role": role, "ok": true}))
+        .await;
+    let (token, session) = state.sessions().create(&body.username, role)?;
+    let cookie = session_cookie(
+        &state,
+        &parts.headers,
+        &token,
+        state.web().session_idle.as_secs(),
+    );
+    let mut response = Json(session).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// `GET /api/v1/session`: who is signed in, and the CSRF token.
+pub async fn current(Viewer(session): Viewer) -> Json<Session> {
+    Json(session)
+}
+
+/// `DELETE /api/v1/session`: signs out, on the server too.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = cookie_token(&headers) {
+        state.sessions().remove(token);
+    }
+    let mut response = Json(json!({"ok": true})).into_response();
+    let cleared = session_cookie(&state, &headers, "", 0);
+    response.headers_mut().insert(header::SET_COOKIE, cleared);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("localhost:8080").as_deref(), Some("localhost"));
+        assert_eq!(host_name("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_name("[::1]:80").as_deref(), Some("::1"));
+        assert_eq!(host_name("Example.COM:1").as_deref(), Some("example.com"));
+        assert_eq!(host_name("[::1]x"), None);
+        assert_eq!(host_name("a:b"), None);
+        assert_eq!(host_name(""), None);
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bounded() {
+        let s = Sessions::new(Duration::from_millis(0));
+        let (token, _) = s.create("admin", Role::Admin).unwrap();
+        assert!(s.touch(&token).is_none(), "idle 0: expired at once");
+
+        let s = Sessions::new(Duration::from_secs(60));
+        let (first, _) = s.create("a", Role::Viewer).unwrap();
+        for _ in 0..MAX_SESSIONS {
+            s.create("b", Role::Viewer).unwrap();
+        }
+        assert_eq!(s.lock().len(), MAX_SESSIONS);
+        assert!(s.touch(&first).is_none(), "the oldest made room");
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_checked_for_shape() {
+        let mut h = HeaderMap::new();
+        let token = "ab".repeat(32);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; {COOKIE}={token}; y=2")).unwrap(),
+        );
+        assert_eq!(cookie_token(&h), Some(token.as_str()));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("switchboard_session=../x"),
+        );
+        assert_eq!(cookie_token(&h), None);
+    }
+}

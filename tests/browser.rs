@@ -1,0 +1,338 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver
+//! (chromedriver), against the real binary: sign in, see every service,
+//! watch a raw TCP connection appear live with its bytes, stop and start a
+//! service from its card. Every page is saved as a PNG under
+//! `$SWITCHBOARD_SCREENSHOTS` (default `target/test-output/screenshots`).
+//!
+//! Needs `chromium` and `chromedriver` (the README's test command installs
+//! them). Without them the test fails and says so, unless
+//! `SWITCHBOARD_SKIP_BROWSER=1` is set.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use common::{ADMIN_PASSWORD, GUARD, Served, TEST_KEY, guard};
+use switchboard::kind::ServiceKind;
+
+const CHROMEDRIVER: &str = "chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn screenshots_dir() -> PathBuf {
+    #[allow(clippy::disallowed_methods)] // a test's own setting
+    let dir = std::env::var_os("SWITCHBOARD_SCREENSHOTS").map_or_else(
+        || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../test-output/screenshots"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).expect("the screenshots folder");
+    dir
+}
+
+/// chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        // Ask the kernel for a free port, then hand it to chromedriver.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                #[allow(clippy::disallowed_methods)] // a test's own setting
+                let skip = std::env::var_os("SWITCHBOARD_SKIP_BROWSER").is_some();
+                assert!(
+                    skip,
+                    "cannot run {CHROMEDRIVER} ({e}): install chromium and chromium-driver \
+                     (scripts/test.sh does), or set SWITCHBOARD_SKIP_BROWSER=1 to skip"
+                );
+                eprintln!("SWITCHBOARD_SKIP_BROWSER set: browser test skipped");
+                return None;
+            }
+        };
+        // It says when it listens.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        guard("chromedriver to start", async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("started successfully") {
+                    return;
+                }
+            }
+            panic!("chromedriver exited before listening");
+        })
+        .await;
+        // Keep draining its stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(Driver {
+            _child: child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn browser(&self, profile: &std::path::Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        guard(
+            "a browser session",
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&self.url),
+        )
+        .await
+        .expect("chromium starts under chromedriver")
+    }
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    let path = screenshots_dir().join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("the screenshot written");
+}
+
+async fn wait_for(browser: &Client, what: &str, xpath: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(GUARD)
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {what} ({xpath}): {e}"))
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        &dir.path().join("data"),
+        &ServiceKind::ALL,
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("SWITCHBOARD_KEY", TEST_KEY),
+        ],
+    )
+    .await;
+    let base = served.web_url();
+    let browser = driver.browser(&dir.path().join("profile")).await;
+
+    // Signing in: a wrong password is told, the right one lands on the overview.
+    browser.goto(&format!("{base}/")).await.unwrap();
+    let user = wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
+    screenshot(&browser, "1-sign-in").await;
+    user.send_keys("admin").await.unwrap();
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    password.send_keys("wrong password").await.unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the sign-in error",
+        "//p[@id='sign-in-error' and not(@hidden) and contains(., 'wrong user name or password')]",
+    )
+    .await;
+    password.clear().await.unwrap();
+    password.send_keys(ADMIN_PASSWORD).await.unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Every service's card, running; the live stream connected.
+    for kind in ServiceKind::ALL {
+        wait_for(
+            &browser,
+            &format!("the {kind} card running"),
+            &format!("//article[@data-service='{kind}' and @data-state='running']"),
+        )
+        .await;
+    }
+    wait_for(
+        &browser,
+        "the live stream",
+        "//span[@id='live-status' and @data-state='live']",
+    )
+    .await;
+    screenshot(&browser, "2-overview").await;
+
+    // A raw TCP connection from this test shows up live, with its bytes.
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo.write_all(b"hello, browser").await.unwrap();
+    let mut reply = [0u8; 14];
+    echo.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"HELLO, BROWSER");
+    let peer = echo.local_addr().unwrap().to_string();
+    browser.goto(&format!("{base}/connections")).await.unwrap();
+    wait_for(
+        &browser,
+        "our connection with its 14 bytes each way",
+        &format!(
+            "//tr[@data-service='echo'][td[normalize-space()='{peer}']]\
+             [td[@data-field='bytes_in' and normalize-space()='14 B']]\
+             [td[@data-field='bytes_out' and normalize-space()='14 B']]"
+        ),
+    )
+    .await;
+    // More bytes arrive while the page is open: the row follows without a reload.
+    echo.write_all(&[b'x'; 1000]).await.unwrap();
+    let mut more = [0u8; 1000];
+    echo.read_exact(&mut more).await.unwrap();
+    wait_for(
+        &browser,
+        "the row updated live",
+        &format!("//tr[td[normalize-space()='{peer}']][td[@data-field='bytes_in' and normalize-space()='1014 B']]"),
+    )
+    .await;
+    screenshot(&browser, "3-connections").await;
+
+    // Stop echo from its card, watch the state change, start it again.
+    browser.goto(&format!("{base}/")).await.unwrap();
+    let stop = wait_for(
+        &browser,
+        "echo's stop button",
+        "//article[@data-service='echo']//button[@data-action='stop' and not(@disabled)]",
+    )
+    .await;
+    stop.click().await.unwrap();
+    wait_for(
+        &browser,
+        "echo stopped",
+        "//article[@data-service='echo' and @data-state='stopped']//span[@data-field='state' and .='stopped']",
+    )
+    .await;
+    // Really stopped: its connection is gone and its port refuses.
+    let mut buf = [0u8; 1];
+    let closed = guard("our connection closed by the stop", echo.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    assert!(
+        TcpStream::connect(served.addr(ServiceKind::Echo))
+            .await
+            .is_err()
+    );
+    screenshot(&browser, "4-echo-stopped").await;
+    let start = wait_for(
+        &browser,
+        "echo's start button",
+        "//article[@data-service='echo']//button[@data-action='start' and not(@disabled)]",
+    )
+    .await;
+    start.click().await.unwrap();
+    wait_for(
+        &browser,
+        "echo running again",
+        "//article[@data-service='echo' and @data-state='running']",
+    )
+    .await;
+    // The test config listens on port 0, so the restart bound a new port:
+    // the card shows which.
+    let addr = browser
+        .find(Locator::XPath(
+            "//article[@data-service='echo']//p[@data-field='addr']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut again = TcpStream::connect(addr.trim()).await.unwrap();
+    again.write_all(b"back").await.unwrap();
+    let mut back = [0u8; 4];
+    again.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"BACK");
+
+    // The traffic page: the chart drawn, the stop and start in the event log.
+    browser.goto(&format!("{base}/traffic")).await.unwrap();
+    wait_for(&browser, "the chart", "//div[@id='chart']//canvas").await;
+    wait_for(
+        &browser,
+        "the stop in the event log",
+        "//table[@id='log']//tr[@data-type='service_state' and @data-service='echo'][td[.='now stopped']]",
+    )
+    .await;
+    screenshot(&browser, "5-traffic").await;
+
+    // Signing out ends the session: the overview sends us back to sign in.
+    browser
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "the sign-in page", "//form[@id='sign-in']").await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&browser, "the sign-in page again", "//form[@id='sign-in']").await;
+
+    // Shutdown does not wait on a page's open live stream.
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the live stream",
+        "//span[@id='live-status' and @data-state='live']",
+    )
+    .await;
+    let (status, stderr) = served.terminate().await;
+    assert!(status.success(), "{status}");
+    assert!(!stderr.contains("outlived"), "{stderr}");
+    browser.close().await.unwrap();
+}
