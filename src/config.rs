@@ -857,6 +857,41 @@ mod tests {
     }
 
     #[test]
+    fn web_settings_resolve_from_env_and_flags() {
+        let env = BTreeMap::from([
+            (
+                "SWITCHBOARD_WEB_ALLOWED_HOSTS".to_owned(),
+                "a.example, b.example".to_owned(),
+            ),
+            (
+                "SWITCHBOARD_WEB_SECURE_COOKIE".to_owned(),
+                "always".to_owned(),
+            ),
+        ]);
+        let c = Config::resolve(None, &env, &["web.header_timeout_ms=500".to_owned()]).unwrap();
+        assert_eq!(c.web.allowed_hosts, ["a.example", "b.example"]);
+        assert_eq!(c.web.secure_cookie, SecureCookie::Always);
+        assert_eq!(c.web.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.web.session_idle, WebConfig::default().session_idle);
+        let err = Config::resolve(
+            None,
+            &BTreeMap::new(),
+            &["web.secure_cookie=maybe".to_owned()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("use auto, always or never"), "{err}");
+        let err = Config::resolve(
+            None,
+            &BTreeMap::new(),
+            &["web.header_timeout_ms=0".to_owned()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.header_timeout_ms"), "{err}");
+    }
+
+    #[test]
     fn later_layers_win_file_then_env_then_flags() {
         let text = r#"
             data_dir = "/var/lib/sb"

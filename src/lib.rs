@@ -19,9 +19,13 @@
 //! - [`store`]: the files folder: safe names, atomic arrival, no overwrite.
 //! - [`audit`]: the append-only log of commands run, logins and files stored.
 //! - [`kind`]: the service names, shared by all of the above.
+//! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
+//! - [`web`]: the dashboard: pages, the JSON API, the live stream,
+//!   `/healthz`, `/metrics`, and the HTTP server they run on.
 //!
 //! Dependencies point one way: `service` uses `wire` and `stats`; `client`
-//! uses `wire`; `wire`, `stats` and `kind` use nothing above them.
+//! uses `wire`; `web` sees services only through the `Supervisor` and
+//! `stats` snapshots; `wire`, `stats` and `kind` use nothing above them.
 
 pub mod audit;
 pub mod auth;

@@ -725,14 +725,27 @@ async fn the_header_read_timeout_is_armed() {
     // hyper may answer 408 before closing; it must not have served the request.
     let text = String::from_utf8_lossy(&buf);
     assert!(!text.contains("200 OK"), "{text}");
-    // A whole request on a fresh connection is still served.
+    // A connection that never sends a byte is dropped the same way.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    guard(
+        "the server closing a silent connection",
+        silent.read_to_end(&mut buf),
+    )
+    .await
+    .ok();
+    // So is a kept-alive one after its request, once idle that long.
     let mut ok = TcpStream::connect(addr).await.unwrap();
-    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut buf = Vec::new();
-    guard("a response", ok.read_to_end(&mut buf)).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200 OK"));
+    guard("a response, then the idle close", ok.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.ends_with("ok\n"), "{text}");
 }
 
 /// Opens `/api/v1/live` on a real server with `cookie`; returns the reader
