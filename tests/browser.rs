@@ -225,6 +225,35 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     screenshot(&browser, "3-connections").await;
 
+    // An admin closes a second connection from its row.
+    let mut doomed = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    doomed.write_all(b"bye").await.unwrap();
+    let doomed_peer = doomed.local_addr().unwrap().to_string();
+    let close = wait_for(
+        &browser,
+        "the second connection's close button",
+        &format!("//tr[td[normalize-space()='{doomed_peer}']]//button[@data-close]"),
+    )
+    .await;
+    close.click().await.unwrap();
+    let mut sink = Vec::new();
+    guard(
+        "the closed connection to end",
+        doomed.read_to_end(&mut sink),
+    )
+    .await
+    .ok();
+    browser
+        .wait()
+        .at_most(GUARD)
+        .for_element(Locator::XPath(&format!(
+            "//tbody[not(tr[td[normalize-space()='{doomed_peer}']])]"
+        )))
+        .await
+        .expect("the closed connection's row to go");
+
     // Stop echo from its card, watch the state change, start it again.
     browser.goto(&format!("{base}/")).await.unwrap();
     let stop = wait_for(
