@@ -152,7 +152,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let web = match switchboard::service::listen::bind_inet(config.web.listen) {
         Ok(listener) => {
             let addr = listener.local_addr()?;
-            let state = web::AppState::new(supervisor.clone(), config.web.clone(), root.clone());
+            let state = web::AppState::new(supervisor.clone(), &config, root.clone());
             root.tasks.spawn(web::serve(listener, state));
             Ok(addr)
         }

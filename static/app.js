@@ -391,6 +391,393 @@
     });
   }
 
+  // ---- B/S beside C/S helpers ----------------------------------------------
+
+  /** `123 µs` or `4.56 ms`. */
+  function micros(us) {
+    return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(2)} ms`;
+  }
+
+  /** Hex dump: 16 bytes a line, with the printable ASCII beside. */
+  function hexdump(hex) {
+    const bytes = hex.match(/../g) || [];
+    const lines = [];
+    for (let i = 0; i < bytes.length; i += 16) {
+      const row = bytes.slice(i, i + 16);
+      const ascii = row.map((b) => { const c = parseInt(b, 16); return c >= 32 && c < 127 ? String.fromCharCode(c) : '.'; }).join('');
+      lines.push(`${row.join(' ').padEnd(47)}  ${ascii}`);
+    }
+    return lines.join('\n') || '(nothing)';
+  }
+
+  /** A Python bytes literal for hex bytes. */
+  function pyBytes(hex) {
+    const bytes = (hex.match(/../g) || []).map((b) => parseInt(b, 16));
+    return "b'" + bytes.map((c) => {
+      if (c === 0x5c) return '\\\\';
+      if (c === 0x27) return "\\'";
+      return c >= 32 && c < 127 ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+    }).join('') + "'";
+  }
+
+  /** Quotes a word for a POSIX shell when it needs it. */
+  function shq(word) {
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  }
+
+  /** `("127.0.0.1", 9000)` from `127.0.0.1:9000` or `[::1]:9000`. */
+  function pyAddr(target) {
+    const i = target.lastIndexOf(':');
+    const host = target.slice(0, i).replace(/^\[|\]$/g, '');
+    return { tuple: `("${host}", ${target.slice(i + 1)})`, v6: host.includes(':') };
+  }
+
+  /** Python for an authenticated message-protocol exchange (exec, files),
+   *  as DESIGN.md and docs/PROTOCOL.md describe it. */
+  function pyMessagePreamble(target) {
+    return [
+      'import hashlib, hmac, json, socket, struct',
+      '',
+      'KEY = open("switchboard-data/key", "rb").read().strip()  # or SWITCHBOARD_KEY',
+      `s = socket.create_connection(${pyAddr(target).tuple})`,
+      'def exactly(n):',
+      '    b = b""',
+      '    while len(b) < n: b += s.recv(n - len(b)) or exit("closed")',
+      '    return b',
+      'def send(header, body=b""):',
+      '    h = json.dumps(header).encode()',
+      '    s.sendall(struct.pack(">I", len(h)) + h + body)',
+      'def receive(body=True):',
+      '    h = json.loads(exactly(struct.unpack(">I", exactly(4))[0]))',
+      '    return h, exactly(h.get("size", 0)) if body else b""',
+      's.sendall(hmac.new(KEY, exactly(32), hashlib.sha256).digest())',
+      'print(receive()[0])  # {"ok": true}',
+    ].join('\n');
+  }
+
+  async function serviceAddr(name) {
+    try {
+      const s = await api('GET', `/api/v1/services/${name}`);
+      return s.local_addr || s.listen;
+    } catch (_) {
+      return `<${name} address>`;
+    }
+  }
+
+  // ---- send ---------------------------------------------------------------
+
+  function initSend() {
+    $('#send-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const service = $('#send-service').value;
+      const hexMode = $('#send-mode').value === 'hex';
+      const input = $('#send-text').value;
+      const button = $('#send-button');
+      button.disabled = true;
+      const t0 = performance.now();
+      try {
+        const r = await api('POST', `/api/v1/services/${service}/send`, hexMode ? { hex: input } : { text: input });
+        const bs = (performance.now() - t0) * 1000;
+        $('#send-reply').textContent = r.reply;
+        $('#send-bs').textContent = micros(bs);
+        $('#send-cs').textContent = micros(r.rtt_us);
+        $('#send-cs-detail').textContent = `round trip on an open socket; ${micros(r.total_us)} with connecting`;
+        $('#send-out-n').textContent = `${r.bytes_sent} B`;
+        $('#send-in-n').textContent = `${r.bytes_received} B`;
+        $('#send-out-hex').textContent = hexdump(r.request_hex);
+        $('#send-in-hex').textContent = hexdump(r.reply_hex);
+        const cmd = { echo: 'echo', 'udp-echo': 'udp', time: 'time' }[service];
+        $('#send-cli').textContent = hexMode
+          ? `printf '${(r.request_hex.match(/../g) || []).map((b) => `\\x${b}`).join('')}' | switchboard ${cmd} ${r.target}`
+          : `switchboard ${cmd} ${r.target} ${shq(input)}`;
+        const addr = pyAddr(r.target);
+        const family = addr.v6 ? 'socket.AF_INET6' : 'socket.AF_INET';
+        $('#send-python').textContent = service === 'echo'
+          ? `import socket\n\nwith socket.create_connection(${addr.tuple}) as s:\n    s.sendall(${pyBytes(r.request_hex)})\n    print(s.recv(${Math.max(1024, r.bytes_sent)}))`
+          : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`;
+        $('#send-result').hidden = false;
+      } catch (e) {
+        toast(e.message, 'error');
+      } finally {
+        button.disabled = false;
+      }
+    });
+
+    $('#sticky-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const messages = $('#sticky-text').value.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.length);
+      const button = $('#sticky-button');
+      button.disabled = true;
+      try {
+        const r = await api('POST', '/api/v1/sticky', { messages });
+        const fill = (root, side, verdict) => {
+          const f = (name) => $(`[data-field="${name}"]`, root);
+          f('writes').textContent = side.writes.length;
+          f('nreads').textContent = `${side.reads.length} read${side.reads.length === 1 ? '' : 's'}`;
+          f('reads').replaceChildren(...side.reads.map((text, i) =>
+            el('li', {}, el('code', {}, text), el('span', { class: 'count' }, ` ${side.read_sizes[i]} B`))));
+          if (verdict) f('verdict').textContent = verdict;
+        };
+        const raw = r.raw;
+        fill($('#sticky-raw'), raw, raw.reads.length < messages.length
+          ? `${raw.reads.length} blob${raw.reads.length === 1 ? '' : 's'} for ${messages.length} messages — the boundaries are lost`
+          : `${raw.reads.length} reads this time, but nothing in the bytes marks where a message ends`);
+        fill($('#sticky-framed'), r.framed);
+        const framed = $('#sticky-framed');
+        $('[data-field="nmessages"]', framed).textContent = `${r.framed.messages.length} messages, as sent`;
+        $('[data-field="messages"]', framed).replaceChildren(...r.framed.messages.map((m) => el('li', {}, el('code', {}, m))));
+        $('#sticky-result').hidden = false;
+      } catch (e) {
+        toast(e.message, 'error');
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // ---- files ----------------------------------------------------------------
+
+  const BROWSER_HASH_LIMIT = 256 * 1024 * 1024;
+
+  async function browserSha256(file) {
+    if (!window.crypto?.subtle) return { note: 'this page is not a secure context: no hashing here' };
+    if (file.size > BROWSER_HASH_LIMIT) return { note: 'too large to hash in the browser' };
+    const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+    return { hex: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
+  }
+
+  function initFiles() {
+    const list = $('#files tbody');
+    const refresh = async () => {
+      try {
+        const files = await api('GET', '/api/v1/files');
+        list.replaceChildren(...files.map((f) => el('tr', { 'data-name': f.name },
+          el('td', {}, el('a', { href: `/api/v1/files/${encodeURIComponent(f.name)}`, download: f.name }, f.name)),
+          el('td', { class: 'num' }, bytes(f.size)),
+          el('td', { class: 'mono hash' }, f.sha256),
+          el('td', {}, f.modified.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')))));
+        $('#files-empty').hidden = files.length > 0;
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    };
+    $('#files-refresh').addEventListener('click', refresh);
+    refresh();
+
+    const input = $('#file-input');
+    if (!input) return; // a viewer: no uploads
+    const max = Number(input.dataset.max);
+    const uploads = $('#uploads tbody');
+    let queue = Promise.resolve();
+
+    const upload = (file) => {
+      const bar = el('progress', { max: 1, value: 0 });
+      const status = el('span', { class: 'status' }, 'waiting');
+      const stored = el('td', { 'data-field': 'stored' });
+      const hash = el('td', { class: 'mono hash', 'data-field': 'sha256' });
+      const row = el('tr', { 'data-file': file.name },
+        el('td', {}, file.name, el('span', { class: 'count' }, ` ${bytes(file.size)}`)),
+        el('td', {}, bar, ' ', status), stored, hash);
+      uploads.append(row);
+      $('#uploads').hidden = false;
+      if (file.size > max) {
+        status.textContent = `too large: the limit is ${bytes(max)}`;
+        row.dataset.state = 'refused';
+        return Promise.resolve();
+      }
+      const ours = browserSha256(file).catch((e) => ({ note: e.message }));
+      return new Promise((resolve) => {
+        const xhr = new XMLHttpRequest();
+        const t0 = performance.now();
+        xhr.open('PUT', `/api/v1/files/${encodeURIComponent(file.name)}`);
+        xhr.setRequestHeader('X-CSRF-Token', csrfToken());
+        xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+        xhr.upload.addEventListener('progress', (e) => {
+          if (e.lengthComputable) {
+            bar.value = e.loaded / e.total;
+            status.textContent = `${Math.floor((100 * e.loaded) / e.total)}%`;
+          }
+        });
+        xhr.addEventListener('load', async () => {
+          const bs = (performance.now() - t0) * 1000;
+          let r = {};
+          try { r = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+          if (xhr.status !== 200) {
+            status.textContent = r.error || `${xhr.status} ${xhr.statusText}`;
+            row.dataset.state = 'refused';
+            resolve();
+            return;
+          }
+          bar.value = 1;
+          stored.textContent = `${r.name} (${bytes(r.size)})`;
+          hash.textContent = r.sha256;
+          const mine = await ours;
+          if (mine.hex) {
+            const same = mine.hex === r.sha256;
+            status.textContent = same ? 'stored ✓ SHA-256 matches this browser' : 'stored, but the SHA-256 differs from this browser’s!';
+            row.dataset.state = same ? 'verified' : 'mismatch';
+          } else {
+            status.textContent = `stored (${mine.note})`;
+            row.dataset.state = 'stored';
+          }
+          const addr = await serviceAddr('files');
+          $('#put-cli').textContent = `switchboard put ${addr} ${shq(file.name)}`;
+          $('#put-python').textContent = `${pyMessagePreamble(addr)}\ndata = open(${JSON.stringify(file.name)}, "rb").read()  # small files; stream big ones\nsend({"op": "put", "name": ${JSON.stringify(file.name)}, "size": len(data)}, data)\nprint(receive(body=False)[0])  # {"ok": true, "name": ..., "size": ..., "sha256": ...}: no body follows`;
+          $('#put-times').textContent = `B/S (browser → HTTP → dashboard → files): ${micros(bs)}; C/S leg (dashboard’s files client → files service, hashed and synced): ${micros(r.relay_us)}`;
+          $('#put-compare').hidden = false;
+          refresh();
+          resolve();
+        });
+        xhr.addEventListener('error', () => {
+          status.textContent = 'the upload failed (connection lost)';
+          row.dataset.state = 'refused';
+          resolve();
+        });
+        status.textContent = 'sending';
+        xhr.send(file);
+      });
+    };
+
+    const enqueue = (files) => {
+      for (const f of files) queue = queue.then(() => upload(f));
+    };
+    input.addEventListener('change', () => { enqueue(Array.from(input.files)); input.value = ''; });
+    const drop = $('#drop');
+    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      enqueue(Array.from(e.dataTransfer.files));
+    });
+  }
+
+  // ---- console --------------------------------------------------------------
+
+  /** Splits a command line into words: blanks separate, quotes group. */
+  function splitWords(line) {
+    const words = [];
+    let word = null, quote = null;
+    for (const c of line) {
+      if (quote) {
+        if (c === quote) quote = null; else word += c;
+      } else if (c === '"' || c === "'") {
+        quote = c; word = word ?? '';
+      } else if (/\s/.test(c)) {
+        if (word !== null) { words.push(word); word = null; }
+      } else {
+        word = (word ?? '') + c;
+      }
+    }
+    if (word !== null) words.push(word);
+    return words;
+  }
+
+  function initConsole() {
+    const form = $('#exec-form');
+    if (!form) return; // not an admin
+    const input = $('#exec-input');
+    const output = $('#exec-output');
+    const status = $('#exec-status');
+    const runButton = $('#exec-run');
+    const stopButton = $('#exec-stop');
+    const shellBox = $('#exec-shell');
+    const historyList = $('#exec-history');
+    let history = [];
+    try { history = JSON.parse(localStorage.getItem('switchboard.exec.history') || '[]'); } catch (_) { /* none */ }
+    let recall = history.length;
+    let running = null;
+
+    const showHistory = () => {
+      historyList.replaceChildren(...history.slice().reverse().map((h) => {
+        const li = el('li', {}, el('code', {}, h));
+        li.addEventListener('click', () => { input.value = h; input.focus(); });
+        return li;
+      }));
+    };
+    showHistory();
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'ArrowUp' && recall > 0) { recall -= 1; input.value = history[recall]; e.preventDefault(); }
+      if (e.key === 'ArrowDown' && recall < history.length) { recall += 1; input.value = history[recall] || ''; e.preventDefault(); }
+    });
+    stopButton.addEventListener('click', () => running?.abort());
+
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const line = input.value.trim();
+      if (!line || running) return;
+      const shell = shellBox?.checked;
+      const body = shell ? { line } : { argv: splitWords(line) };
+      history = history.filter((h) => h !== line).concat(line).slice(-50);
+      localStorage.setItem('switchboard.exec.history', JSON.stringify(history));
+      recall = history.length;
+      showHistory();
+      output.replaceChildren();
+      status.textContent = 'running…';
+      status.dataset.state = 'running';
+      runButton.disabled = true;
+      stopButton.disabled = false;
+      const addr = await serviceAddr('exec');
+      $('#exec-cli').textContent = shell
+        ? `switchboard exec ${addr} --shell ${shq(line)}`
+        : `switchboard exec ${addr} -- ${body.argv.map(shq).join(' ')}`;
+      const request = shell ? `{"op": "shell", "line": ${JSON.stringify(line)}}` : `{"op": "run", "argv": ${JSON.stringify(body.argv)}}`;
+      $('#exec-python').textContent = `${pyMessagePreamble(addr)}\nsend(${request})\nwhile True:\n    h, body = receive()\n    if h["type"] in ("stdout", "stderr"):\n        print(body.decode(errors="replace"), end="")\n    else:\n        print(h)  # {"type": "exit", "code": 0}\n        break`;
+      running = new AbortController();
+      const t0 = performance.now();
+      try {
+        const res = await fetch('/api/v1/exec', {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },
+          body: JSON.stringify(body),
+          signal: running.signal,
+        });
+        if (!res.ok) {
+          const err = await res.json().catch(() => ({}));
+          throw new Error(err.error || `${res.status} ${res.statusText}`);
+        }
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let pending = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          pending += decoder.decode(value, { stream: true });
+          let nl;
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const msg = JSON.parse(pending.slice(0, nl));
+            pending = pending.slice(nl + 1);
+            if (msg.type === 'stdout' || msg.type === 'stderr') {
+              output.append(el('span', { class: msg.type }, msg.data));
+              output.scrollTop = output.scrollHeight;
+            } else {
+              const bs = micros((performance.now() - t0) * 1000);
+              const cs = msg.cs_us !== undefined ? `; C/S ${micros(msg.cs_us)}` : '';
+              if (msg.type === 'exit' && msg.code !== undefined) {
+                status.textContent = `exit ${msg.code} — B/S ${bs}${cs}`;
+                status.dataset.state = msg.code === 0 ? 'ok' : 'failed';
+              } else if (msg.type === 'exit') {
+                status.textContent = `killed by signal ${msg.signal} — B/S ${bs}${cs}`;
+                status.dataset.state = 'failed';
+              } else {
+                status.textContent = `error: ${msg.error}`;
+                status.dataset.state = 'failed';
+              }
+            }
+          }
+        }
+      } catch (e) {
+        status.textContent = e.name === 'AbortError' ? 'stopped (the command was killed)' : `error: ${e.message}`;
+        status.dataset.state = 'failed';
+      } finally {
+        running = null;
+        runButton.disabled = false;
+        stopButton.disabled = true;
+      }
+    });
+  }
+
   // ---- start ------------------------------------------------------------
 
   if (page === 'login') {
@@ -401,4 +788,9 @@
   if (page === 'overview') initOverview();
   else if (page === 'connections') initConnections();
   else if (page === 'traffic') initTraffic();
+  else if (page === 'send') initSend();
+  else if (page === 'files') initFiles();
+  else if (page === 'console') initConsole();
+  // Every page shows the live state in the top bar.
+  if (!['overview', 'connections', 'traffic'].includes(page)) live({});
 })();

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use sha2::Digest;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -363,5 +364,188 @@ async fn the_dashboard_works_in_a_real_browser() {
     let (status, stderr) = served.terminate().await;
     assert!(status.success(), "{status}");
     assert!(!stderr.contains("outlived"), "{stderr}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let served = Served::start(
+        &data_dir,
+        &ServiceKind::ALL,
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("SWITCHBOARD_KEY", TEST_KEY),
+        ],
+    )
+    .await;
+    let base = served.web_url();
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&browser, "the sign-in form", "//input[@id='username']")
+        .await
+        .send_keys("admin")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+
+    // A test message to echo, and its reply, bytes and equivalents.
+    browser.goto(&format!("{base}/send")).await.unwrap();
+    let text = wait_for(&browser, "the message box", "//textarea[@id='send-text']").await;
+    text.clear().await.unwrap();
+    text.send_keys("hello from chromium").await.unwrap();
+    browser
+        .find(Locator::Id("send-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the reply",
+        "//code[@id='send-reply' and .='HELLO FROM CHROMIUM']",
+    )
+    .await;
+    let cli = browser
+        .find(Locator::Id("send-cli"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        cli,
+        format!(
+            "switchboard echo {} 'hello from chromium'",
+            served.addr(ServiceKind::Echo)
+        )
+    );
+    wait_for(
+        &browser,
+        "the C/S time",
+        "//p[@id='send-cs' and contains(., 's')]",
+    )
+    .await;
+    screenshot(&browser, "6-send").await;
+
+    // Sticky packets: the raw reads merge, the framed ones come apart.
+    browser
+        .find(Locator::Id("sticky-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "merged raw reads",
+        "//div[@id='sticky-raw']//ol[@data-field='reads' and count(li) >= 1 and count(li) < 4]",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "four framed messages",
+        "//div[@id='sticky-framed']//ol[@data-field='messages' and count(li) = 4]/li[4][.='PACKETS']",
+    )
+    .await;
+    screenshot(&browser, "7-sticky").await;
+
+    // An upload of several MiB, checked in the browser and found on disk.
+    let upload = dir.path().join("several.bin");
+    let data: Vec<u8> = (0..6 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&upload, &data).unwrap();
+    browser.goto(&format!("{base}/files")).await.unwrap();
+    wait_for(&browser, "the file input", "//input[@id='file-input']")
+        .await
+        .send_keys(upload.to_str().unwrap())
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the upload verified by the browser's own SHA-256",
+        "//tr[@data-file='several.bin' and @data-state='verified']",
+    )
+    .await;
+    let expected = switchboard::wire::hex(&sha2::Sha256::digest(&data));
+    let stored = std::fs::read(data_dir.join("files/several.bin")).unwrap();
+    assert_eq!(
+        switchboard::wire::hex(&sha2::Sha256::digest(&stored)),
+        expected
+    );
+    wait_for(
+        &browser,
+        "the file in the list with its hash",
+        &format!("//table[@id='files']//tr[@data-name='several.bin'][td[.='{expected}']]"),
+    )
+    .await;
+    screenshot(&browser, "8-files").await;
+
+    // The console: `date` runs, exit 0; a program off the allowlist is refused.
+    browser.goto(&format!("{base}/console")).await.unwrap();
+    let line = wait_for(&browser, "the command line", "//input[@id='exec-input']").await;
+    line.clear().await.unwrap();
+    line.send_keys("date").await.unwrap();
+    browser
+        .find(Locator::Id("exec-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "exit 0",
+        "//p[@id='exec-status' and @data-state='ok' and starts-with(., 'exit 0')]",
+    )
+    .await;
+    let out = browser
+        .find(Locator::Id("exec-output"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        out.chars().any(|c| c.is_ascii_digit()),
+        "date printed something: {out:?}"
+    );
+    screenshot(&browser, "9-console").await;
+    line.clear().await.unwrap();
+    line.send_keys("rm -rf /").await.unwrap();
+    browser
+        .find(Locator::Id("exec-run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the refusal",
+        "//p[@id='exec-status' and @data-state='failed' and contains(., '`rm` is not allowed')]",
+    )
+    .await;
+    screenshot(&browser, "10-console-refused").await;
     browser.close().await.unwrap();
 }

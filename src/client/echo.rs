@@ -78,6 +78,67 @@ impl EchoClient {
         Ok(reply)
     }
 
+    /// This end's address over TCP (how the server's stats name us).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match &self.stream {
+            tokio_util::either::Either::Left(tcp) => tcp.local_addr().ok(),
+            tokio_util::either::Either::Right(_) => None,
+        }
+    }
+
+    /// Writes each piece with a write of its own (and, with `TCP_NODELAY`,
+    /// a segment of its own), back to back, reading nothing.
+    ///
+    /// # Errors
+    /// As [`EchoClient::round_trip`].
+    pub async fn write_each(&mut self, pieces: &[Vec<u8>]) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        let stream = &mut self.stream;
+        deadline(&addr, self.timeout, async {
+            for piece in pieces {
+                stream
+                    .write_all(piece)
+                    .await
+                    .map_err(|e| ClientError::io(&addr, e))?;
+            }
+            stream.flush().await.map_err(|e| ClientError::io(&addr, e))
+        })
+        .await
+    }
+
+    /// Reads until `total` bytes have arrived and returns them read by read,
+    /// as the socket delivered them: where TCP merged or split what was
+    /// written, so do these.
+    ///
+    /// # Errors
+    /// As [`EchoClient::round_trip`].
+    pub async fn read_chunks(&mut self, total: usize) -> Result<Vec<Vec<u8>>, ClientError> {
+        let addr = self.addr.clone();
+        let stream = &mut self.stream;
+        deadline(&addr, self.timeout, async {
+            let mut chunks = Vec::new();
+            let mut got = 0;
+            let mut buf = vec![0u8; total.clamp(1, 64 * 1024)];
+            while got < total {
+                let want = (total - got).min(buf.len());
+                let n = stream
+                    .read(&mut buf[..want])
+                    .await
+                    .map_err(|e| ClientError::io(&addr, e))?;
+                if n == 0 {
+                    return Err(ClientError::Closed {
+                        addr: addr.clone(),
+                        detail: format!(" after {got} of {total} bytes"),
+                    });
+                }
+                chunks.push(buf[..n].to_vec());
+                got += n;
+            }
+            Ok(chunks)
+        })
+        .await
+    }
+
     /// Sends the end of the stream (a TCP half-close).
     ///
     /// # Errors

@@ -20,7 +20,7 @@ use crate::wire::message::{self, Header, MAX_HEADER_LEN};
 use crate::wire::{classic, hex};
 
 /// What the server said it stored.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Stored {
     /// The name it was stored under (may differ from the one asked for).
     pub name: String,

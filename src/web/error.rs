@@ -39,6 +39,11 @@ pub enum WebError {
     Conflict(String),
     #[error("{0}")]
     Busy(String),
+    #[error("send the size in Content-Length")]
+    LengthRequired,
+    /// The service behind the relay failed or timed out.
+    #[error("{message}")]
+    Upstream { timeout: bool, message: String },
     /// A fault on our side; the message is logged, the client sees less.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,6 +63,9 @@ impl WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            WebError::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
+            WebError::Upstream { timeout: false, .. } => StatusCode::BAD_GATEWAY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -19,6 +19,7 @@ pub mod error;
 mod live;
 mod metrics;
 mod pages;
+mod relay;
 pub mod session;
 
 use std::convert::Infallible;
@@ -39,7 +40,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::audit::AuditLog;
-use crate::config::WebConfig;
+use crate::config::{Config, ExecConfig, FilesConfig, Secret, WebConfig};
 use crate::ratelimit::FailureLimit;
 use crate::service::Supervisor;
 use crate::shutdown::Shutdown;
@@ -66,6 +67,11 @@ pub struct AppState {
 struct Inner {
     supervisor: Supervisor,
     web: WebConfig,
+    /// What the relay needs to act as a client: the HMAC key (never sent
+    /// to a browser), the upload cap, the exec settings to describe.
+    key: Option<Secret>,
+    files: FilesConfig,
+    exec: ExecConfig,
     sessions: Sessions,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
@@ -76,13 +82,17 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(supervisor: Supervisor, web: WebConfig, shutdown: Shutdown) -> Self {
+    pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
+        let web = config.web.clone();
         AppState {
             inner: Arc::new(Inner {
                 sessions: Sessions::new(web.session_idle),
                 sign_in_failures: FailureLimit::per_minute(web.max_failures_per_minute),
                 supervisor,
                 web,
+                key: config.key.clone(),
+                files: config.files.clone(),
+                exec: config.exec.clone(),
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
                 shutdown,
                 started: Instant::now(),
@@ -130,6 +140,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::overview))
         .route("/connections", get(pages::connections))
         .route("/traffic", get(pages::traffic))
+        .route("/send", get(pages::send))
+        .route("/files", get(pages::files))
+        .route("/console", get(pages::console))
         .route("/login", get(pages::login))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
@@ -150,13 +163,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/connections/{id}", delete(api::close_connection))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/traffic", get(api::traffic))
+        .route("/api/v1/services/{name}/send", post(relay::send))
+        .route("/api/v1/sticky", post(relay::sticky))
+        .route("/api/v1/files", get(relay::list_files))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.web().request_timeout,
         ));
-    // The live stream lasts as long as the page is open: no timeout.
-    let streams = Router::new().route(LIVE_PATH, get(live::stream));
+    // These last as long as their stream: the live page, an upload or a
+    // download of any size, a command's output. No overall timeout; the
+    // services' own idle timeouts end a stalled transfer.
+    let streams = Router::new()
+        .route(LIVE_PATH, get(live::stream))
+        .route(
+            "/api/v1/files/{name}",
+            get(relay::get_file).put(relay::put_file),
+        )
+        .route("/api/v1/exec", post(relay::exec));
 
     let header = |name, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))

@@ -268,6 +268,85 @@ pub async fn traffic(
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "send.html")]
+pub struct SendPage {
+    chrome: Chrome,
+    can_operate: bool,
+    max_message: usize,
+    max_sticky_messages: usize,
+    max_sticky_len: usize,
+}
+
+/// `GET /send`: test messages, sticky packets, B/S beside C/S.
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn send(viewer: Result<Viewer, WebError>) -> Result<SendPage, PageError> {
+    let Viewer(session) = viewer?;
+    Ok(SendPage {
+        can_operate: session.role >= Role::Operator,
+        chrome: Chrome::new(session, "send"),
+        max_message: super::relay::MAX_MESSAGE,
+        max_sticky_messages: super::relay::MAX_STICKY_MESSAGES,
+        max_sticky_len: super::relay::MAX_STICKY_LEN,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "files.html")]
+pub struct FilesPage {
+    chrome: Chrome,
+    can_operate: bool,
+    max_file_bytes: u64,
+    max_file: String,
+}
+
+/// `GET /files`: upload, and the stored files.
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn files(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<FilesPage, PageError> {
+    let Viewer(session) = viewer?;
+    let max = state.inner.files.max_file_bytes;
+    Ok(FilesPage {
+        can_operate: session.role >= Role::Operator,
+        chrome: Chrome::new(session, "files"),
+        max_file_bytes: max,
+        max_file: human_bytes(max),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console.html")]
+pub struct ConsolePage {
+    chrome: Chrome,
+    allow: Vec<String>,
+    shell: bool,
+    timeout_s: u64,
+}
+
+/// `GET /console`: remote commands (admins).
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn console(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<ConsolePage, PageError> {
+    let Viewer(session) = viewer?;
+    let exec = &state.inner.exec;
+    Ok(ConsolePage {
+        chrome: Chrome::new(session, "console"),
+        allow: exec.allow.clone(),
+        shell: exec.shell,
+        timeout_s: exec.timeout.as_secs(),
+    })
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub struct LoginPage;
 

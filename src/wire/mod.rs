@@ -23,9 +23,44 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Parses hex digits (either case; spaces, tabs, newlines and `:` between
+/// byte pairs are ignored, so `48 65:6c` works).
+///
+/// # Errors
+/// A character that is not a hex digit, or an odd number of digits.
+pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':'))
+        .map(|b| match b {
+            b'0'..=b'9' => Ok(b - b'0'),
+            b'a'..=b'f' => Ok(b - b'a' + 10),
+            b'A'..=b'F' => Ok(b - b'A' + 10),
+            other => Err(format!(
+                "`{}` is not a hex digit",
+                char::from(other).escape_default()
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("{} hex digits: bytes need two each", digits.len()));
+    }
+    Ok(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unhex_reads_what_hex_writes_and_refuses_the_rest() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(unhex(&hex(&all)).unwrap(), all);
+        assert_eq!(unhex("48 65:6C\n6c").unwrap(), b"Hell");
+        assert!(unhex("abc").unwrap_err().contains("3 hex digits"));
+        assert!(unhex("zz").unwrap_err().contains("not a hex digit"));
+        assert_eq!(unhex("").unwrap(), b"");
+    }
 
     #[test]
     fn hex_is_lower_case_two_digits_per_byte() {

@@ -28,7 +28,7 @@ impl Web {
 
     pub async fn start_with(tweak: impl FnOnce(&mut switchboard::config::Config)) -> Web {
         let h = Harness::start_with(tweak).await;
-        let state = AppState::new(h.supervisor.clone(), h.config.web.clone(), h.root.clone());
+        let state = AppState::new(h.supervisor.clone(), &h.config, h.root.clone());
         let app = router(state.clone());
         Web { h, state, app }
     }

@@ -1,0 +1,619 @@
+//! Browser → client → service: what the dashboard does *through* the
+//! services, always with the same `client` code the CLI uses, over real
+//! sockets, so every action shows up in the live connections and counters.
+//!
+//! - test messages to `echo`, `udp-echo` and `time`, with the bytes each way
+//!   and the client-side round-trip time (the C/S path);
+//! - the sticky-packet demonstration: messages written back to back to
+//!   `echo`, raw and length-prefixed;
+//! - uploads streamed from the request body into the files client (never
+//!   held whole), downloads streamed back, the file list;
+//! - remote commands through the exec client, output streamed as NDJSON.
+//!
+//! A request names a service, never an address: the relay only ever
+//! connects to where the supervisor says that service is bound. The HMAC
+//! key stays on the server.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio_stream::StreamExt;
+
+use super::AppState;
+use super::error::WebError;
+use super::session::{Admin, Operator, Viewer};
+use crate::client::{
+    ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, TimeClient,
+    UdpEchoClient,
+};
+use crate::config::ListenAddr;
+use crate::kind::ServiceKind;
+use crate::store::FileInfo;
+
+/// How long the relay waits to connect and for each reply.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest test message.
+pub const MAX_MESSAGE: usize = 8 * 1024;
+/// The sticky-packet panel's limits: messages, and bytes per message. At
+/// most 96 bytes keeps each 4-byte length prefix below 0x61 (`a`), so the
+/// echo service's upper-casing leaves the prefixes intact.
+pub const MAX_STICKY_MESSAGES: usize = 20;
+pub const MAX_STICKY_LEN: usize = 96;
+
+impl From<ClientError> for WebError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Rejected { reason, .. } => WebError::BadRequest(reason),
+            ClientError::TooLarge { .. } => WebError::TooLarge(e.to_string()),
+            ClientError::Timeout { .. } => WebError::Upstream {
+                timeout: true,
+                message: e.to_string(),
+            },
+            // The browser's own upload ended early or failed.
+            ClientError::Local { .. } => WebError::BadRequest(e.to_string()),
+            other => WebError::Upstream {
+                timeout: false,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl AppState {
+    /// Where a running service can be reached from here: its bound address,
+    /// with a wildcard (`0.0.0.0`, `::`) turned into loopback.
+    fn target(&self, kind: ServiceKind) -> Result<String, WebError> {
+        let addr = self
+            .supervisor()
+            .local_addr(kind)
+            .ok_or_else(|| WebError::Busy(format!("{kind} is not running; start it first")))?;
+        Ok(match addr {
+            ListenAddr::Inet(mut a) => {
+                if a.ip().is_unspecified() {
+                    a.set_ip(match a {
+                        std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                a.to_string()
+            }
+            unix => unix.to_string(),
+        })
+    }
+
+    fn key(&self) -> Result<&[u8], WebError> {
+        self.inner
+            .key
+            .as_ref()
+            .map(crate::config::Secret::expose)
+            .ok_or_else(|| WebError::Busy("no HMAC key is configured".into()))
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The body of a test message: `text`, or `hex` for arbitrary bytes.
+/// Nothing else: in particular no host or port.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    text: Option<String>,
+    hex: Option<String>,
+}
+
+/// What a test message did.
+#[derive(Debug, Serialize)]
+pub struct SendReply {
+    pub service: ServiceKind,
+    /// The address the relay connected to (what the CLI would be given).
+    pub target: String,
+    /// The reply as text (invalid UTF-8 replaced).
+    pub reply: String,
+    pub request_hex: String,
+    pub reply_hex: String,
+    pub bytes_sent: usize,
+    pub bytes_received: usize,
+    /// The exchange alone: request written to reply read (the C/S path).
+    pub rtt_us: u64,
+    /// Connecting included, as a one-shot CLI call would see it.
+    pub total_us: u64,
+}
+
+/// `POST /api/v1/services/{name}/send` (operator): one message through the
+/// service's own socket.
+///
+/// # Errors
+/// Not echo/udp-echo/time, bad input, the service down or silent.
+pub async fn send(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(name): Path<String>,
+    body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<SendReply>, WebError> {
+    let kind: ServiceKind = name
+        .parse()
+        .map_err(|_| WebError::NotFound(format!("service `{name}`")))?;
+    let Json(req) = body?;
+    let payload = match (req.text, req.hex) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(hex)) => crate::wire::unhex(&hex).map_err(WebError::BadRequest)?,
+        _ => return Err(WebError::BadRequest("give either `text` or `hex`".into())),
+    };
+    if payload.len() > MAX_MESSAGE {
+        return Err(WebError::TooLarge(format!(
+            "a test message is at most {MAX_MESSAGE} bytes"
+        )));
+    }
+    let target = state.target(kind)?;
+    let started = Instant::now();
+    let (reply, rtt) = match kind {
+        ServiceKind::Echo => {
+            if payload.is_empty() {
+                return Err(WebError::BadRequest("an empty message gets no echo".into()));
+            }
+            let mut c = EchoClient::connect(&target, CLIENT_TIMEOUT).await?;
+            let t = Instant::now();
+            let reply = c.round_trip(&payload).await?;
+            (reply, t.elapsed())
+        }
+        ServiceKind::UdpEcho => {
+            let mut c = UdpEchoClient::connect(&target, CLIENT_TIMEOUT).await?;
+            let t = Instant::now();
+            let reply = c.round_trip(&payload).await?;
+            (reply, t.elapsed())
+        }
+        ServiceKind::Time => {
+            let format = String::from_utf8(payload.clone()).map_err(|_| {
+                WebError::BadRequest("a time format is text (UTF-8), not bytes".into())
+            })?;
+            let mut c = TimeClient::connect(&target, CLIENT_TIMEOUT).await?;
+            let t = Instant::now();
+            let reply = c.query(&format).await?;
+            (reply.into_bytes(), t.elapsed())
+        }
+        other => {
+            return Err(WebError::BadRequest(format!(
+                "test messages go to echo, udp-echo or time, not {other}"
+            )));
+        }
+    };
+    Ok(Json(SendReply {
+        service: kind,
+        target,
+        reply: String::from_utf8_lossy(&reply).into_owned(),
+        request_hex: crate::wire::hex(&payload),
+        reply_hex: crate::wire::hex(&reply),
+        bytes_sent: payload.len(),
+        bytes_received: reply.len(),
+        rtt_us: micros(rtt),
+        total_us: micros(started.elapsed()),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyRequest {
+    messages: Vec<String>,
+}
+
+/// One side of the sticky-packet demonstration.
+#[derive(Debug, Serialize)]
+pub struct StickySide {
+    /// The size of each write, in order.
+    pub writes: Vec<usize>,
+    /// Each read as the socket delivered it (text, invalid UTF-8 replaced,
+    /// with the length prefixes of the framed side shown as `\u{...}`).
+    pub reads: Vec<String>,
+    pub read_sizes: Vec<usize>,
+    /// The messages a receiver recovers: raw, it cannot tell them apart;
+    /// framed, exactly what was sent.
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StickyReply {
+    pub target: String,
+    pub raw: StickySide,
+    pub framed: StickySide,
+}
+
+/// `POST /api/v1/sticky` (operator): writes the messages back to back to
+/// `echo` twice — as they are, then each behind a 4-byte big-endian length
+/// (the message protocol's framing) — and reports how the reads came back.
+///
+/// # Errors
+/// Bad input, echo down.
+pub async fn sticky(
+    State(state): State<AppState>,
+    _: Operator,
+    body: Result<Json<StickyRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<StickyReply>, WebError> {
+    let Json(req) = body?;
+    if req.messages.is_empty() || req.messages.len() > MAX_STICKY_MESSAGES {
+        return Err(WebError::BadRequest(format!(
+            "send 1 to {MAX_STICKY_MESSAGES} messages"
+        )));
+    }
+    if let Some(bad) = req
+        .messages
+        .iter()
+        .find(|m| m.is_empty() || m.len() > MAX_STICKY_LEN)
+    {
+        return Err(WebError::BadRequest(format!(
+            "each message is 1 to {MAX_STICKY_LEN} bytes; `{}` is {}",
+            bad.chars().take(20).collect::<String>(),
+            bad.len()
+        )));
+    }
+    let target = state.target(ServiceKind::Echo)?;
+    let raw: Vec<Vec<u8>> = req.messages.iter().map(|m| m.as_bytes().to_vec()).collect();
+    let framed: Vec<Vec<u8>> = raw
+        .iter()
+        .map(|m| {
+            let len = u32::try_from(m.len()).expect("messages are at most 96 bytes");
+            [len.to_be_bytes().as_slice(), m].concat()
+        })
+        .collect();
+
+    let raw_reads = echo_back_to_back(&state, &target, &raw).await?;
+    let framed_reads = echo_back_to_back(&state, &target, &framed).await?;
+    let shown = |chunk: &Vec<u8>| {
+        String::from_utf8_lossy(chunk)
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    format!("\\u{{{:02x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+    };
+    let merged: Vec<u8> = framed_reads.concat();
+    Ok(Json(StickyReply {
+        target,
+        raw: StickySide {
+            writes: raw.iter().map(Vec::len).collect(),
+            reads: raw_reads.iter().map(shown).collect(),
+            read_sizes: raw_reads.iter().map(Vec::len).collect(),
+            messages: raw_reads
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect(),
+        },
+        framed: StickySide {
+            writes: framed.iter().map(Vec::len).collect(),
+            reads: framed_reads.iter().map(shown).collect(),
+            read_sizes: framed_reads.iter().map(Vec::len).collect(),
+            messages: deframe(&merged),
+        },
+    }))
+}
+
+/// Splits `[u32 BE length][bytes]...` back into messages.
+fn deframe(mut bytes: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some((msg, rest)) = rest.split_at_checked(len) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(msg).into_owned());
+        bytes = rest;
+    }
+    out
+}
+
+/// Writes `pieces` back to back on a fresh echo connection, waits until
+/// the service has answered every byte, then reads: what arrives is one
+/// stream, however it was written.
+async fn echo_back_to_back(
+    state: &AppState,
+    target: &str,
+    pieces: &[Vec<u8>],
+) -> Result<Vec<Vec<u8>>, WebError> {
+    let total: usize = pieces.iter().map(Vec::len).sum();
+    let mut client = EchoClient::connect(target, CLIENT_TIMEOUT).await?;
+    client.write_each(pieces).await?;
+    if let Some(me) = client.local_addr() {
+        // Byte counts do not wake the stats' change signal (the data path
+        // stays lock-free), so look every few milliseconds, for a while.
+        let me = me.to_string();
+        let answered = || {
+            state.stats().snapshot().connections.iter().any(|c| {
+                c.service == ServiceKind::Echo && c.peer == me && c.bytes_out >= total as u64
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !answered() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    Ok(client.read_chunks(total).await?)
+}
+
+/// `GET /api/v1/files`: the files service's list.
+///
+/// # Errors
+/// The files service down or refusing.
+pub async fn list_files(State(state): State<AppState>, _: Viewer) -> Result<Response, WebError> {
+    let target = state.target(ServiceKind::Files)?;
+    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let (files, truncated): (Vec<FileInfo>, bool) = client.list().await?;
+    let mut response = Json(files).into_response();
+    if truncated {
+        response
+            .headers_mut()
+            .insert("x-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `PUT /api/v1/files/{name}` (operator): the request body, streamed into
+/// the files client as it arrives. The size must be declared up front
+/// (`Content-Length`) and is checked against the cap before anything is
+/// sent; the files service checks the name and the space, and answers
+/// with the stored name and SHA-256 (which the client has checked against
+/// its own).
+///
+/// # Errors
+/// No or too large a `Content-Length`, a refused name, a body ending early.
+pub async fn put_file(
+    State(state): State<AppState>,
+    Operator(session): Operator,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<PutReply>, WebError> {
+    let size: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or(WebError::LengthRequired)?;
+    let max = state.inner.files.max_file_bytes;
+    if size > max {
+        return Err(WebError::TooLarge(format!(
+            "{name} is {size} bytes; the files service takes at most {max}"
+        )));
+    }
+    let target = state.target(ServiceKind::Files)?;
+    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let started = Instant::now();
+    let stored = client.put(&name, size, reader, |_| {}).await?;
+    let relay_us = micros(started.elapsed());
+    state
+        .audit()
+        .record(json!({"event": "web_upload", "user": session.user, "name": stored.name, "size": stored.size, "sha256": stored.sha256}))
+        .await;
+    Ok(Json(PutReply { stored, relay_us }))
+}
+
+/// What an upload stored, and how long the relay's files client took
+/// (request to checked reply: the C/S leg of the upload).
+#[derive(Debug, Serialize)]
+pub struct PutReply {
+    #[serde(flatten)]
+    pub stored: crate::client::Stored,
+    pub relay_us: u64,
+}
+
+/// `filename*=` of a Content-Disposition: RFC 5987 percent-encoding.
+fn disposition(name: &str) -> HeaderValue {
+    let mut encoded = String::with_capacity(name.len() * 3);
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
+        .expect("percent-encoded ASCII is a valid header value")
+}
+
+/// `GET /api/v1/files/{name}`: the file's bytes, streamed from the files
+/// client as they arrive (its SHA-256 is checked by the client; a mismatch
+/// cuts the download short, so it cannot complete with wrong bytes).
+///
+/// # Errors
+/// No such file, the files service down.
+pub async fn get_file(
+    State(state): State<AppState>,
+    _: Viewer,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let target = state.target(ServiceKind::Files)?;
+    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let fetch_name = name.clone();
+    let fetch = state.inner.shutdown.tasks.spawn(async move {
+        let mut writer = writer;
+        client
+            .get(
+                &fetch_name,
+                &mut writer,
+                |size| {
+                    let _ = started_tx.send(size);
+                },
+                |_| {},
+            )
+            .await
+    });
+    let Ok(size) = started_rx.await else {
+        // Refused before the first byte: the task has the reason.
+        return Err(match fetch.await {
+            Ok(Err(ClientError::Rejected { reason, .. })) => WebError::NotFound(reason),
+            Ok(Err(e)) => e.into(),
+            Ok(Ok(_)) => WebError::Internal("the download ended before it began".into()),
+            Err(e) => WebError::Internal(format!("the download task failed: {e}")),
+        });
+    };
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(size)),
+            (header::CONTENT_DISPOSITION, disposition(&name)),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// A program on the allowlist and its arguments (no shell).
+    argv: Option<Vec<String>>,
+    /// A shell line, when the operator enabled shell mode.
+    line: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+/// Limits on what a browser may ask to run (the service has its own).
+const MAX_ARGS: usize = 256;
+const MAX_ARGS_BYTES: usize = 16 * 1024;
+
+/// `POST /api/v1/exec` (admin): runs a command through the exec client and
+/// streams `application/x-ndjson`: `{"type":"stdout","data":"..."}` and
+/// `{"type":"stderr",...}` lines as output is produced, then exactly one
+/// `{"type":"exit","code":C}`, `{"type":"exit","signal":S}` or
+/// `{"type":"error","error":"..."}`. Closing the response (a browser tab
+/// going away) drops the connection, and the service kills the command.
+///
+/// # Errors
+/// Bad input, exec down or refusing the key (before the stream starts).
+pub async fn exec(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, WebError> {
+    let Json(req) = body?;
+    let timeout = req.timeout_ms.map(Duration::from_millis);
+    enum What {
+        Run(Vec<String>),
+        Shell(String),
+    }
+    let what = match (req.argv, req.line) {
+        (Some(argv), None) if !argv.is_empty() => {
+            if argv.len() > MAX_ARGS || argv.iter().map(String::len).sum::<usize>() > MAX_ARGS_BYTES
+            {
+                return Err(WebError::BadRequest(format!(
+                    "at most {MAX_ARGS} arguments and {MAX_ARGS_BYTES} bytes"
+                )));
+            }
+            What::Run(argv)
+        }
+        (None, Some(line)) if !line.trim().is_empty() => {
+            if line.len() > MAX_ARGS_BYTES {
+                return Err(WebError::BadRequest(format!(
+                    "a shell line is at most {MAX_ARGS_BYTES} bytes"
+                )));
+            }
+            What::Shell(line)
+        }
+        _ => {
+            return Err(WebError::BadRequest(
+                "give either a non-empty `argv` list or a shell `line`".into(),
+            ));
+        }
+    };
+    let target = state.target(ServiceKind::Exec)?;
+    let mut client = CommandClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let audited = match &what {
+        What::Run(argv) => json!({"event": "web_exec", "user": session.user, "argv": argv}),
+        What::Shell(line) => json!({"event": "web_exec", "user": session.user, "line": line}),
+    };
+    state.audit().record(audited).await;
+
+    // Output is capped by the service (max_output_bytes), which bounds
+    // what this unbounded channel can hold.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let cancel = state.inner.shutdown.token.clone();
+    state.inner.shutdown.tasks.spawn(async move {
+        let out = tx.clone();
+        let on_output = move |kind: OutputKind, bytes: &[u8]| {
+            let kind = match kind {
+                OutputKind::Stdout => "stdout",
+                OutputKind::Stderr => "stderr",
+            };
+            let _ = out.send(json!({"type": kind, "data": String::from_utf8_lossy(bytes)}));
+        };
+        let started = Instant::now();
+        let run = async {
+            match &what {
+                What::Run(argv) => client.run(argv, timeout, on_output).await,
+                What::Shell(line) => client.shell(line, timeout, on_output).await,
+            }
+        };
+        let mut last = tokio::select! {
+            () = tx.closed() => return, // the browser went away: drop the connection
+            () = cancel.cancelled() => json!({"type": "error", "error": "the server is shutting down"}),
+            outcome = run => match outcome {
+                Ok(CommandOutcome::Exit(code)) => json!({"type": "exit", "code": code}),
+                Ok(CommandOutcome::Signal(signal)) => json!({"type": "exit", "signal": signal}),
+                Ok(CommandOutcome::Error(error)) => json!({"type": "error", "error": error}),
+                Err(e) => json!({"type": "error", "error": e.to_string()}),
+            },
+        };
+        // The C/S leg as the exec client saw it: request to final message.
+        last["cs_us"] = micros(started.elapsed()).into();
+        let _ = tx.send(last);
+    });
+    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+        .map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            // Ask proxies not to hold lines back.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deframe_splits_length_prefixed_messages_and_stops_at_a_partial_one() {
+        let bytes = [
+            &[0, 0, 0, 2][..],
+            b"ab",
+            &[0, 0, 0, 0],
+            &[0, 0, 0, 3],
+            b"xyz",
+            &[0, 0, 0, 9],
+            b"x",
+        ]
+        .concat();
+        assert_eq!(deframe(&bytes), ["ab", "", "xyz"]);
+    }
+
+    #[test]
+    fn dispositions_are_percent_encoded() {
+        assert_eq!(
+            disposition("a b\"c;.txt"),
+            "attachment; filename*=UTF-8''a%20b%22c%3B.txt"
+        );
+        assert_eq!(disposition("é"), "attachment; filename*=UTF-8''%C3%A9");
+    }
+}
