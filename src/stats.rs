@@ -87,6 +87,8 @@ pub struct ConnGuard {
 /// Per-service totals since the process started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceTotals {
+    /// Not serialised: where totals are shown, the service is named beside.
+    #[serde(skip)]
     pub service: ServiceKind,
     /// Connections (TCP) or distinct peers (UDP) accepted.
     pub accepted: u64,

@@ -129,31 +129,43 @@ async fn wait_for(browser: &Client, what: &str, xpath: &str) -> fantoccini::elem
         .unwrap_or_else(|e| panic!("waiting for {what} ({xpath}): {e}"))
 }
 
-#[tokio::test]
-async fn the_dashboard_works_in_a_real_browser() {
-    let Some(driver) = Driver::start().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(
-        &dir.path().join("data"),
-        &ServiceKind::ALL,
-        &[
-            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("SWITCHBOARD_KEY", TEST_KEY),
-        ],
+/// Clicks the element with this id.
+async fn click(browser: &Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The text of the element with this XPath.
+async fn text_at(browser: &Client, xpath: &str) -> String {
+    browser
+        .find(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Replaces what a text field holds.
+async fn type_into(field: &fantoccini::elements::Element, text: &str) {
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Fills in the sign-in form on the current page and submits it.
+async fn sign_in(browser: &Client, password: &str) {
+    let user = wait_for(browser, "the sign-in form", "//input[@id='username']").await;
+    type_into(&user, "admin").await;
+    type_into(
+        &browser.find(Locator::Id("password")).await.unwrap(),
+        password,
     )
     .await;
-    let base = served.web_url();
-    let browser = driver.browser(&dir.path().join("profile")).await;
-
-    // Signing in: a wrong password is told, the right one lands on the overview.
-    browser.goto(&format!("{base}/")).await.unwrap();
-    let user = wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
-    screenshot(&browser, "1-sign-in").await;
-    user.send_keys("admin").await.unwrap();
-    let password = browser.find(Locator::Id("password")).await.unwrap();
-    password.send_keys("wrong password").await.unwrap();
     browser
         .find(Locator::Css("button[type=submit]"))
         .await
@@ -161,21 +173,72 @@ async fn the_dashboard_works_in_a_real_browser() {
         .click()
         .await
         .unwrap();
+}
+
+/// The real binary with every service, and a browser on its dashboard.
+struct Dashboard {
+    served: Served,
+    browser: Client,
+    base: String,
+    data_dir: PathBuf,
+    dir: tempfile::TempDir,
+    _driver: Driver,
+}
+
+impl Dashboard {
+    /// `None` only when browser tests are explicitly skipped.
+    async fn open() -> Option<Dashboard> {
+        let driver = Driver::start().await?;
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let served = Served::start(
+            &data_dir,
+            &ServiceKind::ALL,
+            &[
+                ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+                ("SWITCHBOARD_KEY", TEST_KEY),
+            ],
+        )
+        .await;
+        let base = served.web_url();
+        let browser = driver.browser(&dir.path().join("profile")).await;
+        Some(Dashboard {
+            served,
+            browser,
+            base,
+            data_dir,
+            dir,
+            _driver: driver,
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open().await
+    else {
+        return;
+    };
+
+    // Signing in: a wrong password is told, the right one lands on the overview.
+    browser.goto(&format!("{base}/")).await.unwrap();
+    wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
+    screenshot(&browser, "1-sign-in").await;
+    sign_in(&browser, "wrong password").await;
     wait_for(
         &browser,
         "the sign-in error",
         "//p[@id='sign-in-error' and not(@hidden) and contains(., 'wrong user name or password')]",
     )
     .await;
-    password.clear().await.unwrap();
-    password.send_keys(ADMIN_PASSWORD).await.unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
 
     // Every service's card, running; the live stream connected.
     for kind in ServiceKind::ALL {
@@ -246,14 +309,12 @@ async fn the_dashboard_works_in_a_real_browser() {
     )
     .await
     .ok();
-    browser
-        .wait()
-        .at_most(GUARD)
-        .for_element(Locator::XPath(&format!(
-            "//tbody[not(tr[td[normalize-space()='{doomed_peer}']])]"
-        )))
-        .await
-        .expect("the closed connection's row to go");
+    wait_for(
+        &browser,
+        "the closed connection's row to go",
+        &format!("//tbody[not(tr[td[normalize-space()='{doomed_peer}']])]"),
+    )
+    .await;
 
     // Stop echo from its card, watch the state change, start it again.
     browser.goto(&format!("{base}/")).await.unwrap();
@@ -295,15 +356,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     // The test config listens on port 0, so the restart bound a new port:
     // the card shows which.
-    let addr = browser
-        .find(Locator::XPath(
-            "//article[@data-service='echo']//p[@data-field='addr']",
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let addr = text_at(
+        &browser,
+        "//article[@data-service='echo']//p[@data-field='addr']",
+    )
+    .await;
     let mut again = TcpStream::connect(addr.trim()).await.unwrap();
     again.write_all(b"back").await.unwrap();
     let mut back = [0u8; 4];
@@ -322,39 +379,13 @@ async fn the_dashboard_works_in_a_real_browser() {
     screenshot(&browser, "5-traffic").await;
 
     // Signing out ends the session: the overview sends us back to sign in.
-    browser
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "sign-out").await;
     wait_for(&browser, "the sign-in page", "//form[@id='sign-in']").await;
     browser.goto(&format!("{base}/")).await.unwrap();
     wait_for(&browser, "the sign-in page again", "//form[@id='sign-in']").await;
 
     // Shutdown does not wait on a page's open live stream.
-    browser
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
     wait_for(
         &browser,
         "the live stream",
@@ -369,69 +400,33 @@ async fn the_dashboard_works_in_a_real_browser() {
 
 #[tokio::test]
 async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
-    let Some(driver) = Driver::start().await else {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir,
+        dir,
+        _driver,
+    }) = Dashboard::open().await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let served = Served::start(
-        &data_dir,
-        &ServiceKind::ALL,
-        &[
-            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("SWITCHBOARD_KEY", TEST_KEY),
-        ],
-    )
-    .await;
-    let base = served.web_url();
-    let browser = driver.browser(&dir.path().join("profile")).await;
     browser.goto(&format!("{base}/login")).await.unwrap();
-    wait_for(&browser, "the sign-in form", "//input[@id='username']")
-        .await
-        .send_keys("admin")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(ADMIN_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
     wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
 
     // A test message to echo, and its reply, bytes and equivalents.
     browser.goto(&format!("{base}/send")).await.unwrap();
     let text = wait_for(&browser, "the message box", "//textarea[@id='send-text']").await;
-    text.clear().await.unwrap();
-    text.send_keys("hello from chromium").await.unwrap();
-    browser
-        .find(Locator::Id("send-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&text, "hello from chromium").await;
+    click(&browser, "send-button").await;
     wait_for(
         &browser,
         "the reply",
         "//code[@id='send-reply' and .='HELLO FROM CHROMIUM']",
     )
     .await;
-    let cli = browser
-        .find(Locator::Id("send-cli"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let cli = text_at(&browser, "//*[@id='send-cli']").await;
     assert_eq!(
         cli,
         format!(
@@ -448,13 +443,7 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     screenshot(&browser, "6-send").await;
 
     // Sticky packets: the raw reads merge, the framed ones come apart.
-    browser
-        .find(Locator::Id("sticky-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "sticky-button").await;
     wait_for(
         &browser,
         "merged raw reads",
@@ -504,42 +493,22 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     // The console: `date` runs, exit 0; a program off the allowlist is refused.
     browser.goto(&format!("{base}/console")).await.unwrap();
     let line = wait_for(&browser, "the command line", "//input[@id='exec-input']").await;
-    line.clear().await.unwrap();
-    line.send_keys("date").await.unwrap();
-    browser
-        .find(Locator::Id("exec-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&line, "date").await;
+    click(&browser, "exec-run").await;
     wait_for(
         &browser,
         "exit 0",
         "//p[@id='exec-status' and @data-state='ok' and starts-with(., 'exit 0')]",
     )
     .await;
-    let out = browser
-        .find(Locator::Id("exec-output"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let out = text_at(&browser, "//*[@id='exec-output']").await;
     assert!(
         out.chars().any(|c| c.is_ascii_digit()),
         "date printed something: {out:?}"
     );
     screenshot(&browser, "9-console").await;
-    line.clear().await.unwrap();
-    line.send_keys("rm -rf /").await.unwrap();
-    browser
-        .find(Locator::Id("exec-run"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&line, "rm -rf /").await;
+    click(&browser, "exec-run").await;
     wait_for(
         &browser,
         "the refusal",

@@ -144,7 +144,7 @@ async fn test_messages_name_a_service_never_an_address() {
     for (body, status) in cases {
         let r = w.send(with_json(&operator, "POST", send, &body)).await;
         assert_eq!(r.status, status, "{body}: {}", r.body);
-        assert!(r.json()["error"].is_string());
+        assert!(!r.error().is_empty());
     }
     for path in [
         "/api/v1/services/exec/send",
@@ -196,12 +196,7 @@ async fn test_messages_name_a_service_never_an_address() {
         .send(with_json(&operator, "POST", send, &json!({"text": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        r.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("echo is not running")
-    );
+    assert!(r.error().contains("echo is not running"));
 }
 
 #[tokio::test]
@@ -343,12 +338,7 @@ async fn hostile_uploads_are_refused_and_leave_nothing_behind() {
         .send(put(&operator, "huge.bin", vec![0; 1024 * 1024 + 1]))
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        r.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("at most 1048576")
-    );
+    assert!(r.error().contains("at most 1048576"));
     // No size declared.
     let r = w
         .send(

@@ -23,13 +23,8 @@ pub struct ServiceView {
     pub status: ServiceStatus,
     /// How long it has been in its state, in milliseconds.
     pub state_for_ms: u64,
-    pub accepted: u64,
-    pub active: u64,
-    pub refused: u64,
-    pub errors: u64,
-    pub auth_failures: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    #[serde(flatten)]
+    pub totals: ServiceTotals,
     /// Bytes per second in the last whole second.
     pub rate_in: u64,
     pub rate_out: u64,
@@ -42,17 +37,10 @@ impl AppState {
             .statuses()
             .into_iter()
             .map(|status| {
-                let t: &ServiceTotals = snapshot.totals(status.name);
                 let last = self.stats().last_sample(status.name).unwrap_or_default();
                 ServiceView {
                     state_for_ms: snapshot.at_unix_ms.saturating_sub(status.since_unix_ms),
-                    accepted: t.accepted,
-                    active: t.active,
-                    refused: t.refused,
-                    errors: t.errors,
-                    auth_failures: t.auth_failures,
-                    bytes_in: t.bytes_in,
-                    bytes_out: t.bytes_out,
+                    totals: snapshot.totals(status.name).clone(),
                     rate_in: last.bytes_in,
                     rate_out: last.bytes_out,
                     status,

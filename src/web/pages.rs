@@ -83,9 +83,9 @@ impl From<&ServiceView> for Card {
             state_word,
             reason,
             state_for: human_duration_ms(v.state_for_ms),
-            active: v.active,
-            bytes_in: human_bytes(v.bytes_in),
-            bytes_out: human_bytes(v.bytes_out),
+            active: v.totals.active,
+            bytes_in: human_bytes(v.totals.bytes_in),
+            bytes_out: human_bytes(v.totals.bytes_out),
         }
     }
 }

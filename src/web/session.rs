@@ -192,7 +192,7 @@ fn is_safe(method: &Method) -> bool {
 /// The session of a request: a live cookie, an account that still exists
 /// (with its current role) and, on a state-changing request, the CSRF
 /// token.
-async fn session_of(parts: &Parts, state: &AppState) -> Result<Session, WebError> {
+fn session_of(parts: &Parts, state: &AppState) -> Result<Session, WebError> {
     let token = cookie_token(&parts.headers).ok_or(WebError::SignInRequired)?;
     let mut session = state
         .sessions()
@@ -231,7 +231,7 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &AppState,
             ) -> Result<Self, Self::Rejection> {
-                let session = session_of(parts, state).await?;
+                let session = session_of(parts, state)?;
                 session.require($role)?;
                 Ok($name(session))
             }

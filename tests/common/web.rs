@@ -116,6 +116,14 @@ impl Reply {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// The `error` message of a JSON error reply.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {}", self.body))
+            .to_owned()
+    }
+
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
