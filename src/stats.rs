@@ -307,17 +307,41 @@ impl Stats {
 
     /// Registers a new connection (TCP) or peer (UDP). `peer` is shown as given.
     pub fn open(&self, service: ServiceKind, proto: Proto, peer: impl Into<String>) -> ConnGuard {
+        self.open_with(service, proto, peer.into(), CancellationToken::new())
+    }
+
+    /// Like [`Stats::open`], with the connection's close token a child of
+    /// `parent` (the service's): one token then says "stop" for both
+    /// reasons, and a connection task polls only its own, never the one all
+    /// connections share.
+    pub fn open_under(
+        &self,
+        service: ServiceKind,
+        proto: Proto,
+        peer: impl Into<String>,
+        parent: &CancellationToken,
+    ) -> ConnGuard {
+        self.open_with(service, proto, peer.into(), parent.child_token())
+    }
+
+    fn open_with(
+        &self,
+        service: ServiceKind,
+        proto: Proto,
+        peer: String,
+        close: CancellationToken,
+    ) -> ConnGuard {
         let entry = Arc::new(ConnEntry {
             id: self.inner.next_id.fetch_add(1, Relaxed),
             service,
             proto,
-            peer: peer.into(),
+            peer,
             opened: Instant::now(),
             opened_unix_ms: unix_ms(SystemTime::now()),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(self.now_ms()),
-            close: CancellationToken::new(),
+            close,
         });
         let counters = self.counters(service);
         counters.accepted.fetch_add(1, Relaxed);

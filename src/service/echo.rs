@@ -7,15 +7,16 @@
 //! Bounds: `max_connections` at once (then refused with a message), and
 //! `max_connections_per_peer` per IP; a connection idle for `idle_timeout`
 //! either way is closed, which also drops a peer that stops reading our
-//! replies (its writes stall). The read buffer is allocated untouched, so an
-//! idle connection costs little resident memory.
+//! replies (its writes stall). A connection waiting for data holds no
+//! buffer (see [`serve_conn`]), so an idle one costs little memory.
 
+use std::cell::RefCell;
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Duration, Instant};
 
-use super::listen::Listener;
+use super::listen::{self, Listener, Stream};
 use super::{ServiceCtx, ServiceError};
 use crate::stats::ConnGuard;
 use crate::wire;
@@ -28,48 +29,98 @@ const READ_CHUNK: usize = 16 * 1024;
 /// # Errors
 /// None in practice: accept errors are logged and retried.
 pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
-    let (cancel, idle) = (ctx.cancel.clone(), ctx.limits.idle_timeout);
-    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
-        let cancel = cancel.clone();
-        async move { serve_conn(stream, &conn, cancel, idle).await }
+    let idle = ctx.limits.idle_timeout;
+    // The shared accept loop drops a connection's future when the service
+    // stops or the connection is closed from the dashboard: no token here.
+    super::serve_tcp(listener, ctx, move |stream, _peer, conn| async move {
+        serve_conn(stream, &conn, idle).await
     })
     .await;
     Ok(())
 }
 
-/// Echoes until EOF, cancellation, the idle timeout or an error. On EOF (the
-/// peer half-closed) everything read has been echoed before we close too.
-async fn serve_conn<S>(
-    mut stream: S,
-    conn: &ConnGuard,
-    cancel: CancellationToken,
-    idle: std::time::Duration,
-) -> io::Result<()>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    // Capacity only: pages are touched when data arrives, not per connection.
-    let mut buf = Vec::with_capacity(READ_CHUNK);
+thread_local! {
+    /// The read buffer, one per worker thread: a connection borrows it only
+    /// between a readiness wake-up and its reply, never across an await.
+    static CHUNK: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// Echoes until EOF, the idle timeout or an error. On EOF (the peer
+/// half-closed) everything read has been echoed before we close too.
+///
+/// Readiness-based: the connection waits for data without a buffer, then
+/// reads, upper-cases and answers in one synchronous step through the
+/// thread's buffer. A waiting connection costs its task and its stats entry,
+/// no buffer; a round trip costs two syscalls and no allocation. Only when
+/// the peer's window is full does the rest of a reply get its own buffer.
+///
+/// The idle timer is armed once and re-armed only when it fires early, not
+/// on every read and write.
+async fn serve_conn(stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
+    let mut stream = stream;
+    let mut last = Instant::now();
+    let timer = tokio::time::sleep_until(last + idle);
+    tokio::pin!(timer);
     loop {
-        buf.clear();
-        let read = tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => read,
+        tokio::select! {
+            biased;
+            ready = listen::readable(&stream) => ready?,
+            () = &mut timer => {
+                expired(&mut timer, last, idle, "idle timeout")?;
+                continue;
+            }
+        }
+        let (n, rest) = match CHUNK.with_borrow_mut(|buf| echo_now(&stream, buf)) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            step => step?,
         };
-        let n = read.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle timeout"))??;
         if n == 0 {
             break;
         }
         conn.add_in(n);
-        wire::ascii_upper_in_place(&mut buf[..n]);
-        // Not cancel safe, and it need not be: on cancel the connection is dropped.
-        let wrote = tokio::select! {
-            () = cancel.cancelled() => return Ok(()),
-            wrote = tokio::time::timeout(idle, stream.write_all(&buf[..n])) => wrote,
-        };
-        wrote.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
+        if !rest.is_empty() {
+            let mut write = std::pin::pin!(stream.write_all(&rest));
+            loop {
+                tokio::select! {
+                    biased;
+                    wrote = &mut write => break wrote?,
+                    () = &mut timer => expired(&mut timer, last, idle, "peer stopped reading")?,
+                }
+            }
+        }
         conn.add_out(n);
+        last = Instant::now();
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
+    Ok(())
+}
+
+/// Reads what is there, upper-cases it and writes what the socket takes at
+/// once. Returns the bytes read (0 at EOF) and the part of the reply that
+/// did not fit.
+fn echo_now(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Vec<u8>)> {
+    let n = listen::try_read(stream, buf)?;
+    let reply = &mut buf[..n];
+    wire::ascii_upper_in_place(reply);
+    let wrote = match listen::try_write(stream, reply) {
+        Ok(w) => w,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    Ok((n, reply[wrote..].to_vec()))
+}
+
+/// The idle timer fired: an error if nothing happened for `idle` since
+/// `last`, else it is set again for `last + idle`.
+fn expired(
+    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    last: Instant,
+    idle: Duration,
+    why: &str,
+) -> io::Result<()> {
+    if last.elapsed() >= idle {
+        return Err(io::Error::new(io::ErrorKind::TimedOut, why.to_owned()));
+    }
+    timer.as_mut().reset(last + idle);
     Ok(())
 }

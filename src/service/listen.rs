@@ -42,6 +42,31 @@ impl Drop for UnixSocketListener {
 /// An accepted stream of either kind; reads and writes like either.
 pub type Stream = Either<TcpStream, UnixStream>;
 
+/// Waits until `stream` has something to read (data, EOF or an error)
+/// without a buffer, so a waiting connection owns none.
+pub(crate) async fn readable(stream: &Stream) -> io::Result<()> {
+    match stream {
+        Either::Left(s) => s.readable().await,
+        Either::Right(s) => s.readable().await,
+    }
+}
+
+/// Reads what is there now; `WouldBlock` if nothing is.
+pub(crate) fn try_read(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    match stream {
+        Either::Left(s) => s.try_read(buf),
+        Either::Right(s) => s.try_read(buf),
+    }
+}
+
+/// Writes what fits now; `WouldBlock` if nothing does.
+pub(crate) fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
+    match stream {
+        Either::Left(s) => s.try_write(buf),
+        Either::Right(s) => s.try_write(buf),
+    }
+}
+
 /// Who is on the other end of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {

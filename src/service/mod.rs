@@ -316,15 +316,18 @@ where
 {
     let admission = Admission::new(&ctx);
     while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
-        let conn = ctx.stats.open(ctx.kind, Proto::Tcp, peer.to_string());
-        let close = conn.close_requested();
+        // Cancelled when the service stops or the dashboard closes it.
+        let conn = ctx
+            .stats
+            .open_under(ctx.kind, Proto::Tcp, peer.to_string(), &ctx.cancel);
+        let stop = conn.close_requested();
         let served = serve(stream, peer, conn);
-        let (cancel, stats, kind) = (ctx.cancel.clone(), ctx.stats.clone(), ctx.kind);
+        let (stats, kind) = (ctx.stats.clone(), ctx.kind);
         ctx.tasks.spawn(async move {
             let result = tokio::select! {
-                () = cancel.cancelled() => Ok(()),
-                () = close.cancelled() => Ok(()),
+                biased;
                 r = served => r,
+                () = stop.cancelled() => Ok(()),
             };
             if let Err(e) = result {
                 tracing::debug!(service = %kind, %peer, "connection ended: {e}");

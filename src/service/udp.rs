@@ -98,62 +98,98 @@ pub(crate) async fn serve(
         (limits.peer_ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Made once: a fresh `cancelled()` per datagram would register with
+    // (and lock) the token's waiter list every time.
+    let cancelled = ctx.cancel.cancelled();
+    tokio::pin!(cancelled);
 
     loop {
-        let received = tokio::select! {
-            () = ctx.cancel.cancelled() => return Ok(()),
+        tokio::select! {
+            biased;
+            () = &mut cancelled => return Ok(()),
+            ready = socket.readable() => ready?,
             _ = sweep.tick() => {
                 expire(&mut peers, limits.peer_ttl);
                 continue;
             }
-            received = socket.recv_from(&mut buf) => received,
-        };
-        let (n, src) = match received {
-            Ok(r) => r,
-            Err(e) => {
-                // e.g. ECONNREFUSED reported for an earlier reply: not fatal.
-                tracing::debug!(service = %ctx.kind, "recv failed: {e}");
+        }
+        // Whatever has arrived, up to a batch, without going back through
+        // the select: one wake-up can answer many datagrams.
+        for _ in 0..BATCH {
+            let (n, src) = match socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // e.g. ECONNREFUSED reported for an earlier reply: not fatal.
+                    tracing::debug!(service = %ctx.kind, "recv failed: {e}");
+                    continue;
+                }
+            };
+            let Some(peer) = admit(&ctx, &mut peers, src, own_port, n) else {
                 continue;
-            }
-        };
-        if blocked_source(src, &[own_port]) || ctx.own_udp_ports.contains(src.port()) {
-            ctx.stats.dropped(ctx.kind);
-            continue;
-        }
-        let now = Instant::now();
-        if !peers.contains_key(&src) && peers.len() >= limits.max_peers {
-            expire(&mut peers, limits.peer_ttl);
-            if peers.len() >= limits.max_peers {
-                ctx.stats.dropped(ctx.kind);
-                continue;
-            }
-        }
-        let peer = peers.entry(src).or_insert_with(|| PeerEntry {
-            conn: ctx.stats.open(ctx.kind, Proto::Udp, src.to_string()),
-            bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
-            last_seen: now,
-        });
-        peer.last_seen = now;
-        peer.conn.add_in(n);
-        if !peer.bucket.take(now) {
-            ctx.stats.dropped(ctx.kind);
-            continue;
-        }
-        reply.clear();
-        respond(&buf[..n], &mut reply);
-        // A cancelled send of a datagram sends nothing; no partial state.
-        let sent = tokio::select! {
-            () = ctx.cancel.cancelled() => return Ok(()),
-            sent = socket.send_to(&reply, src) => sent,
-        };
-        match sent {
-            Ok(m) => peer.conn.add_out(m),
-            Err(e) => {
-                tracing::debug!(service = %ctx.kind, peer = %src, "send failed: {e}");
-                ctx.stats.error(ctx.kind);
+            };
+            reply.clear();
+            respond(&buf[..n], &mut reply);
+            let sent = match socket.try_send_to(&reply, src) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The send buffer is full: wait for room. A cancelled
+                    // send of a datagram sends nothing; no partial state.
+                    tokio::select! {
+                        () = &mut cancelled => return Ok(()),
+                        sent = socket.send_to(&reply, src) => sent,
+                    }
+                }
+                sent => sent,
+            };
+            match sent {
+                Ok(m) => peer.conn.add_out(m),
+                Err(e) => {
+                    tracing::debug!(service = %ctx.kind, peer = %src, "send failed: {e}");
+                    ctx.stats.error(ctx.kind);
+                }
             }
         }
     }
+}
+
+/// Datagrams answered per wake-up before the loop checks for cancellation
+/// and the sweep again (and lets other tasks run).
+const BATCH: usize = 64;
+
+/// Decides whether a datagram of `n` bytes from `src` is answered (see the
+/// module docs) and counts it; the peer's entry if it is.
+fn admit<'a>(
+    ctx: &ServiceCtx,
+    peers: &'a mut HashMap<SocketAddr, PeerEntry>,
+    src: SocketAddr,
+    own_port: u16,
+    n: usize,
+) -> Option<&'a mut PeerEntry> {
+    let limits = &ctx.limits;
+    if blocked_source(src, &[own_port]) || ctx.own_udp_ports.contains(src.port()) {
+        ctx.stats.dropped(ctx.kind);
+        return None;
+    }
+    let now = Instant::now();
+    if !peers.contains_key(&src) && peers.len() >= limits.max_peers {
+        expire(peers, limits.peer_ttl);
+        if peers.len() >= limits.max_peers {
+            ctx.stats.dropped(ctx.kind);
+            return None;
+        }
+    }
+    let peer = peers.entry(src).or_insert_with(|| PeerEntry {
+        conn: ctx.stats.open(ctx.kind, Proto::Udp, src.to_string()),
+        bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
+        last_seen: now,
+    });
+    peer.last_seen = now;
+    peer.conn.add_in(n);
+    if !peer.bucket.take(now) {
+        ctx.stats.dropped(ctx.kind);
+        return None;
+    }
+    Some(peer)
 }
 
 /// Forgets peers not seen for `ttl`; dropping their guards removes them
