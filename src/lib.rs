@@ -20,6 +20,8 @@
 //! - [`audit`]: the append-only log of commands run, logins and files stored.
 //! - [`kind`]: the service names, shared by all of the above.
 //! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
+//! - [`bench`]: `switchboard bench`, a load generator per service, built
+//!   on the clients.
 //! - [`web`]: the dashboard: pages, the JSON API, the live stream,
 //!   `/healthz`, `/metrics`, and the HTTP server they run on.
 //!
@@ -29,6 +31,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

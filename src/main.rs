@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
+use switchboard::bench;
 use switchboard::cli::{
-    Cli, Command, ExecArgs, GetArgs, KeyArgs, ListArgs, LoginArgs, PutArgs, ServeArgs, TextArgs,
-    TimeArgs, UserAction, UserArgs,
+    BenchArgs, BenchCommon, BenchKind, Cli, Command, ExecArgs, GetArgs, HealthArgs, KeyArgs,
+    ListArgs, LoadArgs, LoginArgs, PutArgs, ServeArgs, TextArgs, TimeArgs, UserAction, UserArgs,
 };
 use switchboard::client::{
     ClassicClient, CommandClient, CommandOutcome, EchoClient, FilesClient, LoginClient,
@@ -49,6 +50,14 @@ fn main() -> ExitCode {
             Some(Command::Put(args)) => put(args).await,
             Some(Command::Get(args)) => get(args).await,
             Some(Command::List(args)) => list(args).await,
+            Some(Command::Bench(args)) => bench(args).await,
+            Some(Command::Health(args)) => {
+                health(HealthArgs {
+                    config: merge_serve_args(cli.serve, args.config),
+                    ..args
+                })
+                .await
+            }
             Some(Command::User(args)) => user(UserArgs {
                 config: merge_serve_args(cli.serve, args.config),
                 ..args
@@ -230,14 +239,14 @@ fn print_banner(
             "disabled"
         };
         out.push_str(&format!(
-            "  {:<10} {}  {:<24} {}\n",
+            "  {:<13} {}  {:<24} {}\n",
             s.name, s.proto, addr, state
         ));
     }
     match web {
-        Ok(addr) => out.push_str(&format!("  {:<10} http {:<24} running\n", "web", addr)),
+        Ok(addr) => out.push_str(&format!("  {:<13} http {:<24} running\n", "web", addr)),
         Err(e) => out.push_str(&format!(
-            "  {:<10} http {:<24} failed: {}\n",
+            "  {:<13} http {:<24} failed: {}\n",
             "web",
             web_listen,
             switchboard::service::bind_failure(e)
@@ -413,6 +422,208 @@ async fn login(args: LoginArgs) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `switchboard health`: `/healthz` of ADDR or of the config's dashboard.
+async fn health(args: HealthArgs) -> Result<()> {
+    let addr = match args.addr {
+        Some(a) => a,
+        None => {
+            let mut a = load_config(&args.config)?.web.listen;
+            if a.ip().is_unspecified() {
+                a.set_ip(match a {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            a
+        }
+    };
+    switchboard::client::health::check(addr, args.timeout).await?;
+    println!("ok: http://{addr}/healthz");
+    Ok(())
+}
+
+fn plan(load: &LoadArgs) -> bench::Plan {
+    bench::Plan {
+        connections: load.connections,
+        duration: load.duration,
+        requests: load.requests,
+        timeout: load.common.timeout,
+        progress: true,
+    }
+}
+
+fn print_report<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text(report));
+    }
+}
+
+/// `switchboard bench KIND`: checks the target is loopback (or allowed),
+/// raises the open-file limit, runs, prints the report.
+async fn bench(args: BenchArgs) -> Result<()> {
+    use bytes::Bytes;
+    let (addr, common) = match &args.kind {
+        BenchKind::Echo { addr, load, .. }
+        | BenchKind::Udp { addr, load, .. }
+        | BenchKind::Time { addr, load, .. }
+        | BenchKind::Exec { addr, load, .. }
+        | BenchKind::Http { addr, load, .. } => (addr, &load.common),
+        BenchKind::Put { addr, common, .. } | BenchKind::Idle { addr, common, .. } => {
+            (addr, common)
+        }
+    };
+    let BenchCommon {
+        json,
+        server_pid,
+        allow_remote,
+        timeout,
+    } = *common;
+    bench::check_target(addr, allow_remote).await?;
+    bench::raise_fd_limit();
+    let addr = addr.as_str();
+    let report = match &args.kind {
+        BenchKind::Echo { size, load, .. } | BenchKind::Udp { size, load, .. } => {
+            let size = usize::try_from(*size)
+                .ok()
+                .filter(|&s| s <= bench::MAX_PAYLOAD)
+                .with_context(|| format!("--size is at most {} bytes", bench::MAX_PAYLOAD))?;
+            let (payload, expected) = bench::letters(size);
+            let (payload, expected) = (Bytes::from(payload), Bytes::from(expected));
+            let request = format!("{size} B");
+            if matches!(args.kind, BenchKind::Echo { .. }) {
+                bench::run("echo", addr, &request, &plan(load), server_pid, |_| {
+                    let (a, p, e) = (addr.to_owned(), payload.clone(), expected.clone());
+                    async move { bench::EchoWorker::connect(&a, p, e, timeout).await }
+                })
+                .await?
+            } else {
+                bench::run("udp", addr, &request, &plan(load), server_pid, |_| {
+                    let check = bench::UdpCheck::Equals(expected.clone());
+                    let (a, p) = (addr.to_owned(), payload.clone());
+                    async move { bench::UdpWorker::connect(&a, p, check, timeout).await }
+                })
+                .await?
+            }
+        }
+        BenchKind::Time { format, load, .. } => {
+            let payload = Bytes::from(format.clone().into_bytes());
+            bench::run("time", addr, format, &plan(load), server_pid, |_| {
+                let (a, p) = (addr.to_owned(), payload.clone());
+                async move { bench::UdpWorker::connect(&a, p, bench::UdpCheck::NotError, timeout).await }
+            })
+            .await?
+        }
+        BenchKind::Exec {
+            classic,
+            key,
+            load,
+            argv,
+            ..
+        } => {
+            let argv = if argv.is_empty() {
+                vec!["echo".to_owned(), "hi".to_owned()]
+            } else {
+                argv.clone()
+            };
+            let request = argv.join(" ");
+            if *classic {
+                let line = Bytes::from(request.clone().into_bytes());
+                bench::run(
+                    "exec --classic",
+                    addr,
+                    &request,
+                    &plan(load),
+                    server_pid,
+                    |_| {
+                        let (a, l) = (addr.to_owned(), line.clone());
+                        async move { bench::ClassicExecWorker::connect(&a, l, timeout).await }
+                    },
+                )
+                .await?
+            } else {
+                let key = std::sync::Arc::new(load_key(key)?);
+                bench::run("exec", addr, &request, &plan(load), server_pid, |_| {
+                    let (a, k, v) = (addr.to_owned(), key.clone(), argv.clone());
+                    async move { bench::ExecWorker::connect(&a, &k, v, timeout).await }
+                })
+                .await?
+            }
+        }
+        BenchKind::Http {
+            path,
+            user,
+            password_file,
+            load,
+            ..
+        } => {
+            let password = match password_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+                None => switchboard::terminal::ask("password: ", true).context("no password")?,
+            };
+            let cookie = bench::http_sign_in(addr, user, &password, timeout).await?;
+            bench::run(
+                "http",
+                addr,
+                &format!("GET {path}"),
+                &plan(load),
+                server_pid,
+                |_| {
+                    let (a, p, c) = (addr.to_owned(), path.clone(), cookie.clone());
+                    async move { bench::HttpWorker::connect(&a, p, c, timeout).await }
+                },
+            )
+            .await?
+        }
+        BenchKind::Put {
+            size,
+            parallel,
+            count,
+            classic,
+            verify_dir,
+            key,
+            ..
+        } => {
+            let key = if *classic { Vec::new() } else { load_key(key)? };
+            let put = bench::PutPlan {
+                size: *size,
+                parallel: *parallel,
+                count: count.unwrap_or(*parallel as u64),
+                classic: *classic,
+                key,
+                verify_dir: verify_dir.clone(),
+                timeout,
+                progress: true,
+            };
+            bench::put(addr, put, server_pid).await?
+        }
+        BenchKind::Idle {
+            connections, hold, ..
+        } => {
+            let plan = bench::IdlePlan {
+                connections: *connections,
+                hold: *hold,
+                timeout,
+            };
+            let report = bench::idle(addr, &plan, server_pid).await?;
+            print_report(json, &report, bench::IdleReport::text);
+            return Ok(());
+        }
+    };
+    print_report(json, &report, bench::Report::text);
+    if report.requests == 0 {
+        anyhow::bail!("no request succeeded");
+    }
+    Ok(())
 }
 
 /// A new password: generated (and printed), or asked for twice.

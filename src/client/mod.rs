@@ -7,6 +7,7 @@
 mod echo;
 mod exec;
 mod files;
+pub mod health;
 mod login;
 mod udp;
 
@@ -73,7 +74,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// Maps an I/O error from talking to `addr` to the clearest variant.
-    fn io(addr: &str, source: std::io::Error) -> Self {
+    pub(crate) fn io(addr: &str, source: std::io::Error) -> Self {
         let addr = addr.to_owned();
         match source.kind() {
             std::io::ErrorKind::ConnectionRefused => ClientError::Refused { addr },
@@ -160,7 +161,10 @@ async fn deadline<T>(
 pub(crate) type Stream = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
 
 /// Connects to a TCP or unix-socket service, trying each resolved address.
-async fn connect_stream(target: &str, timeout: Duration) -> Result<(Stream, String), ClientError> {
+pub(crate) async fn connect_stream(
+    target: &str,
+    timeout: Duration,
+) -> Result<(Stream, String), ClientError> {
     use tokio_util::either::Either;
     let target = Target::resolve(target).await?;
     let addr = target.label();

@@ -1,0 +1,171 @@
+//! `bench idle`: opens N connections, holds them without a byte sent, then
+//! reports how many the server kept open and, with `--server-pid`, what
+//! each one cost it in resident memory.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::task::JoinSet;
+
+use super::{BenchError, CONNECTS_IN_FLIGHT, ERROR_SAMPLES, MAX_IDLE, ProcSample};
+use crate::client::{Stream, connect_stream};
+
+/// What `bench idle` does.
+#[derive(Debug, Clone)]
+pub struct IdlePlan {
+    pub connections: usize,
+    /// How long to hold them all before looking.
+    pub hold: Duration,
+    pub timeout: Duration,
+}
+
+/// What it found.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleReport {
+    pub target: String,
+    pub requested: usize,
+    pub opened: usize,
+    pub stayed_open: usize,
+    pub closed_by_server: usize,
+    pub connect_s: f64,
+    pub hold_s: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_samples: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<IdleServer>,
+}
+
+/// The server's memory before and while holding the connections.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleServer {
+    pub pid: u32,
+    pub rss_before_kib: u64,
+    pub rss_held_kib: u64,
+    /// (held − before) / connections opened.
+    pub rss_per_connection_bytes: f64,
+}
+
+impl IdleReport {
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "bench idle -> {}: {} of {} connections opened in {:.2} s, held {:.1} s\n  stayed open {}   closed by the server {}\n",
+            self.target,
+            self.opened,
+            self.requested,
+            self.connect_s,
+            self.hold_s,
+            self.stayed_open,
+            self.closed_by_server
+        );
+        for e in &self.error_samples {
+            out += &format!("  error: {e}\n");
+        }
+        if let Some(s) = &self.server {
+            out += &format!(
+                "  server    pid {}: RSS {} -> {} KiB, {:.0} bytes per connection\n",
+                s.pid, s.rss_before_kib, s.rss_held_kib, s.rss_per_connection_bytes
+            );
+        }
+        out
+    }
+}
+
+/// Still open? Reads without waiting: nothing to read yet means open; EOF
+/// or an error means the server closed it. Bytes waiting (a greeting) are
+/// fine.
+async fn still_open(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 64];
+    poll_fn(|cx| {
+        let mut buf = ReadBuf::new(&mut byte);
+        Poll::Ready(match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Pending => true,
+            Poll::Ready(Ok(())) => !buf.filled().is_empty(),
+            Poll::Ready(Err(_)) => false,
+        })
+    })
+    .await
+}
+
+/// Runs the idle bench.
+///
+/// # Errors
+/// Bad bounds, or not one connection could be opened.
+pub async fn idle(
+    addr: &str,
+    plan: &IdlePlan,
+    server_pid: Option<u32>,
+) -> Result<IdleReport, BenchError> {
+    if plan.connections == 0 || plan.connections > MAX_IDLE {
+        return Err(BenchError::Bad(format!(
+            "connections must be 1 to {MAX_IDLE}"
+        )));
+    }
+    if plan.hold > super::MAX_DURATION {
+        return Err(BenchError::Bad("hold at most 600 s".into()));
+    }
+    let before = server_pid.and_then(ProcSample::read);
+    let started = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
+    let mut connecting = JoinSet::new();
+    for _ in 0..plan.connections {
+        let (gate, addr, timeout) = (Arc::clone(&gate), addr.to_owned(), plan.timeout);
+        connecting.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            connect_stream(&addr, timeout).await.map(|(s, _)| s)
+        });
+    }
+    let mut streams = Vec::with_capacity(plan.connections);
+    let mut errors: Vec<String> = Vec::new();
+    while let Some(joined) = connecting.join_next().await {
+        match joined {
+            Ok(Ok(s)) => streams.push(s),
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                if errors.len() < ERROR_SAMPLES && !errors.contains(&e) {
+                    errors.push(e);
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let connect_s = started.elapsed().as_secs_f64();
+    if streams.is_empty() {
+        return Err(BenchError::NoConnections(errors.join("; ")));
+    }
+    let held = Instant::now();
+    tokio::time::sleep(plan.hold).await;
+    let during = server_pid.and_then(ProcSample::read);
+    let mut stayed_open = 0;
+    for s in &mut streams {
+        if still_open(s).await {
+            stayed_open += 1;
+        }
+    }
+    let opened = streams.len();
+    let server = match (server_pid, before, during) {
+        (Some(pid), Some(b), Some(d)) => Some(IdleServer {
+            pid,
+            rss_before_kib: b.rss_kib(),
+            rss_held_kib: d.rss_kib(),
+            rss_per_connection_bytes: d.rss_kib().saturating_sub(b.rss_kib()) as f64 * 1024.0
+                / opened as f64,
+        }),
+        _ => None,
+    };
+    Ok(IdleReport {
+        target: addr.to_owned(),
+        requested: plan.connections,
+        opened,
+        stayed_open,
+        closed_by_server: opened - stayed_open,
+        connect_s,
+        hold_s: held.elapsed().as_secs_f64(),
+        error_samples: errors,
+        server,
+    })
+}

@@ -1,0 +1,53 @@
+//! `switchboard health`: asks a running dashboard's `/healthz` whether the
+//! process is up (the Docker HEALTHCHECK). Plain HTTP/1.1, one request,
+//! the reply read with a cap.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{ClientError, deadline};
+
+/// Most of the reply read: a status line and a few headers fit.
+const MAX_REPLY: u64 = 4096;
+
+/// `GET /healthz` at `addr`; `Ok` on a 200.
+///
+/// # Errors
+/// Connection errors, a timeout, or any other status as
+/// [`ClientError::Rejected`].
+pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), ClientError> {
+    let label = addr.to_string();
+    deadline(&label, timeout, async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::io(&label, e))?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| ClientError::io(&label, e))?;
+        let mut reply = Vec::new();
+        (&mut stream)
+            .take(MAX_REPLY)
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| ClientError::io(&label, e))?;
+        let text = String::from_utf8_lossy(&reply);
+        let status = text.lines().next().unwrap_or("").trim().to_owned();
+        if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
+            Ok(())
+        } else {
+            Err(ClientError::Rejected {
+                addr: label.clone(),
+                reason: if status.is_empty() {
+                    "no HTTP reply".into()
+                } else {
+                    format!("/healthz answered `{status}`")
+                },
+            })
+        }
+    })
+    .await
+}
