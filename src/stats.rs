@@ -605,6 +605,18 @@ impl ConnGuard {
         self.entry.close.clone()
     }
 
+    /// Counts a request and its reply at once: one clock read, not two
+    /// (the echo round trip). Lock-free.
+    pub fn add_exchange(&self, received: usize, sent: usize) {
+        let (received, sent) = (received as u64, sent as u64);
+        self.entry.bytes_in.fetch_add(received, Relaxed);
+        self.entry.bytes_out.fetch_add(sent, Relaxed);
+        let counters = self.stats.counters(self.entry.service);
+        counters.bytes_in.fetch_add(received, Relaxed);
+        counters.bytes_out.fetch_add(sent, Relaxed);
+        self.touch();
+    }
+
     /// Marks the connection active now.
     pub fn touch(&self) {
         self.entry

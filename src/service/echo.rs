@@ -58,15 +58,14 @@ thread_local! {
 /// on every read and write.
 async fn serve_conn(stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
     let mut stream = stream;
-    let mut last = Instant::now();
-    let timer = tokio::time::sleep_until(last + idle);
+    let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
     loop {
         tokio::select! {
             biased;
             ready = listen::readable(&stream) => ready?,
             () = &mut timer => {
-                expired(&mut timer, last, idle, "idle timeout")?;
+                expired(&mut timer, conn, idle, "idle timeout")?;
                 continue;
             }
         }
@@ -77,19 +76,20 @@ async fn serve_conn(stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Res
         if n == 0 {
             break;
         }
-        conn.add_in(n);
         if !rest.is_empty() {
+            conn.add_in(n);
             let mut write = std::pin::pin!(stream.write_all(&rest));
             loop {
                 tokio::select! {
                     biased;
                     wrote = &mut write => break wrote?,
-                    () = &mut timer => expired(&mut timer, last, idle, "peer stopped reading")?,
+                    () = &mut timer => expired(&mut timer, conn, idle, "peer stopped reading")?,
                 }
             }
+            conn.add_out(n);
+        } else {
+            conn.add_exchange(n, n);
         }
-        conn.add_out(n);
-        last = Instant::now();
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
     Ok(())
@@ -110,17 +110,19 @@ fn echo_now(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Vec<u8>)> {
     Ok((n, reply[wrote..].to_vec()))
 }
 
-/// The idle timer fired: an error if nothing happened for `idle` since
-/// `last`, else it is set again for `last + idle`.
+/// The idle timer fired: an error if the connection has moved no byte for
+/// `idle` (the stats keep its last activity), else the timer is set again
+/// for the rest.
 fn expired(
     timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-    last: Instant,
+    conn: &ConnGuard,
     idle: Duration,
     why: &str,
 ) -> io::Result<()> {
-    if last.elapsed() >= idle {
+    let quiet = conn.idle_for();
+    if quiet >= idle {
         return Err(io::Error::new(io::ErrorKind::TimedOut, why.to_owned()));
     }
-    timer.as_mut().reset(last + idle);
+    timer.as_mut().reset(Instant::now() + (idle - quiet));
     Ok(())
 }
