@@ -96,8 +96,36 @@ impl FilesClient {
         &mut self,
         name: &str,
         size: u64,
+        body: impl AsyncRead + Unpin,
+        progress: impl FnMut(u64),
+    ) -> Result<Stored, ClientError> {
+        self.put_checked(name, size, body, progress, None).await
+    }
+
+    /// Like [`FilesClient::put`] for a body whose SHA-256 the caller knows
+    /// already (a load generator sending the same bytes again): nothing is
+    /// hashed on this side, and the server's hash is checked against `sha256`.
+    ///
+    /// # Errors
+    /// As [`FilesClient::put`].
+    pub async fn put_known(
+        &mut self,
+        name: &str,
+        size: u64,
+        body: impl AsyncRead + Unpin,
+        sha256: &str,
+    ) -> Result<Stored, ClientError> {
+        self.put_checked(name, size, body, |_| {}, Some(sha256))
+            .await
+    }
+
+    async fn put_checked(
+        &mut self,
+        name: &str,
+        size: u64,
         mut body: impl AsyncRead + Unpin,
         mut progress: impl FnMut(u64),
+        known: Option<&str>,
     ) -> Result<Stored, ClientError> {
         let addr = self.addr.clone();
         let request = message::fields(json!({"op": "put", "name": name}));
@@ -105,7 +133,7 @@ impl FilesClient {
             .write_header(request, size)
             .await
             .map_err(|e| conn_error(&addr, e))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = known.is_none().then(Sha256::new);
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
         while sent < size {
@@ -126,7 +154,9 @@ impl FilesClient {
                     ),
                 });
             }
-            hasher.update(&buf[..n]);
+            if let Some(h) = &mut hasher {
+                h.update(&buf[..n]);
+            }
             let wrote = deadline(&addr, self.timeout, async {
                 self.conn
                     .write_body(&buf[..n])
@@ -151,7 +181,10 @@ impl FilesClient {
         let header = self.reply().await?;
         let stored: Stored = serde_json::from_value(Value::Object(header.fields))
             .map_err(|e| self.protocol(format!("bad put reply: {e}")))?;
-        let ours = hex(&hasher.finalize());
+        let ours = match hasher {
+            Some(h) => hex(&h.finalize()),
+            None => known.unwrap_or_default().to_owned(),
+        };
         if stored.sha256 != ours || stored.size != size {
             return Err(ClientError::Integrity {
                 name: stored.name,
@@ -302,19 +335,45 @@ impl ClassicClient {
     /// A name that does not fit the header; a refusal as
     /// [`ClientError::Rejected`]; connection errors.
     pub async fn put(
+        self,
+        name: &str,
+        size: u64,
+        body: impl AsyncRead + Unpin,
+        progress: impl FnMut(u64),
+    ) -> Result<String, ClientError> {
+        let sha = self.send(name, size, body, progress, true).await?;
+        Ok(sha.unwrap_or_default())
+    }
+
+    /// Like [`ClassicClient::put`] without hashing what is sent, for a
+    /// caller that knows the body's hash already (a load generator).
+    ///
+    /// # Errors
+    /// As [`ClassicClient::put`].
+    pub async fn put_unhashed(
+        self,
+        name: &str,
+        size: u64,
+        body: impl AsyncRead + Unpin,
+    ) -> Result<(), ClientError> {
+        self.send(name, size, body, |_| {}, false).await.map(drop)
+    }
+
+    async fn send(
         mut self,
         name: &str,
         size: u64,
         mut body: impl AsyncRead + Unpin,
         mut progress: impl FnMut(u64),
-    ) -> Result<String, ClientError> {
+        hash: bool,
+    ) -> Result<Option<String>, ClientError> {
         let addr = self.addr.clone();
         let signed = i64::try_from(size).map_err(|_| self.protocol("file too large"))?;
         let header = classic::encode(name.as_bytes(), signed).map_err(|e| ClientError::Local {
             path: name.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
         })?;
-        let mut hasher = Sha256::new();
+        let mut hasher = hash.then(Sha256::new);
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
         let sending = async {
@@ -328,7 +387,9 @@ impl ClassicClient {
                         format!("{name} ended after {sent} of {size} bytes"),
                     ));
                 }
-                hasher.update(&buf[..n]);
+                if let Some(h) = &mut hasher {
+                    h.update(&buf[..n]);
+                }
                 self.stream.write_all(&buf[..n]).await?;
                 sent += n as u64;
                 progress(sent);
@@ -354,7 +415,7 @@ impl ClassicClient {
             });
         }
         sending.map_err(|e| ClientError::io(&addr, e))?;
-        Ok(hex(&hasher.finalize()))
+        Ok(hasher.map(|h| hex(&h.finalize())))
     }
 
     fn protocol(&self, detail: &str) -> ClientError {
