@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 p = argparse.ArgumentParser()
@@ -77,10 +76,7 @@ def verdict(v, goal, higher=True):
     return "met" if ok else "**short**"
 
 
-try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-except OSError:
-    commit = "?"
+commit = os.environ.get("BENCH_COMMIT", "?")
 mem_gib = "?"
 try:
     with open("/proc/meminfo") as f:
@@ -173,8 +169,8 @@ w("one round trip at a time (`switchboard bench echo -c N -s 64`). Requests per 
 w("the latency the client saw, and the server's CPU time per round trip (from")
 w("`/proc/PID/stat`, user + system).")
 w("")
-w("| conns | switchboard req/s | bare tokio | Python | vs bare | vs Python | p50 / p99 (switchboard) | p50 / p99 (bare) | p50 / p99 (Python) | CPU µs/rt: switchboard / bare / Python |")
-w("|---|---|---|---|---|---|---|---|---|---|")
+w("| conns | switchboard req/s | bare tokio | Python | vs bare | vs Python | p50 / p99 (switchboard) | p50 / p99 (bare) | p50 / p99 (Python) | CPU µs/rt: switchboard / bare / Python | errors, all rounds: switchboard / bare / Python |")
+w("|---|---|---|---|---|---|---|---|---|---|---|")
 for c in (1, 50, 500, 5000):
     s, b, py = (f"echo-{who}-{c}" for who in ("sb", "bare", "py"))
     rs, rb, rp = (median(k, "requests_per_s") for k in (s, b, py))
@@ -184,9 +180,8 @@ for c in (1, 50, 500, 5000):
         return "–" if p50 is None else f"{p50:,.0f} / {p99:,.0f} µs"
 
     cpu = " / ".join(n(median(k, "server", "cpu_us_per_op"), 1) for k in (s, b, py))
-    err = sum(errors(k) for k in (s, b, py))
-    w(f"| {c} | {n(rs)} | {n(rb)} | {n(rp)} | {x(ratio(rs, rb))} | {x(ratio(rs, rp))} | {lat(s)} | {lat(b)} | {lat(py)} | {cpu} |"
-      + ("" if err == 0 else f" ({err} errors)"))
+    err = " / ".join(n(errors(k)) for k in (s, b, py))
+    w(f"| {c} | {n(rs)} | {n(rb)} | {n(rp)} | {x(ratio(rs, rb))} | {x(ratio(rs, rp))} | {lat(s)} | {lat(b)} | {lat(py)} | {cpu} | {err} |")
 w("")
 
 w("## The dashboard's live stream")
@@ -200,7 +195,8 @@ w(f"| no dashboard | {n(live_off)} | {n(median('live-off', 'server', 'cpu_us_per
 w(f"| live stream open | {n(live_on)} | {n(median('live-on', 'server', 'cpu_us_per_op'), 2)} |")
 w("")
 w(f"The stream carried {int(args.live_bytes) if args.live_bytes.isdigit() else '?':,} bytes over the runs. "
-  + ("" if live_cost is None else f"Difference: {live_cost:.1f} % (negative: the run with the stream was faster, i.e. the cost is below the noise)."))
+  + ("" if live_cost is None else f"Throughput lost: {live_cost:.1f} %"
+     + (" (negative: the runs with the stream open were faster; its cost is below the noise)." if live_cost < 0 else ".")))
 w("")
 
 # ---------------------------------------------------------------- udp
@@ -232,8 +228,8 @@ w("switchboard: HMAC-authenticated connection, `{\"op\":\"run\",\"argv\":[\"echo
 w("streamed back as messages, process group reaped. Python: the seeds/001 server (`方式二`),")
 w("the command line through `/bin/sh`, a 4-byte length and the output.")
 w("")
-w("| conns | switchboard cmds/s | Python | vs Python | p50 / p99 (switchboard) | p50 / p99 (Python) |")
-w("|---|---|---|---|---|---|")
+w("| conns | switchboard cmds/s | Python | vs Python | p50 / p99 (switchboard) | p50 / p99 (Python) | errors: switchboard / Python |")
+w("|---|---|---|---|---|---|---|")
 for c in (1, 10):
     s, py = f"exec-sb-{c}", f"exec-py-{c}"
     rs, rp = median(s, "requests_per_s"), median(py, "requests_per_s")
@@ -242,8 +238,7 @@ for c in (1, 10):
         p50, p99 = median(k, "latency", "p50_us"), median(k, "latency", "p99_us")
         return "–" if p50 is None else f"{p50 / 1000:,.2f} / {p99 / 1000:,.2f} ms"
 
-    err = errors(s) + errors(py)
-    w(f"| {c} | {n(rs)} | {n(rp)} | {x(ratio(rs, rp))} | {lat(s)} | {lat(py)} |" + ("" if err == 0 else f" ({err} errors)"))
+    w(f"| {c} | {n(rs)} | {n(rp)} | {x(ratio(rs, rp))} | {lat(s)} | {lat(py)} | {n(errors(s))} / {n(errors(py))} |")
 w("")
 
 # ---------------------------------------------------------------- uploads
@@ -256,8 +251,8 @@ w("the stored files afterwards with `--verify-dir`). The Python server and the b
 w("tokio receiver only write. socat is `socat -u OPEN:src TCP:...` into")
 w("`socat -u TCP-LISTEN:... OPEN:dst`, with and without an fsync of the result.")
 w("")
-w("| | 1 x 1 GiB MiB/s | vs socat | 8 x 128 MiB MiB/s | vs socat |")
-w("|---|---|---|---|---|")
+w("| | 1 x 1 GiB MiB/s | vs socat | 8 x 128 MiB MiB/s | vs socat | errors |")
+w("|---|---|---|---|---|---|")
 rows = [
     ("switchboard files", "put-files"),
     ("switchboard files-classic", "put-classic"),
@@ -269,7 +264,7 @@ rows = [
 for name, k in rows:
     a, b = median(k + "-1g", "mib_per_s"), median(k + "-8", "mib_per_s")
     err = errors(k + "-1g") + errors(k + "-8")
-    w(f"| {name} | {n(a)} | {x(ratio(a, socat1))} | {n(b)} | {x(ratio(b, socat8))} |" + ("" if err == 0 else f" ({err} errors)"))
+    w(f"| {name} | {n(a)} | {x(ratio(a, socat1))} | {n(b)} | {x(ratio(b, socat8))} | {n(err)} |")
 w("")
 
 # ---------------------------------------------------------------- idle

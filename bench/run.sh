@@ -14,6 +14,10 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many runs, interleaved
 SECS=${SECS:-3}       # seconds per timed run
 OUT=${OUT:-BENCHMARKS.md}
+KEEP_JSON=${KEEP_JSON:-target/bench-json}   # the raw reports, for bench/report.py again
+BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then BENCH_COMMIT="$BENCH_COMMIT+changes"; fi
+export BENCH_COMMIT
 BASE=${BASE_PORT:-19000}
 
 for tool in python3 socat curl; do
@@ -226,4 +230,5 @@ python3 bench/report.py "$WORK/json" "$OUT" \
     --rounds "$ROUNDS" --secs "$SECS" --live-bytes "$LIVE_BYTES" \
     --python "$(python3 --version 2>&1)" \
     --socat "$(socat -V 2>/dev/null | grep -m1 'socat version' || echo socat)"
-echo "done: $OUT" >&2
+rm -rf "$KEEP_JSON" && mkdir -p "$(dirname "$KEEP_JSON")" && cp -r "$WORK/json" "$KEEP_JSON"
+echo "done: $OUT (raw reports in $KEEP_JSON)" >&2
