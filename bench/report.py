@@ -194,6 +194,12 @@ w("|---|---|---|")
 w(f"| no dashboard | {n(live_off)} | {n(median('live-off', 'server', 'cpu_us_per_op'), 2)} |")
 w(f"| live stream open | {n(live_on)} | {n(median('live-on', 'server', 'cpu_us_per_op'), 2)} |")
 w("")
+same = median("echo-sb-50", "requests_per_s")
+if same and live_off:
+    w(f"For scale: \"no dashboard\" is the very load of the echo table's 50-connection row, "
+      f"measured again in the same run: {n(same)} there, {n(live_off)} here, "
+      f"{abs(live_off - same) / max(live_off, same) * 100:.1f} % apart with nothing changed.")
+    w("")
 w(f"The stream carried {int(args.live_bytes) if args.live_bytes.isdigit() else '?':,} bytes over the runs. "
   + ("" if live_cost is None else f"Throughput lost: {live_cost:.1f} %"
      + (" (negative: the runs with the stream open were faster; its cost is below the noise)." if live_cost < 0 else ".")))

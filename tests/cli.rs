@@ -445,3 +445,34 @@ async fn put_get_and_list_from_the_command_line() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn health_asks_the_dashboard_and_says_when_it_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(dir.path(), &[Echo], &[]).await;
+    let web = served.web_url().trim_start_matches("http://").to_owned();
+
+    let o = run(&["health", &web], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("ok: http://{web}/healthz\n"));
+    // Without ADDR it asks the config's dashboard; a wildcard is asked on loopback.
+    let port = web.rsplit(':').next().unwrap();
+    let o = run(
+        &["health", "--set", &format!("web.listen=0.0.0.0:{port}")],
+        "",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("ok: http://127.0.0.1:{port}/healthz\n"));
+
+    // Something that is not the dashboard: the echo service answers no HTTP.
+    let o = run(&["health", &served.addr(Echo), "--timeout", "2s"], "").await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/healthz answered"), "{}", stderr(&o));
+
+    let (status, _) = served.terminate().await;
+    assert!(status.success());
+    let o = run(&["health", &web], "").await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
+}

@@ -1,6 +1,6 @@
 //! `switchboard health`: asks a running dashboard's `/healthz` whether the
 //! process is up (the Docker HEALTHCHECK). Plain HTTP/1.1, one request,
-//! the reply read with a cap.
+//! its status line read with a cap.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,12 +28,18 @@ pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), ClientErro
             .write_all(request.as_bytes())
             .await
             .map_err(|e| ClientError::io(&label, e))?;
+        // The status line is all we need: read until it is complete.
         let mut reply = Vec::new();
-        (&mut stream)
-            .take(MAX_REPLY)
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
+        let mut limited = (&mut stream).take(MAX_REPLY);
+        while !reply.contains(&b'\n') {
+            let n = limited
+                .read_buf(&mut reply)
+                .await
+                .map_err(|e| ClientError::io(&label, e))?;
+            if n == 0 {
+                break;
+            }
+        }
         let text = String::from_utf8_lossy(&reply);
         let status = text.lines().next().unwrap_or("").trim().to_owned();
         if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
