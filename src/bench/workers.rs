@@ -136,25 +136,7 @@ impl UdpWorker {
         check: UdpCheck,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let target = Target::resolve(addr).await?;
-        let Target::Inet(addrs, label) = target else {
-            return Err(ClientError::BadAddress(format!(
-                "{addr} (UDP needs HOST:PORT)"
-            )));
-        };
-        let remote = addrs[0];
-        let local: std::net::SocketAddr = if remote.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
-        socket
-            .connect(remote)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
+        let (socket, _) = crate::client::udp::connected_socket(addr).await?;
         Ok(UdpWorker {
             socket,
             payload,

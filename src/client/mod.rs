@@ -9,7 +9,7 @@ mod exec;
 mod files;
 pub mod health;
 mod login;
-mod udp;
+pub(crate) mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

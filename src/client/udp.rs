@@ -18,32 +18,41 @@ struct UdpClient {
     buf: Vec<u8>,
 }
 
+/// An ephemeral UDP socket of the target's family, connected to it, and
+/// the target's label. Connecting filters out datagrams from anyone else and
+/// lets the kernel report "port unreachable" as ECONNREFUSED.
+///
+/// # Errors
+/// The address is not `HOST:PORT`, or the socket cannot be made.
+pub(crate) async fn connected_socket(target: &str) -> Result<(UdpSocket, String), ClientError> {
+    let target = Target::resolve(target).await?;
+    let Target::Inet(addrs, label) = target else {
+        return Err(ClientError::BadAddress(format!(
+            "{} (UDP needs HOST:PORT)",
+            target.label()
+        )));
+    };
+    let remote = addrs[0];
+    let local: SocketAddr = match remote {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| ClientError::io(&label, e))?;
+    socket
+        .connect(remote)
+        .await
+        .map_err(|e| ClientError::io(&label, e))?;
+    Ok((socket, label))
+}
+
 impl UdpClient {
     async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let target = Target::resolve(target).await?;
-        let Target::Inet(addrs, label) = target else {
-            return Err(ClientError::BadAddress(format!(
-                "{} (UDP needs HOST:PORT)",
-                target.label()
-            )));
-        };
-        let remote = addrs[0];
-        let local: SocketAddr = match remote {
-            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
-        // Connecting filters out datagrams from anyone else and lets the
-        // kernel report "port unreachable" as ECONNREFUSED.
-        socket
-            .connect(remote)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
+        let (socket, addr) = connected_socket(target).await?;
         Ok(UdpClient {
             socket,
-            addr: label,
+            addr,
             timeout,
             buf: vec![0u8; 65_536],
         })
