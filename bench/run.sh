@@ -3,7 +3,7 @@
 # bench/reference/*.py), bare tokio servers (bench/reference/bare_*.rs) and
 # socat, all on loopback in one run, and writes BENCHMARKS.md.
 #
-#   bench/run.sh            # about 6 minutes on 2 cores
+#   bench/run.sh            # about 10 minutes on 2 cores (a cached build)
 #   ROUNDS=1 SECS=2 bench/run.sh   # a quicker, noisier pass
 #
 # Needs python3, socat and curl (installed with apt-get when missing and
