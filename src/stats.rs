@@ -579,23 +579,27 @@ impl ConnGuard {
 
     /// Counts bytes received from the peer. Lock-free.
     pub fn add_in(&self, n: usize) {
-        let n = n as u64;
-        self.entry.bytes_in.fetch_add(n, Relaxed);
-        self.stats
-            .counters(self.entry.service)
-            .bytes_in
-            .fetch_add(n, Relaxed);
-        self.touch();
+        self.add_exchange(n, 0);
     }
 
     /// Counts bytes sent to the peer. Lock-free.
     pub fn add_out(&self, n: usize) {
-        let n = n as u64;
-        self.entry.bytes_out.fetch_add(n, Relaxed);
-        self.stats
-            .counters(self.entry.service)
-            .bytes_out
-            .fetch_add(n, Relaxed);
+        self.add_exchange(0, n);
+    }
+
+    /// Counts bytes both ways with one clock read (an echo round trip
+    /// counts its request and reply at once). Lock-free; a zero side is
+    /// not touched.
+    pub fn add_exchange(&self, received: usize, sent: usize) {
+        let counters = self.stats.counters(self.entry.service);
+        if received > 0 {
+            self.entry.bytes_in.fetch_add(received as u64, Relaxed);
+            counters.bytes_in.fetch_add(received as u64, Relaxed);
+        }
+        if sent > 0 {
+            self.entry.bytes_out.fetch_add(sent as u64, Relaxed);
+            counters.bytes_out.fetch_add(sent as u64, Relaxed);
+        }
         self.touch();
     }
 
@@ -603,18 +607,6 @@ impl ConnGuard {
     /// ([`Stats::close`]); the service's connection loop watches it.
     pub fn close_requested(&self) -> CancellationToken {
         self.entry.close.clone()
-    }
-
-    /// Counts a request and its reply at once: one clock read, not two
-    /// (the echo round trip). Lock-free.
-    pub fn add_exchange(&self, received: usize, sent: usize) {
-        let (received, sent) = (received as u64, sent as u64);
-        self.entry.bytes_in.fetch_add(received, Relaxed);
-        self.entry.bytes_out.fetch_add(sent, Relaxed);
-        let counters = self.stats.counters(self.entry.service);
-        counters.bytes_in.fetch_add(received, Relaxed);
-        counters.bytes_out.fetch_add(sent, Relaxed);
-        self.touch();
     }
 
     /// Marks the connection active now.

@@ -64,7 +64,10 @@ impl Histogram {
         self.counts[index(ns)].fetch_add(1, Relaxed);
         self.total.fetch_add(1, Relaxed);
         self.sum_ns.fetch_add(ns, Relaxed);
-        self.max_ns.fetch_max(ns, Relaxed);
+        // A new maximum is rare: read first rather than write every time.
+        if ns > self.max_ns.load(Relaxed) {
+            self.max_ns.fetch_max(ns, Relaxed);
+        }
     }
 
     pub fn count(&self) -> u64 {

@@ -177,10 +177,11 @@ pub trait Worker: Send + 'static {
     fn op(&mut self) -> impl Future<Output = Result<u64, OpError>> + Send;
 }
 
-/// Counters the workers share while a run goes on.
+/// Counters the workers share while a run goes on. Per successful request
+/// only the histogram is touched (its count is the request count); bytes
+/// are summed by each worker and added once when it ends.
 struct Shared {
     histogram: Histogram,
-    ops: AtomicU64,
     errors: AtomicU64,
     timeouts: AtomicU64,
     bytes: AtomicU64,
@@ -194,7 +195,6 @@ impl Shared {
     fn new(requests: Option<u64>) -> Self {
         Shared {
             histogram: Histogram::new(),
-            ops: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -215,6 +215,14 @@ impl Shared {
                 .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
                 .is_ok(),
         }
+    }
+
+    /// The distinct error messages kept so far.
+    fn samples(&self) -> Vec<String> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn failed(&self, e: &OpError) {
@@ -458,13 +466,7 @@ where
     }
     let connect_s = connect_started.elapsed().as_secs_f64();
     if workers.is_empty() {
-        let why = shared
-            .samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .first()
-            .cloned()
-            .unwrap_or_default();
+        let why = shared.samples().into_iter().next().unwrap_or_default();
         return Err(BenchError::NoConnections(why));
     }
 
@@ -490,44 +492,18 @@ where
         eprint!("\r\x1b[K");
     }
     let after = server_pid.and_then(ProcSample::read);
-    let ops = shared.ops.load(Relaxed);
+    let ops = shared.histogram.count();
     let server = match (server_pid, before, after) {
         (Some(pid), Some(b), Some(a)) => Some(b.usage(pid, &a, ops)),
         _ => None,
     };
-    Ok(report(
-        bench,
-        target,
-        request,
-        plan.connections,
-        connect_failures,
-        connect_s,
-        elapsed,
-        &shared,
-        server,
-    ))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report(
-    bench: &str,
-    target: &str,
-    request: &str,
-    connections: usize,
-    connect_failures: u64,
-    connect_s: f64,
-    elapsed: Duration,
-    shared: &Shared,
-    server: Option<ServerUsage>,
-) -> Report {
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let ops = shared.ops.load(Relaxed);
     let bytes = shared.bytes.load(Relaxed);
-    Report {
+    Ok(Report {
         bench: bench.to_owned(),
         target: target.to_owned(),
         request: request.to_owned(),
-        connections,
+        connections: plan.connections,
         connect_failures,
         connect_s,
         elapsed_s: secs,
@@ -538,26 +514,22 @@ fn report(
         bytes,
         mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
         latency: shared.histogram.latency(),
-        error_samples: shared
-            .samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
+        error_samples: shared.samples(),
         server,
         notes: Vec::new(),
-    }
+    })
 }
 
 /// One worker's loop: a request at a time until the run is over or its
 /// connection breaks.
 async fn drive<W: Worker>(mut worker: W, shared: Arc<Shared>) {
+    let mut bytes = 0;
     while shared.take() {
         let t = Instant::now();
         match worker.op().await {
-            Ok(bytes) => {
+            Ok(moved) => {
                 shared.histogram.record(t.elapsed());
-                shared.ops.fetch_add(1, Relaxed);
-                shared.bytes.fetch_add(bytes, Relaxed);
+                bytes += moved;
             }
             Err(e) => {
                 shared.failed(&e);
@@ -567,11 +539,12 @@ async fn drive<W: Worker>(mut worker: W, shared: Arc<Shared>) {
             }
         }
     }
+    shared.bytes.fetch_add(bytes, Relaxed);
 }
 
 fn draw_progress(bench: &str, target: &str, shared: &Shared, started: Instant, plan: &Plan) {
     let secs = started.elapsed().as_secs_f64();
-    let ops = shared.ops.load(Relaxed);
+    let ops = shared.histogram.count();
     let goal = match plan.requests {
         Some(n) => format!("{ops}/{n} requests"),
         None => format!("{secs:.1}/{:.0} s", plan.duration.as_secs_f64()),

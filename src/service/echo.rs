@@ -56,8 +56,7 @@ thread_local! {
 ///
 /// The idle timer is armed once and re-armed only when it fires early, not
 /// on every read and write.
-async fn serve_conn(stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
-    let mut stream = stream;
+async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
     loop {

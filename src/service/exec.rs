@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -79,18 +78,21 @@ pub(crate) async fn run(
     config: ExecConfig,
     audit: AuditLog,
 ) -> Result<(), ServiceError> {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         audit,
         programs: resolve_allowlist(&config.allow),
         running: Semaphore::new(config.max_commands),
         key,
         config,
-    });
-    let ctx2 = ctx.clone();
-    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
-        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
-        async move { serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await }
-    })
+    };
+    super::serve_tcp_shared(
+        listener,
+        ctx,
+        shared,
+        |stream, _peer, conn, shared, ctx| async move {
+            serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
+        },
+    )
     .await;
     Ok(())
 }

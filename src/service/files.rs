@@ -15,7 +15,6 @@
 //! a byte of the body is read or written. A listing that would not fit in
 //! one 64 KiB header is cut short and says `"truncated":true`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -48,17 +47,20 @@ pub(crate) async fn run(
     audit: AuditLog,
     max_file_bytes: u64,
 ) -> Result<(), ServiceError> {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         key,
         store,
         audit,
         max_file_bytes,
-    });
-    let ctx2 = ctx.clone();
-    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
-        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
-        async move { serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await }
-    })
+    };
+    super::serve_tcp_shared(
+        listener,
+        ctx,
+        shared,
+        |stream, _peer, conn, shared, ctx| async move {
+            serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
+        },
+    )
     .await;
     Ok(())
 }

@@ -9,7 +9,6 @@
 //! size, no space, short body) is one `error: <why>\n` line, and the
 //! connection closes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,15 +37,13 @@ pub(crate) async fn run(
     audit: AuditLog,
     max_file_bytes: u64,
 ) -> Result<(), ServiceError> {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         store,
         audit,
         max_file_bytes,
-    });
-    let ctx2 = ctx.clone();
-    super::serve_tcp(listener, ctx, move |stream, _peer, conn| {
-        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
-        async move { serve_conn(stream, &shared, &ctx, &conn).await }
+    };
+    super::serve_tcp_shared(listener, ctx, shared, |stream, _peer, conn, shared, ctx| async move {
+        serve_conn(stream, &shared, &ctx, &conn).await
     })
     .await;
     Ok(())

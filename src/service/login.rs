@@ -16,7 +16,6 @@
 //! tokens is told when to come back and is not asked for a password.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -55,17 +54,20 @@ pub(crate) async fn run(
     audit: AuditLog,
     config: LoginConfig,
 ) -> Result<(), ServiceError> {
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         failures: FailureLimit::per_minute(config.max_failures_per_minute),
         users,
         audit,
         config,
-    });
-    let ctx2 = ctx.clone();
-    super::serve_tcp(listener, ctx, move |stream, peer, conn| {
-        let (shared, ctx) = (Arc::clone(&shared), ctx2.clone());
-        async move { serve_conn(stream, peer, &shared, &ctx, &conn).await }
-    })
+    };
+    super::serve_tcp_shared(
+        listener,
+        ctx,
+        shared,
+        |stream, peer, conn, shared, ctx| async move {
+            serve_conn(stream, peer, &shared, &ctx, &conn).await
+        },
+    )
     .await;
     Ok(())
 }

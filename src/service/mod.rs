@@ -338,6 +338,28 @@ where
     }
 }
 
+/// [`serve_tcp`] for a service whose connections share state: each one is
+/// served with its stream, peer and stats guard, plus handles on `shared`
+/// and the service's context.
+pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
+    listener: listen::Listener,
+    ctx: ServiceCtx,
+    shared: S,
+    serve: F,
+) where
+    S: Send + Sync + 'static,
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard, Arc<S>, ServiceCtx) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let shared = Arc::new(shared);
+    let conn_ctx = ctx.clone();
+    serve_tcp(listener, ctx, move |stream, peer, conn| {
+        serve(stream, peer, conn, Arc::clone(&shared), conn_ctx.clone())
+    })
+    .await;
+}
+
 /// How long a client of exec or files has to answer the challenge.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
