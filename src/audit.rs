@@ -84,16 +84,29 @@ impl AuditLog {
     /// Appends `entry` (a JSON object) with an `at` timestamp in front.
     /// Waits only when the writer is more than [`QUEUE`] lines behind.
     pub async fn record(&self, entry: Value) {
-        let mut line = serde_json::Map::new();
-        line.insert(
-            "at".into(),
-            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        );
-        if let Value::Object(fields) = entry {
-            line.extend(fields);
-        }
-        if self.tx.send(Msg::Line(Value::Object(line))).await.is_err() {
+        if self.tx.send(Msg::Line(stamped(entry))).await.is_err() {
             tracing::error!("the audit log writer has stopped; entry lost");
+        }
+    }
+
+    /// [`AuditLog::record`] for code that cannot wait, such as a `Drop`: the
+    /// line is queued at once, or, with the queue full, by a task on the
+    /// current runtime. Lost (and said so) only when there is neither room
+    /// nor a runtime.
+    pub fn record_now(&self, entry: Value) {
+        use tokio::sync::mpsc::error::TrySendError;
+        match self.tx.try_send(Msg::Line(stamped(entry))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(msg)) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let tx = self.tx.clone();
+                    runtime.spawn(async move { tx.send(msg).await });
+                }
+                Err(_) => tracing::error!("the audit log queue is full; entry lost"),
+            },
+            Err(TrySendError::Closed(_)) => {
+                tracing::error!("the audit log writer has stopped; entry lost");
+            }
         }
     }
 
@@ -104,6 +117,19 @@ impl AuditLog {
             let _ = wait.await;
         }
     }
+}
+
+/// `entry`'s fields behind an `at` timestamp.
+fn stamped(entry: Value) -> Value {
+    let mut line = serde_json::Map::new();
+    line.insert(
+        "at".into(),
+        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    if let Value::Object(fields) = entry {
+        line.extend(fields);
+    }
+    Value::Object(line)
 }
 
 /// serde_json already escapes U+0000–U+001F; this escapes the rest of what a

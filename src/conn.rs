@@ -56,6 +56,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         limited.read_buf(&mut self.buf).await
     }
 
+    /// Whether [`MessageConn::fill`] can read more: false once a maximal
+    /// header is buffered (a pipelining peer waits in its socket).
+    pub fn can_fill(&self) -> bool {
+        self.buf.len() < PREFIX_LEN + MAX_HEADER_LEN
+    }
+
     /// Reads the next header: `Ok(None)` on a clean end of stream between
     /// messages. The header's length is checked before it is buffered.
     ///
@@ -216,5 +222,101 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
     /// The stream, e.g. to shut it down.
     pub fn stream_mut(&mut self) -> &mut S {
         &mut self.stream
+    }
+}
+
+/// A stream whose writes fail with [`io::ErrorKind::TimedOut`] once the
+/// peer has accepted no byte for `after`: a peer that stops reading cannot
+/// hold a write (and what waits on it) forever. Reads pass through.
+///
+/// The timer is armed only while a write is pending and disarmed by any
+/// progress, so a slow reader that keeps taking bytes is never cut off and
+/// the common path (the socket takes the bytes at once) costs nothing.
+pub struct WriteTimeout<S> {
+    stream: S,
+    after: Duration,
+    /// Armed while a write is pending; `None` when the last write progressed.
+    stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    pub fn new(stream: S, after: Duration) -> Self {
+        WriteTimeout {
+            stream,
+            after,
+            stall: None,
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Called when the inner write is pending: arms the timer on the first
+    /// stall and reports whether it has run out.
+    fn stalled(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<usize>> {
+        let after = self.after;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        match stall.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer accepted no byte for {} ms", after.as_millis()),
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.stream).poll_write(cx, buf) {
+            std::task::Poll::Pending => self.stalled(cx),
+            done => {
+                self.stall = None;
+                done
+            }
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match std::pin::Pin::new(&mut self.stream).poll_flush(cx) {
+            std::task::Poll::Pending => self.stalled(cx).map_ok(|_| ()),
+            done => {
+                self.stall = None;
+                done
+            }
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match std::pin::Pin::new(&mut self.stream).poll_shutdown(cx) {
+            std::task::Poll::Pending => self.stalled(cx).map_ok(|_| ()),
+            done => {
+                self.stall = None;
+                done
+            }
+        }
     }
 }

@@ -208,6 +208,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("switchboard: exiting without waiting");
         std::process::exit(130);
     });
+    // Cancelled first, so that what ends now knows it is a shutdown (an exec
+    // command's audit line says so), not a stop of one service.
+    root.token.cancel();
     supervisor.stop_all().await;
     supervisor.audit().flush().await;
     if !root.drain(config.shutdown_grace).await {

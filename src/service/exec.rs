@@ -28,7 +28,7 @@ use super::listen::{Listener, Stream};
 use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
 use crate::config::ExecConfig;
-use crate::conn::{ConnError, MessageConn};
+use crate::conn::{ConnError, MessageConn, WriteTimeout};
 use crate::stats::EventKind;
 use crate::wire::message::{self, MAX_HEADER_LEN};
 
@@ -90,6 +90,7 @@ pub(crate) async fn run(
         ctx,
         shared,
         |stream, _peer, conn, shared, ctx| async move {
+            let stream = WriteTimeout::new(stream, ctx.limits.idle_timeout);
             serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
         },
     )
@@ -101,13 +102,20 @@ fn error_message(why: impl std::fmt::Display) -> serde_json::Map<String, Value> 
     message::fields(json!({"type": "error", "error": why.to_string()}))
 }
 
+/// The connection as exec speaks it: the message protocol over a stream
+/// whose writes give up on a peer that stops reading.
+type Conn = MessageConn<WriteTimeout<Stream>>;
+
 async fn serve_conn(
-    mut conn: MessageConn<Stream>,
+    mut conn: Conn,
     shared: &Shared,
     ctx: &ServiceCtx,
     guard: &crate::stats::ConnGuard,
 ) -> Result<(), ConnError> {
     super::authenticate(&mut conn, &shared.key, ctx, guard).await?;
+    // One request at a time: a pipelined request waits (in our bounded
+    // buffer or the peer's socket) until the one before it has ended, and
+    // holds no command slot meanwhile.
     loop {
         let header =
             tokio::time::timeout(ctx.limits.idle_timeout, conn.read_header(MAX_HEADER_LEN))
@@ -130,11 +138,17 @@ async fn serve_conn(
                 .await;
             return Ok(());
         }
-        let shown = shown_argv(&header.fields);
+        let record = CommandRecord {
+            shared,
+            ctx,
+            guard,
+            argv: shown_argv(&header.fields),
+            started: Instant::now(),
+        };
         let (program, args) = match parse_request(&header.fields, shared) {
             Ok(r) => r,
             Err(why) => {
-                refuse(&mut conn, shared, ctx, guard, &shown, why).await?;
+                refuse(&mut conn, &record, why).await?;
                 continue;
             }
         };
@@ -145,30 +159,17 @@ async fn serve_conn(
             .map_or(shared.config.timeout, |ms| {
                 Duration::from_millis(ms).min(shared.config.timeout)
             });
-        let Ok(_permit) = shared.running.try_acquire() else {
+        let Ok(permit) = shared.running.try_acquire() else {
             let why = format!(
                 "busy: {} commands already running",
                 shared.config.max_commands
             );
-            refuse(&mut conn, shared, ctx, guard, &shown, why).await?;
+            refuse(&mut conn, &record, why).await?;
             continue;
         };
-        let started = Instant::now();
-        let (outcome, sent) =
-            run_command(&mut conn, &program, &args, timeout, shared, guard).await?;
-        record(
-            shared,
-            ctx,
-            guard,
-            &shown,
-            &outcome.to_string(),
-            started.elapsed(),
-            sent,
-        )
-        .await;
-        match outcome {
-            Outcome::ClientGone => return Ok(()),
-            Outcome::Final(fields) => conn.write_message(fields, &[]).await?,
+        match run_command(&mut conn, &program, &args, timeout, record, permit).await? {
+            Ended::Final(fields) => conn.write_message(fields, &[]).await?,
+            Ended::ClientGone => return Ok(()),
         }
     }
 }
@@ -184,56 +185,82 @@ fn shown_argv(fields: &serde_json::Map<String, Value>) -> Vec<String> {
 }
 
 /// Answers a request that will not run, and records it like any other.
-async fn refuse(
-    conn: &mut MessageConn<Stream>,
-    shared: &Shared,
-    ctx: &ServiceCtx,
-    guard: &crate::stats::ConnGuard,
-    argv: &[String],
-    why: String,
-) -> Result<(), ConnError> {
-    let outcome = format!("error: {why}");
-    record(shared, ctx, guard, argv, &outcome, Duration::ZERO, 0).await;
+async fn refuse(conn: &mut Conn, record: &CommandRecord<'_>, why: String) -> Result<(), ConnError> {
+    record.write(&format!("error: {why}"), 0).await;
     conn.write_message(error_message(why), &[]).await
 }
 
-/// One audit line and one `command_run` event per request.
-async fn record(
-    shared: &Shared,
-    ctx: &ServiceCtx,
-    guard: &crate::stats::ConnGuard,
-    argv: &[String],
-    outcome: &str,
-    took: Duration,
-    bytes_out: u64,
-) {
-    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(
-        service = "exec",
-        peer = guard.peer(),
-        ms = duration_ms,
-        "{argv:?}: {outcome}"
-    );
-    shared
-        .audit
-        .record(json!({
+/// What one request's audit line and `command_run` event are made of.
+struct CommandRecord<'a> {
+    shared: &'a Shared,
+    ctx: &'a ServiceCtx,
+    guard: &'a crate::stats::ConnGuard,
+    argv: Vec<String>,
+    started: Instant,
+}
+
+impl CommandRecord<'_> {
+    /// One audit line, one log line and one `command_run` event.
+    async fn write(&self, outcome: &str, bytes_out: u64) {
+        let (entry, duration_ms) = self.entry(outcome, bytes_out);
+        self.shared.audit.record(entry).await;
+        self.emit(outcome, duration_ms, bytes_out);
+    }
+
+    /// [`CommandRecord::write`] without waiting, for a `Drop`.
+    fn write_now(&self, outcome: &str, bytes_out: u64) {
+        let (entry, duration_ms) = self.entry(outcome, bytes_out);
+        self.shared.audit.record_now(entry);
+        self.emit(outcome, duration_ms, bytes_out);
+    }
+
+    fn entry(&self, outcome: &str, bytes_out: u64) -> (Value, u64) {
+        let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let entry = json!({
             "event": "command",
-            "service": ctx.kind,
-            "peer": guard.peer(),
-            "argv": argv,
+            "service": self.ctx.kind,
+            "peer": self.guard.peer(),
+            "argv": self.argv,
             "outcome": outcome,
             "duration_ms": duration_ms,
             "bytes_out": bytes_out,
-        }))
-        .await;
-    ctx.stats.emit(EventKind::CommandRun {
-        service: ctx.kind,
-        peer: guard.peer().to_owned(),
-        argv: argv.to_vec(),
-        outcome: outcome.to_owned(),
-        duration_ms,
-        bytes_out,
-    });
+        });
+        (entry, duration_ms)
+    }
+
+    fn emit(&self, outcome: &str, duration_ms: u64, bytes_out: u64) {
+        // `{:?}` escapes the peer's argv: no newline or ESC reaches the log raw.
+        tracing::info!(
+            service = "exec",
+            peer = self.guard.peer(),
+            ms = duration_ms,
+            "{:?}: {}",
+            self.argv,
+            outcome.escape_debug()
+        );
+        self.ctx.stats.emit(EventKind::CommandRun {
+            service: self.ctx.kind,
+            peer: self.guard.peer().to_owned(),
+            argv: self.argv.clone(),
+            outcome: outcome.to_owned(),
+            duration_ms,
+            bytes_out,
+        });
+    }
+
+    /// Why a request ended without its final message, read off the tokens
+    /// from the widest down: the process, the service, the connection.
+    fn ended_early(&self) -> &'static str {
+        if self.ctx.process.is_cancelled() {
+            "shutdown"
+        } else if self.ctx.cancel.is_cancelled() {
+            "service stopped"
+        } else if self.guard.close_requested().is_cancelled() {
+            "closed by admin"
+        } else {
+            "disconnected"
+        }
+    }
 }
 
 /// Checks a request against the allowlist and shell setting.
@@ -275,23 +302,25 @@ fn parse_request(
     }
 }
 
-enum Outcome {
+/// How a command's request ended, as far as the connection is concerned.
+enum Ended {
+    /// Send this final message; the connection goes on.
     Final(serde_json::Map<String, Value>),
+    /// The client went away while the command ran.
     ClientGone,
 }
 
-impl std::fmt::Display for Outcome {
-    /// `exit 0`, `signal 9`, `error: timed out after 100 ms`, ...
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Outcome::Final(m) => match (m.get("code"), m.get("signal"), m.get("error")) {
-                (Some(code), _, _) => write!(f, "exit {code}"),
-                (_, Some(signal), _) => write!(f, "signal {signal}"),
-                (_, _, Some(Value::String(why))) => write!(f, "error: {why}"),
-                _ => write!(f, "{}", Value::Object(m.clone())),
-            },
-            Outcome::ClientGone => f.write_str("error: client disconnected; command killed"),
-        }
+/// `exit 0`, `signal 9`, `error: timed out after 100 ms`, ...
+fn outcome_text(fields: &serde_json::Map<String, Value>) -> String {
+    match (
+        fields.get("code"),
+        fields.get("signal"),
+        fields.get("error"),
+    ) {
+        (Some(code), _, _) => format!("exit {code}"),
+        (_, Some(signal), _) => format!("signal {signal}"),
+        (_, _, Some(Value::String(why))) => format!("error: {why}"),
+        _ => Value::Object(fields.clone()).to_string(),
     }
 }
 
@@ -304,14 +333,120 @@ fn kill_group(pgid: Option<u32>) {
     }
 }
 
-async fn run_command(
-    conn: &mut MessageConn<Stream>,
+/// How long a killed group may take to disappear before its reaper gives up.
+const REAP_WITHIN: Duration = Duration::from_secs(5);
+
+/// Whether any process of group `pgid` is still alive (not a zombie), read
+/// from /proc: `kill(-pgid, 0)` would count zombies, which are dead already.
+fn group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
+        let Some(fields) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = fields.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
+}
+
+/// Reaps a killed command's leader, then waits (bounded) until the rest of
+/// its group is gone too. Runs on the service's tracker, so stopping the
+/// service, and shutdown, wait for it.
+async fn reap(mut child: tokio::process::Child, pgid: Option<u32>) {
+    let _ = child.wait().await;
+    let Some(pgid) = pgid else { return };
+    let deadline = Instant::now() + REAP_WITHIN;
+    // No notification exists for "a process of another parent died": poll.
+    while group_alive(pgid) {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                service = "exec",
+                pgid,
+                "a killed process group is still alive"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A running command: the only owner of its child, its process group and
+/// its command slot. However the request ends (its final message, a failed
+/// write leaving through `?`, or the connection's future dropped because an
+/// admin closed it, the service stopped or the process is shutting down),
+/// nothing of the group outlives it: [`Drop`] SIGKILLs the whole group,
+/// writes the audit line when nothing else did, and hands the group to
+/// [`reap`] on the service's tracker.
+struct RunningCommand<'a> {
+    child: Option<tokio::process::Child>,
+    /// The group's id while we may signal it: until its leader is reaped.
+    pgid: Option<u32>,
+    record: CommandRecord<'a>,
+    sent: u64,
+    /// Set when a known failure ends the request early.
+    why: Option<String>,
+    _slot: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl RunningCommand<'_> {
+    /// Kills what is left of the group and reaps its leader.
+    async fn finish_status(&mut self) -> Option<std::process::ExitStatus> {
+        kill_group(self.pgid.take());
+        match self.child.take() {
+            Some(mut child) => child.wait().await.ok(),
+            None => None,
+        }
+    }
+
+    /// Records `outcome`, leaving nothing for [`Drop`] to record.
+    async fn record_final(mut self, outcome: &str) {
+        self.record.write(outcome, self.sent).await;
+        self.why = Some(String::new());
+    }
+
+    /// The normal end: [`RunningCommand::finish_status`], then `outcome`.
+    async fn finish(mut self, outcome: &str) {
+        self.finish_status().await;
+        self.record_final(outcome).await;
+    }
+}
+
+impl Drop for RunningCommand<'_> {
+    fn drop(&mut self) {
+        kill_group(self.pgid);
+        match &self.why {
+            Some(why) if why.is_empty() => {}
+            Some(why) => self.record.write_now(why, self.sent),
+            None => self.record.write_now(self.record.ended_early(), self.sent),
+        }
+        if let Some(child) = self.child.take() {
+            self.record.ctx.tasks.spawn(reap(child, self.pgid));
+        }
+    }
+}
+
+/// Runs one command to its end, streaming its output. Every wait is bound
+/// in wall time: the command's deadline holds while a write to the peer is
+/// blocked, and a peer that takes no byte for the idle timeout is dropped
+/// (the stream's [`WriteTimeout`]).
+async fn run_command<'a>(
+    conn: &mut Conn,
     program: &Path,
     args: &[String],
     timeout: Duration,
-    shared: &Shared,
-    guard: &crate::stats::ConnGuard,
-) -> Result<(Outcome, u64), ConnError> {
+    record: CommandRecord<'a>,
+    slot: tokio::sync::SemaphorePermit<'a>,
+) -> Result<Ended, ConnError> {
+    let shared = record.shared;
+    let guard = record.guard;
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -328,44 +463,53 @@ async fn run_command(
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let why = format!("cannot start {}: {e}", program.display());
-            return Ok((Outcome::Final(error_message(why)), 0));
+            let fields = error_message(format!("cannot start {}: {e}", program.display()));
+            record.write(&outcome_text(&fields), 0).await;
+            return Ok(Ended::Final(fields));
         }
     };
-    let pgid = child.id();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
+    let mut running = RunningCommand {
+        pgid: child.id(),
+        child: Some(child),
+        record,
+        sent: 0,
+        why: None,
+        _slot: slot,
+    };
     let mut out_buf = vec![0u8; OUTPUT_CHUNK];
     let mut err_buf = vec![0u8; OUTPUT_CHUNK];
-    let mut sent: u64 = 0;
     let cap = shared.config.max_output_bytes;
-    let mut status = None;
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
+    let mut exited = false;
+    let deadline = Instant::now() + timeout;
+    let timed_out = || error_message(format!("timed out after {} ms", timeout.as_millis()));
 
-    let outcome = loop {
-        if status.is_some() && stdout.is_none() && stderr.is_none() {
+    let early = loop {
+        if exited && stdout.is_none() && stderr.is_none() {
             break None;
         }
+        let child = running.child.as_mut().expect("held until finish or drop");
         let (kind, n) = tokio::select! {
-            () = &mut deadline => break Some(Outcome::Final(error_message(format!("timed out after {} ms", timeout.as_millis())))),
+            () = tokio::time::sleep_until(deadline.into()) => break Some(Ended::Final(timed_out())),
             read = async { stdout.as_mut().expect("guarded").read(&mut out_buf).await }, if stdout.is_some() => {
                 match read { Ok(0) | Err(_) => { stdout = None; continue } Ok(n) => ("stdout", n) }
             }
             read = async { stderr.as_mut().expect("guarded").read(&mut err_buf).await }, if stderr.is_some() => {
                 match read { Ok(0) | Err(_) => { stderr = None; continue } Ok(n) => ("stderr", n) }
             }
-            exited = child.wait(), if status.is_none() => {
-                status = Some(exited?);
+            status = child.wait(), if !exited => {
+                status?;
+                exited = true;
                 continue;
             }
-            more = conn.fill() => match more {
+            more = conn.fill(), if conn.can_fill() => match more {
                 // Bytes from the client mid-command are its next request: kept.
                 Ok(n) if n > 0 => continue,
-                _ => break Some(Outcome::ClientGone),
+                _ => break Some(Ended::ClientGone),
             },
         };
-        let room = cap.saturating_sub(sent);
+        let room = cap.saturating_sub(running.sent);
         let take = (n as u64).min(room) as usize;
         let chunk = if kind == "stdout" {
             &out_buf[..take]
@@ -373,31 +517,56 @@ async fn run_command(
             &err_buf[..take]
         };
         if take > 0 {
-            conn.write_message(message::fields(json!({"type": kind})), chunk)
-                .await?;
+            let header = message::fields(json!({"type": kind}));
+            match tokio::time::timeout_at(deadline.into(), conn.write_message(header, chunk)).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    running.why = Some(match &e {
+                        ConnError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                            "error: client stopped reading; command killed".into()
+                        }
+                        _ => running.record.ended_early().into(),
+                    });
+                    return Err(e);
+                }
+                Err(_) => {
+                    // The deadline passed mid-write: the message may be cut, so
+                    // the connection cannot go on. Recorded, then closed.
+                    let outcome = outcome_text(&timed_out());
+                    running.finish(&outcome).await;
+                    return Err(ConnError::Timeout(timeout));
+                }
+            }
             guard.add_out(take);
-            sent += take as u64;
+            running.sent += take as u64;
         }
         if take < n {
-            break Some(Outcome::Final(error_message(format!(
+            break Some(Ended::Final(error_message(format!(
                 "output cap of {cap} bytes reached; command killed"
             ))));
         }
     };
-    // Whatever happened, nothing of the command's group outlives it.
-    kill_group(pgid);
-    let status = match status {
-        Some(s) => s,
-        None => child.wait().await?,
-    };
-    if let Some(outcome) = outcome {
-        return Ok((outcome, sent));
+    match early {
+        Some(Ended::ClientGone) => {
+            running.finish("disconnected").await;
+            Ok(Ended::ClientGone)
+        }
+        Some(Ended::Final(fields)) => {
+            running.finish(&outcome_text(&fields)).await;
+            Ok(Ended::Final(fields))
+        }
+        None => {
+            let status = running.finish_status().await;
+            use std::os::unix::process::ExitStatusExt;
+            let fields = match status.as_ref().map(|s| (s.code(), s.signal())) {
+                Some((Some(code), _)) => json!({"type": "exit", "code": code}),
+                Some((None, Some(signal))) => json!({"type": "exit", "signal": signal}),
+                _ => json!({"type": "error", "error": "the command ended without a status"}),
+            };
+            let fields = message::fields(fields);
+            running.record_final(&outcome_text(&fields)).await;
+            Ok(Ended::Final(fields))
+        }
     }
-    use std::os::unix::process::ExitStatusExt;
-    let fields = match (status.code(), status.signal()) {
-        (Some(code), _) => json!({"type": "exit", "code": code}),
-        (None, Some(signal)) => json!({"type": "exit", "signal": signal}),
-        (None, None) => json!({"type": "error", "error": "the command ended without a status"}),
-    };
-    Ok((Outcome::Final(message::fields(fields)), sent))
 }

@@ -124,6 +124,9 @@ pub struct ServiceCtx {
     pub kind: ServiceKind,
     /// Cancelled when this service (or the whole process) stops.
     pub cancel: CancellationToken,
+    /// The process's own token: cancelled once it is shutting down, which
+    /// tells a shutdown from a stop of this one service.
+    pub process: CancellationToken,
     /// This service's connection tasks, so a stop can wait for them.
     pub tasks: TaskTracker,
     pub stats: Stats,
@@ -153,6 +156,7 @@ impl ServiceCtx {
         ServiceCtx {
             kind,
             cancel: CancellationToken::new(),
+            process: CancellationToken::new(),
             tasks: TaskTracker::new(),
             stats,
             limits,
@@ -368,12 +372,15 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// Silence past [`HANDSHAKE_TIMEOUT`], I/O errors, a wrong answer.
-pub(crate) async fn authenticate(
-    conn: &mut crate::conn::MessageConn<listen::Stream>,
+pub(crate) async fn authenticate<S>(
+    conn: &mut crate::conn::MessageConn<S>,
     key: &[u8],
     ctx: &ServiceCtx,
     guard: &crate::stats::ConnGuard,
-) -> Result<(), crate::conn::ConnError> {
+) -> Result<(), crate::conn::ConnError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match conn.accept_handshake(key, HANDSHAKE_TIMEOUT).await? {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -625,6 +632,7 @@ impl Supervisor {
         let ctx = ServiceCtx {
             kind,
             cancel: cancel.clone(),
+            process: self.inner.root.token.clone(),
             tasks: TaskTracker::new(),
             stats: self.inner.stats.clone(),
             limits: config.limits.clone(),

@@ -1,0 +1,267 @@
+//! exec under hostile clients: however a request ends, no process of the
+//! command's group outlives it and the audit log says how it ended. Each
+//! path is taken for real: a reset mid-output, an admin's close, a stopped
+//! service, SIGTERM to the real binary, and clients that never read.
+//!
+//! Every command prints its process group id (`$$` of the group leader)
+//! first, so the test can watch the group in /proc.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{GUARD, Harness, TEST_KEY, guard};
+use serde_json::{Value, json};
+use switchboard::client::{CommandClient, CommandOutcome};
+use switchboard::conn::MessageConn;
+use switchboard::kind::ServiceKind::Exec;
+use switchboard::wire::message::{self, MAX_HEADER_LEN};
+use tokio::net::TcpStream;
+
+/// Live (not zombie) processes in group `pgid`, from /proc.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut live = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue; // exited while we looked
+        };
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields[2].parse::<u32>() == Ok(pgid) && fields[0] != "Z" {
+            live.push(pid);
+        }
+    }
+    live
+}
+
+/// Waits, with the hang guard, until group `pgid` has no live process.
+async fn await_group_gone(pgid: u32) {
+    guard(&format!("process group {pgid} gone"), async {
+        while !group_members(pgid).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+async fn harness(tweak: impl FnOnce(&mut switchboard::config::Config)) -> Harness {
+    Harness::start_with(|c| {
+        c.exec.shell = true;
+        // Far more than the socket buffers hold: a client that stops
+        // reading blocks the server's writes long before the cap.
+        c.exec.max_output_bytes = 1 << 30;
+        tweak(c);
+    })
+    .await
+}
+
+/// An authenticated raw connection: the test decides what is read and when.
+async fn raw(h: &Harness) -> MessageConn<TcpStream> {
+    let stream = TcpStream::connect(h.addr(Exec)).await.unwrap();
+    let mut conn = MessageConn::new(stream);
+    let refused = guard("handshake", conn.offer_handshake(TEST_KEY.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(refused, None);
+    conn
+}
+
+async fn send_shell(conn: &mut MessageConn<TcpStream>, line: &str, timeout_ms: Option<u64>) {
+    let mut request = json!({"op": "shell", "line": line});
+    if let Some(ms) = timeout_ms {
+        request["timeout_ms"] = ms.into();
+    }
+    conn.write_message(message::fields(request), &[])
+        .await
+        .unwrap();
+}
+
+/// Reads the first stdout message and parses its first line: the group id.
+async fn read_pgid(conn: &mut MessageConn<TcpStream>) -> u32 {
+    let header = guard("first output", conn.read_header(MAX_HEADER_LEN))
+        .await
+        .unwrap()
+        .expect("a message");
+    assert_eq!(header.str("type"), Some("stdout"), "{:?}", header.fields);
+    let mut body = vec![0; header.size as usize];
+    conn.read_body(&mut body).await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    let pgid = text.lines().next().unwrap().trim().parse().unwrap();
+    assert!(
+        group_members(pgid).len() >= 2,
+        "the command and its background child run"
+    );
+    pgid
+}
+
+/// The audit lines of commands, once `count` of them are written.
+async fn audited_commands(h: &Harness, count: usize) -> Vec<Value> {
+    guard("audit lines", async {
+        loop {
+            h.supervisor.audit().flush().await;
+            let text =
+                std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap_or_default();
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|l| l["event"] == "command")
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+/// A command that forks a sleeper and floods its output.
+const FLOOD: &str = "sleep 1000 & echo $$; yes";
+
+#[tokio::test]
+async fn a_reset_mid_output_kills_the_group_and_is_audited_as_disconnected() {
+    let h = harness(|_| {}).await;
+    let mut conn = raw(&h).await;
+    send_shell(&mut conn, FLOOD, None).await;
+    let pgid = read_pgid(&mut conn).await;
+    let stream = conn.stream_mut();
+    socket2::SockRef::from(&*stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(conn); // RST: the server's next write fails
+    await_group_gone(pgid).await;
+    let lines = audited_commands(&h, 1).await;
+    assert_eq!(lines[0]["outcome"], "disconnected", "{lines:?}");
+}
+
+#[tokio::test]
+async fn an_admin_closing_the_connection_kills_the_group() {
+    let h = harness(|_| {}).await;
+    let mut conn = raw(&h).await;
+    send_shell(&mut conn, "sleep 1000 & echo $$; wait", None).await;
+    let pgid = read_pgid(&mut conn).await;
+    let id = h.stats.snapshot().connections_of(Exec).next().unwrap().id;
+    h.stats.close(id).unwrap();
+    await_group_gone(pgid).await;
+    let lines = audited_commands(&h, 1).await;
+    assert_eq!(lines[0]["outcome"], "closed by admin", "{lines:?}");
+    // And the client sees the connection end.
+    let end = guard("EOF", conn.read_header(MAX_HEADER_LEN)).await;
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
+
+#[tokio::test]
+async fn stopping_the_service_returns_only_when_the_group_is_gone() {
+    let h = harness(|_| {}).await;
+    let mut conn = raw(&h).await;
+    send_shell(&mut conn, FLOOD, None).await;
+    let pgid = read_pgid(&mut conn).await;
+    guard("stop", h.supervisor.stop(Exec)).await.unwrap();
+    assert_eq!(group_members(pgid), Vec::<u32>::new(), "stop waited for it");
+    let lines = audited_commands(&h, 1).await;
+    assert_eq!(lines[0]["outcome"], "service stopped", "{lines:?}");
+    // A restart serves again, with a free slot.
+    h.supervisor.start(Exec).await.unwrap();
+    let mut c = CommandClient::connect(&h.target(Exec), TEST_KEY.as_bytes(), GUARD)
+        .await
+        .unwrap();
+    let outcome = c.run(&["echo".into()], None, |_, _| {}).await.unwrap();
+    assert_eq!(outcome, CommandOutcome::Exit(0));
+}
+
+#[tokio::test]
+async fn sigterm_to_the_server_waits_for_the_group_and_audits_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        dir.path(),
+        &[Exec],
+        &[
+            ("SWITCHBOARD_KEY", TEST_KEY),
+            ("SWITCHBOARD_EXEC_SHELL", "true"),
+            ("SWITCHBOARD_ADMIN_PASSWORD", "not-used-here-1"),
+        ],
+    )
+    .await;
+    let stream = TcpStream::connect(served.addr(Exec)).await.unwrap();
+    let mut conn = MessageConn::new(stream);
+    assert_eq!(
+        conn.offer_handshake(TEST_KEY.as_bytes()).await.unwrap(),
+        None
+    );
+    send_shell(&mut conn, "sleep 1000 & echo $$; wait", None).await;
+    let pgid = read_pgid(&mut conn).await;
+    let (status, _) = served.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        group_members(pgid),
+        Vec::<u32>::new(),
+        "the server exited only after the group was gone"
+    );
+    let audit = std::fs::read_to_string(switchboard::audit::path(dir.path())).unwrap();
+    let line: Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["event"] == "command")
+        .unwrap_or_else(|| panic!("no command line in {audit}"));
+    assert_eq!(line["outcome"], "shutdown", "{line}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_bound_by_the_command_timeout() {
+    let h = harness(|c| c.exec.max_commands = 2).await;
+    let mut pgids = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..2 {
+        let mut conn = raw(&h).await;
+        send_shell(&mut conn, FLOOD, Some(1_000)).await;
+        // Three more pipelined behind it: they must not take a slot.
+        for _ in 0..3 {
+            send_shell(&mut conn, FLOOD, Some(1_000)).await;
+        }
+        pgids.push(read_pgid(&mut conn).await);
+        conns.push(conn); // never read again
+    }
+    for pgid in pgids {
+        await_group_gone(pgid).await;
+    }
+    let lines = audited_commands(&h, 2).await;
+    for line in &lines[..2] {
+        assert_eq!(line["outcome"], "error: timed out after 1000 ms", "{line}");
+    }
+    // The slots are free again for a client that behaves.
+    let mut c = CommandClient::connect(&h.target(Exec), TEST_KEY.as_bytes(), GUARD)
+        .await
+        .unwrap();
+    let outcome = guard("echo", c.run(&["echo".into()], None, |_, _| {}))
+        .await
+        .unwrap();
+    assert_eq!(outcome, CommandOutcome::Exit(0));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
+    let idle = Duration::from_millis(600);
+    let h = harness(|c| c.service_mut(Exec).limits.idle_timeout = idle).await;
+    let mut conn = raw(&h).await;
+    let started = std::time::Instant::now();
+    send_shell(&mut conn, FLOOD, None).await; // the command's own limit is 10 s
+    let pgid = read_pgid(&mut conn).await;
+    await_group_gone(pgid).await;
+    let took = started.elapsed();
+    let lines = audited_commands(&h, 1).await;
+    assert_eq!(
+        lines[0]["outcome"], "error: client stopped reading; command killed",
+        "{lines:?}"
+    );
+    assert!(
+        took >= idle,
+        "dropped after {took:?}, before the idle timeout"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "dropped after {took:?}: the idle timeout, not the command's 10 s"
+    );
+}
