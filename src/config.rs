@@ -91,6 +91,11 @@ pub struct Limits {
     /// TCP: a connection with no byte either way for this long is closed,
     /// including one whose peer stopped reading our replies.
     pub idle_timeout: Duration,
+    /// TCP: when `max_connections` are open, the connection idle longest is
+    /// closed to admit a new one, if it has been idle at least this long;
+    /// only when none has is the newcomer refused. Squatters cannot lock
+    /// others out for a whole idle timeout.
+    pub evict_idle: Duration,
     /// UDP: distinct peers tracked at once; datagrams from new peers beyond
     /// this are dropped until old ones expire.
     pub max_peers: usize,
@@ -110,6 +115,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_connections_per_peer: 64,
             idle_timeout: Duration::from_secs(120),
+            evict_idle: Duration::from_secs(10),
             max_peers: 4096,
             peer_rate: 5000,
             peer_burst: 1000,
@@ -243,6 +249,12 @@ pub struct Config {
     pub login: LoginConfig,
     /// How long shutdown waits for connections to finish before giving up.
     pub shutdown_grace: Duration,
+    /// After a service panics it is restarted after this long, doubling with
+    /// each further panic up to [`Config::restart_backoff_max`]. Not a key:
+    /// fixed at 1 s; tests shorten it.
+    pub restart_backoff: Duration,
+    /// The longest wait between restarts after panics (60 s).
+    pub restart_backoff_max: Duration,
     /// Things worth telling the operator that did not stop the start.
     pub warnings: Vec<String>,
 }
@@ -313,6 +325,7 @@ fn schema() -> Vec<(String, Ty)> {
                 ("max_connections", Ty::Int),
                 ("max_connections_per_peer", Ty::Int),
                 ("idle_timeout_ms", Ty::Int),
+                ("evict_idle_ms", Ty::Int),
             ]),
             Proto::Udp => fields.extend([
                 ("max_peers", Ty::Int),
@@ -666,6 +679,7 @@ impl Config {
                     1_000_000,
                 )?,
                 idle_timeout: m.ms(&key("idle_timeout_ms"), d.idle_timeout, 100, 86_400_000)?,
+                evict_idle: m.ms(&key("evict_idle_ms"), d.evict_idle, 0, 86_400_000)?,
                 max_peers: m.usize(&key("max_peers"), d.max_peers, 1, 1_000_000)?,
                 peer_rate: m.int(&key("peer_rate"), u64::from(d.peer_rate), 1, 10_000_000)? as u32,
                 peer_burst: m.int(&key("peer_burst"), u64::from(d.peer_burst), 1, 10_000_000)?
@@ -753,6 +767,8 @@ impl Config {
             files,
             login,
             shutdown_grace: m.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?,
+            restart_backoff: defaults.restart_backoff,
+            restart_backoff_max: defaults.restart_backoff_max,
             warnings: Vec::new(),
         })
     }
@@ -810,6 +826,8 @@ impl Default for Config {
             files: FilesConfig::default(),
             login: LoginConfig::default(),
             shutdown_grace: Duration::from_secs(5),
+            restart_backoff: Duration::from_secs(1),
+            restart_backoff_max: Duration::from_secs(60),
             warnings: Vec::new(),
         }
     }

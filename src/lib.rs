@@ -36,6 +36,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
+pub mod failpoint;
 pub mod keyfile;
 pub mod kind;
 pub mod ratelimit;

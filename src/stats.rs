@@ -375,6 +375,29 @@ impl Stats {
         Ok(())
     }
 
+    /// Asks the service to end its TCP connection that has been idle the
+    /// longest, if that is at least `min_idle`: the one a full service gives
+    /// up to admit a newcomer. Returns its peer and how long it was idle.
+    /// A connection already asked to close is not picked twice.
+    pub fn close_longest_idle(
+        &self,
+        service: ServiceKind,
+        min_idle: Duration,
+    ) -> Option<(String, Duration)> {
+        let now = self.now_ms();
+        let conns = lock(&self.inner.conns);
+        let victim = conns
+            .values()
+            .filter(|e| e.service == service && e.proto == Proto::Tcp && !e.close.is_cancelled())
+            .max_by_key(|e| now.saturating_sub(e.last_activity_ms.load(Relaxed)))?;
+        let idle = Duration::from_millis(now.saturating_sub(victim.last_activity_ms.load(Relaxed)));
+        if idle < min_idle {
+            return None;
+        }
+        victim.close.cancel();
+        Some((victim.peer.clone(), idle))
+    }
+
     /// Counts a connection or datagram turned away by a limit.
     pub fn refused(&self, service: ServiceKind, peer: impl Into<String>, reason: &str) {
         self.counters(service).refused.fetch_add(1, Relaxed);

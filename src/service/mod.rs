@@ -235,7 +235,8 @@ impl Admission {
     /// the service is cancelled. Accept errors are logged and retried.
     ///
     /// # Cancel safety
-    /// Cancel safe: it only awaits `accept` and the backoff sleep.
+    /// Cancel safe up to a connection that is being admitted: that one is
+    /// dropped (closed) if the future is.
     pub(crate) async fn next(
         &self,
         listener: &listen::Listener,
@@ -248,7 +249,8 @@ impl Admission {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    if let Some(admitted) = self.admit(ctx, &stream, peer) {
+                    if let Some(admitted) = self.admit(ctx, &stream, peer).await {
+                        crate::failpoint::hit(crate::failpoint::Point::Accept, ctx.kind);
                         return Some((stream, peer, admitted));
                     }
                 }
@@ -258,26 +260,16 @@ impl Admission {
     }
 
     /// Admits a connection, or refuses it with a one-line message and a
-    /// stats event when a cap is reached.
-    pub(crate) fn admit(
+    /// stats event when a cap is reached. At the service's cap, the
+    /// longest-idle connection (idle at least `evict_idle`) is closed to
+    /// make room first.
+    pub(crate) async fn admit(
         &self,
         ctx: &ServiceCtx,
         stream: &listen::Stream,
         peer: Peer,
     ) -> Option<Admitted> {
-        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
-            let max = ctx.limits.max_connections;
-            refuse(
-                stream,
-                &format!(
-                    "switchboard: {} is at its limit of {max} connections, try again later\n",
-                    ctx.kind
-                ),
-            );
-            ctx.stats
-                .refused(ctx.kind, peer.to_string(), "too many connections");
-            return None;
-        };
+        // The per-peer cap first: a peer at its own cap evicts nobody.
         let peer_slot = match peer {
             Peer::Inet(addr) => {
                 let max = ctx.limits.max_connections_per_peer;
@@ -300,18 +292,63 @@ impl Admission {
             }
             Peer::Unix => None,
         };
+        let permit = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match self.make_room(ctx).await {
+                Some(permit) => permit,
+                None => {
+                    let max = ctx.limits.max_connections;
+                    refuse(
+                        stream,
+                        &format!(
+                            "switchboard: {} is at its limit of {max} connections, try again later\n",
+                            ctx.kind
+                        ),
+                    );
+                    ctx.stats
+                        .refused(ctx.kind, peer.to_string(), "too many connections");
+                    return None;
+                }
+            },
+        };
         Some(Admitted {
             _permit: permit,
             _peer: peer_slot,
         })
     }
+
+    /// Closes the longest-idle connection, if one has been idle for
+    /// `evict_idle`, and takes the slot it frees.
+    async fn make_room(&self, ctx: &ServiceCtx) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let (peer, idle) = ctx
+            .stats
+            .close_longest_idle(ctx.kind, ctx.limits.evict_idle)?;
+        tracing::info!(
+            service = %ctx.kind,
+            %peer,
+            "closed after {} s idle to admit a new connection ({} is at its limit of {})",
+            idle.as_secs(),
+            ctx.kind,
+            ctx.limits.max_connections
+        );
+        // Its task ends as soon as it is polled; the guard is generous.
+        tokio::time::timeout(EVICT_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
 }
+
+/// How long admitting a newcomer waits for an evicted connection's slot.
+const EVICT_WAIT: Duration = Duration::from_secs(1);
 
 /// The accept loop every TCP service shares: admits connections under the
 /// caps, registers each with the stats, and serves it on a task of its own
 /// with `serve(stream, peer, guard)` until it ends or the service stops.
 /// A connection that ends in an error is counted and logged (at debug: a
-/// peer's misbehaviour is not the operator's problem).
+/// peer's misbehaviour is not the operator's problem). A connection whose
+/// task panics ends alone: the panic is caught, logged as the bug it is and
+/// counted, and the service and its other connections go on.
 pub(crate) async fn serve_tcp<F, Fut, E>(listener: listen::Listener, ctx: ServiceCtx, serve: F)
 where
     F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut,
@@ -325,17 +362,35 @@ where
             .stats
             .open_under(ctx.kind, Proto::Tcp, peer.to_string(), &ctx.cancel);
         let stop = conn.close_requested();
-        let served = serve(stream, peer, conn);
         let (stats, kind) = (ctx.stats.clone(), ctx.kind);
+        let serving = serve(stream, peer, conn);
+        let served = async move {
+            crate::failpoint::hit(crate::failpoint::Point::Connection, kind);
+            serving.await
+        };
         ctx.tasks.spawn(async move {
+            use futures_util::FutureExt;
+            let served = std::panic::AssertUnwindSafe(served).catch_unwind();
             let result = tokio::select! {
                 biased;
                 r = served => r,
-                () = stop.cancelled() => Ok(()),
+                () = stop.cancelled() => Ok(Ok(())),
             };
-            if let Err(e) = result {
-                tracing::debug!(service = %kind, %peer, "connection ended: {e}");
-                stats.error(kind);
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(service = %kind, %peer, "connection ended: {e}");
+                    stats.error(kind);
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        service = %kind,
+                        %peer,
+                        "a connection's task panicked (a bug; the connection was closed): {}",
+                        panic_message(panic.as_ref()).escape_debug()
+                    );
+                    stats.error(kind);
+                }
             }
             drop(admitted);
         });
@@ -464,6 +519,8 @@ struct SupInner {
     login: crate::config::LoginConfig,
     files: crate::config::FilesConfig,
     grace: Duration,
+    /// The first and the longest wait before restarting a panicked service.
+    backoff: (Duration, Duration),
     slots: Vec<Slot>,
     own_udp_ports: OwnPorts,
     key: Option<crate::config::Secret>,
@@ -484,7 +541,14 @@ struct SlotState {
     local: Option<ListenAddr>,
     running: Option<Running>,
     generation: u64,
+    /// When the service panicked within the last [`PANIC_WINDOW`].
+    panics: std::collections::VecDeque<std::time::Instant>,
 }
+
+/// A service that panics [`MAX_PANICS`] times within this window is not
+/// restarted again until someone starts it by hand.
+const PANIC_WINDOW: Duration = Duration::from_secs(600);
+const MAX_PANICS: usize = 10;
 
 /// A freshly bound socket of the kind a service needs.
 enum Bound {
@@ -530,6 +594,7 @@ impl Supervisor {
                     local: None,
                     running: None,
                     generation: 0,
+                    panics: std::collections::VecDeque::new(),
                 }),
             })
             .collect();
@@ -543,6 +608,7 @@ impl Supervisor {
                 login: config.login.clone(),
                 files: config.files.clone(),
                 grace: config.shutdown_grace,
+                backoff: (config.restart_backoff, config.restart_backoff_max),
                 slots,
                 own_udp_ports: OwnPorts::default(),
                 key: config.key.clone(),
@@ -577,6 +643,8 @@ impl Supervisor {
     /// state becomes `failed: <reason>`.
     pub async fn start(&self, kind: ServiceKind) -> Result<ListenAddr, ServiceError> {
         let _op = self.slot(kind).op.lock().await;
+        // Started by a person: past panics no longer count against it.
+        lock(&self.slot(kind).state).panics.clear();
         self.start_locked(kind)
     }
 
@@ -694,22 +762,46 @@ impl Supervisor {
         let inner_handle = self.inner.root.tasks.spawn(fut);
         let me = self.clone();
         let handle = self.inner.root.tasks.spawn(async move {
-            let outcome = match inner_handle.await {
+            let (outcome, panicked) = match inner_handle.await {
                 Ok(Ok(())) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(join) => format!("crashed: {join}"),
+                Ok(Err(e)) => (e.to_string(), false),
+                Err(join) if join.is_panic() => {
+                    let payload = join.into_panic();
+                    let why = panic_message(payload.as_ref()).escape_debug().to_string();
+                    tracing::error!(service = %kind, "the service panicked (a bug): {why}");
+                    ("panicked".to_owned(), true)
+                }
+                Err(join) => (format!("crashed: {join}"), false),
             };
             tracing::error!(service = %kind, "service ended: {outcome}");
-            let slot = me.slot(kind);
-            let mut st = lock(&slot.state);
-            if st
-                .running
-                .as_ref()
-                .is_some_and(|r| r.generation == generation)
-            {
-                st.running = None;
+            let restart_in = {
+                let slot = me.slot(kind);
+                let mut st = lock(&slot.state);
+                if st
+                    .running
+                    .as_ref()
+                    .is_none_or(|r| r.generation != generation)
+                {
+                    return; // stopped or restarted meanwhile
+                }
+                if let Some(old) = st.running.take() {
+                    // Its connections go with it: the restart starts clean.
+                    old.cancel.cancel();
+                }
                 st.local = None;
-                me.set_state(kind, &mut st, ServiceState::Failed(outcome));
+                let restart_in = if panicked { me.note_panic(&mut st) } else { None };
+                let state = match (panicked, restart_in) {
+                    (true, None) => format!(
+                        "panicked {MAX_PANICS} times in {} minutes; not restarted (start it by hand)",
+                        PANIC_WINDOW.as_secs() / 60
+                    ),
+                    _ => outcome,
+                };
+                me.set_state(kind, &mut st, ServiceState::Failed(state));
+                restart_in
+            };
+            if let Some(delay) = restart_in {
+                me.restart_after_panic(kind, generation, delay).await;
             }
         });
         let mut st = lock(&slot.state);
@@ -726,6 +818,52 @@ impl Supervisor {
         self.set_state(kind, &mut st, ServiceState::Running);
         tracing::info!(service = %kind, "listening on {local}");
         Ok(local)
+    }
+
+    /// Counts a panic; the wait before the restart, or `None` when the
+    /// service panicked too often to be restarted.
+    fn note_panic(&self, st: &mut SlotState) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        st.panics.push_back(now);
+        while st
+            .panics
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > PANIC_WINDOW)
+        {
+            st.panics.pop_front();
+        }
+        let n = st.panics.len();
+        if n >= MAX_PANICS {
+            return None;
+        }
+        let (first, longest) = self.inner.backoff;
+        let doublings = u32::try_from(n - 1).unwrap_or(u32::MAX).min(16);
+        Some(first.saturating_mul(1 << doublings).min(longest))
+    }
+
+    /// Starts a panicked service again after `delay`, unless it was started,
+    /// stopped or restarted by someone meanwhile, or the process stops.
+    async fn restart_after_panic(&self, kind: ServiceKind, generation: u64, delay: Duration) {
+        let root = self.inner.root.token.clone();
+        if root
+            .run_until_cancelled(tokio::time::sleep(delay))
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let _op = self.slot(kind).op.lock().await;
+        {
+            let st = lock(&self.slot(kind).state);
+            if st.generation != generation || st.running.is_some() {
+                return;
+            }
+            if !matches!(&st.state, ServiceState::Failed(why) if why == "panicked") {
+                return;
+            }
+        }
+        tracing::info!(service = %kind, "restarting after a panic");
+        let _ = self.start_locked(kind);
     }
 
     async fn stop_locked(&self, kind: ServiceKind) -> Result<(), ServiceError> {
@@ -812,6 +950,15 @@ impl Supervisor {
     pub fn store(&self) -> &crate::store::Store {
         &self.inner.store
     }
+}
+
+/// The text of a panic's payload, for the log.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Writes a one-line refusal without waiting: a peer that is refused gets

@@ -1,0 +1,75 @@
+//! Idle squatters cannot lock a TCP service: at `max_connections` the
+//! connection idle longest (at least `evict_idle`) is closed to admit the
+//! newcomer; only when none has been idle that long is the newcomer refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{GUARD, Harness, guard};
+use switchboard::client::EchoClient;
+use switchboard::kind::ServiceKind::Echo;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+async fn harness(evict_idle: Duration) -> Harness {
+    Harness::start_with(|c| {
+        let limits = &mut c.service_mut(Echo).limits;
+        limits.max_connections = 3;
+        limits.evict_idle = evict_idle;
+    })
+    .await
+}
+
+/// Reads to the end; what the server said before closing.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut said = Vec::new();
+    guard("the close", stream.read_to_end(&mut said))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&said).into_owned()
+}
+
+#[tokio::test]
+async fn a_full_service_closes_its_longest_idle_connection_for_a_newcomer() {
+    let evict_idle = Duration::from_millis(200);
+    let h = harness(evict_idle).await;
+    let mut squatter = TcpStream::connect(h.addr(Echo)).await.unwrap();
+    h.wait_for("the squatter registered", |s| {
+        s.connections_of(Echo).count() == 1
+    })
+    .await;
+    // Not synchronisation: the squatter must really have been idle this long.
+    tokio::time::sleep(evict_idle + Duration::from_millis(50)).await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut c = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
+        assert_eq!(c.round_trip(b"hi").await.unwrap(), b"HI");
+        busy.push(c);
+    }
+    let mut newcomer = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
+    assert_eq!(newcomer.round_trip(b"in").await.unwrap(), b"IN");
+    assert_eq!(read_to_close(&mut squatter).await, "");
+    for c in &mut busy {
+        assert_eq!(c.round_trip(b"still").await.unwrap(), b"STILL");
+    }
+    assert_eq!(h.stats.totals(Echo).refused, 0);
+}
+
+#[tokio::test]
+async fn with_none_idle_long_enough_the_newcomer_is_refused() {
+    let h = harness(Duration::from_secs(600)).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
+        assert_eq!(c.round_trip(b"x").await.unwrap(), b"X");
+        held.push(c);
+    }
+    let mut refused = TcpStream::connect(h.addr(Echo)).await.unwrap();
+    let said = read_to_close(&mut refused).await;
+    assert!(said.contains("at its limit of 3 connections"), "{said:?}");
+    for c in &mut held {
+        assert_eq!(c.round_trip(b"y").await.unwrap(), b"Y");
+    }
+    assert_eq!(h.stats.totals(Echo).refused, 1);
+}
