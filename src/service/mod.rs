@@ -135,18 +135,43 @@ pub struct ServiceCtx {
     pub own_udp_ports: OwnPorts,
 }
 
-/// The ports our own UDP services are bound to, so that no two of them can
-/// be made to answer each other forever. Lock-free: read per datagram.
+/// The addresses our own UDP services are bound to, so that no two of them
+/// can be made to answer each other forever. The per-datagram check reads
+/// only atomics; the lock is taken only when a source port matches one of
+/// ours, to compare the IP address too.
 #[derive(Clone, Default)]
-pub struct OwnPorts(Arc<[AtomicU16; ServiceKind::ALL.len()]>);
+pub struct OwnPorts(Arc<OwnInner>);
+
+#[derive(Default)]
+struct OwnInner {
+    ports: [AtomicU16; ServiceKind::ALL.len()],
+    addrs: Mutex<[Option<std::net::SocketAddr>; ServiceKind::ALL.len()]>,
+}
 
 impl OwnPorts {
-    fn set(&self, kind: ServiceKind, port: u16) {
-        self.0[kind.index()].store(port, Ordering::Relaxed);
+    fn set(&self, kind: ServiceKind, addr: Option<std::net::SocketAddr>) {
+        lock(&self.0.addrs)[kind.index()] = addr;
+        let port = addr.map_or(0, |a| a.port());
+        self.0.ports[kind.index()].store(port, Ordering::Relaxed);
     }
 
-    pub fn contains(&self, port: u16) -> bool {
-        port != 0 && self.0.iter().any(|p| p.load(Ordering::Relaxed) == port)
+    /// Whether `src` is (or, for a wildcard bind, may be) one of our own
+    /// UDP services.
+    pub fn contains(&self, src: std::net::SocketAddr) -> bool {
+        let port = src.port();
+        if port == 0
+            || !self
+                .0
+                .ports
+                .iter()
+                .any(|p| p.load(Ordering::Relaxed) == port)
+        {
+            return false;
+        }
+        lock(&self.0.addrs)
+            .iter()
+            .flatten()
+            .any(|own| own.port() == port && (own.ip().is_unspecified() || own.ip() == src.ip()))
     }
 }
 
@@ -812,7 +837,7 @@ impl Supervisor {
             handle,
         });
         if let (Proto::Udp, Some(addr)) = (kind.proto(), local.inet()) {
-            self.inner.own_udp_ports.set(kind, addr.port());
+            self.inner.own_udp_ports.set(kind, Some(addr));
         }
         st.local = Some(local.clone());
         self.set_state(kind, &mut st, ServiceState::Running);
@@ -883,7 +908,7 @@ impl Supervisor {
             running.conns.wait().await;
         })
         .await;
-        self.inner.own_udp_ports.set(kind, 0);
+        self.inner.own_udp_ports.set(kind, None);
         let mut st = lock(&slot.state);
         st.local = None;
         self.set_state(kind, &mut st, ServiceState::Stopped);

@@ -10,8 +10,14 @@
 //! - source ports below 1024 and a few well-known higher ones (SSDP, mDNS,
 //!   memcached...): a spoofed datagram from such a port would start a loop
 //!   with, or a reflection through, another UDP service;
-//! - the ports our own UDP services listen on, for the same reason (udp-echo
-//!   and time would otherwise answer each other forever);
+//! - the addresses our own UDP services listen on, for the same reason
+//!   (udp-echo and time would otherwise answer each other forever);
+//! - a peer whose datagrams are our own replies coming back: another UDP
+//!   service (switchboard's, in this process or another, or anyone's echo)
+//!   made to talk to us by one spoofed datagram. After
+//!   [`REFLECTIONS_BEFORE_DROP`] in a row one goes unanswered, which ends the
+//!   loop. A client repeating a message still gets its answers: unless the
+//!   message is its own upper-cased form, it differs from our reply;
 //! - a source over its rate (a token bucket per source address);
 //! - a new source while `max_peers` are tracked.
 
@@ -34,9 +40,36 @@ const MAX_DATAGRAM: usize = 65_536;
 const REFLECTOR_PORTS: [u16; 6] = [1900, 3702, 5353, 5683, 11211, 27015];
 
 /// Whether a datagram from `src` must go unanswered (see the module docs).
-pub(crate) fn blocked_source(src: SocketAddr, own_ports: &[u16]) -> bool {
+/// `own` is this service's address.
+pub(crate) fn blocked_source(src: SocketAddr, own: SocketAddr) -> bool {
     let port = src.port();
-    port < 1024 || REFLECTOR_PORTS.contains(&port) || own_ports.contains(&port)
+    port < 1024
+        || REFLECTOR_PORTS.contains(&port)
+        || (port == own.port() && (own.ip().is_unspecified() || own.ip() == src.ip()))
+}
+
+/// Consecutive datagrams from one peer that equal our last reply to it,
+/// after which the next such one goes unanswered. Two services in a loop
+/// each see every datagram after their first as a reflection, so with 2 a
+/// loop ends by its 7th datagram, a few more when the two services first
+/// rewrite each other's replies (time and udp-echo).
+pub(crate) const REFLECTIONS_BEFORE_DROP: u8 = 2;
+
+/// A cheap 64-bit fingerprint of a datagram, to notice our own reply coming
+/// back without keeping it. Not collision-resistant, and need not be: a
+/// collision can only cost the sender an answer now and then.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    h
 }
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -76,6 +109,29 @@ struct PeerEntry {
     conn: ConnGuard,
     bucket: TokenBucket,
     last_seen: Instant,
+    /// The length and [`fingerprint`] of our last reply to this peer.
+    last_reply: (usize, u64),
+    /// Datagrams in a row that equalled `last_reply`.
+    reflections: u8,
+}
+
+impl PeerEntry {
+    /// Whether `datagram` is our last reply coming back for the
+    /// [`REFLECTIONS_BEFORE_DROP`]th time in a row (then it goes unanswered
+    /// and the count starts over).
+    fn loops(&mut self, datagram: &[u8]) -> bool {
+        let (len, print) = self.last_reply;
+        if datagram.len() != len || fingerprint(datagram) != print {
+            self.reflections = 0;
+            return false;
+        }
+        self.reflections += 1;
+        if self.reflections > REFLECTIONS_BEFORE_DROP {
+            self.reflections = 0;
+            return true;
+        }
+        false
+    }
 }
 
 /// Serves `socket` until cancelled; `respond` appends the reply to a
@@ -89,7 +145,7 @@ pub(crate) async fn serve(
     ctx: ServiceCtx,
     mut respond: impl FnMut(&[u8], &mut Vec<u8>),
 ) -> Result<(), ServiceError> {
-    let own_port = socket.local_addr()?.port();
+    let own = socket.local_addr()?;
     let limits = &ctx.limits;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut reply = Vec::with_capacity(2048);
@@ -125,11 +181,17 @@ pub(crate) async fn serve(
                     continue;
                 }
             };
-            let Some(peer) = admit(&ctx, &mut peers, src, own_port, n) else {
+            let Some(peer) = admit(&ctx, &mut peers, src, own, n) else {
                 continue;
             };
+            if peer.loops(&buf[..n]) {
+                tracing::debug!(service = %ctx.kind, peer = %src, "our replies come back: not answered");
+                ctx.stats.dropped(ctx.kind);
+                continue;
+            }
             reply.clear();
             respond(&buf[..n], &mut reply);
+            peer.last_reply = (reply.len(), fingerprint(&reply));
             let sent = match socket.try_send_to(&reply, src) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // The send buffer is full: wait for room. A cancelled
@@ -162,11 +224,11 @@ fn admit<'a>(
     ctx: &ServiceCtx,
     peers: &'a mut HashMap<SocketAddr, PeerEntry>,
     src: SocketAddr,
-    own_port: u16,
+    own: SocketAddr,
     n: usize,
 ) -> Option<&'a mut PeerEntry> {
     let limits = &ctx.limits;
-    if blocked_source(src, &[own_port]) || ctx.own_udp_ports.contains(src.port()) {
+    if blocked_source(src, own) || ctx.own_udp_ports.contains(src) {
         ctx.stats.dropped(ctx.kind);
         return None;
     }
@@ -182,6 +244,9 @@ fn admit<'a>(
         conn: ctx.stats.open(ctx.kind, Proto::Udp, src.to_string()),
         bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
         last_seen: now,
+        // No reply yet: a length no datagram has.
+        last_reply: (usize::MAX, 0),
+        reflections: 0,
     });
     peer.last_seen = now;
     peer.conn.add_in(n);
@@ -204,13 +269,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn well_known_and_own_ports_are_blocked() {
+    fn well_known_and_own_addresses_are_blocked() {
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let own = at(9001);
         for port in [0, 7, 13, 17, 19, 37, 53, 123, 1023, 1900, 5353, 11211] {
-            assert!(blocked_source(at(port), &[]), "{port}");
+            assert!(blocked_source(at(port), own), "{port}");
         }
-        assert!(blocked_source(at(9001), &[9001]));
-        assert!(!blocked_source(at(40000), &[9001]));
+        assert!(blocked_source(at(9001), own));
+        assert!(!blocked_source(at(40000), own));
+        // The same port on another address is someone else.
+        assert!(!blocked_source(
+            SocketAddr::from(([127, 0, 0, 2], 9001)),
+            own
+        ));
+        // Bound to every address: any address with our port may be us.
+        let wildcard = SocketAddr::from(([0, 0, 0, 0], 9001));
+        assert!(blocked_source(
+            SocketAddr::from(([127, 0, 0, 2], 9001)),
+            wildcard
+        ));
+    }
+
+    #[test]
+    fn our_reply_coming_back_is_dropped_once_in_a_while_a_repeated_request_never() {
+        let stats = crate::stats::Stats::new();
+        let mut peer = PeerEntry {
+            conn: stats.open(crate::kind::ServiceKind::UdpEcho, Proto::Udp, "127.0.0.1:5"),
+            bucket: TokenBucket::new(1, 1, Instant::now()),
+            last_seen: Instant::now(),
+            last_reply: (usize::MAX, 0),
+            reflections: 0,
+        };
+        // A client repeating a request: our reply differs from it.
+        for _ in 0..100 {
+            assert!(!peer.loops(b"hello"));
+            peer.last_reply = (5, fingerprint(b"HELLO"));
+        }
+        // A loop: what comes in is what we sent.
+        let dropped: Vec<bool> = (0..6).map(|_| peer.loops(b"HELLO")).collect();
+        assert_eq!(dropped, [false, false, true, false, false, true]);
+        assert_ne!(fingerprint(b"HELLO"), fingerprint(b"HELLP"));
+        assert_ne!(fingerprint(b""), fingerprint(b"\0"));
     }
 
     #[test]
