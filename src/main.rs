@@ -95,9 +95,15 @@ fn init_tracing(server: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: escape codes in a log file or
+    // `docker logs` are noise (and NO_COLOR is the user's word for it).
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 

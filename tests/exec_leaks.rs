@@ -265,3 +265,37 @@ async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
         "dropped after {took:?}: the idle timeout, not the command's 10 s"
     );
 }
+
+#[tokio::test]
+async fn a_hostile_program_name_reaches_the_server_log_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        dir.path(),
+        &[Exec],
+        &[
+            ("SWITCHBOARD_KEY", TEST_KEY),
+            ("SWITCHBOARD_ADMIN_PASSWORD", "not-used-here-1"),
+        ],
+    )
+    .await;
+    let mut c = CommandClient::connect(&served.addr(Exec), TEST_KEY.as_bytes(), GUARD)
+        .await
+        .unwrap();
+    let forged = "ls\n2026-01-01T00:00:00Z  INFO forged: admin signed in\u{1b}[2J\0";
+    let outcome = c.run(&[forged.to_owned()], None, |_, _| {}).await.unwrap();
+    assert!(
+        matches!(&outcome, CommandOutcome::Error(why) if why.contains("is not allowed")),
+        "{outcome:?}"
+    );
+    drop(c);
+    let (_, log) = served.terminate().await;
+    assert!(
+        log.contains("forged: admin signed in"),
+        "the attempt is logged: {log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01")),
+        "a forged line: {log}"
+    );
+    assert!(!log.contains('\u{1b}') && !log.contains('\0'), "{log:?}");
+}

@@ -404,7 +404,10 @@ where
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::debug!(service = %kind, %peer, "connection ended: {e}");
+                    // Errors can quote the peer (a name, a line): escaped,
+                    // so no newline or terminal escape reaches the log raw.
+                    let why = e.to_string();
+                    tracing::debug!(service = %kind, %peer, "connection ended: {}", why.escape_debug());
                     stats.error(kind);
                 }
                 Err(panic) => {
