@@ -299,3 +299,40 @@ async fn a_hostile_program_name_reaches_the_server_log_escaped() {
     );
     assert!(!log.contains('\u{1b}') && !log.contains('\0'), "{log:?}");
 }
+
+#[tokio::test]
+async fn a_browser_going_away_mid_command_takes_the_command_with_it() {
+    use axum::body::Body;
+    use axum::http::header;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let w = common::web::Web::start_with(|c| c.exec.allow.push("sh".into())).await;
+    let admin = w.admin().await;
+    let body = json!({"argv": ["sh", "-c", "sleep 1000 & echo $$; wait"]});
+    let request = common::web::base("POST", "/api/v1/exec")
+        .header(header::COOKIE, &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = guard("the stream starts", w.app.clone().oneshot(request))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.into_body();
+    let first = guard("the first line", stream.frame())
+        .await
+        .expect("a frame")
+        .unwrap()
+        .into_data()
+        .unwrap();
+    let line: Value = serde_json::from_slice(first.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    let pgid: u32 = line["data"].as_str().unwrap().trim().parse().unwrap();
+    assert!(group_members(pgid).len() >= 2);
+    drop(stream); // the browser goes away
+    await_group_gone(pgid).await;
+    let h = &w.h;
+    let lines = audited_commands(h, 1).await;
+    assert_eq!(lines[0]["outcome"], "disconnected", "{lines:?}");
+}
