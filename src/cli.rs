@@ -20,6 +20,24 @@ pub struct Cli {
 
     #[command(flatten)]
     pub serve: ServeArgs,
+
+    /// Log lines on stderr as plain text or as one JSON object per line
+    /// (for journald, `docker logs` and log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SWITCHBOARD_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,8 +405,8 @@ pub struct ExecArgs {
 /// Options of `serve`.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// TOML config file (keys as in DESIGN.md: data_dir, key, [web],
-    /// [services.<name>]).
+    /// TOML config file: data_dir, key, [web] and [services.<name>] tables
+    /// (every key is listed in the README's configuration section).
     #[arg(long, global = true, value_name = "PATH", env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
 

@@ -27,7 +27,10 @@ use switchboard::web;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.command.is_none() || matches!(cli.command, Some(Command::Serve(_))));
+    init_tracing(
+        cli.command.is_none() || matches!(cli.command, Some(Command::Serve(_))),
+        cli.log_format,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +47,7 @@ fn main() -> ExitCode {
             Some(Command::Serve(args)) => serve(merge_serve_args(cli.serve, args)).await,
             Some(Command::Echo(args)) => echo(args).await,
             Some(Command::Udp(args)) => udp(args).await,
-            Some(Command::Time(args)) => time(args).await,
+            Some(Command::Time(args)) => return time(args).await,
             Some(Command::Exec(args)) => return exec(args).await,
             Some(Command::Login(args)) => return login(args).await,
             Some(Command::Put(args)) => put(args).await,
@@ -87,7 +90,7 @@ fn merge_serve_args(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: info for the server,
 /// warnings only for the clients, whose output is the reply itself).
-fn init_tracing(server: bool) {
+fn init_tracing(server: bool, format: switchboard::cli::LogFormat) {
     let default = if server {
         "switchboard=info"
     } else {
@@ -100,11 +103,14 @@ fn init_tracing(server: bool) {
     #[allow(clippy::disallowed_methods)] // main is where the environment is read
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        switchboard::cli::LogFormat::Text => logs.with_ansi(colour).init(),
+        // One object per line; serde escapes whatever a peer put in a field.
+        switchboard::cli::LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config> {
@@ -195,9 +201,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
              change it with `switchboard user passwd admin`)"
         ),
         None => println!(
-            "accounts: {} ({} accounts; `switchboard user list`)",
+            "accounts: {} ({}; `switchboard user list`)",
             supervisor.users().path().display(),
-            supervisor.users().list().len()
+            match supervisor.users().list().len() {
+                1 => "1 account".to_owned(),
+                n => format!("{n} accounts"),
+            }
         ),
     }
     let enabled = config.services.iter().filter(|s| s.enabled).count();
@@ -340,14 +349,23 @@ async fn udp(args: TextArgs) -> Result<()> {
     Ok(())
 }
 
-async fn time(args: TimeArgs) -> Result<()> {
+/// Prints each time; an `error: ...` reply goes to stderr and makes the
+/// exit code 1 (a script can tell a refused format from a time).
+async fn time(args: TimeArgs) -> Result<ExitCode> {
     let mut client = TimeClient::connect(&args.client.addr, args.client.timeout).await?;
     // An empty FORMAT ('') is a request too: it asks for the default.
     let mut requests = Requests::new(args.format);
+    let mut code = ExitCode::SUCCESS;
     while let Some(format) = requests.next().await {
-        println!("{}", client.query(&format).await?);
+        let reply = client.query(&format).await?;
+        if reply.starts_with("error: ") {
+            eprintln!("{reply}");
+            code = ExitCode::FAILURE;
+        } else {
+            println!("{reply}");
+        }
     }
-    Ok(())
+    Ok(code)
 }
 
 /// The HMAC key for exec and files: `--key-file`, else `SWITCHBOARD_KEY`,
