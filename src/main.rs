@@ -349,21 +349,25 @@ async fn udp(args: TextArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints each time; an `error: ...` reply goes to stderr and makes the
-/// exit code 1 (a script can tell a refused format from a time).
+/// Prints each time. An `error: ...` reply makes the exit code 1, so a
+/// script can tell a refused format from a time; given as FORMAT it goes
+/// to stderr, while in the line-by-line dialogue it stays in line.
 async fn time(args: TimeArgs) -> Result<ExitCode> {
     let mut client = TimeClient::connect(&args.client.addr, args.client.timeout).await?;
+    let one_shot = args.format.is_some();
     // An empty FORMAT ('') is a request too: it asks for the default.
     let mut requests = Requests::new(args.format);
     let mut code = ExitCode::SUCCESS;
     while let Some(format) = requests.next().await {
         let reply = client.query(&format).await?;
         if reply.starts_with("error: ") {
-            eprintln!("{reply}");
             code = ExitCode::FAILURE;
-        } else {
-            println!("{reply}");
+            if one_shot {
+                eprintln!("{reply}");
+                continue;
+            }
         }
+        println!("{reply}");
     }
     Ok(code)
 }
