@@ -188,12 +188,21 @@ async fn datagrams_from_reflector_ports_are_never_answered() {
         assert_eq!(queued_replies(&s), 0, "answered source port {port}");
     }
     assert!(tried > 0, "no reflector port could be bound for the test");
-    // A privileged port, where the test may bind one (it runs as root in CI).
-    if let Ok(s) = UdpSocket::bind("127.0.0.1:19").await {
-        s.connect(h.addr(Time)).await.unwrap();
-        s.send(b"%H").await.unwrap();
-        barrier(h.addr(Time)).await;
-        assert_eq!(queued_replies(&s), 0, "answered chargen's port");
+    // A privileged port: binding one needs root (or CAP_NET_BIND_SERVICE),
+    // which the test machines have.
+    match UdpSocket::bind("127.0.0.1:19").await {
+        Ok(s) => {
+            s.connect(h.addr(Time)).await.unwrap();
+            s.send(b"%H").await.unwrap();
+            barrier(h.addr(Time)).await;
+            assert_eq!(queued_replies(&s), 0, "answered chargen's port");
+        }
+        Err(e) => {
+            common::skip_allowed(
+                "PRIVILEGED",
+                &format!("cannot bind the privileged UDP port 127.0.0.1:19: {e}"),
+            );
+        }
     }
 }
 
@@ -217,8 +226,9 @@ async fn udp_services_never_answer_each_other() {
 
 #[tokio::test]
 async fn udp_echo_listens_on_ipv6() {
-    if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback on this machine");
+    if let Err(e) = std::net::UdpSocket::bind("[::1]:0")
+        && common::skip_allowed("IPV6", &format!("cannot bind the IPv6 loopback [::1]: {e}"))
+    {
         return;
     }
     let h =
