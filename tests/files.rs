@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{GUARD, Harness, TEST_KEY, guard};
+use common::{GUARD, Harness, TEST_KEY, guard, read_until_closed};
 use sha2::{Digest, Sha256};
 use switchboard::client::{ClassicClient, ClientError, FilesClient};
 use switchboard::kind::ServiceKind::{Files, FilesClassic};
@@ -293,6 +293,12 @@ async fn classic_sizes_negative_huge_and_over_the_cap_are_refused_before_writing
             said.starts_with("error: ") && said.contains(want),
             "{size}: {said}"
         );
+        if size > 0 {
+            assert!(
+                said.starts_with("error: file too large: "),
+                "{size}: {said}"
+            );
+        }
     }
     let err = ClassicClient::connect(&h.target(FilesClassic), GUARD)
         .await
@@ -310,7 +316,42 @@ async fn files_refuses_a_put_over_the_cap_before_reading_the_body() {
     // 64 MiB declared against a 1 MiB cap: refused at once, with its reason.
     let data = vec![0u8; 64 << 20];
     let err = put(&mut client(&h).await, "big", &data).await.unwrap_err();
-    assert!(err.to_string().contains("the limit is 1048576"), "{err}");
+    assert!(
+        matches!(&err, ClientError::Rejected { reason, .. }
+            if reason == "file too large: it is 67108864 bytes; the limit is 1048576"),
+        "{err}"
+    );
+    assert!(on_disk(&h).is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_reaches_a_raw_client_that_sent_header_and_body_in_one_write() {
+    let h = Harness::start_with(|c| c.files.max_file_bytes = 1000).await;
+    // Well past what the socket buffers hold, well within what the server
+    // drains before it closes.
+    let body = 3 << 20;
+    let mut request = put_header("big.bin", body);
+    request.resize(request.len() + body as usize, b'z');
+    for attempt in 0..5 {
+        let mut raw = authed(&h).await;
+        let (mut rd, mut wr) = raw.split();
+        let (_, reply) = tokio::join!(wr.write_all(&request), async {
+            let mut out = Vec::new();
+            let end = guard("the refusal", rd.read_to_end(&mut out)).await;
+            (out, end)
+        });
+        let (said, end) = reply;
+        let text = String::from_utf8_lossy(&said);
+        assert!(
+            text.contains(r#""ok":false"#)
+                && text.contains("file too large: it is 3145728 bytes; the limit is 1000"),
+            "attempt {attempt}: {text:?} then {end:?}"
+        );
+        assert!(
+            end.is_ok(),
+            "attempt {attempt}: a reset after the refusal: {end:?}"
+        );
+    }
     assert!(on_disk(&h).is_empty());
 }
 
@@ -587,4 +628,31 @@ async fn a_full_disk_fails_the_upload_cleanly() {
         .await
         .unwrap();
     drop(h);
+}
+
+#[tokio::test]
+async fn a_short_classic_upload_is_told_what_arrived() {
+    let h = Harness::start().await;
+    // A body cut short: the sender half-closes and reads, as ours does.
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&classic::encode(b"half.bin", 1000).unwrap())
+        .await
+        .unwrap();
+    raw.write_all(&[1u8; 500]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert_eq!(
+        String::from_utf8_lossy(&said),
+        "error: the connection closed after 500 of the file's 1000 bytes\n"
+    );
+    // A header cut short.
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&[b'h'; 100]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert_eq!(
+        String::from_utf8_lossy(&said),
+        "error: the connection closed inside the 136-byte header, after 100 bytes\n"
+    );
+    assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
 }
