@@ -8,7 +8,7 @@ mod common;
 use common::{GUARD, Harness, TEST_KEY, guard, read_until_closed};
 use sha2::{Digest, Sha256};
 use switchboard::client::{ClassicClient, ClientError, FilesClient};
-use switchboard::kind::ServiceKind::{Files, FilesClassic};
+use switchboard::kind::ServiceKind::{Files, FilesClassic, Login};
 use switchboard::stats::EventKind;
 use switchboard::wire::classic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -655,4 +655,53 @@ async fn a_short_classic_upload_is_told_what_arrived() {
         "error: the connection closed inside the 136-byte header, after 100 bytes\n"
     );
     assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
+}
+
+#[tokio::test]
+async fn names_from_peers_reach_the_log_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        dir.path(),
+        &[Files, FilesClassic, Login],
+        &[("RUST_LOG", "switchboard=debug"), ("NO_COLOR", "1")],
+    )
+    .await;
+    let key = switchboard::keyfile::load(dir.path()).unwrap();
+    let forged = "x\n2099-01-01T00:00:00Z  INFO switchboard: forged\u{1b}[2J\u{0}\u{202e}gpj.exe";
+    // Stored (no control characters) but invisible in a terminal.
+    let sneaky = "report\u{202e}fdp.exe";
+    let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
+        .await
+        .unwrap();
+    assert!(put(&mut c, forged, b"data").await.is_err());
+    let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
+        .await
+        .unwrap();
+    assert_eq!(put(&mut c, sneaky, b"data").await.unwrap().name, sneaky);
+    for name in [forged, sneaky] {
+        let mut raw = TcpStream::connect(served.addr(FilesClassic)).await.unwrap();
+        let mut header = [0u8; classic::HEADER_LEN];
+        let bytes = &name.as_bytes()[..name.len().min(classic::NAME_LEN)];
+        header[..bytes.len()].copy_from_slice(bytes);
+        header[classic::NAME_LEN..].copy_from_slice(&4i64.to_le_bytes());
+        raw.write_all(&header).await.unwrap();
+        raw.write_all(b"data").await.unwrap();
+        raw.shutdown().await.unwrap();
+        read_until_closed(&mut raw).await;
+    }
+    let mut raw = TcpStream::connect(served.addr(Login)).await.unwrap();
+    raw.write_all(format!("{}\r\nno password\n", forged.replace('\n', " ")).as_bytes())
+        .await
+        .unwrap();
+    raw.write_all(format!("{sneaky}\nno password\n").as_bytes())
+        .await
+        .unwrap();
+    drop(raw);
+    let (_, log) = served.terminate().await;
+    assert!(log.contains("stored"), "{log}");
+    for raw_char in ['\u{1b}', '\u{0}', '\u{202e}'] {
+        assert!(!log.contains(raw_char), "{raw_char:?} in the log:\n{log}");
+    }
+    assert!(!log.contains("\n2099"), "a forged line:\n{log}");
+    assert!(log.contains(r"\u{202e}"), "the name shown escaped:\n{log}");
 }

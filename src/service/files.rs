@@ -92,10 +92,13 @@ pub(crate) async fn record_stored(
     info: &FileInfo,
     millis: u64,
 ) {
+    // The name came from the peer: escaped, so that it cannot forge or
+    // colour log lines (safe names hold no control characters, but may
+    // hold other invisible ones, such as a right-to-left override).
     tracing::info!(
         service = %ctx.kind,
         peer = guard.peer(),
-        "stored {} ({} bytes, {millis} ms)",
+        "stored {:?} ({} bytes, {millis} ms)",
         info.name,
         info.size
     );
