@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{GUARD, Harness, TEST_KEY, guard, read_until_closed};
+use std::time::{Duration, Instant};
+
+use common::{GUARD, Harness, TEST_KEY, assert_closed_at_timeout, guard, read_until_closed};
 use sha2::{Digest, Sha256};
 use switchboard::client::{ClassicClient, ClientError, FilesClient};
 use switchboard::kind::ServiceKind::{Files, FilesClassic, Login};
@@ -653,6 +655,171 @@ async fn a_short_classic_upload_is_told_what_arrived() {
     assert_eq!(
         String::from_utf8_lossy(&said),
         "error: the connection closed inside the 136-byte header, after 100 bytes\n"
+    );
+    assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
+}
+
+#[tokio::test]
+async fn several_classic_uploads_on_one_connection_all_land() {
+    let h = Harness::start().await;
+    let mut events = h.stats.subscribe();
+    let big = pattern(700_001);
+    let uploads: [(&[u8], &[u8]); 4] = [
+        (b"a.txt", b"first"),
+        (b"big.bin", &big),
+        (b"empty", b""),
+        (b"a.txt", b"second"),
+    ];
+    // All of them in one write, as a client that never waits would send.
+    let mut stream = Vec::new();
+    for (name, body) in uploads {
+        stream.extend(classic::encode(name, body.len() as i64).unwrap());
+        stream.extend_from_slice(body);
+    }
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&stream).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert!(said.is_empty(), "success is silent: {said:?}");
+    let stored = guard("four stored", async {
+        let mut names = Vec::new();
+        while names.len() < 4 {
+            if let EventKind::FileStored { name, .. } = events.recv().await.unwrap().kind {
+                names.push(name);
+            }
+        }
+        names
+    })
+    .await;
+    assert_eq!(
+        stored,
+        ["new_a.txt", "new_big.bin", "new_empty", "new_a-1.txt"]
+    );
+    let dir = h.supervisor.store().dir();
+    assert_eq!(std::fs::read(dir.join("new_a.txt")).unwrap(), b"first");
+    assert!(std::fs::read(dir.join("new_big.bin")).unwrap() == big);
+    assert_eq!(std::fs::read(dir.join("new_empty")).unwrap(), b"");
+    assert_eq!(std::fs::read(dir.join("new_a-1.txt")).unwrap(), b"second");
+    let snap = h
+        .wait_for("the connection closed", |s| {
+            s.totals(FilesClassic).active == 0
+        })
+        .await;
+    let t = snap.totals(FilesClassic);
+    assert_eq!((t.accepted, t.errors), (1, 0));
+    assert_eq!(t.bytes_in, stream.len() as u64);
+}
+
+#[tokio::test]
+async fn a_listing_over_the_header_cap_is_cut_short_and_says_so() {
+    let h = Harness::start().await;
+    // 200-byte names: each entry is about 340 bytes of JSON, so 300 files
+    // are half again what fits in one 64 KiB header.
+    let count = 300;
+    let dir = h.supervisor.store().dir().to_owned();
+    for i in 0..count {
+        std::fs::write(dir.join(format!("{i:03}{}", "n".repeat(197))), b"").unwrap();
+    }
+    let mut raw = authed(&h).await;
+    let list = br#"{"op":"list"}"#;
+    raw.write_all(&(list.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    raw.write_all(list).await.unwrap();
+    let mut len = [0u8; 4];
+    guard("the list", raw.read_exact(&mut len)).await.unwrap();
+    let len = u32::from_be_bytes(len) as usize;
+    assert!(len <= 65_536, "the reply is one header: {len} bytes");
+    let mut json = vec![0u8; len];
+    guard("the list", raw.read_exact(&mut json)).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["truncated"], true, "{}", &reply["truncated"]);
+    assert_eq!(reply["total"], count);
+    let shown = reply["files"].as_array().unwrap().len();
+    assert!(shown > 100 && shown < count, "{shown} of {count} shown");
+    // Our client hears it too.
+    let (files, truncated) = client(&h).await.list().await.unwrap();
+    assert!(truncated);
+    assert_eq!(files.len(), shown);
+    // Under the cap, no such mark.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("one"), b"1").unwrap();
+    let (files, truncated) = client(&h).await.list().await.unwrap();
+    assert!(!truncated);
+    assert_eq!(files.len(), 1);
+}
+
+#[tokio::test]
+async fn silent_peers_are_closed_at_their_timeouts() {
+    let idle = Duration::from_millis(500);
+    let h = Harness::start_with(|c| {
+        c.service_mut(Files).limits.idle_timeout = idle;
+        c.service_mut(FilesClassic).limits.idle_timeout = idle;
+    })
+    .await;
+    let (authed_silent, mid_put, classic_silent, classic_mid, unauthed) = tokio::join!(
+        // files, signed in, then nothing.
+        async {
+            let mut raw = authed(&h).await;
+            let since = Instant::now();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert!(said.is_empty(), "{said:?}");
+            (since, closed)
+        },
+        // files, half a body, then nothing.
+        async {
+            let mut raw = authed(&h).await;
+            raw.write_all(&put_header("stalled.bin", 1000))
+                .await
+                .unwrap();
+            let since = Instant::now();
+            raw.write_all(&[0u8; 10]).await.unwrap();
+            let (_, closed) = read_until_closed(&mut raw).await;
+            (since, closed)
+        },
+        // files-classic: connects and never writes.
+        async {
+            let since = Instant::now();
+            let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert!(said.is_empty(), "{said:?}");
+            (since, closed)
+        },
+        // files-classic: a header and part of the body, then nothing.
+        async {
+            let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+            let since = Instant::now();
+            let mut half = classic::encode(b"stalled.bin", 1000).unwrap().to_vec();
+            half.extend_from_slice(&[0u8; 10]);
+            raw.write_all(&half).await.unwrap();
+            let (_, closed) = read_until_closed(&mut raw).await;
+            (since, closed)
+        },
+        // files, never answering the challenge: the handshake's own limit.
+        async {
+            let since = Instant::now();
+            let mut raw = TcpStream::connect(h.addr(Files)).await.unwrap();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert_eq!(said.len(), 32, "the challenge, then the close");
+            (since, closed)
+        },
+    );
+    assert_closed_at_timeout("files, signed in", authed_silent.0, authed_silent.1, idle);
+    assert_closed_at_timeout("files, mid-upload", mid_put.0, mid_put.1, idle);
+    assert_closed_at_timeout("files-classic", classic_silent.0, classic_silent.1, idle);
+    assert_closed_at_timeout(
+        "files-classic, mid-upload",
+        classic_mid.0,
+        classic_mid.1,
+        idle,
+    );
+    assert_closed_at_timeout(
+        "files, before the handshake",
+        unauthed.0,
+        unauthed.1,
+        switchboard::service::HANDSHAKE_TIMEOUT,
     );
     assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
 }
