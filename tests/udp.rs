@@ -93,6 +93,12 @@ async fn time_answers_bad_formats_with_an_error_and_keeps_serving() {
             .unwrap()
             .starts_with("error: unsupported specifier `%Q`")
     );
+    // chrono accepts `%#z` but can only parse with it: named as such, not
+    // mistaken for a reply that is too long.
+    assert_eq!(
+        c.query("%H %#z").await.unwrap(),
+        "error: specifier `%#z` can only be used to read a time, not to format one"
+    );
     let long = "%c".repeat(120);
     assert_eq!(
         c.query(&long).await.unwrap(),
