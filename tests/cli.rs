@@ -273,6 +273,42 @@ async fn user_commands_manage_the_accounts_file() {
 }
 
 #[tokio::test]
+async fn user_options_work_after_the_subcommand_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["user", "add", "admin", "--generate", "--data-dir", d], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("password: "), "{}", stdout(&o));
+    let o = run(
+        &["user", "add", "bob", "--data-dir", d, "--role", "operator"],
+        "bob's password\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["user", "list", "--data-dir", d], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<Vec<String>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().take(2).map(String::from).collect())
+        .collect();
+    assert_eq!(listed, [["admin", "admin"], ["bob", "operator"]]);
+    // Before the subcommand, and before `user`, as well.
+    for args in [
+        &["user", "--data-dir", d, "role", "bob", "viewer"][..],
+        &["--data-dir", d, "user", "passwd", "bob", "--generate"],
+    ] {
+        let o = run(args, "").await;
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    let users = switchboard::users::Users::open(dir.path()).unwrap();
+    assert_eq!(
+        users.role("bob"),
+        Some(switchboard::users::Role::Viewer),
+        "written to the directory given"
+    );
+}
+
+#[tokio::test]
 async fn first_start_creates_admin_and_the_login_command_signs_in() {
     let dir = tempfile::tempdir().unwrap();
     let served = common::Served::start(
