@@ -109,26 +109,61 @@ async fn failures_are_explained_and_exit_non_zero() {
     assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
 }
 
+/// Every command path under `cmd` (`["user", "add"]`, ...), with the
+/// first line of what it is for.
+fn command_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<(Vec<String>, String)>) {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let mut path = prefix.to_vec();
+        path.push(sub.get_name().to_owned());
+        let about = sub
+            .get_about()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| panic!("`{}` has no description", path.join(" ")));
+        out.push((path.clone(), about));
+        command_paths(sub, &path, out);
+    }
+}
+
 #[tokio::test]
 async fn help_is_there_for_every_command() {
-    for args in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["echo", "--help"],
-        &["udp", "--help"],
-        &["time", "--help"],
-    ] {
-        let o = run(args, "").await;
-        assert!(o.status.success(), "{args:?}");
-        assert!(stdout(&o).contains("Usage:"), "{args:?}");
-    }
-    let o = run(&["--help"], "").await;
+    use clap::CommandFactory;
+    let mut commands = Vec::new();
+    command_paths(&switchboard::cli::Cli::command(), &[], &mut commands);
+    let top: Vec<&str> = commands
+        .iter()
+        .filter(|(path, _)| path.len() == 1)
+        .map(|(path, _)| path[0].as_str())
+        .collect();
     for command in [
-        "serve", "echo", "udp", "time", "exec", "put", "get", "list", "login", "user",
+        "serve", "echo", "udp", "time", "exec", "put", "get", "list", "login", "user", "bench",
+        "health",
     ] {
+        assert!(
+            top.contains(&command),
+            "{command} is not a command: {top:?}"
+        );
+    }
+    assert!(commands.len() > top.len(), "subcommands are walked too");
+    let o = run(&["--help"], "").await;
+    assert!(o.status.success());
+    for command in &top {
         assert!(
             stdout(&o).contains(command),
             "{command} missing from --help"
+        );
+    }
+    // Help wraps lines: compare words.
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (path, about) in &commands {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let o = run(&args, "").await;
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let help = stdout(&o);
+        assert!(help.contains("Usage:"), "{args:?}: {help}");
+        assert!(
+            words(&help).contains(&words(about)),
+            "{args:?} does not say what it is for ({about:?}): {help}"
         );
     }
 }
