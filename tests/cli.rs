@@ -344,6 +344,36 @@ async fn user_options_work_after_the_subcommand_too() {
 }
 
 #[tokio::test]
+async fn exec_exits_with_the_remote_commands_code_or_128_plus_its_signal() {
+    let h = Harness::start_with(|c| c.exec.allow = vec!["sh".to_owned()]).await;
+    let key_file = h.dir.path().join("cli-key");
+    std::fs::write(&key_file, common::TEST_KEY).unwrap();
+    let key = key_file.to_str().unwrap();
+    let exec = h.target(ServiceKind::Exec);
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 3", 3),
+        ("echo out; echo err >&2; exit 42", 42),
+        ("kill -TERM $$", 128 + 15),
+        ("kill -KILL $$", 128 + 9),
+    ] {
+        let o = run(
+            &["exec", &exec, "--key-file", key, "--", "sh", "-c", script],
+            "",
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(code), "{script}: {}", stderr(&o));
+        if code == 42 {
+            assert_eq!(stdout(&o), "out\n");
+            assert_eq!(stderr(&o), "err\n");
+        }
+    }
+    // Not on the allowlist: refused, with its own code.
+    let o = run(&["exec", &exec, "--key-file", key, "--", "ls"], "").await;
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+}
+
+#[tokio::test]
 async fn first_start_creates_admin_and_the_login_command_signs_in() {
     let dir = tempfile::tempdir().unwrap();
     let served = common::Served::start(
