@@ -872,3 +872,43 @@ async fn names_from_peers_reach_the_log_escaped() {
     assert!(!log.contains("\n2099"), "a forged line:\n{log}");
     assert!(log.contains(r"\u{202e}"), "the name shown escaped:\n{log}");
 }
+
+/// Reads one message as any client of the protocol would: the header,
+/// then as many body bytes as its `size` says.
+async fn read_message(raw: &mut TcpStream) -> (serde_json::Value, Vec<u8>) {
+    let mut len = [0u8; 4];
+    guard("a header", raw.read_exact(&mut len)).await.unwrap();
+    let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
+    guard("a header", raw.read_exact(&mut json)).await.unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let mut body = vec![0u8; header["size"].as_u64().unwrap_or(0) as usize];
+    guard("a body", raw.read_exact(&mut body)).await.unwrap();
+    (header, body)
+}
+
+#[tokio::test]
+async fn a_generic_reader_reads_every_reply_in_step() {
+    let h = Harness::start().await;
+    let mut raw = authed(&h).await;
+    let mut request = put_header("a.txt", 3);
+    request.extend_from_slice(b"abc");
+    raw.write_all(&request).await.unwrap();
+    let (stored, body) = read_message(&mut raw).await;
+    assert_eq!(stored["ok"], true, "{stored}");
+    assert_eq!(stored["stored_size"], 3, "{stored}");
+    assert!(stored.get("size").is_none(), "no body follows: {stored}");
+    assert!(body.is_empty());
+    for request in [r#"{"op":"get","name":"a.txt"}"#, r#"{"op":"list"}"#] {
+        raw.write_all(&(request.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        raw.write_all(request.as_bytes()).await.unwrap();
+    }
+    let (got, body) = read_message(&mut raw).await;
+    assert_eq!((got["ok"].as_bool(), &body[..]), (Some(true), &b"abc"[..]));
+    let (list, _) = read_message(&mut raw).await;
+    assert_eq!(list["files"][0]["name"], "a.txt", "{list}");
+    // Our client reads the stored size under its own name.
+    let stored = put(&mut client(&h).await, "b.txt", b"four").await.unwrap();
+    assert_eq!(stored.size, 4);
+}

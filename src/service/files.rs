@@ -2,7 +2,7 @@
 //! protocol (seeds/003 made safe), after the HMAC handshake.
 //!
 //! ```text
-//! {"op":"put","name":"a.jpg","size":N} + N bytes -> {"ok":true,"name":"<stored>","size":N,"sha256":"<hex>"}
+//! {"op":"put","name":"a.jpg","size":N} + N bytes -> {"ok":true,"name":"<stored>","stored_size":N,"sha256":"<hex>"}
 //! {"op":"get","name":"a.jpg"}                    -> {"ok":true,"name":..,"size":N,"sha256":..} + N bytes
 //! {"op":"list"}                                  -> {"ok":true,"files":[{"name","size","sha256","modified"}]}
 //! anything refused                               -> {"ok":false,"error":"<why>"}
@@ -219,8 +219,9 @@ async fn put(
         Ok(info) => {
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             record_stored(ctx, &shared.audit, guard, &info, millis).await;
-            let reply =
-                json!({"ok": true, "name": info.name, "size": info.size, "sha256": info.sha256});
+            // `stored_size`, not `size`: in this protocol `size` always
+            // means "this many body bytes follow", and none do here.
+            let reply = json!({"ok": true, "name": info.name, "stored_size": info.size, "sha256": info.sha256});
             conn.write_message(message::fields(reply), &[]).await?;
             Ok(true)
         }
