@@ -6,6 +6,22 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A test that lacks a capability (IPv6, a tmpfs, a privileged port) fails
+# unless SWITCHBOARD_SKIP_<WHAT>=1 allows the skip; each allowed skip is
+# logged here and listed at the end, pass or fail.
+skip_log="${CARGO_TARGET_DIR:-target}/test-skips.txt"
+mkdir -p "$(dirname "$skip_log")"
+: > "$skip_log"
+report_skips() {
+  if [ -s "$skip_log" ]; then
+    printf '\n==> tests skipped (allowed by SWITCHBOARD_SKIP_*):\n'
+    cat "$skip_log"
+  else
+    printf '\n==> no test skipped\n'
+  fi
+}
+trap report_skips EXIT
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
     echo "need root to run: $*" >&2; return 1; fi

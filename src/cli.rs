@@ -417,7 +417,9 @@ pub struct ServeArgs {
 
     /// Where files, accounts and the generated key are kept
     /// (same as `--set data_dir=DIR`).
-    #[arg(long, value_name = "DIR")]
+    // Global, like --config: `switchboard user add NAME --data-dir DIR`
+    // takes it after the subcommand as well as before.
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
 
@@ -549,6 +551,34 @@ mod tests {
         for bad in ["", "0", "-1s", "5h", "abc", "1e9"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn data_dir_is_taken_before_or_after_a_subcommand() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+        for args in [
+            &["switchboard", "user", "add", "bob", "--data-dir", "d"][..],
+            &["switchboard", "user", "--data-dir", "d", "add", "bob"],
+        ] {
+            let Some(Command::User(user)) = parse(args).command else {
+                panic!("user")
+            };
+            assert_eq!(user.config.data_dir, Some(PathBuf::from("d")), "{args:?}");
+        }
+        let cli = parse(&["switchboard", "--data-dir", "d", "user", "list"]);
+        assert_eq!(cli.serve.data_dir, Some(PathBuf::from("d")));
+        // The clients' own --data-dir (where a key file is) is unchanged.
+        let Some(Command::Exec(exec)) =
+            parse(&["switchboard", "exec", "9003", "--data-dir", "e", "--", "ls"]).command
+        else {
+            panic!("exec")
+        };
+        assert_eq!(exec.key.data_dir, PathBuf::from("e"));
+        let Some(Command::Exec(exec)) = parse(&["switchboard", "exec", "9003", "--", "ls"]).command
+        else {
+            panic!("exec")
+        };
+        assert_eq!(exec.key.data_dir, PathBuf::from("switchboard-data"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum StoreError {
     BadName(String),
     #[error("no file `{0}`")]
     NotFound(String),
+    #[error("file too large: it is {size} bytes; the limit is {max}")]
+    TooLarge { size: u64, max: u64 },
     #[error("not enough disk space: {need} bytes needed, {free} free")]
     NoSpace { need: u64, free: u64 },
     #[error("the body was {got} bytes but {declared} were declared")]
@@ -92,6 +94,18 @@ pub fn safe_name(raw: &[u8]) -> Result<String, StoreError> {
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Refuses an upload of `size` bytes over a service's `max` before a byte
+/// of it is read.
+///
+/// # Errors
+/// [`StoreError::TooLarge`].
+pub fn check_size(size: u64, max: u64) -> Result<(), StoreError> {
+    if size > max {
+        return Err(StoreError::TooLarge { size, max });
+    }
+    Ok(())
 }
 
 /// `name`, then `stem-1.ext`, `stem-2.ext`, ...

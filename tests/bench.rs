@@ -359,22 +359,31 @@ async fn wrong_silent_and_lossy_servers_are_reported_not_hung_on() {
     );
     holder.abort();
 
-    // A UDP server that answers every other datagram: the rest count as lost.
+    // A UDP server that drops the 1st, 3rd, 5th... datagram and answers the
+    // others at once: the drops count as lost. The timeout is generous, so
+    // a slow machine cannot turn an answered datagram into a loss (each
+    // loss costs one timeout: few requests keep the test short).
     let lossy = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = lossy.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&seen);
     let server = tokio::spawn(async move {
         let mut buf = [0u8; 2048];
-        let mut n = 0u64;
         while let Ok((len, peer)) = lossy.recv_from(&mut buf).await {
-            n += 1;
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if n.is_multiple_of(2) {
                 buf[..len].make_ascii_uppercase();
                 let _ = lossy.send_to(&buf[..len], peer).await;
             }
         }
     });
-    let r = report(&["udp", &addr, "-c", "1", "-n", "10", "--timeout", "100ms"]).await;
-    assert_eq!(r["requests"], 5, "{r}");
-    assert_eq!(r["timeouts"], 5, "{r}");
+    let r = report(&["udp", &addr, "-c", "1", "-n", "6", "--timeout", "2s"]).await;
+    assert_eq!(r["requests"], 3, "{r}");
+    assert_eq!(r["timeouts"], 3, "{r}");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        6,
+        "one datagram per request, no retries"
+    );
     server.abort();
 }

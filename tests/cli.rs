@@ -109,26 +109,61 @@ async fn failures_are_explained_and_exit_non_zero() {
     assert!(stderr(&o).contains("is not a duration"), "{}", stderr(&o));
 }
 
+/// Every command path under `cmd` (`["user", "add"]`, ...), with the
+/// first line of what it is for.
+fn command_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<(Vec<String>, String)>) {
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let mut path = prefix.to_vec();
+        path.push(sub.get_name().to_owned());
+        let about = sub
+            .get_about()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| panic!("`{}` has no description", path.join(" ")));
+        out.push((path.clone(), about));
+        command_paths(sub, &path, out);
+    }
+}
+
 #[tokio::test]
 async fn help_is_there_for_every_command() {
-    for args in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["echo", "--help"],
-        &["udp", "--help"],
-        &["time", "--help"],
-    ] {
-        let o = run(args, "").await;
-        assert!(o.status.success(), "{args:?}");
-        assert!(stdout(&o).contains("Usage:"), "{args:?}");
-    }
-    let o = run(&["--help"], "").await;
+    use clap::CommandFactory;
+    let mut commands = Vec::new();
+    command_paths(&switchboard::cli::Cli::command(), &[], &mut commands);
+    let top: Vec<&str> = commands
+        .iter()
+        .filter(|(path, _)| path.len() == 1)
+        .map(|(path, _)| path[0].as_str())
+        .collect();
     for command in [
-        "serve", "echo", "udp", "time", "exec", "put", "get", "list", "login", "user",
+        "serve", "echo", "udp", "time", "exec", "put", "get", "list", "login", "user", "bench",
+        "health",
     ] {
+        assert!(
+            top.contains(&command),
+            "{command} is not a command: {top:?}"
+        );
+    }
+    assert!(commands.len() > top.len(), "subcommands are walked too");
+    let o = run(&["--help"], "").await;
+    assert!(o.status.success());
+    for command in &top {
         assert!(
             stdout(&o).contains(command),
             "{command} missing from --help"
+        );
+    }
+    // Help wraps lines: compare words.
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (path, about) in &commands {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let o = run(&args, "").await;
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let help = stdout(&o);
+        assert!(help.contains("Usage:"), "{args:?}: {help}");
+        assert!(
+            words(&help).contains(&words(about)),
+            "{args:?} does not say what it is for ({about:?}): {help}"
         );
     }
 }
@@ -270,6 +305,72 @@ async fn user_commands_manage_the_accounts_file() {
     assert_eq!(listed, [["admin", "admin"], ["bob", "operator"]]);
     let file = std::fs::read_to_string(switchboard::users::path(dir.path())).unwrap();
     assert!(!file.contains("bob's password"));
+}
+
+#[tokio::test]
+async fn user_options_work_after_the_subcommand_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["user", "add", "admin", "--generate", "--data-dir", d], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("password: "), "{}", stdout(&o));
+    let o = run(
+        &["user", "add", "bob", "--data-dir", d, "--role", "operator"],
+        "bob's password\n",
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["user", "list", "--data-dir", d], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<Vec<String>> = stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().take(2).map(String::from).collect())
+        .collect();
+    assert_eq!(listed, [["admin", "admin"], ["bob", "operator"]]);
+    // Before the subcommand, and before `user`, as well.
+    for args in [
+        &["user", "--data-dir", d, "role", "bob", "viewer"][..],
+        &["--data-dir", d, "user", "passwd", "bob", "--generate"],
+    ] {
+        let o = run(args, "").await;
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    let users = switchboard::users::Users::open(dir.path()).unwrap();
+    assert_eq!(
+        users.role("bob"),
+        Some(switchboard::users::Role::Viewer),
+        "written to the directory given"
+    );
+}
+
+#[tokio::test]
+async fn exec_exits_with_the_remote_commands_code_or_128_plus_its_signal() {
+    let h = Harness::start_with(|c| c.exec.allow = vec!["sh".to_owned()]).await;
+    let key_file = h.dir.path().join("cli-key");
+    std::fs::write(&key_file, common::TEST_KEY).unwrap();
+    let key = key_file.to_str().unwrap();
+    let exec = h.target(ServiceKind::Exec);
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 3", 3),
+        ("echo out; echo err >&2; exit 42", 42),
+        ("kill -TERM $$", 128 + 15),
+        ("kill -KILL $$", 128 + 9),
+    ] {
+        let o = run(
+            &["exec", &exec, "--key-file", key, "--", "sh", "-c", script],
+            "",
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(code), "{script}: {}", stderr(&o));
+        if code == 42 {
+            assert_eq!(stdout(&o), "out\n");
+            assert_eq!(stderr(&o), "err\n");
+        }
+    }
+    // Not on the allowlist: refused, with its own code.
+    let o = run(&["exec", &exec, "--key-file", key, "--", "ls"], "").await;
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
 }
 
 #[tokio::test]

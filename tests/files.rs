@@ -5,10 +5,12 @@
 
 mod common;
 
-use common::{GUARD, Harness, TEST_KEY, guard};
+use std::time::{Duration, Instant};
+
+use common::{GUARD, Harness, TEST_KEY, assert_closed_at_timeout, guard, read_until_closed};
 use sha2::{Digest, Sha256};
 use switchboard::client::{ClassicClient, ClientError, FilesClient};
-use switchboard::kind::ServiceKind::{Files, FilesClassic};
+use switchboard::kind::ServiceKind::{Files, FilesClassic, Login};
 use switchboard::stats::EventKind;
 use switchboard::wire::classic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -293,6 +295,12 @@ async fn classic_sizes_negative_huge_and_over_the_cap_are_refused_before_writing
             said.starts_with("error: ") && said.contains(want),
             "{size}: {said}"
         );
+        if size > 0 {
+            assert!(
+                said.starts_with("error: file too large: "),
+                "{size}: {said}"
+            );
+        }
     }
     let err = ClassicClient::connect(&h.target(FilesClassic), GUARD)
         .await
@@ -310,7 +318,42 @@ async fn files_refuses_a_put_over_the_cap_before_reading_the_body() {
     // 64 MiB declared against a 1 MiB cap: refused at once, with its reason.
     let data = vec![0u8; 64 << 20];
     let err = put(&mut client(&h).await, "big", &data).await.unwrap_err();
-    assert!(err.to_string().contains("the limit is 1048576"), "{err}");
+    assert!(
+        matches!(&err, ClientError::Rejected { reason, .. }
+            if reason == "file too large: it is 67108864 bytes; the limit is 1048576"),
+        "{err}"
+    );
+    assert!(on_disk(&h).is_empty());
+}
+
+#[tokio::test]
+async fn a_refusal_reaches_a_raw_client_that_sent_header_and_body_in_one_write() {
+    let h = Harness::start_with(|c| c.files.max_file_bytes = 1000).await;
+    // Well past what the socket buffers hold, well within what the server
+    // drains before it closes.
+    let body = 3 << 20;
+    let mut request = put_header("big.bin", body);
+    request.resize(request.len() + body as usize, b'z');
+    for attempt in 0..5 {
+        let mut raw = authed(&h).await;
+        let (mut rd, mut wr) = raw.split();
+        let (_, reply) = tokio::join!(wr.write_all(&request), async {
+            let mut out = Vec::new();
+            let end = guard("the refusal", rd.read_to_end(&mut out)).await;
+            (out, end)
+        });
+        let (said, end) = reply;
+        let text = String::from_utf8_lossy(&said);
+        assert!(
+            text.contains(r#""ok":false"#)
+                && text.contains("file too large: it is 3145728 bytes; the limit is 1000"),
+            "attempt {attempt}: {text:?} then {end:?}"
+        );
+        assert!(
+            end.is_ok(),
+            "attempt {attempt}: a reset after the refusal: {end:?}"
+        );
+    }
     assert!(on_disk(&h).is_empty());
 }
 
@@ -469,19 +512,41 @@ async fn a_planted_symlink_is_not_followed_for_writes_reads_or_lists() {
     assert_eq!(std::fs::read(dir.join("new_y-1")).unwrap(), b"2");
 }
 
-/// A tmpfs of `size` mounted for the test, unmounted on drop.
+/// A tmpfs of `size` bytes mounted on a fresh temporary directory for one
+/// test, unmounted on drop (before the directory itself is removed).
 struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = std::process::Command::new("mount")
+    /// Mounts it (root only) and checks that the directory now really is a
+    /// tmpfs of that size, not the disk underneath; or says why not.
+    fn mount(size: u64) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
+        let out = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs(dir))
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`mount -t tmpfs` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        // Mounted: from here on, dropping `fs` unmounts it.
+        let fs = Tmpfs(dir);
+        let st = nix::sys::statfs::statfs(fs.0.path()).map_err(|e| format!("statfs: {e}"))?;
+        if st.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+            return Err(format!(
+                "{} is not a tmpfs after mounting one",
+                fs.0.path().display()
+            ));
+        }
+        let total = st.blocks() * st.block_size() as u64;
+        if total != size {
+            return Err(format!("the tmpfs holds {total} bytes, not {size}"));
+        }
+        Ok(fs)
     }
 }
 
@@ -497,19 +562,22 @@ impl Drop for Tmpfs {
 
 #[tokio::test]
 async fn a_full_disk_fails_the_upload_cleanly() {
-    let Some(fs) = Tmpfs::mount("4m") else {
-        // No tmpfs here (not root, or no mount): the space check still holds.
-        eprintln!("cannot mount a tmpfs here: testing the free-space check only");
-        let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 50).await;
-        let mut raw = authed(&h).await;
-        raw.write_all(&put_header("x", 1125899906842624))
-            .await
-            .unwrap();
-        let mut reply = Vec::new();
-        guard("closed", raw.read_to_end(&mut reply)).await.unwrap();
-        assert!(String::from_utf8_lossy(&reply).contains("not enough disk space"));
-        assert!(on_disk(&h).is_empty());
-        return;
+    let fs = match Tmpfs::mount(4 << 20) {
+        Ok(fs) => fs,
+        Err(why) => {
+            common::skip_allowed("DISK_FULL", &format!("no tmpfs to fill: {why}"));
+            // What still holds without one: the free-space check.
+            let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 50).await;
+            let mut raw = authed(&h).await;
+            raw.write_all(&put_header("x", 1125899906842624))
+                .await
+                .unwrap();
+            let mut reply = Vec::new();
+            guard("closed", raw.read_to_end(&mut reply)).await.unwrap();
+            assert!(String::from_utf8_lossy(&reply).contains("not enough disk space"));
+            assert!(on_disk(&h).is_empty());
+            return;
+        }
     };
     let data_dir = fs.0.path().join("data");
     let h = Harness::start_with(|c| c.data_dir = data_dir.clone()).await;
@@ -562,4 +630,285 @@ async fn a_full_disk_fails_the_upload_cleanly() {
         .await
         .unwrap();
     drop(h);
+}
+
+#[tokio::test]
+async fn a_short_classic_upload_is_told_what_arrived() {
+    let h = Harness::start().await;
+    // A body cut short: the sender half-closes and reads, as ours does.
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&classic::encode(b"half.bin", 1000).unwrap())
+        .await
+        .unwrap();
+    raw.write_all(&[1u8; 500]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert_eq!(
+        String::from_utf8_lossy(&said),
+        "error: the connection closed after 500 of the file's 1000 bytes\n"
+    );
+    // A header cut short.
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&[b'h'; 100]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert_eq!(
+        String::from_utf8_lossy(&said),
+        "error: the connection closed inside the 136-byte header, after 100 bytes\n"
+    );
+    assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
+}
+
+#[tokio::test]
+async fn several_classic_uploads_on_one_connection_all_land() {
+    let h = Harness::start().await;
+    let mut events = h.stats.subscribe();
+    let big = pattern(700_001);
+    let uploads: [(&[u8], &[u8]); 4] = [
+        (b"a.txt", b"first"),
+        (b"big.bin", &big),
+        (b"empty", b""),
+        (b"a.txt", b"second"),
+    ];
+    // All of them in one write, as a client that never waits would send.
+    let mut stream = Vec::new();
+    for (name, body) in uploads {
+        stream.extend(classic::encode(name, body.len() as i64).unwrap());
+        stream.extend_from_slice(body);
+    }
+    let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+    raw.write_all(&stream).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let (said, _) = read_until_closed(&mut raw).await;
+    assert!(said.is_empty(), "success is silent: {said:?}");
+    let stored = guard("four stored", async {
+        let mut names = Vec::new();
+        while names.len() < 4 {
+            if let EventKind::FileStored { name, .. } = events.recv().await.unwrap().kind {
+                names.push(name);
+            }
+        }
+        names
+    })
+    .await;
+    assert_eq!(
+        stored,
+        ["new_a.txt", "new_big.bin", "new_empty", "new_a-1.txt"]
+    );
+    let dir = h.supervisor.store().dir();
+    assert_eq!(std::fs::read(dir.join("new_a.txt")).unwrap(), b"first");
+    assert!(std::fs::read(dir.join("new_big.bin")).unwrap() == big);
+    assert_eq!(std::fs::read(dir.join("new_empty")).unwrap(), b"");
+    assert_eq!(std::fs::read(dir.join("new_a-1.txt")).unwrap(), b"second");
+    let snap = h
+        .wait_for("the connection closed", |s| {
+            s.totals(FilesClassic).active == 0
+        })
+        .await;
+    let t = snap.totals(FilesClassic);
+    assert_eq!((t.accepted, t.errors), (1, 0));
+    assert_eq!(t.bytes_in, stream.len() as u64);
+}
+
+#[tokio::test]
+async fn a_listing_over_the_header_cap_is_cut_short_and_says_so() {
+    let h = Harness::start().await;
+    // 200-byte names: each entry is about 340 bytes of JSON, so 300 files
+    // are half again what fits in one 64 KiB header.
+    let count = 300;
+    let dir = h.supervisor.store().dir().to_owned();
+    for i in 0..count {
+        std::fs::write(dir.join(format!("{i:03}{}", "n".repeat(197))), b"").unwrap();
+    }
+    let mut raw = authed(&h).await;
+    let list = br#"{"op":"list"}"#;
+    raw.write_all(&(list.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    raw.write_all(list).await.unwrap();
+    let mut len = [0u8; 4];
+    guard("the list", raw.read_exact(&mut len)).await.unwrap();
+    let len = u32::from_be_bytes(len) as usize;
+    assert!(len <= 65_536, "the reply is one header: {len} bytes");
+    let mut json = vec![0u8; len];
+    guard("the list", raw.read_exact(&mut json)).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["truncated"], true, "{}", &reply["truncated"]);
+    assert_eq!(reply["total"], count);
+    let shown = reply["files"].as_array().unwrap().len();
+    assert!(shown > 100 && shown < count, "{shown} of {count} shown");
+    // Our client hears it too.
+    let (files, truncated) = client(&h).await.list().await.unwrap();
+    assert!(truncated);
+    assert_eq!(files.len(), shown);
+    // Under the cap, no such mark.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("one"), b"1").unwrap();
+    let (files, truncated) = client(&h).await.list().await.unwrap();
+    assert!(!truncated);
+    assert_eq!(files.len(), 1);
+}
+
+#[tokio::test]
+async fn silent_peers_are_closed_at_their_timeouts() {
+    let idle = Duration::from_millis(500);
+    let h = Harness::start_with(|c| {
+        c.service_mut(Files).limits.idle_timeout = idle;
+        c.service_mut(FilesClassic).limits.idle_timeout = idle;
+    })
+    .await;
+    let (authed_silent, mid_put, classic_silent, classic_mid, unauthed) = tokio::join!(
+        // files, signed in, then nothing.
+        async {
+            let mut raw = authed(&h).await;
+            let since = Instant::now();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert!(said.is_empty(), "{said:?}");
+            (since, closed)
+        },
+        // files, half a body, then nothing.
+        async {
+            let mut raw = authed(&h).await;
+            raw.write_all(&put_header("stalled.bin", 1000))
+                .await
+                .unwrap();
+            let since = Instant::now();
+            raw.write_all(&[0u8; 10]).await.unwrap();
+            let (_, closed) = read_until_closed(&mut raw).await;
+            (since, closed)
+        },
+        // files-classic: connects and never writes.
+        async {
+            let since = Instant::now();
+            let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert!(said.is_empty(), "{said:?}");
+            (since, closed)
+        },
+        // files-classic: a header and part of the body, then nothing.
+        async {
+            let mut raw = TcpStream::connect(h.addr(FilesClassic)).await.unwrap();
+            let since = Instant::now();
+            let mut half = classic::encode(b"stalled.bin", 1000).unwrap().to_vec();
+            half.extend_from_slice(&[0u8; 10]);
+            raw.write_all(&half).await.unwrap();
+            let (_, closed) = read_until_closed(&mut raw).await;
+            (since, closed)
+        },
+        // files, never answering the challenge: the handshake's own limit.
+        async {
+            let since = Instant::now();
+            let mut raw = TcpStream::connect(h.addr(Files)).await.unwrap();
+            let (said, closed) = read_until_closed(&mut raw).await;
+            assert_eq!(said.len(), 32, "the challenge, then the close");
+            (since, closed)
+        },
+    );
+    assert_closed_at_timeout("files, signed in", authed_silent.0, authed_silent.1, idle);
+    assert_closed_at_timeout("files, mid-upload", mid_put.0, mid_put.1, idle);
+    assert_closed_at_timeout("files-classic", classic_silent.0, classic_silent.1, idle);
+    assert_closed_at_timeout(
+        "files-classic, mid-upload",
+        classic_mid.0,
+        classic_mid.1,
+        idle,
+    );
+    assert_closed_at_timeout(
+        "files, before the handshake",
+        unauthed.0,
+        unauthed.1,
+        switchboard::service::HANDSHAKE_TIMEOUT,
+    );
+    assert!(on_disk(&h).is_empty(), "{:?}", on_disk(&h));
+}
+
+#[tokio::test]
+async fn names_from_peers_reach_the_log_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        dir.path(),
+        &[Files, FilesClassic, Login],
+        &[("RUST_LOG", "switchboard=debug"), ("NO_COLOR", "1")],
+    )
+    .await;
+    let key = switchboard::keyfile::load(dir.path()).unwrap();
+    let forged = "x\n2099-01-01T00:00:00Z  INFO switchboard: forged\u{1b}[2J\u{0}\u{202e}gpj.exe";
+    // Stored (no control characters) but invisible in a terminal.
+    let sneaky = "report\u{202e}fdp.exe";
+    let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
+        .await
+        .unwrap();
+    assert!(put(&mut c, forged, b"data").await.is_err());
+    let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
+        .await
+        .unwrap();
+    assert_eq!(put(&mut c, sneaky, b"data").await.unwrap().name, sneaky);
+    for name in [forged, sneaky] {
+        let mut raw = TcpStream::connect(served.addr(FilesClassic)).await.unwrap();
+        let mut header = [0u8; classic::HEADER_LEN];
+        let bytes = &name.as_bytes()[..name.len().min(classic::NAME_LEN)];
+        header[..bytes.len()].copy_from_slice(bytes);
+        header[classic::NAME_LEN..].copy_from_slice(&4i64.to_le_bytes());
+        raw.write_all(&header).await.unwrap();
+        raw.write_all(b"data").await.unwrap();
+        raw.shutdown().await.unwrap();
+        read_until_closed(&mut raw).await;
+    }
+    let mut raw = TcpStream::connect(served.addr(Login)).await.unwrap();
+    raw.write_all(format!("{}\r\nno password\n", forged.replace('\n', " ")).as_bytes())
+        .await
+        .unwrap();
+    raw.write_all(format!("{sneaky}\nno password\n").as_bytes())
+        .await
+        .unwrap();
+    drop(raw);
+    let (_, log) = served.terminate().await;
+    assert!(log.contains("stored"), "{log}");
+    for raw_char in ['\u{1b}', '\u{0}', '\u{202e}'] {
+        assert!(!log.contains(raw_char), "{raw_char:?} in the log:\n{log}");
+    }
+    assert!(!log.contains("\n2099"), "a forged line:\n{log}");
+    assert!(log.contains(r"\u{202e}"), "the name shown escaped:\n{log}");
+}
+
+/// Reads one message as any client of the protocol would: the header,
+/// then as many body bytes as its `size` says.
+async fn read_message(raw: &mut TcpStream) -> (serde_json::Value, Vec<u8>) {
+    let mut len = [0u8; 4];
+    guard("a header", raw.read_exact(&mut len)).await.unwrap();
+    let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
+    guard("a header", raw.read_exact(&mut json)).await.unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let mut body = vec![0u8; header["size"].as_u64().unwrap_or(0) as usize];
+    guard("a body", raw.read_exact(&mut body)).await.unwrap();
+    (header, body)
+}
+
+#[tokio::test]
+async fn a_generic_reader_reads_every_reply_in_step() {
+    let h = Harness::start().await;
+    let mut raw = authed(&h).await;
+    let mut request = put_header("a.txt", 3);
+    request.extend_from_slice(b"abc");
+    raw.write_all(&request).await.unwrap();
+    let (stored, body) = read_message(&mut raw).await;
+    assert_eq!(stored["ok"], true, "{stored}");
+    assert_eq!(stored["stored_size"], 3, "{stored}");
+    assert!(stored.get("size").is_none(), "no body follows: {stored}");
+    assert!(body.is_empty());
+    for request in [r#"{"op":"get","name":"a.txt"}"#, r#"{"op":"list"}"#] {
+        raw.write_all(&(request.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        raw.write_all(request.as_bytes()).await.unwrap();
+    }
+    let (got, body) = read_message(&mut raw).await;
+    assert_eq!((got["ok"].as_bool(), &body[..]), (Some(true), &b"abc"[..]));
+    let (list, _) = read_message(&mut raw).await;
+    assert_eq!(list["files"][0]["name"], "a.txt", "{list}");
+    // Our client reads the stored size under its own name.
+    let stored = put(&mut client(&h).await, "b.txt", b"four").await.unwrap();
+    assert_eq!(stored.size, 4);
 }

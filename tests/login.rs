@@ -1,10 +1,12 @@
 //! The login service over real loopback sockets: the seeds/000 dialogue
 //! against real accounts, and the hostile list (huge lines, password
-//! bursts, silence).
+//! bursts, silence at either prompt).
 
 mod common;
 
-use common::{ADMIN_PASSWORD, GUARD, Harness, guard};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, GUARD, Harness, assert_closed_at_timeout, guard, read_until_closed};
 use switchboard::client::{LoginClient, LoginOutcome};
 use switchboard::kind::ServiceKind::Login;
 use switchboard::stats::EventKind;
@@ -179,5 +181,33 @@ async fn accounts_added_while_running_can_sign_in() {
     assert_eq!(
         c.attempt("bob", "bob's password").await.unwrap(),
         LoginOutcome::Ok
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_at_the_idle_timeout_at_either_prompt() {
+    let idle = Duration::from_millis(500);
+    let h = Harness::start_with(|c| c.service_mut(Login).limits.idle_timeout = idle).await;
+    // Connects and never says a word.
+    let since = Instant::now();
+    let mut raw = TcpStream::connect(h.addr(Login)).await.unwrap();
+    let (said, closed) = read_until_closed(&mut raw).await;
+    assert_eq!(String::from_utf8_lossy(&said), "username: ");
+    assert_closed_at_timeout("silent at the user prompt", since, closed, idle);
+    // Gives a name, then nothing.
+    let mut raw = TcpStream::connect(h.addr(Login)).await.unwrap();
+    let since = Instant::now();
+    raw.write_all(b"admin\n").await.unwrap();
+    let (said, closed) = read_until_closed(&mut raw).await;
+    assert_eq!(String::from_utf8_lossy(&said), "username: password: ");
+    assert_closed_at_timeout("silent at the password prompt", since, closed, idle);
+    let snap = h
+        .wait_for("both closed", |s| s.totals(Login).active == 0)
+        .await;
+    assert_eq!(snap.totals(Login).accepted, 2);
+    assert_eq!(
+        snap.totals(Login).auth_failures,
+        0,
+        "silence is no failed login"
     );
 }

@@ -24,6 +24,9 @@ use crate::wire::{classic, hex};
 pub struct Stored {
     /// The name it was stored under (may differ from the one asked for).
     pub name: String,
+    /// Bytes stored. On the wire `stored_size`: a `size` there would
+    /// announce a body.
+    #[serde(alias = "stored_size")]
     pub size: u64,
     pub sha256: String,
 }

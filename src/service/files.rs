@@ -2,7 +2,7 @@
 //! protocol (seeds/003 made safe), after the HMAC handshake.
 //!
 //! ```text
-//! {"op":"put","name":"a.jpg","size":N} + N bytes -> {"ok":true,"name":"<stored>","size":N,"sha256":"<hex>"}
+//! {"op":"put","name":"a.jpg","size":N} + N bytes -> {"ok":true,"name":"<stored>","stored_size":N,"sha256":"<hex>"}
 //! {"op":"get","name":"a.jpg"}                    -> {"ok":true,"name":..,"size":N,"sha256":..} + N bytes
 //! {"op":"list"}                                  -> {"ok":true,"files":[{"name","size","sha256","modified"}]}
 //! anything refused                               -> {"ok":false,"error":"<why>"}
@@ -12,7 +12,9 @@
 //! [`store::CHUNK`] buffers, whatever the size. A refused `put` (bad name,
 //! over `max_file_bytes`, no space) is answered and the connection closed,
 //! since its body would otherwise have to be read; the check comes before
-//! a byte of the body is read or written. A listing that would not fit in
+//! a byte of the body is read or written. The close lingers (see
+//! `linger_close`), so that a peer still sending its body reads the
+//! refusal instead of a reset. A listing that would not fit in
 //! one 64 KiB header is cut short and says `"truncated":true`.
 
 use std::time::Instant;
@@ -69,6 +71,19 @@ fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
     message::fields(json!({"ok": false, "error": why.to_string()}))
 }
 
+/// Sends a refusal, then closes without a reset. The peer may still be
+/// sending a body that will not be read, and a close with unread input
+/// resets the connection: the peer's kernel would then drop the refusal
+/// before the peer read it.
+async fn refuse_and_close(
+    conn: &mut MessageConn<Stream>,
+    why: impl std::fmt::Display,
+) -> Result<(), ConnError> {
+    let sent = conn.write_message(refusal(why), &[]).await;
+    super::linger_close(conn.stream_mut()).await;
+    sent
+}
+
 /// Records a stored file: a stats event and an audit line.
 pub(crate) async fn record_stored(
     ctx: &ServiceCtx,
@@ -77,10 +92,13 @@ pub(crate) async fn record_stored(
     info: &FileInfo,
     millis: u64,
 ) {
+    // The name came from the peer: escaped, so that it cannot forge or
+    // colour log lines (safe names hold no control characters, but may
+    // hold other invisible ones, such as a right-to-left override).
     tracing::info!(
         service = %ctx.kind,
         peer = guard.peer(),
-        "stored {} ({} bytes, {millis} ms)",
+        "stored {:?} ({} bytes, {millis} ms)",
         info.name,
         info.size
     );
@@ -118,7 +136,7 @@ async fn serve_conn(
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => return Ok(()),
             Ok(Err(ConnError::Wire(e))) => {
-                let _ = conn.write_message(refusal(&e), &[]).await;
+                let _ = refuse_and_close(&mut conn, &e).await;
                 return Err(ConnError::Wire(e));
             }
             Ok(Err(e)) => return Err(e),
@@ -132,8 +150,7 @@ async fn serve_conn(
             }
             Some(op) if header.size > 0 => {
                 let why = format!("`{op}` requests carry no body");
-                conn.write_message(refusal(why), &[]).await?;
-                return Ok(());
+                return refuse_and_close(&mut conn, why).await;
             }
             Some("get") => get(&mut conn, &header, shared, guard).await?,
             Some("list") => list(&mut conn, shared).await?,
@@ -141,12 +158,10 @@ async fn serve_conn(
                 let why = format!("unknown op `{op}` (use put, get or list)");
                 conn.write_message(refusal(why), &[]).await?;
             }
-            None => {
-                conn.write_message(refusal("missing \"op\""), &[]).await?;
-                if header.size > 0 {
-                    return Ok(());
-                }
+            None if header.size > 0 => {
+                return refuse_and_close(&mut conn, "missing \"op\"").await;
             }
+            None => conn.write_message(refusal("missing \"op\""), &[]).await?,
         }
     }
 }
@@ -167,19 +182,18 @@ async fn put(
         Some(raw) => store::safe_name(raw.as_bytes()),
     }
     .and_then(|name| {
-        if size > shared.max_file_bytes {
-            return Err(StoreError::BadName(format!(
-                "the file is {size} bytes; the limit is {}",
-                shared.max_file_bytes
-            )));
-        }
+        store::check_size(size, shared.max_file_bytes)?;
         shared.store.begin(&name, size)
     });
     let mut upload = match checked {
         Ok(u) => u,
-        Err(e) => {
+        Err(e) if size == 0 => {
             conn.write_message(refusal(&e), &[]).await?;
-            return Ok(size == 0);
+            return Ok(true);
+        }
+        Err(e) => {
+            refuse_and_close(conn, &e).await?;
+            return Ok(false);
         }
     };
     let idle = ctx.limits.idle_timeout;
@@ -195,7 +209,9 @@ async fn put(
         }
         guard.add_in(n);
         if let Err(e) = upload.push(buf).await {
-            conn.write_message(refusal(&e), &[]).await?;
+            // Its temporary goes now, not after the close has lingered.
+            drop(upload);
+            refuse_and_close(conn, &e).await?;
             return Ok(false);
         }
     }
@@ -203,8 +219,9 @@ async fn put(
         Ok(info) => {
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             record_stored(ctx, &shared.audit, guard, &info, millis).await;
-            let reply =
-                json!({"ok": true, "name": info.name, "size": info.size, "sha256": info.sha256});
+            // `stored_size`, not `size`: in this protocol `size` always
+            // means "this many body bytes follow", and none do here.
+            let reply = json!({"ok": true, "name": info.name, "stored_size": info.size, "sha256": info.sha256});
             conn.write_message(message::fields(reply), &[]).await?;
             Ok(true)
         }

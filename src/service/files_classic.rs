@@ -54,8 +54,10 @@ pub(crate) async fn run(
 enum ClassicError {
     #[error("{0}")]
     Refused(String),
-    #[error("the connection closed {0}")]
-    Closed(&'static str),
+    #[error("the connection closed inside the {HEADER_LEN}-byte header, after {got} bytes")]
+    ShortHeader { got: usize },
+    #[error("the connection closed after {got} of the file's {size} bytes")]
+    ShortBody { got: u64, size: u64 },
     #[error("idle for {0:?}")]
     Idle(Duration),
     #[error(transparent)]
@@ -78,13 +80,23 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
         match receive(&mut stream, shared, ctx, guard).await {
             Ok(true) => continue,
             Ok(false) => return Ok(()),
-            Err(ClassicError::Refused(why)) => {
-                let line = format!("error: {why}\n");
-                if stream.write_all(line.as_bytes()).await.is_ok() {
+            // Said to the peer, which may still be reading (a short body
+            // usually means the sender half-closed early): one line, then
+            // a close that drains what it still sends rather than reset.
+            Err(
+                e @ (ClassicError::Refused(_)
+                | ClassicError::ShortHeader { .. }
+                | ClassicError::ShortBody { .. }),
+            ) => {
+                let line = format!("error: {e}\n");
+                let idle = ctx.limits.idle_timeout;
+                if let Ok(Ok(())) =
+                    tokio::time::timeout(idle, stream.write_all(line.as_bytes())).await
+                {
                     guard.add_out(line.len());
                 }
                 super::linger_close(&mut stream).await;
-                return Err(ClassicError::Refused(why));
+                return Err(e);
             }
             Err(e) => return Err(e),
         }
@@ -109,7 +121,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             return if got == 0 {
                 Ok(false)
             } else {
-                Err(ClassicError::Closed("inside the 136-byte header"))
+                Err(ClassicError::ShortHeader { got })
             };
         }
         guard.add_in(n);
@@ -121,12 +133,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let name = format!("new_{}", store::safe_name(&header.name)?);
     let size = u64::try_from(header.size)
         .map_err(|_| ClassicError::Refused(format!("negative size {}", header.size)))?;
-    if size > shared.max_file_bytes {
-        return Err(ClassicError::Refused(format!(
-            "the file is {size} bytes; the limit is {}",
-            shared.max_file_bytes
-        )));
-    }
+    store::check_size(size, shared.max_file_bytes)?;
     let mut upload = shared.store.begin(&name, size)?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
@@ -135,7 +142,10 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             .await
             .map_err(|_| ClassicError::Idle(idle))??;
         if n == 0 {
-            return Err(ClassicError::Closed("before the whole file arrived"));
+            return Err(ClassicError::ShortBody {
+                got: size - upload.remaining(),
+                size,
+            });
         }
         guard.add_in(n);
         upload.push(buf).await?;

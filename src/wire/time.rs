@@ -28,6 +28,8 @@ pub enum TimeFormatError {
     LonePercent,
     #[error("unsupported specifier `{0}` (use `%%` for a literal `%`)")]
     BadSpecifier(String),
+    #[error("specifier `{0}` can only be used to read a time, not to format one")]
+    ParseOnly(String),
     #[error("reply would exceed {max} bytes")]
     ReplyTooLong { max: usize },
 }
@@ -45,7 +47,8 @@ impl<'a> Format<'a> {
 /// Turns a request datagram into a validated pattern (empty means the default).
 ///
 /// # Errors
-/// Any [`TimeFormatError`] but `ReplyTooLong`.
+/// Any [`TimeFormatError`] but `ReplyTooLong` and `ParseOnly`, which only
+/// formatting finds.
 pub fn decode_request(datagram: &[u8]) -> Result<Format<'_>, TimeFormatError> {
     if datagram.is_empty() {
         return Ok(Format(DEFAULT_FORMAT));
@@ -62,40 +65,52 @@ pub fn decode_request(datagram: &[u8]) -> Result<Format<'_>, TimeFormatError> {
 }
 
 fn validate(pattern: &str) -> Result<(), TimeFormatError> {
-    if !StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
-        return Ok(());
-    }
-    // Find the first specifier chrono refuses, to name it in the error.
-    let mut rest = pattern;
-    while let Some(at) = rest.find('%') {
-        let spec = &rest[at..];
-        if spec.len() == 1 {
-            return Err(TimeFormatError::LonePercent);
+    let refused = |p: &str| StrftimeItems::new(p).any(|item| matches!(item, Item::Error));
+    if refused(pattern) {
+        // Find the first specifier chrono refuses, to name it in the error.
+        for spec in specifiers(pattern) {
+            if spec == "%" {
+                return Err(TimeFormatError::LonePercent);
+            }
+            if refused(spec) {
+                return Err(TimeFormatError::BadSpecifier(spec.to_owned()));
+            }
         }
+        // chrono refused the whole but no single specifier: report it plainly.
+        return Err(TimeFormatError::BadSpecifier(pattern.to_owned()));
+    }
+    Ok(())
+}
+
+/// The `%` specifiers of a pattern, in order, flags included (`%-d`,
+/// `%#z`); a lone `%` at the end comes out as `%`.
+fn specifiers(pattern: &str) -> impl Iterator<Item = &str> {
+    let mut rest = pattern;
+    std::iter::from_fn(move || {
+        let at = rest.find('%')?;
+        let spec = &rest[at..];
         let end = spec
             .char_indices()
             .skip(1)
             .find(|&(_, c)| c.is_ascii_alphabetic() || c == '%' || !c.is_ascii())
             .map_or(spec.len(), |(i, c)| i + c.len_utf8());
-        let candidate = &spec[..end];
-        if StrftimeItems::new(candidate).any(|item| matches!(item, Item::Error)) {
-            return Err(TimeFormatError::BadSpecifier(candidate.to_owned()));
-        }
         rest = &spec[end..];
-    }
-    // chrono refused the whole but no single specifier: report it plainly.
-    Err(TimeFormatError::BadSpecifier(pattern.to_owned()))
+        Some(&spec[..end])
+    })
 }
 
-/// A `fmt::Write` that refuses to grow past `max` bytes.
+/// A `fmt::Write` that refuses to grow past `max` bytes, and remembers
+/// that it did (so that a formatting error is told apart from a full buffer).
 struct Capped {
     buf: String,
     max: usize,
+    full: bool,
 }
 
 impl fmt::Write for Capped {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         if self.buf.len() + s.len() > self.max {
+            self.full = true;
             return Err(fmt::Error);
         }
         self.buf.push_str(s);
@@ -106,7 +121,9 @@ impl fmt::Write for Capped {
 /// Formats `now` with a validated pattern, failing rather than exceeding `max_reply`.
 ///
 /// # Errors
-/// [`TimeFormatError::ReplyTooLong`] when the result would not fit.
+/// [`TimeFormatError::ReplyTooLong`] when the result would not fit;
+/// [`TimeFormatError::ParseOnly`] for a specifier chrono accepts but can
+/// only parse with (`%#z`, a lenient offset): formatting one fails.
 pub fn render<Tz: TimeZone>(
     now: &DateTime<Tz>,
     format: Format<'_>,
@@ -118,10 +135,29 @@ where
     let mut out = Capped {
         buf: String::with_capacity(format.0.len().min(max_reply) + 16),
         max: max_reply,
+        full: false,
     };
-    write!(out, "{}", now.format(format.0))
-        .map_err(|_| TimeFormatError::ReplyTooLong { max: max_reply })?;
-    Ok(out.buf)
+    if write!(out, "{}", now.format(format.0)).is_ok() {
+        return Ok(out.buf);
+    }
+    if out.full {
+        return Err(TimeFormatError::ReplyTooLong { max: max_reply });
+    }
+    // Not for lack of room: name the first specifier that cannot be
+    // formatted on its own (the error path only, so the usual reply pays
+    // nothing for it).
+    let mut probe = Capped {
+        buf: String::new(),
+        max: max_reply,
+        full: false,
+    };
+    let spec = specifiers(format.0)
+        .find(|spec| {
+            probe.buf.clear();
+            write!(probe, "{}", now.format(spec)).is_err() && !probe.full
+        })
+        .unwrap_or(format.0);
+    Err(TimeFormatError::ParseOnly(spec.to_owned()))
 }
 
 /// The whole service in one pure function: the reply datagram for a request.
@@ -182,6 +218,20 @@ mod tests {
         assert_eq!(text(b"\xff%H"), "error: format is not UTF-8");
         let long = vec![b'a'; MAX_FORMAT_LEN + 1];
         assert_eq!(text(&long), "error: format too long (257 bytes, max 256)");
+    }
+
+    #[test]
+    fn parse_only_specifiers_are_named_not_called_too_long() {
+        assert_eq!(
+            text(b"%#z"),
+            "error: specifier `%#z` can only be used to read a time, not to format one"
+        );
+        assert_eq!(
+            text(b"%H:%M %#z"),
+            "error: specifier `%#z` can only be used to read a time, not to format one"
+        );
+        // The formattable offsets still work.
+        assert_eq!(text(b"%z %:z"), "+0000 +00:00");
     }
 
     #[test]

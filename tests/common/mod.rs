@@ -5,7 +5,7 @@
 pub mod web;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard::config::{Config, ListenAddr};
 use switchboard::kind::ServiceKind;
@@ -110,6 +110,78 @@ pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
         })
         .chain(web)
         .collect()
+}
+
+/// Whether a test may skip because `why` (a capability it needs is missing
+/// here). A test that passes without testing is a defect, so this panics
+/// with `why` unless `SWITCHBOARD_SKIP_<CAPABILITY>=1` names the skip; then
+/// the skip is appended to the skip log (`test-skips.txt` in the target
+/// directory), which scripts/test.sh empties first and prints at the end,
+/// and this returns `true`. Call it only once the capability is known
+/// missing.
+pub fn skip_allowed(capability: &str, why: &str) -> bool {
+    let var = format!("SWITCHBOARD_SKIP_{capability}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unnamed test")
+        .to_owned();
+    #[allow(clippy::disallowed_methods)] // the test run's own setting, not the server's
+    let allowed = std::env::var(&var).as_deref() == Ok("1");
+    if !allowed {
+        panic!(
+            "{test}: {why}. This test does not pass without testing: give the machine \
+             what it needs, or set {var}=1 to skip it (scripts/test.sh lists the skips)"
+        );
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        std::path::PathBuf::from,
+    );
+    let log = target.join("test-skips.txt");
+    let line = format!("{test}: skipped ({var}=1): {why}\n");
+    eprint!("{line}");
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = appended {
+        panic!("{test}: cannot record the skip in {}: {e}", log.display());
+    }
+    true
+}
+
+/// Reads `stream` until the server closes it cleanly (EOF, not a reset),
+/// with the hang guard; returns what it sent and when it closed.
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> (Vec<u8>, Instant) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    guard("the server closes", stream.read_to_end(&mut out))
+        .await
+        .unwrap_or_else(|e| panic!("not a clean close after {out:?}: {e}"));
+    (out, Instant::now())
+}
+
+/// Slack allowed past an idle timeout on a busy machine: far below
+/// [`GUARD`] and any default timeout, so a close that ignores the
+/// configured timeout still fails.
+pub const IDLE_SLACK: Duration = Duration::from_secs(4);
+
+/// Asserts that a connection silent since `since` was closed at about
+/// `timeout`: no sooner, and within [`IDLE_SLACK`] after.
+pub fn assert_closed_at_timeout(what: &str, since: Instant, closed: Instant, timeout: Duration) {
+    let after = closed - since;
+    assert!(
+        after >= timeout,
+        "{what}: closed after {after:?}, before its {timeout:?} timeout"
+    );
+    assert!(
+        after < timeout + IDLE_SLACK,
+        "{what}: closed after {after:?}, long after its {timeout:?} timeout"
+    );
 }
 
 /// Awaits `fut` with the hang guard.
