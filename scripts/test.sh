@@ -62,12 +62,14 @@ python3 -m py_compile bench/report.py bench/reference/*.py
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+# The `failpoints` feature compiles in the panics tests/panics.rs injects;
+# release builds never have it.
+step "cargo clippy --all-targets --features failpoints -- -D warnings"
+cargo clippy --all-targets --locked --features failpoints -- -D warnings
 
 step "cargo test"
 # Browser tests save a screenshot of every page here, for a person to look at.
 export SWITCHBOARD_SCREENSHOTS="${SWITCHBOARD_SCREENSHOTS:-$PWD/target/test-output/screenshots}"
-cargo test --locked
+cargo test --locked --features failpoints
 echo "screenshots of the dashboard: $SWITCHBOARD_SCREENSHOTS"
 

@@ -139,6 +139,8 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Before anything starts: a signal from now on is a graceful shutdown.
+    let mut signals = shutdown::Signals::listen();
     let mut config = load_config(&args)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -215,11 +217,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         anyhow::bail!("no service could start (see above)");
     }
 
-    shutdown::signal().await;
+    signals.next().await;
     tracing::info!("shutting down (press Ctrl-C again to exit at once)");
     // A second signal skips the grace period.
-    tokio::spawn(async {
-        shutdown::signal().await;
+    tokio::spawn(async move {
+        signals.next().await;
         eprintln!("switchboard: exiting without waiting");
         std::process::exit(130);
     });

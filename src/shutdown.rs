@@ -30,30 +30,48 @@ impl Shutdown {
     }
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on unix (what `docker stop` sends).
-pub async fn signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+/// The process's stop signals: Ctrl-C (SIGINT) and SIGTERM (what `docker
+/// stop` sends). Listening starts when this is made, so a second signal is
+/// never lost in the moment between handling the first and waiting again.
+pub struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts listening; a signal that cannot be listened for is reported
+    /// and left out.
+    pub fn listen() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let open = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
+                tracing::error!("cannot listen for {name}: {e}");
+                None
+            }
+        };
+        Signals {
+            interrupt: open(SignalKind::interrupt(), "Ctrl-C"),
+            terminate: open(SignalKind::terminate(), "SIGTERM"),
+        }
+    }
+
+    /// Resolves on the next signal (one that came since the last call too).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a signal not yet taken stays for the next call.
+    pub async fn next(&mut self) {
+        async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tokio::select! {
+            () = one(&mut self.interrupt) => {}
+            () = one(&mut self.terminate) => {}
+        }
     }
 }

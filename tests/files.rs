@@ -912,3 +912,30 @@ async fn a_generic_reader_reads_every_reply_in_step() {
     let stored = put(&mut client(&h).await, "b.txt", b"four").await.unwrap();
     assert_eq!(stored.size, 4);
 }
+
+#[tokio::test]
+async fn a_get_to_a_peer_that_never_reads_is_dropped_after_the_idle_timeout() {
+    let idle = Duration::from_millis(500);
+    let h = Harness::start_with(|c| c.service_mut(Files).limits.idle_timeout = idle).await;
+    let mut c = client(&h).await;
+    // Far more than the socket buffers hold.
+    put(&mut c, "big.bin", &pattern(64 << 20)).await.unwrap();
+    drop(c);
+    h.wait_for("the uploader gone", |s| {
+        s.connections_of(Files).count() == 0
+    })
+    .await;
+    let mut raw = authed(&h).await;
+    let json = serde_json::json!({"op": "get", "name": "big.bin"}).to_string();
+    let mut frame = (json.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(json.as_bytes());
+    raw.write_all(&frame).await.unwrap();
+    let since = Instant::now();
+    // Never read: the server's writes stall, and it must give up.
+    h.wait_for("the stalled get closed", |s| {
+        s.connections_of(Files).count() == 0
+    })
+    .await;
+    assert_closed_at_timeout("a get nobody reads", since, Instant::now(), idle);
+    assert_eq!(h.stats.totals(Files).errors, 1);
+}

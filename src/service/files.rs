@@ -25,7 +25,7 @@ use tokio::io::AsyncReadExt;
 use super::listen::{Listener, Stream};
 use super::{ServiceCtx, ServiceError};
 use crate::audit::AuditLog;
-use crate::conn::{ConnError, MessageConn};
+use crate::conn::{ConnError, MessageConn, WriteTimeout};
 use crate::stats::{ConnGuard, EventKind};
 use crate::store::{self, FileInfo, Store, StoreError};
 use crate::wire::message::{self, MAX_HEADER_LEN};
@@ -60,12 +60,17 @@ pub(crate) async fn run(
         ctx,
         shared,
         |stream, _peer, conn, shared, ctx| async move {
+            let stream = WriteTimeout::new(stream, ctx.limits.idle_timeout);
             serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
         },
     )
     .await;
     Ok(())
 }
+
+/// The message protocol over a stream whose writes give up on a peer that
+/// takes no byte for the idle timeout (a `get` to a peer that never reads).
+type Conn = MessageConn<WriteTimeout<Stream>>;
 
 fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
     message::fields(json!({"ok": false, "error": why.to_string()}))
@@ -75,10 +80,7 @@ fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
 /// sending a body that will not be read, and a close with unread input
 /// resets the connection: the peer's kernel would then drop the refusal
 /// before the peer read it.
-async fn refuse_and_close(
-    conn: &mut MessageConn<Stream>,
-    why: impl std::fmt::Display,
-) -> Result<(), ConnError> {
+async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
     let sent = conn.write_message(refusal(why), &[]).await;
     super::linger_close(conn.stream_mut()).await;
     sent
@@ -123,7 +125,7 @@ pub(crate) async fn record_stored(
 }
 
 async fn serve_conn(
-    mut conn: MessageConn<Stream>,
+    mut conn: Conn,
     shared: &Shared,
     ctx: &ServiceCtx,
     guard: &ConnGuard,
@@ -169,7 +171,7 @@ async fn serve_conn(
 /// Receives one upload. `Ok(false)` when the connection must close (the
 /// request was refused with its body still on the way).
 async fn put(
-    conn: &mut MessageConn<Stream>,
+    conn: &mut Conn,
     header: &message::Header,
     shared: &Shared,
     ctx: &ServiceCtx,
@@ -233,7 +235,7 @@ async fn put(
 }
 
 async fn get(
-    conn: &mut MessageConn<Stream>,
+    conn: &mut Conn,
     header: &message::Header,
     shared: &Shared,
     guard: &ConnGuard,
@@ -267,7 +269,7 @@ async fn get(
     Ok(())
 }
 
-async fn list(conn: &mut MessageConn<Stream>, shared: &Shared) -> Result<(), ConnError> {
+async fn list(conn: &mut Conn, shared: &Shared) -> Result<(), ConnError> {
     let files = match shared.store.list().await {
         Ok(f) => f,
         Err(e) => return conn.write_message(refusal(&e), &[]).await,
