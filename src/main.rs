@@ -285,7 +285,12 @@ fn print_banner(
 /// typed at a `>>` prompt (the tutorials' clients) until EOF or `quit`.
 enum Requests {
     Once(Option<String>),
-    Prompt(tokio::sync::mpsc::Receiver<String>),
+    /// Lines from the stdin thread, each asked for in turn, so the prompt
+    /// for the next one comes after the reply to the last.
+    Prompt {
+        ask: std::sync::mpsc::Sender<()>,
+        lines: tokio::sync::mpsc::Receiver<String>,
+    },
 }
 
 impl Requests {
@@ -293,30 +298,32 @@ impl Requests {
         if text.is_some() {
             return Requests::Once(text);
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tx, lines) = tokio::sync::mpsc::channel::<String>(1);
         let prompt = std::io::stdin().is_terminal();
-        // stdin is blocking: read it on its own thread, a line at a time.
+        // stdin is blocking: read it on its own thread, a line when asked.
         std::thread::spawn(move || {
-            let mut lines = std::io::stdin().lock().lines();
-            loop {
+            let mut input = std::io::stdin().lock().lines();
+            while asked.recv().is_ok() {
                 if prompt {
                     print!(">> ");
                     let _ = std::io::stdout().flush();
                 }
-                let Some(Ok(line)) = lines.next() else { break };
+                let Some(Ok(line)) = input.next() else { break };
                 if tx.blocking_send(line).is_err() {
                     break;
                 }
             }
         });
-        Requests::Prompt(rx)
+        Requests::Prompt { ask, lines }
     }
 
     async fn next(&mut self) -> Option<String> {
         match self {
             Requests::Once(text) => text.take(),
-            Requests::Prompt(rx) => loop {
-                let line = rx.recv().await?;
+            Requests::Prompt { ask, lines } => loop {
+                ask.send(()).ok()?;
+                let line = lines.recv().await?;
                 match line.trim() {
                     "" => continue,
                     "quit" | "exit" => return None,
@@ -446,6 +453,14 @@ async fn login(args: LoginArgs) -> Result<ExitCode> {
                 println!("login failed");
                 // A person may try again on the same connection; a script gets one go.
                 if !interactive || args.user.is_some() {
+                    return Ok(ExitCode::FAILURE);
+                }
+                // Not after the server's last try: it has hung up.
+                if !client.prompts_again().await? {
+                    eprintln!(
+                        "switchboard: {}: no more tries on this connection",
+                        client.addr()
+                    );
                     return Ok(ExitCode::FAILURE);
                 }
             }

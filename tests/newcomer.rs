@@ -80,3 +80,108 @@ async fn json_logs_are_one_object_per_line_without_colour() {
     );
     assert!(!log.contains('\u{1b}'));
 }
+
+/// The binary on a pseudo-terminal, as a person at a keyboard runs it.
+struct OnTerminal {
+    child: std::process::Child,
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl OnTerminal {
+    fn start(args: &[&str]) -> OnTerminal {
+        let pty = nix::pty::openpty(None, None).expect("a pty");
+        let slave = std::fs::File::from(pty.slave);
+        let child = switchboard()
+            .args(args)
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave)
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(pty.master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once the child and every copy of the slave are gone.
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        OnTerminal {
+            child,
+            master,
+            seen,
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (with the hang guard) until the screen holds `what` `times` times.
+    async fn expect(&self, what: &str, times: usize) {
+        common::guard(&format!("{what:?} on the terminal"), async {
+            while self.text().matches(what).count() < times {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+
+    fn type_line(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.master, format!("{line}\n").as_bytes()).unwrap();
+    }
+
+    async fn exit_code(mut self) -> (Option<i32>, String) {
+        let status = common::guard("exit", async {
+            loop {
+                if let Some(status) = self.child.try_wait().unwrap() {
+                    return status;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        (status.code(), self.text())
+    }
+}
+
+#[tokio::test]
+async fn the_echo_prompt_comes_after_the_reply() {
+    let h = Harness::start().await;
+    let mut term = OnTerminal::start(&["echo", &h.target(Echo)]);
+    term.expect(">> ", 1).await;
+    term.type_line("abc");
+    term.expect(">> ", 2).await;
+    term.type_line("quit");
+    let (code, screen) = term.exit_code().await;
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains(">> abc\r\nABC\r\n>> "), "{screen:?}");
+}
+
+#[tokio::test]
+async fn the_login_client_stops_asking_when_the_server_hangs_up() {
+    let h = Harness::start().await;
+    let mut term = OnTerminal::start(&["login", &h.target(switchboard::kind::ServiceKind::Login)]);
+    for attempt in 1..=3 {
+        term.expect("username: ", attempt).await;
+        term.type_line("admin");
+        term.expect("password: ", attempt).await;
+        term.type_line("not the password");
+        term.expect("login failed", attempt).await;
+    }
+    let (code, screen) = term.exit_code().await;
+    assert_eq!(code, Some(1), "{screen}");
+    assert_eq!(
+        screen.matches("username: ").count(),
+        3,
+        "no fourth question: {screen:?}"
+    );
+    assert!(screen.contains("no more tries"), "{screen:?}");
+}

@@ -28,6 +28,8 @@ pub struct LoginClient {
     timeout: Duration,
     /// Server text not yet consumed.
     pending: Vec<u8>,
+    /// The `username: ` prompt was already read (by [`LoginClient::prompts_again`]).
+    prompted: bool,
 }
 
 impl LoginClient {
@@ -42,6 +44,7 @@ impl LoginClient {
             addr,
             timeout,
             pending: Vec::new(),
+            prompted: false,
         })
     }
 
@@ -119,7 +122,9 @@ impl LoginClient {
         user: &str,
         password: &str,
     ) -> Result<LoginOutcome, ClientError> {
-        if let Err(said) = self.expect("username: ").await? {
+        if !std::mem::take(&mut self.prompted)
+            && let Err(said) = self.expect("username: ").await?
+        {
             return Ok(LoginOutcome::Refused(said));
         }
         self.send_line(user).await?;
@@ -132,5 +137,19 @@ impl LoginClient {
             Err(line) if line == "login failed" => Ok(LoginOutcome::Failed),
             Err(other) => Ok(LoginOutcome::Refused(other)),
         }
+    }
+
+    /// After a failed attempt: whether the server asks again (`true`) or
+    /// has closed the connection, as it does after its last try. Ask the
+    /// person for another password only when it does.
+    ///
+    /// # Errors
+    /// I/O errors, or no word from the server within the timeout.
+    pub async fn prompts_again(&mut self) -> Result<bool, ClientError> {
+        if self.prompted {
+            return Ok(true);
+        }
+        self.prompted = self.expect("username: ").await?.is_ok();
+        Ok(self.prompted)
     }
 }
