@@ -442,11 +442,8 @@ pub struct TextArgs {
     pub client: ClientArgs,
 
     /// Text to send (words are joined with spaces). Omit for a prompt.
-    #[arg(
-        value_name = "TEXT",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Options may come after it; text that starts with `-` goes after `--`.
+    #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
 }
 
@@ -455,8 +452,9 @@ pub struct TimeArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
-    /// strftime format, e.g. '%H:%M:%S'. Omit for a prompt.
-    #[arg(value_name = "FORMAT", allow_hyphen_values = true)]
+    /// strftime format, e.g. '%H:%M:%S'. Omit for a prompt. A format that
+    /// starts with `-` goes after `--`.
+    #[arg(value_name = "FORMAT")]
     pub format: Option<String>,
 }
 
@@ -582,15 +580,31 @@ mod tests {
     }
 
     #[test]
-    fn no_command_means_serve_and_text_keeps_hyphens() {
+    fn no_command_means_serve_and_text_keeps_hyphens_after_the_double_dash() {
         let cli = Cli::try_parse_from(["switchboard", "--set", "web.listen=127.0.0.1:1"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.set, ["web.listen=127.0.0.1:1"]);
-        let cli =
-            Cli::try_parse_from(["switchboard", "echo", "9000", "hello", "-n", "world"]).unwrap();
-        let Some(Command::Echo(args)) = cli.command else {
-            panic!("echo")
+        let echo = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Some(Command::Echo(args)) = cli.command else {
+                panic!("echo")
+            };
+            args
         };
+        let args = echo(&["switchboard", "echo", "9000", "--", "hello", "-n", "world"]);
         assert_eq!(args.text, ["hello", "-n", "world"]);
+        // Options after the text are options, not text.
+        let args = echo(&["switchboard", "echo", "9000", "hi", "--timeout", "500ms"]);
+        assert_eq!(args.text, ["hi"]);
+        assert_eq!(args.client.timeout, Duration::from_millis(500));
+        let err = Cli::try_parse_from(["switchboard", "echo", "9000", "hi", "-n"]).unwrap_err();
+        assert!(err.to_string().contains("--"), "{err}");
+        let cli =
+            Cli::try_parse_from(["switchboard", "time", "9002", "%H", "--timeout", "1s"]).unwrap();
+        let Some(Command::Time(args)) = cli.command else {
+            panic!("time")
+        };
+        assert_eq!(args.format.as_deref(), Some("%H"));
+        assert_eq!(args.client.timeout, Duration::from_secs(1));
     }
 }

@@ -49,8 +49,11 @@ async fn one_shot_clients_print_the_reply() {
     let o = run(&["echo", &h.target(Echo), "hello", "wörld"], "").await;
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "HELLO WöRLD\n");
-    let o = run(&["udp", &h.target(UdpEcho), "-n", "x"], "").await;
+    let o = run(&["udp", &h.target(UdpEcho), "--", "-n", "x"], "").await;
     assert_eq!(stdout(&o), "-N X\n");
+    // Options after the text are options (here a timeout), never text.
+    let o = run(&["echo", &h.target(Echo), "hi", "--timeout", "500ms"], "").await;
+    assert_eq!(stdout(&o), "HI\n");
     let o = run(&["time", &h.target(Time), "%%Y"], "").await;
     assert_eq!(stdout(&o), "%Y\n");
     let o = run(&["time", &h.target(Time), ""], "").await;
