@@ -1105,3 +1105,100 @@ mod tests {
         }
     }
 }
+
+/// Property tests: no text, environment or flag makes resolving panic.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text that is often TOML, sometimes almost: real keys and tables,
+    /// values of every type (and wrong ones), stray brackets and quotes.
+    fn tomlish() -> impl Strategy<Value = String> {
+        let keys: Vec<String> = schema().into_iter().map(|(k, _)| k).collect();
+        let key = prop_oneof![
+            prop::sample::select(keys),
+            Just("services.echo".to_owned()),
+            "[a-z_.-]{1,10}",
+        ];
+        let value = prop_oneof![
+            Just("\"127.0.0.1:0\"".to_owned()),
+            Just("\"unix:/tmp/x.sock\"".to_owned()),
+            Just("\"unix:\"".to_owned()),
+            Just("\"\"".to_owned()),
+            any::<i64>().prop_map(|i| i.to_string()),
+            Just("99999999999999999999".to_owned()),
+            Just("1.5".to_owned()),
+            Just("true".to_owned()),
+            Just("[\"ls\", 1]".to_owned()),
+            Just("{ a = 1 }".to_owned()),
+            "\"[^\"\\\\]{0,8}\"",
+        ];
+        let line = prop_oneof![
+            (key.clone(), value).prop_map(|(k, v)| format!("{k} = {v}")),
+            key.clone().prop_map(|k| format!("[{k}]")),
+            key.prop_map(|k| format!("[[{k}]]")),
+            "[\\[\\]{}=\"#. a-z0-9\n]{0,12}",
+        ];
+        prop::collection::vec(line, 0..8).prop_map(|lines| lines.join("\n"))
+    }
+
+    fn resolve(
+        text: &str,
+        env: &[(String, String)],
+        flags: &[String],
+    ) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env.iter().cloned().collect();
+        Config::resolve(
+            Some(FileSource {
+                path: Path::new("/etc/sb.toml"),
+                text,
+            }),
+            &env,
+            flags,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn tomlish_text_resolves_or_names_the_problem(text in tomlish()) {
+            if let Err(e) = resolve(&text, &[], &[]) {
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn any_text_env_and_flags_resolve_or_name_the_problem(
+            text in ".{0,200}",
+            env in prop::collection::vec(("SWITCHBOARD_[A-Z_]{0,24}", ".{0,12}"), 0..4),
+            flags in prop::collection::vec("[a-z_.-]{0,24}=?.{0,12}", 0..4),
+        ) {
+            if let Err(e) = resolve(&text, &env, &flags) {
+                prop_assert!(!e.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn a_value_set_by_flag_resolves_like_the_same_value_in_the_file(
+            port in any::<u16>(),
+            max in any::<i64>(),
+        ) {
+            let flags = [
+                format!("services.echo.listen=127.0.0.1:{port}"),
+                format!("services.echo.max_connections={max}"),
+            ];
+            let text = format!("[services.echo]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = {max}\n");
+            let by_flag = resolve("", &[], &flags).map(|c| format!("{:?}", c.service(ServiceKind::Echo)));
+            let by_file = resolve(&text, &[], &[]).map(|c| format!("{:?}", c.service(ServiceKind::Echo)));
+            match (by_flag, by_file) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(ConfigError::BadValue { key: a, .. }), Err(ConfigError::BadValue { key: b, .. })) => {
+                    prop_assert_eq!(a, b);
+                }
+                (a, b) => prop_assert!(false, "flag gave {a:?}, file gave {b:?}"),
+            }
+        }
+    }
+}

@@ -131,9 +131,9 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let started = Instant::now();
     let header = classic::decode(&raw);
     let name = format!("new_{}", store::safe_name(&header.name)?);
-    let size = u64::try_from(header.size)
-        .map_err(|_| ClassicError::Refused(format!("negative size {}", header.size)))?;
-    store::check_size(size, shared.max_file_bytes)?;
+    let size = header
+        .checked_size(shared.max_file_bytes)
+        .map_err(|e| ClassicError::Refused(e.to_string()))?;
     let mut upload = shared.store.begin(&name, size)?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;

@@ -28,6 +28,7 @@ use crate::config::LoginConfig;
 use crate::ratelimit::FailureLimit;
 use crate::stats::ConnGuard;
 use crate::users::Users;
+use crate::wire::line;
 
 /// The longest line read, newline included.
 pub const MAX_LINE: usize = 256;
@@ -104,18 +105,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
 
     async fn read_line(&mut self, conn: &ConnGuard, idle: Duration) -> Result<String, LoginError> {
         loop {
-            if let Some(end) = self.buf[..self.len].iter().position(|&b| b == b'\n') {
-                let mut line = &self.buf[..end];
-                if let [rest @ .., b'\r'] = line {
-                    line = rest;
-                }
-                let text = String::from_utf8_lossy(line).into_owned();
-                self.buf.copy_within(end + 1..self.len, 0);
-                self.len -= end + 1;
+            if let Some(text) =
+                line::take_line(&mut self.buf, &mut self.len).map_err(|_| LoginError::TooLong)?
+            {
                 return Ok(text);
-            }
-            if self.len == MAX_LINE {
-                return Err(LoginError::TooLong);
             }
             let n = tokio::time::timeout(idle, self.stream.read(&mut self.buf[self.len..]))
                 .await

@@ -37,6 +37,30 @@ pub fn decode(buf: &[u8; HEADER_LEN]) -> ClassicHeader {
     }
 }
 
+impl ClassicHeader {
+    /// The declared size as a byte count, if it is one the service takes:
+    /// not negative and at most `max`.
+    ///
+    /// # Errors
+    /// [`SizeRefused`] saying which rule the size breaks.
+    pub fn checked_size(&self, max: u64) -> Result<u64, SizeRefused> {
+        let size = u64::try_from(self.size).map_err(|_| SizeRefused::Negative(self.size))?;
+        if size > max {
+            return Err(SizeRefused::OverLimit { size, max });
+        }
+        Ok(size)
+    }
+}
+
+/// Why a declared size is refused. Sent to the peer as `error: <this>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeRefused {
+    #[error("negative size {0}")]
+    Negative(i64),
+    #[error("file too large: it is {size} bytes; the limit is {max}")]
+    OverLimit { size: u64, max: u64 },
+}
+
 /// Why a header cannot be encoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClassicError {
@@ -100,5 +124,62 @@ mod tests {
         assert_eq!(decode(&tricky).name, b"a");
         assert_eq!(encode(&[b'y'; 129], 0), Err(ClassicError::NameTooLong(129)));
         assert_eq!(encode(b"a\0b", 0), Err(ClassicError::NulInName));
+    }
+}
+
+/// Property tests: every name that fits round-trips with every size, and a
+/// size is taken only when it is a byte count within the limit.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_name_that_fits_round_trips(
+            name in prop::collection::vec(1u8..=255, 0..=NAME_LEN),
+            size in any::<i64>(),
+        ) {
+            let bytes = encode(&name, size).unwrap();
+            prop_assert_eq!(decode(&bytes), ClassicHeader { name, size });
+        }
+
+        #[test]
+        fn names_too_long_or_holding_nul_are_not_encoded(
+            mut name in prop::collection::vec(any::<u8>(), 0..300),
+            at in any::<usize>(),
+        ) {
+            if name.len() > NAME_LEN {
+                prop_assert_eq!(encode(&name, 0), Err(ClassicError::NameTooLong(name.len())));
+            } else if !name.is_empty() {
+                let at = at % name.len();
+                name[at] = 0;
+                prop_assert_eq!(encode(&name, 0), Err(ClassicError::NulInName));
+            }
+        }
+
+        #[test]
+        fn every_header_decodes_and_re_encodes_to_its_meaning(
+            raw in prop::collection::vec(any::<u8>(), HEADER_LEN),
+        ) {
+            let raw: [u8; HEADER_LEN] = raw.try_into().unwrap();
+            let h = decode(&raw);
+            prop_assert!(h.name.len() <= NAME_LEN && !h.name.contains(&0));
+            prop_assert_eq!(decode(&encode(&h.name, h.size).unwrap()), h);
+        }
+
+        #[test]
+        fn negative_and_oversized_sizes_are_refused(size in any::<i64>(), max in any::<u64>()) {
+            let h = ClassicHeader { name: b"a".to_vec(), size };
+            match h.checked_size(max) {
+                Ok(n) => prop_assert!(size >= 0 && n == size as u64 && n <= max),
+                Err(SizeRefused::Negative(s)) => prop_assert!(size < 0 && s == size),
+                Err(SizeRefused::OverLimit { size: n, max: m }) => {
+                    prop_assert!(size >= 0 && n == size as u64 && n > max && m == max);
+                }
+            }
+        }
     }
 }

@@ -236,3 +236,136 @@ mod tests {
         ));
     }
 }
+
+/// Property tests: any header round-trips, and however a stream of
+/// headers is cut into reads, the decoder yields the same headers.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON without floats: a float may not survive a parse and print
+    /// bit for bit, which is serde_json's business, not this codec's.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A header's fields, `size` included (it must be a `u64` to decode).
+    fn header_fields() -> impl Strategy<Value = Map<String, Value>> {
+        (
+            prop::collection::btree_map("[a-z_]{1,8}", json_value(), 0..5),
+            any::<u64>(),
+        )
+            .prop_map(|(fields, size)| {
+                let mut map: Map<String, Value> = fields.into_iter().collect();
+                map.insert("size".into(), size.into());
+                map
+            })
+    }
+
+    /// Decodes every header in `chunks` fed one read at a time, as
+    /// `MessageConn` does: decode, and read more only on `None`. Returns the
+    /// headers, and the error that stopped it (or how many bytes were left).
+    fn feed(chunks: &[&[u8]], max: usize) -> (Vec<Header>, Result<usize, String>) {
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        let mut next = chunks.iter();
+        loop {
+            let before = buf.len();
+            match decode_header(&mut buf, max) {
+                Ok(Some(h)) => got.push(h),
+                Ok(None) => {
+                    assert_eq!(buf.len(), before, "an incomplete header consumes nothing");
+                    match next.next() {
+                        Some(chunk) => buf.extend_from_slice(chunk),
+                        None => return (got, Ok(buf.len())),
+                    }
+                }
+                Err(e) => {
+                    assert_eq!(buf.len(), before, "a bad header is left in the buffer");
+                    return (got, Err(e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn cut<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        at.sort_unstable();
+        at.push(bytes.len());
+        let mut from = 0;
+        at.into_iter()
+            .map(|to| {
+                let piece = &bytes[from..to];
+                from = to;
+                piece
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_header_round_trips(fields in header_fields()) {
+            let bytes = encode_header(&fields).unwrap();
+            let mut buf = BytesMut::from(&bytes[..]);
+            let h = decode_header(&mut buf, MAX_HEADER_LEN).unwrap().unwrap();
+            prop_assert_eq!(h.size, fields["size"].as_u64().unwrap());
+            prop_assert_eq!(h.fields, fields);
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn a_stream_split_anywhere_decodes_as_a_whole(
+            headers in prop::collection::vec(header_fields(), 1..4),
+            tail in prop::collection::vec(any::<u8>(), 0..12),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut bytes = Vec::new();
+            for fields in &headers {
+                bytes.extend(encode_header(fields).unwrap());
+            }
+            // Whatever follows (a partial or garbage frame) must give the
+            // same verdict too.
+            bytes.extend(&tail);
+            let whole = feed(&[&bytes], MAX_HEADER_LEN);
+            let split = feed(&cut(&bytes, &cuts), MAX_HEADER_LEN);
+            prop_assert_eq!(&split, &whole);
+            prop_assert!(whole.0.len() >= headers.len());
+            for (h, fields) in whole.0.iter().zip(&headers) {
+                prop_assert_eq!(&h.fields, fields);
+            }
+        }
+
+        #[test]
+        fn garbage_split_anywhere_decodes_as_a_whole(
+            // Small length prefixes, each followed by JSON-ish bytes that
+            // may or may not be a header, or as long as it says.
+            frames in prop::collection::vec((0u32..24, r#"[{}\[\]":,0-9a-z -]{0,24}"#), 0..4),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            max in 0usize..32,
+        ) {
+            let mut bytes = Vec::new();
+            for (len, text) in &frames {
+                bytes.extend(len.to_be_bytes());
+                bytes.extend(text.as_bytes());
+            }
+            let whole = feed(&[&bytes], max);
+            prop_assert_eq!(feed(&cut(&bytes, &cuts), max), whole);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! fuzzed on its own.
 
 pub mod classic;
+pub mod line;
 pub mod message;
 pub mod time;
 

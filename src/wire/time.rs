@@ -254,3 +254,91 @@ mod tests {
         }
     }
 }
+
+/// Property tests: no datagram panics or makes an unbounded reply, and the
+/// validator accepts exactly what chrono can format.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use chrono::{FixedOffset, Utc};
+    use proptest::prelude::*;
+
+    /// Patterns made of specifiers (known, unknown, padded, cut short) and text.
+    fn pattern() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "%[a-zA-Z%+.:#0-9_-]{0,3}",
+            "[a-z :/-]{0,4}",
+            Just("%".to_owned()),
+            ".{0,2}",
+        ];
+        prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+    }
+
+    /// Longest error reply: `error: ` and a refusal naming at most the whole pattern.
+    const MAX_ERROR: usize = 80 + MAX_FORMAT_LEN;
+
+    fn moment() -> impl Strategy<Value = DateTime<FixedOffset>> {
+        (
+            -62_000_000_000i64..250_000_000_000,
+            0u32..2_000_000_000,
+            -86_399i32..86_400,
+        )
+            .prop_map(|(secs, nanos, offset)| {
+                let utc = DateTime::<Utc>::from_timestamp(secs, nanos % 1_000_000_000)
+                    .expect("in chrono's range");
+                utc.with_timezone(&FixedOffset::east_opt(offset).expect("within a day"))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_datagram_gets_a_bounded_reply(
+            datagram in prop::collection::vec(any::<u8>(), 0..300),
+            now in moment(),
+            max in 1usize..600,
+        ) {
+            let out = reply(&now, &datagram, max);
+            prop_assert!(out.len() <= max || (out.starts_with(b"error: ") && out.len() <= MAX_ERROR));
+        }
+
+        #[test]
+        fn a_validated_pattern_formats_within_the_cap(
+            p in pattern(),
+            now in moment(),
+            max in 1usize..600,
+        ) {
+            let Ok(format) = decode_request(p.as_bytes()) else {
+                return Ok(());
+            };
+            // What chrono writes with no cap, unless its formatter fails.
+            let mut full = String::new();
+            let written = write!(full, "{}", now.format(format.as_str()));
+            match render(&now, format, max) {
+                Ok(text) => {
+                    prop_assert!(text.len() <= max);
+                    prop_assert_eq!(text, full);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e, TimeFormatError::ReplyTooLong { max });
+                    prop_assert!(written.is_err() || full.len() > max);
+                }
+            }
+        }
+
+        #[test]
+        fn the_validator_accepts_exactly_what_chrono_can_format(p in pattern()) {
+            prop_assume!(!p.is_empty() && p.len() <= MAX_FORMAT_LEN);
+            let chrono_ok = !StrftimeItems::new(&p).any(|i| matches!(i, Item::Error));
+            match decode_request(p.as_bytes()) {
+                Ok(f) => prop_assert!(chrono_ok && f.as_str() == p),
+                Err(TimeFormatError::LonePercent) => prop_assert!(!chrono_ok && p.contains('%')),
+                Err(TimeFormatError::BadSpecifier(s)) => {
+                    prop_assert!(!chrono_ok && p.contains(&s));
+                }
+                Err(e) => prop_assert!(false, "unexpected refusal {e}"),
+            }
+        }
+    }
+}
