@@ -195,16 +195,29 @@ pub struct WebConfig {
     /// loopback names only while it listens on loopback (which stops DNS
     /// rebinding), any name when it listens elsewhere.
     pub allowed_hosts: Vec<String>,
-    /// A client must send a whole request head within this time.
+    /// A client must send a whole request head within this time; also how
+    /// long a kept-alive connection may sit idle between requests.
     pub header_timeout: Duration,
+    /// A new connection that sends no byte within this time is closed. Short,
+    /// because a silent socket costs a connection slot and tells us nothing:
+    /// a browser sends its request at once.
+    pub first_byte_timeout: Duration,
     /// Longest an ordinary request may take (live streams are exempt).
     pub request_timeout: Duration,
     /// A session unused for this long is signed out.
     pub session_idle: Duration,
     /// Failed sign-ins allowed per address per minute (a token bucket).
     pub max_failures_per_minute: u32,
-    /// Open HTTP connections at once; more wait in the kernel's backlog.
+    /// Open HTTP connections at once. When full, a new connection takes the
+    /// slot of the oldest idle or silent one; if every slot is busy with a
+    /// request, the newcomer is refused with a 503.
     pub max_connections: usize,
+    /// Open HTTP connections per peer IP address; beyond it a new one is
+    /// refused with a 429, so one address cannot hold every slot.
+    pub max_connections_per_peer: usize,
+    /// Live streams (`/api/v1/live`) one session may hold at once; the
+    /// process-wide cap is 64, so one viewer cannot take them all.
+    pub max_streams_per_session: usize,
     /// When the session cookie carries `Secure`.
     pub secure_cookie: SecureCookie,
 }
@@ -225,10 +238,13 @@ impl Default for WebConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             allowed_hosts: Vec::new(),
             header_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
             session_idle: Duration::from_secs(12 * 3600),
             max_failures_per_minute: 10,
             max_connections: 1024,
+            max_connections_per_peer: 64,
+            max_streams_per_session: 4,
             secure_cookie: SecureCookie::Auto,
         }
     }
@@ -312,10 +328,13 @@ fn schema() -> Vec<(String, Ty)> {
         ("web.listen".to_owned(), Ty::Str),
         ("web.allowed_hosts".to_owned(), Ty::StrList),
         ("web.header_timeout_ms".to_owned(), Ty::Int),
+        ("web.first_byte_timeout_ms".to_owned(), Ty::Int),
         ("web.request_timeout_ms".to_owned(), Ty::Int),
         ("web.session_idle_ms".to_owned(), Ty::Int),
         ("web.max_failures_per_minute".to_owned(), Ty::Int),
         ("web.max_connections".to_owned(), Ty::Int),
+        ("web.max_connections_per_peer".to_owned(), Ty::Int),
+        ("web.max_streams_per_session".to_owned(), Ty::Int),
         ("web.secure_cookie".to_owned(), Ty::Str),
     ];
     for kind in ServiceKind::ALL {
@@ -639,6 +658,12 @@ impl Config {
             listen: web_listen,
             allowed_hosts: m.str_list("web.allowed_hosts")?.unwrap_or_default(),
             header_timeout: m.ms("web.header_timeout_ms", d.header_timeout, 100, 600_000)?,
+            first_byte_timeout: m.ms(
+                "web.first_byte_timeout_ms",
+                d.first_byte_timeout,
+                100,
+                600_000,
+            )?,
             request_timeout: m.ms("web.request_timeout_ms", d.request_timeout, 100, 3_600_000)?,
             session_idle: m.ms("web.session_idle_ms", d.session_idle, 1000, 30 * 86_400_000)?,
             max_failures_per_minute: m.int(
@@ -648,6 +673,18 @@ impl Config {
                 1_000_000,
             )? as u32,
             max_connections: m.usize("web.max_connections", d.max_connections, 1, 1_000_000)?,
+            max_connections_per_peer: m.usize(
+                "web.max_connections_per_peer",
+                d.max_connections_per_peer,
+                1,
+                1_000_000,
+            )?,
+            max_streams_per_session: m.usize(
+                "web.max_streams_per_session",
+                d.max_streams_per_session,
+                1,
+                64,
+            )?,
             secure_cookie: match m.str("web.secure_cookie")? {
                 None | Some("auto") => SecureCookie::Auto,
                 Some("always") => SecureCookie::Always,
@@ -888,6 +925,9 @@ mod tests {
         ]);
         let c = Config::resolve(None, &env, &["web.header_timeout_ms=500".to_owned()]).unwrap();
         assert_eq!(c.web.allowed_hosts, ["a.example", "b.example"]);
+        assert_eq!(c.web.max_connections_per_peer, 64);
+        assert_eq!(c.web.first_byte_timeout, Duration::from_secs(2));
+        assert_eq!(c.web.max_streams_per_session, 4);
         assert_eq!(c.web.secure_cookie, SecureCookie::Always);
         assert_eq!(c.web.header_timeout, Duration::from_millis(500));
         assert_eq!(c.web.session_idle, WebConfig::default().session_idle);
@@ -907,6 +947,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("web.header_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn web_connection_and_stream_limits_resolve() {
+        let env = BTreeMap::from([
+            (
+                "SWITCHBOARD_WEB_MAX_CONNECTIONS_PER_PEER".to_owned(),
+                "16".to_owned(),
+            ),
+            (
+                "SWITCHBOARD_WEB_FIRST_BYTE_TIMEOUT_MS".to_owned(),
+                "750".to_owned(),
+            ),
+        ]);
+        let c = Config::resolve(None, &env, &["web.max_streams_per_session=2".to_owned()]).unwrap();
+        assert_eq!(c.web.max_connections_per_peer, 16);
+        assert_eq!(c.web.first_byte_timeout, Duration::from_millis(750));
+        assert_eq!(c.web.max_streams_per_session, 2);
+        for bad in [
+            "web.max_connections_per_peer=0",
+            "web.first_byte_timeout_ms=10",
+            "web.max_streams_per_session=65",
+        ] {
+            let key = bad.split('=').next().unwrap();
+            let err = Config::resolve(None, &BTreeMap::new(), &[bad.to_owned()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

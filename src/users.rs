@@ -8,9 +8,14 @@
 //!
 //! Checking a password costs about 19 MiB and tens of milliseconds by
 //! design; at most [`HASHING_AT_ONCE`] checks run at once, on blocking
-//! threads, so a login flood queues instead of exhausting memory. An
-//! unknown user is checked against a dummy hash with the same parameters,
-//! so it takes as long as a wrong password and gets the same answer.
+//! threads, so a login flood queues instead of exhausting memory. Each of
+//! those slots owns its argon2 memory, allocated on first use and reused
+//! by every later check: a fresh 19 MiB buffer per check, freed on
+//! whichever blocking thread ran it, is kept by the allocator (per-thread
+//! arenas), and a burst of failed sign-ins used to leave hundreds of MiB
+//! behind. An unknown user is checked against a dummy hash with the same
+//! parameters, so it takes as long as a wrong password and gets the same
+//! answer.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,13 +26,18 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
+use argon2::password_hash::phc::Output;
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Password checks running at once, process-wide.
 pub const HASHING_AT_ONCE: usize = 2;
+/// argon2 blocks (1 KiB each) a hashing slot keeps between checks: enough
+/// for the default parameters every account is made with. A stored hash
+/// that needs more is checked in memory of its own, freed afterwards.
+const KEPT_BLOCKS: usize = Params::DEFAULT_M_COST as usize;
 /// How long a check waits for its turn before the answer is "busy".
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Shortest and longest password accepted for a new one.
@@ -155,7 +165,58 @@ struct State {
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
-    hashing: Arc<Semaphore>,
+    hashing: Hashing,
+}
+
+/// The password-check slots: a permit each, and the argon2 memory each
+/// slot hashes in.
+struct Hashing {
+    permits: Arc<Semaphore>,
+    /// As many buffers as permits (empty until first used); a permit holder
+    /// takes one and [`HashSlot`] puts it back.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// A turn at hashing, with the memory to hash in; dropping it (on any path,
+/// a panic in the hash included) returns both.
+struct HashSlot {
+    memory: Vec<Block>,
+    pool: Arc<Mutex<Vec<Vec<Block>>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        let mut pool = lock(&self.pool);
+        if pool.len() < HASHING_AT_ONCE {
+            pool.push(std::mem::take(&mut self.memory));
+        }
+    }
+}
+
+impl Hashing {
+    fn new() -> Hashing {
+        Hashing {
+            permits: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+            memory: Arc::new(Mutex::new(vec![Vec::new(); HASHING_AT_ONCE])),
+        }
+    }
+
+    /// Waits (at most [`QUEUE_WAIT`]) for a turn.
+    async fn slot(&self) -> Result<HashSlot, UsersError> {
+        let permit = tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .map_err(|_| UsersError::Busy)?
+            .map_err(|_| UsersError::Busy)?;
+        // A permit means a buffer is free: there are as many of each. An
+        // empty one would only mean allocating it now.
+        let memory = lock(&self.memory).pop().unwrap_or_default();
+        Ok(HashSlot {
+            memory,
+            pool: Arc::clone(&self.memory),
+            _permit: permit,
+        })
+    }
 }
 
 /// The account store. Cheap to clone.
@@ -255,10 +316,47 @@ fn hash(password: &str) -> Result<String, UsersError> {
         .map_err(|e| UsersError::Hash(e.to_string()))
 }
 
-fn matches(hash: &str, password: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
+/// Whether `password` matches the PHC string `hash`, hashing in `memory`
+/// (grown to the default size once, then reused). An unparsable hash
+/// matches nothing.
+fn matches_in(hash: &str, password: &str, memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let mut own;
+    let memory: &mut [Block] = if blocks <= KEPT_BLOCKS {
+        if memory.len() < blocks {
+            memory.resize(KEPT_BLOCKS, Block::new());
+        }
+        &mut memory[..blocks]
+    } else {
+        own = vec![Block::new(); blocks];
+        &mut own
+    };
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), &salt, out, memory)
         .is_ok()
+        // `Output`'s equality is constant-time.
+        && Output::new(out).is_ok_and(|computed| computed == expected)
 }
 
 fn now_unix() -> u64 {
@@ -279,7 +377,7 @@ impl Users {
             inner: Arc::new(Inner {
                 path,
                 state: Mutex::new(State { accounts, stamp }),
-                hashing: Arc::new(Semaphore::new(HASHING_AT_ONCE)),
+                hashing: Hashing::new(),
             }),
         })
     }
@@ -445,18 +543,12 @@ impl Users {
             Some(a) => (a.hash.clone(), Some(a.role)),
             None => (DUMMY_HASH.to_owned(), None),
         };
-        let permit =
-            tokio::time::timeout(QUEUE_WAIT, Arc::clone(&self.inner.hashing).acquire_owned())
-                .await
-                .map_err(|_| UsersError::Busy)?
-                .map_err(|_| UsersError::Busy)?;
+        let mut slot = self.inner.hashing.slot().await?;
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            matches(&hash, &password)
-        })
-        .await
-        .map_err(|e| UsersError::Hash(e.to_string()))?;
+        let ok =
+            tokio::task::spawn_blocking(move || matches_in(&hash, &password, &mut slot.memory))
+                .await
+                .map_err(|e| UsersError::Hash(e.to_string()))?;
         Ok(if ok { role } else { None })
     }
 
@@ -553,7 +645,36 @@ mod tests {
         assert_eq!(params(DUMMY_HASH), params(&real));
         // A dummy that failed to parse would answer at once: a timing leak.
         argon2::PasswordHash::new(DUMMY_HASH).unwrap();
-        assert!(!matches(DUMMY_HASH, ""));
+        assert!(!matches_in(DUMMY_HASH, "", &mut Vec::new()));
+    }
+
+    #[test]
+    fn checking_in_kept_memory_agrees_with_argon2_and_reuses_it() {
+        use argon2::PasswordVerifier;
+        let real = hash("some password").unwrap();
+        let mut memory = Vec::new();
+        assert!(matches_in(&real, "some password", &mut memory));
+        let kept = (memory.as_ptr(), memory.capacity());
+        assert_eq!(memory.len(), KEPT_BLOCKS);
+        assert!(!matches_in(&real, "some passwore", &mut memory));
+        assert!(!matches_in(&real, "", &mut memory));
+        assert_eq!((memory.as_ptr(), memory.capacity()), kept, "no new buffer");
+        assert!(
+            Argon2::default()
+                .verify_password(b"some password", real.as_str())
+                .is_ok()
+        );
+        // Other parameters (more memory than kept, other algorithm) work,
+        // in memory of their own.
+        let params = Params::new(KEPT_BLOCKS as u32 + 1024, 1, 1, None).unwrap();
+        let bigger = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"pw")
+            .unwrap()
+            .to_string();
+        assert!(matches_in(&bigger, "pw", &mut memory));
+        assert!(!matches_in(&bigger, "px", &mut memory));
+        assert_eq!(memory.len(), KEPT_BLOCKS);
+        assert!(!matches_in("$argon2id$garbage", "pw", &mut memory));
     }
 
     #[test]

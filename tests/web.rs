@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
@@ -13,7 +13,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use common::web::{Web, base, get, json_request};
+use common::web::{
+    RawReply, Web, audit_lines, base, connect_from, get, get_request, json_request, loopback,
+    poll_until, raw_request, read_until_closed, serve, sign_in_request,
+};
 use common::{ADMIN_PASSWORD, guard};
 use switchboard::kind::ServiceKind;
 use switchboard::service::ServiceState;
@@ -138,12 +141,27 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_returns_the_csrf_token() {
     let s = w.admin().await;
     let me = w.send(s.get("/api/v1/session")).await;
     assert_eq!(me.json()["csrf_token"], s.csrf.as_str());
-    // Audited, without the password.
-    w.h.supervisor.audit().flush().await;
+    // Audited, without the password; a failure names the user only when
+    // the account exists (a password typed as the name stays out).
+    let lines = audit_lines(&w).await;
+    let logins: Vec<_> = lines.iter().filter(|l| l["event"] == "login").collect();
+    let failed: Vec<_> = logins.iter().filter(|l| l["ok"] == false).collect();
+    assert_eq!(failed.len(), 2, "{lines:?}");
+    assert_eq!(failed[0]["user"], "admin");
+    assert_eq!(failed[1]["user"], serde_json::Value::Null);
+    for l in &failed {
+        assert_eq!(l["service"], "web");
+        assert!(!l["peer"].as_str().unwrap().is_empty());
+    }
+    assert!(
+        logins
+            .iter()
+            .any(|l| l["ok"] == true && l["user"] == "admin" && l["role"] == "admin")
+    );
     let audit = std::fs::read_to_string(switchboard::audit::path(w.h.dir.path())).unwrap();
-    assert!(audit.contains(r#""service":"web""#), "{audit}");
     assert!(!audit.contains(ADMIN_PASSWORD));
     assert!(!audit.contains("not-it"));
+    assert!(!audit.contains("nobody"), "{audit}");
 }
 
 #[tokio::test]
@@ -222,6 +240,23 @@ async fn state_changes_need_the_csrf_token_and_a_same_origin() {
     assert_eq!(r.json()["state"], "running");
     let r = w.send(s.act("POST", "/api/v1/services/echo/restart")).await;
     assert_eq!(r.json()["state"], "running");
+    // Each action is audited with who did it, and only the ones done.
+    let actions: Vec<(String, String, bool)> = audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "service")
+        .map(|l| {
+            assert_eq!(l["user"], "admin", "{l}");
+            (
+                l["service"].as_str().unwrap().to_owned(),
+                l["action"].as_str().unwrap().to_owned(),
+                l["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let want = [("stop", true), ("start", true), ("restart", true)]
+        .map(|(a, ok)| ("echo".to_owned(), a.to_owned(), ok));
+    assert_eq!(actions, want);
     assert_eq!(
         w.send(s.act("POST", "/api/v1/services/echo/explode"))
             .await
@@ -285,13 +320,45 @@ async fn roles_limit_what_a_session_may_do() {
         ServiceState::Running
     );
 
-    // A demotion takes effect on the next request, a removal signs out.
+    // A promotion takes effect on the next request...
     users.set_role("otto", Role::Admin).unwrap();
     let r = w
         .send(operator.act("POST", "/api/v1/services/time/restart"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // ...and so does a demotion: admin to viewer loses the admin and
+    // operator routes at once, and keeps reading.
+    users.set_role("otto", Role::Viewer).unwrap();
+    let r = w
+        .send(operator.act("POST", "/api/v1/services/time/restart"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(r.error(), "this needs the admin role; you are viewer");
+    let send = base("POST", "/api/v1/services/echo/send")
+        .header(header::COOKIE, &operator.cookie)
+        .header("x-csrf-token", &operator.csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"text":"x"}"#))
+        .unwrap();
+    assert_eq!(w.send(send).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.send(operator.get("/api/v1/session")).await.json()["role"],
+        "viewer"
+    );
+    assert_eq!(
+        w.send(operator.get("/api/v1/services")).await.status,
+        StatusCode::OK
+    );
+    // There is no role below viewer: losing the account ends the session,
+    // for good (the same name made again does not revive it).
     users.remove("vera").unwrap();
+    assert_eq!(
+        w.send(viewer.get("/api/v1/services")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    users
+        .add("vera", Role::Viewer, "viewer-password-2")
+        .unwrap();
     assert_eq!(
         w.send(viewer.get("/api/v1/services")).await.status,
         StatusCode::UNAUTHORIZED
@@ -584,6 +651,14 @@ async fn an_admin_closes_a_tcp_connection_but_not_a_udp_peer() {
     })
     .await;
     assert!(n <= 1, "at most the echo of `x` before the end");
+    let closes: Vec<_> = audit_lines(&w)
+        .await
+        .into_iter()
+        .filter(|l| l["event"] == "close_connection")
+        .collect();
+    assert_eq!(closes.len(), 1, "only the close that happened: {closes:?}");
+    assert_eq!(closes[0]["id"], tcp_id);
+    assert_eq!(closes[0]["user"], "admin");
     w.h.wait_for("gone from the registry", |s| {
         s.connections_of(ServiceKind::Echo).count() == 0
     })
@@ -679,54 +754,196 @@ async fn peer_and_service_text_is_rendered_as_text() {
     assert!(!page.body.contains("<img src=x"));
 }
 
-/// A real server on an ephemeral port, for what needs a socket.
-async fn serve(w: &Web) -> std::net::SocketAddr {
-    let listener = switchboard::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    w.h.root
-        .tasks
-        .spawn(switchboard::web::serve(listener, w.state.clone()));
-    addr
-}
-
 #[tokio::test]
 async fn the_header_read_timeout_is_armed() {
-    let w = Web::start_with(|c| c.web.header_timeout = Duration::from_millis(300)).await;
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let w = Web::start_with(|c| {
+        c.web.header_timeout = TIMEOUT;
+        // Far from the header timeout, so the two cannot be confused.
+        c.web.first_byte_timeout = Duration::from_secs(30);
+    })
+    .await;
     let addr = serve(&w).await;
-    // Half a request line, then nothing: the server must hang up.
+    // Half a request line, then nothing: the server must hang up, after
+    // the timeout and not long after.
     let mut slow = TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /healthz HT").await.unwrap();
-    let mut buf = Vec::new();
-    guard(
+    let sent = Instant::now();
+    let buf = guard(
         "the server closing a stalled request",
-        slow.read_to_end(&mut buf),
+        read_until_closed(&mut slow),
     )
-    .await
-    .ok();
+    .await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= TIMEOUT && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
     // hyper may answer 408 before closing; it must not have served the request.
     let text = String::from_utf8_lossy(&buf);
     assert!(!text.contains("200 OK"), "{text}");
-    // A connection that never sends a byte is dropped the same way.
-    let mut silent = TcpStream::connect(addr).await.unwrap();
-    let mut buf = Vec::new();
-    guard(
-        "the server closing a silent connection",
-        silent.read_to_end(&mut buf),
-    )
-    .await
-    .ok();
     // So is a kept-alive one after its request, once idle that long.
     let mut ok = TcpStream::connect(addr).await.unwrap();
     ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = Vec::new();
-    guard("a response, then the idle close", ok.read_to_end(&mut buf))
+    let mut reader = BufReader::new(ok);
+    let mut status = String::new();
+    guard("the response", reader.read_line(&mut status))
         .await
         .unwrap();
-    let text = String::from_utf8_lossy(&buf);
-    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    assert!(text.ends_with("ok\n"), "{text}");
+    let answered = Instant::now();
+    assert!(status.starts_with("HTTP/1.1 200 OK"), "{status}");
+    let mut rest = Vec::new();
+    guard("the idle close", reader.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    let idle = answered.elapsed();
+    assert!(
+        idle >= TIMEOUT - Duration::from_millis(20) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle"
+    );
+    assert!(String::from_utf8_lossy(&rest).ends_with("ok\n"));
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_at_the_first_byte_deadline() {
+    const DEADLINE: Duration = Duration::from_millis(600);
+    let w = Web::start_with(|c| {
+        c.web.first_byte_timeout = DEADLINE;
+        c.web.header_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let addr = serve(&w).await;
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let got = guard(
+        "the close of a silent socket",
+        read_until_closed(&mut silent),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(got.is_empty(), "nothing is sent to it: {got:?}");
+    assert!(
+        waited >= DEADLINE && waited < Duration::from_secs(5),
+        "closed after {waited:?}; the deadline is {DEADLINE:?}, the header timeout 30 s"
+    );
+    poll_until("its slot freed", || w.state.connection_counts().open == 0).await;
+    // One that speaks at once is served as usual.
+    let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn silent_sockets_are_capped_per_address_and_the_oldest_are_shed() {
+    let w = Web::start_with(|c| {
+        c.web.max_connections = 64;
+        c.web.max_connections_per_peer = 16;
+        // Long deadlines: here only the caps close connections.
+        c.web.first_byte_timeout = Duration::from_secs(60);
+        c.web.header_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let addr = serve(&w).await;
+    let open = || w.state.connection_counts().open;
+    let s = w.admin().await;
+
+    // A live stream is busy: it holds its slot through everything below.
+    let (status, mut live) = open_live(addr, &s.cookie, None).await;
+    assert!(status.contains("200"), "{status}");
+    poll_until("the stream's slot", || open() == 1).await;
+
+    // 16 silent sockets from each of 127.0.0.2..4, 15 from .5: full.
+    let mut silent: Vec<Vec<TcpStream>> = Vec::new();
+    for (last, n) in [(2, 16), (3, 16), (4, 16), (5, 15)] {
+        let mut from = Vec::new();
+        for _ in 0..n {
+            from.push(connect_from(loopback(last), addr).await);
+            // One at a time, so "oldest" is well defined.
+            let want = 1 + silent.iter().map(Vec::len).sum::<usize>() + from.len();
+            poll_until("the connection admitted", || open() == want).await;
+        }
+        if last == 2 {
+            // The 17th from one address is refused, with a reason.
+            let mut extra = connect_from(loopback(2), addr).await;
+            let reply = guard("the refusal", read_until_closed(&mut extra)).await;
+            let reply = RawReply::parse(&reply);
+            assert_eq!(reply.status, 429, "{reply:?}");
+            assert!(
+                reply
+                    .body
+                    .contains("too many connections from your address")
+            );
+            assert_eq!(open(), 17);
+        }
+        silent.push(from);
+    }
+    assert_eq!(open(), 64);
+    assert_eq!(w.state.connection_counts().silent, 63);
+
+    // 16 newcomers from another address: each takes the slot of the oldest
+    // silent one, which are 127.0.0.2's.
+    let mut newcomers = Vec::new();
+    for i in 0..16u64 {
+        newcomers.push(connect_from(loopback(6), addr).await);
+        poll_until("one shed", || w.state.connection_counts().shed == i + 1).await;
+    }
+    assert_eq!(open(), 64);
+    for (i, stream) in silent[0].iter_mut().enumerate() {
+        let got = guard("a shed socket's close", read_until_closed(stream)).await;
+        assert!(got.is_empty(), "shed #{i} got {got:?}");
+    }
+    for stream in &silent[1] {
+        let mut byte = [0u8; 1];
+        assert!(
+            matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "127.0.0.3's sockets are newer and still open"
+        );
+    }
+
+    // /healthz still answers, from a loaded address or a fresh one.
+    for last in [1, 7] {
+        let r = raw_request(addr, loopback(last), &get_request("/healthz")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    // The live stream was never shed: it still delivers.
+    let mut line = String::new();
+    guard("a message on the live stream", async {
+        while !line.starts_with("event: snapshot") {
+            line.clear();
+            assert!(
+                live.read_line(&mut line).await.unwrap() > 0,
+                "the stream ended"
+            );
+        }
+    })
+    .await;
+    let metrics = w.send(get("/metrics")).await.body;
+    assert!(
+        metrics.contains("switchboard_web_connections_refused_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn when_every_slot_is_busy_a_newcomer_is_refused_with_503() {
+    let w = Web::start_with(|c| c.web.max_connections = 2).await;
+    let addr = serve(&w).await;
+    let s = w.admin().await;
+    let (_, first) = open_live(addr, &s.cookie, None).await;
+    let (_, _second) = open_live(addr, &s.cookie, None).await;
+    let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("connection limit"), "{}", r.body);
+    assert!(r.head.to_ascii_lowercase().contains("retry-after: 1"));
+    // A stream that goes away gives its slot back.
+    drop(first);
+    poll_until("the stream's slot freed", || {
+        w.state.connection_counts().open == 1
+    })
+    .await;
+    let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
+    assert_eq!(r.status, 200);
 }
 
 /// Opens `/api/v1/live` on a real server with `cookie`; returns the reader
@@ -740,10 +957,12 @@ async fn open_live(
     let origin = origin
         .map(|o| format!("Origin: {o}\r\n"))
         .unwrap_or_default();
+    // `Connection: close`, so the end of the stream is the end of the
+    // connection (EOF), not only a last chunk.
     stream
         .write_all(
             format!(
-                "GET /api/v1/live HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n{origin}Accept: text/event-stream\r\n\r\n"
+                "GET /api/v1/live HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n{origin}Accept: text/event-stream\r\nConnection: close\r\n\r\n"
             )
             .as_bytes(),
         )
@@ -823,4 +1042,306 @@ async fn the_live_stream_shows_a_new_connection_with_its_bytes() {
         let _ = live.read_to_end(&mut rest).await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn one_addresses_failed_sign_ins_do_not_lock_out_another() {
+    let w = Web::start_with(|c| c.web.max_failures_per_minute = 3).await;
+    let addr = serve(&w).await;
+    for _ in 0..3 {
+        let r = raw_request(addr, loopback(1), &sign_in_request("admin", "wrong")).await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let r = raw_request(addr, loopback(1), &sign_in_request("admin", ADMIN_PASSWORD)).await;
+    assert_eq!(r.status, 429, "127.0.0.1 is out of tries: {r:?}");
+    // Another address is judged on its own failures only.
+    let r = raw_request(addr, loopback(2), &sign_in_request("admin", ADMIN_PASSWORD)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = raw_request(addr, loopback(2), &sign_in_request("admin", "wrong")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    // The audit names each address.
+    let peers: Vec<String> = audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "login" && l["ok"] == false)
+        .map(|l| l["peer"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(peers, ["127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2"]);
+}
+
+#[tokio::test]
+async fn a_huge_declared_body_is_refused_at_once_without_being_sent() {
+    // A long request timeout: only the declared size can explain a quick 413.
+    let w = Web::start_with(|c| c.web.request_timeout = Duration::from_secs(120)).await;
+    let addr = serve(&w).await;
+    for path in ["/api/v1/session", "/api/v1/exec", "/api/v1/sticky"] {
+        let mut stream = connect_from(loopback(1), addr).await;
+        stream
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                     Content-Length: 99999999999\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status = String::new();
+        guard("the 413 before any body", reader.read_line(&mut status))
+            .await
+            .unwrap();
+        assert!(status.starts_with("HTTP/1.1 413"), "{path}: {status}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_request_timeout_is_answered_503() {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let w = Web::start_with(|c| c.web.request_timeout = TIMEOUT).await;
+    let addr = serve(&w).await;
+    // A sign-in whose body never arrives in full: the route waits for it.
+    let mut stream = connect_from(loopback(1), addr).await;
+    stream
+        .write_all(
+            b"POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Content-Length: 50\r\n\r\n{\"username\":",
+        )
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    guard("the timeout's answer", reader.read_line(&mut status))
+        .await
+        .unwrap();
+    let waited = sent.elapsed();
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(
+        waited >= TIMEOUT && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_its_cookie_is_refused() {
+    let w = Web::start_with(|c| c.web.session_idle = Duration::from_secs(1)).await;
+    let s = w.admin().await;
+    assert_eq!(
+        w.send(s.get("/api/v1/session")).await.status,
+        StatusCode::OK
+    );
+    // Watch the count of live sessions (which does not touch any), not the
+    // cookie (which would keep the session alive).
+    let signed_in = || async { w.send(get("/metrics")).await.body };
+    assert!(signed_in().await.contains("switchboard_web_sessions 1\n"));
+    guard("the session to expire", async {
+        while !signed_in().await.contains("switchboard_web_sessions 0\n") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let r = w.send(s.get("/api/v1/session")).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.send(s.get("/")).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn starting_a_service_whose_port_is_taken_is_a_409_and_audited() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap();
+    let w = Web::start_with(|c| {
+        let echo = &mut c.services[ServiceKind::Echo.index()];
+        echo.listen = switchboard::config::ListenAddr::Inet(port);
+        echo.enabled = false;
+    })
+    .await;
+    let s = w.admin().await;
+    let r = w.send(s.act("POST", "/api/v1/services/echo/start")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.error().contains(&port.to_string()), "{}", r.error());
+    assert_ne!(
+        w.h.supervisor.state(ServiceKind::Echo),
+        ServiceState::Running
+    );
+    let lines = audit_lines(&w).await;
+    let start = lines
+        .iter()
+        .find(|l| l["event"] == "service" && l["action"] == "start")
+        .unwrap_or_else(|| panic!("no audit line for the start: {lines:?}"));
+    assert_eq!(start["ok"], false);
+    assert_eq!(start["user"], "admin");
+    assert!(start["error"].as_str().unwrap().contains(&port.to_string()));
+    // Once the port is free, the same request works.
+    drop(taken);
+    let r = w.send(s.act("POST", "/api/v1/services/echo/start")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Reads the live stream until its first snapshot.
+async fn first_snapshot(live: &mut BufReader<TcpStream>) {
+    guard("the first snapshot", async {
+        let mut line = String::new();
+        while !line.starts_with("event: snapshot") {
+            line.clear();
+            assert!(live.read_line(&mut line).await.unwrap() > 0, "ended early");
+        }
+    })
+    .await;
+}
+
+/// Reads until the server closes the stream; how long that took.
+async fn until_closed(live: &mut BufReader<TcpStream>) -> Duration {
+    let from = Instant::now();
+    guard("the stream to end", async {
+        let mut sink = Vec::new();
+        let _ = live.read_to_end(&mut sink).await;
+    })
+    .await;
+    from.elapsed()
+}
+
+#[tokio::test]
+async fn signing_out_or_losing_the_account_ends_the_live_streams() {
+    let w = Web::start().await;
+    let addr = serve(&w).await;
+    let s = w.admin().await;
+    let (status, mut a) = open_live(addr, &s.cookie, None).await;
+    assert!(status.contains("200"), "{status}");
+    let (_, mut b) = open_live(addr, &s.cookie, None).await;
+    first_snapshot(&mut a).await;
+    first_snapshot(&mut b).await;
+    let r = w.send(s.act("DELETE", "/api/v1/session")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for live in [&mut a, &mut b] {
+        let took = until_closed(live).await;
+        assert!(
+            took < Duration::from_secs(1),
+            "ended {took:?} after sign-out"
+        );
+    }
+
+    // An account removed (here, as `switchboard user remove` would) ends
+    // its sessions' streams too, though no request comes to notice it.
+    w.h.supervisor
+        .users()
+        .add("vera", Role::Viewer, "viewer-password-1")
+        .unwrap();
+    let v = w.sign_in("vera", "viewer-password-1").await;
+    let (status, mut live) = open_live(addr, &v.cookie, None).await;
+    assert!(status.contains("200"), "{status}");
+    first_snapshot(&mut live).await;
+    w.h.supervisor.users().remove("vera").unwrap();
+    let took = until_closed(&mut live).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "ended {took:?} after the removal"
+    );
+    assert_eq!(
+        w.send(v.get("/api/v1/session")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn one_session_gets_a_few_streams_and_another_still_gets_one() {
+    let w = Web::start().await;
+    let addr = serve(&w).await;
+    let s = w.admin().await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let (status, live) = open_live(addr, &s.cookie, None).await;
+        assert!(status.contains("200"), "{status}");
+        open.push(live);
+    }
+    let (status, mut fifth) = open_live(addr, &s.cookie, None).await;
+    assert!(status.contains("429"), "{status}");
+    let mut body = Vec::new();
+    guard("the refusal's body", fifth.read_to_end(&mut body))
+        .await
+        .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("already has 4 live streams open"), "{body}");
+
+    let other = w.admin().await;
+    let (status, _) = open_live(addr, &other.cookie, None).await;
+    assert!(status.contains("200"), "another session: {status}");
+    // A closed stream gives its slot back to its session.
+    drop(open.pop());
+    guard("a slot back", async {
+        loop {
+            let (status, _live) = open_live(addr, &s.cookie, None).await;
+            if status.contains("200") {
+                return;
+            }
+            assert!(status.contains("429"), "{status}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// The resident set of `pid`, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+#[tokio::test]
+async fn a_burst_of_failed_sign_ins_gives_its_memory_back() {
+    const SIGN_INS: usize = 50;
+    const ALLOWED_GROWTH_KIB: u64 = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    // Enough tries that every attempt is hashed, not refused early.
+    let served = common::Served::start(
+        dir.path(),
+        &[],
+        &[("SWITCHBOARD_WEB_MAX_FAILURES_PER_MINUTE", "1000")],
+    )
+    .await;
+    let pid = served.child.id().unwrap();
+    let addr: std::net::SocketAddr = served
+        .web_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
+    assert_eq!(r.status, 200);
+    let idle = rss_kib(pid);
+
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..SIGN_INS {
+        // Known and unknown names alike: both cost a full hash.
+        let user = if i % 2 == 0 { "admin" } else { "nobody" };
+        let request = sign_in_request(user, "not the password");
+        attempts.spawn(async move { raw_request(addr, loopback(1), &request).await });
+    }
+    let replies = attempts.join_all().await;
+    assert_eq!(replies.len(), SIGN_INS);
+    for r in &replies {
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let after = rss_kib(pid);
+    let mut settled = after;
+    guard("the resident set to settle", async {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while settled > idle + ALLOWED_GROWTH_KIB {
+            assert!(
+                Instant::now() < deadline,
+                "RSS {settled} KiB, idle was {idle} KiB: more than {ALLOWED_GROWTH_KIB} KiB kept 5 s after {SIGN_INS} failed sign-ins"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            settled = rss_kib(pid);
+        }
+    })
+    .await;
+    eprintln!(
+        "RSS: idle {idle} KiB, right after {SIGN_INS} failed sign-ins {after} KiB, settled {settled} KiB"
+    );
+    let (status, _) = served.terminate().await;
+    assert!(status.success(), "{status}");
 }

@@ -35,10 +35,15 @@ pub enum WebError {
     TooLarge(String),
     #[error("no such {0}")]
     NotFound(String),
+    /// A service said what it does not have, in its own words.
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Busy(String),
+    #[error("this session already has {0} live streams open; close some dashboard tabs")]
+    TooManyStreams(usize),
     #[error("send the size in Content-Length")]
     LengthRequired,
     /// The service behind the relay failed or timed out.
@@ -57,10 +62,12 @@ impl WebError {
                 StatusCode::FORBIDDEN
             }
             WebError::UnknownHost => StatusCode::MISDIRECTED_REQUEST,
-            WebError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
+            WebError::TooManyFailures(_) | WebError::TooManyStreams(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::NotFound(_) | WebError::Missing(_) => StatusCode::NOT_FOUND,
             WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,

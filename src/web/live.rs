@@ -11,13 +11,20 @@
 //! Each stream is fed by a task of its own through a small channel: a slow
 //! browser only slows its own task, and falling too far behind the event
 //! channel sends a `lagged` message instead of stalling anything. Streams
-//! end when the browser goes away or at shutdown; `EventSource` in the page
-//! reconnects by itself.
+//! end when the browser goes away, at shutdown, or when their session ends
+//! (at once on sign-out; within [`SESSION_CHECK_EVERY`] on expiry or when
+//! the account is removed, even by another process); `EventSource` in the
+//! page reconnects by itself, and is then told to sign in.
+//!
+//! At most [`super::MAX_LIVE_STREAMS`] streams in all, and
+//! `web.max_streams_per_session` per session, so one viewer cannot take
+//! every slot.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
@@ -28,7 +35,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::AppState;
 use super::api::ServiceView;
 use super::error::WebError;
-use super::session::Viewer;
+use super::session::{StreamTicket, Viewer};
 use crate::stats::{ConnInfo, Event, EventKind};
 
 /// Connections in one snapshot; the rest are counted in `connections_total`.
@@ -38,6 +45,10 @@ const BATCH_WINDOW: Duration = Duration::from_millis(200);
 /// Most events in one `events` message.
 const MAX_BATCH: usize = 500;
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// How often a stream checks that its session and account still stand.
+/// Separate from the snapshot tick, which a burst of events keeps pushing
+/// back.
+pub const SESSION_CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// What a `snapshot` message carries.
 #[derive(Serialize)]
@@ -69,11 +80,14 @@ impl AppState {
 /// The handler.
 ///
 /// # Errors
-/// Not signed in, or [`super::MAX_LIVE_STREAMS`] streams already open.
+/// Not signed in, the session's streams all open (429), or
+/// [`super::MAX_LIVE_STREAMS`] streams already open (503).
 pub async fn stream(
     State(state): State<AppState>,
     _: Viewer,
+    headers: HeaderMap,
 ) -> Result<Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
+    let ticket = state.open_stream(&headers)?;
     let permit = std::sync::Arc::clone(&state.inner.live_slots)
         .try_acquire_owned()
         .map_err(|_| {
@@ -83,8 +97,8 @@ pub async fn stream(
     let events = state.stats().subscribe();
     let tasks = state.inner.shutdown.tasks.clone();
     tasks.spawn(async move {
-        feed(&state, events, tx).await;
-        drop(permit);
+        feed(&state, &ticket, events, tx).await;
+        drop((permit, ticket));
     });
     Ok(Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
 }
@@ -109,6 +123,7 @@ fn reshapes(kind: &EventKind) -> bool {
 
 async fn feed(
     state: &AppState,
+    ticket: &StreamTicket,
     mut events: broadcast::Receiver<Event>,
     tx: mpsc::Sender<SseEvent>,
 ) {
@@ -116,11 +131,15 @@ async fn feed(
     let send = |msg: Option<SseEvent>| {
         let tx = tx.clone();
         let cancel = cancel.clone();
+        let ended = ticket.ended.clone();
         async move {
-            match msg {
-                // `false` when the browser has gone or we are shutting down.
-                Some(m) => matches!(cancel.run_until_cancelled(tx.send(m)).await, Some(Ok(()))),
-                None => true,
+            let Some(m) = msg else { return true };
+            // `false` when the browser has gone, its session has ended
+            // (even while it is not reading), or we are shutting down.
+            tokio::select! {
+                sent = tx.send(m) => sent.is_ok(),
+                () = cancel.cancelled() => false,
+                () = ended.cancelled() => false,
             }
         }
     };
@@ -129,13 +148,22 @@ async fn feed(
     }
     let mut tick = tokio::time::interval_at(Instant::now() + SNAPSHOT_EVERY, SNAPSHOT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut check =
+        tokio::time::interval_at(Instant::now() + SESSION_CHECK_EVERY, SESSION_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Event> = Vec::new();
     let mut reshaped = false;
     let mut flush_at = Instant::now();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
+            () = ticket.ended.cancelled() => return,
             () = tx.closed() => return,
+            _ = check.tick() => {
+                if !state.stream_allowed(ticket) {
+                    return;
+                }
+            }
             _ = tick.tick() => {
                 if !send(message("snapshot", &state.live_snapshot())).await {
                     return;

@@ -11,6 +11,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
+use super::conns::ConnCounts;
 use crate::service::ServiceStatus;
 use crate::stats::ServiceTotals;
 
@@ -66,6 +67,7 @@ fn render_text(
     statuses: &[ServiceStatus],
     totals: &[ServiceTotals],
     sessions: usize,
+    web: ConnCounts,
     uptime_s: f64,
 ) -> String {
     let mut out = String::with_capacity(4096);
@@ -92,6 +94,37 @@ fn render_text(
         out,
         "# HELP switchboard_web_sessions Signed-in dashboard sessions.\n# TYPE switchboard_web_sessions gauge\nswitchboard_web_sessions {sessions}"
     );
+    for (name, kind, help, value) in [
+        (
+            "switchboard_web_connections",
+            "gauge",
+            "Open dashboard HTTP connections.",
+            web.open as u64,
+        ),
+        (
+            "switchboard_web_connections_silent",
+            "gauge",
+            "Open dashboard connections that have not sent a byte yet.",
+            web.silent as u64,
+        ),
+        (
+            "switchboard_web_connections_shed_total",
+            "counter",
+            "Idle or silent dashboard connections closed to make room for new ones.",
+            web.shed,
+        ),
+        (
+            "switchboard_web_connections_refused_total",
+            "counter",
+            "Dashboard connections refused (per-address cap, or every slot busy).",
+            web.refused,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP switchboard_uptime_seconds Seconds since the dashboard started.\n# TYPE switchboard_uptime_seconds gauge\nswitchboard_uptime_seconds {uptime_s:.3}"
@@ -111,6 +144,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         &state.supervisor().statuses(),
         &snapshot.services,
         state.sessions().count(),
+        state.connection_counts(),
         state.inner.started.elapsed().as_secs_f64(),
     );
     (
@@ -133,7 +167,18 @@ mod tests {
         let g = stats.open(ServiceKind::Echo, crate::kind::Proto::Tcp, "p");
         g.add_in(5);
         let snap = stats.snapshot();
-        let text = render_text(&[], &snap.services, 2, 1.5);
+        let text = render_text(
+            &[],
+            &snap.services,
+            2,
+            ConnCounts {
+                open: 3,
+                silent: 1,
+                shed: 4,
+                refused: 5,
+            },
+            1.5,
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').unwrap();
             assert!(series.starts_with("switchboard_"), "{line}");
@@ -141,5 +186,6 @@ mod tests {
         }
         assert!(text.contains("switchboard_received_bytes_total{service=\"echo\"} 5\n"));
         assert!(text.contains("switchboard_connections_active{service=\"echo\"} 1\n"));
+        assert!(text.contains("switchboard_web_connections_shed_total 4\n"));
     }
 }

@@ -4,9 +4,11 @@
 //! - [`router`] is every route in one place, with the middleware stack
 //!   (host/origin guard, security headers, body limit, timeout), so tests can
 //!   drive the app without a server.
-//! - [`serve`] is the HTTP/1 server: a bounded number of connections, each
-//!   with a header-read timeout (hyper's needs a timer, given here) and a
-//!   graceful end on shutdown.
+//! - [`serve`] is the HTTP/1 server: connections admitted by the slot table
+//!   in [`conns`] (a cap per peer address, a global cap that sheds idle and
+//!   silent connections before refusing), a short deadline for a new
+//!   connection's first byte, a header-read timeout (hyper's needs a timer,
+//!   given here) and a graceful end on shutdown.
 //! - The web layer sees services only through the [`Supervisor`] (state,
 //!   start, stop) and [`crate::stats`] snapshots; it never touches a
 //!   service's internals.
@@ -15,6 +17,7 @@
 
 mod api;
 mod assets;
+pub mod conns;
 pub mod error;
 mod live;
 mod metrics;
@@ -25,16 +28,19 @@ pub mod session;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -46,6 +52,7 @@ use crate::service::Supervisor;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::users::Users;
+use conns::{ConnCounts, Conns, Refusal, RequestGuard, Slot};
 use session::Sessions;
 
 pub use error::WebError;
@@ -75,6 +82,8 @@ struct Inner {
     sessions: Sessions,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
+    /// The HTTP connection slots (see [`serve`]).
+    conns: Arc<Conns>,
     /// Its token ends live streams and connections on shutdown; its tracker
     /// is what shutdown waits for.
     shutdown: Shutdown,
@@ -86,7 +95,8 @@ impl AppState {
         let web = config.web.clone();
         AppState {
             inner: Arc::new(Inner {
-                sessions: Sessions::new(web.session_idle),
+                sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
+                conns: Conns::new(web.max_connections, web.max_connections_per_peer),
                 sign_in_failures: FailureLimit::per_minute(web.max_failures_per_minute),
                 supervisor,
                 web,
@@ -98,6 +108,11 @@ impl AppState {
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// The HTTP connections' counts: open, silent, shed and refused.
+    pub fn connection_counts(&self) -> ConnCounts {
+        self.inner.conns.counts()
     }
 
     fn supervisor(&self) -> &Supervisor {
@@ -167,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sticky", post(relay::sticky))
         .route("/api/v1/files", get(relay::list_files))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(declared_size_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.web().request_timeout,
@@ -180,7 +196,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/files/{name}",
             get(relay::get_file).put(relay::put_file),
         )
-        .route("/api/v1/exec", post(relay::exec));
+        .route(
+            "/api/v1/exec",
+            post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),
+        );
 
     let header = |name, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
@@ -208,6 +227,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Refuses at once a body declared larger than a JSON route reads, rather
+/// than waiting for bytes it would refuse anyway (a client that declares
+/// 100 GB and sends nothing would otherwise hold the request until its
+/// timeout). Bodies without a declared size stop at the same limit through
+/// [`DefaultBodyLimit`].
+async fn declared_size_limit(req: Request<axum::body::Body>, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return WebError::TooLarge(format!("request body larger than {MAX_JSON_BODY} bytes"))
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// `GET /healthz`: 200 while the process serves requests.
 async fn healthz() -> &'static str {
     "ok\n"
@@ -215,27 +252,31 @@ async fn healthz() -> &'static str {
 
 /// Serves the dashboard on `listener` until the state's shutdown token
 /// fires, then lets requests in flight finish (live streams end on the same
-/// token). Connections beyond `web.max_connections` wait in the backlog.
+/// token).
+///
+/// The loop only accepts: each connection is admitted by the slot table
+/// ([`conns`]: a cap per peer address, a global cap that sheds the longest
+/// idle or silent connection before refusing) or refused at once with a
+/// short status line, so the kernel's backlog never fills behind silent
+/// sockets and `/healthz` stays reachable.
 pub async fn serve(listener: TcpListener, state: AppState) {
     let Shutdown {
         token: cancel,
         tasks,
     } = state.inner.shutdown.clone();
     let app = router(state.clone());
-    let slots = Arc::new(Semaphore::new(state.web().max_connections));
-    let header_timeout = state.web().header_timeout;
+    let conns = Arc::clone(&state.inner.conns);
+    let timeouts = Timeouts {
+        first_byte: state.web().first_byte_timeout,
+        header: state.web().header_timeout,
+    };
     loop {
-        let permit = tokio::select! {
-            () = cancel.cancelled() => return,
-            permit = Arc::clone(&slots).acquire_owned() => {
-                permit.expect("the connection semaphore is never closed")
-            }
-        };
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of descriptors, most likely: let some close.
                     tracing::warn!("dashboard accept failed: {e}");
                     let pause = tokio::time::sleep(std::time::Duration::from_millis(100));
                     let _ = cancel.run_until_cancelled(pause).await;
@@ -243,31 +284,153 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                 }
             },
         };
-        let app = app.clone();
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, "dashboard connection ended: {e}");
+        match conns.admit(peer.ip()) {
+            Ok(slot) => {
+                tasks.spawn(serve_conn(
+                    stream,
+                    peer,
+                    slot,
+                    app.clone(),
+                    cancel.clone(),
+                    timeouts,
+                ));
             }
-        });
+            Err(why) => refuse(&stream, peer, why),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    first_byte: Duration,
+    header: Duration,
+}
+
+/// Answers a connection that gets no slot, without waiting for it: a fresh
+/// socket's send buffer has room for one short response, and the accept
+/// loop must not block on a peer.
+fn refuse(stream: &TcpStream, peer: SocketAddr, why: Refusal) {
+    let (status, text) = match why {
+        Refusal::PeerFull => (
+            "429 Too Many Requests",
+            "too many connections from your address\n",
+        ),
+        Refusal::Full => (
+            "503 Service Unavailable",
+            "the dashboard is at its connection limit; try again\n",
+        ),
+    };
+    tracing::debug!(%peer, "dashboard connection refused: {}", text.trim_end());
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Retry-After: 1\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    // Read what already arrived, so closing sends a FIN after the reply
+    // rather than a reset that could destroy it.
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match stream.try_read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = stream.try_write(reply.as_bytes());
+}
+
+/// One connection: wait (briefly) for its first byte, then speak HTTP/1
+/// until it closes, is shed, or shutdown ends it gracefully.
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    app: Router,
+    cancel: CancellationToken,
+    timeouts: Timeouts,
+) {
+    let mut first = [0u8; 1];
+    tokio::select! {
+        () = cancel.cancelled() => return,
+        () = slot.shed.cancelled() => return,
+        peeked = tokio::time::timeout(timeouts.first_byte, stream.peek(&mut first)) => match peeked {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "dashboard connection failed before a byte: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "dashboard connection silent for {:?}: closed", timeouts.first_byte);
+                return;
+            }
+        },
+    }
+    slot.heard();
+    let slot = Arc::new(slot);
+    let tracked = Arc::clone(&slot);
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        // Busy from here until the response body is done (or dropped).
+        let guard = tracked.request();
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                body,
+                _guard: guard,
+            }))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = slot.shed.cancelled() => {
+            // The busy flag only changes while `conn` is polled, here in
+            // this task: not busy now means no request can be cut.
+            if !slot.busy() {
+                return;
+            }
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "dashboard connection ended: {e}");
+    }
+}
+
+/// A response body that keeps its connection marked busy until hyper has
+/// written it all (or dropped it): a live stream is never shed.
+struct TrackedBody {
+    body: axum::body::Body,
+    _guard: RequestGuard,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -455,7 +455,8 @@ pub async fn get_file(
     let Ok(size) = started_rx.await else {
         // Refused before the first byte: the task has the reason.
         return Err(match fetch.await {
-            Ok(Err(ClientError::Rejected { reason, .. })) => WebError::NotFound(reason),
+            // The service's own words ("no file `x`"): not "no such" again.
+            Ok(Err(ClientError::Rejected { reason, .. })) => WebError::Missing(reason),
             Ok(Err(e)) => e.into(),
             Ok(Ok(_)) => WebError::Internal("the download ended before it began".into()),
             Err(e) => WebError::Internal(format!("the download task failed: {e}")),

@@ -13,13 +13,16 @@
 //!   to (against DNS rebinding).
 //! - The role is read from the accounts on every request, so a demotion or a
 //!   removed account takes effect at once.
+//! - A live stream holds a [`StreamTicket`] from its session: at most
+//!   `web.max_streams_per_session` per session, and each ends when its
+//!   session does (sign-out, expiry, the account removed), within a second.
 //!
 //! Not here: passwords (that is [`crate::users`]) and TLS (put a proxy in
 //! front; the cookie turns `Secure` behind one).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -31,6 +34,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::error::WebError;
@@ -73,12 +78,35 @@ impl Session {
 struct Entry {
     session: Session,
     last_seen: Instant,
+    /// Cancelled when the entry leaves the table, however it leaves
+    /// (sign-out, expiry, the account gone, eviction): the session's live
+    /// streams wait on it.
+    ended: CancellationToken,
+    /// The session's live-stream slots.
+    streams: Arc<Semaphore>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.ended.cancel();
+    }
 }
 
 /// The live sessions, keyed by the SHA-256 of their token.
 pub struct Sessions {
     idle: Duration,
+    max_streams: usize,
     table: Mutex<HashMap<[u8; 32], Entry>>,
+}
+
+/// A live stream's hold on its session: one of the session's stream slots
+/// (given back on drop) and the signal that the session has ended.
+pub struct StreamTicket {
+    key: [u8; 32],
+    user: String,
+    /// Fires when the session leaves the table.
+    pub ended: CancellationToken,
+    _slot: OwnedSemaphorePermit,
 }
 
 fn token_key(token: &str) -> [u8; 32] {
@@ -92,9 +120,10 @@ fn random_hex() -> Result<String, WebError> {
 }
 
 impl Sessions {
-    pub fn new(idle: Duration) -> Self {
+    pub fn new(idle: Duration, max_streams: usize) -> Self {
         Sessions {
             idle,
+            max_streams: max_streams.max(1),
             table: Mutex::new(HashMap::new()),
         }
     }
@@ -130,6 +159,8 @@ impl Sessions {
             Entry {
                 session: session.clone(),
                 last_seen: now,
+                ended: CancellationToken::new(),
+                streams: Arc::new(Semaphore::new(self.max_streams)),
             },
         );
         Ok((token, session))
@@ -157,6 +188,38 @@ impl Sessions {
 
     fn remove(&self, token: &str) {
         self.lock().remove(&token_key(token));
+    }
+
+    /// One of the session's stream slots, without counting as a use.
+    fn open_stream(&self, token: &str) -> Result<StreamTicket, WebError> {
+        let key = token_key(token);
+        let table = self.lock();
+        let entry = table.get(&key).ok_or(WebError::SignInRequired)?;
+        let slot = Arc::clone(&entry.streams)
+            .try_acquire_owned()
+            .map_err(|_| WebError::TooManyStreams(self.max_streams))?;
+        Ok(StreamTicket {
+            key,
+            user: entry.session.user.clone(),
+            ended: entry.ended.clone(),
+            _slot: slot,
+        })
+    }
+
+    /// Whether the session behind `key` is still live. An expired one is
+    /// removed (which ends its streams). A stream does not keep its session
+    /// alive: a tab left open is not someone using the dashboard.
+    fn still_live(&self, key: &[u8; 32]) -> bool {
+        let now = Instant::now();
+        let mut table = self.lock();
+        match table.get(key) {
+            None => false,
+            Some(e) if now.duration_since(e.last_seen) >= self.idle => {
+                table.remove(key);
+                false
+            }
+            Some(_) => true,
+        }
     }
 
     /// Sessions currently live (for `/metrics`).
@@ -217,6 +280,34 @@ fn session_of(parts: &Parts, state: &AppState) -> Result<Session, WebError> {
         }
     }
     Ok(session)
+}
+
+impl AppState {
+    /// A stream slot of the request's session (already checked by the
+    /// [`Viewer`] extractor).
+    ///
+    /// # Errors
+    /// No session, or [`WebError::TooManyStreams`].
+    pub(super) fn open_stream(&self, headers: &HeaderMap) -> Result<StreamTicket, WebError> {
+        let token = cookie_token(headers).ok_or(WebError::SignInRequired)?;
+        self.sessions().open_stream(token)
+    }
+
+    /// Whether a stream may go on: its session live, its account still
+    /// there with at least the viewer role. A session whose account went
+    /// away is removed, as [`session_of`] would on the next request.
+    pub(super) fn stream_allowed(&self, ticket: &StreamTicket) -> bool {
+        if !self.sessions().still_live(&ticket.key) {
+            return false;
+        }
+        match self.users().role(&ticket.user) {
+            Some(role) if role >= Role::Viewer => true,
+            _ => {
+                self.sessions().lock().remove(&ticket.key);
+                false
+            }
+        }
+    }
 }
 
 macro_rules! role_extractor {
@@ -465,17 +556,41 @@ mod tests {
 
     #[test]
     fn sessions_expire_and_are_bounded() {
-        let s = Sessions::new(Duration::from_millis(0));
+        let s = Sessions::new(Duration::from_millis(0), 4);
         let (token, _) = s.create("admin", Role::Admin).unwrap();
         assert!(s.touch(&token).is_none(), "idle 0: expired at once");
 
-        let s = Sessions::new(Duration::from_secs(60));
+        let s = Sessions::new(Duration::from_secs(60), 4);
         let (first, _) = s.create("a", Role::Viewer).unwrap();
+        let ticket = s.open_stream(&first).unwrap();
         for _ in 0..MAX_SESSIONS {
             s.create("b", Role::Viewer).unwrap();
         }
         assert_eq!(s.lock().len(), MAX_SESSIONS);
         assert!(s.touch(&first).is_none(), "the oldest made room");
+        assert!(ticket.ended.is_cancelled(), "its streams were told");
+    }
+
+    #[test]
+    fn a_session_has_a_few_stream_slots_and_ending_it_ends_them() {
+        let s = Sessions::new(Duration::from_secs(60), 2);
+        let (token, _) = s.create("a", Role::Viewer).unwrap();
+        let one = s.open_stream(&token).unwrap();
+        let two = s.open_stream(&token).unwrap();
+        assert!(matches!(
+            s.open_stream(&token),
+            Err(WebError::TooManyStreams(2))
+        ));
+        drop(one);
+        let three = s.open_stream(&token).expect("a slot came back");
+        assert!(s.still_live(&two.key));
+        s.remove(&token);
+        assert!(two.ended.is_cancelled() && three.ended.is_cancelled());
+        assert!(!s.still_live(&two.key));
+        assert!(matches!(
+            s.open_stream(&token),
+            Err(WebError::SignInRequired)
+        ));
     }
 
     #[test]

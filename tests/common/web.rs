@@ -148,3 +148,134 @@ pub fn json_request(method: &str, path: &str, body: &Value) -> Request<Body> {
         .body(Body::from(body.to_string()))
         .unwrap()
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (any of
+/// 127.0.0.0/8 on Linux), so a test can play several peers.
+pub async fn connect_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::new(from, 0))
+        .unwrap_or_else(|e| panic!("bind to {from}: {e}"));
+    socket
+        .connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect from {from} to {addr}: {e}"))
+}
+
+/// `127.0.0.<last>`.
+pub fn loopback(last: u8) -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, last])
+}
+
+/// A response read off a raw socket.
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawReply {
+    pub fn parse(bytes: &[u8]) -> RawReply {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {text:?}"));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {head:?}"));
+        RawReply {
+            status,
+            head: head.to_owned(),
+            body: body.to_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Writes `request` (which should say `Connection: close`) from `from` and
+/// reads the reply to the end, with the hang guard.
+pub async fn raw_request(
+    addr: std::net::SocketAddr,
+    from: std::net::IpAddr,
+    request: &str,
+) -> RawReply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(from, addr).await;
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    super::guard("a reply", stream.read_to_end(&mut buf))
+        .await
+        .expect("read");
+    RawReply::parse(&buf)
+}
+
+/// `POST /api/v1/session` as raw HTTP.
+pub fn sign_in_request(user: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": user, "password": password}).to_string();
+    format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// `GET path` as raw HTTP, closing after the reply.
+pub fn get_request(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+}
+
+/// Polls `cond` every few milliseconds until it holds, with the hang guard
+/// (for state no signal announces, e.g. a server's connection table).
+pub async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    super::guard(what, async {
+        while !cond() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+/// Reads until the peer closes (EOF or reset); returns what came first.
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The lines of the audit log, parsed, once everything recorded so far is
+/// written.
+pub async fn audit_lines(w: &Web) -> Vec<Value> {
+    w.h.supervisor.audit().flush().await;
+    std::fs::read_to_string(switchboard::audit::path(w.h.dir.path()))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// A real dashboard server for `w` on an ephemeral loopback port.
+pub async fn serve(w: &Web) -> std::net::SocketAddr {
+    let listener =
+        switchboard::service::listen::bind_inet("127.0.0.1:0".parse().expect("an address"))
+            .expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    w.h.root
+        .tasks
+        .spawn(switchboard::web::serve(listener, w.state.clone()));
+    addr
+}
