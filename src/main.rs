@@ -141,6 +141,10 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
 async fn serve(args: ServeArgs) -> Result<()> {
     // Before anything starts: a signal from now on is a graceful shutdown.
     let mut signals = shutdown::Signals::listen();
+    // Each connection is a descriptor: the default soft limit (often 1024)
+    // would cap the services below their own `max_connections`.
+    let fds = switchboard::service::listen::raise_fd_limit();
+    tracing::debug!("open file limit: {fds}");
     let mut config = load_config(&args)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -534,7 +538,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         timeout,
     } = *common;
     bench::check_target(addr, allow_remote).await?;
-    bench::raise_fd_limit();
+    switchboard::service::listen::raise_fd_limit();
     let addr = addr.as_str();
     let report = match &args.kind {
         BenchKind::Echo { size, load, .. } | BenchKind::Udp { size, load, .. } => {

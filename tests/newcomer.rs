@@ -185,3 +185,23 @@ async fn the_login_client_stops_asking_when_the_server_hangs_up() {
     );
     assert!(screen.contains("no more tries"), "{screen:?}");
 }
+
+#[tokio::test]
+async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        &[Echo],
+        &[("SWITCHBOARD_ADMIN_PASSWORD", "first-start-pw1")],
+    )
+    .await;
+    let pid = served.child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[3], words[4], "soft = hard: {line}");
+    served.terminate().await;
+}

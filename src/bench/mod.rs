@@ -558,23 +558,6 @@ fn draw_progress(bench: &str, target: &str, shared: &Shared, started: Instant, p
     let _ = std::io::stderr().flush();
 }
 
-/// Raises this process's open-file limit to its hard limit, so thousands of
-/// connections fit; returns the limit now in force.
-pub fn raise_fd_limit() -> u64 {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-                hard
-            } else {
-                soft
-            }
-        }
-        Ok((soft, _)) => soft,
-        Err(_) => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
