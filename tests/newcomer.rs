@@ -188,20 +188,39 @@ async fn the_login_client_stops_asking_when_the_server_hangs_up() {
 
 #[tokio::test]
 async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let served = Served::start(
-        dir.path(),
-        &[Echo],
-        &[("SWITCHBOARD_ADMIN_PASSWORD", "first-start-pw1")],
-    )
+    // Started with a low soft limit, as many systems start processes.
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(common::only_services(&[Echo]))
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "first-start-pw1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    common::guard("the banner", async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("accounts:") || line.starts_with("sign in as:") {
+                return;
+            }
+        }
+        panic!("no banner");
+    })
     .await;
-    let pid = served.child.id().unwrap();
+    let pid = child.id().unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
         .unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
+    assert_ne!(words[3], "256", "raised: {line}");
     assert_eq!(words[3], words[4], "soft = hard: {line}");
-    served.terminate().await;
 }
