@@ -55,10 +55,21 @@ fuzz_target!(|input: Input<'_>| {
                     assert_eq!(text, full, "capped rendering differs from chrono's");
                     assert_eq!(out, text.as_bytes());
                 }
-                Err(e) => {
-                    assert_eq!(e, TimeFormatError::ReplyTooLong { max });
+                Err(TimeFormatError::ReplyTooLong { max: said }) => {
+                    assert_eq!(said, max);
                     assert!(written.is_err() || full.len() > max, "refused what fits");
                 }
+                Err(TimeFormatError::ParseOnly(spec)) => {
+                    assert!(
+                        written.is_err(),
+                        "called `{spec}` parse-only, but chrono formats {pattern:?}"
+                    );
+                    assert!(
+                        pattern.contains(spec.as_str()),
+                        "`{spec}` is not in {pattern:?}"
+                    );
+                }
+                Err(other) => panic!("formatting judged the pattern, not the reply: {other}"),
             }
         }
         Err(TimeFormatError::LonePercent | TimeFormatError::BadSpecifier(_)) => {
@@ -74,6 +85,8 @@ fuzz_target!(|input: Input<'_>| {
         Err(TimeFormatError::TooLong { len, max }) => {
             assert!(len == input.datagram.len() && len > max);
         }
-        Err(TimeFormatError::ReplyTooLong { .. }) => panic!("decoding never judges the reply"),
+        Err(TimeFormatError::ReplyTooLong { .. } | TimeFormatError::ParseOnly(_)) => {
+            panic!("decoding never judges the reply, nor what only formatting finds")
+        }
     }
 });
