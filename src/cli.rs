@@ -320,9 +320,11 @@ pub struct KeyArgs {
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
 
-    /// Data directory of a local server whose key file to use.
-    #[arg(long, value_name = "DIR", default_value = "switchboard-data")]
-    pub data_dir: PathBuf,
+    /// Without --key-file or SWITCHBOARD_KEY, the key is found as the server
+    /// finds it: the config's `key`, else `<data_dir>/key` (`--data-dir`,
+    /// `SWITCHBOARD_DATA_DIR`, `--set data_dir=`, the config file).
+    #[command(flatten)]
+    pub config: ServeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -403,7 +405,7 @@ pub struct ExecArgs {
 }
 
 /// Options of `serve`.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
     /// TOML config file: data_dir, key, [web] and [services.<name>] tables
     /// (every key is listed in the README's configuration section).
@@ -565,18 +567,16 @@ mod tests {
         }
         let cli = parse(&["switchboard", "--data-dir", "d", "user", "list"]);
         assert_eq!(cli.serve.data_dir, Some(PathBuf::from("d")));
-        // The clients' own --data-dir (where a key file is) is unchanged.
+        // The clients find the key through the same --data-dir, given
+        // after the subcommand or before it.
         let Some(Command::Exec(exec)) =
             parse(&["switchboard", "exec", "9003", "--data-dir", "e", "--", "ls"]).command
         else {
             panic!("exec")
         };
-        assert_eq!(exec.key.data_dir, PathBuf::from("e"));
-        let Some(Command::Exec(exec)) = parse(&["switchboard", "exec", "9003", "--", "ls"]).command
-        else {
-            panic!("exec")
-        };
-        assert_eq!(exec.key.data_dir, PathBuf::from("switchboard-data"));
+        assert_eq!(exec.key.config.data_dir, Some(PathBuf::from("e")));
+        let cli = parse(&["switchboard", "--data-dir", "e", "put", "9004", "f"]);
+        assert_eq!(cli.serve.data_dir, Some(PathBuf::from("e")));
     }
 
     #[test]

@@ -48,12 +48,12 @@ fn main() -> ExitCode {
             Some(Command::Echo(args)) => echo(args).await,
             Some(Command::Udp(args)) => udp(args).await,
             Some(Command::Time(args)) => return time(args).await,
-            Some(Command::Exec(args)) => return exec(args).await,
+            Some(Command::Exec(args)) => return exec(args, &cli.serve).await,
             Some(Command::Login(args)) => return login(args).await,
-            Some(Command::Put(args)) => put(args).await,
-            Some(Command::Get(args)) => get(args).await,
-            Some(Command::List(args)) => list(args).await,
-            Some(Command::Bench(args)) => bench(args).await,
+            Some(Command::Put(args)) => put(args, &cli.serve).await,
+            Some(Command::Get(args)) => get(args, &cli.serve).await,
+            Some(Command::List(args)) => list(args, &cli.serve).await,
+            Some(Command::Bench(args)) => bench(args, &cli.serve).await,
             Some(Command::Health(args)) => {
                 health(HealthArgs {
                     config: merge_serve_args(cli.serve, args.config),
@@ -385,34 +385,47 @@ async fn time(args: TimeArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-/// The HMAC key for exec and files: `--key-file`, else `SWITCHBOARD_KEY`,
-/// else the key file of a local server's data directory.
-fn load_key(args: &KeyArgs) -> Result<Vec<u8>> {
-    #[allow(clippy::disallowed_methods)] // main is where the environment is read
-    let env_key = std::env::var("SWITCHBOARD_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    Ok(match (&args.key_file, env_key) {
-        (Some(path), _) => std::fs::read_to_string(path)
+/// The HMAC key for exec and files, found as the server finds it:
+/// `--key-file`, else `SWITCHBOARD_KEY`, else the config's `key`, else the
+/// key file in the data directory (`--data-dir`, `SWITCHBOARD_DATA_DIR`,
+/// `--set data_dir=`, the config file, or the default). `top` holds the
+/// options given before the subcommand.
+fn load_key(args: &KeyArgs, top: &ServeArgs) -> Result<Vec<u8>> {
+    if let Some(path) = &args.key_file {
+        return Ok(std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the key file {}", path.display()))?
             .trim()
             .as_bytes()
-            .to_vec(),
-        (None, Some(key)) => key.into_bytes(),
-        (None, None) => switchboard::keyfile::load(&args.data_dir)
-            .with_context(|| {
-                format!(
-                    "no key: pass --key-file, set SWITCHBOARD_KEY, or run next to a server's data directory ({} not readable)",
-                    switchboard::keyfile::path(&args.data_dir).display()
-                )
-            })?
-            .expose()
-            .to_vec(),
-    })
+            .to_vec());
+    }
+    // Also read by load_config; checked first so a bad config file cannot
+    // stand between a client and a key it was given.
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    if let Some(key) = std::env::var("SWITCHBOARD_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+    {
+        return Ok(key.into_bytes());
+    }
+    let config = load_config(&merge_serve_args(top.clone(), args.config.clone()))?;
+    if let Some(key) = config.key {
+        return Ok(key.expose().to_vec());
+    }
+    let path = switchboard::keyfile::path(&config.data_dir);
+    Ok(switchboard::keyfile::load(&config.data_dir)
+        .with_context(|| {
+            format!(
+                "no key: {} is not readable. Pass --key-file, set SWITCHBOARD_KEY, or point \
+                 --data-dir at the server's data directory",
+                path.display()
+            )
+        })?
+        .expose()
+        .to_vec())
 }
 
-async fn exec(args: ExecArgs) -> Result<ExitCode> {
-    let key = load_key(&args.key)?;
+async fn exec(args: ExecArgs, top: &ServeArgs) -> Result<ExitCode> {
+    let key = load_key(&args.key, top)?;
     if args.shell.is_none() && args.argv.is_empty() {
         anyhow::bail!("nothing to run: give `-- PROGRAM ARGS...` or `--shell LINE`");
     }
@@ -519,7 +532,7 @@ fn print_report<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&
 
 /// `switchboard bench KIND`: checks the target is loopback (or allowed),
 /// raises the open-file limit, runs, prints the report.
-async fn bench(args: BenchArgs) -> Result<()> {
+async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
     use bytes::Bytes;
     let (addr, common) = match &args.kind {
         BenchKind::Echo { addr, load, .. }
@@ -600,7 +613,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
                 )
                 .await?
             } else {
-                let key = std::sync::Arc::new(load_key(key)?);
+                let key = std::sync::Arc::new(load_key(key, top)?);
                 bench::run("exec", addr, &request, &plan(load), server_pid, |_| {
                     let (a, k, v) = (addr.to_owned(), key.clone(), argv.clone());
                     async move { bench::ExecWorker::connect(&a, &k, v, timeout).await }
@@ -645,7 +658,11 @@ async fn bench(args: BenchArgs) -> Result<()> {
             key,
             ..
         } => {
-            let key = if *classic { Vec::new() } else { load_key(key)? };
+            let key = if *classic {
+                Vec::new()
+            } else {
+                load_key(key, top)?
+            };
             let put = bench::PutPlan {
                 size: *size,
                 parallel: *parallel,
@@ -743,14 +760,14 @@ fn user(args: UserArgs) -> Result<()> {
     Ok(())
 }
 
-async fn put(args: PutArgs) -> Result<()> {
+async fn put(args: PutArgs, top: &ServeArgs) -> Result<()> {
     anyhow::ensure!(
         args.name.is_none() || args.files.len() == 1,
         "--name works with one FILE only"
     );
     let mut files = None;
     if !args.classic {
-        let key = load_key(&args.key)?;
+        let key = load_key(&args.key, top)?;
         files = Some(FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?);
     }
     for path in &args.files {
@@ -802,8 +819,8 @@ async fn put(args: PutArgs) -> Result<()> {
     Ok(())
 }
 
-async fn get(args: GetArgs) -> Result<()> {
-    let key = load_key(&args.key)?;
+async fn get(args: GetArgs, top: &ServeArgs) -> Result<()> {
+    let key = load_key(&args.key, top)?;
     let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
     if args.output.as_deref() == Some(std::path::Path::new("-")) {
         let stdout = tokio::io::stdout();
@@ -868,8 +885,8 @@ async fn get(args: GetArgs) -> Result<()> {
     Ok(())
 }
 
-async fn list(args: ListArgs) -> Result<()> {
-    let key = load_key(&args.key)?;
+async fn list(args: ListArgs, top: &ServeArgs) -> Result<()> {
+    let key = load_key(&args.key, top)?;
     let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
     let (files, truncated) = client.list().await?;
     if args.json {

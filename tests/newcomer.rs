@@ -224,3 +224,86 @@ async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
     assert_ne!(words[3], "256", "raised: {line}");
     assert_eq!(words[3], words[4], "soft = hard: {line}");
 }
+
+#[tokio::test]
+async fn every_client_finds_the_key_the_way_the_server_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(
+        &data,
+        &[
+            switchboard::kind::ServiceKind::Exec,
+            switchboard::kind::ServiceKind::Files,
+        ],
+        &[("SWITCHBOARD_ADMIN_PASSWORD", "first-start-pw1")],
+    )
+    .await;
+    let exec = served.addr(switchboard::kind::ServiceKind::Exec);
+    let files = served.addr(switchboard::kind::ServiceKind::Files);
+    let data_s = data.to_str().unwrap().to_owned();
+    let set = format!("data_dir={data_s}");
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["exec", &exec, "--data-dir", &data_s, "--", "echo", "hi"],
+            vec![],
+        ),
+        (
+            vec!["--data-dir", &data_s, "exec", &exec, "--", "echo", "hi"],
+            vec![],
+        ),
+        (
+            vec!["exec", &exec, "--set", &set, "--", "echo", "hi"],
+            vec![],
+        ),
+        (
+            vec!["exec", &exec, "--", "echo", "hi"],
+            vec![("SWITCHBOARD_DATA_DIR", data_s.as_str())],
+        ),
+        (vec!["list", &files, "--data-dir", &data_s], vec![]),
+    ];
+    for (args, env) in cases {
+        let out = tokio::task::spawn_blocking({
+            let (args, env): (Vec<String>, Vec<(String, String)>) = (
+                args.iter().map(|a| a.to_string()).collect(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            let cwd = dir.path().to_owned();
+            move || {
+                switchboard()
+                    .args(&args)
+                    .env_remove("SWITCHBOARD_KEY")
+                    .env_remove("SWITCHBOARD_DATA_DIR")
+                    .envs(env)
+                    .current_dir(cwd)
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nowhere to find it: the error says where it looked and what to do.
+    let out = switchboard()
+        .args(["exec", &exec, "--", "echo", "hi"])
+        .env_remove("SWITCHBOARD_KEY")
+        .env_remove("SWITCHBOARD_DATA_DIR")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("switchboard-data/key") && err.contains("--data-dir"),
+        "{err}"
+    );
+    served.terminate().await;
+}
