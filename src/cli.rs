@@ -423,6 +423,12 @@ pub struct ServeArgs {
     // takes it after the subcommand as well as before.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Move every port at once: the services to N…N+6 (echo, udp-echo,
+    /// time, exec, files, files-classic, login) and the dashboard to N+80,
+    /// each on its configured address. `--set` still wins for one service.
+    #[arg(long, value_name = "N", env = "SWITCHBOARD_PORT_BASE")]
+    pub port_base: Option<u16>,
 }
 
 /// Arguments shared by every client.

@@ -54,8 +54,14 @@ impl FromStr for ListenAddr {
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
+        // A bare port means loopback, as the clients read it: safe by default.
+        if let Ok(port) = s.parse::<u16>() {
+            return Ok(loopback(port));
+        }
         s.parse::<SocketAddr>().map(ListenAddr::Inet).map_err(|_| {
-            "expected IP:PORT, [IPv6]:PORT or unix:/path (an IP address, not a host name)".into()
+            "expected IP:PORT, [IPv6]:PORT, PORT (on 127.0.0.1) or unix:/path \
+             (an IP address, not a host name)"
+                .into()
         })
     }
 }
@@ -390,8 +396,42 @@ pub fn env_name(key: &str) -> String {
 /// Environment variables read by `main` itself rather than mapped to keys.
 pub const ENV_CONFIG: &str = "SWITCHBOARD_CONFIG";
 pub const ENV_ADMIN_PASSWORD: &str = "SWITCHBOARD_ADMIN_PASSWORD";
+/// The command line's own variables (`--log-format`, `--port-base`).
+pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
+pub const ENV_PORT_BASE: &str = "SWITCHBOARD_PORT_BASE";
+
+/// How far above `--port-base` the dashboard goes.
+pub const WEB_PORT_OFFSET: u16 = 80;
+
+/// `--port-base N` as `--set` flags: the seven services on N…N+6 in
+/// [`ServiceKind::ALL`] order and the dashboard on N+80, each keeping the IP
+/// address `config` gives it (a `unix:` listen is left alone). Placed
+/// before the person's own `--set` flags, which win.
+///
+/// # Errors
+/// When N+80 is beyond the last port.
+pub fn port_base_flags(config: &Config, base: u16) -> Result<Vec<String>, String> {
+    let top = base.checked_add(WEB_PORT_OFFSET).filter(|_| base > 0).ok_or_else(|| {
+        format!(
+            "--port-base {base} is out of range: it needs ports {base}..{base}+{WEB_PORT_OFFSET} (1 to {})",
+            u16::MAX - WEB_PORT_OFFSET
+        )
+    })?;
+    let at = |ip: std::net::IpAddr, port: u16| SocketAddr::new(ip, port).to_string();
+    let mut flags: Vec<String> = ServiceKind::ALL
+        .into_iter()
+        .zip(base..)
+        .filter_map(|(kind, port)| {
+            let ip = config.service(kind).listen.inet()?.ip();
+            Some(format!("services.{kind}.listen={}", at(ip, port)))
+        })
+        .collect();
+    flags.push(format!("web.listen={}", at(config.web.listen.ip(), top)));
+    Ok(flags)
+}
 
 /// A config file's path and text, as read by `main`.
+#[derive(Clone, Copy)]
 pub struct FileSource<'a> {
     pub path: &'a Path,
     pub text: &'a str,
@@ -588,7 +628,14 @@ impl Config {
             .map(|(k, ty)| (env_name(k), (k, *ty)))
             .collect();
         for (name, text) in env {
-            if name == ENV_CONFIG || name == ENV_ADMIN_PASSWORD {
+            if [
+                ENV_CONFIG,
+                ENV_ADMIN_PASSWORD,
+                ENV_LOG_FORMAT,
+                ENV_PORT_BASE,
+            ]
+            .contains(&name.as_str())
+            {
                 continue;
             }
             let Some(&(key, ty)) = by_env.get(name) else {
@@ -1160,6 +1207,32 @@ mod tests {
     }
 
     #[test]
+    fn port_base_moves_every_port_and_keeps_each_address() {
+        let mut config = Config::default();
+        config.service_mut(ServiceKind::Echo).listen = "0.0.0.0:9000".parse().unwrap();
+        config.service_mut(ServiceKind::Login).listen = "unix:/tmp/l.sock".parse().unwrap();
+        let flags = port_base_flags(&config, 20000).unwrap();
+        assert_eq!(
+            flags,
+            [
+                "services.echo.listen=0.0.0.0:20000",
+                "services.udp-echo.listen=127.0.0.1:20001",
+                "services.time.listen=127.0.0.1:20002",
+                "services.exec.listen=127.0.0.1:20003",
+                "services.files.listen=127.0.0.1:20004",
+                "services.files-classic.listen=127.0.0.1:20005",
+                "web.listen=127.0.0.1:20080",
+            ]
+        );
+        assert!(
+            port_base_flags(&config, 65500)
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(port_base_flags(&config, 0).is_err());
+    }
+
+    #[test]
     fn listen_addrs_parse_and_print() {
         for s in [
             "127.0.0.1:9000",
@@ -1169,9 +1242,21 @@ mod tests {
         ] {
             assert_eq!(s.parse::<ListenAddr>().unwrap().to_string(), s);
         }
-        for s in ["localhost:9000", "9000", "unix:", "127.0.0.1", "[::1]"] {
+        for s in [
+            "localhost:9000",
+            "unix:",
+            "127.0.0.1",
+            "[::1]",
+            "70000",
+            "-1",
+        ] {
             assert!(s.parse::<ListenAddr>().is_err(), "{s}");
         }
+        assert_eq!(
+            "9000".parse::<ListenAddr>().unwrap().to_string(),
+            "127.0.0.1:9000",
+            "a bare port is loopback"
+        );
     }
 }
 

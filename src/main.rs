@@ -85,6 +85,7 @@ fn merge_serve_args(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
         config: sub.config.or(top.config),
         set: top.set.into_iter().chain(sub.set).collect(),
         data_dir: sub.data_dir.or(top.data_dir),
+        port_base: sub.port_base.or(top.port_base),
     }
 }
 
@@ -134,6 +135,13 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
     if let Some(dir) = &args.data_dir {
         flags.push(format!("data_dir={}", dir.display()));
     }
+    if let Some(base) = args.port_base {
+        // Each service keeps the address the file and environment give it.
+        let before = Config::resolve(file, &env, &flags)?;
+        flags.extend(
+            switchboard::config::port_base_flags(&before, base).map_err(anyhow::Error::msg)?,
+        );
+    }
     flags.extend(args.set.iter().cloned());
     Ok(Config::resolve(file, &env, &flags)?)
 }
@@ -168,25 +176,31 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let admin_password = std::env::var(switchboard::config::ENV_ADMIN_PASSWORD)
         .ok()
         .filter(|p| !p.is_empty());
-    let generated = deps
-        .users
-        .ensure_admin(admin_password.as_deref())
-        .context("cannot create the first account")?;
+    let web_listener = switchboard::service::listen::bind_inet(config.web.listen);
+    if let Err(e) = &web_listener {
+        tracing::error!("the dashboard cannot listen on {}: {e}", config.web.listen);
+    }
+    // A generated password is shown once: made while the dashboard it is for
+    // cannot start, it would be spent on nothing.
+    let generated = if web_listener.is_ok() || admin_password.is_some() {
+        deps.users
+            .ensure_admin(admin_password.as_deref())
+            .context("cannot create the first account")?
+    } else {
+        None
+    };
     let root = deps.root.clone();
     root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
-    let web = match switchboard::service::listen::bind_inet(config.web.listen) {
+    let web = match web_listener {
         Ok(listener) => {
             let addr = listener.local_addr()?;
             let state = web::AppState::new(supervisor.clone(), &config, root.clone());
             root.tasks.spawn(web::serve(listener, state));
             Ok(addr)
         }
-        Err(e) => {
-            tracing::error!("the dashboard cannot listen on {}: {e}", config.web.listen);
-            Err(e)
-        }
+        Err(e) => Err(e),
     };
     print_banner(&supervisor, &config.web.listen, &web);
     println!("{key_note}");
@@ -205,6 +219,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(password) => println!(
             "sign in as:  admin / {password}   (generated now and shown only this once; \
              change it with `switchboard user passwd admin`)"
+        ),
+        None if supervisor.users().list().is_empty() => println!(
+            "accounts: none yet; the admin password is made and shown at the first start \
+             whose dashboard runs (or set SWITCHBOARD_ADMIN_PASSWORD)"
         ),
         None => println!(
             "accounts: {} ({}; `switchboard user list`)",
@@ -275,6 +293,21 @@ fn print_banner(
             web_listen,
             switchboard::service::bind_failure(e)
         )),
+    }
+    let taken = "address in use";
+    let web_taken = web
+        .as_ref()
+        .is_err_and(|e| switchboard::service::bind_failure(e) == taken);
+    if web_taken
+        || supervisor
+            .statuses()
+            .iter()
+            .any(|s| s.state.ends_with(taken))
+    {
+        out.push_str(
+            "hint: a port is taken. Move them all with --port-base N (services on N..N+6, \
+             the dashboard on N+80), or one with --set services.NAME.listen=IP:PORT\n",
+        );
     }
     if let Some(addr) = supervisor.local_addr(ServiceKind::Echo)
         && supervisor.state(ServiceKind::Echo) == ServiceState::Running

@@ -307,3 +307,109 @@ async fn every_client_finds_the_key_the_way_the_server_does() {
     );
     served.terminate().await;
 }
+
+/// Starts `switchboard serve ARGS` on `data`; returns its banner lines (up
+/// to the accounts line) and the child.
+async fn serve_banner(
+    data: &std::path::Path,
+    args: &[&str],
+) -> (Vec<String>, tokio::process::Child) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = common::guard("the banner", async {
+        let mut banner = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
+            banner.push(line);
+            if last {
+                return banner;
+            }
+        }
+        panic!("the banner ended early: {banner:?}");
+    })
+    .await;
+    (banner, child)
+}
+
+#[tokio::test]
+async fn a_taken_port_gets_a_hint_and_does_not_spend_the_admin_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut args = common::only_services(&[Echo]);
+    args.extend(["--set".into(), format!("web.listen=127.0.0.1:{port}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (banner, child) = serve_banner(dir.path(), &args).await;
+    drop(child);
+    let text = banner.join("\n");
+    assert!(text.contains("failed: address in use"), "{text}");
+    assert!(text.contains("--port-base N"), "{text}");
+    assert!(
+        banner.last().unwrap().starts_with("accounts: none yet"),
+        "{text}"
+    );
+    // With the port free, the password is made and shown now.
+    drop(taken);
+    let (banner, child) = serve_banner(dir.path(), &args).await;
+    drop(child);
+    assert!(
+        banner.last().unwrap().starts_with("sign in as:  admin / "),
+        "{banner:?}"
+    );
+}
+
+#[tokio::test]
+async fn port_base_moves_every_service_and_the_dashboard() {
+    // A base whose eight ports are free right now (TCP and UDP).
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+    };
+    let base = (0..50)
+        .map(|i| 31_000 + i * 97)
+        .find(|&b| (b..b + 7).chain([b + 80]).all(free))
+        .expect("a free range of ports");
+    let dir = tempfile::tempdir().unwrap();
+    let base_s = base.to_string();
+    let (banner, child) = serve_banner(
+        dir.path(),
+        &[
+            "--port-base",
+            &base_s,
+            "--set",
+            "services.login.enabled=false",
+        ],
+    )
+    .await;
+    drop(child);
+    let text = banner.join("\n");
+    for (name, offset) in [
+        ("echo", 0),
+        ("udp-echo", 1),
+        ("time", 2),
+        ("exec", 3),
+        ("files", 4),
+        ("files-classic", 5),
+    ] {
+        let want = format!("127.0.0.1:{}", base + offset);
+        let line = banner
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        assert!(line.contains(&want) && line.contains("running"), "{line}");
+    }
+    assert!(
+        text.contains(&format!("http://127.0.0.1:{}/", base + 80)),
+        "{text}"
+    );
+}
