@@ -310,5 +310,12 @@ if os.path.exists(notes):
     w(open(notes).read().rstrip())
     w("")
 
+# bench/soak.sh's last result, as its own section: its headings one level down.
+soak = os.path.join(os.path.dirname(__file__), "SOAK.md")
+if os.path.exists(soak):
+    for line in open(soak).read().rstrip().splitlines():
+        w("#" + line if line.startswith("#") else line)
+    w("")
+
 with open(args.out, "w") as f:
     f.write("\n".join(out))
