@@ -103,6 +103,14 @@ pub enum Command {
     /// Without ADDR, asks the dashboard address of the config (a wildcard
     /// listen address is asked on loopback).
     Health(HealthArgs),
+    /// Print a shell completion script: `switchboard completions bash >
+    /// ~/.local/share/bash-completion/completions/switchboard`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `switchboard man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Args)]

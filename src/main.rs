@@ -61,6 +61,15 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Some(Command::Completions { shell }) => {
+                // Into a buffer first: clap_complete panics on a failed
+                // write, such as a closed pipe (`| head`).
+                let mut cli = <Cli as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut cli, "switchboard", &mut script);
+                write_stdout(&script)
+            }
+            Some(Command::Man) => man(),
             Some(Command::User(args)) => user(UserArgs {
                 config: merge_serve_args(cli.serve, args.config),
                 ..args
@@ -312,10 +321,30 @@ fn print_banner(
     if let Some(addr) = supervisor.local_addr(ServiceKind::Echo)
         && supervisor.state(ServiceKind::Echo) == ServiceState::Running
     {
-        out.push_str(&format!("try:  switchboard echo {addr} hello\n"));
+        out.push_str(&format!("try:  {} echo {addr} hello\n", program_name()));
     }
     print!("{out}");
     let _ = std::io::stdout().flush();
+}
+
+/// How a person can run this program: `switchboard` when that name on PATH
+/// is this executable, else the executable's own path (`cargo run` leaves
+/// it in target/release/, which is not on PATH).
+fn program_name() -> String {
+    let me = std::env::current_exe().ok();
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let found = dir.join("switchboard");
+            found.is_file()
+                && std::fs::canonicalize(&found).ok()
+                    == me.as_ref().and_then(|m| std::fs::canonicalize(m).ok())
+        })
+    });
+    match me {
+        Some(path) if !on_path => path.display().to_string(),
+        _ => "switchboard".to_owned(),
+    }
 }
 
 /// Where a client's requests come from: the TEXT given once, or lines
@@ -519,6 +548,32 @@ async fn login(args: LoginArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+    }
+}
+
+/// `switchboard man`: the top page, with every command's options after it
+/// (`clap_mangen` renders one page per command; they are joined here so
+/// one `man -l -` shows everything).
+fn man() -> Result<()> {
+    let cli = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cli.clone()).render(&mut out)?;
+    for sub in cli.get_subcommands() {
+        let name = format!("switchboard-{}", sub.get_name());
+        let page = sub.clone().display_name(name.clone()).bin_name(name);
+        clap_mangen::Man::new(page).render(&mut out)?;
+    }
+    write_stdout(&out)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`)
+/// is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to standard output"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -413,3 +413,109 @@ async fn port_base_moves_every_service_and_the_dashboard() {
         "{text}"
     );
 }
+
+#[test]
+fn completions_for_every_shell_and_a_manual_page() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = switchboard().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("switchboard") && script.contains("port-base"),
+            "{shell}"
+        );
+    }
+    let bash = switchboard()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchboard.bash");
+    std::fs::write(&file, &bash.stdout).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let man = switchboard().arg("man").output().unwrap();
+    assert!(man.status.success());
+    let roff = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        roff.starts_with(".ie") && roff.contains(".TH switchboard 1"),
+        "{}",
+        &roff[..200]
+    );
+    for command in ["serve", "echo", "exec", "bench", "completions"] {
+        assert!(
+            roff.contains(&format!(".TH switchboard-{command} 1")),
+            "{command}"
+        );
+    }
+    // groff reads it without a warning.
+    let mut groff = std::process::Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-ww", "-z"]) // -k: UTF-8 input, as man reads it
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff (Debian's groff-base) is installed");
+    std::io::Write::write_all(groff.stdin.as_mut().unwrap(), roff.as_bytes()).unwrap();
+    let out = groff.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_try_line_names_a_command_that_runs_here() {
+    let exe = env!("CARGO_BIN_EXE_switchboard");
+    let dir = tempfile::tempdir().unwrap();
+    // Not on PATH (as after `cargo run`): the full path.
+    let served = Served::start(
+        dir.path(),
+        &[Echo],
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", "first-start-pw1"),
+            ("PATH", "/usr/bin:/bin"),
+        ],
+    )
+    .await;
+    let try_line = served
+        .banner
+        .iter()
+        .find(|l| l.starts_with("try:"))
+        .unwrap()
+        .clone();
+    served.terminate().await;
+    assert!(
+        try_line.starts_with(&format!("try:  {exe} echo ")),
+        "{try_line}"
+    );
+    // On PATH (as after `cargo install`): the name.
+    let bin_dir = std::path::Path::new(exe)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{bin_dir}:/usr/bin:/bin");
+    let served = Served::start(dir.path(), &[Echo], &[("PATH", path.as_str())]).await;
+    let try_line = served
+        .banner
+        .iter()
+        .find(|l| l.starts_with("try:"))
+        .unwrap()
+        .clone();
+    served.terminate().await;
+    assert!(
+        try_line.starts_with("try:  switchboard echo "),
+        "{try_line}"
+    );
+}
