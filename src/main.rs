@@ -785,12 +785,7 @@ async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
                 .map(switchboard::tokens::parse_expiry)
                 .transpose()?;
             let log = audit()?;
-            let token = tokens.create(&name, role, expires)?;
-            let expires_unix = tokens
-                .list()
-                .into_iter()
-                .find(|t| t.name == name)
-                .and_then(|t| t.expires_unix);
+            let (token, expires_unix) = tokens.create(&name, role, expires)?;
             log.record(serde_json::json!({
                 "event": "token", "action": "create", "service": "cli", "token": name,
                 "role": role, "expires_unix": expires_unix,

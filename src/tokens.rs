@@ -320,8 +320,9 @@ impl Tokens {
             .collect()
     }
 
-    /// Makes a token; returns it, the only time it is ever seen. `expires`
-    /// counts from now (zero makes one already expired, for tests).
+    /// Makes a token; returns it (the only time it is ever seen) and when
+    /// it expires. `expires` counts from now (zero makes one already
+    /// expired, for tests).
     ///
     /// # Errors
     /// A bad name, an existing name, an expiry beyond [`MAX_EXPIRY`], the
@@ -331,7 +332,7 @@ impl Tokens {
         name: &str,
         role: Role,
         expires: Option<Duration>,
-    ) -> Result<String, TokensError> {
+    ) -> Result<(String, Option<u64>), TokensError> {
         check_name(name)?;
         if expires.is_some_and(|d| d > MAX_EXPIRY) {
             return Err(TokensError::BadExpiry(format!(
@@ -348,6 +349,7 @@ impl Tokens {
             expires_unix: expires.map(|d| now + d.as_secs()),
             last_used_unix: None,
         };
+        let expires_unix = entry.expires_unix;
         self.change(|tokens| {
             if tokens.contains_key(name) {
                 return Err(TokensError::Exists(name.to_owned()));
@@ -355,7 +357,7 @@ impl Tokens {
             tokens.insert(name.to_owned(), entry);
             Ok(())
         })?;
-        Ok(token)
+        Ok((token, expires_unix))
     }
 
     /// Revokes (removes) a token: it stops working at once, in a running
@@ -618,7 +620,8 @@ mod tests {
     fn lifecycle_create_check_revoke_expire() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = Tokens::open(dir.path()).unwrap();
-        let ci = tokens.create("ci", Role::Operator, None).unwrap();
+        let (ci, never) = tokens.create("ci", Role::Operator, None).unwrap();
+        assert_eq!(never, None);
         assert!(matches!(
             tokens.create("ci", Role::Viewer, None),
             Err(TokensError::Exists(_))
@@ -651,9 +654,10 @@ mod tests {
         tokens.flush_used().unwrap();
         assert!(other.list().is_empty());
 
-        let old = tokens
+        let (old, at) = tokens
             .create("old", Role::Admin, Some(Duration::ZERO))
             .unwrap();
+        assert!(at.is_some_and(|at| at <= now_unix()));
         assert_eq!(
             tokens.check(&old).0,
             Verdict::Expired { name: "old".into() }

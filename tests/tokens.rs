@@ -219,8 +219,8 @@ async fn a_cli_token_works_on_the_running_server_without_cookie_or_csrf_and_is_n
 async fn roles_apply_to_tokens_a_viewer_token_cannot_operate() {
     let w = Web::start().await;
     let tokens = Tokens::open(&w.h.config.data_dir).unwrap();
-    let viewer = tokens.create("look", Role::Viewer, None).unwrap();
-    let operator = tokens.create("send", Role::Operator, None).unwrap();
+    let viewer = tokens.create("look", Role::Viewer, None).unwrap().0;
+    let operator = tokens.create("send", Role::Operator, None).unwrap().0;
 
     let r = w.send(bearer("GET", "/api/v1/connections", &viewer)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -270,11 +270,12 @@ async fn roles_apply_to_tokens_a_viewer_token_cannot_operate() {
 async fn malformed_unknown_revoked_and_expired_tokens_get_401() {
     let w = Web::start().await;
     let tokens = Tokens::open(&w.h.config.data_dir).unwrap();
-    let revoked = tokens.create("gone", Role::Admin, None).unwrap();
+    let revoked = tokens.create("gone", Role::Admin, None).unwrap().0;
     tokens.revoke("gone").unwrap();
     let expired = tokens
         .create("old", Role::Admin, Some(Duration::ZERO))
-        .unwrap();
+        .unwrap()
+        .0;
     let unknown = format!("sbt_{}", "ab".repeat(32));
     let cases = [
         ("sbt_short", "malformed"),
@@ -310,7 +311,7 @@ async fn malformed_unknown_revoked_and_expired_tokens_get_401() {
 async fn failed_tokens_count_with_failed_sign_ins_and_end_in_429() {
     let w = Web::start_with(|c| c.web.max_failures_per_minute = 3).await;
     let tokens = Tokens::open(&w.h.config.data_dir).unwrap();
-    let good = tokens.create("good", Role::Viewer, None).unwrap();
+    let good = tokens.create("good", Role::Viewer, None).unwrap().0;
     let wrong = json!({"username": "admin", "password": "not the password"});
     let r = w
         .send(json_request("POST", "/api/v1/session", &wrong))
@@ -344,7 +345,8 @@ async fn a_token_and_a_session_cookie_together_are_refused() {
     let token = Tokens::open(&w.h.config.data_dir)
         .unwrap()
         .create("both", Role::Admin, None)
-        .unwrap();
+        .unwrap()
+        .0;
     // With the cookie, the browser's checks stand: no CSRF header, no way.
     let req = base("POST", "/api/v1/services/echo/stop")
         .header(header::COOKIE, &s.cookie)
@@ -505,7 +507,8 @@ async fn the_live_stream_says_it_needs_a_session() {
     let token = Tokens::open(&w.h.config.data_dir)
         .unwrap()
         .create("stream", Role::Viewer, None)
-        .unwrap();
+        .unwrap()
+        .0;
     let r = w
         .send(bearer("GET", switchboard::web::LIVE_PATH, &token))
         .await;

@@ -740,13 +740,7 @@ pub async fn create_token(
         .map_err(token_error)?;
     let tokens = state.tokens().clone();
     let (name, role) = (body.name.clone(), body.role);
-    let token = blocking(move || tokens.create(&name, role, expires)).await?;
-    let expires_unix = state
-        .tokens()
-        .list()
-        .into_iter()
-        .find(|t| t.name == body.name)
-        .and_then(|t| t.expires_unix);
+    let (token, expires_unix) = blocking(move || tokens.create(&name, role, expires)).await?;
     state
         .audit()
         .record(json!({
