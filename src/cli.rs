@@ -89,6 +89,13 @@ pub enum Command {
     /// read as one line of standard input when it is not a terminal, or
     /// generated with --generate.
     User(UserArgs),
+    /// Manage API tokens: what scripts send as `Authorization: Bearer`
+    /// instead of signing in.
+    ///
+    /// Works on `<data_dir>/tokens.json` (see --data-dir); a running server
+    /// picks changes up at once. `create` prints the token once: only its
+    /// SHA-256 is kept.
+    Token(TokenArgs),
     /// Load-test a service (or any server speaking its protocol) and report
     /// throughput, latency percentiles and errors.
     ///
@@ -319,6 +326,36 @@ pub enum UserAction {
     Del { name: String },
     /// List the accounts.
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+
+    #[command(flatten)]
+    pub config: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it (the only time it is shown).
+    Create {
+        /// 1 to 32 of a-z, 0-9 and `-`.
+        name: String,
+        /// viewer (sees), operator (also sends and uploads) or admin (also
+        /// starts/stops services and runs commands).
+        #[arg(long)]
+        role: String,
+        /// How long it works: `30d`, `12h` or `90m` (at most 3650d).
+        /// Without it, until revoked.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List the tokens: name, role, created, expires, last used.
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
 }
 
 /// Where an authenticating client finds the HMAC key.

@@ -16,6 +16,7 @@
 //!   and flags by a pure function.
 //! - [`shutdown`]: the root cancellation token and task tracker.
 //! - [`users`]: people's accounts (argon2id), for `login` and the dashboard.
+//! - [`tokens`]: API tokens for scripts (`Authorization: Bearer`).
 //! - [`store`]: the files folder: safe names, atomic arrival, no overwrite.
 //! - [`audit`]: the append-only log of commands run, logins and files stored.
 //! - [`kind`]: the service names, shared by all of the above.
@@ -45,6 +46,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod store;
 pub mod terminal;
+pub mod tokens;
 pub mod users;
 pub mod web;
 pub mod wire;

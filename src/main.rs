@@ -74,6 +74,13 @@ fn main() -> ExitCode {
                 config: merge_serve_args(cli.serve, args.config),
                 ..args
             }),
+            Some(Command::Token(args)) => {
+                token(switchboard::cli::TokenArgs {
+                    config: merge_serve_args(cli.serve, args.config),
+                    ..args
+                })
+                .await
+            }
         }
         .map(|()| ExitCode::SUCCESS)
     });
@@ -843,6 +850,87 @@ fn user(args: UserArgs) -> Result<()> {
                     .unwrap_or_default();
                 println!("{:<32} {:<8} created {created} UTC", u.name, u.role);
             }
+        }
+    }
+    Ok(())
+}
+
+/// `switchboard token ...`: the token store of the config's data
+/// directory, found as `switchboard user` finds the accounts. Creating and
+/// revoking are audited (the name, never the token).
+async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
+    use switchboard::cli::TokenAction;
+    let config = load_config(&args.config)?;
+    let tokens = switchboard::tokens::Tokens::open(&config.data_dir)?;
+    let audit = || {
+        switchboard::audit::AuditLog::open(&config.data_dir).with_context(|| {
+            format!(
+                "cannot open {}",
+                switchboard::audit::path(&config.data_dir).display()
+            )
+        })
+    };
+    let when = |unix: Option<u64>| {
+        unix.and_then(|t| i64::try_from(t).ok())
+            .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+            .map_or_else(
+                || "never".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            )
+    };
+    match args.action {
+        TokenAction::Create {
+            name,
+            role,
+            expires,
+        } => {
+            let role: switchboard::users::Role = role.parse()?;
+            let expires = expires
+                .as_deref()
+                .map(switchboard::tokens::parse_expiry)
+                .transpose()?;
+            let log = audit()?;
+            let (token, expires_unix) = tokens.create(&name, role, expires)?;
+            log.record(serde_json::json!({
+                "event": "token", "action": "create", "service": "cli", "token": name,
+                "role": role, "expires_unix": expires_unix,
+            }))
+            .await;
+            log.flush().await;
+            // The token alone on stdout, so `$(switchboard token create ...)`
+            // captures just it; the rest goes to stderr.
+            println!("{token}");
+            eprintln!(
+                "created token {name} ({role}), expires {}; it is not shown again",
+                when(expires_unix)
+            );
+        }
+        TokenAction::List => {
+            let list = tokens.list();
+            if list.is_empty() {
+                println!("no tokens in {}", tokens.path().display());
+            }
+            for t in list {
+                println!(
+                    "{:<32} {:<8} created {}  expires {}{}  last used {}",
+                    t.name,
+                    t.role,
+                    when(Some(t.created_unix)),
+                    when(t.expires_unix),
+                    if t.expired { " (expired)" } else { "" },
+                    when(t.last_used_unix),
+                );
+            }
+        }
+        TokenAction::Revoke { name } => {
+            let log = audit()?;
+            tokens.revoke(&name)?;
+            log.record(serde_json::json!({
+                "event": "token", "action": "revoke", "service": "cli", "token": name,
+            }))
+            .await;
+            log.flush().await;
+            println!("revoked {name}");
         }
     }
     Ok(())

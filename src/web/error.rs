@@ -27,6 +27,10 @@ pub enum WebError {
     UnknownHost,
     #[error("wrong user name or password")]
     BadCredentials,
+    /// An `Authorization: Bearer` token that is malformed, unknown,
+    /// revoked or expired; the message says which, never the token.
+    #[error("API token refused: {0}")]
+    BadToken(String),
     #[error("too many failed sign-ins from your address; try again in {0} s")]
     TooManyFailures(u64),
     #[error("{0}")]
@@ -57,7 +61,9 @@ pub enum WebError {
 impl WebError {
     pub fn status(&self) -> StatusCode {
         match self {
-            WebError::SignInRequired | WebError::BadCredentials => StatusCode::UNAUTHORIZED,
+            WebError::SignInRequired | WebError::BadCredentials | WebError::BadToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             WebError::Forbidden { .. } | WebError::Csrf | WebError::CrossOrigin => {
                 StatusCode::FORBIDDEN
             }
@@ -103,6 +109,12 @@ impl IntoResponse for WebError {
             Json(json!({ "error": self.public_message() })),
         )
             .into_response();
+        if matches!(self, WebError::BadToken(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()

@@ -181,6 +181,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{name}/send", post(relay::send))
         .route("/api/v1/sticky", post(relay::sticky))
         .route("/api/v1/files", get(relay::list_files))
+        .route("/tokens", get(pages::tokens))
+        .route(
+            "/api/v1/tokens",
+            get(session::list_tokens).post(session::create_token),
+        )
+        .route("/api/v1/tokens/{name}", delete(session::revoke_token))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(declared_size_limit))
         .layer(TimeoutLayer::with_status_code(

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::AppState;
 use super::api::ServiceView;
 use super::error::{PageError, WebError};
-use super::session::{Session, Viewer};
+use super::session::{Admin, Session, Viewer};
 use crate::stats::{ConnInfo, Event, EventKind};
 use crate::terminal::human_bytes;
 use crate::users::Role;
@@ -343,6 +343,71 @@ pub async fn console(
         allow: exec.allow.clone(),
         shell: exec.shell,
         timeout_s: exec.timeout.as_secs(),
+    })
+}
+
+/// One row of the tokens table: never the token.
+pub struct TokenRow {
+    pub name: String,
+    pub role: Role,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub expired: bool,
+}
+
+/// A Unix time as `2026-11-27 06:56 UTC`.
+fn utc_minute(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+impl From<crate::tokens::TokenInfo> for TokenRow {
+    fn from(t: crate::tokens::TokenInfo) -> Self {
+        TokenRow {
+            created: utc_minute(t.created_unix),
+            expires: t
+                .expires_unix
+                .map_or_else(|| "never".to_owned(), utc_minute),
+            last_used: t
+                .last_used_unix
+                .map_or_else(|| "never".to_owned(), utc_minute),
+            expired: t.expired,
+            role: t.role,
+            name: t.name,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    chrome: Chrome,
+    rows: Vec<TokenRow>,
+    max_name: usize,
+}
+
+/// `GET /tokens`: API tokens for scripts (admins).
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page; not an admin: 403.
+pub async fn tokens(
+    State(state): State<AppState>,
+    admin: Result<Admin, WebError>,
+) -> Result<TokensPage, PageError> {
+    let Admin(session) = admin?;
+    Ok(TokensPage {
+        chrome: Chrome::new(session, "tokens"),
+        rows: state
+            .tokens()
+            .list()
+            .into_iter()
+            .map(TokenRow::from)
+            .collect(),
+        max_name: crate::tokens::MAX_NAME_LEN,
     })
 }
 

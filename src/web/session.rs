@@ -13,6 +13,13 @@
 //!   to (against DNS rebinding).
 //! - The role is read from the accounts on every request, so a demotion or a
 //!   removed account takes effect at once.
+//! - A script sends an API token instead (`Authorization: Bearer sbt_...`,
+//!   see [`crate::tokens`]). Such a request carries no cookie, so nothing
+//!   a foreign page can make a browser send: the CSRF and Origin checks are
+//!   skipped for it, and only for it (a request with both a token and the
+//!   session cookie is refused). A refused token counts as a failed sign-in
+//!   for its address; every state-changing use is audited under the
+//!   token's name (never the token).
 //! - A live stream holds a [`StreamTicket`] from its session: at most
 //!   `web.max_streams_per_session` per session, and each ends when its
 //!   session does (sign-out, expiry, the account removed), within a second.
@@ -22,11 +29,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path as UrlPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
@@ -40,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::error::WebError;
 use crate::config::SecureCookie;
+use crate::tokens::{TokenInfo, Tokens, TokensError, Verdict};
 use crate::users::{Role, UsersError};
 
 /// The session cookie's name.
@@ -52,12 +61,18 @@ const MAX_SESSIONS: usize = 10_000;
 /// own limits are lower; this only bounds the work before checking them).
 const MAX_CREDENTIAL_LEN: usize = 1024;
 
-/// A signed-in person.
+/// A signed-in person, or a script with an API token.
 #[derive(Debug, Clone, Serialize)]
 pub struct Session {
+    /// The account, or `token:NAME` for an API token (account names have
+    /// no `:`, so the two never mix in the audit log).
     pub user: String,
     pub role: Role,
+    /// Empty for an API token: its requests need none.
     pub csrf_token: String,
+    /// The API token's name, when the request came with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 impl Session {
@@ -97,6 +112,9 @@ pub struct Sessions {
     idle: Duration,
     max_streams: usize,
     table: Mutex<HashMap<[u8; 32], Entry>>,
+    /// The API tokens, opened on first use from the accounts' directory
+    /// (the data directory).
+    tokens: OnceLock<Tokens>,
 }
 
 /// A live stream's hold on its session: one of the session's stream slots
@@ -125,6 +143,7 @@ impl Sessions {
             idle,
             max_streams: max_streams.max(1),
             table: Mutex::new(HashMap::new()),
+            tokens: OnceLock::new(),
         }
     }
 
@@ -140,6 +159,7 @@ impl Sessions {
             user: user.to_owned(),
             role,
             csrf_token: random_hex()?,
+            token: None,
         };
         let now = Instant::now();
         let mut table = self.lock();
@@ -244,6 +264,28 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Whether the request carries the session cookie at all (well-formed or
+/// not): then it is a browser's, and gets the browser checks.
+fn has_session_cookie(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, _)| name == COOKIE)
+}
+
+/// The credential of an `Authorization: Bearer ...` header, if the request
+/// has one (another scheme, say a proxy's `Basic`, is not ours to read).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -282,13 +324,106 @@ fn session_of(parts: &Parts, state: &AppState) -> Result<Session, WebError> {
     Ok(session)
 }
 
+/// The identity behind an API token, if it is good. A refused token is
+/// charged to its address as a failed sign-in would be, and audited (by
+/// name when it has one, and never its text).
+async fn token_session(parts: &Parts, state: &AppState, token: &str) -> Result<Session, WebError> {
+    let ip = peer_ip(&parts.extensions);
+    if let Err(wait) = state.sign_in_failures().check(ip) {
+        return Err(WebError::TooManyFailures(wait.as_secs().max(1)));
+    }
+    let tokens = state.tokens();
+    let (verdict, flush_due) = tokens.check(token);
+    let (name, role) = match verdict {
+        Verdict::Valid { name, role } => (name, role),
+        refused => {
+            state.sign_in_failures().charge(ip);
+            let name = match &refused {
+                Verdict::Expired { name } => Some(name.as_str()),
+                _ => None,
+            };
+            state
+                .audit()
+                .record(json!({
+                    "event": "token", "action": "use", "service": "web", "peer": ip.to_string(),
+                    "token": name, "method": parts.method.as_str(), "path": parts.uri.path(),
+                    "ok": false, "reason": refused.to_string(),
+                }))
+                .await;
+            return Err(WebError::BadToken(refused.to_string()));
+        }
+    };
+    if flush_due {
+        let tokens = tokens.clone();
+        // Off the async threads (a write, an fsync and a rename), but
+        // awaited: at most once a minute, and then `token list` run after
+        // this reply sees this use.
+        let flushed = tokio::task::spawn_blocking(move || tokens.flush_used()).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!("cannot record when API tokens were last used: {e}");
+        }
+    }
+    Ok(Session {
+        user: format!("token:{name}"),
+        role,
+        csrf_token: String::new(),
+        token: Some(name),
+    })
+}
+
+/// Who is asking, and may they do what needs `need`: an API token when
+/// the request has one (each state-changing use audited, allowed or not),
+/// else the session cookie.
+async fn authorize(parts: &Parts, state: &AppState, need: Role) -> Result<Session, WebError> {
+    let Some(token) = bearer(&parts.headers) else {
+        let session = session_of(parts, state)?;
+        session.require(need)?;
+        return Ok(session);
+    };
+    if has_session_cookie(&parts.headers) {
+        return Err(WebError::BadRequest(
+            "send either an Authorization: Bearer token or the session cookie, not both".into(),
+        ));
+    }
+    let session = token_session(parts, state, token).await?;
+    let allowed = session.require(need);
+    if !is_safe(&parts.method) {
+        state
+            .audit()
+            .record(json!({
+                "event": "token", "action": "use", "service": "web",
+                "peer": peer_ip(&parts.extensions).to_string(), "token": session.token,
+                "role": session.role, "method": parts.method.as_str(), "path": parts.uri.path(),
+                "ok": allowed.is_ok(),
+            }))
+            .await;
+    }
+    allowed?;
+    Ok(session)
+}
+
 impl AppState {
+    /// The API token store of this dashboard's data directory.
+    pub(super) fn tokens(&self) -> &Tokens {
+        self.sessions().tokens.get_or_init(|| {
+            let data_dir = self.users().path().parent().unwrap_or(Path::new("."));
+            Tokens::lazy(data_dir)
+        })
+    }
+
     /// A stream slot of the request's session (already checked by the
     /// [`Viewer`] extractor).
     ///
     /// # Errors
     /// No session, or [`WebError::TooManyStreams`].
     pub(super) fn open_stream(&self, headers: &HeaderMap) -> Result<StreamTicket, WebError> {
+        if bearer(headers).is_some() {
+            // A stream's slots and its end belong to a browser session.
+            return Err(WebError::BadRequest(
+                "the live stream is for dashboard sessions; with an API token, poll /api/v1/events"
+                    .into(),
+            ));
+        }
         let token = cookie_token(headers).ok_or(WebError::SignInRequired)?;
         self.sessions().open_stream(token)
     }
@@ -322,9 +457,7 @@ macro_rules! role_extractor {
                 parts: &mut Parts,
                 state: &AppState,
             ) -> Result<Self, Self::Rejection> {
-                let session = session_of(parts, state)?;
-                session.require($role)?;
-                Ok($name(session))
+                Ok($name(authorize(parts, state, $role).await?))
             }
         }
     };
@@ -412,7 +545,11 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return WebError::UnknownHost.into_response();
     }
     let live = req.uri().path() == super::LIVE_PATH;
-    if !is_safe(req.method()) || live {
+    // A token request with no cookie is no browser's doing (a page cannot
+    // set `Authorization` on a cross-site request without CORS, which is
+    // not offered): nothing to check the origin of.
+    let scripted = bearer(req.headers()).is_some() && !has_session_cookie(req.headers());
+    if (!is_safe(req.method()) || live) && !scripted {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let same = origin.to_str().is_ok_and(|o| {
                 let o = o.to_ascii_lowercase();
@@ -539,6 +676,108 @@ pub async fn sign_out(
     response
 }
 
+/// A token to make, as `POST /api/v1/tokens` takes it.
+#[derive(Deserialize)]
+pub struct NewToken {
+    name: String,
+    role: Role,
+    /// `30d`, `12h`, `90m`; none means it does not expire.
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+/// What `POST /api/v1/tokens` answers: the token, this once.
+#[derive(Serialize)]
+pub struct CreatedToken {
+    name: String,
+    role: Role,
+    expires_unix: Option<u64>,
+    token: String,
+}
+
+fn token_error(e: TokensError) -> WebError {
+    match e {
+        TokensError::BadName(_) | TokensError::BadExpiry(_) => WebError::BadRequest(e.to_string()),
+        TokensError::Exists(_) => WebError::Conflict(e.to_string()),
+        TokensError::NoSuchToken(name) => WebError::NotFound(format!("token `{name}`")),
+        TokensError::Io { .. } | TokensError::Corrupt { .. } | TokensError::Random(_) => {
+            WebError::Internal(e.to_string())
+        }
+    }
+}
+
+/// Runs a file change of the token store off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TokensError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| WebError::Internal(format!("token store task failed: {e}")))?
+        .map_err(token_error)
+}
+
+/// `GET /api/v1/tokens` (admin): every token, never the token itself.
+pub async fn list_tokens(State(state): State<AppState>, Admin(_): Admin) -> Json<Vec<TokenInfo>> {
+    Json(state.tokens().list())
+}
+
+/// `POST /api/v1/tokens` (admin): makes a token and answers it, once.
+///
+/// # Errors
+/// A bad name or expiry (400), a name in use (409).
+pub async fn create_token(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<CreatedToken>, WebError> {
+    let Json(body) = body?;
+    let expires = body
+        .expires
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+        .map(crate::tokens::parse_expiry)
+        .transpose()
+        .map_err(token_error)?;
+    let tokens = state.tokens().clone();
+    let (name, role) = (body.name.clone(), body.role);
+    let (token, expires_unix) = blocking(move || tokens.create(&name, role, expires)).await?;
+    state
+        .audit()
+        .record(json!({
+            "event": "token", "action": "create", "service": "web", "user": session.user,
+            "token": body.name, "role": role, "expires_unix": expires_unix,
+        }))
+        .await;
+    Ok(Json(CreatedToken {
+        name: body.name,
+        role,
+        expires_unix,
+        token,
+    }))
+}
+
+/// `DELETE /api/v1/tokens/{name}` (admin): revokes a token at once.
+///
+/// # Errors
+/// No such token (404).
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let tokens = state.tokens().clone();
+    let target = name.clone();
+    blocking(move || tokens.revoke(&target)).await?;
+    state
+        .audit()
+        .record(json!({
+            "event": "token", "action": "revoke", "service": "web", "user": session.user,
+            "token": name,
+        }))
+        .await;
+    Ok(Json(json!({"ok": true, "revoked": name})))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +830,42 @@ mod tests {
             s.open_stream(&token),
             Err(WebError::SignInRequired)
         ));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_only_from_the_bearer_scheme() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sbt_x"),
+        );
+        assert_eq!(bearer(&h), Some("sbt_x"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  sbt_y "),
+        );
+        assert_eq!(bearer(&h), Some("sbt_y"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
+        assert_eq!(
+            bearer(&h),
+            Some(""),
+            "an empty bearer is a bad token, not none"
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YTpi"),
+        );
+        assert_eq!(bearer(&h), None);
+        assert!(!has_session_cookie(&h));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; switchboard_session=zz"),
+        );
+        assert!(
+            has_session_cookie(&h),
+            "any value: it is a browser's request"
+        );
     }
 
     #[test]

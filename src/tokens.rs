@@ -1,0 +1,691 @@
+//! API tokens: what a script sends as `Authorization: Bearer sbt_...`
+//! instead of signing in like a browser.
+//!
+//! Kept in `<data_dir>/tokens.json` (owner-only), each under a name with a
+//! role, an optional expiry and the time it was last used. Only the SHA-256
+//! of a token is stored: the token itself is shown once, when it is made,
+//! and is never written anywhere by us. A presented token is hashed and
+//! compared with every stored hash in constant time.
+//!
+//! The file is replaced atomically (written beside, then renamed), as the
+//! accounts file is, and a running server notices changes made by
+//! `switchboard token ...` before each check. Unlike the accounts, the
+//! server writes this file too (the "last used" times), so every
+//! read-change-write holds an exclusive `flock` on `tokens.json.lock`: a
+//! revoke by the CLI cannot be undone by the server writing back what it
+//! read before. Last-used times are kept in memory and written at most
+//! once a minute, so a busy script does not turn into a disk write per
+//! request; `token list` may therefore lag the server by up to a minute.
+//!
+//! Not here: who may use which route (that is `web::session`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::users::Role;
+
+/// What every token starts with, so a leaked one is recognisable (and
+/// secret scanners can be taught to find it).
+pub const PREFIX: &str = "sbt_";
+/// Random bytes in a token (256 bits), written as lower-case hex.
+const RANDOM_BYTES: usize = 32;
+/// A token's whole length: the prefix and 64 hex digits.
+pub const TOKEN_LEN: usize = PREFIX.len() + 2 * RANDOM_BYTES;
+/// Longest token name.
+pub const MAX_NAME_LEN: usize = 32;
+/// Longest expiry a token may be given.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(3650 * 86_400);
+/// Last-used times reach the file at most this often.
+const FLUSH_EVERY_SECS: u64 = 60;
+
+/// Everything that can go wrong with tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid tokens file: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("bad token name `{0}`: use 1 to {MAX_NAME_LEN} of a-z, 0-9 and `-`")]
+    BadName(String),
+    #[error("a token named `{0}` already exists")]
+    Exists(String),
+    #[error("no token `{0}`")]
+    NoSuchToken(String),
+    #[error(
+        "bad expiry `{0}`: use a whole number of days, hours or minutes (30d, 12h, 90m), at most 3650d"
+    )]
+    BadExpiry(String),
+    #[error("no randomness for a token: {0}")]
+    Random(String),
+}
+
+/// One token as stored: never the token itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    role: Role,
+    /// SHA-256 of the whole token (prefix included), lower-case hex.
+    sha256: String,
+    created_unix: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_unix: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_unix: Option<u64>,
+}
+
+/// One token as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_unix: u64,
+    pub expires_unix: Option<u64>,
+    pub last_used_unix: Option<u64>,
+    pub expired: bool,
+}
+
+/// What a presented token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Good: the token's name and role.
+    Valid { name: String, role: Role },
+    /// Not the shape of a token at all.
+    Malformed,
+    /// No such token (never made, or revoked).
+    Unknown,
+    /// It was good until its expiry.
+    Expired { name: String },
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Valid { .. } => "valid",
+            Verdict::Malformed => "malformed",
+            Verdict::Unknown => "unknown or revoked",
+            Verdict::Expired { .. } => "expired",
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    tokens: BTreeMap<String, Entry>,
+}
+
+/// Identifies one version of the file, to notice outside changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+struct State {
+    tokens: BTreeMap<String, Entry>,
+    stamp: Option<Stamp>,
+    /// Uses seen since the file last heard of them, by name.
+    used: HashMap<String, u64>,
+    /// When last-used times were last written (Unix seconds).
+    flushed_unix: u64,
+}
+
+struct Inner {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+/// The token store. Cheap to clone.
+#[derive(Clone)]
+pub struct Tokens {
+    inner: Arc<Inner>,
+}
+
+/// Where the tokens of `data_dir` live.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("tokens.json")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    })
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks a token name: `[a-z0-9-]{1,32}`.
+///
+/// # Errors
+/// [`TokensError::BadName`].
+pub fn check_name(name: &str) -> Result<(), TokensError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(TokensError::BadName(name.to_owned()))
+    }
+}
+
+/// Parses an expiry: `30d`, `12h` or `90m`, more than zero and at most
+/// [`MAX_EXPIRY`].
+///
+/// # Errors
+/// [`TokensError::BadExpiry`].
+pub fn parse_expiry(text: &str) -> Result<Duration, TokensError> {
+    let bad = || TokensError::BadExpiry(text.to_owned());
+    let t = text.trim();
+    let unit_at = t.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = t.split_at(unit_at);
+    let unit_secs = match unit {
+        "d" => 86_400,
+        "h" => 3600,
+        "m" => 60,
+        _ => return Err(bad()),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+    if secs == 0 || secs > MAX_EXPIRY.as_secs() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn digest_hex(token: &str) -> String {
+    crate::wire::hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `token` has the shape of one of ours (it may still be unknown).
+pub fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token.starts_with(PREFIX)
+        && token[PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn generate() -> Result<String, TokensError> {
+    let mut raw = [0u8; RANDOM_BYTES];
+    getrandom::fill(&mut raw).map_err(|e| TokensError::Random(e.to_string()))?;
+    Ok(format!("{PREFIX}{}", crate::wire::hex(&raw)))
+}
+
+impl Tokens {
+    /// Opens the tokens of `data_dir` (none yet is fine).
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read or parsed.
+    pub fn open(data_dir: &Path) -> Result<Tokens, TokensError> {
+        let path = path(data_dir);
+        let (tokens, stamp) = read(&path)?;
+        Ok(Self::with(path, tokens, stamp))
+    }
+
+    /// The tokens of `data_dir`, read on first use rather than now: for a
+    /// server, where a bad file must not stop the dashboard (every check
+    /// then fails, and the log says why).
+    pub fn lazy(data_dir: &Path) -> Tokens {
+        let path = path(data_dir);
+        // A stamp that matches no real file: the first check reads it.
+        let never = Some(Stamp {
+            ino: 0,
+            len: u64::MAX,
+            mtime_ns: i128::MIN,
+        });
+        Self::with(path, BTreeMap::new(), never)
+    }
+
+    fn with(path: PathBuf, tokens: BTreeMap<String, Entry>, stamp: Option<Stamp>) -> Tokens {
+        Tokens {
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State {
+                    tokens,
+                    stamp,
+                    used: HashMap::new(),
+                    flushed_unix: 0,
+                }),
+            }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Picks up changes another process made to the file. A file that went
+    /// bad keeps the tokens last read (and says so).
+    fn refresh(&self) {
+        let now = stamp(&self.inner.path);
+        let mut state = lock(&self.inner.state);
+        if now == state.stamp {
+            return;
+        }
+        match read(&self.inner.path) {
+            Ok((tokens, stamp)) => {
+                state.tokens = tokens;
+                state.stamp = stamp;
+            }
+            Err(e) => tracing::warn!("keeping the tokens read before: {e}"),
+        }
+    }
+
+    /// Every token, by name, with this process's latest uses.
+    pub fn list(&self) -> Vec<TokenInfo> {
+        self.refresh();
+        let now = now_unix();
+        let state = lock(&self.inner.state);
+        state
+            .tokens
+            .iter()
+            .map(|(name, e)| TokenInfo {
+                name: name.clone(),
+                role: e.role,
+                created_unix: e.created_unix,
+                expires_unix: e.expires_unix,
+                last_used_unix: e.last_used_unix.max(state.used.get(name).copied()),
+                expired: e.expires_unix.is_some_and(|at| now >= at),
+            })
+            .collect()
+    }
+
+    /// Makes a token; returns it (the only time it is ever seen) and when
+    /// it expires. `expires` counts from now (zero makes one already
+    /// expired, for tests).
+    ///
+    /// # Errors
+    /// A bad name, an existing name, an expiry beyond [`MAX_EXPIRY`], the
+    /// file not writable.
+    pub fn create(
+        &self,
+        name: &str,
+        role: Role,
+        expires: Option<Duration>,
+    ) -> Result<(String, Option<u64>), TokensError> {
+        check_name(name)?;
+        if expires.is_some_and(|d| d > MAX_EXPIRY) {
+            return Err(TokensError::BadExpiry(format!(
+                "{} s",
+                MAX_EXPIRY.as_secs()
+            )));
+        }
+        let token = generate()?;
+        let now = now_unix();
+        let entry = Entry {
+            role,
+            sha256: digest_hex(&token),
+            created_unix: now,
+            expires_unix: expires.map(|d| now + d.as_secs()),
+            last_used_unix: None,
+        };
+        let expires_unix = entry.expires_unix;
+        self.change(|tokens| {
+            if tokens.contains_key(name) {
+                return Err(TokensError::Exists(name.to_owned()));
+            }
+            tokens.insert(name.to_owned(), entry);
+            Ok(())
+        })?;
+        Ok((token, expires_unix))
+    }
+
+    /// Revokes (removes) a token: it stops working at once, in a running
+    /// server too.
+    ///
+    /// # Errors
+    /// No such token, the file not writable.
+    pub fn revoke(&self, name: &str) -> Result<(), TokensError> {
+        self.change(|tokens| {
+            tokens
+                .remove(name)
+                .map(drop)
+                .ok_or_else(|| TokensError::NoSuchToken(name.to_owned()))
+        })?;
+        lock(&self.inner.state).used.remove(name);
+        Ok(())
+    }
+
+    /// What `token` is. A good one's use is noted (in memory); the answer's
+    /// second half says the last-used times are due to be written (call
+    /// [`Tokens::flush_used`], off the async threads).
+    pub fn check(&self, token: &str) -> (Verdict, bool) {
+        if !well_formed(token) {
+            return (Verdict::Malformed, false);
+        }
+        self.refresh();
+        let presented = Sha256::digest(token.as_bytes());
+        let now = now_unix();
+        let mut state = lock(&self.inner.state);
+        // Every stored hash is compared, in constant time, whether or not
+        // one already matched: how long this takes says nothing about
+        // which token (or how much of one) was right.
+        let mut found = None;
+        for (name, entry) in &state.tokens {
+            let stored = hex_digest_bytes(&entry.sha256);
+            if bool::from(stored.ct_eq(&presented[..])) {
+                found = Some((name.clone(), entry.role, entry.expires_unix));
+            }
+        }
+        let Some((name, role, expires)) = found else {
+            return (Verdict::Unknown, false);
+        };
+        if expires.is_some_and(|at| now >= at) {
+            return (Verdict::Expired { name }, false);
+        }
+        state.used.insert(name.clone(), now);
+        let due = now >= state.flushed_unix + FLUSH_EVERY_SECS;
+        if due {
+            state.flushed_unix = now;
+        }
+        (Verdict::Valid { name, role }, due)
+    }
+
+    /// Writes the last-used times noted in memory. They stay there too (a
+    /// list taken while this writes still sees them); only those of tokens
+    /// gone from the file are forgotten, so the map is no bigger than the
+    /// store.
+    ///
+    /// # Errors
+    /// The file not writable.
+    pub fn flush_used(&self) -> Result<(), TokensError> {
+        let used = lock(&self.inner.state).used.clone();
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.change(|tokens| {
+            for (name, at) in &used {
+                // A token revoked meanwhile stays revoked.
+                if let Some(e) = tokens.get_mut(name) {
+                    e.last_used_unix = e.last_used_unix.max(Some(*at));
+                }
+            }
+            Ok(())
+        })?;
+        let mut state = lock(&self.inner.state);
+        let State { tokens, used, .. } = &mut *state;
+        used.retain(|name, _| tokens.contains_key(name));
+        Ok(())
+    }
+
+    /// Under the cross-process lock: re-reads, applies `f`, writes back
+    /// atomically.
+    fn change(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, Entry>) -> Result<(), TokensError>,
+    ) -> Result<(), TokensError> {
+        let _file_lock = FileLock::take(&self.inner.path)?;
+        let (mut tokens, _) = read(&self.inner.path)?;
+        f(&mut tokens)?;
+        write(&self.inner.path, &tokens)?;
+        let mut state = lock(&self.inner.state);
+        state.stamp = stamp(&self.inner.path);
+        state.tokens = tokens;
+        Ok(())
+    }
+}
+
+/// The stored hex digest as bytes; a malformed one (refused when read, so
+/// never in practice) becomes bytes no token hashes to.
+fn hex_digest_bytes(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    for (i, pair) in hex.as_bytes().chunks(2).take(32).enumerate() {
+        if let [hi, lo] = pair
+            && let (Some(hi), Some(lo)) = (digit(*hi), digit(*lo))
+        {
+            out[i] = hi << 4 | lo;
+        }
+    }
+    out
+}
+
+/// An exclusive `flock` on `<file>.lock`, held until dropped, so that
+/// processes sharing the data directory change the file one at a time.
+struct FileLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl FileLock {
+    fn take(path: &Path) -> Result<FileLock, TokensError> {
+        let lock_path = path.with_extension("json.lock");
+        let io = |source| TokensError::Io {
+            path: lock_path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io)?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
+        Ok(FileLock { _lock: lock })
+    }
+}
+
+fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<Stamp>), TokensError> {
+    let stamp = stamp(path);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), None)),
+        Err(source) => {
+            return Err(TokensError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |message: String| TokensError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
+    let file: File = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    if file.version != 1 {
+        return Err(corrupt(format!("unknown version {}", file.version)));
+    }
+    for (name, entry) in &file.tokens {
+        check_name(name).map_err(|e| corrupt(e.to_string()))?;
+        let hex_ok = entry.sha256.len() == 64
+            && entry
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex_ok {
+            return Err(corrupt(format!("`{name}` has no SHA-256")));
+        }
+    }
+    Ok((file.tokens, stamp))
+}
+
+/// Writes beside the file, syncs, renames over it: readers see the old
+/// file or the new one, never half of one.
+fn write(path: &Path, tokens: &BTreeMap<String, Entry>) -> Result<(), TokensError> {
+    let io = |source| TokensError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(&File {
+        version: 1,
+        tokens: tokens.clone(),
+    })
+    .map_err(|e| io(std::io::Error::other(e)))?;
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_expiries_are_checked() {
+        for good in ["ci", "deploy-bot-2", "a", &"x".repeat(32)] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "CI", "a_b", "a.b", "a b", "é", &"a".repeat(33), "a\n"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse_expiry("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_expiry("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(parse_expiry("90m").unwrap(), Duration::from_secs(90 * 60));
+        assert_eq!(parse_expiry("3650d").unwrap(), MAX_EXPIRY);
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "3651d",
+            "87601h",
+            "-1d",
+            "1.5d",
+            "10",
+            "10s",
+            "1w",
+            "+1d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_expiry(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_have_256_random_bits_and_a_prefix() {
+        let a = generate().unwrap();
+        assert_eq!(a.len(), TOKEN_LEN);
+        assert!(well_formed(&a), "{a}");
+        assert_ne!(a, generate().unwrap());
+        assert!(!well_formed(&a.to_uppercase()));
+        assert!(!well_formed(&a[..TOKEN_LEN - 1]));
+        assert!(!well_formed(&format!("xyz_{}", &a[4..])));
+        assert_eq!(
+            hex_digest_bytes(&digest_hex(&a)),
+            <[u8; 32]>::from(Sha256::digest(a.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn lifecycle_create_check_revoke_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::open(dir.path()).unwrap();
+        let (ci, never) = tokens.create("ci", Role::Operator, None).unwrap();
+        assert_eq!(never, None);
+        assert!(matches!(
+            tokens.create("ci", Role::Viewer, None),
+            Err(TokensError::Exists(_))
+        ));
+        let (verdict, due) = tokens.check(&ci);
+        assert_eq!(
+            verdict,
+            Verdict::Valid {
+                name: "ci".into(),
+                role: Role::Operator
+            }
+        );
+        assert!(due, "the first use is written at once");
+        assert!(!tokens.check(&ci).1, "the next within a minute is not");
+        tokens.flush_used().unwrap();
+
+        // Another process (a second handle) sees the use, and its revoke
+        // takes effect in the first.
+        let other = Tokens::open(dir.path()).unwrap();
+        let listed = other.list();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].last_used_unix.is_some());
+        other.revoke("ci").unwrap();
+        assert_eq!(tokens.check(&ci).0, Verdict::Unknown);
+        assert!(matches!(
+            other.revoke("ci"),
+            Err(TokensError::NoSuchToken(_))
+        ));
+        // A flush of uses noted before the revoke does not bring it back.
+        tokens.flush_used().unwrap();
+        assert!(other.list().is_empty());
+
+        let (old, at) = tokens
+            .create("old", Role::Admin, Some(Duration::ZERO))
+            .unwrap();
+        assert!(at.is_some_and(|at| at <= now_unix()));
+        assert_eq!(
+            tokens.check(&old).0,
+            Verdict::Expired { name: "old".into() }
+        );
+        assert!(tokens.list()[0].expired);
+        assert_eq!(tokens.check("sbt_nope").0, Verdict::Malformed);
+        let unknown = generate().unwrap();
+        assert_eq!(tokens.check(&unknown).0, Verdict::Unknown);
+
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(!text.contains(&ci) && !text.contains(&old));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_for_the_cli_and_nothing_valid_for_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), "{not json").unwrap();
+        assert!(matches!(
+            Tokens::open(dir.path()),
+            Err(TokensError::Corrupt { .. })
+        ));
+        let lazy = Tokens::lazy(dir.path());
+        assert_eq!(lazy.check(&generate().unwrap()).0, Verdict::Unknown);
+    }
+}
