@@ -56,6 +56,43 @@ fi
 
 step "hadolint Dockerfile"
 hadolint Dockerfile
+
+# ---- deploy/: each file checked by the tool that reads it for real --------
+# promtool (Debian's `prometheus`) is run by tests/deploy.rs, on a live
+# /metrics scraped after traffic, on the compose Prometheus config and on
+# deploy/prometheus/alerts.yml; a missing promtool fails that test.
+need_apt promtool prometheus
+if ! command -v kubernetes-validate >/dev/null 2>&1; then  # the Kubernetes manifests' schemas
+  step "installing kubernetes-validate (PyPI)"
+  python3 -m pip --version >/dev/null 2>&1 || need_apt pip3 python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate
+  hash -r
+fi
+step "kubernetes-validate --strict deploy/k8s"
+kubernetes-validate --strict --quiet deploy/k8s/*.yaml
+if command -v systemd-analyze >/dev/null 2>&1; then
+  # ExecStart must name a binary that exists now: verify a copy that runs
+  # the one built here (the same build `cargo test` uses below).
+  step "systemd-analyze verify deploy/switchboard.service"
+  cargo build --locked --features failpoints --bin switchboard --quiet
+  target_dir="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)"
+  unit_dir="$(mktemp -d)"
+  sed "s#^ExecStart=/usr/local/bin/switchboard #ExecStart=$target_dir/debug/switchboard #" \
+    deploy/switchboard.service > "$unit_dir/switchboard.service"
+  grep -q "^ExecStart=$target_dir/debug/switchboard serve" "$unit_dir/switchboard.service"
+  verify_rc=0
+  verify_err="$(systemd-analyze verify "$unit_dir/switchboard.service" 2>&1 >/dev/null)" || verify_rc=$?
+  rm -rf "$unit_dir"
+  if [ "$verify_rc" != 0 ] || [ -n "$verify_err" ]; then
+    printf '%s\n' "$verify_err" >&2
+    echo "systemd-analyze verify complained about deploy/switchboard.service" >&2
+    exit 1
+  fi
+else
+  echo "systemd-analyze not found: deploy/switchboard.service not verified" >&2
+fi
+# ---- end of deploy/ checks -------------------------------------------------
 bash -n bench/run.sh
 python3 -m py_compile bench/report.py bench/reference/*.py
 

@@ -436,12 +436,13 @@ async fn unknown_host_names_are_refused_against_dns_rebinding() {
         let r = w.send(healthz_for_host(host)).await;
         assert_eq!(r.status, StatusCode::OK, "{host:?}");
     }
-    // An explicit list replaces the loopback rule.
+    // An explicit list replaces the loopback rule (but for the probe
+    // routes, which also answer loopback names: see the test below).
     let w = Web::start_with(|c| c.web.allowed_hosts = vec!["dash.example".into()]).await;
     let r = w.send(healthz_for_host("dash.example:443")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
-        w.send(get("/healthz")).await.status,
+        w.send(get("/login")).await.status,
         StatusCode::MISDIRECTED_REQUEST
     );
 }
@@ -691,7 +692,11 @@ async fn metrics_are_prometheus_text_named_switchboard() {
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
-        assert!(line.starts_with("switchboard_"), "{line}");
+        // Ours, or the process family every Prometheus client exports.
+        assert!(
+            line.starts_with("switchboard_") || line.starts_with("process_"),
+            "{line}"
+        );
     }
     for expected in [
         "switchboard_service_up{service=\"echo\",proto=\"tcp\"} 1",
@@ -1344,4 +1349,76 @@ async fn a_burst_of_failed_sign_ins_gives_its_memory_back() {
     );
     let (status, _) = served.terminate().await;
     assert!(status.success(), "{status}");
+}
+
+fn get_for_host(path: &str, host: &str) -> axum::http::Request<Body> {
+    axum::http::Request::get(path)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn probes_and_metrics_answer_loopback_and_allowed_names_when_hosts_are_set() {
+    let w = Web::start_with(|c| {
+        c.web.allowed_hosts = vec!["switchboard.example".into(), "switchboard".into()]
+    })
+    .await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost",
+            "[::1]:8080",
+            "switchboard:8080",
+            "switchboard.example",
+        ] {
+            let r = w.send(get_for_host(path, host)).await;
+            assert_eq!(r.status, StatusCode::OK, "{path} for {host:?}: {}", r.body);
+        }
+        for host in ["evil.example", "10.1.2.3:8080", ""] {
+            let r = w.send(get_for_host(path, host)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{path} for {host:?}"
+            );
+        }
+    }
+    // Every other route keeps the list-only rule, against DNS rebinding.
+    for path in ["/login", "/api/v1/services", "/static/app.js", "/healthz/x"] {
+        let r = w.send(get_for_host(path, "127.0.0.1:8080")).await;
+        assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{path}");
+    }
+    let r = w.send(get_for_host("/login", "switchboard.example")).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_each_enabled_service_that_is_not_running() {
+    let w = Web::start().await;
+    let r = w.send(get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json(), json!({"ready": true}));
+
+    w.h.supervisor.stop(ServiceKind::Echo).await.unwrap();
+    w.h.supervisor.stop(ServiceKind::Time).await.unwrap();
+    let r = w.send(get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"ready": false, "failing": ["echo", "time"]})
+    );
+    // Alive all the same.
+    assert_eq!(w.send(get("/healthz")).await.status, StatusCode::OK);
+
+    w.h.supervisor.start(ServiceKind::Echo).await.unwrap();
+    w.h.supervisor.start(ServiceKind::Time).await.unwrap();
+    assert_eq!(w.send(get("/readyz")).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_disabled_service_does_not_make_the_process_unready() {
+    let w = Web::start_with(|c| c.service_mut(ServiceKind::Echo).enabled = false).await;
+    let r = w.send(get("/readyz")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

@@ -229,6 +229,9 @@ impl CommandRecord<'_> {
     }
 
     fn emit(&self, outcome: &str, duration_ms: u64, bytes_out: u64) {
+        self.ctx
+            .stats
+            .observe_exec(self.ctx.kind, self.started.elapsed());
         // `{:?}` escapes the peer's argv: no newline or ESC reaches the log raw.
         tracing::info!(
             service = "exec",

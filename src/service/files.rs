@@ -219,6 +219,7 @@ async fn put(
     }
     match upload.commit().await {
         Ok(info) => {
+            ctx.stats.observe_upload(ctx.kind, started.elapsed());
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             record_stored(ctx, &shared.audit, guard, &info, millis).await;
             // `stored_size`, not `size`: in this protocol `size` always

@@ -151,6 +151,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         upload.push(buf).await?;
     }
     let info = upload.commit().await?;
+    ctx.stats.observe_upload(ctx.kind, started.elapsed());
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
     Ok(true)

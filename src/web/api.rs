@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -199,6 +199,28 @@ pub async fn traffic(State(state): State<AppState>, _: Viewer) -> Json<Vec<Servi
             })
             .collect(),
     )
+}
+
+/// `GET /readyz`: `200 {"ready":true}` when every enabled service is
+/// running, else `503 {"ready":false,"failing":[names]}`. For a readiness
+/// probe: a service stopped from the dashboard or failed to bind makes the
+/// process not ready, while `/healthz` (alive) stays 200.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let failing: Vec<ServiceKind> = state
+        .supervisor()
+        .statuses()
+        .into_iter()
+        .filter(|s| s.enabled && s.state != "running")
+        .map(|s| s.name)
+        .collect();
+    if failing.is_empty() {
+        (StatusCode::OK, Json(json!({"ready": true})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "failing": failing})),
+        )
+    }
 }
 
 /// Anything else: a JSON 404 (pages have their own routes).

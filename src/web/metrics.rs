@@ -1,19 +1,30 @@
 //! `GET /metrics`: the stats in Prometheus text format (version 0.0.4),
 //! written straight from one snapshot: no metrics library, no global state.
-//! Every name starts with `switchboard_`; services are told apart by a
-//! `service` label. Open to scrapers without a session, as `/healthz` is:
-//! it carries counts only, never a peer address or a name.
+//! Our own names start with `switchboard_`; services are told apart by a
+//! `service` label. The `process_*` family is the one every Prometheus
+//! client library exports, read from `/proc/self` (Linux; absent elsewhere).
+//! Open to scrapers without a session, as `/healthz` is: it carries counts
+//! only, never a peer address or a name.
+//!
+//! Also here: [`observe`], the middleware that times every request into
+//! `switchboard_http_request_duration_seconds` and writes the access log.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::conns::ConnCounts;
+use crate::kind::ServiceKind;
 use crate::service::ServiceStatus;
-use crate::stats::ServiceTotals;
+use crate::stats::{DURATION_BUCKETS, Histogram, HistogramSnapshot, ServiceTotals};
 
 type Field = fn(&ServiceTotals) -> u64;
 
@@ -140,13 +151,24 @@ fn render_text(
 /// The handler.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let snapshot = state.stats().snapshot();
-    let body = render_text(
+    let mut body = render_text(
         &state.supervisor().statuses(),
         &snapshot.services,
         state.sessions().count(),
         state.connection_counts(),
         state.inner.started.elapsed().as_secs_f64(),
     );
+    let stats = state.stats();
+    let exec: Vec<_> = [ServiceKind::Exec]
+        .into_iter()
+        .map(|k| (k, stats.exec_durations(k)))
+        .collect();
+    let upload: Vec<_> = [ServiceKind::Files, ServiceKind::FilesClassic]
+        .into_iter()
+        .map(|k| (k, stats.upload_durations(k)))
+        .collect();
+    render_durations(&mut body, &exec, &upload, &state.inner.http.snapshot());
+    render_process(&mut body, &ProcessStats::read());
     (
         [(
             header::CONTENT_TYPE,
@@ -154,6 +176,295 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// A label value as the text format wants it: `\`, `"` and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One histogram's samples: a bucket per bound, `+Inf`, `_sum`, `_count`.
+/// `labels` is `k="v",...` without braces.
+fn write_histogram(out: &mut String, name: &str, labels: &str, snap: &HistogramSnapshot) {
+    let bounds = DURATION_BUCKETS.iter().map(|b| b.to_string());
+    for (le, count) in bounds
+        .chain(std::iter::once("+Inf".to_owned()))
+        .zip(snap.cumulative)
+    {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", snap.sum_seconds);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", snap.count());
+}
+
+/// A request series' labels: route template, method, status.
+type HttpKey = (String, &'static str, u16);
+type HttpSeries = (HttpKey, HistogramSnapshot);
+
+fn render_durations(
+    out: &mut String,
+    exec: &[(ServiceKind, HistogramSnapshot)],
+    upload: &[(ServiceKind, HistogramSnapshot)],
+    http: &[HttpSeries],
+) {
+    for (name, help, series) in [
+        (
+            "switchboard_exec_duration_seconds",
+            "Time from a command request to its end (exec).",
+            exec,
+        ),
+        (
+            "switchboard_upload_duration_seconds",
+            "Time from an upload's header to its stored file.",
+            upload,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (kind, snap) in series {
+            write_histogram(out, name, &format!("service=\"{kind}\""), snap);
+        }
+    }
+    let name = "switchboard_http_request_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Dashboard requests: time to the response head, by route template.\n# TYPE {name} histogram"
+    );
+    for ((route, method, status), snap) in http {
+        let labels = format!(
+            "route=\"{}\",method=\"{method}\",status=\"{status}\"",
+            label(route)
+        );
+        write_histogram(out, name, &labels, snap);
+    }
+}
+
+/// What `/proc/self` says about this process; `None` where it could not be
+/// read (not Linux, or a field missing).
+#[derive(Debug, Default)]
+struct ProcessStats {
+    cpu_seconds: Option<f64>,
+    resident_bytes: Option<u64>,
+    open_fds: Option<u64>,
+    max_fds: Option<u64>,
+    start_time_seconds: Option<f64>,
+}
+
+impl ProcessStats {
+    fn read() -> ProcessStats {
+        use nix::unistd::{SysconfVar, sysconf};
+        // sysconf cannot fail for these on Linux; 100 and 4096 are what
+        // Linux reports on every common architecture, used only if it did.
+        let ticks = sysconf(SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .filter(|&t| t > 0)
+            .map_or(100.0, |t| t as f64);
+        let page = sysconf(SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .and_then(|p| u64::try_from(p).ok())
+            .unwrap_or(4096);
+        let stat = std::fs::read_to_string("/proc/self/stat").ok();
+        let fields = stat.as_deref().and_then(stat_fields);
+        let field = |n: usize| fields.as_ref().and_then(|f| f.get(n).copied());
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
+        let limits = std::fs::read_to_string("/proc/self/limits").ok();
+        ProcessStats {
+            cpu_seconds: field(14)
+                .zip(field(15))
+                .map(|(user, system)| (user + system) as f64 / ticks),
+            resident_bytes: field(24).map(|pages| pages.saturating_mul(page)),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|d| d.count() as u64),
+            max_fds: limits.as_deref().and_then(max_open_files),
+            start_time_seconds: boot
+                .zip(field(22))
+                .map(|(boot, start)| boot as f64 + start as f64 / ticks),
+        }
+    }
+}
+
+/// The numeric fields of `/proc/self/stat`, indexed by their 1-based
+/// number in proc(5); 0 (unused), 1 (the pid), 2 (the name) and 3 (the
+/// state) read as 0.
+/// The name sits in parentheses and may itself hold spaces or `)`: the
+/// fields after it start after the last `)`.
+fn stat_fields(stat: &str) -> Option<Vec<u64>> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = vec![0; 4];
+    fields.extend(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|f| f.parse::<i64>().map_or(0, |v| v.max(0) as u64)),
+    );
+    Some(fields)
+}
+
+/// The soft limit on open files from `/proc/self/limits`.
+fn max_open_files(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn render_process(out: &mut String, p: &ProcessStats) {
+    let samples = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes.map(|v| v as f64),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            p.open_fds.map(|v| v as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "The limit on open file descriptors.",
+            p.max_fds.map(|v| v as f64),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch, in seconds.",
+            p.start_time_seconds,
+        ),
+    ];
+    for (name, kind, help, value) in samples {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+}
+
+/// Distinct (route, method, status) series kept at most: routes are our
+/// templates and methods a fixed set, so this is never reached in practice;
+/// it bounds memory whatever a peer sends.
+const MAX_HTTP_SERIES: usize = 1024;
+
+/// Request durations of the dashboard by (route, method, status). The
+/// histograms are atomics; the map is read-locked for a lookup, and
+/// write-locked only the first time a series is seen.
+#[derive(Default)]
+pub struct HttpMetrics {
+    series: RwLock<HashMap<HttpKey, Arc<Histogram>>>,
+}
+
+impl HttpMetrics {
+    fn observe(&self, route: &str, method: &'static str, status: u16, took: Duration) {
+        let key = (route.to_owned(), method, status);
+        let found = self
+            .series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        let histogram = match found {
+            Some(h) => h,
+            None => {
+                let mut map = self.series.write().unwrap_or_else(PoisonError::into_inner);
+                if map.len() >= MAX_HTTP_SERIES && !map.contains_key(&key) {
+                    return;
+                }
+                Arc::clone(map.entry(key).or_default())
+            }
+        };
+        histogram.observe(took);
+    }
+
+    /// Every series, sorted so that scrapes list them in a stable order.
+    fn snapshot(&self) -> Vec<HttpSeries> {
+        let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<HttpSeries> = map.iter().map(|(k, h)| (k.clone(), h.snapshot())).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else (a
+/// peer may send any token) as `other`, so a peer cannot mint series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// The middleware around every route: times the request (to its response
+/// head: a stream's body may last hours) into the route's histogram, and
+/// writes one access-log line — at debug for the probes and `/metrics`,
+/// which a scraper asks every few seconds, at info for everything else.
+/// The route is the matched template (`/api/v1/files/{name}`), never the
+/// raw path, so neither the series nor the log line grows with what a peer
+/// asks; the raw path is logged, escaped, only for unmatched requests.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let method = method_label(req.method());
+    let path = req.uri().path().to_owned();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_string())
+        .unwrap_or_default();
+    let user = state.signed_in_user(req.headers());
+    let response = next.run(req).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let route_label = route.as_deref().unwrap_or("unmatched");
+    state.inner.http.observe(route_label, method, status, took);
+
+    let ms = (took.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let user = user.as_deref().unwrap_or("-").escape_debug().to_string();
+    // Only the unmatched path is the peer's raw text: escaped and cut short.
+    let shown: String = match &route {
+        Some(template) => template.clone(),
+        None => path
+            .chars()
+            .take(200)
+            .collect::<String>()
+            .escape_debug()
+            .to_string(),
+    };
+    if super::session::PROBE_PATHS.contains(&path.as_str()) {
+        tracing::debug!(target: "switchboard::web::access", %peer, method, route = %shown, status, ms, user = %user, "request");
+    } else {
+        tracing::info!(target: "switchboard::web::access", %peer, method, route = %shown, status, ms, user = %user, "request");
+    }
+    response
 }
 
 #[cfg(test)]
@@ -187,5 +498,76 @@ mod tests {
         assert!(text.contains("switchboard_received_bytes_total{service=\"echo\"} 5\n"));
         assert!(text.contains("switchboard_connections_active{service=\"echo\"} 1\n"));
         assert!(text.contains("switchboard_web_connections_shed_total 4\n"));
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let h = Histogram::default();
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_millis(30));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        write_histogram(&mut out, "x_seconds", "service=\"exec\"", &h.snapshot());
+        assert!(
+            out.contains("x_seconds_bucket{service=\"exec\",le=\"0.005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{service=\"exec\",le=\"0.05\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{service=\"exec\",le=\"10\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_bucket{service=\"exec\",le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_sum{service=\"exec\"} 60.033\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("x_seconds_count{service=\"exec\"} 3\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn proc_stat_fields_survive_a_name_with_spaces_and_parens() {
+        let stat =
+            "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1234 1000 77 rest";
+        let f = stat_fields(stat).unwrap();
+        assert_eq!((f[14], f[15], f[22], f[24]), (250, 50, 1234, 77));
+        let limits = "Limit  Soft Limit  Hard Limit  Units\nMax open files            1024                 524288               files\n";
+        assert_eq!(max_open_files(limits), Some(1024));
+    }
+
+    #[test]
+    fn this_process_reads_its_own_proc_entries() {
+        let p = ProcessStats::read();
+        assert!(p.resident_bytes.is_some_and(|b| b > 0), "{p:?}");
+        assert!(p.open_fds.is_some_and(|n| n >= 3), "{p:?}");
+        assert!(
+            p.max_fds.is_some_and(|n| n >= p.open_fds.unwrap_or(0)),
+            "{p:?}"
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = p.start_time_seconds.unwrap();
+        assert!(
+            start <= now + 1.0 && start > now - 3600.0,
+            "{start} vs {now}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped_and_methods_bounded() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
     }
 }

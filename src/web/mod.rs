@@ -1,5 +1,6 @@
 //! The dashboard (the B/S side): pages, the JSON API under `/api/v1`, the
-//! live stream, `/healthz` and `/metrics`, and the HTTP server they run on.
+//! live stream, `/healthz`, `/readyz` and `/metrics`, and the HTTP server
+//! they run on.
 //!
 //! - [`router`] is every route in one place, with the middleware stack
 //!   (host/origin guard, security headers, body limit, timeout), so tests can
@@ -88,6 +89,8 @@ struct Inner {
     /// is what shutdown waits for.
     shutdown: Shutdown,
     started: Instant,
+    /// Request durations by route, for `/metrics`.
+    http: metrics::HttpMetrics,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
                 shutdown,
                 started: Instant::now(),
+                http: metrics::HttpMetrics::default(),
             }),
         }
     }
@@ -160,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(pages::console))
         .route("/login", get(pages::login))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(api::readyz))
         .route("/metrics", get(metrics::render))
         .route("/static/{*path}", get(assets::serve))
         .route(
@@ -216,6 +221,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::guard,
+        ))
+        // Outside the guard, so refused requests are timed and logged too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
         ))
         .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -508,8 +508,35 @@ fn host_name(host: &str) -> Option<String> {
 }
 
 impl AppState {
-    /// Whether the dashboard answers to this `Host` header value.
-    fn host_allowed(&self, host: &str) -> bool {
+    /// Who the request's session cookie belongs to, for the access log:
+    /// a look that neither refreshes the session nor checks its CSRF token.
+    pub(super) fn signed_in_user(&self, headers: &HeaderMap) -> Option<String> {
+        let key = token_key(cookie_token(headers)?);
+        let table = self.sessions().lock();
+        let entry = table.get(&key)?;
+        (entry.last_seen.elapsed() < self.sessions().idle).then(|| entry.session.user.clone())
+    }
+}
+
+/// Whether `name` (a [`host_name`]) is a loopback name.
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The routes a machine asks without a session: the HEALTHCHECK, a
+/// kubelet's probes, a Prometheus scrape. They answer loopback names even
+/// when `web.allowed_hosts` is set, because `switchboard health` asks
+/// `127.0.0.1` and a probe or scraper inside the deployment asks by the
+/// address it was given. This opens nothing to DNS rebinding: a page whose
+/// name was rebound to 127.0.0.1 still sends its own name as `Host`, never
+/// a loopback one; and these routes carry no session and change nothing.
+pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+impl AppState {
+    /// Whether the dashboard answers to this `Host` header value on `path`.
+    fn host_allowed(&self, host: &str, path: &str) -> bool {
         let Some(name) = host_name(host) else {
             return false;
         };
@@ -518,14 +545,13 @@ impl AppState {
             let host = host.trim().to_ascii_lowercase();
             return allowed
                 .iter()
-                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host));
+                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host))
+                || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
         }
         if !self.web().listen.ip().is_loopback() {
             return true;
         }
-        name == "localhost"
-            || name.ends_with(".localhost")
-            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_name(&name)
     }
 }
 
@@ -541,7 +567,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if !state.host_allowed(&host) {
+    if !state.host_allowed(&host, req.uri().path()) {
         return WebError::UnknownHost.into_response();
     }
     let live = req.uri().path() == super::LIVE_PATH;
