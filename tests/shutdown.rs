@@ -7,7 +7,7 @@ mod common;
 use common::{GUARD, Harness, guard};
 use switchboard::client::{EchoClient, UdpEchoClient};
 use switchboard::kind::ServiceKind::{self, Echo, UdpEcho};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn cancelling_the_root_ends_every_task_and_closes_clients() {
@@ -102,39 +102,14 @@ async fn a_second_ctrl_c_exits_at_once_while_shutdown_waits() {
     );
 
     let pid = nix::unistd::Pid::from_raw(served.child.id().unwrap() as i32);
-    let mut log = BufReader::new(served.child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let mut wait_for_line = async |what: &str| {
-        guard(what, async {
-            while let Some(line) = log.next_line().await.unwrap() {
-                let found = line.contains(what);
-                seen.push(line);
-                if found {
-                    return;
-                }
-            }
-            panic!("stderr ended before {what:?}: {seen:#?}");
-        })
-        .await;
-    };
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    wait_for_line("shutting down").await;
+    served.wait_for_log("shutting down").await;
     // Echo is stopped after the second Ctrl-C is listened for.
-    wait_for_line("stopped").await;
+    served.wait_for_log("stopped").await;
     let second = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = guard("exit after the second Ctrl-C", served.child.wait())
-        .await
-        .unwrap();
+    let (status, rest) = served.wait_exit().await;
     let took = second.elapsed();
-    let mut rest = String::new();
-    guard("the rest of stderr", async {
-        while let Some(line) = log.next_line().await.unwrap() {
-            rest.push_str(&line);
-            rest.push('\n');
-        }
-    })
-    .await;
     assert_eq!(status.code(), Some(130), "{rest}");
     assert!(rest.contains("exiting without waiting"), "{rest}");
     assert!(

@@ -196,6 +196,10 @@ pub struct Served {
     pub child: tokio::process::Child,
     /// The banner's lines, up to the accounts (or generated password) line.
     pub banner: Vec<String>,
+    /// Everything written to stderr so far. Read as it comes, so a chatty
+    /// server (an access-log line per request) never blocks on a full pipe.
+    log: tokio::sync::watch::Receiver<String>,
+    log_reader: tokio::task::JoinHandle<()>,
 }
 
 impl Served {
@@ -231,7 +235,47 @@ impl Served {
             panic!("the banner ended early: {banner:?}");
         })
         .await;
-        Served { child, banner }
+        let (tx, log) = tokio::sync::watch::channel(String::new());
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log_reader = tokio::spawn(async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                tx.send_modify(|log| {
+                    log.push_str(&line);
+                    log.push('\n');
+                });
+            }
+        });
+        Served {
+            child,
+            banner,
+            log,
+            log_reader,
+        }
+    }
+
+    /// Waits (with the hang guard) until stderr holds `what`.
+    pub async fn wait_for_log(&mut self, what: &str) {
+        let found = guard(
+            &format!("{what:?} in the log"),
+            self.log.wait_for(|log| log.contains(what)),
+        )
+        .await
+        .is_ok();
+        assert!(
+            found,
+            "stderr ended before {what:?}: {}",
+            self.log.borrow().as_str()
+        );
+    }
+
+    /// Waits for the process to exit by itself; its status and all of stderr.
+    pub async fn wait_exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = guard("the exit", self.child.wait()).await.unwrap();
+        guard("the end of stderr", &mut self.log_reader)
+            .await
+            .unwrap();
+        let log = self.log.borrow().clone();
+        (status, log)
     }
 
     /// The address the banner gives for `kind`, checking it runs.
@@ -260,12 +304,6 @@ impl Served {
     pub async fn terminate(self) -> (std::process::ExitStatus, String) {
         let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let out = guard("exit after SIGTERM", self.child.wait_with_output())
-            .await
-            .unwrap();
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        self.wait_exit().await
     }
 }
