@@ -181,6 +181,13 @@ async fn a_cli_token_works_on_the_running_server_without_cookie_or_csrf_and_is_n
 
     let (status, stderr) = served.terminate().await;
     assert!(status.success(), "{stderr}");
+    // The access log names the token that asked (never its text).
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("route=/api/v1/tokens") && l.contains("user=token:ci")),
+        "{stderr}"
+    );
     let (audit, lines) = audit_lines(dir.path());
     let used = lines
         .iter()

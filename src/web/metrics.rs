@@ -440,8 +440,14 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip().to_string())
         .unwrap_or_default();
-    let user = state.signed_in_user(req.headers());
+    let mut req = req;
+    let requester = super::session::Requester::default();
+    req.extensions_mut().insert(requester.clone());
+    // Routes that authenticate fill `requester`; pages that only look at
+    // the cookie (and sign-in itself) are named from the session.
+    let cookie_user = state.signed_in_user(req.headers());
     let response = next.run(req).await;
+    let user = requester.0.get().cloned().or(cookie_user);
     let took = started.elapsed();
     let status = response.status().as_u16();
     let route_label = route.as_deref().unwrap_or("unmatched");

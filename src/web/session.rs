@@ -375,6 +375,20 @@ async fn token_session(parts: &Parts, state: &AppState, token: &str) -> Result<S
 /// the request has one (each state-changing use audited, allowed or not),
 /// else the session cookie.
 async fn authorize(parts: &Parts, state: &AppState, need: Role) -> Result<Session, WebError> {
+    let session = authorize_inner(parts, state, need).await;
+    if let (Ok(session), Some(seen)) = (&session, parts.extensions.get::<Requester>()) {
+        let _ = seen.0.set(session.user.clone());
+    }
+    session
+}
+
+/// Who a request turned out to be (a user name, or `token:NAME`), for the
+/// access log: set by the role extractors, read after the response, so the
+/// log names token users too without checking a credential twice.
+#[derive(Clone, Default)]
+pub struct Requester(pub std::sync::Arc<std::sync::OnceLock<String>>);
+
+async fn authorize_inner(parts: &Parts, state: &AppState, need: Role) -> Result<Session, WebError> {
     let Some(token) = bearer(&parts.headers) else {
         let session = session_of(parts, state)?;
         session.require(need)?;
