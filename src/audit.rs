@@ -42,7 +42,7 @@ impl AuditLog {
     /// # Errors
     /// When the directory or the file cannot be created or opened.
     pub fn open(data_dir: &Path) -> std::io::Result<AuditLog> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::store::create_private_dir(data_dir)?;
         let path = path(data_dir);
         let mut file = OpenOptions::new()
             .append(true)

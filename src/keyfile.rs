@@ -53,7 +53,7 @@ pub fn load_or_create(data_dir: &Path) -> io::Result<(Secret, bool)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::store::create_private_dir(data_dir)?;
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| io::Error::other(e.to_string()))?;
     let key = crate::wire::hex(&raw);

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -174,6 +175,20 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("files")
 }
 
+/// Creates `dir` (and its parents) readable by its owner only, as
+/// everything in the data directory is: keys, accounts, tokens, the audit
+/// log and the files. An existing directory keeps its mode: it is the
+/// operator's.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 impl Store {
     /// Opens (creating) `<data_dir>/files/` and removes temporaries left by
     /// an earlier run.
@@ -182,7 +197,8 @@ impl Store {
     /// When the folder cannot be created or read.
     pub fn open(data_dir: &Path) -> io::Result<Store> {
         let dir = dir(data_dir);
-        std::fs::create_dir_all(&dir)?;
+        // The services serve these files; nobody else on the host needs them.
+        create_private_dir(&dir)?;
         let mut swept = 0;
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
@@ -242,7 +258,7 @@ impl Store {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o600)
             .open(&tmp)?;
         let (tx, rx) = mpsc::channel(POOL);
         let (spare_tx, spare_rx) = mpsc::channel(POOL);

@@ -484,7 +484,7 @@ impl FileLock {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::store::create_private_dir(dir).map_err(io)?;
         }
         let file = std::fs::OpenOptions::new()
             .write(true)

@@ -608,7 +608,7 @@ fn write(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), UsersE
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::store::create_private_dir(dir).map_err(io)?;
     }
     let text = serde_json::to_string_pretty(&File {
         version: 1,
