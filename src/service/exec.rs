@@ -381,6 +381,17 @@ async fn reap(mut child: tokio::process::Child, pgid: Option<u32>) {
     }
 }
 
+/// Whether a command's audit line is still to be written, and if so, what
+/// it says.
+enum Audit {
+    /// Not yet: [`Drop`] says why it ended from the tokens.
+    Pending,
+    /// Not yet, and a known failure (a peer that stopped reading) says why.
+    Failed(String),
+    /// Written.
+    Done,
+}
+
 /// A running command: the only owner of its child, its process group and
 /// its command slot. However the request ends (its final message, a failed
 /// write leaving through `?`, or the connection's future dropped because an
@@ -394,8 +405,7 @@ struct RunningCommand<'a> {
     pgid: Option<u32>,
     record: CommandRecord<'a>,
     sent: u64,
-    /// Set when a known failure ends the request early.
-    why: Option<String>,
+    audit: Audit,
     _slot: tokio::sync::SemaphorePermit<'a>,
 }
 
@@ -412,7 +422,7 @@ impl RunningCommand<'_> {
     /// Records `outcome`, leaving nothing for [`Drop`] to record.
     async fn record_final(mut self, outcome: &str) {
         self.record.write(outcome, self.sent).await;
-        self.why = Some(String::new());
+        self.audit = Audit::Done;
     }
 
     /// The normal end: [`RunningCommand::finish_status`], then `outcome`.
@@ -425,10 +435,10 @@ impl RunningCommand<'_> {
 impl Drop for RunningCommand<'_> {
     fn drop(&mut self) {
         kill_group(self.pgid);
-        match &self.why {
-            Some(why) if why.is_empty() => {}
-            Some(why) => self.record.write_now(why, self.sent),
-            None => self.record.write_now(self.record.ended_early(), self.sent),
+        match &self.audit {
+            Audit::Done => {}
+            Audit::Failed(why) => self.record.write_now(why, self.sent),
+            Audit::Pending => self.record.write_now(self.record.ended_early(), self.sent),
         }
         if let Some(child) = self.child.take() {
             self.record.ctx.tasks.spawn(reap(child, self.pgid));
@@ -478,7 +488,7 @@ async fn run_command<'a>(
         child: Some(child),
         record,
         sent: 0,
-        why: None,
+        audit: Audit::Pending,
         _slot: slot,
     };
     let mut out_buf = vec![0u8; OUTPUT_CHUNK];
@@ -525,12 +535,12 @@ async fn run_command<'a>(
             {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    running.why = Some(match &e {
-                        ConnError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                            "error: client stopped reading; command killed".into()
-                        }
-                        _ => running.record.ended_early().into(),
-                    });
+                    // A reset or a close reads as `disconnected` in Drop.
+                    if matches!(&e, ConnError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
+                    {
+                        let why = "error: client stopped reading; command killed";
+                        running.audit = Audit::Failed(why.into());
+                    }
                     return Err(e);
                 }
                 Err(_) => {
