@@ -38,9 +38,13 @@ RUN apt-get update \
     && chown switchboard:switchboard /data
 COPY --from=build /src/target/release/switchboard /usr/local/bin/switchboard
 
-# The services and the dashboard listen on every interface of the container.
+# The services and the dashboard listen on every interface of the container;
+# the dashboard over HTTPS with a certificate generated in /data at first
+# start (its SHA-256 is in the log). Behind a TLS proxy instead, set
+# SWITCHBOARD_WEB_TLS=off and SWITCHBOARD_WEB_BEHIND_PROXY=true.
 ENV SWITCHBOARD_DATA_DIR=/data \
     SWITCHBOARD_WEB_LISTEN=0.0.0.0:8080 \
+    SWITCHBOARD_WEB_TLS=self-signed \
     SWITCHBOARD_ECHO_LISTEN=0.0.0.0:9000 \
     SWITCHBOARD_UDP_ECHO_LISTEN=0.0.0.0:9001 \
     SWITCHBOARD_TIME_LISTEN=0.0.0.0:9002 \
