@@ -579,3 +579,113 @@ async fn python_ssl_runs_a_command_and_puts_a_file_over_tls() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CERTIFICATE_VERIFY_FAILED"));
 }
+
+#[tokio::test]
+async fn bench_echo_exec_and_put_speak_tls_and_udp_refuses_it() {
+    use switchboard::config::ServiceTls;
+    let h = common::Harness::start_with(|c| {
+        for kind in [ServiceKind::Echo, ServiceKind::Exec, ServiceKind::Files] {
+            c.service_mut(kind).tls = ServiceTls::Shared;
+        }
+    })
+    .await;
+    let ca = h.dir.path().join("tls-cert.pem");
+    let ca = ca.to_str().unwrap();
+    let pin = switchboard::tls::ServerTls::load(&switchboard::tls::self_signed_files(h.dir.path()))
+        .unwrap()
+        .fingerprint();
+    let key = h.dir.path().join("bench-key");
+    std::fs::write(&key, common::TEST_KEY).unwrap();
+    let key = key.to_str().unwrap();
+    let (echo, exec, files) = (
+        h.target(ServiceKind::Echo),
+        h.target(ServiceKind::Exec),
+        h.target(ServiceKind::Files),
+    );
+    for (args, requests) in [
+        (
+            vec!["echo", &echo, "-c", "2", "-n", "200", "--tls", "--ca", ca],
+            200,
+        ),
+        (
+            vec![
+                "exec",
+                &exec,
+                "--key-file",
+                key,
+                "-c",
+                "2",
+                "-n",
+                "10",
+                "--tls",
+                "--pin",
+                &pin,
+            ],
+            10,
+        ),
+        (
+            vec![
+                "put",
+                &files,
+                "--key-file",
+                key,
+                "-s",
+                "256k",
+                "-n",
+                "2",
+                "--tls",
+                "--ca",
+                ca,
+            ],
+            2,
+        ),
+    ] {
+        let mut all = vec!["bench", args[0], "--json"];
+        all.extend_from_slice(&args[1..]);
+        let (ok, out, err) = client(&all).await;
+        assert!(ok, "{args:?}: {err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (r["requests"].as_u64(), r["errors"].as_u64()),
+            (Some(requests), Some(0)),
+            "{args:?}: {r}"
+        );
+    }
+    let bytes = h.stats.totals(ServiceKind::Echo).bytes_in;
+    assert_eq!(bytes, 200 * 64, "every request crossed TLS to the service");
+
+    let (ok, _, err) = client(&["udp", "9", "x", "--tls", "--pin", &pin]).await;
+    assert!(!ok && err.contains("UDP, which has no TLS"), "{err}");
+}
+
+#[tokio::test]
+async fn unfinished_handshakes_count_against_the_per_peer_cap() {
+    use switchboard::config::ServiceTls;
+    let h = common::Harness::start_with(|c| {
+        let echo = c.service_mut(ServiceKind::Echo);
+        echo.tls = ServiceTls::Shared;
+        echo.limits.max_connections_per_peer = 2;
+    })
+    .await;
+    let addr = h.addr(ServiceKind::Echo);
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        stalled.push(s);
+    }
+    h.wait_for("two handshakes admitted", |s| {
+        s.connections
+            .iter()
+            .filter(|c| c.service == ServiceKind::Echo)
+            .count()
+            == 2
+    })
+    .await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    let mut got = Vec::new();
+    let _ = guard("the refusal", third.read_to_end(&mut got)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("too many connections"), "{text}");
+    drop(stalled);
+}
