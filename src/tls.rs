@@ -196,6 +196,16 @@ impl ServerTls {
         self.read().fingerprint.clone()
     }
 
+    /// A client trusting exactly the certificate now in force: how this
+    /// process (the dashboard's relay) talks to its own TLS services.
+    ///
+    /// # Errors
+    /// None in practice: building a pinned client reads no file.
+    pub fn pinned_client(&self) -> Result<ClientTls, TlsError> {
+        let pin = parse_pin(&self.fingerprint())?;
+        ClientTls::new(&Trust::Pin(pin))
+    }
+
     /// The PEM files it comes from.
     pub fn files(&self) -> &CertFiles {
         &self.files

@@ -689,3 +689,44 @@ async fn unfinished_handshakes_count_against_the_per_peer_cap() {
     assert!(text.contains("too many connections"), "{text}");
     drop(stalled);
 }
+
+#[tokio::test]
+async fn the_dashboard_relays_to_tls_services_pinned_to_their_certificate() {
+    use axum::body::Body;
+    use axum::http::{StatusCode, header};
+    use common::web::{Web, base};
+    use switchboard::config::ServiceTls;
+    let w = Web::start_with(|c| {
+        for kind in [ServiceKind::Echo, ServiceKind::Exec, ServiceKind::Files] {
+            c.service_mut(kind).tls = ServiceTls::Shared;
+        }
+    })
+    .await;
+    let admin = w.admin().await;
+    let post = |path: &str, body: serde_json::Value| {
+        base("POST", path)
+            .header(header::COOKIE, &admin.cookie)
+            .header("x-csrf-token", &admin.csrf)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let r = w
+        .send(post(
+            "/api/v1/services/echo/send",
+            serde_json::json!({"text": "via the relay"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["reply"], "VIA THE RELAY");
+    let r = w
+        .send(post(
+            "/api/v1/exec",
+            serde_json::json!({"argv": ["echo", "relayed"]}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("relayed"), "{}", r.body);
+    let r = w.send(admin.get("/api/v1/files")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
