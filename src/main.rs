@@ -299,38 +299,45 @@ fn print_banner(
     let _ = std::io::stdout().flush();
 }
 
-/// The banner's TLS lines: each certificate in use and its SHA-256 (what
-/// `--pin` takes), once per certificate.
+/// The banner's TLS lines: each certificate in use, who uses it, and its
+/// SHA-256 (what `--pin` takes).
 fn tls_banner(certs: &switchboard::tls::Certs) -> Vec<String> {
-    let mut seen: Vec<std::path::PathBuf> = Vec::new();
-    let mut lines = Vec::new();
-    let generated = certs.generated();
-    let mut note = |tls: &switchboard::tls::ServerTls, who: String| {
-        let path = &tls.files().cert;
-        if seen.contains(path) {
-            return;
-        }
-        seen.push(path.clone());
-        let how = match generated {
-            Some((p, true)) if p == path.as_path() => "self-signed, generated now",
-            Some((p, false)) if p == path.as_path() => "self-signed",
-            _ => "from files",
-        };
-        lines.push(format!(
-            "TLS ({who}): {} ({how}), SHA-256 {}",
-            path.display(),
-            tls.fingerprint()
-        ));
-    };
-    if let Some(tls) = certs.web() {
-        note(tls, "web".into());
-    }
-    for kind in ServiceKind::ALL {
-        if let Some(tls) = certs.service(kind) {
-            note(&tls, kind.to_string());
+    let mut users: Vec<(std::sync::Arc<switchboard::tls::ServerTls>, Vec<String>)> = Vec::new();
+    let all = certs
+        .web()
+        .map(|t| (std::sync::Arc::clone(t), "web".to_owned()))
+        .into_iter()
+        .chain(
+            ServiceKind::ALL
+                .into_iter()
+                .filter_map(|k| certs.service(k).map(|t| (t, k.to_string()))),
+        );
+    for (tls, who) in all {
+        match users
+            .iter_mut()
+            .find(|(t, _)| std::sync::Arc::ptr_eq(t, &tls))
+        {
+            Some((_, names)) => names.push(who),
+            None => users.push((tls, vec![who])),
         }
     }
-    lines
+    users
+        .into_iter()
+        .map(|(tls, names)| {
+            let path = &tls.files().cert;
+            let how = match certs.generated() {
+                Some((p, true)) if p == path.as_path() => "self-signed, generated now",
+                Some((p, false)) if p == path.as_path() => "self-signed",
+                _ => "from files",
+            };
+            format!(
+                "TLS ({}): {} ({how}), SHA-256 {}",
+                names.join(", "),
+                path.display(),
+                tls.fingerprint()
+            )
+        })
+        .collect()
 }
 
 /// Where a client's requests come from: the TEXT given once, or lines

@@ -21,12 +21,12 @@ fn host_port(url: &str) -> String {
     url.split("://").nth(1).expect("a scheme").to_owned()
 }
 
-/// The banner's SHA-256 for the certificate at `path`.
+/// The banner's SHA-256 of the dashboard's certificate.
 fn banner_fingerprint(served: &Served) -> String {
     let line = served
         .banner
         .iter()
-        .find(|l| l.starts_with("TLS (web):"))
+        .find(|l| l.starts_with("TLS (web"))
         .unwrap_or_else(|| panic!("no TLS line in {:?}", served.banner));
     line.rsplit(' ').next().unwrap().to_owned()
 }
@@ -407,6 +407,14 @@ async fn echo_over_tls_with_pin_and_ca_and_a_wrong_pin_is_refused_clearly() {
     .await;
     let addr = served.addr(ServiceKind::Echo);
     let pin = banner_fingerprint(&served);
+    assert!(
+        served
+            .banner
+            .iter()
+            .any(|l| l.starts_with("TLS (web, echo): ")),
+        "one certificate, both users named: {:?}",
+        served.banner
+    );
     let (ok, out, err) = client(&["echo", &addr, "hello tls", "--tls", "--pin", &pin]).await;
     assert!(ok, "{err}");
     assert_eq!(out.trim_end(), "HELLO TLS");
@@ -729,4 +737,43 @@ async fn the_dashboard_relays_to_tls_services_pinned_to_their_certificate() {
     assert!(r.body.contains("relayed"), "{}", r.body);
     let r = w.send(admin.get("/api/v1/files")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+#[tokio::test]
+async fn login_and_files_classic_work_over_tls() {
+    use switchboard::client::{ClassicClient, LoginClient, LoginOutcome};
+    use switchboard::config::ServiceTls;
+    let h = common::Harness::start_with(|c| {
+        c.service_mut(ServiceKind::Login).tls = ServiceTls::Shared;
+        c.service_mut(ServiceKind::FilesClassic).tls = ServiceTls::Shared;
+    })
+    .await;
+    let tls = ClientTls::new(&Trust::Ca(h.dir.path().join("tls-cert.pem"))).unwrap();
+    let timeout = Duration::from_secs(10);
+    let mut login = LoginClient::connect_tls(&h.target(ServiceKind::Login), timeout, Some(&tls))
+        .await
+        .unwrap();
+    let outcome = login
+        .attempt("admin", common::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LoginOutcome::Ok), "{outcome:?}");
+
+    let body = b"classic over tls".to_vec();
+    let classic =
+        ClassicClient::connect_tls(&h.target(ServiceKind::FilesClassic), timeout, Some(&tls))
+            .await
+            .unwrap();
+    classic
+        .put("c.txt", body.len() as u64, &body[..], |_| {})
+        .await
+        .unwrap();
+    let stored = switchboard::store::dir(h.dir.path()).join("new_c.txt");
+    // Stored before the service closes the connection.
+    h.wait_for("the classic upload stored", |s| {
+        let t = s.totals(ServiceKind::FilesClassic);
+        t.accepted == 1 && t.active == 0
+    })
+    .await;
+    assert_eq!(std::fs::read(&stored).unwrap(), body);
 }
