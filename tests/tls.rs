@@ -777,3 +777,42 @@ async fn login_and_files_classic_work_over_tls() {
     .await;
     assert_eq!(std::fs::read(&stored).unwrap(), body);
 }
+
+/// Time is paused: it jumps to the next timer whenever everything waits,
+/// so the 10 s deadline is reached at once and measured exactly.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_service_handshake_is_closed_at_its_deadline() {
+    use switchboard::config::ServiceTls;
+    let h = common::Harness::start_with(|c| {
+        c.service_mut(ServiceKind::Echo).tls = ServiceTls::Shared;
+    })
+    .await;
+    let mut stalled = TcpStream::connect(h.addr(ServiceKind::Echo)).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = guard("the close", stalled.read_to_end(&mut rest)).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= switchboard::tls::HANDSHAKE_TIMEOUT && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+}
+
+/// The dashboard's handshake deadline, on paused time as above.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_dashboard_handshake_is_closed_at_its_deadline() {
+    let w =
+        common::web::Web::start_with(|c| c.web.tls = switchboard::config::WebTls::SelfSigned).await;
+    let addr = common::web::serve(&w).await;
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = guard("the close", stalled.read_to_end(&mut rest)).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= switchboard::tls::HANDSHAKE_TIMEOUT && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+}
