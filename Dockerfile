@@ -34,13 +34,16 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends procps \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin switchboard \
-    && mkdir -p /data \
-    && chown switchboard:switchboard /data
+    && install -d -m 0700 -o switchboard -g switchboard /data
 COPY --from=build /src/target/release/switchboard /usr/local/bin/switchboard
 
-# The services and the dashboard listen on every interface of the container.
+# The services and the dashboard listen on every interface of the container;
+# the dashboard over HTTPS with a certificate generated in /data at first
+# start (its SHA-256 is in the log). Behind a TLS proxy instead, set
+# SWITCHBOARD_WEB_TLS=off and SWITCHBOARD_WEB_BEHIND_PROXY=true.
 ENV SWITCHBOARD_DATA_DIR=/data \
     SWITCHBOARD_WEB_LISTEN=0.0.0.0:8080 \
+    SWITCHBOARD_WEB_TLS=self-signed \
     SWITCHBOARD_ECHO_LISTEN=0.0.0.0:9000 \
     SWITCHBOARD_UDP_ECHO_LISTEN=0.0.0.0:9001 \
     SWITCHBOARD_TIME_LISTEN=0.0.0.0:9002 \

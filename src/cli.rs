@@ -279,6 +279,9 @@ pub struct BenchCommon {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// TLS for the echo, exec and put benches.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -487,6 +490,25 @@ pub struct ClientArgs {
     /// How long to wait for a connection or a reply: `5s`, `500ms`, or seconds.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS to a TCP service (`services.<name>.tls = true`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Speak TLS; give --ca or --pin to say which certificate to trust.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust certificates signed by the CA(s) in this PEM file
+    /// (a self-signed certificate is its own CA), for the host dialled.
+    #[arg(long, value_name = "FILE", requires = "tls", conflicts_with = "pin")]
+    pub ca: Option<PathBuf>,
+    /// With --tls: accept exactly the certificate with this SHA-256 (hex,
+    /// as `serve` prints it), whatever its name or dates.
+    #[arg(long, value_name = "SHA256HEX", requires = "tls")]
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Args)]

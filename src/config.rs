@@ -138,6 +138,37 @@ pub struct ServiceConfig {
     pub listen: ListenAddr,
     pub enabled: bool,
     pub limits: Limits,
+    /// TLS on this TCP service (`services.<name>.tls`, off by default).
+    pub tls: ServiceTls,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Whether and how the dashboard speaks HTTPS (`web.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebTls {
+    /// Plain HTTP: for loopback, or behind a proxy that terminates TLS.
+    Off,
+    /// A certificate generated in `data_dir` on first start.
+    SelfSigned,
+    /// The PEM files `web.tls_cert` and `web.tls_key`.
+    Files(CertFiles),
+}
+
+/// Whether and with which certificate a TCP service speaks TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceTls {
+    Off,
+    /// The dashboard's certificate (the self-signed one when the
+    /// dashboard has none).
+    Shared,
+    /// Its own `tls_cert` and `tls_key`.
+    Own(CertFiles),
 }
 
 /// The `exec` service's settings.
@@ -226,6 +257,13 @@ pub struct WebConfig {
     pub max_streams_per_session: usize,
     /// When the session cookie carries `Secure`.
     pub secure_cookie: SecureCookie,
+    /// HTTPS on the dashboard. Off only suits loopback or a TLS proxy in
+    /// front: a non-loopback `listen` without it refuses to start unless
+    /// `behind_proxy` says a proxy terminates TLS.
+    pub tls: WebTls,
+    /// A proxy in front terminates TLS (`web.behind_proxy`): with
+    /// `web.tls = "off"`, allows a non-loopback `listen` without TLS.
+    pub behind_proxy: bool,
 }
 
 /// When the session cookie is marked `Secure` (sent over HTTPS only).
@@ -252,6 +290,8 @@ impl Default for WebConfig {
             max_connections_per_peer: 64,
             max_streams_per_session: 4,
             secure_cookie: SecureCookie::Auto,
+            tls: WebTls::Off,
+            behind_proxy: false,
         }
     }
 }
@@ -342,11 +382,18 @@ fn schema() -> Vec<(String, Ty)> {
         ("web.max_connections_per_peer".to_owned(), Ty::Int),
         ("web.max_streams_per_session".to_owned(), Ty::Int),
         ("web.secure_cookie".to_owned(), Ty::Str),
+        ("web.tls".to_owned(), Ty::Str),
+        ("web.tls_cert".to_owned(), Ty::Str),
+        ("web.tls_key".to_owned(), Ty::Str),
+        ("web.behind_proxy".to_owned(), Ty::Bool),
     ];
     for kind in ServiceKind::ALL {
         let mut fields = vec![("listen", Ty::Str), ("enabled", Ty::Bool)];
         match kind.proto() {
             Proto::Tcp => fields.extend([
+                ("tls", Ty::Bool),
+                ("tls_cert", Ty::Str),
+                ("tls_key", Ty::Str),
                 ("max_connections", Ty::Int),
                 ("max_connections_per_peer", Ty::Int),
                 ("idle_timeout_ms", Ty::Int),
@@ -572,6 +619,108 @@ impl Merged {
     }
 }
 
+/// An unknown key's error; TLS keys on a UDP service say why they are unknown.
+fn unknown_key(key: String, origin: Origin) -> ConfigError {
+    let udp_tls = ServiceKind::ALL
+        .into_iter()
+        .filter(|k| k.proto() == Proto::Udp)
+        .any(|k| {
+            ["tls", "tls_cert", "tls_key"]
+                .iter()
+                .any(|f| key == format!("services.{k}.{f}"))
+        });
+    if udp_tls {
+        return ConfigError::BadValue {
+            key,
+            origin,
+            message: "TLS is for the TCP services only; udp-echo and time speak UDP, \
+                      which has no TLS"
+                .into(),
+        };
+    }
+    ConfigError::UnknownKey { key, origin }
+}
+
+/// The UDP service TLS key an environment variable would name, if any: such
+/// a variable is an error rather than an ignored unknown one.
+fn udp_tls_key_for_env(name: &str) -> Option<String> {
+    ServiceKind::ALL
+        .into_iter()
+        .filter(|k| k.proto() == Proto::Udp)
+        .flat_map(|k| ["tls", "tls_cert", "tls_key"].map(|f| format!("services.{k}.{f}")))
+        .find(|key| env_name(key) == name)
+}
+
+/// `web.tls`, with the PEM paths `files` needs.
+fn web_tls(m: &Merged) -> Result<WebTls, ConfigError> {
+    let cert = m.str("web.tls_cert")?;
+    let key = m.str("web.tls_key")?;
+    let tls = match m.str("web.tls")? {
+        None | Some("off") => WebTls::Off,
+        Some("self-signed") => WebTls::SelfSigned,
+        Some("files") => match (cert, key) {
+            (Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => {
+                WebTls::Files(CertFiles {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                })
+            }
+            _ => {
+                return Err(m.bad(
+                    "web.tls",
+                    "`files` needs web.tls_cert and web.tls_key (PEM paths)",
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(m.bad(
+                "web.tls",
+                format!("`{other}`: use off, self-signed or files"),
+            ));
+        }
+    };
+    if !matches!(tls, WebTls::Files(_)) && (cert.is_some() || key.is_some()) {
+        let which = if cert.is_some() {
+            "web.tls_cert"
+        } else {
+            "web.tls_key"
+        };
+        return Err(m.bad(which, "is only read with web.tls = \"files\""));
+    }
+    Ok(tls)
+}
+
+/// `services.<name>.tls`, `tls_cert` and `tls_key`.
+fn service_tls(m: &Merged, kind: ServiceKind) -> Result<ServiceTls, ConfigError> {
+    let key = |field: &str| format!("services.{kind}.{field}");
+    if kind.proto() == Proto::Udp {
+        // Not in the schema, so a file or flag fails as an unknown key first;
+        // this names the reason for anyone reading the code.
+        return Ok(ServiceTls::Off);
+    }
+    let on = m.bool(&key("tls"), false)?;
+    let cert = m.str(&key("tls_cert"))?;
+    let tls_key = m.str(&key("tls_key"))?;
+    match (on, cert, tls_key) {
+        (false, None, None) => Ok(ServiceTls::Off),
+        (false, _, _) => Err(m.bad(
+            &key("tls"),
+            "tls_cert and tls_key are set but tls is not true",
+        )),
+        (true, None, None) => Ok(ServiceTls::Shared),
+        (true, Some(cert), Some(k)) if !cert.is_empty() && !k.is_empty() => {
+            Ok(ServiceTls::Own(CertFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(k),
+            }))
+        }
+        (true, _, _) => Err(m.bad(
+            &key("tls"),
+            "give both tls_cert and tls_key (PEM paths), or neither to use the dashboard's certificate",
+        )),
+    }
+}
+
 fn loopback(port: u16) -> ListenAddr {
     ListenAddr::Inet(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
 }
@@ -608,7 +757,7 @@ impl Config {
             flatten("", &table, &origin, &mut layer);
             for (key, (value, origin)) in layer {
                 let Some(&ty) = schema.get(&key) else {
-                    return Err(ConfigError::UnknownKey { key, origin });
+                    return Err(unknown_key(key, origin));
                 };
                 // Accept an integer where a list is expected? No: TOML has
                 // types, so a file value must already have the right one.
@@ -639,6 +788,9 @@ impl Config {
                 continue;
             }
             let Some(&(key, ty)) = by_env.get(name) else {
+                if let Some(key) = udp_tls_key_for_env(name) {
+                    return Err(unknown_key(key, Origin::Env(name.clone())));
+                }
                 warnings.push(format!("ignoring unknown environment variable {name}"));
                 continue;
             };
@@ -657,10 +809,7 @@ impl Config {
                 .ok_or_else(|| ConfigError::BadFlag(flag.clone()))?;
             let key = key.trim();
             let Some(&ty) = schema.get(key) else {
-                return Err(ConfigError::UnknownKey {
-                    key: key.to_owned(),
-                    origin: Origin::Flag,
-                });
+                return Err(unknown_key(key.to_owned(), Origin::Flag));
             };
             let value = parse_text(ty, text).map_err(|message| ConfigError::BadValue {
                 key: key.to_owned(),
@@ -700,6 +849,23 @@ impl Config {
                 )
             })?;
 
+        let web_tls = web_tls(m)?;
+        let behind_proxy = m.bool("web.behind_proxy", false)?;
+        if web_tls == WebTls::Off && !web_listen.ip().is_loopback() {
+            let explicit_off = m.str("web.tls")? == Some("off");
+            if !(explicit_off && behind_proxy) {
+                return Err(m.bad(
+                    "web.listen",
+                    format!(
+                        "{web_listen} is not a loopback address and the dashboard would serve \
+                         plain HTTP (passwords and session cookies in clear). Set web.tls = \
+                         \"self-signed\" (or \"files\" with web.tls_cert and web.tls_key); or, if a \
+                         proxy in front terminates TLS, set both web.tls = \"off\" and \
+                         web.behind_proxy = true"
+                    ),
+                ));
+            }
+        }
         let d = WebConfig::default();
         let web = WebConfig {
             listen: web_listen,
@@ -733,6 +899,8 @@ impl Config {
                 64,
             )?,
             secure_cookie: match m.str("web.secure_cookie")? {
+                // Over HTTPS of our own, every request is secure.
+                None if web_tls != WebTls::Off => SecureCookie::Always,
                 None | Some("auto") => SecureCookie::Auto,
                 Some("always") => SecureCookie::Always,
                 Some("never") => SecureCookie::Never,
@@ -743,6 +911,8 @@ impl Config {
                     ));
                 }
             },
+            tls: web_tls,
+            behind_proxy,
         };
 
         let mut services = Vec::with_capacity(ServiceKind::ALL.len());
@@ -776,6 +946,7 @@ impl Config {
                 listen: m.listen(&key("listen"), loopback(kind.default_port()), kind.proto())?,
                 enabled: m.bool(&key("enabled"), true)?,
                 limits,
+                tls: service_tls(m, kind)?,
             });
         }
 
@@ -895,6 +1066,7 @@ impl Default for Config {
                     listen: loopback(kind.default_port()),
                     enabled: true,
                     limits: Limits::default(),
+                    tls: ServiceTls::Off,
                 })
                 .collect(),
             exec: ExecConfig {
@@ -1172,6 +1344,61 @@ mod tests {
         let c = Config::resolve(file(text), &BTreeMap::new(), &[]).unwrap();
         assert_eq!(c.exec.allow.len(), 7);
         assert_eq!(c.exec.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn tls_keys_resolve_and_udp_services_refuse_them() {
+        let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = BTreeMap::new();
+        let c = Config::resolve(
+            None,
+            &none,
+            &flags(&["web.tls=self-signed", "services.echo.tls=true"]),
+        )
+        .unwrap();
+        assert_eq!(c.web.tls, WebTls::SelfSigned);
+        assert_eq!(c.web.secure_cookie, SecureCookie::Always);
+        assert_eq!(c.service(ServiceKind::Echo).tls, ServiceTls::Shared);
+        assert_eq!(c.service(ServiceKind::Exec).tls, ServiceTls::Off);
+        let c = Config::resolve(
+            None,
+            &none,
+            &flags(&[
+                "services.login.tls=true",
+                "services.login.tls_cert=/c.pem",
+                "services.login.tls_key=/k.pem",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.service(ServiceKind::Login).tls,
+            ServiceTls::Own(CertFiles {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        for (bad, names) in [
+            (&["services.time.tls=true"][..], "UDP"),
+            (&["web.tls=files", "web.tls_cert=/c.pem"][..], "web.tls_key"),
+            (&["web.tls=https"][..], "off, self-signed or files"),
+            (&["web.tls_cert=/c.pem"][..], "only read with web.tls"),
+            (
+                &["services.echo.tls=true", "services.echo.tls_cert=/c.pem"][..],
+                "both",
+            ),
+        ] {
+            let err = Config::resolve(None, &none, &flags(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(names), "{bad:?}: {err}");
+        }
+        let err = Config::resolve(None, &env(&[("SWITCHBOARD_UDP_ECHO_TLS", "true")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("services.udp-echo.tls") && err.contains("UDP"),
+            "{err}"
+        );
     }
 
     #[test]

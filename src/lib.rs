@@ -23,6 +23,7 @@
 //! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
 //! - [`bench`]: `switchboard bench`, a load generator per service, built
 //!   on the clients.
+//! - [`tls`]: certificates (generated, loaded, reloaded) and client trust.
 //! - [`web`]: the dashboard: pages, the JSON API, the live stream,
 //!   `/healthz`, `/metrics`, and the HTTP server they run on.
 //!
@@ -46,6 +47,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod store;
 pub mod terminal;
+pub mod tls;
 pub mod tokens;
 pub mod users;
 pub mod web;

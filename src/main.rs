@@ -207,6 +207,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let root = deps.root.clone();
     root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
+    // Changed certificate files apply to new handshakes (mtime checked).
+    root.tasks.spawn(deps.tls.clone().watch(root.token.clone()));
+    let tls_note = tls_banner(&deps.tls);
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
     let web = match web_listener {
@@ -218,8 +221,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         Err(e) => Err(e),
     };
-    print_banner(&supervisor, &config.web.listen, &web);
+    let scheme = match supervisor.certs().web() {
+        Some(_) => "https",
+        None => "http",
+    };
+    print_banner(&supervisor, &config.web.listen, &web, scheme);
     println!("{key_note}");
+    for line in tls_note {
+        println!("{line}");
+    }
     if let Ok(addr) = web {
         // A wildcard address is not something to type into a browser.
         let host = match addr.ip() {
@@ -227,7 +237,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
             ip => ip.to_string(),
         };
-        println!("open: http://{host}:{}/", addr.port());
+        println!("open: {scheme}://{host}:{}/", addr.port());
     }
     // The last line of the banner (tests read up to it).
     match generated {
@@ -283,6 +293,7 @@ fn print_banner(
     supervisor: &Supervisor,
     web_listen: &std::net::SocketAddr,
     web: &std::io::Result<std::net::SocketAddr>,
+    scheme: &str,
 ) {
     let mut out = String::new();
     out.push_str(&format!(
@@ -302,9 +313,12 @@ fn print_banner(
         ));
     }
     match web {
-        Ok(addr) => out.push_str(&format!("  {:<13} http {:<24} running\n", "web", addr)),
+        Ok(addr) => out.push_str(&format!(
+            "  {:<13} {scheme:<4} {:<24} running\n",
+            "web", addr
+        )),
         Err(e) => out.push_str(&format!(
-            "  {:<13} http {:<24} failed: {}\n",
+            "  {:<13} {scheme:<4} {:<24} failed: {}\n",
             "web",
             web_listen,
             switchboard::service::bind_failure(e)
@@ -352,6 +366,47 @@ fn program_name() -> String {
         Some(path) if !on_path => path.display().to_string(),
         _ => "switchboard".to_owned(),
     }
+}
+
+/// The banner's TLS lines: each certificate in use, who uses it, and its
+/// SHA-256 (what `--pin` takes).
+fn tls_banner(certs: &switchboard::tls::Certs) -> Vec<String> {
+    let mut users: Vec<(std::sync::Arc<switchboard::tls::ServerTls>, Vec<String>)> = Vec::new();
+    let all = certs
+        .web()
+        .map(|t| (std::sync::Arc::clone(t), "web".to_owned()))
+        .into_iter()
+        .chain(
+            ServiceKind::ALL
+                .into_iter()
+                .filter_map(|k| certs.service(k).map(|t| (t, k.to_string()))),
+        );
+    for (tls, who) in all {
+        match users
+            .iter_mut()
+            .find(|(t, _)| std::sync::Arc::ptr_eq(t, &tls))
+        {
+            Some((_, names)) => names.push(who),
+            None => users.push((tls, vec![who])),
+        }
+    }
+    users
+        .into_iter()
+        .map(|(tls, names)| {
+            let path = &tls.files().cert;
+            let how = match certs.generated() {
+                Some((p, true)) if p == path.as_path() => "self-signed, generated now",
+                Some((p, false)) if p == path.as_path() => "self-signed",
+                _ => "from files",
+            };
+            format!(
+                "TLS ({}): {} ({how}), SHA-256 {}",
+                names.join(", "),
+                path.display(),
+                tls.fingerprint()
+            )
+        })
+        .collect()
 }
 
 /// Where a client's requests come from: the TEXT given once, or lines
@@ -407,12 +462,38 @@ impl Requests {
     }
 }
 
+/// The client side of `--tls`, `--ca` and `--pin`.
+fn client_tls(args: &switchboard::cli::TlsArgs) -> Result<Option<switchboard::tls::ClientTls>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let trust = match (&args.ca, &args.pin) {
+        (Some(ca), _) => switchboard::tls::Trust::Ca(ca.clone()),
+        (None, Some(pin)) => switchboard::tls::Trust::Pin(switchboard::tls::parse_pin(pin)?),
+        (None, None) => anyhow::bail!(
+            "--tls needs --ca FILE (the certificate or its CA, PEM) or --pin SHA256HEX \
+             (the fingerprint `serve` prints)"
+        ),
+    };
+    Ok(Some(switchboard::tls::ClientTls::new(&trust)?))
+}
+
+fn no_tls_over_udp(args: &switchboard::cli::TlsArgs) -> Result<()> {
+    anyhow::ensure!(
+        !args.tls,
+        "--tls is for the TCP services; udp-echo and time speak UDP, which has no TLS"
+    );
+    Ok(())
+}
+
 fn joined(words: Vec<String>) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
 async fn echo(args: TextArgs) -> Result<()> {
-    let mut client = EchoClient::connect(&args.client.addr, args.client.timeout).await?;
+    let tls = client_tls(&args.client.tls)?;
+    let mut client =
+        EchoClient::connect_tls(&args.client.addr, args.client.timeout, tls.as_ref()).await?;
     let mut requests = Requests::new(joined(args.text));
     while let Some(text) = requests.next().await {
         let reply = client.round_trip(text.as_bytes()).await?;
@@ -422,6 +503,7 @@ async fn echo(args: TextArgs) -> Result<()> {
 }
 
 async fn udp(args: TextArgs) -> Result<()> {
+    no_tls_over_udp(&args.client.tls)?;
     let mut client = UdpEchoClient::connect(&args.client.addr, args.client.timeout).await?;
     let mut requests = Requests::new(joined(args.text));
     while let Some(text) = requests.next().await {
@@ -435,6 +517,7 @@ async fn udp(args: TextArgs) -> Result<()> {
 /// script can tell a refused format from a time; given as FORMAT it goes
 /// to stderr, while in the line-by-line dialogue it stays in line.
 async fn time(args: TimeArgs) -> Result<ExitCode> {
+    no_tls_over_udp(&args.client.tls)?;
     let mut client = TimeClient::connect(&args.client.addr, args.client.timeout).await?;
     let one_shot = args.format.is_some();
     // An empty FORMAT ('') is a request too: it asks for the default.
@@ -498,7 +581,10 @@ async fn exec(args: ExecArgs, top: &ServeArgs) -> Result<ExitCode> {
     if args.shell.is_none() && args.argv.is_empty() {
         anyhow::bail!("nothing to run: give `-- PROGRAM ARGS...` or `--shell LINE`");
     }
-    let mut client = CommandClient::connect(&args.client.addr, &key, args.client.timeout).await?;
+    let tls = client_tls(&args.client.tls)?;
+    let mut client =
+        CommandClient::connect_tls(&args.client.addr, &key, args.client.timeout, tls.as_ref())
+            .await?;
     let print = |kind: OutputKind, bytes: &[u8]| {
         let _ = match kind {
             OutputKind::Stdout => std::io::stdout()
@@ -522,7 +608,9 @@ async fn exec(args: ExecArgs, top: &ServeArgs) -> Result<ExitCode> {
 }
 
 async fn login(args: LoginArgs) -> Result<ExitCode> {
-    let mut client = LoginClient::connect(&args.client.addr, args.client.timeout).await?;
+    let tls = client_tls(&args.client.tls)?;
+    let mut client =
+        LoginClient::connect_tls(&args.client.addr, args.client.timeout, tls.as_ref()).await?;
     let interactive = switchboard::terminal::interactive();
     loop {
         let user = match &args.user {
@@ -586,10 +674,26 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 
 /// `switchboard health`: `/healthz` of ADDR or of the config's dashboard.
 async fn health(args: HealthArgs) -> Result<()> {
+    let config = load_config(&args.config)?;
+    // Over HTTPS, trust exactly the dashboard's own certificate file.
+    let cert = match &config.web.tls {
+        switchboard::config::WebTls::Off => None,
+        switchboard::config::WebTls::SelfSigned => {
+            Some(switchboard::tls::self_signed_files(&config.data_dir).cert)
+        }
+        switchboard::config::WebTls::Files(files) => Some(files.cert.clone()),
+    };
+    let tls = match &cert {
+        Some(path) => Some(switchboard::tls::ClientTls::new(
+            &switchboard::tls::Trust::Pin(switchboard::tls::pin_of_file(path)?),
+        )?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = match args.addr {
         Some(a) => a,
         None => {
-            let mut a = load_config(&args.config)?.web.listen;
+            let mut a = config.web.listen;
             if a.ip().is_unspecified() {
                 a.set_ip(match a {
                     std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -599,8 +703,8 @@ async fn health(args: HealthArgs) -> Result<()> {
             a
         }
     };
-    switchboard::client::health::check(addr, args.timeout).await?;
-    println!("ok: http://{addr}/healthz");
+    switchboard::client::health::check(addr, args.timeout, tls.as_ref()).await?;
+    println!("ok: {scheme}://{addr}/healthz");
     Ok(())
 }
 
@@ -644,7 +748,20 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
         server_pid,
         allow_remote,
         timeout,
+        ref tls,
     } = *common;
+    let tls = client_tls(tls)?;
+    if tls.is_some() {
+        anyhow::ensure!(
+            matches!(
+                args.kind,
+                BenchKind::Echo { .. }
+                    | BenchKind::Exec { classic: false, .. }
+                    | BenchKind::Put { .. }
+            ),
+            "--tls works with bench echo, exec and put"
+        );
+    }
     bench::check_target(addr, allow_remote).await?;
     switchboard::service::listen::raise_fd_limit();
     let addr = addr.as_str();
@@ -660,7 +777,8 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
             if matches!(args.kind, BenchKind::Echo { .. }) {
                 bench::run("echo", addr, &request, &plan(load), server_pid, |_| {
                     let (a, p, e) = (addr.to_owned(), payload.clone(), expected.clone());
-                    async move { bench::EchoWorker::connect(&a, p, e, timeout).await }
+                    let tls = tls.clone();
+                    async move { bench::EchoWorker::connect(&a, p, e, timeout, tls.as_ref()).await }
                 })
                 .await?
             } else {
@@ -711,7 +829,8 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
                 let key = std::sync::Arc::new(load_key(key, top)?);
                 bench::run("exec", addr, &request, &plan(load), server_pid, |_| {
                     let (a, k, v) = (addr.to_owned(), key.clone(), argv.clone());
-                    async move { bench::ExecWorker::connect(&a, &k, v, timeout).await }
+                    let tls = tls.clone();
+                    async move { bench::ExecWorker::connect(&a, &k, v, timeout, tls.as_ref()).await }
                 })
                 .await?
             }
@@ -767,6 +886,7 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
                 verify_dir: verify_dir.clone(),
                 timeout,
                 progress: true,
+                tls: tls.clone(),
             };
             bench::put(addr, put, server_pid).await?
         }
@@ -942,9 +1062,13 @@ async fn put(args: PutArgs, top: &ServeArgs) -> Result<()> {
         "--name works with one FILE only"
     );
     let mut files = None;
+    let tls = client_tls(&args.client.tls)?;
     if !args.classic {
         let key = load_key(&args.key, top)?;
-        files = Some(FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?);
+        files = Some(
+            FilesClient::connect_tls(&args.client.addr, &key, args.client.timeout, tls.as_ref())
+                .await?,
+        );
     }
     for path in &args.files {
         let file = tokio::fs::File::open(path)
@@ -976,7 +1100,12 @@ async fn put(args: PutArgs, top: &ServeArgs) -> Result<()> {
                 format!("stored {}{renamed}  sha256 {}", stored.name, stored.sha256)
             }
             None => {
-                let client = ClassicClient::connect(&args.client.addr, args.client.timeout).await?;
+                let client = ClassicClient::connect_tls(
+                    &args.client.addr,
+                    args.client.timeout,
+                    tls.as_ref(),
+                )
+                .await?;
                 let sha = client.put(&name, size, body, |n| bar.update(n)).await;
                 bar.finish();
                 format!(
@@ -997,7 +1126,10 @@ async fn put(args: PutArgs, top: &ServeArgs) -> Result<()> {
 
 async fn get(args: GetArgs, top: &ServeArgs) -> Result<()> {
     let key = load_key(&args.key, top)?;
-    let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
+    let tls = client_tls(&args.client.tls)?;
+    let mut client =
+        FilesClient::connect_tls(&args.client.addr, &key, args.client.timeout, tls.as_ref())
+            .await?;
     if args.output.as_deref() == Some(std::path::Path::new("-")) {
         let stdout = tokio::io::stdout();
         client.get(&args.name, stdout, |_| {}, |_| {}).await?;
@@ -1063,7 +1195,10 @@ async fn get(args: GetArgs, top: &ServeArgs) -> Result<()> {
 
 async fn list(args: ListArgs, top: &ServeArgs) -> Result<()> {
     let key = load_key(&args.key, top)?;
-    let mut client = FilesClient::connect(&args.client.addr, &key, args.client.timeout).await?;
+    let tls = client_tls(&args.client.tls)?;
+    let mut client =
+        FilesClient::connect_tls(&args.client.addr, &key, args.client.timeout, tls.as_ref())
+            .await?;
     let (files, truncated) = client.list().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&files)?);

@@ -561,8 +561,17 @@ async fn health_asks_the_dashboard_and_says_when_it_is_down() {
     assert_eq!(stdout(&o), format!("ok: http://{web}/healthz\n"));
     // Without ADDR it asks the config's dashboard; a wildcard is asked on loopback.
     let port = web.rsplit(':').next().unwrap();
+    // (Plain HTTP on a wildcard is a proxy's backend: it must say so.)
     let o = run(
-        &["health", "--set", &format!("web.listen=0.0.0.0:{port}")],
+        &[
+            "health",
+            "--set",
+            &format!("web.listen=0.0.0.0:{port}"),
+            "--set",
+            "web.tls=off",
+            "--set",
+            "web.behind_proxy=true",
+        ],
         "",
     )
     .await;

@@ -532,3 +532,17 @@ fn the_configmap_toml_is_a_valid_switchboard_config() {
     assert_eq!(config.data_dir, std::path::Path::new("/data"));
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
+
+#[test]
+fn the_compose_scrape_speaks_the_dashboards_scheme() {
+    let compose = read("docker-compose.yml");
+    let prometheus = read("deploy/prometheus.yml");
+    let https = compose.contains("SWITCHBOARD_WEB_TLS: self-signed")
+        || compose.contains("SWITCHBOARD_WEB_TLS: files");
+    assert_eq!(
+        prometheus.contains("scheme: https"),
+        https,
+        "the compose dashboard is {} but Prometheus scrapes it the other way",
+        if https { "HTTPS" } else { "plain HTTP" }
+    );
+}

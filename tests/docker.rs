@@ -132,3 +132,40 @@ fn prometheus_scrapes_the_metrics_route() {
     assert!(compose.contains("./deploy/prometheus.yml:/etc/prometheus/prometheus.yml"));
     assert!(compose.contains("switchboard-data:/data"));
 }
+
+/// The final stage's `ENV` pairs.
+fn image_env(stage: &[String]) -> std::collections::BTreeMap<String, String> {
+    stage
+        .iter()
+        .filter_map(|i| i.strip_prefix("ENV "))
+        .flat_map(str::split_whitespace)
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_image_serves_https_by_default_and_its_environment_starts() {
+    use switchboard::config::WebTls;
+    let stage = final_stage(&read("Dockerfile"));
+    let mut env = image_env(&stage);
+    assert_eq!(
+        env.get("SWITCHBOARD_WEB_TLS").map(String::as_str),
+        Some("self-signed"),
+        "{env:?}"
+    );
+    let compose = read("docker-compose.yml");
+    assert!(
+        compose.contains("SWITCHBOARD_WEB_TLS: self-signed"),
+        "docker-compose.yml sets no web TLS"
+    );
+    // The image's environment is a configuration that starts: a dashboard
+    // on 0.0.0.0 is allowed because it has TLS...
+    let config = Config::resolve(None, &env, &[]).expect("the image's ENV resolves");
+    assert_eq!(config.web.tls, WebTls::SelfSigned);
+    assert!(config.web.listen.ip().is_unspecified());
+    // ...and would be refused without it.
+    env.remove("SWITCHBOARD_WEB_TLS");
+    let err = Config::resolve(None, &env, &[]).unwrap_err().to_string();
+    assert!(err.contains("web.behind_proxy"), "{err}");
+}

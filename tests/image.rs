@@ -5,7 +5,8 @@
 //! port must answer its own protocol, the `HEALTHCHECK` command must pass
 //! (also with `SWITCHBOARD_WEB_ALLOWED_HOSTS` set, as the README's Docker
 //! section advises), a restart on the same data must keep accounts, key and
-//! files, and nothing in the data directory may be readable by others.
+//! files (and its certificate), and nothing in the data directory may be
+//! readable by others.
 //!
 //! It binds the image's fixed ports (8080, 9000–9006) on 0.0.0.0, as the
 //! container does, and talks to them on 127.0.0.1 only.
@@ -167,10 +168,19 @@ async fn stop(mut child: tokio::process::Child) {
     assert!(status.success(), "{status:?}");
 }
 
-/// Checks that `port` answers the protocol its service speaks.
-async fn answers(port: u16, proto: &str) {
+/// Checks that `port` answers the protocol its service speaks; `web_tls`
+/// is the dashboard's certificate when it speaks HTTPS.
+async fn answers(port: u16, proto: &str, web_tls: Option<&Path>) {
     let at = ("127.0.0.1", port);
     match (port, proto) {
+        (8080, "tcp") if web_tls.is_some() => {
+            let pin = switchboard::tls::pin_of_file(web_tls.unwrap()).unwrap();
+            let tls = switchboard::tls::ClientTls::new(&switchboard::tls::Trust::Pin(pin)).unwrap();
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            switchboard::client::health::check(addr, common::GUARD, Some(&tls))
+                .await
+                .expect("/healthz over HTTPS");
+        }
         (8080, "tcp") => {
             let mut s = TcpStream::connect(at).await.unwrap();
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -279,8 +289,13 @@ async fn the_image_runs_as_its_dockerfile_says() {
         banner.iter().any(|l| l.starts_with("accounts:")),
         "{banner:?}"
     );
+    let tls_on = image
+        .env
+        .iter()
+        .any(|(k, v)| k == "SWITCHBOARD_WEB_TLS" && v != "off");
+    let cert = switchboard::tls::self_signed_files(&data).cert;
     for (port, proto) in &image.exposed {
-        answers(*port, proto).await;
+        answers(*port, proto, tls_on.then_some(cert.as_path())).await;
     }
     // The HEALTHCHECK, as the engine runs it inside the container.
     for extra in [
@@ -299,12 +314,20 @@ async fn the_image_runs_as_its_dockerfile_says() {
     }
     stop(child).await;
     let key = std::fs::read(data.join("key")).expect("a key kept in the volume");
+    let certificate = tls_on.then(|| std::fs::read(&cert).expect("the certificate in the volume"));
 
     // A restart on the same volume keeps accounts, key and files.
     let (child, banner) = start(&image, &data, &[]).await;
     assert!(banner.last().unwrap().contains("(1 account;"), "{banner:?}");
     stop(child).await;
     assert_eq!(std::fs::read(data.join("key")).unwrap(), key);
+    if let Some(certificate) = certificate {
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            certificate,
+            "the same certificate"
+        );
+    }
     assert_eq!(
         std::fs::read(data.join("files/new_kept.txt")).unwrap(),
         b"kept across restarts"

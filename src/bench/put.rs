@@ -43,6 +43,8 @@ pub struct PutPlan {
     /// Bounds each connect and each wait for the server.
     pub timeout: Duration,
     pub progress: bool,
+    /// TLS to the service, when it speaks it.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// The body: `size` bytes cycling through one random block.
@@ -139,9 +141,10 @@ impl Worker for PutWorker {
             }
             return Ok(size);
         }
-        let client = ClassicClient::connect(&self.addr, self.plan.timeout)
-            .await
-            .map_err(|e| OpError::fatal(e.to_string()))?;
+        let client =
+            ClassicClient::connect_tls(&self.addr, self.plan.timeout, self.plan.tls.as_ref())
+                .await
+                .map_err(|e| OpError::fatal(e.to_string()))?;
         client
             .put_unhashed(&name, size, body)
             .await
@@ -206,7 +209,10 @@ pub async fn put(addr: &str, plan: PutPlan, server_pid: Option<u32>) -> Result<R
             let files = if plan.classic {
                 None
             } else {
-                Some(FilesClient::connect(&addr, &plan.key, plan.timeout).await?)
+                Some(
+                    FilesClient::connect_tls(&addr, &plan.key, plan.timeout, plan.tls.as_ref())
+                        .await?,
+                )
             };
             Ok::<_, ClientError>(PutWorker {
                 addr,

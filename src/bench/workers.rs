@@ -70,8 +70,9 @@ impl EchoWorker {
         payload: Bytes,
         expected: Bytes,
         timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Result<Self, ClientError> {
-        let (stream, _) = connect_stream(addr, timeout).await?;
+        let (stream, _) = crate::client::connect_stream_tls(addr, timeout, tls).await?;
         Ok(EchoWorker {
             stream,
             buf: vec![0; payload.len()],
@@ -202,9 +203,10 @@ impl ExecWorker {
         key: &[u8],
         argv: Vec<String>,
         timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Result<Self, ClientError> {
         Ok(ExecWorker {
-            client: CommandClient::connect(addr, key, timeout).await?,
+            client: CommandClient::connect_tls(addr, key, timeout, tls).await?,
             argv,
             timeout,
         })

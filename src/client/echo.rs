@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ClientError, Stream, connect_stream, deadline};
+use super::{ClientError, Stream, deadline};
 
 /// A connection to the echo service.
 pub struct EchoClient {
@@ -20,7 +20,19 @@ impl EchoClient {
     /// [`ClientError::Refused`] when nothing listens there,
     /// [`ClientError::Timeout`] when the connection is not made in `timeout`.
     pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let (stream, addr) = connect_stream(target, timeout).await?;
+        Self::connect_tls(target, timeout, None).await
+    }
+
+    /// [`Self::connect`], speaking TLS with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
+    pub async fn connect_tls(
+        target: &str,
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
         Ok(EchoClient {
             stream,
             addr,
@@ -80,10 +92,7 @@ impl EchoClient {
 
     /// This end's address over TCP (how the server's stats name us).
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        match &self.stream {
-            tokio_util::either::Either::Left(tcp) => tcp.local_addr().ok(),
-            tokio_util::either::Either::Right(_) => None,
-        }
+        self.stream.local_addr()
     }
 
     /// Writes each piece with a write of its own (and, with `TCP_NODELAY`,

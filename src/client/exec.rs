@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ClientError, Stream, connect_stream, deadline};
+use super::{ClientError, Stream, deadline};
 use crate::conn::{ConnError, MessageConn};
 use crate::wire::message::{self, MAX_HEADER_LEN};
 
@@ -40,7 +40,20 @@ impl CommandClient {
     /// # Errors
     /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
     pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        let (conn, addr) = connect_authenticated(target, key, timeout).await?;
+        Self::connect_tls(target, key, timeout, None).await
+    }
+
+    /// [`Self::connect`], speaking TLS with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
+    pub async fn connect_tls(
+        target: &str,
+        key: &[u8],
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let (conn, addr) = connect_authenticated(target, key, timeout, tls).await?;
         Ok(CommandClient { conn, addr })
     }
 
@@ -158,8 +171,9 @@ pub(super) async fn connect_authenticated(
     target: &str,
     key: &[u8],
     timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
 ) -> Result<(MessageConn<Stream>, String), ClientError> {
-    let (stream, addr) = connect_stream(target, timeout).await?;
+    let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
     let mut conn = MessageConn::new(stream);
     let refused = deadline(&addr, timeout, async {
         conn.offer_handshake(key)

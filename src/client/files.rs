@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::exec::{conn_error, connect_authenticated};
-use super::{ClientError, Stream, connect_stream, deadline};
+use super::{ClientError, Stream, deadline};
 use crate::conn::MessageConn;
 use crate::store::{CHUNK, FileInfo};
 use crate::wire::message::{self, Header, MAX_HEADER_LEN};
@@ -46,7 +46,20 @@ impl FilesClient {
     /// # Errors
     /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
     pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        let (conn, addr) = connect_authenticated(target, key, timeout).await?;
+        Self::connect_tls(target, key, timeout, None).await
+    }
+
+    /// [`Self::connect`], speaking TLS with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
+    pub async fn connect_tls(
+        target: &str,
+        key: &[u8],
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let (conn, addr) = connect_authenticated(target, key, timeout, tls).await?;
         Ok(FilesClient {
             conn,
             addr,
@@ -322,7 +335,19 @@ impl ClassicClient {
     /// # Errors
     /// Connection errors.
     pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let (stream, addr) = connect_stream(target, timeout).await?;
+        Self::connect_tls(target, timeout, None).await
+    }
+
+    /// [`Self::connect`], speaking TLS with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
+    pub async fn connect_tls(
+        target: &str,
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
         Ok(ClassicClient {
             stream,
             addr,

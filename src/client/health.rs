@@ -1,11 +1,11 @@
 //! `switchboard health`: asks a running dashboard's `/healthz` whether the
-//! process is up (the Docker HEALTHCHECK). Plain HTTP/1.1, one request,
-//! its status line read with a cap.
+//! process is up (the Docker HEALTHCHECK). HTTP/1.1 (over TLS when the
+//! dashboard speaks HTTPS), one request, its status line read with a cap.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ClientError, deadline};
 
@@ -17,12 +17,36 @@ const MAX_REPLY: u64 = 4096;
 /// # Errors
 /// Connection errors, a timeout, or any other status as
 /// [`ClientError::Rejected`].
-pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), ClientError> {
+pub async fn check(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<(), ClientError> {
     let label = addr.to_string();
     deadline(&label, timeout, async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
+        let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::io(&label, e))?;
+        match tls {
+            None => ask(stream, addr, &label).await,
+            Some(tls) => {
+                let stream = tls
+                    .connect(&addr.ip().to_string(), stream)
+                    .await
+                    .map_err(|e| super::tls_failed(&label, &e))?;
+                ask(stream, addr, &label).await
+            }
+        }
+    })
+    .await
+}
+
+async fn ask<S>(mut stream: S, addr: SocketAddr, label: &str) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    {
+        let label = label.to_owned();
         let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream
             .write_all(request.as_bytes())
@@ -54,6 +78,5 @@ pub async fn check(addr: SocketAddr, timeout: Duration) -> Result<(), ClientErro
                 },
             })
         }
-    })
-    .await
+    }
 }

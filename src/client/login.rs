@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ClientError, Stream, connect_stream, deadline};
+use super::{ClientError, Stream, deadline};
 
 /// Bytes of server text kept while waiting for a prompt or a verdict.
 const MAX_TEXT: usize = 1024;
@@ -38,7 +38,19 @@ impl LoginClient {
     /// # Errors
     /// As [`super::EchoClient::connect`].
     pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        let (stream, addr) = connect_stream(target, timeout).await?;
+        Self::connect_tls(target, timeout, None).await
+    }
+
+    /// [`Self::connect`], speaking TLS with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
+    pub async fn connect_tls(
+        target: &str,
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Self, ClientError> {
+        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
         Ok(LoginClient {
             stream,
             addr,

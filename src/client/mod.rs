@@ -3,6 +3,10 @@
 //!
 //! Addresses are given as text: `HOST:PORT`, `[v6]:PORT`, a bare `PORT`
 //! (meaning 127.0.0.1), or `unix:/path` for TCP services.
+//!
+//! TCP clients may speak TLS ([`crate::tls::ClientTls`], the CLI's `--tls`
+//! with `--ca` or `--pin`): [`connect_stream_tls`] runs the handshake within
+//! the same connect deadline and hands the client a [`Stream::Tls`].
 
 mod echo;
 mod exec;
@@ -13,7 +17,12 @@ pub(crate) mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::either::Either;
 
 pub use echo::EchoClient;
 pub use exec::{CommandClient, CommandOutcome, OutputKind};
@@ -64,6 +73,10 @@ pub enum ClientError {
     },
     #[error("{addr} broke the protocol: {detail}")]
     Protocol { addr: String, detail: String },
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+    #[error(transparent)]
+    TlsSetup(#[from] crate::tls::TlsError),
     #[error("{addr}: {source}")]
     Io {
         addr: String,
@@ -157,18 +170,116 @@ async fn deadline<T>(
     })
 }
 
-/// A connected stream of either kind.
-pub(crate) type Stream = tokio_util::either::Either<tokio::net::TcpStream, tokio::net::UnixStream>;
+/// A connected socket of either kind, before any TLS.
+pub(crate) type Plain = Either<tokio::net::TcpStream, tokio::net::UnixStream>;
+
+/// A connected stream: a plain socket, or TLS over one.
+pub(crate) enum Stream {
+    Plain(Plain),
+    /// Boxed: the TLS state is large, and most connections are plain.
+    Tls(Box<tokio_rustls::client::TlsStream<Plain>>),
+}
+
+impl Stream {
+    /// This end's address over TCP.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        let plain = match self {
+            Stream::Plain(p) => p,
+            Stream::Tls(t) => t.get_ref().0,
+        };
+        match plain {
+            Either::Left(tcp) => tcp.local_addr().ok(),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A failed TLS handshake with `addr`, with rustls's reason (an expired
+/// certificate, a name it is not valid for, a pin that does not match).
+pub(crate) fn tls_failed(addr: &str, e: &std::io::Error) -> ClientError {
+    ClientError::Tls {
+        addr: addr.to_owned(),
+        reason: crate::tls::describe(e),
+    }
+}
 
 /// Connects to a TCP or unix-socket service, trying each resolved address.
 pub(crate) async fn connect_stream(
     target: &str,
     timeout: Duration,
 ) -> Result<(Stream, String), ClientError> {
-    use tokio_util::either::Either;
+    connect_stream_tls(target, timeout, None).await
+}
+
+/// The name a certificate is checked against: the host as dialled.
+fn server_name(target: &Target) -> String {
+    match target {
+        Target::Unix(_) => "localhost".to_owned(),
+        Target::Inet(addrs, label) => match label.parse::<SocketAddr>() {
+            Ok(a) => a.ip().to_string(),
+            Err(_) => match label.rsplit_once(':') {
+                Some((host, _)) => host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                None => addrs
+                    .first()
+                    .map_or_else(|| label.clone(), |a| a.ip().to_string()),
+            },
+        },
+    }
+}
+
+/// [`connect_stream`], then a TLS handshake when `tls` is given, all
+/// within `timeout`.
+pub(crate) async fn connect_stream_tls(
+    target: &str,
+    timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<(Stream, String), ClientError> {
     let target = Target::resolve(target).await?;
     let addr = target.label();
-    let stream = deadline(&addr, timeout, async {
+    let plain = deadline(&addr, timeout, async {
         match &target {
             Target::Unix(path) => tokio::net::UnixStream::connect(path)
                 .await
@@ -188,6 +299,17 @@ pub(crate) async fn connect_stream(
                 Err(last.unwrap_or_else(|| ClientError::BadAddress(addr.clone())))
             }
         }
+    });
+    let Some(tls) = tls else {
+        return Ok((Stream::Plain(plain.await?), addr));
+    };
+    let name = server_name(&target);
+    let stream = deadline(&addr, timeout, async {
+        let plain = plain.await?;
+        tls.connect(&name, plain)
+            .await
+            .map(|s| Stream::Tls(Box::new(s)))
+            .map_err(|e| tls_failed(&addr, &e))
     })
     .await?;
     Ok((stream, addr))

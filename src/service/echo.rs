@@ -57,6 +57,9 @@ thread_local! {
 /// The idle timer is armed once and re-armed only when it fires early, not
 /// on every read and write.
 async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
+    if stream.is_tls() {
+        return serve_tls(stream, conn, idle).await;
+    }
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
     loop {
@@ -89,6 +92,41 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
         } else {
             conn.add_exchange(n, n);
         }
+    }
+    let _ = tokio::time::timeout(idle, stream.shutdown()).await;
+    Ok(())
+}
+
+/// The same over TLS, where records must be read into a buffer: one per
+/// connection, so a TLS connection costs its chunk even while idle.
+async fn serve_tls(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    loop {
+        let n = tokio::select! {
+            biased;
+            read = stream.read(&mut buf) => read?,
+            () = &mut timer => {
+                expired(&mut timer, conn, idle, "idle timeout")?;
+                continue;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        conn.add_in(n);
+        wire::ascii_upper_in_place(&mut buf[..n]);
+        let mut write = std::pin::pin!(stream.write_all(&buf[..n]));
+        loop {
+            tokio::select! {
+                biased;
+                wrote = &mut write => break wrote?,
+                () = &mut timer => expired(&mut timer, conn, idle, "peer stopped reading")?,
+            }
+        }
+        conn.add_out(n);
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
     Ok(())

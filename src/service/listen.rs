@@ -6,22 +6,38 @@
 //! second process bind the same UDP port silently, and UDP has no TIME_WAIT
 //! to wait out. Unix sockets remove a stale socket file left by a crash, but
 //! never one that still answers, and remove their file when dropped.
+//!
+//! A listener may carry a TLS certificate ([`Listener::with_tls`]): it still
+//! accepts plain streams, and the shared accept path runs [`handshake`] on
+//! each one after admitting it (so a handshake counts against the per-peer
+//! cap and has its own deadline), handing the service a [`Stream::Tls`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use tokio_util::either::Either;
 
 use crate::config::ListenAddr;
+use crate::tls::ServerTls;
 
 /// Listen backlog: the kernel caps it at `net.core.somaxconn` anyway.
 const BACKLOG: i32 = 1024;
 
-/// A bound TCP or unix-socket listener.
-pub enum Listener {
+/// A bound TCP or unix-socket listener, with the certificate its
+/// connections speak TLS with, if any.
+pub struct Listener {
+    socket: Bound,
+    tls: Option<Arc<ServerTls>>,
+}
+
+enum Bound {
     Tcp(TcpListener),
     Unix(UnixSocketListener),
 }
@@ -39,31 +55,136 @@ impl Drop for UnixSocketListener {
     }
 }
 
-/// An accepted stream of either kind; reads and writes like either.
-pub type Stream = Either<TcpStream, UnixStream>;
+/// An accepted socket of either kind, before any TLS.
+pub type Plain = Either<TcpStream, UnixStream>;
+
+/// What a service is handed: a plain socket, or TLS over one.
+pub enum Stream {
+    Plain(Plain),
+    /// Boxed: the TLS state is large, and most connections are plain.
+    Tls(Box<tokio_rustls::server::TlsStream<Plain>>),
+}
+
+impl Stream {
+    /// Whether this is TLS: the readiness helpers below only work on plain
+    /// sockets (TLS records cannot be read without a buffer).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+fn not_plain() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "readiness I/O on a TLS stream")
+}
 
 /// Waits until `stream` has something to read (data, EOF or an error)
-/// without a buffer, so a waiting connection owns none.
+/// without a buffer, so a waiting connection owns none. Plain sockets only.
 pub(crate) async fn readable(stream: &Stream) -> io::Result<()> {
     match stream {
-        Either::Left(s) => s.readable().await,
-        Either::Right(s) => s.readable().await,
+        Stream::Plain(Either::Left(s)) => s.readable().await,
+        Stream::Plain(Either::Right(s)) => s.readable().await,
+        Stream::Tls(_) => Err(not_plain()),
     }
 }
 
-/// Reads what is there now; `WouldBlock` if nothing is.
+/// Reads what is there now; `WouldBlock` if nothing is. Plain sockets only.
 pub(crate) fn try_read(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     match stream {
-        Either::Left(s) => s.try_read(buf),
-        Either::Right(s) => s.try_read(buf),
+        Stream::Plain(Either::Left(s)) => s.try_read(buf),
+        Stream::Plain(Either::Right(s)) => s.try_read(buf),
+        Stream::Tls(_) => Err(not_plain()),
     }
 }
 
-/// Writes what fits now; `WouldBlock` if nothing does.
+/// Writes what fits now; `WouldBlock` if nothing does. On a TLS stream
+/// (where it is only used for a refusal line) nothing is written.
 pub(crate) fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
     match stream {
-        Either::Left(s) => s.try_write(buf),
-        Either::Right(s) => s.try_write(buf),
+        Stream::Plain(Either::Left(s)) => s.try_write(buf),
+        Stream::Plain(Either::Right(s)) => s.try_write(buf),
+        Stream::Tls(_) => Err(not_plain()),
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// Runs the server side of a TLS handshake on a just-admitted stream,
+/// within [`crate::tls::HANDSHAKE_TIMEOUT`]. A plaintext or garbage
+/// client fails here, at its first bytes, and is closed.
+///
+/// # Errors
+/// The handshake's failure, or `TimedOut`.
+pub async fn handshake(stream: Stream, tls: &ServerTls) -> io::Result<Stream> {
+    let Stream::Plain(plain) = stream else {
+        return Ok(stream);
+    };
+    let after = crate::tls::HANDSHAKE_TIMEOUT;
+    match tokio::time::timeout(after, tls.acceptor().accept(plain)).await {
+        Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(io::Error::new(
+            e.kind(),
+            format!("TLS handshake failed: {}", crate::tls::describe(&e)),
+        )),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("TLS handshake not done within {after:?}"),
+        )),
     }
 }
 
@@ -87,27 +208,38 @@ impl std::fmt::Display for Peer {
 impl Listener {
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> io::Result<ListenAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(ListenAddr::Inet),
-            Listener::Unix(u) => Ok(ListenAddr::Unix(u.path.clone())),
+        match &self.socket {
+            Bound::Tcp(l) => l.local_addr().map(ListenAddr::Inet),
+            Bound::Unix(u) => Ok(ListenAddr::Unix(u.path.clone())),
         }
     }
 
-    /// Accepts one connection.
+    /// Makes its connections speak TLS with `tls` (none: plain).
+    pub fn with_tls(mut self, tls: Option<Arc<ServerTls>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The certificate its connections speak TLS with, if any.
+    pub fn tls(&self) -> Option<&Arc<ServerTls>> {
+        self.tls.as_ref()
+    }
+
+    /// Accepts one connection, plain: TLS (if any) is [`handshake`]'s job.
     ///
     /// # Cancel safety
     /// Cancel safe, like the `accept` methods it wraps.
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
-        match self {
-            Listener::Tcp(l) => {
+        match &self.socket {
+            Bound::Tcp(l) => {
                 let (s, addr) = l.accept().await?;
                 // Echo-style request/response is latency-bound: no Nagle delay.
                 s.set_nodelay(true)?;
-                Ok((Either::Left(s), Peer::Inet(addr)))
+                Ok((Stream::Plain(Either::Left(s)), Peer::Inet(addr)))
             }
-            Listener::Unix(u) => {
+            Bound::Unix(u) => {
                 let (s, _) = u.listener.accept().await?;
-                Ok((Either::Right(s), Peer::Unix))
+                Ok((Stream::Plain(Either::Right(s)), Peer::Unix))
             }
         }
     }
@@ -119,14 +251,20 @@ impl Listener {
 /// The OS error, e.g. `AddrInUse` when the port is taken.
 pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
     match addr {
-        ListenAddr::Inet(addr) => bind_inet(*addr).map(Listener::Tcp),
+        ListenAddr::Inet(addr) => Ok(Listener {
+            socket: Bound::Tcp(bind_inet(*addr)?),
+            tls: None,
+        }),
         ListenAddr::Unix(path) => {
             remove_stale_socket(path)?;
             let listener = UnixListener::bind(path)?;
-            Ok(Listener::Unix(UnixSocketListener {
-                listener,
-                path: path.clone(),
-            }))
+            Ok(Listener {
+                socket: Bound::Unix(UnixSocketListener {
+                    listener,
+                    path: path.clone(),
+                }),
+                tls: None,
+            })
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Deps {
     pub audit: AuditLog,
     /// The files folder of `files` and `files-classic`.
     pub store: crate::store::Store,
+    /// The certificates of the dashboard and of TLS services.
+    pub tls: crate::tls::Certs,
 }
 
 impl Deps {
@@ -72,6 +74,7 @@ impl Deps {
                     source,
                 }
             })?,
+            tls: crate::tls::Certs::open(config)?,
         })
     }
 }
@@ -81,6 +84,8 @@ impl Deps {
 pub enum DepsError {
     #[error(transparent)]
     Users(#[from] UsersError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot open the audit log {}: {source}", path.display())]
     Audit {
         path: std::path::PathBuf,
@@ -376,11 +381,15 @@ const EVICT_WAIT: Duration = Duration::from_secs(1);
 /// counted, and the service and its other connections go on.
 pub(crate) async fn serve_tcp<F, Fut, E>(listener: listen::Listener, ctx: ServiceCtx, serve: F)
 where
-    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut,
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display,
 {
     let admission = Admission::new(&ctx);
+    let tls = listener.tls().cloned();
+    // Shared with each connection's task: on a TLS port the service is
+    // called there, after the handshake.
+    let serve = Arc::new(serve);
     while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
         // Cancelled when the service stops or the dashboard closes it.
         let conn = ctx
@@ -388,10 +397,19 @@ where
             .open_under(ctx.kind, Proto::Tcp, peer.to_string(), &ctx.cancel);
         let stop = conn.close_requested();
         let (stats, kind) = (ctx.stats.clone(), ctx.kind);
-        let serving = serve(stream, peer, conn);
+        let (serve, tls) = (Arc::clone(&serve), tls.clone());
+        // The handshake runs here, on the connection's own task, while it
+        // holds its admission (per-peer and service caps): pre-auth work
+        // a peer cannot multiply past its cap.
         let served = async move {
             crate::failpoint::hit(crate::failpoint::Point::Connection, kind);
-            serving.await
+            let stream = match &tls {
+                Some(tls) => listen::handshake(stream, tls)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => stream,
+            };
+            serve(stream, peer, conn).await.map_err(|e| e.to_string())
         };
         ctx.tasks.spawn(async move {
             use futures_util::FutureExt;
@@ -435,7 +453,10 @@ pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
     serve: F,
 ) where
     S: Send + Sync + 'static,
-    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard, Arc<S>, ServiceCtx) -> Fut,
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard, Arc<S>, ServiceCtx) -> Fut
+        + Send
+        + Sync
+        + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display,
 {
@@ -553,6 +574,7 @@ struct SupInner {
     own_udp_ports: OwnPorts,
     key: Option<crate::config::Secret>,
     exec: crate::config::ExecConfig,
+    tls: crate::tls::Certs,
 }
 
 struct Slot {
@@ -585,10 +607,14 @@ enum Bound {
 }
 
 impl Bound {
-    fn bind(proto: Proto, addr: &ListenAddr) -> std::io::Result<(Bound, ListenAddr)> {
+    fn bind(
+        proto: Proto,
+        addr: &ListenAddr,
+        tls: Option<Arc<crate::tls::ServerTls>>,
+    ) -> std::io::Result<(Bound, ListenAddr)> {
         match proto {
             Proto::Tcp => {
-                let l = listen::bind_tcp(addr)?;
+                let l = listen::bind_tcp(addr)?.with_tls(tls);
                 let local = l.local_addr()?;
                 Ok((Bound::Tcp(l), local))
             }
@@ -641,6 +667,7 @@ impl Supervisor {
                 own_udp_ports: OwnPorts::default(),
                 key: config.key.clone(),
                 exec: config.exec.clone(),
+                tls: deps.tls,
             }),
         }
     }
@@ -735,25 +762,26 @@ impl Supervisor {
             own_udp_ports: self.inner.own_udp_ports.clone(),
         };
         let conns = ctx.tasks.clone();
-        let (socket, local) = match Bound::bind(kind.proto(), &config.listen) {
-            Ok(bound) => bound,
-            Err(source) => {
-                let reason = bind_failure(&source);
-                self.set_state(
-                    kind,
-                    &mut lock(&slot.state),
-                    ServiceState::Failed(reason.clone()),
-                );
-                let err = ServiceError::Bind {
-                    service: kind,
-                    addr: config.listen,
-                    reason,
-                    source,
-                };
-                tracing::warn!("{err}");
-                return Err(err);
-            }
-        };
+        let (socket, local) =
+            match Bound::bind(kind.proto(), &config.listen, self.inner.tls.service(kind)) {
+                Ok(bound) => bound,
+                Err(source) => {
+                    let reason = bind_failure(&source);
+                    self.set_state(
+                        kind,
+                        &mut lock(&slot.state),
+                        ServiceState::Failed(reason.clone()),
+                    );
+                    let err = ServiceError::Bind {
+                        service: kind,
+                        addr: config.listen,
+                        reason,
+                        source,
+                    };
+                    tracing::warn!("{err}");
+                    return Err(err);
+                }
+            };
         let key = self
             .inner
             .key
@@ -963,6 +991,11 @@ impl Supervisor {
             .collect()
     }
 
+    /// The certificates of the dashboard and the TLS services.
+    pub fn certs(&self) -> &crate::tls::Certs {
+        &self.inner.tls
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
     }
@@ -992,10 +1025,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 /// Writes a one-line refusal without waiting: a peer that is refused gets
 /// told why if its socket can take the bytes now, and is closed either way.
 pub(crate) fn refuse(stream: &listen::Stream, message: &str) {
-    let _ = match stream {
-        tokio_util::either::Either::Left(s) => s.try_write(message.as_bytes()),
-        tokio_util::either::Either::Right(s) => s.try_write(message.as_bytes()),
-    };
+    let _ = listen::try_write(stream, message.as_bytes());
 }
 
 /// After a failed accept (mostly: out of file descriptors) waits a moment so

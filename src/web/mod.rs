@@ -14,7 +14,13 @@
 //!   start, stop) and [`crate::stats`] snapshots; it never touches a
 //!   service's internals.
 //!
-//! Not here: TLS (run it behind a proxy) and HTTP/2.
+//! - HTTPS when `web.tls` is on: the handshake runs on the connection's
+//!   task after its first byte, within [`crate::tls::HANDSHAKE_TIMEOUT`];
+//!   a plaintext request gets a one-line 400 and is closed. The certificate
+//!   comes from the supervisor's [`crate::tls::Certs`] at each handshake,
+//!   so a reloaded one applies to new connections only.
+//!
+//! Not here: HTTP/2.
 
 mod api;
 mod assets;
@@ -286,6 +292,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
         first_byte: state.web().first_byte_timeout,
         header: state.web().header_timeout,
     };
+    let tls = state.supervisor().certs().web().cloned();
     loop {
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
@@ -309,6 +316,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                     app.clone(),
                     cancel.clone(),
                     timeouts,
+                    tls.clone(),
                 ));
             }
             Err(why) => refuse(&stream, peer, why),
@@ -354,8 +362,19 @@ fn refuse(stream: &TcpStream, peer: SocketAddr, why: Refusal) {
     let _ = stream.try_write(reply.as_bytes());
 }
 
-/// One connection: wait (briefly) for its first byte, then speak HTTP/1
-/// until it closes, is shed, or shutdown ends it gracefully.
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a plaintext request to the HTTPS port gets before the close.
+const HTTPS_ONLY: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 43\r\nConnection: close\r\n\r\nthis port speaks HTTPS: use https:// to it\n";
+
+/// The `Strict-Transport-Security` of every HTTPS response: a year.
+const HSTS: &str = "max-age=31536000";
+
+/// One connection: wait (briefly) for its first byte, then (TLS) shake
+/// hands and speak HTTP/1 until it closes, is shed, or shutdown ends it
+/// gracefully.
 async fn serve_conn(
     stream: TcpStream,
     peer: SocketAddr,
@@ -363,6 +382,7 @@ async fn serve_conn(
     app: Router,
     cancel: CancellationToken,
     timeouts: Timeouts,
+    tls: Option<Arc<crate::tls::ServerTls>>,
 ) {
     let mut first = [0u8; 1];
     tokio::select! {
@@ -382,6 +402,73 @@ async fn serve_conn(
         },
     }
     slot.heard();
+    let Some(tls) = tls else {
+        return serve_http(
+            TokioIo::new(stream),
+            peer,
+            slot,
+            app,
+            cancel,
+            timeouts,
+            false,
+        )
+        .await;
+    };
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        tracing::debug!(%peer, "plaintext request to the HTTPS port: closed");
+        let mut stream = stream;
+        let _ = tokio::time::timeout(timeouts.first_byte, async {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(HTTPS_ONLY.as_bytes()).await?;
+            // Read what the request sent, so the close is a FIN after the
+            // reply rather than a reset that could destroy it.
+            let _ = stream.try_read(&mut [0u8; 4096]);
+            stream.shutdown().await
+        })
+        .await;
+        return;
+    }
+    let after = crate::tls::HANDSHAKE_TIMEOUT;
+    let handshake = tokio::time::timeout(after, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        () = cancel.cancelled() => return,
+        () = slot.shed.cancelled() => return,
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "dashboard TLS handshake failed: {}", crate::tls::describe(&e));
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "dashboard TLS handshake not done within {after:?}: closed");
+                return;
+            }
+        },
+    };
+    serve_http(
+        TokioIo::new(stream),
+        peer,
+        slot,
+        app,
+        cancel,
+        timeouts,
+        true,
+    )
+    .await;
+}
+
+/// HTTP/1 over an established stream (plain or TLS).
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    slot: Slot,
+    app: Router,
+    cancel: CancellationToken,
+    timeouts: Timeouts,
+    https: bool,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let slot = Arc::new(slot);
     let tracked = Arc::clone(&slot);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -390,7 +477,13 @@ async fn serve_conn(
         let guard = tracked.request();
         let app = app.clone();
         async move {
-            let response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            let mut response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            if https {
+                response.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static(HSTS),
+                );
+            }
             Ok::<_, Infallible>(response.map(|body| TrackedBody {
                 body,
                 _guard: guard,
@@ -401,7 +494,7 @@ async fn serve_conn(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

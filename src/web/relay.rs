@@ -87,6 +87,17 @@ impl AppState {
         })
     }
 
+    /// TLS to `kind` when it speaks it, trusting exactly its certificate.
+    fn tls(&self, kind: ServiceKind) -> Result<Option<crate::tls::ClientTls>, WebError> {
+        match self.supervisor().certs().service(kind) {
+            Some(cert) => Ok(Some(
+                cert.pinned_client()
+                    .map_err(crate::client::ClientError::from)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     fn key(&self) -> Result<&[u8], WebError> {
         self.inner
             .key
@@ -159,7 +170,8 @@ pub async fn send(
             if payload.is_empty() {
                 return Err(WebError::BadRequest("an empty message gets no echo".into()));
             }
-            let mut c = EchoClient::connect(&target, CLIENT_TIMEOUT).await?;
+            let tls = state.tls(kind)?;
+            let mut c = EchoClient::connect_tls(&target, CLIENT_TIMEOUT, tls.as_ref()).await?;
             let t = Instant::now();
             let reply = c.round_trip(&payload).await?;
             (reply, t.elapsed())
@@ -321,7 +333,8 @@ async fn echo_back_to_back(
     pieces: &[Vec<u8>],
 ) -> Result<Vec<Vec<u8>>, WebError> {
     let total: usize = pieces.iter().map(Vec::len).sum();
-    let mut client = EchoClient::connect(target, CLIENT_TIMEOUT).await?;
+    let tls = state.tls(ServiceKind::Echo)?;
+    let mut client = EchoClient::connect_tls(target, CLIENT_TIMEOUT, tls.as_ref()).await?;
     client.write_each(pieces).await?;
     if let Some(me) = client.local_addr() {
         // Byte counts do not wake the stats' change signal (the data path
@@ -346,7 +359,9 @@ async fn echo_back_to_back(
 /// The files service down or refusing.
 pub async fn list_files(State(state): State<AppState>, _: Viewer) -> Result<Response, WebError> {
     let target = state.target(ServiceKind::Files)?;
-    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let tls = state.tls(ServiceKind::Files)?;
+    let mut client =
+        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
     let (files, truncated): (Vec<FileInfo>, bool) = client.list().await?;
     let mut response = Json(files).into_response();
     if truncated {
@@ -385,7 +400,9 @@ pub async fn put_file(
         )));
     }
     let target = state.target(ServiceKind::Files)?;
-    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let tls = state.tls(ServiceKind::Files)?;
+    let mut client =
+        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
     let stream = body
         .into_data_stream()
         .map(|chunk| chunk.map_err(std::io::Error::other));
@@ -435,7 +452,9 @@ pub async fn get_file(
     Path(name): Path<String>,
 ) -> Result<Response, WebError> {
     let target = state.target(ServiceKind::Files)?;
-    let mut client = FilesClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let tls = state.tls(ServiceKind::Files)?;
+    let mut client =
+        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let fetch_name = name.clone();
@@ -536,7 +555,9 @@ pub async fn exec(
         }
     };
     let target = state.target(ServiceKind::Exec)?;
-    let mut client = CommandClient::connect(&target, state.key()?, CLIENT_TIMEOUT).await?;
+    let tls = state.tls(ServiceKind::Exec)?;
+    let mut client =
+        CommandClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
     let audited = match &what {
         What::Run(argv) => json!({"event": "web_exec", "user": session.user, "argv": argv}),
         What::Shell(line) => json!({"event": "web_exec", "user": session.user, "line": line}),
