@@ -244,6 +244,52 @@ async fn answers(port: u16, proto: &str, web_tls: Option<&Path>) {
     }
 }
 
+/// What the README's Docker section runs: the `-e NAME='value'` of its
+/// `docker run`, and each `docker exec switchboard ...` command.
+struct ReadmeDocker {
+    run_env: Vec<(String, String)>,
+    exec: Vec<Vec<String>>,
+}
+
+fn readme_docker() -> ReadmeDocker {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Docker\n")
+        .nth(1)
+        .expect("a Docker section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let joined = block.replace("\\\n", " ");
+    let mut out = ReadmeDocker {
+        run_env: Vec::new(),
+        exec: Vec::new(),
+    };
+    for line in joined.lines().map(str::trim) {
+        if line.starts_with("docker run ") {
+            let mut rest = line;
+            while let Some(at) = rest.find("-e ") {
+                rest = &rest[at + 3..];
+                let (name, value) = rest.split_once('=').unwrap();
+                let value = value.strip_prefix('\'').unwrap();
+                let end = value.find('\'').unwrap();
+                out.run_env.push((name.to_owned(), value[..end].to_owned()));
+                rest = &value[end..];
+            }
+        } else if let Some(command) = line.strip_prefix("docker exec switchboard ") {
+            out.exec
+                .push(command.split_whitespace().map(str::to_owned).collect());
+        }
+    }
+    assert!(!out.run_env.is_empty() && !out.exec.is_empty(), "{block}");
+    out
+}
+
 /// Whether this test runs as root (the owner of its own /proc entry).
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -283,8 +329,20 @@ async fn the_image_runs_as_its_dockerfile_says() {
         // The test's temp folder must let that user through to it.
         std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let password = [("SWITCHBOARD_ADMIN_PASSWORD", "image-contract-pw")];
-    let (child, banner) = start(&image, &data, &password).await;
+    // The README's Docker section, run as written: its `docker run -e`
+    // values, then its `docker exec` command inside the "container".
+    let readme = readme_docker();
+    let run_env: Vec<(&str, &str)> = readme
+        .run_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert!(
+        run_env
+            .iter()
+            .any(|(k, _)| *k == "SWITCHBOARD_ADMIN_PASSWORD")
+    );
+    let (child, banner) = start(&image, &data, &run_env).await;
     assert!(
         banner.iter().any(|l| l.starts_with("accounts:")),
         "{banner:?}"
@@ -312,11 +370,39 @@ async fn the_image_runs_as_its_dockerfile_says() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    for command in &readme.exec {
+        let out = contained(&image, &data, command, &run_env)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stop(child).await;
+
+    // Without SWITCHBOARD_KEY the key is generated into the volume, and the
+    // clients in the container find it there.
+    let (child, banner) = start(&image, &data, &[]).await;
+    assert!(banner.last().unwrap().contains("(1 account;"), "{banner:?}");
+    for command in &readme.exec {
+        let out = contained(&image, &data, command, &[])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     stop(child).await;
     let key = std::fs::read(data.join("key")).expect("a key kept in the volume");
     let certificate = tls_on.then(|| std::fs::read(&cert).expect("the certificate in the volume"));
 
-    // A restart on the same volume keeps accounts, key and files.
+    // A restart on the same volume keeps accounts, key, certificate and files.
     let (child, banner) = start(&image, &data, &[]).await;
     assert!(banner.last().unwrap().contains("(1 account;"), "{banner:?}");
     stop(child).await;
