@@ -310,12 +310,14 @@ if os.path.exists(notes):
     w(open(notes).read().rstrip())
     w("")
 
-# bench/soak.sh's last result, as its own section: its headings one level down.
-soak = os.path.join(os.path.dirname(__file__), "SOAK.md")
-if os.path.exists(soak):
-    for line in open(soak).read().rstrip().splitlines():
-        w("#" + line if line.startswith("#") else line)
-    w("")
+# bench/soak.sh's and scripts/fuzz.sh's last results, each as its own
+# section: their headings one level down.
+for name in ("SOAK.md", "FUZZ.md"):
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.exists(path):
+        for line in open(path).read().rstrip().splitlines():
+            w("#" + line if line.startswith("#") else line)
+        w("")
 
 with open(args.out, "w") as f:
     f.write("\n".join(out))
