@@ -758,8 +758,9 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
                 BenchKind::Echo { .. }
                     | BenchKind::Exec { classic: false, .. }
                     | BenchKind::Put { .. }
+                    | BenchKind::Http { .. }
             ),
-            "--tls works with bench echo, exec and put"
+            "--tls works with bench echo, exec, put and http"
         );
     }
     bench::check_target(addr, allow_remote).await?;
@@ -849,7 +850,7 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
                     .to_owned(),
                 None => switchboard::terminal::ask("password: ", true).context("no password")?,
             };
-            let cookie = bench::http_sign_in(addr, user, &password, timeout).await?;
+            let cookie = bench::http_sign_in(addr, user, &password, timeout, tls.as_ref()).await?;
             bench::run(
                 "http",
                 addr,
@@ -858,7 +859,8 @@ async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
                 server_pid,
                 |_| {
                     let (a, p, c) = (addr.to_owned(), path.clone(), cookie.clone());
-                    async move { bench::HttpWorker::connect(&a, p, c, timeout).await }
+                    let tls = tls.clone();
+                    async move { bench::HttpWorker::connect(&a, p, c, timeout, tls.as_ref()).await }
                 },
             )
             .await?

@@ -816,3 +816,50 @@ async fn a_stalled_dashboard_handshake_is_closed_at_its_deadline() {
         "closed after {waited:?}"
     );
 }
+
+#[tokio::test]
+async fn bench_http_signs_in_and_loads_the_https_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve_https(dir.path(), &[ServiceKind::Echo], &[]).await;
+    let addr = host_port(&served.web_url());
+    let pin = banner_fingerprint(&served);
+    let password = dir.path().join("password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    let password = password.to_str().unwrap();
+    let (ok, out, err) = client(&[
+        "bench",
+        "http",
+        &addr,
+        "--json",
+        "--password-file",
+        password,
+        "-c",
+        "2",
+        "-n",
+        "40",
+        "--tls",
+        "--pin",
+        &pin,
+    ])
+    .await;
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["requests"].as_u64(), r["errors"].as_u64()),
+        (Some(40), Some(0)),
+        "{r}"
+    );
+    // Without TLS, the HTTPS port refuses the plain sign-in clearly.
+    let (ok, _, err) = client(&[
+        "bench",
+        "http",
+        &addr,
+        "--password-file",
+        password,
+        "-n",
+        "1",
+    ])
+    .await;
+    assert!(!ok, "{err}");
+    served.terminate().await;
+}

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 
 use super::{OpError, Worker};
 use crate::client::{ClientError, CommandClient, CommandOutcome, Stream, Target, connect_stream};
@@ -296,6 +296,7 @@ pub struct HttpWorker {
 async fn http_conn<B>(
     addr: &str,
     timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
 ) -> Result<(SendRequest<B>, String), ClientError>
 where
     B: hyper::body::Body + Send + 'static,
@@ -309,16 +310,8 @@ where
         )));
     };
     let host = addrs[0].to_string();
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addrs[0]))
-        .await
-        .map_err(|_| ClientError::Timeout {
-            addr: label.clone(),
-            after: timeout,
-        })?
-        .map_err(|e| ClientError::io(&label, e))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| ClientError::io(&label, e))?;
+    // Plain or HTTPS, with TCP_NODELAY, as every client connects.
+    let (stream, _) = crate::client::connect_stream_tls(&host, timeout, tls).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ClientError::Protocol {
@@ -340,8 +333,9 @@ pub async fn http_sign_in(
     user: &str,
     password: &str,
     timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
 ) -> Result<String, ClientError> {
-    let (mut sender, host) = http_conn::<Full<Bytes>>(addr, timeout).await?;
+    let (mut sender, host) = http_conn::<Full<Bytes>>(addr, timeout, tls).await?;
     let body = serde_json::json!({"username": user, "password": password}).to_string();
     let request = hyper::Request::post("/api/v1/session")
         .header("host", host)
@@ -393,8 +387,9 @@ impl HttpWorker {
         path: String,
         cookie: String,
         timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Result<Self, ClientError> {
-        let (sender, host) = http_conn(addr, timeout).await?;
+        let (sender, host) = http_conn(addr, timeout, tls).await?;
         Ok(HttpWorker {
             sender,
             host,
