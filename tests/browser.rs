@@ -507,6 +507,41 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
         "date printed something: {out:?}"
     );
     screenshot(&browser, "9-console").await;
+    // A streamed response on a kept-alive connection is not held back by
+    // Nagle until the browser's delayed ACK (≥ 40 ms on Linux, each time):
+    // the dashboard sets TCP_NODELAY. Six commands in a row from the page;
+    // the best of the last five (the first may open the connection) must
+    // spend well under 40 ms outside the command's own C/S leg.
+    let gaps = browser
+        .execute_async(
+            "const done = arguments[0];
+             (async () => {
+               const csrf = document.querySelector('meta[name=\"csrf-token\"]').content;
+               const gaps = [];
+               for (let i = 0; i < 6; i++) {
+                 const t0 = performance.now();
+                 const r = await fetch('/api/v1/exec', {
+                   method: 'POST', credentials: 'same-origin',
+                   headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+                   body: JSON.stringify({ argv: ['date'] }),
+                 });
+                 const lines = (await r.text()).trim().split('\\n').map((l) => JSON.parse(l));
+                 const exit = lines.find((m) => m.type === 'exit');
+                 gaps.push(performance.now() - t0 - exit.cs_us / 1000);
+               }
+               return gaps;
+             })().then(done, (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let gaps: Vec<f64> = serde_json::from_value(gaps.clone())
+        .unwrap_or_else(|e| panic!("the page's timings ({e}): {gaps}"));
+    let best = gaps[1..].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        best < 30.0,
+        "every kept-alive exec spent ≥ 30 ms outside C/S (Nagle?): {gaps:?}"
+    );
     type_into(&line, "rm -rf /").await;
     click(&browser, "exec-run").await;
     wait_for(
