@@ -157,6 +157,18 @@ async fn type_into(field: &fantoccini::elements::Element, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Whether the element with this id is displayed (not `display: none`,
+/// itself or through an ancestor).
+async fn displayed(browser: &Client, id: &str) -> bool {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .is_displayed()
+        .await
+        .unwrap()
+}
+
 /// Fills in the sign-in form on the current page and submits it.
 async fn sign_in(browser: &Client, password: &str) {
     let user = wait_for(browser, "the sign-in form", "//input[@id='username']").await;
@@ -418,6 +430,13 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     // A test message to echo, and its reply, bytes and equivalents.
     browser.goto(&format!("{base}/send")).await.unwrap();
     let text = wait_for(&browser, "the message box", "//textarea[@id='send-text']").await;
+    // No empty result panel before anything was sent.
+    for panel in ["send-result", "sticky-result"] {
+        assert!(
+            !displayed(&browser, panel).await,
+            "#{panel} shown before an action"
+        );
+    }
     type_into(&text, "hello from chromium").await;
     click(&browser, "send-button").await;
     wait_for(
@@ -465,9 +484,14 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
         .collect();
     std::fs::write(&upload, &data).unwrap();
     browser.goto(&format!("{base}/files")).await.unwrap();
-    wait_for(&browser, "the file input", "//input[@id='file-input']")
-        .await
-        .send_keys(upload.to_str().unwrap())
+    let input = wait_for(&browser, "the file input", "//input[@id='file-input']").await;
+    for panel in ["uploads", "put-compare"] {
+        assert!(
+            !displayed(&browser, panel).await,
+            "#{panel} shown before an upload"
+        );
+    }
+    input.send_keys(upload.to_str().unwrap())
         .await
         .unwrap();
     wait_for(
