@@ -173,6 +173,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(metrics::render))
         .route("/static/{*path}", get(assets::serve))
+        // Browsers and tools that ignore the page's `<link rel="icon">`.
+        .route(
+            "/favicon.ico",
+            get(|headers| assets::serve(axum::extract::Path("favicon.svg".into()), headers)),
+        )
         .route(
             "/api/v1/session",
             post(session::sign_in)
