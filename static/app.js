@@ -296,6 +296,15 @@
         ? `${snap.connections_total} (showing the newest ${snap.connections.length})`
         : String(snap.connections_total);
       $('#conn-empty').hidden = rows.length > 0;
+      // Empty because of the filters, or empty indeed: then say where echo
+      // really listens (its port is configurable), if it runs.
+      const filtered = rows.length === 0 && snap.connections.length > 0;
+      $('#conn-filtered').hidden = !filtered;
+      $('#conn-none').hidden = filtered;
+      const echo = snap.services.find((s) => s.name === 'echo');
+      const addr = echo && echo.state === 'running' ? reachable(echo.local_addr || echo.listen) : '';
+      $('#conn-echo-addr').textContent = addr;
+      $('#conn-try').hidden = !addr;
     };
 
     body.addEventListener('click', async (ev) => {
@@ -363,7 +372,14 @@
           label: n, stroke: COLORS[i % COLORS.length], width: 1.5,
           value: (u, v) => (v == null ? '–' : `${bytes(v)}/s`),
         }))],
-        axes: [axis, { ...axis, size: 80, values: (u, vals) => vals.map((v) => `${bytes(v)}/s`) }],
+        // Wide enough for the longest label (`585.9 KiB/s`), which a fixed
+        // 80 px cut off at the left: ~7.5 px a character in uPlot's 12 px
+        // axis font, plus the tick and gap.
+        axes: [axis, {
+          ...axis,
+          size: (u, vals) => (vals ? Math.max(48, Math.ceil(Math.max(...vals.map((v) => v.length)) * 7.5) + 22) : 80),
+          values: (u, vals) => vals.map((v) => `${bytes(v)}/s`),
+        }],
         scales: {
           // Always the whole window, newest at the right edge.
           x: { time: true, range: (u, min, max) => [max - WINDOW_S, max] },
@@ -423,6 +439,12 @@
   /** Quotes a word for a POSIX shell when it needs it. */
   function shq(word) {
     return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  }
+
+  /** An address a client on this machine can dial: a wildcard listen
+   *  address (`0.0.0.0:9000`, `[::]:9000`) becomes the loopback one. */
+  function reachable(addr) {
+    return (addr || '').replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
   }
 
   /** `("127.0.0.1", 9000)` from `127.0.0.1:9000` or `[::1]:9000`. */

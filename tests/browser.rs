@@ -3,6 +3,8 @@
 //! watch a raw TCP connection appear live with its bytes, stop and start a
 //! service from its card. Every page is saved as a PNG under
 //! `$SWITCHBOARD_SCREENSHOTS` (default `target/test-output/screenshots`).
+//! A second session emulates a 390 px phone: every page must fit its width
+//! (`*-mobile.png` beside the desktop shots).
 //!
 //! Needs `chromium` and `chromedriver` (the README's test command installs
 //! them). Without them the test fails and says so, unless
@@ -87,11 +89,9 @@ impl Driver {
         })
     }
 
-    async fn browser(&self, profile: &std::path::Path) -> Client {
+    async fn browser(&self, profile: &std::path::Path, screen: Screen) -> Client {
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
+        let mut options = serde_json::json!({
                 "binary": CHROMIUM,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -100,8 +100,18 @@ impl Driver {
                     "--disable-dev-shm-usage", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.display()),
                 ],
-            }),
-        );
+        });
+        if screen == Screen::Phone {
+            // chromedriver applies this to every page of the session, as
+            // DevTools' device mode does: a mobile viewport and `screen`.
+            options["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": {
+                    "width": PHONE_WIDTH, "height": 844, "pixelRatio": 3.0,
+                    "mobile": true, "touch": true,
+                },
+            });
+        }
+        caps.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         guard(
             "a browser session",
@@ -113,6 +123,18 @@ impl Driver {
         .expect("chromium starts under chromedriver")
     }
 }
+
+/// The screen a browser session emulates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Screen {
+    /// The 1280×900 window.
+    Desktop,
+    /// A 390×844 phone (mobile emulation).
+    Phone,
+}
+
+/// A phone's width in CSS pixels (an iPhone 12 to 15).
+const PHONE_WIDTH: u32 = 390;
 
 async fn screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("a screenshot");
@@ -157,6 +179,126 @@ async fn type_into(field: &fantoccini::elements::Element, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// Whether the element with this id is displayed (not `display: none`,
+/// itself or through an ancestor).
+async fn displayed(browser: &Client, id: &str) -> bool {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .is_displayed()
+        .await
+        .unwrap()
+}
+
+/// The status of a GET made by the page itself (same origin, its cookie).
+async fn status_in_page(browser: &Client, path: &str) -> u64 {
+    let status = browser
+        .execute_async(
+            "const [path, done] = arguments; \
+             fetch(path).then((r) => done(r.status), (e) => done(String(e)));",
+            vec![serde_json::json!(path)],
+        )
+        .await
+        .unwrap();
+    status
+        .as_u64()
+        .unwrap_or_else(|| panic!("GET {path} from the page: {status}"))
+}
+
+/// The page names an icon, so the browser never asks for a missing
+/// `/favicon.ico`, and that icon is served.
+async fn assert_icon(browser: &Client, page: &str) {
+    let href = browser
+        .execute(
+            "return document.querySelector('link[rel~=icon]')?.getAttribute('href') ?? null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let href = href
+        .as_str()
+        .unwrap_or_else(|| panic!("{page} has no <link rel=icon>"));
+    assert_eq!(
+        status_in_page(browser, href).await,
+        200,
+        "{page}'s icon {href}"
+    );
+}
+
+/// The page is no wider than the phone's screen: nothing scrolls sideways
+/// and the browser need not zoom out. `screen.width`, not `innerWidth`: on
+/// a mobile viewport the layout viewport grows with a page too wide for it.
+async fn assert_fits_phone(browser: &Client, page: &str) {
+    let sizes = browser
+        .execute(
+            "const w = screen.width;
+             const wide = [...document.querySelectorAll('body *')]
+               .filter((e) => e.getBoundingClientRect().right > w + 0.5)
+               .slice(0, 6)
+               .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.getAttribute('class') || ''}`
+                 + ` ends at ${Math.round(e.getBoundingClientRect().right)}`);
+             return { screen: w, page: document.documentElement.scrollWidth, wide };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let screen = sizes["screen"].as_u64().unwrap();
+    let width = sizes["page"].as_u64().unwrap();
+    assert_eq!(
+        screen,
+        u64::from(PHONE_WIDTH),
+        "the emulated phone's screen"
+    );
+    assert!(
+        width <= screen,
+        "{page} is {width} px wide on a {screen} px phone; past the edge: {}",
+        sizes["wide"]
+    );
+}
+
+/// On the overview, no figure's text runs into another's or out of its
+/// card (`in 293.0 KiB` used to run into `out`).
+async fn assert_figures_apart(browser: &Client) {
+    let clashes = browser
+        .execute(
+            "const out = [];
+             for (const card of document.querySelectorAll('article.card')) {
+               const c = card.getBoundingClientRect();
+               const texts = [...card.querySelectorAll('.figures dt, .figures dd')].map((e) => {
+                 const r = document.createRange();
+                 r.selectNodeContents(e);
+                 return [e.textContent.trim(), r.getBoundingClientRect()];
+               });
+               texts.forEach(([a, p], i) => {
+                 if (p.left < c.left || p.right > c.right) out.push(`${card.dataset.service}: ${a} leaves its card`);
+                 for (const [b, q] of texts.slice(i + 1)) {
+                   if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) {
+                     out.push(`${card.dataset.service}: ${a} runs into ${b}`);
+                   }
+                 }
+               });
+             }
+             return out;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clashes, serde_json::json!([]), "figures overlap");
+}
+
+/// Writes `n` bytes to an echo connection and reads the `n` back.
+async fn echo_bytes(echo: &mut TcpStream, n: usize) {
+    let data = vec![b'x'; n];
+    let mut back = vec![0u8; n];
+    let (mut rx, mut tx) = echo.split();
+    guard("the bytes echoed", async {
+        tokio::try_join!(tx.write_all(&data), rx.read_exact(&mut back))
+    })
+    .await
+    .expect("echo answers");
+}
+
 /// Fills in the sign-in form on the current page and submits it.
 async fn sign_in(browser: &Client, password: &str) {
     let user = wait_for(browser, "the sign-in form", "//input[@id='username']").await;
@@ -187,7 +329,7 @@ struct Dashboard {
 
 impl Dashboard {
     /// `None` only when browser tests are explicitly skipped.
-    async fn open() -> Option<Dashboard> {
+    async fn open(screen: Screen) -> Option<Dashboard> {
         let driver = Driver::start().await?;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
@@ -201,7 +343,7 @@ impl Dashboard {
         )
         .await;
         let base = served.web_url();
-        let browser = driver.browser(&dir.path().join("profile")).await;
+        let browser = driver.browser(&dir.path().join("profile"), screen).await;
         Some(Dashboard {
             served,
             browser,
@@ -222,7 +364,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         data_dir: _,
         dir: _dir,
         _driver,
-    }) = Dashboard::open().await
+    }) = Dashboard::open(Screen::Desktop).await
     else {
         return;
     };
@@ -315,6 +457,20 @@ async fn the_dashboard_works_in_a_real_browser() {
         &format!("//tbody[not(tr[td[normalize-space()='{doomed_peer}']])]"),
     )
     .await;
+    // A filter that hides every row says so, rather than "no connections".
+    type_into(
+        &browser.find(Locator::Id("conn-filter")).await.unwrap(),
+        "no-such-peer",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "the filtered-out empty state",
+        "//p[@id='conn-empty' and not(@hidden)]/span[@id='conn-filtered' and not(@hidden)]",
+    )
+    .await;
+    assert!(displayed(&browser, "conn-filtered").await);
+    assert!(!displayed(&browser, "conn-none").await);
 
     // Stop echo from its card, watch the state change, start it again.
     browser.goto(&format!("{base}/")).await.unwrap();
@@ -367,6 +523,17 @@ async fn the_dashboard_works_in_a_real_browser() {
     again.read_exact(&mut back).await.unwrap();
     assert_eq!(&back, b"BACK");
 
+    // Figures that grow stay apart: 300 KiB each way on a desktop card.
+    echo_bytes(&mut again, 300 * 1024).await;
+    wait_for(
+        &browser,
+        "echo's bytes in KiB",
+        "//article[@data-service='echo']//dd[@data-field='bytes_in' and contains(., 'KiB')]",
+    )
+    .await;
+    assert_figures_apart(&browser).await;
+    screenshot(&browser, "4-overview-busy").await;
+
     // The traffic page: the chart drawn, the stop and start in the event log.
     browser.goto(&format!("{base}/traffic")).await.unwrap();
     wait_for(&browser, "the chart", "//div[@id='chart']//canvas").await;
@@ -407,7 +574,7 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
         data_dir,
         dir,
         _driver,
-    }) = Dashboard::open().await
+    }) = Dashboard::open(Screen::Desktop).await
     else {
         return;
     };
@@ -418,6 +585,13 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     // A test message to echo, and its reply, bytes and equivalents.
     browser.goto(&format!("{base}/send")).await.unwrap();
     let text = wait_for(&browser, "the message box", "//textarea[@id='send-text']").await;
+    // No empty result panel before anything was sent.
+    for panel in ["send-result", "sticky-result"] {
+        assert!(
+            !displayed(&browser, panel).await,
+            "#{panel} shown before an action"
+        );
+    }
     type_into(&text, "hello from chromium").await;
     click(&browser, "send-button").await;
     wait_for(
@@ -465,11 +639,14 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
         .collect();
     std::fs::write(&upload, &data).unwrap();
     browser.goto(&format!("{base}/files")).await.unwrap();
-    wait_for(&browser, "the file input", "//input[@id='file-input']")
-        .await
-        .send_keys(upload.to_str().unwrap())
-        .await
-        .unwrap();
+    let input = wait_for(&browser, "the file input", "//input[@id='file-input']").await;
+    for panel in ["uploads", "put-compare"] {
+        assert!(
+            !displayed(&browser, panel).await,
+            "#{panel} shown before an upload"
+        );
+    }
+    input.send_keys(upload.to_str().unwrap()).await.unwrap();
     wait_for(
         &browser,
         "the upload verified by the browser's own SHA-256",
@@ -507,6 +684,42 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
         "date printed something: {out:?}"
     );
     screenshot(&browser, "9-console").await;
+
+    // A streamed response on a kept-alive connection is not held back by
+    // Nagle until the browser's delayed ACK (≥ 40 ms on Linux, each time):
+    // the dashboard sets TCP_NODELAY. Six commands in a row from the page;
+    // the best of the last five (the first may open the connection) must
+    // spend well under 40 ms outside the command's own C/S leg.
+    let gaps = browser
+        .execute_async(
+            "const done = arguments[0];
+             (async () => {
+               const csrf = document.querySelector('meta[name=\"csrf-token\"]').content;
+               const gaps = [];
+               for (let i = 0; i < 6; i++) {
+                 const t0 = performance.now();
+                 const r = await fetch('/api/v1/exec', {
+                   method: 'POST', credentials: 'same-origin',
+                   headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+                   body: JSON.stringify({ argv: ['date'] }),
+                 });
+                 const lines = (await r.text()).trim().split('\\n').map((l) => JSON.parse(l));
+                 const exit = lines.find((m) => m.type === 'exit');
+                 gaps.push(performance.now() - t0 - exit.cs_us / 1000);
+               }
+               return gaps;
+             })().then(done, (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let gaps: Vec<f64> = serde_json::from_value(gaps.clone())
+        .unwrap_or_else(|e| panic!("the page's timings ({e}): {gaps}"));
+    let best = gaps[1..].iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        best < 30.0,
+        "every kept-alive exec spent ≥ 30 ms outside C/S (Nagle?): {gaps:?}"
+    );
     type_into(&line, "rm -rf /").await;
     click(&browser, "exec-run").await;
     wait_for(
@@ -516,5 +729,144 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     )
     .await;
     screenshot(&browser, "10-console-refused").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_page_fits_a_phone_screen_and_has_an_icon() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir,
+        _driver,
+    }) = Dashboard::open(Screen::Phone).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
+    assert_fits_phone(&browser, "sign-in").await;
+    assert_icon(&browser, "sign-in").await;
+    // Tools that ask for the conventional path get the icon too.
+    assert_eq!(status_in_page(&browser, "/favicon.ico").await, 200);
+    screenshot(&browser, "1-sign-in-mobile").await;
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(
+        &browser,
+        "the overview",
+        "//article[@data-service='echo' and @data-state='running']",
+    )
+    .await;
+
+    // No connection yet: the empty state names where echo really listens
+    // (here a port the kernel chose), not a default.
+    let echo_addr = served.addr(ServiceKind::Echo);
+    browser.goto(&format!("{base}/connections")).await.unwrap();
+    wait_for(
+        &browser,
+        "the empty state with echo's address",
+        &format!(
+            "//p[@id='conn-empty' and not(@hidden)]//span[@id='conn-try' and not(@hidden)]\
+             /code[normalize-space()='switchboard echo {echo_addr} hello']"
+        ),
+    )
+    .await;
+    assert!(!displayed(&browser, "conn-filtered").await);
+    assert_fits_phone(&browser, "connections (empty)").await;
+    screenshot(&browser, "3-connections-empty-mobile").await;
+
+    // Big figures: 300 KiB each way, on a connection left open.
+    let mut echo = TcpStream::connect(&echo_addr).await.unwrap();
+    echo_bytes(&mut echo, 300 * 1024).await;
+
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "a file from a phone\n").unwrap();
+    let pages = [
+        (
+            "/",
+            "2-overview",
+            "//article[@data-service='echo']//dd[@data-field='bytes_in' and contains(., 'KiB')]",
+        ),
+        (
+            "/connections",
+            "3-connections",
+            "//tr[@data-service='echo'][td[@data-field='bytes_in' and contains(., 'KiB')]]",
+        ),
+        ("/traffic", "5-traffic", "//div[@id='chart']//canvas"),
+        ("/send", "6-send", "//textarea[@id='send-text']"),
+        ("/files", "8-files", "//input[@id='file-input']"),
+        ("/console", "9-console", "//input[@id='exec-input']"),
+        ("/tokens", "11-tokens", "//form[@id='token-form']"),
+    ];
+    for (path, shot, ready) in pages {
+        browser.goto(&format!("{base}{path}")).await.unwrap();
+        let marker = wait_for(&browser, path, ready).await;
+        assert_fits_phone(&browser, path).await;
+        assert_icon(&browser, path).await;
+        // Each page again with what an action adds: results, code, tables.
+        match path {
+            "/" => assert_figures_apart(&browser).await,
+            "/send" => {
+                click(&browser, "send-button").await;
+                wait_for(
+                    &browser,
+                    "the reply",
+                    "//code[@id='send-reply' and .='HELLO, SWITCHBOARD']",
+                )
+                .await;
+                click(&browser, "sticky-button").await;
+                wait_for(
+                    &browser,
+                    "four framed messages",
+                    "//div[@id='sticky-framed']//ol[@data-field='messages' and count(li) = 4]",
+                )
+                .await;
+            }
+            "/files" => {
+                marker.send_keys(small.to_str().unwrap()).await.unwrap();
+                wait_for(
+                    &browser,
+                    "the upload verified",
+                    "//tr[@data-file='small.txt' and @data-state='verified']",
+                )
+                .await;
+                wait_for(
+                    &browser,
+                    "the file listed",
+                    "//table[@id='files']//tr[@data-name='small.txt']",
+                )
+                .await;
+            }
+            "/console" => {
+                click(&browser, "exec-run").await;
+                wait_for(
+                    &browser,
+                    "exit 0",
+                    "//p[@id='exec-status' and @data-state='ok' and starts-with(., 'exit 0')]",
+                )
+                .await;
+            }
+            "/tokens" => {
+                type_into(
+                    &browser.find(Locator::Id("token-name")).await.unwrap(),
+                    "phone",
+                )
+                .await;
+                click(&browser, "token-create").await;
+                wait_for(
+                    &browser,
+                    "the new token",
+                    "//div[@id='token-new' and not(@hidden)]/pre[starts-with(., 'sbt_')]",
+                )
+                .await;
+            }
+            _ => {}
+        }
+        assert_fits_phone(&browser, path).await;
+        screenshot(&browser, &format!("{shot}-mobile")).await;
+    }
+    drop(echo);
     browser.close().await.unwrap();
 }

@@ -173,6 +173,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(metrics::render))
         .route("/static/{*path}", get(assets::serve))
+        // Browsers and tools that ignore the page's `<link rel="icon">`.
+        .route(
+            "/favicon.ico",
+            get(|headers| assets::serve(axum::extract::Path("favicon.svg".into()), headers)),
+        )
         .route(
             "/api/v1/session",
             post(session::sign_in)
@@ -307,6 +312,13 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                 }
             },
         };
+        // Without it a response written in pieces (a streamed command's
+        // output, a chunked body) waits on Nagle for the peer's delayed ACK,
+        // ~40 ms per request on a kept-alive connection. Set before the TLS
+        // handshake, so it holds for HTTPS too.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "dashboard connection: TCP_NODELAY not set: {e}");
+        }
         match conns.admit(peer.ip()) {
             Ok(slot) => {
                 tasks.spawn(serve_conn(
