@@ -36,10 +36,21 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
-/// chromedriver on a free loopback port, killed when dropped.
+/// chromedriver on a free loopback port. It runs in a process group of
+/// its own, which the Chromium it starts joins; dropping this kills the
+/// whole group, so a test that panics leaves no browser behind.
 struct Driver {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 impl Driver {
@@ -54,6 +65,7 @@ impl Driver {
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn();
         let mut child = match child {
@@ -84,7 +96,7 @@ impl Driver {
         // Keep draining its stdout so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Some(Driver {
-            _child: child,
+            child,
             url: format!("http://127.0.0.1:{port}"),
         })
     }
