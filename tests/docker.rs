@@ -3,6 +3,8 @@
 //! command). A service added without its port, its 0.0.0.0 listen or its
 //! compose mapping fails here.
 
+mod common;
+
 use switchboard::config::{Config, env_name};
 use switchboard::kind::{Proto, ServiceKind};
 
@@ -11,32 +13,7 @@ fn read(path: &str) -> String {
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The Dockerfile's lines with `\` continuations joined.
-fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in dockerfile.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(part) => current.push_str(part),
-            None => {
-                current.push_str(line);
-                out.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    out
-}
-
-/// Instructions of the final stage only.
-fn final_stage(dockerfile: &str) -> Vec<String> {
-    let all = instructions(dockerfile);
-    let last_from = all.iter().rposition(|i| i.starts_with("FROM ")).unwrap();
-    all[last_from..].to_vec()
-}
+use common::dockerfile::{final_stage, instructions};
 
 #[test]
 fn every_port_is_exposed_bound_to_all_interfaces_and_published() {

@@ -17,28 +17,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::guard;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// The final stage's instructions, `\` continuations joined.
+/// The final stage's instructions.
 fn final_stage() -> Vec<String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
-    let mut all = Vec::new();
-    let mut current = String::new();
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        match line.strip_suffix('\\') {
-            Some(part) => current.push_str(part),
-            None => {
-                current.push_str(line);
-                all.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    let from = all.iter().rposition(|i| i.starts_with("FROM ")).unwrap();
-    all.split_off(from)
+    common::dockerfile::final_stage(&text)
 }
 
 /// The arguments of every `WORD ...` instruction.
@@ -145,19 +130,7 @@ async fn start(
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = guard("the banner", async {
-        let mut banner = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
-            banner.push(line);
-            if last {
-                return banner;
-            }
-        }
-        panic!("the banner ended early: {banner:?}");
-    })
-    .await;
+    let banner = common::read_banner(&mut child).await;
     (child, banner)
 }
 

@@ -188,7 +188,6 @@ async fn the_login_client_stops_asking_when_the_server_hangs_up() {
 
 #[tokio::test]
 async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
     // Started with a low soft limit, as many systems start processes.
     let mut child = tokio::process::Command::new("sh")
@@ -204,16 +203,7 @@ async fn the_server_raises_its_open_file_limit_to_the_hard_limit() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    common::guard("the banner", async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("accounts:") || line.starts_with("sign in as:") {
-                return;
-            }
-        }
-        panic!("no banner");
-    })
-    .await;
+    common::read_banner(&mut child).await;
     let pid = child.id().unwrap();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
@@ -314,7 +304,6 @@ async fn serve_banner(
     data: &std::path::Path,
     args: &[&str],
 ) -> (Vec<String>, tokio::process::Child) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--data-dir"])
         .arg(data)
@@ -325,19 +314,7 @@ async fn serve_banner(
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let banner = common::guard("the banner", async {
-        let mut banner = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
-            banner.push(line);
-            if last {
-                return banner;
-            }
-        }
-        panic!("the banner ended early: {banner:?}");
-    })
-    .await;
+    let banner = common::read_banner(&mut child).await;
     (banner, child)
 }
 

@@ -2,6 +2,7 @@
 //! addresses, and cancel everything when the harness is dropped.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod dockerfile;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -191,6 +192,25 @@ pub async fn guard<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
+/// Reads the banner a just-started `switchboard serve` prints on stdout,
+/// up to its last line (the accounts line, or the generated password).
+pub async fn read_banner(child: &mut tokio::process::Child) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    guard("the banner", async {
+        let mut banner = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
+            banner.push(line);
+            if last {
+                return banner;
+            }
+        }
+        panic!("the banner ended early: {banner:?}");
+    })
+    .await
+}
+
 /// `switchboard serve` running as a child process, its banner read.
 pub struct Served {
     pub child: tokio::process::Child,
@@ -222,19 +242,7 @@ impl Served {
             .kill_on_drop(true)
             .spawn()
             .expect("the binary starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = guard("the banner", async {
-            let mut banner = Vec::new();
-            while let Some(line) = lines.next_line().await.unwrap() {
-                let last = line.starts_with("accounts:") || line.starts_with("sign in as:");
-                banner.push(line);
-                if last {
-                    return banner;
-                }
-            }
-            panic!("the banner ended early: {banner:?}");
-        })
-        .await;
+        let banner = read_banner(&mut child).await;
         let (tx, log) = tokio::sync::watch::channel(String::new());
         let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
         let log_reader = tokio::spawn(async move {
