@@ -58,7 +58,8 @@ thread_local! {
 /// on every read and write.
 async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
     if stream.is_tls() {
-        return serve_tls(stream, conn, idle).await;
+        // Boxed, so the plain path's task stays as small as it was.
+        return Box::pin(serve_tls(stream, conn, idle)).await;
     }
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);

@@ -404,7 +404,10 @@ where
         let served = async move {
             crate::failpoint::hit(crate::failpoint::Point::Connection, kind);
             let stream = match &tls {
-                Some(tls) => listen::handshake(stream, tls)
+                // Boxed: the handshake's state is kilobytes, and inline it
+                // would make every connection's task that much larger,
+                // plain ones included, for as long as they live.
+                Some(tls) => Box::pin(listen::handshake(stream, tls))
                     .await
                     .map_err(|e| e.to_string())?,
                 None => stream,
