@@ -40,7 +40,7 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
-    /// Every service, in the order DESIGN.md lists them (and the banner prints them).
+    /// Every service, in the order README.md's service table lists them (and the banner prints them).
     pub const ALL: [ServiceKind; 7] = [
         ServiceKind::Echo,
         ServiceKind::UdpEcho,

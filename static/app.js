@@ -455,7 +455,7 @@
   }
 
   /** Python for an authenticated message-protocol exchange (exec, files),
-   *  as DESIGN.md and docs/PROTOCOL.md describe it. */
+   *  as docs/PROTOCOL.md describes it. */
   function pyMessagePreamble(target) {
     return [
       'import hashlib, hmac, json, socket, struct',

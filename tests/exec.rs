@@ -335,7 +335,7 @@ async fn every_command_is_audited_with_control_characters_escaped() {
     assert_eq!(runs[0], ("echo".to_owned(), "exit 0".to_owned()));
 }
 
-/// tests/python/design_exec_client.py, written from DESIGN.md alone.
+/// tests/python/design_exec_client.py, written from the protocol description alone (docs/PROTOCOL.md).
 async fn python_exec(h: &Harness, key: &str, argv: &[&str]) -> std::process::Output {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),

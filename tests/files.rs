@@ -396,7 +396,7 @@ async fn short_bodies_leave_nothing_and_long_ones_do_not_spill() {
     );
 }
 
-/// A put request's frame, built by hand from DESIGN.md (not by our codec).
+/// A put request's frame, built by hand from docs/PROTOCOL.md (not by our codec).
 fn put_header(name: &str, size: u64) -> Vec<u8> {
     let json = serde_json::json!({"op": "put", "name": name, "size": size}).to_string();
     let mut frame = (json.len() as u32).to_be_bytes().to_vec();

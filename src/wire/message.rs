@@ -18,7 +18,7 @@
 use bytes::{Buf, BytesMut};
 use serde_json::{Map, Value};
 
-/// The largest header accepted: 64 KiB, as DESIGN.md fixes.
+/// The largest header accepted: 64 KiB, as docs/PROTOCOL.md fixes.
 pub const MAX_HEADER_LEN: usize = 64 * 1024;
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;

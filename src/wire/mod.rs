@@ -7,7 +7,7 @@ pub mod line;
 pub mod message;
 pub mod time;
 
-/// ASCII upper-casing as DESIGN.md defines it (Python's `bytes.upper()`):
+/// ASCII upper-casing as the README's service table means it (Python's `bytes.upper()`):
 /// `a`–`z` become `A`–`Z`, every other byte, UTF-8 or not, is left alone.
 pub fn ascii_upper_in_place(buf: &mut [u8]) {
     buf.make_ascii_uppercase();

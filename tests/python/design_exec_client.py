@@ -1,4 +1,4 @@
-"""An exec client written from shared/DESIGN.md alone (no switchboard code):
+"""An exec client written from the protocol description alone (docs/PROTOCOL.md) (no switchboard code):
 the HMAC handshake, then one request, its output streamed, its final message.
 
 usage: python3 design_exec_client.py HOST PORT KEY PROGRAM [ARGS...]
