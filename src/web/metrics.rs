@@ -443,11 +443,20 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let mut req = req;
     let requester = super::session::Requester::default();
     req.extensions_mut().insert(requester.clone());
-    // Routes that authenticate fill `requester`; pages that only look at
-    // the cookie (and sign-in itself) are named from the session.
-    let cookie_user = state.signed_in_user(req.headers());
+    // Routes that authenticate fill `requester`; only the others (pages
+    // that look at the cookie alone, sign-in itself) are looked up in the
+    // session table, after the response. A cookie header clone is a
+    // reference count.
+    let mut cookies = axum::http::HeaderMap::new();
+    for value in req.headers().get_all(axum::http::header::COOKIE) {
+        cookies.append(axum::http::header::COOKIE, value.clone());
+    }
     let response = next.run(req).await;
-    let user = requester.0.get().cloned().or(cookie_user);
+    let user = requester
+        .0
+        .get()
+        .cloned()
+        .or_else(|| state.signed_in_user(&cookies));
     let took = started.elapsed();
     let status = response.status().as_u16();
     let route_label = route.as_deref().unwrap_or("unmatched");
