@@ -39,6 +39,7 @@ pub mod client;
 pub mod config;
 pub mod conn;
 pub mod failpoint;
+pub(crate) mod jsonfile;
 pub mod keyfile;
 pub mod kind;
 pub mod ratelimit;

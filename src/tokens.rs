@@ -19,10 +19,10 @@
 //!
 //! Not here: who may use which route (that is `web::session`).
 
+use crate::jsonfile;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -126,17 +126,9 @@ struct File {
     tokens: BTreeMap<String, Entry>,
 }
 
-/// Identifies one version of the file, to notice outside changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
-
 struct State {
     tokens: BTreeMap<String, Entry>,
-    stamp: Option<Stamp>,
+    stamp: Option<jsonfile::Stamp>,
     /// Uses seen since the file last heard of them, by name.
     used: HashMap<String, u64>,
     /// When last-used times were last written (Unix seconds).
@@ -161,15 +153,6 @@ pub fn path(data_dir: &Path) -> PathBuf {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        ino: meta.ino(),
-        len: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    })
 }
 
 fn now_unix() -> u64 {
@@ -258,15 +241,15 @@ impl Tokens {
     pub fn lazy(data_dir: &Path) -> Tokens {
         let path = path(data_dir);
         // A stamp that matches no real file: the first check reads it.
-        let never = Some(Stamp {
-            ino: 0,
-            len: u64::MAX,
-            mtime_ns: i128::MIN,
-        });
+        let never = Some(jsonfile::Stamp::NEVER);
         Self::with(path, BTreeMap::new(), never)
     }
 
-    fn with(path: PathBuf, tokens: BTreeMap<String, Entry>, stamp: Option<Stamp>) -> Tokens {
+    fn with(
+        path: PathBuf,
+        tokens: BTreeMap<String, Entry>,
+        stamp: Option<jsonfile::Stamp>,
+    ) -> Tokens {
         Tokens {
             inner: Arc::new(Inner {
                 path,
@@ -287,7 +270,7 @@ impl Tokens {
     /// Picks up changes another process made to the file. A file that went
     /// bad keeps the tokens last read (and says so).
     fn refresh(&self) {
-        let now = stamp(&self.inner.path);
+        let now = jsonfile::stamp(&self.inner.path);
         let mut state = lock(&self.inner.state);
         if now == state.stamp {
             return;
@@ -449,7 +432,7 @@ impl Tokens {
         f(&mut tokens)?;
         write(&self.inner.path, &tokens)?;
         let mut state = lock(&self.inner.state);
-        state.stamp = stamp(&self.inner.path);
+        state.stamp = jsonfile::stamp(&self.inner.path);
         state.tokens = tokens;
         Ok(())
     }
@@ -499,17 +482,13 @@ impl FileLock {
     }
 }
 
-fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<Stamp>), TokensError> {
-    let stamp = stamp(path);
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), None)),
-        Err(source) => {
-            return Err(TokensError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
+fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<jsonfile::Stamp>), TokensError> {
+    let Some((text, stamp)) = jsonfile::read(path).map_err(|source| TokensError::Io {
+        path: path.to_owned(),
+        source,
+    })?
+    else {
+        return Ok((BTreeMap::new(), None));
     };
     let corrupt = |message: String| TokensError::Corrupt {
         path: path.to_owned(),
@@ -545,23 +524,7 @@ fn write(path: &Path, tokens: &BTreeMap<String, Entry>) -> Result<(), TokensErro
         tokens: tokens.clone(),
     })
     .map_err(|e| io(std::io::Error::other(e)))?;
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    jsonfile::write_atomic(path, &text).map_err(io)
 }
 
 #[cfg(test)]

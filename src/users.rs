@@ -17,10 +17,9 @@
 //! parameters, so it takes as long as a wrong password and gets the same
 //! answer.
 
+use crate::jsonfile;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -149,17 +148,9 @@ struct File {
     accounts: BTreeMap<String, Account>,
 }
 
-/// Identifies one version of the accounts file, to notice outside changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
-
 struct State {
     accounts: BTreeMap<String, Account>,
-    stamp: Option<Stamp>,
+    stamp: Option<jsonfile::Stamp>,
 }
 
 struct Inner {
@@ -232,15 +223,6 @@ pub fn path(data_dir: &Path) -> PathBuf {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        ino: meta.ino(),
-        len: meta.len(),
-        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    })
 }
 
 /// Checks a user name: what may be typed at a prompt and shown anywhere.
@@ -389,7 +371,7 @@ impl Users {
     /// Picks up changes another process made to the file. A file that went
     /// bad keeps the accounts last read (and says so).
     fn refresh(&self) {
-        let now = stamp(&self.inner.path);
+        let now = jsonfile::stamp(&self.inner.path);
         let mut state = lock(&self.inner.state);
         if now == state.stamp {
             return;
@@ -561,7 +543,7 @@ impl Users {
         let (mut accounts, _) = read(&self.inner.path)?;
         f(&mut accounts)?;
         write(&self.inner.path, &accounts)?;
-        state.stamp = stamp(&self.inner.path);
+        state.stamp = jsonfile::stamp(&self.inner.path);
         state.accounts = accounts;
         Ok(())
     }
@@ -571,17 +553,13 @@ fn admins(accounts: &BTreeMap<String, Account>) -> usize {
     accounts.values().filter(|a| a.role == Role::Admin).count()
 }
 
-fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<Stamp>), UsersError> {
-    let stamp = stamp(path);
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((BTreeMap::new(), None)),
-        Err(source) => {
-            return Err(UsersError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
+fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<jsonfile::Stamp>), UsersError> {
+    let Some((text, stamp)) = jsonfile::read(path).map_err(|source| UsersError::Io {
+        path: path.to_owned(),
+        source,
+    })?
+    else {
+        return Ok((BTreeMap::new(), None));
     };
     let corrupt = |message: String| UsersError::Corrupt {
         path: path.to_owned(),
@@ -615,23 +593,7 @@ fn write(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), UsersE
         accounts: accounts.clone(),
     })
     .map_err(|e| UsersError::Hash(e.to_string()))?;
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    jsonfile::write_atomic(path, &text).map_err(io)
 }
 
 #[cfg(test)]

@@ -1,0 +1,69 @@
+//! The mechanics shared by the small JSON files a server and the CLI both
+//! change (the accounts, the API tokens): noticing that another process
+//! changed a file, reading it, and replacing it atomically, owner-only.
+//! What a file holds and how it is checked stays with its module.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Identifies one version of a file, to notice outside changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    /// A stamp no real file has: the first comparison reads the file.
+    pub(crate) const NEVER: Stamp = Stamp {
+        ino: 0,
+        len: u64::MAX,
+        mtime_ns: i128::MIN,
+    };
+}
+
+/// The file's current stamp; `None` when it does not exist.
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+    })
+}
+
+/// The file's text and the stamp taken before reading it; `None` when it
+/// does not exist (a file changed meanwhile is read again next time).
+pub(crate) fn read(path: &Path) -> std::io::Result<Option<(String, Option<Stamp>)>> {
+    let stamp = stamp(path);
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some((text, stamp))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `text` and a newline beside `path`, owner-only, syncs, and
+/// renames it over `path`: readers see the old file or the new one, never
+/// half of one. The temporary file is removed if anything fails.
+pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
