@@ -1,62 +1,151 @@
-"""Turns the JSON reports of bench/run.sh into BENCHMARKS.md.
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md from one run's raw reports, and checks a quick run.
 
-Each timed figure is the median over the rounds of the same run; rounds were
-interleaved (switchboard, bare tokio, Python, then again), so a slow moment
-of the machine does not land on one server only.
+bench/run.sh keeps every run's JSON in bench/results/<date>-<commit>/: one
+`switchboard bench --json` report per measurement (LABEL.json, rounds
+numbered LABEL-1.json, LABEL-2.json...), run.json (the machine, the commit,
+rounds, seconds) and order.txt (the labels in the order they ran). Every
+figure in the report is computed here from those files and nothing else;
+the only text pasted in is bench/METHOD.md, which says how the figures are
+made and quotes none. Narrative with hand measurements (bench/NOTES.md) is
+linked, not pasted, so it can never read as this run's result.
 
-    python3 bench/report.py JSON_DIR BENCHMARKS.md --cores 2 --cpu ... (see run.sh)
+    bench/report.py bench/results/2026-11-27-1e0ad68 > BENCHMARKS.md
+    bench/report.py bench/results/2026-11-27-1e0ad68 --out BENCHMARKS.md
+    bench/report.py --check target/bench-quick [--baseline DIR_OR_MD]
+
+--check (what `bench/run.sh --quick` runs) compares the headline figures of
+a quick run with a baseline: by default the newest directory in
+bench/results, else the Targets table of BENCHMARKS.md. It prints each
+figure and exits 1 if any fell more than 10 % below the baseline.
 """
 import argparse
-import datetime
 import glob
 import json
 import os
+import re
 import statistics
 import sys
 
-p = argparse.ArgumentParser()
-p.add_argument("json_dir")
-p.add_argument("out")
-for flag in ("cores", "cpu", "kernel", "rounds", "secs", "live_bytes", "python", "socat"):
-    p.add_argument("--" + flag.replace("_", "-"), dest=flag, default="?")
-args = p.parse_args()
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FALL = 0.10  # --check: a headline figure this much worse than the baseline fails
 
 
-def load(label):
-    path = os.path.join(args.json_dir, label + ".json")
-    with open(path) as f:
-        return json.load(f)
+class RunError(Exception):
+    pass
 
 
-def rounds(prefix):
-    """Every round of one run, as parsed reports."""
-    files = sorted(glob.glob(os.path.join(args.json_dir, prefix + "-[0-9]*.json")))
-    out = []
-    for f in files:
+def get(report, *keys):
+    """report[k1][k2]..., or None where a key or a level is missing."""
+    v = report
+    for k in keys:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(k)
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+class Spread:
+    """Median, min and max of one figure over the rounds of a run."""
+
+    def __init__(self, values):
+        self.values = list(values)
+        self.median = statistics.median(self.values)
+        self.min = min(self.values)
+        self.max = max(self.values)
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    return Spread(values) if values else None
+
+
+class Run:
+    """One results directory."""
+
+    def __init__(self, path):
+        self.path = path
+        meta_path = os.path.join(path, "run.json")
         try:
-            out.append(json.load(open(f)))
-        except ValueError:
-            print(f"report.py: {f} is not a report; left out", file=sys.stderr)
-    return out
+            with open(meta_path) as f:
+                self.meta = json.load(f)
+        except OSError as e:
+            raise RunError(f"{meta_path}: {e.strerror} (not a bench/run.sh results directory?)")
+        except ValueError as e:
+            raise RunError(f"{meta_path}: not JSON: {e}")
+        try:
+            with open(os.path.join(path, "order.txt")) as f:
+                self.order = [line.strip() for line in f if line.strip()]
+        except OSError:
+            self.order = []
+        self._cache = {}
+
+    def one(self, label):
+        """The report LABEL.json, or None."""
+        if label not in self._cache:
+            try:
+                with open(os.path.join(self.path, label + ".json")) as f:
+                    self._cache[label] = json.load(f)
+            except OSError:
+                self._cache[label] = None
+            except ValueError:
+                print(f"report.py: {self.path}/{label}.json is not a report; left out", file=sys.stderr)
+                self._cache[label] = None
+        return self._cache[label]
+
+    def rounds(self, prefix):
+        """{round number: report} for every round of one measurement."""
+        out = {}
+        for f in glob.glob(os.path.join(self.path, glob.escape(prefix) + "-*.json")):
+            tail = os.path.basename(f)[len(prefix) + 1:-len(".json")]
+            if tail.isdigit():
+                r = self.one(f"{prefix}-{tail}")
+                if r is not None:
+                    out[int(tail)] = r
+        return dict(sorted(out.items()))
+
+    def stat(self, prefix, *keys, scale=1):
+        return spread(None if v is None else v * scale
+                      for v in (get(r, *keys) for r in self.rounds(prefix).values()))
+
+    def median(self, prefix, *keys):
+        s = self.stat(prefix, *keys)
+        return None if s is None else s.median
+
+    def errors(self, prefix, key="errors"):
+        rs = self.rounds(prefix)
+        return sum(get(r, key) or 0 for r in rs.values()) if rs else None
+
+    def pairs(self, a, b, f, *keys):
+        """f(a's figure, b's figure) for each round both have."""
+        ra, rb = self.rounds(a), self.rounds(b)
+        out = {}
+        for n in ra.keys() & rb.keys():
+            va, vb = get(ra[n], *keys), get(rb[n], *keys)
+            if va is not None and vb not in (None, 0):
+                out[n] = f(va, vb)
+        return dict(sorted(out.items()))
+
+    def ran_before(self, a, b):
+        """True if label a ran before label b (order.txt), None if unknown."""
+        if a in self.order and b in self.order:
+            return self.order.index(a) < self.order.index(b)
+        return None
 
 
-def median(prefix, key, sub=None):
-    values = []
-    for r in rounds(prefix):
-        v = r[key] if sub is None else (r.get(key) or {}).get(sub)
-        if v is not None:
-            values.append(v)
-    return statistics.median(values) if values else None
-
-
-def errors(prefix):
-    return sum(r.get("errors", 0) for r in rounds(prefix))
-
-
+# ------------------------------------------------------------------ formatting
 def n(v, digits=0):
-    if v is None:
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+def ns(s, digits=0):
+    """A median with its spread: `140,396 (128,000–150,000)`; one value alone."""
+    if s is None:
         return "–"
-    return f"{v:,.{digits}f}"
+    if len(s.values) == 1:
+        return n(s.median, digits)
+    return f"{n(s.median, digits)} ({n(s.min, digits)}–{n(s.max, digits)})"
 
 
 def ratio(a, b):
@@ -69,255 +158,430 @@ def x(v):
     return "–" if v is None else f"{v:.2f}x"
 
 
-def verdict(v, goal, higher=True):
+def xs(med, per_round):
+    """A ratio of medians, with the range of the per-round ratios."""
+    if med is None:
+        return "–"
+    vals = list(per_round.values())
+    if len(vals) < 2:
+        return x(med)
+    return f"{x(med)} ({min(vals):.2f}–{max(vals):.2f})"
+
+
+def pct(v):
+    return "–" if v is None else f"{v:+.1f} %"
+
+
+def met(v, goal, higher):
+    return v >= goal if higher else v <= goal
+
+
+def verdict(v, goal, higher=True, per_round=None):
+    """met/short from the median; says how many rounds disagree, if any."""
     if v is None:
         return "not measured"
-    ok = v >= goal if higher else v <= goal
-    return "met" if ok else "**short**"
+    ok = met(v, goal, higher)
+    word = "met" if ok else "**short**"
+    rounds = list((per_round or {}).values())
+    odd = sum(1 for r in rounds if met(r, goal, higher) != ok)
+    if odd:
+        word += f" ({odd} of {len(rounds)} rounds {'short' if ok else 'met'})"
+    return word
 
 
-commit = os.environ.get("BENCH_COMMIT", "?")
-mem_gib = "?"
-try:
-    with open("/proc/meminfo") as f:
-        mem_gib = f"{int(f.readline().split()[1]) / 1048576:.0f} GiB"
-except OSError:
-    pass
-
-out = []
-w = out.append
-w("# Benchmarks")
-w("")
-w(f"Measured by `bench/run.sh` on {datetime.date.today()} at commit `{commit}`: a release")
-w("switchboard, the tutorials' servers in Python (`bench/reference/*.py`), bare tokio")
-w("servers (`bench/reference/bare_*.rs`) and socat, one after another on loopback, loaded")
-w("by `switchboard bench` from the same machine. Every timed figure is the median of")
-w(f"{args.rounds} interleaved runs of {args.secs} s (uploads: of one transfer each).")
-w("")
-w(f"- Machine: {args.cores} cores, {args.cpu}, {mem_gib} RAM, Linux {args.kernel}")
-w(f"- {args.python}; {args.socat}")
-w("- The load generator shares the machine: on 2 cores the server gets about one.")
-w("  Ratios compare servers under the same load generator, in the same run.")
-w("- Limits raised for the run (defaults are for people, not load tests): echo")
-w("  `max_connections` and `max_connections_per_peer` 20,000 (defaults 1,024 and 64),")
-w("  `peer_rate` of udp-echo and time 10,000,000/s (default 5,000/s per peer, which")
-w("  would drop most of a load test's datagrams), exec `max_commands` 32 (default 8).")
-w("")
-
-# ---------------------------------------------------------------- targets
-targets = []
-e50 = ratio(median("echo-sb-50", "requests_per_s"), median("echo-bare-50", "requests_per_s"))
-e500 = ratio(median("echo-sb-500", "requests_per_s"), median("echo-bare-500", "requests_per_s"))
-c50 = ratio(median("echo-sb-50", "server", "cpu_us_per_op"), median("echo-bare-50", "server", "cpu_us_per_op"))
-c500 = ratio(median("echo-sb-500", "server", "cpu_us_per_op"), median("echo-bare-500", "server", "cpu_us_per_op"))
-u50 = ratio(median("udp-sb-50", "requests_per_s"), median("udp-bare-50", "requests_per_s"))
-socat1 = median("put-socat-1g", "mib_per_s")
-socat8 = median("put-socat-8", "mib_per_s")
-f1 = ratio(median("put-files-1g", "mib_per_s"), socat1)
-f8 = ratio(median("put-files-8", "mib_per_s"), socat8)
-k1 = ratio(median("put-classic-1g", "mib_per_s"), socat1)
-k8 = ratio(median("put-classic-8", "mib_per_s"), socat8)
-x1 = ratio(median("exec-sb-1", "requests_per_s"), median("exec-py-1", "requests_per_s"))
-x10 = ratio(median("exec-sb-10", "requests_per_s"), median("exec-py-10", "requests_per_s"))
-idle = {}
-for who in ("sb", "bare", "py"):
-    try:
-        idle[who] = load("idle-" + who)
-    except OSError:
-        idle[who] = None
+# ------------------------------------------------------------------ headline
+def rss_per_conn(run, who="sb"):
+    return get(run.one("idle-" + who) or {}, "server", "rss_per_connection_bytes")
 
 
-def per_conn(who):
-    r = idle.get(who)
-    return r and r.get("server") and r["server"]["rss_per_connection_bytes"]
+def headline(run):
+    """The figures `bench/run.sh --quick` reruns: {target label: (value, higher is better)}.
+
+    The labels are the Targets table's, so an older BENCHMARKS.md can be the baseline.
+    """
+    def vs(a, b, *keys):
+        return ratio(run.median(a, *keys), run.median(b, *keys))
+
+    return {
+        "echo, 50 connections, vs bare tokio": (vs("echo-sb-50", "echo-bare-50", "requests_per_s"), True),
+        "echo, 500 connections, vs bare tokio": (vs("echo-sb-500", "echo-bare-500", "requests_per_s"), True),
+        "UDP echo, 50 sockets, vs bare tokio": (vs("udp-sb-50", "udp-bare-50", "requests_per_s"), True),
+        "RSS per idle connection (10,000 held)": (rss_per_conn(run), False),
+    }
 
 
-live_off = median("live-off", "requests_per_s")
-live_on = median("live-on", "requests_per_s")
-live_cost = None if not live_off or live_on is None else (live_off - live_on) / live_off * 100
+def baseline_from_md(path):
+    """The headline figures read back from the Targets table of a BENCHMARKS.md."""
+    out = {}
+    in_targets = False
+    with open(path) as f:
+        for line in f:
+            # Only the Targets table: other tables reuse its labels for other runs.
+            if line.startswith("## "):
+                in_targets = line.strip() == "## Targets"
+            if not in_targets:
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) >= 2:
+                m = re.match(r"-?[\d,]+(\.\d+)?", cells[1])
+                if m:
+                    out[cells[0]] = float(m.group(0).replace(",", ""))
+    return out
 
-targets = [
-    ("echo, 50 connections, vs bare tokio", x(e50), "≥ 0.90x", verdict(e50, 0.9)),
-    ("echo, 500 connections, vs bare tokio", x(e500), "≥ 0.90x", verdict(e500, 0.9)),
-    ("server CPU per round trip, 50 connections, vs bare tokio", x(c50), "≤ 1.15x", verdict(c50, 1.15, False)),
-    ("server CPU per round trip, 500 connections, vs bare tokio", x(c500), "≤ 1.15x", verdict(c500, 1.15, False)),
-    ("UDP echo, 50 sockets, vs bare tokio", x(u50), "≥ 0.90x", verdict(u50, 0.9)),
-    ("files upload 1 GiB (SHA-256 + fsync) vs socat copy", x(f1), "≥ 1.00x", verdict(f1, 1.0)),
-    ("files uploads 8 x 128 MiB vs socat copies", x(f8), "≥ 1.00x", verdict(f8, 1.0)),
-    ("files-classic upload 1 GiB vs socat copy", x(k1), "≥ 1.00x", verdict(k1, 1.0)),
-    ("files-classic uploads 8 x 128 MiB vs socat copies", x(k8), "≥ 1.00x", verdict(k8, 1.0)),
-    ("exec `echo hi`, 1 connection, vs Python", x(x1), "> 1x", verdict(x1, 1.0001)),
-    ("exec `echo hi`, 10 connections, vs Python", x(x10), "> 1x", verdict(x10, 1.0001)),
-    ("RSS per idle connection (10,000 held)", "–" if per_conn("sb") is None else f"{per_conn('sb'):,.0f} B",
-     "≤ 4,096 B", verdict(per_conn("sb"), 4096, False)),
-    ("echo throughput lost with the live stream open", "–" if live_cost is None else f"{live_cost:.1f} %",
-     "≤ 5 %", verdict(live_cost, 5.0, False)),
-]
-w("## Targets")
-w("")
-w("| target | measured | goal | |")
-w("|---|---|---|---|")
-for t in targets:
-    w("| " + " | ".join(t) + " |")
-w("")
 
-# ---------------------------------------------------------------- echo
-w("## TCP echo: 64-byte round trips")
-w("")
-w("Each connection writes 64 lower-case bytes and reads the 64 upper-cased bytes back,")
-w("one round trip at a time (`switchboard bench echo -c N -s 64`). Requests per second,")
-w("the latency the client saw, and the server's CPU time per round trip (from")
-w("`/proc/PID/stat`, user + system).")
-w("")
-w("| conns | switchboard req/s | bare tokio | Python | vs bare | vs Python | p50 / p99 (switchboard) | p50 / p99 (bare) | p50 / p99 (Python) | CPU µs/rt: switchboard / bare / Python | errors, all rounds: switchboard / bare / Python |")
-w("|---|---|---|---|---|---|---|---|---|---|---|")
-for c in (1, 50, 500, 5000):
-    s, b, py = (f"echo-{who}-{c}" for who in ("sb", "bare", "py"))
-    rs, rb, rp = (median(k, "requests_per_s") for k in (s, b, py))
+def newest_results(exclude=None):
+    dirs = []
+    for d in glob.glob(os.path.join(HERE, "results", "*", "run.json")):
+        d = os.path.dirname(d)
+        if exclude and os.path.abspath(d) == os.path.abspath(exclude):
+            continue
+        with open(os.path.join(d, "run.json")) as f:
+            meta = json.load(f)
+        if meta.get("finished") and meta.get("mode", "full") == "full":
+            dirs.append((meta.get("started", ""), d))
+    return max(dirs)[1] if dirs else None
 
-    def lat(k):
-        p50, p99 = median(k, "latency", "p50_us"), median(k, "latency", "p99_us")
-        return "–" if p50 is None else f"{p50:,.0f} / {p99:,.0f} µs"
 
-    cpu = " / ".join(n(median(k, "server", "cpu_us_per_op"), 1) for k in (s, b, py))
-    err = " / ".join(n(errors(k)) for k in (s, b, py))
-    w(f"| {c} | {n(rs)} | {n(rb)} | {n(rp)} | {x(ratio(rs, rb))} | {x(ratio(rs, rp))} | {lat(s)} | {lat(b)} | {lat(py)} | {cpu} | {err} |")
-w("")
+def check(quick_dir, baseline):
+    """Prints the quick run's headline beside the baseline's; 1 if any fell > 10 %."""
+    run = Run(quick_dir)
+    if baseline is None:
+        baseline = newest_results(exclude=quick_dir) or os.path.join(ROOT, "BENCHMARKS.md")
+    if os.path.isdir(baseline):
+        base = {k: v for k, (v, _) in headline(Run(baseline)).items()}
+    else:
+        base = baseline_from_md(baseline)
+    print(f"quick run ({quick_dir}) against {os.path.relpath(os.path.abspath(baseline), ROOT)}"
+          " (fell: a ratio lower, or memory per connection higher):")
+    fell = 0
+    for label, (now, higher) in headline(run).items():
+        was = base.get(label)
+        if was in (None, 0):
+            print(f"  {label}: {n(now, 2)} now, no baseline: not compared")
+            continue
+        if now is None:
+            # The baseline has it and this run does not: that is no pass.
+            print(f"  {label}: not measured now, {was:,.2f} before: FELL (missing)")
+            fell += 1
+            continue
+        # "Fell" means got worse: a ratio lower, a memory figure higher.
+        change = (now - was) / was
+        worse = -change if higher else change
+        mark = "FELL more than 10 %" if worse > FALL else "ok"
+        fell += worse > FALL
+        print(f"  {label}: {now:,.2f} now, {was:,.2f} before ({change * 100:+.1f} %): {mark}")
+    if fell:
+        print(f"{fell} headline figure(s) fell more than {FALL * 100:.0f} % from the baseline")
+        return 1
+    return 0
 
-w("## The dashboard's live stream")
-w("")
-w("The same 50-connection echo load, without and with a signed-in `/api/v1/live` stream")
-w("open (what an open dashboard tab costs: a snapshot a second, events as they come).")
-w("")
-w("| | req/s | CPU µs/rt |")
-w("|---|---|---|")
-w(f"| no dashboard | {n(live_off)} | {n(median('live-off', 'server', 'cpu_us_per_op'), 2)} |")
-w(f"| live stream open | {n(live_on)} | {n(median('live-on', 'server', 'cpu_us_per_op'), 2)} |")
-w("")
-same = median("echo-sb-50", "requests_per_s")
-if same and live_off:
-    w(f"For scale: \"no dashboard\" is the very load of the echo table's 50-connection row, "
-      f"measured again in the same run: {n(same)} there, {n(live_off)} here, "
-      f"{abs(live_off - same) / max(live_off, same) * 100:.1f} % apart with nothing changed.")
+
+# ------------------------------------------------------------------ report
+def render(run):
+    m = run.meta
+    rel = os.path.relpath(os.path.abspath(run.path), ROOT)
+    out = []
+    w = out.append
+    commit = m.get("commit", "?") + (" with uncommitted changes" if m.get("changes") else "")
+    w("# Benchmarks")
     w("")
-w(f"The stream carried {int(args.live_bytes) if args.live_bytes.isdigit() else '?':,} bytes over the runs. "
-  + ("" if live_cost is None else f"Throughput lost: {live_cost:.1f} %"
-     + (" (negative: the runs with the stream open were faster; its cost is below the noise)." if live_cost < 0 else ".")))
-w("")
-
-# ---------------------------------------------------------------- udp
-w("## UDP echo: 64-byte datagrams in lockstep")
-w("")
-w("Each socket sends a datagram and waits for its reply (1 s timeout, counted as lost).")
-w("")
-w("| sockets | switchboard req/s | bare tokio | Python | vs bare | vs Python | lost (switchboard / bare / Python) | CPU µs/datagram: switchboard / bare / Python |")
-w("|---|---|---|---|---|---|---|---|")
-for c in (1, 50):
-    s, b, py = (f"udp-{who}-{c}" for who in ("sb", "bare", "py"))
-    rs, rb, rp = (median(k, "requests_per_s") for k in (s, b, py))
-    lost = " / ".join(str(sum(r.get("timeouts", 0) for r in rounds(k))) for k in (s, b, py))
-    cpu = " / ".join(n(median(k, "server", "cpu_us_per_op"), 1) for k in (s, b, py))
-    w(f"| {c} | {n(rs)} | {n(rb)} | {n(rp)} | {x(ratio(rs, rb))} | {x(ratio(rs, rp))} | {lost} | {cpu} |")
-try:
-    t = load("time-sb-1")
+    w(f"Measured by `bench/run.sh` on {m.get('date', '?')} at commit `{commit}`; generated by")
+    w(f"`bench/report.py {rel}` from that run's raw reports, so every figure below can be")
+    w("recomputed from them. Every timed figure is the median of "
+      f"{m.get('rounds', '?')} runs of {m.get('secs', '?')} s (uploads: of one transfer each),")
+    w("with the lowest and highest run in brackets: `median (min–max)`.")
+    if not m.get("finished"):
+        w("")
+        w("**This run did not finish**: figures it did not reach read `–` and `not measured`.")
     w("")
-    w(f"The time service (10 sockets, format `%Y-%m-%d %H:%M:%S`): {n(t['requests_per_s'])} req/s, "
-      f"p50 {n(t['latency']['p50_us'])} µs, {t['timeouts']} lost.")
-except OSError:
-    pass
-w("")
-
-# ---------------------------------------------------------------- exec
-w("## Remote commands: `echo hi`")
-w("")
-w("switchboard: HMAC-authenticated connection, `{\"op\":\"run\",\"argv\":[\"echo\",\"hi\"]}`, output")
-w("streamed back as messages, process group reaped. Python: the seeds/001 server (`方式二`),")
-w("the command line through `/bin/sh`, a 4-byte length and the output.")
-w("")
-w("| conns | switchboard cmds/s | Python | vs Python | p50 / p99 (switchboard) | p50 / p99 (Python) | errors: switchboard / Python |")
-w("|---|---|---|---|---|---|---|")
-for c in (1, 10):
-    s, py = f"exec-sb-{c}", f"exec-py-{c}"
-    rs, rp = median(s, "requests_per_s"), median(py, "requests_per_s")
-
-    def lat(k):
-        p50, p99 = median(k, "latency", "p50_us"), median(k, "latency", "p99_us")
-        return "–" if p50 is None else f"{p50 / 1000:,.2f} / {p99 / 1000:,.2f} ms"
-
-    w(f"| {c} | {n(rs)} | {n(rp)} | {x(ratio(rs, rp))} | {lat(s)} | {lat(py)} | {n(errors(s))} / {n(errors(py))} |")
-w("")
-
-# ---------------------------------------------------------------- uploads
-w("## Uploads")
-w("")
-w("MiB/s from the first byte sent to the file stored (for the protocols without a reply:")
-w("until the server, done, closes). `files` hashes on both sides and checks, then fsyncs")
-w("and links the file into place; `files-classic` hashes and fsyncs too (the bench hashes")
-w("the stored files afterwards with `--verify-dir`). The Python server and the bare")
-w("tokio receiver only write. socat is `socat -u OPEN:src TCP:...` into")
-w("`socat -u TCP-LISTEN:... OPEN:dst`, with and without an fsync of the result.")
-w("")
-w("| | 1 x 1 GiB MiB/s | vs socat | 8 x 128 MiB MiB/s | vs socat | errors |")
-w("|---|---|---|---|---|---|")
-rows = [
-    ("switchboard files", "put-files"),
-    ("switchboard files-classic", "put-classic"),
-    ("Python (seeds/003)", "put-py"),
-    ("bare tokio receiver", "put-bare"),
-    ("socat copy", "put-socat"),
-    ("socat copy + fsync", "put-socatsync"),
-]
-for name, k in rows:
-    a, b = median(k + "-1g", "mib_per_s"), median(k + "-8", "mib_per_s")
-    err = errors(k + "-1g") + errors(k + "-8")
-    w(f"| {name} | {n(a)} | {x(ratio(a, socat1))} | {n(b)} | {x(ratio(b, socat8))} | {n(err)} |")
-w("")
-
-# ---------------------------------------------------------------- idle
-w("## 10,000 idle connections")
-w("")
-w("`switchboard bench idle -c 10000 --hold 3s`: connections opened and held without a")
-w("byte; then each is checked still open; the server's RSS before and while holding.")
-w("")
-w("| server | opened | stayed open | RSS before → held | per connection |")
-w("|---|---|---|---|---|")
-for name, who in (("switchboard echo", "sb"), ("bare tokio echo", "bare"), ("Python ThreadingTCPServer", "py")):
-    r = idle.get(who)
-    if not r:
-        w(f"| {name} | – | – | – | – |")
-        continue
-    s = r.get("server") or {}
-    w(f"| {name} | {r['opened']:,} | {r['stayed_open']:,} | {s.get('rss_before_kib', 0):,} → {s.get('rss_held_kib', 0):,} KiB | {n(s.get('rss_per_connection_bytes'))} B |")
-w("")
-w("Python's server also runs a thread per connection (10,000 threads, each with its own stack")
-w("reserved); switchboard runs a task each on 2 threads.")
-w("")
-
-# ---------------------------------------------------------------- http
-try:
-    h = load("http-services")
-    w("## Dashboard API")
+    w(f"- Machine: {m.get('cores', '?')} cores, {m.get('cpu', '?')}, {m.get('mem', '?')} RAM, "
+      f"Linux {m.get('kernel', '?')}")
+    w(f"- {m.get('python', '?')}; {m.get('socat', '?')}")
     w("")
-    w(f"`GET /api/v1/services` signed in, 10 keep-alive connections: {n(h['requests_per_s'])} req/s, "
-      f"p50 {n(h['latency']['p50_us'])} µs, p99 {n(h['latency']['p99_us'])} µs, "
-      f"{n((h.get('server') or {}).get('cpu_us_per_op'), 1)} µs server CPU per request, {h['errors']} errors.")
-    w("")
-except OSError:
-    pass
-
-notes = os.path.join(os.path.dirname(__file__), "NOTES.md")
-if os.path.exists(notes):
-    w(open(notes).read().rstrip())
+    w("How the figures are made: [Method](#method), below. Not generated from this run, so")
+    w("linked rather than included: what measuring changed and figures checked by hand")
+    w("([bench/NOTES.md](bench/NOTES.md)), the soak test ([bench/SOAK.md](bench/SOAK.md), from")
+    w("`bench/soak.sh`) and fuzzing ([bench/FUZZ.md](bench/FUZZ.md), from `scripts/fuzz.sh`),")
+    w("each naming its own run.")
     w("")
 
-# bench/soak.sh's and scripts/fuzz.sh's last results, each as its own
-# section: their headings one level down.
-for name in ("SOAK.md", "FUZZ.md"):
-    path = os.path.join(os.path.dirname(__file__), name)
-    if os.path.exists(path):
-        for line in open(path).read().rstrip().splitlines():
-            w("#" + line if line.startswith("#") else line)
+    # -------------------------------------------------------------- targets
+    def vs(a, b, *keys):
+        return (ratio(run.median(a, *keys), run.median(b, *keys)),
+                run.pairs(a, b, lambda p, q: p / q, *keys))
+
+    e50, e50r = vs("echo-sb-50", "echo-bare-50", "requests_per_s")
+    e500, e500r = vs("echo-sb-500", "echo-bare-500", "requests_per_s")
+    c50, c50r = vs("echo-sb-50", "echo-bare-50", "server", "cpu_us_per_op")
+    c500, c500r = vs("echo-sb-500", "echo-bare-500", "server", "cpu_us_per_op")
+    u50, u50r = vs("udp-sb-50", "udp-bare-50", "requests_per_s")
+    socat1, socat8 = run.median("put-socat-1g", "mib_per_s"), run.median("put-socat-8", "mib_per_s")
+    f1, f1r = vs("put-files-1g", "put-socat-1g", "mib_per_s")
+    f8, f8r = vs("put-files-8", "put-socat-8", "mib_per_s")
+    k1, k1r = vs("put-classic-1g", "put-socat-1g", "mib_per_s")
+    k8, k8r = vs("put-classic-8", "put-socat-8", "mib_per_s")
+    x1, x1r = vs("exec-sb-1", "exec-py-1", "requests_per_s")
+    x10, x10r = vs("exec-sb-10", "exec-py-10", "requests_per_s")
+    live_off = run.median("live-off", "requests_per_s")
+    live_on = run.median("live-on", "requests_per_s")
+    live_cost = None if not live_off or live_on is None else (live_off - live_on) / live_off * 100
+    live_r = run.pairs("live-off", "live-on", lambda off, on: (off - on) / off * 100, "requests_per_s")
+    idle_sb = rss_per_conn(run)
+
+    def pr(vals):
+        vals = list(vals.values())
+        return "–" if len(vals) < 2 else f"{min(vals):.2f}–{max(vals):.2f}x"
+
+    targets = [
+        ("echo, 50 connections, vs bare tokio", x(e50), pr(e50r), "≥ 0.90x", verdict(e50, 0.9, True, e50r)),
+        ("echo, 500 connections, vs bare tokio", x(e500), pr(e500r), "≥ 0.90x", verdict(e500, 0.9, True, e500r)),
+        ("server CPU per round trip, 50 connections, vs bare tokio", x(c50), pr(c50r), "≤ 1.15x",
+         verdict(c50, 1.15, False, c50r)),
+        ("server CPU per round trip, 500 connections, vs bare tokio", x(c500), pr(c500r), "≤ 1.15x",
+         verdict(c500, 1.15, False, c500r)),
+        ("UDP echo, 50 sockets, vs bare tokio", x(u50), pr(u50r), "≥ 0.90x", verdict(u50, 0.9, True, u50r)),
+        ("files upload 1 GiB (SHA-256 + fsync) vs socat copy", x(f1), pr(f1r), "≥ 1.00x", verdict(f1, 1.0, True, f1r)),
+        ("files uploads 8 x 128 MiB vs socat copies", x(f8), pr(f8r), "≥ 1.00x", verdict(f8, 1.0, True, f8r)),
+        ("files-classic upload 1 GiB vs socat copy", x(k1), pr(k1r), "≥ 1.00x", verdict(k1, 1.0, True, k1r)),
+        ("files-classic uploads 8 x 128 MiB vs socat copies", x(k8), pr(k8r), "≥ 1.00x", verdict(k8, 1.0, True, k8r)),
+        ("exec `echo hi`, 1 connection, vs Python", x(x1), pr(x1r), "> 1x", verdict(x1, 1.0001, True, x1r)),
+        ("exec `echo hi`, 10 connections, vs Python", x(x10), pr(x10r), "> 1x", verdict(x10, 1.0001, True, x10r)),
+        ("RSS per idle connection (10,000 held)", "–" if idle_sb is None else f"{idle_sb:,.0f} B", "one run",
+         "≤ 4,096 B", verdict(idle_sb, 4096, False)),
+        ("echo throughput lost with the live stream open", "–" if live_cost is None else f"{live_cost:.1f} %",
+         "–" if len(live_r) < 2 else f"{min(live_r.values()):+.1f} to {max(live_r.values()):+.1f} %",
+         "≤ 5 %", verdict(live_cost, 5.0, False, live_r)),
+    ]
+    w("## Targets")
+    w("")
+    w("`measured` is the ratio of the medians; `per round` the range of the ratios of the runs")
+    w("made side by side in each round. A verdict comes from the median alone; when some rounds")
+    w("alone would read otherwise, it says how many.")
+    w("")
+    w("| target | measured | per round | goal | |")
+    w("|---|---|---|---|---|")
+    for t in targets:
+        w("| " + " | ".join(t) + " |")
+    w("")
+
+    # -------------------------------------------------------------- echo
+    who_names = (("sb", "switchboard"), ("bare", "bare tokio"), ("py", "Python"))
+    w("## TCP echo: 64-byte round trips")
+    w("")
+    w("Each connection writes 64 lower-case bytes and reads the 64 upper-cased bytes back,")
+    w("one round trip at a time (`switchboard bench echo -c N -s 64`): requests per second,")
+    w("the server's CPU time per round trip (`/proc/PID/stat`, user + system), the latency")
+    w("the client saw and errors summed over the rounds.")
+    w("")
+    w("| conns | server | req/s | vs bare tokio | CPU µs/rt | p50 / p99 µs | errors |")
+    w("|---|---|---|---|---|---|---|")
+    for c in (1, 50, 500, 5000):
+        bare = f"echo-bare-{c}"
+        for who, name in who_names:
+            k = f"echo-{who}-{c}"
+            if not run.rounds(k):
+                continue
+            r, rv = vs(k, bare, "requests_per_s")
+            rel_bare = "–" if who == "bare" else xs(r, rv)
+            lat = f"{ns(run.stat(k, 'latency', 'p50_us'))} / {ns(run.stat(k, 'latency', 'p99_us'))}"
+            w(f"| {c} | {name} | {ns(run.stat(k, 'requests_per_s'))} | {rel_bare} | "
+              f"{ns(run.stat(k, 'server', 'cpu_us_per_op'), 1)} | {lat} | {n(run.errors(k))} |")
+    w("")
+
+    # -------------------------------------------------------------- live
+    w("## The dashboard's live stream")
+    w("")
+    w("The same 50-connection echo load on switchboard, without and with a signed-in")
+    w("`/api/v1/live` stream open (what an open dashboard tab costs). Rounds alternate which")
+    w("of the two runs first.")
+    w("")
+    w("| | req/s | CPU µs/rt |")
+    w("|---|---|---|")
+    w(f"| no dashboard | {ns(run.stat('live-off', 'requests_per_s'))} | "
+      f"{ns(run.stat('live-off', 'server', 'cpu_us_per_op'), 2)} |")
+    w(f"| live stream open | {ns(run.stat('live-on', 'requests_per_s'))} | "
+      f"{ns(run.stat('live-on', 'server', 'cpu_us_per_op'), 2)} |")
+    w("")
+    if live_r:
+        parts = []
+        for r, cost in live_r.items():
+            first = run.ran_before(f"live-off-{r}", f"live-on-{r}")
+            order = "" if first is None else (" off first" if first else " on first")
+            parts.append(f"round {r}{order}: {pct(cost)}")
+        w("Throughput lost per round: " + "; ".join(parts) + ".")
+        cpu_r = run.pairs("live-on", "live-off", lambda on, off: (on - off) / off * 100, "server", "cpu_us_per_op")
+        if cpu_r:
+            w("Server CPU per round trip, stream open vs not: "
+              + "; ".join(f"round {r}: {pct(v)}" for r, v in cpu_r.items()) + ".")
+        w("")
+    same = run.stat("echo-sb-50", "requests_per_s")
+    off = run.stat("live-off", "requests_per_s")
+    if same and off:
+        w(f"For scale: \"no dashboard\" is the load of the echo table's 50-connection switchboard row,")
+        w(f"measured again in the same run with nothing changed: {n(same.median)} there, "
+          f"{n(off.median)} here, {abs(off.median - same.median) / max(off.median, same.median) * 100:.1f} % apart.")
+        w("")
+    if m.get("live_bytes") is not None:
+        w(f"The stream carried {m['live_bytes']:,} bytes over the runs.")
         w("")
 
-with open(args.out, "w") as f:
-    f.write("\n".join(out))
+    # -------------------------------------------------------------- udp
+    w("## UDP echo: 64-byte datagrams in lockstep")
+    w("")
+    w("Each socket sends a datagram and waits for its reply (1 s timeout, counted as lost).")
+    w("")
+    w("| sockets | server | req/s | vs bare tokio | CPU µs/datagram | p50 / p99 µs | lost |")
+    w("|---|---|---|---|---|---|---|")
+    for c in (1, 50):
+        bare = f"udp-bare-{c}"
+        for who, name in who_names:
+            k = f"udp-{who}-{c}"
+            if not run.rounds(k):
+                continue
+            r, rv = vs(k, bare, "requests_per_s")
+            lat = f"{ns(run.stat(k, 'latency', 'p50_us'))} / {ns(run.stat(k, 'latency', 'p99_us'))}"
+            w(f"| {c} | {name} | {ns(run.stat(k, 'requests_per_s'))} | {'–' if who == 'bare' else xs(r, rv)} | "
+              f"{ns(run.stat(k, 'server', 'cpu_us_per_op'), 1)} | {lat} | {n(run.errors(k, 'timeouts'))} |")
+    t = run.one("time-sb-1")
+    if t:
+        w("")
+        w(f"The time service (10 sockets, format `%Y-%m-%d %H:%M:%S`): {n(get(t, 'requests_per_s'))} req/s, "
+          f"{n(get(t, 'server', 'cpu_us_per_op'), 1)} µs server CPU per datagram, "
+          f"p50 {n(get(t, 'latency', 'p50_us'))} µs, {n(get(t, 'timeouts'))} lost (one run).")
+    w("")
+
+    # -------------------------------------------------------------- exec
+    w("## Remote commands: `echo hi`")
+    w("")
+    w("switchboard: HMAC-authenticated connection, `{\"op\":\"run\",\"argv\":[\"echo\",\"hi\"]}`, output")
+    w("streamed back as messages, process group reaped. Python: the seeds/001 server (`方式二`),")
+    w("the command line through `/bin/sh`, a 4-byte length and the output.")
+    w("")
+    w("| conns | server | cmds/s | vs Python | CPU µs/command | p50 / p99 ms | errors |")
+    w("|---|---|---|---|---|---|---|")
+    for c in (1, 10):
+        for who, name in (("sb", "switchboard"), ("py", "Python")):
+            k = f"exec-{who}-{c}"
+            if not run.rounds(k):
+                continue
+            r, rv = vs(k, f"exec-py-{c}", "requests_per_s")
+            lat = f"{ns(run.stat(k, 'latency', 'p50_us', scale=1e-3), 2)} / {ns(run.stat(k, 'latency', 'p99_us', scale=1e-3), 2)}"
+            w(f"| {c} | {name} | {ns(run.stat(k, 'requests_per_s'))} | {'–' if who == 'py' else xs(r, rv)} | "
+              f"{ns(run.stat(k, 'server', 'cpu_us_per_op'))} | {lat} | {n(run.errors(k))} |")
+    w("")
+
+    # -------------------------------------------------------------- uploads
+    w("## Uploads")
+    w("")
+    w("MiB/s from the first byte sent to the file stored (for the protocols without a reply:")
+    w("until the server, done, closes), and the server's CPU seconds per GiB received where")
+    w("the bench could read it (not for socat, timed by bench/run.sh itself).")
+    w("")
+    w("| | 1 x 1 GiB MiB/s | vs socat | CPU s/GiB | 8 x 128 MiB MiB/s | vs socat | CPU s/GiB | errors |")
+    w("|---|---|---|---|---|---|---|---|")
+
+    def cpu_per_gib(k):
+        vals = []
+        for r in run.rounds(k).values():
+            cpu, size = get(r, "server", "cpu_s"), get(r, "bytes")
+            if cpu is not None and size:
+                vals.append(cpu / (size / 2**30))
+        return ns(spread(vals), 2)
+
+    for name, k in (
+        ("switchboard files", "put-files"),
+        ("switchboard files-classic", "put-classic"),
+        ("Python (seeds/003)", "put-py"),
+        ("bare tokio receiver", "put-bare"),
+        ("socat copy", "put-socat"),
+        ("socat copy + fsync", "put-socatsync"),
+    ):
+        a, b = run.stat(k + "-1g", "mib_per_s"), run.stat(k + "-8", "mib_per_s")
+        if a is None and b is None:
+            continue
+        ra, rav = vs(k + "-1g", "put-socat-1g", "mib_per_s")
+        rb, rbv = vs(k + "-8", "put-socat-8", "mib_per_s")
+        err = (run.errors(k + "-1g") or 0) + (run.errors(k + "-8") or 0)
+        w(f"| {name} | {ns(a)} | {xs(ra, rav)} | {cpu_per_gib(k + '-1g')} | {ns(b)} | {xs(rb, rbv)} | "
+          f"{cpu_per_gib(k + '-8')} | {n(err)} |")
+    w("")
+
+    # -------------------------------------------------------------- idle
+    w("## Idle connections")
+    w("")
+    w(f"`switchboard bench idle -c {n(m.get('idle_connections'))} --hold 3s`: connections opened and held without a byte;")
+    w("then each is checked still open; the server's RSS before and while holding (one run each).")
+    w("")
+    w("| server | opened | stayed open | RSS before → held KiB | per connection |")
+    w("|---|---|---|---|---|")
+    for name, who in (("switchboard echo", "sb"), ("bare tokio echo", "bare"), ("Python ThreadingTCPServer", "py")):
+        r = run.one("idle-" + who)
+        if not r:
+            continue
+        w(f"| {name} | {n(get(r, 'opened'))} | {n(get(r, 'stayed_open'))} | "
+          f"{n(get(r, 'server', 'rss_before_kib'))} → {n(get(r, 'server', 'rss_held_kib'))} | "
+          f"{n(get(r, 'server', 'rss_per_connection_bytes'))} B |")
+    w("")
+
+    # -------------------------------------------------------------- http
+    h = run.one("http-services")
+    if h:
+        w("## Dashboard API")
+        w("")
+        w(f"`GET /api/v1/services` signed in, 10 keep-alive connections (one run): "
+          f"{n(get(h, 'requests_per_s'))} req/s, {n(get(h, 'server', 'cpu_us_per_op'), 1)} µs server CPU "
+          f"per request, p50 {n(get(h, 'latency', 'p50_us'))} µs, p99 {n(get(h, 'latency', 'p99_us'))} µs, "
+          f"{n(get(h, 'errors'))} errors.")
+        w("")
+
+    # -------------------------------------------------------------- order
+    w("## Order of the runs")
+    w("")
+    pairs = [("echo", f"echo-sb-{c}", f"echo-bare-{c}") for c in (1, 50, 500, 5000)]
+    pairs += [("UDP", f"udp-sb-{c}", f"udp-bare-{c}") for c in (1, 50)]
+    first = total = 0
+    for _, a, b in pairs:
+        for r in run.rounds(a).keys() & run.rounds(b).keys():
+            before = run.ran_before(f"{a}-{r}", f"{b}-{r}")
+            if before is not None:
+                total += 1
+                first += before
+    if total:
+        w("Within a round the servers run one after another, in the reverse order every other")
+        w(f"round: switchboard ran before bare tokio in {first} of the {total} echo and UDP pairs.")
+    else:
+        w("This run did not record the order of its runs (no order.txt).")
+    w(f"The order is in `{rel}/order.txt`.")
+    w("")
+    method = os.path.join(HERE, "METHOD.md")
+    if os.path.exists(method):
+        w(open(method).read().rstrip())
+    return "\n".join(out) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description="Writes BENCHMARKS.md from a bench/results directory.")
+    p.add_argument("dir", help="a results directory written by bench/run.sh")
+    p.add_argument("--out", help="write here instead of to stdout")
+    p.add_argument("--check", action="store_true",
+                   help="compare the headline figures of DIR (a quick run) with --baseline; exit 1 if any fell > 10 %%")
+    p.add_argument("--baseline", help="a results directory or a BENCHMARKS.md (default: the newest full run "
+                   "in bench/results, else BENCHMARKS.md)")
+    args = p.parse_args()
+    try:
+        if args.check:
+            return check(args.dir, args.baseline)
+        text = render(Run(args.dir))
+    except RunError as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,26 +1,55 @@
 #!/usr/bin/env bash
 # Measures a release switchboard against the tutorials' own servers (Python,
 # bench/reference/*.py), bare tokio servers (bench/reference/bare_*.rs) and
-# socat, all on loopback in one run, and writes BENCHMARKS.md.
+# socat, all on loopback in one run. Keeps every raw report in
+# bench/results/<date>-<commit>/ and writes BENCHMARKS.md from it with
+# bench/report.py, so every figure can be recomputed (bench/METHOD.md).
 #
 #   bench/run.sh            # about 10 minutes on 2 cores (a cached build)
 #   ROUNDS=1 SECS=2 bench/run.sh   # a quicker, noisier pass
+#   bench/run.sh --quick    # under 2 minutes: only the headline figures,
+#                           # compared with the newest full run; exit 1 if
+#                           # any fell more than 10 %. Writes nothing tracked.
 #
 # Needs python3, socat and curl (installed with apt-get when missing and
 # running as root). Not part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many runs, interleaved
+QUICK=""
+case "${1:-}" in
+    --quick) QUICK=1 ;;
+    "") ;;
+    *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+
+ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many rounds
 SECS=${SECS:-3}       # seconds per timed run
+IDLE_CONNS=${IDLE_CONNS:-10000}   # connections `bench idle` holds
 OUT=${OUT:-BENCHMARKS.md}
-KEEP_JSON=${KEEP_JSON:-target/bench-json}   # the raw reports, for bench/report.py again
-BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then BENCH_COMMIT="$BENCH_COMMIT+changes"; fi
-export BENCH_COMMIT
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CHANGES=false
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then CHANGES=true; fi
 BASE=${BASE_PORT:-19000}
 
-for tool in python3 socat curl; do
+# Where the raw reports go: a new directory per full run (tracked, small
+# JSON only); one scratch directory for quick runs.
+if [ -n "$QUICK" ]; then
+    RES=${RESULTS:-target/bench-quick}
+    rm -rf "$RES"
+else
+    RES=bench/results/$(date -u +%F)-$COMMIT
+    if [ "$CHANGES" = true ]; then RES=$RES-changes; fi
+    if [ -e "$RES" ]; then
+        i=2
+        while [ -e "$RES-$i" ]; do i=$((i + 1)); done
+        RES=$RES-$i
+    fi
+fi
+
+TOOLS=(python3 socat curl)
+if [ -n "$QUICK" ]; then TOOLS=(python3); fi
+for tool in "${TOOLS[@]}"; do
     if ! command -v "$tool" >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             apt-get install -y -qq "$tool" >/dev/null
@@ -32,7 +61,11 @@ for tool in python3 socat curl; do
 done
 
 echo "building (release)..." >&2
-cargo build --release --quiet --bin switchboard --example bare-echo --example bare-udp --example bare-recv
+if [ -n "$QUICK" ]; then
+    cargo build --release --quiet --bin switchboard --example bare-echo --example bare-udp
+else
+    cargo build --release --quiet --bin switchboard --example bare-echo --example bare-udp --example bare-recv
+fi
 SB=target/release/switchboard
 BARE=target/release/examples
 
@@ -42,10 +75,34 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+    if [ -f "$RES/run.json" ] && grep -q '"finished": false' "$RES/run.json"; then
+        echo "the run stopped half-way: $RES holds what it measured (report.py says so)" >&2
+    fi
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-mkdir -p "$WORK/json" "$WORK/sb" "$WORK/py-files" "$WORK/bare-files" "$WORK/socat"
+mkdir -p "$WORK/sb" "$WORK/py-files" "$WORK/bare-files" "$WORK/socat" "$RES"
+
+# run.json: what report.py says about the machine and the settings. Written
+# first (finished: false) so a run that stops half-way still reads as such.
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || true)
+SOCAT_V=$(socat -V 2>/dev/null | grep -m1 'socat version' || echo socat)
+python3 - "$RES/run.json" "$COMMIT" "$CHANGES" "$(nproc)" "${CPU:-?}" "$(uname -r)" \
+    "$(python3 --version 2>&1)" "$SOCAT_V" "$ROUNDS" "$SECS" "${QUICK:+quick}" "$IDLE_CONNS" <<'PY'
+import datetime, json, sys
+path, commit, changes, cores, cpu, kernel, python, socat, rounds, secs, mode, idle = sys.argv[1:]
+mem = "?"
+with open("/proc/meminfo") as f:
+    mem = f"{int(f.readline().split()[1]) / 1048576:.0f} GiB"
+now = datetime.datetime.now(datetime.timezone.utc)
+json.dump({
+    "date": now.date().isoformat(), "started": now.isoformat(timespec="seconds"),
+    "commit": commit, "changes": changes == "true", "mode": mode or "full",
+    "cores": int(cores), "cpu": cpu, "mem": mem, "kernel": kernel,
+    "python": python, "socat": socat, "rounds": int(rounds), "secs": float(secs) if "." in secs else int(secs),
+    "idle_connections": int(idle), "finished": False,
+}, open(path, "w"), indent=1)
+PY
 
 # Waits (bounded) until something listens on a TCP port.
 wait_port() {
@@ -83,14 +140,18 @@ start sb env \
     SWITCHBOARD_EXEC_MAX_COMMANDS=32 \
     RUST_LOG=switchboard=warn \
     "$SB" --data-dir "$WORK/sb"
-start py-echo python3 bench/reference/echo_server.py 127.0.0.1 $((BASE + 100))
-start py-udp python3 bench/reference/udp_server.py 127.0.0.1 $((BASE + 101))
-start py-files python3 bench/reference/file_server.py 127.0.0.1 $((BASE + 102)) "$WORK/py-files"
-start py-exec python3 bench/reference/exec_server.py 127.0.0.1 $((BASE + 103))
 start bare-echo "$BARE/bare-echo" 127.0.0.1:$((BASE + 110))
 start bare-udp "$BARE/bare-udp" 127.0.0.1:$((BASE + 111))
-start bare-recv "$BARE/bare-recv" 127.0.0.1:$((BASE + 112)) "$WORK/bare-files"
-for p in 0 3 4 5 80 100 102 103 110 112; do wait_port $((BASE + p)); done
+if [ -z "$QUICK" ]; then
+    start py-echo python3 bench/reference/echo_server.py 127.0.0.1 $((BASE + 100))
+    start py-udp python3 bench/reference/udp_server.py 127.0.0.1 $((BASE + 101))
+    start py-files python3 bench/reference/file_server.py 127.0.0.1 $((BASE + 102)) "$WORK/py-files"
+    start py-exec python3 bench/reference/exec_server.py 127.0.0.1 $((BASE + 103))
+    start bare-recv "$BARE/bare-recv" 127.0.0.1:$((BASE + 112)) "$WORK/bare-files"
+    for p in 0 3 4 5 80 100 102 103 110 112; do wait_port $((BASE + p)); done
+else
+    for p in 0 110; do wait_port $((BASE + p)); done
+fi
 
 # Waits (at most 30 s) until process $1 is nearly idle (<= 2 ticks in 0.5 s):
 # a Python server still unwinding thousands of connections would otherwise
@@ -105,130 +166,192 @@ settle() {
     done
 }
 
-# run LABEL ARGS... : one `switchboard bench` run, its JSON kept as LABEL.json
+# run LABEL ARGS... : one `switchboard bench` run, its JSON kept as
+# $RES/LABEL.json and its label appended to $RES/order.txt.
 run() {
     local label=$1 kind=$2; shift 2
     echo "  $label" >&2
+    echo "$label" >>"$RES/order.txt"
     # --json before the arguments: after a `--` it would be part of the command.
-    "$SB" bench "$kind" --json "$@" >"$WORK/json/$label.json"
+    "$SB" bench "$kind" --json "$@" >"$RES/$label.json"
+}
+
+# in_order ROUND ITEM... : the items as given in odd rounds, reversed in even
+# ones, so each of a pair runs first in every other round (bench/METHOD.md).
+in_order() {
+    local r=$1 i; shift
+    local items=("$@")
+    if [ $((r % 2)) = 1 ]; then
+        printf '%s\n' "${items[@]}"
+    else
+        for ((i = ${#items[@]} - 1; i >= 0; i--)); do printf '%s\n' "${items[$i]}"; done
+    fi
 }
 
 E=$((BASE + 0)) U=$((BASE + 1)) T=$((BASE + 2)) X=$((BASE + 3)) F=$((BASE + 4)) C=$((BASE + 5))
 PE=$((BASE + 100)) PU=$((BASE + 101)) PF=$((BASE + 102)) PX=$((BASE + 103))
 BE=$((BASE + 110)) BU=$((BASE + 111)) BR=$((BASE + 112))
 KEY=(--key-file "$WORK/sb/key")
+if [ -n "$QUICK" ]; then
+    SERVERS=(sb bare) ECHO_CONNS=(50 500) UDP_SOCKS=(50)
+else
+    SERVERS=(sb bare py) ECHO_CONNS=(1 50 500 5000) UDP_SOCKS=(1 50)
+fi
 
-echo "10,000 idle connections (first, while every server is fresh)" >&2
-run idle-sb idle $E -c 10000 --hold 3s --server-pid "$PID_sb" --timeout 30s
-run idle-bare idle $BE -c 10000 --hold 3s --server-pid "$PID_bare_echo" --timeout 30s
-run idle-py idle $PE -c 10000 --hold 3s --server-pid "$PID_py_echo" --timeout 30s
-settle "$PID_py_echo"
+echo "$IDLE_CONNS idle connections (first, while every server is fresh)" >&2
+run idle-sb idle $E -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_sb" --timeout 30s
+if [ -z "$QUICK" ]; then
+    run idle-bare idle $BE -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_bare_echo" --timeout 30s
+    run idle-py idle $PE -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_py_echo" --timeout 30s
+    settle "$PID_py_echo"
+fi
 
 echo "echo, 64 B round trips" >&2
-run warmup echo $E -c 50 -d 1s
-for conns in 1 50 500 5000; do
+"$SB" bench echo $E -c 50 -d 1s --json >"$WORK/warmup.json"
+for conns in "${ECHO_CONNS[@]}"; do
     for r in $(seq 1 "$ROUNDS"); do
-        run "echo-sb-$conns-$r" echo $E -c $conns -d "${SECS}s" --server-pid "$PID_sb" --timeout 10s
-        run "echo-bare-$conns-$r" echo $BE -c $conns -d "${SECS}s" --server-pid "$PID_bare_echo" --timeout 10s
-        run "echo-py-$conns-$r" echo $PE -c $conns -d "${SECS}s" --server-pid "$PID_py_echo" --timeout 10s
-        settle "$PID_py_echo"
+        for who in $(in_order "$r" "${SERVERS[@]}"); do
+            case $who in
+                sb) run "echo-sb-$conns-$r" echo $E -c "$conns" -d "${SECS}s" --server-pid "$PID_sb" --timeout 10s ;;
+                bare) run "echo-bare-$conns-$r" echo $BE -c "$conns" -d "${SECS}s" --server-pid "$PID_bare_echo" --timeout 10s ;;
+                py)
+                    run "echo-py-$conns-$r" echo $PE -c "$conns" -d "${SECS}s" --server-pid "$PID_py_echo" --timeout 10s
+                    settle "$PID_py_echo"
+                    ;;
+            esac
+        done
     done
 done
 
-echo "echo with the dashboard's live stream open" >&2
-COOKIES=$WORK/cookies
-curl -sf -c "$COOKIES" -H 'content-type: application/json' \
-    -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" \
-    "http://127.0.0.1:$((BASE + 80))/api/v1/session" >/dev/null
-for r in $(seq 1 "$ROUNDS"); do
-    run "live-off-$r" echo $E -c 50 -d "${SECS}s" --server-pid "$PID_sb"
-    curl -sfN -b "$COOKIES" "http://127.0.0.1:$((BASE + 80))/api/v1/live" >"$WORK/live-$r.sse" &
-    LIVE=$!
-    run "live-on-$r" echo $E -c 50 -d "${SECS}s" --server-pid "$PID_sb"
-    kill $LIVE 2>/dev/null || true
-    wait $LIVE 2>/dev/null || true
-done
-LIVE_BYTES=$(cat "$WORK"/live-*.sse | wc -c)
+LIVE_BYTES=0
+if [ -z "$QUICK" ]; then
+    echo "echo with the dashboard's live stream open" >&2
+    COOKIES=$WORK/cookies
+    curl -sf -c "$COOKIES" -H 'content-type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" \
+        "http://127.0.0.1:$((BASE + 80))/api/v1/session" >/dev/null
+    for r in $(seq 1 "$ROUNDS"); do
+        for state in $(in_order "$r" off on); do
+            if [ "$state" = off ]; then
+                run "live-off-$r" echo $E -c 50 -d "${SECS}s" --server-pid "$PID_sb"
+            else
+                curl -sfN -b "$COOKIES" "http://127.0.0.1:$((BASE + 80))/api/v1/live" >"$WORK/live-$r.sse" &
+                LIVE=$!
+                run "live-on-$r" echo $E -c 50 -d "${SECS}s" --server-pid "$PID_sb"
+                kill $LIVE 2>/dev/null || true
+                wait $LIVE 2>/dev/null || true
+            fi
+        done
+    done
+    LIVE_BYTES=$(cat "$WORK"/live-*.sse | wc -c)
+fi
 
 echo "UDP echo, 64 B datagrams" >&2
-for socks in 1 50; do
+for socks in "${UDP_SOCKS[@]}"; do
     for r in $(seq 1 "$ROUNDS"); do
-        run "udp-sb-$socks-$r" udp $U -c $socks -d "${SECS}s" --server-pid "$PID_sb" --timeout 1s
-        run "udp-bare-$socks-$r" udp $BU -c $socks -d "${SECS}s" --server-pid "$PID_bare_udp" --timeout 1s
-        run "udp-py-$socks-$r" udp $PU -c $socks -d "${SECS}s" --server-pid "$PID_py_udp" --timeout 1s
+        for who in $(in_order "$r" "${SERVERS[@]}"); do
+            case $who in
+                sb) run "udp-sb-$socks-$r" udp $U -c "$socks" -d "${SECS}s" --server-pid "$PID_sb" --timeout 1s ;;
+                bare) run "udp-bare-$socks-$r" udp $BU -c "$socks" -d "${SECS}s" --server-pid "$PID_bare_udp" --timeout 1s ;;
+                py) run "udp-py-$socks-$r" udp $PU -c "$socks" -d "${SECS}s" --server-pid "$PID_py_udp" --timeout 1s ;;
+            esac
+        done
     done
 done
-run "time-sb-1" time $T -c 10 -d "${SECS}s" --server-pid "$PID_sb" --timeout 1s
 
-echo "exec: echo hi" >&2
-for conns in 1 10; do
+if [ -z "$QUICK" ]; then
+    run "time-sb-1" time $T -c 10 -d "${SECS}s" --server-pid "$PID_sb" --timeout 1s
+
+    echo "exec: echo hi" >&2
+    for conns in 1 10; do
+        for r in $(seq 1 "$ROUNDS"); do
+            for who in $(in_order "$r" sb py); do
+                if [ "$who" = sb ]; then
+                    run "exec-sb-$conns-$r" exec $X "${KEY[@]}" -c $conns -d "${SECS}s" --server-pid "$PID_sb" -- echo hi
+                else
+                    run "exec-py-$conns-$r" exec $PX --classic -c $conns -d "${SECS}s" --server-pid "$PID_py_exec" -- echo hi
+                fi
+            done
+        done
+    done
+
+    echo "uploads: 1 x 1 GiB and 8 x 128 MiB" >&2
+    head -c $((1 << 30)) /dev/urandom >"$WORK/src-1g"
+    head -c $((128 << 20)) "$WORK/src-1g" >"$WORK/src-128m"
+    # socat_copy LABEL SRC N SYNC: N parallel socat file-to-file copies over loopback
+    socat_copy() {
+        local label=$1 src=$2 n=$3 sync=$4 size t0 t1 pids=() i
+        size=$(stat -c %s "$src")
+        rm -f "$WORK"/socat/*
+        for i in $(seq 1 "$n"); do
+            socat -u TCP-LISTEN:$((BASE + 120 + i)),bind=127.0.0.1,reuseaddr \
+                "OPEN:$WORK/socat/out-$i,creat,trunc" &
+            pids+=($!)
+        done
+        for i in $(seq 1 "$n"); do wait_port_socat $((BASE + 120 + i)); done
+        echo "  $label" >&2
+        echo "$label" >>"$RES/order.txt"
+        t0=$EPOCHREALTIME
+        for i in $(seq 1 "$n"); do
+            socat -u "OPEN:$src" "TCP:127.0.0.1:$((BASE + 120 + i))" &
+            pids+=($!)
+        done
+        wait "${pids[@]}"
+        if [ "$sync" = sync ]; then sync "$WORK"/socat/out-*; fi
+        t1=$EPOCHREALTIME
+        python3 -c "import json,sys; s=float(sys.argv[1]); n=int(sys.argv[2]); z=int(sys.argv[3]); print(json.dumps({'bench': 'socat', 'elapsed_s': s, 'mib_per_s': n*z/s/1048576, 'requests': n, 'bytes': n*z, 'errors': 0}))" \
+            "$(python3 -c "print($t1 - $t0)")" "$n" "$size" >"$RES/$label.json"
+    }
+    # A socat listener takes its one connection and exits: probe it with ss, not a connect.
+    wait_port_socat() {
+        for _ in $(seq 1 200); do
+            if ss -ltn "sport = :$1" 2>/dev/null | grep -q LISTEN; then return 0; fi
+            sleep 0.05
+        done
+    }
+    clean() { rm -f "$WORK"/sb/files/* "$WORK"/py-files/* "$WORK"/bare-files/* "$WORK"/socat/*; sync; }
+    # upload KIND ROUND: one upload measurement (1g: 1 x 1 GiB, 8: 8 x 128 MiB)
+    upload() {
+        local what=$1 size=$2 r=$3 s p src
+        if [ "$size" = 1g ]; then s=1GiB p=1 src=$WORK/src-1g; else s=128MiB p=8 src=$WORK/src-128m; fi
+        clean
+        case $what in
+            files) run "put-files-$size-$r" put $F "${KEY[@]}" -s $s -P $p --server-pid "$PID_sb" --timeout 30s ;;
+            classic) run "put-classic-$size-$r" put $C --classic -s $s -P $p --verify-dir "$WORK/sb/files" --server-pid "$PID_sb" --timeout 30s ;;
+            py) run "put-py-$size-$r" put $PF --classic -s $s -P $p --verify-dir "$WORK/py-files" --server-pid "$PID_py_files" --timeout 30s ;;
+            bare) run "put-bare-$size-$r" put $BR --classic -s $s -P $p --verify-dir "$WORK/bare-files" --server-pid "$PID_bare_recv" --timeout 30s ;;
+            socat) socat_copy "put-socat-$size-$r" "$src" $p nosync ;;
+            socatsync) socat_copy "put-socatsync-$size-$r" "$src" $p sync ;;
+        esac
+    }
     for r in $(seq 1 "$ROUNDS"); do
-        run "exec-sb-$conns-$r" exec $X "${KEY[@]}" -c $conns -d "${SECS}s" --server-pid "$PID_sb" -- echo hi
-        run "exec-py-$conns-$r" exec $PX --classic -c $conns -d "${SECS}s" --server-pid "$PID_py_exec" -- echo hi
+        for size in 1g 8; do
+            for what in $(in_order "$r" files classic py bare socat socatsync); do upload "$what" "$size" "$r"; done
+        done
     done
-done
+    clean
+    rm -f "$WORK"/src-*
 
-echo "uploads: 1 x 1 GiB and 8 x 128 MiB" >&2
-head -c $((1 << 30)) /dev/urandom >"$WORK/src-1g"
-head -c $((128 << 20)) "$WORK/src-1g" >"$WORK/src-128m"
-# socat_copy LABEL SIZE_FILE N SYNC: N parallel socat file-to-file copies over loopback
-socat_copy() {
-    local label=$1 src=$2 n=$3 sync=$4 size t0 t1 pids=() i
-    size=$(stat -c %s "$src")
-    rm -f "$WORK"/socat/*
-    for i in $(seq 1 "$n"); do
-        socat -u TCP-LISTEN:$((BASE + 120 + i)),bind=127.0.0.1,reuseaddr \
-            "OPEN:$WORK/socat/out-$i,creat,trunc" &
-        pids+=($!)
-    done
-    for i in $(seq 1 "$n"); do wait_port_socat $((BASE + 120 + i)); done
-    t0=$EPOCHREALTIME
-    for i in $(seq 1 "$n"); do
-        socat -u "OPEN:$src" "TCP:127.0.0.1:$((BASE + 120 + i))" &
-        pids+=($!)
-    done
-    wait "${pids[@]}"
-    if [ "$sync" = sync ]; then sync "$WORK"/socat/out-*; fi
-    t1=$EPOCHREALTIME
-    python3 -c "import json,sys; s=float(sys.argv[1]); n=int(sys.argv[2]); z=int(sys.argv[3]); print(json.dumps({'elapsed_s': s, 'mib_per_s': n*z/s/1048576, 'requests': n}))" \
-        "$(python3 -c "print($t1 - $t0)")" "$n" "$size" >"$WORK/json/$label.json"
-    echo "  $label" >&2
-}
-# A socat listener takes its one connection and exits: probe it with ss, not a connect.
-wait_port_socat() {
-    for _ in $(seq 1 200); do
-        if ss -ltn "sport = :$1" 2>/dev/null | grep -q LISTEN; then return 0; fi
-        sleep 0.05
-    done
-}
-clean() { rm -f "$WORK"/sb/files/* "$WORK"/py-files/* "$WORK"/bare-files/* "$WORK"/socat/*; sync; }
-for r in $(seq 1 "$ROUNDS"); do
-    clean; run "put-files-1g-$r" put $F "${KEY[@]}" -s 1GiB -P 1 --server-pid "$PID_sb" --timeout 30s
-    clean; run "put-classic-1g-$r" put $C --classic -s 1GiB -P 1 --verify-dir "$WORK/sb/files" --server-pid "$PID_sb" --timeout 30s
-    clean; run "put-py-1g-$r" put $PF --classic -s 1GiB -P 1 --verify-dir "$WORK/py-files" --server-pid "$PID_py_files" --timeout 30s
-    clean; run "put-bare-1g-$r" put $BR --classic -s 1GiB -P 1 --verify-dir "$WORK/bare-files" --server-pid "$PID_bare_recv" --timeout 30s
-    clean; socat_copy "put-socat-1g-$r" "$WORK/src-1g" 1 nosync
-    clean; socat_copy "put-socatsync-1g-$r" "$WORK/src-1g" 1 sync
-    clean; run "put-files-8-$r" put $F "${KEY[@]}" -s 128MiB -P 8 --server-pid "$PID_sb" --timeout 30s
-    clean; run "put-classic-8-$r" put $C --classic -s 128MiB -P 8 --verify-dir "$WORK/sb/files" --server-pid "$PID_sb" --timeout 30s
-    clean; run "put-py-8-$r" put $PF --classic -s 128MiB -P 8 --verify-dir "$WORK/py-files" --server-pid "$PID_py_files" --timeout 30s
-    clean; run "put-bare-8-$r" put $BR --classic -s 128MiB -P 8 --verify-dir "$WORK/bare-files" --server-pid "$PID_bare_recv" --timeout 30s
-    clean; socat_copy "put-socat-8-$r" "$WORK/src-128m" 8 nosync
-    clean; socat_copy "put-socatsync-8-$r" "$WORK/src-128m" 8 sync
-done
-clean
-rm -f "$WORK"/src-*
+    echo "dashboard API, signed in" >&2
+    printf '%s\n' "$PASSWORD" >"$WORK/password"
+    run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
+fi
 
-echo "dashboard API, signed in" >&2
-printf '%s\n' "$PASSWORD" >"$WORK/password"
-run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
+# The run is complete: say so in run.json, with what only the script knows.
+python3 - "$RES/run.json" "$LIVE_BYTES" <<'PY'
+import json, sys
+path, live = sys.argv[1], int(sys.argv[2])
+meta = json.load(open(path))
+meta["finished"] = True
+if meta["mode"] == "full":
+    meta["live_bytes"] = live
+json.dump(meta, open(path, "w"), indent=1)
+PY
 
-echo "writing $OUT" >&2
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-python3 bench/report.py "$WORK/json" "$OUT" \
-    --cores "$(nproc)" --cpu "$CPU" --kernel "$(uname -r)" \
-    --rounds "$ROUNDS" --secs "$SECS" --live-bytes "$LIVE_BYTES" \
-    --python "$(python3 --version 2>&1)" \
-    --socat "$(socat -V 2>/dev/null | grep -m1 'socat version' || echo socat)"
-rm -rf "$KEEP_JSON" && mkdir -p "$(dirname "$KEEP_JSON")" && cp -r "$WORK/json" "$KEEP_JSON"
-echo "done: $OUT (raw reports in $KEEP_JSON)" >&2
+if [ -n "$QUICK" ]; then
+    python3 bench/report.py --check "$RES"
+else
+    echo "writing $OUT" >&2
+    python3 bench/report.py "$RES" --out "$OUT"
+    echo "done: $OUT, from the raw reports in $RES (commit them with it)" >&2
+fi

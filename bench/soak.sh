@@ -37,7 +37,7 @@
 # to exit before SIGKILL. Loopback only.
 #
 # Reading the results: the table printed at the end (also bench/SOAK.md, which
-# bench/report.py includes in BENCHMARKS.md); target/soak/samples.csv has one
+# BENCHMARKS.md links to); target/soak/samples.csv has one
 # row per sample (t_s, phase, rss_kib, fds, threads, children, sleep777, CPU %);
 # target/soak/server.err is the server's log. Exit status 1 when a goal is
 # missed. Not part of the test command.
