@@ -95,6 +95,19 @@ fi
 # ---- end of deploy/ checks -------------------------------------------------
 bash -n bench/run.sh
 python3 -m py_compile bench/report.py bench/reference/*.py
+step "bench/report.py on bench/fixtures"
+# The code that writes BENCHMARKS.md, run on a tiny made-up run: its output
+# must match bench/fixtures/report.md (after a deliberate change to the
+# report: `bench/report.py bench/fixtures/report --out bench/fixtures/report.md`,
+# and read the diff), a verdict must come from the data, and the quick check
+# must flag the one headline figure the fixture's quick run lost.
+python3 bench/report.py bench/fixtures/report | diff -u bench/fixtures/report.md -
+grep -qxF '| echo, 50 connections, vs bare tokio | 0.92x | 0.88–0.97x | ≥ 0.90x | met (1 of 2 rounds short) |' bench/fixtures/report.md
+quick_rc=0
+quick_out="$(python3 bench/report.py --check bench/fixtures/quick --baseline bench/fixtures/report)" || quick_rc=$?
+[ "$quick_rc" = 1 ] && [ "$(grep -c FELL <<<"$quick_out")" = 1 ] \
+  && grep -q '^  echo, 500 connections, vs bare tokio: .*FELL' <<<"$quick_out" \
+  || { printf '%s\n' "$quick_out" >&2; echo "report.py --check did not flag exactly the fallen figure (exit $quick_rc)" >&2; exit 1; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
