@@ -280,6 +280,8 @@ def check(quick_dir, baseline):
 def render(run):
     m = run.meta
     rel = os.path.relpath(os.path.abspath(run.path), ROOT)
+    if rel.startswith(".."):
+        rel = run.path  # outside the repository: as given
     out = []
     w = out.append
     commit = m.get("commit", "?") + (" with uncommitted changes" if m.get("changes") else "")
@@ -549,9 +551,9 @@ def render(run):
     if total:
         w("Within a round the servers run one after another, in the reverse order every other")
         w(f"round: switchboard ran before bare tokio in {first} of the {total} echo and UDP pairs.")
+        w(f"The order is in `{rel}/order.txt`.")
     else:
         w("This run did not record the order of its runs (no order.txt).")
-    w(f"The order is in `{rel}/order.txt`.")
     w("")
     method = os.path.join(HERE, "METHOD.md")
     if os.path.exists(method):
