@@ -477,6 +477,13 @@ pub struct ServeArgs {
     /// each on its configured address. `--set` still wins for one service.
     #[arg(long, value_name = "N", env = "SWITCHBOARD_PORT_BASE")]
     pub port_base: Option<u16>,
+
+    /// Once everything is bound, write where each service and the dashboard
+    /// listen to this file as JSON ({"web": URL, "services": {NAME: {kind,
+    /// proto, addr, state}}}): for scripts and tests, which should not parse
+    /// the banner.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Arguments shared by every client.

@@ -1,12 +1,21 @@
-//! The names of the services: a plain enum every other module can share.
+//! Kinds of service, and the identity of one running instance of a kind.
 //!
-//! It lives in a leaf module (not in `service/`) so that `stats` and `config`
-//! can name a service without depending on the code that runs it.
+//! A *kind* is a protocol switchboard can serve (`echo`, `files`, ...); an
+//! *instance* is one configured copy of a kind under its own name
+//! (`[services.backup-files] kind = "files"`). The seven built-in instances
+//! are named after their kinds, so `echo` is both.
+//!
+//! This is a leaf module (no sockets, no config) so that `stats`, `config`
+//! and the web layer can name kinds and instances without depending on the
+//! code that runs them. The kinds are declared once, in the table below;
+//! `service::registry` matches on [`ServiceKind`] without a catch-all arm,
+//! so a kind declared here but not wired there does not compile.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// Transport protocol of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -25,77 +34,66 @@ impl fmt::Display for Proto {
     }
 }
 
-/// One of the services switchboard hosts. `Supervisor::start` matches on it,
-/// so adding a service is a compiler-guided change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "&'static str")]
-pub enum ServiceKind {
-    Echo,
-    UdpEcho,
-    Time,
-    Exec,
-    Files,
-    FilesClassic,
-    Login,
+/// Declares [`ServiceKind`] and its table (name, protocol, the built-in
+/// instance's port) from one list, so a kind is added in one line.
+macro_rules! kinds {
+    ($($variant:ident => $name:literal, $proto:ident, $port:literal;)+) => {
+        /// A protocol switchboard serves.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(into = "&'static str")]
+        pub enum ServiceKind {
+            $($variant,)+
+        }
+
+        impl ServiceKind {
+            /// Every kind, in the order README.md's service table lists the
+            /// built-in instances (and the banner prints them).
+            pub const ALL: &'static [ServiceKind] = &[$(ServiceKind::$variant,)+];
+
+            /// The name used in config (`kind = "udp-echo"`), the API and the CLI.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ServiceKind::$variant => $name,)+
+                }
+            }
+
+            pub const fn proto(self) -> Proto {
+                match self {
+                    $(ServiceKind::$variant => Proto::$proto,)+
+                }
+            }
+
+            /// The port of the built-in instance named after the kind.
+            pub const fn default_port(self) -> u16 {
+                match self {
+                    $(ServiceKind::$variant => $port,)+
+                }
+            }
+        }
+    };
 }
 
-impl ServiceKind {
-    /// Every service, in the order README.md's service table lists them (and the banner prints them).
-    pub const ALL: [ServiceKind; 7] = [
-        ServiceKind::Echo,
-        ServiceKind::UdpEcho,
-        ServiceKind::Time,
-        ServiceKind::Exec,
-        ServiceKind::Files,
-        ServiceKind::FilesClassic,
-        ServiceKind::Login,
-    ];
-
-    /// The name used in config keys, the API and the CLI (`udp-echo`, not `UdpEcho`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            ServiceKind::Echo => "echo",
-            ServiceKind::UdpEcho => "udp-echo",
-            ServiceKind::Time => "time",
-            ServiceKind::Exec => "exec",
-            ServiceKind::Files => "files",
-            ServiceKind::FilesClassic => "files-classic",
-            ServiceKind::Login => "login",
-        }
-    }
-
-    pub const fn proto(self) -> Proto {
-        match self {
-            ServiceKind::Echo
-            | ServiceKind::Exec
-            | ServiceKind::Files
-            | ServiceKind::FilesClassic
-            | ServiceKind::Login => Proto::Tcp,
-            ServiceKind::UdpEcho | ServiceKind::Time => Proto::Udp,
-        }
-    }
-
-    pub const fn default_port(self) -> u16 {
-        match self {
-            ServiceKind::Echo => 9000,
-            ServiceKind::UdpEcho => 9001,
-            ServiceKind::Time => 9002,
-            ServiceKind::Exec => 9003,
-            ServiceKind::Files => 9004,
-            ServiceKind::FilesClassic => 9005,
-            ServiceKind::Login => 9006,
-        }
-    }
-
-    /// Position in [`ServiceKind::ALL`], for per-service arrays.
-    pub const fn index(self) -> usize {
-        self as usize
-    }
+kinds! {
+    Echo => "echo", Tcp, 9000;
+    UdpEcho => "udp-echo", Udp, 9001;
+    Time => "time", Udp, 9002;
+    Exec => "exec", Tcp, 9003;
+    Files => "files", Tcp, 9004;
+    FilesClassic => "files-classic", Tcp, 9005;
+    Login => "login", Tcp, 9006;
 }
 
 impl From<ServiceKind> for &'static str {
     fn from(kind: ServiceKind) -> Self {
         kind.name()
+    }
+}
+
+impl AsRef<str> for ServiceKind {
+    /// The kind's name, which is also its built-in instance's name: tests and
+    /// callers can say `supervisor.start(ServiceKind::Echo)` for `echo`.
+    fn as_ref(&self) -> &str {
+        self.name()
     }
 }
 
@@ -105,19 +103,145 @@ impl fmt::Display for ServiceKind {
     }
 }
 
-/// The name is not one of [`ServiceKind::ALL`].
+/// The name is not a kind.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown service `{0}` (known: echo, udp-echo, time, exec, files, files-classic, login)")]
-pub struct UnknownService(pub String);
+#[error("unknown kind `{0}` (known: {known})", known = known_kinds())]
+pub struct UnknownKind(pub String);
+
+/// `echo, udp-echo, ...`, for messages.
+pub fn known_kinds() -> String {
+    ServiceKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl FromStr for ServiceKind {
-    type Err = UnknownService;
+    type Err = UnknownKind;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ServiceKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|k| k.name() == s)
-            .ok_or_else(|| UnknownService(s.to_owned()))
+            .ok_or_else(|| UnknownKind(s.to_owned()))
+    }
+}
+
+/// The longest instance name.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Checks an instance name: `[a-z0-9-]{1,32}`, and not `web` (the dashboard's
+/// section and environment prefix).
+///
+/// # Errors
+/// A sentence saying what is wrong with it.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "a service name has 1 to {MAX_NAME_LEN} characters, got {}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "`{}` is not a service name: use a-z, 0-9 and `-` only (found {c:?})",
+            name.escape_debug()
+        ));
+    }
+    if name == "web" {
+        return Err("`web` is the dashboard's name; pick another service name".into());
+    }
+    Ok(())
+}
+
+/// One instance: its name and its kind. Cheap to clone; compares by name
+/// (names are unique within a process).
+#[derive(Clone)]
+pub struct ServiceId(Arc<IdInner>);
+
+struct IdInner {
+    name: Box<str>,
+    kind: ServiceKind,
+}
+
+impl ServiceId {
+    /// An instance `name` of `kind`; the name is not checked here (config is
+    /// where names come from and are checked).
+    pub fn new(name: impl Into<Box<str>>, kind: ServiceKind) -> Self {
+        ServiceId(Arc::new(IdInner {
+            name: name.into(),
+            kind,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    pub fn kind(&self) -> ServiceKind {
+        self.0.kind
+    }
+
+    pub fn proto(&self) -> Proto {
+        self.0.kind.proto()
+    }
+}
+
+impl From<ServiceKind> for ServiceId {
+    /// The built-in instance of `kind`, named after it.
+    fn from(kind: ServiceKind) -> Self {
+        ServiceId::new(kind.name(), kind)
+    }
+}
+
+impl AsRef<str> for ServiceId {
+    fn as_ref(&self) -> &str {
+        self.name()
+    }
+}
+
+impl PartialEq for ServiceId {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ServiceId {}
+
+impl std::hash::Hash for ServiceId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
+}
+
+impl PartialEq<ServiceKind> for ServiceId {
+    /// Whether this is the built-in instance of `kind`.
+    fn eq(&self, kind: &ServiceKind) -> bool {
+        self.name() == kind.name()
+    }
+}
+
+impl fmt::Debug for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.kind())
+    }
+}
+
+impl fmt::Display for ServiceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for ServiceId {
+    /// As its name: events and the API name instances.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -126,11 +250,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_index_matches_position() {
-        for (i, kind) in ServiceKind::ALL.into_iter().enumerate() {
+    fn names_round_trip() {
+        for &kind in ServiceKind::ALL {
             assert_eq!(kind.name().parse::<ServiceKind>().unwrap(), kind);
-            assert_eq!(kind.index(), i);
         }
-        assert!("udp_echo".parse::<ServiceKind>().is_err());
+        let err = "udp_echo".parse::<ServiceKind>().unwrap_err().to_string();
+        assert!(err.contains("known: echo, udp-echo, time"), "{err}");
+    }
+
+    #[test]
+    fn instance_names_are_checked() {
+        for good in ["echo", "echo-2", "a", &"x".repeat(32)] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Echo", "echo_2", "echo.2", "web", &"x".repeat(33), "é"] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_compare_by_name_and_serialize_as_it() {
+        let a = ServiceId::new("echo-2", ServiceKind::Echo);
+        assert_eq!(a, ServiceId::new("echo-2", ServiceKind::Echo));
+        assert_ne!(a, ServiceId::from(ServiceKind::Echo));
+        let builtin: ServiceId = ServiceKind::Echo.into();
+        assert!(builtin == ServiceKind::Echo);
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"echo-2\"");
     }
 }

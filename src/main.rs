@@ -19,11 +19,10 @@ use switchboard::client::{
     LoginOutcome, OutputKind, TimeClient, UdpEchoClient,
 };
 use switchboard::config::{Config, FileSource};
-use switchboard::kind::ServiceKind;
-use switchboard::service::{Deps, ServiceState, Supervisor};
+use switchboard::server::{self, Running};
 use switchboard::shutdown;
+use switchboard::supervisor::Supervisor;
 use switchboard::terminal::{Progress, human_bytes};
-use switchboard::web;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -102,6 +101,7 @@ fn merge_serve_args(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
         set: top.set.into_iter().chain(sub.set).collect(),
         data_dir: sub.data_dir.or(top.data_dir),
         port_base: sub.port_base.or(top.port_base),
+        ready_file: sub.ready_file.or(top.ready_file),
     }
 }
 
@@ -169,99 +169,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
     // would cap the services below their own `max_connections`.
     let fds = switchboard::service::listen::raise_fd_limit();
     tracing::debug!("open file limit: {fds}");
-    let mut config = load_config(&args)?;
+    let config = load_config(&args)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let key_note = if config.key.is_some() {
-        "HMAC key: from the configuration".to_owned()
-    } else {
-        let (key, created) =
-            switchboard::keyfile::load_or_create(&config.data_dir).with_context(|| {
-                format!("cannot keep the HMAC key in {}", config.data_dir.display())
-            })?;
-        config.key = Some(key);
-        let path = switchboard::keyfile::path(&config.data_dir);
-        match created {
-            true => format!("HMAC key: generated in {} (owner-only)", path.display()),
-            false => format!("HMAC key: {}", path.display()),
-        }
-    };
-    let deps = Deps::open(&config)?;
     #[allow(clippy::disallowed_methods)] // main is where the environment is read
     let admin_password = std::env::var(switchboard::config::ENV_ADMIN_PASSWORD)
         .ok()
         .filter(|p| !p.is_empty());
-    let web_listener = switchboard::service::listen::bind_inet(config.web.listen);
-    if let Err(e) = &web_listener {
-        tracing::error!("the dashboard cannot listen on {}: {e}", config.web.listen);
+    let web_listen = config.web.listen;
+    let running = server::run(config, server::Options { admin_password }).await?;
+    print_banner(&running, &web_listen);
+    if let Some(path) = &args.ready_file {
+        running
+            .write_ready_file(path)
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
-    // A generated password is shown once: made while the dashboard it is for
-    // cannot start, it would be spent on nothing.
-    let generated = if web_listener.is_ok() || admin_password.is_some() {
-        deps.users
-            .ensure_admin(admin_password.as_deref())
-            .context("cannot create the first account")?
-    } else {
-        None
-    };
-    let root = deps.root.clone();
-    root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
-    // Changed certificate files apply to new handshakes (mtime checked).
-    root.tasks.spawn(deps.tls.clone().watch(root.token.clone()));
-    let tls_note = tls_banner(&deps.tls);
-    let supervisor = Supervisor::new(&config, deps);
-    let failures = supervisor.start_enabled().await;
-    let web = match web_listener {
-        Ok(listener) => {
-            let addr = listener.local_addr()?;
-            let state = web::AppState::new(supervisor.clone(), &config, root.clone());
-            root.tasks.spawn(web::serve(listener, state));
-            Ok(addr)
-        }
-        Err(e) => Err(e),
-    };
-    let scheme = match supervisor.certs().web() {
-        Some(_) => "https",
-        None => "http",
-    };
-    print_banner(&supervisor, &config.web.listen, &web, scheme);
-    println!("{key_note}");
-    for line in tls_note {
-        println!("{line}");
-    }
-    if let Ok(addr) = web {
-        // A wildcard address is not something to type into a browser.
-        let host = match addr.ip() {
-            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        println!("open: {scheme}://{host}:{}/", addr.port());
-    }
-    // The last line of the banner (tests read up to it).
-    match generated {
-        // Printed once, on stdout only: never logged.
-        Some(password) => println!(
-            "sign in as:  admin / {password}   (generated now and shown only this once; \
-             change it with `switchboard user passwd admin`)"
-        ),
-        None if supervisor.users().list().is_empty() => println!(
-            "accounts: none yet; the admin password is made and shown at the first start \
-             whose dashboard runs (or set SWITCHBOARD_ADMIN_PASSWORD)"
-        ),
-        None => println!(
-            "accounts: {} ({}; `switchboard user list`)",
-            supervisor.users().path().display(),
-            match supervisor.users().list().len() {
-                1 => "1 account".to_owned(),
-                n => format!("{n} accounts"),
-            }
-        ),
-    }
-    let enabled = config.services.iter().filter(|s| s.enabled).count();
-    if enabled > 0 && failures.len() == enabled {
-        root.drain(config.shutdown_grace).await;
+    if running.all_failed() {
+        running.shutdown().await;
         anyhow::bail!("no service could start (see above)");
     }
 
@@ -273,77 +198,100 @@ async fn serve(args: ServeArgs) -> Result<()> {
         eprintln!("switchboard: exiting without waiting");
         std::process::exit(130);
     });
-    // Cancelled first, so that what ends now knows it is a shutdown (an exec
-    // command's audit line says so), not a stop of one service.
-    root.token.cancel();
-    supervisor.stop_all().await;
-    supervisor.audit().flush().await;
-    if !root.drain(config.shutdown_grace).await {
-        tracing::warn!(
-            "some tasks outlived the {:?} grace period",
-            config.shutdown_grace
-        );
-    }
+    running.shutdown().await;
     tracing::info!("bye");
     Ok(())
 }
 
-/// What listens where, in a few lines anyone can read.
-fn print_banner(
-    supervisor: &Supervisor,
-    web_listen: &std::net::SocketAddr,
-    web: &std::io::Result<std::net::SocketAddr>,
-    scheme: &str,
-) {
+/// What listens where, in a few lines anyone can read. For people: programs
+/// read `--ready-file`.
+fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
+    let supervisor = &running.supervisor;
+    let scheme = running.scheme;
     let mut out = String::new();
     out.push_str(&format!(
         "switchboard {} — Ctrl-C to stop\n",
         env!("CARGO_PKG_VERSION")
     ));
-    for s in supervisor.statuses() {
+    let statuses = supervisor.statuses();
+    let label = |s: &switchboard::supervisor::ServiceStatus| match s.name.name() == s.kind.name() {
+        true => s.name.to_string(),
+        false => format!("{} ({})", s.name, s.kind),
+    };
+    let width = statuses
+        .iter()
+        .map(|s| label(s).len())
+        .max()
+        .unwrap_or(0)
+        .max(13);
+    for s in &statuses {
         let addr = s.local_addr.as_deref().unwrap_or(&s.listen);
         let state = if s.enabled {
             s.state.as_str()
         } else {
             "disabled"
         };
+        let name = label(s);
         out.push_str(&format!(
-            "  {:<13} {}  {:<24} {}\n",
-            s.name, s.proto, addr, state
+            "  {name:<width$} {}  {addr:<24} {state}\n",
+            s.proto
         ));
     }
-    match web {
+    match &running.web {
         Ok(addr) => out.push_str(&format!(
-            "  {:<13} {scheme:<4} {:<24} running\n",
+            "  {:<width$} {scheme:<4} {:<24} running\n",
             "web", addr
         )),
         Err(e) => out.push_str(&format!(
-            "  {:<13} {scheme:<4} {:<24} failed: {}\n",
+            "  {:<width$} {scheme:<4} {:<24} failed: {}\n",
             "web",
             web_listen,
             switchboard::service::bind_failure(e)
         )),
     }
-    let taken = "address in use";
-    let web_taken = web
-        .as_ref()
-        .is_err_and(|e| switchboard::service::bind_failure(e) == taken);
-    if web_taken
-        || supervisor
-            .statuses()
-            .iter()
-            .any(|s| s.state.ends_with(taken))
-    {
+    if running.port_taken() {
         out.push_str(
             "hint: a port is taken. Move them all with --port-base N (services on N..N+6, \
              the dashboard on N+80), or one with --set services.NAME.listen=IP:PORT\n",
         );
     }
-    if let Some(addr) = supervisor.local_addr(ServiceKind::Echo)
-        && supervisor.state(ServiceKind::Echo) == ServiceState::Running
-    {
+    if let Some(addr) = running.echo_addr() {
         out.push_str(&format!("try:  {} echo {addr} hello\n", program_name()));
     }
+    out.push_str(&match &running.key {
+        server::KeySource::Config => "HMAC key: from the configuration\n".to_owned(),
+        server::KeySource::File(path, true) => {
+            format!("HMAC key: generated in {} (owner-only)\n", path.display())
+        }
+        server::KeySource::File(path, false) => format!("HMAC key: {}\n", path.display()),
+    });
+    for line in tls_banner(supervisor) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(url) = running.web_url() {
+        out.push_str(&format!("open: {url}\n"));
+    }
+    // The last line of the banner.
+    out.push_str(&match &running.generated_password {
+        // Printed once, on stdout only: never logged.
+        Some(password) => format!(
+            "sign in as:  admin / {password}   (generated now and shown only this once; \
+             change it with `switchboard user passwd admin`)\n"
+        ),
+        None if supervisor.users().list().is_empty() => "accounts: none yet; the admin \
+             password is made and shown at the first start whose dashboard runs (or set \
+             SWITCHBOARD_ADMIN_PASSWORD)\n"
+            .to_owned(),
+        None => format!(
+            "accounts: {} ({}; `switchboard user list`)\n",
+            supervisor.users().path().display(),
+            match supervisor.users().list().len() {
+                1 => "1 account".to_owned(),
+                n => format!("{n} accounts"),
+            }
+        ),
+    });
     print!("{out}");
     let _ = std::io::stdout().flush();
 }
@@ -370,16 +318,17 @@ fn program_name() -> String {
 
 /// The banner's TLS lines: each certificate in use, who uses it, and its
 /// SHA-256 (what `--pin` takes).
-fn tls_banner(certs: &switchboard::tls::Certs) -> Vec<String> {
+fn tls_banner(supervisor: &Supervisor) -> Vec<String> {
+    let certs = supervisor.certs();
     let mut users: Vec<(std::sync::Arc<switchboard::tls::ServerTls>, Vec<String>)> = Vec::new();
     let all = certs
         .web()
         .map(|t| (std::sync::Arc::clone(t), "web".to_owned()))
         .into_iter()
         .chain(
-            ServiceKind::ALL
-                .into_iter()
-                .filter_map(|k| certs.service(k).map(|t| (t, k.to_string()))),
+            supervisor
+                .ids()
+                .filter_map(|id| certs.service(id).map(|t| (t, id.to_string()))),
         );
     for (tls, who) in all {
         match users

@@ -12,16 +12,17 @@
 //! It knows nothing of sockets or HTTP: `snapshot()` returns plain serde data,
 //! and that is all the web layer will ever see.
 
+use crate::sync::lock;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::kind::{Proto, ServiceKind};
+use crate::kind::{Proto, ServiceId, ServiceKind};
 
 /// One sample a second for this long: what the traffic chart shows.
 pub const HISTORY_LEN: usize = 15 * 60;
@@ -100,16 +101,24 @@ struct Inner {
     next_seq: AtomicU64,
     /// Open connections by id; a BTreeMap so snapshots come out oldest first.
     conns: Mutex<BTreeMap<u64, Arc<ConnEntry>>>,
-    totals: [Counters; ServiceKind::ALL.len()],
-    history: Mutex<History>,
+    /// Every instance seen, in the order first registered (config order).
+    services: RwLock<Vec<Arc<SvcEntry>>>,
     recent: Mutex<VecDeque<Event>>,
     events: broadcast::Sender<Event>,
     /// Bumped on every event and every history sample; see [`Stats::changed`].
     version: watch::Sender<u64>,
+}
+
+/// One instance's totals, durations and history. Connections hold it, so
+/// counting their bytes needs no lookup.
+struct SvcEntry {
+    id: ServiceId,
+    counters: Counters,
     /// How long each command (exec) and each stored upload (files,
-    /// files-classic) took, per service.
-    exec_durations: [Histogram; ServiceKind::ALL.len()],
-    upload_durations: [Histogram; ServiceKind::ALL.len()],
+    /// files-classic) took.
+    exec_durations: Histogram,
+    upload_durations: Histogram,
+    history: Mutex<History>,
 }
 
 #[derive(Default)]
@@ -125,7 +134,7 @@ struct Counters {
 
 struct ConnEntry {
     id: u64,
-    service: ServiceKind,
+    service: Arc<SvcEntry>,
     proto: Proto,
     peer: String,
     opened: Instant,
@@ -150,7 +159,7 @@ pub struct ConnGuard {
 pub struct ServiceTotals {
     /// Not serialised: where totals are shown, the service is named beside.
     #[serde(skip)]
-    pub service: ServiceKind,
+    pub service: ServiceId,
     /// Connections (TCP) or distinct peers (UDP) accepted.
     pub accepted: u64,
     pub active: u64,
@@ -167,7 +176,7 @@ pub struct ServiceTotals {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConnInfo {
     pub id: u64,
-    pub service: ServiceKind,
+    pub service: ServiceId,
     pub proto: Proto,
     pub peer: String,
     pub opened_at_unix_ms: u64,
@@ -187,14 +196,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn totals(&self, service: ServiceKind) -> &ServiceTotals {
-        &self.services[service.index()]
+    /// The totals of the instance `name`.
+    ///
+    /// # Panics
+    /// When no such instance was ever registered: a caller's bug.
+    pub fn totals(&self, name: impl AsRef<str>) -> &ServiceTotals {
+        let name = name.as_ref();
+        self.services
+            .iter()
+            .find(|t| t.service.name() == name)
+            .unwrap_or_else(|| panic!("no service named {name} in the snapshot"))
     }
 
-    pub fn connections_of(&self, service: ServiceKind) -> impl Iterator<Item = &ConnInfo> {
+    pub fn connections_of(&self, name: impl AsRef<str>) -> impl Iterator<Item = &ConnInfo> {
         self.connections
             .iter()
-            .filter(move |c| c.service == service)
+            .filter(move |c| c.service.name() == name.as_ref())
     }
 }
 
@@ -208,9 +225,10 @@ pub struct Sample {
     pub active: u64,
 }
 
+#[derive(Default)]
 struct History {
-    last: [(u64, u64, u64); ServiceKind::ALL.len()],
-    samples: [VecDeque<Sample>; ServiceKind::ALL.len()],
+    last: (u64, u64, u64),
+    samples: VecDeque<Sample>,
 }
 
 /// Why [`Stats::close`] did nothing.
@@ -236,35 +254,35 @@ pub struct Event {
 pub enum EventKind {
     Opened {
         id: u64,
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
     },
     Closed {
         id: u64,
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
         bytes_in: u64,
         bytes_out: u64,
         duration_ms: u64,
     },
     Refused {
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
         reason: String,
     },
     ServiceState {
-        service: ServiceKind,
+        service: ServiceId,
         state: String,
     },
     /// A wrong HMAC answer, or a failed login.
     AuthFailed {
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
         reason: String,
     },
     /// A remote command ended (`outcome`: `exit 0`, `signal 9`, `error: ...`).
     CommandRun {
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
         argv: Vec<String>,
         outcome: String,
@@ -273,7 +291,7 @@ pub enum EventKind {
     },
     /// An upload landed under its final name.
     FileStored {
-        service: ServiceKind,
+        service: ServiceId,
         peer: String,
         name: String,
         size: u64,
@@ -283,7 +301,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// The service the event is about.
-    pub fn service(&self) -> ServiceKind {
+    pub fn service(&self) -> &ServiceId {
         match self {
             EventKind::Opened { service, .. }
             | EventKind::Closed { service, .. }
@@ -291,7 +309,7 @@ impl EventKind {
             | EventKind::ServiceState { service, .. }
             | EventKind::AuthFailed { service, .. }
             | EventKind::CommandRun { service, .. }
-            | EventKind::FileStored { service, .. } => *service,
+            | EventKind::FileStored { service, .. } => service,
         }
     }
 
@@ -307,13 +325,6 @@ impl EventKind {
             EventKind::FileStored { .. } => "file_stored",
         }
     }
-}
-
-/// Locks a registry mutex. A panic while holding one of these locks can only
-/// happen between two plain field updates, so the data is still consistent
-/// and poisoning is ignored rather than spread to every other connection.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -342,38 +353,85 @@ impl Stats {
                 next_id: AtomicU64::new(1),
                 next_seq: AtomicU64::new(1),
                 conns: Mutex::new(BTreeMap::new()),
-                totals: Default::default(),
-                history: Mutex::new(History {
-                    last: Default::default(),
-                    samples: Default::default(),
-                }),
+                services: RwLock::new(Vec::new()),
                 recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
                 events,
                 version,
-                exec_durations: Default::default(),
-                upload_durations: Default::default(),
             }),
         }
     }
 
+    /// Adds an instance (a no-op if one of that name is known); the
+    /// supervisor registers every configured one, so each has totals, in
+    /// config order, before its first connection.
+    pub fn register(&self, id: &ServiceId) {
+        self.entry(id);
+    }
+
+    /// The entry of `id`, registering it on first use.
+    fn entry(&self, id: &ServiceId) -> Arc<SvcEntry> {
+        if let Some(e) = self.find(id.name()) {
+            return e;
+        }
+        let mut services = self
+            .inner
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = services.iter().find(|e| e.id == *id) {
+            return Arc::clone(e);
+        }
+        let entry = Arc::new(SvcEntry {
+            id: id.clone(),
+            counters: Counters::default(),
+            exec_durations: Histogram::default(),
+            upload_durations: Histogram::default(),
+            history: Mutex::new(History::default()),
+        });
+        services.push(Arc::clone(&entry));
+        entry
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<SvcEntry>> {
+        self.inner
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|e| e.id.name() == name)
+            .cloned()
+    }
+
+    fn entries(&self) -> Vec<Arc<SvcEntry>> {
+        self.inner
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Records how long one command took, from its request to its end.
-    pub fn observe_exec(&self, service: ServiceKind, took: Duration) {
-        self.inner.exec_durations[service.index()].observe(took);
+    pub fn observe_exec(&self, service: &ServiceId, took: Duration) {
+        self.entry(service).exec_durations.observe(took);
     }
 
     /// Records how long one stored upload took, header to commit.
-    pub fn observe_upload(&self, service: ServiceKind, took: Duration) {
-        self.inner.upload_durations[service.index()].observe(took);
+    pub fn observe_upload(&self, service: &ServiceId, took: Duration) {
+        self.entry(service).upload_durations.observe(took);
     }
 
-    /// The command durations of `service` so far.
-    pub fn exec_durations(&self, service: ServiceKind) -> HistogramSnapshot {
-        self.inner.exec_durations[service.index()].snapshot()
+    /// The command durations of instance `name` so far.
+    pub fn exec_durations(&self, name: impl AsRef<str>) -> HistogramSnapshot {
+        self.find(name.as_ref())
+            .map(|e| e.exec_durations.snapshot())
+            .unwrap_or_default()
     }
 
-    /// The upload durations of `service` so far.
-    pub fn upload_durations(&self, service: ServiceKind) -> HistogramSnapshot {
-        self.inner.upload_durations[service.index()].snapshot()
+    /// The upload durations of instance `name` so far.
+    pub fn upload_durations(&self, name: impl AsRef<str>) -> HistogramSnapshot {
+        self.find(name.as_ref())
+            .map(|e| e.upload_durations.snapshot())
+            .unwrap_or_default()
     }
 
     fn now_ms(&self) -> u64 {
@@ -384,12 +442,8 @@ impl Stats {
         self.inner.started_unix_ms.saturating_add(ms)
     }
 
-    fn counters(&self, service: ServiceKind) -> &Counters {
-        &self.inner.totals[service.index()]
-    }
-
     /// Registers a new connection (TCP) or peer (UDP). `peer` is shown as given.
-    pub fn open(&self, service: ServiceKind, proto: Proto, peer: impl Into<String>) -> ConnGuard {
+    pub fn open(&self, service: &ServiceId, proto: Proto, peer: impl Into<String>) -> ConnGuard {
         self.open_with(service, proto, peer.into(), CancellationToken::new())
     }
 
@@ -399,7 +453,7 @@ impl Stats {
     /// connections share.
     pub fn open_under(
         &self,
-        service: ServiceKind,
+        service: &ServiceId,
         proto: Proto,
         peer: impl Into<String>,
         parent: &CancellationToken,
@@ -409,14 +463,14 @@ impl Stats {
 
     fn open_with(
         &self,
-        service: ServiceKind,
+        service: &ServiceId,
         proto: Proto,
         peer: String,
         close: CancellationToken,
     ) -> ConnGuard {
         let entry = Arc::new(ConnEntry {
             id: self.inner.next_id.fetch_add(1, Relaxed),
-            service,
+            service: self.entry(service),
             proto,
             peer,
             opened: Instant::now(),
@@ -426,13 +480,13 @@ impl Stats {
             last_activity_ms: AtomicU64::new(self.now_ms()),
             close,
         });
-        let counters = self.counters(service);
+        let counters = &entry.service.counters;
         counters.accepted.fetch_add(1, Relaxed);
         counters.active.fetch_add(1, Relaxed);
         lock(&self.inner.conns).insert(entry.id, Arc::clone(&entry));
         self.emit(EventKind::Opened {
             id: entry.id,
-            service,
+            service: service.clone(),
             peer: entry.peer.clone(),
         });
         ConnGuard {
@@ -464,14 +518,16 @@ impl Stats {
     /// A connection already asked to close is not picked twice.
     pub fn close_longest_idle(
         &self,
-        service: ServiceKind,
+        service: &ServiceId,
         min_idle: Duration,
     ) -> Option<(String, Duration)> {
         let now = self.now_ms();
         let conns = lock(&self.inner.conns);
         let victim = conns
             .values()
-            .filter(|e| e.service == service && e.proto == Proto::Tcp && !e.close.is_cancelled())
+            .filter(|e| {
+                e.service.id == *service && e.proto == Proto::Tcp && !e.close.is_cancelled()
+            })
             .max_by_key(|e| now.saturating_sub(e.last_activity_ms.load(Relaxed)))?;
         let idle = Duration::from_millis(now.saturating_sub(victim.last_activity_ms.load(Relaxed)));
         if idle < min_idle {
@@ -482,10 +538,10 @@ impl Stats {
     }
 
     /// Counts a connection or datagram turned away by a limit.
-    pub fn refused(&self, service: ServiceKind, peer: impl Into<String>, reason: &str) {
-        self.counters(service).refused.fetch_add(1, Relaxed);
+    pub fn refused(&self, service: &ServiceId, peer: impl Into<String>, reason: &str) {
+        self.entry(service).counters.refused.fetch_add(1, Relaxed);
         self.emit(EventKind::Refused {
-            service,
+            service: service.clone(),
             peer: peer.into(),
             reason: reason.to_owned(),
         });
@@ -493,29 +549,32 @@ impl Stats {
 
     /// Counts a datagram dropped by a limit, with no event: a flood of
     /// datagrams must not become a flood of events too.
-    pub fn dropped(&self, service: ServiceKind) {
-        self.counters(service).refused.fetch_add(1, Relaxed);
+    pub fn dropped(&self, service: &ServiceId) {
+        self.entry(service).counters.refused.fetch_add(1, Relaxed);
     }
 
     /// Counts a connection that ended in an error (reset, idle timeout, ...).
-    pub fn error(&self, service: ServiceKind) {
-        self.counters(service).errors.fetch_add(1, Relaxed);
+    pub fn error(&self, service: &ServiceId) {
+        self.entry(service).counters.errors.fetch_add(1, Relaxed);
     }
 
     /// Counts a failed authentication and records why (never the secret).
-    pub fn auth_failed(&self, service: ServiceKind, peer: impl Into<String>, reason: &str) {
-        self.counters(service).auth_failures.fetch_add(1, Relaxed);
+    pub fn auth_failed(&self, service: &ServiceId, peer: impl Into<String>, reason: &str) {
+        self.entry(service)
+            .counters
+            .auth_failures
+            .fetch_add(1, Relaxed);
         self.emit(EventKind::AuthFailed {
-            service,
+            service: service.clone(),
             peer: peer.into(),
             reason: reason.to_owned(),
         });
     }
 
     /// Records a service's new state (`running`, `stopped`, `failed: ...`).
-    pub fn service_state(&self, service: ServiceKind, state: impl Into<String>) {
+    pub fn service_state(&self, service: &ServiceId, state: impl Into<String>) {
         self.emit(EventKind::ServiceState {
-            service,
+            service: service.clone(),
             state: state.into(),
         });
     }
@@ -574,17 +633,11 @@ impl Stats {
         }
     }
 
-    pub fn totals(&self, service: ServiceKind) -> ServiceTotals {
-        let c = self.counters(service);
-        ServiceTotals {
-            service,
-            accepted: c.accepted.load(Relaxed),
-            active: c.active.load(Relaxed),
-            refused: c.refused.load(Relaxed),
-            errors: c.errors.load(Relaxed),
-            auth_failures: c.auth_failures.load(Relaxed),
-            bytes_in: c.bytes_in.load(Relaxed),
-            bytes_out: c.bytes_out.load(Relaxed),
+    /// The totals of instance `name` (zero for one never registered).
+    pub fn totals(&self, name: impl AsRef<str>) -> ServiceTotals {
+        match self.find(name.as_ref()) {
+            Some(e) => totals_of(&e),
+            None => totals_of(&self.entry(&ServiceId::new(name.as_ref(), ServiceKind::Echo))),
         }
     }
 
@@ -598,7 +651,7 @@ impl Stats {
                 let last = e.last_activity_ms.load(Relaxed);
                 ConnInfo {
                     id: e.id,
-                    service: e.service,
+                    service: e.service.id.clone(),
                     proto: e.proto,
                     peer: e.peer.clone(),
                     opened_at_unix_ms: e.opened_unix_ms,
@@ -612,7 +665,7 @@ impl Stats {
             .collect();
         Snapshot {
             at_unix_ms: unix_ms(SystemTime::now()),
-            services: ServiceKind::ALL.map(|k| self.totals(k)).to_vec(),
+            services: self.entries().iter().map(|e| totals_of(e)).collect(),
             connections,
         }
     }
@@ -621,14 +674,14 @@ impl Stats {
     /// the previous sample. [`Stats::run`] calls it every second.
     pub fn sample(&self) {
         let at_unix_s = unix_ms(SystemTime::now()) / 1000;
-        {
-            let mut history = lock(&self.inner.history);
+        for entry in self.entries() {
+            let t = totals_of(&entry);
+            let mut history = lock(&entry.history);
             let History { last, samples } = &mut *history;
-            for kind in ServiceKind::ALL {
-                let t = self.totals(kind);
-                let (last_in, last_out, last_acc) = last[kind.index()];
-                last[kind.index()] = (t.bytes_in, t.bytes_out, t.accepted);
-                let ring = &mut samples[kind.index()];
+            {
+                let (last_in, last_out, last_acc) = *last;
+                *last = (t.bytes_in, t.bytes_out, t.accepted);
+                let ring = samples;
                 if ring.len() == HISTORY_LEN {
                     ring.pop_front();
                 }
@@ -645,18 +698,16 @@ impl Stats {
     }
 
     /// The last [`HISTORY_LEN`] samples of one service, oldest first.
-    pub fn history(&self, service: ServiceKind) -> Vec<Sample> {
-        lock(&self.inner.history).samples[service.index()]
-            .iter()
-            .copied()
-            .collect()
+    pub fn history(&self, name: impl AsRef<str>) -> Vec<Sample> {
+        self.find(name.as_ref())
+            .map(|e| lock(&e.history).samples.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The newest history sample of one service.
-    pub fn last_sample(&self, service: ServiceKind) -> Option<Sample> {
-        lock(&self.inner.history).samples[service.index()]
-            .back()
-            .copied()
+    pub fn last_sample(&self, name: impl AsRef<str>) -> Option<Sample> {
+        self.find(name.as_ref())
+            .and_then(|e| lock(&e.history).samples.back().copied())
     }
 
     /// Samples the history once a second until cancelled.
@@ -670,13 +721,27 @@ impl Stats {
     }
 }
 
+fn totals_of(e: &SvcEntry) -> ServiceTotals {
+    let c = &e.counters;
+    ServiceTotals {
+        service: e.id.clone(),
+        accepted: c.accepted.load(Relaxed),
+        active: c.active.load(Relaxed),
+        refused: c.refused.load(Relaxed),
+        errors: c.errors.load(Relaxed),
+        auth_failures: c.auth_failures.load(Relaxed),
+        bytes_in: c.bytes_in.load(Relaxed),
+        bytes_out: c.bytes_out.load(Relaxed),
+    }
+}
+
 impl ConnGuard {
     pub fn id(&self) -> u64 {
         self.entry.id
     }
 
-    pub fn service(&self) -> ServiceKind {
-        self.entry.service
+    pub fn service(&self) -> &ServiceId {
+        &self.entry.service.id
     }
 
     pub fn peer(&self) -> &str {
@@ -697,7 +762,7 @@ impl ConnGuard {
     /// counts its request and reply at once). Lock-free; a zero side is
     /// not touched.
     pub fn add_exchange(&self, received: usize, sent: usize) {
-        let counters = self.stats.counters(self.entry.service);
+        let counters = &self.entry.service.counters;
         if received > 0 {
             self.entry.bytes_in.fetch_add(received as u64, Relaxed);
             counters.bytes_in.fetch_add(received as u64, Relaxed);
@@ -733,10 +798,10 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         let e = &self.entry;
         lock(&self.stats.inner.conns).remove(&e.id);
-        self.stats.counters(e.service).active.fetch_sub(1, Relaxed);
+        e.service.counters.active.fetch_sub(1, Relaxed);
         self.stats.emit(EventKind::Closed {
             id: e.id,
-            service: e.service,
+            service: e.service.id.clone(),
             peer: e.peer.clone(),
             bytes_in: e.bytes_in.load(Relaxed),
             bytes_out: e.bytes_out.load(Relaxed),
@@ -752,10 +817,10 @@ mod tests {
     #[test]
     fn type_names_match_the_json_tag() {
         let stats = Stats::new();
-        drop(stats.open(ServiceKind::Echo, Proto::Tcp, "a"));
-        stats.refused(ServiceKind::Login, "b", "r");
-        stats.service_state(ServiceKind::Time, "running");
-        stats.auth_failed(ServiceKind::Exec, "c", "wrong key");
+        drop(stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "a"));
+        stats.refused(&ServiceKind::Login.into(), "b", "r");
+        stats.service_state(&ServiceKind::Time.into(), "running");
+        stats.auth_failed(&ServiceKind::Exec.into(), "c", "wrong key");
         for event in stats.recent_events() {
             let json = serde_json::to_value(&event).unwrap();
             assert_eq!(json["type"], event.kind.type_name());
@@ -766,8 +831,8 @@ mod tests {
     #[test]
     fn close_fires_the_connections_token_and_refuses_udp_peers() {
         let stats = Stats::new();
-        let tcp = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
-        let udp = stats.open(ServiceKind::UdpEcho, Proto::Udp, "b");
+        let tcp = stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "a");
+        let udp = stats.open(&ServiceKind::UdpEcho.into(), Proto::Udp, "b");
         let token = tcp.close_requested();
         assert!(!token.is_cancelled());
         assert_eq!(stats.close(udp.id()), Err(CloseError::NotTcp));
@@ -781,8 +846,8 @@ mod tests {
     #[test]
     fn bytes_are_counted_per_connection_and_per_service() {
         let stats = Stats::new();
-        let a = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
-        let b = stats.open(ServiceKind::Echo, Proto::Tcp, "b");
+        let a = stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "a");
+        let b = stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "b");
         a.add_in(10);
         a.add_out(10);
         b.add_in(5);
@@ -794,14 +859,14 @@ mod tests {
         );
         let ca = snap.connections.iter().find(|c| c.id == a.id()).unwrap();
         assert_eq!((ca.bytes_in, ca.bytes_out), (10, 10));
-        assert_eq!(snap.totals(ServiceKind::Time).accepted, 0);
+        assert_eq!(stats.totals(ServiceKind::Time).accepted, 0);
     }
 
     #[test]
     fn dropping_the_guard_removes_the_connection_and_reports_its_bytes() {
         let stats = Stats::new();
         let mut events = stats.subscribe();
-        let g = stats.open(ServiceKind::UdpEcho, Proto::Udp, "p");
+        let g = stats.open(&ServiceKind::UdpEcho.into(), Proto::Udp, "p");
         g.add_in(3);
         g.add_out(4);
         let id = g.id();
@@ -823,7 +888,7 @@ mod tests {
         let stats = Stats::new();
         let s = stats.clone();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let _g = s.open(ServiceKind::Echo, Proto::Tcp, "x");
+            let _g = s.open(&ServiceKind::Echo.into(), Proto::Tcp, "x");
             panic!("connection task failed");
         }));
         assert!(result.is_err());
@@ -833,7 +898,7 @@ mod tests {
     #[test]
     fn history_holds_per_second_deltas_and_is_bounded() {
         let stats = Stats::new();
-        let g = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        let g = stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "a");
         g.add_in(100);
         stats.sample();
         g.add_in(7);
@@ -853,7 +918,7 @@ mod tests {
     fn recent_events_are_bounded_and_ordered() {
         let stats = Stats::new();
         for _ in 0..RECENT_EVENTS + 10 {
-            stats.refused(ServiceKind::Echo, "p", "test");
+            stats.refused(&ServiceKind::Echo.into(), "p", "test");
         }
         let recent = stats.recent_events();
         assert_eq!(recent.len(), RECENT_EVENTS);
@@ -870,7 +935,7 @@ mod tests {
         let s = stats.clone();
         let waiter =
             tokio::spawn(async move { s.wait_for(|snap| snap.connections.len() == 1).await });
-        let _g = stats.open(ServiceKind::Echo, Proto::Tcp, "a");
+        let _g = stats.open(&ServiceKind::Echo.into(), Proto::Tcp, "a");
         let snap = tokio::time::timeout(Duration::from_secs(10), waiter)
             .await
             .unwrap()
@@ -881,7 +946,7 @@ mod tests {
     #[test]
     fn events_serialize_with_a_type_tag() {
         let stats = Stats::new();
-        stats.service_state(ServiceKind::Time, "failed: address in use");
+        stats.service_state(&ServiceKind::Time.into(), "failed: address in use");
         let json = serde_json::to_value(&stats.recent_events()[0]).unwrap();
         assert_eq!(json["type"], "service_state");
         assert_eq!(json["service"], "time");

@@ -16,6 +16,7 @@
 //! - Free space is checked before anything is written, counting what
 //!   uploads in flight have already claimed.
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -23,7 +24,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -156,10 +157,6 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
@@ -196,7 +193,16 @@ impl Store {
     /// # Errors
     /// When the folder cannot be created or read.
     pub fn open(data_dir: &Path) -> io::Result<Store> {
-        let dir = dir(data_dir);
+        Store::open_folder(&dir(data_dir))
+    }
+
+    /// Opens (creating) the folder `dir` itself, as [`Store::open`] does
+    /// `<data_dir>/files/`: for a files instance with a `folder` of its own.
+    ///
+    /// # Errors
+    /// When the folder cannot be created or read.
+    pub fn open_folder(dir: &Path) -> io::Result<Store> {
+        let dir = dir.to_owned();
         // The services serve these files; nobody else on the host needs them.
         create_private_dir(&dir)?;
         let mut swept = 0;

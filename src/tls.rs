@@ -29,7 +29,6 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CertFiles, Config, ServiceTls, WebTls};
-use crate::kind::ServiceKind;
 
 /// How long a peer has to complete a TLS handshake, on every TLS port.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -331,7 +330,7 @@ pub fn ensure_self_signed(
 #[derive(Clone, Default)]
 pub struct Certs {
     web: Option<Arc<ServerTls>>,
-    services: Vec<Option<Arc<ServerTls>>>,
+    services: std::collections::HashMap<String, Option<Arc<ServerTls>>>,
     /// The generated certificate, if any, and whether it was made now.
     generated: Option<(PathBuf, bool)>,
 }
@@ -343,7 +342,7 @@ impl Certs {
     /// A certificate that cannot be loaded or generated.
     pub fn open(config: &Config) -> Result<Certs, TlsError> {
         let mut certs = Certs {
-            services: vec![None; ServiceKind::ALL.len()],
+            services: std::collections::HashMap::new(),
             ..Certs::default()
         };
         let mut generated: Option<Arc<ServerTls>> = None;
@@ -371,7 +370,7 @@ impl Certs {
                 },
                 ServiceTls::Own(files) => Some(ServerTls::load(files)?),
             };
-            certs.services[s.kind.index()] = tls;
+            certs.services.insert(s.id.name().to_owned(), tls);
         }
         Ok(certs)
     }
@@ -382,8 +381,8 @@ impl Certs {
     }
 
     /// A service's certificate, when it speaks TLS.
-    pub fn service(&self, kind: ServiceKind) -> Option<Arc<ServerTls>> {
-        self.services.get(kind.index()).cloned().flatten()
+    pub fn service(&self, name: impl AsRef<str>) -> Option<Arc<ServerTls>> {
+        self.services.get(name.as_ref()).cloned().flatten()
     }
 
     /// The generated certificate's path and whether it was created now.
@@ -394,7 +393,7 @@ impl Certs {
     /// Each distinct certificate once.
     fn distinct(&self) -> Vec<Arc<ServerTls>> {
         let mut out: Vec<Arc<ServerTls>> = Vec::new();
-        for tls in self.web.iter().chain(self.services.iter().flatten()) {
+        for tls in self.web.iter().chain(self.services.values().flatten()) {
             if !out.iter().any(|o| Arc::ptr_eq(o, tls)) {
                 out.push(Arc::clone(tls));
             }

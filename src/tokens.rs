@@ -20,11 +20,12 @@
 //! Not here: who may use which route (that is `web::session`).
 
 use crate::jsonfile;
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -149,10 +150,6 @@ pub struct Tokens {
 /// Where the tokens of `data_dir` live.
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("tokens.json")
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now_unix() -> u64 {

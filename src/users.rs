@@ -18,11 +18,12 @@
 //! answer.
 
 use crate::jsonfile;
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::PasswordHasher;
@@ -219,10 +220,6 @@ pub struct Users {
 /// Where the accounts of `data_dir` live.
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("users.json")
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Checks a user name: what may be typed at a prompt and shown anywhere.

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 async fn harness(evict_idle: Duration) -> Harness {
     Harness::start_with(|c| {
-        let limits = &mut c.service_mut(Echo).limits;
+        let limits = c.service_mut(Echo).tcp_mut();
         limits.max_connections = 3;
         limits.evict_idle = evict_idle;
     })

@@ -347,7 +347,7 @@ impl Dashboard {
         let data_dir = dir.path().join("data");
         let served = Served::start(
             &data_dir,
-            &ServiceKind::ALL,
+            ServiceKind::ALL,
             &[
                 ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
                 ("SWITCHBOARD_KEY", TEST_KEY),

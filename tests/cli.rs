@@ -348,7 +348,12 @@ async fn user_options_work_after_the_subcommand_too() {
 
 #[tokio::test]
 async fn exec_exits_with_the_remote_commands_code_or_128_plus_its_signal() {
-    let h = Harness::start_with(|c| c.exec.allow = vec!["sh".to_owned()]).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .allow = vec!["sh".to_owned()]
+    })
+    .await;
     let key_file = h.dir.path().join("cli-key");
     std::fs::write(&key_file, common::TEST_KEY).unwrap();
     let key = key_file.to_str().unwrap();

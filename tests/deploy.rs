@@ -194,12 +194,14 @@ async fn a_live_scrape_after_traffic_passes_promtool_with_histogram_samples() {
     assert_eq!(
         sample(
             &metrics,
-            "switchboard_exec_duration_seconds_count{service=\"exec\"}"
+            "switchboard_exec_duration_seconds_count{service=\"exec\",kind=\"exec\"}"
         ),
         1.0
     );
     for service in ["files", "files-classic"] {
-        let series = format!("switchboard_upload_duration_seconds_count{{service=\"{service}\"}}");
+        let series = format!(
+            "switchboard_upload_duration_seconds_count{{service=\"{service}\",kind=\"{service}\"}}"
+        );
         assert_eq!(sample(&metrics, &series), 1.0, "{service}");
     }
     // The route template, never the raw path.
@@ -472,7 +474,11 @@ fn the_kubernetes_manifests_carry_every_port_the_probes_and_the_hardening() {
     let service = read("deploy/k8s/service.yaml");
     let deployment = read("deploy/k8s/deployment.yaml");
     let mut ports = vec![(8080u16, Proto::Tcp)];
-    ports.extend(ServiceKind::ALL.map(|k| (k.default_port(), k.proto())));
+    ports.extend(
+        ServiceKind::ALL
+            .iter()
+            .map(|k| (k.default_port(), k.proto())),
+    );
     for (port, proto) in ports {
         let proto = match proto {
             Proto::Tcp => "TCP",

@@ -115,7 +115,7 @@ async fn a_half_closed_connection_still_gets_everything_echoed() {
 #[tokio::test]
 async fn a_peer_that_never_reads_is_dropped_without_harming_others() {
     let h = Harness::start_with(|c| {
-        c.service_mut(Echo).limits.idle_timeout = Duration::from_millis(300)
+        c.service_mut(Echo).tcp_mut().idle_timeout = Duration::from_millis(300)
     })
     .await;
     let mut events = h.stats.subscribe();
@@ -167,7 +167,7 @@ async fn a_peer_that_never_reads_is_dropped_without_harming_others() {
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let h = Harness::start_with(|c| {
-        c.service_mut(Echo).limits.idle_timeout = Duration::from_millis(200)
+        c.service_mut(Echo).tcp_mut().idle_timeout = Duration::from_millis(200)
     })
     .await;
     let mut s = TcpStream::connect(h.addr(Echo)).await.unwrap();
@@ -182,7 +182,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn connections_over_the_service_cap_are_refused_with_a_message() {
-    let h = Harness::start_with(|c| c.service_mut(Echo).limits.max_connections = 2).await;
+    let h = Harness::start_with(|c| c.service_mut(Echo).tcp_mut().max_connections = 2).await;
     let mut a = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
     let mut b = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
     a.round_trip(b"a").await.unwrap();
@@ -213,7 +213,8 @@ async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
 
 #[tokio::test]
 async fn connections_over_the_per_address_cap_are_refused_for_that_address_only() {
-    let h = Harness::start_with(|c| c.service_mut(Echo).limits.max_connections_per_peer = 1).await;
+    let h =
+        Harness::start_with(|c| c.service_mut(Echo).tcp_mut().max_connections_per_peer = 1).await;
     let mut first = connect_from([127, 0, 0, 1], h.addr(Echo)).await;
     first.write_all(b"x").await.unwrap();
     let mut one = [0u8; 1];

@@ -19,8 +19,12 @@ fn argv(words: &[&str]) -> Vec<String> {
 
 async fn shell_harness() -> Harness {
     Harness::start_with(|c| {
-        c.exec.shell = true;
-        c.exec.allow = argv(&["echo", "ls", "sh"]);
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .shell = true;
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .allow = argv(&["echo", "ls", "sh"]);
     })
     .await
 }
@@ -127,7 +131,7 @@ async fn a_wrong_key_is_rejected_and_closed() {
     .await;
     assert!(h.stats.recent_events().iter().any(|e| matches!(
         &e.kind,
-        EventKind::AuthFailed { service: Exec, reason, .. } if reason.contains("wrong key")
+        EventKind::AuthFailed { service, reason, .. } if *service == Exec && reason.contains("wrong key")
     )));
 }
 
@@ -252,8 +256,12 @@ async fn a_timeout_kills_the_whole_group_even_a_forked_child_ignoring_sigterm() 
 #[tokio::test]
 async fn endless_output_is_capped_and_killed() {
     let h = Harness::start_with(|c| {
-        c.exec.shell = true;
-        c.exec.max_output_bytes = 100_000;
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .shell = true;
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .max_output_bytes = 100_000;
     })
     .await;
     let mut c = client(&h).await;

@@ -49,10 +49,14 @@ async fn await_group_gone(pgid: u32) {
 
 async fn harness(tweak: impl FnOnce(&mut switchboard::config::Config)) -> Harness {
     Harness::start_with(|c| {
-        c.exec.shell = true;
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .shell = true;
         // Far more than the socket buffers hold: a client that stops
         // reading blocks the server's writes long before the cap.
-        c.exec.max_output_bytes = 1 << 30;
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .max_output_bytes = 1 << 30;
         tweak(c);
     })
     .await
@@ -211,7 +215,12 @@ async fn sigterm_to_the_server_waits_for_the_group_and_audits_shutdown() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_bound_by_the_command_timeout() {
-    let h = harness(|c| c.exec.max_commands = 2).await;
+    let h = harness(|c| {
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .max_commands = 2
+    })
+    .await;
     let mut pgids = Vec::new();
     let mut conns = Vec::new();
     for _ in 0..2 {
@@ -244,7 +253,7 @@ async fn a_client_that_never_reads_is_bound_by_the_command_timeout() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
     let idle = Duration::from_millis(600);
-    let h = harness(|c| c.service_mut(Exec).limits.idle_timeout = idle).await;
+    let h = harness(|c| c.service_mut(Exec).tcp_mut().idle_timeout = idle).await;
     let mut conn = raw(&h).await;
     let started = std::time::Instant::now();
     send_shell(&mut conn, FLOOD, None).await; // the command's own limit is 10 s
@@ -307,7 +316,13 @@ async fn a_browser_going_away_mid_command_takes_the_command_with_it() {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let w = common::web::Web::start_with(|c| c.exec.allow.push("sh".into())).await;
+    let w = common::web::Web::start_with(|c| {
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .allow
+            .push("sh".into())
+    })
+    .await;
     let admin = w.admin().await;
     let body = json!({"argv": ["sh", "-c", "sleep 1000 & echo $$; wait"]});
     let request = common::web::base("POST", "/api/v1/exec")

@@ -276,7 +276,13 @@ async fn the_tutorials_client_uploads_byte_for_byte() {
 
 #[tokio::test]
 async fn classic_sizes_negative_huge_and_over_the_cap_are_refused_before_writing() {
-    let h = Harness::start_with(|c| c.files.classic_max_file_bytes = 1000).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut("files-classic")
+            .settings_mut::<switchboard::service::files_classic::Settings>()
+            .0
+            .max_file_bytes = 1000
+    })
+    .await;
     for (size, want) in [
         (-1, "negative size -1"),
         (i64::MIN, "negative size"),
@@ -314,7 +320,12 @@ async fn classic_sizes_negative_huge_and_over_the_cap_are_refused_before_writing
 
 #[tokio::test]
 async fn files_refuses_a_put_over_the_cap_before_reading_the_body() {
-    let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 20).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut("files")
+            .settings_mut::<switchboard::service::files::Settings>()
+            .max_file_bytes = 1 << 20
+    })
+    .await;
     // 64 MiB declared against a 1 MiB cap: refused at once, with its reason.
     let data = vec![0u8; 64 << 20];
     let err = put(&mut client(&h).await, "big", &data).await.unwrap_err();
@@ -328,7 +339,12 @@ async fn files_refuses_a_put_over_the_cap_before_reading_the_body() {
 
 #[tokio::test]
 async fn a_refusal_reaches_a_raw_client_that_sent_header_and_body_in_one_write() {
-    let h = Harness::start_with(|c| c.files.max_file_bytes = 1000).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut("files")
+            .settings_mut::<switchboard::service::files::Settings>()
+            .max_file_bytes = 1000
+    })
+    .await;
     // Well past what the socket buffers hold, well within what the server
     // drains before it closes.
     let body = 3 << 20;
@@ -567,7 +583,12 @@ async fn a_full_disk_fails_the_upload_cleanly() {
         Err(why) => {
             common::skip_allowed("DISK_FULL", &format!("no tmpfs to fill: {why}"));
             // What still holds without one: the free-space check.
-            let h = Harness::start_with(|c| c.files.max_file_bytes = 1 << 50).await;
+            let h = Harness::start_with(|c| {
+                c.service_mut("files")
+                    .settings_mut::<switchboard::service::files::Settings>()
+                    .max_file_bytes = 1 << 50
+            })
+            .await;
             let mut raw = authed(&h).await;
             raw.write_all(&put_header("x", 1125899906842624))
                 .await
@@ -755,8 +776,8 @@ async fn a_listing_over_the_header_cap_is_cut_short_and_says_so() {
 async fn silent_peers_are_closed_at_their_timeouts() {
     let idle = Duration::from_millis(500);
     let h = Harness::start_with(|c| {
-        c.service_mut(Files).limits.idle_timeout = idle;
-        c.service_mut(FilesClassic).limits.idle_timeout = idle;
+        c.service_mut(Files).tcp_mut().idle_timeout = idle;
+        c.service_mut(FilesClassic).tcp_mut().idle_timeout = idle;
     })
     .await;
     let (authed_silent, mid_put, classic_silent, classic_mid, unauthed) = tokio::join!(
@@ -916,7 +937,7 @@ async fn a_generic_reader_reads_every_reply_in_step() {
 #[tokio::test]
 async fn a_get_to_a_peer_that_never_reads_is_dropped_after_the_idle_timeout() {
     let idle = Duration::from_millis(500);
-    let h = Harness::start_with(|c| c.service_mut(Files).limits.idle_timeout = idle).await;
+    let h = Harness::start_with(|c| c.service_mut(Files).tcp_mut().idle_timeout = idle).await;
     let mut c = client(&h).await;
     // Far more than the socket buffers hold.
     put(&mut c, "big.bin", &pattern(64 << 20)).await.unwrap();

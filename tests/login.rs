@@ -70,10 +70,9 @@ async fn wrong_password_and_unknown_user_get_the_same_answer_then_a_retry() {
     })
     .await;
     assert!(
-        h.stats
-            .recent_events()
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::AuthFailed { service: Login, .. }))
+        h.stats.recent_events().iter().any(
+            |e| matches!(e.kind, EventKind::AuthFailed { ref service, .. } if *service == Login)
+        )
     );
     // The audit log names real accounts only; never a password.
     h.supervisor.audit().flush().await;
@@ -95,7 +94,12 @@ async fn wrong_password_and_unknown_user_get_the_same_answer_then_a_retry() {
 
 #[tokio::test]
 async fn after_max_tries_the_connection_closes() {
-    let h = Harness::start_with(|c| c.login.max_tries = 2).await;
+    let h = Harness::start_with(|c| {
+        c.service_mut("login")
+            .settings_mut::<switchboard::service::login::Settings>()
+            .max_tries = 2
+    })
+    .await;
     let mut raw = TcpStream::connect(h.addr(Login)).await.unwrap();
     raw.write_all(b"admin\nx\nadmin\ny\nadmin\nz\n")
         .await
@@ -139,8 +143,12 @@ async fn a_megabyte_line_is_refused_after_256_bytes_and_others_are_unaffected() 
 #[tokio::test]
 async fn a_burst_of_wrong_passwords_is_cut_off_per_peer() {
     let h = Harness::start_with(|c| {
-        c.login.max_failures_per_minute = 4;
-        c.login.max_tries = 100;
+        c.service_mut("login")
+            .settings_mut::<switchboard::service::login::Settings>()
+            .max_failures_per_minute = 4;
+        c.service_mut("login")
+            .settings_mut::<switchboard::service::login::Settings>()
+            .max_tries = 100;
     })
     .await;
     let mut c = client(&h).await;
@@ -187,7 +195,7 @@ async fn accounts_added_while_running_can_sign_in() {
 #[tokio::test]
 async fn a_silent_client_is_closed_at_the_idle_timeout_at_either_prompt() {
     let idle = Duration::from_millis(500);
-    let h = Harness::start_with(|c| c.service_mut(Login).limits.idle_timeout = idle).await;
+    let h = Harness::start_with(|c| c.service_mut(Login).tcp_mut().idle_timeout = idle).await;
     // Connects and never says a word.
     let since = Instant::now();
     let mut raw = TcpStream::connect(h.addr(Login)).await.unwrap();

@@ -25,8 +25,8 @@ mod with_failpoints {
     use switchboard::client::EchoClient;
     use switchboard::failpoint::{self, Point};
     use switchboard::kind::ServiceKind::{self, Echo, FilesClassic};
-    use switchboard::service::ServiceState;
     use switchboard::stats::EventKind;
+    use switchboard::supervisor::ServiceState;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpStream;
 

@@ -314,7 +314,12 @@ impl OneshotBytes for axum::Router {
 
 #[tokio::test]
 async fn hostile_uploads_are_refused_and_leave_nothing_behind() {
-    let w = Web::start_with(|c| c.files.max_file_bytes = 1024 * 1024).await;
+    let w = Web::start_with(|c| {
+        c.service_mut("files")
+            .settings_mut::<switchboard::service::files::Settings>()
+            .max_file_bytes = 1024 * 1024
+    })
+    .await;
     let (viewer, operator, _) = roles(&w).await;
     let files = w.h.dir.path().join("files");
 
@@ -496,7 +501,12 @@ async fn remote_commands_stream_ndjson_and_end_with_one_final_line() {
 
 #[tokio::test]
 async fn shell_lines_run_when_the_operator_enabled_shell_mode() {
-    let w = Web::start_with(|c| c.exec.shell = true).await;
+    let w = Web::start_with(|c| {
+        c.service_mut("exec")
+            .settings_mut::<switchboard::service::exec::Settings>()
+            .shell = true
+    })
+    .await;
     let s = w.admin().await;
     let (_, lines) = exec(&w, &s, json!({"line": "echo one; echo two >&2"})).await;
     let out: String = lines

@@ -7,8 +7,9 @@ use common::{GUARD, Harness, guard};
 use switchboard::client::EchoClient;
 use switchboard::config::{Config, ListenAddr};
 use switchboard::kind::ServiceKind::{self, Echo, Time, UdpEcho};
-use switchboard::service::{Deps, ServiceError, ServiceState, Supervisor};
+use switchboard::service::ServiceError;
 use switchboard::stats::EventKind;
+use switchboard::supervisor::{Deps, ServiceState, Supervisor};
 use tokio::io::AsyncReadExt;
 
 /// A loopback port that was free a moment ago.
@@ -71,10 +72,8 @@ async fn restart_keeps_the_address_and_reports_each_state() {
     assert_eq!(h.supervisor.state(Echo), ServiceState::Running);
     let mut states = Vec::new();
     while let Ok(e) = events.try_recv() {
-        if let EventKind::ServiceState {
-            service: Echo,
-            state,
-        } = e.kind
+        if let EventKind::ServiceState { service, state } = e.kind
+            && service == Echo
         {
             states.push(state);
         }
@@ -102,7 +101,7 @@ async fn a_taken_port_fails_that_service_only() {
     let failures = sup.start_enabled().await;
     assert_eq!(failures.len(), 2);
     assert!(
-        matches!(&failures[0], ServiceError::Bind { service: Echo, reason, .. } if reason == "address in use")
+        matches!(&failures[0], ServiceError::Bind { service, reason, .. } if *service == Echo && reason == "address in use")
     );
     assert_eq!(
         sup.state(Echo),

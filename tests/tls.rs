@@ -672,7 +672,7 @@ async fn unfinished_handshakes_count_against_the_per_peer_cap() {
     let h = common::Harness::start_with(|c| {
         let echo = c.service_mut(ServiceKind::Echo);
         echo.tls = ServiceTls::Shared;
-        echo.limits.max_connections_per_peer = 2;
+        echo.tcp_mut().max_connections_per_peer = 2;
     })
     .await;
     let addr = h.addr(ServiceKind::Echo);

@@ -378,7 +378,7 @@ async fn a_token_and_a_session_cookie_together_are_refused() {
     );
     assert_eq!(
         w.h.supervisor.state(ServiceKind::Echo),
-        switchboard::service::ServiceState::Running
+        switchboard::supervisor::ServiceState::Running
     );
 }
 

@@ -121,7 +121,7 @@ async fn time_answers_bad_formats_with_an_error_and_keeps_serving() {
 #[tokio::test]
 async fn peers_are_listed_with_their_bytes_and_expire() {
     let ttl = Duration::from_millis(200);
-    let h = Harness::start_with(|c| c.service_mut(UdpEcho).limits.peer_ttl = ttl).await;
+    let h = Harness::start_with(|c| c.service_mut(UdpEcho).udp_mut().peer_ttl = ttl).await;
     // The registry's own events, awaited in order: a snapshot taken late on
     // a busy machine could miss a peer that came and went within the TTL.
     let mut events = h.stats.subscribe();
@@ -133,11 +133,8 @@ async fn peers_are_listed_with_their_bytes_and_expire() {
     let me = socket.local_addr().unwrap().to_string();
     let listed = guard("the peer listed", async {
         loop {
-            if let EventKind::Opened {
-                id,
-                service: UdpEcho,
-                peer,
-            } = events.recv().await.unwrap().kind
+            if let EventKind::Opened { id, service, peer } = events.recv().await.unwrap().kind
+                && service == UdpEcho
             {
                 return (id, peer);
             }
@@ -175,7 +172,7 @@ async fn peers_are_listed_with_their_bytes_and_expire() {
 #[tokio::test]
 async fn each_source_is_rate_limited() {
     let h = Harness::start_with(|c| {
-        let l = &mut c.service_mut(UdpEcho).limits;
+        let l = c.service_mut(UdpEcho).udp_mut();
         l.peer_burst = 5;
         l.peer_rate = 1;
     })
@@ -195,7 +192,7 @@ async fn each_source_is_rate_limited() {
 
 #[tokio::test]
 async fn new_peers_beyond_max_peers_get_no_answer() {
-    let h = Harness::start_with(|c| c.service_mut(UdpEcho).limits.max_peers = 2).await;
+    let h = Harness::start_with(|c| c.service_mut(UdpEcho).udp_mut().max_peers = 2).await;
     let a = socket_to(h.addr(UdpEcho)).await;
     let b = socket_to(h.addr(UdpEcho)).await;
     let mut buf = [0u8; 8];

@@ -19,7 +19,7 @@ use common::web::{
 };
 use common::{ADMIN_PASSWORD, guard};
 use switchboard::kind::ServiceKind;
-use switchboard::service::ServiceState;
+use switchboard::supervisor::ServiceState;
 use switchboard::users::Role;
 
 #[tokio::test]
@@ -699,11 +699,11 @@ async fn metrics_are_prometheus_text_named_switchboard() {
         );
     }
     for expected in [
-        "switchboard_service_up{service=\"echo\",proto=\"tcp\"} 1",
-        "switchboard_connections_active{service=\"echo\"} 1",
-        "switchboard_received_bytes_total{service=\"echo\"} 5",
-        "switchboard_sent_bytes_total{service=\"echo\"} 5",
-        "switchboard_auth_failures_total{service=\"exec\"} 0",
+        "switchboard_service_up{service=\"echo\",kind=\"echo\",proto=\"tcp\"} 1",
+        "switchboard_connections_active{service=\"echo\",kind=\"echo\"} 1",
+        "switchboard_received_bytes_total{service=\"echo\",kind=\"echo\"} 5",
+        "switchboard_sent_bytes_total{service=\"echo\",kind=\"echo\"} 5",
+        "switchboard_auth_failures_total{service=\"exec\",kind=\"exec\"} 0",
         "# TYPE switchboard_connections_total counter",
     ] {
         assert!(
@@ -1156,7 +1156,7 @@ async fn starting_a_service_whose_port_is_taken_is_a_409_and_audited() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap();
     let w = Web::start_with(|c| {
-        let echo = &mut c.services[ServiceKind::Echo.index()];
+        let echo = c.service_mut(ServiceKind::Echo);
         echo.listen = switchboard::config::ListenAddr::Inet(port);
         echo.enabled = false;
     })

@@ -17,22 +17,39 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Duration, Instant};
 
 use super::listen::{self, Listener, Stream};
-use super::{ServiceCtx, ServiceError};
+use super::{Kind, ServiceError, TcpCtx};
+use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
 use crate::wire;
 
 /// Largest chunk read (and so echoed) at once.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// An echo instance: no settings beyond the TCP limits every instance has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings;
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(_: &Section<'_>) -> Result<Self, ConfigError> {
+        Ok(Settings)
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        run(listener, ctx).await
+    }
+}
+
 /// Runs the echo service on a bound listener until `ctx.cancel` fires.
 ///
 /// # Errors
 /// None in practice: accept errors are logged and retried.
-pub(crate) async fn run(listener: Listener, ctx: ServiceCtx) -> Result<(), ServiceError> {
+async fn run(listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
     let idle = ctx.limits.idle_timeout;
     // The shared accept loop drops a connection's future when the service
     // stops or the connection is closed from the dashboard: no token here.
-    super::serve_tcp(listener, ctx, move |stream, _peer, conn| async move {
+    super::accept::serve_tcp(listener, ctx, move |stream, _peer, conn| async move {
         serve_conn(stream, &conn, idle).await
     })
     .await;

@@ -25,10 +25,10 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::listen::{Listener, Stream};
-use super::{ServiceCtx, ServiceError};
+use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
-use crate::config::ExecConfig;
 use crate::conn::{ConnError, MessageConn, WriteTimeout};
+use crate::settings::{ConfigError, Section};
 use crate::stats::EventKind;
 use crate::wire::message::{self, MAX_HEADER_LEN};
 
@@ -62,30 +62,86 @@ pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
 struct Shared {
     key: Vec<u8>,
     audit: AuditLog,
-    config: ExecConfig,
+    config: Settings,
     programs: HashMap<String, PathBuf>,
     running: Semaphore,
+}
+
+/// An exec instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Program names that `run` may start, looked up in a fixed PATH at start.
+    pub allow: Vec<String>,
+    /// Whether `shell` requests (`/bin/sh -c LINE`) are allowed. Off by default.
+    pub shell: bool,
+    /// The longest a command may run; a request may ask for less, not more.
+    pub timeout: Duration,
+    /// Output (stdout and stderr together) sent per command before it is killed.
+    pub max_output_bytes: u64,
+    /// Commands running at once across all connections.
+    pub max_commands: usize,
+    /// The working directory (and HOME) of every command.
+    pub workdir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            allow: ["date", "uptime", "uname", "ls", "df", "echo", "whoami"]
+                .map(String::from)
+                .to_vec(),
+            shell: false,
+            timeout: Duration::from_secs(10),
+            max_output_bytes: 1 << 20,
+            max_commands: 8,
+            workdir: PathBuf::from("/tmp"),
+        }
+    }
+}
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        let d = Settings::default();
+        let allow = s.str_list("allow")?.unwrap_or(d.allow);
+        if let Some(bad) = allow.iter().find(|p| p.is_empty() || p.contains('/')) {
+            return Err(s.bad(
+                "allow",
+                format!(
+                    "`{bad}`: list program names, not paths (they are looked up in PATH at start)"
+                ),
+            ));
+        }
+        Ok(Settings {
+            allow,
+            shell: s.bool("shell", d.shell)?,
+            timeout: s.ms("timeout_ms", d.timeout, 10, 86_400_000)?,
+            max_output_bytes: s.int("max_output_bytes", d.max_output_bytes, 1, 1 << 40)?,
+            max_commands: s.usize("max_commands", d.max_commands, 1, 10_000)?,
+            workdir: s.path("workdir", &d.workdir)?,
+        })
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        run(listener, ctx, self).await
+    }
 }
 
 /// Runs the exec service until `ctx.cancel` fires.
 ///
 /// # Errors
-/// None in practice: accept errors are logged and retried.
-pub(crate) async fn run(
-    listener: Listener,
-    ctx: ServiceCtx,
-    key: Vec<u8>,
-    config: ExecConfig,
-    audit: AuditLog,
-) -> Result<(), ServiceError> {
+/// No HMAC key; otherwise none in practice: accept errors are logged and retried.
+async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), ServiceError> {
+    let key = ctx.key()?;
     let shared = Shared {
-        audit,
+        audit: ctx.resources.audit.clone(),
         programs: resolve_allowlist(&config.allow),
         running: Semaphore::new(config.max_commands),
         key,
         config,
     };
-    super::serve_tcp_shared(
+    super::accept::serve_tcp_shared(
         listener,
         ctx,
         shared,
@@ -109,10 +165,10 @@ type Conn = MessageConn<WriteTimeout<Stream>>;
 async fn serve_conn(
     mut conn: Conn,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     guard: &crate::stats::ConnGuard,
 ) -> Result<(), ConnError> {
-    super::authenticate(&mut conn, &shared.key, ctx, guard).await?;
+    super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
     // holds no command slot meanwhile.
@@ -193,7 +249,7 @@ async fn refuse(conn: &mut Conn, record: &CommandRecord<'_>, why: String) -> Res
 /// What one request's audit line and `command_run` event are made of.
 struct CommandRecord<'a> {
     shared: &'a Shared,
-    ctx: &'a ServiceCtx,
+    ctx: &'a TcpCtx,
     guard: &'a crate::stats::ConnGuard,
     argv: Vec<String>,
     started: Instant,
@@ -218,7 +274,7 @@ impl CommandRecord<'_> {
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let entry = json!({
             "event": "command",
-            "service": self.ctx.kind,
+            "service": &self.ctx.id,
             "peer": self.guard.peer(),
             "argv": self.argv,
             "outcome": outcome,
@@ -231,7 +287,7 @@ impl CommandRecord<'_> {
     fn emit(&self, outcome: &str, duration_ms: u64, bytes_out: u64) {
         self.ctx
             .stats
-            .observe_exec(self.ctx.kind, self.started.elapsed());
+            .observe_exec(&self.ctx.id, self.started.elapsed());
         // `{:?}` escapes the peer's argv: no newline or ESC reaches the log raw.
         tracing::info!(
             service = "exec",
@@ -242,7 +298,7 @@ impl CommandRecord<'_> {
             outcome.escape_debug()
         );
         self.ctx.stats.emit(EventKind::CommandRun {
-            service: self.ctx.kind,
+            service: self.ctx.id.clone(),
             peer: self.guard.peer().to_owned(),
             argv: self.argv.clone(),
             outcome: outcome.to_owned(),

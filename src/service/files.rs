@@ -23,9 +23,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::listen::{Listener, Stream};
-use super::{ServiceCtx, ServiceError};
+use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
 use crate::conn::{ConnError, MessageConn, WriteTimeout};
+use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
 use crate::store::{self, FileInfo, Store, StoreError};
 use crate::wire::message::{self, MAX_HEADER_LEN};
@@ -37,25 +38,83 @@ struct Shared {
     max_file_bytes: u64,
 }
 
+/// A files (or files-classic) instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Largest upload accepted.
+    pub max_file_bytes: u64,
+    /// The folder it serves; `None`: `<data_dir>/files`, shared by the
+    /// built-in files and files-classic.
+    pub folder: Option<std::path::PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_file_bytes: 2 << 30,
+            folder: None,
+        }
+    }
+}
+
+impl Settings {
+    /// `max_file_bytes` and `folder`, the keys both files kinds have.
+    ///
+    /// # Errors
+    /// A value out of bounds, or an empty folder.
+    pub fn read_keys(s: &Section<'_>) -> Result<Self, ConfigError> {
+        let d = Settings::default();
+        let folder = match s.opt_str("folder")? {
+            Some(f) if f.is_empty() => return Err(s.bad("folder", "must not be empty")),
+            f => f.map(std::path::PathBuf::from),
+        };
+        Ok(Settings {
+            max_file_bytes: s.int("max_file_bytes", d.max_file_bytes, 0, 1 << 50)?,
+            folder,
+        })
+    }
+
+    /// The instance's own folder, or the shared one.
+    ///
+    /// # Errors
+    /// Its own folder cannot be created or opened.
+    pub fn store(&self, ctx: &TcpCtx) -> Result<Store, ServiceError> {
+        match &self.folder {
+            None => Ok(ctx.resources.store.clone()),
+            Some(path) => Store::open_folder(path).map_err(|source| ServiceError::Folder {
+                service: ctx.id.clone(),
+                path: path.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        Settings::read_keys(s)
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        run(listener, ctx, self).await
+    }
+}
+
 /// Runs the files service until `ctx.cancel` fires.
 ///
 /// # Errors
-/// None in practice: accept errors are logged and retried.
-pub(crate) async fn run(
-    listener: Listener,
-    ctx: ServiceCtx,
-    key: Vec<u8>,
-    store: Store,
-    audit: AuditLog,
-    max_file_bytes: u64,
-) -> Result<(), ServiceError> {
+/// No HMAC key, or the folder cannot be opened; otherwise none in
+/// practice: accept errors are logged and retried.
+async fn run(listener: Listener, ctx: TcpCtx, settings: Settings) -> Result<(), ServiceError> {
     let shared = Shared {
-        key,
-        store,
-        audit,
-        max_file_bytes,
+        key: ctx.key()?,
+        store: settings.store(&ctx)?,
+        audit: ctx.resources.audit.clone(),
+        max_file_bytes: settings.max_file_bytes,
     };
-    super::serve_tcp_shared(
+    super::accept::serve_tcp_shared(
         listener,
         ctx,
         shared,
@@ -82,13 +141,13 @@ fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
 /// before the peer read it.
 async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
     let sent = conn.write_message(refusal(why), &[]).await;
-    super::linger_close(conn.stream_mut()).await;
+    super::accept::linger_close(conn.stream_mut()).await;
     sent
 }
 
 /// Records a stored file: a stats event and an audit line.
 pub(crate) async fn record_stored(
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     audit: &AuditLog,
     guard: &ConnGuard,
     info: &FileInfo,
@@ -98,7 +157,7 @@ pub(crate) async fn record_stored(
     // colour log lines (safe names hold no control characters, but may
     // hold other invisible ones, such as a right-to-left override).
     tracing::info!(
-        service = %ctx.kind,
+        service = %ctx.id,
         peer = guard.peer(),
         "stored {:?} ({} bytes, {millis} ms)",
         info.name,
@@ -107,7 +166,7 @@ pub(crate) async fn record_stored(
     audit
         .record(json!({
             "event": "file_stored",
-            "service": ctx.kind,
+            "service": &ctx.id,
             "peer": guard.peer(),
             "name": info.name,
             "size": info.size,
@@ -116,7 +175,7 @@ pub(crate) async fn record_stored(
         }))
         .await;
     ctx.stats.emit(EventKind::FileStored {
-        service: ctx.kind,
+        service: ctx.id.clone(),
         peer: guard.peer().to_owned(),
         name: info.name.clone(),
         size: info.size,
@@ -127,10 +186,10 @@ pub(crate) async fn record_stored(
 async fn serve_conn(
     mut conn: Conn,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     guard: &ConnGuard,
 ) -> Result<(), ConnError> {
-    super::authenticate(&mut conn, &shared.key, ctx, guard).await?;
+    super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     let idle = ctx.limits.idle_timeout;
     loop {
         let header = match tokio::time::timeout(idle, conn.read_header(MAX_HEADER_LEN)).await {
@@ -174,7 +233,7 @@ async fn put(
     conn: &mut Conn,
     header: &message::Header,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     guard: &ConnGuard,
 ) -> Result<bool, ConnError> {
     let started = Instant::now();
@@ -219,7 +278,7 @@ async fn put(
     }
     match upload.commit().await {
         Ok(info) => {
-            ctx.stats.observe_upload(ctx.kind, started.elapsed());
+            ctx.stats.observe_upload(&ctx.id, started.elapsed());
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             record_stored(ctx, &shared.audit, guard, &info, millis).await;
             // `stored_size`, not `size`: in this protocol `size` always

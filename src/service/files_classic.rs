@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::listen::Listener;
-use super::{ServiceCtx, ServiceError};
+use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
+use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
 use crate::store::{self, Store, StoreError};
 use crate::wire::classic::{self, HEADER_LEN};
@@ -26,23 +27,38 @@ struct Shared {
     max_file_bytes: u64,
 }
 
+/// A files-classic instance's settings: those of files (`max_file_bytes`,
+/// `folder`), with no HMAC key, as the tutorial has none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings(pub super::files::Settings);
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        super::files::Settings::read_keys(s).map(Settings)
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        run(listener, ctx, self.0).await
+    }
+}
+
 /// Runs the files-classic service until `ctx.cancel` fires.
 ///
 /// # Errors
-/// None in practice: accept errors are logged and retried.
-pub(crate) async fn run(
+/// The folder cannot be opened; otherwise none in practice.
+async fn run(
     listener: Listener,
-    ctx: ServiceCtx,
-    store: Store,
-    audit: AuditLog,
-    max_file_bytes: u64,
+    ctx: TcpCtx,
+    settings: super::files::Settings,
 ) -> Result<(), ServiceError> {
     let shared = Shared {
-        store,
-        audit,
-        max_file_bytes,
+        store: settings.store(&ctx)?,
+        audit: ctx.resources.audit.clone(),
+        max_file_bytes: settings.max_file_bytes,
     };
-    super::serve_tcp_shared(listener, ctx, shared, |stream, _peer, conn, shared, ctx| async move {
+    super::accept::serve_tcp_shared(listener, ctx, shared, |stream, _peer, conn, shared, ctx| async move {
         serve_conn(stream, &shared, &ctx, &conn).await
     })
     .await;
@@ -73,7 +89,7 @@ impl From<StoreError> for ClassicError {
 async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     guard: &ConnGuard,
 ) -> Result<(), ClassicError> {
     loop {
@@ -95,7 +111,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
                 {
                     guard.add_out(line.len());
                 }
-                super::linger_close(&mut stream).await;
+                super::accept::linger_close(&mut stream).await;
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -107,7 +123,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
 async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     guard: &ConnGuard,
 ) -> Result<bool, ClassicError> {
     let idle = ctx.limits.idle_timeout;
@@ -151,7 +167,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         upload.push(buf).await?;
     }
     let info = upload.commit().await?;
-    ctx.stats.observe_upload(ctx.kind, started.elapsed());
+    ctx.stats.observe_upload(&ctx.id, started.elapsed());
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
     Ok(true)

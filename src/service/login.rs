@@ -22,10 +22,10 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::listen::{Listener, Peer};
-use super::{ServiceCtx, ServiceError};
+use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
-use crate::config::LoginConfig;
 use crate::ratelimit::FailureLimit;
+use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
 use crate::users::Users;
 use crate::wire::line;
@@ -40,28 +40,61 @@ pub const FAILED: &str = "login failed\n";
 struct Shared {
     users: Users,
     audit: AuditLog,
-    config: LoginConfig,
+    config: Settings,
     failures: FailureLimit,
+}
+
+/// A login instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Attempts per connection before it is closed.
+    pub max_tries: u32,
+    /// Failed logins allowed per peer address per minute (a token bucket).
+    pub max_failures_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_tries: 3,
+            max_failures_per_minute: 10,
+        }
+    }
+}
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        let d = Settings::default();
+        Ok(Settings {
+            max_tries: s.u32("max_tries", d.max_tries, 1, 100)?,
+            max_failures_per_minute: s.u32(
+                "max_failures_per_minute",
+                d.max_failures_per_minute,
+                1,
+                1_000_000,
+            )?,
+        })
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        run(listener, ctx, self).await
+    }
 }
 
 /// Runs the login service until `ctx.cancel` fires.
 ///
 /// # Errors
 /// None in practice: accept errors are logged and retried.
-pub(crate) async fn run(
-    listener: Listener,
-    ctx: ServiceCtx,
-    users: Users,
-    audit: AuditLog,
-    config: LoginConfig,
-) -> Result<(), ServiceError> {
+async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), ServiceError> {
     let shared = Shared {
         failures: FailureLimit::per_minute(config.max_failures_per_minute),
-        users,
-        audit,
+        users: ctx.resources.users.clone(),
+        audit: ctx.resources.audit.clone(),
         config,
     };
-    super::serve_tcp_shared(
+    super::accept::serve_tcp_shared(
         listener,
         ctx,
         shared,
@@ -140,7 +173,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: Peer,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     conn: &ConnGuard,
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
@@ -149,7 +182,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
         Err(LoginError::TooLong) => {
             let refusal = format!("error: line longer than {MAX_LINE} bytes\n");
             let _ = lines.say(&refusal, conn, idle).await;
-            super::linger_close(&mut lines.stream).await;
+            super::accept::linger_close(&mut lines.stream).await;
             Err(LoginError::TooLong)
         }
         Err(e) => Err(e),
@@ -165,7 +198,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     lines: &mut Lines<S>,
     peer: Peer,
     shared: &Shared,
-    ctx: &ServiceCtx,
+    ctx: &TcpCtx,
     conn: &ConnGuard,
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
@@ -182,7 +215,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
             );
             lines.say(&text, conn, idle).await?;
             ctx.stats
-                .refused(ctx.kind, conn.peer(), "too many failed logins");
+                .refused(&ctx.id, conn.peer(), "too many failed logins");
             return Ok(());
         }
         lines.say(PROMPT_USER, conn, idle).await?;
@@ -205,7 +238,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                 // typed into the name field must not end up in the log.
                 let known = shared.users.role(&user).map(|_| user.as_str());
                 shared.failures.charge(ip);
-                ctx.stats.auth_failed(ctx.kind, conn.peer(), "login failed");
+                ctx.stats.auth_failed(&ctx.id, conn.peer(), "login failed");
                 shared
                     .audit
                     .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": known, "ok": false}))

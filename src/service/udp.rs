@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::{ServiceCtx, ServiceError};
+use super::{ServiceError, UdpCtx};
 use crate::kind::Proto;
 use crate::stats::ConnGuard;
 
@@ -142,7 +142,7 @@ impl PeerEntry {
 /// are logged and the loop goes on.
 pub(crate) async fn serve(
     socket: UdpSocket,
-    ctx: ServiceCtx,
+    ctx: UdpCtx,
     mut respond: impl FnMut(&[u8], &mut Vec<u8>),
 ) -> Result<(), ServiceError> {
     let own = socket.local_addr()?;
@@ -177,7 +177,7 @@ pub(crate) async fn serve(
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // e.g. ECONNREFUSED reported for an earlier reply: not fatal.
-                    tracing::debug!(service = %ctx.kind, "recv failed: {e}");
+                    tracing::debug!(service = %ctx.id, "recv failed: {e}");
                     continue;
                 }
             };
@@ -185,8 +185,8 @@ pub(crate) async fn serve(
                 continue;
             };
             if peer.loops(&buf[..n]) {
-                tracing::debug!(service = %ctx.kind, peer = %src, "our replies come back: not answered");
-                ctx.stats.dropped(ctx.kind);
+                tracing::debug!(service = %ctx.id, peer = %src, "our replies come back: not answered");
+                ctx.stats.dropped(&ctx.id);
                 continue;
             }
             reply.clear();
@@ -206,8 +206,8 @@ pub(crate) async fn serve(
             match sent {
                 Ok(m) => peer.conn.add_out(m),
                 Err(e) => {
-                    tracing::debug!(service = %ctx.kind, peer = %src, "send failed: {e}");
-                    ctx.stats.error(ctx.kind);
+                    tracing::debug!(service = %ctx.id, peer = %src, "send failed: {e}");
+                    ctx.stats.error(&ctx.id);
                 }
             }
         }
@@ -221,7 +221,7 @@ const BATCH: usize = 64;
 /// Decides whether a datagram of `n` bytes from `src` is answered (see the
 /// module docs) and counts it; the peer's entry if it is.
 fn admit<'a>(
-    ctx: &ServiceCtx,
+    ctx: &UdpCtx,
     peers: &'a mut HashMap<SocketAddr, PeerEntry>,
     src: SocketAddr,
     own: SocketAddr,
@@ -229,19 +229,19 @@ fn admit<'a>(
 ) -> Option<&'a mut PeerEntry> {
     let limits = &ctx.limits;
     if blocked_source(src, own) || ctx.own_udp_ports.contains(src) {
-        ctx.stats.dropped(ctx.kind);
+        ctx.stats.dropped(&ctx.id);
         return None;
     }
     let now = Instant::now();
     if !peers.contains_key(&src) && peers.len() >= limits.max_peers {
         expire(peers, limits.peer_ttl);
         if peers.len() >= limits.max_peers {
-            ctx.stats.dropped(ctx.kind);
+            ctx.stats.dropped(&ctx.id);
             return None;
         }
     }
     let peer = peers.entry(src).or_insert_with(|| PeerEntry {
-        conn: ctx.stats.open(ctx.kind, Proto::Udp, src.to_string()),
+        conn: ctx.stats.open(&ctx.id, Proto::Udp, src.to_string()),
         bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
         last_seen: now,
         // No reply yet: a length no datagram has.
@@ -251,7 +251,7 @@ fn admit<'a>(
     peer.last_seen = now;
     peer.conn.add_in(n);
     if !peer.bucket.take(now) {
-        ctx.stats.dropped(ctx.kind);
+        ctx.stats.dropped(&ctx.id);
         return None;
     }
     Some(peer)
@@ -294,7 +294,11 @@ mod tests {
     fn our_reply_coming_back_is_dropped_once_in_a_while_a_repeated_request_never() {
         let stats = crate::stats::Stats::new();
         let mut peer = PeerEntry {
-            conn: stats.open(crate::kind::ServiceKind::UdpEcho, Proto::Udp, "127.0.0.1:5"),
+            conn: stats.open(
+                &crate::kind::ServiceKind::UdpEcho.into(),
+                Proto::Udp,
+                "127.0.0.1:5",
+            ),
             bucket: TokenBucket::new(1, 1, Instant::now()),
             last_seen: Instant::now(),
             last_reply: (usize::MAX, 0),

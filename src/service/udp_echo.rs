@@ -3,17 +3,27 @@
 
 use tokio::net::UdpSocket;
 
-use super::{ServiceCtx, ServiceError, udp};
+use super::{Kind, ServiceError, UdpCtx, udp};
+use crate::settings::{ConfigError, Section};
 use crate::wire;
 
-/// Runs udp-echo on a bound socket until `ctx.cancel` fires.
-///
-/// # Errors
-/// Only if the socket's own address cannot be read.
-pub(crate) async fn run(socket: UdpSocket, ctx: ServiceCtx) -> Result<(), ServiceError> {
-    udp::serve(socket, ctx, |request, reply| {
-        reply.extend_from_slice(request);
-        wire::ascii_upper_in_place(reply);
-    })
-    .await
+/// A udp-echo instance: no settings beyond the UDP limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings;
+
+impl Kind for Settings {
+    type Socket = UdpSocket;
+
+    fn read(_: &Section<'_>) -> Result<Self, ConfigError> {
+        Ok(Settings)
+    }
+
+    /// Runs udp-echo on a bound socket until `ctx.cancel` fires.
+    async fn run(self, socket: UdpSocket, ctx: UdpCtx) -> Result<(), ServiceError> {
+        udp::serve(socket, ctx, |request, reply| {
+            reply.extend_from_slice(request);
+            wire::ascii_upper_in_place(reply);
+        })
+        .await
+    }
 }

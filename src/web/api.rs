@@ -11,9 +11,10 @@ use serde_json::json;
 use super::AppState;
 use super::error::WebError;
 use super::session::{Admin, Viewer};
-use crate::kind::{Proto, ServiceKind};
-use crate::service::{ServiceError, ServiceStatus};
+use crate::kind::{Proto, ServiceId, ServiceKind};
+use crate::service::ServiceError;
 use crate::stats::{CloseError, ConnInfo, Event, Sample, ServiceTotals, Snapshot};
+use crate::supervisor::{ServiceState, ServiceStatus};
 
 /// A service as the dashboard shows it: its status, its totals and its
 /// last second's traffic.
@@ -37,10 +38,16 @@ impl AppState {
             .statuses()
             .into_iter()
             .map(|status| {
-                let last = self.stats().last_sample(status.name).unwrap_or_default();
+                let last = self.stats().last_sample(&status.name).unwrap_or_default();
+                let totals = snapshot
+                    .services
+                    .iter()
+                    .find(|t| t.service == status.name)
+                    .cloned()
+                    .unwrap_or_else(|| self.stats().totals(&status.name));
                 ServiceView {
                     state_for_ms: snapshot.at_unix_ms.saturating_sub(status.since_unix_ms),
-                    totals: snapshot.totals(status.name).clone(),
+                    totals,
                     rate_in: last.bytes_in,
                     rate_out: last.bytes_out,
                     status,
@@ -50,9 +57,21 @@ impl AppState {
     }
 }
 
-fn service_kind(name: &str) -> Result<ServiceKind, WebError> {
-    name.parse()
-        .map_err(|_| WebError::NotFound(format!("service `{name}`")))
+/// The instance named `name`, or a 404.
+fn service_id(state: &AppState, name: &str) -> Result<ServiceId, WebError> {
+    state
+        .supervisor()
+        .id(name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))
+}
+
+/// The view of one instance.
+fn view_of(state: &AppState, id: &ServiceId) -> Result<ServiceView, WebError> {
+    state
+        .service_views(&state.stats().snapshot())
+        .into_iter()
+        .find(|v| v.status.name == *id)
+        .ok_or_else(|| WebError::NotFound(format!("service `{id}`")))
 }
 
 /// `GET /api/v1/services`
@@ -69,9 +88,8 @@ pub async fn service(
     _: Viewer,
     Path(name): Path<String>,
 ) -> Result<Json<ServiceView>, WebError> {
-    let kind = service_kind(&name)?;
-    let views = state.service_views(&state.stats().snapshot());
-    Ok(Json(views[kind.index()].clone()))
+    let id = service_id(&state, &name)?;
+    view_of(&state, &id).map(Json)
 }
 
 /// `POST /api/v1/services/{name}/start|stop|restart` (admin). Answers with
@@ -85,12 +103,12 @@ pub async fn service_action(
     Admin(session): Admin,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Json<ServiceView>, WebError> {
-    let kind = service_kind(&name)?;
+    let id = service_id(&state, &name)?;
     let sup = state.supervisor();
     let result = match action.as_str() {
-        "start" => sup.start(kind).await.map(drop),
-        "stop" => sup.stop(kind).await,
-        "restart" => sup.restart(kind).await.map(drop),
+        "start" => sup.start(&id).await.map(drop),
+        "stop" => sup.stop(&id).await,
+        "restart" => sup.restart(&id).await.map(drop),
         other => {
             return Err(WebError::NotFound(format!(
                 "action `{other}` (use start, stop or restart)"
@@ -100,17 +118,19 @@ pub async fn service_action(
     state
         .audit()
         .record(json!({
-            "event": "service", "service": kind, "action": action, "user": session.user,
+            "event": "service", "service": &id, "action": action, "user": session.user,
             "ok": result.is_ok(), "error": result.as_ref().err().map(ToString::to_string),
         }))
         .await;
     result.map_err(|e| match e {
-        ServiceError::Bind { .. } | ServiceError::NoKey(_) => WebError::Conflict(e.to_string()),
+        ServiceError::Bind { .. } | ServiceError::NoKey(_) | ServiceError::Folder { .. } => {
+            WebError::Conflict(e.to_string())
+        }
         ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
+        ServiceError::Unknown(name) => WebError::NotFound(format!("service `{name}`")),
         ServiceError::Io(e) => WebError::Internal(e.to_string()),
     })?;
-    let views = state.service_views(&state.stats().snapshot());
-    Ok(Json(views[kind.index()].clone()))
+    view_of(&state, &id).map(Json)
 }
 
 /// `GET /api/v1/connections`: every TCP connection and recent UDP peer,
@@ -163,14 +183,18 @@ pub async fn events(
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Event>>, WebError> {
     let Query(q) = query?;
-    let service = q.service.as_deref().map(service_kind).transpose()?;
+    let service = q
+        .service
+        .as_deref()
+        .map(|name| service_id(&state, name))
+        .transpose()?;
     let limit = q.limit.unwrap_or(crate::stats::RECENT_EVENTS);
     let mut events: Vec<Event> = state
         .stats()
         .recent_events()
         .into_iter()
         .filter(|e| q.after.is_none_or(|after| e.seq > after))
-        .filter(|e| service.is_none_or(|s| e.kind.service() == s))
+        .filter(|e| service.as_ref().is_none_or(|s| e.kind.service() == s))
         .filter(|e| q.kind.as_deref().is_none_or(|k| e.kind.type_name() == k))
         .collect();
     let skip = events.len().saturating_sub(limit);
@@ -181,7 +205,8 @@ pub async fn events(
 /// One service's history in the traffic answer.
 #[derive(Debug, Serialize)]
 pub struct ServiceHistory {
-    pub name: ServiceKind,
+    pub name: ServiceId,
+    pub kind: ServiceKind,
     pub proto: Proto,
     pub samples: Vec<Sample>,
 }
@@ -190,12 +215,14 @@ pub struct ServiceHistory {
 /// 15 minutes, per service, oldest first.
 pub async fn traffic(State(state): State<AppState>, _: Viewer) -> Json<Vec<ServiceHistory>> {
     Json(
-        ServiceKind::ALL
-            .into_iter()
-            .map(|kind| ServiceHistory {
-                name: kind,
-                proto: kind.proto(),
-                samples: state.stats().history(kind),
+        state
+            .supervisor()
+            .ids()
+            .map(|id| ServiceHistory {
+                name: id.clone(),
+                kind: id.kind(),
+                proto: id.proto(),
+                samples: state.stats().history(id),
             })
             .collect(),
     )
@@ -206,11 +233,11 @@ pub async fn traffic(State(state): State<AppState>, _: Viewer) -> Json<Vec<Servi
 /// probe: a service stopped from the dashboard or failed to bind makes the
 /// process not ready, while `/healthz` (alive) stays 200.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let failing: Vec<ServiceKind> = state
+    let failing: Vec<ServiceId> = state
         .supervisor()
         .statuses()
         .into_iter()
-        .filter(|s| s.enabled && s.state != "running")
+        .filter(|s| s.enabled && s.status != ServiceState::Running)
         .map(|s| s.name)
         .collect();
     if failing.is_empty() {

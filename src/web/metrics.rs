@@ -22,9 +22,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::conns::ConnCounts;
-use crate::kind::ServiceKind;
-use crate::service::ServiceStatus;
+use crate::kind::{ServiceId, ServiceKind};
 use crate::stats::{DURATION_BUCKETS, Histogram, HistogramSnapshot, ServiceTotals};
+use crate::supervisor::ServiceStatus;
 
 type Field = fn(&ServiceTotals) -> u64;
 
@@ -88,17 +88,18 @@ fn render_text(
         "# HELP switchboard_service_up Whether the service is running (1) or not (0).\n# TYPE switchboard_service_up gauge"
     );
     for s in statuses {
-        let up = u8::from(s.state == "running");
+        let up = u8::from(s.status == crate::supervisor::ServiceState::Running);
         let _ = writeln!(
             out,
-            "switchboard_service_up{{service=\"{}\",proto=\"{}\"}} {up}",
-            s.name, s.proto
+            "switchboard_service_up{{{},proto=\"{}\"}} {up}",
+            service_labels(&s.name),
+            s.proto
         );
     }
     for (name, kind, help, field) in PER_SERVICE {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for t in totals {
-            let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", t.service, field(t));
+            let _ = writeln!(out, "{name}{{{}}} {}", service_labels(&t.service), field(t));
         }
     }
     let _ = writeln!(
@@ -159,13 +160,23 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         state.inner.started.elapsed().as_secs_f64(),
     );
     let stats = state.stats();
-    let exec: Vec<_> = [ServiceKind::Exec]
+    let of_kinds = |kinds: &[ServiceKind]| -> Vec<ServiceId> {
+        state
+            .supervisor()
+            .ids()
+            .filter(|id| kinds.contains(&id.kind()))
+            .cloned()
+            .collect()
+    };
+    let exec: Vec<_> = of_kinds(&[ServiceKind::Exec])
         .into_iter()
-        .map(|k| (k, stats.exec_durations(k)))
+        .map(|id| (stats.exec_durations(&id), id))
+        .map(|(snap, id)| (id, snap))
         .collect();
-    let upload: Vec<_> = [ServiceKind::Files, ServiceKind::FilesClassic]
+    let upload: Vec<_> = of_kinds(&[ServiceKind::Files, ServiceKind::FilesClassic])
         .into_iter()
-        .map(|k| (k, stats.upload_durations(k)))
+        .map(|id| (stats.upload_durations(&id), id))
+        .map(|(snap, id)| (id, snap))
         .collect();
     render_durations(&mut body, &exec, &upload, &state.inner.http.snapshot());
     render_process(&mut body, &ProcessStats::read());
@@ -176,6 +187,11 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// An instance's labels: its name and its kind.
+fn service_labels(id: &ServiceId) -> String {
+    format!("service=\"{}\",kind=\"{}\"", label(id.name()), id.kind())
 }
 
 /// A label value as the text format wants it: `\`, `"` and newline escaped.
@@ -206,8 +222,8 @@ type HttpSeries = (HttpKey, HistogramSnapshot);
 
 fn render_durations(
     out: &mut String,
-    exec: &[(ServiceKind, HistogramSnapshot)],
-    upload: &[(ServiceKind, HistogramSnapshot)],
+    exec: &[(ServiceId, HistogramSnapshot)],
+    upload: &[(ServiceId, HistogramSnapshot)],
     http: &[HttpSeries],
 ) {
     for (name, help, series) in [
@@ -223,8 +239,8 @@ fn render_durations(
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (kind, snap) in series {
-            write_histogram(out, name, &format!("service=\"{kind}\""), snap);
+        for (id, snap) in series {
+            write_histogram(out, name, &service_labels(id), snap);
         }
     }
     let name = "switchboard_http_request_duration_seconds";
@@ -490,7 +506,7 @@ mod tests {
     #[test]
     fn every_sample_line_parses_as_name_labels_value() {
         let stats = crate::stats::Stats::new();
-        let g = stats.open(ServiceKind::Echo, crate::kind::Proto::Tcp, "p");
+        let g = stats.open(&ServiceKind::Echo.into(), crate::kind::Proto::Tcp, "p");
         g.add_in(5);
         let snap = stats.snapshot();
         let text = render_text(
@@ -510,8 +526,12 @@ mod tests {
             assert!(series.starts_with("switchboard_"), "{line}");
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
-        assert!(text.contains("switchboard_received_bytes_total{service=\"echo\"} 5\n"));
-        assert!(text.contains("switchboard_connections_active{service=\"echo\"} 1\n"));
+        assert!(
+            text.contains("switchboard_received_bytes_total{service=\"echo\",kind=\"echo\"} 5\n")
+        );
+        assert!(
+            text.contains("switchboard_connections_active{service=\"echo\",kind=\"echo\"} 1\n")
+        );
         assert!(text.contains("switchboard_web_connections_shed_total 4\n"));
     }
 

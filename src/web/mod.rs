@@ -53,11 +53,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::audit::AuditLog;
-use crate::config::{Config, ExecConfig, FilesConfig, Secret, WebConfig};
+use crate::config::{Config, Secret, WebConfig};
 use crate::ratelimit::FailureLimit;
-use crate::service::Supervisor;
+use crate::service::KindConfig;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
+use crate::supervisor::Supervisor;
 use crate::users::Users;
 use conns::{ConnCounts, Conns, Refusal, RequestGuard, Slot};
 use session::Sessions;
@@ -84,8 +85,10 @@ struct Inner {
     /// What the relay needs to act as a client: the HMAC key (never sent
     /// to a browser), the upload cap, the exec settings to describe.
     key: Option<Secret>,
-    files: FilesConfig,
-    exec: ExecConfig,
+    /// The built-in files instance's upload cap.
+    files_max: u64,
+    /// The built-in exec instance's settings (the defaults when it has none).
+    exec_settings: crate::service::exec::Settings,
     sessions: Sessions,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
@@ -110,8 +113,14 @@ impl AppState {
                 supervisor,
                 web,
                 key: config.key.clone(),
-                files: config.files.clone(),
-                exec: config.exec.clone(),
+                files_max: match config.service("files").map(|s| &s.settings) {
+                    Some(KindConfig::Files(f)) => f.max_file_bytes,
+                    _ => crate::service::files::Settings::default().max_file_bytes,
+                },
+                exec_settings: match config.service("exec").map(|s| &s.settings) {
+                    Some(KindConfig::Exec(e)) => e.clone(),
+                    _ => crate::service::exec::Settings::default(),
+                },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
                 shutdown,
                 started: Instant::now(),

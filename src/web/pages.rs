@@ -146,7 +146,7 @@ pub struct ConnectionsPage {
     chrome: Chrome,
     rows: Vec<Row>,
     total: usize,
-    services: Vec<&'static str>,
+    services: Vec<String>,
 }
 
 /// `GET /connections`
@@ -163,12 +163,17 @@ pub async fn connections(
         chrome: Chrome::new(session, "connections"),
         rows: live.connections.iter().rev().map(Row::from).collect(),
         total: live.connections_total,
-        services: service_names(),
+        services: service_names(&state),
     })
 }
 
-fn service_names() -> Vec<&'static str> {
-    crate::kind::ServiceKind::ALL.map(|k| k.name()).to_vec()
+/// Every instance's name, in config order (the filters' choices).
+fn service_names(state: &AppState) -> Vec<String> {
+    state
+        .supervisor()
+        .ids()
+        .map(|id| id.name().to_owned())
+        .collect()
 }
 
 /// One line of the event log.
@@ -232,7 +237,7 @@ const LOG_LINES: usize = 200;
 pub struct TrafficPage {
     chrome: Chrome,
     log: Vec<LogLine>,
-    services: Vec<&'static str>,
+    services: Vec<String>,
     types: [&'static str; 7],
 }
 
@@ -254,7 +259,7 @@ pub async fn traffic(
             .take(LOG_LINES)
             .map(LogLine::from)
             .collect(),
-        services: service_names(),
+        services: service_names(&state),
         types: [
             "opened",
             "closed",
@@ -310,7 +315,7 @@ pub async fn files(
     viewer: Result<Viewer, WebError>,
 ) -> Result<FilesPage, PageError> {
     let Viewer(session) = viewer?;
-    let max = state.inner.files.max_file_bytes;
+    let max = state.inner.files_max;
     Ok(FilesPage {
         can_operate: session.role >= Role::Operator,
         chrome: Chrome::new(session, "files"),
@@ -337,7 +342,7 @@ pub async fn console(
     viewer: Result<Viewer, WebError>,
 ) -> Result<ConsolePage, PageError> {
     let Viewer(session) = viewer?;
-    let exec = &state.inner.exec;
+    let exec = &state.inner.exec_settings;
     Ok(ConsolePage {
         chrome: Chrome::new(session, "console"),
         allow: exec.allow.clone(),

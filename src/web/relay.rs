@@ -32,8 +32,7 @@ use crate::client::{
     ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, TimeClient,
     UdpEchoClient,
 };
-use crate::config::ListenAddr;
-use crate::kind::ServiceKind;
+use crate::kind::{ServiceId, ServiceKind};
 use crate::store::FileInfo;
 
 /// How long the relay waits to connect and for each reply.
@@ -68,28 +67,18 @@ impl From<ClientError> for WebError {
 impl AppState {
     /// Where a running service can be reached from here: its bound address,
     /// with a wildcard (`0.0.0.0`, `::`) turned into loopback.
-    fn target(&self, kind: ServiceKind) -> Result<String, WebError> {
+    fn target(&self, name: impl AsRef<str>) -> Result<String, WebError> {
+        let name = name.as_ref();
         let addr = self
             .supervisor()
-            .local_addr(kind)
-            .ok_or_else(|| WebError::Busy(format!("{kind} is not running; start it first")))?;
-        Ok(match addr {
-            ListenAddr::Inet(mut a) => {
-                if a.ip().is_unspecified() {
-                    a.set_ip(match a {
-                        std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                a.to_string()
-            }
-            unix => unix.to_string(),
-        })
+            .local_addr(name)
+            .ok_or_else(|| WebError::Busy(format!("{name} is not running; start it first")))?;
+        Ok(addr.connectable().to_string())
     }
 
-    /// TLS to `kind` when it speaks it, trusting exactly its certificate.
-    fn tls(&self, kind: ServiceKind) -> Result<Option<crate::tls::ClientTls>, WebError> {
-        match self.supervisor().certs().service(kind) {
+    /// TLS to instance `name` when it speaks it, trusting exactly its certificate.
+    fn tls(&self, name: impl AsRef<str>) -> Result<Option<crate::tls::ClientTls>, WebError> {
+        match self.supervisor().certs().service(name) {
             Some(cert) => Ok(Some(
                 cert.pinned_client()
                     .map_err(crate::client::ClientError::from)?,
@@ -123,7 +112,7 @@ pub struct SendRequest {
 /// What a test message did.
 #[derive(Debug, Serialize)]
 pub struct SendReply {
-    pub service: ServiceKind,
+    pub service: ServiceId,
     /// The address the relay connected to (what the CLI would be given).
     pub target: String,
     /// The reply as text (invalid UTF-8 replaced).
@@ -149,9 +138,10 @@ pub async fn send(
     Path(name): Path<String>,
     body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<SendReply>, WebError> {
-    let kind: ServiceKind = name
-        .parse()
-        .map_err(|_| WebError::NotFound(format!("service `{name}`")))?;
+    let id = state
+        .supervisor()
+        .id(&name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
     let Json(req) = body?;
     let payload = match (req.text, req.hex) {
         (Some(text), None) => text.into_bytes(),
@@ -163,14 +153,14 @@ pub async fn send(
             "a test message is at most {MAX_MESSAGE} bytes"
         )));
     }
-    let target = state.target(kind)?;
+    let target = state.target(&id)?;
     let started = Instant::now();
-    let (reply, rtt) = match kind {
+    let (reply, rtt) = match id.kind() {
         ServiceKind::Echo => {
             if payload.is_empty() {
                 return Err(WebError::BadRequest("an empty message gets no echo".into()));
             }
-            let tls = state.tls(kind)?;
+            let tls = state.tls(&id)?;
             let mut c = EchoClient::connect_tls(&target, CLIENT_TIMEOUT, tls.as_ref()).await?;
             let t = Instant::now();
             let reply = c.round_trip(&payload).await?;
@@ -198,7 +188,7 @@ pub async fn send(
         }
     };
     Ok(Json(SendReply {
-        service: kind,
+        service: id,
         target,
         reply: String::from_utf8_lossy(&reply).into_owned(),
         request_hex: crate::wire::hex(&payload),
@@ -393,7 +383,7 @@ pub async fn put_file(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .ok_or(WebError::LengthRequired)?;
-    let max = state.inner.files.max_file_bytes;
+    let max = state.inner.files_max;
     if size > max {
         return Err(WebError::TooLarge(format!(
             "{name} is {size} bytes; the files service takes at most {max}"

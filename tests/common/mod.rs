@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use switchboard::config::{Config, ListenAddr};
 use switchboard::kind::ServiceKind;
-use switchboard::service::{Deps, Supervisor};
 use switchboard::shutdown::Shutdown;
 use switchboard::stats::{Snapshot, Stats};
+use switchboard::supervisor::{Deps, Supervisor};
 
 /// The HMAC key every harness uses.
 pub const TEST_KEY: &str = "test-key-not-secret";
@@ -100,9 +100,9 @@ impl Drop for Harness {
 pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
     let web = ["--set".to_owned(), "web.listen=127.0.0.1:0".to_owned()];
     ServiceKind::ALL
-        .into_iter()
+        .iter()
         .flat_map(|kind| {
-            let setting = if enabled.contains(&kind) {
+            let setting = if enabled.contains(kind) {
                 format!("services.{kind}.listen=127.0.0.1:0")
             } else {
                 format!("services.{kind}.enabled=false")

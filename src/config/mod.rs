@@ -1,0 +1,311 @@
+//! The one `Config`, and how it is merged from (later wins) built-in
+//! defaults, the TOML file, `SWITCHBOARD_*` environment variables and flags.
+//!
+//! Each key is declared once, where it is read (see [`crate::settings`]):
+//! the top-level keys here, `[web]` in [`web`], the keys every instance has
+//! in [`ServiceConfig::read`], and each kind's own keys in its module under
+//! `service/`. A key nothing reads is an unknown key, reported with its
+//! exact name and where it came from. Nothing here reads the process
+//! environment or the disk: `main` passes the file's text and the
+//! `SWITCHBOARD_*` variables in, so [`Config::resolve`] is a pure function.
+//!
+//! Instances: `[services.<name>]` declares one, with `kind = "<kind>"`
+//! (defaulting to the name, so `[services.echo]` is the built-in echo). The
+//! seven built-in instances always exist (set `enabled = false` to keep one
+//! off); any other name is a new instance and needs a `listen`.
+
+pub mod web;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kind::{Proto, ServiceId, ServiceKind, check_name, known_kinds};
+use crate::service::{KindConfig, Limits};
+use crate::settings::{Layers, Section};
+
+pub use crate::settings::{
+    CertFiles, ConfigError, FileSource, ListenAddr, Origin, Secret, ServiceTls, TcpLimits,
+    UdpLimits, env_name,
+};
+pub use web::{SecureCookie, WebConfig, WebTls};
+
+/// One instance's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub id: ServiceId,
+    pub listen: ListenAddr,
+    pub enabled: bool,
+    /// TLS on this TCP service (`services.<name>.tls`, off by default).
+    pub tls: ServiceTls,
+    /// The limits of its protocol.
+    pub limits: Limits,
+    /// Its kind's own settings.
+    pub settings: KindConfig,
+}
+
+impl ServiceConfig {
+    /// The built-in instance of `kind`, with every default.
+    pub fn builtin(kind: ServiceKind) -> ServiceConfig {
+        let layers = Layers::new(None, &BTreeMap::new(), &[]).expect("no layers: nothing to parse");
+        ServiceConfig::read(kind.name(), &layers.section(&format!("services.{kind}")))
+            .expect("the built-in defaults are valid")
+    }
+
+    /// Reads instance `name` from its section: `kind`, `listen`, `enabled`,
+    /// TLS (TCP kinds), its protocol's limits, then its kind's own keys.
+    ///
+    /// # Errors
+    /// A bad name, kind or value, naming the key.
+    pub fn read(name: &str, s: &Section<'_>) -> Result<ServiceConfig, ConfigError> {
+        check_name(name).map_err(|why| s.bad("kind", why))?;
+        let kind = match s.opt_str("kind")? {
+            Some(k) => k
+                .parse::<ServiceKind>()
+                .map_err(|e| s.bad("kind", e.to_string()))?,
+            None => name.parse::<ServiceKind>().map_err(|_| {
+                s.bad(
+                    "kind",
+                    format!(
+                        "`{name}` is not a built-in service, so it needs a kind (one of: {})",
+                        known_kinds()
+                    ),
+                )
+            })?,
+        };
+        // Only the built-in instance named after its kind has an address of its own.
+        let default_listen =
+            (name == kind.name()).then(|| ListenAddr::loopback(kind.default_port()));
+        let proto = kind.proto();
+        Ok(ServiceConfig {
+            id: ServiceId::new(name, kind),
+            listen: s.listen("listen", default_listen, proto)?,
+            enabled: s.bool("enabled", true)?,
+            tls: ServiceTls::read(s, proto)?,
+            limits: match proto {
+                Proto::Tcp => Limits::Tcp(TcpLimits::read(s)?),
+                Proto::Udp => Limits::Udp(UdpLimits::read(s)?),
+            },
+            settings: KindConfig::read(kind, s)?,
+        })
+    }
+
+    /// Its kind's settings, for changing them: `service_mut("exec")
+    /// .settings_mut::<exec::Settings>().shell = true`.
+    ///
+    /// # Panics
+    /// When the instance is of another kind: a caller's bug.
+    pub fn settings_mut<K: crate::service::registry::OfKind>(&mut self) -> &mut K {
+        let id = self.id.clone();
+        self.settings
+            .get_mut::<K>()
+            .unwrap_or_else(|| panic!("{id} is not of that kind"))
+    }
+
+    /// The TCP limits, for changing them.
+    ///
+    /// # Panics
+    /// On a UDP instance: a caller's bug.
+    pub fn tcp_mut(&mut self) -> &mut TcpLimits {
+        match &mut self.limits {
+            Limits::Tcp(l) => l,
+            Limits::Udp(_) => panic!("{} is a UDP service", self.id),
+        }
+    }
+
+    /// The UDP limits, for changing them.
+    ///
+    /// # Panics
+    /// On a TCP instance: a caller's bug.
+    pub fn udp_mut(&mut self) -> &mut UdpLimits {
+        match &mut self.limits {
+            Limits::Udp(l) => l,
+            Limits::Tcp(_) => panic!("{} is a TCP service", self.id),
+        }
+    }
+}
+
+/// Everything switchboard runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where files/, the user accounts, the generated key and the audit log live.
+    pub data_dir: PathBuf,
+    /// The HMAC key for exec and files; `None` until generated at first start.
+    pub key: Option<Secret>,
+    pub web: WebConfig,
+    /// Every instance: the seven built-in ones first, in their table order,
+    /// then the others by name.
+    pub services: Vec<ServiceConfig>,
+    /// How long shutdown waits for connections to finish before giving up.
+    pub shutdown_grace: Duration,
+    /// After a service panics it is restarted after this long, doubling with
+    /// each further panic up to [`Config::restart_backoff_max`]. Not a key:
+    /// fixed at 1 s; tests shorten it.
+    pub restart_backoff: Duration,
+    /// The longest wait between restarts after panics (60 s).
+    pub restart_backoff_max: Duration,
+    /// Things worth telling the operator that did not stop the start.
+    pub warnings: Vec<String>,
+}
+
+/// Environment variables read by `main` itself rather than mapped to keys.
+pub const ENV_CONFIG: &str = "SWITCHBOARD_CONFIG";
+pub const ENV_ADMIN_PASSWORD: &str = "SWITCHBOARD_ADMIN_PASSWORD";
+/// The command line's own variables (`--log-format`, `--port-base`).
+pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
+pub const ENV_PORT_BASE: &str = "SWITCHBOARD_PORT_BASE";
+
+/// How far above `--port-base` the dashboard goes.
+pub const WEB_PORT_OFFSET: u16 = 80;
+
+/// `--port-base N` as `--set` flags: the seven built-in services on
+/// N…N+6 in [`ServiceKind::ALL`] order and the dashboard on N+80, each
+/// keeping the IP address `config` gives it (a `unix:` listen is left
+/// alone; other instances keep their addresses). Placed before the
+/// person's own `--set` flags, which win.
+///
+/// # Errors
+/// When N+80 is beyond the last port.
+pub fn port_base_flags(config: &Config, base: u16) -> Result<Vec<String>, String> {
+    let top = base.checked_add(WEB_PORT_OFFSET).filter(|_| base > 0).ok_or_else(|| {
+        format!(
+            "--port-base {base} is out of range: it needs ports {base}..{base}+{WEB_PORT_OFFSET} (1 to {})",
+            u16::MAX - WEB_PORT_OFFSET
+        )
+    })?;
+    let at = |ip: std::net::IpAddr, port: u16| SocketAddr::new(ip, port).to_string();
+    let mut flags: Vec<String> = ServiceKind::ALL
+        .iter()
+        .zip(base..)
+        .filter_map(|(kind, port)| {
+            let ip = config.service(kind)?.listen.inet()?.ip();
+            Some(format!("services.{kind}.listen={}", at(ip, port)))
+        })
+        .collect();
+    flags.push(format!("web.listen={}", at(config.web.listen.ip(), top)));
+    Ok(flags)
+}
+
+impl Config {
+    /// Merges the layers (file, then environment, then `--set KEY=VALUE`
+    /// flags, later wins) over the built-in defaults and checks every value.
+    ///
+    /// `env` holds the `SWITCHBOARD_*` variables; the ones `main` handles
+    /// itself (`SWITCHBOARD_CONFIG`, `SWITCHBOARD_ADMIN_PASSWORD`, ...) are
+    /// skipped, and other unknown ones produce a warning rather than an
+    /// error, since an environment is often shared with other tools.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn resolve(
+        file: Option<FileSource<'_>>,
+        env: &BTreeMap<String, String>,
+        flags: &[String],
+    ) -> Result<Config, ConfigError> {
+        let layers = Layers::new(file, env, flags)?;
+        let mut config = Config::read(&layers)?;
+        config.warnings = layers.finish(&[
+            ENV_CONFIG,
+            ENV_ADMIN_PASSWORD,
+            ENV_LOG_FORMAT,
+            ENV_PORT_BASE,
+        ])?;
+        Ok(config)
+    }
+
+    /// Every key the built-in instances and the dashboard have (an added
+    /// instance has its kind's keys under its own name), as declared by the
+    /// code that reads them.
+    pub fn keys() -> Vec<String> {
+        let layers = Layers::new(None, &BTreeMap::new(), &[]).expect("no layers: nothing to parse");
+        let _ = Config::read(&layers);
+        layers.read_keys()
+    }
+
+    fn read(layers: &Layers) -> Result<Config, ConfigError> {
+        let root = layers.root();
+        let defaults = Config::default();
+        let data_dir = root.path("data_dir", &defaults.data_dir)?;
+        let key = match root.opt_str("key")? {
+            Some(k) if k.is_empty() => return Err(root.bad("key", "must not be empty")),
+            k => k.map(Secret::new),
+        };
+        let web = WebConfig::read(&layers.section("web"))?;
+        let mut names: Vec<String> = ServiceKind::ALL
+            .iter()
+            .map(|k| k.name().to_owned())
+            .collect();
+        for name in layers.service_names() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let services = names
+            .iter()
+            .map(|name| ServiceConfig::read(name, &layers.section(&format!("services.{name}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let shutdown_grace = root.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?;
+        Ok(Config {
+            data_dir,
+            key,
+            web,
+            services,
+            shutdown_grace,
+            ..defaults
+        })
+    }
+
+    /// The instance named `name`.
+    pub fn service(&self, name: impl AsRef<str>) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.id.name() == name.as_ref())
+    }
+
+    /// The instance named `name`, for changing its settings.
+    ///
+    /// # Panics
+    /// When there is none: a caller's bug.
+    pub fn service_mut(&mut self, name: impl AsRef<str>) -> &mut ServiceConfig {
+        let name = name.as_ref();
+        self.services
+            .iter_mut()
+            .find(|s| s.id.name() == name)
+            .unwrap_or_else(|| panic!("no service named {name}"))
+    }
+
+    /// Every service on 127.0.0.1 port 0 (an ephemeral port) with `data_dir`:
+    /// what tests start from.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config {
+            data_dir: data_dir.into(),
+            ..Config::default()
+        };
+        for s in &mut config.services {
+            s.listen = ListenAddr::loopback(0);
+        }
+        config.web.listen = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        config
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults: every built-in instance enabled on loopback at its port.
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("switchboard-data"),
+            key: None,
+            web: WebConfig::default(),
+            services: ServiceKind::ALL
+                .iter()
+                .map(|&kind| ServiceConfig::builtin(kind))
+                .collect(),
+            shutdown_grace: Duration::from_secs(5),
+            restart_backoff: Duration::from_secs(1),
+            restart_backoff_max: Duration::from_secs(60),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! The dashboard's settings (`[web]`), each key declared where it is read.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kind::Proto;
+use crate::settings::{CertFiles, ConfigError, ListenAddr, Section};
+
+/// Whether and how the dashboard speaks HTTPS (`web.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebTls {
+    /// Plain HTTP: for loopback, or behind a proxy that terminates TLS.
+    Off,
+    /// A certificate generated in `data_dir` on first start.
+    SelfSigned,
+    /// The PEM files `web.tls_cert` and `web.tls_key`.
+    Files(CertFiles),
+}
+
+/// The dashboard's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    /// `Host` names (with or without a port) the dashboard answers to. Empty:
+    /// loopback names only while it listens on loopback (which stops DNS
+    /// rebinding), any name when it listens elsewhere.
+    pub allowed_hosts: Vec<String>,
+    /// A client must send a whole request head within this time; also how
+    /// long a kept-alive connection may sit idle between requests.
+    pub header_timeout: Duration,
+    /// A new connection that sends no byte within this time is closed. Short,
+    /// because a silent socket costs a connection slot and tells us nothing:
+    /// a browser sends its request at once.
+    pub first_byte_timeout: Duration,
+    /// Longest an ordinary request may take (live streams are exempt).
+    pub request_timeout: Duration,
+    /// A session unused for this long is signed out.
+    pub session_idle: Duration,
+    /// Failed sign-ins allowed per address per minute (a token bucket).
+    pub max_failures_per_minute: u32,
+    /// Open HTTP connections at once. When full, a new connection takes the
+    /// slot of the oldest idle or silent one; if every slot is busy with a
+    /// request, the newcomer is refused with a 503.
+    pub max_connections: usize,
+    /// Open HTTP connections per peer IP address; beyond it a new one is
+    /// refused with a 429, so one address cannot hold every slot.
+    pub max_connections_per_peer: usize,
+    /// Live streams (`/api/v1/live`) one session may hold at once; the
+    /// process-wide cap is 64, so one viewer cannot take them all.
+    pub max_streams_per_session: usize,
+    /// When the session cookie carries `Secure`.
+    pub secure_cookie: SecureCookie,
+    /// HTTPS on the dashboard. Off only suits loopback or a TLS proxy in
+    /// front: a non-loopback `listen` without it refuses to start unless
+    /// `behind_proxy` says a proxy terminates TLS.
+    pub tls: WebTls,
+    /// A proxy in front terminates TLS (`web.behind_proxy`): with
+    /// `web.tls = "off"`, allows a non-loopback `listen` without TLS.
+    pub behind_proxy: bool,
+}
+
+/// When the session cookie is marked `Secure` (sent over HTTPS only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookie {
+    /// When the request came over HTTPS through a proxy (`X-Forwarded-Proto:
+    /// https`, or an `https://` Origin).
+    Auto,
+    Always,
+    Never,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            allowed_hosts: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+            session_idle: Duration::from_secs(12 * 3600),
+            max_failures_per_minute: 10,
+            max_connections: 1024,
+            max_connections_per_peer: 64,
+            max_streams_per_session: 4,
+            secure_cookie: SecureCookie::Auto,
+            tls: WebTls::Off,
+            behind_proxy: false,
+        }
+    }
+}
+
+/// `web.tls`, with the PEM paths `files` needs.
+fn web_tls(m: &Section<'_>) -> Result<WebTls, ConfigError> {
+    let cert = m.opt_str("tls_cert")?;
+    let key = m.opt_str("tls_key")?;
+    let tls = match m.opt_str("tls")?.as_deref() {
+        None | Some("off") => WebTls::Off,
+        Some("self-signed") => WebTls::SelfSigned,
+        Some("files") => match (cert.as_deref(), key.as_deref()) {
+            (Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => {
+                WebTls::Files(CertFiles {
+                    cert: PathBuf::from(cert),
+                    key: PathBuf::from(key),
+                })
+            }
+            _ => {
+                return Err(m.bad(
+                    "tls",
+                    "`files` needs web.tls_cert and web.tls_key (PEM paths)",
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(m.bad("tls", format!("`{other}`: use off, self-signed or files")));
+        }
+    };
+    if !matches!(tls, WebTls::Files(_)) && (cert.is_some() || key.is_some()) {
+        let which = if cert.is_some() {
+            "tls_cert"
+        } else {
+            "tls_key"
+        };
+        return Err(m.bad(which, "is only read with web.tls = \"files\""));
+    }
+    Ok(tls)
+}
+
+impl WebConfig {
+    /// Reads `[web]`.
+    ///
+    /// # Errors
+    /// A bad value, naming the key and where it came from.
+    pub fn read(m: &Section<'_>) -> Result<WebConfig, ConfigError> {
+        let d = WebConfig::default();
+        let web_listen = m
+            .listen("listen", Some(ListenAddr::Inet(d.listen)), Proto::Tcp)?
+            .inet()
+            .ok_or_else(|| {
+                m.bad(
+                    "listen",
+                    "the dashboard listens on IP:PORT, not a unix: path",
+                )
+            })?;
+
+        let web_tls = web_tls(m)?;
+        let behind_proxy = m.bool("behind_proxy", false)?;
+        if web_tls == WebTls::Off && !web_listen.ip().is_loopback() {
+            let explicit_off = m.opt_str("tls")?.as_deref() == Some("off");
+            if !(explicit_off && behind_proxy) {
+                return Err(m.bad(
+                    "listen",
+                    format!(
+                        "{web_listen} is not a loopback address and the dashboard would serve \
+                         plain HTTP (passwords and session cookies in clear). Set web.tls = \
+                         \"self-signed\" (or \"files\" with web.tls_cert and web.tls_key); or, if a \
+                         proxy in front terminates TLS, set both web.tls = \"off\" and \
+                         web.behind_proxy = true"
+                    ),
+                ));
+            }
+        }
+        let web = WebConfig {
+            listen: web_listen,
+            allowed_hosts: m.str_list("allowed_hosts")?.unwrap_or_default(),
+            header_timeout: m.ms("header_timeout_ms", d.header_timeout, 100, 600_000)?,
+            first_byte_timeout: m.ms(
+                "first_byte_timeout_ms",
+                d.first_byte_timeout,
+                100,
+                600_000,
+            )?,
+            request_timeout: m.ms("request_timeout_ms", d.request_timeout, 100, 3_600_000)?,
+            session_idle: m.ms("session_idle_ms", d.session_idle, 1000, 30 * 86_400_000)?,
+            max_failures_per_minute: m.u32(
+                "max_failures_per_minute",
+                d.max_failures_per_minute,
+                1,
+                1_000_000,
+            )?,
+            max_connections: m.usize("max_connections", d.max_connections, 1, 1_000_000)?,
+            max_connections_per_peer: m.usize(
+                "max_connections_per_peer",
+                d.max_connections_per_peer,
+                1,
+                1_000_000,
+            )?,
+            max_streams_per_session: m.usize(
+                "max_streams_per_session",
+                d.max_streams_per_session,
+                1,
+                64,
+            )?,
+            secure_cookie: match m.opt_str("secure_cookie")?.as_deref() {
+                // Over HTTPS of our own, every request is secure.
+                None if web_tls != WebTls::Off => SecureCookie::Always,
+                None | Some("auto") => SecureCookie::Auto,
+                Some("always") => SecureCookie::Always,
+                Some("never") => SecureCookie::Never,
+                Some(other) => {
+                    return Err(m.bad(
+                        "secure_cookie",
+                        format!("`{other}`: use auto, always or never"),
+                    ));
+                }
+            },
+            tls: web_tls,
+            behind_proxy,
+        };
+
+        Ok(web)
+    }
+}

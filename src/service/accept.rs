@@ -1,0 +1,365 @@
+//! The accept side every TCP service shares: admission under the
+//! connection caps (with eviction of idle squatters), the accept loop that
+//! gives each connection its own task, the HMAC handshake of exec and files,
+//! and a polite close.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::listen::{self, Peer};
+use super::{ServiceCtx, TcpCtx};
+use crate::kind::{Proto, ServiceId};
+use crate::sync::lock;
+
+/// Counts open connections per IP address, for `max_connections_per_peer`.
+/// Touched only when a connection opens or closes, never per byte.
+#[derive(Clone, Default)]
+pub(crate) struct PeerLimit {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Holds one of a peer's connection slots; dropping it frees the slot.
+pub(crate) struct PeerSlot {
+    limit: PeerLimit,
+    ip: IpAddr,
+}
+
+impl PeerLimit {
+    /// Takes a slot for `ip`, or `None` when it already has `max` open.
+    pub(crate) fn try_acquire(&self, ip: IpAddr, max: usize) -> Option<PeerSlot> {
+        let mut open = lock(&self.open);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            limit: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.limit.open);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The two connection caps of a TCP service, checked at accept.
+pub(crate) struct Admission {
+    slots: Arc<tokio::sync::Semaphore>,
+    per_peer: PeerLimit,
+}
+
+/// A connection's place under both caps; dropping it frees the place.
+pub(crate) struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _peer: Option<PeerSlot>,
+}
+
+impl Admission {
+    pub(crate) fn new(ctx: &TcpCtx) -> Self {
+        Admission {
+            slots: Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections)),
+            per_peer: PeerLimit::default(),
+        }
+    }
+
+    /// Accepts until a connection is admitted under both caps; `None` once
+    /// the service is cancelled. Accept errors are logged and retried.
+    ///
+    /// # Cancel safety
+    /// Cancel safe up to a connection that is being admitted: that one is
+    /// dropped (closed) if the future is.
+    pub(crate) async fn next(
+        &self,
+        listener: &listen::Listener,
+        ctx: &TcpCtx,
+    ) -> Option<(listen::Stream, Peer, Admitted)> {
+        loop {
+            let accepted = tokio::select! {
+                () = ctx.cancel.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(admitted) = self.admit(ctx, &stream, peer).await {
+                        crate::failpoint::hit(crate::failpoint::Point::Accept, ctx.id.kind());
+                        return Some((stream, peer, admitted));
+                    }
+                }
+                Err(e) => accept_backoff(&ctx.id, &e, &ctx.cancel).await,
+            }
+        }
+    }
+
+    /// Admits a connection, or refuses it with a one-line message and a
+    /// stats event when a cap is reached. At the service's cap, the
+    /// longest-idle connection (idle at least `evict_idle`) is closed to
+    /// make room first.
+    pub(crate) async fn admit(
+        &self,
+        ctx: &TcpCtx,
+        stream: &listen::Stream,
+        peer: Peer,
+    ) -> Option<Admitted> {
+        // The per-peer cap first: a peer at its own cap evicts nobody.
+        let peer_slot = match peer {
+            Peer::Inet(addr) => {
+                let max = ctx.limits.max_connections_per_peer;
+                let Some(slot) = self.per_peer.try_acquire(addr.ip(), max) else {
+                    refuse(
+                        stream,
+                        &format!(
+                            "switchboard: too many connections from {}, limit {max}\n",
+                            addr.ip()
+                        ),
+                    );
+                    ctx.stats.refused(
+                        &ctx.id,
+                        peer.to_string(),
+                        "too many connections from this address",
+                    );
+                    return None;
+                };
+                Some(slot)
+            }
+            Peer::Unix => None,
+        };
+        let permit = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match self.make_room(ctx).await {
+                Some(permit) => permit,
+                None => {
+                    let max = ctx.limits.max_connections;
+                    refuse(
+                        stream,
+                        &format!(
+                            "switchboard: {} is at its limit of {max} connections, try again later\n",
+                            ctx.id
+                        ),
+                    );
+                    ctx.stats
+                        .refused(&ctx.id, peer.to_string(), "too many connections");
+                    return None;
+                }
+            },
+        };
+        Some(Admitted {
+            _permit: permit,
+            _peer: peer_slot,
+        })
+    }
+
+    /// Closes the longest-idle connection, if one has been idle for
+    /// `evict_idle`, and takes the slot it frees.
+    async fn make_room(&self, ctx: &TcpCtx) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let (peer, idle) = ctx
+            .stats
+            .close_longest_idle(&ctx.id, ctx.limits.evict_idle)?;
+        tracing::info!(
+            service = %ctx.id,
+            %peer,
+            "closed after {} s idle to admit a new connection ({} is at its limit of {})",
+            idle.as_secs(),
+            ctx.id,
+            ctx.limits.max_connections
+        );
+        // Its task ends as soon as it is polled; the guard is generous.
+        tokio::time::timeout(EVICT_WAIT, Arc::clone(&self.slots).acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// How long admitting a newcomer waits for an evicted connection's slot.
+const EVICT_WAIT: Duration = Duration::from_secs(1);
+
+/// The accept loop every TCP service shares: admits connections under the
+/// caps, registers each with the stats, and serves it on a task of its own
+/// with `serve(stream, peer, guard)` until it ends or the service stops.
+/// A connection that ends in an error is counted and logged (at debug: a
+/// peer's misbehaviour is not the operator's problem). A connection whose
+/// task panics ends alone: the panic is caught, logged as the bug it is and
+/// counted, and the service and its other connections go on.
+pub(crate) async fn serve_tcp<F, Fut, E>(listener: listen::Listener, ctx: TcpCtx, serve: F)
+where
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let admission = Admission::new(&ctx);
+    let tls = listener.tls().cloned();
+    // Shared with each connection's task: on a TLS port the service is
+    // called there, after the handshake.
+    let serve = Arc::new(serve);
+    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+        // Cancelled when the service stops or the dashboard closes it.
+        let conn = ctx
+            .stats
+            .open_under(&ctx.id, Proto::Tcp, peer.to_string(), &ctx.cancel);
+        let stop = conn.close_requested();
+        let (stats, id) = (ctx.stats.clone(), ctx.id.clone());
+        let (serve, tls) = (Arc::clone(&serve), tls.clone());
+        let failpoint_kind = id.kind();
+        // The handshake runs here, on the connection's own task, while it
+        // holds its admission (per-peer and service caps): pre-auth work
+        // a peer cannot multiply past its cap.
+        let served = async move {
+            crate::failpoint::hit(crate::failpoint::Point::Connection, failpoint_kind);
+            let stream = match &tls {
+                // Boxed: the handshake's state is kilobytes, and inline it
+                // would make every connection's task that much larger,
+                // plain ones included, for as long as they live.
+                Some(tls) => Box::pin(listen::handshake(stream, tls))
+                    .await
+                    .map_err(|e| e.to_string())?,
+                None => stream,
+            };
+            serve(stream, peer, conn).await.map_err(|e| e.to_string())
+        };
+        ctx.tasks.spawn(async move {
+            use futures_util::FutureExt;
+            let served = std::panic::AssertUnwindSafe(served).catch_unwind();
+            let result = tokio::select! {
+                biased;
+                r = served => r,
+                () = stop.cancelled() => Ok(Ok(())),
+            };
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // Errors can quote the peer (a name, a line): escaped,
+                    // so no newline or terminal escape reaches the log raw.
+                    let why = e.to_string();
+                    tracing::debug!(service = %id, %peer, "connection ended: {}", why.escape_debug());
+                    stats.error(&id);
+                }
+                Err(panic) => {
+                    tracing::error!(
+                        service = %id,
+                        %peer,
+                        "a connection's task panicked (a bug; the connection was closed): {}",
+                        panic_message(panic.as_ref()).escape_debug()
+                    );
+                    stats.error(&id);
+                }
+            }
+            drop(admitted);
+        });
+    }
+}
+
+/// [`serve_tcp`] for a service whose connections share state: each one is
+/// served with its stream, peer and stats guard, plus handles on `shared`
+/// and the service's context.
+pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
+    listener: listen::Listener,
+    ctx: TcpCtx,
+    shared: S,
+    serve: F,
+) where
+    S: Send + Sync + 'static,
+    F: Fn(listen::Stream, Peer, crate::stats::ConnGuard, Arc<S>, TcpCtx) -> Fut
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let shared = Arc::new(shared);
+    let conn_ctx = ctx.clone();
+    serve_tcp(listener, ctx, move |stream, peer, conn| {
+        serve(stream, peer, conn, Arc::clone(&shared), conn_ctx.clone())
+    })
+    .await;
+}
+
+/// How long a client of exec or files has to answer the challenge.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The server side of the HMAC handshake for exec and files; a wrong
+/// answer is counted as an auth failure and ends the connection.
+///
+/// # Errors
+/// Silence past [`HANDSHAKE_TIMEOUT`], I/O errors, a wrong answer.
+pub(crate) async fn authenticate<S, L>(
+    conn: &mut crate::conn::MessageConn<S>,
+    key: &[u8],
+    ctx: &ServiceCtx<L>,
+    guard: &crate::stats::ConnGuard,
+) -> Result<(), crate::conn::ConnError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match conn.accept_handshake(key, HANDSHAKE_TIMEOUT).await? {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.stats.auth_failed(&ctx.id, guard.peer(), &e.to_string());
+            Err(crate::conn::ConnError::Io(std::io::Error::other(
+                e.to_string(),
+            )))
+        }
+    }
+}
+
+/// After refusing a peer that may still be sending: how much more input is
+/// read and dropped, and for how long, before the close.
+const LINGER_BYTES: u64 = 4 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Closes our side, then swallows a bounded amount of what the peer is
+/// still sending. Closing with unread input would reset the connection,
+/// and the peer's kernel would drop our last words (an error line) unread.
+pub(crate) async fn linger_close<S>(stream: &mut S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut rest = (&mut *stream).take(LINGER_BYTES);
+    let _ = tokio::time::timeout(
+        LINGER_TIME,
+        tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+    )
+    .await;
+}
+
+/// The text of a panic's payload, for the log.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Writes a one-line refusal without waiting: a peer that is refused gets
+/// told why if its socket can take the bytes now, and is closed either way.
+pub(crate) fn refuse(stream: &listen::Stream, message: &str) {
+    let _ = listen::try_write(stream, message.as_bytes());
+}
+
+/// After a failed accept (mostly: out of file descriptors) waits a moment so
+/// the accept loop does not spin, unless the service is stopped meanwhile.
+async fn accept_backoff(id: &ServiceId, e: &std::io::Error, cancel: &CancellationToken) {
+    if e.kind() == std::io::ErrorKind::ConnectionAborted {
+        return; // the peer gave up before we accepted: nothing to wait out
+    }
+    tracing::warn!(service = %id, "accept failed: {e}");
+    let _ = cancel
+        .run_until_cancelled(tokio::time::sleep(Duration::from_millis(100)))
+        .await;
+}
