@@ -7,11 +7,12 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use serde_json::{Map, Value};
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::auth::{self, CHALLENGE_LEN, RESPONSE_LEN};
 use crate::wire::message::{self, Header, MAX_HEADER_LEN, PREFIX_LEN, WireError};
+use crate::wire::reply::{Empty, Reply, Verdict};
 
 /// Why a message exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,18 +116,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         limited.read_buf(out).await
     }
 
-    /// Writes a header announcing a body of `size` bytes that the caller
-    /// then writes with [`MessageConn::write_body`].
+    /// Writes `msg` as a header announcing a body of `size` bytes (even
+    /// 0), which the caller then writes with [`MessageConn::write_body`].
     ///
     /// # Errors
     /// I/O errors, or a header over the cap.
-    pub async fn write_header(
+    pub async fn write_header<M: Serialize>(
         &mut self,
-        mut fields: Map<String, Value>,
+        msg: &M,
         size: u64,
     ) -> Result<(), ConnError> {
-        fields.insert("size".into(), size.into());
-        let header = message::encode_header(&fields)?;
+        let header = message::encode(msg, Some(size))?;
         self.stream.write_all(&header).await?;
         Ok(())
     }
@@ -147,20 +147,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         self.stream.flush().await
     }
 
-    /// Writes one message: a header (with `size` set to the body's length
-    /// when there is a body) and the body.
+    /// Writes one message: `msg` as a header (with `size` set to the
+    /// body's length when there is a body) and the body.
     ///
     /// # Errors
     /// I/O errors, or a header over the cap.
-    pub async fn write_message(
+    pub async fn write_message<M: Serialize>(
         &mut self,
-        mut fields: Map<String, Value>,
+        msg: &M,
         body: &[u8],
     ) -> Result<(), ConnError> {
-        if !body.is_empty() {
-            fields.insert("size".into(), body.len().into());
-        }
-        let header = message::encode_header(&fields)?;
+        let size = (!body.is_empty()).then_some(body.len() as u64);
+        let header = message::encode(msg, size)?;
         self.stream.write_all(&header).await?;
         if !body.is_empty() {
             self.stream.write_all(body).await?;
@@ -189,18 +187,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
             .map_err(|_| ConnError::Timeout(within))??;
         let verdict = auth::verify(key, &challenge, &response);
         let reply = match &verdict {
-            Ok(()) => message::fields(serde_json::json!({"ok": true})),
-            Err(e) => message::fields(serde_json::json!({"ok": false, "error": e.to_string()})),
+            Ok(()) => Verdict::Ok(Empty {}),
+            Err(e) => Verdict::refused(e),
         };
-        self.write_message(reply, &[]).await?;
+        self.write_message(&reply, &[]).await?;
         Ok(verdict)
     }
 
     /// Client side of the handshake: answer the challenge, read the verdict.
     ///
     /// # Errors
-    /// I/O errors; a verdict that is not a header. A refusal comes back as
-    /// `Ok(Some(reason))`.
+    /// I/O errors; a verdict that is not a header, or not a verdict. A
+    /// refusal comes back as `Ok(Some(reason))`.
     pub async fn offer_handshake(&mut self, key: &[u8]) -> Result<Option<String>, ConnError> {
         let mut challenge = [0u8; CHALLENGE_LEN];
         self.read_body(&mut challenge).await?;
@@ -212,10 +210,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
             .read_header(MAX_HEADER_LEN)
             .await?
             .ok_or(ConnError::Truncated)?;
-        if verdict.fields.get("ok") == Some(&Value::Bool(true)) {
-            Ok(None)
-        } else {
-            Ok(Some(verdict.str("error").unwrap_or("refused").to_owned()))
+        match verdict.message::<Verdict>().map_err(WireError::NotJson)? {
+            Reply::Ok(Empty {}) => Ok(None),
+            Reply::Refused(why) => Ok(Some(why)),
         }
     }
 

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use switchboard::client::{CommandClient, CommandOutcome};
 use switchboard::conn::MessageConn;
 use switchboard::kind::ServiceKind::Exec;
-use switchboard::wire::message::{self, MAX_HEADER_LEN};
+use switchboard::wire::exec::{Command, ExecReply, ExecRequest};
+use switchboard::wire::message::MAX_HEADER_LEN;
 use tokio::net::TcpStream;
 
 /// Live (not zombie) processes in group `pgid`, from /proc.
@@ -74,13 +75,11 @@ async fn raw(h: &Harness) -> MessageConn<TcpStream> {
 }
 
 async fn send_shell(conn: &mut MessageConn<TcpStream>, line: &str, timeout_ms: Option<u64>) {
-    let mut request = json!({"op": "shell", "line": line});
-    if let Some(ms) = timeout_ms {
-        request["timeout_ms"] = ms.into();
-    }
-    conn.write_message(message::fields(request), &[])
-        .await
-        .unwrap();
+    let request = ExecRequest {
+        command: Command::Shell { line: line.into() },
+        timeout_ms,
+    };
+    conn.write_message(&request, &[]).await.unwrap();
 }
 
 /// Reads the first stdout message and parses its first line: the group id.
@@ -89,7 +88,8 @@ async fn read_pgid(conn: &mut MessageConn<TcpStream>) -> u32 {
         .await
         .unwrap()
         .expect("a message");
-    assert_eq!(header.str("type"), Some("stdout"), "{:?}", header.fields);
+    let reply = header.message::<ExecReply>().unwrap();
+    assert_eq!(reply, ExecReply::Stdout, "{:?}", header.fields);
     let mut body = vec![0; header.size as usize];
     conn.read_body(&mut body).await.unwrap();
     let text = String::from_utf8_lossy(&body);

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::message::read_message;
 use common::{GUARD, Harness, TEST_KEY, assert_closed_at_timeout, guard, read_until_closed};
 use sha2::{Digest, Sha256};
 use switchboard::client::{ClassicClient, ClientError, FilesClient};
@@ -892,19 +893,6 @@ async fn names_from_peers_reach_the_log_escaped() {
     }
     assert!(!log.contains("\n2099"), "a forged line:\n{log}");
     assert!(log.contains(r"\u{202e}"), "the name shown escaped:\n{log}");
-}
-
-/// Reads one message as any client of the protocol would: the header,
-/// then as many body bytes as its `size` says.
-async fn read_message(raw: &mut TcpStream) -> (serde_json::Value, Vec<u8>) {
-    let mut len = [0u8; 4];
-    guard("a header", raw.read_exact(&mut len)).await.unwrap();
-    let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
-    guard("a header", raw.read_exact(&mut json)).await.unwrap();
-    let header: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    let mut body = vec![0u8; header["size"].as_u64().unwrap_or(0) as usize];
-    guard("a body", raw.read_exact(&mut body)).await.unwrap();
-    (header, body)
 }
 
 #[tokio::test]

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use super::{ClientError, Stream, deadline};
 use crate::conn::{ConnError, MessageConn};
-use crate::wire::message::{self, MAX_HEADER_LEN};
+use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
+use crate::wire::message::MAX_HEADER_LEN;
 
 /// The largest output chunk accepted in one message. The service sends at
 /// most 8 KiB at once; anything far larger is a broken or hostile server.
@@ -73,8 +72,10 @@ impl CommandClient {
         timeout: Option<Duration>,
         on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
-        self.request(json!({"op": "run", "argv": argv}), timeout, on_output)
-            .await
+        let command = Command::Run {
+            argv: argv.to_vec(),
+        };
+        self.request(command, timeout, on_output).await
     }
 
     /// Runs a shell line (only if the operator enabled shell mode).
@@ -87,23 +88,24 @@ impl CommandClient {
         timeout: Option<Duration>,
         on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
-        self.request(json!({"op": "shell", "line": line}), timeout, on_output)
+        let line = line.to_owned();
+        self.request(Command::Shell { line }, timeout, on_output)
             .await
     }
 
     async fn request(
         &mut self,
-        request: Value,
+        command: Command,
         timeout: Option<Duration>,
         mut on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
-        let mut request = message::fields(request);
-        if let Some(t) = timeout {
-            request.insert("timeout_ms".into(), (t.as_millis() as u64).into());
-        }
+        let request = ExecRequest {
+            command,
+            timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        };
         let addr = self.addr.clone();
         self.conn
-            .write_message(request, &[])
+            .write_message(&request, &[])
             .await
             .map_err(|e| conn_error(&addr, e))?;
         let mut chunk = Vec::new();
@@ -121,44 +123,27 @@ impl CommandClient {
                 addr: addr.clone(),
                 detail,
             };
-            match header.str("type") {
-                Some(kind @ ("stdout" | "stderr")) => {
-                    if header.size > MAX_CHUNK {
-                        return Err(protocol(format!("output chunk of {} bytes", header.size)));
-                    }
-                    chunk.resize(header.size as usize, 0);
-                    self.conn
-                        .read_body(&mut chunk)
-                        .await
-                        .map_err(|e| conn_error(&addr, e))?;
-                    let kind = if kind == "stdout" {
-                        OutputKind::Stdout
-                    } else {
-                        OutputKind::Stderr
-                    };
-                    on_output(kind, &chunk);
+            let reply = header
+                .message::<ExecReply>()
+                .map_err(|e| protocol(format!("bad reply: {e}")))?;
+            let kind = match reply {
+                ExecReply::Stdout => OutputKind::Stdout,
+                ExecReply::Stderr => OutputKind::Stderr,
+                ExecReply::Exit(Exit::Code { code }) => return Ok(CommandOutcome::Exit(code)),
+                ExecReply::Exit(Exit::Signal { signal }) => {
+                    return Ok(CommandOutcome::Signal(signal));
                 }
-                Some("exit") => {
-                    let field = |name| {
-                        header
-                            .fields
-                            .get(name)
-                            .and_then(Value::as_i64)
-                            .map(|v| v as i32)
-                    };
-                    return match (field("code"), field("signal")) {
-                        (Some(code), _) => Ok(CommandOutcome::Exit(code)),
-                        (None, Some(signal)) => Ok(CommandOutcome::Signal(signal)),
-                        _ => Err(protocol("exit without code or signal".into())),
-                    };
-                }
-                Some("error") => {
-                    return Ok(CommandOutcome::Error(
-                        header.str("error").unwrap_or("unknown error").to_owned(),
-                    ));
-                }
-                other => return Err(protocol(format!("unexpected message type {other:?}"))),
+                ExecReply::Error { error } => return Ok(CommandOutcome::Error(error)),
+            };
+            if header.size > MAX_CHUNK {
+                return Err(protocol(format!("output chunk of {} bytes", header.size)));
             }
+            chunk.resize(header.size as usize, 0);
+            self.conn
+                .read_body(&mut chunk)
+                .await
+                .map_err(|e| conn_error(&addr, e))?;
+            on_output(kind, &chunk);
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -16,7 +16,8 @@ use super::exec::{conn_error, connect_authenticated};
 use super::{ClientError, Stream, deadline};
 use crate::conn::MessageConn;
 use crate::store::{CHUNK, FileInfo};
-use crate::wire::message::{self, Header, MAX_HEADER_LEN};
+use crate::wire::files::{FilesRequest, GetReply, ListReply, PutReply, Reply};
+use crate::wire::message::MAX_HEADER_LEN;
 use crate::wire::{classic, hex};
 
 /// What the server said it stored.
@@ -24,9 +25,8 @@ use crate::wire::{classic, hex};
 pub struct Stored {
     /// The name it was stored under (may differ from the one asked for).
     pub name: String,
-    /// Bytes stored. On the wire `stored_size`: a `size` there would
-    /// announce a body.
-    #[serde(alias = "stored_size")]
+    /// Bytes stored (on the wire `stored_size` after a put: a `size` there
+    /// would announce a body).
     pub size: u64,
     pub sha256: String,
 }
@@ -71,8 +71,9 @@ impl FilesClient {
         &self.addr
     }
 
-    /// Reads a reply header; `{"ok":false}` becomes [`ClientError::Rejected`].
-    async fn reply(&mut self) -> Result<Header, ClientError> {
+    /// Reads a reply and the size of the body that follows it;
+    /// `{"ok":false}` becomes [`ClientError::Rejected`].
+    async fn reply<T: DeserializeOwned>(&mut self) -> Result<(T, u64), ClientError> {
         let addr = self.addr.clone();
         let header = deadline(&addr, self.timeout, async {
             self.conn
@@ -85,13 +86,20 @@ impl FilesClient {
             addr: addr.clone(),
             detail: " without answering".into(),
         })?;
-        if header.fields.get("ok") != Some(&Value::Bool(true)) {
-            return Err(ClientError::Rejected {
-                addr,
-                reason: header.str("error").unwrap_or("no reason given").to_owned(),
-            });
+        match header.message::<Reply<T>>() {
+            Ok(Reply::Ok(reply)) => Ok((reply, header.size)),
+            Ok(Reply::Refused(reason)) => Err(ClientError::Rejected { addr, reason }),
+            Err(e) => Err(self.protocol(format!("bad reply: {e}"))),
         }
-        Ok(header)
+    }
+
+    /// Sends a request that has no body.
+    async fn request(&mut self, request: &FilesRequest) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        self.conn
+            .write_message(request, &[])
+            .await
+            .map_err(|e| conn_error(&addr, e))
     }
 
     fn protocol(&self, detail: impl Into<String>) -> ClientError {
@@ -144,9 +152,11 @@ impl FilesClient {
         known: Option<&str>,
     ) -> Result<Stored, ClientError> {
         let addr = self.addr.clone();
-        let request = message::fields(json!({"op": "put", "name": name}));
+        let request = FilesRequest::Put {
+            name: name.to_owned(),
+        };
         self.conn
-            .write_header(request, size)
+            .write_header(&request, size)
             .await
             .map_err(|e| conn_error(&addr, e))?;
         let mut hasher = known.is_none().then(Sha256::new);
@@ -182,7 +192,7 @@ impl FilesClient {
             .await;
             if let Err(e) = wrote {
                 // Refused early (too large, no space)? Its reason beats a reset.
-                return Err(match self.reply().await {
+                return Err(match self.reply::<PutReply>().await {
                     Err(refusal @ ClientError::Rejected { .. }) => refusal,
                     _ => e,
                 });
@@ -194,9 +204,12 @@ impl FilesClient {
             .flush()
             .await
             .map_err(|e| ClientError::io(&addr, e))?;
-        let header = self.reply().await?;
-        let stored: Stored = serde_json::from_value(Value::Object(header.fields))
-            .map_err(|e| self.protocol(format!("bad put reply: {e}")))?;
+        let (reply, _) = self.reply::<PutReply>().await?;
+        let stored = Stored {
+            name: reply.name,
+            size: reply.stored_size,
+            sha256: reply.sha256,
+        };
         let ours = match hasher {
             Some(h) => hex(&h.finalize()),
             None => known.unwrap_or_default().to_owned(),
@@ -227,16 +240,11 @@ impl FilesClient {
         mut progress: impl FnMut(u64),
     ) -> Result<Stored, ClientError> {
         let addr = self.addr.clone();
-        self.conn
-            .write_message(message::fields(json!({"op": "get", "name": name})), &[])
-            .await
-            .map_err(|e| conn_error(&addr, e))?;
-        let header = self.reply().await?;
-        let size = header.size;
-        let theirs = header
-            .str("sha256")
-            .ok_or_else(|| self.protocol("get reply without sha256"))?
-            .to_owned();
+        let name = name.to_owned();
+        self.request(&FilesRequest::Get { name: name.clone() })
+            .await?;
+        let (reply, size) = self.reply::<GetReply>().await?;
+        let theirs = reply.sha256;
         on_start(size);
         let mut hasher = Sha256::new();
         let mut buf = Vec::with_capacity(CHUNK);
@@ -261,26 +269,22 @@ impl FilesClient {
             out.write_all(&buf)
                 .await
                 .map_err(|source| ClientError::Local {
-                    path: name.to_owned(),
+                    path: name.clone(),
                     source,
                 })?;
             got += n as u64;
             progress(got);
         }
         out.flush().await.map_err(|source| ClientError::Local {
-            path: name.to_owned(),
+            path: name.clone(),
             source,
         })?;
         let ours = hex(&hasher.finalize());
         if ours != theirs {
-            return Err(ClientError::Integrity {
-                name: name.to_owned(),
-                ours,
-                theirs,
-            });
+            return Err(ClientError::Integrity { name, ours, theirs });
         }
         Ok(Stored {
-            name: header.str("name").unwrap_or(name).to_owned(),
+            name: reply.name,
             size,
             sha256: ours,
         })
@@ -291,25 +295,10 @@ impl FilesClient {
     /// # Errors
     /// Connection and protocol errors.
     pub async fn list(&mut self) -> Result<(Vec<FileInfo>, bool), ClientError> {
-        let addr = self.addr.clone();
-        self.conn
-            .write_message(message::fields(json!({"op": "list"})), &[])
-            .await
-            .map_err(|e| conn_error(&addr, e))?;
-        let header = self.reply().await?;
-        #[derive(Deserialize)]
-        struct Entry {
-            name: String,
-            size: u64,
-            sha256: String,
-            #[serde(default)]
-            modified: String,
-        }
-        let entries: Vec<Entry> =
-            serde_json::from_value(header.fields.get("files").cloned().unwrap_or_default())
-                .map_err(|e| self.protocol(format!("bad list reply: {e}")))?;
-        let truncated = header.fields.get("truncated") == Some(&Value::Bool(true));
-        let files = entries
+        self.request(&FilesRequest::List).await?;
+        let (reply, _) = self.reply::<ListReply>().await?;
+        let files = reply
+            .files
             .into_iter()
             .map(|e| FileInfo {
                 name: e.name,
@@ -318,7 +307,7 @@ impl FilesClient {
                 modified: e.modified,
             })
             .collect();
-        Ok((files, truncated))
+        Ok((files, reply.truncated))
     }
 }
 

@@ -30,7 +30,8 @@ use crate::audit::AuditLog;
 use crate::conn::{ConnError, MessageConn, WriteTimeout};
 use crate::settings::{ConfigError, Section};
 use crate::stats::EventKind;
-use crate::wire::message::{self, MAX_HEADER_LEN};
+use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
+use crate::wire::message::MAX_HEADER_LEN;
 
 /// The only PATH a command sees.
 const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -154,10 +155,6 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
     Ok(())
 }
 
-fn error_message(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
-    message::fields(json!({"type": "error", "error": why.to_string()}))
-}
-
 /// The connection as exec speaks it: the message protocol over a stream
 /// whose writes give up on a peer that stops reading.
 type Conn = MessageConn<WriteTimeout<Stream>>;
@@ -182,39 +179,38 @@ async fn serve_conn(
             Ok(None) => return Ok(()),
             Err(ConnError::Wire(e)) => {
                 // Tell the peer why, then close: the stream cannot be trusted now.
-                let _ = conn.write_message(error_message(&e), &[]).await;
+                let _ = conn.write_message(&ExecReply::error(&e), &[]).await;
                 return Err(ConnError::Wire(e));
             }
             Err(e) => return Err(e),
         };
         guard.touch();
         if header.size > 0 {
-            let _ = conn
-                .write_message(error_message("exec requests carry no body"), &[])
-                .await;
+            let why = ExecReply::error("exec requests carry no body");
+            let _ = conn.write_message(&why, &[]).await;
             return Ok(());
         }
+        let request = header.request::<ExecRequest>();
         let record = CommandRecord {
             shared,
             ctx,
             guard,
-            argv: shown_argv(&header.fields),
+            argv: request.as_ref().map_or_else(|_| Vec::new(), shown_argv),
             started: Instant::now(),
         };
-        let (program, args) = match parse_request(&header.fields, shared) {
+        let checked = request
+            .map_err(|e| e.to_string())
+            .and_then(|r| Ok((resolve(&r.command, shared)?, r.timeout_ms)));
+        let ((program, args), timeout_ms) = match checked {
             Ok(r) => r,
             Err(why) => {
                 refuse(&mut conn, &record, why).await?;
                 continue;
             }
         };
-        let timeout = header
-            .fields
-            .get("timeout_ms")
-            .and_then(Value::as_u64)
-            .map_or(shared.config.timeout, |ms| {
-                Duration::from_millis(ms).min(shared.config.timeout)
-            });
+        let timeout = timeout_ms.map_or(shared.config.timeout, |ms| {
+            Duration::from_millis(ms).min(shared.config.timeout)
+        });
         let Ok(permit) = shared.running.try_acquire() else {
             let why = format!(
                 "busy: {} commands already running",
@@ -224,26 +220,25 @@ async fn serve_conn(
             continue;
         };
         match run_command(&mut conn, &program, &args, timeout, record, permit).await? {
-            Ended::Final(fields) => conn.write_message(fields, &[]).await?,
+            Ended::Final(reply) => conn.write_message(&reply, &[]).await?,
             Ended::ClientGone => return Ok(()),
         }
     }
 }
 
-/// The argv as the client asked for it, for the audit log and events.
-fn shown_argv(fields: &serde_json::Map<String, Value>) -> Vec<String> {
-    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-    match (fields.get("argv"), fields.get("line")) {
-        (Some(Value::Array(argv)), _) => argv.iter().take(64).map(text).collect(),
-        (_, Some(line)) => vec!["/bin/sh".into(), "-c".into(), text(line)],
-        _ => Vec::new(),
+/// The argv as the client asked for it, for the audit log and events
+/// (empty for a request that could not be read).
+fn shown_argv(request: &ExecRequest) -> Vec<String> {
+    match &request.command {
+        Command::Run { argv } => argv.iter().take(64).cloned().collect(),
+        Command::Shell { line } => vec!["/bin/sh".into(), "-c".into(), line.clone()],
     }
 }
 
 /// Answers a request that will not run, and records it like any other.
 async fn refuse(conn: &mut Conn, record: &CommandRecord<'_>, why: String) -> Result<(), ConnError> {
     record.write(&format!("error: {why}"), 0).await;
-    conn.write_message(error_message(why), &[]).await
+    conn.write_message(&ExecReply::error(why), &[]).await
 }
 
 /// What one request's audit line and `command_run` event are made of.
@@ -322,18 +317,11 @@ impl CommandRecord<'_> {
     }
 }
 
-/// Checks a request against the allowlist and shell setting.
-fn parse_request(
-    fields: &serde_json::Map<String, Value>,
-    shared: &Shared,
-) -> Result<(PathBuf, Vec<String>), String> {
-    match fields.get("op").and_then(Value::as_str) {
-        Some("run") => {
-            let argv: Vec<String> = fields
-                .get("argv")
-                .and_then(Value::as_array)
-                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
-                .ok_or("\"argv\" must be a list of strings")?;
+/// Checks a command against the allowlist and shell setting: the program
+/// to start and its arguments.
+fn resolve(command: &Command, shared: &Shared) -> Result<(PathBuf, Vec<String>), String> {
+    match command {
+        Command::Run { argv } => {
             let Some((name, args)) = argv.split_first() else {
                 return Err("\"argv\" is empty".into());
             };
@@ -344,42 +332,32 @@ fn parse_request(
             })?;
             Ok((program.clone(), args.to_vec()))
         }
-        Some("shell") => {
+        Command::Shell { line } => {
             if !shared.config.shell {
                 return Err(
                     "shell mode is off (the operator can set services.exec.shell = true)".into(),
                 );
             }
-            let line = fields
-                .get("line")
-                .and_then(Value::as_str)
-                .ok_or("\"line\" must be a string")?;
-            Ok((PathBuf::from("/bin/sh"), vec!["-c".into(), line.into()]))
+            Ok((PathBuf::from("/bin/sh"), vec!["-c".into(), line.clone()]))
         }
-        Some(op) => Err(format!("unknown op `{op}` (use run or shell)")),
-        None => Err("missing \"op\"".into()),
     }
 }
 
 /// How a command's request ended, as far as the connection is concerned.
 enum Ended {
     /// Send this final message; the connection goes on.
-    Final(serde_json::Map<String, Value>),
+    Final(ExecReply),
     /// The client went away while the command ran.
     ClientGone,
 }
 
 /// `exit 0`, `signal 9`, `error: timed out after 100 ms`, ...
-fn outcome_text(fields: &serde_json::Map<String, Value>) -> String {
-    match (
-        fields.get("code"),
-        fields.get("signal"),
-        fields.get("error"),
-    ) {
-        (Some(code), _, _) => format!("exit {code}"),
-        (_, Some(signal), _) => format!("signal {signal}"),
-        (_, _, Some(Value::String(why))) => format!("error: {why}"),
-        _ => Value::Object(fields.clone()).to_string(),
+fn outcome_text(reply: &ExecReply) -> String {
+    match reply {
+        ExecReply::Exit(Exit::Code { code }) => format!("exit {code}"),
+        ExecReply::Exit(Exit::Signal { signal }) => format!("signal {signal}"),
+        ExecReply::Error { error } => format!("error: {error}"),
+        ExecReply::Stdout | ExecReply::Stderr => "output".into(),
     }
 }
 
@@ -532,9 +510,9 @@ async fn run_command<'a>(
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let fields = error_message(format!("cannot start {}: {e}", program.display()));
-            record.write(&outcome_text(&fields), 0).await;
-            return Ok(Ended::Final(fields));
+            let reply = ExecReply::error(format!("cannot start {}: {e}", program.display()));
+            record.write(&outcome_text(&reply), 0).await;
+            return Ok(Ended::Final(reply));
         }
     };
     let mut stdout = child.stdout.take();
@@ -552,7 +530,7 @@ async fn run_command<'a>(
     let cap = shared.config.max_output_bytes;
     let mut exited = false;
     let deadline = Instant::now() + timeout;
-    let timed_out = || error_message(format!("timed out after {} ms", timeout.as_millis()));
+    let timed_out = || ExecReply::error(format!("timed out after {} ms", timeout.as_millis()));
 
     let early = loop {
         if exited && stdout.is_none() && stderr.is_none() {
@@ -562,10 +540,10 @@ async fn run_command<'a>(
         let (kind, n) = tokio::select! {
             () = tokio::time::sleep_until(deadline.into()) => break Some(Ended::Final(timed_out())),
             read = async { stdout.as_mut().expect("guarded").read(&mut out_buf).await }, if stdout.is_some() => {
-                match read { Ok(0) | Err(_) => { stdout = None; continue } Ok(n) => ("stdout", n) }
+                match read { Ok(0) | Err(_) => { stdout = None; continue } Ok(n) => (ExecReply::Stdout, n) }
             }
             read = async { stderr.as_mut().expect("guarded").read(&mut err_buf).await }, if stderr.is_some() => {
-                match read { Ok(0) | Err(_) => { stderr = None; continue } Ok(n) => ("stderr", n) }
+                match read { Ok(0) | Err(_) => { stderr = None; continue } Ok(n) => (ExecReply::Stderr, n) }
             }
             status = child.wait(), if !exited => {
                 status?;
@@ -580,15 +558,13 @@ async fn run_command<'a>(
         };
         let room = cap.saturating_sub(running.sent);
         let take = (n as u64).min(room) as usize;
-        let chunk = if kind == "stdout" {
+        let chunk = if kind == ExecReply::Stdout {
             &out_buf[..take]
         } else {
             &err_buf[..take]
         };
         if take > 0 {
-            let header = message::fields(json!({"type": kind}));
-            match tokio::time::timeout_at(deadline.into(), conn.write_message(header, chunk)).await
-            {
+            match tokio::time::timeout_at(deadline.into(), conn.write_message(&kind, chunk)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     // A reset or a close reads as `disconnected` in Drop.
@@ -611,7 +587,7 @@ async fn run_command<'a>(
             running.sent += take as u64;
         }
         if take < n {
-            break Some(Ended::Final(error_message(format!(
+            break Some(Ended::Final(ExecReply::error(format!(
                 "output cap of {cap} bytes reached; command killed"
             ))));
         }
@@ -621,21 +597,20 @@ async fn run_command<'a>(
             running.finish("disconnected").await;
             Ok(Ended::ClientGone)
         }
-        Some(Ended::Final(fields)) => {
-            running.finish(&outcome_text(&fields)).await;
-            Ok(Ended::Final(fields))
+        Some(Ended::Final(reply)) => {
+            running.finish(&outcome_text(&reply)).await;
+            Ok(Ended::Final(reply))
         }
         None => {
             let status = running.finish_status().await;
             use std::os::unix::process::ExitStatusExt;
-            let fields = match status.as_ref().map(|s| (s.code(), s.signal())) {
-                Some((Some(code), _)) => json!({"type": "exit", "code": code}),
-                Some((None, Some(signal))) => json!({"type": "exit", "signal": signal}),
-                _ => json!({"type": "error", "error": "the command ended without a status"}),
+            let reply = match status.as_ref().map(|s| (s.code(), s.signal())) {
+                Some((Some(code), _)) => ExecReply::Exit(Exit::Code { code }),
+                Some((None, Some(signal))) => ExecReply::Exit(Exit::Signal { signal }),
+                _ => ExecReply::error("the command ended without a status"),
             };
-            let fields = message::fields(fields);
-            running.record_final(&outcome_text(&fields)).await;
-            Ok(Ended::Final(fields))
+            running.record_final(&outcome_text(&reply)).await;
+            Ok(Ended::Final(reply))
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::listen::{Listener, Stream};
@@ -28,8 +28,10 @@ use crate::audit::AuditLog;
 use crate::conn::{ConnError, MessageConn, WriteTimeout};
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
-use crate::store::{self, FileInfo, Store, StoreError};
-use crate::wire::message::{self, MAX_HEADER_LEN};
+use crate::store::{self, FileInfo, Store};
+use crate::wire::files::{FileEntry, FilesRequest, GetReply, ListReply, PutReply, Reply};
+use crate::wire::message::MAX_HEADER_LEN;
+use crate::wire::reply::Empty;
 
 struct Shared {
     key: Vec<u8>,
@@ -131,8 +133,9 @@ async fn run(listener: Listener, ctx: TcpCtx, settings: Settings) -> Result<(), 
 /// takes no byte for the idle timeout (a `get` to a peer that never reads).
 type Conn = MessageConn<WriteTimeout<Stream>>;
 
-fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
-    message::fields(json!({"ok": false, "error": why.to_string()}))
+/// A refusal: the same `{"ok":false,"error":..}` whatever was asked.
+fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
+    Reply::refused(why)
 }
 
 /// Sends a refusal, then closes without a reset. The peer may still be
@@ -140,7 +143,7 @@ fn refusal(why: impl std::fmt::Display) -> serde_json::Map<String, Value> {
 /// resets the connection: the peer's kernel would then drop the refusal
 /// before the peer read it.
 async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
-    let sent = conn.write_message(refusal(why), &[]).await;
+    let sent = conn.write_message(&refusal(why), &[]).await;
     super::accept::linger_close(conn.stream_mut()).await;
     sent
 }
@@ -203,26 +206,27 @@ async fn serve_conn(
             Ok(Err(e)) => return Err(e),
         };
         guard.touch();
-        match header.str("op") {
-            Some("put") => {
-                if !put(&mut conn, &header, shared, ctx, guard).await? {
+        let request = match header.request::<FilesRequest>() {
+            Ok(r) => r,
+            // Its body, if any, would have to be read: refused and closed.
+            Err(e) if header.size > 0 => return refuse_and_close(&mut conn, e).await,
+            Err(e) => {
+                conn.write_message(&refusal(e), &[]).await?;
+                continue;
+            }
+        };
+        match request {
+            FilesRequest::Put { name } => {
+                if !put(&mut conn, &name, header.size, shared, ctx, guard).await? {
                     return Ok(());
                 }
             }
-            Some(op) if header.size > 0 => {
-                let why = format!("`{op}` requests carry no body");
+            other if header.size > 0 => {
+                let why = format!("`{}` requests carry no body", other.op());
                 return refuse_and_close(&mut conn, why).await;
             }
-            Some("get") => get(&mut conn, &header, shared, guard).await?,
-            Some("list") => list(&mut conn, shared).await?,
-            Some(op) => {
-                let why = format!("unknown op `{op}` (use put, get or list)");
-                conn.write_message(refusal(why), &[]).await?;
-            }
-            None if header.size > 0 => {
-                return refuse_and_close(&mut conn, "missing \"op\"").await;
-            }
-            None => conn.write_message(refusal("missing \"op\""), &[]).await?,
+            FilesRequest::Get { name } => get(&mut conn, &name, shared, guard).await?,
+            FilesRequest::List => list(&mut conn, shared).await?,
         }
     }
 }
@@ -231,25 +235,21 @@ async fn serve_conn(
 /// request was refused with its body still on the way).
 async fn put(
     conn: &mut Conn,
-    header: &message::Header,
+    name: &str,
+    size: u64,
     shared: &Shared,
     ctx: &TcpCtx,
     guard: &ConnGuard,
 ) -> Result<bool, ConnError> {
     let started = Instant::now();
-    let size = header.size;
-    let checked = match header.str("name") {
-        None => Err(StoreError::BadName("\"name\" must be a string".into())),
-        Some(raw) => store::safe_name(raw.as_bytes()),
-    }
-    .and_then(|name| {
+    let checked = store::safe_name(name.as_bytes()).and_then(|name| {
         store::check_size(size, shared.max_file_bytes)?;
         shared.store.begin(&name, size)
     });
     let mut upload = match checked {
         Ok(u) => u,
         Err(e) if size == 0 => {
-            conn.write_message(refusal(&e), &[]).await?;
+            conn.write_message(&refusal(&e), &[]).await?;
             return Ok(true);
         }
         Err(e) => {
@@ -281,14 +281,16 @@ async fn put(
             ctx.stats.observe_upload(&ctx.id, started.elapsed());
             let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             record_stored(ctx, &shared.audit, guard, &info, millis).await;
-            // `stored_size`, not `size`: in this protocol `size` always
-            // means "this many body bytes follow", and none do here.
-            let reply = json!({"ok": true, "name": info.name, "stored_size": info.size, "sha256": info.sha256});
-            conn.write_message(message::fields(reply), &[]).await?;
+            let reply = Reply::Ok(PutReply {
+                name: info.name,
+                stored_size: info.size,
+                sha256: info.sha256,
+            });
+            conn.write_message(&reply, &[]).await?;
             Ok(true)
         }
         Err(e) => {
-            conn.write_message(refusal(&e), &[]).await?;
+            conn.write_message(&refusal(&e), &[]).await?;
             Ok(true)
         }
     }
@@ -296,21 +298,19 @@ async fn put(
 
 async fn get(
     conn: &mut Conn,
-    header: &message::Header,
+    name: &str,
     shared: &Shared,
     guard: &ConnGuard,
 ) -> Result<(), ConnError> {
-    let Some(name) = header.str("name") else {
-        return conn
-            .write_message(refusal("\"name\" must be a string"), &[])
-            .await;
-    };
     let (mut file, info) = match shared.store.open_file(name).await {
         Ok(found) => found,
-        Err(e) => return conn.write_message(refusal(&e), &[]).await,
+        Err(e) => return conn.write_message(&refusal(&e), &[]).await,
     };
-    let reply = json!({"ok": true, "name": info.name, "sha256": info.sha256});
-    conn.write_header(message::fields(reply), info.size).await?;
+    let reply = Reply::Ok(GetReply {
+        name: info.name,
+        sha256: info.sha256,
+    });
+    conn.write_header(&reply, info.size).await?;
     let mut left = info.size;
     let mut buf = Vec::with_capacity(store::CHUNK);
     while left > 0 {
@@ -332,7 +332,7 @@ async fn get(
 async fn list(conn: &mut Conn, shared: &Shared) -> Result<(), ConnError> {
     let files = match shared.store.list().await {
         Ok(f) => f,
-        Err(e) => return conn.write_message(refusal(&e), &[]).await,
+        Err(e) => return conn.write_message(&refusal(&e), &[]).await,
     };
     let total = files.len();
     // Keep well inside the header cap, with room for the other fields.
@@ -340,18 +340,23 @@ async fn list(conn: &mut Conn, shared: &Shared) -> Result<(), ConnError> {
     let mut used = 0;
     let mut shown = Vec::new();
     for f in files {
-        let entry = serde_json::to_value(&f).unwrap_or(Value::Null);
-        used += entry.to_string().len() + 1;
+        let entry = FileEntry {
+            name: f.name,
+            size: f.size,
+            sha256: f.sha256,
+            modified: f.modified,
+        };
+        used += serde_json::to_string(&entry).map_or(budget, |text| text.len()) + 1;
         if used > budget {
             break;
         }
         shown.push(entry);
     }
     let truncated = shown.len() < total;
-    let mut reply = json!({"ok": true, "files": shown});
-    if truncated {
-        reply["truncated"] = true.into();
-        reply["total"] = total.into();
-    }
-    conn.write_message(message::fields(reply), &[]).await
+    let reply = Reply::Ok(ListReply {
+        files: shown,
+        truncated,
+        total: truncated.then_some(total as u64),
+    });
+    conn.write_message(&reply, &[]).await
 }

@@ -16,6 +16,8 @@
 //! `00 00 00 0d 7b 22 6f 70 22 3a 22 6c 69 73 74 22 7d`.
 
 use bytes::{Buf, BytesMut};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// The largest header accepted: 64 KiB, as docs/PROTOCOL.md fixes.
@@ -34,6 +36,38 @@ pub enum WireError {
     NotAnObject,
     #[error("header field \"size\" must be a whole number of bytes, 0 or more")]
     BadSize,
+}
+
+/// Why a well-formed header is not a request of the service it reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("missing \"op\"")]
+    MissingOp,
+    #[error("unknown op `{op}` (use {known})")]
+    UnknownOp { op: String, known: String },
+    /// A field missing or of the wrong type, as the request type words it.
+    #[error("{0}")]
+    BadField(String),
+}
+
+/// One service's requests: a serde enum tagged by `"op"` (the
+/// `wire::exec` and `wire::files` types).
+pub trait Request: DeserializeOwned {
+    /// Every op, in the order the unknown-op error lists them.
+    const OPS: &'static [&'static str];
+}
+
+/// Deserializes a field, or fails with `why` (`"argv" must be a list of
+/// strings`) instead of serde's wording, which does not name the field.
+///
+/// # Errors
+/// `why`, whatever went wrong.
+pub(crate) fn field_or<'de, D, T>(d: D, why: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map_err(|_| D::Error::custom(why))
 }
 
 /// A decoded header: its JSON fields and the size of the body that follows.
@@ -60,9 +94,40 @@ impl Header {
         Ok(Header { fields, size })
     }
 
-    /// A string field, if present and a string.
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.fields.get(name).and_then(Value::as_str)
+    /// The header as a request of one service: `"op"` is checked first,
+    /// so a missing or unknown op gets its own clear error.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    pub fn request<R: Request>(&self) -> Result<R, RequestError> {
+        let Some(Value::String(op)) = self.fields.get("op") else {
+            return Err(RequestError::MissingOp);
+        };
+        if !R::OPS.contains(&op.as_str()) {
+            return Err(RequestError::UnknownOp {
+                op: op.clone(),
+                known: or_list(R::OPS),
+            });
+        }
+        R::deserialize(&self.fields).map_err(|e| RequestError::BadField(e.to_string()))
+    }
+
+    /// The header as a typed message (a reply); fields it does not know,
+    /// `size` among them, are ignored.
+    ///
+    /// # Errors
+    /// A field missing or of the wrong type.
+    pub fn message<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.fields)
+    }
+}
+
+/// `put, get or list`.
+fn or_list(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
     }
 }
 
@@ -117,14 +182,46 @@ pub fn encode_header(fields: &Map<String, Value>) -> Result<Vec<u8>, WireError> 
     Ok(out)
 }
 
-/// Builds a header map from a `json!({...})` object literal.
+/// Encodes a typed message as a header. `size` is set from `body_len`
+/// alone (`None`: no `size` field), whatever `msg` holds, so that `size`
+/// always announces exactly the body bytes that follow.
 ///
-/// # Panics
-/// If `value` is not an object: callers pass literals.
-pub fn fields(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        other => panic!("a message header must be a JSON object, got {other}"),
+/// # Errors
+/// [`WireError::HeaderTooLarge`]; [`WireError::NotAnObject`] for a type
+/// that does not serialize to a JSON object.
+pub fn encode<M: Serialize + ?Sized>(msg: &M, body_len: Option<u64>) -> Result<Vec<u8>, WireError> {
+    let Value::Object(mut fields) = serde_json::to_value(msg).map_err(WireError::NotJson)? else {
+        return Err(WireError::NotAnObject);
+    };
+    match body_len {
+        Some(n) => fields.insert("size".into(), n.into()),
+        None => fields.remove("size"),
+    };
+    encode_header(&fields)
+}
+
+/// What the unit tests of the typed messages (`wire::exec`,
+/// `wire::files`) build their cases from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Header, encode};
+    use serde::Serialize;
+    use serde_json::Value;
+
+    /// A header as a service reads it, from JSON.
+    pub fn header(value: Value) -> Header {
+        Header::parse(value.to_string().as_bytes()).unwrap()
+    }
+
+    /// The header `msg` encodes to, as JSON to compare with the text of
+    /// docs/PROTOCOL.md (key order aside: keys go out sorted).
+    pub fn json_of(msg: &impl Serialize, body_len: Option<u64>) -> Value {
+        serde_json::from_slice(&encode(msg, body_len).unwrap()[4..]).unwrap()
+    }
+
+    /// A message as docs/PROTOCOL.md writes it.
+    pub fn doc(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
     }
 }
 
@@ -132,6 +229,13 @@ pub fn fields(value: Value) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn fields(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
 
     fn frame(value: Value) -> Vec<u8> {
         encode_header(&fields(value)).unwrap()
@@ -155,7 +259,7 @@ mod tests {
         buf.extend_from_slice(b"hello");
         let h = decode_header(&mut buf, MAX_HEADER_LEN).unwrap().unwrap();
         assert_eq!(h.size, 5);
-        assert_eq!(h.str("name"), Some("a.jpg"));
+        assert_eq!(h.fields["name"], "a.jpg");
         assert_eq!(&buf[..], b"hello", "the body is left for the caller");
     }
 
@@ -225,6 +329,28 @@ mod tests {
         assert!(matches!(raw(b"\xff\xfe"), Err(WireError::NotJson(_))));
         assert!(matches!(raw(b""), Err(WireError::NotJson(_))));
         assert_eq!(raw(b"{}").unwrap().unwrap().size, 0);
+    }
+
+    #[test]
+    fn size_on_the_wire_is_the_body_length_alone() {
+        // A message that carries a `size` of its own cannot announce a body.
+        let msg = json!({"type": "stdout", "size": 99});
+        let decoded = |bytes: Vec<u8>| {
+            let h = decode_header(&mut BytesMut::from(&bytes[..]), MAX_HEADER_LEN).unwrap();
+            h.unwrap()
+        };
+        let h = decoded(encode(&msg, Some(3)).unwrap());
+        assert_eq!((h.size, &h.fields["size"]), (3, &json!(3)));
+        let h = decoded(encode(&msg, None).unwrap());
+        assert_eq!((h.size, h.fields.get("size")), (0, None));
+        assert!(matches!(encode(&[1, 2], None), Err(WireError::NotAnObject)));
+    }
+
+    #[test]
+    fn ops_are_listed_as_a_sentence() {
+        assert_eq!(or_list(&["run", "shell"]), "run or shell");
+        assert_eq!(or_list(&["put", "get", "list"]), "put, get or list");
+        assert_eq!(or_list(&["only"]), "only");
     }
 
     #[test]

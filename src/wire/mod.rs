@@ -3,8 +3,11 @@
 //! fuzzed on its own.
 
 pub mod classic;
+pub mod exec;
+pub mod files;
 pub mod line;
 pub mod message;
+pub mod reply;
 pub mod time;
 
 /// ASCII upper-casing as the README's service table means it (Python's `bytes.upper()`):

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod dockerfile;
+pub mod message;
 pub mod web;
 
 use std::net::SocketAddr;

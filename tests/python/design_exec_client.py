@@ -38,15 +38,19 @@ def send_message(sock, header, body=b""):
     sock.sendall(struct.pack(">I", len(data)) + data + body)
 
 
-def main():
-    host, port, key, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-    sock = socket.create_connection((host, port), timeout=10)
+def handshake(sock, key):
+    """Answers the challenge with `key` (bytes); returns True if accepted,
+    else prints the refusal."""
     challenge = recv_exact(sock, 32)
-    sock.sendall(hmac.new(key.encode(), challenge, "sha256").digest())
+    sock.sendall(hmac.new(key, challenge, "sha256").digest())
     verdict, _ = recv_message(sock)
     if not verdict.get("ok"):
         print("refused:", verdict.get("error"), file=sys.stderr)
-        return 126
+    return bool(verdict.get("ok"))
+
+
+def run(sock, argv):
+    """Runs `argv`, streaming its output; returns the remote exit code."""
     send_message(sock, {"op": "run", "argv": argv})
     while True:
         header, body = recv_message(sock)
@@ -63,6 +67,14 @@ def main():
             return 125
         else:
             raise ValueError("unexpected message %r" % header)
+
+
+def main():
+    host, port, key, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    sock = socket.create_connection((host, port), timeout=10)
+    if not handshake(sock, key.encode()):
+        return 126
+    return run(sock, argv)
 
 
 if __name__ == "__main__":
