@@ -1046,7 +1046,14 @@ async fn assert_no_axe_violations(screen: Screen) {
     };
 
     browser.goto(&format!("{base}/login")).await.unwrap();
-    wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
+    // With its error shown.
+    sign_in(&browser, "wrong password").await;
+    wait_for(
+        &browser,
+        "the sign-in error",
+        "//p[@id='sign-in-error' and not(@hidden)]",
+    )
+    .await;
     check("/login").await;
     sign_in(&browser, ADMIN_PASSWORD).await;
     wait_for(
