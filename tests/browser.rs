@@ -4,11 +4,13 @@
 //! service from its card. Every page is saved as a PNG under
 //! `$SWITCHBOARD_SCREENSHOTS` (default `target/test-output/screenshots`).
 //! A second session emulates a 390 px phone: every page must fit its width
-//! (`*-mobile.png` beside the desktop shots).
+//! (`*-mobile.png` beside the desktop shots). axe-core checks every page,
+//! light and dark, on both screens (`dark-*.png`), and on the phone every
+//! control must be a 44 px tap target.
 //!
-//! Needs `chromium` and `chromedriver` (the README's test command installs
-//! them). Without them the test fails and says so, unless
-//! `SWITCHBOARD_SKIP_BROWSER=1` is set.
+//! Needs `chromium` and `chromedriver`, and axe-core from npm (the README's
+//! test command installs them). Without them the test fails and says so,
+//! unless `SWITCHBOARD_SKIP_BROWSER=1` (or `SWITCHBOARD_SKIP_AXE=1`) is set.
 
 mod common;
 
@@ -881,4 +883,339 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
     }
     drop(echo);
     browser.close().await.unwrap();
+}
+
+/// axe-core's browser build. scripts/test.sh installs it from npm into
+/// `target/axe-core` and names it in `SWITCHBOARD_AXE_JS`; `None` (after
+/// logging the allowed skip) only with `SWITCHBOARD_SKIP_AXE=1`.
+fn axe_source() -> Option<String> {
+    #[allow(clippy::disallowed_methods)] // a test's own setting
+    let path = std::env::var_os("SWITCHBOARD_AXE_JS").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join("../axe-core/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(e) => {
+            // Panics unless SWITCHBOARD_SKIP_AXE=1; the skip is listed.
+            common::skip_allowed(
+                "AXE",
+                &format!(
+                    "cannot read axe-core at {} ({e}): run scripts/test.sh, which \
+                     installs it from npm, or point SWITCHBOARD_AXE_JS at axe.min.js",
+                    path.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Emulates `prefers-color-scheme: <scheme>` in the session's tab through
+/// chromedriver's DevTools passthrough (WebDriver has no command for it).
+async fn emulate_color_scheme(driver: &Driver, browser: &Client, scheme: &str) {
+    use http_body_util::BodyExt;
+    let session = browser
+        .session_id()
+        .await
+        .unwrap()
+        .expect("a started session has an id");
+    let body = serde_json::json!({
+        "cmd": "Emulation.setEmulatedMedia",
+        "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+    });
+    let request =
+        hyper::Request::post(format!("{}/session/{session}/goog/cdp/execute", driver.url))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = guard(
+        "chromedriver's DevTools passthrough",
+        client.request(request),
+    )
+    .await
+    .unwrap();
+    let status = response.status();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        status.is_success(),
+        "Emulation.setEmulatedMedia: {status} {}",
+        String::from_utf8_lossy(&text)
+    );
+    let applied = browser
+        .execute(
+            "return matchMedia(`(prefers-color-scheme: ${arguments[0]})`).matches;",
+            vec![serde_json::json!(scheme)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, serde_json::json!(true), "{scheme} mode emulated");
+}
+
+/// Runs axe-core on the current page and returns one line per violation:
+/// rule, impact, the elements it found, and what is wrong.
+async fn axe_violations(browser: &Client, axe: &str) -> Vec<String> {
+    // The script body is axe itself: WebDriver runs it outside the page's
+    // Content-Security-Policy, which forbids inline scripts and eval.
+    let loaded = browser
+        .execute(&format!("{axe}\n;return typeof window.axe;"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(loaded, serde_json::json!("object"), "axe-core loaded");
+    let found = browser
+        .execute_async(
+            "const done = arguments[0];
+             axe.run(document, { resultTypes: ['violations'] }).then(
+               (r) => done(r.violations.map((v) => v.nodes.map((n) =>
+                 `${v.id} (${v.impact}) at ${n.target.join(' ')}: ${n.failureSummary.replace(/\\s+/g, ' ')}`)).flat()),
+               (e) => done(`axe failed: ${e}`));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found.clone()).unwrap_or_else(|e| panic!("axe's answer ({e}): {found}"))
+}
+
+/// On a touch screen every visible control is at least 44 px square.
+async fn assert_tap_targets(browser: &Client, page: &str) {
+    let small = browser
+        .execute(
+            "if (!matchMedia('(pointer: coarse)').matches) return 'not a touch screen';
+             return [...document.querySelectorAll('a, button, select, input, textarea, summary')]
+               .filter((e) => e.getClientRects().length > 0 && !['checkbox', 'radio', 'file'].includes(e.type))
+               .map((e) => [e, e.getBoundingClientRect()])
+               .filter(([, r]) => r.width < 43.5 || r.height < 43.5)
+               .map(([e, r]) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} \
+                 '${e.textContent.trim().slice(0, 20)}' ${Math.round(r.width)}x${Math.round(r.height)}`);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        small,
+        serde_json::json!([]),
+        "{page}: tap targets under 44 px"
+    );
+}
+
+/// Every page, signed in as admin with live data (an open connection, a
+/// stopped service, a stored file, a command run, a token, a send and an
+/// error toast), has no axe-core violation in light or dark mode.
+async fn assert_no_axe_violations(screen: Screen) {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir,
+        _driver: driver,
+    }) = Dashboard::open(screen).await
+    else {
+        return;
+    };
+    let Some(axe) = axe_source() else { return };
+    let suffix = if screen == Screen::Phone {
+        "-mobile"
+    } else {
+        ""
+    };
+    let mut violations = Vec::new();
+    let mut checks = 0;
+    let mut check = async |page: &str| {
+        for scheme in ["light", "dark"] {
+            emulate_color_scheme(&driver, &browser, scheme).await;
+            violations.extend(
+                axe_violations(&browser, &axe)
+                    .await
+                    .into_iter()
+                    .map(|v| format!("{page} {scheme}{suffix}: {v}")),
+            );
+            checks += 1;
+        }
+        // The light scheme is in the other tests' screenshots.
+        let name = page.trim_start_matches('/');
+        let name = if name.is_empty() { "overview" } else { name };
+        screenshot(&browser, &format!("dark-{name}{suffix}")).await;
+    };
+
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    // With its error shown.
+    sign_in(&browser, "wrong password").await;
+    wait_for(
+        &browser,
+        "the sign-in error",
+        "//p[@id='sign-in-error' and not(@hidden)]",
+    )
+    .await;
+    check("/login").await;
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(
+        &browser,
+        "the overview",
+        "//article[@data-service='echo' and @data-state='running']",
+    )
+    .await;
+
+    // Live data: bytes on an open connection, and a stopped service.
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo_bytes(&mut echo, 4096).await;
+    let stop = wait_for(
+        &browser,
+        "time's stop button",
+        "//article[@data-service='time']//button[@data-action='stop' and not(@disabled)]",
+    )
+    .await;
+    stop.click().await.unwrap();
+    wait_for(
+        &browser,
+        "time stopped",
+        "//article[@data-service='time' and @data-state='stopped']",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "echo's bytes",
+        "//article[@data-service='echo']//dd[@data-field='bytes_in' and .!='0 B']",
+    )
+    .await;
+    check("/").await;
+    if screen == Screen::Phone {
+        assert_tap_targets(&browser, "/").await;
+    }
+
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "checked by axe\n").unwrap();
+    let pages = [
+        (
+            "/connections",
+            "//tr[@data-service='echo'][td[@data-field='bytes_in' and .!='0 B']]",
+        ),
+        ("/traffic", "//div[@id='chart']//canvas"),
+        ("/send", "//textarea[@id='send-text']"),
+        ("/files", "//input[@id='file-input']"),
+        ("/console", "//input[@id='exec-input']"),
+        ("/tokens", "//form[@id='token-form']"),
+    ];
+    for (path, ready) in pages {
+        browser.goto(&format!("{base}{path}")).await.unwrap();
+        let marker = wait_for(&browser, path, ready).await;
+        // What an action adds: results, code, tables, toasts.
+        match path {
+            "/send" => {
+                click(&browser, "send-button").await;
+                wait_for(&browser, "the reply", "//code[@id='send-reply' and .!='']").await;
+                click(&browser, "sticky-button").await;
+                wait_for(
+                    &browser,
+                    "four framed messages",
+                    "//div[@id='sticky-framed']//ol[@data-field='messages' and count(li) = 4]",
+                )
+                .await;
+            }
+            "/files" => {
+                marker.send_keys(small.to_str().unwrap()).await.unwrap();
+                wait_for(
+                    &browser,
+                    "the file listed",
+                    "//table[@id='files']//tr[@data-name='small.txt']",
+                )
+                .await;
+                wait_for(
+                    &browser,
+                    "the compare panel",
+                    "//div[@id='put-compare' and not(@hidden)]",
+                )
+                .await;
+            }
+            "/console" => {
+                click(&browser, "exec-run").await;
+                wait_for(
+                    &browser,
+                    "exit 0",
+                    "//p[@id='exec-status' and @data-state='ok']",
+                )
+                .await;
+                // A past command comes back from the history by keyboard:
+                // each is a button, and Enter on it fills the line.
+                let line = browser.find(Locator::Id("exec-input")).await.unwrap();
+                type_into(&line, "uptime").await;
+                let past = wait_for(
+                    &browser,
+                    "the history's button",
+                    "//ol[@id='exec-history']/li/button[code='date']",
+                )
+                .await;
+                past.send_keys("\u{e007}").await.unwrap(); // WebDriver's Enter key
+                assert_eq!(line.prop("value").await.unwrap().as_deref(), Some("date"));
+            }
+            "/tokens" => {
+                let name = browser.find(Locator::Id("token-name")).await.unwrap();
+                type_into(&name, "axe").await;
+                click(&browser, "token-create").await;
+                wait_for(
+                    &browser,
+                    "the new token",
+                    "//div[@id='token-new' and not(@hidden)]/pre[starts-with(., 'sbt_')]",
+                )
+                .await;
+                // The same name again: refused, in an error toast.
+                type_into(&name, "axe").await;
+                click(&browser, "token-create").await;
+                wait_for(
+                    &browser,
+                    "the error toast",
+                    "//div[@id='toast' and not(@hidden) and @data-kind='error']",
+                )
+                .await;
+            }
+            _ => {}
+        }
+        check(path).await;
+        if screen == Screen::Phone {
+            assert_tap_targets(&browser, path).await;
+        }
+        if path == "/tokens" {
+            // An error stays up, through both checks, until dismissed.
+            assert!(
+                displayed(&browser, "toast").await,
+                "the error toast went by itself"
+            );
+            click(&browser, "toast-close").await;
+            assert!(
+                !displayed(&browser, "toast").await,
+                "the error toast dismissed"
+            );
+        }
+    }
+    drop(echo);
+    eprintln!(
+        "axe-core: {} violation(s) on {checks} page checks{suffix}",
+        violations.len()
+    );
+    assert!(
+        violations.is_empty(),
+        "{} axe-core violation(s):\n{}",
+        violations.len(),
+        violations.join("\n")
+    );
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_in_light_and_dark_on_a_desktop() {
+    assert_no_axe_violations(Screen::Desktop).await;
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_in_light_and_dark_on_a_phone() {
+    assert_no_axe_violations(Screen::Phone).await;
 }
