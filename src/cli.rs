@@ -12,6 +12,12 @@ use clap::{Args, Parser, Subcommand};
 /// dashboard in front, and a command-line client for each.
 ///
 /// With no command, `switchboard` runs `serve`.
+///
+/// Each service is an instance of a kind. The seven built-in instances are
+/// named after their kinds (echo, udp-echo, time, exec, files,
+/// files-classic, login); a config file adds more: a table
+/// `[services.echo-2]` with `kind = "echo"` and `listen = "127.0.0.1:9100"`
+/// runs a second echo.
 #[derive(Debug, Parser)]
 #[command(version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -42,7 +48,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every enabled service (the default command).
+    /// Run every enabled service instance and the dashboard (the default command).
     Serve(ServeArgs),
     /// Talk to the TCP upper-case echo service.
     ///
@@ -455,7 +461,8 @@ pub struct ExecArgs {
 /// Options of `serve`.
 #[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
-    /// TOML config file: data_dir, key, [web] and [services.<name>] tables
+    /// TOML config file: data_dir, key, [web] and one [services.<name>] table
+    /// per instance, with `kind = "..."` for a name that is not a kind
     /// (every key is listed in the README's configuration section).
     #[arg(long, global = true, value_name = "PATH", env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
