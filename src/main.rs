@@ -179,12 +179,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .filter(|p| !p.is_empty());
     let web_listen = config.web.listen;
     let running = server::run(config, server::Options { admin_password }).await?;
-    print_banner(&running, &web_listen);
+    // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running
             .write_ready_file(path)
             .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
+    print_banner(&running, &web_listen);
     if running.all_failed() {
         running.shutdown().await;
         anyhow::bail!("no service could start (see above)");

@@ -379,12 +379,13 @@ impl Section<'_> {
         }
     }
 
-    /// Whether any layer sets `field` (and marks it read).
-    ///
-    /// # Errors
-    /// As every getter: an ambiguous environment variable.
-    pub fn is_set(&self, field: &str) -> Result<bool, ConfigError> {
-        Ok(self.value(field)?.is_some())
+    /// Whether any layer sets `field`, without declaring it: for a key this
+    /// section does not have but wants to explain (TLS on UDP).
+    pub fn is_set(&self, field: &str) -> bool {
+        let key = self.key(field);
+        self.layers.flags.contains_key(&key)
+            || self.layers.env.contains_key(&env_name(&key))
+            || self.layers.file.contains_key(&key)
     }
 
     /// A string, `None` when unset.
@@ -666,7 +667,7 @@ impl ServiceTls {
     pub fn read(s: &Section<'_>, proto: Proto) -> Result<Self, ConfigError> {
         if proto == Proto::Udp {
             for field in ["tls", "tls_cert", "tls_key"] {
-                if s.is_set(field)? {
+                if s.is_set(field) {
                     return Err(s.bad(
                         field,
                         "TLS is for the TCP services only; this one speaks UDP, which has no TLS",

@@ -148,8 +148,12 @@ pub struct ServiceStatus {
     pub listen: String,
     /// The address actually bound while running (differs for port 0).
     pub local_addr: Option<String>,
-    /// `running`, `stopped` or `failed: <reason>` (what the API shows).
+    /// `running`, `stopped` or `failed: <reason>`, as one line of text.
     pub state: String,
+    /// `running`, `stopped` or `failed`: the state without its reason.
+    pub phase: &'static str,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
     /// The state, typed.
     #[serde(skip)]
     pub status: ServiceState,
@@ -561,6 +565,8 @@ impl Supervisor {
                     listen: st.config.listen.to_string(),
                     local_addr: st.local.as_ref().map(ToString::to_string),
                     state: st.state.to_string(),
+                    phase: st.state.name(),
+                    reason: st.state.reason().map(str::to_owned),
                     status: st.state.clone(),
                     enabled: st.config.enabled,
                     since_unix_ms: st

@@ -194,14 +194,13 @@
     const update = (s) => {
       const card = cards.get(s.name);
       if (!card) return;
-      const failed = s.state.startsWith('failed');
-      const word = failed ? 'failed' : s.state;
+      const word = s.phase;
       card.dataset.state = word;
       const field = (name) => $(`[data-field="${name}"]`, card);
       field('state').textContent = word;
       const reason = field('reason');
-      reason.textContent = failed ? s.state.slice('failed: '.length) : '';
-      reason.hidden = !failed;
+      reason.textContent = s.reason || '';
+      reason.hidden = !s.reason;
       field('addr').textContent = s.local_addr || s.listen;
       field('active').textContent = s.active;
       field('bytes_in').textContent = bytes(s.bytes_in);
@@ -498,6 +497,7 @@
     $('#send-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const service = $('#send-service').value;
+      const kind = $('#send-service').selectedOptions[0].dataset.kind;
       const hexMode = $('#send-mode').value === 'hex';
       const input = $('#send-text').value;
       const button = $('#send-button');
@@ -514,13 +514,13 @@
         $('#send-in-n').textContent = `${r.bytes_received} B`;
         $('#send-out-hex').textContent = hexdump(r.request_hex);
         $('#send-in-hex').textContent = hexdump(r.reply_hex);
-        const cmd = { echo: 'echo', 'udp-echo': 'udp', time: 'time' }[service];
+        const cmd = { echo: 'echo', 'udp-echo': 'udp', time: 'time' }[kind];
         $('#send-cli').textContent = hexMode
           ? `printf '${(r.request_hex.match(/../g) || []).map((b) => `\\x${b}`).join('')}' | switchboard ${cmd} ${r.target}`
           : `switchboard ${cmd} ${r.target} ${shq(input)}`;
         const addr = pyAddr(r.target);
         const family = addr.v6 ? 'socket.AF_INET6' : 'socket.AF_INET';
-        $('#send-python').textContent = service === 'echo'
+        $('#send-python').textContent = kind === 'echo'
           ? `import socket\n\nwith socket.create_connection(${addr.tuple}) as s:\n    s.sendall(${pyBytes(r.request_hex)})\n    print(s.recv(${Math.max(1024, r.bytes_sent)}))`
           : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`;
         $('#send-result').hidden = false;

@@ -13,6 +13,7 @@ use super::AppState;
 use super::api::ServiceView;
 use super::error::{PageError, WebError};
 use super::session::{Admin, Session, Viewer};
+use crate::kind::ServiceKind;
 use crate::stats::{ConnInfo, Event, EventKind};
 use crate::terminal::human_bytes;
 use crate::users::Role;
@@ -53,6 +54,8 @@ pub fn human_duration_ms(ms: u64) -> String {
 /// One service card.
 pub struct Card {
     pub name: String,
+    /// The kind, when the name is not already it (`echo-2`: `echo`).
+    pub kind: Option<&'static str>,
     pub proto: String,
     pub addr: String,
     /// `running`, `stopped` or `failed`: the card's colour.
@@ -67,13 +70,12 @@ pub struct Card {
 
 impl From<&ServiceView> for Card {
     fn from(v: &ServiceView) -> Self {
-        let (state_word, reason) = match v.status.state.split_once(": ") {
-            Some((_, reason)) => ("failed", reason.to_owned()),
-            None if v.status.state == "running" => ("running", String::new()),
-            None => ("stopped", String::new()),
-        };
+        let state_word = v.status.status.name();
+        let reason = v.status.status.reason().unwrap_or_default().to_owned();
+        let (name, kind) = (&v.status.name, v.status.kind);
         Card {
-            name: v.status.name.to_string(),
+            name: name.to_string(),
+            kind: (name.name() != kind.name()).then_some(kind.name()),
             proto: v.status.proto.to_string(),
             addr: v
                 .status
@@ -277,18 +279,55 @@ pub async fn traffic(
 pub struct SendPage {
     chrome: Chrome,
     can_operate: bool,
+    /// Every instance a test message can go to (echo, udp-echo and time kinds).
+    targets: Vec<SendTarget>,
     max_message: usize,
     max_sticky_messages: usize,
     max_sticky_len: usize,
+}
+
+/// One choice of the Send page's service list.
+pub struct SendTarget {
+    name: String,
+    kind: &'static str,
+    label: String,
+}
+
+impl SendTarget {
+    fn of(id: &crate::kind::ServiceId) -> Option<SendTarget> {
+        let what = match id.kind() {
+            ServiceKind::Echo => "TCP, upper-cases",
+            ServiceKind::UdpEcho => "UDP, upper-cases",
+            ServiceKind::Time => "UDP, strftime format",
+            _ => return None,
+        };
+        let label = match id.name() == id.kind().name() {
+            true => format!("{id} ({what})"),
+            false => format!("{id} ({}: {what})", id.kind()),
+        };
+        Some(SendTarget {
+            name: id.name().to_owned(),
+            kind: id.kind().name(),
+            label,
+        })
+    }
 }
 
 /// `GET /send`: test messages, sticky packets, B/S beside C/S.
 ///
 /// # Errors
 /// Not signed in: a redirect to the sign-in page.
-pub async fn send(viewer: Result<Viewer, WebError>) -> Result<SendPage, PageError> {
+pub async fn send(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<SendPage, PageError> {
     let Viewer(session) = viewer?;
     Ok(SendPage {
+        targets: state
+            .supervisor()
+            .ids()
+            .filter_map(SendTarget::of)
+            .collect(),
         can_operate: session.role >= Role::Operator,
         chrome: Chrome::new(session, "send"),
         max_message: super::relay::MAX_MESSAGE,

@@ -66,18 +66,25 @@ impl Harness {
     }
 
     /// The bound address of a running service, as text a client accepts.
-    pub fn target(&self, kind: ServiceKind) -> String {
+    pub fn target(&self, name: impl AsRef<str>) -> String {
+        let name = name.as_ref();
         self.supervisor
-            .local_addr(kind)
-            .unwrap_or_else(|| panic!("{kind} is not running"))
+            .local_addr(name)
+            .unwrap_or_else(|| panic!("{name} is not running"))
             .to_string()
     }
 
+    /// [`Harness::target`] of an instance named by text.
+    pub fn target_of(&self, name: &str) -> String {
+        self.target(name)
+    }
+
     /// The bound IP address of a running service.
-    pub fn addr(&self, kind: ServiceKind) -> SocketAddr {
-        match self.supervisor.local_addr(kind) {
+    pub fn addr(&self, name: impl AsRef<str>) -> SocketAddr {
+        let name = name.as_ref();
+        match self.supervisor.local_addr(name) {
             Some(ListenAddr::Inet(a)) => a,
-            other => panic!("{kind} has no IP address: {other:?}"),
+            other => panic!("{name} has no IP address: {other:?}"),
         }
     }
 
@@ -215,8 +222,11 @@ pub async fn read_banner(child: &mut tokio::process::Child) -> Vec<String> {
 /// `switchboard serve` running as a child process, its banner read.
 pub struct Served {
     pub child: tokio::process::Child,
-    /// The banner's lines, up to the accounts (or generated password) line.
+    /// The banner's lines, up to the accounts (or generated password) line:
+    /// what a person sees. Addresses come from `ready` instead.
     pub banner: Vec<String>,
+    /// What `--ready-file` wrote: every address, machine-readable.
+    pub ready: serde_json::Value,
     /// Everything written to stderr so far. Read as it comes, so a chatty
     /// server (an access-log line per request) never blocks on a full pipe.
     log: tokio::sync::watch::Receiver<String>,
@@ -235,6 +245,8 @@ impl Served {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
+            .arg("--ready-file")
+            .arg(data_dir.with_extension("ready.json"))
             .args(only_services(services))
             .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
             .envs(env.iter().copied())
@@ -244,6 +256,9 @@ impl Served {
             .spawn()
             .expect("the binary starts");
         let banner = read_banner(&mut child).await;
+        // Written before the banner is printed.
+        let ready = std::fs::read(data_dir.with_extension("ready.json")).expect("the ready file");
+        let ready = serde_json::from_slice(&ready).expect("the ready file is JSON");
         let (tx, log) = tokio::sync::watch::channel(String::new());
         let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
         let log_reader = tokio::spawn(async move {
@@ -257,6 +272,7 @@ impl Served {
         Served {
             child,
             banner,
+            ready,
             log,
             log_reader,
         }
@@ -287,26 +303,22 @@ impl Served {
         (status, log)
     }
 
-    /// The address the banner gives for `kind`, checking it runs.
-    pub fn addr(&self, kind: ServiceKind) -> String {
-        let line = self
-            .banner
-            .iter()
-            .find(|l| l.split_whitespace().next() == Some(kind.name()))
-            .unwrap_or_else(|| panic!("no {kind} line in {:?}", self.banner));
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(words[3], "running", "{line}");
-        words[2].to_owned()
+    /// The address the ready file gives for the instance `name`, checking
+    /// it runs.
+    pub fn addr(&self, name: impl AsRef<str>) -> String {
+        let name = name.as_ref();
+        let entry = &self.ready["services"][name];
+        assert_eq!(entry["state"], "running", "{name} in {}", self.ready);
+        entry["addr"].as_str().expect("an address").to_owned()
     }
 
-    /// The dashboard's base URL from the banner, e.g. `http://127.0.0.1:41234`.
+    /// The dashboard's base URL from the ready file, e.g. `http://127.0.0.1:41234`.
     pub fn web_url(&self) -> String {
-        let line = self
-            .banner
-            .iter()
-            .find_map(|l| l.strip_prefix("open: "))
-            .unwrap_or_else(|| panic!("no `open:` line in {:?}", self.banner));
-        line.trim_end_matches('/').to_owned()
+        self.ready["web"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no dashboard in {}", self.ready))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// Sends SIGTERM and waits for the exit; returns what it wrote to stderr.

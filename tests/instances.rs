@@ -1,0 +1,209 @@
+//! Several instances of one kind, side by side: two echoes and two files
+//! services with different folders from one config, each with its own
+//! counters, state, address, API view and `/metrics` series; and the binary
+//! started with such a config, its addresses read from `--ready-file`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::web::Web;
+use common::{TEST_KEY, guard};
+use switchboard::client::{EchoClient, FilesClient};
+use switchboard::config::{Config, FileSource};
+use switchboard::supervisor::ServiceState;
+
+/// A second echo and a second files service with its own folder, on
+/// ephemeral ports.
+fn extra_instances(folder: &Path) -> String {
+    format!(
+        r#"
+        [services.echo-2]
+        kind = "echo"
+        listen = "127.0.0.1:0"
+        idle_timeout_ms = 5000
+
+        [services.backup]
+        kind = "files"
+        listen = "127.0.0.1:0"
+        folder = "{}"
+        max_file_bytes = 1000
+        "#,
+        folder.display()
+    )
+}
+
+/// Adds the instances `text` declares to a test config.
+fn add_instances(c: &mut Config, text: &str) {
+    let file = FileSource {
+        path: Path::new("/etc/instances.toml"),
+        text,
+    };
+    let extra = Config::resolve(Some(file), &BTreeMap::new(), &[]).expect("the config resolves");
+    c.services.extend(
+        extra
+            .services
+            .into_iter()
+            .filter(|s| ["echo-2", "backup"].contains(&s.id.name())),
+    );
+}
+
+#[tokio::test]
+async fn two_echoes_and_two_files_services_run_side_by_side() {
+    let folder = tempfile::tempdir().unwrap();
+    let text = extra_instances(folder.path());
+    let w = Web::start_with(|c| add_instances(c, &text)).await;
+    let h = &w.h;
+    assert_ne!(h.target_of("echo"), h.target_of("echo-2"));
+
+    // Each echo answers on its own port, and counts its own bytes.
+    let mut second = EchoClient::connect(&h.target_of("echo-2"), common::GUARD)
+        .await
+        .unwrap();
+    assert_eq!(second.round_trip(b"hello").await.unwrap(), b"HELLO");
+    let mut first = EchoClient::connect(&h.target_of("echo"), common::GUARD)
+        .await
+        .unwrap();
+    assert_eq!(first.round_trip(b"abc").await.unwrap(), b"ABC");
+    let snap = h
+        .wait_for("both echoes counted", |s| {
+            s.totals("echo-2").bytes_in == 5 && s.totals("echo").bytes_in == 3
+        })
+        .await;
+    assert_eq!(snap.connections_of("echo-2").count(), 1);
+    assert_eq!(snap.connections_of("echo").count(), 1);
+
+    // A file put to `backup` lands in its folder, not in the shared one.
+    let mut backup =
+        FilesClient::connect(&h.target_of("backup"), TEST_KEY.as_bytes(), common::GUARD)
+            .await
+            .unwrap();
+    let stored = backup.put("a.txt", 5, &b"12345"[..], |_| {}).await.unwrap();
+    assert_eq!(stored.name, "a.txt");
+    assert_eq!(
+        std::fs::read(folder.path().join("a.txt")).unwrap(),
+        b"12345"
+    );
+    let mut files = FilesClient::connect(&h.target_of("files"), TEST_KEY.as_bytes(), common::GUARD)
+        .await
+        .unwrap();
+    let (listed, _) = files.list().await.unwrap();
+    assert!(listed.iter().all(|f| f.name != "a.txt"), "{listed:?}");
+    // Its own cap: 1000 bytes, not the built-in files' 2 GiB.
+    let err = backup
+        .put("big.bin", 2000, &vec![0u8; 2000][..], |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1000"), "{err}");
+
+    // Stopping one instance leaves the other of its kind running.
+    h.supervisor.stop("echo-2").await.unwrap();
+    assert_eq!(h.supervisor.state("echo-2"), ServiceState::Stopped);
+    assert_eq!(h.supervisor.state("echo"), ServiceState::Running);
+    assert_eq!(first.round_trip(b"x").await.unwrap(), b"X");
+
+    // The API lists every instance with its kind; metrics label both.
+    let s = w.admin().await;
+    let services = w.send(s.get("/api/v1/services")).await.json();
+    let kinds: Vec<(String, String, String)> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let text = |k: &str| v[k].as_str().unwrap().to_owned();
+            (text("name"), text("kind"), text("state"))
+        })
+        .collect();
+    for want in [
+        ("echo", "echo", "running"),
+        ("echo-2", "echo", "stopped"),
+        ("files", "files", "running"),
+        ("backup", "files", "running"),
+    ] {
+        let want = (want.0.to_owned(), want.1.to_owned(), want.2.to_owned());
+        assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
+    }
+    let one = w.send(s.get("/api/v1/services/backup")).await.json();
+    assert_eq!(one["accepted"], 1, "{one}");
+    assert_eq!(one["kind"], "files", "{one}");
+    let metrics = w.send(s.get("/metrics")).await.body;
+    for line in [
+        "switchboard_service_up{service=\"echo-2\",kind=\"echo\",proto=\"tcp\"} 0",
+        "switchboard_received_bytes_total{service=\"echo-2\",kind=\"echo\"} 5",
+        "switchboard_upload_duration_seconds_count{service=\"backup\",kind=\"files\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
+    // Started again from the API, by its name.
+    let r = w.send(s.act("POST", "/api/v1/services/echo-2/start")).await;
+    assert_eq!(r.json()["state"], "running", "{}", r.body);
+    let r = w.send(s.act("POST", "/api/v1/services/nope/start")).await;
+    assert_eq!(r.status, axum::http::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_binary_runs_added_instances_and_writes_their_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("backup");
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:0\"\n{}\n{}",
+            extra_instances(&folder),
+            common::only_services(&[switchboard::kind::ServiceKind::Echo])
+                .chunks(2)
+                .map(|pair| {
+                    let (key, value) = pair[1].split_once('=').unwrap();
+                    let (table, field) = key.rsplit_once('.').unwrap();
+                    let value = match value {
+                        "false" => value.to_owned(),
+                        v => format!("\"{v}\""),
+                    };
+                    format!("[{table}]\n{field} = {value}\n")
+                })
+                .filter(|t| !t.starts_with("[web]"))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "instances-test-password")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let banner = common::read_banner(&mut child).await.join("\n");
+    assert!(banner.contains("echo-2 (echo)"), "{banner}");
+    assert!(banner.contains("backup (files)"), "{banner}");
+    let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let services = &ready["services"];
+    assert_eq!(services["echo-2"]["kind"], "echo", "{ready}");
+    assert_eq!(services["echo-2"]["state"], "running", "{ready}");
+    assert_eq!(services["backup"]["kind"], "files", "{ready}");
+    assert_eq!(services["time"]["state"], "disabled", "{ready}");
+    assert!(
+        ready["web"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    let addr = services["echo-2"]["addr"].as_str().unwrap();
+    let mut echo = guard("connect", EchoClient::connect(addr, common::GUARD))
+        .await
+        .unwrap();
+    assert_eq!(echo.round_trip(b"side").await.unwrap(), b"SIDE");
+    assert!(folder.is_dir(), "the backup folder is made at start");
+}
