@@ -34,10 +34,29 @@ impl fmt::Display for Proto {
     }
 }
 
-/// Declares [`ServiceKind`] and its table (name, protocol, the built-in
-/// instance's port) from one list, so a kind is added in one line.
+/// The one list of kinds: variant, name, protocol, the port of its built-in
+/// instance (`None`: it has none, instances are added by config), and the
+/// module under `service/` that implements it. Both [`ServiceKind`] (here)
+/// and `service::registry` are generated from it, so adding a kind is this
+/// one line plus its module.
+macro_rules! for_each_kind {
+    ($then:ident) => {
+        $then! {
+            Echo => "echo", Tcp, Some(9000), echo;
+            UdpEcho => "udp-echo", Udp, Some(9001), udp_echo;
+            Time => "time", Udp, Some(9002), time;
+            Exec => "exec", Tcp, Some(9003), exec;
+            Files => "files", Tcp, Some(9004), files;
+            FilesClassic => "files-classic", Tcp, Some(9005), files_classic;
+            Login => "login", Tcp, Some(9006), login;
+        }
+    };
+}
+pub(crate) use for_each_kind;
+
+/// Declares [`ServiceKind`] and its table from [`for_each_kind`].
 macro_rules! kinds {
-    ($($variant:ident => $name:literal, $proto:ident, $port:literal;)+) => {
+    ($($variant:ident => $name:literal, $proto:ident, $port:expr, $module:ident;)+) => {
         /// A protocol switchboard serves.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(into = "&'static str")]
@@ -46,9 +65,29 @@ macro_rules! kinds {
         }
 
         impl ServiceKind {
-            /// Every kind, in the order README.md's service table lists the
-            /// built-in instances (and the banner prints them).
+            /// Every kind, in the order README.md's service table lists them.
             pub const ALL: &'static [ServiceKind] = &[$(ServiceKind::$variant,)+];
+
+            /// The kinds with a built-in instance (named after the kind), in
+            /// the order the banner prints them.
+            pub const BUILTIN: &'static [ServiceKind] = &{
+                const ALL: &[ServiceKind] = &[$(ServiceKind::$variant,)+];
+                const N: usize = {
+                    let mut n = 0;
+                    $(if ServiceKind::$variant.builtin_port().is_some() { n += 1; })+
+                    n
+                };
+                let mut out = [ServiceKind::Echo; N];
+                let (mut i, mut j) = (0, 0);
+                while i < ALL.len() {
+                    if ALL[i].builtin_port().is_some() {
+                        out[j] = ALL[i];
+                        j += 1;
+                    }
+                    i += 1;
+                }
+                out
+            };
 
             /// The name used in config (`kind = "udp-echo"`), the API and the CLI.
             pub const fn name(self) -> &'static str {
@@ -63,8 +102,9 @@ macro_rules! kinds {
                 }
             }
 
-            /// The port of the built-in instance named after the kind.
-            pub const fn default_port(self) -> u16 {
+            /// The port of the built-in instance named after the kind, if
+            /// the kind has one.
+            pub const fn builtin_port(self) -> Option<u16> {
                 match self {
                     $(ServiceKind::$variant => $port,)+
                 }
@@ -73,15 +113,7 @@ macro_rules! kinds {
     };
 }
 
-kinds! {
-    Echo => "echo", Tcp, 9000;
-    UdpEcho => "udp-echo", Udp, 9001;
-    Time => "time", Udp, 9002;
-    Exec => "exec", Tcp, 9003;
-    Files => "files", Tcp, 9004;
-    FilesClassic => "files-classic", Tcp, 9005;
-    Login => "login", Tcp, 9006;
-}
+for_each_kind!(kinds);
 
 impl From<ServiceKind> for &'static str {
     fn from(kind: ServiceKind) -> Self {

@@ -229,7 +229,10 @@ async fn python_client(h: &Harness, script: &str, kind: ServiceKind, input: &str
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let default = format!("9{:03}", kind.default_port() - 9000);
+    let default = format!(
+        "9{:03}",
+        kind.builtin_port().expect("a built-in instance") - 9000
+    );
     let port = h.addr(kind).port().to_string();
     assert!(source.contains(&default));
     let path = h.dir.path().join(script);

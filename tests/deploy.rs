@@ -475,9 +475,9 @@ fn the_kubernetes_manifests_carry_every_port_the_probes_and_the_hardening() {
     let deployment = read("deploy/k8s/deployment.yaml");
     let mut ports = vec![(8080u16, Proto::Tcp)];
     ports.extend(
-        ServiceKind::ALL
+        ServiceKind::BUILTIN
             .iter()
-            .map(|k| (k.default_port(), k.proto())),
+            .map(|k| (k.builtin_port().expect("a built-in instance"), k.proto())),
     );
     for (port, proto) in ports {
         let proto = match proto {

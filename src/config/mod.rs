@@ -75,8 +75,10 @@ impl ServiceConfig {
             })?,
         };
         // Only the built-in instance named after its kind has an address of its own.
-        let default_listen =
-            (name == kind.name()).then(|| ListenAddr::loopback(kind.default_port()));
+        let default_listen = kind
+            .builtin_port()
+            .filter(|_| name == kind.name())
+            .map(ListenAddr::loopback);
         let proto = kind.proto();
         Ok(ServiceConfig {
             id: ServiceId::new(name, kind),
@@ -160,7 +162,7 @@ pub const ENV_PORT_BASE: &str = "SWITCHBOARD_PORT_BASE";
 pub const WEB_PORT_OFFSET: u16 = 80;
 
 /// `--port-base N` as `--set` flags: the seven built-in services on
-/// N…N+6 in [`ServiceKind::ALL`] order and the dashboard on N+80, each
+/// N…N+6 in [`ServiceKind::BUILTIN`] order and the dashboard on N+80, each
 /// keeping the IP address `config` gives it (a `unix:` listen is left
 /// alone; other instances keep their addresses). Placed before the
 /// person's own `--set` flags, which win.
@@ -175,7 +177,7 @@ pub fn port_base_flags(config: &Config, base: u16) -> Result<Vec<String>, String
         )
     })?;
     let at = |ip: std::net::IpAddr, port: u16| SocketAddr::new(ip, port).to_string();
-    let mut flags: Vec<String> = ServiceKind::ALL
+    let mut flags: Vec<String> = ServiceKind::BUILTIN
         .iter()
         .zip(base..)
         .filter_map(|(kind, port)| {
@@ -232,7 +234,7 @@ impl Config {
             k => k.map(Secret::new),
         };
         let web = WebConfig::read(&layers.section("web"))?;
-        let mut names: Vec<String> = ServiceKind::ALL
+        let mut names: Vec<String> = ServiceKind::BUILTIN
             .iter()
             .map(|k| k.name().to_owned())
             .collect();
@@ -295,7 +297,7 @@ impl Default for Config {
             data_dir: PathBuf::from("switchboard-data"),
             key: None,
             web: WebConfig::default(),
-            services: ServiceKind::ALL
+            services: ServiceKind::BUILTIN
                 .iter()
                 .map(|&kind| ServiceConfig::builtin(kind))
                 .collect(),

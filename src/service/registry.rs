@@ -1,4 +1,5 @@
-//! The kinds, wired: one line per kind names its module.
+//! The kinds, wired: generated from the one list in `kind.rs`
+//! (`for_each_kind!`), whose line for a kind names its module here.
 //!
 //! From that list come [`KindConfig`] (an instance's kind-specific
 //! settings), reading them from an instance's section, and starting one.
@@ -45,7 +46,7 @@ fn launch<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
 }
 
 macro_rules! registry {
-    ($($variant:ident => $module:ident,)+) => {
+    ($($variant:ident => $name:literal, $proto:ident, $port:expr, $module:ident;)+) => {
         /// An instance's kind and its kind's own settings.
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub enum KindConfig {
@@ -118,12 +119,4 @@ pub trait OfKind: Sized {
     fn of_mut(config: &mut KindConfig) -> Option<&mut Self>;
 }
 
-registry! {
-    Echo => echo,
-    UdpEcho => udp_echo,
-    Time => time,
-    Exec => exec,
-    Files => files,
-    FilesClassic => files_classic,
-    Login => login,
-}
+crate::kind::for_each_kind!(registry);

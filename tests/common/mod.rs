@@ -107,7 +107,7 @@ impl Drop for Harness {
 /// never depends on the default ports being free).
 pub fn only_services(enabled: &[ServiceKind]) -> Vec<String> {
     let web = ["--set".to_owned(), "web.listen=127.0.0.1:0".to_owned()];
-    ServiceKind::ALL
+    ServiceKind::BUILTIN
         .iter()
         .flat_map(|kind| {
             let setting = if enabled.contains(kind) {
