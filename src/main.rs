@@ -329,7 +329,8 @@ fn tls_banner(supervisor: &Supervisor) -> Vec<String> {
         .chain(
             supervisor
                 .ids()
-                .filter_map(|id| certs.service(id).map(|t| (t, id.to_string()))),
+                .into_iter()
+                .filter_map(|id| supervisor.tls_of(&id).map(|t| (t, id.to_string()))),
         );
     for (tls, who) in all {
         match users

@@ -175,14 +175,17 @@ struct SupInner {
     grace: Duration,
     /// The first and the longest wait before restarting a panicked service.
     backoff: (Duration, Duration),
-    /// One per configured instance, in config order.
-    slots: Vec<Slot>,
+    /// One per instance, in config order, then in the order added. Read
+    /// for a moment to find a slot, written only to add or remove one.
+    slots: std::sync::RwLock<Vec<Arc<Slot>>>,
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
 }
 
 struct Slot {
     id: ServiceId,
+    /// Its certificate, when it speaks TLS.
+    tls: Option<Arc<crate::tls::ServerTls>>,
     /// Serialises start/stop/restart of this one service.
     op: tokio::sync::Mutex<()>,
     /// Held only for a few instructions, never across an `.await`.
@@ -198,6 +201,25 @@ struct SlotState {
     generation: u64,
     /// When the service panicked within the last [`PANIC_WINDOW`].
     panics: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl Slot {
+    fn new(config: ServiceConfig, tls: Option<Arc<crate::tls::ServerTls>>) -> Slot {
+        Slot {
+            id: config.id.clone(),
+            tls,
+            op: tokio::sync::Mutex::new(()),
+            state: Mutex::new(SlotState {
+                config,
+                state: ServiceState::Stopped,
+                since: SystemTime::now(),
+                local: None,
+                running: None,
+                generation: 0,
+                panics: std::collections::VecDeque::new(),
+            }),
+        }
+    }
 }
 
 /// A service that panics [`MAX_PANICS`] times within this window is not
@@ -220,19 +242,7 @@ impl Supervisor {
             .iter()
             .map(|service| {
                 deps.stats.register(&service.id);
-                Slot {
-                    id: service.id.clone(),
-                    op: tokio::sync::Mutex::new(()),
-                    state: Mutex::new(SlotState {
-                        config: service.clone(),
-                        state: ServiceState::Stopped,
-                        since: SystemTime::now(),
-                        local: None,
-                        running: None,
-                        generation: 0,
-                        panics: std::collections::VecDeque::new(),
-                    }),
-                }
+                Arc::new(Slot::new(service.clone(), deps.tls.service(&service.id)))
             })
             .collect();
         Supervisor {
@@ -242,18 +252,29 @@ impl Supervisor {
                 root: deps.root,
                 grace: config.shutdown_grace,
                 backoff: (config.restart_backoff, config.restart_backoff_max),
-                slots,
+                slots: std::sync::RwLock::new(slots),
                 own_udp_ports: OwnPorts::default(),
                 tls: deps.tls,
             }),
         }
     }
 
-    fn slot(&self, name: &str) -> Result<&Slot, ServiceError> {
+    fn slots(&self) -> Vec<Arc<Slot>> {
         self.inner
             .slots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn slot(&self, name: &str) -> Result<Arc<Slot>, ServiceError> {
+        self.inner
+            .slots
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .find(|s| s.id.name() == name)
+            .cloned()
             .ok_or_else(|| ServiceError::Unknown(name.to_owned()))
     }
 
@@ -262,16 +283,79 @@ impl Supervisor {
         self.slot(name).ok().map(|s| s.id.clone())
     }
 
-    /// Every instance, in config order.
-    pub fn ids(&self) -> impl Iterator<Item = &ServiceId> {
-        self.inner.slots.iter().map(|s| &s.id)
+    /// Every instance, in config order, then in the order added.
+    pub fn ids(&self) -> Vec<ServiceId> {
+        self.slots().iter().map(|s| s.id.clone()).collect()
+    }
+
+    /// The settings an instance runs with.
+    pub fn config_of(&self, name: &str) -> Option<ServiceConfig> {
+        self.slot(name).ok().map(|s| lock(&s.state).config.clone())
+    }
+
+    /// The certificate an instance speaks TLS with, if it does.
+    pub fn tls_of(&self, name: impl AsRef<str>) -> Option<Arc<crate::tls::ServerTls>> {
+        self.slot(name.as_ref()).ok().and_then(|s| s.tls.clone())
+    }
+
+    /// Adds an instance while running, and starts it if it is enabled.
+    /// TLS shares the dashboard's certificate or loads its own files.
+    ///
+    /// # Errors
+    /// The name is taken, its certificate cannot be loaded, or (enabled)
+    /// it cannot start: it is then added and shows as failed.
+    pub async fn add(&self, config: ServiceConfig) -> Result<(), ServiceError> {
+        let tls = self
+            .inner
+            .tls
+            .for_added(&config.tls)
+            .map_err(|e| ServiceError::Tls(config.id.clone(), e.to_string()))?;
+        let name = config.id.name().to_owned();
+        let enabled = config.enabled;
+        {
+            let mut slots = self
+                .inner
+                .slots
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slots.iter().any(|s| s.id == config.id) {
+                return Err(ServiceError::Exists(name));
+            }
+            self.inner.stats.register(&config.id);
+            slots.push(Arc::new(Slot::new(config, tls)));
+        }
+        tracing::info!(service = %name, "added");
+        if enabled {
+            self.start(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops an instance and forgets it.
+    ///
+    /// # Errors
+    /// No such instance, or it did not stop in time (it is removed anyway).
+    pub async fn remove(&self, name: &str) -> Result<(), ServiceError> {
+        let slot = self.slot(name)?;
+        let stopped = {
+            let _op = slot.op.lock().await;
+            let stopped = self.stop_locked(&slot).await;
+            self.inner
+                .slots
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|s| !Arc::ptr_eq(s, &slot));
+            stopped
+        };
+        tracing::info!(service = %name, "removed");
+        stopped
     }
 
     /// Starts every enabled service. One failing (a port taken) does not
     /// stop the others; the failures are returned for the caller to report.
     pub async fn start_enabled(&self) -> Vec<ServiceError> {
         let mut failures = Vec::new();
-        for slot in &self.inner.slots {
+        for slot in self.slots() {
             if !lock(&slot.state).config.enabled {
                 continue;
             }
@@ -293,7 +377,7 @@ impl Supervisor {
         let _op = slot.op.lock().await;
         // Started by a person: past panics no longer count against it.
         lock(&slot.state).panics.clear();
-        self.start_locked(slot)
+        self.start_locked(&slot)
     }
 
     /// Stops a service: stops accepting, closes its connections and waits
@@ -304,7 +388,7 @@ impl Supervisor {
     pub async fn stop(&self, name: impl AsRef<str>) -> Result<(), ServiceError> {
         let slot = self.slot(name.as_ref())?;
         let _op = slot.op.lock().await;
-        self.stop_locked(slot).await
+        self.stop_locked(&slot).await
     }
 
     /// Stops then starts a service, with no other start or stop in between.
@@ -314,8 +398,8 @@ impl Supervisor {
     pub async fn restart(&self, name: impl AsRef<str>) -> Result<ListenAddr, ServiceError> {
         let slot = self.slot(name.as_ref())?;
         let _op = slot.op.lock().await;
-        self.stop_locked(slot).await?;
-        self.start_locked(slot)
+        self.stop_locked(&slot).await?;
+        self.start_locked(&slot)
     }
 
     fn set_state(&self, slot: &Slot, st: &mut SlotState, state: ServiceState) {
@@ -361,7 +445,7 @@ impl Supervisor {
         let conns = ctx.tasks.clone();
         let launched = config.settings.launch(Launch {
             listen: &config.listen,
-            tls: self.inner.tls.service(id.name()),
+            tls: slot.tls.clone(),
             limits: &config.limits,
             ctx,
         });
@@ -420,8 +504,9 @@ impl Supervisor {
     /// it after a panic (with a backoff) unless it panics too often.
     async fn ended(&self, id: &ServiceId, generation: u64, outcome: String, panicked: bool) {
         let Ok(slot) = self.slot(id.name()) else {
-            return;
+            return; // removed meanwhile
         };
+        let slot = &*slot;
         let restart_in = {
             let mut st = lock(&slot.state);
             if st
@@ -531,7 +616,7 @@ impl Supervisor {
 
     /// Stops every running service (used at shutdown, before draining).
     pub async fn stop_all(&self) {
-        for slot in &self.inner.slots {
+        for slot in self.slots() {
             if let Err(e) = self.stop(slot.id.name()).await {
                 tracing::warn!("{e}");
             }
@@ -553,8 +638,7 @@ impl Supervisor {
 
     /// Every service's status, in config order.
     pub fn statuses(&self) -> Vec<ServiceStatus> {
-        self.inner
-            .slots
+        self.slots()
             .iter()
             .map(|slot| {
                 let st = lock(&slot.state);

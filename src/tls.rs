@@ -41,6 +41,10 @@ pub const SELF_SIGNED_KEY: &str = "tls-key.pem";
 /// Why a certificate or a trust setting could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    #[error(
+        "no certificate to share: the dashboard has none and no service uses one; give tls_cert and tls_key"
+    )]
+    NothingToShare,
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
@@ -373,6 +377,24 @@ impl Certs {
             certs.services.insert(s.id.name().to_owned(), tls);
         }
         Ok(certs)
+    }
+
+    /// The certificate for an instance added while running: its own files,
+    /// or the one the dashboard and other services already use.
+    ///
+    /// # Errors
+    /// The files cannot be loaded, or there is no certificate to share.
+    pub fn for_added(&self, tls: &ServiceTls) -> Result<Option<Arc<ServerTls>>, TlsError> {
+        match tls {
+            ServiceTls::Off => Ok(None),
+            ServiceTls::Own(files) => ServerTls::load(files).map(Some),
+            ServiceTls::Shared => self
+                .web
+                .clone()
+                .or_else(|| self.distinct().into_iter().next())
+                .map(Some)
+                .ok_or(TlsError::NothingToShare),
+        }
     }
 
     /// The dashboard's certificate, when it speaks HTTPS.

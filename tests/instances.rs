@@ -207,3 +207,32 @@ async fn the_binary_runs_added_instances_and_writes_their_addresses() {
     assert_eq!(echo.round_trip(b"side").await.unwrap(), b"SIDE");
     assert!(folder.is_dir(), "the backup folder is made at start");
 }
+
+#[tokio::test]
+async fn instances_can_be_added_and_removed_while_running() {
+    let h = common::Harness::start().await;
+    let text = "[services.echo-3]\nkind = \"echo\"\nlisten = \"127.0.0.1:0\"\n";
+    let file = FileSource {
+        path: Path::new("/etc/added.toml"),
+        text,
+    };
+    let config = Config::resolve(Some(file), &BTreeMap::new(), &[]).unwrap();
+    let added = config.service("echo-3").unwrap().clone();
+    h.supervisor.add(added.clone()).await.unwrap();
+    assert_eq!(h.supervisor.state("echo-3"), ServiceState::Running);
+    let target = h.target("echo-3");
+    let mut echo = EchoClient::connect(&target, common::GUARD).await.unwrap();
+    assert_eq!(echo.round_trip(b"new").await.unwrap(), b"NEW");
+    let err = h.supervisor.add(added).await.unwrap_err();
+    assert!(err.to_string().contains("exists already"), "{err}");
+
+    // Removing it stops it (its connection too) and forgets the name.
+    h.supervisor.remove("echo-3").await.unwrap();
+    assert!(h.supervisor.id("echo-3").is_none());
+    assert!(echo.round_trip(b"gone").await.is_err());
+    assert!(tokio::net::TcpStream::connect(&target).await.is_err());
+    let err = h.supervisor.start("echo-3").await.unwrap_err();
+    assert!(err.to_string().contains("no service is named"), "{err}");
+    // The others never noticed.
+    assert_eq!(h.supervisor.state("echo"), ServiceState::Running);
+}

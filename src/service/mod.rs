@@ -175,6 +175,10 @@ pub enum ServiceError {
     StopTimeout { service: ServiceId, after: Duration },
     #[error("no service is named `{0}`")]
     Unknown(String),
+    #[error("a service named `{0}` exists already")]
+    Exists(String),
+    #[error("{0}: {1}")]
+    Tls(ServiceId, String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -128,6 +128,7 @@ pub async fn service_action(
         }
         ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
         ServiceError::Unknown(name) => WebError::NotFound(format!("service `{name}`")),
+        ServiceError::Exists(_) | ServiceError::Tls(..) => WebError::Conflict(e.to_string()),
         ServiceError::Io(e) => WebError::Internal(e.to_string()),
     })?;
     view_of(&state, &id).map(Json)
@@ -218,6 +219,7 @@ pub async fn traffic(State(state): State<AppState>, _: Viewer) -> Json<Vec<Servi
         state
             .supervisor()
             .ids()
+            .iter()
             .map(|id| ServiceHistory {
                 name: id.clone(),
                 kind: id.kind(),

@@ -164,8 +164,8 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         state
             .supervisor()
             .ids()
+            .into_iter()
             .filter(|id| kinds.contains(&id.kind()))
-            .cloned()
             .collect()
     };
     let exec: Vec<_> = of_kinds(&[ServiceKind::Exec])

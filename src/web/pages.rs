@@ -174,6 +174,7 @@ fn service_names(state: &AppState) -> Vec<String> {
     state
         .supervisor()
         .ids()
+        .iter()
         .map(|id| id.name().to_owned())
         .collect()
 }
@@ -326,6 +327,7 @@ pub async fn send(
         targets: state
             .supervisor()
             .ids()
+            .iter()
             .filter_map(SendTarget::of)
             .collect(),
         can_operate: session.role >= Role::Operator,

@@ -78,7 +78,7 @@ impl AppState {
 
     /// TLS to instance `name` when it speaks it, trusting exactly its certificate.
     fn tls(&self, name: impl AsRef<str>) -> Result<Option<crate::tls::ClientTls>, WebError> {
-        match self.supervisor().certs().service(name) {
+        match self.supervisor().tls_of(name) {
             Some(cert) => Ok(Some(
                 cert.pinned_client()
                     .map_err(crate::client::ClientError::from)?,
