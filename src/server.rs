@@ -43,6 +43,8 @@ pub enum ServerError {
     Deps(#[from] DepsError),
     #[error("cannot create the first account: {0}")]
     FirstAccount(#[source] UsersError),
+    #[error(transparent)]
+    Overlay(crate::config::ConfigError),
 }
 
 /// Where the HMAC key came from.
@@ -76,6 +78,10 @@ pub struct Running {
 /// opened, or the first account cannot be made. A service or the
 /// dashboard failing to bind is reported in [`Running`] instead.
 pub async fn run(mut config: Config, options: Options) -> Result<Running, ServerError> {
+    // What the dashboard saved wins over the config file for what it names.
+    crate::config::overlay::Overlay::read(&config.data_dir)
+        .and_then(|overlay| overlay.apply(&mut config))
+        .map_err(ServerError::Overlay)?;
     let key = match &config.key {
         Some(_) => KeySource::Config,
         None => {

@@ -175,6 +175,9 @@ pub struct Layers {
     flags: BTreeMap<String, String>,
     /// Keys read so far, and the key each environment variable was read for.
     read: RefCell<(BTreeSet<String>, BTreeMap<String, String>)>,
+    /// Each key that some layer set, as the type its reader parsed it to:
+    /// text from flags becomes a TOML value that can be written to a file.
+    typed: RefCell<BTreeMap<String, toml::Value>>,
 }
 
 /// A config file's path and text.
@@ -199,6 +202,7 @@ impl Layers {
             env: env.clone(),
             flags: BTreeMap::new(),
             read: RefCell::default(),
+            typed: RefCell::default(),
         };
         if let Some(FileSource { path, text }) = file {
             let table: toml::Table =
@@ -243,6 +247,11 @@ impl Layers {
             .filter_map(|k| k.strip_prefix("services."))
             .filter_map(|rest| rest.split_once('.').map(|(name, _)| name.to_owned()))
             .collect()
+    }
+
+    /// Every key that a layer set and a reader parsed, as a typed TOML value.
+    pub fn typed_values(&self) -> BTreeMap<String, toml::Value> {
+        self.typed.borrow().clone()
     }
 
     /// Every key read so far, in order.
@@ -371,6 +380,15 @@ impl Section<'_> {
         self.layers.get(&self.key(field))
     }
 
+    /// Remembers what a set value parsed to (see [`Layers::typed_values`]).
+    fn keep<T>(&self, field: &str, parsed: T, as_toml: impl FnOnce(&T) -> toml::Value) -> T {
+        self.layers
+            .typed
+            .borrow_mut()
+            .insert(self.key(field), as_toml(&parsed));
+        parsed
+    }
+
     fn err(&self, field: &str, origin: Origin, message: impl Into<String>) -> ConfigError {
         ConfigError::BadValue {
             key: self.key(field),
@@ -393,12 +411,15 @@ impl Section<'_> {
     /// # Errors
     /// The value is not a string.
     pub fn opt_str(&self, field: &str) -> Result<Option<String>, ConfigError> {
-        match self.value(field)? {
-            None => Ok(None),
-            Some((Raw::Text(t), _)) => Ok(Some(t.trim().to_owned())),
-            Some((Raw::Toml(toml::Value::String(s)), _)) => Ok(Some(s)),
-            Some((_, origin)) => Err(self.err(field, origin, "expected a string")),
-        }
+        let text = match self.value(field)? {
+            None => return Ok(None),
+            Some((Raw::Text(t), _)) => t.trim().to_owned(),
+            Some((Raw::Toml(toml::Value::String(s)), _)) => s,
+            Some((_, origin)) => return Err(self.err(field, origin, "expected a string")),
+        };
+        Ok(Some(
+            self.keep(field, text, |t| toml::Value::String(t.clone())),
+        ))
     }
 
     /// A path, or `default` when unset.
@@ -418,16 +439,20 @@ impl Section<'_> {
     /// # Errors
     /// Anything else.
     pub fn bool(&self, field: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.value(field)? {
-            None => Ok(default),
-            Some((Raw::Toml(toml::Value::Boolean(b)), _)) => Ok(b),
+        let b = match self.value(field)? {
+            None => return Ok(default),
+            Some((Raw::Toml(toml::Value::Boolean(b)), _)) => b,
             Some((Raw::Text(t), origin)) => match t.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" => Ok(false),
-                _ => Err(self.err(field, origin, format!("expected true or false, got `{t}`"))),
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    let msg = format!("expected true or false, got `{t}`");
+                    return Err(self.err(field, origin, msg));
+                }
             },
-            Some((_, origin)) => Err(self.err(field, origin, "expected true or false")),
-        }
+            Some((_, origin)) => return Err(self.err(field, origin, "expected true or false")),
+        };
+        Ok(self.keep(field, b, |b| toml::Value::Boolean(*b)))
     }
 
     /// A whole number in `min..=max`.
@@ -447,16 +472,14 @@ impl Section<'_> {
             },
             Some((_, origin)) => return Err(self.err(field, origin, "expected a whole number")),
         };
-        u64::try_from(value)
+        let checked = u64::try_from(value)
             .ok()
             .filter(|v| (min..=max).contains(v))
             .ok_or_else(|| {
-                self.err(
-                    field,
-                    origin,
-                    format!("expected {min} to {max}, got {value}"),
-                )
-            })
+                let msg = format!("expected {min} to {max}, got {value}");
+                self.err(field, origin, msg)
+            })?;
+        Ok(self.keep(field, checked, |_| toml::Value::Integer(value)))
     }
 
     /// A count in `min..=max`.
@@ -521,7 +544,10 @@ impl Section<'_> {
                 .collect::<Result<Vec<_>, _>>()?,
             Some((_, origin)) => return Err(self.err(field, origin, "expected a list of strings")),
         };
-        Ok(Some(items))
+        let as_toml = |items: &Vec<String>| {
+            toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
+        };
+        Ok(Some(self.keep(field, items, as_toml)))
     }
 
     /// An address to listen on; UDP cannot listen on a `unix:` path.

@@ -331,6 +331,24 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Turns an instance on (started) or off (stopped), as its `enabled`
+    /// setting says from now on.
+    ///
+    /// # Errors
+    /// No such instance, or it cannot start or stop.
+    pub async fn set_enabled(&self, name: &str, on: bool) -> Result<(), ServiceError> {
+        let slot = self.slot(name)?;
+        let _op = slot.op.lock().await;
+        lock(&slot.state).config.enabled = on;
+        match on {
+            true => {
+                lock(&slot.state).panics.clear();
+                self.start_locked(&slot).map(drop)
+            }
+            false => self.stop_locked(&slot).await,
+        }
+    }
+
     /// Stops an instance and forgets it.
     ///
     /// # Errors

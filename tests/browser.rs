@@ -813,6 +813,11 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
         ("/files", "8-files", "//input[@id='file-input']"),
         ("/console", "9-console", "//input[@id='exec-input']"),
         ("/tokens", "11-tokens", "//form[@id='token-form']"),
+        (
+            "/services",
+            "12-services",
+            "//form[@id='instance-form']//input[@name='listen']",
+        ),
     ];
     for (path, shot, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();
@@ -1104,6 +1109,10 @@ async fn assert_no_axe_violations(screen: Screen) {
         ("/files", "//input[@id='file-input']"),
         ("/console", "//input[@id='exec-input']"),
         ("/tokens", "//form[@id='token-form']"),
+        (
+            "/services",
+            "//form[@id='instance-form']//input[@name='listen']",
+        ),
     ];
     for (path, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();
@@ -1218,4 +1227,84 @@ async fn every_page_passes_axe_in_light_and_dark_on_a_desktop() {
 #[tokio::test]
 async fn every_page_passes_axe_in_light_and_dark_on_a_phone() {
     assert_no_axe_violations(Screen::Phone).await;
+}
+
+#[tokio::test]
+async fn an_instance_is_added_used_and_removed_from_the_services_page() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir,
+        dir: _,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(
+        &browser,
+        "the overview",
+        "//article[@data-service='echo' and @data-state='running']",
+    )
+    .await;
+    browser.goto(&format!("{base}/services")).await.unwrap();
+    let listen = wait_for(
+        &browser,
+        "the form's fields",
+        "//form[@id='instance-form']//input[@name='listen']",
+    )
+    .await;
+    let name = browser.find(Locator::Id("instance-name")).await.unwrap();
+    type_into(&name, "echo-9").await;
+    // A port in use: the error shows at the field, and nothing is added.
+    type_into(&listen, &served.addr(ServiceKind::Echo)).await;
+    click(&browser, "instance-save").await;
+    let error = wait_for(
+        &browser,
+        "the error at the address",
+        "//span[@data-error-for='listen' and not(@hidden) and contains(., 'address in use')]",
+    )
+    .await;
+    assert!(error.is_displayed().await.unwrap());
+    type_into(&listen, "127.0.0.1:0").await;
+    click(&browser, "instance-save").await;
+    let address = wait_for(
+        &browser,
+        "the new row",
+        "//tr[@data-instance='echo-9']/td[3]",
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    // It answers on the address the page shows, and the file keeps it.
+    let mut echo = TcpStream::connect(address.trim()).await.unwrap();
+    echo.write_all(b"from the page").await.unwrap();
+    let mut reply = [0u8; 13];
+    echo.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"FROM THE PAGE");
+    let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
+    assert!(kept.contains("[services.echo-9]"), "{kept}");
+    screenshot(&browser, "12-services-added").await;
+
+    browser
+        .find(Locator::XPath("//button[@data-remove='echo-9']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.accept_alert().await.unwrap();
+    wait_for(
+        &browser,
+        "the row gone",
+        "//table[@id='instances' and not(.//tr[@data-instance='echo-9'])]",
+    )
+    .await;
+    let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
+    assert!(!kept.contains("echo-9"), "{kept}");
 }

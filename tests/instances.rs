@@ -236,3 +236,160 @@ async fn instances_can_be_added_and_removed_while_running() {
     // The others never noticed.
     assert_eq!(h.supervisor.state("echo"), ServiceState::Running);
 }
+
+#[tokio::test]
+async fn admins_add_edit_and_remove_instances_from_the_api_and_the_file_agrees() {
+    use axum::http::StatusCode;
+    use serde_json::json;
+    let w = Web::start().await;
+    let s = w.admin().await;
+    let overlay_file = switchboard::config::overlay::path(&w.h.config.data_dir);
+
+    // Mistakes come back naming their field, and nothing is kept.
+    for (body, field, status) in [
+        (
+            json!({"name": "Bad", "kind": "echo", "settings": {"listen": "127.0.0.1:0"}}),
+            "name",
+            422,
+        ),
+        (
+            json!({"name": "e2", "kind": "ehco", "settings": {"listen": "127.0.0.1:0"}}),
+            "kind",
+            422,
+        ),
+        (
+            json!({"name": "e2", "kind": "echo", "settings": {}}),
+            "listen",
+            422,
+        ),
+        (
+            json!({"name": "e2", "kind": "echo", "settings": {"listen": "127.0.0.1:0", "folder": "/x"}}),
+            "folder",
+            422,
+        ),
+        (
+            json!({"name": "e2", "kind": "echo", "settings": {"listen": "127.0.0.1:0", "max_connections": 0}}),
+            "max_connections",
+            422,
+        ),
+        (
+            json!({"name": "echo", "kind": "echo", "settings": {"listen": "127.0.0.1:0"}}),
+            "name",
+            409,
+        ),
+        (
+            json!({"name": "e2", "kind": "echo", "settings": {"listen": w.h.target("echo")}}),
+            "listen",
+            409,
+        ),
+    ] {
+        let r = w.send(s.act_json("POST", "/api/v1/services", &body)).await;
+        assert_eq!(r.status.as_u16(), status, "{body}: {}", r.body);
+        assert_eq!(r.json()["field"], field, "{body}: {}", r.body);
+    }
+    assert!(!overlay_file.exists(), "a refused instance is not kept");
+    assert!(w.h.supervisor.id("e2").is_none(), "nor left running");
+
+    // Added: it runs, is listed, and is in the file.
+    let body = json!({"name": "e2", "kind": "echo", "settings": {"listen": "127.0.0.1:0", "idle_timeout_ms": "5000"}});
+    let r = w.send(s.act_json("POST", "/api/v1/services", &body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["source"], "dashboard");
+    let mut echo = EchoClient::connect(&w.h.target("e2"), common::GUARD)
+        .await
+        .unwrap();
+    assert_eq!(echo.round_trip(b"added").await.unwrap(), b"ADDED");
+    let kept = std::fs::read_to_string(&overlay_file).unwrap();
+    assert!(
+        kept.contains("[services.e2]") && kept.contains("idle_timeout_ms = 5000"),
+        "{kept}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&overlay_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Edited: restarted with the new settings; a bad edit leaves it as it was.
+    let edit = json!({"settings": {"listen": "127.0.0.1:0", "max_connections": "3"}});
+    let r = w
+        .send(s.act_json("PUT", "/api/v1/services/e2", &edit))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["settings"]["max_connections"], "3");
+    let bad = json!({"settings": {"listen": "nowhere"}});
+    let r = w.send(s.act_json("PUT", "/api/v1/services/e2", &bad)).await;
+    assert_eq!(r.json()["field"], "listen", "{}", r.body);
+    assert_eq!(w.h.supervisor.state("e2"), ServiceState::Running);
+
+    // A built-in one can only be turned off and on.
+    let r = w
+        .send(s.act_json(
+            "PUT",
+            "/api/v1/services/time",
+            &json!({"settings": {"listen": "1"}}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = w
+        .send(s.act_json(
+            "PUT",
+            "/api/v1/services/time",
+            &json!({"settings": {"enabled": false}}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(w.h.supervisor.state("time"), ServiceState::Stopped);
+    let r = w.send(s.act("DELETE", "/api/v1/services/time")).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+    // What a restart would read agrees with what runs.
+    let mut restarted = Config::ephemeral(&w.h.config.data_dir);
+    switchboard::config::overlay::Overlay::read(&w.h.config.data_dir)
+        .unwrap()
+        .apply(&mut restarted)
+        .unwrap();
+    assert!(!restarted.service("time").unwrap().enabled);
+    assert_eq!(restarted.service_mut("e2").tcp_mut().max_connections, 3);
+
+    // Removed: stopped, gone from the list and the file; audited throughout.
+    let r = w.send(s.act("DELETE", "/api/v1/services/e2")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(w.h.supervisor.id("e2").is_none());
+    assert!(
+        !std::fs::read_to_string(&overlay_file)
+            .unwrap()
+            .contains("e2")
+    );
+    let audit = common::web::audit_lines(&w).await;
+    let changes: Vec<(String, bool)> = audit
+        .iter()
+        .filter(|l| l["event"] == "service_config" && l["service"] == "e2")
+        .map(|l| {
+            (
+                l["action"].as_str().unwrap().to_owned(),
+                l["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(changes.contains(&("add".into(), true)), "{changes:?}");
+    assert!(changes.contains(&("edit".into(), false)), "{changes:?}");
+    assert!(changes.contains(&("remove".into(), true)), "{changes:?}");
+    assert!(
+        audit
+            .iter()
+            .all(|l| l["user"] == "admin" || l["event"] != "service_config")
+    );
+
+    // Viewers see the page and the kinds, not the buttons.
+    let page = w.send(s.get("/services")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"instance-form\""));
+    let kinds = w.send(s.get("/api/v1/kinds")).await.json();
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "files")
+    );
+}

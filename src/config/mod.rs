@@ -14,6 +14,7 @@
 //! seven built-in instances always exist (set `enabled = false` to keep one
 //! off); any other name is a new instance and needs a `listen`.
 
+pub mod overlay;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -31,10 +32,23 @@ pub use crate::settings::{
 };
 pub use web::{SecureCookie, WebConfig, WebTls};
 
+/// Where an instance is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// One of the seven built-in instances (the config file may tune it).
+    Builtin,
+    /// A `[services.<name>]` table of the config file, environment or flags.
+    Config,
+    /// Added from the dashboard or `switchboard service`: `services.toml`.
+    Dashboard,
+}
+
 /// One instance's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     pub id: ServiceId,
+    pub source: Source,
     pub listen: ListenAddr,
     pub enabled: bool,
     /// TLS on this TCP service (`services.<name>.tls`, off by default).
@@ -80,7 +94,13 @@ impl ServiceConfig {
             .filter(|_| name == kind.name())
             .map(ListenAddr::loopback);
         let proto = kind.proto();
+        let builtin = ServiceKind::BUILTIN.iter().any(|k| k.name() == name);
         Ok(ServiceConfig {
+            source: if builtin {
+                Source::Builtin
+            } else {
+                Source::Config
+            },
             id: ServiceId::new(name, kind),
             listen: s.listen("listen", default_listen, proto)?,
             enabled: s.bool("enabled", true)?,

@@ -44,6 +44,14 @@ pub enum WebError {
     Missing(String),
     #[error("{0}")]
     Conflict(String),
+    /// A submitted setting refused, with the form field it is about.
+    #[error("{message}")]
+    Invalid {
+        field: Option<String>,
+        message: String,
+        /// 409 for a port in use, else 422.
+        conflict: bool,
+    },
     #[error("{0}")]
     Busy(String),
     #[error("this session already has {0} live streams open; close some dashboard tabs")]
@@ -74,7 +82,10 @@ impl WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::NotFound(_) | WebError::Missing(_) => StatusCode::NOT_FOUND,
-            WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Conflict(_) | WebError::Invalid { conflict: true, .. } => {
+                StatusCode::CONFLICT
+            }
+            WebError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             WebError::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -104,11 +115,13 @@ impl WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status(),
-            Json(json!({ "error": self.public_message() })),
-        )
-            .into_response();
+        let body = match &self {
+            WebError::Invalid {
+                field: Some(field), ..
+            } => json!({ "error": self.public_message(), "field": field }),
+            _ => json!({ "error": self.public_message() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, WebError::BadToken(_)) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -26,6 +26,7 @@ mod api;
 mod assets;
 pub mod conns;
 pub mod error;
+mod instances;
 mod live;
 mod metrics;
 mod pages;
@@ -85,6 +86,11 @@ struct Inner {
     /// What the relay needs to act as a client: the HMAC key (never sent
     /// to a browser), the upload cap, the exec settings to describe.
     key: Option<Secret>,
+    /// Where `services.toml` (instances managed here) is kept.
+    data_dir: std::path::PathBuf,
+    /// One instance change at a time: each reads, changes and writes
+    /// `services.toml` and the supervisor together.
+    instance_edits: tokio::sync::Mutex<()>,
     /// The built-in files instance's upload cap.
     files_max: u64,
     /// The built-in exec instance's settings (the defaults when it has none).
@@ -113,6 +119,8 @@ impl AppState {
                 supervisor,
                 web,
                 key: config.key.clone(),
+                data_dir: config.data_dir.clone(),
+                instance_edits: tokio::sync::Mutex::new(()),
                 files_max: match config.service("files").map(|s| &s.settings) {
                     Some(KindConfig::Files(f)) => f.max_file_bytes,
                     _ => crate::service::files::Settings::default().max_file_bytes,
@@ -193,8 +201,16 @@ pub fn router(state: AppState) -> Router {
                 .get(session::current)
                 .delete(session::sign_out),
         )
-        .route("/api/v1/services", get(api::services))
-        .route("/api/v1/services/{name}", get(api::service))
+        .route("/services", get(pages::services))
+        .route("/api/v1/kinds", get(instances::kinds))
+        .route("/api/v1/services", get(api::services).post(instances::add))
+        .route(
+            "/api/v1/services/{name}",
+            get(api::service)
+                .put(instances::edit)
+                .delete(instances::remove),
+        )
+        .route("/api/v1/services/{name}/settings", get(instances::settings))
         .route(
             "/api/v1/services/{name}/{action}",
             post(api::service_action),

@@ -458,6 +458,61 @@ pub async fn tokens(
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "services.html")]
+pub struct ServicesPage {
+    chrome: Chrome,
+    rows: Vec<ServiceRow>,
+    kinds: Vec<&'static str>,
+}
+
+/// One instance in the Services table.
+pub struct ServiceRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub listen: String,
+    pub phase: &'static str,
+    pub source: &'static str,
+    pub enabled: bool,
+}
+
+/// `GET /services`: every instance, and (admins) a form to add, edit and
+/// remove them.
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page.
+pub async fn services(
+    State(state): State<AppState>,
+    viewer: Result<Viewer, WebError>,
+) -> Result<ServicesPage, PageError> {
+    let Viewer(session) = viewer?;
+    let sup = state.supervisor();
+    let rows = sup
+        .statuses()
+        .into_iter()
+        .map(|s| {
+            let source = sup.config_of(s.name.name()).map(|c| c.source);
+            ServiceRow {
+                name: s.name.to_string(),
+                kind: s.kind.name(),
+                listen: s.local_addr.unwrap_or(s.listen),
+                phase: s.phase,
+                source: match source {
+                    Some(crate::config::Source::Builtin) => "built in",
+                    Some(crate::config::Source::Config) => "config file",
+                    Some(crate::config::Source::Dashboard) | None => "dashboard",
+                },
+                enabled: s.enabled,
+            }
+        })
+        .collect();
+    Ok(ServicesPage {
+        chrome: Chrome::new(session, "services"),
+        rows,
+        kinds: ServiceKind::ALL.iter().map(|k| k.name()).collect(),
+    })
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub struct LoginPage;
 

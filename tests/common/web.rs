@@ -103,6 +103,16 @@ impl Signed {
     pub fn act(&self, method: &str, path: &str) -> Request<Body> {
         self.request(method, path, true)
     }
+
+    /// A state-changing request with a JSON body (cookie and CSRF token).
+    pub fn act_json(&self, method: &str, path: &str, body: &Value) -> Request<Body> {
+        base(method, path)
+            .header(header::COOKIE, &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
 }
 
 pub struct Reply {

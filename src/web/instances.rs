@@ -1,0 +1,363 @@
+//! Instances managed from the dashboard (and `switchboard service`): add,
+//! edit and remove them while running, kept in `<data_dir>/services.toml`.
+//!
+//! A submission is checked by the config's own reader (so the same setting
+//! is refused with the same words, and the error names its field), applied
+//! live through the supervisor, and only then written to the file, so the
+//! file never holds an instance that could not run. Every change is audited
+//! with the user. Instances the config file defines (the built-in seven
+//! among them) can only be turned on and off here: the file stays their
+//! source.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use super::error::WebError;
+use super::session::{Admin, Viewer};
+use crate::config::Source;
+use crate::config::overlay::{self, FieldError, Overlay};
+use crate::kind::{Proto, ServiceKind};
+use crate::service::ServiceError;
+
+/// One kind, for the form: its protocol and its keys.
+#[derive(Debug, Serialize)]
+pub struct KindInfo {
+    pub kind: ServiceKind,
+    pub proto: Proto,
+    pub keys: Vec<String>,
+}
+
+/// `GET /api/v1/kinds`
+pub async fn kinds(_: Viewer) -> Json<Vec<KindInfo>> {
+    Json(
+        ServiceKind::ALL
+            .iter()
+            .map(|&kind| KindInfo {
+                kind,
+                proto: kind.proto(),
+                keys: overlay::keys_of(kind),
+            })
+            .collect(),
+    )
+}
+
+/// What the form sends: every setting as text, as `--set` takes it (a list
+/// as `a, b`), or as a JSON number, boolean or list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// An instance's settings as the form shows them.
+#[derive(Debug, Serialize)]
+pub struct InstanceSettings {
+    pub name: String,
+    pub kind: ServiceKind,
+    pub source: Source,
+    /// What can be changed here: everything for a dashboard instance,
+    /// only `enabled` for the others.
+    pub editable: Vec<String>,
+    pub settings: BTreeMap<String, String>,
+}
+
+fn invalid(e: FieldError) -> WebError {
+    WebError::Invalid {
+        field: e.field,
+        message: e.message,
+        conflict: false,
+    }
+}
+
+/// Each value as the text `--set` would take.
+fn as_text(
+    settings: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, WebError> {
+    settings
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| WebError::Invalid {
+                        field: Some(key.clone()),
+                        message: "expected a list of strings".into(),
+                        conflict: false,
+                    })?
+                    .join(","),
+                _ => {
+                    return Err(WebError::Invalid {
+                        field: Some(key.clone()),
+                        message: "expected text, a number, true/false or a list".into(),
+                        conflict: false,
+                    });
+                }
+            };
+            Ok((key.clone(), text))
+        })
+        .collect()
+}
+
+/// A start failure as the form shows it: a taken port at `listen`.
+fn start_failure(e: ServiceError) -> WebError {
+    match e {
+        ServiceError::Bind { .. } => WebError::Invalid {
+            field: Some("listen".into()),
+            message: e.to_string(),
+            conflict: true,
+        },
+        ServiceError::Exists(_) => WebError::Invalid {
+            field: Some("name".into()),
+            message: e.to_string(),
+            conflict: true,
+        },
+        ServiceError::Tls(..) | ServiceError::Folder { .. } | ServiceError::NoKey(_) => {
+            WebError::Conflict(e.to_string())
+        }
+        other => WebError::Internal(other.to_string()),
+    }
+}
+
+impl AppState {
+    fn overlay(&self) -> Result<Overlay, WebError> {
+        Overlay::read(&self.inner.data_dir).map_err(|e| WebError::Internal(e.to_string()))
+    }
+
+    fn keep(&self, overlay: &Overlay) -> Result<(), WebError> {
+        overlay
+            .write(&self.inner.data_dir)
+            .map_err(|e| WebError::Internal(format!("cannot write {}: {e}", overlay::FILE)))
+    }
+
+    async fn audit_change(&self, user: &str, action: &str, name: &str, ok: Result<(), &WebError>) {
+        self.audit()
+            .record(json!({
+                "event": "service_config", "action": action, "service": name, "user": user,
+                "ok": ok.is_ok(), "error": ok.err().map(ToString::to_string),
+            }))
+            .await;
+    }
+}
+
+/// `POST /api/v1/services` (admin): adds an instance and starts it if enabled.
+///
+/// # Errors
+/// 422 naming the field for a bad setting; 409 for a taken name or port.
+pub async fn add(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    body: Result<Json<Submission>, JsonRejection>,
+) -> Result<Json<InstanceSettings>, WebError> {
+    let Json(sub) = body?;
+    let name = sub.name.unwrap_or_default();
+    let result = add_instance(
+        &state,
+        &name,
+        sub.kind.as_deref().unwrap_or(""),
+        &sub.settings,
+    )
+    .await;
+    state
+        .audit_change(&session.user, "add", &name, result.as_ref().map(drop))
+        .await;
+    result.map(Json)
+}
+
+async fn add_instance(
+    state: &AppState,
+    name: &str,
+    kind: &str,
+    settings: &BTreeMap<String, serde_json::Value>,
+) -> Result<InstanceSettings, WebError> {
+    let _one_at_a_time = state.inner.instance_edits.lock().await;
+    let (config, table) = overlay::validate(name, kind, &as_text(settings)?).map_err(invalid)?;
+    let sup = state.supervisor();
+    if sup.id(name).is_some() {
+        return Err(start_failure(ServiceError::Exists(name.to_owned())));
+    }
+    if let Err(e) = sup.add(config).await {
+        // Not kept: what could not start is not written down. (The name
+        // was free, checked above under the same lock.)
+        if !matches!(e, ServiceError::Exists(_)) {
+            let _ = sup.remove(name).await;
+        }
+        return Err(start_failure(e));
+    }
+    let mut overlay = state.overlay()?;
+    overlay.services.insert(name.to_owned(), table);
+    state.keep(&overlay)?;
+    settings_of(state, name)
+}
+
+/// `PUT /api/v1/services/{name}` (admin): replaces a dashboard instance's
+/// settings (restarting it), or turns any instance on or off
+/// (`{"settings": {"enabled": false}}`).
+///
+/// # Errors
+/// As [`add`]; 409 when changing more than `enabled` of an instance the
+/// config file defines.
+pub async fn edit(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(name): Path<String>,
+    body: Result<Json<Submission>, JsonRejection>,
+) -> Result<Json<InstanceSettings>, WebError> {
+    let Json(sub) = body?;
+    let result = edit_instance(&state, &name, sub).await;
+    state
+        .audit_change(&session.user, "edit", &name, result.as_ref().map(drop))
+        .await;
+    result.map(Json)
+}
+
+async fn edit_instance(
+    state: &AppState,
+    name: &str,
+    sub: Submission,
+) -> Result<InstanceSettings, WebError> {
+    let sup = state.supervisor();
+    let current = sup
+        .config_of(name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    if sub.name.as_deref().is_some_and(|n| n != name) {
+        return Err(WebError::Invalid {
+            field: Some("name".into()),
+            message: "an instance cannot be renamed; add a new one and remove this".into(),
+            conflict: false,
+        });
+    }
+    let settings = as_text(&sub.settings)?;
+    if current.source != Source::Dashboard {
+        let only_enabled = settings.keys().all(|k| k == "enabled");
+        let on = settings.get("enabled").map(|v| v.parse::<bool>());
+        return match (only_enabled, on) {
+            (true, Some(Ok(on))) => {
+                let _one_at_a_time = state.inner.instance_edits.lock().await;
+                sup.set_enabled(name, on).await.map_err(start_failure)?;
+                let mut overlay = state.overlay()?;
+                let entry = overlay.services.entry(name.to_owned()).or_default();
+                entry.insert("enabled".into(), toml::Value::Boolean(on));
+                state.keep(&overlay)?;
+                settings_of(state, name)
+            }
+            _ => Err(WebError::Conflict(format!(
+                "{name} is defined by the config file (or built in): only `enabled` can be \
+                 changed here; edit the config file for the rest"
+            ))),
+        };
+    }
+    let kind = sub
+        .kind
+        .unwrap_or_else(|| current.id.kind().name().to_owned());
+    let (config, table) = overlay::validate(name, &kind, &settings).map_err(invalid)?;
+    let _one_at_a_time = state.inner.instance_edits.lock().await;
+    let _ = sup.remove(name).await;
+    if let Err(e) = sup.add(config).await {
+        // Back as it was: the edit is refused, the instance keeps running.
+        let _ = sup.remove(name).await;
+        let _ = sup.add(current).await;
+        return Err(start_failure(e));
+    }
+    let mut overlay = state.overlay()?;
+    overlay.services.insert(name.to_owned(), table);
+    state.keep(&overlay)?;
+    settings_of(state, name)
+}
+
+/// `DELETE /api/v1/services/{name}` (admin): stops and removes a dashboard
+/// instance.
+///
+/// # Errors
+/// 404 for no such instance; 409 for one the config file defines.
+pub async fn remove(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let result = remove_instance(&state, &name).await;
+    state
+        .audit_change(&session.user, "remove", &name, result.as_ref().map(drop))
+        .await;
+    result.map(|()| Json(json!({"removed": name})))
+}
+
+async fn remove_instance(state: &AppState, name: &str) -> Result<(), WebError> {
+    let _one_at_a_time = state.inner.instance_edits.lock().await;
+    let sup = state.supervisor();
+    let current = sup
+        .config_of(name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    if current.source != Source::Dashboard {
+        return Err(WebError::Conflict(format!(
+            "{name} is defined by the config file (or built in); turn it off instead"
+        )));
+    }
+    let stopped = sup.remove(name).await;
+    let mut overlay = state.overlay()?;
+    overlay.services.remove(name);
+    state.keep(&overlay)?;
+    stopped.map_err(|e| WebError::Busy(e.to_string()))
+}
+
+/// `GET /api/v1/services/{name}/settings`
+///
+/// # Errors
+/// 404 for no such instance.
+pub async fn settings(
+    State(state): State<AppState>,
+    _: Viewer,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceSettings>, WebError> {
+    settings_of(&state, &name).map(Json)
+}
+
+fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettings, WebError> {
+    let config = state
+        .supervisor()
+        .config_of(name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    let saved = state.overlay()?.services.remove(name).unwrap_or_default();
+    let mut settings: BTreeMap<String, String> = saved
+        .into_iter()
+        .filter(|(k, _)| k != "kind")
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Array(items) => items
+                    .iter()
+                    .filter_map(|i| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect();
+    settings.insert("listen".into(), config.listen.to_string());
+    settings.insert("enabled".into(), config.enabled.to_string());
+    let editable = match config.source {
+        Source::Dashboard => overlay::keys_of(config.id.kind()),
+        _ => vec!["enabled".to_owned()],
+    };
+    Ok(InstanceSettings {
+        name: name.to_owned(),
+        kind: config.id.kind(),
+        source: config.source,
+        editable,
+        settings,
+    })
+}
