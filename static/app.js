@@ -86,19 +86,47 @@
     const status = $('#live-status');
     const show = (state) => { if (status) { status.dataset.state = state; status.textContent = state; } };
     let retry = 1000;
+    // When the stream drops, what the page shows is old: say so, and how old.
+    let lastMessage = Date.now();
+    let staleTimer = null;
+    const fresh = () => {
+      lastMessage = Date.now();
+      document.body.dataset.stale = 'false';
+      const banner = $('#stale');
+      if (banner) banner.hidden = true;
+      clearInterval(staleTimer);
+      staleTimer = null;
+    };
+    const stale = () => {
+      document.body.dataset.stale = 'true';
+      const banner = $('#stale');
+      if (!banner || staleTimer) return;
+      const tick = () => {
+        $('#stale-age').textContent = duration(Date.now() - lastMessage);
+        banner.hidden = false;
+      };
+      tick();
+      staleTimer = setInterval(tick, 1000);
+    };
     const connect = () => {
       const es = new EventSource('/api/v1/live');
       es.addEventListener('open', () => { show('live'); retry = 1000; });
       for (const [name, fn] of Object.entries(handlers)) {
-        es.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+        es.addEventListener(name, (e) => {
+          fresh();
+          const data = JSON.parse(e.data);
+          for (const s of data.services || []) protos[s.name] = s.proto;
+          fn(data);
+        });
       }
       es.addEventListener('error', () => {
         show('reconnecting');
+        stale();
         if (es.readyState !== EventSource.CLOSED) return; // the browser retries by itself
         // The server said no (signed out, too many streams): find out, then retry.
         setTimeout(async () => {
           const r = await fetch('/api/v1/session', { credentials: 'same-origin' }).catch(() => null);
-          if (r && r.status === 401) { location.href = '/login'; return; }
+          if (r && r.status === 401) { location.href = '/login?ended=1'; return; }
           connect();
         }, retry);
         retry = Math.min(retry * 2, 30000);
@@ -136,11 +164,15 @@
   }
   const SPARK_POINTS = 60;
 
+  /** Each service's protocol, from the latest snapshot: UDP events read differently. */
+  const protos = {};
+
   /** The one-line description of an event (same words as the server's). */
   function describe(e) {
+    const udp = protos[e.service] === 'udp';
     switch (e.type) {
-      case 'opened': return `${e.peer} connected (#${e.id})`;
-      case 'closed': return `${e.peer} left after ${duration(e.duration_ms)}: ${bytes(e.bytes_in)} in, ${bytes(e.bytes_out)} out`;
+      case 'opened': return udp ? `new peer ${e.peer} (#${e.id})` : `${e.peer} connected (#${e.id})`;
+      case 'closed': return `${e.peer} ${udp ? 'expired, seen for' : 'left after'} ${duration(e.duration_ms)}: ${bytes(e.bytes_in)} in, ${bytes(e.bytes_out)} out`;
       case 'refused': return `${e.peer} refused: ${e.reason}`;
       case 'service_state': return `now ${e.state}`;
       case 'auth_failed': return `${e.peer}: ${e.reason}`;
@@ -155,6 +187,11 @@
   function initLogin() {
     const form = $('#sign-in');
     const error = $('#sign-in-error');
+    // Sent here by a live page whose session is gone: say why.
+    if (new URLSearchParams(location.search).has('ended')) {
+      const note = $('#sign-in-ended');
+      if (note) note.hidden = false;
+    }
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       error.hidden = true;
@@ -209,6 +246,9 @@
       field('active').textContent = s.active;
       field('bytes_in').textContent = bytes(s.bytes_in);
       field('bytes_out').textContent = bytes(s.bytes_out);
+      field('refused').textContent = s.refused;
+      field('errors').textContent = s.errors;
+      field('auth_failures').textContent = s.auth_failures;
       field('state_label').textContent = word === 'running' ? 'up for' : 'since';
       field('state_for').textContent = duration(s.state_for_ms);
       field('rate').textContent = `${bytes(s.rate_in + s.rate_out)}/s`;
@@ -246,9 +286,29 @@
       }
     }
 
+    // The strip: states and open connections from each snapshot; the last
+    // hour's failures from the page's first count plus what arrives since.
+    const sum = (name, value, bad) => {
+      const n = $(`[data-sum="${name}"]`);
+      if (!n) return;
+      n.textContent = value;
+      if (bad !== undefined) n.parentElement.dataset.bad = String(bad);
+    };
+    let authHour = Number($('[data-sum="auth"]')?.textContent || 0);
+    let refusedHour = Number($('[data-sum="refused"]')?.textContent || 0);
     live({
+      events: (batch) => {
+        authHour += batch.filter((e) => e.type === 'auth_failed').length;
+        refusedHour += batch.filter((e) => e.type === 'refused').length;
+        sum('auth', authHour, authHour > 0);
+        sum('refused', refusedHour, refusedHour > 0);
+      },
       snapshot: (snap) => {
         const second = Math.floor(snap.at_unix_ms / 1000);
+        const failed = snap.services.filter((s) => s.phase === 'failed').length;
+        sum('running', snap.services.filter((s) => s.phase === 'running').length);
+        sum('failed', failed, failed > 0);
+        sum('open', snap.services.reduce((n, s) => n + s.active, 0));
         for (const s of snap.services) {
           update(s);
           if (second !== lastSecond) {
@@ -965,6 +1025,8 @@
 
   if (page === 'login') {
     initLogin();
+    // For tests and tools: the page's handlers are attached.
+    document.body.dataset.ready = 'true';
     return;
   }
   initChrome();
@@ -978,4 +1040,5 @@
   else if (page === 'services') initServices();
   // Every page shows the live state in the top bar.
   if (!['overview', 'connections', 'traffic'].includes(page)) live({});
+  document.body.dataset.ready = 'true';
 })();

@@ -157,12 +157,24 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 async fn wait_for(browser: &Client, what: &str, xpath: &str) -> fantoccini::elements::Element {
-    browser
+    match browser
         .wait()
         .at_most(GUARD)
         .for_element(Locator::XPath(xpath))
         .await
-        .unwrap_or_else(|e| panic!("waiting for {what} ({xpath}): {e}"))
+    {
+        Ok(found) => found,
+        Err(e) => {
+            // Where the browser is and what it shows, to see why.
+            let url = browser.current_url().await.map(|u| u.to_string());
+            let text = match browser.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let text: String = text.chars().take(600).collect();
+            panic!("waiting for {what} ({xpath}): {e}\nat {url:?}, showing:\n{text}")
+        }
+    }
 }
 
 /// Clicks the element with this id.
@@ -315,6 +327,9 @@ async fn echo_bytes(echo: &mut TcpStream, n: usize) {
 
 /// Fills in the sign-in form on the current page and submits it.
 async fn sign_in(browser: &Client, password: &str) {
+    // Only once the script has attached its handler: a click before that
+    // would submit the form natively.
+    wait_for(browser, "the page's script", "//body[@data-ready='true']").await;
     let user = wait_for(browser, "the sign-in form", "//input[@id='username']").await;
     type_into(&user, "admin").await;
     type_into(
@@ -1236,7 +1251,7 @@ async fn an_instance_is_added_used_and_removed_from_the_services_page() {
         browser,
         base,
         data_dir,
-        dir: _,
+        dir: _dir,
         _driver,
     }) = Dashboard::open(Screen::Desktop).await
     else {

@@ -66,6 +66,9 @@ pub struct Card {
     pub active: u64,
     pub bytes_in: String,
     pub bytes_out: String,
+    pub refused: u64,
+    pub errors: u64,
+    pub auth_failures: u64,
 }
 
 impl From<&ServiceView> for Card {
@@ -88,6 +91,9 @@ impl From<&ServiceView> for Card {
             active: v.totals.active,
             bytes_in: human_bytes(v.totals.bytes_in),
             bytes_out: human_bytes(v.totals.bytes_out),
+            refused: v.totals.refused,
+            errors: v.totals.errors,
+            auth_failures: v.totals.auth_failures,
         }
     }
 }
@@ -97,6 +103,36 @@ impl From<&ServiceView> for Card {
 pub struct OverviewPage {
     chrome: Chrome,
     cards: Vec<Card>,
+    summary: Summary,
+}
+
+/// The strip above the cards: what needs a look, at a glance.
+pub struct Summary {
+    pub running: usize,
+    pub failed: usize,
+    pub open: u64,
+    /// Failed authentications and refusals in the last hour, counted from
+    /// the recent events (the last [`crate::stats::RECENT_EVENTS`]).
+    pub auth_failures_hour: usize,
+    pub refusals_hour: usize,
+}
+
+impl Summary {
+    fn of(views: &[ServiceView], events: &[Event], now_ms: u64) -> Summary {
+        let hour_ago = now_ms.saturating_sub(3_600_000);
+        let recent = || events.iter().filter(|e| e.at_unix_ms >= hour_ago);
+        Summary {
+            running: views.iter().filter(|v| v.status.phase == "running").count(),
+            failed: views.iter().filter(|v| v.status.phase == "failed").count(),
+            open: views.iter().map(|v| v.totals.active).sum(),
+            auth_failures_hour: recent()
+                .filter(|e| matches!(e.kind, EventKind::AuthFailed { .. }))
+                .count(),
+            refusals_hour: recent()
+                .filter(|e| matches!(e.kind, EventKind::Refused { .. }))
+                .count(),
+        }
+    }
 }
 
 /// `GET /`
@@ -108,9 +144,12 @@ pub async fn overview(
     viewer: Result<Viewer, WebError>,
 ) -> Result<OverviewPage, PageError> {
     let Viewer(session) = viewer?;
-    let views = state.service_views(&state.stats().snapshot());
+    let snapshot = state.stats().snapshot();
+    let views = state.service_views(&snapshot);
+    let events = state.stats().recent_events();
     Ok(OverviewPage {
         chrome: Chrome::new(session, "overview"),
+        summary: Summary::of(&views, &events, snapshot.at_unix_ms),
         cards: views.iter().map(Card::from).collect(),
     })
 }
@@ -189,9 +228,12 @@ pub struct LogLine {
 }
 
 /// The one-line description of an event (the page's script has the same
-/// wording for events that arrive live).
+/// wording for events that arrive live). UDP has no connections: a source
+/// address is a peer that is new, then expires.
 pub fn describe(kind: &EventKind) -> String {
+    let udp = kind.service().proto() == crate::kind::Proto::Udp;
     match kind {
+        EventKind::Opened { peer, id, .. } if udp => format!("new peer {peer} (#{id})"),
         EventKind::Opened { peer, id, .. } => format!("{peer} connected (#{id})"),
         EventKind::Closed {
             peer,
@@ -200,7 +242,12 @@ pub fn describe(kind: &EventKind) -> String {
             duration_ms,
             ..
         } => format!(
-            "{peer} left after {}: {} in, {} out",
+            "{peer} {} {}: {} in, {} out",
+            if udp {
+                "expired, seen for"
+            } else {
+                "left after"
+            },
             human_duration_ms(*duration_ms),
             human_bytes(*bytes_in),
             human_bytes(*bytes_out)
