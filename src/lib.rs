@@ -32,6 +32,7 @@
 //! `stats` snapshots; `wire`, `stats` and `kind` use nothing above them.
 
 pub mod audit;
+pub mod audit_read;
 pub mod auth;
 pub mod bench;
 pub mod cli;
