@@ -1,5 +1,6 @@
 //! Unit tests for the web relay: deframing and download dispositions.
 
+use super::files::disposition;
 use super::*;
 
 #[test]
