@@ -319,30 +319,7 @@ pub struct ClassicClient {
 }
 
 impl ClassicClient {
-    /// Connects (no authentication: the tutorial has none).
-    ///
-    /// # Errors
-    /// Connection errors.
-    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
-        Ok(ClassicClient {
-            stream,
-            addr,
-            timeout,
-        })
-    }
+    stream_client_connect!(ClassicClient);
 
     /// Sends one file: the 136-byte header, then `size` bytes of `body`.
     /// Returns the SHA-256 of what was sent. The protocol has no reply; the
