@@ -19,7 +19,7 @@
 //!
 //! Not here: who may use which route (that is `web::session`).
 
-use crate::jsonfile;
+use crate::jsonfile::{self, FileError};
 use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -267,18 +267,15 @@ impl Tokens {
     /// Picks up changes another process made to the file. A file that went
     /// bad keeps the tokens last read (and says so).
     fn refresh(&self) {
-        let now = jsonfile::stamp(&self.inner.path);
         let mut state = lock(&self.inner.state);
-        if now == state.stamp {
-            return;
-        }
-        match read(&self.inner.path) {
-            Ok((tokens, stamp)) => {
-                state.tokens = tokens;
-                state.stamp = stamp;
-            }
-            Err(e) => tracing::warn!("keeping the tokens read before: {e}"),
-        }
+        let state = &mut *state;
+        jsonfile::refresh(
+            &self.inner.path,
+            &mut state.stamp,
+            &mut state.tokens,
+            "tokens",
+            read,
+        );
     }
 
     /// Every token, by name, with this process's latest uses.
@@ -479,22 +476,13 @@ impl FileLock {
     }
 }
 
+jsonfile::file_error!(TokensError);
+
 fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<jsonfile::Stamp>), TokensError> {
-    let Some((text, stamp)) = jsonfile::read(path).map_err(|source| TokensError::Io {
-        path: path.to_owned(),
-        source,
-    })?
-    else {
+    let Some((file, stamp)) = jsonfile::load::<File, TokensError>(path, |f| f.version)? else {
         return Ok((BTreeMap::new(), None));
     };
-    let corrupt = |message: String| TokensError::Corrupt {
-        path: path.to_owned(),
-        message,
-    };
-    let file: File = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-    if file.version != 1 {
-        return Err(corrupt(format!("unknown version {}", file.version)));
-    }
+    let corrupt = |message: String| TokensError::corrupt(path, message);
     for (name, entry) in &file.tokens {
         check_name(name).map_err(|e| corrupt(e.to_string()))?;
         let hex_ok = entry.sha256.len() == 64
@@ -512,10 +500,7 @@ fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<jsonfile::Stamp>
 /// Writes beside the file, syncs, renames over it: readers see the old
 /// file or the new one, never half of one.
 fn write(path: &Path, tokens: &BTreeMap<String, Entry>) -> Result<(), TokensError> {
-    let io = |source| TokensError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| TokensError::io(path, source);
     let text = serde_json::to_string_pretty(&File {
         version: 1,
         tokens: tokens.clone(),

@@ -17,7 +17,7 @@
 //! parameters, so it takes as long as a wrong password and gets the same
 //! answer.
 
-use crate::jsonfile;
+use crate::jsonfile::{self, FileError};
 use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -368,18 +368,15 @@ impl Users {
     /// Picks up changes another process made to the file. A file that went
     /// bad keeps the accounts last read (and says so).
     fn refresh(&self) {
-        let now = jsonfile::stamp(&self.inner.path);
         let mut state = lock(&self.inner.state);
-        if now == state.stamp {
-            return;
-        }
-        match read(&self.inner.path) {
-            Ok((accounts, stamp)) => {
-                state.accounts = accounts;
-                state.stamp = stamp;
-            }
-            Err(e) => tracing::warn!("keeping the accounts read before: {e}"),
-        }
+        let state = &mut *state;
+        jsonfile::refresh(
+            &self.inner.path,
+            &mut state.stamp,
+            &mut state.accounts,
+            "accounts",
+            read,
+        );
     }
 
     /// Every account, by name.
@@ -550,22 +547,13 @@ fn admins(accounts: &BTreeMap<String, Account>) -> usize {
     accounts.values().filter(|a| a.role == Role::Admin).count()
 }
 
+jsonfile::file_error!(UsersError);
+
 fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<jsonfile::Stamp>), UsersError> {
-    let Some((text, stamp)) = jsonfile::read(path).map_err(|source| UsersError::Io {
-        path: path.to_owned(),
-        source,
-    })?
-    else {
+    let Some((file, stamp)) = jsonfile::load::<File, UsersError>(path, |f| f.version)? else {
         return Ok((BTreeMap::new(), None));
     };
-    let corrupt = |message: String| UsersError::Corrupt {
-        path: path.to_owned(),
-        message,
-    };
-    let file: File = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-    if file.version != 1 {
-        return Err(corrupt(format!("unknown version {}", file.version)));
-    }
+    let corrupt = |message: String| UsersError::corrupt(path, message);
     for (name, account) in &file.accounts {
         check_name(name).map_err(|e| corrupt(e.to_string()))?;
         if !account.hash.starts_with("$argon2") {
@@ -578,10 +566,7 @@ fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<jsonfile::Stam
 /// Writes beside the file, syncs, renames over it: readers see the old
 /// file or the new one, never half of one.
 fn write(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), UsersError> {
-    let io = |source| UsersError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| UsersError::io(path, source);
     if let Some(dir) = path.parent() {
         crate::store::create_private_dir(dir).map_err(io)?;
     }
