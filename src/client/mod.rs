@@ -9,8 +9,9 @@
 //! the same connect deadline and hands the client a [`Stream::Tls`].
 
 /// `connect` and `connect_tls` for a client that is one stream with its
-/// `addr` and `timeout` (plus `field: init` for any more), so the clients
-/// of that shape connect one way.
+/// `addr` and `timeout` (plus `field: init` for any more), or (`authenticated`)
+/// one message connection with its `addr`: the clients of each shape connect
+/// one way.
 macro_rules! stream_client_connect {
     ($client:ident $(, $field:ident: $init:expr)*) => {
         /// Connects, trying each resolved address in turn.
@@ -42,6 +43,43 @@ macro_rules! stream_client_connect {
                 addr,
                 timeout,
                 $($field: $init,)*
+            })
+        }
+    };
+    // The same for a client of a message service, which authenticates with
+    // `key` after connecting; `timeout` names the field that keeps it, if any.
+    (authenticated $client:ident $(, $timeout:ident)?) => {
+        /// Connects and authenticates with `key`.
+        ///
+        /// # Errors
+        /// Connection errors, or
+        /// [`ClientError::AuthRejected`](crate::client::ClientError::AuthRejected)
+        /// for a wrong key.
+        pub async fn connect(
+            target: &str,
+            key: &[u8],
+            timeout: std::time::Duration,
+        ) -> Result<Self, crate::client::ClientError> {
+            Self::connect_tls(target, key, timeout, None).await
+        }
+
+        /// [`Self::connect`], speaking TLS with `tls` when given.
+        ///
+        /// # Errors
+        /// As [`Self::connect`], or [`ClientError::Tls`](crate::client::ClientError::Tls)
+        /// for a refused certificate.
+        pub async fn connect_tls(
+            target: &str,
+            key: &[u8],
+            timeout: std::time::Duration,
+            tls: Option<&crate::tls::ClientTls>,
+        ) -> Result<Self, crate::client::ClientError> {
+            let (conn, addr) =
+                crate::client::exec::connect_authenticated(target, key, timeout, tls).await?;
+            Ok($client {
+                conn,
+                addr,
+                $($timeout: timeout,)?
             })
         }
     };
