@@ -18,18 +18,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
-use super::listen::{Listener, Stream};
+use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
-use crate::conn::{ConnError, MessageConn, WriteTimeout};
+use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
-use crate::stats::EventKind;
+use crate::stats::{ConnGuard, EventKind};
 use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
 use crate::wire::message::MAX_HEADER_LEN;
 
@@ -145,29 +146,21 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
         key,
         config,
     };
-    super::accept::serve_tcp_shared(
-        listener,
-        ctx,
-        shared,
-        |stream, _peer, conn, shared, ctx| async move {
-            let stream = WriteTimeout::new(stream, ctx.limits.idle_timeout);
-            serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
-        },
-    )
-    .await;
+    super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
 
-/// The connection as exec speaks it: the message protocol over a stream
-/// whose writes give up on a peer that stops reading.
-type Conn = MessageConn<WriteTimeout<Stream>>;
+type Conn = super::accept::MessageStream;
 
 async fn serve_conn(
-    mut conn: Conn,
-    shared: &Shared,
-    ctx: &TcpCtx,
-    guard: &crate::stats::ConnGuard,
+    stream: Stream,
+    _peer: Peer,
+    guard: ConnGuard,
+    shared: Arc<Shared>,
+    ctx: TcpCtx,
 ) -> Result<(), ConnError> {
+    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout);
+    let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
@@ -367,7 +360,7 @@ fn outcome_text(reply: &ExecReply) -> String {
 /// Runs one command to its end, streaming its output. Every wait is bound
 /// in wall time: the command's deadline holds while a write to the peer is
 /// blocked, and a peer that takes no byte for the idle timeout is dropped
-/// (the stream's [`WriteTimeout`]).
+/// (the stream's [`WriteTimeout`](crate::conn::WriteTimeout)).
 async fn run_command<'a>(
     conn: &mut Conn,
     program: &Path,
