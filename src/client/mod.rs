@@ -6,7 +6,8 @@
 //!
 //! TCP clients may speak TLS ([`crate::tls::ClientTls`], the CLI's `--tls`
 //! with `--ca` or `--pin`): [`connect_stream_tls`] runs the handshake within
-//! the same connect deadline and hands the client a [`Stream::Tls`].
+//! the same connect deadline and hands the client a TLS stream
+//! ([`crate::stream::MaybeTls::Tls`]).
 
 /// `connect` and `connect_tls` for a client that is one stream with its
 /// `addr` and `timeout` (plus `field: init` for any more), or (`authenticated`)

@@ -10,7 +10,8 @@
 //! A listener may carry a TLS certificate ([`Listener::with_tls`]): it still
 //! accepts plain streams, and the shared accept path runs [`handshake`] on
 //! each one after admitting it (so a handshake counts against the per-peer
-//! cap and has its own deadline), handing the service a [`Stream::Tls`].
+//! cap and has its own deadline), handing the service a TLS
+//! [`Stream`] ([`crate::stream::MaybeTls::Tls`]).
 
 use std::io;
 use std::net::SocketAddr;
