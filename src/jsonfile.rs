@@ -67,3 +67,76 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     }
     result
 }
+
+/// The two ways reading one of these files fails, as each module's error
+/// enum words them.
+pub(crate) trait FileError {
+    fn io(path: &Path, source: std::io::Error) -> Self;
+    fn corrupt(path: &Path, message: String) -> Self;
+}
+
+/// [`FileError`] for an error enum whose variants are `Io { path, source }`
+/// and `Corrupt { path, message }`.
+macro_rules! file_error {
+    ($error:ident) => {
+        impl $crate::jsonfile::FileError for $error {
+            fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+                $error::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+
+            fn corrupt(path: &std::path::Path, message: String) -> Self {
+                $error::Corrupt {
+                    path: path.to_owned(),
+                    message,
+                }
+            }
+        }
+    };
+}
+pub(crate) use file_error;
+
+/// Reads and parses `path`, whose `version` (read by `version`) must be 1;
+/// `None` when there is no file yet. Checking the entries is the caller's.
+pub(crate) fn load<F, E>(
+    path: &Path,
+    version: impl FnOnce(&F) -> u32,
+) -> Result<Option<(F, Option<Stamp>)>, E>
+where
+    F: serde::de::DeserializeOwned,
+    E: FileError,
+{
+    let Some((text, stamp)) = read(path).map_err(|source| E::io(path, source))? else {
+        return Ok(None);
+    };
+    let file: F = serde_json::from_str(&text).map_err(|e| E::corrupt(path, e.to_string()))?;
+    match version(&file) {
+        1 => Ok(Some((file, stamp))),
+        v => Err(E::corrupt(path, format!("unknown version {v}"))),
+    }
+}
+
+/// Picks up changes another process made to `path`: when its stamp is no
+/// longer `stamp`, reads it again into `held`. A file that went bad keeps
+/// what was held (and says so, naming `what`).
+pub(crate) fn refresh<T, E: std::fmt::Display>(
+    path: &Path,
+    stamp: &mut Option<Stamp>,
+    held: &mut T,
+    what: &str,
+    read: impl FnOnce(&Path) -> Result<(T, Option<Stamp>), E>,
+) {
+    let now = self::stamp(path);
+    if now == *stamp {
+        return;
+    }
+    match read(path) {
+        Ok((fresh, fresh_stamp)) => {
+            *held = fresh;
+            *stamp = fresh_stamp;
+        }
+        Err(e) => tracing::warn!("keeping the {what} read before: {e}"),
+    }
+}

@@ -24,6 +24,7 @@
 //! - [`bench`]: `switchboard bench`, a load generator per service, built
 //!   on the clients.
 //! - [`tls`]: certificates (generated, loaded, reloaded) and client trust.
+//! - [`stream`]: a plain socket or TLS over one, for clients and services.
 //! - [`web`]: the dashboard: pages, the JSON API, the live stream,
 //!   `/healthz`, `/metrics`, and the HTTP server they run on.
 //!
@@ -49,7 +50,9 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;
+
 pub mod store;
+pub mod stream;
 pub mod supervisor;
 pub mod sync;
 pub mod terminal;

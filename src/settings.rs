@@ -24,6 +24,12 @@ use std::time::Duration;
 
 use crate::kind::Proto;
 
+mod service_tls;
+pub use service_tls::{CertFiles, ServiceTls};
+
+mod limits;
+pub use limits::{TcpLimits, UdpLimits};
+
 /// Where a TCP or UDP service listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {
@@ -573,152 +579,5 @@ impl Section<'_> {
             return Err(self.bad(field, "a UDP service cannot listen on a unix: path"));
         }
         Ok(addr)
-    }
-}
-
-/// Limits a TCP peer can run into; every TCP kind has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TcpLimits {
-    /// Open connections at once; more are refused with a message.
-    pub max_connections: usize,
-    /// Open connections at once from one IP address.
-    pub max_connections_per_peer: usize,
-    /// A connection with no byte either way for this long is closed,
-    /// including one whose peer stopped reading our replies.
-    pub idle_timeout: Duration,
-    /// When `max_connections` are open, the connection idle longest is
-    /// closed to admit a new one, if it has been idle at least this long;
-    /// only when none has is the newcomer refused. Squatters cannot lock
-    /// others out for a whole idle timeout.
-    pub evict_idle: Duration,
-}
-
-impl Default for TcpLimits {
-    fn default() -> Self {
-        TcpLimits {
-            max_connections: 1024,
-            max_connections_per_peer: 64,
-            idle_timeout: Duration::from_secs(120),
-            evict_idle: Duration::from_secs(10),
-        }
-    }
-}
-
-impl TcpLimits {
-    /// `max_connections`, `max_connections_per_peer`, `idle_timeout_ms`, `evict_idle_ms`.
-    ///
-    /// # Errors
-    /// A value out of bounds.
-    pub fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
-        let d = TcpLimits::default();
-        Ok(TcpLimits {
-            max_connections: s.usize("max_connections", d.max_connections, 1, 1_000_000)?,
-            max_connections_per_peer: s.usize(
-                "max_connections_per_peer",
-                d.max_connections_per_peer,
-                1,
-                1_000_000,
-            )?,
-            idle_timeout: s.ms("idle_timeout_ms", d.idle_timeout, 100, 86_400_000)?,
-            evict_idle: s.ms("evict_idle_ms", d.evict_idle, 0, 86_400_000)?,
-        })
-    }
-}
-
-/// Limits a UDP source can run into; every UDP kind has them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UdpLimits {
-    /// Distinct peers tracked at once; datagrams from new peers beyond this
-    /// are dropped until old ones expire.
-    pub max_peers: usize,
-    /// Datagrams per second answered for one source address.
-    pub peer_rate: u32,
-    /// How many datagrams one source may send at once above the rate.
-    pub peer_burst: u32,
-    /// A peer is shown (and tracked) for this long after its last datagram.
-    pub peer_ttl: Duration,
-}
-
-impl Default for UdpLimits {
-    fn default() -> Self {
-        UdpLimits {
-            max_peers: 4096,
-            peer_rate: 5000,
-            peer_burst: 1000,
-            peer_ttl: Duration::from_secs(30),
-        }
-    }
-}
-
-impl UdpLimits {
-    /// `max_peers`, `peer_rate`, `peer_burst`, `peer_ttl_ms`.
-    ///
-    /// # Errors
-    /// A value out of bounds.
-    pub fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
-        let d = UdpLimits::default();
-        Ok(UdpLimits {
-            max_peers: s.usize("max_peers", d.max_peers, 1, 1_000_000)?,
-            peer_rate: s.u32("peer_rate", d.peer_rate, 1, 10_000_000)?,
-            peer_burst: s.u32("peer_burst", d.peer_burst, 1, 10_000_000)?,
-            peer_ttl: s.ms("peer_ttl_ms", d.peer_ttl, 100, 86_400_000)?,
-        })
-    }
-}
-
-/// A PEM certificate chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CertFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Whether and with which certificate a TCP service speaks TLS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceTls {
-    Off,
-    /// The dashboard's certificate (the self-signed one when the
-    /// dashboard has none).
-    Shared,
-    /// Its own `tls_cert` and `tls_key`.
-    Own(CertFiles),
-}
-
-impl ServiceTls {
-    /// `tls`, `tls_cert` and `tls_key` of a TCP service; for a UDP one, any
-    /// of them is an error saying why.
-    ///
-    /// # Errors
-    /// Half a certificate, files without `tls = true`, or TLS on UDP.
-    pub fn read(s: &Section<'_>, proto: Proto) -> Result<Self, ConfigError> {
-        if proto == Proto::Udp {
-            for field in ["tls", "tls_cert", "tls_key"] {
-                if s.is_set(field) {
-                    return Err(s.bad(
-                        field,
-                        "TLS is for the TCP services only; this one speaks UDP, which has no TLS",
-                    ));
-                }
-            }
-            return Ok(ServiceTls::Off);
-        }
-        let on = s.bool("tls", false)?;
-        let cert = s.opt_str("tls_cert")?;
-        let key = s.opt_str("tls_key")?;
-        match (on, cert, key) {
-            (false, None, None) => Ok(ServiceTls::Off),
-            (false, _, _) => Err(s.bad("tls", "tls_cert and tls_key are set but tls is not true")),
-            (true, None, None) => Ok(ServiceTls::Shared),
-            (true, Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => {
-                Ok(ServiceTls::Own(CertFiles {
-                    cert: PathBuf::from(cert),
-                    key: PathBuf::from(key),
-                }))
-            }
-            (true, _, _) => Err(s.bad(
-                "tls",
-                "give both tls_cert and tls_key (PEM paths), or neither to use the dashboard's certificate",
-            )),
-        }
     }
 }

@@ -49,6 +49,12 @@ async fn sigterm_stops_the_binary_cleanly_with_clients_connected() {
     let mut client = EchoClient::connect(&echo_addr, GUARD).await.unwrap();
     assert_eq!(client.round_trip(b"up").await.unwrap(), b"UP");
     let mut raw = tokio::net::TcpStream::connect(&echo_addr).await.unwrap();
+    // Answered, so accepted: a connection still in the listen queue at
+    // shutdown would be reset, whatever the service does.
+    raw.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    guard("echo", raw.read_exact(&mut one)).await.unwrap();
+    assert_eq!(&one, b"X");
 
     let (status, stderr) = served.terminate().await;
     assert!(status.success(), "exit status {status}");

@@ -14,31 +14,7 @@ pub struct EchoClient {
 }
 
 impl EchoClient {
-    /// Connects, trying each resolved address in turn.
-    ///
-    /// # Errors
-    /// [`ClientError::Refused`] when nothing listens there,
-    /// [`ClientError::Timeout`] when the connection is not made in `timeout`.
-    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
-        Ok(EchoClient {
-            stream,
-            addr,
-            timeout,
-        })
-    }
+    stream_client_connect!(EchoClient);
 
     /// The address connected to, as shown in messages.
     pub fn addr(&self) -> &str {

@@ -34,27 +34,7 @@ pub struct CommandClient {
 }
 
 impl CommandClient {
-    /// Connects and authenticates with `key`.
-    ///
-    /// # Errors
-    /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
-    pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, key, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        key: &[u8],
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (conn, addr) = connect_authenticated(target, key, timeout, tls).await?;
-        Ok(CommandClient { conn, addr })
-    }
+    stream_client_connect!(authenticated CommandClient);
 
     pub fn addr(&self) -> &str {
         &self.addr

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::exec::{conn_error, connect_authenticated};
+use super::exec::conn_error;
 use super::{ClientError, Stream, deadline};
 use crate::conn::MessageConn;
 use crate::store::{CHUNK, FileInfo};
@@ -35,37 +35,13 @@ pub struct Stored {
 pub struct FilesClient {
     conn: MessageConn<Stream>,
     addr: String,
+    /// Bounds the connection and every wait for a reply or for the next
+    /// bytes of a body, not a whole transfer.
     timeout: Duration,
 }
 
 impl FilesClient {
-    /// Connects and authenticates with `key`. `timeout` bounds the
-    /// connection and every wait for a reply or for the next bytes of a
-    /// body, not a whole transfer.
-    ///
-    /// # Errors
-    /// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
-    pub async fn connect(target: &str, key: &[u8], timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, key, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        key: &[u8],
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (conn, addr) = connect_authenticated(target, key, timeout, tls).await?;
-        Ok(FilesClient {
-            conn,
-            addr,
-            timeout,
-        })
-    }
+    stream_client_connect!(authenticated FilesClient, timeout);
 
     pub fn addr(&self) -> &str {
         &self.addr
@@ -319,30 +295,7 @@ pub struct ClassicClient {
 }
 
 impl ClassicClient {
-    /// Connects (no authentication: the tutorial has none).
-    ///
-    /// # Errors
-    /// Connection errors.
-    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
-        Ok(ClassicClient {
-            stream,
-            addr,
-            timeout,
-        })
-    }
+    stream_client_connect!(ClassicClient);
 
     /// Sends one file: the 136-byte header, then `size` bytes of `body`.
     /// Returns the SHA-256 of what was sent. The protocol has no reply; the

@@ -33,32 +33,7 @@ pub struct LoginClient {
 }
 
 impl LoginClient {
-    /// Connects.
-    ///
-    /// # Errors
-    /// As [`super::EchoClient::connect`].
-    pub async fn connect(target: &str, timeout: Duration) -> Result<Self, ClientError> {
-        Self::connect_tls(target, timeout, None).await
-    }
-
-    /// [`Self::connect`], speaking TLS with `tls` when given.
-    ///
-    /// # Errors
-    /// As [`Self::connect`], or [`ClientError::Tls`] for a refused certificate.
-    pub async fn connect_tls(
-        target: &str,
-        timeout: Duration,
-        tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Self, ClientError> {
-        let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
-        Ok(LoginClient {
-            stream,
-            addr,
-            timeout,
-            pending: Vec::new(),
-            prompted: false,
-        })
-    }
+    stream_client_connect!(LoginClient, pending: Vec::new(), prompted: false);
 
     pub fn addr(&self) -> &str {
         &self.addr

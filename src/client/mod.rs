@@ -6,7 +6,85 @@
 //!
 //! TCP clients may speak TLS ([`crate::tls::ClientTls`], the CLI's `--tls`
 //! with `--ca` or `--pin`): [`connect_stream_tls`] runs the handshake within
-//! the same connect deadline and hands the client a [`Stream::Tls`].
+//! the same connect deadline and hands the client a TLS stream
+//! ([`crate::stream::MaybeTls::Tls`]).
+
+/// `connect` and `connect_tls` for a client that is one stream with its
+/// `addr` and `timeout` (plus `field: init` for any more), or (`authenticated`)
+/// one message connection with its `addr`: the clients of each shape connect
+/// one way.
+macro_rules! stream_client_connect {
+    ($client:ident $(, $field:ident: $init:expr)*) => {
+        /// Connects, trying each resolved address in turn.
+        ///
+        /// # Errors
+        /// [`ClientError::Refused`](crate::client::ClientError::Refused) when
+        /// nothing listens there, [`ClientError::Timeout`](crate::client::ClientError::Timeout)
+        /// when the connection is not made in `timeout`.
+        pub async fn connect(
+            target: &str,
+            timeout: std::time::Duration,
+        ) -> Result<Self, crate::client::ClientError> {
+            Self::connect_tls(target, timeout, None).await
+        }
+
+        /// [`Self::connect`], speaking TLS with `tls` when given.
+        ///
+        /// # Errors
+        /// As [`Self::connect`], or [`ClientError::Tls`](crate::client::ClientError::Tls)
+        /// for a refused certificate.
+        pub async fn connect_tls(
+            target: &str,
+            timeout: std::time::Duration,
+            tls: Option<&crate::tls::ClientTls>,
+        ) -> Result<Self, crate::client::ClientError> {
+            let (stream, addr) = crate::client::connect_stream_tls(target, timeout, tls).await?;
+            Ok($client {
+                stream,
+                addr,
+                timeout,
+                $($field: $init,)*
+            })
+        }
+    };
+    // The same for a client of a message service, which authenticates with
+    // `key` after connecting; `timeout` names the field that keeps it, if any.
+    (authenticated $client:ident $(, $timeout:ident)?) => {
+        /// Connects and authenticates with `key`.
+        ///
+        /// # Errors
+        /// Connection errors, or
+        /// [`ClientError::AuthRejected`](crate::client::ClientError::AuthRejected)
+        /// for a wrong key.
+        pub async fn connect(
+            target: &str,
+            key: &[u8],
+            timeout: std::time::Duration,
+        ) -> Result<Self, crate::client::ClientError> {
+            Self::connect_tls(target, key, timeout, None).await
+        }
+
+        /// [`Self::connect`], speaking TLS with `tls` when given.
+        ///
+        /// # Errors
+        /// As [`Self::connect`], or [`ClientError::Tls`](crate::client::ClientError::Tls)
+        /// for a refused certificate.
+        pub async fn connect_tls(
+            target: &str,
+            key: &[u8],
+            timeout: std::time::Duration,
+            tls: Option<&crate::tls::ClientTls>,
+        ) -> Result<Self, crate::client::ClientError> {
+            let (conn, addr) =
+                crate::client::exec::connect_authenticated(target, key, timeout, tls).await?;
+            Ok($client {
+                conn,
+                addr,
+                $($timeout: timeout,)?
+            })
+        }
+    };
+}
 
 mod echo;
 mod exec;
@@ -17,11 +95,8 @@ pub(crate) mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::either::Either;
 
 pub use echo::EchoClient;
@@ -170,15 +245,10 @@ async fn deadline<T>(
     })
 }
 
-/// A connected socket of either kind, before any TLS.
-pub(crate) type Plain = Either<tokio::net::TcpStream, tokio::net::UnixStream>;
+pub(crate) use crate::stream::Plain;
 
 /// A connected stream: a plain socket, or TLS over one.
-pub(crate) enum Stream {
-    Plain(Plain),
-    /// Boxed: the TLS state is large, and most connections are plain.
-    Tls(Box<tokio_rustls::client::TlsStream<Plain>>),
-}
+pub(crate) type Stream = crate::stream::MaybeTls<tokio_rustls::client::TlsStream<Plain>>;
 
 impl Stream {
     /// This end's address over TCP.
@@ -190,46 +260,6 @@ impl Stream {
         match plain {
             Either::Left(tcp) => tcp.local_addr().ok(),
             Either::Right(_) => None,
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -287,6 +287,16 @@ pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
     .await;
 }
 
+/// A connection of a message-protocol kind (exec, files): framed messages
+/// over a stream whose writes give up on a peer that takes no byte for the
+/// idle timeout (a `get` to a peer that never reads).
+pub(crate) type MessageStream = crate::conn::MessageConn<crate::conn::WriteTimeout<listen::Stream>>;
+
+/// Wraps an accepted stream for a message-protocol kind.
+pub(crate) fn message_stream(stream: listen::Stream, idle: Duration) -> MessageStream {
+    crate::conn::MessageConn::new(crate::conn::WriteTimeout::new(stream, idle))
+}
+
 /// How long a client of exec or files has to answer the challenge.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -98,14 +98,7 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
         }
         if !rest.is_empty() {
             conn.add_in(n);
-            let mut write = std::pin::pin!(stream.write_all(&rest));
-            loop {
-                tokio::select! {
-                    biased;
-                    wrote = &mut write => break wrote?,
-                    () = &mut timer => expired(&mut timer, conn, idle, "peer stopped reading")?,
-                }
-            }
+            write_within(&mut stream, &rest, &mut timer, conn, idle).await?;
             conn.add_out(n);
         } else {
             conn.add_exchange(n, n);
@@ -136,14 +129,7 @@ async fn serve_tls(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::
         }
         conn.add_in(n);
         wire::ascii_upper_in_place(&mut buf[..n]);
-        let mut write = std::pin::pin!(stream.write_all(&buf[..n]));
-        loop {
-            tokio::select! {
-                biased;
-                wrote = &mut write => break wrote?,
-                () = &mut timer => expired(&mut timer, conn, idle, "peer stopped reading")?,
-            }
-        }
+        write_within(&mut stream, &buf[..n], &mut timer, conn, idle).await?;
         conn.add_out(n);
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
@@ -163,6 +149,25 @@ fn echo_now(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Vec<u8>)> {
         Err(e) => return Err(e),
     };
     Ok((n, reply[wrote..].to_vec()))
+}
+
+/// Writes all of `bytes` while the idle `timer` keeps running, so a peer
+/// that stops reading is closed when it fires.
+async fn write_within(
+    stream: &mut Stream,
+    bytes: &[u8],
+    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
+    conn: &ConnGuard,
+    idle: Duration,
+) -> io::Result<()> {
+    let mut write = std::pin::pin!(stream.write_all(bytes));
+    loop {
+        tokio::select! {
+            biased;
+            wrote = &mut write => return wrote,
+            () = &mut *timer => expired(timer, conn, idle, "peer stopped reading")?,
+        }
+    }
 }
 
 /// The idle timer fired: an error if the connection has moved no byte for

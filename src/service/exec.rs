@@ -18,20 +18,24 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
-use super::listen::{Listener, Stream};
+use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
-use crate::conn::{ConnError, MessageConn, WriteTimeout};
+use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
-use crate::stats::EventKind;
+use crate::stats::{ConnGuard, EventKind};
 use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
 use crate::wire::message::MAX_HEADER_LEN;
+
+mod running;
+use running::{Audit, RunningCommand};
 
 /// The only PATH a command sees.
 const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -142,29 +146,21 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
         key,
         config,
     };
-    super::accept::serve_tcp_shared(
-        listener,
-        ctx,
-        shared,
-        |stream, _peer, conn, shared, ctx| async move {
-            let stream = WriteTimeout::new(stream, ctx.limits.idle_timeout);
-            serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
-        },
-    )
-    .await;
+    super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
 
-/// The connection as exec speaks it: the message protocol over a stream
-/// whose writes give up on a peer that stops reading.
-type Conn = MessageConn<WriteTimeout<Stream>>;
+type Conn = super::accept::MessageStream;
 
 async fn serve_conn(
-    mut conn: Conn,
-    shared: &Shared,
-    ctx: &TcpCtx,
-    guard: &crate::stats::ConnGuard,
+    stream: Stream,
+    _peer: Peer,
+    guard: ConnGuard,
+    shared: Arc<Shared>,
+    ctx: TcpCtx,
 ) -> Result<(), ConnError> {
+    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout);
+    let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
@@ -361,129 +357,10 @@ fn outcome_text(reply: &ExecReply) -> String {
     }
 }
 
-fn kill_group(pgid: Option<u32>) {
-    use nix::sys::signal::{Signal, killpg};
-    use nix::unistd::Pid;
-    if let Some(pgid) = pgid.and_then(|p| i32::try_from(p).ok()) {
-        // ESRCH (the group is already gone) is the common, happy case.
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-    }
-}
-
-/// How long a killed group may take to disappear before its reaper gives up.
-const REAP_WITHIN: Duration = Duration::from_secs(5);
-
-/// Whether any process of group `pgid` is still alive (not a zombie), read
-/// from /proc: `kill(-pgid, 0)` would count zombies, which are dead already.
-fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parens.
-        let Some(fields) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = fields.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != Some("Z")
-    })
-}
-
-/// Reaps a killed command's leader, then waits (bounded) until the rest of
-/// its group is gone too. Runs on the service's tracker, so stopping the
-/// service, and shutdown, wait for it.
-async fn reap(mut child: tokio::process::Child, pgid: Option<u32>) {
-    let _ = child.wait().await;
-    let Some(pgid) = pgid else { return };
-    let deadline = Instant::now() + REAP_WITHIN;
-    // No notification exists for "a process of another parent died": poll.
-    while group_alive(pgid) {
-        if Instant::now() >= deadline {
-            tracing::warn!(
-                service = "exec",
-                pgid,
-                "a killed process group is still alive"
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Whether a command's audit line is still to be written, and if so, what
-/// it says.
-enum Audit {
-    /// Not yet: [`Drop`] says why it ended from the tokens.
-    Pending,
-    /// Not yet, and a known failure (a peer that stopped reading) says why.
-    Failed(String),
-    /// Written.
-    Done,
-}
-
-/// A running command: the only owner of its child, its process group and
-/// its command slot. However the request ends (its final message, a failed
-/// write leaving through `?`, or the connection's future dropped because an
-/// admin closed it, the service stopped or the process is shutting down),
-/// nothing of the group outlives it: [`Drop`] SIGKILLs the whole group,
-/// writes the audit line when nothing else did, and hands the group to
-/// [`reap`] on the service's tracker.
-struct RunningCommand<'a> {
-    child: Option<tokio::process::Child>,
-    /// The group's id while we may signal it: until its leader is reaped.
-    pgid: Option<u32>,
-    record: CommandRecord<'a>,
-    sent: u64,
-    audit: Audit,
-    _slot: tokio::sync::SemaphorePermit<'a>,
-}
-
-impl RunningCommand<'_> {
-    /// Kills what is left of the group and reaps its leader.
-    async fn finish_status(&mut self) -> Option<std::process::ExitStatus> {
-        kill_group(self.pgid.take());
-        match self.child.take() {
-            Some(mut child) => child.wait().await.ok(),
-            None => None,
-        }
-    }
-
-    /// Records `outcome`, leaving nothing for [`Drop`] to record.
-    async fn record_final(mut self, outcome: &str) {
-        self.record.write(outcome, self.sent).await;
-        self.audit = Audit::Done;
-    }
-
-    /// The normal end: [`RunningCommand::finish_status`], then `outcome`.
-    async fn finish(mut self, outcome: &str) {
-        self.finish_status().await;
-        self.record_final(outcome).await;
-    }
-}
-
-impl Drop for RunningCommand<'_> {
-    fn drop(&mut self) {
-        kill_group(self.pgid);
-        match &self.audit {
-            Audit::Done => {}
-            Audit::Failed(why) => self.record.write_now(why, self.sent),
-            Audit::Pending => self.record.write_now(self.record.ended_early(), self.sent),
-        }
-        if let Some(child) = self.child.take() {
-            self.record.ctx.tasks.spawn(reap(child, self.pgid));
-        }
-    }
-}
-
 /// Runs one command to its end, streaming its output. Every wait is bound
 /// in wall time: the command's deadline holds while a write to the peer is
 /// blocked, and a peer that takes no byte for the idle timeout is dropped
-/// (the stream's [`WriteTimeout`]).
+/// (the stream's [`WriteTimeout`](crate::conn::WriteTimeout)).
 async fn run_command<'a>(
     conn: &mut Conn,
     program: &Path,

@@ -17,15 +17,16 @@
 //! refusal instead of a reset. A listing that would not fit in
 //! one 64 KiB header is cut short and says `"truncated":true`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-use super::listen::{Listener, Stream};
+use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
-use crate::conn::{ConnError, MessageConn, WriteTimeout};
+use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
 use crate::store::{self, FileInfo, Store};
@@ -116,22 +117,11 @@ async fn run(listener: Listener, ctx: TcpCtx, settings: Settings) -> Result<(), 
         audit: ctx.resources.audit.clone(),
         max_file_bytes: settings.max_file_bytes,
     };
-    super::accept::serve_tcp_shared(
-        listener,
-        ctx,
-        shared,
-        |stream, _peer, conn, shared, ctx| async move {
-            let stream = WriteTimeout::new(stream, ctx.limits.idle_timeout);
-            serve_conn(MessageConn::new(stream), &shared, &ctx, &conn).await
-        },
-    )
-    .await;
+    super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
 
-/// The message protocol over a stream whose writes give up on a peer that
-/// takes no byte for the idle timeout (a `get` to a peer that never reads).
-type Conn = MessageConn<WriteTimeout<Stream>>;
+type Conn = super::accept::MessageStream;
 
 /// A refusal: the same `{"ok":false,"error":..}` whatever was asked.
 fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
@@ -187,11 +177,14 @@ pub(crate) async fn record_stored(
 }
 
 async fn serve_conn(
-    mut conn: Conn,
-    shared: &Shared,
-    ctx: &TcpCtx,
-    guard: &ConnGuard,
+    stream: Stream,
+    _peer: Peer,
+    guard: ConnGuard,
+    shared: Arc<Shared>,
+    ctx: TcpCtx,
 ) -> Result<(), ConnError> {
+    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout);
+    let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     let idle = ctx.limits.idle_timeout;
     loop {

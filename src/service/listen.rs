@@ -10,18 +10,17 @@
 //! A listener may carry a TLS certificate ([`Listener::with_tls`]): it still
 //! accepts plain streams, and the shared accept path runs [`handshake`] on
 //! each one after admitting it (so a handshake counts against the per-peer
-//! cap and has its own deadline), handing the service a [`Stream::Tls`].
+//! cap and has its own deadline), handing the service a TLS
+//! [`Stream`] ([`crate::stream::MaybeTls::Tls`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio_util::either::Either;
 
 use crate::config::ListenAddr;
@@ -55,15 +54,10 @@ impl Drop for UnixSocketListener {
     }
 }
 
-/// An accepted socket of either kind, before any TLS.
-pub type Plain = Either<TcpStream, UnixStream>;
+pub use crate::stream::Plain;
 
 /// What a service is handed: a plain socket, or TLS over one.
-pub enum Stream {
-    Plain(Plain),
-    /// Boxed: the TLS state is large, and most connections are plain.
-    Tls(Box<tokio_rustls::server::TlsStream<Plain>>),
-}
+pub type Stream = crate::stream::MaybeTls<tokio_rustls::server::TlsStream<Plain>>;
 
 impl Stream {
     /// Whether this is TLS: the readiness helpers below only work on plain
@@ -103,64 +97,6 @@ pub(crate) fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
         Stream::Plain(Either::Left(s)) => s.try_write(buf),
         Stream::Plain(Either::Right(s)) => s.try_write(buf),
         Stream::Tls(_) => Err(not_plain()),
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
     }
 }
 

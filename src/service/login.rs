@@ -16,12 +16,13 @@
 //! tokens is told when to come back and is not asked for a password.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::listen::{Listener, Peer};
+use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::audit::AuditLog;
 use crate::ratelimit::FailureLimit;
@@ -94,15 +95,7 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
         audit: ctx.resources.audit.clone(),
         config,
     };
-    super::accept::serve_tcp_shared(
-        listener,
-        ctx,
-        shared,
-        |stream, peer, conn, shared, ctx| async move {
-            serve_conn(stream, peer, &shared, &ctx, &conn).await
-        },
-    )
-    .await;
+    super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
 
@@ -169,19 +162,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
     }
 }
 
-async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
+/// One connection, from the first prompt to the close.
+async fn serve_conn(
+    stream: Stream,
     peer: Peer,
-    shared: &Shared,
-    ctx: &TcpCtx,
-    conn: &ConnGuard,
+    conn: ConnGuard,
+    shared: Arc<Shared>,
+    ctx: TcpCtx,
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
     let mut lines = Lines::new(stream);
-    match dialogue(&mut lines, peer, shared, ctx, conn).await {
+    match dialogue(&mut lines, peer, &shared, &ctx, &conn).await {
         Err(LoginError::TooLong) => {
             let refusal = format!("error: line longer than {MAX_LINE} bytes\n");
-            let _ = lines.say(&refusal, conn, idle).await;
+            let _ = lines.say(&refusal, &conn, idle).await;
             super::accept::linger_close(&mut lines.stream).await;
             Err(LoginError::TooLong)
         }

@@ -35,6 +35,9 @@ use crate::client::{
 use crate::kind::{ServiceId, ServiceKind};
 use crate::store::FileInfo;
 
+mod files;
+pub use files::{get_file, list_files, put_file};
+
 /// How long the relay waits to connect and for each reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest test message.
@@ -343,149 +346,6 @@ async fn echo_back_to_back(
     Ok(client.read_chunks(total).await?)
 }
 
-/// `GET /api/v1/files`: the files service's list.
-///
-/// # Errors
-/// The files service down or refusing.
-pub async fn list_files(State(state): State<AppState>, _: Viewer) -> Result<Response, WebError> {
-    let target = state.target(ServiceKind::Files)?;
-    let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
-    let (files, truncated): (Vec<FileInfo>, bool) = client.list().await?;
-    let mut response = Json(files).into_response();
-    if truncated {
-        response
-            .headers_mut()
-            .insert("x-truncated", HeaderValue::from_static("true"));
-    }
-    Ok(response)
-}
-
-/// `PUT /api/v1/files/{name}` (operator): the request body, streamed into
-/// the files client as it arrives. The size must be declared up front
-/// (`Content-Length`) and is checked against the cap before anything is
-/// sent; the files service checks the name and the space, and answers
-/// with the stored name and SHA-256 (which the client has checked against
-/// its own).
-///
-/// # Errors
-/// No or too large a `Content-Length`, a refused name, a body ending early.
-pub async fn put_file(
-    State(state): State<AppState>,
-    Operator(session): Operator,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<PutReply>, WebError> {
-    let size: u64 = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or(WebError::LengthRequired)?;
-    let max = state.inner.files_max;
-    if size > max {
-        return Err(WebError::TooLarge(format!(
-            "{name} is {size} bytes; the files service takes at most {max}"
-        )));
-    }
-    let target = state.target(ServiceKind::Files)?;
-    let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
-    let stream = body
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let reader = tokio_util::io::StreamReader::new(stream);
-    let started = Instant::now();
-    let stored = client.put(&name, size, reader, |_| {}).await?;
-    let relay_us = micros(started.elapsed());
-    state
-        .audit()
-        .record(json!({"event": "web_upload", "user": session.user, "name": stored.name, "size": stored.size, "sha256": stored.sha256}))
-        .await;
-    Ok(Json(PutReply { stored, relay_us }))
-}
-
-/// What an upload stored, and how long the relay's files client took
-/// (request to checked reply: the C/S leg of the upload).
-#[derive(Debug, Serialize)]
-pub struct PutReply {
-    #[serde(flatten)]
-    pub stored: crate::client::Stored,
-    pub relay_us: u64,
-}
-
-/// `filename*=` of a Content-Disposition: RFC 5987 percent-encoding.
-fn disposition(name: &str) -> HeaderValue {
-    let mut encoded = String::with_capacity(name.len() * 3);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            encoded.push(char::from(b));
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
-        .expect("percent-encoded ASCII is a valid header value")
-}
-
-/// `GET /api/v1/files/{name}`: the file's bytes, streamed from the files
-/// client as they arrive (its SHA-256 is checked by the client; a mismatch
-/// cuts the download short, so it cannot complete with wrong bytes).
-///
-/// # Errors
-/// No such file, the files service down.
-pub async fn get_file(
-    State(state): State<AppState>,
-    _: Viewer,
-    Path(name): Path<String>,
-) -> Result<Response, WebError> {
-    let target = state.target(ServiceKind::Files)?;
-    let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
-    let (writer, reader) = tokio::io::duplex(256 * 1024);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let fetch_name = name.clone();
-    let fetch = state.inner.shutdown.tasks.spawn(async move {
-        let mut writer = writer;
-        client
-            .get(
-                &fetch_name,
-                &mut writer,
-                |size| {
-                    let _ = started_tx.send(size);
-                },
-                |_| {},
-            )
-            .await
-    });
-    let Ok(size) = started_rx.await else {
-        // Refused before the first byte: the task has the reason.
-        return Err(match fetch.await {
-            // The service's own words ("no file `x`"): not "no such" again.
-            Ok(Err(ClientError::Rejected { reason, .. })) => WebError::Missing(reason),
-            Ok(Err(e)) => e.into(),
-            Ok(Ok(_)) => WebError::Internal("the download ended before it began".into()),
-            Err(e) => WebError::Internal(format!("the download task failed: {e}")),
-        });
-    };
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
-            (header::CONTENT_LENGTH, HeaderValue::from(size)),
-            (header::CONTENT_DISPOSITION, disposition(&name)),
-        ],
-        body,
-    )
-        .into_response())
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExecRequest {
@@ -602,30 +462,4 @@ pub async fn exec(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deframe_splits_length_prefixed_messages_and_stops_at_a_partial_one() {
-        let bytes = [
-            &[0, 0, 0, 2][..],
-            b"ab",
-            &[0, 0, 0, 0],
-            &[0, 0, 0, 3],
-            b"xyz",
-            &[0, 0, 0, 9],
-            b"x",
-        ]
-        .concat();
-        assert_eq!(deframe(&bytes), ["ab", "", "xyz"]);
-    }
-
-    #[test]
-    fn dispositions_are_percent_encoded() {
-        assert_eq!(
-            disposition("a b\"c;.txt"),
-            "attachment; filename*=UTF-8''a%20b%22c%3B.txt"
-        );
-        assert_eq!(disposition("é"), "attachment; filename*=UTF-8''%C3%A9");
-    }
-}
+mod tests;

@@ -51,6 +51,15 @@ use crate::config::SecureCookie;
 use crate::tokens::{TokenInfo, Tokens, TokensError, Verdict};
 use crate::users::{Role, UsersError};
 
+mod host;
+pub use host::{PROBE_PATHS, guard};
+
+mod api_tokens;
+pub use api_tokens::{CreatedToken, NewToken, create_token, list_tokens, revoke_token};
+
+mod sign_in;
+pub use sign_in::{SignIn, current, sign_in, sign_out};
+
 /// The session cookie's name.
 pub const COOKIE: &str = "switchboard_session";
 /// The header every state-changing request carries.
@@ -252,13 +261,18 @@ impl Sessions {
     }
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+/// Every `name=value` pair of the request's `Cookie` headers.
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    cookies(headers)
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value)
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -267,13 +281,7 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
 /// Whether the request carries the session cookie at all (well-formed or
 /// not): then it is a browser's, and gets the browser checks.
 fn has_session_cookie(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, _)| name == COOKIE)
+    cookies(headers).any(|(name, _)| name == COOKIE)
 }
 
 /// The credential of an `Authorization: Bearer ...` header, if the request
@@ -501,26 +509,6 @@ fn peer_ip(parts_or_req: &axum::http::Extensions) -> IpAddr {
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| a.ip())
 }
 
-/// The `Host` header without its port, lower-cased; `None` when absent or
-/// malformed.
-fn host_name(host: &str) -> Option<String> {
-    let host = host.trim().to_ascii_lowercase();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        if !(after.is_empty() || after.starts_with(':')) {
-            return None;
-        }
-        inside.to_owned()
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
-            Some(_) => return None,
-            None => host,
-        }
-    };
-    (!name.is_empty()).then_some(name)
-}
-
 impl AppState {
     /// Who the request's session cookie belongs to, for the access log:
     /// a look that neither refreshes the session nor checks its CSRF token.
@@ -532,395 +520,5 @@ impl AppState {
     }
 }
 
-/// Whether `name` (a [`host_name`]) is a loopback name.
-fn is_loopback_name(name: &str) -> bool {
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The routes a machine asks without a session: the HEALTHCHECK, a
-/// kubelet's probes, a Prometheus scrape. They answer loopback names even
-/// when `web.allowed_hosts` is set, because `switchboard health` asks
-/// `127.0.0.1` and a probe or scraper inside the deployment asks by the
-/// address it was given. This opens nothing to DNS rebinding: a page whose
-/// name was rebound to 127.0.0.1 still sends its own name as `Host`, never
-/// a loopback one; and these routes carry no session and change nothing.
-pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
-
-impl AppState {
-    /// Whether the dashboard answers to this `Host` header value on `path`.
-    fn host_allowed(&self, host: &str, path: &str) -> bool {
-        let Some(name) = host_name(host) else {
-            return false;
-        };
-        let allowed = &self.web().allowed_hosts;
-        if !allowed.is_empty() {
-            let host = host.trim().to_ascii_lowercase();
-            return allowed
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host))
-                || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
-        }
-        if !self.web().listen.ip().is_loopback() {
-            return true;
-        }
-        is_loopback_name(&name)
-    }
-}
-
-/// The middleware in front of every route: a `Host` the dashboard answers
-/// to, and for state-changing requests and live streams, an `Origin` (when
-/// the browser sends one) that is this same host. Browsers send `Origin` on
-/// every cross-site POST/PUT/DELETE and `EventSource`, so a foreign page
-/// cannot act here even if a cookie were sent along.
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if !state.host_allowed(&host, req.uri().path()) {
-        return WebError::UnknownHost.into_response();
-    }
-    let live = req.uri().path() == super::LIVE_PATH;
-    // A token request with no cookie is no browser's doing (a page cannot
-    // set `Authorization` on a cross-site request without CORS, which is
-    // not offered): nothing to check the origin of.
-    let scripted = bearer(req.headers()).is_some() && !has_session_cookie(req.headers());
-    if (!is_safe(req.method()) || live) && !scripted {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let same = origin.to_str().is_ok_and(|o| {
-                let o = o.to_ascii_lowercase();
-                let host = host.to_ascii_lowercase();
-                o.strip_prefix("http://")
-                    .or_else(|| o.strip_prefix("https://"))
-                    .is_some_and(|authority| authority == host)
-            });
-            if !same {
-                return WebError::CrossOrigin.into_response();
-            }
-        } else if req
-            .headers()
-            .get("sec-fetch-site")
-            .is_some_and(|s| s != "same-origin" && s != "none")
-        {
-            return WebError::CrossOrigin.into_response();
-        }
-    }
-    next.run(req).await
-}
-
-#[derive(Deserialize)]
-pub struct SignIn {
-    username: String,
-    password: String,
-}
-
-fn session_cookie(state: &AppState, headers: &HeaderMap, token: &str, max_age: u64) -> HeaderValue {
-    let secure = match state.web().secure_cookie {
-        SecureCookie::Always => true,
-        SecureCookie::Never => false,
-        SecureCookie::Auto => {
-            headers
-                .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
-                || headers
-                    .get(header::ORIGIN)
-                    .is_some_and(|o| o.as_bytes().starts_with(b"https://"))
-        }
-    };
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        if secure { "; Secure" } else { "" }
-    );
-    HeaderValue::from_str(&cookie).expect("the cookie is hex and ASCII attributes")
-}
-
-/// `POST /api/v1/session`: signs in; sets the cookie and returns the CSRF
-/// token. Failures are rate-limited per address and audited.
-///
-/// # Errors
-/// Wrong credentials, too many failures, hashing busy.
-pub async fn sign_in(
-    State(state): State<AppState>,
-    parts: Parts,
-    body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, WebError> {
-    let Json(body) = body?;
-    let ip = peer_ip(&parts.extensions);
-    if let Err(wait) = state.sign_in_failures().check(ip) {
-        return Err(WebError::TooManyFailures(wait.as_secs().max(1)));
-    }
-    if body.username.len() > MAX_CREDENTIAL_LEN || body.password.len() > MAX_CREDENTIAL_LEN {
-        return Err(WebError::BadRequest(format!(
-            "user name and password are limited to {MAX_CREDENTIAL_LEN} bytes"
-        )));
-    }
-    let verified = state
-        .users()
-        .verify(&body.username, &body.password)
-        .await
-        .map_err(|e| match e {
-            UsersError::Busy => WebError::Busy(e.to_string()),
-            other => WebError::Internal(other.to_string()),
-        })?;
-    let Some(role) = verified else {
-        state.sign_in_failures().charge(ip);
-        // Only names of real accounts are written down: a password typed
-        // into the name field must not end up in the log.
-        let known = state
-            .users()
-            .role(&body.username)
-            .map(|_| body.username.as_str());
-        state
-            .audit()
-            .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": known, "ok": false}))
-            .await;
-        return Err(WebError::BadCredentials);
-    };
-    state
-        .audit()
-        .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": body.username, "role": role, "ok": true}))
-        .await;
-    let (token, session) = state.sessions().create(&body.username, role)?;
-    let cookie = session_cookie(
-        &state,
-        &parts.headers,
-        &token,
-        state.web().session_idle.as_secs(),
-    );
-    let mut response = Json(session).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, cookie);
-    Ok(response)
-}
-
-/// `GET /api/v1/session`: who is signed in, and the CSRF token.
-pub async fn current(Viewer(session): Viewer) -> Json<Session> {
-    Json(session)
-}
-
-/// `DELETE /api/v1/session`: signs out, on the server too.
-pub async fn sign_out(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(token) = cookie_token(&headers) {
-        state.sessions().remove(token);
-    }
-    let mut response = Json(json!({"ok": true})).into_response();
-    let cleared = session_cookie(&state, &headers, "", 0);
-    response.headers_mut().insert(header::SET_COOKIE, cleared);
-    response
-}
-
-/// A token to make, as `POST /api/v1/tokens` takes it.
-#[derive(Deserialize)]
-pub struct NewToken {
-    name: String,
-    role: Role,
-    /// `30d`, `12h`, `90m`; none means it does not expire.
-    #[serde(default)]
-    expires: Option<String>,
-}
-
-/// What `POST /api/v1/tokens` answers: the token, this once.
-#[derive(Serialize)]
-pub struct CreatedToken {
-    name: String,
-    role: Role,
-    expires_unix: Option<u64>,
-    token: String,
-}
-
-fn token_error(e: TokensError) -> WebError {
-    match e {
-        TokensError::BadName(_) | TokensError::BadExpiry(_) => WebError::BadRequest(e.to_string()),
-        TokensError::Exists(_) => WebError::Conflict(e.to_string()),
-        TokensError::NoSuchToken(name) => WebError::NotFound(format!("token `{name}`")),
-        TokensError::Io { .. } | TokensError::Corrupt { .. } | TokensError::Random(_) => {
-            WebError::Internal(e.to_string())
-        }
-    }
-}
-
-/// Runs a file change of the token store off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TokensError> + Send + 'static,
-) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| WebError::Internal(format!("token store task failed: {e}")))?
-        .map_err(token_error)
-}
-
-/// `GET /api/v1/tokens` (admin): every token, never the token itself.
-pub async fn list_tokens(State(state): State<AppState>, Admin(_): Admin) -> Json<Vec<TokenInfo>> {
-    Json(state.tokens().list())
-}
-
-/// `POST /api/v1/tokens` (admin): makes a token and answers it, once.
-///
-/// # Errors
-/// A bad name or expiry (400), a name in use (409).
-pub async fn create_token(
-    State(state): State<AppState>,
-    Admin(session): Admin,
-    body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<CreatedToken>, WebError> {
-    let Json(body) = body?;
-    let expires = body
-        .expires
-        .as_deref()
-        .filter(|e| !e.trim().is_empty())
-        .map(crate::tokens::parse_expiry)
-        .transpose()
-        .map_err(token_error)?;
-    let tokens = state.tokens().clone();
-    let (name, role) = (body.name.clone(), body.role);
-    let (token, expires_unix) = blocking(move || tokens.create(&name, role, expires)).await?;
-    state
-        .audit()
-        .record(json!({
-            "event": "token", "action": "create", "service": "web", "user": session.user,
-            "token": body.name, "role": role, "expires_unix": expires_unix,
-        }))
-        .await;
-    Ok(Json(CreatedToken {
-        name: body.name,
-        role,
-        expires_unix,
-        token,
-    }))
-}
-
-/// `DELETE /api/v1/tokens/{name}` (admin): revokes a token at once.
-///
-/// # Errors
-/// No such token (404).
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    Admin(session): Admin,
-    UrlPath(name): UrlPath<String>,
-) -> Result<Json<serde_json::Value>, WebError> {
-    let tokens = state.tokens().clone();
-    let target = name.clone();
-    blocking(move || tokens.revoke(&target)).await?;
-    state
-        .audit()
-        .record(json!({
-            "event": "token", "action": "revoke", "service": "web", "user": session.user,
-            "token": name,
-        }))
-        .await;
-    Ok(Json(json!({"ok": true, "revoked": name})))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names_lose_their_port() {
-        assert_eq!(host_name("localhost:8080").as_deref(), Some("localhost"));
-        assert_eq!(host_name("127.0.0.1").as_deref(), Some("127.0.0.1"));
-        assert_eq!(host_name("[::1]:80").as_deref(), Some("::1"));
-        assert_eq!(host_name("Example.COM:1").as_deref(), Some("example.com"));
-        assert_eq!(host_name("[::1]x"), None);
-        assert_eq!(host_name("a:b"), None);
-        assert_eq!(host_name(""), None);
-    }
-
-    #[test]
-    fn sessions_expire_and_are_bounded() {
-        let s = Sessions::new(Duration::from_millis(0), 4);
-        let (token, _) = s.create("admin", Role::Admin).unwrap();
-        assert!(s.touch(&token).is_none(), "idle 0: expired at once");
-
-        let s = Sessions::new(Duration::from_secs(60), 4);
-        let (first, _) = s.create("a", Role::Viewer).unwrap();
-        let ticket = s.open_stream(&first).unwrap();
-        for _ in 0..MAX_SESSIONS {
-            s.create("b", Role::Viewer).unwrap();
-        }
-        assert_eq!(s.lock().len(), MAX_SESSIONS);
-        assert!(s.touch(&first).is_none(), "the oldest made room");
-        assert!(ticket.ended.is_cancelled(), "its streams were told");
-    }
-
-    #[test]
-    fn a_session_has_a_few_stream_slots_and_ending_it_ends_them() {
-        let s = Sessions::new(Duration::from_secs(60), 2);
-        let (token, _) = s.create("a", Role::Viewer).unwrap();
-        let one = s.open_stream(&token).unwrap();
-        let two = s.open_stream(&token).unwrap();
-        assert!(matches!(
-            s.open_stream(&token),
-            Err(WebError::TooManyStreams(2))
-        ));
-        drop(one);
-        let three = s.open_stream(&token).expect("a slot came back");
-        assert!(s.still_live(&two.key));
-        s.remove(&token);
-        assert!(two.ended.is_cancelled() && three.ended.is_cancelled());
-        assert!(!s.still_live(&two.key));
-        assert!(matches!(
-            s.open_stream(&token),
-            Err(WebError::SignInRequired)
-        ));
-    }
-
-    #[test]
-    fn bearer_tokens_are_read_only_from_the_bearer_scheme() {
-        let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer sbt_x"),
-        );
-        assert_eq!(bearer(&h), Some("sbt_x"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer  sbt_y "),
-        );
-        assert_eq!(bearer(&h), Some("sbt_y"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
-        assert_eq!(
-            bearer(&h),
-            Some(""),
-            "an empty bearer is a bad token, not none"
-        );
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic YTpi"),
-        );
-        assert_eq!(bearer(&h), None);
-        assert!(!has_session_cookie(&h));
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("x=1; switchboard_session=zz"),
-        );
-        assert!(
-            has_session_cookie(&h),
-            "any value: it is a browser's request"
-        );
-    }
-
-    #[test]
-    fn the_cookie_is_found_among_others_and_checked_for_shape() {
-        let mut h = HeaderMap::new();
-        let token = "ab".repeat(32);
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("x=1; {COOKIE}={token}; y=2")).unwrap(),
-        );
-        assert_eq!(cookie_token(&h), Some(token.as_str()));
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("switchboard_session=../x"),
-        );
-        assert_eq!(cookie_token(&h), None);
-    }
-}
+mod tests;

@@ -1,0 +1,210 @@
+//! `switchboard serve`: load the configuration, start every instance and
+//! the dashboard, print the banner, and shut down on a signal.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::load_config;
+use switchboard::cli::ServeArgs;
+use switchboard::server::{self, Running};
+use switchboard::shutdown;
+use switchboard::supervisor::Supervisor;
+
+pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
+    // Before anything starts: a signal from now on is a graceful shutdown.
+    let mut signals = shutdown::Signals::listen();
+    // Each connection is a descriptor: the default soft limit (often 1024)
+    // would cap the services below their own `max_connections`.
+    let fds = switchboard::service::listen::raise_fd_limit();
+    tracing::debug!("open file limit: {fds}");
+    let config = load_config(&args)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let admin_password = std::env::var(switchboard::config::ENV_ADMIN_PASSWORD)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let web_listen = config.web.listen;
+    let running = server::run(config, server::Options { admin_password }).await?;
+    // Written before the banner: whoever waits for the banner finds it.
+    if let Some(path) = &args.ready_file {
+        running
+            .write_ready_file(path)
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+    print_banner(&running, &web_listen);
+    if running.all_failed() {
+        running.shutdown().await;
+        anyhow::bail!("no service could start (see above)");
+    }
+
+    signals.next().await;
+    tracing::info!("shutting down (press Ctrl-C again to exit at once)");
+    // A second signal skips the grace period.
+    tokio::spawn(async move {
+        signals.next().await;
+        eprintln!("switchboard: exiting without waiting");
+        std::process::exit(130);
+    });
+    running.shutdown().await;
+    tracing::info!("bye");
+    Ok(())
+}
+
+/// What listens where, in a few lines anyone can read. For people: programs
+/// read `--ready-file`.
+fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
+    let supervisor = &running.supervisor;
+    let scheme = running.scheme;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "switchboard {} — Ctrl-C to stop\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let statuses = supervisor.statuses();
+    let label = |s: &switchboard::supervisor::ServiceStatus| match s.name.name() == s.kind.name() {
+        true => s.name.to_string(),
+        false => format!("{} ({})", s.name, s.kind),
+    };
+    let width = statuses
+        .iter()
+        .map(|s| label(s).len())
+        .max()
+        .unwrap_or(0)
+        .max(13);
+    for s in &statuses {
+        let addr = s.local_addr.as_deref().unwrap_or(&s.listen);
+        let state = if s.enabled {
+            s.state.as_str()
+        } else {
+            "disabled"
+        };
+        let name = label(s);
+        out.push_str(&format!(
+            "  {name:<width$} {}  {addr:<24} {state}\n",
+            s.proto
+        ));
+    }
+    match &running.web {
+        Ok(addr) => out.push_str(&format!(
+            "  {:<width$} {scheme:<4} {:<24} running\n",
+            "web", addr
+        )),
+        Err(e) => out.push_str(&format!(
+            "  {:<width$} {scheme:<4} {:<24} failed: {}\n",
+            "web",
+            web_listen,
+            switchboard::service::bind_failure(e)
+        )),
+    }
+    if running.port_taken() {
+        out.push_str(
+            "hint: a port is taken. Move them all with --port-base N (services on N..N+6, \
+             the dashboard on N+80), or one with --set services.NAME.listen=IP:PORT\n",
+        );
+    }
+    if let Some(addr) = running.echo_addr() {
+        out.push_str(&format!("try:  {} echo {addr} hello\n", program_name()));
+    }
+    out.push_str(&match &running.key {
+        server::KeySource::Config => "HMAC key: from the configuration\n".to_owned(),
+        server::KeySource::File(path, true) => {
+            format!("HMAC key: generated in {} (owner-only)\n", path.display())
+        }
+        server::KeySource::File(path, false) => format!("HMAC key: {}\n", path.display()),
+    });
+    for line in tls_banner(supervisor) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(url) = running.web_url() {
+        out.push_str(&format!("open: {url}\n"));
+    }
+    // The last line of the banner.
+    out.push_str(&match &running.generated_password {
+        // Printed once, on stdout only: never logged.
+        Some(password) => format!(
+            "sign in as:  admin / {password}   (generated now and shown only this once; \
+             change it with `switchboard user passwd admin`)\n"
+        ),
+        None if supervisor.users().list().is_empty() => "accounts: none yet; the admin \
+             password is made and shown at the first start whose dashboard runs (or set \
+             SWITCHBOARD_ADMIN_PASSWORD)\n"
+            .to_owned(),
+        None => format!(
+            "accounts: {} ({}; `switchboard user list`)\n",
+            supervisor.users().path().display(),
+            match supervisor.users().list().len() {
+                1 => "1 account".to_owned(),
+                n => format!("{n} accounts"),
+            }
+        ),
+    });
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+/// How a person can run this program: `switchboard` when that name on PATH
+/// is this executable, else the executable's own path (`cargo run` leaves
+/// it in target/release/, which is not on PATH).
+fn program_name() -> String {
+    let me = std::env::current_exe().ok();
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let found = dir.join("switchboard");
+            found.is_file()
+                && std::fs::canonicalize(&found).ok()
+                    == me.as_ref().and_then(|m| std::fs::canonicalize(m).ok())
+        })
+    });
+    match me {
+        Some(path) if !on_path => path.display().to_string(),
+        _ => "switchboard".to_owned(),
+    }
+}
+
+/// The banner's TLS lines: each certificate in use, who uses it, and its
+/// SHA-256 (what `--pin` takes).
+fn tls_banner(supervisor: &Supervisor) -> Vec<String> {
+    let certs = supervisor.certs();
+    let mut users: Vec<(std::sync::Arc<switchboard::tls::ServerTls>, Vec<String>)> = Vec::new();
+    let all = certs
+        .web()
+        .map(|t| (std::sync::Arc::clone(t), "web".to_owned()))
+        .into_iter()
+        .chain(
+            supervisor
+                .ids()
+                .into_iter()
+                .filter_map(|id| supervisor.tls_of(&id).map(|t| (t, id.to_string()))),
+        );
+    for (tls, who) in all {
+        match users
+            .iter_mut()
+            .find(|(t, _)| std::sync::Arc::ptr_eq(t, &tls))
+        {
+            Some((_, names)) => names.push(who),
+            None => users.push((tls, vec![who])),
+        }
+    }
+    users
+        .into_iter()
+        .map(|(tls, names)| {
+            let path = &tls.files().cert;
+            let how = match certs.generated() {
+                Some((p, true)) if p == path.as_path() => "self-signed, generated now",
+                Some((p, false)) if p == path.as_path() => "self-signed",
+                _ => "from files",
+            };
+            format!(
+                "TLS ({}): {} ({how}), SHA-256 {}",
+                names.join(", "),
+                path.display(),
+                tls.fingerprint()
+            )
+        })
+        .collect()
+}

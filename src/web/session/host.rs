@@ -1,0 +1,104 @@
+//! The `Host` and `Origin` checks in front of every route, against DNS
+//! rebinding and cross-site requests.
+
+use super::*;
+
+/// The `Host` header without its port, lower-cased; `None` when absent or
+/// malformed.
+pub(super) fn host_name(host: &str) -> Option<String> {
+    let host = host.trim().to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        inside.to_owned()
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
+            Some(_) => return None,
+            None => host,
+        }
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether `name` (a [`host_name`]) is a loopback name.
+pub(super) fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The routes a machine asks without a session: the HEALTHCHECK, a
+/// kubelet's probes, a Prometheus scrape. They answer loopback names even
+/// when `web.allowed_hosts` is set, because `switchboard health` asks
+/// `127.0.0.1` and a probe or scraper inside the deployment asks by the
+/// address it was given. This opens nothing to DNS rebinding: a page whose
+/// name was rebound to 127.0.0.1 still sends its own name as `Host`, never
+/// a loopback one; and these routes carry no session and change nothing.
+pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+impl AppState {
+    /// Whether the dashboard answers to this `Host` header value on `path`.
+    fn host_allowed(&self, host: &str, path: &str) -> bool {
+        let Some(name) = host_name(host) else {
+            return false;
+        };
+        let allowed = &self.web().allowed_hosts;
+        if !allowed.is_empty() {
+            let host = host.trim().to_ascii_lowercase();
+            return allowed
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host))
+                || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
+        }
+        if !self.web().listen.ip().is_loopback() {
+            return true;
+        }
+        is_loopback_name(&name)
+    }
+}
+
+/// The middleware in front of every route: a `Host` the dashboard answers
+/// to, and for state-changing requests and live streams, an `Origin` (when
+/// the browser sends one) that is this same host. Browsers send `Origin` on
+/// every cross-site POST/PUT/DELETE and `EventSource`, so a foreign page
+/// cannot act here even if a cookie were sent along.
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !state.host_allowed(&host, req.uri().path()) {
+        return WebError::UnknownHost.into_response();
+    }
+    let live = req.uri().path() == crate::web::LIVE_PATH;
+    // A token request with no cookie is no browser's doing (a page cannot
+    // set `Authorization` on a cross-site request without CORS, which is
+    // not offered): nothing to check the origin of.
+    let scripted = bearer(req.headers()).is_some() && !has_session_cookie(req.headers());
+    if (!is_safe(req.method()) || live) && !scripted {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let same = origin.to_str().is_ok_and(|o| {
+                let o = o.to_ascii_lowercase();
+                let host = host.to_ascii_lowercase();
+                o.strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+                    .is_some_and(|authority| authority == host)
+            });
+            if !same {
+                return WebError::CrossOrigin.into_response();
+            }
+        } else if req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|s| s != "same-origin" && s != "none")
+        {
+            return WebError::CrossOrigin.into_response();
+        }
+    }
+    next.run(req).await
+}

@@ -1,0 +1,106 @@
+//! Unit tests for web sessions: host parsing, expiry and bounds, stream slots, bearer tokens.
+
+use super::host::host_name;
+use super::*;
+
+#[test]
+fn host_names_lose_their_port() {
+    assert_eq!(host_name("localhost:8080").as_deref(), Some("localhost"));
+    assert_eq!(host_name("127.0.0.1").as_deref(), Some("127.0.0.1"));
+    assert_eq!(host_name("[::1]:80").as_deref(), Some("::1"));
+    assert_eq!(host_name("Example.COM:1").as_deref(), Some("example.com"));
+    assert_eq!(host_name("[::1]x"), None);
+    assert_eq!(host_name("a:b"), None);
+    assert_eq!(host_name(""), None);
+}
+
+#[test]
+fn sessions_expire_and_are_bounded() {
+    let s = Sessions::new(Duration::from_millis(0), 4);
+    let (token, _) = s.create("admin", Role::Admin).unwrap();
+    assert!(s.touch(&token).is_none(), "idle 0: expired at once");
+
+    let s = Sessions::new(Duration::from_secs(60), 4);
+    let (first, _) = s.create("a", Role::Viewer).unwrap();
+    let ticket = s.open_stream(&first).unwrap();
+    for _ in 0..MAX_SESSIONS {
+        s.create("b", Role::Viewer).unwrap();
+    }
+    assert_eq!(s.lock().len(), MAX_SESSIONS);
+    assert!(s.touch(&first).is_none(), "the oldest made room");
+    assert!(ticket.ended.is_cancelled(), "its streams were told");
+}
+
+#[test]
+fn a_session_has_a_few_stream_slots_and_ending_it_ends_them() {
+    let s = Sessions::new(Duration::from_secs(60), 2);
+    let (token, _) = s.create("a", Role::Viewer).unwrap();
+    let one = s.open_stream(&token).unwrap();
+    let two = s.open_stream(&token).unwrap();
+    assert!(matches!(
+        s.open_stream(&token),
+        Err(WebError::TooManyStreams(2))
+    ));
+    drop(one);
+    let three = s.open_stream(&token).expect("a slot came back");
+    assert!(s.still_live(&two.key));
+    s.remove(&token);
+    assert!(two.ended.is_cancelled() && three.ended.is_cancelled());
+    assert!(!s.still_live(&two.key));
+    assert!(matches!(
+        s.open_stream(&token),
+        Err(WebError::SignInRequired)
+    ));
+}
+
+#[test]
+fn bearer_tokens_are_read_only_from_the_bearer_scheme() {
+    let mut h = HeaderMap::new();
+    assert_eq!(bearer(&h), None);
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer sbt_x"),
+    );
+    assert_eq!(bearer(&h), Some("sbt_x"));
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_static("bearer  sbt_y "),
+    );
+    assert_eq!(bearer(&h), Some("sbt_y"));
+    h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
+    assert_eq!(
+        bearer(&h),
+        Some(""),
+        "an empty bearer is a bad token, not none"
+    );
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_static("Basic YTpi"),
+    );
+    assert_eq!(bearer(&h), None);
+    assert!(!has_session_cookie(&h));
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_static("x=1; switchboard_session=zz"),
+    );
+    assert!(
+        has_session_cookie(&h),
+        "any value: it is a browser's request"
+    );
+}
+
+#[test]
+fn the_cookie_is_found_among_others_and_checked_for_shape() {
+    let mut h = HeaderMap::new();
+    let token = "ab".repeat(32);
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!("x=1; {COOKIE}={token}; y=2")).unwrap(),
+    );
+    assert_eq!(cookie_token(&h), Some(token.as_str()));
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_static("switchboard_session=../x"),
+    );
+    assert_eq!(cookie_token(&h), None);
+}
