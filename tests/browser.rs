@@ -833,6 +833,7 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
             "12-services",
             "//form[@id='instance-form']//input[@name='listen']",
         ),
+        ("/audit", "13-audit", "//table[@id='audit']//tbody/tr"),
     ];
     for (path, shot, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();
@@ -1128,6 +1129,7 @@ async fn assert_no_axe_violations(screen: Screen) {
             "/services",
             "//form[@id='instance-form']//input[@name='listen']",
         ),
+        ("/audit", "//table[@id='audit']//tbody/tr"),
     ];
     for (path, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();

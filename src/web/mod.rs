@@ -24,6 +24,7 @@
 
 mod api;
 mod assets;
+mod audit;
 pub mod conns;
 pub mod error;
 mod instances;
@@ -202,6 +203,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(session::sign_out),
         )
         .route("/services", get(pages::services))
+        .route("/audit", get(pages::audit))
+        .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/kinds", get(instances::kinds))
         .route("/api/v1/services", get(api::services).post(instances::add))
         .route(

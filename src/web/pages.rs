@@ -560,6 +560,23 @@ pub async fn services(
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    chrome: Chrome,
+}
+
+/// `GET /audit`: the audit log, newest first (admins).
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page; not an admin: 403.
+pub async fn audit(admin: Result<Admin, WebError>) -> Result<AuditPage, PageError> {
+    let Admin(session) = admin?;
+    Ok(AuditPage {
+        chrome: Chrome::new(session, "audit"),
+    })
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub struct LoginPage;
 
