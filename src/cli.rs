@@ -105,6 +105,11 @@ pub enum Command {
     /// picks changes up at once. `create` prints the token once: only its
     /// SHA-256 is kept.
     Token(TokenArgs),
+    /// Manage the service instances of a running switchboard through its
+    /// API (an admin token for changes): list, add, edit, remove. The same
+    /// as the dashboard's Services page; changes are kept in
+    /// `<data_dir>/services.toml`.
+    Service(ServiceArgs),
     /// Load-test a service (or any server speaking its protocol) and report
     /// throughput, latency percentiles and errors.
     ///
@@ -127,6 +132,54 @@ pub enum Command {
     },
     /// Print the manual page (roff): `switchboard man | man -l -`.
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub action: ServiceAction,
+
+    /// HOST:PORT of the dashboard (default: `web.listen` of the config).
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub url: Option<std::net::SocketAddr>,
+
+    /// An API token (`switchboard token create NAME --role admin`).
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// How long to wait for each answer.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub config: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Every instance: name, kind, protocol, state, address, where defined.
+    List,
+    /// Add an instance and start it: `switchboard service add echo-2 --kind
+    /// echo --setting listen=127.0.0.1:9100`.
+    Add {
+        /// The new instance's name: a-z, 0-9 and `-`.
+        name: String,
+        /// Its kind: echo, udp-echo, time, exec, files, files-classic, login, ...
+        #[arg(long)]
+        kind: String,
+        /// One of the kind's settings, as in the config file (repeatable).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Change an added instance's settings (it restarts with them); a
+    /// built-in or config-file one takes only `--setting enabled=false|true`.
+    Edit {
+        name: String,
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// Stop and remove an instance added from the dashboard or this command.
+    Rm { name: String },
 }
 
 #[derive(Debug, Args)]

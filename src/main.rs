@@ -63,6 +63,13 @@ fn main() -> ExitCode {
                 config: cmd::merge_serve_args(cli.serve, args.config),
                 ..args
             }),
+            Some(Command::Service(args)) => {
+                cmd::service::service(switchboard::cli::ServiceArgs {
+                    config: cmd::merge_serve_args(cli.serve, args.config),
+                    ..args
+                })
+                .await
+            }
             Some(Command::Token(args)) => {
                 cmd::accounts::token(switchboard::cli::TokenArgs {
                     config: cmd::merge_serve_args(cli.serve, args.config),

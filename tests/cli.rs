@@ -597,3 +597,114 @@ async fn health_asks_the_dashboard_and_says_when_it_is_down() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("refused"), "{}", stderr(&o));
 }
+
+#[tokio::test]
+async fn service_manages_instances_through_the_api_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = common::Served::start(&data, &[ServiceKind::Echo, ServiceKind::Time], &[]).await;
+    let web = served.web_url();
+    let url = web.trim_start_matches("http://").to_owned();
+    let data_arg = data.to_str().unwrap().to_owned();
+    let made = run(
+        &[
+            "token",
+            "create",
+            "ops",
+            "--role",
+            "admin",
+            "--data-dir",
+            &data_arg,
+        ],
+        "",
+    )
+    .await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = stdout(&made)
+        .split_whitespace()
+        .find(|w| w.starts_with("sbt_"))
+        .expect("the token printed")
+        .to_owned();
+    let service = |args: &[&str]| {
+        let mut all = vec!["service", "--url", url.as_str(), "--token", token.as_str()];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let call = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs, "").await
+    };
+
+    let o = call(service(&[
+        "add",
+        "e5",
+        "--kind",
+        "echo",
+        "--setting",
+        "listen=127.0.0.1:0",
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "added e5\n");
+    let o = call(service(&["list"])).await;
+    let listed = stdout(&o);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("e5 "))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("echo") && line.contains("running"), "{line}");
+    let addr = line.split_whitespace().last().unwrap();
+    let o = run(&["echo", addr, "through the cli"], "").await;
+    assert_eq!(stdout(&o), "THROUGH THE CLI\n", "{}", stderr(&o));
+
+    // Errors name the field; a built-in takes only `enabled`.
+    let o = call(service(&[
+        "add",
+        "e6",
+        "--kind",
+        "echo",
+        "--setting",
+        "listen=127.0.0.1:0",
+        "--setting",
+        "folder=/x",
+    ]))
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("folder: `folder` is not a setting of this kind"),
+        "{}",
+        stderr(&o)
+    );
+    let o = call(service(&["edit", "time", "--setting", "enabled=false"])).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = call(service(&["list"])).await;
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("time ") && l.contains("disabled")),
+        "{}",
+        stdout(&o)
+    );
+    let o = call(service(&["rm", "e5"])).await;
+    assert_eq!(stdout(&o), "removed e5\n", "{}", stderr(&o));
+
+    // Without a token: refused, and said how to fix it.
+    let o = run(
+        &[
+            "service",
+            "--url",
+            &url,
+            "add",
+            "e7",
+            "--kind",
+            "echo",
+            "--setting",
+            "listen=1",
+        ],
+        "",
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("give an admin token"), "{}", stderr(&o));
+    drop(served);
+}

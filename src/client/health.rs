@@ -1,6 +1,7 @@
-//! `switchboard health`: asks a running dashboard's `/healthz` whether the
-//! process is up (the Docker HEALTHCHECK). HTTP/1.1 (over TLS when the
-//! dashboard speaks HTTPS), one request, its status line read with a cap.
+//! A small HTTP/1.1 client for the dashboard: `switchboard health` asks
+//! `/healthz` (the Docker HEALTHCHECK) and `switchboard service` calls the
+//! JSON API with a token. One request per connection (over TLS when the
+//! dashboard speaks HTTPS), the reply read whole with a cap.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,8 +10,68 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{ClientError, deadline};
 
-/// Most of the reply read: a status line and a few headers fit.
-const MAX_REPLY: u64 = 4096;
+/// Most of a reply read: the API's answers are small.
+const MAX_REPLY: u64 = 1 << 20;
+
+/// An answer: its status code and its body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (`null` when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One request: `method path` at `addr`, with a bearer `token` and a JSON
+/// `body` when given.
+///
+/// # Errors
+/// Connection errors, a timeout, a reply that is not HTTP.
+pub async fn request(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<Reply, ClientError> {
+    let label = addr.to_string();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.map(ToString::to_string).unwrap_or_default();
+    if !body.is_empty() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    head.push_str(&body);
+    deadline(&label, timeout, async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::io(&label, e))?;
+        match tls {
+            None => exchange(stream, &head, &label).await,
+            Some(tls) => {
+                let stream = tls
+                    .connect(&addr.ip().to_string(), stream)
+                    .await
+                    .map_err(|e| super::tls_failed(&label, &e))?;
+                exchange(stream, &head, &label).await
+            }
+        }
+    })
+    .await
+}
 
 /// `GET /healthz` at `addr`; `Ok` on a 200.
 ///
@@ -22,61 +83,74 @@ pub async fn check(
     timeout: Duration,
     tls: Option<&crate::tls::ClientTls>,
 ) -> Result<(), ClientError> {
-    let label = addr.to_string();
-    deadline(&label, timeout, async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
-        match tls {
-            None => ask(stream, addr, &label).await,
-            Some(tls) => {
-                let stream = tls
-                    .connect(&addr.ip().to_string(), stream)
-                    .await
-                    .map_err(|e| super::tls_failed(&label, &e))?;
-                ask(stream, addr, &label).await
-            }
-        }
-    })
-    .await
+    let reply = request(addr, timeout, tls, "GET", "/healthz", None, None).await?;
+    if reply.status == 200 {
+        Ok(())
+    } else {
+        Err(ClientError::Rejected {
+            addr: addr.to_string(),
+            reason: format!("/healthz answered {}", reply.status),
+        })
+    }
 }
 
-async fn ask<S>(mut stream: S, addr: SocketAddr, label: &str) -> Result<(), ClientError>
+async fn exchange<S>(mut stream: S, request: &str, label: &str) -> Result<Reply, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    {
-        let label = label.to_owned();
-        let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| ClientError::io(label, e))?;
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let refuse = |reason: String| ClientError::Rejected {
+        addr: label.to_owned(),
+        reason,
+    };
+    let mut reply = Vec::new();
+    let mut limited = (&mut stream).take(MAX_REPLY);
+    // The head first: what answers is not HTTP as soon as its first line says so.
+    let head_end = loop {
+        if let Some(at) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let first = String::from_utf8_lossy(&reply)
+            .lines()
+            .next()
+            .map(str::to_owned);
+        if let Some(first) = first.filter(|l| reply.contains(&b'\n') && !l.starts_with("HTTP/")) {
+            return Err(refuse(format!(
+                "{path} answered `{}`",
+                first.trim().escape_debug()
+            )));
+        }
+        let n = limited
+            .read_buf(&mut reply)
             .await
-            .map_err(|e| ClientError::io(&label, e))?;
-        // The status line is all we need: read until it is complete.
-        let mut reply = Vec::new();
-        let mut limited = (&mut stream).take(MAX_REPLY);
-        while !reply.contains(&b'\n') {
-            let n = limited
-                .read_buf(&mut reply)
-                .await
-                .map_err(|e| ClientError::io(&label, e))?;
-            if n == 0 {
-                break;
-            }
+            .map_err(|e| ClientError::io(label, e))?;
+        if n == 0 {
+            return Err(refuse(format!("{path}: no HTTP reply")));
         }
-        let text = String::from_utf8_lossy(&reply);
-        let status = text.lines().next().unwrap_or("").trim().to_owned();
-        if status.starts_with("HTTP/1.1 200") || status.starts_with("HTTP/1.0 200") {
-            Ok(())
-        } else {
-            Err(ClientError::Rejected {
-                addr: label.clone(),
-                reason: if status.is_empty() {
-                    "no HTTP reply".into()
-                } else {
-                    format!("/healthz answered `{status}`")
-                },
-            })
-        }
-    }
+    };
+    let head = String::from_utf8_lossy(&reply[..head_end]).into_owned();
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| {
+            refuse(format!(
+                "{path} answered `{}`",
+                head.lines().next().unwrap_or("")
+            ))
+        })?;
+    // `Connection: close`: the body ends where the stream does.
+    limited
+        .read_to_end(&mut reply)
+        .await
+        .map_err(|e| ClientError::io(label, e))?;
+    Ok(Reply {
+        status,
+        body: String::from_utf8_lossy(&reply[head_end + 4..]).into_owned(),
+    })
 }

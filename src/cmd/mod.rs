@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod bench;
 pub(crate) mod files;
 pub(crate) mod serve;
+pub(crate) mod service;
 pub(crate) mod talk;
 
 use std::collections::BTreeMap;

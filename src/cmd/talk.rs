@@ -197,7 +197,22 @@ pub(crate) async fn login(args: LoginArgs) -> Result<ExitCode> {
 
 /// `switchboard health`: `/healthz` of ADDR or of the config's dashboard.
 pub(crate) async fn health(args: HealthArgs) -> Result<()> {
-    let config = load_config(&args.config)?;
+    let (addr, tls, scheme) = dashboard(&load_config(&args.config)?, args.addr)?;
+    switchboard::client::health::check(addr, args.timeout, tls.as_ref()).await?;
+    println!("ok: {scheme}://{addr}/healthz");
+    Ok(())
+}
+
+/// Where the config's dashboard is reached from here (or `addr`), with the
+/// TLS that trusts exactly its certificate when it speaks HTTPS.
+pub(crate) fn dashboard(
+    config: &switchboard::config::Config,
+    addr: Option<std::net::SocketAddr>,
+) -> Result<(
+    std::net::SocketAddr,
+    Option<switchboard::tls::ClientTls>,
+    &'static str,
+)> {
     // Over HTTPS, trust exactly the dashboard's own certificate file.
     let cert = match &config.web.tls {
         switchboard::config::WebTls::Off => None,
@@ -213,20 +228,13 @@ pub(crate) async fn health(args: HealthArgs) -> Result<()> {
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let addr = match args.addr {
+    let addr = match addr {
         Some(a) => a,
-        None => {
-            let mut a = config.web.listen;
-            if a.ip().is_unspecified() {
-                a.set_ip(match a {
-                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                });
-            }
-            a
-        }
+        // A wildcard address is asked on loopback.
+        None => switchboard::config::ListenAddr::Inet(config.web.listen)
+            .connectable()
+            .inet()
+            .expect("an IP address stays one"),
     };
-    switchboard::client::health::check(addr, args.timeout, tls.as_ref()).await?;
-    println!("ok: {scheme}://{addr}/healthz");
-    Ok(())
+    Ok((addr, tls, scheme))
 }

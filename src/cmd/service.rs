@@ -1,0 +1,101 @@
+//! `switchboard service list|add|edit|rm`: the Services page from a shell,
+//! through the running dashboard's API with a token.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::load_config;
+use super::talk::dashboard;
+use switchboard::cli::{ServiceAction, ServiceArgs};
+
+/// Runs one `service` action.
+pub(crate) async fn service(args: ServiceArgs) -> Result<()> {
+    let (addr, tls, _) = dashboard(&load_config(&args.config)?, args.url)?;
+    let token = args.token.as_deref();
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let tls = tls.clone();
+        async move {
+            let reply = switchboard::client::health::request(
+                addr,
+                args.timeout,
+                tls.as_ref(),
+                method,
+                &path,
+                token,
+                body.as_ref(),
+            )
+            .await?;
+            let json = reply.json();
+            if reply.status >= 300 {
+                let error = json["error"].as_str().unwrap_or(&reply.body).to_owned();
+                match (reply.status, json["field"].as_str()) {
+                    (401, _) => {
+                        bail!("{error} (give an admin token: --token or SWITCHBOARD_TOKEN)")
+                    }
+                    (_, Some(field)) => bail!("{field}: {error}"),
+                    _ => bail!("{error}"),
+                }
+            }
+            Ok::<Value, anyhow::Error>(json)
+        }
+    };
+    match args.action {
+        ServiceAction::List => {
+            let all = call("GET", "/api/v1/services".into(), None).await?;
+            let rows = all.as_array().context("the API answered no list")?;
+            println!(
+                "{:<20} {:<14} {:<5} {:<9} ADDRESS",
+                "NAME", "KIND", "PROTO", "STATE"
+            );
+            for s in rows {
+                let text = |k: &str| s[k].as_str().unwrap_or("").to_owned();
+                let state = if s["enabled"] == false {
+                    "disabled".into()
+                } else {
+                    text("phase")
+                };
+                let addr = s["local_addr"]
+                    .as_str()
+                    .map_or_else(|| text("listen"), str::to_owned);
+                println!(
+                    "{:<20} {:<14} {:<5} {:<9} {addr}",
+                    text("name"),
+                    text("kind"),
+                    text("proto"),
+                    state
+                );
+            }
+        }
+        ServiceAction::Add {
+            name,
+            kind,
+            settings,
+        } => {
+            let body = json!({"name": name, "kind": kind, "settings": pairs(&settings)?});
+            call("POST", "/api/v1/services".into(), Some(body)).await?;
+            println!("added {name}");
+        }
+        ServiceAction::Edit { name, settings } => {
+            let body = json!({"settings": pairs(&settings)?});
+            call("PUT", format!("/api/v1/services/{name}"), Some(body)).await?;
+            println!("changed {name}");
+        }
+        ServiceAction::Rm { name } => {
+            call("DELETE", format!("/api/v1/services/{name}"), None).await?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` settings as a JSON object of text values.
+fn pairs(settings: &[String]) -> Result<Value> {
+    let mut map = serde_json::Map::new();
+    for s in settings {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("`--setting` takes KEY=VALUE, got `{s}`"))?;
+        map.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
+    }
+    Ok(Value::Object(map))
+}
