@@ -11,7 +11,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,142 +24,13 @@ use crate::settings::ListenAddr;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::sync::lock;
-use crate::users::{Users, UsersError};
+use crate::users::Users;
 
-/// What the services share with the rest of the process.
-#[derive(Clone)]
-pub struct Deps {
-    pub stats: Stats,
-    /// The process's root token and task tracker; services hang below it.
-    pub root: Shutdown,
-    pub users: Users,
-    pub audit: AuditLog,
-    /// The files folder of `files` and `files-classic`.
-    pub store: crate::store::Store,
-    /// The HMAC key of exec and files.
-    pub key: Option<crate::settings::Secret>,
-    /// The certificates of the dashboard and of TLS services.
-    pub tls: crate::tls::Certs,
-}
+mod deps;
+mod state;
 
-impl Deps {
-    /// Fresh stats and shutdown, with the accounts and audit log of
-    /// `config.data_dir` (what tests and benchmarks start from).
-    ///
-    /// # Errors
-    /// When the accounts file or the audit log cannot be opened.
-    pub fn open(config: &Config) -> Result<Deps, DepsError> {
-        Ok(Deps {
-            stats: Stats::new(),
-            root: Shutdown::new(),
-            users: Users::open(&config.data_dir)?,
-            audit: AuditLog::open(&config.data_dir).map_err(|source| DepsError::Audit {
-                path: crate::audit::path(&config.data_dir),
-                source,
-            })?,
-            store: crate::store::Store::open(&config.data_dir).map_err(|source| {
-                DepsError::Files {
-                    path: crate::store::dir(&config.data_dir),
-                    source,
-                }
-            })?,
-            key: config.key.clone(),
-            tls: crate::tls::Certs::open(config)?,
-        })
-    }
-
-    /// What every service shares.
-    pub fn resources(&self) -> Resources {
-        Resources {
-            users: self.users.clone(),
-            audit: self.audit.clone(),
-            store: self.store.clone(),
-            key: self.key.clone(),
-        }
-    }
-}
-
-/// Why [`Deps::open`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DepsError {
-    #[error(transparent)]
-    Users(#[from] UsersError),
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    #[error("cannot open the audit log {}: {source}", path.display())]
-    Audit {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot open the files folder {}: {source}", path.display())]
-    Files {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A service's state, as shown everywhere.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServiceState {
-    Running,
-    Stopped,
-    Failed(String),
-}
-
-impl std::fmt::Display for ServiceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServiceState::Running => f.write_str("running"),
-            ServiceState::Stopped => f.write_str("stopped"),
-            ServiceState::Failed(reason) => write!(f, "failed: {reason}"),
-        }
-    }
-}
-
-impl ServiceState {
-    /// `running`, `stopped` or `failed`, without the reason.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ServiceState::Running => "running",
-            ServiceState::Stopped => "stopped",
-            ServiceState::Failed(_) => "failed",
-        }
-    }
-
-    /// Why it failed, if it did.
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            ServiceState::Failed(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// One instance's status, as plain data.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    pub name: ServiceId,
-    pub kind: ServiceKind,
-    pub proto: Proto,
-    /// The configured address.
-    pub listen: String,
-    /// The address actually bound while running (differs for port 0).
-    pub local_addr: Option<String>,
-    /// `running`, `stopped` or `failed: <reason>`, as one line of text.
-    pub state: String,
-    /// `running`, `stopped` or `failed`: the state without its reason.
-    pub phase: &'static str,
-    /// Why it failed, when it did.
-    pub reason: Option<String>,
-    /// The state, typed.
-    #[serde(skip)]
-    pub status: ServiceState,
-    pub enabled: bool,
-    /// When the state last changed.
-    pub since_unix_ms: u64,
-}
+pub use deps::{Deps, DepsError};
+pub use state::{ServiceState, ServiceStatus};
 
 /// Starts, stops and watches every instance. Cheap to clone.
 #[derive(Clone)]
