@@ -20,6 +20,7 @@
 
 pub mod accept;
 pub mod listen;
+pub(crate) mod process;
 pub mod registry;
 
 pub mod echo;
