@@ -28,6 +28,7 @@ pub mod exec;
 pub mod files;
 pub mod files_classic;
 pub mod login;
+pub mod stdio;
 pub mod time;
 pub mod udp;
 pub mod udp_echo;
