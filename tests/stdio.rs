@@ -309,3 +309,45 @@ fn config_errors_name_the_key() {
     let err = resolve(&format!("{}\nenv = [\"A=1\"]", argv(&["/bin/cat"]))).unwrap_err();
     assert!(err.contains(&format!("services.{NAME}.env")), "{err}");
 }
+
+#[test]
+fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
+    use switchboard::config::overlay::{Overlay, validate};
+    use switchboard::service::stdio::Settings;
+    let settings: BTreeMap<String, String> = [
+        ("listen", "127.0.0.1:0"),
+        ("argv", "/usr/bin/bc,-q"),
+        ("env", "LANG=C.UTF-8,TZ=UTC"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    let (config, table) = validate("calc", "stdio", &settings).unwrap();
+    let env = &config.settings.get::<Settings>().unwrap().env;
+    assert_eq!(env["TZ"], "UTC");
+    // Written to services.toml and read back at the next start.
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = Overlay {
+        services: [("calc".to_owned(), table)].into(),
+    };
+    overlay.write(dir.path()).unwrap();
+    let mut again = Config::ephemeral(dir.path());
+    Overlay::read(dir.path())
+        .unwrap()
+        .apply(&mut again)
+        .unwrap();
+    let calc = again
+        .services
+        .iter()
+        .find(|s| s.id.name() == "calc")
+        .unwrap();
+    assert_eq!(&calc.settings.get::<Settings>().unwrap().env, env);
+    let err = validate(
+        "calc",
+        "stdio",
+        &[("listen", "127.0.0.1:0"), ("argv", "bc")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+    )
+    .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("argv"), "{}", err.message);
+}
