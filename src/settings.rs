@@ -30,6 +30,8 @@ pub use service_tls::{CertFiles, ServiceTls};
 mod limits;
 pub use limits::{TcpLimits, UdpLimits};
 
+mod map;
+
 /// Where a TCP or UDP service listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {

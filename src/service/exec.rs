@@ -34,8 +34,11 @@ use crate::stats::{ConnGuard, EventKind};
 use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
 use crate::wire::message::MAX_HEADER_LEN;
 
-mod running;
-use running::{Audit, RunningCommand};
+use super::process::{self, Audit, Record};
+
+/// A command running for one request, holding one of the command slots.
+type RunningCommand<'a> =
+    process::RunningCommand<CommandRecord<'a>, tokio::sync::SemaphorePermit<'a>>;
 
 /// The only PATH a command sees.
 const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -246,7 +249,7 @@ struct CommandRecord<'a> {
     started: Instant,
 }
 
-impl CommandRecord<'_> {
+impl Record for CommandRecord<'_> {
     /// One audit line, one log line and one `command_run` event.
     async fn write(&self, outcome: &str, bytes_out: u64) {
         let (entry, duration_ms) = self.entry(outcome, bytes_out);
@@ -254,13 +257,33 @@ impl CommandRecord<'_> {
         self.emit(outcome, duration_ms, bytes_out);
     }
 
-    /// [`CommandRecord::write`] without waiting, for a `Drop`.
+    /// [`Record::write`] without waiting, for a `Drop`.
     fn write_now(&self, outcome: &str, bytes_out: u64) {
         let (entry, duration_ms) = self.entry(outcome, bytes_out);
         self.shared.audit.record_now(entry);
         self.emit(outcome, duration_ms, bytes_out);
     }
 
+    /// Why a request ended without its final message, read off the tokens
+    /// from the widest down: the process, the service, the connection.
+    fn ended_early(&self) -> &'static str {
+        if self.ctx.process.is_cancelled() {
+            "shutdown"
+        } else if self.ctx.cancel.is_cancelled() {
+            "service stopped"
+        } else if self.guard.close_requested().is_cancelled() {
+            "closed by admin"
+        } else {
+            "disconnected"
+        }
+    }
+
+    fn owner(&self) -> (&tokio_util::task::TaskTracker, &crate::kind::ServiceId) {
+        (&self.ctx.tasks, &self.ctx.id)
+    }
+}
+
+impl CommandRecord<'_> {
     fn entry(&self, outcome: &str, bytes_out: u64) -> (Value, u64) {
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let entry = json!({
@@ -296,20 +319,6 @@ impl CommandRecord<'_> {
             duration_ms,
             bytes_out,
         });
-    }
-
-    /// Why a request ended without its final message, read off the tokens
-    /// from the widest down: the process, the service, the connection.
-    fn ended_early(&self) -> &'static str {
-        if self.ctx.process.is_cancelled() {
-            "shutdown"
-        } else if self.ctx.cancel.is_cancelled() {
-            "service stopped"
-        } else if self.guard.close_requested().is_cancelled() {
-            "closed by admin"
-        } else {
-            "disconnected"
-        }
     }
 }
 
@@ -381,10 +390,8 @@ async fn run_command<'a>(
         .current_dir(&shared.config.workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match command.spawn() {
+        .stderr(Stdio::piped());
+    let mut child = match process::spawn_in_group(&mut command) {
         Ok(c) => c,
         Err(e) => {
             let reply = ExecReply::error(format!("cannot start {}: {e}", program.display()));
@@ -394,14 +401,7 @@ async fn run_command<'a>(
     };
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
-    let mut running = RunningCommand {
-        pgid: child.id(),
-        child: Some(child),
-        record,
-        sent: 0,
-        audit: Audit::Pending,
-        _slot: slot,
-    };
+    let mut running = RunningCommand::new(child, record, slot);
     let mut out_buf = vec![0u8; OUTPUT_CHUNK];
     let mut err_buf = vec![0u8; OUTPUT_CHUNK];
     let cap = shared.config.max_output_bytes;

@@ -20,6 +20,7 @@
 
 pub mod accept;
 pub mod listen;
+pub(crate) mod process;
 pub mod registry;
 
 pub mod echo;
@@ -27,6 +28,7 @@ pub mod exec;
 pub mod files;
 pub mod files_classic;
 pub mod login;
+pub mod stdio;
 pub mod time;
 pub mod udp;
 pub mod udp_echo;
