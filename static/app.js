@@ -793,6 +793,26 @@
       if (e.key === 'ArrowDown' && recall < history.length) { recall += 1; input.value = history[recall] || ''; e.preventDefault(); }
     });
     stopButton.addEventListener('click', () => running?.abort());
+    $('#exec-clear').addEventListener('click', () => output.replaceChildren());
+    // A program chip puts its name on the line.
+    $('#exec-allowed')?.addEventListener('click', (ev) => {
+      const program = ev.target.closest('[data-program]')?.dataset.program;
+      if (program) { input.value = program; input.focus(); }
+    });
+    // Without a shell, `|`, `>` and `;` are just characters in an argument.
+    const hint = $('#exec-hint');
+    const checkHint = () => {
+      const plain = !shellBox?.checked && /[|><;&`$]/.test(input.value);
+      hint.hidden = !plain;
+      hint.textContent = plain
+        ? 'No shell here: | > ; & $ are passed to the program as plain arguments, not interpreted.'
+        : '';
+    };
+    input.addEventListener('input', checkHint);
+    shellBox?.addEventListener('change', checkHint);
+    // Scrollback, bounded: the oldest output goes first.
+    const MAX_NODES = 4000;
+    const trim = () => { while (output.childNodes.length > MAX_NODES) output.firstChild.remove(); };
 
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -804,7 +824,9 @@
       localStorage.setItem('switchboard.exec.history', JSON.stringify(history));
       recall = history.length;
       showHistory();
-      output.replaceChildren();
+      output.append(el('span', { class: 'cmd-echo' }, `${output.childNodes.length ? '\n' : ''}$ ${line}\n`));
+      trim();
+      output.scrollTop = output.scrollHeight;
       status.textContent = 'running…';
       status.dataset.state = 'running';
       runButton.disabled = true;
@@ -842,6 +864,7 @@
             pending = pending.slice(nl + 1);
             if (msg.type === 'stdout' || msg.type === 'stderr') {
               output.append(el('span', { class: msg.type }, msg.data));
+              trim();
               output.scrollTop = output.scrollHeight;
             } else {
               const bs = micros((performance.now() - t0) * 1000);

@@ -708,6 +708,7 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     )
     .await;
     let out = text_at(&browser, "//*[@id='exec-output']").await;
+    assert!(out.starts_with("$ date"), "the command is echoed: {out:?}");
     assert!(
         out.chars().any(|c| c.is_ascii_digit()),
         "date printed something: {out:?}"
@@ -758,6 +759,22 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     )
     .await;
     screenshot(&browser, "10-console-refused").await;
+    // Scrollback: the earlier output is still there, after it the new line.
+    let out = text_at(&browser, "//*[@id='exec-output']").await;
+    assert!(
+        out.starts_with("$ date") && out.contains("$ rm -rf /"),
+        "{out:?}"
+    );
+    // Shell characters without a shell get a hint; Clear empties the output.
+    type_into(&line, "ls | wc -l").await;
+    wait_for(
+        &browser,
+        "the no-shell hint",
+        "//p[@id='exec-hint' and not(@hidden) and contains(., 'plain arguments')]",
+    )
+    .await;
+    click(&browser, "exec-clear").await;
+    assert_eq!(text_at(&browser, "//*[@id='exec-output']").await, "");
     browser.close().await.unwrap();
 }
 
