@@ -480,12 +480,37 @@ async fn the_dashboard_works_in_a_real_browser() {
     )
     .await
     .ok();
+    // Its row fades for a moment, marked closed, then goes.
+    wait_for(
+        &browser,
+        "the closed connection's row, faded",
+        &format!("//tr[@data-gone='true'][td[normalize-space()='{doomed_peer}']][td[.='closed']]"),
+    )
+    .await;
     wait_for(
         &browser,
         "the closed connection's row to go",
         &format!("//tbody[not(tr[td[normalize-space()='{doomed_peer}']])]"),
     )
     .await;
+    // Sorting by a header: the newest id first by default, the oldest first
+    // after a click on `#`.
+    let ids = |text: String| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix('#'))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    browser
+        .find(Locator::Css("button.sort[data-sort='id']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&browser, "ascending ids", "//th[@aria-sort='ascending']").await;
+    let order = ids(text_at(&browser, "//table[@id='connections']/tbody").await);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     // A filter that hides every row says so, rather than "no connections".
     type_into(
         &browser.find(Locator::Id("conn-filter")).await.unwrap(),
