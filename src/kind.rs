@@ -36,9 +36,9 @@ impl fmt::Display for Proto {
 
 /// The one list of kinds: variant, name, protocol, the port of its built-in
 /// instance (`None`: it has none, instances are added by config), and the
-/// module under `service/` that implements it. Both [`ServiceKind`] (here)
-/// and `service::registry` are generated from it, so adding a kind is this
-/// one line plus its module.
+/// module under `service/` that implements it. [`ServiceKind`] (here), the
+/// module declarations in `service/mod.rs` and `service::registry` are all
+/// generated from it, so adding a kind is this one line plus its module.
 macro_rules! for_each_kind {
     ($then:ident) => {
         $then! {

@@ -23,15 +23,15 @@ pub mod listen;
 pub(crate) mod process;
 pub mod registry;
 
-pub mod echo;
-pub mod exec;
-pub mod files;
-pub mod files_classic;
-pub mod login;
-pub mod stdio;
-pub mod time;
 pub mod udp;
-pub mod udp_echo;
+
+/// Declares each kind's module, from the one list in `kind.rs`.
+macro_rules! kind_modules {
+    ($($variant:ident => $name:literal, $proto:ident, $port:expr, $module:ident;)+) => {
+        $(pub mod $module;)+
+    };
+}
+crate::kind::for_each_kind!(kind_modules);
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU16, Ordering};
