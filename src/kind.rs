@@ -49,6 +49,8 @@ macro_rules! for_each_kind {
             Files => "files", Tcp, Some(9004), files;
             FilesClassic => "files-classic", Tcp, Some(9005), files_classic;
             Login => "login", Tcp, Some(9006), login;
+            TcpProxy => "tcp-proxy", Tcp, None, tcp_proxy;
+            UdpProxy => "udp-proxy", Udp, None, udp_proxy;
         }
     };
 }

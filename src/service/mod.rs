@@ -27,9 +27,12 @@ pub mod exec;
 pub mod files;
 pub mod files_classic;
 pub mod login;
+pub mod tcp_proxy;
 pub mod time;
 pub mod udp;
 pub mod udp_echo;
+pub mod udp_proxy;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU16, Ordering};
