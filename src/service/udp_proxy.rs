@@ -121,7 +121,7 @@ impl Proxy {
                 biased;
                 () = &mut cancelled => return Ok(()),
                 Some((client, reply)) = replies.recv() => {
-                    self.deliver(&mut peers, client, &reply);
+                    self.deliver(&mut peers, client, &reply).await;
                     continue;
                 }
                 ready = self.socket.readable() => ready?,
@@ -164,9 +164,17 @@ impl Proxy {
                         }
                     },
                 };
-                match mapping.socket.try_send(&buf[..n]) {
+                let sent = match mapping.socket.try_send(&buf[..n]) {
+                    // A new socket's writability is not known until the
+                    // reactor has seen it: wait for it (a UDP send does not
+                    // wait for the network, only for buffer space).
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        mapping.socket.send(&buf[..n]).await
+                    }
+                    sent => sent,
+                };
+                match sent {
                     Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ctx.stats.dropped(&ctx.id),
                     Err(e) => {
                         // e.g. ECONNREFUSED from an earlier datagram: the
                         // upstream port is closed. The client hears nothing,
@@ -180,7 +188,7 @@ impl Proxy {
     }
 
     /// Sends a reply from the upstream to `client`, if it is still mapped.
-    fn deliver(
+    async fn deliver(
         &self,
         peers: &mut HashMap<SocketAddr, PeerEntry>,
         client: SocketAddr,
@@ -190,13 +198,18 @@ impl Proxy {
         let Some(peer) = peers.get_mut(&client) else {
             return; // expired meanwhile: its mapping is gone
         };
-        match self.socket.try_send_to(reply, client) {
+        let sent = match self.socket.try_send_to(reply, client) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.socket.send_to(reply, client).await
+            }
+            sent => sent,
+        };
+        match sent {
             Ok(m) => {
                 peer.conn.add_out(m);
                 peer.replied(reply);
                 peer.last_seen = Instant::now();
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ctx.stats.dropped(&ctx.id),
             Err(e) => {
                 tracing::debug!(service = %ctx.id, peer = %client, "send failed: {e}");
                 ctx.stats.error(&ctx.id);
