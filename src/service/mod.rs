@@ -27,6 +27,8 @@ pub mod exec;
 pub mod files;
 pub mod files_classic;
 pub mod login;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod tcp_proxy;
 pub mod time;
 pub mod udp;

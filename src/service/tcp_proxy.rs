@@ -17,10 +17,13 @@
 //! the idle timeout is the one every TCP service has: no byte either way
 //! for `idle_timeout_ms` closes both connections.
 //!
-//! Why not `splice(2)`: it would skip the user-space copy on plain TCP, but
-//! TLS clients need the copy anyway, and the counting and idle tracking
-//! would need a second path through pipes. One path, measured in
-//! `bench/run.sh` against haproxy and socat, comes first.
+//! On Linux, when both sides are plain TCP, the bytes skip user space:
+//! `splice(2)` through a pipe per direction ([`super::splice`]), counting
+//! what each call moves, so the counts and the idle clock are the same as
+//! on the copying path. TLS clients and unix-socket upstreams take that
+//! path (`copy_bidirectional` with one 64 KiB buffer per direction), as
+//! does a connection that cannot get its pipes (file descriptors). The two
+//! are compared with haproxy and socat in `bench/run.sh --proxy`.
 //!
 //! The upstream's health ([`super::upstream::Health`]) is probed every few
 //! seconds while the instance runs and updated by every client connect.
@@ -36,6 +39,8 @@ use tokio::time::Instant;
 use tokio_util::either::Either;
 
 use super::listen::{Listener, Peer, Stream};
+#[cfg(target_os = "linux")]
+use super::splice::{self, Pipe};
 use super::upstream::{self, Health, Upstream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::kind::Proto;
@@ -152,18 +157,44 @@ async fn serve_conn(
                 )
             })??;
     }
+    #[cfg(target_os = "linux")]
+    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream)
+        && let (Ok(up), Ok(down)) = (Pipe::new(), Pipe::new())
+    {
+        let relay = async {
+            tokio::try_join!(
+                splice::one_way(c, u, up, |n| conn.add_in(n), |_| {}),
+                splice::one_way(u, c, down, |_| {}, |n| conn.add_out(n)),
+            )
+            .map(|_| ())
+        };
+        return within_idle(relay, &conn, idle).await;
+    }
     let mut client = Counted {
         inner: client,
         conn: &conn,
     };
-    let copy =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF);
-    tokio::pin!(copy);
+    let copy = async {
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
+            .await
+            .map(|_| ())
+    };
+    within_idle(copy, &conn, idle).await
+}
+
+/// Runs `relay` until it ends, or until the connection has moved no byte
+/// either way for `idle` (the stats keep its last activity).
+async fn within_idle(
+    relay: impl Future<Output = io::Result<()>>,
+    conn: &ConnGuard,
+    idle: Duration,
+) -> io::Result<()> {
+    tokio::pin!(relay);
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
     loop {
         tokio::select! {
-            done = &mut copy => return done.map(|_| ()),
+            done = &mut relay => return done,
             () = &mut timer => {
                 let quiet = conn.idle_for();
                 if quiet >= idle {
