@@ -10,17 +10,23 @@
 #   bench/run.sh --quick    # under 2 minutes: only the headline figures,
 #                           # compared with the newest full run; exit 1 if
 #                           # any fell more than 10 %. Writes nothing tracked.
+#   bench/run.sh --proxy    # only the tcp-proxy comparison (haproxy, socat),
+#                           # into target/bench-proxy; PROXY_MIB=64 SECS=1
+#                           # ROUNDS=1 for a smoke pass. Writes nothing tracked.
 #
-# Needs python3, socat and curl (installed with apt-get when missing and
-# running as root). Not part of the test command.
+# Needs python3, socat, curl and haproxy (installed with apt-get when
+# missing and running as root). Not part of the test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=""
+PROXY_ONLY=""
 case "${1:-}" in
     --quick) QUICK=1 ;;
+    # Starts what --quick starts, then runs only the proxy section.
+    --proxy) QUICK=1 PROXY_ONLY=1 ;;
     "") ;;
-    *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [--quick | --proxy]" >&2; exit 2 ;;
 esac
 
 ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many rounds
@@ -34,7 +40,10 @@ BASE=${BASE_PORT:-19000}
 
 # Where the raw reports go: a new directory per full run (tracked, small
 # JSON only); one scratch directory for quick runs.
-if [ -n "$QUICK" ]; then
+if [ -n "$PROXY_ONLY" ]; then
+    RES=${RESULTS:-target/bench-proxy}
+    rm -rf "$RES"
+elif [ -n "$QUICK" ]; then
     RES=${RESULTS:-target/bench-quick}
     rm -rf "$RES"
 else
@@ -47,12 +56,15 @@ else
     fi
 fi
 
-TOOLS=(python3 socat curl)
+TOOLS=(python3 socat curl haproxy)
 if [ -n "$QUICK" ]; then TOOLS=(python3); fi
+if [ -n "$PROXY_ONLY" ]; then TOOLS=(python3 socat haproxy); fi
 for tool in "${TOOLS[@]}"; do
     if ! command -v "$tool" >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            apt-get install -y -qq "$tool" >/dev/null
+            # Package lists may be empty (a fresh container): update once.
+            apt-get install -y -qq "$tool" >/dev/null 2>&1 ||
+                { apt-get update -qq >/dev/null && apt-get install -y -qq "$tool" >/dev/null; }
         else
             echo "bench/run.sh needs $tool" >&2
             exit 1
@@ -192,6 +204,94 @@ E=$((BASE + 0)) U=$((BASE + 1)) T=$((BASE + 2)) X=$((BASE + 3)) F=$((BASE + 4)) 
 PE=$((BASE + 100)) PU=$((BASE + 101)) PF=$((BASE + 102)) PX=$((BASE + 103))
 BE=$((BASE + 110)) BU=$((BASE + 111)) BR=$((BASE + 112))
 KEY=(--key-file "$WORK/sb/key")
+
+# --- tcp-proxy against haproxy and socat ------------------------------------
+# Three forwarders on loopback in front of bare-echo, plus bare-echo direct
+# as the floor: switchboard's tcp-proxy (a process of its own, built-in
+# services off, so its CPU is the proxy's), haproxy (mode tcp, defaults
+# but maxconn 5000, which fits a 20000 fd limit; no splice) and socat (a
+# process per connection). Per round and forwarder, in alternating order:
+# PROXY_MIB MiB sent through it to the echo and back (a socat client, timed
+# to the last byte back, so 2 x PROXY_MIB MiB cross the forwarder) and
+# `bench echo` 64 B round trips at 50 connections for SECS. CPU is the
+# forwarder's own, children included (socat forks), from /proc before and
+# after each run. Raw figures go to $RES/proxy-*.json (report.py does not
+# read them yet); the medians to $RES/proxy-summary.md and stderr.
+PROXY_MIB=${PROXY_MIB:-1024}
+proxy_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
+proxy_section() {
+    local PS=$((BASE + 130)) PH=$((BASE + 131)) PO=$((BASE + 132)) hz n
+    local r who port pid c0 c1 t0 t1
+    hz=$(getconf CLK_TCK)
+    mkdir -p "$WORK/px"
+    {
+        printf '[web]\nlisten = "127.0.0.1:%s"\n' $((BASE + 139))
+        for n in echo udp-echo time exec files files-classic login; do
+            printf '[services.%s]\nenabled = false\n' "$n"
+        done
+        printf '[services.px]\nkind = "tcp-proxy"\nlisten = "127.0.0.1:%s"\n' "$PS"
+        printf 'upstream = "127.0.0.1:%s"\nmax_connections = 20000\n' "$BE"
+        printf 'max_connections_per_peer = 20000\n'
+    } >"$WORK/px/switchboard.toml"
+    {
+        printf 'global\n    maxconn 5000\n'
+        printf 'defaults\n    mode tcp\n    timeout connect 5s\n'
+        printf '    timeout client 120s\n    timeout server 120s\n'
+        printf 'listen echo\n    bind 127.0.0.1:%s\n    server echo 127.0.0.1:%s\n' "$PH" "$BE"
+    } >"$WORK/px/haproxy.cfg"
+    start px-sb env RUST_LOG=switchboard=warn "$SB" --config "$WORK/px/switchboard.toml" --data-dir "$WORK/px/data"
+    start px-haproxy haproxy -db -f "$WORK/px/haproxy.cfg"
+    start px-socat socat TCP-LISTEN:$PO,bind=127.0.0.1,reuseaddr,fork,backlog=1024 TCP:127.0.0.1:$BE
+    for port in $PS $PH $PO; do wait_port "$port"; done
+    echo "tcp-proxy vs haproxy vs socat: $PROXY_MIB MiB through and back, 64 B round trips at 50 connections" >&2
+    head -c $((PROXY_MIB << 20)) /dev/zero >"$WORK/px/payload"
+    for r in $(seq 1 "$ROUNDS"); do
+        for who in $(in_order "$r" sb haproxy socat direct); do
+            case $who in
+                sb) port=$PS pid=$PID_px_sb ;;
+                haproxy) port=$PH pid=$PID_px_haproxy ;;
+                socat) port=$PO pid=$PID_px_socat ;;
+                direct) port=$BE pid=$PID_bare_echo ;;
+            esac
+            echo "  proxy-bulk-$who-$r" >&2
+            c0=$(proxy_ticks "$pid") t0=$EPOCHREALTIME
+            # Reads the file, writes what comes back to /dev/null; -t 60:
+            # after our EOF, wait for the echo's (the last byte back).
+            socat -t 60 -b 65536 "OPEN:$WORK/px/payload,rdonly!!OPEN:/dev/null,wronly" TCP:127.0.0.1:$port
+            t1=$EPOCHREALTIME
+            sleep 0.2 # socat reaps its child: its CPU lands in the parent's
+            c1=$(proxy_ticks "$pid")
+            python3 -c 'import json,sys
+t0, t1, c0, c1, hz, mib = map(float, sys.argv[2:])
+s, cpu = t1 - t0, (c1 - c0) / hz
+moved = 2 * mib * 1048576
+print(json.dumps({"bench": "proxy-bulk", "forwarder": sys.argv[1], "mib_each_way": mib,
+    "elapsed_s": s, "mib_per_s": mib / s, "cpu_s": cpu, "cpu_ns_per_byte": cpu * 1e9 / moved}))' \
+                "$who" "$t0" "$t1" "$c0" "$c1" "$hz" "$PROXY_MIB" >"$RES/proxy-bulk-$who-$r.json"
+            echo "  proxy-rtt-$who-$r" >&2
+            c0=$(proxy_ticks "$pid")
+            "$SB" bench echo --json 127.0.0.1:$port -c 50 -d "${SECS}s" --timeout 10s >"$RES/proxy-rtt-$who-$r.json"
+            sleep 0.2
+            c1=$(proxy_ticks "$pid")
+            python3 -c 'import json,sys
+path, c0, c1, hz = sys.argv[1], *map(float, sys.argv[2:])
+r = json.load(open(path))
+r["forwarder_cpu_s"] = (c1 - c0) / hz
+r["forwarder_cpu_us_per_op"] = r["forwarder_cpu_s"] * 1e6 / max(r["requests"], 1)
+json.dump(r, open(path, "w"))' "$RES/proxy-rtt-$who-$r.json" "$c0" "$c1" "$hz"
+        done
+    done
+    rm -f "$WORK/px/payload"
+    python3 bench/proxy_summary.py "$RES" "$PROXY_MIB" "$SECS" | tee "$RES/proxy-summary.md" >&2
+}
+if [ -n "$PROXY_ONLY" ]; then
+    proxy_section
+    python3 -c 'import json, sys
+meta = json.load(open(sys.argv[1]))
+meta.update(finished=True, mode="proxy")
+json.dump(meta, open(sys.argv[1], "w"), indent=1)' "$RES/run.json"
+    exit 0
+fi
 if [ -n "$QUICK" ]; then
     SERVERS=(sb bare) ECHO_CONNS=(50 500) UDP_SOCKS=(50)
 else
@@ -336,6 +436,8 @@ if [ -z "$QUICK" ]; then
     printf '%s\n' "$PASSWORD" >"$WORK/password"
     run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
 fi
+
+if [ -z "$QUICK" ]; then proxy_section; fi
 
 # The run is complete: say so in run.json, with what only the script knows.
 python3 - "$RES/run.json" "$LIVE_BYTES" <<'PY'

@@ -50,6 +50,8 @@ macro_rules! for_each_kind {
             FilesClassic => "files-classic", Tcp, Some(9005), files_classic;
             Login => "login", Tcp, Some(9006), login;
             Stdio => "stdio", Tcp, None, stdio;
+            TcpProxy => "tcp-proxy", Tcp, None, tcp_proxy;
+            UdpProxy => "udp-proxy", Udp, None, udp_proxy;
         }
     };
 }

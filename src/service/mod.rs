@@ -23,7 +23,10 @@ pub mod listen;
 pub(crate) mod process;
 pub mod registry;
 
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod udp;
+pub mod upstream;
 
 /// Declares each kind's module, from the one list in `kind.rs`.
 macro_rules! kind_modules {

@@ -34,7 +34,7 @@ use crate::stats::ConnGuard;
 
 /// Largest UDP payload there is; the receive buffer must hold it whole or
 /// the kernel truncates the datagram silently.
-const MAX_DATAGRAM: usize = 65_536;
+pub(crate) const MAX_DATAGRAM: usize = 65_536;
 
 /// Well-known ports above 1023 that answer UDP and so could loop or reflect.
 const REFLECTOR_PORTS: [u16; 6] = [1900, 3702, 5353, 5683, 11211, 27015];
@@ -105,10 +105,11 @@ impl TokenBucket {
     }
 }
 
-struct PeerEntry {
-    conn: ConnGuard,
+/// A peer being answered: its stats guard, rate bucket and reflection count.
+pub(crate) struct PeerEntry {
+    pub(crate) conn: ConnGuard,
     bucket: TokenBucket,
-    last_seen: Instant,
+    pub(crate) last_seen: Instant,
     /// The length and [`fingerprint`] of our last reply to this peer.
     last_reply: (usize, u64),
     /// Datagrams in a row that equalled `last_reply`.
@@ -119,7 +120,7 @@ impl PeerEntry {
     /// Whether `datagram` is our last reply coming back for the
     /// [`REFLECTIONS_BEFORE_DROP`]th time in a row (then it goes unanswered
     /// and the count starts over).
-    fn loops(&mut self, datagram: &[u8]) -> bool {
+    pub(crate) fn loops(&mut self, datagram: &[u8]) -> bool {
         let (len, print) = self.last_reply;
         if datagram.len() != len || fingerprint(datagram) != print {
             self.reflections = 0;
@@ -131,6 +132,11 @@ impl PeerEntry {
             return true;
         }
         false
+    }
+
+    /// Remembers `reply` as our last one to this peer, for [`PeerEntry::loops`].
+    pub(crate) fn replied(&mut self, reply: &[u8]) {
+        self.last_reply = (reply.len(), fingerprint(reply));
     }
 }
 
@@ -191,7 +197,7 @@ pub(crate) async fn serve(
             }
             reply.clear();
             respond(&buf[..n], &mut reply);
-            peer.last_reply = (reply.len(), fingerprint(&reply));
+            peer.replied(&reply);
             let sent = match socket.try_send_to(&reply, src) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     // The send buffer is full: wait for room. A cancelled
@@ -216,11 +222,11 @@ pub(crate) async fn serve(
 
 /// Datagrams answered per wake-up before the loop checks for cancellation
 /// and the sweep again (and lets other tasks run).
-const BATCH: usize = 64;
+pub(crate) const BATCH: usize = 64;
 
 /// Decides whether a datagram of `n` bytes from `src` is answered (see the
 /// module docs) and counts it; the peer's entry if it is.
-fn admit<'a>(
+pub(crate) fn admit<'a>(
     ctx: &UdpCtx,
     peers: &'a mut HashMap<SocketAddr, PeerEntry>,
     src: SocketAddr,
@@ -259,7 +265,7 @@ fn admit<'a>(
 
 /// Forgets peers not seen for `ttl`; dropping their guards removes them
 /// from the live registry.
-fn expire(peers: &mut HashMap<SocketAddr, PeerEntry>, ttl: Duration) {
+pub(crate) fn expire(peers: &mut HashMap<SocketAddr, PeerEntry>, ttl: Duration) {
     let now = Instant::now();
     peers.retain(|_, p| now.saturating_duration_since(p.last_seen) < ttl);
 }

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod files;
 pub mod line;
 pub mod message;
+pub mod proxy_protocol;
 pub mod reply;
 pub mod time;
 

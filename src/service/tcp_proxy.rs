@@ -1,0 +1,273 @@
+//! `tcp-proxy` (TCP): each client connection is forwarded to `upstream`, a
+//! connection of its own there, bytes copied both ways.
+//!
+//! Per connection: connect to the upstream within `connect_timeout_ms`; if
+//! it refuses, is down or does not answer, the client is closed at once
+//! (nothing written to it: a proxy speaks no protocol of its own) and a
+//! `refused` event says why. With `proxy_protocol = "v1" | "v2"` the
+//! upstream first gets a PROXY header naming the real client
+//! ([`crate::wire::proxy_protocol`]). Then both directions are copied,
+//! each through one fixed buffer reused for the connection's life, so a
+//! slow reader on either side stops us reading from the other (no queue
+//! grows). When one side ends its writes (EOF), the other side's write half
+//! is shut down and the opposite direction keeps going until it ends too.
+//!
+//! Bytes are counted on the client's side as they move (`bytes_in` from
+//! the client, `bytes_out` to it), so the Connections table is live, and
+//! the idle timeout is the one every TCP service has: no byte either way
+//! for `idle_timeout_ms` closes both connections.
+//!
+//! On Linux, when both sides are plain TCP, the bytes skip user space:
+//! `splice(2)` through a pipe per direction ([`super::splice`]), counting
+//! what each call moves, so the counts and the idle clock are the same as
+//! on the copying path. TLS clients and unix-socket upstreams take that
+//! path (`copy_bidirectional` with one 64 KiB buffer per direction), as
+//! does a connection that cannot get its pipes (file descriptors). The two
+//! are compared with haproxy and socat in `bench/run.sh --proxy`.
+//!
+//! The upstream's health ([`super::upstream::Health`]) is probed every few
+//! seconds while the instance runs and updated by every client connect.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+use tokio_util::either::Either;
+
+use super::listen::{Listener, Peer, Stream};
+#[cfg(target_os = "linux")]
+use super::splice::{self, Pipe};
+use super::upstream::{self, Health, Upstream};
+use super::{Kind, ServiceError, TcpCtx};
+use crate::kind::Proto;
+use crate::settings::{ConfigError, Section};
+use crate::stats::ConnGuard;
+use crate::wire::proxy_protocol::{self, Addresses, Version};
+
+/// Each direction's copy buffer. 64 KiB moves a bulk transfer in few
+/// syscalls; two per connection is the whole of a connection's buffering.
+const COPY_BUF: usize = 64 * 1024;
+
+/// A tcp-proxy instance's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub upstream: Upstream,
+    /// Longest wait for the upstream to accept a connection.
+    pub connect_timeout: Duration,
+    /// The PROXY header sent to the upstream first, if any.
+    pub proxy_protocol: Option<Version>,
+}
+
+impl Kind for Settings {
+    type Socket = Listener;
+
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        let upstream = Upstream::read(s, Proto::Tcp)?;
+        let connect_timeout = s.ms("connect_timeout_ms", Duration::from_secs(5), 1, 600_000)?;
+        let proxy_protocol = match s.opt_str("proxy_protocol")?.as_deref() {
+            None | Some("off") => None,
+            Some("v1") => Some(Version::V1),
+            Some("v2") => Some(Version::V2),
+            Some(other) => {
+                return Err(s.bad(
+                    "proxy_protocol",
+                    format!(
+                        "expected \"off\", \"v1\" or \"v2\", got `{}`",
+                        other.escape_debug()
+                    ),
+                ));
+            }
+        };
+        Ok(Settings {
+            upstream,
+            connect_timeout,
+            proxy_protocol,
+        })
+    }
+
+    async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+        let shared = Arc::new(Shared {
+            settings: self,
+            health: Health::default(),
+        });
+        let probe = {
+            let (shared, id, stats) = (Arc::clone(&shared), ctx.id.clone(), ctx.stats.clone());
+            async move {
+                let s = &shared.settings;
+                upstream::probe(&s.upstream, s.connect_timeout, &shared.health, &id, &stats).await;
+            }
+        };
+        let conn_ctx = ctx.clone();
+        let serve = super::accept::serve_tcp(listener, ctx, move |client, peer, conn| {
+            serve_conn(client, peer, conn, Arc::clone(&shared), conn_ctx.clone())
+        });
+        // The probe never ends; it stops with the accept loop.
+        tokio::select! {
+            () = serve => {}
+            () = probe => {}
+        }
+        Ok(())
+    }
+}
+
+/// What every connection of one instance shares.
+struct Shared {
+    settings: Settings,
+    health: Health,
+}
+
+/// Forwards one client connection until both directions end, the idle
+/// timeout, or an error.
+async fn serve_conn(
+    client: Stream,
+    peer: Peer,
+    conn: ConnGuard,
+    shared: Arc<Shared>,
+    ctx: TcpCtx,
+) -> io::Result<()> {
+    let s = &shared.settings;
+    let (id, stats) = (&ctx.id, &ctx.stats);
+    let mut upstream = match s.upstream.connect(s.connect_timeout).await {
+        Ok(up) => {
+            shared.health.report(&s.upstream, Ok(()), id, stats);
+            up
+        }
+        Err(e) => {
+            shared.health.report(&s.upstream, Err(&e), id, stats);
+            let why = format!("upstream {}: {}", s.upstream, upstream::describe(&e));
+            tracing::debug!(service = %id, %peer, "{why}");
+            stats.refused(id, peer.to_string(), &why);
+            // Dropping the client closes it: refused, and said why above.
+            return Ok(());
+        }
+    };
+    let idle = ctx.limits.idle_timeout;
+    if let Some(version) = s.proxy_protocol {
+        let header = proxy_protocol::encode(version, &addresses(&client, peer));
+        tokio::time::timeout(idle, upstream.write_all(&header))
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "upstream did not take the PROXY header",
+                )
+            })??;
+    }
+    #[cfg(target_os = "linux")]
+    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream)
+        && let (Ok(up), Ok(down)) = (Pipe::new(), Pipe::new())
+    {
+        let relay = async {
+            tokio::try_join!(
+                splice::one_way(c, u, up, |n| conn.add_in(n), |_| {}),
+                splice::one_way(u, c, down, |_| {}, |n| conn.add_out(n)),
+            )
+            .map(|_| ())
+        };
+        return within_idle(relay, &conn, idle).await;
+    }
+    let mut client = Counted {
+        inner: client,
+        conn: &conn,
+    };
+    let copy = async {
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
+            .await
+            .map(|_| ())
+    };
+    within_idle(copy, &conn, idle).await
+}
+
+/// Runs `relay` until it ends, or until the connection has moved no byte
+/// either way for `idle` (the stats keep its last activity).
+async fn within_idle(
+    relay: impl Future<Output = io::Result<()>>,
+    conn: &ConnGuard,
+    idle: Duration,
+) -> io::Result<()> {
+    tokio::pin!(relay);
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            done = &mut relay => return done,
+            () = &mut timer => {
+                let quiet = conn.idle_for();
+                if quiet >= idle {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
+                }
+                timer.as_mut().reset(Instant::now() + (idle - quiet));
+            }
+        }
+    }
+}
+
+/// What the PROXY header says: the client's address, and where it
+/// connected (our side of its connection).
+fn addresses(client: &Stream, peer: Peer) -> Addresses {
+    let local = match client {
+        Stream::Plain(Either::Left(tcp)) => tcp.local_addr().ok(),
+        Stream::Tls(tls) => match tls.get_ref().0 {
+            Either::Left(tcp) => tcp.local_addr().ok(),
+            Either::Right(_) => None,
+        },
+        Stream::Plain(Either::Right(_)) => None,
+    };
+    match (peer, local) {
+        (Peer::Inet(src), Some(dst)) => Addresses::Tcp { src, dst },
+        _ => Addresses::Unknown,
+    }
+}
+
+/// The client's stream, counting what moves through it on the
+/// connection's stats guard: reads are bytes in, writes bytes out.
+struct Counted<'a> {
+    inner: Stream,
+    conn: &'a ConnGuard,
+}
+
+impl AsyncRead for Counted<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.conn.add_in(n);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled
+            && n > 0
+        {
+            this.conn.add_out(n);
+        }
+        polled
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

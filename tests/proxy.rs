@@ -1,0 +1,608 @@
+//! `tcp-proxy` and `udp-proxy` over real loopback sockets: in front of the
+//! echo services and of small test upstreams (a hashing echo, half-closers,
+//! a silent one, a PROXY-header reader), plus their config mistakes.
+//!
+//! Every proxy probes its upstream now and then with a connect and a close,
+//! so the test upstreams treat a connection that ends before its first byte
+//! as a probe and ignore it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Harness, guard};
+use sha2::{Digest, Sha256};
+use switchboard::config::{Config, FileSource};
+use switchboard::service::listen::bind_inet;
+use switchboard::stats::EventKind;
+use switchboard::wire::proxy_protocol::{self, Addresses, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// Resolves `text` (one or more `[services.*]` tables) as a config file.
+fn resolve(text: &str) -> Result<Config, String> {
+    let file = FileSource {
+        path: Path::new("/etc/proxy.toml"),
+        text,
+    };
+    Config::resolve(Some(file), &BTreeMap::new(), &[]).map_err(|e| e.to_string())
+}
+
+/// Adds and starts instance `name`, declared by `text`, on a running harness.
+async fn add(h: &Harness, name: &str, text: &str) {
+    let config = resolve(text).expect("the instance's config resolves");
+    let service = config
+        .service(name)
+        .expect("the instance is declared")
+        .clone();
+    h.supervisor
+        .add(service)
+        .await
+        .expect("the instance starts");
+}
+
+/// Adds a tcp-proxy `name` in front of `upstream`, with `extra` keys.
+async fn add_tcp_proxy(h: &Harness, name: &str, upstream: &str, extra: &str) -> String {
+    let text = format!(
+        "[services.{name}]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n"
+    );
+    add(h, name, &text).await;
+    h.target(name)
+}
+
+/// A listener on an ephemeral loopback port, bound the way services bind.
+fn listen_loopback() -> TcpListener {
+    bind_inet(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap()
+}
+
+/// A loopback port that nothing listens on (bound, then closed).
+fn closed_port() -> SocketAddr {
+    let l = listen_loopback();
+    l.local_addr().unwrap()
+}
+
+/// Waits (with the hang guard) for an event matching `pred`.
+async fn wait_event(
+    h: &Harness,
+    what: &str,
+    mut pred: impl FnMut(&EventKind) -> bool,
+) -> EventKind {
+    let mut changed = h.stats.changed();
+    guard(what, async {
+        loop {
+            if let Some(e) = h.stats.recent_events().into_iter().find(|e| pred(&e.kind)) {
+                return e.kind;
+            }
+            changed.changed().await.expect("the stats outlive the test");
+        }
+    })
+    .await
+}
+
+/// Accepts connections on `listener` forever, each served by `serve` on a
+/// task of its own, with the connection's first byte already read (probes,
+/// which close before sending anything, are skipped).
+fn spawn_upstream<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, u8) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let serve = std::sync::Arc::clone(&serve);
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                if matches!(s.read(&mut first).await, Ok(1)) {
+                    serve(s, first[0]).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn tcp_proxy_round_trips_through_echo_and_counts_bytes_live() {
+    let h = Harness::start().await;
+    let front = add_tcp_proxy(&h, "front", &h.target("echo"), "").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let mut reply = [0u8; 5];
+    guard("the echo's reply", c.read_exact(&mut reply))
+        .await
+        .unwrap();
+    assert_eq!(&reply, b"HELLO");
+    // Counted while the connection is open, on the proxy's own entry.
+    let snap = h
+        .wait_for("the proxy and the echo count both ways", |s| {
+            s.connections_of("front")
+                .any(|c| c.bytes_in == 5 && c.bytes_out == 5)
+                // The upstream side is the echo's own connection (besides,
+                // now and then, the health probe's, which carries no byte).
+                && s.connections_of("echo").any(|c| c.bytes_in == 5)
+        })
+        .await;
+    assert_eq!(snap.totals("front").bytes_in, 5);
+    assert_eq!(snap.totals("front").bytes_out, 5);
+    drop(c);
+    h.wait_for("the proxy connection closes", |s| {
+        s.connections_of("front").count() == 0 && s.connections_of("echo").count() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_proxy_forwards_to_a_unix_socket_upstream() {
+    let h = Harness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("up.sock");
+    let upstream = tokio::net::UnixListener::bind(&path).unwrap();
+    // Answers one line per connection that sends one (probes send none).
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let mut line = Vec::new();
+                if s.read_to_end(&mut line).await.is_ok() && !line.is_empty() {
+                    line.make_ascii_uppercase();
+                    let _ = s.write_all(&line).await;
+                }
+            });
+        }
+    });
+    let upstream = format!("unix:{}", path.display());
+    let front = add_tcp_proxy(&h, "to-unix", &upstream, "").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    c.write_all(b"over a unix socket").await.unwrap();
+    c.shutdown().await.unwrap();
+    let (got, _) = common::read_until_closed(&mut c).await;
+    assert_eq!(got, b"OVER A UNIX SOCKET");
+}
+
+/// Fills `chunk` with the next pseudo-random bytes (xorshift from `seed`).
+fn pattern_chunk(seed: &mut u64, chunk: &mut [u8]) {
+    for word in chunk.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        word.copy_from_slice(&seed.to_le_bytes()[..word.len()]);
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_mib_pass_both_ways_unchanged() {
+    const TOTAL: usize = 64 << 20;
+    let h = Harness::start().await;
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    // The upstream echoes everything back as it hashes it, then reports.
+    let (report, mut reports) = mpsc::unbounded_channel();
+    spawn_upstream(upstream, move |mut s, first| {
+        let report = report.clone();
+        async move {
+            let mut hash = Sha256::new();
+            hash.update([first]);
+            let mut n = 1;
+            s.write_all(&[first]).await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let got = s.read(&mut buf).await.unwrap();
+                if got == 0 {
+                    break;
+                }
+                hash.update(&buf[..got]);
+                n += got;
+                s.write_all(&buf[..got]).await.unwrap();
+            }
+            s.shutdown().await.unwrap();
+            let _ = report.send((n, hash.finalize().to_vec()));
+        }
+    });
+    let front = add_tcp_proxy(&h, "bulk", &up_addr.to_string(), "").await;
+    let c = TcpStream::connect(&front).await.unwrap();
+    let (mut rd, mut wr) = c.into_split();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        let mut hash = Sha256::new();
+        let (mut seed, mut chunk) = (0x9e37_79b9_7f4a_7c15_u64, vec![0u8; 256 * 1024]);
+        for _ in 0..TOTAL / chunk.len() {
+            pattern_chunk(&mut seed, &mut chunk);
+            hash.update(&chunk);
+            wr.write_all(&chunk).await.unwrap();
+        }
+        wr.shutdown().await.unwrap();
+        hash.finalize().to_vec()
+    });
+    let reader = tokio::spawn(async move {
+        let (mut hash, mut n, mut buf) = (Sha256::new(), 0, vec![0u8; 256 * 1024]);
+        loop {
+            let got = rd.read(&mut buf).await.unwrap();
+            if got == 0 {
+                break;
+            }
+            hash.update(&buf[..got]);
+            n += got;
+        }
+        (n, hash.finalize().to_vec())
+    });
+    let sent = guard("the transfer", writer).await.unwrap();
+    let (received, back) = guard("the echo back", reader).await.unwrap();
+    let (up_n, up_hash) = guard("the upstream's report", reports.recv())
+        .await
+        .unwrap();
+    eprintln!(
+        "64 MiB each way through tcp-proxy in {:?}",
+        started.elapsed()
+    );
+    assert_eq!((up_n, received), (TOTAL, TOTAL));
+    assert_eq!(up_hash, sent, "the upstream got what was sent");
+    assert_eq!(back, sent, "the client got it back unchanged");
+    let snap = h
+        .wait_for("all counted", |s| {
+            s.totals("bulk").bytes_out == TOTAL as u64
+        })
+        .await;
+    assert_eq!(snap.totals("bulk").bytes_in, TOTAL as u64);
+}
+
+#[tokio::test]
+async fn a_client_half_close_reaches_the_upstream_and_its_answer_still_comes_back() {
+    let h = Harness::start().await;
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    // Reads to EOF, then answers: only works if the client's EOF arrives.
+    spawn_upstream(upstream, |mut s, _first| async move {
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        let answer = format!("got {} bytes", rest.len() + 1);
+        s.write_all(answer.as_bytes()).await.unwrap();
+    });
+    let front = add_tcp_proxy(&h, "half", &up_addr.to_string(), "").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    c.write_all(b"abc").await.unwrap();
+    c.shutdown().await.unwrap();
+    let (answer, _) = common::read_until_closed(&mut c).await;
+    assert_eq!(answer, b"got 3 bytes");
+}
+
+#[tokio::test]
+async fn an_upstream_half_close_reaches_the_client_and_the_client_can_still_send() {
+    let h = Harness::start().await;
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    let (report, mut reports) = mpsc::unbounded_channel();
+    // Greets, ends its writes, and goes on reading what the client sends.
+    spawn_upstream(upstream, move |mut s, first| {
+        let report = report.clone();
+        async move {
+            s.write_all(b"bye").await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut rest = vec![first];
+            s.read_to_end(&mut rest).await.unwrap();
+            let _ = report.send(rest);
+        }
+    });
+    let front = add_tcp_proxy(&h, "half2", &up_addr.to_string(), "").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    // The first byte makes the upstream start (a probe sends none).
+    c.write_all(b">").await.unwrap();
+    let mut greeting = Vec::new();
+    guard("the upstream's EOF", c.read_to_end(&mut greeting))
+        .await
+        .unwrap();
+    assert_eq!(greeting, b"bye");
+    // Our direction still works after theirs ended.
+    c.write_all(b"still here").await.unwrap();
+    c.shutdown().await.unwrap();
+    let got = guard("the upstream's report", reports.recv())
+        .await
+        .unwrap();
+    assert_eq!(got, b">still here");
+}
+
+#[tokio::test]
+async fn a_refusing_upstream_closes_the_client_at_once_and_says_why() {
+    let h = Harness::start().await;
+    let dead = closed_port();
+    let front = add_tcp_proxy(&h, "refused", &dead.to_string(), "").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    let (got, _) = common::read_until_closed(&mut c).await;
+    assert!(got.is_empty(), "a proxy writes nothing of its own: {got:?}");
+    let event = wait_event(
+        &h,
+        "a refused event",
+        |e| matches!(e, EventKind::Refused { service, .. } if service.name() == "refused"),
+    )
+    .await;
+    let EventKind::Refused { reason, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(reason, format!("upstream {dead}: connection refused"));
+    assert!(h.stats.totals("refused").refused >= 1);
+}
+
+#[tokio::test]
+async fn an_upstream_down_at_start_is_reported_then_used_once_it_is_up() {
+    let h = Harness::start().await;
+    let dead = closed_port();
+    let front = add_tcp_proxy(&h, "later", &dead.to_string(), "").await;
+    // The probe notices with no client at all.
+    let down = format!("upstream {dead} down: connection refused");
+    wait_event(&h, "the upstream reported down", |e| {
+        matches!(e, EventKind::ServiceState { service, state } if service.name() == "later" && *state == down)
+    })
+    .await;
+    // The upstream comes up on that port: the next client gets through.
+    let upstream = bind_inet(dead).unwrap();
+    spawn_upstream(upstream, |mut s, first| async move {
+        let _ = s.write_all(&[first.to_ascii_uppercase()]).await;
+    });
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    c.write_all(b"x").await.unwrap();
+    let (got, _) = common::read_until_closed(&mut c).await;
+    assert_eq!(got, b"X");
+    let up = format!("upstream {dead} up");
+    wait_event(&h, "the upstream reported up", |e| {
+        matches!(e, EventKind::ServiceState { service, state } if service.name() == "later" && *state == up)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_upstream_is_closed_at_the_idle_timeout() {
+    let h = Harness::start().await;
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    // Accepts and holds every connection, never reading or writing.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = upstream.accept().await {
+            held.push(s);
+        }
+    });
+    let idle = Duration::from_millis(400);
+    let front = add_tcp_proxy(&h, "silent", &up_addr.to_string(), "idle_timeout_ms = 400").await;
+    let mut c = TcpStream::connect(&front).await.unwrap();
+    c.write_all(b"anyone?").await.unwrap();
+    let since = Instant::now();
+    let (got, closed) = common::read_until_closed(&mut c).await;
+    assert!(got.is_empty());
+    common::assert_closed_at_timeout("a silent upstream", since, closed, idle);
+    h.wait_for("the connection is gone and counted as an error", |s| {
+        s.connections_of("silent").count() == 0 && s.totals("silent").errors == 1
+    })
+    .await;
+}
+
+/// An upstream that reads a PROXY header and reports it with what follows.
+fn header_reader(listener: TcpListener) -> mpsc::UnboundedReceiver<(Addresses, Version, Vec<u8>)> {
+    let (report, reports) = mpsc::unbounded_channel();
+    spawn_upstream(listener, move |mut s, first| {
+        let report = report.clone();
+        async move {
+            let mut buf = vec![first];
+            let (header, used) = loop {
+                if let Some(found) = proxy_protocol::decode(&buf).expect("a valid header") {
+                    break found;
+                }
+                let mut more = [0u8; 64];
+                let n = s.read(&mut more).await.unwrap();
+                assert!(n > 0, "EOF inside the header");
+                buf.extend_from_slice(&more[..n]);
+            };
+            let mut rest = buf.split_off(used);
+            s.read_to_end(&mut rest).await.unwrap();
+            let _ = report.send((header.addresses, header.version, rest));
+        }
+    });
+    reports
+}
+
+#[tokio::test]
+async fn proxy_headers_name_the_real_client_in_both_versions() {
+    let h = Harness::start().await;
+    for (name, key, version) in [("pp1", "v1", Version::V1), ("pp2", "v2", Version::V2)] {
+        let upstream = listen_loopback();
+        let up_addr = upstream.local_addr().unwrap();
+        let mut reports = header_reader(upstream);
+        let extra = format!("proxy_protocol = \"{key}\"");
+        let front = add_tcp_proxy(&h, name, &up_addr.to_string(), &extra).await;
+        let mut c = TcpStream::connect(&front).await.unwrap();
+        let client = c.local_addr().unwrap();
+        c.write_all(b"payload").await.unwrap();
+        c.shutdown().await.unwrap();
+        let (addresses, got_version, rest) = guard("the upstream's report", reports.recv())
+            .await
+            .unwrap();
+        assert_eq!(got_version, version);
+        assert_eq!(
+            addresses,
+            Addresses::Tcp {
+                src: client,
+                dst: front.parse().unwrap()
+            },
+            "{key}"
+        );
+        assert_eq!(rest, b"payload", "{key}: the payload follows the header");
+    }
+}
+
+#[tokio::test]
+async fn udp_proxy_answers_each_client_from_its_own_mapping_which_expires() {
+    let h = Harness::start().await;
+    let echo = h.target("udp-echo");
+    let text = format!(
+        "[services.dns-front]\nkind = \"udp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{echo}\"\npeer_ttl_ms = 300\nmax_peers = 8\n"
+    );
+    add(&h, "dns-front", &text).await;
+    let front = h.target("dns-front");
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        s.connect(&front).await.unwrap();
+        clients.push(s);
+    }
+    // All send before any reads: each reply must find its own client.
+    for (i, c) in clients.iter().enumerate() {
+        c.send(format!("client {i}").as_bytes()).await.unwrap();
+    }
+    let mut buf = [0u8; 64];
+    for (i, c) in clients.iter().enumerate() {
+        let n = guard("a reply", c.recv(&mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], format!("CLIENT {i}").as_bytes());
+    }
+    let snap = h
+        .wait_for("three mappings, three upstream peers", |s| {
+            s.connections_of("dns-front").count() == 3 && s.connections_of("udp-echo").count() == 3
+        })
+        .await;
+    assert_eq!(snap.totals("dns-front").bytes_out, 3 * 8);
+    // Quiet for peer_ttl: every mapping goes.
+    h.wait_for("the mappings expire", |s| {
+        s.connections_of("dns-front").count() == 0
+    })
+    .await;
+    // A client heard again gets a new mapping, from a new upstream port.
+    clients[0].send(b"again").await.unwrap();
+    let n = guard("a reply after expiry", clients[0].recv(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"AGAIN");
+    h.wait_for("a fourth upstream peer", |s| {
+        s.connections_of("udp-echo").count() == 4
+    })
+    .await;
+    assert_eq!(h.stats.totals("dns-front").accepted, 4);
+}
+
+#[tokio::test]
+async fn udp_proxy_stops_a_client_that_reflects_its_replies() {
+    let h = Harness::start().await;
+    let echo = h.target("udp-echo");
+    let text = format!(
+        "[services.loop-front]\nkind = \"udp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{echo}\"\n"
+    );
+    add(&h, "loop-front", &text).await;
+    // A client that sends every reply straight back, as another echo
+    // service made to talk to us would.
+    let reflector = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    reflector.connect(h.target("loop-front")).await.unwrap();
+    reflector.send(b"hello").await.unwrap();
+    let reflecting = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let mut bounced = 0u32;
+        loop {
+            let n = reflector.recv(&mut buf).await.unwrap();
+            bounced += 1;
+            assert!(bounced < 100, "the loop was not broken");
+            reflector.send(&buf[..n]).await.unwrap();
+        }
+    });
+    guard("the proxy drops a reflected reply", async {
+        // A dropped datagram is counted without an event: polled, as
+        // tests/udp_loops.rs does.
+        while h.stats.totals("loop-front").refused == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    reflecting.abort();
+    // The loop ended at that drop: the client's datagram and a few
+    // reflections, five bytes each.
+    let forwarded = h.stats.totals("loop-front").bytes_in / 5;
+    assert!((3..=10).contains(&forwarded), "{forwarded} datagrams");
+}
+
+#[test]
+fn proxy_config_mistakes_are_named() {
+    let base = |kind: &str, extra: &str| {
+        format!("[services.p]\nkind = \"{kind}\"\nlisten = \"127.0.0.1:7000\"\n{extra}\n")
+    };
+    // Missing upstream.
+    for kind in ["tcp-proxy", "udp-proxy"] {
+        let err = resolve(&base(kind, "")).unwrap_err();
+        assert!(
+            err.contains("`services.p.upstream`") && err.contains("required"),
+            "{err}"
+        );
+    }
+    // Keys of another kind or protocol, and typos.
+    for (kind, extra, key) in [
+        (
+            "tcp-proxy",
+            "upstream = \"127.0.0.1:1\"\nmax_peers = 3",
+            "services.p.max_peers",
+        ),
+        (
+            "tcp-proxy",
+            "upstream = \"127.0.0.1:1\"\nupstream_timeout_ms = 3",
+            "services.p.upstream_timeout_ms",
+        ),
+        (
+            "udp-proxy",
+            "upstream = \"127.0.0.1:1\"\nconnect_timeout_ms = 3",
+            "services.p.connect_timeout_ms",
+        ),
+        (
+            "udp-proxy",
+            "upstream = \"127.0.0.1:1\"\nproxy_protocol = \"v1\"",
+            "services.p.proxy_protocol",
+        ),
+    ] {
+        let err = resolve(&base(kind, extra)).unwrap_err();
+        assert!(
+            err.contains(&format!("unknown config key `{key}`")),
+            "{err}"
+        );
+    }
+    // Bad values, each naming its key.
+    for (kind, extra, key) in [
+        ("tcp-proxy", "upstream = \"nowhere\"", "services.p.upstream"),
+        (
+            "tcp-proxy",
+            "upstream = \"127.0.0.1:1\"\nproxy_protocol = \"v3\"",
+            "services.p.proxy_protocol",
+        ),
+        (
+            "tcp-proxy",
+            "upstream = \"127.0.0.1:1\"\nconnect_timeout_ms = 0",
+            "services.p.connect_timeout_ms",
+        ),
+        (
+            "udp-proxy",
+            "upstream = \"unix:/tmp/x.sock\"",
+            "services.p.upstream",
+        ),
+    ] {
+        let err = resolve(&base(kind, extra)).unwrap_err();
+        assert!(err.contains(&format!("`{key}`")), "{err}");
+    }
+    // Every documented form is accepted.
+    for (kind, extra) in [
+        (
+            "tcp-proxy",
+            "upstream = \"[::1]:6379\"\nconnect_timeout_ms = 250\nproxy_protocol = \"v2\"",
+        ),
+        (
+            "tcp-proxy",
+            "upstream = \"unix:/run/app.sock\"\nproxy_protocol = \"off\"",
+        ),
+        (
+            "tcp-proxy",
+            "upstream = \"localhost:6379\"\nmax_connections = 10\nidle_timeout_ms = 1000",
+        ),
+        (
+            "udp-proxy",
+            "upstream = \"127.0.0.1:53\"\nmax_peers = 10\npeer_ttl_ms = 1000",
+        ),
+    ] {
+        let config = resolve(&base(kind, extra)).unwrap_or_else(|e| panic!("{extra}: {e}"));
+        assert_eq!(config.service("p").unwrap().id.kind().name(), kind);
+    }
+}
