@@ -44,6 +44,7 @@ for component in rustfmt clippy; do
 done
 need_apt python3 python3   # runs the tutorials' own clients against our services
 need_apt bc bc             # tests/stdio.rs serves it as a network calculator
+need_apt curl curl         # tests/proxy.rs fetches a page through a tcp-proxy
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
 # axe-core checks every dashboard page for accessibility (tests/browser.rs).

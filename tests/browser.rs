@@ -1288,8 +1288,34 @@ async fn every_page_passes_axe_in_light_and_dark_on_a_phone() {
     assert_no_axe_violations(Screen::Phone).await;
 }
 
+/// The text an instance's row shows as its address.
+async fn row_address(browser: &Client, name: &str) -> String {
+    wait_for(
+        browser,
+        "the instance's row",
+        &format!("//tr[@data-instance='{name}']/td[3]"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+    .trim()
+    .to_owned()
+}
+
+/// One round trip of `line` through `addr`; what came back.
+async fn through(addr: &str, line: &[u8]) -> Vec<u8> {
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(line).await.unwrap();
+    let mut reply = vec![0u8; line.len()];
+    guard("the reply", conn.read_exact(&mut reply))
+        .await
+        .unwrap();
+    reply
+}
+
 #[tokio::test]
-async fn an_instance_is_added_used_and_removed_from_the_services_page() {
+async fn a_tcp_proxy_is_added_used_edited_and_removed_from_the_services_page() {
     let Some(Dashboard {
         served,
         browser,
@@ -1302,7 +1328,6 @@ async fn an_instance_is_added_used_and_removed_from_the_services_page() {
         return;
     };
     browser.goto(&format!("{base}/login")).await.unwrap();
-    wait_for(&browser, "the sign-in form", "//input[@id='username']").await;
     sign_in(&browser, ADMIN_PASSWORD).await;
     wait_for(
         &browser,
@@ -1311,47 +1336,103 @@ async fn an_instance_is_added_used_and_removed_from_the_services_page() {
     )
     .await;
     browser.goto(&format!("{base}/services")).await.unwrap();
-    let listen = wait_for(
+    wait_for(
         &browser,
         "the form's fields",
         "//form[@id='instance-form']//input[@name='listen']",
     )
     .await;
-    let name = browser.find(Locator::Id("instance-name")).await.unwrap();
-    type_into(&name, "echo-9").await;
+    type_into(
+        &browser.find(Locator::Id("instance-name")).await.unwrap(),
+        "front",
+    )
+    .await;
+    browser
+        .find(Locator::Css("#instance-kind option[value='tcp-proxy']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let upstream = wait_for(
+        &browser,
+        "the proxy's fields",
+        "//form[@id='instance-form']//input[@name='upstream']",
+    )
+    .await;
+    type_into(&upstream, &served.addr(ServiceKind::Echo)).await;
+    let listen = browser
+        .find(Locator::XPath(
+            "//form[@id='instance-form']//input[@name='listen']",
+        ))
+        .await
+        .unwrap();
     // A port in use: the error shows at the field, and nothing is added.
     type_into(&listen, &served.addr(ServiceKind::Echo)).await;
     click(&browser, "instance-save").await;
-    let error = wait_for(
+    wait_for(
         &browser,
         "the error at the address",
         "//span[@data-error-for='listen' and not(@hidden) and contains(., 'address in use')]",
     )
     .await;
-    assert!(error.is_displayed().await.unwrap());
     type_into(&listen, "127.0.0.1:0").await;
     click(&browser, "instance-save").await;
-    let address = wait_for(
-        &browser,
-        "the new row",
-        "//tr[@data-instance='echo-9']/td[3]",
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    // It answers on the address the page shows, and the file keeps it.
-    let mut echo = TcpStream::connect(address.trim()).await.unwrap();
-    echo.write_all(b"from the page").await.unwrap();
-    let mut reply = [0u8; 13];
-    echo.read_exact(&mut reply).await.unwrap();
-    assert_eq!(&reply, b"FROM THE PAGE");
+    // Through the proxy to echo, on the address the page shows.
+    let addr = row_address(&browser, "front").await;
+    assert_eq!(through(&addr, b"from the page").await, b"FROM THE PAGE");
     let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
-    assert!(kept.contains("[services.echo-9]"), "{kept}");
+    assert!(
+        kept.contains("[services.front]") && kept.contains("tcp-proxy"),
+        "{kept}"
+    );
     screenshot(&browser, "12-services-added").await;
 
+    // Edited: a new upstream that answers differently.
+    let other = switchboard::service::listen::bind_inet(([127, 0, 0, 1], 0).into()).unwrap();
+    let other_addr = other.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = other.accept().await {
+            let mut buf = [0u8; 5];
+            if conn.read_exact(&mut buf).await.is_ok() {
+                let _ = conn.write_all(b"other").await;
+            }
+        }
+    });
     browser
-        .find(Locator::XPath("//button[@data-remove='echo-9']"))
+        .find(Locator::XPath("//button[@data-edit='front']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the edit form",
+        "//h2[@id='instance-form-title' and .='Edit front']",
+    )
+    .await;
+    let upstream = browser
+        .find(Locator::XPath(
+            "//form[@id='instance-form']//input[@name='upstream']",
+        ))
+        .await
+        .unwrap();
+    type_into(&upstream, &other_addr).await;
+    click(&browser, "instance-save").await;
+    wait_for(
+        &browser,
+        "the page again",
+        "//h2[@id='instance-form-title' and .='Add an instance']",
+    )
+    .await;
+    let addr = row_address(&browser, "front").await;
+    assert_eq!(through(&addr, b"hello").await, b"other");
+    let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
+    assert!(kept.contains(&other_addr), "{kept}");
+
+    browser
+        .find(Locator::XPath("//button[@data-remove='front']"))
         .await
         .unwrap()
         .click()
@@ -1361,9 +1442,9 @@ async fn an_instance_is_added_used_and_removed_from_the_services_page() {
     wait_for(
         &browser,
         "the row gone",
-        "//table[@id='instances' and not(.//tr[@data-instance='echo-9'])]",
+        "//table[@id='instances' and not(.//tr[@data-instance='front'])]",
     )
     .await;
     let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
-    assert!(!kept.contains("echo-9"), "{kept}");
+    assert!(!kept.contains("front"), "{kept}");
 }

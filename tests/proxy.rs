@@ -606,3 +606,61 @@ fn proxy_config_mistakes_are_named() {
         assert_eq!(config.service("p").unwrap().id.kind().name(), kind);
     }
 }
+
+#[tokio::test]
+async fn curl_fetches_a_page_from_python_http_server_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = "<h1>through switchboard</h1>\n".repeat(2000);
+    std::fs::write(dir.path().join("index.html"), &page).unwrap();
+    // Python binds first, then prints its port: nothing to race.
+    let mut python = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            "import http.server, os, sys\n\
+             os.chdir(sys.argv[1])\n\
+             s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n\
+             print(s.server_address[1], flush=True)\n\
+             s.serve_forever()",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (the test command installs it)");
+    let mut first = String::new();
+    {
+        use tokio::io::AsyncBufReadExt;
+        let out = python.stdout.as_mut().unwrap();
+        guard(
+            "python's port",
+            tokio::io::BufReader::new(out).read_line(&mut first),
+        )
+        .await
+        .unwrap();
+    }
+    let port: u16 = first.trim().parse().expect("a port");
+    let h = Harness::start().await;
+    let proxy = add_tcp_proxy(&h, "web-front", &format!("127.0.0.1:{port}"), "").await;
+    let out = guard(
+        "curl",
+        tokio::process::Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "10"])
+            .arg(format!("http://{proxy}/index.html"))
+            .output(),
+    )
+    .await
+    .expect("curl runs (the test command installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), page);
+    let snap = h
+        .wait_for("the proxied bytes counted", |s| {
+            s.totals("web-front").bytes_out >= page.len() as u64
+        })
+        .await;
+    assert!(snap.totals("web-front").bytes_in > 0);
+}
