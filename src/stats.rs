@@ -29,6 +29,7 @@ pub use snapshot::{ConnInfo, Sample, ServiceTotals, Snapshot};
 
 mod events;
 mod guard;
+pub use guard::ByteCounter;
 mod histogram;
 pub use events::{Event, EventKind};
 pub use histogram::{DURATION_BUCKETS, Histogram, HistogramSnapshot};

@@ -382,3 +382,29 @@ async fn a_python_client_written_from_the_design_interoperates() {
     assert_eq!(o.status.code(), Some(126));
     assert!(String::from_utf8_lossy(&o.stderr).contains("refused"));
 }
+
+#[tokio::test]
+async fn every_byte_on_the_wire_counts_handshake_and_framing_included() {
+    let h = Harness::start().await;
+    let mut c = client(&h).await;
+    // After the handshake alone: our 32-byte answer in; the 32-byte
+    // challenge and the framed `{"ok":true}` (4 + 11 bytes) out.
+    let snap = h
+        .wait_for("the handshake counted", |s| {
+            s.totals(Exec).bytes_out == 32 + 15
+        })
+        .await;
+    assert_eq!(snap.totals(Exec).bytes_in, 32);
+    let argv = ["echo".to_owned(), "hi".to_owned()];
+    let outcome = c.run(&argv, None, |_, _| {}).await.unwrap();
+    assert_eq!(outcome, CommandOutcome::Exit(0));
+    // The request's frame in; output frames, the 3 output bytes and the
+    // exit frame out: more than the payload alone.
+    let snap = h
+        .wait_for("the command counted", |s| {
+            s.totals(Exec).bytes_out > 32 + 15 + 3 + 8
+        })
+        .await;
+    let t = snap.totals(Exec);
+    assert!(t.bytes_in > 32 + 4 + 20, "{t:?}");
+}

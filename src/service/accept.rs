@@ -290,11 +290,18 @@ pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
 /// A connection of a message-protocol kind (exec, files): framed messages
 /// over a stream whose writes give up on a peer that takes no byte for the
 /// idle timeout (a `get` to a peer that never reads).
-pub(crate) type MessageStream = crate::conn::MessageConn<crate::conn::WriteTimeout<listen::Stream>>;
+pub(crate) type MessageStream =
+    crate::conn::MessageConn<crate::conn::WriteTimeout<super::counted::Counted<listen::Stream>>>;
 
-/// Wraps an accepted stream for a message-protocol kind.
-pub(crate) fn message_stream(stream: listen::Stream, idle: Duration) -> MessageStream {
-    crate::conn::MessageConn::new(crate::conn::WriteTimeout::new(stream, idle))
+/// Wraps an accepted stream for a message-protocol kind, counting every byte
+/// on `guard`'s connection as it crosses the socket.
+pub(crate) fn message_stream(
+    stream: listen::Stream,
+    idle: Duration,
+    guard: &crate::stats::ConnGuard,
+) -> MessageStream {
+    let counted = super::counted::Counted::new(stream, guard.counter());
+    crate::conn::MessageConn::new(crate::conn::WriteTimeout::new(counted, idle))
 }
 
 /// How long a client of exec or files has to answer the challenge.

@@ -162,7 +162,7 @@ async fn serve_conn(
     shared: Arc<Shared>,
     ctx: TcpCtx,
 ) -> Result<(), ConnError> {
-    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout);
+    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout, &guard);
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
@@ -379,7 +379,6 @@ async fn run_command<'a>(
     slot: tokio::sync::SemaphorePermit<'a>,
 ) -> Result<Ended, ConnError> {
     let shared = record.shared;
-    let guard = record.guard;
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
@@ -460,7 +459,6 @@ async fn run_command<'a>(
                     return Err(ConnError::Timeout(timeout));
                 }
             }
-            guard.add_out(take);
             running.sent += take as u64;
         }
         if take < n {

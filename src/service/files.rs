@@ -183,7 +183,7 @@ async fn serve_conn(
     shared: Arc<Shared>,
     ctx: TcpCtx,
 ) -> Result<(), ConnError> {
-    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout);
+    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout, &guard);
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
     let idle = ctx.limits.idle_timeout;
@@ -218,7 +218,7 @@ async fn serve_conn(
                 let why = format!("`{}` requests carry no body", other.op());
                 return refuse_and_close(&mut conn, why).await;
             }
-            FilesRequest::Get { name } => get(&mut conn, &name, shared, guard).await?,
+            FilesRequest::Get { name } => get(&mut conn, &name, shared).await?,
             FilesRequest::List => list(&mut conn, shared).await?,
         }
     }
@@ -261,7 +261,6 @@ async fn put(
             // Dropping the upload removes its temporary.
             return Err(ConnError::Truncated);
         }
-        guard.add_in(n);
         if let Err(e) = upload.push(buf).await {
             // Its temporary goes now, not after the close has lingered.
             drop(upload);
@@ -289,12 +288,7 @@ async fn put(
     }
 }
 
-async fn get(
-    conn: &mut Conn,
-    name: &str,
-    shared: &Shared,
-    guard: &ConnGuard,
-) -> Result<(), ConnError> {
+async fn get(conn: &mut Conn, name: &str, shared: &Shared) -> Result<(), ConnError> {
     let (mut file, info) = match shared.store.open_file(name).await {
         Ok(found) => found,
         Err(e) => return conn.write_message(&refusal(&e), &[]).await,
@@ -315,7 +309,6 @@ async fn get(
             return Err(ConnError::Truncated);
         }
         conn.write_body(&buf).await?;
-        guard.add_out(n);
         left -= n as u64;
     }
     conn.flush().await?;

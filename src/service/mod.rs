@@ -19,6 +19,7 @@
 //! here uses the supervisor.
 
 pub mod accept;
+pub mod counted;
 pub mod listen;
 pub(crate) mod process;
 pub mod registry;

@@ -30,16 +30,16 @@ impl ConnGuard {
     /// counts its request and reply at once). Lock-free; a zero side is
     /// not touched.
     pub fn add_exchange(&self, received: usize, sent: usize) {
-        let counters = &self.entry.service.counters;
-        if received > 0 {
-            self.entry.bytes_in.fetch_add(received as u64, Relaxed);
-            counters.bytes_in.fetch_add(received as u64, Relaxed);
+        count(&self.stats, &self.entry, received, sent);
+    }
+
+    /// A handle that counts this connection's bytes from inside a stream
+    /// (see [`ByteCounter`]); it does not keep the connection registered.
+    pub fn counter(&self) -> ByteCounter {
+        ByteCounter {
+            stats: self.stats.clone(),
+            entry: Arc::clone(&self.entry),
         }
-        if sent > 0 {
-            self.entry.bytes_out.fetch_add(sent as u64, Relaxed);
-            counters.bytes_out.fetch_add(sent as u64, Relaxed);
-        }
-        self.touch();
     }
 
     /// Fires when someone asks for this connection to be closed
@@ -76,4 +76,37 @@ impl Drop for ConnGuard {
             duration_ms: millis(e.opened.elapsed()),
         });
     }
+}
+
+/// Counts a connection's bytes where they cross the socket: a stream
+/// wrapper holds one, so framing and handshakes count as well as payload.
+#[derive(Clone)]
+pub struct ByteCounter {
+    stats: Stats,
+    entry: Arc<ConnEntry>,
+}
+
+impl ByteCounter {
+    pub fn add_in(&self, n: usize) {
+        count(&self.stats, &self.entry, n, 0);
+    }
+
+    pub fn add_out(&self, n: usize) {
+        count(&self.stats, &self.entry, 0, n);
+    }
+}
+
+/// Adds to a connection's and its service's byte counters (a zero side is
+/// not touched) and marks the connection active. Lock-free.
+fn count(stats: &Stats, entry: &ConnEntry, received: usize, sent: usize) {
+    let counters = &entry.service.counters;
+    if received > 0 {
+        entry.bytes_in.fetch_add(received as u64, Relaxed);
+        counters.bytes_in.fetch_add(received as u64, Relaxed);
+    }
+    if sent > 0 {
+        entry.bytes_out.fetch_add(sent as u64, Relaxed);
+        counters.bytes_out.fetch_add(sent as u64, Relaxed);
+    }
+    entry.last_activity_ms.store(stats.now_ms(), Relaxed);
 }
