@@ -140,6 +140,15 @@ impl PeerEntry {
     }
 }
 
+/// How often expired peers are swept out: half their time to live, kept
+/// between 50 ms and 1 s; a late tick is not made up for.
+pub(crate) fn sweep_interval(ttl: Duration) -> tokio::time::Interval {
+    let every = (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut sweep = tokio::time::interval(every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep
+}
+
 /// Serves `socket` until cancelled; `respond` appends the reply to a
 /// request into the (cleared) buffer it is given.
 ///
@@ -156,10 +165,7 @@ pub(crate) async fn serve(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut reply = Vec::with_capacity(2048);
     let mut peers: HashMap<SocketAddr, PeerEntry> = HashMap::new();
-    let sweep_every =
-        (limits.peer_ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut sweep = tokio::time::interval(sweep_every);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = sweep_interval(limits.peer_ttl);
     // Made once: a fresh `cancelled()` per datagram would register with
     // (and lock) the token's waiter list every time.
     let cancelled = ctx.cancel.cancelled();

@@ -24,7 +24,6 @@ use std::collections::hash_map::Entry;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -110,9 +109,7 @@ impl Proxy {
         let mut peers: HashMap<SocketAddr, PeerEntry> = HashMap::new();
         let mut mappings: HashMap<SocketAddr, Mapping> = HashMap::new();
         let (replies_tx, mut replies) = mpsc::channel::<(SocketAddr, Vec<u8>)>(REPLY_QUEUE);
-        let sweep_every = (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let mut sweep = tokio::time::interval(sweep_every);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = super::udp::sweep_interval(ttl);
         let cancelled = ctx.cancel.cancelled();
         tokio::pin!(cancelled);
 
