@@ -57,3 +57,39 @@ async fn admins_read_the_audit_log_newest_first_filtered_and_paged() {
     );
     assert_eq!(w.send(v.get("/audit")).await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn failed_dashboard_sign_ins_are_auth_failed_events_naming_only_real_accounts() {
+    use common::web::json_request;
+    use serde_json::json;
+    let w = Web::start().await;
+    for (user, password) in [("admin", "wrong-password"), ("hunter2-typed-here", "x")] {
+        let r = w
+            .send(json_request(
+                "POST",
+                "/api/v1/session",
+                &json!({"username": user, "password": password}),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let s = w.admin().await;
+    let events = w
+        .send(s.get("/api/v1/events?service=web&type=auth_failed"))
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.body);
+    let events = events.json();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["service"], "web");
+    assert_eq!(events[0]["user"], "admin");
+    assert!(events[1]["user"].is_null(), "{:?}", events[1]);
+    assert!(
+        !events[1].to_string().contains("hunter2"),
+        "an unknown name is never repeated: {}",
+        events[1]
+    );
+    // The overview's strip counts them with the services' failures.
+    let page = w.send(s.get("/")).await.body;
+    assert!(page.contains("data-sum=\"auth\">2<"), "the strip shows 2");
+}

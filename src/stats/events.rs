@@ -60,11 +60,22 @@ pub enum EventKind {
         size: u64,
         sha256: String,
     },
+    /// A failed sign-in to the dashboard: an `auth_failed` event whose
+    /// service is `web`, with the user only when that account exists (a
+    /// password typed into the name field is never repeated).
+    #[serde(rename = "auth_failed")]
+    SignInFailed {
+        /// Always `web`.
+        service: &'static str,
+        peer: String,
+        user: Option<String>,
+        reason: String,
+    },
 }
 
 impl EventKind {
-    /// The service the event is about.
-    pub fn service(&self) -> &ServiceId {
+    /// The service instance the event is about (`None`: the dashboard).
+    pub fn service(&self) -> Option<&ServiceId> {
         match self {
             EventKind::Opened { service, .. }
             | EventKind::Closed { service, .. }
@@ -72,8 +83,14 @@ impl EventKind {
             | EventKind::ServiceState { service, .. }
             | EventKind::AuthFailed { service, .. }
             | EventKind::CommandRun { service, .. }
-            | EventKind::FileStored { service, .. } => service,
+            | EventKind::FileStored { service, .. } => Some(service),
+            EventKind::SignInFailed { .. } => None,
         }
+    }
+
+    /// The name in its `service` field (`web` for the dashboard).
+    pub fn service_name(&self) -> &str {
+        self.service().map_or("web", ServiceId::name)
     }
 
     /// The `type` field of its JSON form.
@@ -83,7 +100,7 @@ impl EventKind {
             EventKind::Closed { .. } => "closed",
             EventKind::Refused { .. } => "refused",
             EventKind::ServiceState { .. } => "service_state",
-            EventKind::AuthFailed { .. } => "auth_failed",
+            EventKind::AuthFailed { .. } | EventKind::SignInFailed { .. } => "auth_failed",
             EventKind::CommandRun { .. } => "command_run",
             EventKind::FileStored { .. } => "file_stored",
         }

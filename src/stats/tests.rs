@@ -12,7 +12,7 @@ fn type_names_match_the_json_tag() {
     for event in stats.recent_events() {
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], event.kind.type_name());
-        assert_eq!(json["service"], event.kind.service().name());
+        assert_eq!(json["service"], event.kind.service_name());
     }
 }
 

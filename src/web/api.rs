@@ -184,18 +184,22 @@ pub async fn events(
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Event>>, WebError> {
     let Query(q) = query?;
-    let service = q
-        .service
-        .as_deref()
-        .map(|name| service_id(&state, name))
-        .transpose()?;
+    // An instance's name, or `web` for the dashboard's own (sign-ins).
+    let service = match q.service.as_deref() {
+        None | Some("web") => q.service.clone(),
+        Some(name) => Some(service_id(&state, name)?.name().to_owned()),
+    };
     let limit = q.limit.unwrap_or(crate::stats::RECENT_EVENTS);
     let mut events: Vec<Event> = state
         .stats()
         .recent_events()
         .into_iter()
         .filter(|e| q.after.is_none_or(|after| e.seq > after))
-        .filter(|e| service.as_ref().is_none_or(|s| e.kind.service() == s))
+        .filter(|e| {
+            service
+                .as_deref()
+                .is_none_or(|s| e.kind.service_name() == s)
+        })
         .filter(|e| q.kind.as_deref().is_none_or(|k| e.kind.type_name() == k))
         .collect();
     let skip = events.len().saturating_sub(limit);

@@ -125,8 +125,9 @@ impl Summary {
             running: views.iter().filter(|v| v.status.phase == "running").count(),
             failed: views.iter().filter(|v| v.status.phase == "failed").count(),
             open: views.iter().map(|v| v.totals.active).sum(),
+            // Dashboard sign-ins included: they are `auth_failed` too.
             auth_failures_hour: recent()
-                .filter(|e| matches!(e.kind, EventKind::AuthFailed { .. }))
+                .filter(|e| e.kind.type_name() == "auth_failed")
                 .count(),
             refusals_hour: recent()
                 .filter(|e| matches!(e.kind, EventKind::Refused { .. }))
@@ -231,7 +232,9 @@ pub struct LogLine {
 /// wording for events that arrive live). UDP has no connections: a source
 /// address is a peer that is new, then expires.
 pub fn describe(kind: &EventKind) -> String {
-    let udp = kind.service().proto() == crate::kind::Proto::Udp;
+    let udp = kind
+        .service()
+        .is_some_and(|s| s.proto() == crate::kind::Proto::Udp);
     match kind {
         EventKind::Opened { peer, id, .. } if udp => format!("new peer {peer} (#{id})"),
         EventKind::Opened { peer, id, .. } => format!("{peer} connected (#{id})"),
@@ -254,7 +257,8 @@ pub fn describe(kind: &EventKind) -> String {
         ),
         EventKind::Refused { peer, reason, .. } => format!("{peer} refused: {reason}"),
         EventKind::ServiceState { state, .. } => format!("now {state}"),
-        EventKind::AuthFailed { peer, reason, .. } => format!("{peer}: {reason}"),
+        EventKind::AuthFailed { peer, reason, .. }
+        | EventKind::SignInFailed { peer, reason, .. } => format!("{peer}: {reason}"),
         EventKind::CommandRun {
             peer,
             argv,
@@ -273,7 +277,7 @@ impl From<&Event> for LogLine {
             seq: e.seq,
             at_unix_ms: e.at_unix_ms,
             kind: e.kind.type_name(),
-            service: e.kind.service().to_string(),
+            service: e.kind.service_name().to_owned(),
             text: describe(&e.kind),
         }
     }

@@ -70,6 +70,15 @@ pub async fn sign_in(
             .users()
             .role(&body.username)
             .map(|_| body.username.as_str());
+        state.stats().emit(crate::stats::EventKind::SignInFailed {
+            service: "web",
+            peer: ip.to_string(),
+            user: known.map(str::to_owned),
+            reason: match known {
+                Some(user) => format!("dashboard sign-in failed for {user}"),
+                None => "dashboard sign-in failed (no such account)".to_owned(),
+            },
+        });
         state
             .audit()
             .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": known, "ok": false}))
