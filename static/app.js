@@ -298,6 +298,16 @@
     let refusedHour = Number($('[data-sum="refused"]')?.textContent || 0);
     live({
       events: (batch) => {
+        // A proxy's upstream probe, on its card.
+        for (const e of batch) {
+          if (e.type !== 'service_state' || !e.state.startsWith('upstream ')) continue;
+          const card = cards.get(e.service);
+          if (!card) continue;
+          const field = $('[data-field="upstream"]', card);
+          field.textContent = e.state;
+          field.dataset.down = String(e.state.includes(' down'));
+          field.hidden = false;
+        }
         authHour += batch.filter((e) => e.type === 'auth_failed').length;
         refusedHour += batch.filter((e) => e.type === 'refused').length;
         sum('auth', authHour, authHour > 0);

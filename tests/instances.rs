@@ -393,3 +393,46 @@ async fn admins_add_edit_and_remove_instances_from_the_api_and_the_file_agrees()
             .any(|k| k["kind"] == "files")
     );
 }
+
+#[tokio::test]
+async fn a_proxys_card_shows_its_upstream_down() {
+    let w = Web::start().await;
+    // An upstream nobody listens on: bound, then let go.
+    let gone = switchboard::service::listen::bind_inet(([127, 0, 0, 1], 0).into())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = format!(
+        "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{gone}\"\n"
+    );
+    let file = FileSource {
+        path: Path::new("/etc/front.toml"),
+        text: &text,
+    };
+    let config = Config::resolve(Some(file), &BTreeMap::new(), &[]).unwrap();
+    w.h.supervisor
+        .add(config.service("front").unwrap().clone())
+        .await
+        .unwrap();
+    let mut changed = w.h.stats.changed();
+    guard("the probe's verdict", async {
+        while !w.h.stats.recent_events().iter().any(|e| {
+            matches!(&e.kind, switchboard::stats::EventKind::ServiceState { state, .. }
+                if state.starts_with("upstream ") && state.contains(" down"))
+        }) {
+            changed.changed().await.unwrap();
+        }
+    })
+    .await;
+    let s = w.admin().await;
+    let page = w.send(s.get("/")).await.body;
+    let card = page
+        .split("<article")
+        .find(|c| c.contains("data-service=\"front\""))
+        .expect("a card for the proxy");
+    assert!(
+        card.contains("data-field=\"upstream\" data-down=\"true\"")
+            && card.contains(&format!("upstream {gone} down")),
+        "{card}"
+    );
+}

@@ -69,6 +69,9 @@ pub struct Card {
     pub refused: u64,
     pub errors: u64,
     pub auth_failures: u64,
+    /// A proxy's upstream as last probed (`upstream 127.0.0.1:6379 down:
+    /// ...`), empty for other kinds or before the first probe.
+    pub upstream: String,
 }
 
 impl From<&ServiceView> for Card {
@@ -94,6 +97,7 @@ impl From<&ServiceView> for Card {
             refused: v.totals.refused,
             errors: v.totals.errors,
             auth_failures: v.totals.auth_failures,
+            upstream: String::new(),
         }
     }
 }
@@ -151,8 +155,31 @@ pub async fn overview(
     Ok(OverviewPage {
         chrome: Chrome::new(session, "overview"),
         summary: Summary::of(&views, &events, snapshot.at_unix_ms),
-        cards: views.iter().map(Card::from).collect(),
+        cards: views
+            .iter()
+            .map(|v| {
+                let mut card = Card::from(v);
+                card.upstream = last_upstream(&events, &card.name);
+                card
+            })
+            .collect(),
     })
+}
+
+/// The latest upstream probe result of a proxy instance, from its events.
+fn last_upstream(events: &[Event], name: &str) -> String {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match &e.kind {
+            EventKind::ServiceState { service, state }
+                if service.name() == name && state.starts_with("upstream ") =>
+            {
+                Some(state.clone())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// One row of the connections table.
