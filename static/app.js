@@ -615,6 +615,18 @@
   // ---- send ---------------------------------------------------------------
 
   function initSend() {
+    // A service that is not running cannot be chosen; the list says why.
+    live({
+      snapshot: (snap) => {
+        for (const s of snap.services) {
+          const option = $(`#send-service option[value="${s.name}"]`);
+          if (!option) continue;
+          const running = s.phase === 'running';
+          option.disabled = !running;
+          option.textContent = running ? option.dataset.label : `${option.dataset.label} — ${s.state}`;
+        }
+      },
+    });
     $('#send-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const service = $('#send-service').value;
@@ -646,6 +658,8 @@
           : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`;
         $('#send-result').hidden = false;
       } catch (e) {
+        // No stale reply beside a new error.
+        $('#send-result').hidden = true;
         toast(e.message, 'error');
       } finally {
         button.disabled = false;
@@ -1163,6 +1177,6 @@
   else if (page === 'services') initServices();
   else if (page === 'audit') initAudit();
   // Every page shows the live state in the top bar.
-  if (!['overview', 'connections', 'traffic'].includes(page)) live({});
+  if (!['overview', 'connections', 'traffic', 'send'].includes(page)) live({});
   document.body.dataset.ready = 'true';
 })();

@@ -436,3 +436,34 @@ async fn a_proxys_card_shows_its_upstream_down() {
         "{card}"
     );
 }
+
+#[tokio::test]
+async fn the_send_page_offers_every_echo_and_time_instance_and_says_which_is_down() {
+    let folder = tempfile::tempdir().unwrap();
+    let text = extra_instances(folder.path());
+    let w = Web::start_with(|c| add_instances(c, &text)).await;
+    w.h.supervisor.stop("time").await.unwrap();
+    let s = w.admin().await;
+    let page = w.send(s.get("/send")).await.body;
+    let option = |name: &str| {
+        page.split("<option")
+            .find(|o| o.contains(&format!("value=\"{name}\"")))
+            .unwrap_or_else(|| panic!("no {name} option in {page}"))
+            .to_owned()
+    };
+    assert!(
+        option("echo-2").contains("data-kind=\"echo\""),
+        "{}",
+        option("echo-2")
+    );
+    assert!(!option("echo").contains("disabled"));
+    let time = option("time");
+    assert!(
+        time.contains("disabled") && time.contains("stopped"),
+        "{time}"
+    );
+    assert!(
+        !page.contains("value=\"backup\""),
+        "files is not a Send target"
+    );
+}

@@ -370,6 +370,8 @@ pub struct SendTarget {
     name: String,
     kind: &'static str,
     label: String,
+    /// Not running: shown, but not choosable, with why.
+    why_not: String,
 }
 
 impl SendTarget {
@@ -388,6 +390,7 @@ impl SendTarget {
             name: id.name().to_owned(),
             kind: id.kind().name(),
             label,
+            why_not: String::new(),
         })
     }
 }
@@ -404,9 +407,15 @@ pub async fn send(
     Ok(SendPage {
         targets: state
             .supervisor()
-            .ids()
+            .statuses()
             .iter()
-            .filter_map(SendTarget::of)
+            .filter_map(|s| {
+                let mut t = SendTarget::of(&s.name)?;
+                if s.status != crate::supervisor::ServiceState::Running {
+                    t.why_not = s.state.clone();
+                }
+                Some(t)
+            })
             .collect(),
         can_operate: session.role >= Role::Operator,
         chrome: Chrome::new(session, "send"),
