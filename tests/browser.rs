@@ -157,12 +157,21 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 async fn wait_for(browser: &Client, what: &str, xpath: &str) -> fantoccini::elements::Element {
-    match browser
-        .wait()
-        .at_most(GUARD)
-        .for_element(Locator::XPath(xpath))
-        .await
-    {
+    let deadline = std::time::Instant::now() + GUARD;
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match browser
+            .wait()
+            .at_most(left)
+            .for_element(Locator::XPath(xpath))
+            .await
+        {
+            // A page reloading under the query (after a save): ask again.
+            Err(e) if e.to_string().contains("navigation") && !left.is_zero() => continue,
+            other => break other,
+        }
+    };
+    match found {
         Ok(found) => found,
         Err(e) => {
             // Where the browser is and what it shows, to see why.
