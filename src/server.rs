@@ -212,10 +212,9 @@ impl Running {
     /// # Errors
     /// When the file cannot be written.
     pub fn write_ready_file(&self, path: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_vec_pretty(&self.addresses()).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, path)
+        let json =
+            serde_json::to_string_pretty(&self.addresses()).map_err(std::io::Error::other)?;
+        crate::jsonfile::write_atomic(path, &json)
     }
 
     /// Whether a port conflict kept something from listening.

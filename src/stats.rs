@@ -432,7 +432,17 @@ impl Stats {
     pub fn totals(&self, name: impl AsRef<str>) -> ServiceTotals {
         match self.find(name.as_ref()) {
             Some(e) => totals_of(&e),
-            None => totals_of(&self.entry(&ServiceId::new(name.as_ref(), ServiceKind::Echo))),
+            // Asking registers nothing: an unknown name reads as all zeros.
+            None => ServiceTotals {
+                service: ServiceId::new(name.as_ref(), ServiceKind::Echo),
+                accepted: 0,
+                active: 0,
+                refused: 0,
+                errors: 0,
+                auth_failures: 0,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
         }
     }
 

@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::procs::{await_group_gone, group_members};
 use common::{GUARD, Harness, TEST_KEY, guard};
 use serde_json::{Value, json};
 use switchboard::client::{CommandClient, CommandOutcome};
@@ -18,35 +19,6 @@ use switchboard::kind::ServiceKind::Exec;
 use switchboard::wire::exec::{Command, ExecReply, ExecRequest};
 use switchboard::wire::message::MAX_HEADER_LEN;
 use tokio::net::TcpStream;
-
-/// Live (not zombie) processes in group `pgid`, from /proc.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut live = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue; // exited while we looked
-        };
-        let rest = &stat[stat.rfind(')').unwrap() + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields[2].parse::<u32>() == Ok(pgid) && fields[0] != "Z" {
-            live.push(pid);
-        }
-    }
-    live
-}
-
-/// Waits, with the hang guard, until group `pgid` has no live process.
-async fn await_group_gone(pgid: u32) {
-    guard(&format!("process group {pgid} gone"), async {
-        while !group_members(pgid).is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
 
 async fn harness(tweak: impl FnOnce(&mut switchboard::config::Config)) -> Harness {
     Harness::start_with(|c| {

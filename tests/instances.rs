@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::web::Web;
 use common::{TEST_KEY, guard};
 use switchboard::client::{EchoClient, FilesClient};
-use switchboard::config::{Config, FileSource};
+use switchboard::config::Config;
 use switchboard::supervisor::ServiceState;
 
 /// A second echo and a second files service with its own folder, on
@@ -36,11 +35,7 @@ fn extra_instances(folder: &Path) -> String {
 
 /// Adds the instances `text` declares to a test config.
 fn add_instances(c: &mut Config, text: &str) {
-    let file = FileSource {
-        path: Path::new("/etc/instances.toml"),
-        text,
-    };
-    let extra = Config::resolve(Some(file), &BTreeMap::new(), &[]).expect("the config resolves");
+    let extra = common::resolve_file(text).expect("the config resolves");
     c.services.extend(
         extra
             .services
@@ -212,11 +207,7 @@ async fn the_binary_runs_added_instances_and_writes_their_addresses() {
 async fn instances_can_be_added_and_removed_while_running() {
     let h = common::Harness::start().await;
     let text = "[services.echo-3]\nkind = \"echo\"\nlisten = \"127.0.0.1:0\"\n";
-    let file = FileSource {
-        path: Path::new("/etc/added.toml"),
-        text,
-    };
-    let config = Config::resolve(Some(file), &BTreeMap::new(), &[]).unwrap();
+    let config = common::resolve_file(text).unwrap();
     let added = config.service("echo-3").unwrap().clone();
     h.supervisor.add(added.clone()).await.unwrap();
     assert_eq!(h.supervisor.state("echo-3"), ServiceState::Running);
@@ -405,11 +396,7 @@ async fn a_proxys_card_shows_its_upstream_down() {
     let text = format!(
         "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{gone}\"\n"
     );
-    let file = FileSource {
-        path: Path::new("/etc/front.toml"),
-        text: &text,
-    };
-    let config = Config::resolve(Some(file), &BTreeMap::new(), &[]).unwrap();
+    let config = common::resolve_file(&text).unwrap();
     w.h.supervisor
         .add(config.service("front").unwrap().clone())
         .await

@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Harness, guard};
 use sha2::{Digest, Sha256};
-use switchboard::config::{Config, FileSource};
+use switchboard::config::Config;
 use switchboard::service::listen::bind_inet;
 use switchboard::stats::EventKind;
 use switchboard::wire::proxy_protocol::{self, Addresses, Version};
@@ -25,11 +23,7 @@ use tokio::sync::mpsc;
 
 /// Resolves `text` (one or more `[services.*]` tables) as a config file.
 fn resolve(text: &str) -> Result<Config, String> {
-    let file = FileSource {
-        path: Path::new("/etc/proxy.toml"),
-        text,
-    };
-    Config::resolve(Some(file), &BTreeMap::new(), &[]).map_err(|e| e.to_string())
+    common::resolve_file(text)
 }
 
 /// Adds and starts instance `name`, declared by `text`, on a running harness.

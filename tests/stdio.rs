@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::procs::{await_group_gone, group_members};
 use common::{Harness, guard, read_until_closed};
 use serde_json::Value;
-use switchboard::config::{Config, FileSource};
+use switchboard::config::Config;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -21,11 +22,7 @@ const NAME: &str = "prog";
 /// Resolves a config holding `[services.prog] kind = "stdio"` plus `body`.
 fn resolve(body: &str) -> Result<Config, String> {
     let text = format!("[services.{NAME}]\nkind = \"stdio\"\nlisten = \"127.0.0.1:0\"\n{body}\n");
-    let file = FileSource {
-        path: Path::new("/etc/stdio.toml"),
-        text: &text,
-    };
-    Config::resolve(Some(file), &BTreeMap::new(), &[]).map_err(|e| e.to_string())
+    common::resolve_file(&text)
 }
 
 /// A harness running the built-in services and `prog` configured by `body`.
@@ -46,35 +43,6 @@ async fn connect(h: &Harness) -> TcpStream {
 fn argv(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("argv = [{}]", quoted.join(", "))
-}
-
-/// Live (not zombie) processes in group `pgid`, from /proc.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut live = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue; // exited while we looked
-        };
-        let rest = &stat[stat.rfind(')').unwrap() + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields[2].parse::<u32>() == Ok(pgid) && fields[0] != "Z" {
-            live.push(pid);
-        }
-    }
-    live
-}
-
-/// Waits, with the hang guard, until group `pgid` has no live process.
-async fn await_group_gone(pgid: u32) {
-    guard(&format!("process group {pgid} gone"), async {
-        while !group_members(pgid).is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 /// The audit lines of `prog`'s runs, once `count` of them are written.

@@ -4,6 +4,7 @@
 
 pub mod dockerfile;
 pub mod message;
+pub mod procs;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -14,6 +15,16 @@ use switchboard::kind::ServiceKind;
 use switchboard::shutdown::Shutdown;
 use switchboard::stats::{Snapshot, Stats};
 use switchboard::supervisor::{Deps, Supervisor};
+
+/// Resolves `text` as a config file (`[services.*]` tables and more): how a
+/// test declares instances the way a person would.
+pub fn resolve_file(text: &str) -> Result<Config, String> {
+    let file = switchboard::config::FileSource {
+        path: std::path::Path::new("/etc/switchboard-test.toml"),
+        text,
+    };
+    Config::resolve(Some(file), &std::collections::BTreeMap::new(), &[]).map_err(|e| e.to_string())
+}
 
 /// The HMAC key every harness uses.
 pub const TEST_KEY: &str = "test-key-not-secret";
