@@ -229,6 +229,9 @@ async fn edit_instance(
     name: &str,
     sub: Submission,
 ) -> Result<InstanceSettings, WebError> {
+    // Held from reading the instance to writing the file: what is restored
+    // on failure is what ran, not what another edit left meanwhile.
+    let _one_at_a_time = state.inner.instance_edits.lock().await;
     let sup = state.supervisor();
     let current = sup
         .config_of(name)
@@ -246,7 +249,6 @@ async fn edit_instance(
         let on = settings.get("enabled").map(|v| v.parse::<bool>());
         return match (only_enabled, on) {
             (true, Some(Ok(on))) => {
-                let _one_at_a_time = state.inner.instance_edits.lock().await;
                 sup.set_enabled(name, on).await.map_err(start_failure)?;
                 let mut overlay = state.overlay()?;
                 let entry = overlay.services.entry(name.to_owned()).or_default();
@@ -264,7 +266,6 @@ async fn edit_instance(
         .kind
         .unwrap_or_else(|| current.id.kind().name().to_owned());
     let (config, table) = overlay::validate(name, &kind, &settings).map_err(invalid)?;
-    let _one_at_a_time = state.inner.instance_edits.lock().await;
     let _ = sup.remove(name).await;
     if let Err(e) = sup.add(config).await {
         // Back as it was: the edit is refused, the instance keeps running.
