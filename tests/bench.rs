@@ -219,6 +219,43 @@ async fn idle_connections_are_held_and_counted() {
 }
 
 #[tokio::test]
+async fn idle_connections_spread_over_loopback_sources() {
+    // A listener of the test's own that notes each connection's source
+    // address: 9 connections from 3 sources come from exactly 3 addresses.
+    let listener = switchboard::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while held.len() < 9 {
+            let (stream, peer) = listener.accept().await.unwrap();
+            held.push((stream, peer.ip()));
+        }
+        held
+    });
+    let r = report(&[
+        "idle",
+        &target,
+        "-c",
+        "9",
+        "--sources",
+        "3",
+        "--hold",
+        "50ms",
+    ])
+    .await;
+    assert_eq!(
+        (r["opened"].as_u64(), r["stayed_open"].as_u64()),
+        (Some(9), Some(9)),
+        "{r}"
+    );
+    let held = guard("9 connections accepted", accepting).await.unwrap();
+    let mut sources: Vec<String> = held.iter().map(|(_, ip)| ip.to_string()).collect();
+    sources.sort();
+    sources.dedup();
+    assert_eq!(sources, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+}
+
+#[tokio::test]
 async fn the_dashboard_route_is_benched_signed_in() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(
@@ -279,9 +316,14 @@ async fn bad_targets_and_bounds_are_refused_before_any_load() {
             "parallel must be 1 to 64",
         ),
         (
-            &["idle", "9000", "-c", "50001"],
-            "connections must be 1 to 50000",
+            &["idle", "9000", "-c", "200001"],
+            "connections must be 1 to 200000",
         ),
+        (
+            &["idle", "[::1]:9000", "--sources", "2"],
+            "--sources needs an IPv4 loopback target",
+        ),
+        (&["idle", "9000", "--sources", "65"], "65"),
         (&["echo", "no-port-here"], "no-port-here"),
     ] {
         let o = bench(args).await;

@@ -12,8 +12,12 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::task::JoinSet;
 
+use std::net::SocketAddr;
+
+use tokio_util::either::Either;
+
 use super::{BenchError, CONNECTS_IN_FLIGHT, ERROR_SAMPLES, MAX_IDLE, ProcSample};
-use crate::client::{Stream, connect_stream};
+use crate::client::{ClientError, Stream, Target, connect_stream};
 
 /// What `bench idle` does.
 #[derive(Debug, Clone)]
@@ -22,6 +26,10 @@ pub struct IdlePlan {
     /// How long to hold them all before looking.
     pub hold: Duration,
     pub timeout: Duration,
+    /// Connect from this many loopback addresses (127.0.0.1, .2, ...), so
+    /// more connections than one source's ephemeral ports (about 28,000)
+    /// can be held against one server address. 1: the system's choice.
+    pub sources: u8,
 }
 
 /// What it found.
@@ -91,6 +99,49 @@ async fn still_open(stream: &mut Stream) -> bool {
     .await
 }
 
+/// Most loopback source addresses `bench idle` spreads over.
+pub const MAX_SOURCES: u8 = 64;
+
+/// The target as one IPv4 loopback address: spreading connections over
+/// source addresses is for loopback benches only.
+async fn loopback_v4(addr: &str) -> Result<SocketAddr, BenchError> {
+    let resolved = match Target::resolve(addr).await? {
+        Target::Inet(addrs, _) => addrs.into_iter().find(SocketAddr::is_ipv4),
+        Target::Unix(_) => None,
+    };
+    match resolved {
+        Some(a) if a.ip().is_loopback() => Ok(a),
+        _ => Err(BenchError::Bad(format!(
+            "--sources needs an IPv4 loopback target (127.x.x.x:PORT), not {addr}"
+        ))),
+    }
+}
+
+/// A plain connection from `127.0.0.<source>` (any port) to `server`.
+async fn connect_from(
+    source: u8,
+    server: SocketAddr,
+    timeout: Duration,
+) -> Result<Stream, ClientError> {
+    let label = server.to_string();
+    let connect = async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from(([127, 0, 0, source], 0)))?;
+        socket.connect(server).await
+    };
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(tcp)) => Ok(Stream::Plain(Either::Left(tcp))),
+        Ok(Err(e)) => Err(ClientError::io(
+            &format!("{label} from 127.0.0.{source}"),
+            e,
+        )),
+        Err(_) => Err(ClientError::io(
+            &label,
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+        )),
+    }
+}
+
 /// Runs the idle bench.
 ///
 /// # Errors
@@ -105,18 +156,33 @@ pub async fn idle(
             "connections must be 1 to {MAX_IDLE}"
         )));
     }
+    if plan.sources == 0 || plan.sources > MAX_SOURCES {
+        return Err(BenchError::Bad(format!(
+            "sources must be 1 to {MAX_SOURCES}"
+        )));
+    }
     if plan.hold > super::MAX_DURATION {
         return Err(BenchError::Bad("hold at most 600 s".into()));
     }
+    let server = if plan.sources > 1 {
+        Some(loopback_v4(addr).await?)
+    } else {
+        None
+    };
     let before = server_pid.and_then(ProcSample::read);
     let started = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
     let mut connecting = JoinSet::new();
-    for _ in 0..plan.connections {
+    for i in 0..plan.connections {
         let (gate, addr, timeout) = (Arc::clone(&gate), addr.to_owned(), plan.timeout);
+        // Round-robin over the sources: 127.0.0.1, 127.0.0.2, ...
+        let source = u8::try_from(i % usize::from(plan.sources)).expect("sources is a u8") + 1;
         connecting.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            connect_stream(&addr, timeout).await.map(|(s, _)| s)
+            match server {
+                Some(server) => connect_from(source, server, timeout).await,
+                None => connect_stream(&addr, timeout).await.map(|(s, _)| s),
+            }
         });
     }
     let mut streams = Vec::with_capacity(plan.connections);

@@ -40,7 +40,7 @@ use crate::client::{ClientError, Target};
 /// Most connections (or sockets) one bench opens at once.
 pub const MAX_CONNECTIONS: usize = 20_000;
 /// Most connections `bench idle` holds.
-pub const MAX_IDLE: usize = 50_000;
+pub const MAX_IDLE: usize = 200_000;
 /// Longest run.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 /// Largest echo or UDP payload.

@@ -96,6 +96,12 @@ pub enum BenchKind {
         /// How long to hold them before looking.
         #[arg(long, default_value = "3s", value_parser = parse_duration)]
         hold: Duration,
+        /// Connect from this many loopback addresses (127.0.0.1, 127.0.0.2,
+        /// ...; IPv4 loopback targets only): one source has about 28,000
+        /// ports per server address, so 100,000 connections need 4 or more.
+        /// The server's `max_connections_per_peer` counts each source apart.
+        #[arg(long, default_value = "1", value_parser = clap::value_parser!(u8).range(1..=64))]
+        sources: u8,
         #[command(flatten)]
         common: BenchCommon,
     },

@@ -192,12 +192,16 @@ pub(crate) async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
             bench::put(addr, put, server_pid).await?
         }
         BenchKind::Idle {
-            connections, hold, ..
+            connections,
+            hold,
+            sources,
+            ..
         } => {
             let plan = bench::IdlePlan {
                 connections: *connections,
                 hold: *hold,
                 timeout,
+                sources: *sources,
             };
             let report = bench::idle(addr, &plan, server_pid).await?;
             print_report(json, &report, bench::IdleReport::text);
