@@ -448,8 +448,22 @@ impl Stats {
 
     /// Copies everything live.
     pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_newest(usize::MAX).0
+    }
+
+    /// Copies the services' totals and only the newest `limit` connections
+    /// (oldest first, as [`Stats::snapshot`]), with the number open in all.
+    /// The registry's lock is held only while the newest are picked, so with
+    /// 100,000 open a page or `/metrics` neither copies them all nor holds
+    /// up connections opening and closing.
+    pub fn snapshot_newest(&self, limit: usize) -> (Snapshot, usize) {
         let now_ms = self.now_ms();
-        let entries: Vec<Arc<ConnEntry>> = lock(&self.inner.conns).values().cloned().collect();
+        let (entries, total): (Vec<Arc<ConnEntry>>, usize) = {
+            let conns = lock(&self.inner.conns);
+            let mut newest: Vec<_> = conns.values().rev().take(limit).cloned().collect();
+            newest.reverse();
+            (newest, conns.len())
+        };
         let connections = entries
             .iter()
             .map(|e| {
@@ -468,11 +482,12 @@ impl Stats {
                 }
             })
             .collect();
-        Snapshot {
+        let snapshot = Snapshot {
             at_unix_ms: unix_ms(SystemTime::now()),
             services: self.entries().iter().map(|e| totals_of(e)).collect(),
             connections,
-        }
+        };
+        (snapshot, total)
     }
 
     /// Appends one history sample per service: the bytes and accepts since

@@ -608,6 +608,28 @@ async fn the_api_lists_services_connections_events_and_traffic() {
         .map(|x| x["bytes_in"].as_u64().unwrap())
         .sum();
     assert_eq!(total, 9);
+
+    // `limit` keeps the newest; the header counts them all.
+    let second = TcpStream::connect(w.h.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    w.h.wait_for("a second connection", |s| {
+        s.totals(ServiceKind::Echo).active >= 2
+    })
+    .await;
+    let r = w.send(s.get("/api/v1/connections?limit=1")).await;
+    let total: usize = r.header("x-total-count").parse().unwrap();
+    assert!(total >= 2, "{total}");
+    let newest = r.json();
+    assert_eq!(newest.as_array().unwrap().len(), 1, "{newest}");
+    assert_eq!(newest[0]["peer"], second.local_addr().unwrap().to_string());
+    for bad in ["0", "200001", "x"] {
+        let r = w
+            .send(s.get(&format!("/api/v1/connections?limit={bad}")))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "limit={bad}: {}", r.body);
+    }
+    drop(second);
 }
 
 #[tokio::test]

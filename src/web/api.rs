@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use super::error::WebError;
 use super::session::{Admin, Viewer};
 use crate::kind::{Proto, ServiceId, ServiceKind};
 use crate::service::ServiceError;
-use crate::stats::{CloseError, ConnInfo, Event, Sample, ServiceTotals, Snapshot};
+use crate::stats::{CloseError, Event, Sample, ServiceTotals, Snapshot};
 use crate::supervisor::{ServiceState, ServiceStatus};
 
 /// A service as the dashboard shows it: its status, its totals and its
@@ -68,7 +69,7 @@ fn service_id(state: &AppState, name: &str) -> Result<ServiceId, WebError> {
 /// The view of one instance.
 fn view_of(state: &AppState, id: &ServiceId) -> Result<ServiceView, WebError> {
     state
-        .service_views(&state.stats().snapshot())
+        .service_views(&state.stats().snapshot_newest(0).0)
         .into_iter()
         .find(|v| v.status.name == *id)
         .ok_or_else(|| WebError::NotFound(format!("service `{id}`")))
@@ -76,7 +77,7 @@ fn view_of(state: &AppState, id: &ServiceId) -> Result<ServiceView, WebError> {
 
 /// `GET /api/v1/services`
 pub async fn services(State(state): State<AppState>, _: Viewer) -> Json<Vec<ServiceView>> {
-    Json(state.service_views(&state.stats().snapshot()))
+    Json(state.service_views(&state.stats().snapshot_newest(0).0))
 }
 
 /// `GET /api/v1/services/{name}`
@@ -134,10 +135,41 @@ pub async fn service_action(
     view_of(&state, &id).map(Json)
 }
 
-/// `GET /api/v1/connections`: every TCP connection and recent UDP peer,
-/// oldest first.
-pub async fn connections(State(state): State<AppState>, _: Viewer) -> Json<Vec<ConnInfo>> {
-    Json(state.stats().snapshot().connections)
+/// Connections one `GET /api/v1/connections` lists unless `limit` says
+/// otherwise: about 2 MB of JSON, so a server holding 100,000 connections
+/// does not build a 20 MB answer for every poll.
+pub const CONNECTIONS_DEFAULT_LIMIT: usize = 10_000;
+/// The most one request may ask for.
+pub const CONNECTIONS_MAX_LIMIT: usize = 200_000;
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectionsQuery {
+    /// The newest this many (default [`CONNECTIONS_DEFAULT_LIMIT`]).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/connections?limit=N`: the newest N TCP connections and
+/// recent UDP peers (default 10,000), oldest first; `x-total-count` says
+/// how many are open in all.
+///
+/// # Errors
+/// A `limit` of 0 or above [`CONNECTIONS_MAX_LIMIT`].
+pub async fn connections(
+    State(state): State<AppState>,
+    _: Viewer,
+    Query(q): Query<ConnectionsQuery>,
+) -> Result<impl IntoResponse, WebError> {
+    let limit = q.limit.unwrap_or(CONNECTIONS_DEFAULT_LIMIT);
+    if !(1..=CONNECTIONS_MAX_LIMIT).contains(&limit) {
+        return Err(WebError::BadRequest(format!(
+            "limit must be 1 to {CONNECTIONS_MAX_LIMIT}"
+        )));
+    }
+    let (snapshot, total) = state.stats().snapshot_newest(limit);
+    Ok((
+        [("x-total-count", total.to_string())],
+        Json(snapshot.connections),
+    ))
 }
 
 /// `DELETE /api/v1/connections/{id}` (admin): ends a TCP connection.

@@ -62,16 +62,12 @@ pub struct LiveSnapshot {
 
 impl AppState {
     pub(super) fn live_snapshot(&self) -> LiveSnapshot {
-        let mut snapshot = self.stats().snapshot();
+        let (snapshot, total) = self.stats().snapshot_newest(MAX_LIVE_CONNECTIONS);
         let services = self.service_views(&snapshot);
-        let total = snapshot.connections.len();
-        let connections = snapshot
-            .connections
-            .split_off(total.saturating_sub(MAX_LIVE_CONNECTIONS));
         LiveSnapshot {
             at_unix_ms: snapshot.at_unix_ms,
             services,
-            connections,
+            connections: snapshot.connections,
             connections_total: total,
         }
     }

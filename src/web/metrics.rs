@@ -151,7 +151,7 @@ fn render_text(
 
 /// The handler.
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let snapshot = state.stats().snapshot();
+    let snapshot = state.stats().snapshot_newest(0).0;
     let mut body = render_text(
         &state.supervisor().statuses(),
         &snapshot.services,

@@ -149,7 +149,7 @@ pub async fn overview(
     viewer: Result<Viewer, WebError>,
 ) -> Result<OverviewPage, PageError> {
     let Viewer(session) = viewer?;
-    let snapshot = state.stats().snapshot();
+    let snapshot = state.stats().snapshot_newest(0).0;
     let views = state.service_views(&snapshot);
     let events = state.stats().recent_events();
     Ok(OverviewPage {
