@@ -32,6 +32,7 @@ esac
 ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many rounds
 SECS=${SECS:-3}       # seconds per timed run
 IDLE_CONNS=${IDLE_CONNS:-10000}   # connections `bench idle` holds
+BIG_IDLE=${BIG_IDLE:-100000}      # the large idle hold (0: skip it)
 OUT=${OUT:-BENCHMARKS.md}
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 CHANGES=false
@@ -92,6 +93,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# 100,000 idle connections need more open files than most defaults: root
+# raises the hard limit; anyone raises the soft limit to the hard one.
+ulimit -Hn 1048576 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mkdir -p "$WORK/sb" "$WORK/py-files" "$WORK/bare-files" "$WORK/socat" "$RES"
 
@@ -133,6 +137,15 @@ start() { # start NAME CMD... : runs CMD in the background, remembers its pid
     eval "PID_${name//-/_}=$!"
 }
 
+# Start-up first, with nothing else running: exec to every port bound (the
+# ready file), 20 starts on one data directory; the first, which creates the
+# admin account (argon2), apart. Also the binary's size, stripped.
+if [ -z "$QUICK" ]; then
+    echo "start-up time" >&2
+    echo startup >>"$RES/order.txt"
+    python3 bench/startup.py "$SB" 20 $((BASE + 300)) >"$RES/startup.json"
+fi
+
 # switchboard, with the limits a load test needs raised (see BENCHMARKS.md).
 PASSWORD=bench-$RANDOM-$RANDOM-$RANDOM
 export SWITCHBOARD_ADMIN_PASSWORD=$PASSWORD
@@ -145,8 +158,8 @@ start sb env \
     SWITCHBOARD_FILES_CLASSIC_LISTEN=127.0.0.1:$((BASE + 5)) \
     SWITCHBOARD_LOGIN_LISTEN=127.0.0.1:$((BASE + 6)) \
     SWITCHBOARD_WEB_LISTEN=127.0.0.1:$((BASE + 80)) \
-    SWITCHBOARD_ECHO_MAX_CONNECTIONS=20000 \
-    SWITCHBOARD_ECHO_MAX_CONNECTIONS_PER_PEER=20000 \
+    SWITCHBOARD_ECHO_MAX_CONNECTIONS=200000 \
+    SWITCHBOARD_ECHO_MAX_CONNECTIONS_PER_PEER=200000 \
     SWITCHBOARD_UDP_ECHO_PEER_RATE=10000000 \
     SWITCHBOARD_TIME_PEER_RATE=10000000 \
     SWITCHBOARD_EXEC_MAX_COMMANDS=32 \
@@ -295,7 +308,7 @@ fi
 if [ -n "$QUICK" ]; then
     SERVERS=(sb bare) ECHO_CONNS=(50 500) UDP_SOCKS=(50)
 else
-    SERVERS=(sb bare py) ECHO_CONNS=(1 50 500 5000) UDP_SOCKS=(1 50)
+    SERVERS=(sb bare py) ECHO_CONNS=(1 50 500 5000 10000) UDP_SOCKS=(1 50)
 fi
 
 echo "$IDLE_CONNS idle connections (first, while every server is fresh)" >&2
@@ -315,6 +328,8 @@ for conns in "${ECHO_CONNS[@]}"; do
                 sb) run "echo-sb-$conns-$r" echo $E -c "$conns" -d "${SECS}s" --server-pid "$PID_sb" --timeout 10s ;;
                 bare) run "echo-bare-$conns-$r" echo $BE -c "$conns" -d "${SECS}s" --server-pid "$PID_bare_echo" --timeout 10s ;;
                 py)
+                    # Python's threaded server is not run at 10,000 threads.
+                    if [ "$conns" -gt 5000 ]; then continue; fi
                     run "echo-py-$conns-$r" echo $PE -c "$conns" -d "${SECS}s" --server-pid "$PID_py_echo" --timeout 10s
                     settle "$PID_py_echo"
                     ;;
@@ -324,6 +339,33 @@ for conns in "${ECHO_CONNS[@]}"; do
 done
 
 LIVE_BYTES=0
+printf '%s\n' "$PASSWORD" >"$WORK/password"
+
+# hold_idle ADDR N SOURCES PID HOLD OUT: holds N idle connections to ADDR in
+# the background (a `bench idle` of its own, report to OUT) and returns once
+# process PID has them all open (at most 180 s); release_idle ends the hold.
+HOLDER=""
+hold_idle() {
+    local addr=$1 n=$2 sources=$3 pid=$4 hold=$5 out=$6 base fds
+    base=$(ls "/proc/$pid/fd" | wc -l)
+    "$SB" bench idle --json "$addr" -c "$n" --sources "$sources" --hold "$hold" \
+        --server-pid "$pid" --timeout 60s >"$out" 2>"$out.err" &
+    HOLDER=$!
+    for _ in $(seq 1 1800); do
+        fds=$(ls "/proc/$pid/fd" | wc -l)
+        if [ $((fds - base)) -ge "$n" ]; then return 0; fi
+        if ! kill -0 "$HOLDER" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "the idle hold did not reach $n connections: $(cat "$out.err")" >&2
+    exit 1
+}
+release_idle() {
+    kill "$HOLDER" 2>/dev/null || true
+    wait "$HOLDER" 2>/dev/null || true
+    HOLDER=""
+}
+
 if [ -z "$QUICK" ]; then
     echo "echo with the dashboard's live stream open" >&2
     COOKIES=$WORK/cookies
@@ -344,6 +386,25 @@ if [ -z "$QUICK" ]; then
         done
     done
     LIVE_BYTES=$(cat "$WORK"/live-*.sse | wc -c)
+
+    # The dashboard with $IDLE_CONNS connections open (held idle by a bench
+    # of their own): /api/v1/connections listing all of them, and the live
+    # stream's cost, on and off alternated 10 times (2 s each).
+    echo "the dashboard with $IDLE_CONNS open connections" >&2
+    hold_idle "$E" "$IDLE_CONNS" 1 "$PID_sb" 90s "$WORK/hold-10k.json"
+    run "scale-api-connections" http $((BASE + 80)) --path "/api/v1/connections?limit=$IDLE_CONNS" \
+        --password-file "$WORK/password" -c 1 -d "${SECS}s" --server-pid "$PID_sb"
+    for r in $(seq 1 10); do
+        for state in $(in_order "$r" off on); do
+            if [ "$state" = on ]; then
+                curl -sfN -b "$COOKIES" "http://127.0.0.1:$((BASE + 80))/api/v1/live" >/dev/null &
+                LIVE=$!
+            fi
+            run "scale-live-$state-$r" echo $E -c 50 -d 2s --server-pid "$PID_sb"
+            if [ "$state" = on ]; then kill $LIVE 2>/dev/null || true; wait $LIVE 2>/dev/null || true; fi
+        done
+    done
+    release_idle
 fi
 
 echo "UDP echo, 64 B datagrams" >&2
@@ -433,11 +494,40 @@ if [ -z "$QUICK" ]; then
     rm -f "$WORK"/src-*
 
     echo "dashboard API, signed in" >&2
-    printf '%s\n' "$PASSWORD" >"$WORK/password"
     run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
 fi
 
 if [ -z "$QUICK" ]; then proxy_section; fi
+
+# $BIG_IDLE idle connections held (from 5 loopback addresses: one has about
+# 28,000 ports towards one server address), on switchboard and on bare
+# tokio; while they are held, a new echo client and (switchboard) the
+# dashboard's /metrics and service list, timed.
+if [ -z "$QUICK" ] && [ "$BIG_IDLE" -gt 0 ]; then
+    if [ "$(ulimit -n)" -lt $((BIG_IDLE + 5000)) ]; then
+        echo "skipping $BIG_IDLE idle connections: the open-file limit is $(ulimit -n)" >&2
+        printf '{"bench": "idle-big", "skipped": "open-file limit %s"}\n' "$(ulimit -n)" >"$RES/idle-big-skipped.json"
+    else
+        echo "$BIG_IDLE idle connections, and what is served meanwhile" >&2
+        for who in sb bare; do
+            if [ "$who" = sb ]; then addr=$E pid=$PID_sb; else addr=$BE pid=$PID_bare_echo; fi
+            echo "  idle-big-$who" >&2
+            echo "idle-big-$who" >>"$RES/order.txt"
+            hold_idle "$addr" "$BIG_IDLE" 5 "$pid" 40s "$RES/idle-big-$who.json"
+            run "idle-big-$who-echo" echo "$addr" -c 1 -d "${SECS}s" --server-pid "$pid"
+            if [ "$who" = sb ]; then
+                run idle-big-sb-metrics http $((BASE + 80)) --path /metrics \
+                    --password-file "$WORK/password" -c 1 -d "${SECS}s" --server-pid "$pid"
+                run idle-big-sb-services http $((BASE + 80)) --path /api/v1/services \
+                    --password-file "$WORK/password" -c 1 -d "${SECS}s" --server-pid "$pid"
+            fi
+            # The holder writes its report when its hold ends.
+            wait "$HOLDER"
+            rm -f "$RES/idle-big-$who.json.err"
+            settle "$pid"
+        done
+    fi
+fi
 
 # The run is complete: say so in run.json, with what only the script knows.
 python3 - "$RES/run.json" "$LIVE_BYTES" <<'PY'
