@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use switchboard::cli::ReplayArgs;
+use switchboard::replay::diff::counted;
 use switchboard::replay::{self, Chunk, Conversation, Dir, Ended, Limits, Outcome, ReadOptions};
 
 /// Segments listed per side before the rest is summarised.
@@ -134,9 +135,9 @@ fn text(conv: &Conversation, o: &Outcome) -> String {
         } else {
             ""
         },
-        counted(o.sent.len(), "segment"),
+        counted(o.sent.len() as u64, "segment"),
         counted(
-            o.replies.len(),
+            o.replies.len() as u64,
             if conv.proto == replay::Proto::Udp {
                 "datagram"
             } else {
@@ -159,14 +160,6 @@ fn text(conv: &Conversation, o: &Outcome) -> String {
     }
     out.push_str(&o.diff.render());
     out
-}
-
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 fn ended(e: Ended) -> &'static str {

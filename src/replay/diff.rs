@@ -18,9 +18,12 @@ pub struct Diff {
     pub equal: bool,
     pub recorded_bytes: u64,
     pub replied_bytes: u64,
-    /// UDP: datagrams on each side.
+    /// UDP: datagrams recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub datagrams: Option<(usize, usize)>,
+    pub recorded_datagrams: Option<usize>,
+    /// UDP: datagrams replied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replied_datagrams: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_difference: Option<Difference>,
 }
@@ -76,6 +79,14 @@ pub fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// `n` and its noun, plural unless one.
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 fn first_mismatch(a: &[u8], b: &[u8]) -> Option<usize> {
     match a.iter().zip(b).position(|(x, y)| x != y) {
         Some(i) => Some(i),
@@ -96,7 +107,8 @@ pub fn stream(recorded: &[u8], replied: &[u8]) -> Diff {
         equal: first_difference.is_none(),
         recorded_bytes: recorded.len() as u64,
         replied_bytes: replied.len() as u64,
-        datagrams: None,
+        recorded_datagrams: None,
+        replied_datagrams: None,
         first_difference,
     }
 }
@@ -122,7 +134,8 @@ pub fn datagrams(recorded: &[&[u8]], replied: &[&[u8]]) -> Diff {
         equal: first_difference.is_none(),
         recorded_bytes: recorded.iter().map(|d| d.len() as u64).sum(),
         replied_bytes: replied.iter().map(|d| d.len() as u64).sum(),
-        datagrams: Some((recorded.len(), replied.len())),
+        recorded_datagrams: Some(recorded.len()),
+        replied_datagrams: Some(replied.len()),
         first_difference,
     }
 }
@@ -131,14 +144,18 @@ impl Diff {
     /// The comparison for a person: a verdict line, then both excerpts with
     /// a caret under the first differing byte.
     pub fn render(&self) -> String {
-        let sizes = match self.datagrams {
-            Some((r, n)) => format!(
-                "recorded {r} datagrams, {} bytes; replied {n} datagrams, {} bytes",
-                self.recorded_bytes, self.replied_bytes
+        let sizes = match (self.recorded_datagrams, self.replied_datagrams) {
+            (Some(r), Some(n)) => format!(
+                "recorded {}, {}; replied {}, {}",
+                counted(r as u64, "datagram"),
+                counted(self.recorded_bytes, "byte"),
+                counted(n as u64, "datagram"),
+                counted(self.replied_bytes, "byte"),
             ),
-            None => format!(
-                "recorded {} bytes, replied {} bytes",
-                self.recorded_bytes, self.replied_bytes
+            _ => format!(
+                "recorded {}, replied {}",
+                counted(self.recorded_bytes, "byte"),
+                counted(self.replied_bytes, "byte")
             ),
         };
         let Some(d) = &self.first_difference else {
