@@ -234,6 +234,19 @@ fn schedule<'a>(conv: &'a Conversation, limits: &Limits) -> Vec<(Duration, &'a [
         .collect()
 }
 
+/// Waits until `at` after the first send, and returns the time to stamp
+/// the send with. The first send sets the origin, so each recorded gap is
+/// a lower bound on the gap between the stamped times.
+async fn send_time(first: &mut Option<Instant>, at: Duration) -> Instant {
+    match *first {
+        None => *first.insert(Instant::now()),
+        Some(origin) => {
+            tokio::time::sleep_until(origin + at).await;
+            Instant::now()
+        }
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -328,14 +341,14 @@ async fn tcp(
     });
     let sent = std::cell::RefCell::new(Vec::with_capacity(plan.len()));
     let writer = async {
+        let mut first = None;
         for (at, bytes) in &plan {
-            tokio::time::sleep_until(start + *at).await;
-            let t = micros(start.elapsed());
+            let now = send_time(&mut first, *at).await;
             wr.write_all(bytes).await?;
-            sent.borrow_mut().push(Chunk::new(t, bytes.to_vec()));
+            sent.borrow_mut().push(Chunk::new(micros(now - start), bytes.to_vec()));
         }
         if let Some(after) = fin_after {
-            tokio::time::sleep_until(start + after).await;
+            send_time(&mut first, after).await;
             wr.shutdown().await?;
         }
         Ok::<(), std::io::Error>(())
@@ -420,6 +433,7 @@ async fn udp(
             source: e,
         },
     };
+    let mut first = None;
     let mut out = blank(Proto::Udp, addr, limits.timing, Ended::Answered);
     let mut total = 0usize;
     let mut buf = vec![0u8; 65_536];
@@ -432,14 +446,11 @@ async fn udp(
             }
             .into());
         }
-        if tokio::time::timeout_at(deadline, tokio::time::sleep_until(start + *at))
-            .await
-            .is_err()
-        {
+        let Ok(now) = tokio::time::timeout_at(deadline, send_time(&mut first, *at)).await else {
             out.ended = Ended::Timeout;
             break;
-        }
-        let t = micros(start.elapsed());
+        };
+        let t = micros(now - start);
         socket
             .send(bytes)
             .await
