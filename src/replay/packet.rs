@@ -135,7 +135,12 @@ fn ipv4(ip: &[u8]) -> Option<Decoded<'_>> {
     if ihl < 20 || ip.len() < ihl {
         return None;
     }
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let total = match usize::from(u16::from_be_bytes([ip[2], ip[3]])) {
+        // A sending host's capture of a segmentation-offloaded packet says
+        // 0 (the NIC fills it in); Wireshark takes the captured length too.
+        0 => ip.len(),
+        n => n,
+    };
     if total < ihl {
         return None;
     }
@@ -323,6 +328,12 @@ mod tests {
         let ip = ipv4_tcp([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, 0x10, b"abcdef");
         let p = packet(decode(link::RAW, &ip[..ip.len() - 2]));
         assert_eq!((p.payload, p.cut), (&b"abcd"[..], true));
+
+        // Total length 0: an offloaded segment, as long as captured.
+        let mut tso = ip.clone();
+        tso[2..4].copy_from_slice(&[0, 0]);
+        let p = packet(decode(link::RAW, &tso));
+        assert_eq!((p.payload, p.cut), (&b"abcdef"[..], false));
     }
 
     #[test]
