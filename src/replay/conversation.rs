@@ -313,9 +313,7 @@ fn collect(data: &[u8], chosen: &StreamInfo, max: usize) -> Result<Conversation,
         }
         let half = &mut halves[side];
         match p.proto {
-            Proto::Udp => {
-                half.delivered.push((t_us, p.payload.to_vec()));
-            }
+            Proto::Udp => half.deliver_datagram(t_us, p.payload),
             Proto::Tcp => half.push(&p, t_us),
         }
         if p.flags.fin && half.fin_us.is_none() {
@@ -388,6 +386,13 @@ struct Half {
 }
 
 impl Half {
+    /// Keeps a datagram as it came. Times never go back within a side:
+    /// a capture's timestamps may (clock steps, merged files).
+    fn deliver_datagram(&mut self, t_us: u64, bytes: &[u8]) {
+        let last_t = self.delivered.last().map_or(0, |d| d.0);
+        self.delivered.push((t_us.max(last_t), bytes.to_vec()));
+    }
+
     fn held(&self) -> usize {
         self.delivered.len() + self.pending.len()
     }

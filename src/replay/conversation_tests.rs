@@ -241,3 +241,24 @@ fn an_empty_capture_says_so() {
         }
     );
 }
+
+#[test]
+fn times_never_go_back_within_a_side() {
+    // Found by fuzzing: a capture whose clock steps back.
+    let conv = read(&[
+        (5_000, ipv4_udp(C, 5000, S, 9, b"a")),
+        (9_000, ipv4_udp(S, 9, C, 5000, b"A")),
+        (7_000, ipv4_udp(C, 5000, S, 9, b"b")),
+        (1_000, ipv4_udp(S, 9, C, 5000, b"B")),
+    ])
+    .unwrap();
+    assert_eq!(
+        sides(&conv),
+        vec![
+            (Dir::Client, 0, &b"a"[..]),
+            (Dir::Client, 2_000, &b"b"[..]),
+            (Dir::Server, 4_000, &b"A"[..]),
+            (Dir::Server, 4_000, &b"B"[..]),
+        ]
+    );
+}

@@ -345,7 +345,8 @@ async fn tcp(
         for (at, bytes) in &plan {
             let now = send_time(&mut first, *at).await;
             wr.write_all(bytes).await?;
-            sent.borrow_mut().push(Chunk::new(micros(now - start), bytes.to_vec()));
+            sent.borrow_mut()
+                .push(Chunk::new(micros(now - start), bytes.to_vec()));
         }
         if let Some(after) = fin_after {
             send_time(&mut first, after).await;
