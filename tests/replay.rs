@@ -385,6 +385,18 @@ async fn malformed_captures_are_clear_errors_with_exit_2() {
         assert!(out.stdout.is_empty(), "{name}");
     }
 
+    let missing = dir.path().join("missing.pcapng");
+    let (out, _) = replay(&[missing.as_ref(), "127.0.0.1:9".as_ref()]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "switchboard: cannot read {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+
     let (out, _) = replay(&[
         good.as_ref(),
         "127.0.0.1:9".as_ref(),

@@ -27,6 +27,8 @@ pub(crate) async fn replay(args: ReplayArgs) -> ExitCode {
     let read = tokio::task::spawn_blocking(move || replay::read_file(&path, &options)).await;
     let conv = match read {
         Ok(Ok(conv)) => conv,
+        // An I/O error names the file itself.
+        Ok(Err(e @ replay::ReadError::Io { .. })) => return trouble(&e.to_string()),
         Ok(Err(e)) => return trouble(&format!("{}: {e}", args.file.display())),
         Err(e) => return trouble(&format!("reading {}: {e}", args.file.display())),
     };
