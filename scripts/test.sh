@@ -45,6 +45,13 @@ done
 need_apt python3 python3   # runs the tutorials' own clients against our services
 need_apt bc bc             # tests/stdio.rs serves it as a network calculator
 need_apt curl curl         # tests/proxy.rs fetches a page through a tcp-proxy
+# tests/replay.rs writes its captures with Wireshark's text2pcap and mergecap
+# (in tshark's dependencies). Answer the setuid dumpcap question first, so the
+# install never stops to ask.
+if ! command -v text2pcap >/dev/null 2>&1; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+fi
+need_apt text2pcap tshark
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
 # axe-core checks every dashboard page for accessibility (tests/browser.rs).

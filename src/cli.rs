@@ -118,6 +118,19 @@ pub enum Command {
     /// be loopback unless --allow-remote. With --server-pid, the server's
     /// CPU time and memory are read from /proc before and after.
     Bench(BenchArgs),
+    /// Replay a capture's client side to ADDR and compare the replies with
+    /// the recorded ones: `switchboard replay echo.pcapng 127.0.0.1:9000`.
+    ///
+    /// Reads pcapng or pcap (our exports, tcpdump, tshark) holding one TCP
+    /// stream or UDP flow (or pick one with --stream). The client is the
+    /// side that sent the SYN (or spoke first); each of its segments is one
+    /// write (one datagram for UDP), back to back, or at the recorded gaps
+    /// with --timing. Replies are read until the server closes, the
+    /// recorded amount has come back and half a second passes quietly, less
+    /// came back and --idle passes quietly, or --timeout. Exits 0 when the replies equal the recording byte for
+    /// byte, 1 when they differ (the first difference is shown), 2 when
+    /// the capture cannot be read or ADDR cannot be reached.
+    Replay(ReplayArgs),
     /// Check that a running switchboard answers on its dashboard's
     /// /healthz: exit 0 if it does, 1 if not (the Docker HEALTHCHECK).
     ///
@@ -180,6 +193,47 @@ pub enum ServiceAction {
     },
     /// Stop and remove an instance added from the dashboard or this command.
     Rm { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture: pcapng or pcap, as exported by the dashboard or written
+    /// by tcpdump -w or tshark -w.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to send it: HOST:PORT, [IPv6]:PORT, PORT (on 127.0.0.1), or
+    /// unix:/path for a TCP capture.
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+
+    /// Keep the recorded gaps between the client's segments (each at most 10s).
+    #[arg(long)]
+    pub timing: bool,
+
+    /// Print the result as JSON: what was sent, recorded and replied, and
+    /// the comparison.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The longest the whole replay may take, connecting included.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Once everything is sent and less than the recorded amount came back,
+    /// how long a silence ends the wait (with the recorded amount back,
+    /// half a second does).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub idle: Duration,
+
+    /// Which stream to replay when the capture holds several (numbered as
+    /// the error listing them shows).
+    #[arg(long, value_name = "N")]
+    pub stream: Option<usize>,
+
+    /// The largest capture file read: `256MiB`, `10m`, `500k`.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Args)]

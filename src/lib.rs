@@ -23,6 +23,8 @@
 //! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
 //! - [`bench`]: `switchboard bench`, a load generator per service, built
 //!   on the clients.
+//! - [`replay`]: `switchboard replay`: read a pcap/pcapng capture, send
+//!   its client side again, compare the replies with the recorded ones.
 //! - [`tls`]: certificates (generated, loaded, reloaded) and client trust.
 //! - [`stream`]: a plain socket or TLS over one, for clients and services.
 //! - [`web`]: the dashboard: pages, the JSON API, the live stream,
@@ -45,6 +47,7 @@ pub(crate) mod jsonfile;
 pub mod keyfile;
 pub mod kind;
 pub mod ratelimit;
+pub mod replay;
 pub mod server;
 pub mod service;
 pub mod settings;

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             Some(Command::Put(args)) => cmd::files::put(args, &cli.serve).await,
             Some(Command::Get(args)) => cmd::files::get(args, &cli.serve).await,
             Some(Command::List(args)) => cmd::files::list(args, &cli.serve).await,
+            Some(Command::Replay(args)) => return Ok(cmd::replay::replay(args).await),
             Some(Command::Bench(args)) => cmd::bench::bench(args, &cli.serve).await,
             Some(Command::Health(args)) => {
                 cmd::talk::health(HealthArgs {
