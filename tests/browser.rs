@@ -909,6 +909,16 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
                     "//div[@id='sticky-framed']//ol[@data-field='messages' and count(li) = 4]",
                 )
                 .await;
+                // The three-path comparison: its table and chart checked too.
+                let repeat = browser.find(Locator::Id("send-repeat")).await.unwrap();
+                type_into(&repeat, "3").await;
+                click(&browser, "compare-button").await;
+                wait_for(
+                    &browser,
+                    "the comparison",
+                    "//div[@id='compare-result' and not(@hidden)]",
+                )
+                .await;
             }
             "/files" => {
                 marker.send_keys(small.to_str().unwrap()).await.unwrap();
@@ -1456,4 +1466,124 @@ async fn a_tcp_proxy_is_added_used_edited_and_removed_from_the_services_page() {
     .await;
     let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
     assert!(!kept.contains("front"), "{kept}");
+}
+
+#[tokio::test]
+async fn send_compares_three_paths_and_helps_with_time_formats_and_length_prefixes() {
+    let Some(Dashboard {
+        served: _served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    browser.goto(&format!("{base}/send")).await.unwrap();
+    wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
+    assert!(!displayed(&browser, "compare-result").await);
+
+    // Five messages over each path: three medians, one unit, 15 dots.
+    let repeat = wait_for(&browser, "the repeat field", "//input[@id='send-repeat']").await;
+    assert_eq!(repeat.prop("value").await.unwrap().as_deref(), Some("20"));
+    type_into(&repeat, "5").await;
+    click(&browser, "compare-button").await;
+    wait_for(
+        &browser,
+        "the comparison",
+        "//div[@id='compare-result' and not(@hidden)]",
+    )
+    .await;
+    let mut units = Vec::new();
+    for path in ["http", "ws", "cs"] {
+        let median = text_at(
+            &browser,
+            &format!("//tr[@data-path='{path}']/td[@data-field='median']"),
+        )
+        .await;
+        let (value, unit) = median
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{path}: {median:?}"));
+        assert!(
+            value.parse::<f64>().is_ok_and(|v| v > 0.0),
+            "{path}: {median:?}"
+        );
+        units.push(unit.to_owned());
+        let ratio = text_at(
+            &browser,
+            &format!("//tr[@data-path='{path}']/td[@data-field='ratio']"),
+        )
+        .await;
+        assert!(ratio.ends_with('×'), "{path}: {ratio:?}");
+    }
+    assert!(units.iter().all(|u| *u == units[0]), "one unit: {units:?}");
+    assert_eq!(
+        text_at(
+            &browser,
+            "//div[@id='compare-result']//span[@data-field='n']"
+        )
+        .await,
+        "5"
+    );
+    wait_for(
+        &browser,
+        "15 dots in an accessible chart",
+        "//*[local-name()='svg' and @id='compare-chart' and @role='img' and count(*[local-name()='circle']) = 15]",
+    )
+    .await;
+    screenshot(&browser, "6b-send-three-paths").await;
+
+    // `time`: the field asks for a strftime format, and examples fill it.
+    let time = browser
+        .find(Locator::XPath(
+            "//select[@id='send-service']/option[@value='time']",
+        ))
+        .await
+        .unwrap();
+    time.click().await.unwrap();
+    wait_for(
+        &browser,
+        "the format help",
+        "//div[@id='time-help' and not(@hidden)]",
+    )
+    .await;
+    let text = browser.find(Locator::Id("send-text")).await.unwrap();
+    assert_eq!(
+        text.attr("placeholder").await.unwrap().as_deref(),
+        Some("%Y-%m-%d %H:%M:%S")
+    );
+    browser
+        .find(Locator::XPath(
+            "//div[@id='time-examples']/button[@data-format='%H:%M:%S']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text.prop("value").await.unwrap().as_deref(),
+        Some("%H:%M:%S")
+    );
+    click(&browser, "send-button").await;
+    wait_for(
+        &browser,
+        "a formatted time",
+        "//code[@id='send-reply' and string-length(.) = 8 and substring(., 3, 1) = ':']",
+    )
+    .await;
+
+    // The sticky lab draws each length prefix as a chip.
+    click(&browser, "sticky-button").await;
+    wait_for(
+        &browser,
+        "hello's length as a chip",
+        "//div[@id='sticky-framed']//ol[@data-field='reads']//span[contains(@class, 'prefix') and .='[00 00 00 05]']",
+    )
+    .await;
 }
