@@ -903,22 +903,83 @@
     return { hex: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
   }
 
+  /** A moment as this page shows every time: local, 24-hour, with the
+   *  date when it is not today; UTC for a title on hover. */
+  function stamp(when) {
+    const d = when instanceof Date ? when : new Date(when);
+    const two = (n) => String(n).padStart(2, '0');
+    const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    const today = new Date().toDateString() === d.toDateString();
+    return {
+      text: today ? time : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`,
+      utc: d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+    };
+  }
+
   function initFiles() {
     const list = $('#files tbody');
-    const refresh = async () => {
+    const admin = $('#files').dataset.admin === 'true';
+    const search = $('#files-search');
+    let files = [];
+    const copy = async (hash, button) => {
       try {
-        const files = await api('GET', '/api/v1/files');
-        list.replaceChildren(...files.map((f) => el('tr', { 'data-name': f.name },
-          el('td', {}, el('a', { href: `/api/v1/files/${encodeURIComponent(f.name)}`, download: f.name }, f.name)),
-          el('td', { class: 'num' }, bytes(f.size)),
-          el('td', { class: 'mono hash' }, f.sha256),
-          el('td', {}, f.modified.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')))));
-        $('#files-empty').hidden = files.length > 0;
+        await navigator.clipboard.writeText(hash);
+        button.textContent = 'Copied';
+      } catch (_) {
+        button.textContent = 'Copy failed';
+      }
+      setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+    };
+    const remove = async (name) => {
+      if (!window.confirm(`Delete ${name}? This cannot be undone.`)) return;
+      try {
+        await api('DELETE', `/api/v1/files/${encodeURIComponent(name)}`);
+        toast(`${name} deleted`);
+        // The live stream's file_deleted says so too; no need to wait for it.
+        files = files.filter((f) => f.name !== name);
+        render();
       } catch (e) {
         toast(e.message, 'error');
       }
     };
-    $('#files-refresh').addEventListener('click', refresh);
+    const render = () => {
+      const q = search.value.trim().toLowerCase();
+      const shown = files.filter((f) => f.name.toLowerCase().includes(q));
+      list.replaceChildren(...shown.map((f) => {
+        const when = stamp(f.modified);
+        const copyButton = el('button', { type: 'button', class: 'small', 'aria-label': `Copy the SHA-256 of ${f.name}` }, 'Copy');
+        copyButton.addEventListener('click', () => copy(f.sha256, copyButton));
+        const row = el('tr', { 'data-name': f.name },
+          el('td', {}, el('a', { href: `/api/v1/files/${encodeURIComponent(f.name)}`, download: f.name }, f.name)),
+          el('td', { class: 'num' }, bytes(f.size)),
+          el('td', { class: 'hash-short', title: f.sha256, 'data-sha256': f.sha256 }, el('code', {}, f.sha256.slice(0, 12)), ' ', copyButton),
+          el('td', { title: when.utc }, when.text));
+        if (admin) {
+          const del = el('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${f.name}`, 'data-action': 'delete' }, 'Delete');
+          del.addEventListener('click', () => remove(f.name));
+          row.append(el('td', { class: 'actions-cell' }, del));
+        }
+        return row;
+      }));
+      $('#files-count').textContent = q ? `${shown.length} of ${files.length}` : `${files.length}`;
+      const empty = $('#files-empty');
+      empty.hidden = shown.length > 0;
+      empty.textContent = files.length ? `No file name contains “${search.value.trim()}”.` : 'No files yet.';
+    };
+    const refresh = async () => {
+      try {
+        files = await api('GET', '/api/v1/files');
+        render();
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    };
+    search.addEventListener('input', render);
+    // The list follows what happens: a file stored (by any client) or deleted.
+    live({
+      events: (batch) => { if (batch.some((e) => e.type === 'file_stored')) refresh(); },
+      file_deleted: (d) => { files = files.filter((f) => f.name !== d.name); render(); },
+    });
     refresh();
 
     const input = $('#file-input');

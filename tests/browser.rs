@@ -725,7 +725,10 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     wait_for(
         &browser,
         "the file in the list with its hash",
-        &format!("//table[@id='files']//tr[@data-name='several.bin'][td[.='{expected}']]"),
+        &format!(
+            "//table[@id='files']//tr[@data-name='several.bin'][td[@data-sha256='{expected}' and code[.='{}']]]",
+            &expected[..12]
+        ),
     )
     .await;
     screenshot(&browser, "8-files").await;
@@ -1586,4 +1589,146 @@ async fn send_compares_three_paths_and_helps_with_time_formats_and_length_prefix
         "//div[@id='sticky-framed']//ol[@data-field='reads']//span[contains(@class, 'prefix') and .='[00 00 00 05]']",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_files_list_follows_uploads_and_deletes_without_a_reload() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir,
+        dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    browser.goto(&format!("{base}/files")).await.unwrap();
+    wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
+    wait_for(
+        &browser,
+        "the live stream",
+        "//*[@id='live-status' and .='live']",
+    )
+    .await;
+    // Marks this page load: a reload would lose it.
+    browser
+        .execute("document.body.dataset.loadMark = 'same';", vec![])
+        .await
+        .unwrap();
+
+    // A file stored by another client (straight into the folder's service)
+    // shows up from its event alone.
+    let mut client = switchboard::client::FilesClient::connect(
+        &served.addr(ServiceKind::Files),
+        TEST_KEY.as_bytes(),
+        GUARD,
+    )
+    .await
+    .unwrap();
+    let body = b"from a script".to_vec();
+    client
+        .put("script.txt", body.len() as u64, &body[..], |_| {})
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "a file stored elsewhere, listed live",
+        "//table[@id='files']//tr[@data-name='script.txt']",
+    )
+    .await;
+
+    // Uploaded through the page, listed with a short hash and the full one on hover.
+    let upload = dir.path().join("doomed.txt");
+    std::fs::write(&upload, b"short-lived").unwrap();
+    let input = wait_for(&browser, "the file input", "//input[@id='file-input']").await;
+    input.send_keys(upload.to_str().unwrap()).await.unwrap();
+    let hash = switchboard::wire::hex(&sha2::Sha256::digest(b"short-lived"));
+    wait_for(
+        &browser,
+        "the upload listed with its short hash",
+        &format!(
+            "//table[@id='files']//tr[@data-name='doomed.txt']/td[@title='{hash}']/code[.='{}']",
+            &hash[..12]
+        ),
+    )
+    .await;
+    // The Python is there, folded away.
+    wait_for(
+        &browser,
+        "the Python snippet, collapsed",
+        "//details[@id='put-python-box' and not(@open)]",
+    )
+    .await;
+
+    // The filter.
+    let search = browser.find(Locator::Id("files-search")).await.unwrap();
+    type_into(&search, "doom").await;
+    wait_for(
+        &browser,
+        "only the match",
+        "//table[@id='files']/tbody[count(tr) = 1]/tr[@data-name='doomed.txt']",
+    )
+    .await;
+    browser
+        .execute(
+            "const s = document.getElementById('files-search'); s.value = ''; s.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "both again",
+        "//table[@id='files']/tbody[count(tr) = 2]",
+    )
+    .await;
+
+    // Deleted from the page (after the confirmation): gone from list and disk.
+    browser
+        .find(Locator::XPath(
+            "//tr[@data-name='doomed.txt']//button[@data-action='delete']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.accept_alert().await.unwrap();
+    wait_for(
+        &browser,
+        "the deleted file gone from the list",
+        "//table[@id='files']/tbody[count(tr) = 1 and not(tr[@data-name='doomed.txt'])]",
+    )
+    .await;
+    assert!(!data_dir.join("files/doomed.txt").exists());
+
+    // Deleted by someone else (the API with this session): the page hears it.
+    let gone = browser
+        .execute_async(
+            "const done = arguments[0]; \
+             fetch('/api/v1/files/script.txt', {method: 'DELETE', headers: {'X-CSRF-Token': document.querySelector('meta[name=\"csrf-token\"]').content}}) \
+               .then((r) => done(r.status), (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, serde_json::json!(204));
+    wait_for(
+        &browser,
+        "the other delete, heard live",
+        "//table[@id='files']/tbody[count(tr) = 0]",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "the same page load",
+        "//body[@data-load-mark='same']",
+    )
+    .await;
+    screenshot(&browser, "8b-files-live").await;
 }
