@@ -1732,3 +1732,129 @@ async fn the_files_list_follows_uploads_and_deletes_without_a_reload() {
     .await;
     screenshot(&browser, "8b-files-live").await;
 }
+
+#[tokio::test]
+async fn traffic_reads_in_binary_ticks_per_service_on_either_scale_and_its_log_pauses() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    // Enough through echo that the axis runs into KiB/s.
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo_bytes(&mut echo, 300 * 1024).await;
+    browser.goto(&format!("{base}/traffic")).await.unwrap();
+    wait_for(
+        &browser,
+        "the live stream",
+        "//*[@id='live-status' and .='live']",
+    )
+    .await;
+
+    // Linear: whole numbers of one binary unit (20 KiB/s, never 48.8).
+    let ticks = wait_for(
+        &browser,
+        "ticks up to hundreds of KiB/s",
+        "//div[@id='chart' and contains(@data-y-ticks, '00 KiB/s')]",
+    )
+    .await;
+    let whole = |labels: &str| {
+        labels.split('|').all(|l| {
+            l.split_once(' ').is_some_and(|(n, unit)| {
+                n.parse::<u64>().is_ok() && ["B/s", "KiB/s", "MiB/s", "GiB/s"].contains(&unit)
+            })
+        })
+    };
+    let linear = ticks.attr("data-y-ticks").await.unwrap().unwrap();
+    assert!(whole(&linear), "{linear}");
+
+    // One service: its in and out as two lines.
+    browser
+        .find(Locator::XPath(
+            "//select[@id='traffic-view']/option[@value='echo']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "echo in and out in the legend",
+        "//div[@id='chart']//*[contains(@class, 'u-legend')][.//*[.='echo in'] and .//*[.='echo out']]",
+    )
+    .await;
+    // Log scale: powers of two, from 1 B/s up.
+    click(&browser, "traffic-log").await;
+    let ticks = wait_for(
+        &browser,
+        "log ticks",
+        &format!("//div[@id='chart' and @data-y-ticks != '{linear}']"),
+    )
+    .await;
+    let log = ticks.attr("data-y-ticks").await.unwrap().unwrap();
+    assert!(log.starts_with("1 B/s"), "{log}");
+    assert!(whole(&log), "{log}");
+    for label in log.split('|') {
+        let n: u64 = label.split(' ').next().unwrap().parse().unwrap();
+        assert!(n.is_power_of_two(), "{log}");
+    }
+    screenshot(&browser, "5b-traffic-log").await;
+
+    // The log's time: local 24-hour with milliseconds, UTC on hover.
+    let time = wait_for(
+        &browser,
+        "a logged event",
+        "//table[@id='log']//tr[1]/td[1]",
+    )
+    .await;
+    let shown = time.text().await.unwrap();
+    assert!(
+        shown.len() == 12 && shown.as_bytes()[2] == b':' && shown.as_bytes()[8] == b'.',
+        "{shown:?}"
+    );
+    assert!(time.attr("title").await.unwrap().unwrap().ends_with(" UTC"));
+
+    // Paused, new events are counted, not shown; resumed, they are shown.
+    click(&browser, "log-pause").await;
+    let rows_before = browser
+        .find_all(Locator::XPath("//table[@id='log']/tbody/tr"))
+        .await
+        .unwrap()
+        .len();
+    let probe = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    let peer = probe.local_addr().unwrap().to_string();
+    wait_for(
+        &browser,
+        "new events counted while paused",
+        "//*[@id='log-new' and not(@hidden) and contains(., ' new') and not(starts-with(., '0 '))]",
+    )
+    .await;
+    let rows_paused = browser
+        .find_all(Locator::XPath("//table[@id='log']/tbody/tr"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(rows_paused, rows_before, "the log held still");
+    click(&browser, "log-pause").await;
+    wait_for(
+        &browser,
+        "the held event shown on resume",
+        &format!("//table[@id='log']//tr[@data-type='opened'][td[contains(., '{peer}')]]"),
+    )
+    .await;
+    drop(probe);
+}
