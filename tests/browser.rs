@@ -1749,11 +1749,6 @@ async fn traffic_reads_in_binary_ticks_per_service_on_either_scale_and_its_log_p
     browser.goto(&format!("{base}/login")).await.unwrap();
     sign_in(&browser, ADMIN_PASSWORD).await;
     wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
-    // Enough through echo that the axis runs into KiB/s.
-    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
-        .await
-        .unwrap();
-    echo_bytes(&mut echo, 300 * 1024).await;
     browser.goto(&format!("{base}/traffic")).await.unwrap();
     wait_for(
         &browser,
@@ -1763,12 +1758,27 @@ async fn traffic_reads_in_binary_ticks_per_service_on_either_scale_and_its_log_p
     .await;
 
     // Linear: whole numbers of one binary unit (20 KiB/s, never 48.8).
-    let ticks = wait_for(
-        &browser,
-        "ticks up to hundreds of KiB/s",
-        "//div[@id='chart' and contains(@data-y-ticks, '00 KiB/s')]",
-    )
-    .await;
+    // Enough through echo that the axis runs into tens of KiB/s; the chart
+    // takes one sample a second, so on a busy machine a burst can fall
+    // between samples: send again until one lands (ten times at most).
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    let in_kib = "//div[@id='chart' and contains(@data-y-ticks, '0 KiB/s')]";
+    let mut ticks = None;
+    for _ in 0..10 {
+        echo_bytes(&mut echo, 300 * 1024).await;
+        if let Ok(found) = browser
+            .wait()
+            .at_most(std::time::Duration::from_secs(3))
+            .for_element(Locator::XPath(in_kib))
+            .await
+        {
+            ticks = Some(found);
+            break;
+        }
+    }
+    let ticks = ticks.expect("tens of KiB/s on the axis after ten bursts");
     let whole = |labels: &str| {
         labels.split('|').all(|l| {
             l.split_once(' ').is_some_and(|(n, unit)| {
