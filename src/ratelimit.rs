@@ -1,8 +1,11 @@
 //! Failed sign-ins per peer address, for the `login` service and the
 //! dashboard alike: a token bucket per address, in a table of bounded size.
 //! It only counts; the caller decides what a failure is and what to answer.
+//! The key is an address by default; the dashboard's WebSocket relay keys
+//! the same buckets by session to count messages.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,14 +13,14 @@ use std::time::{Duration, Instant};
 /// Peers whose failures are remembered; beyond it the fullest buckets go.
 const MAX_TRACKED: usize = 4096;
 
-/// Failures per peer address: a token bucket of `per_minute` tokens,
-/// refilled continuously at that rate.
-pub struct FailureLimit {
+/// Failures per peer address (or other key): a token bucket of
+/// `per_minute` tokens, refilled continuously at that rate.
+pub struct FailureLimit<K = IpAddr> {
     per_minute: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl FailureLimit {
+impl<K: Hash + Eq + Copy> FailureLimit<K> {
     pub fn per_minute(per_minute: u32) -> Self {
         FailureLimit {
             per_minute: f64::from(per_minute),
@@ -31,7 +34,7 @@ impl FailureLimit {
     }
 
     /// `Err(wait)` when `ip` has no failures left for now.
-    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub fn check(&self, ip: K) -> Result<(), Duration> {
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let Some(&entry) = buckets.get(&ip) else {
             return Ok(());
@@ -47,7 +50,7 @@ impl FailureLimit {
     }
 
     /// Takes one token from `ip`.
-    pub fn charge(&self, ip: IpAddr) {
+    pub fn charge(&self, ip: K) {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {

@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::wire::hex;
+pub mod delete;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;
@@ -594,7 +595,6 @@ impl Drop for Upload {
 }
 
 #[cfg(test)]
-mod tests;
-
-#[cfg(test)]
 mod props;
+#[cfg(test)]
+mod tests;

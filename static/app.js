@@ -65,9 +65,12 @@
     return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
   }
 
+  /** `14:05:30.123`: local, 24-hour whatever the locale (the chart and
+   *  the Files list use the same clock). */
   function clock(unixMs) {
     const d = new Date(unixMs);
-    return d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+    const p = (n, w = 2) => String(n).padStart(w, '0');
+    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
   }
 
   function el(tag, attrs, ...children) {
@@ -453,6 +456,46 @@
 
   const COLORS = ['#2f6fde', '#12805c', '#d97706', '#c2352b', '#7c3aed', '#0891b2', '#db2777'];
   const WINDOW_S = 15 * 60;
+  /** Events kept back while the log is paused; beyond it the oldest go. */
+  const MAX_HELD = 500;
+
+  /** A rate in binary units with no more digits than it needs: `120 B/s`,
+   *  `2 KiB/s`, `1.5 MiB/s` (ticks are chosen so they read whole). */
+  function rate(v) {
+    let u = 0;
+    while (Math.abs(v) >= 1024 && u < UNITS.length - 1) { v /= 1024; u += 1; }
+    const text = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, '');
+    return `${text} ${UNITS[u]}/s`;
+  }
+
+  /** Linear ticks: 1/2/5 steps of the binary unit the top falls in, so
+   *  they read 20, 40, 60 KiB/s, never 48.8 or 97.7. */
+  function binarySplits(u, axis, min, max) {
+    let unit = 1;
+    while (max / unit >= 1024) unit *= 1024;
+    const span = max / unit;
+    const step = [1, 2, 5, 10, 20, 50, 100, 200, 500].find((s) => span / s <= 5) || 1000;
+    const out = [];
+    for (let v = 0; v <= max * 1.0001; v += step * unit) out.push(v);
+    return out;
+  }
+
+  /** Log ticks: powers of two, every 1, 2, 5 or 10 of them so at most 7
+   *  show (1 B, 1 KiB, 1 MiB at the widest). */
+  function log2Splits(u, axis, min, max) {
+    const lo = Math.floor(Math.log2(Math.max(1, min))), hi = Math.ceil(Math.log2(Math.max(2, max)));
+    const stride = [1, 2, 5, 10].find((s) => (hi - lo) / s <= 6) || 10;
+    const out = [];
+    for (let k = Math.ceil(lo / stride) * stride; k <= hi; k += stride) out.push(2 ** k);
+    return out;
+  }
+
+  const two = (n) => String(n).padStart(2, '0');
+  /** `14:05` or `14:05:30`: local, 24-hour. */
+  const hhmm = (unixS, seconds) => {
+    const d = new Date(unixS * 1000);
+    return `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ''}`;
+  };
 
   function initTraffic() {
     const log = $('#log tbody');
@@ -462,15 +505,37 @@
       && (!filters.text.value || tr.textContent.toLowerCase().includes(filters.text.value.toLowerCase()));
     const applyFilters = () => $$('tr', log).forEach((tr) => { tr.hidden = !visible(tr); });
     Object.values(filters).forEach((f) => f.addEventListener('input', applyFilters));
-    $$('td[data-time]', log).forEach((td) => { td.textContent = clock(Number(td.dataset.time)); });
+    const timeCell = (td, unixMs) => {
+      td.textContent = clock(unixMs);
+      td.title = stamp(unixMs).utc;
+    };
+    $$('td[data-time]', log).forEach((td) => timeCell(td, Number(td.dataset.time)));
     let newest = Math.max(0, ...$$('tr', log).map((tr) => Number(tr.dataset.seq)));
 
+    // Paused, the log holds still to be read; what arrives is counted and
+    // kept (bounded), then shown on resume.
+    let paused = false;
+    let held = [];
+    const pause = $('#log-pause');
+    const heldNote = $('#log-new');
+    const showHeld = () => {
+      heldNote.hidden = !paused;
+      heldNote.textContent = `${held.length} new${held.length >= MAX_HELD ? ' (only the newest kept)' : ''}`;
+    };
     const addEvents = (events) => {
+      if (paused) {
+        held.push(...events);
+        if (held.length > MAX_HELD) held = held.slice(-MAX_HELD);
+        showHeld();
+        return;
+      }
       for (const e of events) {
         if (e.seq <= newest) continue;
         newest = e.seq;
+        const time = el('td', { class: 'mono' });
+        timeCell(time, e.at_unix_ms);
         const tr = el('tr', { 'data-seq': e.seq, 'data-type': e.type, 'data-service': e.service, class: 'fresh' },
-          el('td', { class: 'mono' }, clock(e.at_unix_ms)),
+          time,
           el('td', {}, el('span', { class: `ev ev-${e.type}` }, e.type)),
           el('td', {}, e.service),
           el('td', {}, describe(e)));
@@ -479,56 +544,119 @@
       }
       while (log.rows.length > 500) log.deleteRow(-1);
     };
+    pause.addEventListener('click', () => {
+      paused = !paused;
+      pause.setAttribute('aria-pressed', String(paused));
+      pause.textContent = paused ? 'Resume' : 'Pause';
+      if (!paused) {
+        const backlog = held;
+        held = [];
+        addEvents(backlog);
+      }
+      showHeld();
+    });
 
-    let plot = null;
-    let data = null;
+    // Every service's in and out, per second; the chart shows a view of it.
+    let xs = [];
+    const rates = {}; // name -> { in: [], out: [] }
     let names = [];
+    let plot = null;
     const chartEl = $('#chart');
+    const view = $('#traffic-view');
+    const logScale = $('#traffic-log');
     const size = () => ({ width: chartEl.clientWidth, height: 320 });
 
-    api('GET', '/api/v1/traffic').then((all) => {
-      names = all.map((s) => s.name);
-      const xs = all[0].samples.map((x) => x.at_unix_s);
-      data = [xs, ...all.map((s) => s.samples.map((x) => x.bytes_in + x.bytes_out))];
+    const columns = () => {
+      const floor = (v) => (v == null ? null : logScale.checked ? Math.max(1, v) : v);
+      if (!view.value) {
+        return names.map((n, i) => ({
+          label: n, color: COLORS[i % COLORS.length],
+          values: rates[n].in.map((v, j) => floor(v == null ? null : v + rates[n].out[j])),
+        }));
+      }
+      const n = view.value;
+      if (!rates[n]) return [];
+      return [
+        { label: `${n} in`, color: COLORS[0], values: rates[n].in.map(floor) },
+        { label: `${n} out`, color: COLORS[2], values: rates[n].out.map(floor) },
+      ];
+    };
+
+    const draw = () => {
+      if (plot) { plot.destroy(); plot = null; }
+      if (!xs.length) return;
+      const cols = columns();
       const ink = getComputedStyle(document.body).color;
       const axis = { stroke: ink, grid: { stroke: 'rgba(128,128,128,0.15)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } };
+      const log = logScale.checked;
+      chartEl.setAttribute('aria-label', `Bytes per second over the last 15 minutes, ${view.value ? `${view.value} in and out` : 'each service in + out'}${log ? ', log scale' : ''}`);
       plot = new uPlot({
         ...size(),
-        series: [{}, ...names.map((n, i) => ({
-          label: n, stroke: COLORS[i % COLORS.length], width: 1.5,
-          value: (u, v) => (v == null ? '–' : `${bytes(v)}/s`),
-        }))],
-        // Wide enough for the longest label (`585.9 KiB/s`), which a fixed
-        // 80 px cut off at the left: ~7.5 px a character in uPlot's 12 px
-        // axis font, plus the tick and gap.
-        axes: [axis, {
-          ...axis,
-          size: (u, vals) => (vals ? Math.max(48, Math.ceil(Math.max(...vals.map((v) => v.length)) * 7.5) + 22) : 80),
-          values: (u, vals) => vals.map((v) => `${bytes(v)}/s`),
-        }],
+        series: [
+          { value: (u, v) => (v == null ? '–' : `${hhmm(v, true)} (${new Date(v * 1000).toISOString().slice(11, 19)} UTC)`) },
+          ...cols.map((c) => ({
+            label: c.label, stroke: c.color, width: 1.5,
+            value: (u, v) => (v == null ? '–' : rate(v)),
+          })),
+        ],
+        axes: [
+          { ...axis, values: (u, vals) => vals.map((v) => hhmm(v, vals.some((x) => x % 60 !== 0))) },
+          {
+            ...axis,
+            // Wide enough for the longest label: ~7.5 px a character in
+            // uPlot's 12 px axis font, plus the tick and gap.
+            size: (u, vals) => (vals ? Math.max(48, Math.ceil(Math.max(...vals.map((v) => v.length)) * 7.5) + 24) : 80),
+            splits: log ? log2Splits : binarySplits,
+            // Label every split chosen above (a log axis would drop some).
+            filter: (u, splits) => splits,
+            values: (u, vals) => {
+              // A log axis leaves out (null) the splits it has no room to label.
+              const labels = vals.map((v) => (v == null ? '' : rate(v)));
+              chartEl.dataset.yTicks = labels.filter(Boolean).join('|'); // what the axis reads, for tests
+              return labels;
+            },
+          },
+        ],
         scales: {
           // Always the whole window, newest at the right edge.
           x: { time: true, range: (u, min, max) => [max - WINDOW_S, max] },
-          y: { range: (u, min, max) => [0, Math.max(1024, max * 1.1)] },
+          y: log
+            ? { distr: 3, log: 2, range: (u, min, max) => [1, 2 ** Math.ceil(Math.log2(Math.max(1024, max)))] }
+            : { range: (u, min, max) => [0, Math.max(1024, max * 1.1)] },
         },
-      }, data, chartEl);
-      window.addEventListener('resize', () => plot.setSize(size()));
+      }, [xs, ...cols.map((c) => c.values)], chartEl);
+    };
+    view.addEventListener('change', draw);
+    logScale.addEventListener('change', draw);
+    window.addEventListener('resize', () => plot?.setSize(size()));
+
+    api('GET', '/api/v1/traffic').then((all) => {
+      names = all.map((s) => s.name);
+      xs = all[0] ? all[0].samples.map((x) => x.at_unix_s) : [];
+      for (const s of all) {
+        rates[s.name] = { in: s.samples.map((x) => x.bytes_in), out: s.samples.map((x) => x.bytes_out) };
+      }
+      draw();
     }).catch((e) => toast(e.message, 'error'));
 
     live({
       events: addEvents,
       snapshot: (snap) => {
-        if (!plot) return;
+        if (!names.length) return;
         const t = Math.floor(snap.at_unix_ms / 1000) - 1; // the second the rates describe
-        const xs = data[0];
         if (xs.length && xs[xs.length - 1] >= t) return;
         xs.push(t);
-        names.forEach((n, i) => {
+        for (const n of names) {
           const s = snap.services.find((x) => x.name === n);
-          data[i + 1].push(s ? s.rate_in + s.rate_out : null);
-        });
-        while (xs.length && xs[0] < t - WINDOW_S) data.forEach((col) => col.shift());
-        plot.setData(data);
+          rates[n].in.push(s ? s.rate_in : null);
+          rates[n].out.push(s ? s.rate_out : null);
+        }
+        while (xs.length && xs[0] < t - WINDOW_S) {
+          xs.shift();
+          for (const n of names) { rates[n].in.shift(); rates[n].out.shift(); }
+        }
+        if (!plot) { draw(); return; }
+        plot.setData([xs, ...columns().map((c) => c.values)]);
       },
     });
   }
@@ -614,7 +742,110 @@
 
   // ---- send ---------------------------------------------------------------
 
+  /** The `q` quantile (0..1) of `values`, nearest rank. */
+  function quantile(values, q) {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.max(0, Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1))];
+  }
+
+  /** Bytes from `68 69`, `6869`, `0x68 0x69`. */
+  function hexBytes(text) {
+    const clean = text.replace(/0x/gi, '').replace(/[\s,]/g, '');
+    if (!/^([0-9a-f]{2})*$/i.test(clean)) throw new Error('hex bytes are pairs of 0-9 and a-f');
+    return new Uint8Array((clean.match(/../g) || []).map((b) => parseInt(b, 16)));
+  }
+
+  /** Round trips of `payload` over one WebSocket to `service`, `n` in turn, in µs. */
+  function webSocketTimes(service, payload, n) {
+    return new Promise((resolve, reject) => {
+      const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+      const sock = new WebSocket(`${scheme}://${location.host}/api/v1/services/${encodeURIComponent(service)}/ws`);
+      sock.binaryType = 'arraybuffer';
+      const times = [];
+      let t0 = 0;
+      const next = () => {
+        if (times.length === n) {
+          sock.close(1000);
+          resolve(times);
+          return;
+        }
+        t0 = performance.now();
+        sock.send(payload);
+      };
+      sock.addEventListener('open', next);
+      sock.addEventListener('message', () => {
+        times.push((performance.now() - t0) * 1000);
+        next();
+      });
+      sock.addEventListener('close', (e) => {
+        if (times.length < n) reject(new Error(e.reason || `the WebSocket closed (code ${e.code})`));
+      });
+    });
+  }
+
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  /** Dots per message on a shared log axis, one row per path, the median as a bar. */
+  function drawPaths(chart, rows, fmt) {
+    const all = rows.flatMap((r) => r.values).filter((v) => v > 0);
+    const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...all))));
+    const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...all) * 1.01)));
+    const [x0, x1] = [150, 625];
+    const x = (v) => x0 + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (x1 - x0);
+    const title = chart.querySelector('title');
+    chart.replaceChildren(title);
+    for (let t = lo; t <= hi * 1.001; t *= 10) {
+      for (const m of [1, 2, 5]) {
+        const v = t * m;
+        if (v > hi * 1.001) break;
+        chart.append(svg('line', { x1: x(v), x2: x(v), y1: 10, y2: 122, class: m === 1 ? 'grid major' : 'grid' }));
+        if (m === 1) chart.append(svg('text', { x: x(v), y: 140, class: 'tick', 'text-anchor': 'middle' }, fmt(v)));
+      }
+    }
+    rows.forEach((r, i) => {
+      const y = 28 + i * 40;
+      chart.append(svg('text', { x: 4, y: y + 4, class: 'label' }, r.label));
+      for (const v of r.values) chart.append(svg('circle', { cx: x(v).toFixed(1), cy: y, r: 3.5, class: `dot ${r.path}` }));
+      const m = quantile(r.values, 0.5);
+      chart.append(svg('line', { x1: x(m), x2: x(m), y1: y - 12, y2: y + 12, class: 'median' }));
+    });
+  }
+
   function initSend() {
+    const service = $('#send-service');
+    const text = $('#send-text');
+    const compare = $('#compare-button');
+    const canOperate = !compare.disabled;
+    const kind = () => service.selectedOptions[0]?.dataset.kind;
+    const FORMAT = '%Y-%m-%d %H:%M:%S';
+    let message = text.value;
+    // For `time` the message is a strftime format, with examples to pick.
+    const fitKind = () => {
+      const time = kind() === 'time';
+      $('#time-help').hidden = !time;
+      $('#send-text-label').textContent = time ? 'Format (strftime)' : 'Message';
+      text.placeholder = time ? FORMAT : 'hello, switchboard';
+      $('#send-mode').disabled = time;
+      if (time) {
+        $('#send-mode').value = 'text';
+        if (!text.value.includes('%')) { message = text.value; text.value = FORMAT; }
+      } else if (text.value.includes('%')) {
+        text.value = message;
+      }
+      compare.disabled = !canOperate || time;
+      $('#compare-note').textContent = time ? 'the WebSocket path goes to echo and udp-echo only' : '';
+    };
+    service.addEventListener('change', fitKind);
+    for (const chip of $$('#time-examples .chip')) {
+      chip.addEventListener('click', () => { text.value = chip.dataset.format; text.focus(); });
+    }
+    fitKind();
     // A service that is not running cannot be chosen; the list says why.
     live({
       snapshot: (snap) => {
@@ -640,9 +871,12 @@
         const r = await api('POST', `/api/v1/services/${service}/send`, hexMode ? { hex: input } : { text: input });
         const bs = (performance.now() - t0) * 1000;
         $('#send-reply').textContent = r.reply;
-        $('#send-bs').textContent = micros(bs);
-        $('#send-cs').textContent = micros(r.rtt_us);
-        $('#send-cs-detail').textContent = `round trip on an open socket; ${micros(r.total_us)} with connecting`;
+        // One unit for both figures, so they compare at a glance.
+        const inMs = Math.max(bs, r.rtt_us) >= 1000;
+        const same = (us) => (inMs ? `${(us / 1000).toFixed(2)} ms` : `${Math.round(us)} µs`);
+        $('#send-bs').textContent = same(bs);
+        $('#send-cs').textContent = same(r.rtt_us);
+        $('#send-cs-detail').textContent = `round trip on an open socket (B/S is ${(bs / Math.max(1, r.rtt_us)).toFixed(1)}× this); ${same(r.total_us)} with connecting`;
         $('#send-out-n').textContent = `${r.bytes_sent} B`;
         $('#send-in-n').textContent = `${r.bytes_received} B`;
         $('#send-out-hex').textContent = hexdump(r.request_hex);
@@ -666,6 +900,93 @@
       }
     });
 
+    // The same N messages over (a) one HTTP request each, (b) one open
+    // WebSocket, (c) the server's own client (the rtt_us of each (a)).
+    compare.addEventListener('click', async () => {
+      const name = service.value;
+      const input = text.value;
+      const hexMode = $('#send-mode').value === 'hex';
+      const n = Math.max(1, Math.min(500, parseInt($('#send-repeat').value, 10) || 20));
+      const note = $('#compare-note');
+      compare.disabled = true;
+      $('#compare-result').hidden = true;
+      try {
+        const payload = hexMode ? hexBytes(input) : input;
+        const body = hexMode ? { hex: input } : { text: input };
+        const http = [], cs = [];
+        for (let i = 0; i < n; i += 1) {
+          note.textContent = `(a) HTTP: ${i + 1} of ${n}`;
+          const t0 = performance.now();
+          const r = await api('POST', `/api/v1/services/${encodeURIComponent(name)}/send`, body);
+          http.push((performance.now() - t0) * 1000);
+          cs.push(r.rtt_us);
+        }
+        note.textContent = `(b) WebSocket: ${n} messages`;
+        const ws = await webSocketTimes(name, payload, n);
+        const rows = [
+          { path: 'http', label: '(a) HTTP', values: http },
+          { path: 'ws', label: '(b) WebSocket', values: ws },
+          { path: 'cs', label: '(c) C/S', values: cs },
+        ];
+        // One unit for every figure: µs while everything fits, else ms.
+        const inMs = Math.max(...rows.map((r) => quantile(r.values, 0.95))) >= 1000;
+        const fmt = (us) => (inMs ? `${(us / 1000).toFixed(us < 10000 ? 2 : 1)} ms` : `${Math.round(us)} µs`);
+        const base = Math.max(1, quantile(cs, 0.5));
+        const described = [];
+        for (const r of rows) {
+          const row = $(`#compare-table tr[data-path="${r.path}"]`);
+          const median = quantile(r.values, 0.5), p95 = quantile(r.values, 0.95);
+          $('[data-field="median"]', row).textContent = fmt(median);
+          $('[data-field="p95"]', row).textContent = fmt(p95);
+          $('[data-field="ratio"]', row).textContent = `${(median / base).toFixed(1)}×`;
+          described.push(`${r.label}: median ${fmt(median)}, p95 ${fmt(p95)}`);
+        }
+        $('#compare-result [data-field="n"]').textContent = n;
+        const chart = $('#compare-chart');
+        chart.querySelector('title').textContent = `Latency per message, log scale. ${described.join('; ')}.`;
+        drawPaths(chart, rows, (us) => (inMs ? `${us / 1000} ms` : `${us} µs`));
+        $('#compare-result').hidden = false;
+        note.textContent = '';
+      } catch (e) {
+        note.textContent = '';
+        toast(e.message, 'error');
+      } finally {
+        compare.disabled = !canOperate || kind() === 'time';
+      }
+    });
+
+    /** The framed side's reads, each 4-byte length drawn as a `[00 00 00 05]` chip. */
+    const framedReads = (side) => {
+      const encoder = new TextEncoder(), decoder = new TextDecoder();
+      let prefix = [], body = 0;
+      return side.reads.map((read, n) => {
+        // The server shows control bytes as \u{..}: back to bytes.
+        const bytes = encoder.encode(read.replace(/\\u\{([0-9a-f]+)\}/g, (_, h) => String.fromCodePoint(parseInt(h, 16))));
+        const li = el('li', {});
+        let i = 0;
+        while (i < bytes.length) {
+          if (body === 0) {
+            const take = Math.min(4 - prefix.length, bytes.length - i);
+            const part = Array.from(bytes.slice(i, i + take));
+            prefix.push(...part);
+            i += take;
+            const whole = prefix.length === 4;
+            const len = whole ? prefix.reduce((a, b) => a * 256 + b, 0) : null;
+            li.append(el('span', { class: 'chip prefix', title: whole ? `length: ${len} bytes` : 'part of a length' },
+              `[${part.map((b) => b.toString(16).padStart(2, '0')).join(' ')}]`));
+            if (whole) { body = len; prefix = []; }
+          } else {
+            const take = Math.min(body, bytes.length - i);
+            li.append(el('code', {}, decoder.decode(bytes.slice(i, i + take))));
+            body -= take;
+            i += take;
+          }
+        }
+        li.append(el('span', { class: 'count' }, ` ${side.read_sizes[n]} B`));
+        return li;
+      });
+    };
+
     $('#sticky-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const messages = $('#sticky-text').value.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.length);
@@ -687,6 +1008,7 @@
           : `${raw.reads.length} reads this time, but nothing in the bytes marks where a message ends`);
         fill($('#sticky-framed'), r.framed);
         const framed = $('#sticky-framed');
+        $('[data-field="reads"]', framed).replaceChildren(...framedReads(r.framed));
         $('[data-field="nmessages"]', framed).textContent = `${r.framed.messages.length} messages, as sent`;
         $('[data-field="messages"]', framed).replaceChildren(...r.framed.messages.map((m) => el('li', {}, el('code', {}, m))));
         $('#sticky-result').hidden = false;
@@ -709,22 +1031,83 @@
     return { hex: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
   }
 
+  /** A moment as this page shows every time: local, 24-hour, with the
+   *  date when it is not today; UTC for a title on hover. */
+  function stamp(when) {
+    const d = when instanceof Date ? when : new Date(when);
+    const two = (n) => String(n).padStart(2, '0');
+    const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    const today = new Date().toDateString() === d.toDateString();
+    return {
+      text: today ? time : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`,
+      utc: d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+    };
+  }
+
   function initFiles() {
     const list = $('#files tbody');
-    const refresh = async () => {
+    const admin = $('#files').dataset.admin === 'true';
+    const search = $('#files-search');
+    let files = [];
+    const copy = async (hash, button) => {
       try {
-        const files = await api('GET', '/api/v1/files');
-        list.replaceChildren(...files.map((f) => el('tr', { 'data-name': f.name },
-          el('td', {}, el('a', { href: `/api/v1/files/${encodeURIComponent(f.name)}`, download: f.name }, f.name)),
-          el('td', { class: 'num' }, bytes(f.size)),
-          el('td', { class: 'mono hash' }, f.sha256),
-          el('td', {}, f.modified.replace('T', ' ').replace(/\.\d+Z$|Z$/, ' UTC')))));
-        $('#files-empty').hidden = files.length > 0;
+        await navigator.clipboard.writeText(hash);
+        button.textContent = 'Copied';
+      } catch (_) {
+        button.textContent = 'Copy failed';
+      }
+      setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+    };
+    const remove = async (name) => {
+      if (!window.confirm(`Delete ${name}? This cannot be undone.`)) return;
+      try {
+        await api('DELETE', `/api/v1/files/${encodeURIComponent(name)}`);
+        toast(`${name} deleted`);
+        // The live stream's file_deleted says so too; no need to wait for it.
+        files = files.filter((f) => f.name !== name);
+        render();
       } catch (e) {
         toast(e.message, 'error');
       }
     };
-    $('#files-refresh').addEventListener('click', refresh);
+    const render = () => {
+      const q = search.value.trim().toLowerCase();
+      const shown = files.filter((f) => f.name.toLowerCase().includes(q));
+      list.replaceChildren(...shown.map((f) => {
+        const when = stamp(f.modified);
+        const copyButton = el('button', { type: 'button', class: 'small', 'aria-label': `Copy the SHA-256 of ${f.name}` }, 'Copy');
+        copyButton.addEventListener('click', () => copy(f.sha256, copyButton));
+        const row = el('tr', { 'data-name': f.name },
+          el('td', {}, el('a', { href: `/api/v1/files/${encodeURIComponent(f.name)}`, download: f.name }, f.name)),
+          el('td', { class: 'num' }, bytes(f.size)),
+          el('td', { class: 'hash-short', title: f.sha256, 'data-sha256': f.sha256 }, el('code', {}, f.sha256.slice(0, 12)), ' ', copyButton),
+          el('td', { title: when.utc }, when.text));
+        if (admin) {
+          const del = el('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${f.name}`, 'data-action': 'delete' }, 'Delete');
+          del.addEventListener('click', () => remove(f.name));
+          row.append(el('td', { class: 'actions-cell' }, del));
+        }
+        return row;
+      }));
+      $('#files-count').textContent = q ? `${shown.length} of ${files.length}` : `${files.length}`;
+      const empty = $('#files-empty');
+      empty.hidden = shown.length > 0;
+      empty.textContent = files.length ? `No file name contains “${search.value.trim()}”.` : 'No files yet.';
+    };
+    const refresh = async () => {
+      try {
+        files = await api('GET', '/api/v1/files');
+        render();
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    };
+    search.addEventListener('input', render);
+    // The list follows what happens: a file stored (by any client) or deleted.
+    live({
+      events: (batch) => { if (batch.some((e) => e.type === 'file_stored')) refresh(); },
+      file_deleted: (d) => { files = files.filter((f) => f.name !== d.name); render(); },
+    });
     refresh();
 
     const input = $('#file-input');

@@ -725,7 +725,10 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     wait_for(
         &browser,
         "the file in the list with its hash",
-        &format!("//table[@id='files']//tr[@data-name='several.bin'][td[.='{expected}']]"),
+        &format!(
+            "//table[@id='files']//tr[@data-name='several.bin'][td[@data-sha256='{expected}' and code[.='{}']]]",
+            &expected[..12]
+        ),
     )
     .await;
     screenshot(&browser, "8-files").await;
@@ -907,6 +910,16 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
                     &browser,
                     "four framed messages",
                     "//div[@id='sticky-framed']//ol[@data-field='messages' and count(li) = 4]",
+                )
+                .await;
+                // The three-path comparison: its table and chart checked too.
+                let repeat = browser.find(Locator::Id("send-repeat")).await.unwrap();
+                type_into(&repeat, "3").await;
+                click(&browser, "compare-button").await;
+                wait_for(
+                    &browser,
+                    "the comparison",
+                    "//div[@id='compare-result' and not(@hidden)]",
                 )
                 .await;
             }
@@ -1456,4 +1469,402 @@ async fn a_tcp_proxy_is_added_used_edited_and_removed_from_the_services_page() {
     .await;
     let kept = std::fs::read_to_string(data_dir.join("services.toml")).unwrap();
     assert!(!kept.contains("front"), "{kept}");
+}
+
+#[tokio::test]
+async fn send_compares_three_paths_and_helps_with_time_formats_and_length_prefixes() {
+    let Some(Dashboard {
+        served: _served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    browser.goto(&format!("{base}/send")).await.unwrap();
+    wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
+    assert!(!displayed(&browser, "compare-result").await);
+
+    // Five messages over each path: three medians, one unit, 15 dots.
+    let repeat = wait_for(&browser, "the repeat field", "//input[@id='send-repeat']").await;
+    assert_eq!(repeat.prop("value").await.unwrap().as_deref(), Some("20"));
+    type_into(&repeat, "5").await;
+    click(&browser, "compare-button").await;
+    wait_for(
+        &browser,
+        "the comparison",
+        "//div[@id='compare-result' and not(@hidden)]",
+    )
+    .await;
+    let mut units = Vec::new();
+    for path in ["http", "ws", "cs"] {
+        let median = text_at(
+            &browser,
+            &format!("//tr[@data-path='{path}']/td[@data-field='median']"),
+        )
+        .await;
+        let (value, unit) = median
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("{path}: {median:?}"));
+        assert!(
+            value.parse::<f64>().is_ok_and(|v| v > 0.0),
+            "{path}: {median:?}"
+        );
+        units.push(unit.to_owned());
+        let ratio = text_at(
+            &browser,
+            &format!("//tr[@data-path='{path}']/td[@data-field='ratio']"),
+        )
+        .await;
+        assert!(ratio.ends_with('×'), "{path}: {ratio:?}");
+    }
+    assert!(units.iter().all(|u| *u == units[0]), "one unit: {units:?}");
+    assert_eq!(
+        text_at(
+            &browser,
+            "//div[@id='compare-result']//span[@data-field='n']"
+        )
+        .await,
+        "5"
+    );
+    wait_for(
+        &browser,
+        "15 dots in an accessible chart",
+        "//*[local-name()='svg' and @id='compare-chart' and @role='img' and count(*[local-name()='circle']) = 15]",
+    )
+    .await;
+    screenshot(&browser, "6b-send-three-paths").await;
+
+    // `time`: the field asks for a strftime format, and examples fill it.
+    let time = browser
+        .find(Locator::XPath(
+            "//select[@id='send-service']/option[@value='time']",
+        ))
+        .await
+        .unwrap();
+    time.click().await.unwrap();
+    wait_for(
+        &browser,
+        "the format help",
+        "//div[@id='time-help' and not(@hidden)]",
+    )
+    .await;
+    let text = browser.find(Locator::Id("send-text")).await.unwrap();
+    assert_eq!(
+        text.attr("placeholder").await.unwrap().as_deref(),
+        Some("%Y-%m-%d %H:%M:%S")
+    );
+    browser
+        .find(Locator::XPath(
+            "//div[@id='time-examples']/button[@data-format='%H:%M:%S']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text.prop("value").await.unwrap().as_deref(),
+        Some("%H:%M:%S")
+    );
+    click(&browser, "send-button").await;
+    wait_for(
+        &browser,
+        "a formatted time",
+        "//code[@id='send-reply' and string-length(.) = 8 and substring(., 3, 1) = ':']",
+    )
+    .await;
+
+    // The sticky lab draws each length prefix as a chip.
+    click(&browser, "sticky-button").await;
+    wait_for(
+        &browser,
+        "hello's length as a chip",
+        "//div[@id='sticky-framed']//ol[@data-field='reads']//span[contains(@class, 'prefix') and .='[00 00 00 05]']",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_files_list_follows_uploads_and_deletes_without_a_reload() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir,
+        dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    browser.goto(&format!("{base}/files")).await.unwrap();
+    wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
+    wait_for(
+        &browser,
+        "the live stream",
+        "//*[@id='live-status' and .='live']",
+    )
+    .await;
+    // Marks this page load: a reload would lose it.
+    browser
+        .execute("document.body.dataset.loadMark = 'same';", vec![])
+        .await
+        .unwrap();
+
+    // A file stored by another client (straight into the folder's service)
+    // shows up from its event alone.
+    let mut client = switchboard::client::FilesClient::connect(
+        &served.addr(ServiceKind::Files),
+        TEST_KEY.as_bytes(),
+        GUARD,
+    )
+    .await
+    .unwrap();
+    let body = b"from a script".to_vec();
+    client
+        .put("script.txt", body.len() as u64, &body[..], |_| {})
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "a file stored elsewhere, listed live",
+        "//table[@id='files']//tr[@data-name='script.txt']",
+    )
+    .await;
+
+    // Uploaded through the page, listed with a short hash and the full one on hover.
+    let upload = dir.path().join("doomed.txt");
+    std::fs::write(&upload, b"short-lived").unwrap();
+    let input = wait_for(&browser, "the file input", "//input[@id='file-input']").await;
+    input.send_keys(upload.to_str().unwrap()).await.unwrap();
+    let hash = switchboard::wire::hex(&sha2::Sha256::digest(b"short-lived"));
+    wait_for(
+        &browser,
+        "the upload listed with its short hash",
+        &format!(
+            "//table[@id='files']//tr[@data-name='doomed.txt']/td[@title='{hash}']/code[.='{}']",
+            &hash[..12]
+        ),
+    )
+    .await;
+    // The Python is there, folded away.
+    wait_for(
+        &browser,
+        "the Python snippet, collapsed",
+        "//details[@id='put-python-box' and not(@open)]",
+    )
+    .await;
+
+    // The filter.
+    let search = browser.find(Locator::Id("files-search")).await.unwrap();
+    type_into(&search, "doom").await;
+    wait_for(
+        &browser,
+        "only the match",
+        "//table[@id='files']/tbody[count(tr) = 1]/tr[@data-name='doomed.txt']",
+    )
+    .await;
+    browser
+        .execute(
+            "const s = document.getElementById('files-search'); s.value = ''; s.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "both again",
+        "//table[@id='files']/tbody[count(tr) = 2]",
+    )
+    .await;
+
+    // Deleted from the page (after the confirmation): gone from list and disk.
+    browser
+        .find(Locator::XPath(
+            "//tr[@data-name='doomed.txt']//button[@data-action='delete']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.accept_alert().await.unwrap();
+    wait_for(
+        &browser,
+        "the deleted file gone from the list",
+        "//table[@id='files']/tbody[count(tr) = 1 and not(tr[@data-name='doomed.txt'])]",
+    )
+    .await;
+    assert!(!data_dir.join("files/doomed.txt").exists());
+
+    // Deleted by someone else (the API with this session): the page hears it.
+    let gone = browser
+        .execute_async(
+            "const done = arguments[0]; \
+             fetch('/api/v1/files/script.txt', {method: 'DELETE', headers: {'X-CSRF-Token': document.querySelector('meta[name=\"csrf-token\"]').content}}) \
+               .then((r) => done(r.status), (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, serde_json::json!(204));
+    wait_for(
+        &browser,
+        "the other delete, heard live",
+        "//table[@id='files']/tbody[count(tr) = 0]",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "the same page load",
+        "//body[@data-load-mark='same']",
+    )
+    .await;
+    screenshot(&browser, "8b-files-live").await;
+}
+
+#[tokio::test]
+async fn traffic_reads_in_binary_ticks_per_service_on_either_scale_and_its_log_pauses() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    browser.goto(&format!("{base}/traffic")).await.unwrap();
+    wait_for(
+        &browser,
+        "the live stream",
+        "//*[@id='live-status' and .='live']",
+    )
+    .await;
+
+    // Linear: whole numbers of one binary unit (20 KiB/s, never 48.8).
+    // Enough through echo that the axis runs into tens of KiB/s; the chart
+    // takes one sample a second, so on a busy machine a burst can fall
+    // between samples: send again until one lands (ten times at most).
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    let in_kib = "//div[@id='chart' and contains(@data-y-ticks, '0 KiB/s')]";
+    let mut ticks = None;
+    for _ in 0..10 {
+        echo_bytes(&mut echo, 300 * 1024).await;
+        if let Ok(found) = browser
+            .wait()
+            .at_most(std::time::Duration::from_secs(3))
+            .for_element(Locator::XPath(in_kib))
+            .await
+        {
+            ticks = Some(found);
+            break;
+        }
+    }
+    let ticks = ticks.expect("tens of KiB/s on the axis after ten bursts");
+    let whole = |labels: &str| {
+        labels.split('|').all(|l| {
+            l.split_once(' ').is_some_and(|(n, unit)| {
+                n.parse::<u64>().is_ok() && ["B/s", "KiB/s", "MiB/s", "GiB/s"].contains(&unit)
+            })
+        })
+    };
+    let linear = ticks.attr("data-y-ticks").await.unwrap().unwrap();
+    assert!(whole(&linear), "{linear}");
+
+    // One service: its in and out as two lines.
+    browser
+        .find(Locator::XPath(
+            "//select[@id='traffic-view']/option[@value='echo']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "echo in and out in the legend",
+        "//div[@id='chart']//*[contains(@class, 'u-legend')][.//*[.='echo in'] and .//*[.='echo out']]",
+    )
+    .await;
+    // Log scale: powers of two, from 1 B/s up.
+    click(&browser, "traffic-log").await;
+    let ticks = wait_for(
+        &browser,
+        "log ticks",
+        &format!("//div[@id='chart' and @data-y-ticks != '{linear}']"),
+    )
+    .await;
+    let log = ticks.attr("data-y-ticks").await.unwrap().unwrap();
+    assert!(log.starts_with("1 B/s"), "{log}");
+    assert!(whole(&log), "{log}");
+    for label in log.split('|') {
+        let n: u64 = label.split(' ').next().unwrap().parse().unwrap();
+        assert!(n.is_power_of_two(), "{log}");
+    }
+    screenshot(&browser, "5b-traffic-log").await;
+
+    // The log's time: local 24-hour with milliseconds, UTC on hover.
+    let time = wait_for(
+        &browser,
+        "a logged event",
+        "//table[@id='log']//tr[1]/td[1]",
+    )
+    .await;
+    let shown = time.text().await.unwrap();
+    assert!(
+        shown.len() == 12 && shown.as_bytes()[2] == b':' && shown.as_bytes()[8] == b'.',
+        "{shown:?}"
+    );
+    assert!(time.attr("title").await.unwrap().unwrap().ends_with(" UTC"));
+
+    // Paused, new events are counted, not shown; resumed, they are shown.
+    click(&browser, "log-pause").await;
+    let rows_before = browser
+        .find_all(Locator::XPath("//table[@id='log']/tbody/tr"))
+        .await
+        .unwrap()
+        .len();
+    let probe = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    let peer = probe.local_addr().unwrap().to_string();
+    wait_for(
+        &browser,
+        "new events counted while paused",
+        "//*[@id='log-new' and not(@hidden) and contains(., ' new') and not(starts-with(., '0 '))]",
+    )
+    .await;
+    let rows_paused = browser
+        .find_all(Locator::XPath("//table[@id='log']/tbody/tr"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(rows_paused, rows_before, "the log held still");
+    click(&browser, "log-pause").await;
+    wait_for(
+        &browser,
+        "the held event shown on resume",
+        &format!("//table[@id='log']//tr[@data-type='opened'][td[contains(., '{peer}')]]"),
+    )
+    .await;
+    drop(probe);
 }

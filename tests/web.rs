@@ -1444,3 +1444,108 @@ async fn a_disabled_service_does_not_make_the_process_unready() {
     let r = w.send(get("/readyz")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+#[tokio::test]
+async fn admins_delete_files_by_exact_name_and_nothing_else_goes() {
+    let w = Web::start().await;
+    let addr = serve(&w).await;
+    let users = w.h.supervisor.users();
+    users
+        .add("vera", Role::Viewer, "viewer-password-1")
+        .unwrap();
+    users
+        .add("otto", Role::Operator, "operator-password-1")
+        .unwrap();
+    let viewer = w.sign_in("vera", "viewer-password-1").await;
+    let operator = w.sign_in("otto", "operator-password-1").await;
+    let admin = w.admin().await;
+    let files = w.h.supervisor.store().dir().to_owned();
+    std::fs::write(files.join("doomed.txt"), b"bye").unwrap();
+    let outside = w.h.dir.path().join("outside.txt");
+    std::fs::write(&outside, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("link.txt")).unwrap();
+
+    for (who, s) in [("viewer", &viewer), ("operator", &operator)] {
+        let r = w.send(s.act("DELETE", "/api/v1/files/doomed.txt")).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.body);
+    }
+    let no_csrf = w
+        .send(admin.request("DELETE", "/api/v1/files/doomed.txt", false))
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert!(files.join("doomed.txt").exists(), "refusals remove nothing");
+
+    for (path, want) in [
+        ("/api/v1/files/..%2Foutside.txt", StatusCode::BAD_REQUEST),
+        ("/api/v1/files/%2Fetc%2Fpasswd", StatusCode::BAD_REQUEST),
+        ("/api/v1/files/.upload-0011", StatusCode::BAD_REQUEST),
+        ("/api/v1/files/link.txt", StatusCode::NOT_FOUND),
+        ("/api/v1/files/nope.txt", StatusCode::NOT_FOUND),
+    ] {
+        let r = w.send(admin.act("DELETE", path)).await;
+        assert_eq!(r.status, want, "{path}: {}", r.body);
+    }
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep me");
+    assert!(
+        files.join("link.txt").symlink_metadata().is_ok(),
+        "the link itself is left alone too"
+    );
+
+    // A live page hears of the delete.
+    let (status, mut live) = open_live(addr, &admin.cookie, Some(&format!("http://{addr}"))).await;
+    assert!(status.contains("200"), "{status}");
+    let r = w
+        .send(admin.act("DELETE", "/api/v1/files/doomed.txt"))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(!files.join("doomed.txt").exists());
+    let listed = w.send(admin.get("/api/v1/files")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert!(
+        !listed.body.contains("doomed.txt"),
+        "gone from the list: {}",
+        listed.body
+    );
+    guard("file_deleted on the live stream", async {
+        let mut event = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(live.read_line(&mut line).await.unwrap() > 0, "stream ended");
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.trim().to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && event == "file_deleted"
+            {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                assert_eq!(v["name"], "doomed.txt");
+                assert_eq!(v["user"], "admin");
+                return;
+            }
+        }
+    })
+    .await;
+    let audited = audit_lines(&w).await;
+    assert!(
+        audited.iter().any(|l| l["event"] == "web_delete"
+            && l["user"] == "admin"
+            && l["name"] == "doomed.txt"),
+        "{audited:?}"
+    );
+
+    // An admin token needs no CSRF header; a second delete finds nothing.
+    std::fs::write(files.join("scripted.txt"), b"x").unwrap();
+    let tokens = switchboard::tokens::Tokens::open(&w.h.config.data_dir).unwrap();
+    let token = tokens.create("cleaner", Role::Admin, None).unwrap().0;
+    let by_token = |path: &str| {
+        base("DELETE", path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = w.send(by_token("/api/v1/files/scripted.txt")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert!(!files.join("scripted.txt").exists());
+    let r = w.send(by_token("/api/v1/files/scripted.txt")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    w.h.root.token.cancel();
+}

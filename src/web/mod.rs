@@ -33,6 +33,7 @@ mod metrics;
 mod pages;
 mod relay;
 pub mod session;
+mod ws;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -70,6 +71,14 @@ pub use error::WebError;
 /// The live stream's path: exempt from the request timeout, and checked
 /// for its `Origin` like a state-changing request.
 pub const LIVE_PATH: &str = "/api/v1/live";
+/// Whether `path` is a service's WebSocket relay,
+/// `/api/v1/services/{name}/ws`: checked for its `Origin` before the upgrade.
+pub fn is_websocket_path(path: &str) -> bool {
+    path.strip_prefix("/api/v1/services/")
+        .and_then(|rest| rest.strip_suffix("/ws"))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// Largest request body the JSON routes read.
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// Live streams open at once, across all sessions.
@@ -94,11 +103,19 @@ struct Inner {
     instance_edits: tokio::sync::Mutex<()>,
     /// The built-in files instance's upload cap.
     files_max: u64,
+    /// The built-in files instance's own folder, when it has one (else it
+    /// serves the supervisor's shared store).
+    files_folder: Option<std::path::PathBuf>,
+    /// What the dashboard itself changes that live pages show (the stats
+    /// events carry only what services do).
+    dashboard_events: tokio::sync::broadcast::Sender<live::DashboardEvent>,
     /// The built-in exec instance's settings (the defaults when it has none).
     exec_settings: crate::service::exec::Settings,
     sessions: Sessions,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
+    /// The WebSocket relay's counts.
+    ws: ws::WsLimits,
     /// The HTTP connection slots (see [`serve`]).
     conns: Arc<Conns>,
     /// Its token ends live streams and connections on shutdown; its tracker
@@ -112,6 +129,7 @@ struct Inner {
 impl AppState {
     pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
         let web = config.web.clone();
+        let max_streams_per_session = web.max_streams_per_session;
         AppState {
             inner: Arc::new(Inner {
                 sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
@@ -126,11 +144,17 @@ impl AppState {
                     Some(KindConfig::Files(f)) => f.max_file_bytes,
                     _ => crate::service::files::Settings::default().max_file_bytes,
                 },
+                files_folder: match config.service("files").map(|s| &s.settings) {
+                    Some(KindConfig::Files(f)) => f.folder.clone(),
+                    _ => None,
+                },
+                dashboard_events: tokio::sync::broadcast::channel(live::DASHBOARD_EVENTS).0,
                 exec_settings: match config.service("exec").map(|s| &s.settings) {
                     Some(KindConfig::Exec(e)) => e.clone(),
                     _ => crate::service::exec::Settings::default(),
                 },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
+                ws: ws::WsLimits::new(max_streams_per_session),
                 shutdown,
                 started: Instant::now(),
                 http: metrics::HttpMetrics::default(),
@@ -244,8 +268,11 @@ pub fn router(state: AppState) -> Router {
         .route(LIVE_PATH, get(live::stream))
         .route(
             "/api/v1/files/{name}",
-            get(relay::get_file).put(relay::put_file),
+            get(relay::get_file)
+                .put(relay::put_file)
+                .delete(relay::delete_file),
         )
+        .route("/api/v1/services/{name}/ws", get(ws::relay))
         .route(
             "/api/v1/exec",
             post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),
@@ -534,7 +561,10 @@ async fn serve_http<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header);
-    let conn = builder.serve_connection(io, service);
+    // Upgrades for the WebSocket relay: once upgraded, the socket is the
+    // relay's (bounded by its own limits), and this connection's slot is
+    // given back.
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

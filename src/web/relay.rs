@@ -36,7 +36,7 @@ use crate::kind::{ServiceId, ServiceKind};
 use crate::store::FileInfo;
 
 mod files;
-pub use files::{get_file, list_files, put_file};
+pub use files::{delete_file, get_file, list_files, put_file};
 
 /// How long the relay waits to connect and for each reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,7 +70,7 @@ impl From<ClientError> for WebError {
 impl AppState {
     /// Where a running service can be reached from here: its bound address,
     /// with a wildcard (`0.0.0.0`, `::`) turned into loopback.
-    fn target(&self, name: impl AsRef<str>) -> Result<String, WebError> {
+    pub(super) fn target(&self, name: impl AsRef<str>) -> Result<String, WebError> {
         let name = name.as_ref();
         let addr = self
             .supervisor()
@@ -80,7 +80,10 @@ impl AppState {
     }
 
     /// TLS to instance `name` when it speaks it, trusting exactly its certificate.
-    fn tls(&self, name: impl AsRef<str>) -> Result<Option<crate::tls::ClientTls>, WebError> {
+    pub(super) fn tls(
+        &self,
+        name: impl AsRef<str>,
+    ) -> Result<Option<crate::tls::ClientTls>, WebError> {
         match self.supervisor().tls_of(name) {
             Some(cert) => Ok(Some(
                 cert.pinned_client()

@@ -2,6 +2,7 @@
 //! download with a safe `Content-Disposition`.
 
 use super::*;
+use crate::store::StoreError;
 
 /// `GET /api/v1/files`: the files service's list.
 ///
@@ -144,4 +145,42 @@ pub async fn get_file(
         body,
     )
         .into_response())
+}
+
+/// `DELETE /api/v1/files/{name}` (admin): removes a stored file from the
+/// folder the `files` service serves, through the same store (same name
+/// rules, never through a symlink; see [`crate::store::delete`]), audits
+/// it with the user, and tells every live page (`file_deleted`).
+///
+/// # Errors
+/// A name that is not a stored file's name (400), no such file (404).
+pub async fn delete_file(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(name): Path<String>,
+) -> Result<axum::http::StatusCode, WebError> {
+    let removed = match &state.inner.files_folder {
+        // The files instance's own folder: its store is the service's, so
+        // the same rules run here on the folder itself (opening a second
+        // store on it would sweep the uploads in flight).
+        Some(folder) => {
+            let (folder, owned) = (folder.clone(), name.clone());
+            tokio::task::spawn_blocking(move || crate::store::delete::delete_in(&folder, &owned))
+                .await
+                .map_err(|e| WebError::Internal(format!("the delete task failed: {e}")))?
+        }
+        None => state.supervisor().store().delete(&name).await,
+    };
+    match removed {
+        Ok(()) => {}
+        Err(e @ StoreError::BadName(_)) => return Err(WebError::BadRequest(e.to_string())),
+        Err(e @ StoreError::NotFound(_)) => return Err(WebError::Missing(e.to_string())),
+        Err(e) => return Err(WebError::Internal(e.to_string())),
+    }
+    state
+        .audit()
+        .record(json!({"event": "web_delete", "user": session.user, "name": name}))
+        .await;
+    state.file_deleted(&name, &session.user);
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -65,6 +65,10 @@ impl AppState {
 /// the browser sends one) that is this same host. Browsers send `Origin` on
 /// every cross-site POST/PUT/DELETE and `EventSource`, so a foreign page
 /// cannot act here even if a cookie were sent along.
+///
+/// A WebSocket upgrade is checked here, before any upgrade: browsers send
+/// `Origin` on every WebSocket handshake and `SameSite` does not cover
+/// them, so one with the session cookie and no `Origin` is no page of ours.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
@@ -75,7 +79,8 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if !state.host_allowed(&host, req.uri().path()) {
         return WebError::UnknownHost.into_response();
     }
-    let live = req.uri().path() == crate::web::LIVE_PATH;
+    let websocket = crate::web::is_websocket_path(req.uri().path());
+    let live = req.uri().path() == crate::web::LIVE_PATH || websocket;
     // A token request with no cookie is no browser's doing (a page cannot
     // set `Authorization` on a cross-site request without CORS, which is
     // not offered): nothing to check the origin of.
@@ -92,10 +97,11 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             if !same {
                 return WebError::CrossOrigin.into_response();
             }
-        } else if req
-            .headers()
-            .get("sec-fetch-site")
-            .is_some_and(|s| s != "same-origin" && s != "none")
+        } else if (websocket && has_session_cookie(req.headers()))
+            || req
+                .headers()
+                .get("sec-fetch-site")
+                .is_some_and(|s| s != "same-origin" && s != "none")
         {
             return WebError::CrossOrigin.into_response();
         }
