@@ -276,6 +276,40 @@ def check(quick_dir, baseline):
     return 0
 
 
+# ------------------------------------------------------------------ proxy
+PROXY_WHO = (("sb", "switchboard tcp-proxy"), ("haproxy", "haproxy"), ("socat", "socat"),
+             ("direct", "direct (no forwarder)"))
+
+
+class ProxyFigures:
+    """The tcp-proxy section's two goals, from proxy-bulk-* and proxy-rtt-*."""
+
+    def __init__(self, run):
+        self.run = run
+        sizes = {get(r, "mib_each_way") for r in run.rounds("proxy-bulk-sb").values()} - {None}
+        self.mib = max(sizes) if sizes else None
+        # The throughput goal is stated for 1 GiB; a shorter run is shown, not judged.
+        self.gib = sizes == {1024}
+        self.bulk_note = "not measured" if not sizes else f"not judged ({n(self.mib)} MiB run)"
+        self.bulk = ratio(run.median("proxy-bulk-sb", "mib_per_s"), run.median("proxy-bulk-haproxy", "mib_per_s"))
+        self.bulk_r = run.pairs("proxy-bulk-sb", "proxy-bulk-haproxy", lambda a, b: a / b, "mib_per_s")
+        direct = run.median("proxy-rtt-direct", "latency", "p99_us")
+        sb, hp = run.median("proxy-rtt-sb", "latency", "p99_us"), run.median("proxy-rtt-haproxy", "latency", "p99_us")
+        self.sb_added = None if sb is None or direct is None else sb - direct
+        self.hp_added = None if hp is None or direct is None else hp - direct
+        both = self.sb_added is not None and self.hp_added is not None
+        # The direct p99 cancels out: the difference of the two added p99s.
+        self.added_diff = self.sb_added - self.hp_added if both else None
+        self.added_text = "–" if not both else f"{n(self.sb_added)} vs {n(self.hp_added)} µs"
+        self.added_r = run.pairs("proxy-rtt-sb", "proxy-rtt-haproxy", lambda a, b: a - b, "latency", "p99_us")
+        vals = list(self.added_r.values())
+        self.added_r_text = "–" if len(vals) < 2 else f"{min(vals):+,.0f} to {max(vals):+,.0f} µs"
+
+    def added_of(self, who):
+        """{round: who's p99 less direct's} for the rounds with both."""
+        return self.run.pairs(f"proxy-rtt-{who}", "proxy-rtt-direct", lambda a, b: a - b, "latency", "p99_us")
+
+
 # ------------------------------------------------------------------ report
 def render(run):
     m = run.meta
@@ -329,6 +363,7 @@ def render(run):
     live_cost = None if not live_off or live_on is None else (live_off - live_on) / live_off * 100
     live_r = run.pairs("live-off", "live-on", lambda off, on: (off - on) / off * 100, "requests_per_s")
     idle_sb = rss_per_conn(run)
+    px = ProxyFigures(run)
 
     def pr(vals):
         vals = list(vals.values())
@@ -353,6 +388,10 @@ def render(run):
         ("echo throughput lost with the live stream open", "–" if live_cost is None else f"{live_cost:.1f} %",
          "–" if len(live_r) < 2 else f"{min(live_r.values()):+.1f} to {max(live_r.values()):+.1f} %",
          "≤ 5 %", verdict(live_cost, 5.0, False, live_r)),
+        ("tcp-proxy throughput, 1 GiB each way, vs haproxy", x(px.bulk), pr(px.bulk_r), "≥ 1.00x",
+         verdict(px.bulk, 1.0, True, px.bulk_r) if px.gib else px.bulk_note),
+        ("tcp-proxy added p99, 64 B round trips, vs haproxy's", px.added_text, px.added_r_text,
+         "≤ haproxy's", verdict(px.added_diff, 0.0, False, px.added_r)),
     ]
     w("## Targets")
     w("")
@@ -524,6 +563,30 @@ def render(run):
           f"{n(get(r, 'server', 'rss_before_kib'))} → {n(get(r, 'server', 'rss_held_kib'))} | "
           f"{n(get(r, 'server', 'rss_per_connection_bytes'))} B |")
     w("")
+
+    # -------------------------------------------------------------- proxy
+    if any(run.rounds(f"proxy-{kind}-{who}") for kind in ("bulk", "rtt") for who, _ in PROXY_WHO):
+        w("## tcp-proxy vs haproxy and socat")
+        w("")
+        w(f"Each forwarder in front of the bare tokio echo (`direct`: no forwarder, the floor). Bulk:")
+        w(f"{n(px.mib)} MiB sent through it and echoed back, timed to the last byte back, so twice that")
+        w("crosses the forwarder; MiB/s counts one way. Round trips: `switchboard bench echo`, 64 B")
+        w("at 50 connections; `added p99` is the forwarder's p99 less direct's in the same round. CPU")
+        w("is the forwarder's own, children included (socat forks a process per connection).")
+        w("")
+        w("| forwarder | MiB/s | vs haproxy | CPU ns/byte | p50 / p99 µs | added p99 µs | req/s | CPU µs/req |")
+        w("|---|---|---|---|---|---|---|---|")
+        for who, name in PROXY_WHO:
+            b, rt = f"proxy-bulk-{who}", f"proxy-rtt-{who}"
+            if not run.rounds(b) and not run.rounds(rt):
+                continue
+            r, rv = vs(b, "proxy-bulk-haproxy", "mib_per_s")
+            lat = f"{ns(run.stat(rt, 'latency', 'p50_us'))} / {ns(run.stat(rt, 'latency', 'p99_us'))}"
+            added = "–" if who == "direct" else ns(spread(px.added_of(who).values()))
+            w(f"| {name} | {ns(run.stat(b, 'mib_per_s'))} | {'–' if who == 'haproxy' else xs(r, rv)} | "
+              f"{ns(run.stat(b, 'cpu_ns_per_byte'), 2)} | {lat} | {added} | "
+              f"{ns(run.stat(rt, 'requests_per_s'))} | {ns(run.stat(rt, 'forwarder_cpu_us_per_op'), 1)} |")
+        w("")
 
     # -------------------------------------------------------------- http
     h = run.one("http-services")

@@ -79,7 +79,8 @@ if [ -n "$QUICK" ]; then
 else
     cargo build --release --quiet --bin switchboard --example bare-echo --example bare-udp --example bare-recv
 fi
-SB=target/release/switchboard
+# SB=path: measure another build (e.g. a copy kept from before a change).
+SB=${SB:-target/release/switchboard}
 BARE=target/release/examples
 
 WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
@@ -228,8 +229,9 @@ KEY=(--key-file "$WORK/sb/key")
 # to the last byte back, so 2 x PROXY_MIB MiB cross the forwarder) and
 # `bench echo` 64 B round trips at 50 connections for SECS. CPU is the
 # forwarder's own, children included (socat forks), from /proc before and
-# after each run. Raw figures go to $RES/proxy-*.json (report.py does not
-# read them yet); the medians to $RES/proxy-summary.md and stderr.
+# after each run. Raw figures go to $RES/proxy-*.json (and their labels to
+# order.txt), which report.py renders with the two proxy targets; the
+# medians also to $RES/proxy-summary.md and stderr.
 PROXY_MIB=${PROXY_MIB:-1024}
 proxy_ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }
 proxy_section() {
@@ -267,6 +269,7 @@ proxy_section() {
                 direct) port=$BE pid=$PID_bare_echo ;;
             esac
             echo "  proxy-bulk-$who-$r" >&2
+            echo "proxy-bulk-$who-$r" >>"$RES/order.txt"
             c0=$(proxy_ticks "$pid") t0=$EPOCHREALTIME
             # Reads the file, writes what comes back to /dev/null; -t 60:
             # after our EOF, wait for the echo's (the last byte back).
@@ -282,6 +285,7 @@ print(json.dumps({"bench": "proxy-bulk", "forwarder": sys.argv[1], "mib_each_way
     "elapsed_s": s, "mib_per_s": mib / s, "cpu_s": cpu, "cpu_ns_per_byte": cpu * 1e9 / moved}))' \
                 "$who" "$t0" "$t1" "$c0" "$c1" "$hz" "$PROXY_MIB" >"$RES/proxy-bulk-$who-$r.json"
             echo "  proxy-rtt-$who-$r" >&2
+            echo "proxy-rtt-$who-$r" >>"$RES/order.txt"
             c0=$(proxy_ticks "$pid")
             "$SB" bench echo --json 127.0.0.1:$port -c 50 -d "${SECS}s" --timeout 10s >"$RES/proxy-rtt-$who-$r.json"
             sleep 0.2

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Harness, guard};
+use common::{Harness, Served, guard};
 use sha2::{Digest, Sha256};
 use switchboard::config::Config;
 use switchboard::service::listen::bind_inet;
@@ -657,4 +657,370 @@ async fn curl_fetches_a_page_from_python_http_server_through_the_proxy() {
         })
         .await;
     assert!(snap.totals("web-front").bytes_in > 0);
+}
+
+/// One side's stream for the large transfers: a pseudo-random MiB, each
+/// copy stamped with its index (so a lost, repeated or reordered MiB
+/// changes the hash), cheap enough for a debug build.
+struct Stream1M {
+    chunk: Vec<u8>,
+    next: u64,
+}
+
+impl Stream1M {
+    fn new(seed: u64) -> Stream1M {
+        let (mut seed, mut chunk) = (seed, vec![0u8; 1 << 20]);
+        pattern_chunk(&mut seed, &mut chunk);
+        Stream1M { chunk, next: 0 }
+    }
+
+    /// The next MiB.
+    fn next_chunk(&mut self) -> &[u8] {
+        self.chunk[..8].copy_from_slice(&self.next.to_le_bytes());
+        self.next += 1;
+        &self.chunk
+    }
+}
+
+/// Writes `mib` MiB of `Stream1M::new(seed)` to `w`, then shuts it down;
+/// the SHA-256 of what was written.
+async fn send_hashed(mut w: impl AsyncWriteExt + Unpin, seed: u64, mib: usize) -> Vec<u8> {
+    let (mut hash, mut stream) = (Sha256::new(), Stream1M::new(seed));
+    for _ in 0..mib {
+        let chunk = stream.next_chunk();
+        hash.update(chunk);
+        w.write_all(chunk).await.unwrap();
+    }
+    w.shutdown().await.unwrap();
+    hash.finalize().to_vec()
+}
+
+/// Reads `r` to its end: how many bytes, and their SHA-256 (with `first`,
+/// a byte already read, in front).
+async fn receive_hashed(mut r: impl AsyncReadExt + Unpin, first: &[u8]) -> (usize, Vec<u8>) {
+    let (mut hash, mut n, mut buf) = (Sha256::new(), first.len(), vec![0u8; 256 * 1024]);
+    hash.update(first);
+    loop {
+        let got = r.read(&mut buf).await.unwrap();
+        if got == 0 {
+            return (n, hash.finalize().to_vec());
+        }
+        hash.update(&buf[..got]);
+        n += got;
+    }
+}
+
+/// The hang guard for a GiB each way: the transfer must take well under
+/// this even in a debug build.
+async fn guard60<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_crosses_the_proxy_each_way_with_equal_hashes_at_both_ends() {
+    const MIB: usize = 1024;
+    const UP_SEED: u64 = 0x2545_f491_4f6c_dd1d;
+    const CLIENT_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+    let h = Harness::start().await;
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    // The upstream hashes what it gets while it sends its own GiB, then
+    // reports both hashes.
+    let (report, mut reports) = mpsc::unbounded_channel();
+    spawn_upstream(upstream, move |s, first| {
+        let report = report.clone();
+        async move {
+            let (rd, wr) = s.into_split();
+            let first = [first];
+            let (got, sent) =
+                tokio::join!(receive_hashed(rd, &first), send_hashed(wr, UP_SEED, MIB));
+            let _ = report.send((got, sent));
+        }
+    });
+    let front = add_tcp_proxy(&h, "gib", &up_addr.to_string(), "").await;
+    let (rd, wr) = TcpStream::connect(&front).await.unwrap().into_split();
+    let started = Instant::now();
+    let writer = tokio::spawn(send_hashed(wr, CLIENT_SEED, MIB));
+    let reader = tokio::spawn(receive_hashed(rd, &[]));
+    let sent = guard60("the client's GiB", writer).await.unwrap();
+    let (received, back) = guard60("the upstream's GiB", reader).await.unwrap();
+    let ((up_n, up_got), up_sent) = guard("the upstream's report", reports.recv())
+        .await
+        .unwrap();
+    eprintln!(
+        "1 GiB each way through tcp-proxy in {:?}",
+        started.elapsed()
+    );
+    assert_eq!((up_n, received), (MIB << 20, MIB << 20));
+    assert_eq!(up_got, sent, "the upstream got what the client sent");
+    assert_eq!(back, up_sent, "the client got what the upstream sent");
+    let snap = h
+        .wait_for("all counted", |s| {
+            s.totals("gib").bytes_out == (MIB << 20) as u64
+        })
+        .await;
+    assert_eq!(snap.totals("gib").bytes_in, (MIB << 20) as u64);
+}
+
+/// The proxy as its own process (the real binary, built-in services off)
+/// in front of `upstream`, with `extra` keys for the `px` instance.
+async fn served_proxy(
+    dir: &std::path::Path,
+    upstream: SocketAddr,
+    extra: &str,
+) -> (Served, String) {
+    let config = dir.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[services.px]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    let served = Served::start(
+        &dir.join("data"),
+        &[],
+        &[("SWITCHBOARD_CONFIG", config.to_str().unwrap())],
+    )
+    .await;
+    let addr = served.addr("px");
+    (served, addr)
+}
+
+/// A process's resident memory, from /proc/PID/status.
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// How many pipe ends a process holds, from /proc/PID/fd.
+fn pipe_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
+        })
+        .count()
+}
+
+/// A write that makes no progress for this long means the writer is
+/// blocked: its peer stopped taking bytes (a detector, not a sleep).
+const STALLED: Duration = Duration::from_secs(1);
+
+/// Writes chunks of `chunk` to `w` until `total` bytes are written or a
+/// write makes no progress for [`STALLED`]; how many were written, and
+/// when the last write that moved bytes returned.
+async fn write_until_stalled(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    chunk: &[u8],
+    total: usize,
+) -> (usize, Instant) {
+    let (mut written, mut last) = (0, Instant::now());
+    while written < total {
+        let want = chunk.len().min(total - written);
+        match tokio::time::timeout(STALLED, w.write(&chunk[..want])).await {
+            Ok(Ok(n)) => {
+                written += n;
+                last = Instant::now();
+            }
+            Ok(Err(e)) => panic!("the write failed before it stalled: {e}"),
+            Err(_) => break,
+        }
+    }
+    (written, last)
+}
+
+/// Most a proxy's RSS may grow while one connection is stalled with
+/// 256 MiB to move: per direction the proxy holds a 16 KiB copy buffer or
+/// a pipe (kernel memory, outside RSS), so anything near the size of the
+/// transfer means a queue grew; 16 MiB leaves room for allocator and
+/// runtime noise and is still far below it.
+const RSS_GROWTH_KIB: u64 = 16 << 10;
+
+/// Waits, with the hang guard, for `w`'s writes to fail: its peer closed
+/// (the proxy, at its idle timeout). When they did.
+async fn write_until_refused(w: &mut (impl AsyncWriteExt + Unpin), chunk: &[u8]) -> Instant {
+    guard("the proxy closes at its idle timeout", async {
+        loop {
+            if w.write(chunk).await.is_err() {
+                return Instant::now();
+            }
+        }
+    })
+    .await
+}
+
+/// Reads `r` until `n` bytes came.
+async fn read_n(r: &mut (impl AsyncReadExt + Unpin), n: usize) {
+    let (mut buf, mut got) = (vec![0u8; 256 * 1024], 0);
+    while got < n {
+        let more = r.read(&mut buf).await.unwrap();
+        assert!(more > 0, "ended after {got} of {n} bytes");
+        got += more;
+    }
+}
+
+/// Connects a client to `front`, sends one byte, and accepts the proxy's
+/// connection on `upstream` that carries it (skipping health probes,
+/// which close without a byte).
+async fn connect_through(front: &str, upstream: &TcpListener) -> (TcpStream, TcpStream) {
+    let mut client = TcpStream::connect(front).await.unwrap();
+    client.write_all(b"!").await.unwrap();
+    guard("the proxy connects upstream", async {
+        loop {
+            let (mut s, _) = upstream.accept().await.unwrap();
+            let mut first = [0u8; 1];
+            if matches!(s.read(&mut first).await, Ok(1)) {
+                return (client, s);
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_stalls_the_upstream_with_bounded_proxy_memory() {
+    const DOWN: usize = 256 << 20;
+    const UP: usize = 32 << 20;
+    let idle = Duration::from_millis(4000);
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    let extra = format!("idle_timeout_ms = {}", idle.as_millis());
+    let (served, front) = served_proxy(dir.path(), up_addr, &extra).await;
+    let pid = served.child.id().unwrap();
+    let before = vm_rss_kib(pid);
+    let (mut client, mut up) = connect_through(&front, &upstream).await;
+    // The client sends a lot (and the upstream takes it all) but never
+    // reads what the upstream writes back.
+    let chunk = vec![0x5au8; 1 << 20];
+    let (mut up_rd, mut up_wr) = up.split();
+    let ((down_written, last), (), ()) = tokio::join!(
+        write_until_stalled(&mut up_wr, &chunk, DOWN),
+        read_n(&mut up_rd, UP),
+        async {
+            for _ in 0..UP / chunk.len() {
+                client.write_all(&chunk).await.unwrap();
+            }
+        },
+    );
+    let held = vm_rss_kib(pid);
+    eprintln!(
+        "client never reads: upstream stalled after {} MiB; proxy RSS {before} -> {held} KiB (+{} KiB)",
+        down_written >> 20,
+        held.saturating_sub(before)
+    );
+    assert!(down_written < DOWN, "the upstream's writes never stalled");
+    assert!(
+        held < before + RSS_GROWTH_KIB,
+        "the proxy's RSS grew from {before} to {held} KiB while stalled"
+    );
+    let closed = write_until_refused(&mut up_wr, &chunk).await;
+    assert!(
+        closed - last >= idle,
+        "the upstream was closed {:?} after its last byte moved, before the idle timeout",
+        closed - last
+    );
+    // The client still gets what was under way, then the end.
+    let (got, _) = common::read_until_closed(&mut client).await;
+    assert!(got.len() <= down_written, "no more than was sent arrives");
+    drop(served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_never_reads_stalls_the_client_with_bounded_proxy_memory() {
+    const UP: usize = 256 << 20;
+    let idle = Duration::from_millis(4000);
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    let extra = format!("idle_timeout_ms = {}", idle.as_millis());
+    let (served, front) = served_proxy(dir.path(), up_addr, &extra).await;
+    let pid = served.child.id().unwrap();
+    let before = vm_rss_kib(pid);
+    let (mut client, mut up) = connect_through(&front, &upstream).await;
+    // The upstream reads nothing more while the client writes.
+    let chunk = vec![0xa5u8; 1 << 20];
+    let (up_written, last) = write_until_stalled(&mut client, &chunk, UP).await;
+    let held = vm_rss_kib(pid);
+    eprintln!(
+        "upstream never reads: client stalled after {} MiB; proxy RSS {before} -> {held} KiB (+{} KiB)",
+        up_written >> 20,
+        held.saturating_sub(before)
+    );
+    assert!(up_written < UP, "the client's writes never stalled");
+    assert!(
+        held < before + RSS_GROWTH_KIB,
+        "the proxy's RSS grew from {before} to {held} KiB while stalled"
+    );
+    let closed = write_until_refused(&mut client, &chunk).await;
+    assert!(
+        closed - last >= idle,
+        "the client was closed {:?} after its last byte moved, before the idle timeout",
+        closed - last
+    );
+    // The proxy closed its upstream side too: once the upstream reads,
+    // what was under way arrives, then the end.
+    let (got, _) = common::read_until_closed(&mut up).await;
+    assert!(got.len() <= up_written, "no more than was sent arrives");
+    drop(served);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_proxied_connections_hold_no_pipe() {
+    const CONNS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    let (served, front) = served_proxy(dir.path(), up_addr, "").await;
+    let pid = served.child.id().unwrap();
+    let baseline = pipe_fds(pid);
+    let mut pairs = Vec::new();
+    for _ in 0..CONNS {
+        pairs.push(connect_through(&front, &upstream).await);
+    }
+    // Each direction moved a little and went quiet.
+    for (client, up) in &mut pairs {
+        up.write_all(b"?").await.unwrap();
+        let mut byte = [0u8; 1];
+        guard("the byte back", client.read_exact(&mut byte))
+            .await
+            .unwrap();
+    }
+    assert_eq!(pipe_fds(pid), baseline, "an idle connection holds a pipe");
+    // Bulk both ways on every connection (splice's pipes), then quiet:
+    // at most the per-thread pools' empty pipes stay.
+    let chunk = vec![7u8; 1 << 20];
+    for (client, up) in &mut pairs {
+        let (mut crd, mut cwr) = client.split();
+        let (mut urd, mut uwr) = up.split();
+        guard("a MiB each way", async {
+            tokio::join!(
+                async { cwr.write_all(&chunk).await.unwrap() },
+                async { uwr.write_all(&chunk).await.unwrap() },
+                read_n(&mut crd, chunk.len()),
+                read_n(&mut urd, chunk.len()),
+            )
+        })
+        .await;
+    }
+    let after = pipe_fds(pid);
+    eprintln!(
+        "{CONNS} idle proxied connections after bulk: {} pipe fds over the baseline",
+        after - baseline
+    );
+    // A worker thread per core, 8 pipes each, 2 fds per pipe.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        after <= baseline + cores * 8 * 2,
+        "{} pipe fds held by {CONNS} idle connections",
+        after - baseline
+    );
+    drop(pairs);
+    drop(served);
 }

@@ -1,5 +1,5 @@
-//! The `stdio` kind over real sockets with real programs: `cat` and `bc`
-//! served to the network, a program's environment and working directory,
+//! The `stdio` kind over real sockets with real programs: `cat`, `bc` and
+//! a Python script served to the network, a program's environment and working directory,
 //! process groups that die with their connection, clients that never read,
 //! the `max_instances` cap, and config errors that name their key.
 
@@ -117,6 +117,44 @@ fn python() -> String {
         .output()
         .expect("python3 runs (scripts/test.sh installs it)");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_python_script_in_its_workdir_holds_a_line_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Numbers each line it answers, upper-cased; `quit` ends the session.
+    std::fs::write(
+        dir.path().join("script.py"),
+        "import sys\n\
+         for n, line in enumerate(sys.stdin, 1):\n\
+         \x20   line = line.rstrip('\\n')\n\
+         \x20   if line == 'quit':\n\
+         \x20       print('bye')\n\
+         \x20       break\n\
+         \x20   print(f'{n}: {line.upper()}')\n",
+    )
+    .unwrap();
+    let body = format!(
+        "{}\nworkdir = {:?}\n",
+        argv(&[&python(), "-u", "script.py"]),
+        dir.path().display().to_string(),
+    );
+    let h = start(&body).await;
+    let s = connect(&h).await;
+    let (rd, mut wr) = s.into_split();
+    let mut rd = BufReader::new(rd);
+    // One line at a time: each answer comes before the next line is sent.
+    wr.write_all(b"hello\n").await.unwrap();
+    assert_eq!(read_line(&mut rd).await, "1: HELLO\n");
+    wr.write_all(b"over the network\n").await.unwrap();
+    assert_eq!(read_line(&mut rd).await, "2: OVER THE NETWORK\n");
+    wr.write_all(b"quit\n").await.unwrap();
+    assert_eq!(read_line(&mut rd).await, "bye\n");
+    let mut rest = Vec::new();
+    guard("the script ends", rd.read_to_end(&mut rest))
+        .await
+        .unwrap();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 }
 
 #[tokio::test]

@@ -17,13 +17,15 @@
 //! the idle timeout is the one every TCP service has: no byte either way
 //! for `idle_timeout_ms` closes both connections.
 //!
-//! On Linux, when both sides are plain TCP, the bytes skip user space:
-//! `splice(2)` through a pipe per direction ([`super::splice`]), counting
-//! what each call moves, so the counts and the idle clock are the same as
-//! on the copying path. TLS clients and unix-socket upstreams take that
-//! path (`copy_bidirectional` with one 64 KiB buffer per direction), as
-//! does a connection that cannot get its pipes (file descriptors). The two
-//! are compared with haproxy and socat in `bench/run.sh --proxy`.
+//! On Linux, when both sides are plain TCP, small reads are copied through
+//! a small buffer and bulk skips user space: `splice(2)` through a pipe
+//! borrowed while bytes flow ([`super::splice`]), so an idle connection
+//! holds no pipe and no buffer, and a direction that cannot get a pipe
+//! (file descriptors) copies. Each call's bytes are counted, so the counts
+//! and the idle clock are the same as on the copying path. TLS clients and
+//! unix-socket upstreams take that path (`copy_bidirectional` with one
+//! 64 KiB buffer per direction). The two are compared with haproxy and
+//! socat in `bench/run.sh --proxy`.
 //!
 //! The upstream's health ([`super::upstream::Health`]) is probed every few
 //! seconds while the instance runs and updated by every client connect.
@@ -40,7 +42,7 @@ use tokio_util::either::Either;
 
 use super::listen::{Listener, Peer, Stream};
 #[cfg(target_os = "linux")]
-use super::splice::{self, Pipe};
+use super::splice;
 use super::upstream::{self, Health, Upstream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::kind::Proto;
@@ -158,13 +160,11 @@ async fn serve_conn(
             })??;
     }
     #[cfg(target_os = "linux")]
-    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream)
-        && let (Ok(up), Ok(down)) = (Pipe::new(), Pipe::new())
-    {
+    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream) {
         let relay = async {
             tokio::try_join!(
-                splice::one_way(c, u, up, |n| conn.add_in(n), |_| {}),
-                splice::one_way(u, c, down, |_| {}, |n| conn.add_out(n)),
+                splice::one_way(c, u, |n| conn.add_in(n), |_| {}),
+                splice::one_way(u, c, |_| {}, |n| conn.add_out(n)),
             )
             .map(|_| ())
         };
