@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import re
+import math
 import statistics
 import sys
 
@@ -277,6 +278,99 @@ def check(quick_dir, baseline):
 
 
 # ------------------------------------------------------------------ proxy
+ECHO_CONNS = (1, 50, 500, 5000, 10000)
+# The echo rate exec's goal is measured against (commands/s at 10
+# connections when the goal was set), and the goal's factor.
+EXEC_BEFORE, EXEC_FACTOR = 2043, 1.5
+
+
+def round_two(run, w, vs, pr):
+    """The performance round 2 goals: echo at every concurrency, the
+    dashboard at scale, 100,000 idle connections, uploads, exec, start-up."""
+    def conns(c):
+        return "1 connection" if c == 1 else f"{c:,} connections"
+
+    rows = []
+    for c in ECHO_CONNS:
+        r, rv = vs(f"echo-sb-{c}", f"echo-bare-{c}", "requests_per_s")
+        if r is not None:
+            rows.append((f"echo, {conns(c)}, vs bare tokio", x(r), pr(rv), "≥ 1.00x",
+                         verdict(r, 1.0, True, rv)))
+        cpu, cpuv = vs(f"echo-sb-{c}", f"echo-bare-{c}", "server", "cpu_us_per_op")
+        if cpu is not None:
+            rows.append((f"server CPU per round trip, {conns(c)}, vs bare tokio", x(cpu), pr(cpuv),
+                         "≤ 1.05x", verdict(cpu, 1.05, False, cpuv)))
+
+    # The live stream with 10,000 connections open: the server CPU it adds,
+    # as a share of one core, from the CPU per round trip on and off.
+    shares = {}
+    for rnd, on in run.rounds("scale-live-on").items():
+        off = run.rounds("scale-live-off").get(rnd)
+        c_on, rate = get(on, "server", "cpu_us_per_op"), get(on, "requests_per_s")
+        c_off = get(off, "server", "cpu_us_per_op") if off else None
+        if None not in (c_on, c_off, rate):
+            shares[rnd] = (c_on - c_off) * rate / 1e6 * 100
+    med = spread(shares.values())
+    rows.append(("the live stream with 10,000 open, share of one core",
+                 "–" if med is None else f"{med.median:.1f} %",
+                 "–" if len(shares) < 2 else f"{min(shares.values()):+.1f} to {max(shares.values()):+.1f} %",
+                 "≤ 5 %", verdict(None if med is None else med.median, 5.0, False)))
+    api = run.one("scale-api-connections")
+    p99 = get(api, "latency", "p99_us") if api else None
+    rows.append(("`/api/v1/connections` listing 10,000, p99",
+                 "–" if p99 is None else f"{p99 / 1000:.1f} ms", "one run", "≤ 50 ms",
+                 verdict(None if p99 is None else p99 / 1000, 50, False)))
+
+    big = run.one("idle-big-sb")
+    skipped = run.one("idle-big-skipped")
+    big_rss = get(big, "server", "rss_per_connection_bytes") if big else None
+    big_note = "not measured" + (f": {skipped['skipped']}" if skipped else "")
+    rows.append(("RSS per idle connection, 100,000 held",
+                 "–" if big_rss is None else f"{big_rss:,.0f} B", "one run", "≤ 2,560 B",
+                 verdict(big_rss, 2560, False) if big_rss is not None else big_note))
+    for label, key in (("a new echo client while they are held, p99", "idle-big-sb-echo"),
+                       ("`/metrics` while they are held, p99", "idle-big-sb-metrics")):
+        r = run.one(key)
+        v = get(r, "latency", "p99_us") if r else None
+        rows.append((label, "–" if v is None else f"{v / 1000:.2f} ms", "one run", "reported",
+                     "reported" if v is not None else big_note))
+
+    rel, relv = vs("relay-web", "relay-direct", "mib_per_s")
+    rows.append(("upload 512 MiB through the dashboard vs straight to files", x(rel), pr(relv), "≥ 0.80x",
+                 verdict(rel, 0.8, True, relv)))
+    shm, shmv = vs("shm-classic", "shm-socat", "mib_per_s")
+    rows.append(("files-classic 1 GiB to tmpfs (SHA-256) vs socat copy", x(shm), pr(shmv), "≥ 1.00x",
+                 verdict(shm, 1.0, True, shmv)))
+    ex = run.median("exec-sb-10", "requests_per_s")
+    goal = math.ceil(EXEC_BEFORE * EXEC_FACTOR)
+    rows.append((f"exec `echo hi`, 10 connections, commands/s", ns(run.stat("exec-sb-10", "requests_per_s")),
+                 "–", f"≥ {goal:,.0f}", verdict(ex, goal, True)))
+    st = run.one("startup")
+    starts = [v for v in (st or {}).get("runs_ms") or [] if isinstance(v, (int, float))]
+    each = spread(starts)
+    rows.append(("start-up, exec to every port bound", "–" if each is None else ns(each, 1) + " ms",
+                 "–" if not starts else f"{len(starts)} starts", "≤ 50 ms",
+                 verdict(None if each is None else each.median, 50, False)))
+    if st and get(st, "first_ms") is not None:
+        rows.append(("first start (creates the admin account: argon2)", f"{get(st, 'first_ms'):.1f} ms",
+                     "one run", "reported", "reported"))
+        rows.append(("binary size, stripped (unstripped)",
+                     f"{get(st, 'stripped_bytes') / 1048576:.1f} MiB ({get(st, 'binary_bytes') / 1048576:.1f} MiB)",
+                     "–", "reported", "reported"))
+    w("## Performance round 2")
+    w("")
+    w("The second round's goals, from the same run. The live stream's share of a core is")
+    w("(CPU per round trip with a `/api/v1/live` stream open − without) × round trips per")
+    w("second, at 50 echo connections while a separate bench holds 10,000 idle, stream on and")
+    w("off alternated over 10 pairs of 2 s runs.")
+    w("")
+    w("| what | measured | per round | goal | |")
+    w("|---|---|---|---|---|")
+    for t in rows:
+        w("| " + " | ".join(t) + " |")
+    w("")
+
+
 PROXY_WHO = (("sb", "switchboard tcp-proxy"), ("haproxy", "haproxy"), ("socat", "socat"),
              ("direct", "direct (no forwarder)"))
 
@@ -405,6 +499,8 @@ def render(run):
         w("| " + " | ".join(t) + " |")
     w("")
 
+    round_two(run, w, vs, pr)
+
     # -------------------------------------------------------------- echo
     who_names = (("sb", "switchboard"), ("bare", "bare tokio"), ("py", "Python"))
     w("## TCP echo: 64-byte round trips")
@@ -416,7 +512,7 @@ def render(run):
     w("")
     w("| conns | server | req/s | vs bare tokio | CPU µs/rt | p50 / p99 µs | errors |")
     w("|---|---|---|---|---|---|---|")
-    for c in (1, 50, 500, 5000):
+    for c in ECHO_CONNS:
         bare = f"echo-bare-{c}"
         for who, name in who_names:
             k = f"echo-{who}-{c}"
@@ -602,7 +698,7 @@ def render(run):
     # -------------------------------------------------------------- order
     w("## Order of the runs")
     w("")
-    pairs = [("echo", f"echo-sb-{c}", f"echo-bare-{c}") for c in (1, 50, 500, 5000)]
+    pairs = [("echo", f"echo-sb-{c}", f"echo-bare-{c}") for c in ECHO_CONNS]
     pairs += [("UDP", f"udp-sb-{c}", f"udp-bare-{c}") for c in (1, 50)]
     first = total = 0
     for _, a, b in pairs:

@@ -89,6 +89,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+    rm -rf "${SHM:-/nonexistent}"
     if [ -f "$RES/run.json" ] && grep -q '"finished": false' "$RES/run.json"; then
         echo "the run stopped half-way: $RES holds what it measured (report.py says so)" >&2
     fi
@@ -147,6 +148,13 @@ if [ -z "$QUICK" ]; then
     python3 bench/startup.py "$SB" 20 $((BASE + 300)) >"$RES/startup.json"
 fi
 
+# A second files-classic instance whose folder is on tmpfs (/dev/shm), to
+# compare with a socat copy to tmpfs with no disk in the way.
+SHM=$(mktemp -d /dev/shm/switchboard-bench.XXXXXX)
+mkdir -p "$SHM/sb" "$SHM/socat"
+printf '[services.classic-shm]\nkind = "files-classic"\nlisten = "127.0.0.1:%s"\nfolder = "%s"\n' \
+    $((BASE + 7)) "$SHM/sb" >"$WORK/sb.toml"
+
 # switchboard, with the limits a load test needs raised (see BENCHMARKS.md).
 PASSWORD=bench-$RANDOM-$RANDOM-$RANDOM
 export SWITCHBOARD_ADMIN_PASSWORD=$PASSWORD
@@ -165,7 +173,7 @@ start sb env \
     SWITCHBOARD_TIME_PEER_RATE=10000000 \
     SWITCHBOARD_EXEC_MAX_COMMANDS=32 \
     RUST_LOG=switchboard=warn \
-    "$SB" --data-dir "$WORK/sb"
+    "$SB" --data-dir "$WORK/sb" --config "$WORK/sb.toml"
 start bare-echo "$BARE/bare-echo" 127.0.0.1:$((BASE + 110))
 start bare-udp "$BARE/bare-udp" 127.0.0.1:$((BASE + 111))
 if [ -z "$QUICK" ]; then
@@ -467,6 +475,22 @@ if [ -z "$QUICK" ]; then
         python3 -c "import json,sys; s=float(sys.argv[1]); n=int(sys.argv[2]); z=int(sys.argv[3]); print(json.dumps({'bench': 'socat', 'elapsed_s': s, 'mib_per_s': n*z/s/1048576, 'requests': n, 'bytes': n*z, 'errors': 0}))" \
             "$(python3 -c "print($t1 - $t0)")" "$n" "$size" >"$RES/$label.json"
     }
+    # socat_copy_to LABEL SRC DIR: one socat file-to-file copy over loopback into DIR
+    socat_copy_to() {
+        local label=$1 src=$2 dir=$3 size t0 t1 lp
+        size=$(stat -c %s "$src")
+        socat -u TCP-LISTEN:$((BASE + 140)),bind=127.0.0.1,reuseaddr "OPEN:$dir/out,creat,trunc" &
+        lp=$!
+        wait_port_socat $((BASE + 140))
+        echo "  $label" >&2
+        echo "$label" >>"$RES/order.txt"
+        t0=$EPOCHREALTIME
+        socat -u "OPEN:$src" "TCP:127.0.0.1:$((BASE + 140))"
+        wait "$lp"
+        t1=$EPOCHREALTIME
+        python3 -c "import json,sys; s=float(sys.argv[1]); z=int(sys.argv[2]); print(json.dumps({'bench': 'socat', 'elapsed_s': s, 'mib_per_s': z/s/1048576, 'requests': 1, 'bytes': z, 'errors': 0}))" \
+            "$(python3 -c "print($t1 - $t0)")" "$size" >"$RES/$label.json"
+    }
     # A socat listener takes its one connection and exits: probe it with ss, not a connect.
     wait_port_socat() {
         for _ in $(seq 1 200); do
@@ -492,6 +516,47 @@ if [ -z "$QUICK" ]; then
     for r in $(seq 1 "$ROUNDS"); do
         for size in 1g 8; do
             for what in $(in_order "$r" files classic py bare socat socatsync); do upload "$what" "$size" "$r"; done
+        done
+    done
+    clean
+
+    # The same 1 GiB to tmpfs: files-classic (SHA-256 computed) against a
+    # socat copy, nothing but the copy and the hash in the way.
+    echo "uploads to tmpfs: 1 x 1 GiB" >&2
+    for r in $(seq 1 "$ROUNDS"); do
+        for what in $(in_order "$r" classic socat); do
+            rm -f "$SHM"/sb/* "$SHM"/socat/*
+            if [ "$what" = classic ]; then
+                run "shm-classic-$r" put $((BASE + 7)) --classic -s 1GiB -P 1 --server-pid "$PID_sb" --timeout 30s
+            else
+                socat_copy_to "shm-socat-$r" "$WORK/src-1g" "$SHM/socat"
+            fi
+        done
+    done
+    rm -f "$SHM"/sb/* "$SHM"/socat/*
+
+    # The browser's path: 512 MiB with PUT /api/v1/files/NAME (curl, signed
+    # in) against the same file with `bench put` straight to the service.
+    echo "upload through the dashboard vs straight to files: 512 MiB" >&2
+    head -c $((512 << 20)) "$WORK/src-1g" >"$WORK/src-512m"
+    CSRF=$(curl -sf -c "$WORK/relay-cookies" -H 'content-type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" \
+        "http://127.0.0.1:$((BASE + 80))/api/v1/session" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
+    for r in $(seq 1 "$ROUNDS"); do
+        for what in $(in_order "$r" relay direct); do
+            clean
+            if [ "$what" = direct ]; then
+                run "relay-direct-$r" put $F "${KEY[@]}" -s 512MiB -P 1 --server-pid "$PID_sb" --timeout 30s
+            else
+                echo "  relay-web-$r" >&2
+                echo "relay-web-$r" >>"$RES/order.txt"
+                curl -sf -b "$WORK/relay-cookies" -H "X-CSRF-Token: $CSRF" -H "Origin: http://127.0.0.1:$((BASE + 80))" \
+                    -T "$WORK/src-512m" -o /dev/null -w '%{time_total} %{size_upload}\n' \
+                    "http://127.0.0.1:$((BASE + 80))/api/v1/files/relay-$r.bin" |
+                    python3 -c 'import json,sys; t,z=sys.stdin.read().split(); t=float(t); z=int(float(z)); print(json.dumps({"bench": "relay-put", "elapsed_s": t, "bytes": z, "mib_per_s": z/t/1048576, "requests": 1, "errors": 0}))' \
+                    >"$RES/relay-web-$r.json"
+            fi
         done
     done
     clean
