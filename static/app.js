@@ -181,6 +181,7 @@
       case 'auth_failed': return `${e.peer}: ${e.reason}`;
       case 'command_run': return `${e.peer} ran ${e.argv.join(' ')}: ${e.outcome}`;
       case 'file_stored': return `${e.peer} stored ${e.name} (${bytes(e.size)})`;
+      case 'file_deleted': return `${e.user} deleted ${e.name}`;
       default: return JSON.stringify(e);
     }
   }
@@ -1105,8 +1106,11 @@
     search.addEventListener('input', render);
     // The list follows what happens: a file stored (by any client) or deleted.
     live({
-      events: (batch) => { if (batch.some((e) => e.type === 'file_stored')) refresh(); },
-      file_deleted: (d) => { files = files.filter((f) => f.name !== d.name); render(); },
+      events: (batch) => {
+        const gone = new Set(batch.filter((e) => e.type === 'file_deleted').map((e) => e.name));
+        if (gone.size) { files = files.filter((f) => !gone.has(f.name)); render(); }
+        if (batch.some((e) => e.type === 'file_stored')) refresh();
+      },
     });
     refresh();
 

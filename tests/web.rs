@@ -1514,12 +1514,20 @@ async fn admins_delete_files_by_exact_name_and_nothing_else_goes() {
             if let Some(name) = line.strip_prefix("event: ") {
                 event = name.trim().to_owned();
             } else if let Some(data) = line.strip_prefix("data: ")
-                && event == "file_deleted"
+                && event == "events"
             {
-                let v: serde_json::Value = serde_json::from_str(data).unwrap();
-                assert_eq!(v["name"], "doomed.txt");
-                assert_eq!(v["user"], "admin");
-                return;
+                let batch: serde_json::Value = serde_json::from_str(data).unwrap();
+                let deleted = batch
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["type"] == "file_deleted");
+                if let Some(v) = deleted {
+                    assert_eq!(v["name"], "doomed.txt");
+                    assert_eq!(v["user"], "admin");
+                    assert_eq!(v["service"], "files");
+                    return;
+                }
             }
         }
     })

@@ -60,6 +60,12 @@ pub enum EventKind {
         size: u64,
         sha256: String,
     },
+    /// A stored file removed by an admin from the dashboard.
+    FileDeleted {
+        service: ServiceId,
+        user: String,
+        name: String,
+    },
     /// A failed sign-in to the dashboard: an `auth_failed` event whose
     /// service is `web`, with the user only when that account exists (a
     /// password typed into the name field is never repeated).
@@ -83,7 +89,8 @@ impl EventKind {
             | EventKind::ServiceState { service, .. }
             | EventKind::AuthFailed { service, .. }
             | EventKind::CommandRun { service, .. }
-            | EventKind::FileStored { service, .. } => Some(service),
+            | EventKind::FileStored { service, .. }
+            | EventKind::FileDeleted { service, .. } => Some(service),
             EventKind::SignInFailed { .. } => None,
         }
     }
@@ -103,6 +110,7 @@ impl EventKind {
             EventKind::AuthFailed { .. } | EventKind::SignInFailed { .. } => "auth_failed",
             EventKind::CommandRun { .. } => "command_run",
             EventKind::FileStored { .. } => "file_stored",
+            EventKind::FileDeleted { .. } => "file_deleted",
         }
     }
 }

@@ -1,14 +1,13 @@
 //! `GET /api/v1/live`: the Server-Sent Events stream every page listens to.
 //!
-//! Three kinds of message:
+//! Two kinds of message:
 //! - `snapshot`: services (state, totals, last second's rates) and the
 //!   newest [`MAX_LIVE_CONNECTIONS`] connections, once a second and right
 //!   after a connection opens or closes or a service changes state;
 //! - `events`: the stats events since the last message, in batches at most
 //!   [`BATCH_WINDOW`] apart, so a burst of connections costs a few messages
-//!   rather than thousands;
-//! - `file_deleted`: a file removed from the dashboard (a
-//!   [`DashboardEvent`]: the stats events carry only what services do).
+//!   rather than thousands (a file deleted from the dashboard is one of
+//!   them, `file_deleted`, as a stored one is `file_stored`).
 //!
 //! Each stream is fed by a task of its own through a small channel: a slow
 //! browser only slows its own task, and falling too far behind the event
@@ -52,47 +51,6 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 /// back.
 pub const SESSION_CHECK_EVERY: Duration = Duration::from_millis(500);
 
-/// Dashboard events a lagging stream may miss before it is told `lagged`.
-pub const DASHBOARD_EVENTS: usize = 64;
-
-/// Something done through the dashboard itself that open pages show.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DashboardEvent {
-    FileDeleted {
-        name: String,
-        user: String,
-        at_unix_ms: u64,
-    },
-}
-
-impl DashboardEvent {
-    /// The SSE message name it is sent under.
-    fn message_name(&self) -> &'static str {
-        match self {
-            DashboardEvent::FileDeleted { .. } => "file_deleted",
-        }
-    }
-}
-
-impl AppState {
-    /// Tells the live pages that `name` was removed by `user`.
-    pub(super) fn file_deleted(&self, name: &str, user: &str) {
-        let at_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        // No receiver (no page open) is fine.
-        let _ = self
-            .inner
-            .dashboard_events
-            .send(DashboardEvent::FileDeleted {
-                name: name.to_owned(),
-                user: user.to_owned(),
-                at_unix_ms,
-            });
-    }
-}
-
 /// What a `snapshot` message carries.
 #[derive(Serialize)]
 pub struct LiveSnapshot {
@@ -134,10 +92,9 @@ pub async fn stream(
         })?;
     let (tx, rx) = mpsc::channel(8);
     let events = state.stats().subscribe();
-    let dashboard = state.inner.dashboard_events.subscribe();
     let tasks = state.inner.shutdown.tasks.clone();
     tasks.spawn(async move {
-        feed(&state, &ticket, events, dashboard, tx).await;
+        feed(&state, &ticket, events, tx).await;
         drop((permit, ticket));
     });
     Ok(Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
@@ -165,7 +122,6 @@ async fn feed(
     state: &AppState,
     ticket: &StreamTicket,
     mut events: broadcast::Receiver<Event>,
-    mut dashboard: broadcast::Receiver<DashboardEvent>,
     tx: mpsc::Sender<SseEvent>,
 ) {
     let cancel = state.inner.shutdown.token.clone();
@@ -217,19 +173,6 @@ async fn feed(
                     }
                     reshaped |= reshapes(&event.kind);
                     batch.push(event);
-                }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    if !send(message("lagged", &skipped)).await {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            received = dashboard.recv() => match received {
-                Ok(event) => {
-                    if !send(message(event.message_name(), &event)).await {
-                        return;
-                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     if !send(message("lagged", &skipped)).await {

@@ -108,7 +108,6 @@ struct Inner {
     files_folder: Option<std::path::PathBuf>,
     /// What the dashboard itself changes that live pages show (the stats
     /// events carry only what services do).
-    dashboard_events: tokio::sync::broadcast::Sender<live::DashboardEvent>,
     /// The built-in exec instance's settings (the defaults when it has none).
     exec_settings: crate::service::exec::Settings,
     sessions: Sessions,
@@ -148,7 +147,6 @@ impl AppState {
                     Some(KindConfig::Files(f)) => f.folder.clone(),
                     _ => None,
                 },
-                dashboard_events: tokio::sync::broadcast::channel(live::DASHBOARD_EVENTS).0,
                 exec_settings: match config.service("exec").map(|s| &s.settings) {
                     Some(KindConfig::Exec(e)) => e.clone(),
                     _ => crate::service::exec::Settings::default(),

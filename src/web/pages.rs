@@ -295,6 +295,7 @@ pub fn describe(kind: &EventKind) -> String {
         EventKind::FileStored {
             peer, name, size, ..
         } => format!("{peer} stored {name} ({})", human_bytes(*size)),
+        EventKind::FileDeleted { user, name, .. } => format!("{user} deleted {name}"),
     }
 }
 

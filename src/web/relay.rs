@@ -33,6 +33,7 @@ use crate::client::{
     UdpEchoClient,
 };
 use crate::kind::{ServiceId, ServiceKind};
+use crate::stats::EventKind;
 use crate::store::FileInfo;
 
 mod files;

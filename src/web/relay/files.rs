@@ -181,6 +181,12 @@ pub async fn delete_file(
         .audit()
         .record(json!({"event": "web_delete", "user": session.user, "name": name}))
         .await;
-    state.file_deleted(&name, &session.user);
+    if let Some(files) = state.supervisor().id("files") {
+        state.stats().emit(EventKind::FileDeleted {
+            service: files,
+            user: session.user.clone(),
+            name,
+        });
+    }
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
