@@ -164,6 +164,9 @@ pub struct SegmentCopy {
     pub dir: Dir,
     pub t_us: u64,
     pub offset: u64,
+    /// Bytes of its direction missing just before it (evicted): non-zero
+    /// only on the first segment its direction still holds.
+    pub gap_before: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -286,6 +289,10 @@ impl ConnCapture {
             .filter(|(s, _)| s.seq > since)
             .collect();
         all.sort_by_key(|(s, _)| s.seq);
+        let firsts = [
+            st.rings[0].segments.front().map(|s| s.seq),
+            st.rings[1].segments.front().map(|s| s.seq),
+        ];
         let mut segments = Vec::new();
         let mut budget = max_bytes;
         let mut more = false;
@@ -300,6 +307,11 @@ impl ConnCapture {
                 dir,
                 t_us: s.t_us,
                 offset: s.offset,
+                gap_before: if firsts[dir.index()] == Some(s.seq) {
+                    s.offset
+                } else {
+                    0
+                },
                 bytes: s.bytes.to_vec(),
             });
         }

@@ -43,6 +43,7 @@ fn seg(seq: u64, dir: Dir, offset: u64, bytes: &[u8]) -> SegmentCopy {
         dir,
         t_us: seq * 100,
         offset,
+        gap_before: 0,
         bytes: bytes.to_vec(),
     }
 }
