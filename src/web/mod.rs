@@ -183,6 +183,7 @@ pub fn router(state: AppState) -> Router {
     let timed = Router::new()
         .route("/", get(pages::overview))
         .route("/connections", get(pages::connections))
+        .route("/inspect/{id}", get(pages::inspect))
         .route("/traffic", get(pages::traffic))
         .route("/send", get(pages::send))
         .route("/files", get(pages::files))
