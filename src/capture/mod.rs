@@ -217,7 +217,7 @@ impl ConnCapture {
             return;
         }
         let t_us = micros(self.opened.elapsed());
-        let (added, freed) = {
+        {
             let mut st = lock(&self.state);
             if st.closed_us.is_some() {
                 return;
@@ -244,9 +244,14 @@ impl ConnCapture {
                 ring.dropped_segments += 1;
                 ring.dropped_bytes = ring.segments.front().map_or(ring.total, |s| s.offset);
             }
-            (added, freed)
-        };
-        store.charge(added, freed);
+            // Charged while the capture is locked: an eviction subtracts
+            // what it holds under the same lock, so the total never
+            // counts a segment out before it was counted in.
+            store.charge(added, freed);
+        }
+        if store.held() > store.budget() {
+            store.enforce();
+        }
     }
 
     /// What it holds and how it stands.
@@ -447,16 +452,12 @@ impl Captures {
             .collect()
     }
 
-    /// Accounts a segment added (and what its ring dropped to make room),
-    /// then enforces the budget if it is exceeded.
+    /// Accounts a segment added and what its ring dropped to make room.
     fn charge(&self, added: usize, freed: usize) {
         if added >= freed {
             self.inner.held.fetch_add(added - freed, Relaxed);
         } else {
             self.inner.held.fetch_sub(freed - added, Relaxed);
-        }
-        if self.held() > self.budget() {
-            self.enforce();
         }
     }
 
@@ -469,7 +470,10 @@ impl Captures {
         while self.held() > budget {
             if let Some(id) = table.closed.pop_front() {
                 if let Some(gone) = table.all.remove(&id) {
-                    self.inner.held.fetch_sub(gone.held(), Relaxed);
+                    let st = lock(&gone.state);
+                    self.inner
+                        .held
+                        .fetch_sub(st.rings[0].held + st.rings[1].held, Relaxed);
                 }
                 continue;
             }
@@ -495,12 +499,12 @@ impl Captures {
                     let target = ring.held.saturating_sub(excess - freed);
                     freed += ring.shrink_to(target);
                 }
+                self.inner.held.fetch_sub(freed, Relaxed);
                 freed
             };
             if freed == 0 {
                 break;
             }
-            self.inner.held.fetch_sub(freed, Relaxed);
         }
     }
 }

@@ -138,3 +138,28 @@ fn open_captures_alone_over_budget_lose_the_largest_ones_oldest_segments() {
 fn hex_is_lowercase_pairs() {
     assert_eq!(hex(b"\x00\x0fA\xff"), "000f41ff");
 }
+
+#[test]
+fn the_total_stays_exact_and_within_budget_under_concurrent_records_and_closes() {
+    let store = Captures::new(20_000);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let store = store.clone();
+            scope.spawn(move || {
+                for i in 0..200u64 {
+                    let c = open(&store, t * 1000 + i, 2048);
+                    for n in 0..10u8 {
+                        let dir = if n % 2 == 0 { Dir::In } else { Dir::Out };
+                        c.record(&store, dir, &[n; 150]);
+                    }
+                    if i % 3 != 0 {
+                        store.close(&c);
+                    }
+                }
+            });
+        }
+    });
+    let sum: usize = store.list().iter().map(|c| c.info().bytes_held).sum();
+    assert_eq!(store.held(), sum, "the running total is the sum held");
+    assert!(store.held() <= store.budget(), "{}", store.held());
+}

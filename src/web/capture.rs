@@ -76,13 +76,20 @@ fn capture_of(
     })
 }
 
-/// `GET /api/v1/captures` (admin).
+/// Captures one list answer names at most: the newest.
+pub const MAX_LISTED: usize = 1000;
+
+/// `GET /api/v1/captures` (admin): the newest [`MAX_LISTED`] captures,
+/// oldest first, and how many are held in all.
 pub async fn list(State(state): State<AppState>, _: Admin) -> Json<serde_json::Value> {
     let captures = state.stats().captures();
-    let list: Vec<CaptureInfo> = captures.list().iter().map(|c| c.info()).collect();
+    let all = captures.list();
+    let skip = all.len().saturating_sub(MAX_LISTED);
+    let list: Vec<CaptureInfo> = all[skip..].iter().map(|c| c.info()).collect();
     Json(json!({
         "budget": captures.budget(),
         "held": captures.held(),
+        "total": all.len(),
         "captures": list,
     }))
 }
