@@ -505,3 +505,63 @@ async fn a_captured_login_holds_the_password_typed() {
         "{got_out:?}"
     );
 }
+
+#[tokio::test]
+async fn every_capture_route_and_the_page_are_for_admins_only() {
+    let w = capturing("", "").await;
+    w.h.supervisor
+        .users()
+        .add(
+            "otto",
+            switchboard::users::Role::Operator,
+            "operator-password-1",
+        )
+        .expect("an operator");
+    let operator = w.sign_in("otto", "operator-password-1").await;
+    let mut s = TcpStream::connect(w.h.addr("echo")).await.expect("connect");
+    let id = conn_id(&w, "echo").await;
+    s.write_all(b"secret").await.expect("write");
+    read_n(&mut s, 6).await;
+    for path in [
+        "/api/v1/captures".to_owned(),
+        format!("/api/v1/connections/{id}/capture"),
+        format!("/api/v1/connections/{id}/capture.pcapng"),
+        "/api/v1/services/echo/capture.pcapng".to_owned(),
+    ] {
+        let r = w.send(operator.get(&path)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!r.body.contains("736563726574"), "{path} leaked the bytes");
+        let r = w.send(common::web::get(&path)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let r = w
+        .send(operator.act_json(
+            "PUT",
+            "/api/v1/services/echo/capture",
+            &json!({"capture": false}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(w.h.stats.capturing("echo"), "the switch did not move");
+    let page = w.send(operator.get(&format!("/inspect/{id}"))).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Nor are the bytes anywhere in /metrics.
+    let metrics = w.send(common::web::get("/metrics")).await;
+    assert!(!metrics.body.contains("secret"));
+    // An admin gets the page, with the warning.
+    let admin = w.admin().await;
+    let page = w.send(admin.get(&format!("/inspect/{id}"))).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"inspect-warning\""));
+    assert!(page.body.contains(&format!("data-id=\"{id}\"")));
+    // A bad body to the switch: a clear 4xx, nothing changed.
+    let r = w
+        .send(admin.act_json(
+            "PUT",
+            "/api/v1/services/echo/capture",
+            &json!({"capture": "yes"}),
+        ))
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    assert!(w.h.stats.capturing("echo"));
+}
