@@ -12,7 +12,9 @@
 //! - all captures together hold at most `capture_total_bytes` (the
 //!   [`Captures`] budget); over it, the captures of closed connections go
 //!   first, the oldest closed first, and only when open connections alone
-//!   exceed it are the oldest segments of the largest open capture dropped.
+//!   exceed it are the oldest segments of the largest open captures
+//!   dropped, down to 1/16 below the budget (so that thousands of open
+//!   captures over it are trimmed once in a while, not on every segment).
 //!
 //! What a segment costs is its bytes plus [`SEGMENT_OVERHEAD`], so a flood
 //! of one-byte reads is bounded by the same numbers as bulk transfers.
@@ -463,48 +465,58 @@ impl Captures {
 
     /// Brings what the captures hold within the budget: closed captures
     /// first (the oldest closed first), then the oldest segments of the
-    /// largest open capture, until it fits.
+    /// largest open captures, down to the low-water mark.
     fn enforce(&self) {
         let budget = self.budget();
         let mut table = lock(&self.inner.table);
         while self.held() > budget {
-            if let Some(id) = table.closed.pop_front() {
-                if let Some(gone) = table.all.remove(&id) {
-                    let st = lock(&gone.state);
-                    self.inner
-                        .held
-                        .fetch_sub(st.rings[0].held + st.rings[1].held, Relaxed);
-                }
-                continue;
-            }
-            // Only open captures are left: trim the largest by the excess.
-            let Some(largest) = table.all.values().max_by_key(|c| c.held()).cloned() else {
+            let Some(id) = table.closed.pop_front() else {
                 break;
             };
-            let excess = self.held() - budget;
-            let freed = {
-                let mut st = lock(&largest.state);
-                let [i, o] = &mut st.rings;
-                // Its older direction's oldest segments first.
-                let older_first = match (i.segments.front(), o.segments.front()) {
-                    (Some(a), Some(b)) if b.seq < a.seq => [1, 0],
-                    _ => [0, 1],
-                };
-                let mut freed = 0;
-                for k in older_first {
-                    if freed >= excess {
-                        break;
-                    }
-                    let ring = &mut st.rings[k];
-                    let target = ring.held.saturating_sub(excess - freed);
-                    freed += ring.shrink_to(target);
-                }
-                self.inner.held.fetch_sub(freed, Relaxed);
-                freed
-            };
-            if freed == 0 {
+            if let Some(gone) = table.all.remove(&id) {
+                let st = lock(&gone.state);
+                self.inner
+                    .held
+                    .fetch_sub(st.rings[0].held + st.rings[1].held, Relaxed);
+            }
+        }
+        if self.held() <= budget {
+            return;
+        }
+        // Only open captures are left. Trimmed down to a low-water mark
+        // (1/16 below the budget), largest first, from one scan: with
+        // thousands of captures over the budget, a trim then pays for
+        // many segments to come rather than running on each one.
+        let low = budget - budget / 16;
+        let mut by_size: Vec<(usize, Arc<ConnCapture>)> = table
+            .all
+            .values()
+            .map(|c| (c.held(), Arc::clone(c)))
+            .collect();
+        by_size.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+        for (_, capture) in by_size {
+            let held = self.held();
+            if held <= low {
                 break;
             }
+            let excess = held - low;
+            let mut st = lock(&capture.state);
+            let [i, o] = &st.rings;
+            // Its older direction's oldest segments first.
+            let older_first = match (i.segments.front(), o.segments.front()) {
+                (Some(a), Some(b)) if b.seq < a.seq => [1, 0],
+                _ => [0, 1],
+            };
+            let mut freed = 0;
+            for k in older_first {
+                if freed >= excess {
+                    break;
+                }
+                let ring = &mut st.rings[k];
+                let target = ring.held.saturating_sub(excess - freed);
+                freed += ring.shrink_to(target);
+            }
+            self.inner.held.fetch_sub(freed, Relaxed);
         }
     }
 }
