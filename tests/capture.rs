@@ -307,6 +307,49 @@ async fn a_direction_over_capture_bytes_keeps_its_newest_and_marks_the_gap() {
         .send(admin.get(&format!("/api/v1/connections/{id}/capture?since={next}")))
         .await;
     assert_eq!(r.json()["segments"].as_array().map(Vec::len), Some(0));
+
+    // The export: Wireshark sees the gap as a lost segment, and follows
+    // exactly the bytes still held.
+    let outs: Vec<u8> = segs
+        .iter()
+        .filter(|(d, _)| d == "out")
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    let web = serve(&w).await;
+    let (status, body, head) = download(
+        web,
+        &admin.cookie,
+        &format!("/api/v1/connections/{id}/capture.pcapng"),
+    )
+    .await;
+    assert_eq!(status, 200, "{head}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("gap.pcapng");
+    std::fs::write(&file, &body).expect("write the export");
+    // tshark says where bytes are missing, in the stream it follows.
+    let missing = |n: u64| format!("[{n} bytes missing in capture file]\0").into_bytes();
+    let dropped_out = v["dropped_out"].as_u64().expect("dropped_out");
+    let (client, server) = follow(&file, "tcp");
+    assert_eq!(client, [missing(dropped), ins].concat());
+    assert_eq!(server, [missing(dropped_out), outs].concat());
+    let lost = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args([
+            "-Y",
+            "tcp.analysis.lost_segment",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("tshark runs");
+    let marked = String::from_utf8_lossy(&lost.stdout).lines().count();
+    assert!(
+        marked >= 1,
+        "no \"previous segment not captured\" in the export"
+    );
 }
 
 #[tokio::test]
