@@ -54,6 +54,13 @@ fi
 need_apt text2pcap tshark
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
+# tests/capture.rs reads the wire inspector's pcapng exports back with
+# tshark; a missing tshark fails that test. Preseeded so the install asks
+# nothing (and installs no setuid dumpcap: reading files needs none).
+if ! command -v tshark >/dev/null 2>&1; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
+  need_apt tshark tshark
+fi
 # axe-core checks every dashboard page for accessibility (tests/browser.rs).
 # It comes from npm, not the repository; once installed it is reused.
 axe_dir="${CARGO_TARGET_DIR:-target}/axe-core"

@@ -38,6 +38,7 @@ pub mod audit;
 pub mod audit_read;
 pub mod auth;
 pub mod bench;
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::capture::{Captures, ConnCapture};
 use crate::kind::{Proto, ServiceId, ServiceKind};
 
 mod snapshot;
@@ -60,6 +61,8 @@ struct Inner {
     events: broadcast::Sender<Event>,
     /// Bumped on every event and every history sample; see [`Stats::changed`].
     version: watch::Sender<u64>,
+    /// The wire inspector's captures and their shared budget.
+    captures: Captures,
 }
 
 /// One instance's totals, durations and history. Connections hold it, so
@@ -72,6 +75,11 @@ struct SvcEntry {
     exec_durations: Histogram,
     upload_durations: Histogram,
     history: Mutex<History>,
+    /// The instance's capture switch and `capture_bytes`: read once when a
+    /// connection opens (and by a captured connection's recording, so a
+    /// switch turned off stops it at once).
+    capture_on: std::sync::atomic::AtomicBool,
+    capture_bytes: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -98,6 +106,8 @@ struct ConnEntry {
     last_activity_ms: AtomicU64,
     /// Fired by [`Stats::close`]: the service ends the connection.
     close: CancellationToken,
+    /// Its capture, when its instance captured as it opened.
+    capture: Option<Arc<ConnCapture>>,
 }
 
 /// A connection (or UDP peer) in the registry. Count its bytes through it;
@@ -139,6 +149,12 @@ impl Default for Stats {
 
 impl Stats {
     pub fn new() -> Self {
+        Stats::with_capture_budget(crate::capture::DEFAULT_TOTAL_BYTES)
+    }
+
+    /// A registry whose captures hold at most `budget` bytes together
+    /// (`capture_total_bytes`).
+    pub fn with_capture_budget(budget: usize) -> Self {
         let (events, _) = broadcast::channel(EVENT_CHANNEL);
         let (version, _) = watch::channel(0);
         Stats {
@@ -152,8 +168,32 @@ impl Stats {
                 recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
                 events,
                 version,
+                captures: Captures::new(budget),
             }),
         }
+    }
+
+    /// The wire inspector's captures.
+    pub fn captures(&self) -> &Captures {
+        &self.inner.captures
+    }
+
+    /// Switches capturing of instance `name` on or off (registering it if
+    /// needed); `bytes` is its `capture_bytes`, kept for a later switch on
+    /// when `None`. Connections opened from now on follow it; those open
+    /// already stop recording when it goes off.
+    pub fn set_capture(&self, id: &ServiceId, on: bool, bytes: Option<usize>) {
+        let e = self.entry(id);
+        if let Some(b) = bytes {
+            e.capture_bytes.store(b, Relaxed);
+        }
+        e.capture_on.store(on, Relaxed);
+    }
+
+    /// Whether instance `name` captures new connections.
+    pub fn capturing(&self, name: impl AsRef<str>) -> bool {
+        self.find(name.as_ref())
+            .is_some_and(|e| e.capture_on.load(Relaxed))
     }
 
     /// Adds an instance (a no-op if one of that name is known); the
@@ -182,6 +222,10 @@ impl Stats {
             exec_durations: Histogram::default(),
             upload_durations: Histogram::default(),
             history: Mutex::new(History::default()),
+            capture_on: std::sync::atomic::AtomicBool::new(false),
+            capture_bytes: std::sync::atomic::AtomicUsize::new(
+                crate::capture::DEFAULT_CAPTURE_BYTES,
+            ),
         });
         services.push(Arc::clone(&entry));
         entry
@@ -263,9 +307,15 @@ impl Stats {
         peer: String,
         close: CancellationToken,
     ) -> ConnGuard {
+        let id = self.inner.next_id.fetch_add(1, Relaxed);
+        let svc = self.entry(service);
+        let capture = svc.capture_on.load(Relaxed).then(|| {
+            let cap = svc.capture_bytes.load(Relaxed);
+            self.inner.captures.open(id, service, proto, &peer, cap)
+        });
         let entry = Arc::new(ConnEntry {
-            id: self.inner.next_id.fetch_add(1, Relaxed),
-            service: self.entry(service),
+            id,
+            service: svc,
             proto,
             peer,
             opened: Instant::now(),
@@ -274,6 +324,7 @@ impl Stats {
             bytes_out: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(self.now_ms()),
             close,
+            capture,
         });
         let counters = &entry.service.counters;
         counters.accepted.fetch_add(1, Relaxed);

@@ -377,6 +377,8 @@ impl Dashboard {
             &[
                 ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
                 ("SWITCHBOARD_KEY", TEST_KEY),
+                // The wire inspector has echo's bytes to show.
+                ("SWITCHBOARD_ECHO_CAPTURE", "true"),
             ],
         )
         .await;
@@ -1286,6 +1288,28 @@ async fn assert_no_axe_violations(screen: Screen) {
             );
         }
     }
+    // The wire inspector, reached from the connection's row, with its
+    // segments drawn.
+    browser.goto(&format!("{base}/connections")).await.unwrap();
+    wait_for(
+        &browser,
+        "echo's Inspect link",
+        "//tr[@data-service='echo']//a[@data-inspect]",
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_for(
+        &browser,
+        "the inspector's segments",
+        "//ol[@id='inspect-segments']/li[@data-dir='out']",
+    )
+    .await;
+    check("/inspect").await;
+    if screen == Screen::Phone {
+        assert_tap_targets(&browser, "/inspect").await;
+    }
     drop(echo);
     eprintln!(
         "axe-core: {} violation(s) on {checks} page checks{suffix}",
@@ -1308,6 +1332,118 @@ async fn every_page_passes_axe_in_light_and_dark_on_a_desktop() {
 #[tokio::test]
 async fn every_page_passes_axe_in_light_and_dark_on_a_phone() {
     assert_no_axe_violations(Screen::Phone).await;
+}
+
+#[tokio::test]
+async fn the_inspector_follows_a_raw_connections_bytes_live() {
+    let Some(Dashboard {
+        served,
+        browser,
+        base,
+        data_dir: _,
+        dir: _dir,
+        _driver,
+    }) = Dashboard::open(Screen::Desktop).await
+    else {
+        return;
+    };
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(&browser, ADMIN_PASSWORD).await;
+    wait_for(
+        &browser,
+        "the overview",
+        "//article[@data-service='echo' and @data-state='running']",
+    )
+    .await;
+    // A raw TCP connection made here, captured (echo has capture = true).
+    let mut echo = TcpStream::connect(served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo.write_all(b"hello, inspector").await.unwrap();
+    let mut reply = [0u8; 16];
+    echo.read_exact(&mut reply).await.unwrap();
+    let peer = echo.local_addr().unwrap().to_string();
+    browser.goto(&format!("{base}/connections")).await.unwrap();
+    wait_for(
+        &browser,
+        "our connection's Inspect link",
+        &format!("//tr[td[normalize-space()='{peer}']]//a[@data-inspect]"),
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_for(
+        &browser,
+        "the warning about secrets",
+        "//p[@id='inspect-warning' and contains(., 'passwords')]",
+    )
+    .await;
+    let segment = |dir: &str, text: &str| {
+        format!(
+            "//ol[@id='inspect-segments']/li[@data-dir='{dir}']\
+             [.//pre[@data-field='text' and .='{text}']]"
+        )
+    };
+    wait_for(&browser, "the request", &segment("in", "hello, inspector")).await;
+    wait_for(&browser, "the reply", &segment("out", "HELLO, INSPECTOR")).await;
+    // Hex beside the text, and the length in the block's head.
+    wait_for(
+        &browser,
+        "the request in hex",
+        "//li[@data-dir='in'][.//span[@data-field='len' and .='16 B']]\
+         //pre[@data-field='hex' and starts-with(., '68 65 6c 6c 6f')]",
+    )
+    .await;
+
+    // Live: more bytes while the page is open.
+    echo.write_all(b"more").await.unwrap();
+    let mut more = [0u8; 4];
+    echo.read_exact(&mut more).await.unwrap();
+    wait_for(&browser, "the new reply", &segment("out", "MORE")).await;
+
+    // Search by hex: "MORE" is 4d4f5245; the rest is hidden.
+    type_into(
+        &browser.find(Locator::Id("inspect-search")).await.unwrap(),
+        "4d4f5245",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "only the match shown",
+        "//ol[@id='inspect-segments'][li[@data-dir='in' and @hidden]]\
+         /li[@data-dir='out' and not(@hidden)][.//pre[@data-field='text' and .='MORE']]",
+    )
+    .await;
+    screenshot(&browser, "14-inspect").await;
+    type_into(
+        &browser.find(Locator::Id("inspect-search")).await.unwrap(),
+        "",
+    )
+    .await;
+
+    // Pause holds the view; resuming catches up, the close included.
+    click(&browser, "inspect-pause").await;
+    wait_for(
+        &browser,
+        "paused",
+        "//button[@id='inspect-pause' and @aria-pressed='true']",
+    )
+    .await;
+    echo.write_all(b"later").await.unwrap();
+    let mut later = [0u8; 5];
+    echo.read_exact(&mut later).await.unwrap();
+    drop(echo);
+    click(&browser, "inspect-pause").await;
+    wait_for(&browser, "what came while paused", &segment("in", "later")).await;
+    wait_for(
+        &browser,
+        "the connection closed",
+        "//span[@id='inspect-state' and .='closed']",
+    )
+    .await;
+    click(&browser, "inspect-top").await;
+    browser.close().await.unwrap();
 }
 
 /// The text an instance's row shows as its address.

@@ -57,6 +57,37 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// Its kind's own settings.
     pub settings: KindConfig,
+    /// The wire inspector's keys (`capture`, `capture_bytes`).
+    pub capture: CaptureConfig,
+}
+
+/// Whether an instance records its connections' bytes for the wire
+/// inspector, and how many per connection and direction it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureConfig {
+    /// `capture`: off by default; an admin can switch it live.
+    pub on: bool,
+    /// `capture_bytes`: the most one direction of one connection holds;
+    /// older segments go first.
+    pub bytes: usize,
+}
+
+impl CaptureConfig {
+    /// `capture` and `capture_bytes`, which every TCP and UDP kind has.
+    ///
+    /// # Errors
+    /// A value out of bounds.
+    pub fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        Ok(CaptureConfig {
+            on: s.bool("capture", false)?,
+            bytes: s.usize(
+                "capture_bytes",
+                crate::capture::DEFAULT_CAPTURE_BYTES,
+                1024,
+                1 << 30,
+            )?,
+        })
+    }
 }
 
 impl ServiceConfig {
@@ -110,6 +141,7 @@ impl ServiceConfig {
                 Proto::Udp => Limits::Udp(UdpLimits::read(s)?),
             },
             settings: KindConfig::read(kind, s)?,
+            capture: CaptureConfig::read(s)?,
         })
     }
 
@@ -161,6 +193,9 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// How long shutdown waits for connections to finish before giving up.
     pub shutdown_grace: Duration,
+    /// What the wire inspector's captures hold at most, all together
+    /// (`capture_total_bytes`).
+    pub capture_total_bytes: usize,
     /// After a service panics it is restarted after this long, doubling with
     /// each further panic up to [`Config::restart_backoff_max`]. Not a key:
     /// fixed at 1 s; tests shorten it.
@@ -268,12 +303,19 @@ impl Config {
             .map(|name| ServiceConfig::read(name, &layers.section(&format!("services.{name}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let shutdown_grace = root.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?;
+        let capture_total_bytes = root.usize(
+            "capture_total_bytes",
+            defaults.capture_total_bytes,
+            0,
+            1 << 40,
+        )?;
         Ok(Config {
             data_dir,
             key,
             web,
             services,
             shutdown_grace,
+            capture_total_bytes,
             ..defaults
         })
     }
@@ -322,6 +364,7 @@ impl Default for Config {
                 .map(|&kind| ServiceConfig::builtin(kind))
                 .collect(),
             shutdown_grace: Duration::from_secs(5),
+            capture_total_bytes: crate::capture::DEFAULT_TOTAL_BYTES,
             restart_backoff: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(60),
             warnings: Vec::new(),

@@ -210,6 +210,13 @@ where
         let conn = ctx
             .stats
             .open_under(&ctx.id, Proto::Tcp, peer.to_string(), &ctx.cancel);
+        if conn.capturing()
+            && let listen::Stream::Plain(tokio_util::either::Either::Left(tcp)) = &stream
+            && let Ok(local) = tcp.local_addr()
+        {
+            // Our end, for the capture's export (one syscall, only then).
+            conn.set_capture_local(local);
+        }
         let stop = conn.close_requested();
         let (stats, id) = (ctx.stats.clone(), ctx.id.clone());
         let (serve, tls) = (Arc::clone(&serve), tls.clone());

@@ -2,6 +2,8 @@
 //! connection's stats: wrapped right around the socket, so what the
 //! dashboard shows for exec and files is what crossed the wire — the
 //! challenge, the handshake, every header and body — not only payload.
+//! A captured connection's reads and writes are recorded here too, each
+//! call one segment, as the wire inspector shows them.
 
 use std::io;
 use std::pin::Pin;
@@ -32,9 +34,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &polled {
-            let n = buf.filled().len() - before;
-            if n > 0 {
-                self.counter.add_in(n);
+            let read = &buf.filled()[before..];
+            if !read.is_empty() {
+                self.counter.received(read);
             }
         }
         polled
@@ -51,7 +53,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = &polled
             && *n > 0
         {
-            self.counter.add_out(*n);
+            self.counter.sent(&buf[..*n]);
         }
         polled
     }
@@ -65,7 +67,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = &polled
             && *n > 0
         {
-            self.counter.add_out(*n);
+            if self.counter.capturing() {
+                // One write, one segment, however many slices it took.
+                let mut wrote = Vec::with_capacity(*n);
+                for b in bufs {
+                    let take = (*n - wrote.len()).min(b.len());
+                    wrote.extend_from_slice(&b[..take]);
+                }
+                self.counter.sent(&wrote);
+            } else {
+                self.counter.add_out(*n);
+            }
         }
         polled
     }

@@ -89,7 +89,7 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
                 continue;
             }
         }
-        let (n, rest) = match CHUNK.with_borrow_mut(|buf| echo_now(&stream, buf)) {
+        let (n, rest) = match CHUNK.with_borrow_mut(|buf| echo_now(&stream, buf, conn)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             step => step?,
         };
@@ -97,11 +97,10 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
             break;
         }
         if !rest.is_empty() {
-            conn.add_in(n);
+            // The part written at once was counted (and recorded) in
+            // `echo_now`; the rest, once written, as one segment.
             write_within(&mut stream, &rest, &mut timer, conn, idle).await?;
-            conn.add_out(n);
-        } else {
-            conn.add_exchange(n, n);
+            conn.sent(&rest);
         }
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
@@ -127,20 +126,28 @@ async fn serve_tls(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::
         if n == 0 {
             break;
         }
-        conn.add_in(n);
+        conn.received(&buf[..n]);
         wire::ascii_upper_in_place(&mut buf[..n]);
         write_within(&mut stream, &buf[..n], &mut timer, conn, idle).await?;
-        conn.add_out(n);
+        conn.sent(&buf[..n]);
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
     Ok(())
 }
 
 /// Reads what is there, upper-cases it and writes what the socket takes at
-/// once. Returns the bytes read (0 at EOF) and the part of the reply that
-/// did not fit.
-fn echo_now(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Vec<u8>)> {
+/// once, counting (and, when captured, recording) the read and that write.
+/// Returns the bytes read (0 at EOF) and the part of the reply that did
+/// not fit.
+fn echo_now(stream: &Stream, buf: &mut [u8], conn: &ConnGuard) -> io::Result<(usize, Vec<u8>)> {
     let n = listen::try_read(stream, buf)?;
+    if n == 0 {
+        return Ok((0, Vec::new()));
+    }
+    if conn.capturing() {
+        // The request as read, before it is upper-cased in place.
+        conn.received(&buf[..n]);
+    }
     let reply = &mut buf[..n];
     wire::ascii_upper_in_place(reply);
     let wrote = match listen::try_write(stream, reply) {
@@ -148,6 +155,12 @@ fn echo_now(stream: &Stream, buf: &mut [u8]) -> io::Result<(usize, Vec<u8>)> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(e),
     };
+    if conn.capturing() {
+        conn.sent(&reply[..wrote]);
+    } else {
+        // One clock read for both counts: the uncaptured round trip.
+        conn.add_exchange(n, wrote);
+    }
     Ok((n, reply[wrote..].to_vec()))
 }
 

@@ -109,7 +109,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
                 if let Ok(Ok(())) =
                     tokio::time::timeout(idle, stream.write_all(line.as_bytes())).await
                 {
-                    guard.add_out(line.len());
+                    guard.sent(line.as_bytes());
                 }
                 super::accept::linger_close(&mut stream).await;
                 return Err(e);
@@ -140,7 +140,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(ClassicError::ShortHeader { got })
             };
         }
-        guard.add_in(n);
+        guard.received(&raw[got..got + n]);
         guard.touch();
         got += n;
     }
@@ -163,7 +163,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
                 size,
             });
         }
-        guard.add_in(n);
+        guard.received(&buf[buf.len() - n..]);
         upload.push(buf).await?;
     }
     let info = upload.commit().await?;

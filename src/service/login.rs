@@ -142,7 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
             if n == 0 {
                 return Err(LoginError::Closed);
             }
-            conn.add_in(n);
+            conn.received(&self.buf[self.len..self.len + n]);
             conn.touch();
             self.len += n;
         }
@@ -157,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
         tokio::time::timeout(idle, self.stream.write_all(text.as_bytes()))
             .await
             .map_err(|_| LoginError::Idle(idle))??;
-        conn.add_out(text.len());
+        conn.sent(text.as_bytes());
         Ok(())
     }
 }

@@ -301,7 +301,7 @@ async fn pump_in<R: AsyncRead + Unpin>(
         if n == 0 {
             return Ok(());
         }
-        guard.add_in(n);
+        guard.received(&buf[..n]);
         // A program that closed its stdin takes no more; its output (or
         // its exit) decides the rest, and the peer's bytes wait unread.
         if stdin.write_all(&buf[..n]).await.is_err() {
@@ -335,7 +335,7 @@ async fn pump_out<W: AsyncWrite + Unpin>(
             match tokio::time::timeout(idle, to_peer.write(rest)).await {
                 Ok(Ok(0) | Err(_)) => return Err(Cut::Gone),
                 Ok(Ok(wrote)) => {
-                    guard.add_out(wrote);
+                    guard.sent(&rest[..wrote]);
                     *sent += wrote as u64;
                     rest = &rest[wrote..];
                 }

@@ -24,19 +24,18 @@
 //! (file descriptors) copies. Each call's bytes are counted, so the counts
 //! and the idle clock are the same as on the copying path. TLS clients and
 //! unix-socket upstreams take that path (`copy_bidirectional` with one
-//! 64 KiB buffer per direction). The two are compared with haproxy and
-//! socat in `bench/run.sh --proxy`.
+//! 64 KiB buffer per direction), as does a connection the wire inspector
+//! captures (splice never shows us the bytes). The two are compared with
+//! haproxy and socat in `bench/run.sh --proxy`.
 //!
 //! The upstream's health ([`super::upstream::Health`]) is probed every few
 //! seconds while the instance runs and updated by every client connect.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::either::Either;
 
@@ -159,8 +158,12 @@ async fn serve_conn(
                 )
             })??;
     }
+    // A captured connection takes the copying path: splice never shows
+    // us the bytes.
     #[cfg(target_os = "linux")]
-    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream) {
+    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream)
+        && !conn.capturing()
+    {
         let relay = async {
             tokio::try_join!(
                 splice::one_way(c, u, |n| conn.add_in(n), |_| {}),
@@ -170,10 +173,7 @@ async fn serve_conn(
         };
         return within_idle(relay, &conn, idle).await;
     }
-    let mut client = Counted {
-        inner: client,
-        conn: &conn,
-    };
+    let mut client = super::counted::Counted::new(client, conn.counter());
     let copy = async {
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
             .await
@@ -220,54 +220,5 @@ fn addresses(client: &Stream, peer: Peer) -> Addresses {
     match (peer, local) {
         (Peer::Inet(src), Some(dst)) => Addresses::Tcp { src, dst },
         _ => Addresses::Unknown,
-    }
-}
-
-/// The client's stream, counting what moves through it on the
-/// connection's stats guard: reads are bytes in, writes bytes out.
-struct Counted<'a> {
-    inner: Stream,
-    conn: &'a ConnGuard,
-}
-
-impl AsyncRead for Counted<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            this.conn.add_in(n);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Counted<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            this.conn.add_out(n);
-        }
-        polled
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -193,7 +193,7 @@ pub(crate) async fn serve(
                     continue;
                 }
             };
-            let Some(peer) = admit(&ctx, &mut peers, src, own, n) else {
+            let Some(peer) = admit(&ctx, &mut peers, src, own, &buf[..n]) else {
                 continue;
             };
             if peer.loops(&buf[..n]) {
@@ -216,7 +216,7 @@ pub(crate) async fn serve(
                 sent => sent,
             };
             match sent {
-                Ok(m) => peer.conn.add_out(m),
+                Ok(m) => peer.conn.sent(&reply[..m]),
                 Err(e) => {
                     tracing::debug!(service = %ctx.id, peer = %src, "send failed: {e}");
                     ctx.stats.error(&ctx.id);
@@ -230,14 +230,15 @@ pub(crate) async fn serve(
 /// and the sweep again (and lets other tasks run).
 pub(crate) const BATCH: usize = 64;
 
-/// Decides whether a datagram of `n` bytes from `src` is answered (see the
-/// module docs) and counts it; the peer's entry if it is.
+/// Decides whether `datagram` from `src` is answered (see the module docs)
+/// and counts it (recording it when the peer is captured); the peer's
+/// entry if it is.
 pub(crate) fn admit<'a>(
     ctx: &UdpCtx,
     peers: &'a mut HashMap<SocketAddr, PeerEntry>,
     src: SocketAddr,
     own: SocketAddr,
-    n: usize,
+    datagram: &[u8],
 ) -> Option<&'a mut PeerEntry> {
     let limits = &ctx.limits;
     if blocked_source(src, own) || ctx.own_udp_ports.contains(src) {
@@ -261,7 +262,11 @@ pub(crate) fn admit<'a>(
         reflections: 0,
     });
     peer.last_seen = now;
-    peer.conn.add_in(n);
+    if peer.conn.capturing() {
+        // Once, when its first datagram opens it: ours is the local end.
+        peer.conn.set_capture_local(own);
+    }
+    peer.conn.received(datagram);
     if !peer.bucket.take(now) {
         ctx.stats.dropped(&ctx.id);
         return None;

@@ -137,7 +137,7 @@ impl Proxy {
                         continue;
                     }
                 };
-                let Some(peer) = udp::admit(ctx, &mut peers, src, self.own, n) else {
+                let Some(peer) = udp::admit(ctx, &mut peers, src, self.own, &buf[..n]) else {
                     continue;
                 };
                 if peer.loops(&buf[..n]) {
@@ -203,7 +203,7 @@ impl Proxy {
         };
         match sent {
             Ok(m) => {
-                peer.conn.add_out(m);
+                peer.conn.sent(&reply[..m]);
                 peer.replied(reply);
                 peer.last_seen = Instant::now();
             }

@@ -1,5 +1,11 @@
 //! The connection guard: the data path counts bytes on it with atomics, and
 //! dropping it removes the connection from the registry.
+//!
+//! Where the data path has the bytes themselves, it reports them through
+//! [`ConnGuard::received`] / [`ConnGuard::sent`] (or the same on a
+//! [`ByteCounter`]): they count, and a captured connection also records
+//! them for the wire inspector. An uncaptured one pays one branch on a
+//! field that never changes, no lock and no allocation.
 
 use super::*;
 
@@ -31,6 +37,32 @@ impl ConnGuard {
     /// not touched.
     pub fn add_exchange(&self, received: usize, sent: usize) {
         count(&self.stats, &self.entry, received, sent);
+    }
+
+    /// Counts `bytes` received from the peer, and records them when the
+    /// connection is captured.
+    pub fn received(&self, bytes: &[u8]) {
+        count(&self.stats, &self.entry, bytes.len(), 0);
+        record(&self.stats, &self.entry, crate::capture::Dir::In, bytes);
+    }
+
+    /// Counts `bytes` sent to the peer, and records them when captured.
+    pub fn sent(&self, bytes: &[u8]) {
+        count(&self.stats, &self.entry, 0, bytes.len());
+        record(&self.stats, &self.entry, crate::capture::Dir::Out, bytes);
+    }
+
+    /// Whether this connection records its bytes: a path that moves bytes
+    /// without seeing them (splice) must not be taken then.
+    pub fn capturing(&self) -> bool {
+        self.entry.capture.is_some()
+    }
+
+    /// Tells the capture, if any, our side's address (for the export).
+    pub fn set_capture_local(&self, addr: std::net::SocketAddr) {
+        if let Some(c) = &self.entry.capture {
+            c.set_local(addr);
+        }
     }
 
     /// A handle that counts this connection's bytes from inside a stream
@@ -67,6 +99,9 @@ impl Drop for ConnGuard {
         let e = &self.entry;
         lock(&self.stats.inner.conns).remove(&e.id);
         e.service.counters.active.fetch_sub(1, Relaxed);
+        if let Some(c) = &e.capture {
+            self.stats.inner.captures.close(c);
+        }
         self.stats.emit(EventKind::Closed {
             id: e.id,
             service: e.service.id.clone(),
@@ -93,6 +128,34 @@ impl ByteCounter {
 
     pub fn add_out(&self, n: usize) {
         count(&self.stats, &self.entry, 0, n);
+    }
+
+    /// As [`ConnGuard::received`].
+    pub fn received(&self, bytes: &[u8]) {
+        count(&self.stats, &self.entry, bytes.len(), 0);
+        record(&self.stats, &self.entry, crate::capture::Dir::In, bytes);
+    }
+
+    /// As [`ConnGuard::sent`].
+    pub fn sent(&self, bytes: &[u8]) {
+        count(&self.stats, &self.entry, 0, bytes.len());
+        record(&self.stats, &self.entry, crate::capture::Dir::Out, bytes);
+    }
+
+    /// Whether the connection records its bytes.
+    pub fn capturing(&self) -> bool {
+        self.entry.capture.is_some()
+    }
+}
+
+/// Records `bytes` on the connection's capture, if it has one and its
+/// instance still captures. The uncaptured path is the one branch.
+#[inline]
+fn record(stats: &Stats, entry: &ConnEntry, dir: crate::capture::Dir, bytes: &[u8]) {
+    if let Some(c) = &entry.capture
+        && entry.service.capture_on.load(Relaxed)
+    {
+        c.record(&stats.inner.captures, dir, bytes);
     }
 }
 

@@ -33,7 +33,7 @@ impl Deps {
     /// When the accounts file or the audit log cannot be opened.
     pub fn open(config: &Config) -> Result<Deps, DepsError> {
         Ok(Deps {
-            stats: Stats::new(),
+            stats: Stats::with_capture_budget(config.capture_total_bytes),
             root: Shutdown::new(),
             users: Users::open(&config.data_dir)?,
             audit: AuditLog::open(&config.data_dir).map_err(|source| DepsError::Audit {

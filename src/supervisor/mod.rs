@@ -319,6 +319,11 @@ impl Supervisor {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
         }
+        // The capture switch follows the config at each start (a live
+        // switch also changes the slot's config, so it survives a restart).
+        self.inner
+            .stats
+            .set_capture(&id, config.capture.on, Some(config.capture.bytes));
         let cancel = self.inner.root.token.child_token();
         let ctx = ServiceCtx {
             id: id.clone(),
@@ -386,6 +391,23 @@ impl Supervisor {
         self.set_state(slot, &mut st, ServiceState::Running);
         tracing::info!(service = %id, "listening on {local}");
         Ok(local)
+    }
+
+    /// Switches capturing of instance `name` on or off, live: its new
+    /// connections follow at once, and the instance keeps the setting
+    /// through a restart (not in any file: the config says what a fresh
+    /// start does).
+    ///
+    /// # Errors
+    /// No such instance.
+    pub fn set_capture(&self, name: &str, on: bool) -> Result<(), ServiceError> {
+        let slot = self.slot(name)?;
+        let mut st = lock(&slot.state);
+        st.config.capture.on = on;
+        self.inner
+            .stats
+            .set_capture(&slot.id, on, Some(st.config.capture.bytes));
+        Ok(())
     }
 
     /// A running service's task ended by itself: records why, and restarts

@@ -25,6 +25,7 @@
 mod api;
 mod assets;
 mod audit;
+mod capture;
 pub mod conns;
 pub mod error;
 mod instances;
@@ -45,7 +46,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -204,6 +205,7 @@ pub fn router(state: AppState) -> Router {
     let timed = Router::new()
         .route("/", get(pages::overview))
         .route("/connections", get(pages::connections))
+        .route("/inspect/{id}", get(pages::inspect))
         .route("/traffic", get(pages::traffic))
         .route("/send", get(pages::send))
         .route("/files", get(pages::files))
@@ -236,6 +238,17 @@ pub fn router(state: AppState) -> Router {
                 .delete(instances::remove),
         )
         .route("/api/v1/services/{name}/settings", get(instances::settings))
+        .route("/api/v1/services/{name}/capture", put(capture::switch))
+        .route(
+            "/api/v1/services/{name}/capture.pcapng",
+            get(capture::service_pcapng),
+        )
+        .route("/api/v1/captures", get(capture::list))
+        .route("/api/v1/connections/{id}/capture", get(capture::segments))
+        .route(
+            "/api/v1/connections/{id}/capture.pcapng",
+            get(capture::connection_pcapng),
+        )
         .route(
             "/api/v1/services/{name}/{action}",
             post(api::service_action),

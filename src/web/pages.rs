@@ -628,3 +628,37 @@ pub async fn login(viewer: Result<Viewer, WebError>) -> Response {
         Err(_) => LoginPage.into_response(),
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "inspect.html")]
+pub struct InspectPage {
+    chrome: Chrome,
+    id: u64,
+    /// What the capture holds as of the request, if there is one.
+    capture: Option<crate::capture::CaptureInfo>,
+    /// Whether its instance captures now.
+    capturing: bool,
+}
+
+/// `GET /inspect/{id}`: one connection's bytes, segment by segment, live
+/// (admins: captures may hold passwords and file contents).
+///
+/// # Errors
+/// Not signed in: a redirect to the sign-in page; not an admin: 403.
+pub async fn inspect(
+    State(state): State<AppState>,
+    admin: Result<Admin, WebError>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+) -> Result<InspectPage, PageError> {
+    let Admin(session) = admin?;
+    let capture = state.stats().captures().get(id).map(|c| c.info());
+    let capturing = capture
+        .as_ref()
+        .is_some_and(|c| state.stats().capturing(c.service.name()));
+    Ok(InspectPage {
+        chrome: Chrome::new(session, "inspect"),
+        id,
+        capture,
+        capturing,
+    })
+}

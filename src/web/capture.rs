@@ -1,0 +1,228 @@
+//! The wire inspector's routes, all admin only (captures may hold
+//! passwords and file contents):
+//!
+//! - `GET /api/v1/captures`: the captures held (id, service, peer, open
+//!   or closed, bytes held);
+//! - `GET /api/v1/connections/{id}/capture?since=SEQ`: a capture's
+//!   segments after the cursor, as JSON with hex bytes, at most
+//!   [`MAX_JSON_BYTES`] of payload per answer (poll again from `next`);
+//! - `GET /api/v1/connections/{id}/capture.pcapng` and
+//!   `GET /api/v1/services/{name}/capture.pcapng`: the export;
+//! - `PUT /api/v1/services/{name}/capture` `{"capture": true|false}`:
+//!   the live switch, audited.
+//!
+//! An export is bounded by what is held (`capture_total_bytes`). Nothing
+//! here logs a capture's bytes.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use super::error::WebError;
+use super::session::Admin;
+use crate::capture::{CaptureCopy, CaptureInfo, Dir, hex, pcapng};
+
+/// Payload bytes (before hex) one JSON answer carries at most.
+pub const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// One segment as the live view gets it.
+#[derive(Debug, Serialize)]
+pub struct SegmentView {
+    pub seq: u64,
+    pub dir: Dir,
+    /// Microseconds since the connection opened.
+    pub t_us: u64,
+    pub len: usize,
+    /// Where its first byte is in its direction's stream.
+    pub offset: u64,
+    /// Bytes of its direction evicted just before it (a gap to mark).
+    pub gap_before: u64,
+    pub hex: String,
+}
+
+/// A capture's segments after a cursor.
+#[derive(Debug, Serialize)]
+pub struct CaptureView {
+    #[serde(flatten)]
+    pub info: CaptureInfo,
+    pub capturing: bool,
+    pub closed_us: Option<u64>,
+    pub segments: Vec<SegmentView>,
+    /// The cursor for the next poll: the last segment's number.
+    pub next: u64,
+    /// Whether more segments wait beyond this answer's size bound.
+    pub more: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SinceQuery {
+    since: Option<u64>,
+}
+
+/// The capture of connection `id`, or a 404 that says why there may be none.
+fn capture_of(
+    state: &AppState,
+    id: u64,
+) -> Result<std::sync::Arc<crate::capture::ConnCapture>, WebError> {
+    state.stats().captures().get(id).ok_or_else(|| {
+        WebError::NotFound(format!(
+            "capture of connection {id} (its service may not capture, or it was evicted)"
+        ))
+    })
+}
+
+/// Captures one list answer names at most: the newest.
+pub const MAX_LISTED: usize = 1000;
+
+/// `GET /api/v1/captures` (admin): the newest [`MAX_LISTED`] captures,
+/// oldest first, and how many are held in all.
+pub async fn list(State(state): State<AppState>, _: Admin) -> Json<serde_json::Value> {
+    let captures = state.stats().captures();
+    let all = captures.list();
+    let skip = all.len().saturating_sub(MAX_LISTED);
+    let list: Vec<CaptureInfo> = all[skip..].iter().map(|c| c.info()).collect();
+    Json(json!({
+        "budget": captures.budget(),
+        "held": captures.held(),
+        "total": all.len(),
+        "captures": list,
+    }))
+}
+
+/// `GET /api/v1/connections/{id}/capture?since=SEQ` (admin).
+///
+/// # Errors
+/// No capture of that connection.
+pub async fn segments(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<u64>,
+    query: Result<Query<SinceQuery>, QueryRejection>,
+) -> Result<Json<CaptureView>, WebError> {
+    let Query(q) = query?;
+    let since = q.since.unwrap_or(0);
+    let capture = capture_of(&state, id)?;
+    let CaptureCopy {
+        info,
+        closed_us,
+        segments,
+        more,
+        ..
+    } = capture.copy(since, MAX_JSON_BYTES);
+    let next = segments.last().map_or(since, |s| s.seq);
+    Ok(Json(CaptureView {
+        capturing: state.stats().capturing(info.service.name()),
+        info,
+        closed_us,
+        segments: segments
+            .into_iter()
+            .map(|s| SegmentView {
+                seq: s.seq,
+                dir: s.dir,
+                t_us: s.t_us,
+                len: s.bytes.len(),
+                offset: s.offset,
+                gap_before: s.gap_before,
+                hex: hex(&s.bytes),
+            })
+            .collect(),
+        next,
+        more,
+    }))
+}
+
+/// A pcapng download named `name`.
+fn pcapng_response(name: &str, captures: &[CaptureCopy]) -> Response {
+    let body = pcapng::encode(captures);
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.tcpdump.pcap"),
+    );
+    // The name is ours (an instance name or a number): safe in a header.
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.pcapng\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// `GET /api/v1/connections/{id}/capture.pcapng` (admin).
+///
+/// # Errors
+/// No capture of that connection.
+pub async fn connection_pcapng(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<u64>,
+) -> Result<Response, WebError> {
+    let capture = capture_of(&state, id)?;
+    let copy = capture.copy(0, usize::MAX);
+    Ok(pcapng_response(
+        &format!("{}-{id}", copy.info.service),
+        &[copy],
+    ))
+}
+
+/// `GET /api/v1/services/{name}/capture.pcapng` (admin): every capture
+/// the instance holds, open and closed.
+///
+/// # Errors
+/// Unknown instance, or one that captures nothing and holds nothing.
+pub async fn service_pcapng(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let id = state
+        .supervisor()
+        .id(&name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    let held = state.stats().captures().of_service(id.name());
+    if held.is_empty() && !state.stats().capturing(id.name()) {
+        return Err(WebError::NotFound(format!(
+            "capture of `{id}`: capture is off for it and none is retained"
+        )));
+    }
+    let copies: Vec<CaptureCopy> = held.iter().map(|c| c.copy(0, usize::MAX)).collect();
+    Ok(pcapng_response(id.name(), &copies))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    capture: bool,
+}
+
+/// `PUT /api/v1/services/{name}/capture` `{"capture": true|false}`
+/// (admin): switches capturing of new connections, live; audited.
+///
+/// # Errors
+/// Unknown instance, a malformed body.
+pub async fn switch(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(name): Path<String>,
+    body: Result<Json<Switch>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let Json(Switch { capture }) = body?;
+    let id = state
+        .supervisor()
+        .id(&name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    let result = state.supervisor().set_capture(id.name(), capture);
+    state
+        .audit()
+        .record(json!({
+            "event": "capture", "service": &id, "capture": capture, "user": session.user,
+            "ok": result.is_ok(),
+        }))
+        .await;
+    result.map_err(|e| WebError::NotFound(e.to_string()))?;
+    Ok(Json(json!({"service": id, "capture": capture})))
+}
