@@ -844,6 +844,11 @@ const RSS_GROWTH_KIB: u64 = 16 << 10;
 
 /// Waits, with the hang guard, for `w`'s writes to fail: its peer closed
 /// (the proxy, at its idle timeout). When they did.
+///
+/// Callers compare that with their last write that made progress, which
+/// can land a little after the proxy's last read (the kernel frees buffer
+/// space as it likes), so they allow a quarter of the timeout: a proxy that
+/// closed on its own, early, would be far quicker.
 async fn write_until_refused(w: &mut (impl AsyncWriteExt + Unpin), chunk: &[u8]) -> Instant {
     guard("the proxy closes at its idle timeout", async {
         loop {
@@ -922,7 +927,7 @@ async fn a_client_that_never_reads_stalls_the_upstream_with_bounded_proxy_memory
     );
     let closed = write_until_refused(&mut up_wr, &chunk).await;
     assert!(
-        closed - last >= idle,
+        closed - last >= idle * 3 / 4,
         "the upstream was closed {:?} after its last byte moved, before the idle timeout",
         closed - last
     );
@@ -960,7 +965,7 @@ async fn an_upstream_that_never_reads_stalls_the_client_with_bounded_proxy_memor
     );
     let closed = write_until_refused(&mut client, &chunk).await;
     assert!(
-        closed - last >= idle,
+        closed - last >= idle * 3 / 4,
         "the client was closed {:?} after its last byte moved, before the idle timeout",
         closed - last
     );
