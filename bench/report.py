@@ -335,6 +335,15 @@ def round_two(run, w, vs, pr):
         rows.append((label, "–" if v is None else f"{v / 1000:.2f} ms", "one run", "reported",
                      "reported" if v is not None else big_note))
 
+    cap, capv = vs("capture-on", "capture-off", "requests_per_s")
+    rows.append(("echo, 50 connections, capture on vs off (wire inspector)", x(cap), pr(capv), "≥ 0.85x",
+                 verdict(cap, 0.85, True, capv)))
+    many = run.one("capture-many")
+    before, after = (get(many, "server", "rss_before_kib"), get(many, "server", "rss_after_kib")) if many else (None, None)
+    grew = None if None in (before, after) else (after - before) / 1024
+    rows.append(("RSS growth, 10,000 captured connections (1 KiB round trips; budget 64 MiB)",
+                 "–" if grew is None else f"{grew:,.0f} MiB", "one run", "≤ 64 MiB + connections",
+                 "reported" if grew is not None else "not measured"))
     rel, relv = vs("relay-web", "relay-direct", "mib_per_s")
     rows.append(("upload 512 MiB through the dashboard vs straight to files", x(rel), pr(relv), "≥ 0.80x",
                  verdict(rel, 0.8, True, relv)))

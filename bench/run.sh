@@ -154,6 +154,9 @@ SHM=$(mktemp -d /dev/shm/switchboard-bench.XXXXXX)
 mkdir -p "$SHM/sb" "$SHM/socat"
 printf '[services.classic-shm]\nkind = "files-classic"\nlisten = "127.0.0.1:%s"\nfolder = "%s"\n' \
     $((BASE + 7)) "$SHM/sb" >"$WORK/sb.toml"
+# And an echo instance with the wire inspector capturing every connection.
+printf '[services.echo-cap]\nkind = "echo"\nlisten = "127.0.0.1:%s"\ncapture = true\nmax_connections = 20000\nmax_connections_per_peer = 20000\n' \
+    $((BASE + 8)) >>"$WORK/sb.toml"
 
 # switchboard, with the limits a load test needs raised (see BENCHMARKS.md).
 PASSWORD=bench-$RANDOM-$RANDOM-$RANDOM
@@ -349,6 +352,21 @@ for conns in "${ECHO_CONNS[@]}"; do
         done
     done
 done
+
+# The wire inspector's cost: echo at 50 connections on the capturing
+# instance against the plain one, alternated; then 10,000 captured
+# connections exchanging 1 KiB, the server's RSS against the capture budget.
+if [ -z "$QUICK" ]; then
+    echo "echo with the wire inspector capturing" >&2
+    for r in $(seq 1 "$ROUNDS"); do
+        for who in $(in_order "$r" off on); do
+            if [ "$who" = off ]; then port=$E; else port=$((BASE + 8)); fi
+            run "capture-$who-$r" echo $port -c 50 -d "${SECS}s" --server-pid "$PID_sb"
+        done
+    done
+    run "capture-many" echo $((BASE + 8)) -c 10000 -s 1024 -d "${SECS}s" --server-pid "$PID_sb" --timeout 30s
+    settle "$PID_sb"
+fi
 
 LIVE_BYTES=0
 printf '%s\n' "$PASSWORD" >"$WORK/password"
