@@ -1739,6 +1739,51 @@
     const last = [...list.children].reverse().find((li) => !li.hidden);
     (last || list).scrollIntoView({ block: 'end' });
   });
+  // Replay: the capture's client side sent again to an instance of ours;
+  // the new replies beside the recorded ones.
+  const replayForm = document.getElementById('replay-form');
+  if (replayForm) {
+    const summary = document.getElementById('replay-summary');
+    const run = document.getElementById('replay-run');
+    const show = (key, chunks) => {
+      document.getElementById(key).textContent = chunks.map((c) => c.text).join('\n');
+    };
+    replayForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      run.disabled = true;
+      summary.textContent = 'replaying…';
+      try {
+        const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
+        const res = await fetch(`/api/v1/connections/${id}/replay`, {
+          method: 'POST',
+          credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+          body: JSON.stringify({
+            target: document.getElementById('replay-target').value,
+            timing: document.getElementById('replay-timing').checked,
+          }),
+        });
+        const out = await res.json().catch(() => ({}));
+        if (!res.ok) throw new Error(out.error || `${res.status} ${res.statusText}`);
+        show('replay-sent', out.sent);
+        show('replay-recorded', out.recorded);
+        show('replay-replies', out.replies);
+        document.getElementById('replay-result').hidden = false;
+        const d = out.diff;
+        summary.textContent = d.equal
+          ? `${out.sent.length} segments sent to ${out.target}: the replies equal the recorded ones (${d.replied_bytes} bytes).`
+          : `${out.sent.length} segments sent to ${out.target}: the replies differ` +
+            (d.first_difference ? ` from byte ${d.first_difference.offset}` : '') +
+            ` (${d.recorded_bytes} bytes recorded, ${d.replied_bytes} now).`;
+        summary.dataset.equal = String(d.equal);
+      } catch (e) {
+        summary.textContent = `Replay failed: ${e.message}`;
+        summary.dataset.equal = '';
+      } finally {
+        run.disabled = false;
+      }
+    });
+  }
   poll();
 })();
 // ==== end of wire inspector ===================================================

@@ -1443,6 +1443,22 @@ async fn the_inspector_follows_a_raw_connections_bytes_live() {
     )
     .await;
     click(&browser, "inspect-top").await;
+
+    // Replay it to echo again: the same replies, said equal, shown beside
+    // the recorded ones.
+    click(&browser, "replay-run").await;
+    wait_for(
+        &browser,
+        "the replay's verdict",
+        "//p[@id='replay-summary' and @data-equal='true' and contains(., 'equal the recorded')]",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "the new replies",
+        "//pre[@id='replay-replies' and contains(., 'HELLO, INSPECTOR') and contains(., 'LATER')]",
+    )
+    .await;
     browser.close().await.unwrap();
 }
 

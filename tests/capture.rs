@@ -608,3 +608,59 @@ async fn every_capture_route_and_the_page_are_for_admins_only() {
     assert!(r.status.is_client_error(), "{}", r.status);
     assert!(w.h.stats.capturing("echo"));
 }
+
+#[tokio::test]
+async fn a_capture_is_replayed_from_the_dashboard_to_an_instance_of_ours() {
+    let w = capturing("", "").await;
+    let admin = w.admin().await;
+    let mut s = TcpStream::connect(w.h.addr("echo")).await.expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let id = conn_id(&w, "echo").await;
+    s.write_all(b"hello").await.expect("write");
+    assert_eq!(read_n(&mut s, 5).await, b"HELLO");
+    s.write_all(b"world").await.expect("write");
+    assert_eq!(read_n(&mut s, 5).await, b"WORLD");
+    drop(s);
+    closed(&w, id).await;
+
+    // To the instance it was captured on: the same two segments go out,
+    // the same replies come back.
+    let path = format!("/api/v1/connections/{id}/replay");
+    let r = w.send(admin.act_json("POST", &path, &json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let out = r.json();
+    let texts = |key: &str| -> Vec<String> {
+        out[key]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| c["text"].as_str().expect("text").to_owned())
+            .collect()
+    };
+    assert_eq!(texts("sent"), ["hello", "world"], "{out}");
+    assert_eq!(texts("recorded").concat(), "HELLOWORLD");
+    assert_eq!(texts("replies").concat(), "HELLOWORLD");
+    assert_eq!(out["diff"]["equal"], true, "{out}");
+    let audit = w.send(admin.get("/api/v1/audit")).await.body;
+    assert!(audit.contains("\"replay\""), "{audit}");
+
+    // Not to a UDP instance, nor to a name that is not ours, nor for an
+    // operator or without the CSRF token; nor for a capture that is gone.
+    for (body, status) in [
+        (json!({"target": "udp-echo"}), StatusCode::CONFLICT),
+        (json!({"target": "nope"}), StatusCode::NOT_FOUND),
+        (json!({"target": "127.0.0.1:22"}), StatusCode::NOT_FOUND),
+        (json!({"to": "echo"}), StatusCode::BAD_REQUEST),
+    ] {
+        let r = w.send(admin.act_json("POST", &path, &body)).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+    }
+    let r = w
+        .send(admin.act_json("POST", "/api/v1/connections/999999/replay", &json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .send(common::web::json_request("POST", &path, &json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

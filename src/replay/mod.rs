@@ -339,14 +339,15 @@ async fn tcp(
         };
         plan.last().map_or(Duration::ZERO, |p| p.0) + gap
     });
-    let sent = std::cell::RefCell::new(Vec::with_capacity(plan.len()));
+    // A mutex, not a RefCell, so the replay's future is `Send` (the
+    // dashboard runs it in a request); never contended.
+    let sent = std::sync::Mutex::new(Vec::with_capacity(plan.len()));
     let writer = async {
         let mut first = None;
         for (at, bytes) in &plan {
             let now = send_time(&mut first, *at).await;
             wr.write_all(bytes).await?;
-            sent.borrow_mut()
-                .push(Chunk::new(micros(now - start), bytes.to_vec()));
+            crate::sync::lock(&sent).push(Chunk::new(micros(now - start), bytes.to_vec()));
         }
         if let Some(after) = fin_after {
             send_time(&mut first, after).await;
@@ -391,7 +392,7 @@ async fn tcp(
             () = tokio::time::sleep_until(deadline) => break Ended::Timeout,
         }
     };
-    out.sent = sent.take();
+    out.sent = std::mem::take(&mut *crate::sync::lock(&sent));
     Ok(out)
 }
 

@@ -226,3 +226,128 @@ pub async fn switch(
     result.map_err(|e| WebError::NotFound(e.to_string()))?;
     Ok(Json(json!({"service": id, "capture": capture})))
 }
+
+/// Replays from the dashboard run at once, in all: each holds a socket and
+/// up to [`REPLAY_TIMEOUT`] of a request.
+const MAX_REPLAYS: usize = 2;
+/// Wall time one replay from the dashboard may take.
+const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+static REPLAYS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_REPLAYS);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// The instance to replay to (default: the capture's own). Only this
+    /// server's own instances: the dashboard is not a way to send bytes to
+    /// any address the server can reach.
+    target: Option<String>,
+    /// Keep the recorded gaps between the client's segments.
+    #[serde(default)]
+    timing: bool,
+}
+
+/// `POST /api/v1/connections/{id}/replay` `{"target": "NAME", "timing":
+/// bool}` (admin): sends the capture's client side again, segment by
+/// segment with its original boundaries, to one of this server's instances
+/// (by default the one it was captured on) and answers what was sent, the
+/// recorded replies, the new ones and their diff, as `switchboard replay`
+/// does. Audited.
+///
+/// # Errors
+/// No such capture; a capture that lost some of the client's bytes (a
+/// replay would send another stream); a target that is unknown, stopped,
+/// of the other protocol or speaks TLS; two replays already running.
+pub async fn replay(
+    State(state): State<AppState>,
+    Admin(session): Admin,
+    Path(id): Path<u64>,
+    body: Result<Json<ReplayRequest>, JsonRejection>,
+) -> Result<Json<crate::replay::Outcome>, WebError> {
+    let Json(request) = body?;
+    let capture = capture_of(&state, id)?;
+    let copy = capture.copy(0, usize::MAX);
+    if copy.info.dropped_in > 0 {
+        return Err(WebError::Conflict(format!(
+            "the capture no longer holds the first {} bytes the client sent \
+             (capture_bytes); a replay would send another stream",
+            copy.info.dropped_in
+        )));
+    }
+    let name = request
+        .target
+        .unwrap_or_else(|| copy.info.service.name().to_owned());
+    let target = state
+        .supervisor()
+        .id(&name)
+        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
+    if target.proto() != copy.info.proto {
+        return Err(WebError::Conflict(format!(
+            "{name} speaks {}, the capture is {}",
+            target.proto(),
+            copy.info.proto
+        )));
+    }
+    if state.supervisor().tls_of(&name).is_some() {
+        return Err(WebError::Conflict(format!(
+            "{name} speaks TLS; a replay sends plain bytes"
+        )));
+    }
+    let addr = state.target(&name)?;
+    let _slot = REPLAYS.try_acquire().map_err(|_| {
+        WebError::Busy(format!(
+            "{MAX_REPLAYS} replays are already running; try again"
+        ))
+    })?;
+    let conversation = conversation_of(&copy);
+    let limits = crate::replay::Limits {
+        timeout: REPLAY_TIMEOUT,
+        timing: request.timing,
+        ..crate::replay::Limits::default()
+    };
+    let outcome = crate::replay::run(&conversation, &addr, &limits).await;
+    state
+        .audit()
+        .record(json!({
+            "event": "replay", "connection": id, "target": &name, "user": session.user,
+            "outcome": match &outcome {
+                Ok(o) if o.equal() => "equal".to_owned(),
+                Ok(_) => "different".to_owned(),
+                Err(e) => format!("error: {e}"),
+            },
+        }))
+        .await;
+    outcome.map(Json).map_err(|e| WebError::Upstream {
+        timeout: false,
+        message: e.to_string(),
+    })
+}
+
+/// A capture as the replay engine reads a capture file: the peer is the
+/// client, our side the server.
+fn conversation_of(copy: &CaptureCopy) -> crate::replay::Conversation {
+    use crate::replay::{Conversation, Dir as Side, Proto, Segment};
+    let unknown = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    Conversation {
+        proto: match copy.info.proto {
+            crate::kind::Proto::Tcp => Proto::Tcp,
+            crate::kind::Proto::Udp => Proto::Udp,
+        },
+        client: copy.client.unwrap_or(unknown),
+        server: copy.server.unwrap_or(unknown),
+        started_us: copy.info.opened_at_unix_us,
+        segments: copy
+            .segments
+            .iter()
+            .map(|s| Segment {
+                dir: match s.dir {
+                    Dir::In => Side::Client,
+                    Dir::Out => Side::Server,
+                },
+                t_us: s.t_us,
+                bytes: s.bytes.clone(),
+            })
+            .collect(),
+        client_fin_us: None,
+    }
+}

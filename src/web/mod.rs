@@ -245,6 +245,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/captures", get(capture::list))
         .route("/api/v1/connections/{id}/capture", get(capture::segments))
+        .route("/api/v1/connections/{id}/replay", post(capture::replay))
         .route(
             "/api/v1/connections/{id}/capture.pcapng",
             get(capture::connection_pcapng),

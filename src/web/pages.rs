@@ -638,6 +638,9 @@ pub struct InspectPage {
     capture: Option<crate::capture::CaptureInfo>,
     /// Whether its instance captures now.
     capturing: bool,
+    /// The instances a replay can go to: running, same protocol, no TLS;
+    /// its own first.
+    replay_targets: Vec<String>,
 }
 
 /// `GET /inspect/{id}`: one connection's bytes, segment by segment, live
@@ -655,10 +658,29 @@ pub async fn inspect(
     let capturing = capture
         .as_ref()
         .is_some_and(|c| state.stats().capturing(c.service.name()));
+    let mut replay_targets: Vec<String> = match &capture {
+        Some(c) => state
+            .supervisor()
+            .ids()
+            .into_iter()
+            .filter(|i| i.proto() == c.proto)
+            .filter(|i| state.supervisor().local_addr(i.name()).is_some())
+            .filter(|i| state.supervisor().tls_of(i.name()).is_none())
+            .map(|i| i.name().to_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some(c) = &capture
+        && let Some(at) = replay_targets.iter().position(|n| n == c.service.name())
+    {
+        let own = replay_targets.remove(at);
+        replay_targets.insert(0, own);
+    }
     Ok(InspectPage {
         chrome: Chrome::new(session, "inspect"),
         id,
         capture,
         capturing,
+        replay_targets,
     })
 }
