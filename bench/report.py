@@ -128,6 +128,11 @@ class Run:
                 out[n] = f(va, vb)
         return dict(sorted(out.items()))
 
+    def meta_json(self, label):
+        """LABEL.json as a plain object (not a bench report), or None."""
+        r = self.one(label)
+        return r if isinstance(r, dict) else None
+
     def ran_before(self, a, b):
         """True if label a ran before label b (order.txt), None if unknown."""
         if a in self.order and b in self.order:
@@ -344,6 +349,10 @@ def round_two(run, w, vs, pr):
     rows.append(("RSS growth, 10,000 captured connections (1 KiB round trips; budget 64 MiB)",
                  "–" if grew is None else f"{grew:,.0f} MiB", "one run", "≤ 64 MiB + connections",
                  "reported" if grew is not None else "not measured"))
+    paths = run.meta_json("paths")
+    gap = (paths or {}).get("console_date", {}).get("bs_minus_cs_median_us")
+    rows.append(("Console `date`: B/S − C/S, median of 20", "–" if gap is None else f"{gap / 1000:.2f} ms",
+                 "one run", "≤ 3 ms", verdict(None if gap is None else gap / 1000, 3, False)))
     rel, relv = vs("relay-web", "relay-direct", "mib_per_s")
     rows.append(("upload 512 MiB through the dashboard vs straight to files", x(rel), pr(relv), "≥ 0.80x",
                  verdict(rel, 0.8, True, relv)))
@@ -691,6 +700,32 @@ def render(run):
             w(f"| {name} | {ns(run.stat(b, 'mib_per_s'))} | {'–' if who == 'haproxy' else xs(r, rv)} | "
               f"{ns(run.stat(b, 'cpu_ns_per_byte'), 2)} | {lat} | {added} | "
               f"{ns(run.stat(rt, 'requests_per_s'))} | {ns(run.stat(rt, 'forwarder_cpu_us_per_op'), 1)} |")
+        w("")
+
+    # -------------------------------------------------------------- paths
+    paths = run.meta_json("paths")
+    send = (paths or {}).get("send_echo")
+    if isinstance(send, dict):
+        w("## B/S against C/S: the Send page's three paths")
+        w("")
+        w(f"`bench/paths.mjs`: the same {n(paths.get('n'))} echo messages over an HTTP request each")
+        w("(`POST /api/v1/services/echo/send`), over one open WebSocket")
+        w("(`/api/v1/services/echo/ws`), and the server's own client (C/S, the `rtt_us` the send")
+        w("API reports), timed around each message as the page times them.")
+        w("")
+        w("| path | median µs | p95 µs | vs C/S |")
+        w("|---|---|---|---|")
+        for key, name in (("http", "HTTP request per message"), ("websocket", "one WebSocket"),
+                          ("cs", "C/S (the server's client)")):
+            p = send.get(key) or {}
+            w(f"| {name} | {n(p.get('median_us'))} | {n(p.get('p95_us'))} | "
+              f"{'–' if p.get('ratio') is None else str(p.get('ratio')) + 'x'} |")
+        con = paths.get("console_date") or {}
+        if con:
+            w("")
+            w(f"The Console's `date` ({n(con.get('runs'))} runs): B/S median {n((con.get('bs') or {}).get('median_us'))} µs, "
+              f"C/S median {n((con.get('cs') or {}).get('median_us'))} µs, B/S − C/S median "
+              f"{n(con.get('bs_minus_cs_median_us'))} µs.")
         w("")
 
     # -------------------------------------------------------------- http

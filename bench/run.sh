@@ -580,6 +580,18 @@ if [ -z "$QUICK" ]; then
     clean
     rm -f "$WORK"/src-*
 
+    # The Send page's three paths (an HTTP request per message, one open
+    # WebSocket, the server's own client) and the Console's B/S − C/S for
+    # `date`, measured from Node as the pages measure them.
+    if command -v node >/dev/null; then
+        echo "the dashboard's paths (node bench/paths.mjs)" >&2
+        echo paths >>"$RES/order.txt"
+        SWITCHBOARD_ADMIN_PASSWORD=$PASSWORD node --experimental-websocket --no-warnings \
+            bench/paths.mjs "http://127.0.0.1:$((BASE + 80))" 200 20 >"$RES/paths.json"
+    else
+        echo "skipping the dashboard's paths: no node" >&2
+    fi
+
     echo "dashboard API, signed in" >&2
     run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
 fi
