@@ -110,11 +110,10 @@ struct ConnEntry {
     capture: Option<Arc<ConnCapture>>,
 }
 
-/// A connection (or UDP peer) in the registry. Count its bytes through it;
-/// drop it to remove the connection.
+/// A connection (or UDP peer) in the registry. Count its bytes through it
+/// (its [`ByteCounter`]'s methods); drop it to remove the connection.
 pub struct ConnGuard {
-    stats: Stats,
-    entry: Arc<ConnEntry>,
+    counter: ByteCounter,
 }
 
 #[derive(Default)]
@@ -336,8 +335,10 @@ impl Stats {
             peer: entry.peer.clone(),
         });
         ConnGuard {
-            stats: self.clone(),
-            entry,
+            counter: ByteCounter {
+                stats: self.clone(),
+                entry,
+            },
         }
     }
 

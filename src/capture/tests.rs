@@ -136,11 +136,6 @@ fn open_captures_alone_over_budget_lose_the_largest_ones_oldest_segments() {
 }
 
 #[test]
-fn hex_is_lowercase_pairs() {
-    assert_eq!(hex(b"\x00\x0fA\xff"), "000f41ff");
-}
-
-#[test]
 fn the_total_stays_exact_and_within_budget_under_concurrent_records_and_closes() {
     let store = Captures::new(20_000);
     std::thread::scope(|scope| {

@@ -1,10 +1,11 @@
 //! The connection guard: the data path counts bytes on it with atomics, and
 //! dropping it removes the connection from the registry.
 //!
-//! Where the data path has the bytes themselves, it reports them through
-//! [`ConnGuard::received`] / [`ConnGuard::sent`] (or the same on a
-//! [`ByteCounter`]): they count, and a captured connection also records
-//! them for the wire inspector. An uncaptured one pays one branch on a
+//! The counting is [`ByteCounter`]'s, which a guard derefs to (and hands
+//! out to stream wrappers). Where the data path has the bytes themselves,
+//! it reports them through [`ByteCounter::received`] /
+//! [`ByteCounter::sent`]: they count, and a captured connection also
+//! records them for the wire inspector. An uncaptured one pays one branch on a
 //! field that never changes, no lock and no allocation.
 
 use super::*;
@@ -22,42 +23,6 @@ impl ConnGuard {
         &self.entry.peer
     }
 
-    /// Counts bytes received from the peer. Lock-free.
-    pub fn add_in(&self, n: usize) {
-        self.add_exchange(n, 0);
-    }
-
-    /// Counts bytes sent to the peer. Lock-free.
-    pub fn add_out(&self, n: usize) {
-        self.add_exchange(0, n);
-    }
-
-    /// Counts bytes both ways with one clock read (an echo round trip
-    /// counts its request and reply at once). Lock-free; a zero side is
-    /// not touched.
-    pub fn add_exchange(&self, received: usize, sent: usize) {
-        count(&self.stats, &self.entry, received, sent);
-    }
-
-    /// Counts `bytes` received from the peer, and records them when the
-    /// connection is captured.
-    pub fn received(&self, bytes: &[u8]) {
-        count(&self.stats, &self.entry, bytes.len(), 0);
-        record(&self.stats, &self.entry, crate::capture::Dir::In, bytes);
-    }
-
-    /// Counts `bytes` sent to the peer, and records them when captured.
-    pub fn sent(&self, bytes: &[u8]) {
-        count(&self.stats, &self.entry, 0, bytes.len());
-        record(&self.stats, &self.entry, crate::capture::Dir::Out, bytes);
-    }
-
-    /// Whether this connection records its bytes: a path that moves bytes
-    /// without seeing them (splice) must not be taken then.
-    pub fn capturing(&self) -> bool {
-        self.entry.capture.is_some()
-    }
-
     /// Tells the capture, if any, our side's address (for the export).
     pub fn set_capture_local(&self, addr: std::net::SocketAddr) {
         if let Some(c) = &self.entry.capture {
@@ -68,10 +33,7 @@ impl ConnGuard {
     /// A handle that counts this connection's bytes from inside a stream
     /// (see [`ByteCounter`]); it does not keep the connection registered.
     pub fn counter(&self) -> ByteCounter {
-        ByteCounter {
-            stats: self.stats.clone(),
-            entry: Arc::clone(&self.entry),
-        }
+        self.counter.clone()
     }
 
     /// Fires when someone asks for this connection to be closed
@@ -91,6 +53,15 @@ impl ConnGuard {
     pub fn idle_for(&self) -> Duration {
         let last = self.entry.last_activity_ms.load(Relaxed);
         Duration::from_millis(self.stats.now_ms().saturating_sub(last))
+    }
+}
+
+/// The guard counts through its counter: `conn.add_in(n)`, `conn.sent(b)`.
+impl std::ops::Deref for ConnGuard {
+    type Target = ByteCounter;
+
+    fn deref(&self) -> &ByteCounter {
+        &self.counter
     }
 }
 
@@ -117,32 +88,43 @@ impl Drop for ConnGuard {
 /// wrapper holds one, so framing and handshakes count as well as payload.
 #[derive(Clone)]
 pub struct ByteCounter {
-    stats: Stats,
-    entry: Arc<ConnEntry>,
+    pub(super) stats: Stats,
+    pub(super) entry: Arc<ConnEntry>,
 }
 
 impl ByteCounter {
+    /// Counts bytes received from the peer. Lock-free.
     pub fn add_in(&self, n: usize) {
         count(&self.stats, &self.entry, n, 0);
     }
 
+    /// Counts bytes sent to the peer. Lock-free.
     pub fn add_out(&self, n: usize) {
         count(&self.stats, &self.entry, 0, n);
     }
 
-    /// As [`ConnGuard::received`].
+    /// Counts bytes both ways with one clock read (an echo round trip
+    /// counts its request and reply at once). Lock-free; a zero side is
+    /// not touched.
+    pub fn add_exchange(&self, received: usize, sent: usize) {
+        count(&self.stats, &self.entry, received, sent);
+    }
+
+    /// Counts `bytes` received from the peer, and records them when the
+    /// connection is captured.
     pub fn received(&self, bytes: &[u8]) {
         count(&self.stats, &self.entry, bytes.len(), 0);
         record(&self.stats, &self.entry, crate::capture::Dir::In, bytes);
     }
 
-    /// As [`ConnGuard::sent`].
+    /// Counts `bytes` sent to the peer, and records them when captured.
     pub fn sent(&self, bytes: &[u8]) {
         count(&self.stats, &self.entry, 0, bytes.len());
         record(&self.stats, &self.entry, crate::capture::Dir::Out, bytes);
     }
 
-    /// Whether the connection records its bytes.
+    /// Whether this connection records its bytes: a path that moves bytes
+    /// without seeing them (splice) must not be taken then.
     pub fn capturing(&self) -> bool {
         self.entry.capture.is_some()
     }

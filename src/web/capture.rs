@@ -25,7 +25,8 @@ use serde_json::json;
 use super::AppState;
 use super::error::WebError;
 use super::session::Admin;
-use crate::capture::{CaptureCopy, CaptureInfo, Dir, hex, pcapng};
+use crate::capture::{CaptureCopy, CaptureInfo, Dir, pcapng};
+use crate::wire::hex;
 
 /// Payload bytes (before hex) one JSON answer carries at most.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
