@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use common::web::{Signed, Web, base};
 use switchboard::kind::ServiceKind;
-use switchboard::users::Role;
 
 fn with_json(s: &Signed, method: &str, path: &str, body: &Value) -> axum::http::Request<Body> {
     base(method, path)
@@ -32,21 +31,6 @@ fn put(s: &Signed, name: &str, bytes: Vec<u8>) -> axum::http::Request<Body> {
         .unwrap()
 }
 
-async fn roles(w: &Web) -> (Signed, Signed, Signed) {
-    let users = w.h.supervisor.users();
-    users
-        .add("vera", Role::Viewer, "viewer-password-1")
-        .unwrap();
-    users
-        .add("otto", Role::Operator, "operator-password-1")
-        .unwrap();
-    (
-        w.sign_in("vera", "viewer-password-1").await,
-        w.sign_in("otto", "operator-password-1").await,
-        w.admin().await,
-    )
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     switchboard::wire::hex(&Sha256::digest(bytes))
 }
@@ -54,7 +38,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn test_messages_cross_the_services_own_sockets() {
     let w = Web::start().await;
-    let (_, operator, _) = roles(&w).await;
+    let (_, operator, _) = w.roles().await;
 
     let r = w
         .send(with_json(
@@ -119,7 +103,7 @@ async fn test_messages_cross_the_services_own_sockets() {
 #[tokio::test]
 async fn test_messages_name_a_service_never_an_address() {
     let w = Web::start().await;
-    let (viewer, operator, _) = roles(&w).await;
+    let (viewer, operator, _) = w.roles().await;
     let send = "/api/v1/services/echo/send";
     let cases = [
         (
@@ -202,7 +186,7 @@ async fn test_messages_name_a_service_never_an_address() {
 #[tokio::test]
 async fn sticky_packets_merge_raw_and_come_apart_framed() {
     let w = Web::start().await;
-    let (viewer, operator, _) = roles(&w).await;
+    let (viewer, operator, _) = w.roles().await;
     let messages = json!({"messages": ["hello", "world", "sticky", "packets"]});
     let r = w
         .send(with_json(&operator, "POST", "/api/v1/sticky", &messages))
@@ -241,7 +225,7 @@ async fn sticky_packets_merge_raw_and_come_apart_framed() {
 #[tokio::test]
 async fn uploads_stream_through_the_files_service_and_come_back_intact() {
     let w = Web::start().await;
-    let (viewer, operator, _) = roles(&w).await;
+    let (viewer, operator, _) = w.roles().await;
     let data: Vec<u8> = (0..5 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -320,7 +304,7 @@ async fn hostile_uploads_are_refused_and_leave_nothing_behind() {
             .max_file_bytes = 1024 * 1024
     })
     .await;
-    let (viewer, operator, _) = roles(&w).await;
+    let (viewer, operator, _) = w.roles().await;
     let files = w.h.dir.path().join("files");
 
     // Path tricks: the name is reduced to a base name inside the folder.
@@ -436,7 +420,7 @@ async fn exec(w: &Web, s: &Signed, body: Value) -> (StatusCode, Vec<Value>) {
 #[tokio::test]
 async fn remote_commands_stream_ndjson_and_end_with_one_final_line() {
     let w = Web::start().await;
-    let (viewer, operator, admin) = roles(&w).await;
+    let (viewer, operator, admin) = w.roles().await;
 
     let (status, lines) = exec(&w, &admin, json!({"argv": ["echo", "hello", "<b>"]})).await;
     assert_eq!(status, StatusCode::OK);

@@ -274,15 +274,8 @@ async fn state_changes_need_the_csrf_token_and_a_same_origin() {
 #[tokio::test]
 async fn roles_limit_what_a_session_may_do() {
     let w = Web::start().await;
+    let (viewer, operator, _) = w.roles().await;
     let users = w.h.supervisor.users();
-    users
-        .add("vera", Role::Viewer, "viewer-password-1")
-        .unwrap();
-    users
-        .add("otto", Role::Operator, "operator-password-1")
-        .unwrap();
-    let viewer = w.sign_in("vera", "viewer-password-1").await;
-    let operator = w.sign_in("otto", "operator-password-1").await;
 
     assert_eq!(
         w.send(viewer.get("/api/v1/services")).await.status,
@@ -1449,16 +1442,7 @@ async fn a_disabled_service_does_not_make_the_process_unready() {
 async fn admins_delete_files_by_exact_name_and_nothing_else_goes() {
     let w = Web::start().await;
     let addr = serve(&w).await;
-    let users = w.h.supervisor.users();
-    users
-        .add("vera", Role::Viewer, "viewer-password-1")
-        .unwrap();
-    users
-        .add("otto", Role::Operator, "operator-password-1")
-        .unwrap();
-    let viewer = w.sign_in("vera", "viewer-password-1").await;
-    let operator = w.sign_in("otto", "operator-password-1").await;
-    let admin = w.admin().await;
+    let (viewer, operator, admin) = w.roles().await;
     let files = w.h.supervisor.store().dir().to_owned();
     std::fs::write(files.join("doomed.txt"), b"bye").unwrap();
     let outside = w.h.dir.path().join("outside.txt");

@@ -521,6 +521,5 @@ impl Captures {
     }
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -48,6 +48,31 @@ impl Web {
         }
     }
 
+    /// Adds a viewer `vera` and an operator `otto` and signs in as each
+    /// and as the admin: (viewer, operator, admin).
+    pub async fn roles(&self) -> (Signed, Signed, Signed) {
+        let users = self.h.supervisor.users();
+        users
+            .add(
+                "vera",
+                switchboard::users::Role::Viewer,
+                "viewer-password-1",
+            )
+            .expect("a viewer");
+        users
+            .add(
+                "otto",
+                switchboard::users::Role::Operator,
+                "operator-password-1",
+            )
+            .expect("an operator");
+        (
+            self.sign_in("vera", "viewer-password-1").await,
+            self.sign_in("otto", "operator-password-1").await,
+            self.admin().await,
+        )
+    }
+
     /// Signs in; panics unless it works.
     pub async fn sign_in(&self, user: &str, password: &str) -> Signed {
         let r = self
