@@ -45,22 +45,18 @@ done
 need_apt python3 python3   # runs the tutorials' own clients against our services
 need_apt bc bc             # tests/stdio.rs serves it as a network calculator
 need_apt curl curl         # tests/proxy.rs fetches a page through a tcp-proxy
-# tests/replay.rs writes its captures with Wireshark's text2pcap and mergecap
-# (in tshark's dependencies). Answer the setuid dumpcap question first, so the
-# install never stops to ask.
-if ! command -v text2pcap >/dev/null 2>&1; then
+# Wireshark's tools: tests/capture.rs reads the wire inspector's pcapng
+# exports back with tshark, tests/replay.rs writes its captures with
+# text2pcap and mergecap (tshark's dependencies); a missing one fails those
+# tests. The setuid dumpcap question is answered first, so the install never
+# stops to ask (reading and writing files needs no capture privilege).
+if ! command -v tshark >/dev/null 2>&1 || ! command -v text2pcap >/dev/null 2>&1; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
 fi
+need_apt tshark tshark
 need_apt text2pcap tshark
 need_apt chromium chromium                # the dashboard's browser tests
 need_apt chromedriver chromium-driver     # drives it (WebDriver)
-# tests/capture.rs reads the wire inspector's pcapng exports back with
-# tshark; a missing tshark fails that test. Preseeded so the install asks
-# nothing (and installs no setuid dumpcap: reading files needs none).
-if ! command -v tshark >/dev/null 2>&1; then
-  echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections
-  need_apt tshark tshark
-fi
 # axe-core checks every dashboard page for accessibility (tests/browser.rs).
 # It comes from npm, not the repository; once installed it is reused.
 axe_dir="${CARGO_TARGET_DIR:-target}/axe-core"
