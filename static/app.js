@@ -1162,7 +1162,10 @@
           }
           bar.value = 1;
           stored.textContent = `${r.name} (${bytes(r.size)})`;
-          hash.textContent = r.sha256;
+          // Short, as in the list; the whole hash on hover and in data-sha256.
+          hash.textContent = r.sha256.slice(0, 12);
+          hash.title = r.sha256;
+          hash.dataset.sha256 = r.sha256;
           const mine = await ours;
           if (mine.hex) {
             const same = mine.hex === r.sha256;
