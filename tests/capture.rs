@@ -463,6 +463,19 @@ async fn the_live_switch_is_admin_only_csrf_checked_audited_and_applies_to_new_c
     let (_, segs) = segments(&w, &admin, id).await;
     assert_eq!(segs.len(), 2);
 
+    // Kept for the next start: services.toml says so, and a config read
+    // with it applied captures as switched.
+    let overlay =
+        switchboard::config::overlay::Overlay::read(&w.h.config.data_dir).expect("readable");
+    assert_eq!(
+        overlay.services["echo"].get("capture"),
+        Some(&toml::Value::Boolean(false))
+    );
+    let mut next = w.h.config.clone();
+    next.service_mut("echo").capture.on = true;
+    overlay.apply(&mut next).expect("applies");
+    assert!(!next.service("echo").expect("built in").capture.on);
+
     let audit = common::web::audit_lines(&w).await;
     let switches: Vec<&Value> = audit.iter().filter(|l| l["event"] == "capture").collect();
     assert_eq!(switches.len(), 2, "{audit:?}");

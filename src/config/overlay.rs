@@ -180,11 +180,12 @@ impl Overlay {
     }
 
     /// Applies the overlay to a resolved config: adds the instances it
-    /// defines, and sets `enabled` on those the config defines.
+    /// defines, and sets `enabled` and `capture` on those the config
+    /// defines.
     ///
     /// # Errors
-    /// An invalid instance, or a key other than `enabled` for an instance
-    /// the config file defines; each names the key and the file.
+    /// An invalid instance, or a key other than `enabled` or `capture` for
+    /// an instance the config file defines; each names the key and the file.
     pub fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
         let file = path(&config.data_dir);
         for (name, table) in &self.services {
@@ -192,13 +193,15 @@ impl Overlay {
                 for (key, value) in table {
                     match (key.as_str(), value) {
                         ("enabled", toml::Value::Boolean(on)) => existing.enabled = *on,
+                        // The wire inspector's live switch, kept.
+                        ("capture", toml::Value::Boolean(on)) => existing.capture.on = *on,
                         _ => {
                             return Err(ConfigError::BadValue {
                                 key: format!("services.{name}.{key}"),
                                 origin: crate::settings::Origin::File(file.clone()),
                                 message: format!(
                                     "{name} is defined by the config file (or built in): only \
-                                     `enabled` can be set here"
+                                     `enabled` and `capture` can be set here"
                                 ),
                             });
                         }

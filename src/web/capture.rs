@@ -201,7 +201,8 @@ pub struct Switch {
 }
 
 /// `PUT /api/v1/services/{name}/capture` `{"capture": true|false}`
-/// (admin): switches capturing of new connections, live; audited.
+/// (admin): switches capturing of new connections, live; audited, and
+/// kept in `services.toml` so a restart captures the same way.
 ///
 /// # Errors
 /// Unknown instance, a malformed body.
@@ -225,6 +226,7 @@ pub async fn switch(
         }))
         .await;
     result.map_err(|e| WebError::NotFound(e.to_string()))?;
+    state.keep_capture(id.name(), capture).await?;
     Ok(Json(json!({"service": id, "capture": capture})))
 }
 

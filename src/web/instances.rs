@@ -133,6 +133,22 @@ fn start_failure(e: ServiceError) -> WebError {
 }
 
 impl AppState {
+    /// Keeps an instance's live capture switch in `services.toml`, so a
+    /// restart captures as the admin left it.
+    ///
+    /// # Errors
+    /// The file cannot be read or written.
+    pub(super) async fn keep_capture(&self, name: &str, on: bool) -> Result<(), WebError> {
+        let _one_at_a_time = self.inner.instance_edits.lock().await;
+        let mut overlay = self.overlay()?;
+        overlay
+            .services
+            .entry(name.to_owned())
+            .or_default()
+            .insert("capture".into(), toml::Value::Boolean(on));
+        self.keep(&overlay)
+    }
+
     fn overlay(&self) -> Result<Overlay, WebError> {
         Overlay::read(&self.inner.data_dir).map_err(|e| WebError::Internal(e.to_string()))
     }
