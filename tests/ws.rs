@@ -267,3 +267,61 @@ async fn signing_out_closes_the_sessions_sockets_and_their_count_is_bounded() {
     assert!(reason.contains("sign in"), "{reason}");
     w.h.root.token.cancel();
 }
+
+#[tokio::test]
+async fn a_ping_flood_meets_the_message_limit_and_sockets_count_per_account() {
+    let w = Web::start_with(|c| c.web.max_streams_per_session = 2).await;
+    let addr = serve(&w).await;
+    let s = w.admin().await;
+    let mut ws = open(addr, "echo", &browser(addr, &s)).await.expect("open");
+    // Pings, sent without reading the pongs: they are messages as far as
+    // the limit goes, so the socket is closed rather than its queue of
+    // pongs growing.
+    let limit = 600;
+    for _ in 0..2 * limit {
+        if ws
+            .send(Message::Ping(vec![0x70; 125].into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // The server ends the socket (its close frame may be lost to the reset
+    // that unread pings cause)...
+    guard("the flooding socket ends", async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    // ...and the pings were charged: the session's next message is refused.
+    let mut after = open(addr, "echo", &browser(addr, &s)).await.expect("open");
+    after.send(Message::text("m")).await.unwrap();
+    let (code, reason) = close_of(&mut after).await;
+    assert_eq!(code, CloseCode::Policy, "{reason}");
+    assert!(reason.contains("messages a minute"), "{reason}");
+    drop(after);
+
+    // Another session of the same account shares the account's sockets.
+    let again = w.admin().await;
+    // (Once the two sockets above have given their places back.)
+    let _one = guard("the ended sockets' places back", async {
+        loop {
+            match open(addr, "echo", &browser(addr, &s)).await {
+                Ok(ws) => return ws,
+                Err(StatusCode::TOO_MANY_REQUESTS) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    })
+    .await;
+    let _two = open(addr, "echo", &browser(addr, &again))
+        .await
+        .expect("open");
+    assert_eq!(
+        open(addr, "echo", &browser(addr, &again)).await.err(),
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    );
+    w.h.root.token.cancel();
+}

@@ -137,11 +137,51 @@ pub async fn segments(
     }))
 }
 
+/// Exports built at once, in all. Each copies what it exports and encodes
+/// it in memory (up to about twice `capture_total_bytes` for a whole
+/// instance), so without a bound a few parallel downloads would hold many
+/// times the capture budget.
+const MAX_EXPORTS: usize = 2;
+
+static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_EXPORTS);
+
+/// A place among the exports being built, or 503.
+fn export_slot() -> Result<tokio::sync::SemaphorePermit<'static>, WebError> {
+    EXPORTS.try_acquire().map_err(|_| {
+        WebError::Busy(format!(
+            "{MAX_EXPORTS} capture exports are being built; try again in a moment"
+        ))
+    })
+}
+
 /// A pcapng download named `name`.
-fn pcapng_response(name: &str, captures: &[CaptureCopy]) -> Response {
-    let body = pcapng::encode(captures);
-    let mut response = body.into_response();
+/// The export's place is held until the body has been handed on, piece by
+/// piece, so slow downloads count too.
+fn pcapng_response(
+    name: &str,
+    captures: &[CaptureCopy],
+    slot: tokio::sync::SemaphorePermit<'static>,
+) -> Response {
+    const PIECE: usize = 1 << 20;
+    let body = bytes::Bytes::from(pcapng::encode(captures));
+    let length = HeaderValue::from(body.len());
+    let pieces = tokio_stream::iter(
+        (0..body.len())
+            .step_by(PIECE)
+            .map(move |at| {
+                Ok::<_, std::convert::Infallible>(body.slice(at..(at + PIECE).min(body.len())))
+            })
+            .collect::<Vec<_>>(),
+    );
+    // The slot goes when the stream is dropped: after its last piece.
+    let held = tokio_stream::StreamExt::map(pieces, move |piece| {
+        let _ = &slot;
+        piece
+    });
+    let mut response = axum::body::Body::from_stream(held).into_response();
     let headers = response.headers_mut();
+    // Known up front: a download shows its progress, and is not chunked.
+    headers.insert(header::CONTENT_LENGTH, length);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/vnd.tcpdump.pcap"),
@@ -163,10 +203,12 @@ pub async fn connection_pcapng(
     Path(id): Path<u64>,
 ) -> Result<Response, WebError> {
     let capture = capture_of(&state, id)?;
+    let slot = export_slot()?;
     let copy = capture.copy(0, usize::MAX);
     Ok(pcapng_response(
         &format!("{}-{id}", copy.info.service),
         &[copy],
+        slot,
     ))
 }
 
@@ -190,8 +232,9 @@ pub async fn service_pcapng(
             "capture of `{id}`: capture is off for it and none is retained"
         )));
     }
+    let slot = export_slot()?;
     let copies: Vec<CaptureCopy> = held.iter().map(|c| c.copy(0, usize::MAX)).collect();
-    Ok(pcapng_response(id.name(), &copies))
+    Ok(pcapng_response(id.name(), &copies, slot))
 }
 
 #[derive(Debug, Deserialize)]

@@ -539,6 +539,22 @@ enum Who {
     Token(String),
 }
 
+impl Holder {
+    /// What per-person limits count under: the account's name for a
+    /// session (however many sessions it signs in), the token for a token.
+    pub fn owner_key(&self) -> [u8; 32] {
+        use sha2::Digest;
+        match &self.who {
+            Who::Session { user } => sha2::Sha256::new()
+                .chain_update(b"user\0")
+                .chain_update(user.as_bytes())
+                .finalize()
+                .into(),
+            Who::Token(_) => self.key,
+        }
+    }
+}
+
 impl AppState {
     /// The holder of a request already let through by a role extractor.
     ///

@@ -14,10 +14,14 @@
 //!   by the host guard ([`super::session::guard`]).
 //! - Bounded: messages of at most [`MAX_WS_MESSAGE`] bytes (a bigger one
 //!   closes the socket with 1009); [`WS_MESSAGES_PER_MINUTE`] messages per
-//!   session (a token bucket from [`crate::ratelimit`], shared by the
-//!   session's sockets; past it the socket closes with 1008); at most
-//!   `web.max_streams_per_session` sockets per session and
-//!   [`MAX_WEBSOCKETS`] in all (429 / 503 before the upgrade).
+//!   session, pings included (a token bucket from [`crate::ratelimit`],
+//!   shared by the session's sockets; past it the socket closes with
+//!   1008); at most [`MAX_WRITE_BUFFER`] waiting to be written to a
+//!   browser (the pongs of a client that pings and never reads); no
+//!   message for [`IDLE`] closes the socket; at most
+//!   `web.max_streams_per_session` sockets per account (however many
+//!   sessions it holds) and [`MAX_WEBSOCKETS`] in all (429 / 503 before the
+//!   upgrade).
 //! - Ended (close 1008) when the session ends: at once on sign-out,
 //!   within [`SESSION_CHECK_EVERY`] on expiry, a demotion below operator,
 //!   a removed account or a revoked token; with 1001 at shutdown.
@@ -62,6 +66,13 @@ pub const MAX_WEBSOCKETS: usize = 64;
 /// How long the relay waits to connect, for each reply, and for the
 /// browser to take each message.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// A socket no message has come on for this long is closed: sockets are
+/// few (see [`MAX_WEBSOCKETS`]), and an idle one should not hold its slot.
+const IDLE: Duration = Duration::from_secs(120);
+/// Most bytes waiting to be written to one browser. The library queues a
+/// pong for every ping it reads; a client that pings and never reads
+/// would otherwise grow this without bound. Past it the socket is dropped.
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
 /// Longest close reason a close frame holds.
 const MAX_REASON: usize = 123;
 
@@ -165,7 +176,9 @@ pub async fn relay(
     let upgrade =
         upgrade.map_err(|e| WebError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let holder = state.holder(&headers)?;
-    let slot = state.ws_slot(holder.key)?;
+    // Counted per account, not per session: signing in again does not
+    // buy more sockets.
+    let slot = state.ws_slot(holder.owner_key())?;
     let target = state.target(&id)?;
     let upstream = if kind == ServiceKind::Echo {
         let tls = state.tls(&id)?;
@@ -178,6 +191,8 @@ pub async fn relay(
     Ok(upgrade
         .max_message_size(WIRE_LIMIT)
         .max_frame_size(WIRE_LIMIT)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             serve(&state, socket, upstream, &holder).await;
             drop((slot, tracked));
@@ -198,9 +213,13 @@ async fn serve(state: &AppState, mut socket: WebSocket, mut upstream: Upstream, 
             "the session ended; sign in again".to_owned(),
         )
     };
+    let mut last_message = tokio::time::Instant::now();
     let (code, reason) = loop {
         let received = tokio::select! {
             () = cancel.cancelled() => break (close_code::AWAY, "the server is shutting down".to_owned()),
+            () = tokio::time::sleep_until(last_message + IDLE) => {
+                break (close_code::NORMAL, format!("no message for {} s", IDLE.as_secs()));
+            }
             () = ended.cancelled() => break signed_out(),
             _ = check.tick() => {
                 if !state.holder_allowed(holder, Role::Operator) {
@@ -215,8 +234,14 @@ async fn serve(state: &AppState, mut socket: WebSocket, mut upstream: Upstream, 
             None | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Text(t))) => (bytes::Bytes::from(t), true),
             Some(Ok(Message::Binary(b))) => (b, false),
-            // Pings are answered by the library.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            // Pings are answered by the library, and count as messages:
+            // a ping flood meets the same limit as a message flood.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                if let Some(over) = state.over_message_limit(holder) {
+                    break over;
+                }
+                continue;
+            }
             Some(Err(e)) => {
                 // Over the wire limit, or not WebSocket at all.
                 let e = e.to_string();
@@ -230,17 +255,10 @@ async fn serve(state: &AppState, mut socket: WebSocket, mut upstream: Upstream, 
         if data.len() > MAX_WS_MESSAGE {
             break too_big();
         }
-        let limits = &state.inner.ws.messages;
-        if let Err(wait) = limits.check(holder.key) {
-            break (
-                close_code::POLICY,
-                format!(
-                    "more than {WS_MESSAGES_PER_MINUTE} messages a minute; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            );
+        if let Some(over) = state.over_message_limit(holder) {
+            break over;
         }
-        limits.charge(holder.key);
+        last_message = tokio::time::Instant::now();
         let reply = match upstream.round_trip(&data).await {
             Ok(r) => r,
             Err(e) => break (close_code::ERROR, e.to_string()),
@@ -261,6 +279,25 @@ async fn serve(state: &AppState, mut socket: WebSocket, mut upstream: Upstream, 
         reason: shorten(reason).into(),
     };
     let _ = tokio::time::timeout(TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}
+
+impl AppState {
+    /// Charges one message to the holder's session; past the limit, the
+    /// close code and reason to end the socket with.
+    fn over_message_limit(&self, holder: &Holder) -> Option<(u16, String)> {
+        let limits = &self.inner.ws.messages;
+        if let Err(wait) = limits.check(holder.key) {
+            return Some((
+                close_code::POLICY,
+                format!(
+                    "more than {WS_MESSAGES_PER_MINUTE} messages a minute; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        limits.charge(holder.key);
+        None
+    }
 }
 
 fn too_big() -> (u16, String) {
