@@ -73,27 +73,6 @@ async fn read_pgid(conn: &mut MessageConn<TcpStream>) -> u32 {
     pgid
 }
 
-/// The audit lines of commands, once `count` of them are written.
-async fn audited_commands(h: &Harness, count: usize) -> Vec<Value> {
-    guard("audit lines", async {
-        loop {
-            h.supervisor.audit().flush().await;
-            let text =
-                std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap_or_default();
-            let lines: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .filter(|l| l["event"] == "command")
-                .collect();
-            if lines.len() >= count {
-                return lines;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-}
-
 /// A command that forks a sleeper and floods its output.
 const FLOOD: &str = "sleep 1000 & echo $$; yes";
 
@@ -109,7 +88,7 @@ async fn a_reset_mid_output_kills_the_group_and_is_audited_as_disconnected() {
         .unwrap();
     drop(conn); // RST: the server's next write fails
     await_group_gone(pgid).await;
-    let lines = audited_commands(&h, 1).await;
+    let lines = common::audited_commands(&h, None, 1).await;
     assert_eq!(lines[0]["outcome"], "disconnected", "{lines:?}");
 }
 
@@ -122,7 +101,7 @@ async fn an_admin_closing_the_connection_kills_the_group() {
     let id = h.stats.snapshot().connections_of(Exec).next().unwrap().id;
     h.stats.close(id).unwrap();
     await_group_gone(pgid).await;
-    let lines = audited_commands(&h, 1).await;
+    let lines = common::audited_commands(&h, None, 1).await;
     assert_eq!(lines[0]["outcome"], "closed by admin", "{lines:?}");
     // And the client sees the connection end.
     let end = guard("EOF", conn.read_header(MAX_HEADER_LEN)).await;
@@ -137,7 +116,7 @@ async fn stopping_the_service_returns_only_when_the_group_is_gone() {
     let pgid = read_pgid(&mut conn).await;
     guard("stop", h.supervisor.stop(Exec)).await.unwrap();
     assert_eq!(group_members(pgid), Vec::<u32>::new(), "stop waited for it");
-    let lines = audited_commands(&h, 1).await;
+    let lines = common::audited_commands(&h, None, 1).await;
     assert_eq!(lines[0]["outcome"], "service stopped", "{lines:?}");
     // A restart serves again, with a free slot.
     h.supervisor.start(Exec).await.unwrap();
@@ -208,7 +187,7 @@ async fn a_client_that_never_reads_is_bound_by_the_command_timeout() {
     for pgid in pgids {
         await_group_gone(pgid).await;
     }
-    let lines = audited_commands(&h, 2).await;
+    let lines = common::audited_commands(&h, None, 2).await;
     for line in &lines[..2] {
         assert_eq!(line["outcome"], "error: timed out after 1000 ms", "{line}");
     }
@@ -232,7 +211,7 @@ async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
     let pgid = read_pgid(&mut conn).await;
     await_group_gone(pgid).await;
     let took = started.elapsed();
-    let lines = audited_commands(&h, 1).await;
+    let lines = common::audited_commands(&h, None, 1).await;
     assert_eq!(
         lines[0]["outcome"], "error: client stopped reading; command killed",
         "{lines:?}"
@@ -320,6 +299,6 @@ async fn a_browser_going_away_mid_command_takes_the_command_with_it() {
     drop(stream); // the browser goes away
     await_group_gone(pgid).await;
     let h = &w.h;
-    let lines = audited_commands(h, 1).await;
+    let lines = common::audited_commands(h, None, 1).await;
     assert_eq!(lines[0]["outcome"], "disconnected", "{lines:?}");
 }

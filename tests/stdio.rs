@@ -45,27 +45,6 @@ fn argv(items: &[&str]) -> String {
     format!("argv = [{}]", quoted.join(", "))
 }
 
-/// The audit lines of `prog`'s runs, once `count` of them are written.
-async fn audited(h: &Harness, count: usize) -> Vec<Value> {
-    guard("audit lines", async {
-        loop {
-            h.supervisor.audit().flush().await;
-            let text =
-                std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap_or_default();
-            let lines: Vec<Value> = text
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .filter(|l| l["event"] == "command" && l["service"] == NAME)
-                .collect();
-            if lines.len() >= count {
-                return lines;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-}
-
 /// Reads one line (the program's or our refusal).
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> String {
     let mut line = String::new();
@@ -90,7 +69,7 @@ async fn cat_sends_the_bytes_back_and_they_are_counted() {
     s.shutdown().await.unwrap();
     let (rest, _) = read_until_closed(&mut s).await;
     assert!(rest.is_empty(), "{rest:?}");
-    let lines = audited(&h, 1).await;
+    let lines = common::audited_commands(&h, Some(NAME), 1).await;
     assert_eq!(lines[0]["outcome"], "exit 0", "{lines:?}");
     assert_eq!(lines[0]["bytes_out"], 11);
 }
@@ -205,7 +184,7 @@ async fn a_group_that_ignores_sigterm_and_forks_dies_when_the_client_disconnects
         .unwrap();
     drop(stream); // a reset: the client is gone, not half-closed
     await_group_gone(pgid).await;
-    let lines = audited(&h, 1).await;
+    let lines = common::audited_commands(&h, Some(NAME), 1).await;
     assert_eq!(lines[0]["outcome"], "disconnected", "{lines:?}");
     assert_eq!(lines[0]["argv"][0], "/bin/sh");
     assert!(lines[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
@@ -218,7 +197,7 @@ async fn stopping_the_service_kills_its_groups() {
     let pgid: u32 = read_line(&mut reader).await.trim().parse().unwrap();
     guard("stop", h.supervisor.stop(NAME)).await.unwrap();
     await_group_gone(pgid).await;
-    let lines = audited(&h, 1).await;
+    let lines = common::audited_commands(&h, Some(NAME), 1).await;
     assert_eq!(lines[0]["outcome"], "service stopped", "{lines:?}");
 }
 
@@ -231,7 +210,7 @@ async fn a_client_that_never_reads_is_closed_at_the_output_cap() {
     .await;
     let mut s = connect(&h).await;
     // Nothing is read until the server has given up.
-    let lines = audited(&h, 1).await;
+    let lines = common::audited_commands(&h, Some(NAME), 1).await;
     assert_eq!(
         lines[0]["outcome"], "error: output cap of 20000 bytes reached; program killed",
         "{lines:?}"
@@ -245,7 +224,7 @@ async fn a_client_that_never_reads_is_closed_at_the_output_cap() {
 async fn a_client_that_never_reads_is_closed_at_the_deadline() {
     let h = start(&format!("{}\ntimeout_ms = 1000", argv(&["/usr/bin/yes"]))).await;
     let mut s = connect(&h).await;
-    let lines = audited(&h, 1).await;
+    let lines = common::audited_commands(&h, Some(NAME), 1).await;
     assert_eq!(lines[0]["outcome"], "error: timed out after 1000 ms");
     let sent = lines[0]["bytes_out"].as_u64().unwrap();
     // Only what the socket buffers took was sent: far below the 16 MiB cap.
@@ -294,7 +273,7 @@ async fn beyond_max_instances_clients_are_refused_and_no_process_is_left() {
     for pgid in pgids {
         await_group_gone(pgid).await;
     }
-    assert_eq!(audited(&h, 4).await.len(), 4);
+    assert_eq!(common::audited_commands(&h, Some(NAME), 4).await.len(), 4);
 }
 
 #[test]

@@ -339,3 +339,31 @@ impl Served {
         self.wait_exit().await
     }
 }
+
+/// The `command` audit lines (of every service, or of `service` only), once
+/// at least `count` are written; polled under the hang guard, since the
+/// audit log is written by a thread of its own.
+#[allow(dead_code)] // not every test binary reads the audit log
+pub async fn audited_commands(
+    h: &Harness,
+    service: Option<&str>,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    guard("audit lines", async {
+        loop {
+            h.supervisor.audit().flush().await;
+            let text =
+                std::fs::read_to_string(switchboard::audit::path(h.dir.path())).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|l| l["event"] == "command" && service.is_none_or(|s| l["service"] == s))
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
