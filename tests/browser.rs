@@ -334,6 +334,13 @@ async fn echo_bytes(echo: &mut TcpStream, n: usize) {
     .expect("echo answers");
 }
 
+/// From the sign-in page to the overview, as the admin.
+async fn sign_in_to_overview(browser: &Client, base: &str) {
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    sign_in(browser, ADMIN_PASSWORD).await;
+    wait_for(browser, "the overview", "//article[@data-service='echo']").await;
+}
+
 /// Fills in the sign-in form on the current page and submits it.
 async fn sign_in(browser: &Client, password: &str) {
     // Only once the script has attached its handler: a click before that
@@ -643,9 +650,7 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     else {
         return;
     };
-    browser.goto(&format!("{base}/login")).await.unwrap();
-    sign_in(&browser, ADMIN_PASSWORD).await;
-    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    sign_in_to_overview(&browser, &base).await;
 
     // A test message to echo, and its reply, bytes and equivalents.
     browser.goto(&format!("{base}/send")).await.unwrap();
@@ -1364,15 +1369,19 @@ async fn the_inspector_follows_a_raw_connections_bytes_live() {
     echo.read_exact(&mut reply).await.unwrap();
     let peer = echo.local_addr().unwrap().to_string();
     browser.goto(&format!("{base}/connections")).await.unwrap();
-    wait_for(
+    // Followed by its address, not clicked: the live table redraws its
+    // rows every second, which can leave a found element stale.
+    let link = wait_for(
         &browser,
         "our connection's Inspect link",
         &format!("//tr[td[normalize-space()='{peer}']]//a[@data-inspect]"),
     )
     .await
-    .click()
+    .attr("href")
     .await
-    .unwrap();
+    .unwrap()
+    .expect("the link has an address");
+    browser.goto(&format!("{base}{link}")).await.unwrap();
     wait_for(
         &browser,
         "the warning about secrets",
@@ -1636,9 +1645,7 @@ async fn send_compares_three_paths_and_helps_with_time_formats_and_length_prefix
     else {
         return;
     };
-    browser.goto(&format!("{base}/login")).await.unwrap();
-    sign_in(&browser, ADMIN_PASSWORD).await;
-    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    sign_in_to_overview(&browser, &base).await;
     browser.goto(&format!("{base}/send")).await.unwrap();
     wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
     assert!(!displayed(&browser, "compare-result").await);
@@ -1756,9 +1763,7 @@ async fn the_files_list_follows_uploads_and_deletes_without_a_reload() {
     else {
         return;
     };
-    browser.goto(&format!("{base}/login")).await.unwrap();
-    sign_in(&browser, ADMIN_PASSWORD).await;
-    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    sign_in_to_overview(&browser, &base).await;
     browser.goto(&format!("{base}/files")).await.unwrap();
     wait_for(&browser, "the page's script", "//body[@data-ready='true']").await;
     wait_for(
@@ -1898,9 +1903,7 @@ async fn traffic_reads_in_binary_ticks_per_service_on_either_scale_and_its_log_p
     else {
         return;
     };
-    browser.goto(&format!("{base}/login")).await.unwrap();
-    sign_in(&browser, ADMIN_PASSWORD).await;
-    wait_for(&browser, "the overview", "//article[@data-service='echo']").await;
+    sign_in_to_overview(&browser, &base).await;
     browser.goto(&format!("{base}/traffic")).await.unwrap();
     wait_for(
         &browser,

@@ -45,6 +45,12 @@ pub const DEFAULT_TOTAL_BYTES: usize = 64 * 1024 * 1024;
 /// roughly, so that the budgets bound memory and not only payload.
 pub const SEGMENT_OVERHEAD: usize = 32;
 
+/// Closed captures kept at most, whatever they hold: one that holds
+/// nothing (a connection that never sent a byte, a spoofed UDP source)
+/// costs the budget nothing, so without this a connect flood would grow the
+/// table for ever.
+pub const MAX_CLOSED: usize = 10_000;
+
 /// Which way bytes went, from our side of the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -430,6 +436,12 @@ impl Captures {
         if table.all.contains_key(&capture.id) {
             table.closed.push_back(capture.id);
         }
+        while table.closed.len() > MAX_CLOSED {
+            let Some(id) = table.closed.pop_front() else {
+                break;
+            };
+            self.forget(&mut table, id);
+        }
         drop(table);
         self.enforce();
     }
@@ -454,6 +466,16 @@ impl Captures {
             .collect()
     }
 
+    /// Drops closed capture `id` from the table, giving back what it held.
+    fn forget(&self, table: &mut Table, id: u64) {
+        if let Some(gone) = table.all.remove(&id) {
+            let st = lock(&gone.state);
+            self.inner
+                .held
+                .fetch_sub(st.rings[0].held + st.rings[1].held, Relaxed);
+        }
+    }
+
     /// Accounts a segment added and what its ring dropped to make room.
     fn charge(&self, added: usize, freed: usize) {
         if added >= freed {
@@ -473,12 +495,7 @@ impl Captures {
             let Some(id) = table.closed.pop_front() else {
                 break;
             };
-            if let Some(gone) = table.all.remove(&id) {
-                let st = lock(&gone.state);
-                self.inner
-                    .held
-                    .fetch_sub(st.rings[0].held + st.rings[1].held, Relaxed);
-            }
+            self.forget(&mut table, id);
         }
         if self.held() <= budget {
             return;

@@ -159,3 +159,20 @@ fn the_total_stays_exact_and_within_budget_under_concurrent_records_and_closes()
     assert_eq!(store.held(), sum, "the running total is the sum held");
     assert!(store.held() <= store.budget(), "{}", store.held());
 }
+
+#[test]
+fn closed_captures_that_hold_nothing_are_still_bounded_in_number() {
+    // A connect flood: connections that close without a byte cost the
+    // byte budget nothing, so the count is what bounds them.
+    let store = Captures::new(1 << 20);
+    let first = open(&store, 1, 1024);
+    first.record(&store, Dir::In, b"kept while room");
+    store.close(&first);
+    for id in 2..=(MAX_CLOSED as u64 + 1) {
+        let c = open(&store, id, 1024);
+        store.close(&c);
+    }
+    assert_eq!(store.list().len(), MAX_CLOSED);
+    assert!(store.get(1).is_none(), "the oldest closed went first");
+    assert_eq!(store.held(), 0, "and gave back what it held");
+}
