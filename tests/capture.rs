@@ -676,4 +676,10 @@ async fn a_capture_is_replayed_from_the_dashboard_to_an_instance_of_ours() {
         .send(common::web::json_request("POST", &path, &json!({})))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let (_, operator, _) = w.roles().await;
+    let r = w.send(operator.act_json("POST", &path, &json!({}))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut no_csrf = admin.act_json("POST", &path, &json!({}));
+    no_csrf.headers_mut().remove("x-csrf-token");
+    assert_eq!(w.send(no_csrf).await.status, StatusCode::FORBIDDEN);
 }

@@ -141,17 +141,17 @@ pub async fn segments(
 /// it in memory (up to about twice `capture_total_bytes` for a whole
 /// instance), so without a bound a few parallel downloads would hold many
 /// times the capture budget.
-const MAX_EXPORTS: usize = 2;
-
-static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_EXPORTS);
+pub const MAX_EXPORTS: usize = 2;
 
 /// A place among the exports being built, or 503.
-fn export_slot() -> Result<tokio::sync::SemaphorePermit<'static>, WebError> {
-    EXPORTS.try_acquire().map_err(|_| {
-        WebError::Busy(format!(
-            "{MAX_EXPORTS} capture exports are being built; try again in a moment"
-        ))
-    })
+fn export_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, WebError> {
+    std::sync::Arc::clone(&state.inner.capture_exports)
+        .try_acquire_owned()
+        .map_err(|_| {
+            WebError::Busy(format!(
+                "{MAX_EXPORTS} capture exports are being built; try again in a moment"
+            ))
+        })
 }
 
 /// A pcapng download named `name`.
@@ -160,7 +160,7 @@ fn export_slot() -> Result<tokio::sync::SemaphorePermit<'static>, WebError> {
 fn pcapng_response(
     name: &str,
     captures: &[CaptureCopy],
-    slot: tokio::sync::SemaphorePermit<'static>,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
     const PIECE: usize = 1 << 20;
     let body = bytes::Bytes::from(pcapng::encode(captures));
@@ -203,7 +203,7 @@ pub async fn connection_pcapng(
     Path(id): Path<u64>,
 ) -> Result<Response, WebError> {
     let capture = capture_of(&state, id)?;
-    let slot = export_slot()?;
+    let slot = export_slot(&state)?;
     let copy = capture.copy(0, usize::MAX);
     Ok(pcapng_response(
         &format!("{}-{id}", copy.info.service),
@@ -232,7 +232,7 @@ pub async fn service_pcapng(
             "capture of `{id}`: capture is off for it and none is retained"
         )));
     }
-    let slot = export_slot()?;
+    let slot = export_slot(&state)?;
     let copies: Vec<CaptureCopy> = held.iter().map(|c| c.copy(0, usize::MAX)).collect();
     Ok(pcapng_response(id.name(), &copies, slot))
 }
@@ -275,11 +275,9 @@ pub async fn switch(
 
 /// Replays from the dashboard run at once, in all: each holds a socket and
 /// up to [`REPLAY_TIMEOUT`] of a request.
-const MAX_REPLAYS: usize = 2;
+pub const MAX_REPLAYS: usize = 2;
 /// Wall time one replay from the dashboard may take.
 const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-static REPLAYS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_REPLAYS);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +310,14 @@ pub async fn replay(
 ) -> Result<Json<crate::replay::Outcome>, WebError> {
     let Json(request) = body?;
     let capture = capture_of(&state, id)?;
+    // Taken before the capture is copied: a refused replay copies nothing.
+    let _slot = std::sync::Arc::clone(&state.inner.capture_replays)
+        .try_acquire_owned()
+        .map_err(|_| {
+            WebError::Busy(format!(
+                "{MAX_REPLAYS} replays are already running; try again"
+            ))
+        })?;
     let copy = capture.copy(0, usize::MAX);
     if copy.info.dropped_in > 0 {
         return Err(WebError::Conflict(format!(
@@ -340,15 +346,14 @@ pub async fn replay(
         )));
     }
     let addr = state.target(&name)?;
-    let _slot = REPLAYS.try_acquire().map_err(|_| {
-        WebError::Busy(format!(
-            "{MAX_REPLAYS} replays are already running; try again"
-        ))
-    })?;
     let conversation = conversation_of(&copy);
+    drop(copy);
     let limits = crate::replay::Limits {
         timeout: REPLAY_TIMEOUT,
         timing: request.timing,
+        // The answer carries the replies (hex and text): as bounded as a
+        // page of segments.
+        max_reply_bytes: MAX_JSON_BYTES,
         ..crate::replay::Limits::default()
     };
     let outcome = crate::replay::run(&conversation, &addr, &limits).await;

@@ -114,6 +114,9 @@ struct Inner {
     sessions: Sessions,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
+    /// Capture exports and replays being built or run (see [`capture`]).
+    capture_exports: Arc<Semaphore>,
+    capture_replays: Arc<Semaphore>,
     /// The WebSocket relay's counts.
     ws: ws::WsLimits,
     /// The HTTP connection slots (see [`serve`]).
@@ -153,6 +156,8 @@ impl AppState {
                     _ => crate::service::exec::Settings::default(),
                 },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
+                capture_exports: Arc::new(Semaphore::new(capture::MAX_EXPORTS)),
+                capture_replays: Arc::new(Semaphore::new(capture::MAX_REPLAYS)),
                 ws: ws::WsLimits::new(max_streams_per_session),
                 shutdown,
                 started: Instant::now(),
