@@ -141,7 +141,6 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             };
         }
         guard.received(&raw[got..got + n]);
-        guard.touch();
         got += n;
     }
     let started = Instant::now();

@@ -143,7 +143,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
                 return Err(LoginError::Closed);
             }
             conn.received(&self.buf[self.len..self.len + n]);
-            conn.touch();
             self.len += n;
         }
     }

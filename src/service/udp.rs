@@ -253,19 +253,20 @@ pub(crate) fn admit<'a>(
             return None;
         }
     }
-    let peer = peers.entry(src).or_insert_with(|| PeerEntry {
-        conn: ctx.stats.open(&ctx.id, Proto::Udp, src.to_string()),
-        bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
-        last_seen: now,
-        // No reply yet: a length no datagram has.
-        last_reply: (usize::MAX, 0),
-        reflections: 0,
+    let peer = peers.entry(src).or_insert_with(|| {
+        let conn = ctx.stats.open(&ctx.id, Proto::Udp, src.to_string());
+        // Once, when its first datagram opens it: ours is the local end.
+        conn.set_capture_local(own);
+        PeerEntry {
+            conn,
+            bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
+            last_seen: now,
+            // No reply yet: a length no datagram has.
+            last_reply: (usize::MAX, 0),
+            reflections: 0,
+        }
     });
     peer.last_seen = now;
-    if peer.conn.capturing() {
-        // Once, when its first datagram opens it: ours is the local end.
-        peer.conn.set_capture_local(own);
-    }
     peer.conn.received(datagram);
     if !peer.bucket.take(now) {
         ctx.stats.dropped(&ctx.id);
