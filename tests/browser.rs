@@ -334,6 +334,24 @@ async fn echo_bytes(echo: &mut TcpStream, n: usize) {
     .expect("echo answers");
 }
 
+/// Clicks the element at `xpath` in a table the live stream redraws: a
+/// redraw between finding it and clicking leaves it stale, and then it is
+/// found again (under the hang guard).
+async fn click_in_live_table(browser: &Client, what: &str, xpath: &str) {
+    guard(what, async {
+        loop {
+            let found = wait_for(browser, what, xpath).await;
+            match found.click().await {
+                Ok(_) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+                Err(e) => panic!("clicking {what}: {e}"),
+            }
+        }
+    })
+    .await;
+}
+
 /// From the sign-in page to the overview, as the admin.
 async fn sign_in_to_overview(browser: &Client, base: &str) {
     browser.goto(&format!("{base}/login")).await.unwrap();
@@ -484,13 +502,12 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     doomed.write_all(b"bye").await.unwrap();
     let doomed_peer = doomed.local_addr().unwrap().to_string();
-    let close = wait_for(
+    click_in_live_table(
         &browser,
         "the second connection's close button",
         &format!("//tr[td[normalize-space()='{doomed_peer}']]//button[@data-close]"),
     )
     .await;
-    close.click().await.unwrap();
     let mut sink = Vec::new();
     guard(
         "the closed connection to end",
@@ -1296,15 +1313,19 @@ async fn assert_no_axe_violations(screen: Screen) {
     // The wire inspector, reached from the connection's row, with its
     // segments drawn.
     browser.goto(&format!("{base}/connections")).await.unwrap();
-    wait_for(
+    // Followed by its address: the live table's redraws can leave a found
+    // link stale before a click lands.
+    let link = wait_for(
         &browser,
         "echo's Inspect link",
         "//tr[@data-service='echo']//a[@data-inspect]",
     )
     .await
-    .click()
+    .attr("href")
     .await
-    .unwrap();
+    .unwrap()
+    .expect("the link has an address");
+    browser.goto(&format!("{base}{link}")).await.unwrap();
     wait_for(
         &browser,
         "the inspector's segments",
