@@ -451,6 +451,12 @@ pub struct ServeArgs {
     /// the banner.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+
+    /// Run on when the dashboard or an enabled instance cannot bind at
+    /// start (same as `--set keep_going=true`). Without it `serve` lists
+    /// every bind failure and exits with status 1.
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 /// Arguments shared by every client.

@@ -217,6 +217,27 @@ impl Running {
         crate::jsonfile::write_atomic(path, &json)
     }
 
+    /// What could not start, one line each naming the address: the
+    /// dashboard first, then every enabled instance that failed.
+    pub fn start_failures(&self) -> Vec<String> {
+        let web = self.web.as_ref().err().map(|e| {
+            format!(
+                "the dashboard cannot listen on {}: {}",
+                self.config.web.listen,
+                bind_failure(e)
+            )
+        });
+        web.into_iter()
+            .chain(self.failures.iter().map(ToString::to_string))
+            .collect()
+    }
+
+    /// Whether `serve` runs on despite [`Running::start_failures`]
+    /// (`keep_going`).
+    pub fn keep_going(&self) -> bool {
+        self.config.keep_going
+    }
+
     /// Whether a port conflict kept something from listening.
     pub fn port_taken(&self) -> bool {
         let taken = "address in use";

@@ -215,7 +215,7 @@ async fn serve_exits_with_an_error_when_no_service_can_start() {
         stdout(&o)
     );
     assert!(
-        stderr(&o).contains("no service could start"),
+        stderr(&o).contains(&format!("echo cannot listen on {addr}: address in use")),
         "{}",
         stderr(&o)
     );

@@ -25,6 +25,7 @@ pub(crate) fn merge_serve_args(top: ServeArgs, sub: ServeArgs) -> ServeArgs {
         data_dir: sub.data_dir.or(top.data_dir),
         port_base: sub.port_base.or(top.port_base),
         ready_file: sub.ready_file.or(top.ready_file),
+        keep_going: sub.keep_going || top.keep_going,
     }
 }
 
@@ -55,6 +56,9 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config> {
         flags.extend(
             switchboard::config::port_base_flags(&before, base).map_err(anyhow::Error::msg)?,
         );
+    }
+    if args.keep_going {
+        flags.push("keep_going=true".to_owned());
     }
     flags.extend(args.set.iter().cloned());
     Ok(Config::resolve(file, &env, &flags)?)

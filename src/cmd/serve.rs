@@ -28,6 +28,22 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         .filter(|p| !p.is_empty());
     let web_listen = config.web.listen;
     let running = server::run(config, server::Options { admin_password }).await?;
+    let failed = running.start_failures();
+    if !failed.is_empty() && !running.keep_going() {
+        // A partial start would look healthy to a supervisor (systemd's
+        // Restart=on-failure, a container engine) while a port it promised
+        // is dead: fail loudly instead, naming every address.
+        print_banner(&running, &web_listen);
+        running.shutdown().await;
+        anyhow::bail!(
+            "not started: {}\n  {}\n(`serve --keep-going`, or keep_going = true, runs on without them)",
+            match failed.len() {
+                1 => "1 listener failed".to_owned(),
+                n => format!("{n} listeners failed"),
+            },
+            failed.join("\n  ")
+        );
+    }
     // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running

@@ -204,6 +204,10 @@ pub struct Config {
     pub restart_backoff_max: Duration,
     /// Things worth telling the operator that did not stop the start.
     pub warnings: Vec<String>,
+    /// `keep_going`: `serve` runs on when the dashboard or an enabled
+    /// instance cannot bind at start (false: it exits non-zero, so a
+    /// supervisor such as systemd sees the failure).
+    pub keep_going: bool,
 }
 
 /// Environment variables read by `main` itself rather than mapped to keys.
@@ -309,6 +313,7 @@ impl Config {
             0,
             1 << 40,
         )?;
+        let keep_going = root.bool("keep_going", defaults.keep_going)?;
         Ok(Config {
             data_dir,
             key,
@@ -316,6 +321,7 @@ impl Config {
             services,
             shutdown_grace,
             capture_total_bytes,
+            keep_going,
             ..defaults
         })
     }
@@ -368,6 +374,7 @@ impl Default for Config {
             restart_backoff: Duration::from_secs(1),
             restart_backoff_max: Duration::from_secs(60),
             warnings: Vec::new(),
+            keep_going: false,
         }
     }
 }

@@ -252,6 +252,17 @@ impl Served {
         services: &[ServiceKind],
         env: &[(&str, &str)],
     ) -> Served {
+        Self::start_with_args(data_dir, services, env, &[]).await
+    }
+
+    /// [`Served::start`] with `args` after the service flags (a `--set`
+    /// there wins).
+    pub async fn start_with_args(
+        data_dir: &std::path::Path,
+        services: &[ServiceKind],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Served {
         use tokio::io::{AsyncBufReadExt, BufReader};
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--data-dir"])
@@ -259,6 +270,7 @@ impl Served {
             .arg("--ready-file")
             .arg(data_dir.with_extension("ready.json"))
             .args(only_services(services))
+            .args(args)
             .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
