@@ -522,3 +522,85 @@ async fn the_live_stream_says_it_needs_a_session() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.error().contains("/api/v1/events"), "{}", r.body);
 }
+
+/// `web.allowed_hosts` guards the session cookie against DNS rebinding; a
+/// bearer token is no ambient credential, so `switchboard service list
+/// --token` works against the address it was given, while a page (no
+/// token) under a name not allowed is still refused, and a wrong token is
+/// refused by the API itself.
+#[tokio::test]
+async fn a_token_works_under_allowed_hosts_and_a_foreign_host_without_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        dir.path(),
+        &[ServiceKind::Echo],
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", "admin-password-for-tests"),
+            ("SWITCHBOARD_WEB_ALLOWED_HOSTS", "switchboard.example"),
+        ],
+    )
+    .await;
+    let url = served.web_url();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let token = cli(dir.path(), &["token", "create", "ops", "--role", "admin"]).await;
+    let token = token.trim().to_owned();
+
+    let listed = cli(
+        dir.path(),
+        &["service", "list", "--url", &addr, "--token", &token],
+    )
+    .await;
+    assert!(listed.lines().any(|l| l.starts_with("echo ")), "{listed}");
+    cli(
+        dir.path(),
+        &[
+            "service",
+            "add",
+            "echo-hosts",
+            "--kind",
+            "echo",
+            "--setting",
+            "listen=127.0.0.1:0",
+            "--url",
+            &addr,
+            "--token",
+            &token,
+        ],
+    )
+    .await;
+    cli(
+        dir.path(),
+        &[
+            "service",
+            "rm",
+            "echo-hosts",
+            "--url",
+            &addr,
+            "--token",
+            &token,
+        ],
+    )
+    .await;
+
+    // Without a token, the Host check stands (the request above used the
+    // raw loopback address, not an allowed name).
+    let r = raw(&url, "GET", "/api/v1/services", &[], "").await;
+    assert_eq!(r.status, 421, "{r:?}");
+    // A wrong token gets the API's refusal, not a pass.
+    let wrong = format!("Bearer sbt_{}", "0".repeat(64));
+    let r = raw(
+        &url,
+        "GET",
+        "/api/v1/services",
+        &[("Authorization", &wrong)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    // A token does not open the pages (a browser's realm) to a foreign name.
+    let auth = format!("Bearer {token}");
+    let r = raw(&url, "GET", "/", &[("Authorization", &auth)], "").await;
+    assert_eq!(r.status, 421, "{r:?}");
+    let (status, stderr) = served.terminate().await;
+    assert!(status.success(), "{stderr}");
+}

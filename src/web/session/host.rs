@@ -76,15 +76,24 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if !state.host_allowed(&host, req.uri().path()) {
-        return WebError::UnknownHost.into_response();
-    }
-    let websocket = crate::web::is_websocket_path(req.uri().path());
-    let live = req.uri().path() == crate::web::LIVE_PATH || websocket;
     // A token request with no cookie is no browser's doing (a page cannot
     // set `Authorization` on a cross-site request without CORS, which is
     // not offered): nothing to check the origin of.
     let scripted = bearer(req.headers()).is_some() && !has_session_cookie(req.headers());
+    // Nor the Host, on the API: the Host check guards the cookie, an
+    // ambient credential a browser attaches to whatever name now resolves
+    // here (DNS rebinding). A bearer token is never attached by anyone who
+    // does not already hold it, so a rebound page gains nothing here it
+    // could not do without us, and a token that is wrong is still refused
+    // by the API's own check. The CLI (`service list --token ...`) dials
+    // the address it was given, which `allowed_hosts` need not name: making
+    // it guess an allowed name would only move the failure.
+    let token_api = scripted && req.uri().path().starts_with("/api/");
+    if !token_api && !state.host_allowed(&host, req.uri().path()) {
+        return WebError::UnknownHost.into_response();
+    }
+    let websocket = crate::web::is_websocket_path(req.uri().path());
+    let live = req.uri().path() == crate::web::LIVE_PATH || websocket;
     if (!is_safe(req.method()) || live) && !scripted {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let same = origin.to_str().is_ok_and(|o| {
