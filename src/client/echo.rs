@@ -34,9 +34,11 @@ impl EchoClient {
             return Ok(Vec::new());
         }
         let addr = self.addr.clone();
+        let plain = matches!(self.stream, Stream::Plain(_));
+        let timeout = self.timeout;
         let (mut rd, mut wr) = tokio::io::split(&mut self.stream);
         let mut reply = vec![0u8; data.len()];
-        deadline(&addr, self.timeout, async {
+        deadline(&addr, timeout, async {
             let write = async {
                 wr.write_all(data).await?;
                 wr.flush().await
@@ -54,6 +56,14 @@ impl EchoClient {
             };
             let ((), read) =
                 tokio::try_join!(write, read).map_err(|e| ClientError::io(&addr, e))?;
+            // Upper-casing keeps control bytes: only a TLS port answers
+            // plain text with a TLS record (its alert).
+            if plain && super::detect::is_tls_record(&reply) && !super::detect::is_tls_record(data)
+            {
+                return Err(
+                    super::detect::speaks_tls(&addr, timeout, super::detect::TLS_HINT).await,
+                );
+            }
             read.map_err(|got| ClientError::Closed {
                 addr: addr.clone(),
                 detail: match got {

@@ -138,7 +138,7 @@ pub(super) async fn connect_authenticated(
     timeout: Duration,
     tls: Option<&crate::tls::ClientTls>,
 ) -> Result<(MessageConn<Stream>, String), ClientError> {
-    let (stream, addr) = super::connect_stream_tls(target, timeout, tls).await?;
+    let (stream, addr) = super::detect::connect_greeted(target, timeout, tls).await?;
     let mut conn = MessageConn::new(stream);
     let refused = deadline(&addr, timeout, async {
         conn.offer_handshake(key)

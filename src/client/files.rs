@@ -401,6 +401,11 @@ impl ClassicClient {
                 .map_err(|e| ClientError::io(&addr, e))
         })
         .await;
+        if matches!(self.stream, Stream::Plain(_)) && super::detect::is_tls_record(&said) {
+            return Err(
+                super::detect::speaks_tls(&addr, self.timeout, super::detect::TLS_HINT).await,
+            );
+        }
         let said = String::from_utf8_lossy(&said).trim().to_owned();
         if let Some(reason) = said.strip_prefix("error: ") {
             return Err(ClientError::Rejected {

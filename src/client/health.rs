@@ -13,6 +13,15 @@ use super::{ClientError, deadline};
 /// Most of a reply read: the API's answers are small.
 const MAX_REPLY: u64 = 1 << 20;
 
+/// How the dashboard answers plain HTTP on its HTTPS port.
+const HTTPS_ONLY: &str = "this port speaks HTTPS";
+
+/// What `health` and `service` should be given to speak HTTPS to it: they
+/// trust the dashboard's own certificate, found as the server finds it.
+const HTTPS_HINT: &str = "the dashboard speaks HTTPS. Give this command the server's own \
+     settings so it trusts that certificate: --config FILE, or SWITCHBOARD_WEB_TLS=self-signed \
+     with --data-dir DIR (the server's data directory), or --set web.tls=self-signed";
+
 /// An answer: its status code and its body.
 #[derive(Debug)]
 pub struct Reply {
@@ -60,7 +69,13 @@ pub async fn request(
             .await
             .map_err(|e| ClientError::io(&label, e))?;
         match tls {
-            None => exchange(stream, &head, &label).await,
+            None => {
+                let reply = exchange(stream, &head, &label).await?;
+                if reply.status == 400 && reply.body.starts_with(HTTPS_ONLY) {
+                    return Err(super::detect::speaks_tls(&label, timeout, HTTPS_HINT).await);
+                }
+                Ok(reply)
+            }
             Some(tls) => {
                 let stream = tls
                     .connect(&addr.ip().to_string(), stream)

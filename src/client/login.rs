@@ -33,7 +33,7 @@ pub struct LoginClient {
 }
 
 impl LoginClient {
-    stream_client_connect!(LoginClient, pending: Vec::new(), prompted: false);
+    stream_client_connect!(greeted LoginClient, pending: Vec::new(), prompted: false);
 
     pub fn addr(&self) -> &str {
         &self.addr

@@ -14,7 +14,15 @@
 /// one message connection with its `addr`: the clients of each shape connect
 /// one way.
 macro_rules! stream_client_connect {
+    // A server that speaks first (login's prompt): a plain connection that
+    // meets a silent TLS port says so at once (`client::detect`).
+    (greeted $client:ident $(, $field:ident: $init:expr)*) => {
+        stream_client_connect!(@with crate::client::detect::connect_greeted, $client $(, $field: $init)*);
+    };
     ($client:ident $(, $field:ident: $init:expr)*) => {
+        stream_client_connect!(@with crate::client::connect_stream_tls, $client $(, $field: $init)*);
+    };
+    (@with $connect:path, $client:ident $(, $field:ident: $init:expr)*) => {
         /// Connects, trying each resolved address in turn.
         ///
         /// # Errors
@@ -38,7 +46,7 @@ macro_rules! stream_client_connect {
             timeout: std::time::Duration,
             tls: Option<&crate::tls::ClientTls>,
         ) -> Result<Self, crate::client::ClientError> {
-            let (stream, addr) = crate::client::connect_stream_tls(target, timeout, tls).await?;
+            let (stream, addr) = $connect(target, timeout, tls).await?;
             Ok($client {
                 stream,
                 addr,
@@ -86,6 +94,7 @@ macro_rules! stream_client_connect {
     };
 }
 
+mod detect;
 mod echo;
 mod exec;
 mod files;
@@ -150,6 +159,18 @@ pub enum ClientError {
     Protocol { addr: String, detail: String },
     #[error("TLS with {addr} failed: {reason}")]
     Tls { addr: String, reason: String },
+    /// A plain client met TLS: `seen` names the certificate shown.
+    #[error("{addr} speaks TLS{seen}: {hint}")]
+    SpeaksTls {
+        addr: String,
+        seen: String,
+        hint: String,
+    },
+    #[error(
+        "{addr} does not speak TLS ({detail}): drop --tls, or turn TLS on for that service \
+         (services.NAME.tls = true)"
+    )]
+    NotTls { addr: String, detail: String },
     #[error(transparent)]
     TlsSetup(#[from] crate::tls::TlsError),
     #[error("{addr}: {source}")]
@@ -267,6 +288,9 @@ impl Stream {
 /// A failed TLS handshake with `addr`, with rustls's reason (an expired
 /// certificate, a name it is not valid for, a pin that does not match).
 pub(crate) fn tls_failed(addr: &str, e: &std::io::Error) -> ClientError {
+    if let Some(plain) = detect::not_tls(addr, e) {
+        return plain;
+    }
     ClientError::Tls {
         addr: addr.to_owned(),
         reason: crate::tls::describe(e),

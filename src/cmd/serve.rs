@@ -122,7 +122,15 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
         );
     }
     if let Some(addr) = running.echo_addr() {
-        out.push_str(&format!("try:  {} echo {addr} hello\n", program_name()));
+        // On TLS the line must say so, or it prints the TLS alert as a reply.
+        let tls = supervisor
+            .tls_of("echo")
+            .map(|t| format!(" --tls --pin {}", t.fingerprint()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "try:  {} echo{tls} {addr} hello\n",
+            program_name()
+        ));
     }
     out.push_str(&match &running.key {
         server::KeySource::Config => "HMAC key: from the configuration\n".to_owned(),
