@@ -184,12 +184,18 @@ pub enum ServiceAction {
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
     },
-    /// Change an added instance's settings (it restarts with them); a
-    /// built-in or config-file one takes only `--setting enabled=false|true`.
+    /// Change some settings of an added instance (it restarts with them):
+    /// the ones named change, the others stay. A built-in or config-file
+    /// instance takes only `--setting enabled=false|true`.
     Edit {
         name: String,
+        /// A setting to change, as in the config file (repeatable).
         #[arg(long = "setting", value_name = "KEY=VALUE")]
         settings: Vec<String>,
+        /// Replace every setting with the `--setting`s given (the others
+        /// go back to their defaults; `listen` is required).
+        #[arg(long)]
+        replace: bool,
     },
     /// Stop and remove an instance added from the dashboard or this command.
     Rm { name: String },

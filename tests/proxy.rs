@@ -411,9 +411,16 @@ async fn proxy_headers_name_the_real_client_in_both_versions() {
         let client = c.local_addr().unwrap();
         c.write_all(b"payload").await.unwrap();
         c.shutdown().await.unwrap();
-        let (addresses, got_version, rest) = guard("the upstream's report", reports.recv())
-            .await
-            .unwrap();
+        // The upstream probe's connections announce no client: skipped.
+        let (addresses, got_version, rest) = guard("the upstream's report", async {
+            loop {
+                let report = reports.recv().await.unwrap();
+                if report.0 != Addresses::Unknown {
+                    return report;
+                }
+            }
+        })
+        .await;
         assert_eq!(got_version, version);
         assert_eq!(
             addresses,
@@ -424,6 +431,39 @@ async fn proxy_headers_name_the_real_client_in_both_versions() {
             "{key}"
         );
         assert_eq!(rest, b"payload", "{key}: the payload follows the header");
+    }
+}
+
+/// The periodic upstream probe of a proxy with `proxy_protocol` sends a
+/// header too (v1 `PROXY UNKNOWN`, v2 `LOCAL`), then closes: an upstream
+/// with haproxy's `accept-proxy` otherwise logs every probe as an error.
+#[tokio::test]
+async fn the_upstream_probe_sends_an_unknown_or_local_proxy_header() {
+    let h = Harness::start().await;
+    for (name, key, exact) in [
+        ("probe1", "v1", b"PROXY UNKNOWN\r\n".to_vec()),
+        (
+            "probe2",
+            "v2",
+            [&proxy_protocol::V2_SIGNATURE[..], &[0x20, 0x00, 0, 0]].concat(),
+        ),
+    ] {
+        let upstream = listen_loopback();
+        let up_addr = upstream.local_addr().unwrap();
+        let extra = format!("proxy_protocol = \"{key}\"");
+        // Bound before the proxy exists: its first probe is the first
+        // connection this listener sees (no client connects here).
+        add_tcp_proxy(&h, name, &up_addr.to_string(), &extra).await;
+        let (mut s, _) = guard("the probe connects", upstream.accept())
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        guard("the probe closes", s.read_to_end(&mut got))
+            .await
+            .unwrap();
+        assert_eq!(got, exact, "{key}: exactly the header, then the close");
+        let (header, used) = proxy_protocol::decode(&got).unwrap().unwrap();
+        assert_eq!((header.addresses, used), (Addresses::Unknown, got.len()));
     }
 }
 

@@ -22,10 +22,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    #[allow(clippy::disallowed_methods)] // main is where the environment is read
-    let admin_password = std::env::var(switchboard::config::ENV_ADMIN_PASSWORD)
-        .ok()
-        .filter(|p| !p.is_empty());
+    let admin_password = admin_password()?;
     let web_listen = config.web.listen;
     let running = server::run(config, server::Options { admin_password }).await?;
     let failed = running.start_failures();
@@ -67,6 +64,41 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     running.shutdown().await;
     tracing::info!("bye");
     Ok(())
+}
+
+/// The first admin password: `SWITCHBOARD_ADMIN_PASSWORD`, else the file
+/// `SWITCHBOARD_ADMIN_PASSWORD_FILE` names (one line; its end of line is not
+/// part of it). A file keeps it out of `systemctl show` and `/proc/PID/environ`.
+fn admin_password() -> Result<Option<String>> {
+    use switchboard::config::{ENV_ADMIN_PASSWORD, ENV_ADMIN_PASSWORD_FILE};
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let (direct, file) = (
+        std::env::var(ENV_ADMIN_PASSWORD).ok(),
+        std::env::var_os(ENV_ADMIN_PASSWORD_FILE),
+    );
+    if let Some(p) = direct.filter(|p| !p.is_empty()) {
+        return Ok(Some(p));
+    }
+    let Some(path) = file.filter(|f| !f.is_empty()) else {
+        return Ok(None);
+    };
+    // A password file is small; anything bigger is not one.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(&path).with_context(|| {
+                format!("{ENV_ADMIN_PASSWORD_FILE}: cannot read {}", path.display())
+            })?,
+            4096,
+        ),
+        &mut text,
+    )
+    .with_context(|| format!("{ENV_ADMIN_PASSWORD_FILE}: cannot read {}", path.display()))?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        anyhow::bail!("{ENV_ADMIN_PASSWORD_FILE}: {} is empty", path.display());
+    }
+    Ok(Some(password.to_owned()))
 }
 
 /// What listens where, in a few lines anyone can read. For people: programs

@@ -44,8 +44,8 @@ pub(crate) async fn service(args: ServiceArgs) -> Result<()> {
             let all = call("GET", "/api/v1/services".into(), None).await?;
             let rows = all.as_array().context("the API answered no list")?;
             println!(
-                "{:<20} {:<14} {:<5} {:<9} ADDRESS",
-                "NAME", "KIND", "PROTO", "STATE"
+                "{:<20} {:<14} {:<5} {:<9} {:<24} DEFINED IN",
+                "NAME", "KIND", "PROTO", "STATE", "ADDRESS"
             );
             for s in rows {
                 let text = |k: &str| s[k].as_str().unwrap_or("").to_owned();
@@ -57,8 +57,16 @@ pub(crate) async fn service(args: ServiceArgs) -> Result<()> {
                 let addr = s["local_addr"]
                     .as_str()
                     .map_or_else(|| text("listen"), str::to_owned);
+                // Where a change must be made: the config file for
+                // `builtin`/`config`, this command or the dashboard for the rest.
+                let defined = match text("source").as_str() {
+                    "builtin" => "built in",
+                    "config" => "config",
+                    "dashboard" => "services.toml",
+                    _ => "?",
+                };
                 println!(
-                    "{:<20} {:<14} {:<5} {:<9} {addr}",
+                    "{:<20} {:<14} {:<5} {:<9} {addr:<24} {defined}",
                     text("name"),
                     text("kind"),
                     text("proto"),
@@ -75,8 +83,23 @@ pub(crate) async fn service(args: ServiceArgs) -> Result<()> {
             call("POST", "/api/v1/services".into(), Some(body)).await?;
             println!("added {name}");
         }
-        ServiceAction::Edit { name, settings } => {
-            let body = json!({"settings": pairs(&settings)?});
+        ServiceAction::Edit {
+            name,
+            settings,
+            replace,
+        } => {
+            let mut changed = pairs(&settings)?;
+            if !replace {
+                // Only the named settings change: the rest are the ones the
+                // instance runs with now (the API's PUT replaces them all).
+                let now = call("GET", format!("/api/v1/services/{name}/settings"), None).await?;
+                if now["source"] == "dashboard" {
+                    let mut all = now["settings"].as_object().cloned().unwrap_or_default();
+                    all.extend(changed.as_object().cloned().unwrap_or_default());
+                    changed = Value::Object(all);
+                }
+            }
+            let body = json!({"settings": changed});
             call("PUT", format!("/api/v1/services/{name}"), Some(body)).await?;
             println!("changed {name}");
         }

@@ -125,15 +125,34 @@ pub(crate) async fn time(args: TimeArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
+/// `exec`'s status when the command did not run (refused by the service,
+/// not allowed, no connection, a broken stream).
+const EXIT_NOT_RUN: u8 = 125;
+/// `exec`'s status when the service refused our HMAC key.
+const EXIT_KEY_REFUSED: u8 = 126;
+
 pub(crate) async fn exec(args: ExecArgs, top: &ServeArgs) -> Result<ExitCode> {
     let key = load_key(&args.key, top)?;
     if args.shell.is_none() && args.argv.is_empty() {
         anyhow::bail!("nothing to run: give `-- PROGRAM ARGS...` or `--shell LINE`");
     }
     let tls = client_tls(&args.client.tls)?;
-    let mut client =
+    // Our own failures must not pass for the remote command's exit code:
+    // a refused key is 126, any other failure to run it 125 (as `env` and
+    // `docker run` do); the remote's code is passed through as it is.
+    let connected =
         CommandClient::connect_tls(&args.client.addr, &key, args.client.timeout, tls.as_ref())
-            .await?;
+            .await;
+    let mut client = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return Ok(ExitCode::from(match e {
+                switchboard::client::ClientError::AuthRejected { .. } => EXIT_KEY_REFUSED,
+                _ => EXIT_NOT_RUN,
+            }));
+        }
+    };
     let print = |kind: OutputKind, bytes: &[u8]| {
         let _ = match kind {
             OutputKind::Stdout => std::io::stdout()
@@ -143,15 +162,22 @@ pub(crate) async fn exec(args: ExecArgs, top: &ServeArgs) -> Result<ExitCode> {
         };
     };
     let outcome = match &args.shell {
-        Some(line) => client.shell(line, args.limit, print).await?,
-        None => client.run(&args.argv, args.limit, print).await?,
+        Some(line) => client.shell(line, args.limit, print).await,
+        None => client.run(&args.argv, args.limit, print).await,
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return Ok(ExitCode::from(EXIT_NOT_RUN));
+        }
     };
     Ok(match outcome {
         CommandOutcome::Exit(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         CommandOutcome::Signal(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
         CommandOutcome::Error(why) => {
             eprintln!("switchboard: {why}");
-            ExitCode::from(125)
+            ExitCode::from(EXIT_NOT_RUN)
         }
     })
 }

@@ -213,6 +213,9 @@ pub struct Config {
 /// Environment variables read by `main` itself rather than mapped to keys.
 pub const ENV_CONFIG: &str = "SWITCHBOARD_CONFIG";
 pub const ENV_ADMIN_PASSWORD: &str = "SWITCHBOARD_ADMIN_PASSWORD";
+/// A file holding the first admin password (systemd's `LoadCredential=`,
+/// a container secret), used when `SWITCHBOARD_ADMIN_PASSWORD` is unset.
+pub const ENV_ADMIN_PASSWORD_FILE: &str = "SWITCHBOARD_ADMIN_PASSWORD_FILE";
 /// The command line's own variables (`--log-format`, `--port-base`).
 pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
 pub const ENV_PORT_BASE: &str = "SWITCHBOARD_PORT_BASE";
@@ -269,6 +272,7 @@ impl Config {
         config.warnings = layers.finish(&[
             ENV_CONFIG,
             ENV_ADMIN_PASSWORD,
+            ENV_ADMIN_PASSWORD_FILE,
             ENV_LOG_FORMAT,
             ENV_PORT_BASE,
         ])?;

@@ -99,7 +99,13 @@ impl Kind for Settings {
             let (shared, id, stats) = (Arc::clone(&shared), ctx.id.clone(), ctx.stats.clone());
             async move {
                 let s = &shared.settings;
-                upstream::probe(&s.upstream, s.connect_timeout, &shared.health, &id, &stats).await;
+                // A LOCAL / UNKNOWN header: a health check, not a client.
+                let hello = s
+                    .proxy_protocol
+                    .map(|v| proxy_protocol::encode(v, &Addresses::Unknown));
+                let hello = hello.as_deref();
+                upstream::probe(&s.upstream, s.connect_timeout, hello, &shared.health, &id, &stats)
+                    .await;
             }
         };
         let conn_ctx = ctx.clone();

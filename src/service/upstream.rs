@@ -213,24 +213,38 @@ impl Health {
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// Connects to `upstream` now and every [`PROBE_EVERY`] (each connect
-/// bounded by `within`, at most the period), closes at once, and reports
-/// the outcome. Runs until dropped.
+/// bounded by `within`, at most the period), sends `hello` when given,
+/// closes, and reports the outcome. Runs until dropped.
+///
+/// `hello` is for an upstream that expects a PROXY header on every
+/// connection (haproxy's `accept-proxy`): without one it logs each probe
+/// as a broken connection. A failed write does not mark the upstream down:
+/// the connect answered, which is what the check asks.
 pub async fn probe(
     upstream: &Upstream,
     within: Duration,
+    hello: Option<&[u8]>,
     health: &Health,
     id: &ServiceId,
     stats: &Stats,
 ) {
+    use tokio::io::AsyncWriteExt;
     let within = within.min(PROBE_EVERY);
     let mut every = tokio::time::interval(PROBE_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         match upstream.connect(within).await {
-            // Dropped at once: a connect and a close is all a check asks
-            // of the upstream.
-            Ok(_) => health.report(upstream, Ok(()), id, stats),
+            Ok(mut conn) => {
+                if let Some(hello) = hello {
+                    let _ = tokio::time::timeout(within, async {
+                        conn.write_all(hello).await?;
+                        conn.shutdown().await
+                    })
+                    .await;
+                }
+                health.report(upstream, Ok(()), id, stats);
+            }
             Err(e) => health.report(upstream, Err(&e), id, stats),
         }
     }

@@ -563,6 +563,7 @@ impl Supervisor {
                     reason: st.state.reason().map(str::to_owned),
                     status: st.state.clone(),
                     enabled: st.config.enabled,
+                    source: st.config.source,
                     since_unix_ms: st
                         .since
                         .duration_since(UNIX_EPOCH)

@@ -61,6 +61,9 @@ pub struct ServiceStatus {
     #[serde(skip)]
     pub status: ServiceState,
     pub enabled: bool,
+    /// Where it is defined: `builtin`, `config` (the file, environment or
+    /// flags) or `dashboard` (`services.toml`).
+    pub source: crate::config::Source,
     /// When the state last changed.
     pub since_unix_ms: u64,
 }

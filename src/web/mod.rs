@@ -372,7 +372,10 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     let tls = state.supervisor().certs().web().cloned();
     loop {
         let (stream, peer) = tokio::select! {
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => {
+                state.flush_token_use().await;
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
