@@ -92,6 +92,13 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then  # the Kubernetes mani
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes-validate
   hash -r
 fi
+# tests/profiles.rs reads the compose file and the manifests with PyYAML
+# (kubernetes-validate depends on it; checked here in case it came otherwise).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  step "installing PyYAML (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyyaml
+fi
 step "kubernetes-validate --strict deploy/k8s"
 kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 if command -v systemd-analyze >/dev/null 2>&1; then

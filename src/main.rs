@@ -124,6 +124,7 @@ fn man() -> Result<()> {
     let cli = <Cli as clap::CommandFactory>::command();
     let mut out = Vec::new();
     clap_mangen::Man::new(cli.clone()).render(&mut out)?;
+    out.extend_from_slice(cmd::exit_status::roff().as_bytes());
     for sub in cli.get_subcommands() {
         let name = format!("switchboard-{}", sub.get_name());
         let page = sub.clone().display_name(name.clone()).bin_name(name);

@@ -653,7 +653,9 @@ async fn service_manages_instances_through_the_api_with_a_token() {
         .find(|l| l.starts_with("e5 "))
         .unwrap_or_else(|| panic!("{listed}"));
     assert!(line.contains("echo") && line.contains("running"), "{line}");
-    let addr = line.split_whitespace().last().unwrap();
+    // NAME KIND PROTO STATE ADDRESS, then where it is defined.
+    assert!(line.ends_with("services.toml"), "{line}");
+    let addr = line.split_whitespace().nth(4).unwrap();
     let o = run(&["echo", addr, "through the cli"], "").await;
     assert_eq!(stdout(&o), "THROUGH THE CLI\n", "{}", stderr(&o));
 

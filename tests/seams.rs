@@ -200,3 +200,17 @@ async fn exec_exit_codes_tell_its_own_failures_from_the_remote_ones() {
     assert_eq!(status, Some(125), "{err}");
     served.terminate().await;
 }
+
+/// The man page has an EXIT STATUS section with exec's own codes.
+#[tokio::test]
+async fn the_man_page_lists_every_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = ok(dir.path(), &["man"]).await;
+    let section = page
+        .split(".SH \"EXIT STATUS\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no EXIT STATUS section"));
+    for status in ["\\fB0\\fR", "\\fB2\\fR", "exec: 125", "exec: 126", "128+N"] {
+        assert!(section.contains(status), "{status} in {section}");
+    }
+}
