@@ -232,3 +232,106 @@ async fn exec_audit_lines_name_the_client_behind_haproxy() {
     // The client connected from 127.0.0.1; HAProxy from 127.0.0.9.
     assert!(peer.starts_with("127.0.0.1:"), "{}", lines[0]);
 }
+
+/// A sign-in request from `from` to the dashboard at `addr`, with `extra`
+/// header lines (each ending in CRLF).
+async fn sign_in_from(
+    addr: SocketAddr,
+    from: u8,
+    extra: &str,
+    password: &str,
+) -> common::web::RawReply {
+    let plain = common::web::sign_in_request("admin", password);
+    let request = plain.replacen("\r\n", &format!("\r\n{extra}"), 1);
+    common::web::raw_request(addr, loopback(from), &request).await
+}
+
+fn web_trusting_the_proxy(c: &mut switchboard::config::Config) {
+    c.web.max_failures_per_minute = 3;
+    c.web.trusted_proxies = trusted_proxy().expect("a range");
+}
+
+#[tokio::test]
+async fn forwarded_headers_count_only_from_a_trusted_proxy() {
+    let w = common::web::Web::start_with(web_trusting_the_proxy).await;
+    let addr = common::web::serve(&w).await;
+    // An untrusted peer cannot buy more tries by naming someone else.
+    for n in 0..3 {
+        let spoof = format!("X-Forwarded-For: 198.51.100.{n}\r\nForwarded: for=192.0.2.{n}\r\n");
+        let r = sign_in_from(addr, 3, &spoof, "wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let r = sign_in_from(
+        addr,
+        3,
+        "X-Forwarded-For: 203.0.113.99\r\n",
+        common::ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status, 429, "the spoofer is out of tries: {r:?}");
+    // Through the trusted proxy, each client has its own budget, and a
+    // client's own spoofed entry (left of the proxy's) is not believed.
+    for _ in 0..3 {
+        let hops = "X-Forwarded-For: 1.1.1.1, 198.51.100.50\r\n";
+        let r = sign_in_from(addr, PROXY_IP, hops, "wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let hops = "X-Forwarded-For: 2.2.2.2, 198.51.100.50\r\n";
+    let r = sign_in_from(addr, PROXY_IP, hops, common::ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "198.51.100.50 is out of tries: {r:?}");
+    let r = sign_in_from(
+        addr,
+        PROXY_IP,
+        "Forwarded: for=\"[2001:db8::7]:4711\"\r\n",
+        common::ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status, 200, "another client behind the proxy: {r:?}");
+    // The audit names the clients, never the proxy.
+    let peers: Vec<String> = common::web::audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| l["peer"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(peers.contains(&"198.51.100.50".to_owned()), "{peers:?}");
+    assert!(peers.contains(&"2001:db8::7".to_owned()), "{peers:?}");
+    assert!(peers.contains(&"127.0.0.3".to_owned()), "{peers:?}");
+    assert!(
+        !peers
+            .iter()
+            .any(|p| p.contains("198.51.100.0") || p == "127.0.0.9"),
+        "{peers:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
+    let w = common::web::Web::start_with(web_trusting_the_proxy).await;
+    let addr = common::web::serve(&w).await;
+    let Some(haproxy) = Haproxy::start(&[(addr, "send-proxy-v2"), (addr, "send-proxy")]).await
+    else {
+        return;
+    };
+    for (front, client) in haproxy.fronts.iter().zip([4u8, 5]) {
+        for _ in 0..3 {
+            let r = sign_in_from(*front, client, "", "wrong").await;
+            assert_eq!(r.status, 401, "{r:?}");
+        }
+        let r = sign_in_from(*front, client, "", common::ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 429, "127.0.0.{client} is out of tries: {r:?}");
+        // Another client through the same proxy signs in.
+        let r = sign_in_from(*front, client + 10, "", common::ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let peers: Vec<String> = common::web::audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| l["peer"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for client in ["127.0.0.4", "127.0.0.14", "127.0.0.5", "127.0.0.15"] {
+        assert!(peers.contains(&client.to_owned()), "{client} in {peers:?}");
+    }
+    assert!(!peers.contains(&"127.0.0.9".to_owned()), "{peers:?}");
+}
