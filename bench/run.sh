@@ -210,7 +210,7 @@ run() {
     echo "  $label" >&2
     echo "$label" >>"$RES/order.txt"
     # --json before the arguments: after a `--` it would be part of the command.
-    "$SB" bench "$kind" --json "$@" >"$RES/$label.json"
+    "$SB" bench "$kind" --json --allow-errors "$@" >"$RES/$label.json"
 }
 
 # in_order ROUND ITEM... : the items as given in odd rounds, reversed in even
@@ -298,7 +298,7 @@ print(json.dumps({"bench": "proxy-bulk", "forwarder": sys.argv[1], "mib_each_way
             echo "  proxy-rtt-$who-$r" >&2
             echo "proxy-rtt-$who-$r" >>"$RES/order.txt"
             c0=$(proxy_ticks "$pid")
-            "$SB" bench echo --json 127.0.0.1:$port -c 50 -d "${SECS}s" --timeout 10s >"$RES/proxy-rtt-$who-$r.json"
+            "$SB" bench echo --json --allow-errors 127.0.0.1:$port -c 50 -d "${SECS}s" --timeout 10s >"$RES/proxy-rtt-$who-$r.json"
             sleep 0.2
             c1=$(proxy_ticks "$pid")
             python3 -c 'import json,sys
@@ -335,7 +335,7 @@ if [ -z "$QUICK" ]; then
 fi
 
 echo "echo, 64 B round trips" >&2
-"$SB" bench echo $E -c 50 -d 1s --json >"$WORK/warmup.json"
+"$SB" bench echo $E -c 50 -d 1s --json --allow-errors >"$WORK/warmup.json"
 for conns in "${ECHO_CONNS[@]}"; do
     for r in $(seq 1 "$ROUNDS"); do
         for who in $(in_order "$r" "${SERVERS[@]}"); do
@@ -378,7 +378,7 @@ HOLDER=""
 hold_idle() {
     local addr=$1 n=$2 sources=$3 pid=$4 hold=$5 out=$6 base fds
     base=$(ls "/proc/$pid/fd" | wc -l)
-    "$SB" bench idle --json "$addr" -c "$n" --sources "$sources" --hold "$hold" \
+    "$SB" bench idle --json --allow-errors "$addr" -c "$n" --sources "$sources" --hold "$hold" \
         --server-pid "$pid" --timeout 60s >"$out" 2>"$out.err" &
     HOLDER=$!
     for _ in $(seq 1 1800); do

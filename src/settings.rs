@@ -32,6 +32,9 @@ pub use limits::{TcpLimits, UdpLimits};
 
 mod map;
 
+mod proxies;
+pub use proxies::{Cidr, TrustedProxies, read_accept_proxy};
+
 /// Where a TCP or UDP service listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ListenAddr {

@@ -419,7 +419,18 @@ async fn wrong_silent_and_lossy_servers_are_reported_not_hung_on() {
             }
         }
     });
-    let r = report(&["udp", &addr, "-c", "1", "-n", "6", "--timeout", "2s"]).await;
+    let r = report(&[
+        "udp",
+        &addr,
+        "-c",
+        "1",
+        "-n",
+        "6",
+        "--timeout",
+        "2s",
+        "--allow-errors",
+    ])
+    .await;
     assert_eq!(r["requests"], 3, "{r}");
     assert_eq!(r["timeouts"], 3, "{r}");
     assert_eq!(
@@ -428,4 +439,57 @@ async fn wrong_silent_and_lossy_servers_are_reported_not_hung_on() {
         "one datagram per request, no retries"
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn a_capped_server_s_refusals_are_named_counted_and_fail_the_run() {
+    // Echo's per-address cap, lowered from 64 so the test stays small.
+    let h =
+        Harness::start_with(|c| c.service_mut("echo").tcp_mut().max_connections_per_peer = 4).await;
+    let echo = h.target(Echo);
+    let o = bench(&["echo", &echo, "-c", "10", "-n", "40"]).await;
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "errors make the exit status 1: {out}");
+    assert!(
+        out.contains("refused   6 x switchboard: too many connections from 127.0.0.1, limit 4"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("--allow-errors"), "{}", stderr(&o));
+    // --allow-errors: the same report, exit 0.
+    let r = report(&["echo", &echo, "-c", "10", "-n", "40", "--allow-errors"]).await;
+    // A failed request counts against -n: 40 asked, 6 refused.
+    assert_eq!(
+        (r["errors"].as_u64(), r["requests"].as_u64()),
+        (Some(6), Some(34)),
+        "{r}"
+    );
+    assert_eq!(r["refusals"][0]["count"], 6, "{r}");
+
+    // Idle: the refused ones are not counted as held.
+    let o = bench(&["idle", &echo, "-c", "10", "--hold", "100ms", "--json"]).await;
+    assert!(!o.status.success(), "6 were not held");
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            r["opened"].as_u64(),
+            r["stayed_open"].as_u64(),
+            r["closed_by_server"].as_u64()
+        ),
+        (Some(10), Some(4), Some(6)),
+        "{r}"
+    );
+    assert_eq!(r["refusals"][0]["count"], 6, "{r}");
+    // Spread over sources, each under the cap: all held.
+    let r = report(&[
+        "idle",
+        &echo,
+        "-c",
+        "10",
+        "--sources",
+        "3",
+        "--hold",
+        "100ms",
+    ])
+    .await;
+    assert_eq!(r["stayed_open"], 10, "{r}");
 }

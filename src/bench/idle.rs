@@ -44,6 +44,9 @@ pub struct IdleReport {
     pub hold_s: f64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
+    /// The server's refusal lines among the closed ones, with counts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<super::refusal::Refusal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<IdleServer>,
 }
@@ -73,6 +76,7 @@ impl IdleReport {
         for e in &self.error_samples {
             out += &format!("  error: {e}\n");
         }
+        out += &super::refusal::text(&self.refusals);
         if let Some(s) = &self.server {
             out += &format!(
                 "  server    pid {}: RSS {} -> {} KiB, {:.0} bytes per connection\n",
@@ -83,18 +87,47 @@ impl IdleReport {
     }
 }
 
-/// Still open? Reads without waiting: nothing to read yet means open; EOF
-/// or an error means the server closed it. Bytes waiting (a greeting) are
-/// fine.
-async fn still_open(stream: &mut Stream) -> bool {
-    let mut byte = [0u8; 64];
+/// What became of a held connection.
+enum Held {
+    Open,
+    /// Closed by the server, with its refusal line if it sent one.
+    Closed(Option<String>),
+}
+
+/// Bytes of a greeting read while looking; past them, the connection is
+/// taken as open (a server that talks is not one that closed).
+const MAX_GREETING: usize = 16 * 1024;
+
+/// Still open? Reads what is waiting without waiting for more: nothing (or
+/// a greeting) then no EOF means open; EOF or an error means the server
+/// closed it; a whole refusal line (`switchboard: too many connections
+/// …`) means refused, even if its close has not arrived yet.
+async fn look(stream: &mut Stream) -> Held {
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
     poll_fn(|cx| {
-        let mut buf = ReadBuf::new(&mut byte);
-        Poll::Ready(match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Pending => true,
-            Poll::Ready(Ok(())) => !buf.filled().is_empty(),
-            Poll::Ready(Err(_)) => false,
-        })
+        loop {
+            let mut buf = ReadBuf::new(&mut chunk);
+            let closed = |seen: &[u8]| Poll::Ready(Held::Closed(super::refusal::line_in(seen)));
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Pending => {
+                    let refused = seen.contains(&b'\n') && super::refusal::line_in(&seen).is_some();
+                    return if refused {
+                        closed(&seen)
+                    } else {
+                        Poll::Ready(Held::Open)
+                    };
+                }
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return closed(&seen),
+                Poll::Ready(Ok(())) => {
+                    seen.extend_from_slice(buf.filled());
+                    if seen.len() >= MAX_GREETING {
+                        return Poll::Ready(Held::Open);
+                    }
+                }
+                Poll::Ready(Err(_)) => return closed(&seen),
+            }
+        }
     })
     .await
 }
@@ -207,9 +240,12 @@ pub async fn idle(
     tokio::time::sleep(plan.hold).await;
     let during = server_pid.and_then(ProcSample::read);
     let mut stayed_open = 0;
+    let refusals = super::refusal::Refusals::default();
     for s in &mut streams {
-        if still_open(s).await {
-            stayed_open += 1;
+        match look(s).await {
+            Held::Open => stayed_open += 1,
+            Held::Closed(Some(line)) => refusals.note(&line),
+            Held::Closed(None) => {}
         }
     }
     let opened = streams.len();
@@ -232,6 +268,7 @@ pub async fn idle(
         connect_s,
         hold_s: held.elapsed().as_secs_f64(),
         error_samples: errors,
+        refusals: refusals.snapshot(),
         server,
     })
 }

@@ -16,6 +16,7 @@
 mod histogram;
 mod idle;
 mod put;
+pub mod refusal;
 mod workers;
 
 use std::io::{IsTerminal, Write};
@@ -189,6 +190,7 @@ struct Shared {
     remaining: Option<AtomicU64>,
     stop: AtomicBool,
     samples: Mutex<Vec<String>>,
+    refusals: refusal::Refusals,
 }
 
 impl Shared {
@@ -201,6 +203,7 @@ impl Shared {
             remaining: requests.map(AtomicU64::new),
             stop: AtomicBool::new(false),
             samples: Mutex::new(Vec::new()),
+            refusals: refusal::Refusals::default(),
         }
     }
 
@@ -230,6 +233,7 @@ impl Shared {
         if e.timeout {
             self.timeouts.fetch_add(1, Relaxed);
         }
+        self.refusals.note(&e.message);
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if samples.len() < ERROR_SAMPLES && !samples.contains(&e.message) {
             samples.push(e.message.clone());
@@ -340,6 +344,9 @@ pub struct Report {
     pub latency: Latency,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
+    /// The server's refusal lines, each with how many connections got it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<refusal::Refusal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerUsage>,
     /// Anything else the bench checked, one line each.
@@ -384,6 +391,7 @@ impl Report {
         for e in &self.error_samples {
             out += &format!("  error: {e}\n");
         }
+        out += &refusal::text(&self.refusals);
         for n in &self.notes {
             out += &format!("  {n}\n");
         }
@@ -515,6 +523,7 @@ where
         mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
         latency: shared.histogram.latency(),
         error_samples: shared.samples(),
+        refusals: shared.refusals.snapshot(),
         server,
         notes: Vec::new(),
     })

@@ -94,15 +94,28 @@ impl Worker for EchoWorker {
         } = self;
         within(*timeout, async {
             stream.write_all(payload).await.map_err(io_fatal)?;
-            stream.read_exact(buf).await.map_err(io_fatal)?;
+            let mut filled = 0;
+            while filled < buf.len() {
+                match stream.read(&mut buf[filled..]).await {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => return Err(io_fatal(e)),
+                }
+            }
+            if buf[..filled] != expected[..filled] || filled < buf.len() {
+                // A refused connection: the server's line says why.
+                let why = super::refusal::finish_line(stream, &buf[..filled]).await;
+                return Err(OpError::fatal(why.unwrap_or_else(|| {
+                    if filled < buf.len() {
+                        "the server closed the connection".to_owned()
+                    } else {
+                        "the reply differs from the upper-cased request".to_owned()
+                    }
+                })));
+            }
             Ok(())
         })
         .await?;
-        if buf[..] != expected[..] {
-            return Err(OpError::fatal(
-                "the reply differs from the upper-cased request",
-            ));
-        }
         Ok(2 * payload.len() as u64)
     }
 }

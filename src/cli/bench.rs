@@ -154,6 +154,11 @@ pub struct BenchCommon {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Exit 0 even when some requests failed or (idle) some connections
+    /// were not held; without it any error makes the exit status 1, after
+    /// the report (with the server's refusal reasons, if it sent any).
+    #[arg(long)]
+    pub allow_errors: bool,
     /// TLS for the echo, exec and put benches.
     #[command(flatten)]
     pub tls: TlsArgs,

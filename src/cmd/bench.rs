@@ -46,6 +46,7 @@ pub(crate) async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
         json,
         server_pid,
         allow_remote,
+        allow_errors,
         timeout,
         ref tls,
     } = *common;
@@ -205,6 +206,15 @@ pub(crate) async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
             };
             let report = bench::idle(addr, &plan, server_pid).await?;
             print_report(json, &report, bench::IdleReport::text);
+            let lost = report.requested - report.stayed_open;
+            anyhow::ensure!(
+                allow_errors || lost == 0,
+                "{lost} of {} connections were not held ({} not opened, {} closed by the server); \
+                 --allow-errors exits 0 anyway",
+                report.requested,
+                report.requested - report.opened,
+                report.closed_by_server
+            );
             return Ok(());
         }
     };
@@ -212,5 +222,14 @@ pub(crate) async fn bench(args: BenchArgs, top: &ServeArgs) -> Result<()> {
     if report.requests == 0 {
         anyhow::bail!("no request succeeded");
     }
+    anyhow::ensure!(
+        allow_errors || report.errors == 0,
+        "{} of the requests failed{}; --allow-errors exits 0 anyway",
+        report.errors,
+        match report.refusals.first() {
+            Some(r) => format!(" (the server said: {})", r.reason),
+            None => String::new(),
+        }
+    );
     Ok(())
 }

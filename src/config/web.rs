@@ -58,6 +58,11 @@ pub struct WebConfig {
     /// A proxy in front terminates TLS (`web.behind_proxy`): with
     /// `web.tls = "off"`, allows a non-loopback `listen` without TLS.
     pub behind_proxy: bool,
+    /// `web.trusted_proxies` (CIDR ranges): peers whose PROXY protocol
+    /// header or `X-Forwarded-For` / `Forwarded` names the client that sign-in
+    /// limits, sessions, audit and logs then use. Empty (the default): every
+    /// peer is its own client and those headers are ignored.
+    pub trusted_proxies: crate::settings::TrustedProxies,
 }
 
 /// When the session cookie is marked `Secure` (sent over HTTPS only).
@@ -86,6 +91,7 @@ impl Default for WebConfig {
             secure_cookie: SecureCookie::Auto,
             tls: WebTls::Off,
             behind_proxy: false,
+            trusted_proxies: crate::settings::TrustedProxies::default(),
         }
     }
 }
@@ -206,6 +212,8 @@ impl WebConfig {
             },
             tls: web_tls,
             behind_proxy,
+            trusted_proxies: crate::settings::TrustedProxies::read(m, "trusted_proxies")?
+                .unwrap_or_default(),
         };
 
         Ok(web)

@@ -200,6 +200,9 @@ where
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display,
 {
+    // Behind a proxy (`accept_proxy`), the peer the listener hands out is
+    // the client its PROXY header names: everything below sees that one.
+    let listener = listener.with_proxy(ctx.limits.accept_proxy.clone());
     let admission = Admission::new(&ctx);
     let tls = listener.tls().cloned();
     // Shared with each connection's task: on a TLS port the service is

@@ -34,6 +34,9 @@ const BACKLOG: i32 = 1024;
 pub struct Listener {
     socket: Bound,
     tls: Option<Arc<ServerTls>>,
+    /// `accept_proxy`: connections come through a trusted proxy, each
+    /// opening with a PROXY header naming the client.
+    proxy: Option<super::proxy_header::ProxyIntake>,
 }
 
 enum Bound {
@@ -156,6 +159,16 @@ impl Listener {
         self
     }
 
+    /// Makes every connection open with a PROXY protocol header from one of
+    /// `trusted` (none: connections arrive direct). [`Listener::accept`]
+    /// then returns the client the header names; see
+    /// [`super::proxy_header`]. A unix listener has no peer to trust, so
+    /// config refuses `accept_proxy` there and this ignores it.
+    pub fn with_proxy(mut self, trusted: Option<crate::settings::TrustedProxies>) -> Self {
+        self.proxy = trusted.map(super::proxy_header::ProxyIntake::new);
+        self
+    }
+
     /// The certificate its connections speak TLS with, if any.
     pub fn tls(&self) -> Option<&Arc<ServerTls>> {
         self.tls.as_ref()
@@ -168,7 +181,10 @@ impl Listener {
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match &self.socket {
             Bound::Tcp(l) => {
-                let (s, addr) = l.accept().await?;
+                let (s, addr) = match &self.proxy {
+                    Some(intake) => intake.accept(l).await?,
+                    None => l.accept().await?,
+                };
                 // Echo-style request/response is latency-bound: no Nagle delay.
                 s.set_nodelay(true)?;
                 Ok((Stream::Plain(Either::Left(s)), Peer::Inet(addr)))
@@ -190,6 +206,7 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
         ListenAddr::Inet(addr) => Ok(Listener {
             socket: Bound::Tcp(bind_inet(*addr)?),
             tls: None,
+            proxy: None,
         }),
         ListenAddr::Unix(path) => {
             remove_stale_socket(path)?;
@@ -200,6 +217,7 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
                     path: path.clone(),
                 }),
                 tls: None,
+                proxy: None,
             })
         }
     }

@@ -22,6 +22,7 @@ pub mod accept;
 pub mod counted;
 pub mod listen;
 pub(crate) mod process;
+pub mod proxy_header;
 pub mod registry;
 
 #[cfg(target_os = "linux")]

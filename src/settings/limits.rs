@@ -18,6 +18,10 @@ pub struct TcpLimits {
     /// only when none has is the newcomer refused. Squatters cannot lock
     /// others out for a whole idle timeout.
     pub evict_idle: Duration,
+    /// `accept_proxy`: every connection must open with a PROXY protocol
+    /// header (v1 or v2) from one of these peers, and is then the client
+    /// the header names (caps, logs, audit, captures). `None`: direct.
+    pub accept_proxy: Option<super::TrustedProxies>,
 }
 
 impl Default for TcpLimits {
@@ -27,12 +31,14 @@ impl Default for TcpLimits {
             max_connections_per_peer: 64,
             idle_timeout: Duration::from_secs(120),
             evict_idle: Duration::from_secs(10),
+            accept_proxy: None,
         }
     }
 }
 
 impl TcpLimits {
-    /// `max_connections`, `max_connections_per_peer`, `idle_timeout_ms`, `evict_idle_ms`.
+    /// `max_connections`, `max_connections_per_peer`, `idle_timeout_ms`, `evict_idle_ms`,
+    /// `accept_proxy` and `trusted_proxies`.
     ///
     /// # Errors
     /// A value out of bounds.
@@ -48,6 +54,7 @@ impl TcpLimits {
             )?,
             idle_timeout: s.ms("idle_timeout_ms", d.idle_timeout, 100, 86_400_000)?,
             evict_idle: s.ms("evict_idle_ms", d.evict_idle, 0, 86_400_000)?,
+            accept_proxy: super::read_accept_proxy(s)?,
         })
     }
 }

@@ -26,6 +26,7 @@ mod api;
 mod assets;
 mod audit;
 mod capture;
+pub mod client_addr;
 pub mod conns;
 pub mod error;
 mod instances;
@@ -368,6 +369,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     let timeouts = Timeouts {
         first_byte: state.web().first_byte_timeout,
         header: state.web().header_timeout,
+        trusted: Arc::new(state.web().trusted_proxies.clone()),
     };
     let tls = state.supervisor().certs().web().cloned();
     loop {
@@ -402,7 +404,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                     slot,
                     app.clone(),
                     cancel.clone(),
-                    timeouts,
+                    timeouts.clone(),
                     tls.clone(),
                 ));
             }
@@ -411,10 +413,13 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Timeouts {
     first_byte: Duration,
     header: Duration,
+    /// `web.trusted_proxies`: peers whose word on the client we believe
+    /// ([`client_addr`]); with the timeouts, as every connection reads it.
+    trusted: Arc<crate::settings::TrustedProxies>,
 }
 
 /// Answers a connection that gets no slot, without waiting for it: a fresh
@@ -463,7 +468,7 @@ const HSTS: &str = "max-age=31536000";
 /// hands and speak HTTP/1 until it closes, is shed, or shutdown ends it
 /// gracefully.
 async fn serve_conn(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     slot: Slot,
     app: Router,
@@ -489,6 +494,18 @@ async fn serve_conn(
         },
     }
     slot.heard();
+    // Behind a trusted proxy, the client its PROXY header names (if any).
+    let Some(peer) = client_addr::take_proxy_header(
+        &mut stream,
+        peer,
+        &timeouts.trusted,
+        &mut first,
+        timeouts.first_byte,
+    )
+    .await
+    else {
+        return;
+    };
     let Some(tls) = tls else {
         return serve_http(
             TokioIo::new(stream),
@@ -558,8 +575,11 @@ async fn serve_http<I>(
 {
     let slot = Arc::new(slot);
     let tracked = Arc::clone(&slot);
+    let trusted = Arc::clone(&timeouts.trusted);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        let client = client_addr::from_headers(peer, req.headers(), &trusted);
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(client));
         // Busy from here until the response body is done (or dropped).
         let guard = tracked.request();
         let app = app.clone();

@@ -3,10 +3,10 @@
 //! the real client's address instead of ours.
 //!
 //! Pure functions: [`encode`] builds a header, [`decode`] reads one from the
-//! start of a buffer (`Ok(None)` while it is incomplete). We only send
-//! headers; the decoder is here so tests (and any upstream written in Rust)
-//! check what we send against the same rules. TLVs of a v2 header are
-//! skipped, not interpreted: we never send any.
+//! start of a buffer (`Ok(None)` while it is incomplete). `tcp-proxy`
+//! sends headers; `accept_proxy` services and the dashboard read them
+//! (`service::proxy_header`). TLVs of a v2 header are skipped, not
+//! interpreted: we never send any, and the client's address is all we read.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 

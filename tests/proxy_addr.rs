@@ -1,0 +1,337 @@
+//! The real client behind a proxy, with real HAProxy in front
+//! (`send-proxy` and `send-proxy-v2`): echo's connections table, its
+//! per-address cap and its refusal events, and exec's audit lines, name the
+//! client HAProxy saw, not HAProxy; a peer that is not a trusted proxy, or
+//! one that sends no header, is refused.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use common::web::{connect_from, loopback};
+use common::{GUARD, Harness, TEST_KEY, guard};
+use switchboard::kind::ServiceKind::{Echo, Exec};
+use switchboard::settings::TrustedProxies;
+use switchboard::stats::EventKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The address HAProxy connects to our services from: the one trusted proxy.
+const PROXY_IP: u8 = 9;
+
+/// HAProxy in foreground, killed when dropped, with one frontend per
+/// backend server line.
+struct Haproxy {
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    fronts: Vec<SocketAddr>,
+}
+
+fn free_port() -> SocketAddr {
+    // HAProxy binds its own ports: a port the kernel just gave us and took
+    // back is free unless something races for it within milliseconds.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    l.local_addr().expect("bound")
+}
+
+impl Haproxy {
+    /// Returns `None` when haproxy is missing and the skip is allowed.
+    async fn start(backends: &[(SocketAddr, &str)]) -> Option<Haproxy> {
+        let missing = std::process::Command::new("haproxy")
+            .arg("-v")
+            .output()
+            .is_err();
+        if missing
+            && common::skip_allowed(
+                "HAPROXY",
+                "haproxy is not installed (apt-get install haproxy)",
+            )
+        {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cfg = String::from(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n",
+        );
+        let mut fronts = Vec::new();
+        for (i, (backend, send)) in backends.iter().enumerate() {
+            let front = free_port();
+            cfg.push_str(&format!(
+                "frontend f{i}\n  bind {front}\n  default_backend b{i}\nbackend b{i}\n  \
+                 server s{i} {backend} {send} source 127.0.0.{PROXY_IP}\n"
+            ));
+            fronts.push(front);
+        }
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("write haproxy.cfg");
+        let child = tokio::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("haproxy starts");
+        // Ready once every frontend accepts.
+        for front in &fronts {
+            guard("haproxy listening", async {
+                while tokio::net::TcpStream::connect(front).await.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+        }
+        Some(Haproxy {
+            _child: child,
+            _dir: dir,
+            fronts,
+        })
+    }
+}
+
+fn trusted_proxy() -> Option<TrustedProxies> {
+    Some(TrustedProxies::parse(&[format!("127.0.0.{PROXY_IP}/32")]).expect("a range"))
+}
+
+async fn echo_line(stream: &mut tokio::net::TcpStream, line: &[u8]) -> Vec<u8> {
+    stream.write_all(line).await.expect("write");
+    let mut got = vec![0u8; line.len()];
+    guard("echo reply", stream.read_exact(&mut got))
+        .await
+        .expect("echo reply");
+    got
+}
+
+#[tokio::test]
+async fn echo_behind_haproxy_sees_each_real_client() {
+    let h = Harness::start_with(|c| {
+        let echo = c.service_mut("echo").tcp_mut();
+        echo.accept_proxy = trusted_proxy();
+        echo.max_connections_per_peer = 2;
+    })
+    .await;
+    let echo = h.addr(Echo);
+    let Some(haproxy) = Haproxy::start(&[(echo, "send-proxy"), (echo, "send-proxy-v2")]).await
+    else {
+        return;
+    };
+    for (front, client) in haproxy.fronts.iter().zip([2u8, 3]) {
+        // Two clients from one address: both in, each under its own address.
+        let mut a = connect_from(loopback(client), *front).await;
+        let mut b = connect_from(loopback(client), *front).await;
+        assert_eq!(echo_line(&mut a, b"one\n").await, b"ONE\n");
+        assert_eq!(echo_line(&mut b, b"two\n").await, b"TWO\n");
+        let peers: Vec<String> = [a.local_addr().unwrap(), b.local_addr().unwrap()]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        h.wait_for("both clients in the connections table", |s| {
+            peers
+                .iter()
+                .all(|p| s.connections.iter().any(|c| &c.peer == p))
+        })
+        .await;
+        // A third from the same client is over its cap of 2, though HAProxy
+        // itself holds only these few connections: the cap is the client's.
+        let mut c = connect_from(loopback(client), *front).await;
+        let (said, _) = common::read_until_closed(&mut c).await;
+        let said = String::from_utf8_lossy(&said);
+        assert!(
+            said.contains(&format!("too many connections from 127.0.0.{client}")),
+            "{said:?}"
+        );
+        let refused = h.stats.recent_events().into_iter().any(|e| {
+            matches!(&e.kind, EventKind::Refused { peer, .. } if peer.starts_with(&format!("127.0.0.{client}:")))
+        });
+        assert!(refused, "a refusal event names 127.0.0.{client}");
+        // Another client is not held back by the first one's connections.
+        let mut d = connect_from(loopback(client + 10), *front).await;
+        assert_eq!(echo_line(&mut d, b"three\n").await, b"THREE\n");
+    }
+    // HAProxy's own address never appears as a peer.
+    let snap = h.stats.snapshot();
+    assert!(
+        snap.connections
+            .iter()
+            .all(|c| !c.peer.starts_with(&format!("127.0.0.{PROXY_IP}:"))),
+        "{:?}",
+        snap.connections
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_is_not_a_trusted_proxy_or_sends_no_header_is_refused() {
+    let h = Harness::start_with(|c| {
+        c.service_mut("echo").tcp_mut().accept_proxy = trusted_proxy();
+    })
+    .await;
+    let echo = h.addr(Echo);
+    // Untrusted: refused at once, with a line saying why.
+    let mut stranger = connect_from(loopback(1), echo).await;
+    let (said, _) = common::read_until_closed(&mut stranger).await;
+    assert!(
+        String::from_utf8_lossy(&said).contains("through a trusted proxy only"),
+        "{said:?}"
+    );
+    // A spoofed header from an untrusted peer counts for nothing.
+    let mut spoof = connect_from(loopback(1), echo).await;
+    let _ = spoof
+        .write_all(b"PROXY TCP4 198.51.100.7 127.0.0.1 1234 9000\r\nhi\n")
+        .await;
+    // (Unread input makes the close a reset: read what came before it.)
+    let said = common::web::read_until_closed(&mut spoof).await;
+    assert!(!said.ends_with(b"HI\n"), "{said:?}");
+    // Trusted, but no header: closed, nothing echoed.
+    let mut bare = connect_from(loopback(PROXY_IP), echo).await;
+    bare.write_all(b"hello\n").await.expect("write");
+    let said = common::web::read_until_closed(&mut bare).await;
+    assert!(!said.starts_with(b"HELLO"), "{said:?}");
+    // Trusted and a header, in our own bytes: the client is the header's.
+    let mut ok = connect_from(loopback(PROXY_IP), echo).await;
+    ok.write_all(b"PROXY TCP4 198.51.100.7 127.0.0.1 1234 9000\r\n")
+        .await
+        .expect("write");
+    assert_eq!(echo_line(&mut ok, b"hi\n").await, b"HI\n");
+    let snap = h
+        .wait_for("the header's client in the table", |s| {
+            s.connections.iter().any(|c| c.peer == "198.51.100.7:1234")
+        })
+        .await;
+    assert_eq!(
+        snap.connections
+            .iter()
+            .filter(|c| c.service.name() == "echo")
+            .count(),
+        1,
+        "only the proxied connection is open: {:?}",
+        snap.connections
+    );
+}
+
+#[tokio::test]
+async fn exec_audit_lines_name_the_client_behind_haproxy() {
+    let h = Harness::start_with(|c| {
+        c.service_mut("exec").tcp_mut().accept_proxy = trusted_proxy();
+    })
+    .await;
+    let Some(haproxy) = Haproxy::start(&[(h.addr(Exec), "send-proxy-v2")]).await else {
+        return;
+    };
+    let front = haproxy.fronts[0].to_string();
+    let mut client =
+        switchboard::client::CommandClient::connect(&front, TEST_KEY.as_bytes(), GUARD)
+            .await
+            .expect("connect through haproxy");
+    client
+        .run(&["true".to_owned()], None, |_, _| {})
+        .await
+        .expect("run");
+    let lines = common::audited_commands(&h, Some("exec"), 1).await;
+    let peer = lines[0]["peer"].as_str().unwrap_or_default();
+    // The client connected from 127.0.0.1; HAProxy from 127.0.0.9.
+    assert!(peer.starts_with("127.0.0.1:"), "{}", lines[0]);
+}
+
+/// A sign-in request from `from` to the dashboard at `addr`, with `extra`
+/// header lines (each ending in CRLF).
+async fn sign_in_from(
+    addr: SocketAddr,
+    from: u8,
+    extra: &str,
+    password: &str,
+) -> common::web::RawReply {
+    let plain = common::web::sign_in_request("admin", password);
+    let request = plain.replacen("\r\n", &format!("\r\n{extra}"), 1);
+    common::web::raw_request(addr, loopback(from), &request).await
+}
+
+fn web_trusting_the_proxy(c: &mut switchboard::config::Config) {
+    c.web.max_failures_per_minute = 3;
+    c.web.trusted_proxies = trusted_proxy().expect("a range");
+}
+
+#[tokio::test]
+async fn forwarded_headers_count_only_from_a_trusted_proxy() {
+    let w = common::web::Web::start_with(web_trusting_the_proxy).await;
+    let addr = common::web::serve(&w).await;
+    // An untrusted peer cannot buy more tries by naming someone else.
+    for n in 0..3 {
+        let spoof = format!("X-Forwarded-For: 198.51.100.{n}\r\nForwarded: for=192.0.2.{n}\r\n");
+        let r = sign_in_from(addr, 3, &spoof, "wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let r = sign_in_from(
+        addr,
+        3,
+        "X-Forwarded-For: 203.0.113.99\r\n",
+        common::ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status, 429, "the spoofer is out of tries: {r:?}");
+    // Through the trusted proxy, each client has its own budget, and a
+    // client's own spoofed entry (left of the proxy's) is not believed.
+    for _ in 0..3 {
+        let hops = "X-Forwarded-For: 1.1.1.1, 198.51.100.50\r\n";
+        let r = sign_in_from(addr, PROXY_IP, hops, "wrong").await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let hops = "X-Forwarded-For: 2.2.2.2, 198.51.100.50\r\n";
+    let r = sign_in_from(addr, PROXY_IP, hops, common::ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "198.51.100.50 is out of tries: {r:?}");
+    let r = sign_in_from(
+        addr,
+        PROXY_IP,
+        "Forwarded: for=\"[2001:db8::7]:4711\"\r\n",
+        common::ADMIN_PASSWORD,
+    )
+    .await;
+    assert_eq!(r.status, 200, "another client behind the proxy: {r:?}");
+    // The audit names the clients, never the proxy.
+    let peers: Vec<String> = common::web::audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| l["peer"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(peers.contains(&"198.51.100.50".to_owned()), "{peers:?}");
+    assert!(peers.contains(&"2001:db8::7".to_owned()), "{peers:?}");
+    assert!(peers.contains(&"127.0.0.3".to_owned()), "{peers:?}");
+    assert!(
+        !peers
+            .iter()
+            .any(|p| p.contains("198.51.100.0") || p == "127.0.0.9"),
+        "{peers:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
+    let w = common::web::Web::start_with(web_trusting_the_proxy).await;
+    let addr = common::web::serve(&w).await;
+    let Some(haproxy) = Haproxy::start(&[(addr, "send-proxy-v2"), (addr, "send-proxy")]).await
+    else {
+        return;
+    };
+    for (front, client) in haproxy.fronts.iter().zip([4u8, 5]) {
+        for _ in 0..3 {
+            let r = sign_in_from(*front, client, "", "wrong").await;
+            assert_eq!(r.status, 401, "{r:?}");
+        }
+        let r = sign_in_from(*front, client, "", common::ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 429, "127.0.0.{client} is out of tries: {r:?}");
+        // Another client through the same proxy signs in.
+        let r = sign_in_from(*front, client + 10, "", common::ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let peers: Vec<String> = common::web::audit_lines(&w)
+        .await
+        .iter()
+        .filter(|l| l["event"] == "login")
+        .map(|l| l["peer"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for client in ["127.0.0.4", "127.0.0.14", "127.0.0.5", "127.0.0.15"] {
+        assert!(peers.contains(&client.to_owned()), "{client} in {peers:?}");
+    }
+    assert!(!peers.contains(&"127.0.0.9".to_owned()), "{peers:?}");
+}
