@@ -20,6 +20,7 @@
 
 pub mod accept;
 pub mod counted;
+pub(crate) mod evict;
 pub mod listen;
 pub(crate) mod process;
 pub mod registry;
