@@ -27,6 +27,7 @@ use crate::sync::lock;
 use crate::users::Users;
 
 mod deps;
+mod loops;
 mod state;
 
 pub use deps::{Deps, DepsError};
@@ -318,6 +319,10 @@ impl Supervisor {
         if needs_key && self.inner.resources.key.is_none() {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
+        }
+        if let Err(e) = self.check_loop(&id, &config) {
+            self.fail(slot, e.to_string());
+            return Err(e);
         }
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).

@@ -120,6 +120,11 @@ fn start_failure(e: ServiceError) -> WebError {
             message: e.to_string(),
             conflict: true,
         },
+        ServiceError::Loop { .. } => WebError::Invalid {
+            field: Some("upstream".into()),
+            message: e.to_string(),
+            conflict: false,
+        },
         ServiceError::Exists(_) => WebError::Invalid {
             field: Some("name".into()),
             message: e.to_string(),
