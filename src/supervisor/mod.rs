@@ -51,6 +51,8 @@ struct SupInner {
     slots: std::sync::RwLock<Vec<Arc<Slot>>>,
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
+    /// The config file's `stdio_allow`, for instances added while running.
+    stdio_allow: Vec<String>,
 }
 
 struct Slot {
@@ -126,8 +128,15 @@ impl Supervisor {
                 slots: std::sync::RwLock::new(slots),
                 own_udp_ports: OwnPorts::default(),
                 tls: deps.tls,
+                stdio_allow: config.stdio_allow.clone(),
             }),
         }
+    }
+
+    /// The config file's `stdio_allow`: what a stdio instance added from
+    /// the dashboard may run.
+    pub fn stdio_allow(&self) -> &[String] {
+        &self.inner.stdio_allow
     }
 
     fn slots(&self) -> Vec<Arc<Slot>> {
