@@ -171,6 +171,16 @@ impl Overlay {
     /// It cannot be read, or is not a TOML file of `[services.<name>]` tables.
     pub fn read(data_dir: &Path) -> Result<Overlay, ConfigError> {
         let path = path(data_dir);
+        // Not followed: a link could point the dashboard's writes (and the
+        // instances it starts) at a file someone else controls.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(ConfigError::FileSyntax {
+                path,
+                message: "is a symbolic link; switchboard keeps this file itself: replace \
+                          the link with a regular file (or remove it)"
+                    .into(),
+            });
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Overlay::default()),
@@ -343,6 +353,16 @@ mod tests {
                 "{name} {kind} {pairs:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_services_toml_that_is_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.toml");
+        std::fs::write(&real, "[services.x]\nkind = \"echo\"\n").unwrap();
+        std::os::unix::fs::symlink(&real, path(dir.path())).unwrap();
+        let err = Overlay::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
     }
 
     #[test]
