@@ -191,6 +191,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name == "web" {
         return Err("`web` is the dashboard's name; pick another service name".into());
     }
+    // `services` is a path of the API (`/api/v1/services/services/...`
+    // reads as a typo), and a leading `-` reads as a flag on the command
+    // line (`switchboard service rm -`).
+    if name == "services" || name.starts_with('-') {
+        return Err(format!(
+            "`{name}` is not a service name: it cannot start with `-` or be `services`"
+        ));
+    }
     Ok(())
 }
 
@@ -298,7 +306,19 @@ mod tests {
         for good in ["echo", "echo-2", "a", &"x".repeat(32)] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "Echo", "echo_2", "echo.2", "web", &"x".repeat(33), "é"] {
+        for bad in [
+            "",
+            "Echo",
+            "echo_2",
+            "echo.2",
+            "web",
+            &"x".repeat(33),
+            "é",
+            "-",
+            "--",
+            "-x",
+            "services",
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }

@@ -29,8 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CertFiles, Config, ServiceTls, WebTls};
 
-/// How long a peer has to complete a TLS handshake, on every TLS port.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer has to complete a TLS handshake, on every TLS port:
+/// well under a service's default `evict_idle_ms` (10 s), so a handshake
+/// never outlives the age at which an idle connection could be closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often certificate files are checked for a change.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// The generated certificate's file names inside `data_dir`.

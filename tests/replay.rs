@@ -385,6 +385,17 @@ async fn malformed_captures_are_clear_errors_with_exit_2() {
         assert!(out.stdout.is_empty(), "{name}");
     }
 
+    // A FIFO nobody writes to, and a folder: refused at once, not waited on.
+    let fifo = dir.path().join("fifo.pcap");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    for path in [fifo.as_path(), dir.path()] {
+        let (out, took) = replay(&[path.as_ref(), "127.0.0.1:9".as_ref()]).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
     let missing = dir.path().join("missing.pcapng");
     let (out, _) = replay(&[missing.as_ref(), "127.0.0.1:9".as_ref()]).await;
     let stderr = text(&out.stderr);

@@ -289,6 +289,22 @@ fn config_errors_name_the_key() {
         let err = resolve(&body).unwrap_err();
         assert!(err.contains(&key) && err.contains(why), "{body}: {err}");
     }
+    for (body, key, why) in [
+        (
+            format!("{}\nworkdir = \"/no/such/folder\"", argv(&["/bin/cat"])),
+            "workdir",
+            "/no/such/folder is not an existing folder",
+        ),
+        (
+            format!("{}\nworkdir = \"/etc/passwd\"", argv(&["/bin/cat"])),
+            "workdir",
+            "not an existing folder",
+        ),
+    ] {
+        let key = format!("services.{NAME}.{key}");
+        let err = resolve(&body).unwrap_err();
+        assert!(err.contains(&key) && err.contains(why), "{body}: {err}");
+    }
     let err = resolve(&format!("{}\nargvv = 1", argv(&["/bin/cat"]))).unwrap_err();
     assert!(err.contains(&format!("services.{NAME}.argvv")), "{err}");
     let err = resolve(&format!("{}\nenv = [\"A=1\"]", argv(&["/bin/cat"]))).unwrap_err();
@@ -306,7 +322,9 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .into();
-    let (config, table) = validate("calc", "stdio", &settings).unwrap();
+    let allow = ["/usr/bin/bc".to_owned()];
+    let (config, table) =
+        validate("calc", "stdio", &settings, &toml::Table::new(), &allow).unwrap();
     let env = &config.settings.get::<Settings>().unwrap().env;
     assert_eq!(env["TZ"], "UTC");
     // Written to services.toml and read back at the next start.
@@ -316,6 +334,7 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     };
     overlay.write(dir.path()).unwrap();
     let mut again = Config::ephemeral(dir.path());
+    again.stdio_allow = allow.to_vec();
     Overlay::read(dir.path())
         .unwrap()
         .apply(&mut again)
@@ -332,7 +351,23 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
         &[("listen", "127.0.0.1:0"), ("argv", "bc")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into(),
+        &toml::Table::new(),
+        &allow,
     )
     .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("argv"), "{}", err.message);
+    // Not in stdio_allow: refused at argv, at the field and at start.
+    let err = validate("calc", "stdio", &settings, &toml::Table::new(), &[]).unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("argv"), "{}", err.message);
+    assert!(err.message.contains("stdio_allow"), "{}", err.message);
+    let mut strict = Config::ephemeral(dir.path());
+    let err = Overlay::read(dir.path())
+        .unwrap()
+        .apply(&mut strict)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("services.calc.argv") && err.contains("stdio_allow"),
+        "{err}"
+    );
 }

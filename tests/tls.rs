@@ -667,7 +667,7 @@ async fn bench_echo_exec_and_put_speak_tls_and_udp_refuses_it() {
 }
 
 #[tokio::test]
-async fn unfinished_handshakes_count_against_the_per_peer_cap() {
+async fn unfinished_handshakes_give_way_and_a_refused_tls_client_reads_an_alert() {
     use switchboard::config::ServiceTls;
     let h = common::Harness::start_with(|c| {
         let echo = c.service_mut(ServiceKind::Echo);
@@ -690,11 +690,43 @@ async fn unfinished_handshakes_count_against_the_per_peer_cap() {
             == 2
     })
     .await;
+    // Neither has started (its handshake is unfinished), so a third from
+    // the same address closes the oldest of them…
     let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
     let mut got = Vec::new();
-    let _ = guard("the refusal", third.read_to_end(&mut got)).await;
-    let text = String::from_utf8_lossy(&got);
-    assert!(text.contains("too many connections"), "{text}");
+    let _ = guard(
+        "the oldest handshake closed",
+        stalled[0].read_to_end(&mut got),
+    )
+    .await;
+    assert!(got.is_empty(), "{got:?}");
+    // …and a real TLS client refused at a full per-address cap of started
+    // connections reads a TLS alert, not a line of text.
+    let cert = h.dir.path().join("tls-cert.pem");
+    let tls = ClientTls::new(&Trust::Ca(cert)).unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = switchboard::client::EchoClient::connect_tls(
+            &h.target(ServiceKind::Echo),
+            Duration::from_secs(10),
+            Some(&tls),
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.round_trip(b"in").await.unwrap(), b"IN");
+        held.push(c);
+    }
+    let err = switchboard::client::EchoClient::connect_tls(
+        &h.target(ServiceKind::Echo),
+        Duration::from_secs(10),
+        Some(&tls),
+    )
+    .await
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(text.contains("alert"), "a TLS alert: {text}");
     drop(stalled);
 }
 

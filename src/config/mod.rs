@@ -14,12 +14,13 @@
 //! seven built-in instances always exist (set `enabled = false` to keep one
 //! off); any other name is a new instance and needs a `listen`.
 
+pub mod dashboard;
 pub mod overlay;
 pub mod web;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::kind::{Proto, ServiceId, ServiceKind, check_name, known_kinds};
@@ -59,6 +60,10 @@ pub struct ServiceConfig {
     pub settings: KindConfig,
     /// The wire inspector's keys (`capture`, `capture_bytes`).
     pub capture: CaptureConfig,
+    /// `public = true`: a dashboard instance of a kind with no
+    /// authentication may listen beyond loopback without TLS (see
+    /// [`dashboard`]).
+    pub public: bool,
 }
 
 /// Whether an instance records its connections' bytes for the wire
@@ -142,6 +147,7 @@ impl ServiceConfig {
             },
             settings: KindConfig::read(kind, s)?,
             capture: CaptureConfig::read(s)?,
+            public: s.bool("public", false)?,
         })
     }
 
@@ -208,6 +214,9 @@ pub struct Config {
     /// instance cannot bind at start (false: it exits non-zero, so a
     /// supervisor such as systemd sees the failure).
     pub keep_going: bool,
+    /// `stdio_allow`: the programs (absolute paths) a stdio instance added
+    /// from the dashboard may run (see [`dashboard`]).
+    pub stdio_allow: Vec<String>,
 }
 
 /// Environment variables read by `main` itself rather than mapped to keys.
@@ -318,6 +327,13 @@ impl Config {
             1 << 40,
         )?;
         let keep_going = root.bool("keep_going", defaults.keep_going)?;
+        let stdio_allow = root.str_list("stdio_allow")?.unwrap_or_default();
+        if let Some(bad) = stdio_allow.iter().find(|p| !Path::new(p).is_absolute()) {
+            return Err(root.bad(
+                "stdio_allow",
+                format!("`{bad}` is not an absolute path (no PATH lookup: e.g. \"/usr/bin/bc\")"),
+            ));
+        }
         Ok(Config {
             data_dir,
             key,
@@ -326,6 +342,7 @@ impl Config {
             shutdown_grace,
             capture_total_bytes,
             keep_going,
+            stdio_allow,
             ..defaults
         })
     }
@@ -379,6 +396,7 @@ impl Default for Config {
             restart_backoff_max: Duration::from_secs(60),
             warnings: Vec::new(),
             keep_going: false,
+            stdio_allow: Vec::new(),
         }
     }
 }

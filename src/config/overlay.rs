@@ -63,6 +63,8 @@ pub fn validate(
     name: &str,
     kind: &str,
     settings: &BTreeMap<String, String>,
+    typed: &toml::Table,
+    stdio_allow: &[String],
 ) -> Result<(ServiceConfig, toml::Table), FieldError> {
     crate::kind::check_name(name).map_err(|message| FieldError {
         field: Some("name".into()),
@@ -84,10 +86,21 @@ pub fn validate(
         }
         flags.push(format!("services.{name}.{key}={value}"));
     }
-    let layers = Layers::new(None, &BTreeMap::new(), &flags)
+    // Lists and tables sent typed (JSON) are read as a file's would be:
+    // their elements exactly as sent, never joined and split again.
+    let file_text = typed_file(name, typed)?;
+    let file = file_text.as_deref().map(|text| FileSource {
+        path: Path::new("the submitted settings"),
+        text,
+    });
+    let layers = Layers::new(file, &BTreeMap::new(), &flags)
         .map_err(|e| FieldError::from_config(name, e))?;
     let mut config = ServiceConfig::read(name, &layers.section(&format!("services.{name}")))
         .map_err(|e| FieldError::from_config(name, e))?;
+    super::dashboard::check(&config, stdio_allow).map_err(|r| FieldError {
+        field: Some(r.field.to_owned()),
+        message: r.message,
+    })?;
     let typed = layers.typed_values();
     layers
         .finish(&[])
@@ -99,6 +112,24 @@ pub fn validate(
         .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|f| (f.to_owned(), v)))
         .collect();
     Ok((config, table))
+}
+
+/// `typed` as a file holding `[services.<name>]`, or `None` when empty.
+fn typed_file(name: &str, typed: &toml::Table) -> Result<Option<String>, FieldError> {
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    if let Some(key) = typed.keys().find(|k| *k == "kind" || k.contains('.')) {
+        return Err(FieldError {
+            field: Some(key.clone()),
+            message: format!("`{key}` is not a setting"),
+        });
+    }
+    let mut services = toml::Table::new();
+    services.insert(name.to_owned(), toml::Value::Table(typed.clone()));
+    let mut whole = toml::Table::new();
+    whole.insert("services".into(), toml::Value::Table(services));
+    Ok(Some(whole.to_string()))
 }
 
 /// The keys an instance of `kind` takes besides `kind`: `listen` and
@@ -140,6 +171,16 @@ impl Overlay {
     /// It cannot be read, or is not a TOML file of `[services.<name>]` tables.
     pub fn read(data_dir: &Path) -> Result<Overlay, ConfigError> {
         let path = path(data_dir);
+        // Not followed: a link could point the dashboard's writes (and the
+        // instances it starts) at a file someone else controls.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(ConfigError::FileSyntax {
+                path,
+                message: "is a symbolic link; switchboard keeps this file itself: replace \
+                          the link with a regular file (or remove it)"
+                    .into(),
+            });
+        }
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Overlay::default()),
@@ -225,6 +266,13 @@ impl Overlay {
             let mut instance =
                 ServiceConfig::read(name, &layers.section(&format!("services.{name}")))?;
             layers.finish(&[])?;
+            super::dashboard::check(&instance, &config.stdio_allow).map_err(|r| {
+                ConfigError::BadValue {
+                    key: format!("services.{name}.{}", r.field),
+                    origin: crate::settings::Origin::File(file.clone()),
+                    message: r.message,
+                }
+            })?;
             instance.source = Source::Dashboard;
             config.services.push(instance);
         }
@@ -268,6 +316,8 @@ mod tests {
             "echo-9",
             "echo",
             &settings(&[("listen", "127.0.0.1:9100"), ("max_connections", "7")]),
+            &toml::Table::new(),
+            &[],
         )
         .unwrap();
         assert_eq!(config.id.kind(), ServiceKind::Echo);
@@ -295,7 +345,8 @@ mod tests {
             ),
             ("ok", "time", vec![("listen", "1"), ("tls", "true")], "tls"),
         ] {
-            let err = validate(name, kind, &settings(&pairs)).unwrap_err();
+            let err =
+                validate(name, kind, &settings(&pairs), &toml::Table::new(), &[]).unwrap_err();
             assert_eq!(
                 err.field.as_deref(),
                 Some(field),
@@ -305,12 +356,24 @@ mod tests {
     }
 
     #[test]
+    fn a_services_toml_that_is_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere.toml");
+        std::fs::write(&real, "[services.x]\nkind = \"echo\"\n").unwrap();
+        std::os::unix::fs::symlink(&real, path(dir.path())).unwrap();
+        let err = Overlay::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+
+    #[test]
     fn the_overlay_round_trips_and_applies() {
         let dir = tempfile::tempdir().unwrap();
         let (_, table) = validate(
             "echo-9",
             "echo",
             &settings(&[("listen", "127.0.0.1:0"), ("idle_timeout_ms", "900")]),
+            &toml::Table::new(),
+            &[],
         )
         .unwrap();
         let mut overlay = Overlay::default();

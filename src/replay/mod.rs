@@ -117,8 +117,33 @@ pub fn read_file(path: &std::path::Path, options: &ReadOptions) -> Result<Conver
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    // A FIFO, a device or a socket would be read until its writer stops,
+    // maybe never: only a regular file (through symlinks) is a capture.
+    let kind = std::fs::metadata(path).map_err(io)?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::Io {
+            path: path.display().to_string(),
+            reason: "not a regular file (a FIFO, device or folder cannot be replayed)".into(),
+        });
+    }
+    // Non-blocking, so a FIFO swapped in after the check above cannot
+    // hold the open either (a regular file ignores the flag).
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(path)
+            .map_err(io)?
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Io {
+            path: path.display().to_string(),
+            reason: "not a regular file".into(),
+        });
+    }
+    let len = meta.len();
     if len > options.max_file_bytes {
         return Err(ReadError::TooLarge {
             len,

@@ -267,6 +267,14 @@ impl<'a> Frames<'a> {
         let header = self.cursor.take(16, "a pcap record header")?;
         let field = |i: usize| order.u32(header[i..i + 4].try_into().expect("4 bytes"));
         let (secs, frac, incl, orig) = (field(0), field(4), field(8), field(12));
+        if orig < incl {
+            // A record cannot have captured more than was on the wire.
+            return Err(ReadError::Malformed {
+                offset: self.cursor.pos - 16,
+                what: "pcap record header",
+                why: format!("it captured {incl} bytes of a {orig}-byte packet"),
+            });
+        }
         let data = self.cursor.take(u64::from(incl), "a pcap record")?;
         let frac_us = if nanos { frac / 1000 } else { frac };
         let t_us = u64::from(secs) * 1_000_000 + u64::from(frac_us);
@@ -403,6 +411,10 @@ impl<'a> Frames<'a> {
                     };
                     let units = (u64::from(word(4)) << 32) | u64::from(word(8));
                     let (caplen, origlen) = (word(12), word(16));
+                    if origlen < caplen {
+                        let why = format!("it captured {caplen} bytes of a {origlen}-byte packet");
+                        return Err(malformed(what, why));
+                    }
                     let data = body.take(u64::from(caplen), what).map_err(truncated)?;
                     let iface = interfaces
                         .get(usize::try_from(id).unwrap_or(usize::MAX))

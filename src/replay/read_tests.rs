@@ -113,6 +113,19 @@ fn every_prefix_of_a_file_is_an_error_or_fewer_frames() {
 }
 
 #[test]
+fn a_pcap_record_longer_than_its_packet_is_malformed() {
+    let mut file = pcap_file(false, false, 1, &[(7, 0, b"abc")]);
+    // The record's orig_len (after the 24-byte file header, at +12): 2 < 3.
+    file[24 + 12..24 + 16].copy_from_slice(&2u32.to_le_bytes());
+    let err = frames(&file).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("captured 3 bytes of a 2-byte packet"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_lengths_and_interfaces_are_malformed() {
     let mut ng = Ng::new(false);
     ng.idb(1, None);

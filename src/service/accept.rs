@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::evict::{self, Roster, Seat};
 use super::listen::{self, Peer};
 use super::{ServiceCtx, TcpCtx};
 use crate::kind::{Proto, ServiceId};
@@ -60,12 +61,39 @@ impl Drop for PeerSlot {
 pub(crate) struct Admission {
     slots: Arc<tokio::sync::Semaphore>,
     per_peer: PeerLimit,
+    /// Who may be closed for a newcomer (see `evict.rs`).
+    roster: Arc<Roster>,
+    /// Whether refusals are TLS alerts (a TLS port) or a line of text.
+    tls: bool,
 }
 
 /// A connection's place under both caps; dropping it frees the place.
+/// A newcomer that evicted someone holds no permit yet: it waits for the
+/// freed one on its own task ([`Admitted::settle`]), not on the accept loop.
 pub(crate) struct Admitted {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    slots: Arc<tokio::sync::Semaphore>,
+    roster: Arc<Roster>,
+    ip: Option<IpAddr>,
     _peer: Option<PeerSlot>,
+    _seat: Option<Seat>,
+}
+
+impl Admitted {
+    /// Takes the service slot (waiting up to [`EVICT_WAIT`] for the one an
+    /// eviction frees) and enters the connection in the roster; `false`
+    /// when no slot came free in time.
+    async fn settle(&mut self, conn: &crate::stats::ConnGuard) -> bool {
+        if self.permit.is_none() {
+            let wait = Arc::clone(&self.slots).acquire_owned();
+            match tokio::time::timeout(EVICT_WAIT, wait).await {
+                Ok(Ok(permit)) => self.permit = Some(permit),
+                _ => return false,
+            }
+        }
+        self._seat = Some(self.roster.seat(self.ip, conn));
+        true
+    }
 }
 
 impl Admission {
@@ -73,6 +101,8 @@ impl Admission {
         Admission {
             slots: Arc::new(tokio::sync::Semaphore::new(ctx.limits.max_connections)),
             per_peer: PeerLimit::default(),
+            roster: Arc::default(),
+            tls: false,
         }
     }
 
@@ -83,10 +113,11 @@ impl Admission {
     /// Cancel safe up to a connection that is being admitted: that one is
     /// dropped (closed) if the future is.
     pub(crate) async fn next(
-        &self,
+        &mut self,
         listener: &listen::Listener,
         ctx: &TcpCtx,
     ) -> Option<(listen::Stream, Peer, Admitted)> {
+        self.tls = listener.tls().is_some();
         loop {
             let accepted = tokio::select! {
                 () = ctx.cancel.cancelled() => return None,
@@ -94,7 +125,7 @@ impl Admission {
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    if let Some(admitted) = self.admit(ctx, &stream, peer).await {
+                    if let Some(admitted) = self.admit(ctx, &stream, peer) {
                         crate::failpoint::hit(crate::failpoint::Point::Accept, ctx.id.kind());
                         return Some((stream, peer, admitted));
                     }
@@ -104,70 +135,109 @@ impl Admission {
         }
     }
 
-    /// Admits a connection, or refuses it with a one-line message and a
-    /// stats event when a cap is reached. At the service's cap, the
-    /// longest-idle connection (idle at least `evict_idle`) is closed to
-    /// make room first.
-    pub(crate) async fn admit(
+    /// Admits a connection, or refuses it with a one-line message (a TLS
+    /// alert on a TLS port) and a stats event when a cap is reached. At
+    /// either cap a connection that has not started is closed to make room
+    /// (see `evict.rs`); at the service's cap, failing that, the
+    /// longest-idle one (idle at least `evict_idle`).
+    pub(crate) fn admit(
         &self,
         ctx: &TcpCtx,
         stream: &listen::Stream,
         peer: Peer,
     ) -> Option<Admitted> {
-        // The per-peer cap first: a peer at its own cap evicts nobody.
-        let peer_slot = match peer {
-            Peer::Inet(addr) => {
-                let max = ctx.limits.max_connections_per_peer;
-                let Some(slot) = self.per_peer.try_acquire(addr.ip(), max) else {
-                    refuse(
-                        stream,
-                        &format!(
-                            "switchboard: too many connections from {}, limit {max}\n",
-                            addr.ip()
-                        ),
-                    );
-                    ctx.stats.refused(
-                        &ctx.id,
-                        peer.to_string(),
-                        "too many connections from this address",
-                    );
-                    return None;
-                };
-                Some(slot)
-            }
+        let ip = match peer {
+            Peer::Inet(addr) => Some(addr.ip()),
             Peer::Unix => None,
         };
+        let peer_slot = match ip {
+            Some(ip) => Some(self.peer_slot(ctx, stream, peer, ip)?),
+            None => None,
+        };
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => match self.make_room(ctx).await {
-                Some(permit) => permit,
-                None => {
-                    let max = ctx.limits.max_connections;
-                    refuse(
-                        stream,
-                        &format!(
-                            "switchboard: {} is at its limit of {max} connections, try again later\n",
-                            ctx.id
-                        ),
-                    );
-                    ctx.stats
-                        .refused(&ctx.id, peer.to_string(), "too many connections");
-                    return None;
-                }
-            },
+            Ok(permit) => Some(permit),
+            Err(_) if self.make_room(ctx) => None,
+            Err(_) => {
+                self.refuse_full(ctx, stream, peer);
+                return None;
+            }
         };
         Some(Admitted {
-            _permit: permit,
+            permit,
+            slots: Arc::clone(&self.slots),
+            roster: Arc::clone(&self.roster),
+            ip,
             _peer: peer_slot,
+            _seat: None,
         })
     }
 
-    /// Closes the longest-idle connection, if one has been idle for
-    /// `evict_idle`, and takes the slot it frees.
-    async fn make_room(&self, ctx: &TcpCtx) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let (peer, idle) = ctx
-            .stats
-            .close_longest_idle(&ctx.id, ctx.limits.evict_idle)?;
+    /// The per-address cap. A peer at its cap evicts only its own
+    /// connections that have not started: it may then hold one slot over
+    /// its cap until the one it evicted has closed (a moment), and never
+    /// more than that, since each connection is evicted once.
+    fn peer_slot(
+        &self,
+        ctx: &TcpCtx,
+        stream: &listen::Stream,
+        peer: Peer,
+        ip: IpAddr,
+    ) -> Option<PeerSlot> {
+        let max = ctx.limits.max_connections_per_peer;
+        if let Some(slot) = self.per_peer.try_acquire(ip, max) {
+            return Some(slot);
+        }
+        if self.roster.evict_unstarted(evict::From::Only(ip)).is_some() {
+            tracing::debug!(service = %ctx.id, %peer, "closed one of its unstarted connections for a newer one");
+            return self.per_peer.try_acquire(ip, max + 1);
+        }
+        self.refuse(
+            stream,
+            &format!("switchboard: too many connections from {ip}, limit {max}\n"),
+        );
+        ctx.stats.refused(
+            &ctx.id,
+            peer.to_string(),
+            "too many connections from this address",
+        );
+        None
+    }
+
+    fn refuse_full(&self, ctx: &TcpCtx, stream: &listen::Stream, peer: Peer) {
+        let max = ctx.limits.max_connections;
+        self.refuse(
+            stream,
+            &format!(
+                "switchboard: {} is at its limit of {max} connections, try again later\n",
+                ctx.id
+            ),
+        );
+        ctx.stats
+            .refused(&ctx.id, peer.to_string(), "too many connections");
+    }
+
+    /// A refusal the peer can read: a TLS client gets a fatal alert, since
+    /// a line of text would only break its handshake.
+    fn refuse(&self, stream: &listen::Stream, message: &str) {
+        if self.tls {
+            let _ = listen::try_write(stream, &TLS_REFUSAL_ALERT);
+        } else {
+            refuse(stream, message);
+        }
+    }
+
+    /// Closes a connection that has not started, else the longest-idle one
+    /// if it has been idle for `evict_idle`; `true` when one was asked to
+    /// close (the newcomer then waits for its slot on its own task).
+    fn make_room(&self, ctx: &TcpCtx) -> bool {
+        if let Some(ip) = self.roster.evict_unstarted(evict::From::Any) {
+            tracing::debug!(service = %ctx.id, ?ip, "closed an unstarted connection to admit a new one");
+            return true;
+        }
+        let Some((peer, idle)) = ctx.stats.close_longest_idle(&ctx.id, ctx.limits.evict_idle)
+        else {
+            return false;
+        };
         tracing::info!(
             service = %ctx.id,
             %peer,
@@ -176,13 +246,13 @@ impl Admission {
             ctx.id,
             ctx.limits.max_connections
         );
-        // Its task ends as soon as it is polled; the guard is generous.
-        tokio::time::timeout(EVICT_WAIT, Arc::clone(&self.slots).acquire_owned())
-            .await
-            .ok()?
-            .ok()
+        true
     }
 }
+
+/// A TLS 1.2-framed fatal `internal_error` alert, sent in the clear before
+/// any handshake message (which TLS allows): what a refused TLS client reads.
+const TLS_REFUSAL_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80];
 
 /// How long admitting a newcomer waits for an evicted connection's slot.
 const EVICT_WAIT: Duration = Duration::from_secs(1);
@@ -203,12 +273,12 @@ where
     // Behind a proxy (`accept_proxy`), the peer the listener hands out is
     // the client its PROXY header names: everything below sees that one.
     let listener = listener.with_proxy(ctx.limits.accept_proxy.clone());
-    let admission = Admission::new(&ctx);
+    let mut admission = Admission::new(&ctx);
     let tls = listener.tls().cloned();
     // Shared with each connection's task: on a TLS port the service is
     // called there, after the handshake.
     let serve = Arc::new(serve);
-    while let Some((stream, peer, admitted)) = admission.next(&listener, &ctx).await {
+    while let Some((stream, peer, mut admitted)) = admission.next(&listener, &ctx).await {
         // Cancelled when the service stops or the dashboard closes it.
         let conn = ctx
             .stats
@@ -227,7 +297,14 @@ where
         // The handshake runs here, on the connection's own task, while it
         // holds its admission (per-peer and service caps): pre-auth work
         // a peer cannot multiply past its cap.
+        let full = format!(
+            "{} is at its limit of {} connections, try again later",
+            ctx.id, ctx.limits.max_connections
+        );
         let served = async move {
+            if !admitted.settle(&conn).await {
+                return Err(full);
+            }
             crate::failpoint::hit(crate::failpoint::Point::Connection, failpoint_kind);
             let stream = match &tls {
                 // Boxed: the handshake's state is kilobytes, and inline it
@@ -238,7 +315,9 @@ where
                     .map_err(|e| e.to_string())?,
                 None => stream,
             };
-            serve(stream, peer, conn).await.map_err(|e| e.to_string())
+            let served = serve(stream, peer, conn).await.map_err(|e| e.to_string());
+            drop(admitted);
+            served
         };
         ctx.tasks.spawn(async move {
             use futures_util::FutureExt;
@@ -267,7 +346,6 @@ where
                     stats.error(&id);
                 }
             }
-            drop(admitted);
         });
     }
 }

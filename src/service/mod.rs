@@ -20,7 +20,9 @@
 
 pub mod accept;
 pub mod counted;
+pub(crate) mod evict;
 pub mod listen;
+pub(crate) mod new_peers;
 pub(crate) mod process;
 pub mod proxy_header;
 pub mod registry;
@@ -186,6 +188,15 @@ pub enum ServiceError {
     Exists(String),
     #[error("{0}: {1}")]
     Tls(ServiceId, String),
+    #[error(
+        "{service} cannot forward to {upstream}: that is {other}'s own address, and proxies \
+         forwarding to each other would loop"
+    )]
+    Loop {
+        service: ServiceId,
+        upstream: String,
+        other: ServiceId,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

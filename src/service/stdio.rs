@@ -126,6 +126,12 @@ impl Kind for Settings {
             argv: argv.unwrap_or_default(),
         };
         check_argv(&settings.argv).map_err(|why| s.bad("argv", why))?;
+        // Checked here, not per connection: each client would otherwise
+        // read a message naming the program, not the folder.
+        if !settings.workdir.is_dir() {
+            let why = format!("{} is not an existing folder", settings.workdir.display());
+            return Err(s.bad("workdir", why));
+        }
         Ok(settings)
     }
 

@@ -16,6 +16,10 @@
 //! hands each one to the owner through a bounded queue. A full queue drops
 //! the reply (counted), as a full socket buffer would: nothing grows.
 //!
+//! New clients get a mapping within the limits of [`super::new_peers`]
+//! (per source address, and a rate): what ends a ring of udp-proxies of
+//! different processes, which see each hop as a new client.
+//!
 //! A host name upstream is resolved once, when the instance starts.
 
 use std::cell::RefCell;
@@ -30,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::new_peers::NewPeers;
 use super::udp::{self, BATCH, MAX_DATAGRAM, PeerEntry};
 use super::upstream::Upstream;
 use super::{Kind, ServiceError, UdpCtx};
@@ -108,6 +113,7 @@ impl Proxy {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut peers: HashMap<SocketAddr, PeerEntry> = HashMap::new();
         let mut mappings: HashMap<SocketAddr, Mapping> = HashMap::new();
+        let mut new_peers = NewPeers::default();
         let (replies_tx, mut replies) = mpsc::channel::<(SocketAddr, Vec<u8>)>(REPLY_QUEUE);
         let mut sweep = super::udp::sweep_interval(ttl);
         let cancelled = ctx.cancel.cancelled();
@@ -125,6 +131,7 @@ impl Proxy {
                 _ = sweep.tick() => {
                     udp::expire(&mut peers, ttl);
                     mappings.retain(|client, _| peers.contains_key(client));
+                    new_peers.recount(mappings.keys());
                     continue;
                 }
             }
@@ -149,6 +156,15 @@ impl Proxy {
                 // mappings go too, so mappings never outnumber peers.
                 if mappings.len() >= peers.len() {
                     mappings.retain(|client, _| peers.contains_key(client));
+                    new_peers.recount(mappings.keys());
+                }
+                if !mappings.contains_key(&src)
+                    && let Err(why) = new_peers.admit(src.ip(), Instant::now())
+                {
+                    tracing::debug!(service = %ctx.id, peer = %src, "no upstream socket: {why}");
+                    peers.remove(&src);
+                    ctx.stats.dropped(&ctx.id);
+                    continue;
                 }
                 let mapping = match mappings.entry(src) {
                     Entry::Occupied(m) => m.into_mut(),

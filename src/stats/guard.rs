@@ -93,6 +93,13 @@ pub struct ByteCounter {
 }
 
 impl ByteCounter {
+    /// Whether the peer has sent a byte the service read (after TLS, if
+    /// any): a connection that has not is still in its handshake, and is
+    /// the first a full service closes (see `service::evict`).
+    pub fn has_received(&self) -> bool {
+        self.entry.bytes_in.load(Relaxed) > 0
+    }
+
     /// Counts bytes received from the peer. Lock-free.
     pub fn add_in(&self, n: usize) {
         count(&self.stats, &self.entry, n, 0);

@@ -27,6 +27,7 @@ use crate::sync::lock;
 use crate::users::Users;
 
 mod deps;
+mod loops;
 mod state;
 
 pub use deps::{Deps, DepsError};
@@ -50,6 +51,8 @@ struct SupInner {
     slots: std::sync::RwLock<Vec<Arc<Slot>>>,
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
+    /// The config file's `stdio_allow`, for instances added while running.
+    stdio_allow: Vec<String>,
 }
 
 struct Slot {
@@ -125,8 +128,15 @@ impl Supervisor {
                 slots: std::sync::RwLock::new(slots),
                 own_udp_ports: OwnPorts::default(),
                 tls: deps.tls,
+                stdio_allow: config.stdio_allow.clone(),
             }),
         }
+    }
+
+    /// The config file's `stdio_allow`: what a stdio instance added from
+    /// the dashboard may run.
+    pub fn stdio_allow(&self) -> &[String] {
+        &self.inner.stdio_allow
     }
 
     fn slots(&self) -> Vec<Arc<Slot>> {
@@ -318,6 +328,10 @@ impl Supervisor {
         if needs_key && self.inner.resources.key.is_none() {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
+        }
+        if let Err(e) = self.check_loop(&id, &config) {
+            self.fail(slot, e.to_string());
+            return Err(e);
         }
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).

@@ -124,9 +124,10 @@ pub async fn service_action(
         }))
         .await;
     result.map_err(|e| match e {
-        ServiceError::Bind { .. } | ServiceError::NoKey(_) | ServiceError::Folder { .. } => {
-            WebError::Conflict(e.to_string())
-        }
+        ServiceError::Bind { .. }
+        | ServiceError::NoKey(_)
+        | ServiceError::Folder { .. }
+        | ServiceError::Loop { .. } => WebError::Conflict(e.to_string()),
         ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
         ServiceError::Unknown(name) => WebError::NotFound(format!("service `{name}`")),
         ServiceError::Exists(_) | ServiceError::Tls(..) => WebError::Conflict(e.to_string()),

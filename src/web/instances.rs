@@ -25,6 +25,8 @@ use crate::config::overlay::{self, FieldError, Overlay};
 use crate::kind::{Proto, ServiceKind};
 use crate::service::ServiceError;
 
+mod secrets;
+
 /// One kind, for the form: its protocol and its keys.
 #[derive(Debug, Serialize)]
 pub struct KindInfo {
@@ -78,38 +80,77 @@ fn invalid(e: FieldError) -> WebError {
     }
 }
 
-/// Each value as the text `--set` would take.
-fn as_text(
-    settings: &BTreeMap<String, serde_json::Value>,
-) -> Result<BTreeMap<String, String>, WebError> {
-    settings
-        .iter()
-        .map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Array(items) => items
+/// A submission's settings: text as `--set` takes it, and what came typed
+/// (a JSON list of strings, or an object of strings such as `env`), kept
+/// typed so that no element is joined with commas and split again.
+struct Split {
+    text: BTreeMap<String, String>,
+    typed: toml::Table,
+}
+
+impl Split {
+    fn has(&self, key: &str) -> bool {
+        self.text.contains_key(key) || self.typed.contains_key(key)
+    }
+}
+
+fn strings(key: &str, value: &serde_json::Value) -> Result<toml::Value, WebError> {
+    let bad = |what: &str| WebError::Invalid {
+        field: Some(key.to_owned()),
+        message: format!("expected {what}"),
+        conflict: false,
+    };
+    match value {
+        serde_json::Value::String(s) => Ok(toml::Value::String(s.clone())),
+        _ => Err(bad("text")),
+    }
+}
+
+fn split(settings: &BTreeMap<String, serde_json::Value>) -> Result<Split, WebError> {
+    let mut out = Split {
+        text: BTreeMap::new(),
+        typed: toml::Table::new(),
+    };
+    for (key, value) in settings {
+        let list_error = || WebError::Invalid {
+            field: Some(key.clone()),
+            message: "expected a list of strings".into(),
+            conflict: false,
+        };
+        match value {
+            serde_json::Value::String(s) => {
+                out.text.insert(key.clone(), s.clone());
+            }
+            serde_json::Value::Bool(b) => {
+                out.text.insert(key.clone(), b.to_string());
+            }
+            serde_json::Value::Number(n) => {
+                out.text.insert(key.clone(), n.to_string());
+            }
+            serde_json::Value::Array(items) => {
+                let items = items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| WebError::Invalid {
-                        field: Some(key.clone()),
-                        message: "expected a list of strings".into(),
-                        conflict: false,
-                    })?
-                    .join(","),
-                _ => {
-                    return Err(WebError::Invalid {
-                        field: Some(key.clone()),
-                        message: "expected text, a number, true/false or a list".into(),
-                        conflict: false,
-                    });
-                }
-            };
-            Ok((key.clone(), text))
-        })
-        .collect()
+                    .map(|i| strings(key, i).map_err(|_| list_error()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.typed.insert(key.clone(), toml::Value::Array(items));
+            }
+            serde_json::Value::Object(entries) => {
+                let table = entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), strings(key, v)?)))
+                    .collect::<Result<toml::Table, WebError>>()?;
+                out.typed.insert(key.clone(), toml::Value::Table(table));
+            }
+            serde_json::Value::Null => {
+                return Err(WebError::Invalid {
+                    field: Some(key.clone()),
+                    message: "expected text, a number, true/false, a list or a table".into(),
+                    conflict: false,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A start failure as the form shows it: a taken port at `listen`.
@@ -119,6 +160,11 @@ fn start_failure(e: ServiceError) -> WebError {
             field: Some("listen".into()),
             message: e.to_string(),
             conflict: true,
+        },
+        ServiceError::Loop { .. } => WebError::Invalid {
+            field: Some("upstream".into()),
+            message: e.to_string(),
+            conflict: false,
         },
         ServiceError::Exists(_) => WebError::Invalid {
             field: Some("name".into()),
@@ -200,7 +246,10 @@ async fn add_instance(
     settings: &BTreeMap<String, serde_json::Value>,
 ) -> Result<InstanceSettings, WebError> {
     let _one_at_a_time = state.inner.instance_edits.lock().await;
-    let (config, table) = overlay::validate(name, kind, &as_text(settings)?).map_err(invalid)?;
+    let sub = split(settings)?;
+    let allow = state.supervisor().stdio_allow().to_vec();
+    let (config, table) =
+        overlay::validate(name, kind, &sub.text, &sub.typed, &allow).map_err(invalid)?;
     let sup = state.supervisor();
     if sup.id(name).is_some() {
         return Err(start_failure(ServiceError::Exists(name.to_owned())));
@@ -259,10 +308,11 @@ async fn edit_instance(
             conflict: false,
         });
     }
-    let settings = as_text(&sub.settings)?;
+    let mut settings = split(&sub.settings)?;
     if current.source != Source::Dashboard {
-        let only_enabled = settings.keys().all(|k| k == "enabled");
-        let on = settings.get("enabled").map(|v| v.parse::<bool>());
+        let only_enabled =
+            settings.typed.is_empty() && settings.text.keys().all(|k| k == "enabled");
+        let on = settings.text.get("enabled").map(|v| v.parse::<bool>());
         return match (only_enabled, on) {
             (true, Some(Ok(on))) => {
                 sup.set_enabled(name, on).await.map_err(start_failure)?;
@@ -281,7 +331,11 @@ async fn edit_instance(
     let kind = sub
         .kind
         .unwrap_or_else(|| current.id.kind().name().to_owned());
-    let (config, table) = overlay::validate(name, &kind, &settings).map_err(invalid)?;
+    let saved = state.overlay()?.services.remove(name).unwrap_or_default();
+    secrets::keep_unchanged(&mut settings, &saved);
+    let allow = sup.stdio_allow().to_vec();
+    let (config, table) =
+        overlay::validate(name, &kind, &settings.text, &settings.typed, &allow).map_err(invalid)?;
     let _ = sup.remove(name).await;
     if let Err(e) = sup.add(config).await {
         // Back as it was: the edit is refused, the instance keeps running.
@@ -353,6 +407,7 @@ fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettings, WebErro
         .filter(|(k, _)| k != "kind")
         .map(|(k, v)| {
             let text = match v {
+                _ if secrets::is_secret(&k) => secrets::masked(&v),
                 toml::Value::String(s) => s,
                 toml::Value::Array(items) => items
                     .iter()
