@@ -133,17 +133,21 @@ fn stamped(entry: Value) -> Value {
 }
 
 /// serde_json already escapes U+0000–U+001F; this escapes the rest of what a
-/// terminal or a line-based reader could act on: DEL, the C1 controls and
-/// the Unicode line and paragraph separators. Outside strings JSON text
+/// terminal or a line-based reader could act on: DEL, the C1 controls, the
+/// Unicode line and paragraph separators, and the format characters that
+/// make text display as something else (a right-to-left override turns
+/// `rm -rf /tmp/x\u{202e}` into nonsense on screen). Outside strings JSON text
 /// holds none of these, so a plain pass over the whole line is exact.
 fn escape_controls(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        match c {
-            '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        if matches!(c, '\u{7f}'..='\u{9f}') || crate::wire::text::is_invisible_format(c) {
+            // JSON's escape is UTF-16: a pair of them past the BMP.
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
             }
-            c => out.push(c),
+        } else {
+            out.push(c);
         }
     }
     out
@@ -163,11 +167,14 @@ mod tests {
             "csi\u{9b}2J",
             "del\u{7f}",
             "ls\u{2028}x",
+            "invoice\u{202e}gpj.exe",
+            "tag\u{e0041}",
         ];
         let value = json!({ "argv": argv });
         let line = escape_controls(&value.to_string());
         assert!(
-            line.chars().all(|c| !c.is_control() && c != '\u{2028}'),
+            line.chars()
+                .all(|c| !c.is_control() && !crate::wire::text::is_invisible_format(c)),
             "{line}"
         );
         let back: Value = serde_json::from_str(&line).unwrap();

@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::wire::hex;
 pub mod delete;
+mod list;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;
@@ -71,7 +72,9 @@ pub enum StoreError {
 /// The last path component is kept (`../x`, `/etc/x`, `a\x` all give
 /// `x`); leading dots and spaces, in any mix, and trailing spaces are
 /// dropped, so a stored name never starts with a dot. Refused: names
-/// that are not UTF-8, that hold control characters (NUL included), or
+/// that are not UTF-8, that hold control characters (NUL included) or
+/// Unicode format characters (a right-to-left override shows
+/// `invoice\u{202e}gpj.exe` as `invoiceexe.jpg`), or
 /// that are empty once reduced (``, `.`, `..`, `a/`), or longer than
 /// [`MAX_NAME_LEN`] bytes.
 ///
@@ -82,6 +85,11 @@ pub fn safe_name(raw: &[u8]) -> Result<String, StoreError> {
     let text = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8"))?;
     if text.chars().any(char::is_control) {
         return Err(bad("it contains control characters"));
+    }
+    if text.chars().any(crate::wire::text::is_invisible_format) {
+        return Err(bad(
+            "it contains invisible format characters (such as a right-to-left override)",
+        ));
     }
     let base = text.rsplit(['/', '\\']).next().unwrap_or("");
     // Dots and spaces in turn (`. .x`, `.. ..`) until neither leads: one
@@ -112,6 +120,29 @@ pub fn safe_name(raw: &[u8]) -> Result<String, StoreError> {
 pub fn check_size(size: u64, max: u64) -> Result<(), StoreError> {
     if size > max {
         return Err(StoreError::TooLarge { size, max });
+    }
+    Ok(())
+}
+
+/// Free bytes on `dir`'s filesystem for an unprivileged writer.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+}
+
+/// Refuses at once an upload of `size` bytes that cannot fit in `dir` now,
+/// for a relay that must answer before it streams a body: [`Store::begin`]
+/// checks again, counting what uploads in flight claim.
+///
+/// # Errors
+/// [`StoreError::NoSpace`]; the folder unreadable.
+pub fn check_room(dir: &Path, size: u64) -> Result<(), StoreError> {
+    let free = free_bytes(dir)?;
+    if size.saturating_add(SPARE_SPACE) > free {
+        return Err(StoreError::NoSpace {
+            need: size,
+            free: free.saturating_sub(SPARE_SPACE),
+        });
     }
     Ok(())
 }
@@ -236,8 +267,7 @@ impl Store {
 
     /// Free bytes on the folder's filesystem for an unprivileged writer.
     fn free_space(&self) -> io::Result<u64> {
-        let st = nix::sys::statvfs::statvfs(&self.inner.dir).map_err(io::Error::from)?;
-        Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+        free_bytes(&self.inner.dir)
     }
 
     /// Starts an upload of `size` bytes to be stored as `name` (already
@@ -309,38 +339,6 @@ impl Store {
         }
         let info = self.describe(name, &path, &meta).await?;
         Ok((tokio::fs::File::from_std(file), info))
-    }
-
-    /// Every stored file, by name. Files placed in the folder by other
-    /// means are hashed once and remembered.
-    ///
-    /// # Errors
-    /// When the folder cannot be read.
-    pub async fn list(&self) -> Result<Vec<FileInfo>, StoreError> {
-        let dir = self.inner.dir.clone();
-        let entries = tokio::task::spawn_blocking(move || -> io::Result<Vec<_>> {
-            let mut out = Vec::new();
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                // symlink_metadata: a link is listed as what it is, not followed.
-                let meta = entry.path().symlink_metadata()?;
-                if meta.is_file() && !name.starts_with('.') {
-                    out.push((name, entry.path(), meta));
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))??;
-        let mut files = Vec::with_capacity(entries.len());
-        for (name, path, meta) in entries {
-            files.push(self.describe(&name, &path, &meta).await?);
-        }
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(files)
     }
 
     /// A file's info, hashing it only if its size or time changed.

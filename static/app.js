@@ -111,8 +111,15 @@
       tick();
       staleTimer = setInterval(tick, 1000);
     };
+    let current = null;
+    // Leaving the page ends its stream at once (the server frees its slot
+    // when the connection closes); a page restored from the back/forward
+    // cache opens a new one.
+    window.addEventListener('pagehide', () => { if (current) current.close(); });
+    window.addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
     const connect = () => {
       const es = new EventSource('/api/v1/live');
+      current = es;
       es.addEventListener('open', () => { show('live'); retry = 1000; });
       for (const [name, fn] of Object.entries(handlers)) {
         es.addEventListener(name, (e) => {

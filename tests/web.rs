@@ -1264,10 +1264,10 @@ async fn signing_out_or_losing_the_account_ends_the_live_streams() {
 }
 
 #[tokio::test]
-async fn one_session_gets_a_few_streams_and_another_still_gets_one() {
+async fn one_account_gets_a_few_streams_and_another_still_gets_one() {
     let w = Web::start().await;
     let addr = serve(&w).await;
-    let s = w.admin().await;
+    let (viewer, _, s) = w.roles().await;
     let mut open = Vec::new();
     for _ in 0..4 {
         let (status, live) = open_live(addr, &s.cookie, None).await;
@@ -1283,10 +1283,20 @@ async fn one_session_gets_a_few_streams_and_another_still_gets_one() {
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("already has 4 live streams open"), "{body}");
 
-    let other = w.admin().await;
-    let (status, _) = open_live(addr, &other.cookie, None).await;
-    assert!(status.contains("200"), "another session: {status}");
-    // A closed stream gives its slot back to its session.
+    // Signing in again buys no more: the slots are the account's.
+    let again = w.admin().await;
+    let (status, _) = open_live(addr, &again.cookie, None).await;
+    assert!(status.contains("429"), "the same account again: {status}");
+    let (status, _other) = open_live(addr, &viewer.cookie, None).await;
+    assert!(status.contains("200"), "another account: {status}");
+    // The live stream is never kept for reuse (a browser would drain it
+    // long after leaving the page, holding its slot).
+    let (_, head) = live_head(addr, &viewer.cookie).await;
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    // A closed stream gives its slot back to its account.
     drop(open.pop());
     guard("a slot back", async {
         loop {
@@ -1296,6 +1306,70 @@ async fn one_session_gets_a_few_streams_and_another_still_gets_one() {
             }
             assert!(status.contains("429"), "{status}");
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+/// Opens `/api/v1/live` as a browser does (keep-alive, no `Connection:
+/// close` asked); returns the socket and the response head.
+async fn live_head(addr: std::net::SocketAddr, cookie: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "GET /api/v1/live HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\n\
+                 Accept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    guard("the live stream's head", async {
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "ended early");
+            head.push(byte[0]);
+        }
+    })
+    .await;
+    (stream, String::from_utf8_lossy(&head).into_owned())
+}
+
+#[tokio::test]
+async fn one_viewer_signed_in_sixteen_times_leaves_streams_for_the_admin() {
+    let w = Web::start().await;
+    let addr = serve(&w).await;
+    let (_, _, admin) = w.roles().await;
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..16 {
+        let v = w.sign_in("vera", "viewer-password-1").await;
+        for _ in 0..4 {
+            let (live, status) = live_head(addr, &v.cookie).await;
+            if status.starts_with("HTTP/1.1 200") {
+                held.push(live);
+            } else {
+                assert!(status.starts_with("HTTP/1.1 429"), "{status}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(held.len(), 4, "the viewer's streams, over 16 sessions");
+    assert_eq!(refused, 60);
+    let (_admins, status) = live_head(addr, &admin.cookie).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "the admin: {status}");
+    // A browser closing a stream's connection frees its slot at once.
+    held.clear();
+    let v = w.sign_in("vera", "viewer-password-1").await;
+    guard("a slot back after the close", async {
+        loop {
+            let (_live, status) = live_head(addr, &v.cookie).await;
+            if status.starts_with("HTTP/1.1 200") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;

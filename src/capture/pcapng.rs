@@ -1,4 +1,5 @@
-//! Captures as a pcapng file: pure encoding, no I/O.
+//! Captures as a pcapng file: pure encoding, no I/O, made piece by piece
+//! ([`Encoder`]) so an export never holds the whole file.
 //!
 //! A capture holds what the sockets read and wrote, not packets, so the
 //! packets are made up around the bytes: raw IPv4 or IPv6 (by the peer's
@@ -33,38 +34,132 @@ const SYN: u8 = 0x02;
 const PSH: u8 = 0x08;
 const ACK: u8 = 0x10;
 
-/// One packet to write: when, what, and an optional comment.
+/// One packet to write: when, between whom, its TCP or UDP header's
+/// fields, where its payload is (never a copy of it), and an optional
+/// comment. The packet's bytes are made only as it is written.
 struct Packet {
     ts_us: u64,
-    data: Vec<u8>,
+    src: SocketAddr,
+    dst: SocketAddr,
+    l4: L4,
+    /// (capture, segment, start, end) of the payload, if any.
+    payload: Option<(usize, usize, usize, usize)>,
     comment: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum L4 {
+    Tcp { seq: u32, ack: u32, flags: u8 },
+    Udp,
 }
 
 /// Encodes `captures` (each one connection or UDP peer) as one pcapng
 /// file, every packet in time order.
 pub fn encode(captures: &[CaptureCopy]) -> Vec<u8> {
-    let mut packets: Vec<Packet> = Vec::new();
-    for (n, c) in captures.iter().enumerate() {
-        let flow = Flow::of(c, n);
-        match c.info.proto {
-            Proto::Tcp => flow.tcp(c, &mut packets),
-            Proto::Udp => flow.udp(c, &mut packets),
-        }
-    }
-    // Stable: a connection's own packets keep their order at equal times.
-    packets.sort_by_key(|p| p.ts_us);
-    let mut out = Vec::with_capacity(
-        256 + packets
-            .iter()
-            .map(|p| p.data.len() + 64 + p.comment.as_ref().map_or(0, String::len))
-            .sum::<usize>(),
-    );
-    section_header(&mut out);
-    interface(&mut out);
-    for p in &packets {
-        enhanced_packet(&mut out, p);
+    let mut encoder = Encoder::new(captures.to_vec());
+    let mut out = Vec::with_capacity(usize::try_from(encoder.file_len()).unwrap_or(0));
+    while let Some(piece) = encoder.next_piece(usize::MAX) {
+        out.extend_from_slice(&piece);
     }
     out
+}
+
+/// A pcapng file made piece by piece from the captures it owns: what it
+/// holds beyond them is one small record per packet and the piece being
+/// made, so an export costs about what it exports, not three times that
+/// (a copy, the packets, the file).
+pub struct Encoder {
+    captures: Vec<CaptureCopy>,
+    packets: std::vec::IntoIter<Packet>,
+    /// The file's length, known before a byte is made.
+    len: u64,
+    header_sent: bool,
+}
+
+impl Encoder {
+    pub fn new(captures: Vec<CaptureCopy>) -> Encoder {
+        let mut packets: Vec<Packet> = Vec::new();
+        for (n, c) in captures.iter().enumerate() {
+            let flow = Flow::of(c, n);
+            match c.info.proto {
+                Proto::Tcp => flow.tcp(c, n, &mut packets),
+                Proto::Udp => flow.udp(c, n, &mut packets),
+            }
+        }
+        // Stable: a connection's own packets keep their order at equal times.
+        packets.sort_by_key(|p| p.ts_us);
+        let mut head = Vec::new();
+        section_header(&mut head);
+        interface(&mut head);
+        let len = head.len() as u64 + packets.iter().map(block_len).sum::<u64>();
+        Encoder {
+            captures,
+            packets: packets.into_iter(),
+            len,
+            header_sent: false,
+        }
+    }
+
+    /// The whole file's length in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.len
+    }
+
+    /// The next piece of the file: whole blocks, about `size` bytes (more
+    /// when one packet is larger), or `None` at the end.
+    pub fn next_piece(&mut self, size: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        if !self.header_sent {
+            self.header_sent = true;
+            section_header(&mut out);
+            interface(&mut out);
+        }
+        while out.len() < size {
+            let Some(p) = self.packets.next() else { break };
+            let payload = p.payload.map_or(&[][..], |(c, s, from, to)| {
+                &self.captures[c].segments[s].bytes[from..to]
+            });
+            let l4 = match p.l4 {
+                L4::Tcp { seq, ack, flags } => tcp_segment(p.src, p.dst, seq, ack, flags, payload),
+                L4::Udp => udp_datagram(p.src, p.dst, payload),
+            };
+            let proto = match p.l4 {
+                L4::Tcp { .. } => 6,
+                L4::Udp => 17,
+            };
+            let data = ip_packet(p.src, p.dst, proto, &l4);
+            enhanced_packet(&mut out, p.ts_us, &data, p.comment.as_deref());
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+impl Iterator for Encoder {
+    type Item = Vec<u8>;
+
+    /// Pieces of about [`PIECE`] bytes.
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.next_piece(PIECE)
+    }
+}
+
+/// The size of the pieces an [`Encoder`] yields as an iterator.
+pub const PIECE: usize = 1 << 20;
+
+/// The length of a packet's block, as [`enhanced_packet`] writes it.
+fn block_len(p: &Packet) -> u64 {
+    let ip = if p.src.is_ipv4() { 20 } else { 40 };
+    let l4 = match p.l4 {
+        L4::Tcp { .. } => TCP_HEADER,
+        L4::Udp => UDP_HEADER,
+    };
+    let payload = p.payload.map_or(0, |(_, _, from, to)| to - from);
+    let data = ip + l4 + payload;
+    let mut body = 20 + data.div_ceil(4) * 4;
+    if let Some(c) = &p.comment {
+        body += 4 + c.len().div_ceil(4) * 4 + 4;
+    }
+    12 + body as u64
 }
 
 /// The two ends of one capture.
@@ -119,7 +214,7 @@ impl Flow {
         MAX_IP_PACKET - ip - header
     }
 
-    fn tcp(&self, c: &CaptureCopy, out: &mut Vec<Packet>) {
+    fn tcp(&self, c: &CaptureCopy, n: usize, out: &mut Vec<Packet>) {
         // Fixed initial sequence numbers: the file says nothing about the
         // real ones, and fixed ones make exports comparable.
         let isn = [0x1000_0000u32, 0x2000_0000u32];
@@ -129,36 +224,34 @@ impl Flow {
         let gap = next;
         let seq_of = |d: usize, off: u64| isn[d].wrapping_add(1).wrapping_add(off as u32);
         let t0 = self.opened_us;
-        let mut push = |dir: Dir, ts_us: u64, flags: u8, seq: u32, ack: u32, payload: &[u8]| {
+        let mut push = |dir: Dir, ts_us: u64, flags: u8, seq: u32, ack: u32| {
             let (src, dst) = self.ends(dir);
             out.push(Packet {
                 ts_us,
-                data: ip_packet(
-                    src,
-                    dst,
-                    6,
-                    &tcp_segment(src, dst, seq, ack, flags, payload),
-                ),
+                src,
+                dst,
+                l4: L4::Tcp { seq, ack, flags },
+                payload: None,
                 comment: None,
             });
         };
-        push(Dir::In, t0, SYN, isn[0], 0, &[]);
-        push(Dir::Out, t0, SYN | ACK, isn[1], isn[0].wrapping_add(1), &[]);
+        push(Dir::In, t0, SYN, isn[0], 0);
+        push(Dir::Out, t0, SYN | ACK, isn[1], isn[0].wrapping_add(1));
         push(
             Dir::In,
             t0,
             ACK,
             isn[0].wrapping_add(1),
             isn[1].wrapping_add(1),
-            &[],
         );
         let max = self.max_payload(TCP_HEADER);
         let mut first = [true, true];
-        for s in &c.segments {
+        for (i, s) in c.segments.iter().enumerate() {
             let d = s.dir.index();
             let other = 1 - d;
             let mut off = s.offset;
             for (k, chunk) in s.bytes.chunks(max).enumerate() {
+                let from = k * max;
                 let (src, dst) = self.ends(s.dir);
                 let seq = seq_of(d, off);
                 let ack = seq_of(other, next[other]);
@@ -172,12 +265,14 @@ impl Flow {
                 });
                 out.push(Packet {
                     ts_us: t0 + s.t_us,
-                    data: ip_packet(
-                        src,
-                        dst,
-                        6,
-                        &tcp_segment(src, dst, seq, ack, PSH | ACK, chunk),
-                    ),
+                    src,
+                    dst,
+                    l4: L4::Tcp {
+                        seq,
+                        ack,
+                        flags: PSH | ACK,
+                    },
+                    payload: Some((n, i, from, from + chunk.len())),
                     comment,
                 });
                 off += chunk.len() as u64;
@@ -192,7 +287,10 @@ impl Flow {
                 let (src, dst) = self.ends(dir);
                 out.push(Packet {
                     ts_us: ts,
-                    data: ip_packet(src, dst, 6, &tcp_segment(src, dst, seq, ack, flags, &[])),
+                    src,
+                    dst,
+                    l4: L4::Tcp { seq, ack, flags },
+                    payload: None,
                     comment: None,
                 });
             };
@@ -202,14 +300,15 @@ impl Flow {
         }
     }
 
-    fn udp(&self, c: &CaptureCopy, out: &mut Vec<Packet>) {
+    fn udp(&self, c: &CaptureCopy, n: usize, out: &mut Vec<Packet>) {
         let max = self.max_payload(UDP_HEADER);
         let gap = [c.info.dropped_in, c.info.dropped_out];
         let mut first = [true, true];
-        for s in &c.segments {
+        for (i, s) in c.segments.iter().enumerate() {
             let d = s.dir.index();
             let (src, dst) = self.ends(s.dir);
             for (k, chunk) in s.bytes.chunks(max).enumerate() {
+                let from = k * max;
                 let comment = (first[d] && k == 0 && gap[d] > 0).then(|| {
                     format!(
                         "{} earlier bytes from the {} were not captured",
@@ -219,7 +318,10 @@ impl Flow {
                 });
                 out.push(Packet {
                     ts_us: self.opened_us + s.t_us,
-                    data: ip_packet(src, dst, 17, &udp_datagram(src, dst, chunk)),
+                    src,
+                    dst,
+                    l4: L4::Udp,
+                    payload: Some((n, i, from, from + chunk.len())),
                     comment,
                 });
             }
@@ -393,17 +495,17 @@ fn interface(out: &mut Vec<u8>) {
     block(out, 1, &body);
 }
 
-fn enhanced_packet(out: &mut Vec<u8>, p: &Packet) {
-    let mut body = Vec::with_capacity(32 + p.data.len());
+fn enhanced_packet(out: &mut Vec<u8>, ts_us: u64, data: &[u8], comment: Option<&str>) {
+    let mut body = Vec::with_capacity(32 + data.len());
     body.extend_from_slice(&0u32.to_le_bytes()); // interface 0
-    body.extend_from_slice(&((p.ts_us >> 32) as u32).to_le_bytes());
-    body.extend_from_slice(&(p.ts_us as u32).to_le_bytes());
-    let len = p.data.len() as u32;
+    body.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
+    body.extend_from_slice(&(ts_us as u32).to_le_bytes());
+    let len = data.len() as u32;
     body.extend_from_slice(&len.to_le_bytes());
     body.extend_from_slice(&len.to_le_bytes());
-    body.extend_from_slice(&p.data);
+    body.extend_from_slice(data);
     body.resize(body.len().div_ceil(4) * 4, 0);
-    if let Some(comment) = &p.comment {
+    if let Some(comment) = comment {
         option(&mut body, 1, comment.as_bytes()); // opt_comment
         end_of_options(&mut body);
     }

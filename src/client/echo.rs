@@ -6,6 +6,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{ClientError, Stream, deadline};
 
+/// How every refusal line of our services starts (`switchboard: too many
+/// connections ...`). Echo upper-cases every ASCII letter it sends back, so
+/// a reply holding these lower-case letters is never an echo.
+const REFUSAL_PREFIX: &str = "switchboard:";
+/// Longest refusal line read.
+const MAX_REFUSAL: usize = 512;
+
+/// Whether `reply` starts like a refusal line (or is the start of one: a
+/// short message reads back only as many bytes as it sent).
+fn looks_like_refusal(reply: &[u8]) -> bool {
+    let n = reply.len().min(REFUSAL_PREFIX.len());
+    n > 0 && reply[..n] == REFUSAL_PREFIX.as_bytes()[..n]
+}
+
 /// A connection to the echo service.
 pub struct EchoClient {
     stream: Stream,
@@ -28,7 +42,8 @@ impl EchoClient {
     /// # Errors
     /// [`ClientError::Timeout`] after `timeout` in total,
     /// [`ClientError::Closed`] if the server closes first (the message it
-    /// sent before closing, such as a refusal, is in the detail).
+    /// sent before closing is in the detail), [`ClientError::TurnedAway`]
+    /// when what came back is the service's refusal line, not an echo.
     pub async fn round_trip(&mut self, data: &[u8]) -> Result<Vec<u8>, ClientError> {
         if data.is_empty() {
             return Ok(Vec::new());
@@ -46,7 +61,13 @@ impl EchoClient {
             let read = async {
                 let mut got = 0;
                 while got < reply.len() {
-                    let n = rd.read(&mut reply[got..]).await?;
+                    let n = match rd.read(&mut reply[got..]).await {
+                        Ok(n) => n,
+                        // A refused connection is reset after its refusal
+                        // line: what came first is still the answer.
+                        Err(_) if got > 0 => 0,
+                        Err(e) => return Err(e),
+                    };
                     if n == 0 {
                         return Ok(Err(got));
                     }
@@ -64,16 +85,58 @@ impl EchoClient {
                     super::detect::speaks_tls(&addr, timeout, super::detect::TLS_HINT).await,
                 );
             }
-            read.map_err(|got| ClientError::Closed {
-                addr: addr.clone(),
-                detail: match got {
-                    0 => String::new(),
-                    _ => format!(": {}", String::from_utf8_lossy(&reply[..got]).trim_end()),
-                },
+            read.map_err(|got| {
+                let said = String::from_utf8_lossy(&reply[..got]);
+                match said.strip_prefix(REFUSAL_PREFIX) {
+                    Some(reason) => ClientError::TurnedAway {
+                        addr: addr.clone(),
+                        reason: reason.lines().next().unwrap_or_default().trim().to_owned(),
+                    },
+                    None if got == 0 => ClientError::Closed {
+                        addr: addr.clone(),
+                        detail: String::new(),
+                    },
+                    None => ClientError::Closed {
+                        addr: addr.clone(),
+                        detail: format!(": {}", said.trim_end()),
+                    },
+                }
             })
         })
         .await?;
+        if looks_like_refusal(&reply) {
+            return Err(self.refusal(reply).await);
+        }
         Ok(reply)
+    }
+
+    /// The rest of a refusal line whose start came back as a "reply", as
+    /// [`ClientError::TurnedAway`]: at most [`MAX_REFUSAL`] bytes, within
+    /// the client's timeout, up to the newline or the close.
+    async fn refusal(&mut self, mut line: Vec<u8>) -> ClientError {
+        let addr = self.addr.clone();
+        let stream = &mut self.stream;
+        let _ = tokio::time::timeout(self.timeout, async {
+            let mut buf = [0u8; 256];
+            while !line.contains(&b'\n') && line.len() < MAX_REFUSAL {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => line.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        line.truncate(MAX_REFUSAL);
+        let text = String::from_utf8_lossy(&line);
+        let reason = text.lines().next().unwrap_or_default();
+        ClientError::TurnedAway {
+            addr,
+            reason: reason
+                .strip_prefix(REFUSAL_PREFIX)
+                .unwrap_or(reason)
+                .trim()
+                .to_owned(),
+        }
     }
 
     /// This end's address over TCP (how the server's stats name us).

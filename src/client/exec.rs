@@ -79,6 +79,28 @@ impl CommandClient {
         timeout: Option<Duration>,
         mut on_output: impl FnMut(OutputKind, &[u8]),
     ) -> Result<CommandOutcome, ClientError> {
+        self.start(command, timeout).await?;
+        let mut chunk = Vec::new();
+        loop {
+            match self.next_output(&mut chunk).await? {
+                Step::Output(kind) => on_output(kind, &chunk),
+                Step::Done(outcome) => return Ok(outcome),
+            }
+        }
+    }
+
+    /// Sends `command`; its output is then read with
+    /// [`CommandClient::next_output`], one piece at a time, so a caller that
+    /// cannot pass output on yet simply stops reading: the socket, then the
+    /// service and the command's pipe, fill and the command waits.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn start(
+        &mut self,
+        command: Command,
+        timeout: Option<Duration>,
+    ) -> Result<(), ClientError> {
         let request = ExecRequest {
             command,
             timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
@@ -87,45 +109,61 @@ impl CommandClient {
         self.conn
             .write_message(&request, &[])
             .await
-            .map_err(|e| conn_error(&addr, e))?;
-        let mut chunk = Vec::new();
-        loop {
-            let header = self
-                .conn
-                .read_header(MAX_HEADER_LEN)
-                .await
-                .map_err(|e| conn_error(&addr, e))?
-                .ok_or_else(|| ClientError::Closed {
-                    addr: addr.clone(),
-                    detail: " before the command ended".into(),
-                })?;
-            let protocol = |detail: String| ClientError::Protocol {
-                addr: addr.clone(),
-                detail,
-            };
-            let reply = header
-                .message::<ExecReply>()
-                .map_err(|e| protocol(format!("bad reply: {e}")))?;
-            let kind = match reply {
-                ExecReply::Stdout => OutputKind::Stdout,
-                ExecReply::Stderr => OutputKind::Stderr,
-                ExecReply::Exit(Exit::Code { code }) => return Ok(CommandOutcome::Exit(code)),
-                ExecReply::Exit(Exit::Signal { signal }) => {
-                    return Ok(CommandOutcome::Signal(signal));
-                }
-                ExecReply::Error { error } => return Ok(CommandOutcome::Error(error)),
-            };
-            if header.size > MAX_CHUNK {
-                return Err(protocol(format!("output chunk of {} bytes", header.size)));
-            }
-            chunk.resize(header.size as usize, 0);
-            self.conn
-                .read_body(&mut chunk)
-                .await
-                .map_err(|e| conn_error(&addr, e))?;
-            on_output(kind, &chunk);
-        }
+            .map_err(|e| conn_error(&addr, e))
     }
+
+    /// The next piece of output (into `chunk`), or how the command ended.
+    ///
+    /// # Errors
+    /// Connection or protocol errors.
+    pub async fn next_output(&mut self, chunk: &mut Vec<u8>) -> Result<Step, ClientError> {
+        let addr = self.addr.clone();
+        let header = self
+            .conn
+            .read_header(MAX_HEADER_LEN)
+            .await
+            .map_err(|e| conn_error(&addr, e))?
+            .ok_or_else(|| ClientError::Closed {
+                addr: addr.clone(),
+                detail: " before the command ended".into(),
+            })?;
+        let protocol = |detail: String| ClientError::Protocol {
+            addr: addr.clone(),
+            detail,
+        };
+        let reply = header
+            .message::<ExecReply>()
+            .map_err(|e| protocol(format!("bad reply: {e}")))?;
+        let kind = match reply {
+            ExecReply::Stdout => OutputKind::Stdout,
+            ExecReply::Stderr => OutputKind::Stderr,
+            ExecReply::Exit(Exit::Code { code }) => {
+                return Ok(Step::Done(CommandOutcome::Exit(code)));
+            }
+            ExecReply::Exit(Exit::Signal { signal }) => {
+                return Ok(Step::Done(CommandOutcome::Signal(signal)));
+            }
+            ExecReply::Error { error } => return Ok(Step::Done(CommandOutcome::Error(error))),
+        };
+        if header.size > MAX_CHUNK {
+            return Err(protocol(format!("output chunk of {} bytes", header.size)));
+        }
+        chunk.resize(header.size as usize, 0);
+        self.conn
+            .read_body(chunk)
+            .await
+            .map_err(|e| conn_error(&addr, e))?;
+        Ok(Step::Output(kind))
+    }
+}
+
+/// What [`CommandClient::next_output`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A piece of output from this stream, in the caller's buffer.
+    Output(OutputKind),
+    /// The command ended.
+    Done(CommandOutcome),
 }
 
 /// Connects and passes the HMAC handshake (exec and files).

@@ -109,7 +109,7 @@ use std::time::Duration;
 use tokio_util::either::Either;
 
 pub use echo::EchoClient;
-pub use exec::{CommandClient, CommandOutcome, OutputKind};
+pub use exec::{CommandClient, CommandOutcome, OutputKind, Step};
 pub use files::{ClassicClient, FilesClient, Stored};
 pub use login::{LoginClient, LoginOutcome};
 pub use udp::{TimeClient, UdpEchoClient};
@@ -143,6 +143,10 @@ pub enum ClientError {
     AuthRejected { addr: String, reason: String },
     #[error("{addr} refused: {reason}")]
     Rejected { addr: String, reason: String },
+    /// The service turned the connection away before serving it (its
+    /// connection limits): worth a retry later, unlike [`Self::Rejected`].
+    #[error("{addr} turned the connection away: {reason}")]
+    TurnedAway { addr: String, reason: String },
     #[error("SHA-256 mismatch for {name}: ours {ours}, the server's {theirs}")]
     Integrity {
         name: String,

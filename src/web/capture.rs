@@ -137,10 +137,11 @@ pub async fn segments(
     }))
 }
 
-/// Exports built at once, in all. Each copies what it exports and encodes
-/// it in memory (up to about twice `capture_total_bytes` for a whole
-/// instance), so without a bound a few parallel downloads would hold many
-/// times the capture budget.
+/// Exports made at once, in all. Each holds a copy of what it exports
+/// while its file is made and sent piece by piece ([`pcapng::Encoder`]):
+/// about `capture_total_bytes` for a whole instance, not the three times
+/// that a copy, the packets and the whole file cost before; the bound
+/// keeps a few parallel downloads to a few times the capture budget.
 pub const MAX_EXPORTS: usize = 2;
 
 /// A place among the exports being built, or 503.
@@ -154,31 +155,22 @@ fn export_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, We
         })
 }
 
-/// A pcapng download named `name`.
+/// A pcapng download named `name`, made piece by piece as it is sent.
 /// The export's place is held until the body has been handed on, piece by
 /// piece, so slow downloads count too.
 fn pcapng_response(
     name: &str,
-    captures: &[CaptureCopy],
+    captures: Vec<CaptureCopy>,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
-    const PIECE: usize = 1 << 20;
-    let body = bytes::Bytes::from(pcapng::encode(captures));
-    let length = HeaderValue::from(body.len());
-    let pieces = tokio_stream::iter(
-        (0..body.len())
-            .step_by(PIECE)
-            .map(move |at| {
-                Ok::<_, std::convert::Infallible>(body.slice(at..(at + PIECE).min(body.len())))
-            })
-            .collect::<Vec<_>>(),
-    );
+    let encoder = pcapng::Encoder::new(captures);
+    let length = HeaderValue::from(encoder.file_len());
     // The slot goes when the stream is dropped: after its last piece.
-    let held = tokio_stream::StreamExt::map(pieces, move |piece| {
+    let pieces = encoder.map(move |piece| {
         let _ = &slot;
-        piece
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(piece))
     });
-    let mut response = axum::body::Body::from_stream(held).into_response();
+    let mut response = axum::body::Body::from_stream(tokio_stream::iter(pieces)).into_response();
     let headers = response.headers_mut();
     // Known up front: a download shows its progress, and is not chunked.
     headers.insert(header::CONTENT_LENGTH, length);
@@ -205,11 +197,8 @@ pub async fn connection_pcapng(
     let capture = capture_of(&state, id)?;
     let slot = export_slot(&state)?;
     let copy = capture.copy(0, usize::MAX);
-    Ok(pcapng_response(
-        &format!("{}-{id}", copy.info.service),
-        &[copy],
-        slot,
-    ))
+    let name = format!("{}-{id}", copy.info.service);
+    Ok(pcapng_response(&name, vec![copy], slot))
 }
 
 /// `GET /api/v1/services/{name}/capture.pcapng` (admin): every capture
@@ -234,7 +223,7 @@ pub async fn service_pcapng(
     }
     let slot = export_slot(&state)?;
     let copies: Vec<CaptureCopy> = held.iter().map(|c| c.copy(0, usize::MAX)).collect();
-    Ok(pcapng_response(id.name(), &copies, slot))
+    Ok(pcapng_response(id.name(), copies, slot))
 }
 
 #[derive(Debug, Deserialize)]

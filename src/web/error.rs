@@ -54,10 +54,16 @@ pub enum WebError {
     },
     #[error("{0}")]
     Busy(String),
-    #[error("this session already has {0} live streams open; close some dashboard tabs")]
+    #[error("your account already has {0} live streams open; close some dashboard tabs")]
     TooManyStreams(usize),
     #[error("send the size in Content-Length")]
     LengthRequired,
+    /// No room on the disk for what the request declared.
+    #[error("{0}")]
+    NoSpace(String),
+    /// The client stopped sending its body.
+    #[error("{0}")]
+    Stalled(String),
     /// The service behind the relay failed or timed out.
     #[error("{message}")]
     Upstream { timeout: bool, message: String },
@@ -88,6 +94,8 @@ impl WebError {
             WebError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             WebError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            WebError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
+            WebError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             WebError::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             WebError::Upstream { timeout: false, .. } => StatusCode::BAD_GATEWAY,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -18,14 +18,24 @@
 //! page reconnects by itself, and is then told to sign in.
 //!
 //! At most [`super::MAX_LIVE_STREAMS`] streams in all, and
-//! `web.max_streams_per_session` per session, so one viewer cannot take
-//! every slot.
+//! `web.max_streams_per_session` per account (however many times it signs
+//! in), so one viewer cannot take every slot.
+//!
+//! Every stream is answered with `Connection: close`. A browser leaving a
+//! page cancels its stream, and on a connection it may reuse it would rather
+//! *drain* the rest of the body (Chromium keeps reading a cancelled chunked
+//! response for a long while) than close the socket: the server then sees
+//! a reader, and the page left kept its slot for about a minute, so the
+//! ninth page of a tour was refused. A connection that cannot be reused is
+//! closed at once, the server reads the end of it, and the stream and its
+//! slots are released within milliseconds.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
@@ -77,13 +87,13 @@ impl AppState {
 /// The handler.
 ///
 /// # Errors
-/// Not signed in, the session's streams all open (429), or
+/// Not signed in, the account's streams all open (429), or
 /// [`super::MAX_LIVE_STREAMS`] streams already open (503).
 pub async fn stream(
     State(state): State<AppState>,
     _: Viewer,
     headers: HeaderMap,
-) -> Result<Sse<impl tokio_stream::Stream<Item = Result<SseEvent, Infallible>>>, WebError> {
+) -> Result<impl IntoResponse, WebError> {
     let ticket = state.open_stream(&headers)?;
     let permit = std::sync::Arc::clone(&state.inner.live_slots)
         .try_acquire_owned()
@@ -97,7 +107,13 @@ pub async fn stream(
         feed(&state, &ticket, events, tx).await;
         drop((permit, ticket));
     });
-    Ok(Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default()))
+    let sse =
+        Sse::new(ReceiverStream::new(rx).map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default());
+    // Not reusable, so never drained after the page is left (see above).
+    Ok((
+        [(header::CONNECTION, HeaderValue::from_static("close"))],
+        sse,
+    ))
 }
 
 fn message(name: &str, data: &impl Serialize) -> Option<SseEvent> {

@@ -29,8 +29,8 @@ use super::AppState;
 use super::error::WebError;
 use super::session::{Admin, Operator, Viewer};
 use crate::client::{
-    ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, TimeClient,
-    UdpEchoClient,
+    ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, Step,
+    TimeClient, UdpEchoClient,
 };
 use crate::kind::{ServiceId, ServiceKind};
 use crate::stats::EventKind;
@@ -54,10 +54,18 @@ impl From<ClientError> for WebError {
         match e {
             ClientError::Rejected { reason, .. } => WebError::BadRequest(reason),
             ClientError::TooLarge { .. } => WebError::TooLarge(e.to_string()),
+            // The service's own connection limits: try again later.
+            ClientError::TurnedAway { .. } => WebError::Busy(e.to_string()),
             ClientError::Timeout { .. } => WebError::Upstream {
                 timeout: true,
                 message: e.to_string(),
             },
+            // The browser's upload went silent (see `files::put_file`).
+            ClientError::Local { ref source, .. }
+                if source.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                WebError::Stalled(e.to_string())
+            }
             // The browser's own upload ended early or failed.
             ClientError::Local { .. } => WebError::BadRequest(e.to_string()),
             other => WebError::Upstream {
@@ -360,6 +368,10 @@ pub struct ExecRequest {
     timeout_ms: Option<u64>,
 }
 
+/// Output lines the exec relay holds for a browser that reads slowly (each
+/// at most one 8 KiB chunk of the service's, as JSON).
+pub const EXEC_QUEUE: usize = 16;
+
 /// Limits on what a browser may ask to run (the service has its own).
 const MAX_ARGS: usize = 256;
 const MAX_ARGS_BYTES: usize = 16 * 1024;
@@ -418,24 +430,34 @@ pub async fn exec(
     };
     state.audit().record(audited).await;
 
-    // Output is capped by the service (max_output_bytes), which bounds
-    // what this unbounded channel can hold.
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    // A small bounded queue: when the browser reads slowly, the relay stops
+    // reading the exec socket, and the service, then the command, wait for
+    // it (the service's own write deadline ends a reader that stalls for
+    // good). The server never buffers more than these lines of output.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(EXEC_QUEUE);
     let cancel = state.inner.shutdown.token.clone();
+    let command = match what {
+        What::Run(argv) => crate::wire::exec::Command::Run { argv },
+        What::Shell(line) => crate::wire::exec::Command::Shell { line },
+    };
     state.inner.shutdown.tasks.spawn(async move {
-        let out = tx.clone();
-        let on_output = move |kind: OutputKind, bytes: &[u8]| {
-            let kind = match kind {
-                OutputKind::Stdout => "stdout",
-                OutputKind::Stderr => "stderr",
-            };
-            let _ = out.send(json!({"type": kind, "data": String::from_utf8_lossy(bytes)}));
-        };
         let started = Instant::now();
-        let run = async {
-            match &what {
-                What::Run(argv) => client.run(argv, timeout, on_output).await,
-                What::Shell(line) => client.shell(line, timeout, on_output).await,
+        let out = tx.clone();
+        let run = async move {
+            client.start(command, timeout).await.map_err(Some)?;
+            let mut chunk = Vec::new();
+            loop {
+                let kind = match client.next_output(&mut chunk).await.map_err(Some)? {
+                    Step::Output(OutputKind::Stdout) => "stdout",
+                    Step::Output(OutputKind::Stderr) => "stderr",
+                    Step::Done(outcome) => return Ok::<_, Option<ClientError>>(outcome),
+                };
+                let line = json!({"type": kind, "data": String::from_utf8_lossy(&chunk)});
+                if out.send(line).await.is_err() {
+                    // The browser went away; dropping the client ends the
+                    // connection, and the service kills the command.
+                    return Err(None);
+                }
             }
         };
         let mut last = tokio::select! {
@@ -445,14 +467,15 @@ pub async fn exec(
                 Ok(CommandOutcome::Exit(code)) => json!({"type": "exit", "code": code}),
                 Ok(CommandOutcome::Signal(signal)) => json!({"type": "exit", "signal": signal}),
                 Ok(CommandOutcome::Error(error)) => json!({"type": "error", "error": error}),
-                Err(e) => json!({"type": "error", "error": e.to_string()}),
+                Err(Some(e)) => json!({"type": "error", "error": e.to_string()}),
+                Err(None) => return,
             },
         };
         // The C/S leg as the exec client saw it: request to final message.
         last["cs_us"] = micros(started.elapsed()).into();
-        let _ = tx.send(last);
+        let _ = tx.send(last).await;
     });
-    let lines = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+    let lines = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));
     Ok((
         [

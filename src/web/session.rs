@@ -21,7 +21,8 @@
 //!   for its address; every state-changing use is audited under the
 //!   token's name (never the token).
 //! - A live stream holds a [`StreamTicket`] from its session: at most
-//!   `web.max_streams_per_session` per session, and each ends when its
+//!   `web.max_streams_per_session` per account (however many sessions it
+//!   signs in), and each ends when its
 //!   session does (sign-out, expiry, the account removed), within a second.
 //!
 //! Not here: passwords (that is [`crate::users`]) and TLS (put a proxy in
@@ -30,7 +31,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -42,7 +43,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
@@ -58,6 +58,7 @@ mod api_tokens;
 pub use api_tokens::{CreatedToken, NewToken, create_token, list_tokens, revoke_token};
 
 mod sign_in;
+mod streams;
 pub use sign_in::{SignIn, current, sign_in, sign_out};
 
 /// The session cookie's name.
@@ -106,8 +107,6 @@ struct Entry {
     /// (sign-out, expiry, the account gone, eviction): the session's live
     /// streams wait on it.
     ended: CancellationToken,
-    /// The session's live-stream slots.
-    streams: Arc<Semaphore>,
 }
 
 impl Drop for Entry {
@@ -119,21 +118,22 @@ impl Drop for Entry {
 /// The live sessions, keyed by the SHA-256 of their token.
 pub struct Sessions {
     idle: Duration,
-    max_streams: usize,
+    /// Live-stream slots, per account.
+    streams: streams::AccountStreams,
     table: Mutex<HashMap<[u8; 32], Entry>>,
     /// The API tokens, opened on first use from the accounts' directory
     /// (the data directory).
     tokens: OnceLock<Tokens>,
 }
 
-/// A live stream's hold on its session: one of the session's stream slots
+/// A live stream's hold on its session: one of its account's stream slots
 /// (given back on drop) and the signal that the session has ended.
 pub struct StreamTicket {
     key: [u8; 32],
     user: String,
     /// Fires when the session leaves the table.
     pub ended: CancellationToken,
-    _slot: OwnedSemaphorePermit,
+    _slot: streams::AccountSlot,
 }
 
 fn token_key(token: &str) -> [u8; 32] {
@@ -150,7 +150,7 @@ impl Sessions {
     pub fn new(idle: Duration, max_streams: usize) -> Self {
         Sessions {
             idle,
-            max_streams: max_streams.max(1),
+            streams: streams::AccountStreams::new(max_streams),
             table: Mutex::new(HashMap::new()),
             tokens: OnceLock::new(),
         }
@@ -189,7 +189,6 @@ impl Sessions {
                 session: session.clone(),
                 last_seen: now,
                 ended: CancellationToken::new(),
-                streams: Arc::new(Semaphore::new(self.max_streams)),
             },
         );
         Ok((token, session))
@@ -219,14 +218,13 @@ impl Sessions {
         self.lock().remove(&token_key(token));
     }
 
-    /// One of the session's stream slots, without counting as a use.
+    /// One of the session's account's stream slots, without counting as
+    /// a use.
     fn open_stream(&self, token: &str) -> Result<StreamTicket, WebError> {
         let key = token_key(token);
         let table = self.lock();
         let entry = table.get(&key).ok_or(WebError::SignInRequired)?;
-        let slot = Arc::clone(&entry.streams)
-            .try_acquire_owned()
-            .map_err(|_| WebError::TooManyStreams(self.max_streams))?;
+        let slot = self.streams.acquire(&entry.session.user)?;
         Ok(StreamTicket {
             key,
             user: entry.session.user.clone(),

@@ -9,6 +9,7 @@ pub mod line;
 pub mod message;
 pub mod proxy_protocol;
 pub mod reply;
+pub mod text;
 pub mod time;
 
 /// ASCII upper-casing as the README's service table means it (Python's `bytes.upper()`):

@@ -209,3 +209,30 @@ fn a_large_segment_is_split_below_64_kib() {
     assert_eq!(data.iter().map(|d| d.5.len()).sum::<usize>(), big.len());
     assert_eq!(data[1].2, data[0].2 + data[0].5.len() as u32);
 }
+
+#[test]
+fn the_encoder_announces_its_length_and_its_pieces_make_the_file() {
+    let big = vec![b'z'; 150_000];
+    let mut c = capture(
+        "[::1]:40001",
+        "[::1]:9000",
+        Proto::Tcp,
+        vec![seg(1, Dir::In, 0, &big), seg(2, Dir::Out, 0, b"ok")],
+    );
+    c.info.dropped_in = 5;
+    let u = capture(
+        "127.0.0.1:5",
+        "127.0.0.1:6",
+        Proto::Udp,
+        vec![seg(1, Dir::In, 0, b"abc")],
+    );
+    let whole = encode(&[c.clone(), u.clone()]);
+    let mut encoder = Encoder::new(vec![c, u]);
+    assert_eq!(encoder.file_len(), whole.len() as u64);
+    let mut pieces = Vec::new();
+    while let Some(p) = encoder.next_piece(1000) {
+        pieces.push(p);
+    }
+    assert!(pieces.len() > 2, "made in pieces");
+    assert_eq!(pieces.concat(), whole);
+}

@@ -51,14 +51,38 @@ pub async fn put_file(
             "{name} is {size} bytes; the files service takes at most {max}"
         )));
     }
+    // What the service would refuse is refused here, before a byte of the
+    // body is read: the relay streams the body and would hear the
+    // service's refusal only once the browser sent enough to fill the
+    // socket (a client declaring more than it sends never did).
+    crate::store::safe_name(name.as_bytes()).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let folder = match &state.inner.files_folder {
+        Some(folder) => folder.clone(),
+        None => state.supervisor().store().dir().to_owned(),
+    };
+    match crate::store::check_room(&folder, size) {
+        Ok(()) => {}
+        Err(e @ StoreError::NoSpace { .. }) => return Err(WebError::NoSpace(e.to_string())),
+        Err(e) => return Err(WebError::Internal(e.to_string())),
+    }
     let target = state.target(ServiceKind::Files)?;
     let tls = state.tls(ServiceKind::Files)?;
     let mut client =
         FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    // Uploads have no overall deadline (any size may take any time), but
+    // one that sends nothing for `web.request_timeout` ends with a 408.
+    let idle = state.web().request_timeout;
     let stream = body
         .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let reader = tokio_util::io::StreamReader::new(stream);
+        .timeout(idle)
+        .map(move |chunk| match chunk {
+            Ok(chunk) => chunk.map_err(std::io::Error::other),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no bytes of the upload arrived for {idle:?}"),
+            )),
+        });
+    let reader = tokio_util::io::StreamReader::new(Box::pin(stream));
     let started = Instant::now();
     // The files service is this process's own: it hashes what it stores,
     // and hashing here too would only double the upload's CPU.

@@ -32,6 +32,29 @@ fn sessions_expire_and_are_bounded() {
 }
 
 #[test]
+fn stream_slots_count_per_account_however_many_sessions_it_holds() {
+    let s = Sessions::new(Duration::from_secs(60), 2);
+    let (first, _) = s.create("vera", Role::Viewer).unwrap();
+    let (second, _) = s.create("vera", Role::Viewer).unwrap();
+    let (admin, _) = s.create("admin", Role::Admin).unwrap();
+    let one = s.open_stream(&first).unwrap();
+    let _two = s.open_stream(&second).unwrap();
+    assert!(matches!(
+        s.open_stream(&second),
+        Err(WebError::TooManyStreams(2))
+    ));
+    assert!(matches!(
+        s.open_stream(&first),
+        Err(WebError::TooManyStreams(2))
+    ));
+    let _admins = s.open_stream(&admin).expect("another account has its own");
+    assert_eq!(s.streams.held("vera"), 2);
+    drop(one);
+    assert_eq!(s.streams.held("vera"), 1);
+    let _back = s.open_stream(&second).expect("a slot came back");
+}
+
+#[test]
 fn a_session_has_a_few_stream_slots_and_ending_it_ends_them() {
     let s = Sessions::new(Duration::from_secs(60), 2);
     let (token, _) = s.create("a", Role::Viewer).unwrap();
