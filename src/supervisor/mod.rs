@@ -235,6 +235,8 @@ impl Supervisor {
                 .retain(|s| !Arc::ptr_eq(s, &slot));
             stopped
         };
+        // A later instance of the same name starts with no toxics.
+        self.inner.resources.toxics.forget(name);
         tracing::info!(service = %name, "removed");
         stopped
     }
@@ -591,5 +593,10 @@ impl Supervisor {
 
     pub fn store(&self) -> &crate::store::Store {
         &self.inner.resources.store
+    }
+
+    /// The proxies' toxics.
+    pub fn toxics(&self) -> &crate::toxic::Toxics {
+        &self.inner.resources.toxics
     }
 }
