@@ -58,6 +58,10 @@ pub struct WebConfig {
     /// A proxy in front terminates TLS (`web.behind_proxy`): with
     /// `web.tls = "off"`, allows a non-loopback `listen` without TLS.
     pub behind_proxy: bool,
+    /// Where Toxiproxy's HTTP API listens (`web.toxiproxy_listen`); off
+    /// when unset. Loopback only: Toxiproxy's API and clients have no
+    /// authentication.
+    pub toxiproxy_listen: Option<SocketAddr>,
 }
 
 /// When the session cookie is marked `Secure` (sent over HTTPS only).
@@ -86,6 +90,7 @@ impl Default for WebConfig {
             secure_cookie: SecureCookie::Auto,
             tls: WebTls::Off,
             behind_proxy: false,
+            toxiproxy_listen: None,
         }
     }
 }
@@ -124,6 +129,30 @@ fn web_tls(m: &Section<'_>) -> Result<WebTls, ConfigError> {
         return Err(m.bad(which, "is only read with web.tls = \"files\""));
     }
     Ok(tls)
+}
+
+/// `web.toxiproxy_listen`: a loopback `IP:PORT`, or unset.
+fn toxiproxy_listen(m: &Section<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(text) = m.opt_str("toxiproxy_listen")? else {
+        return Ok(None);
+    };
+    let text = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text,
+    };
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| m.bad("toxiproxy_listen", "expected IP:PORT, e.g. 127.0.0.1:8474"))?;
+    if !addr.ip().is_loopback() {
+        return Err(m.bad(
+            "toxiproxy_listen",
+            format!(
+                "{addr} is not a loopback address: Toxiproxy's API has no authentication \
+                 (its clients send none), so it listens on loopback only"
+            ),
+        ));
+    }
+    Ok(Some(addr))
 }
 
 impl WebConfig {
@@ -206,6 +235,7 @@ impl WebConfig {
             },
             tls: web_tls,
             behind_proxy,
+            toxiproxy_listen: toxiproxy_listen(m)?,
         };
 
         Ok(web)

@@ -235,8 +235,6 @@ impl Supervisor {
                 .retain(|s| !Arc::ptr_eq(s, &slot));
             stopped
         };
-        // A later instance of the same name starts with no toxics.
-        self.inner.resources.toxics.forget(name);
         tracing::info!(service = %name, "removed");
         stopped
     }

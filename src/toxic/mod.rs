@@ -14,6 +14,7 @@
 //! [`tcp`] and on datagrams in [`udp`]. This module does no I/O and knows
 //! nothing of HTTP or of `services.toml` (the web layer keeps the file).
 
+pub mod input;
 pub mod model;
 pub mod tcp;
 pub mod udp;
