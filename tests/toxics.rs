@@ -304,3 +304,139 @@ async fn udp_loss_at_one_half_drops_half_of_10000_datagrams() {
     eprintln!("udp loss 0.5: {dropped} of {total} dropped");
     assert!((4_500..=5_500).contains(&dropped), "{dropped} dropped");
 }
+
+/// The accuracy figures (run by hand: `cargo test --release --test toxics
+/// accuracy -- --ignored --nocapture`): latency 100 ms added to the round
+/// trip (p50, p99), bandwidth over 10 s, slicer segment sizes. Asserts the
+/// issue's bounds; the figures go to BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a timing benchmark, run by hand"]
+async fn accuracy() {
+    let w = Web::start().await;
+    proxy_to_echo(&w).await;
+    let toxics = w.h.supervisor.toxics().clone();
+    let toxic = |ty: &str, stream: &str, attrs: Value| {
+        let input: switchboard::toxic::input::ToxicInput =
+            serde_json::from_value(json!({"type": ty, "stream": stream, "attributes": attrs}))
+                .expect("input");
+        input.create(false).expect("a toxic")
+    };
+    let percentile = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p) as usize]
+    };
+    // Latency.
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut base = Vec::new();
+    for _ in 0..200 {
+        base.push(round_trip(&mut s, b"ping").await.as_secs_f64() * 1e3);
+    }
+    let base50 = percentile(&mut base, 0.5);
+    toxics
+        .add(
+            "px",
+            toxic("latency", "downstream", json!({"latency": 100})),
+        )
+        .unwrap();
+    let mut lat = Vec::new();
+    for _ in 0..200 {
+        lat.push(round_trip(&mut s, b"ping").await.as_secs_f64() * 1e3 - base50);
+    }
+    let (p50, p99) = (percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+    eprintln!("latency 100 ms: added p50 {p50:.2} ms, p99 {p99:.2} ms (base p50 {base50:.3} ms)");
+    toxics.replace("px", Vec::new()).unwrap();
+    // Bandwidth: a sender upstream, 1000 KB/s downstream, 10 s.
+    let sender =
+        switchboard::service::listen::bind_inet(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+    let sender_addr = sender.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut c, _)) = sender.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let chunk = vec![0u8; 64 * 1024];
+                while c.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    add_instance(
+        &w,
+        "bw",
+        "tcp-proxy",
+        json!({"listen": "127.0.0.1:0", "upstream": sender_addr}),
+    )
+    .await;
+    toxics
+        .add(
+            "bw",
+            toxic("bandwidth", "downstream", json!({"rate": 1000})),
+        )
+        .unwrap();
+    let mut c = TcpStream::connect(w.h.addr("bw")).await.expect("connect");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).await.expect("first byte");
+    let start = Instant::now();
+    let mut got = 0u64;
+    while start.elapsed() < Duration::from_secs(10) {
+        got += c.read(&mut buf).await.expect("read") as u64;
+    }
+    let rate = got as f64 / start.elapsed().as_secs_f64() / 1000.0;
+    eprintln!("bandwidth 1000 KB/s: {rate:.1} KB/s over 10 s");
+    drop(c);
+    // Slicer: average 10 ± 5 bytes, as the inspector records the writes.
+    let admin = w.admin().await;
+    w.send(admin.act_json(
+        "PUT",
+        "/api/v1/services/px/capture",
+        &json!({"capture": true}),
+    ))
+    .await;
+    toxics
+        .add(
+            "px",
+            toxic(
+                "slicer",
+                "downstream",
+                json!({"average_size": 10, "size_variation": 5}),
+            ),
+        )
+        .unwrap();
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    let msg = vec![b'a'; 10_000];
+    round_trip(&mut s, &msg).await;
+    let id =
+        w.h.stats
+            .snapshot()
+            .connections_of("px")
+            .map(|c| c.id)
+            .max()
+            .expect("the connection");
+    let v = w
+        .send(admin.get(&format!("/api/v1/connections/{id}/capture")))
+        .await
+        .json();
+    let sizes: Vec<u64> = v["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter(|s| s["dir"] == "out")
+        .map(|s| s["len"].as_u64().expect("len"))
+        .collect();
+    let avg = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    eprintln!(
+        "slicer 10 ± 5: {} segments, average {avg:.2} bytes, min {min}, max {max}",
+        sizes.len()
+    );
+    assert!((p50 - 100.0).abs() <= 2.0, "latency p50 {p50}");
+    assert!((p99 - 100.0).abs() <= 10.0, "latency p99 {p99}");
+    assert!((rate - 1000.0).abs() <= 50.0, "bandwidth {rate}");
+    assert!(
+        (avg - 10.0).abs() <= 1.0 && *min >= 5 && *max <= 15,
+        "slicer {avg}"
+    );
+}
