@@ -170,6 +170,7 @@ async fn toxics_are_checked_kept_audited_and_counted() {
         metrics.contains("switchboard_toxic_connections_total{service=\"px\",toxic=\"cut\",type=\"slicer\",stream=\"upstream\"} 0"),
         "{metrics}"
     );
+    promtool_accepts(&metrics).await;
     // The types' descriptions the form is built from.
     let types = w.send(viewer.get("/api/v1/toxics/types")).await.json();
     let slicer = types
@@ -179,6 +180,30 @@ async fn toxics_are_checked_kept_audited_and_counted() {
         .find(|t| t["type"] == "slicer")
         .unwrap();
     assert_eq!(slicer["attributes"][2]["unit"], "µs");
+}
+
+/// `promtool check metrics` passes `text` (scripts/test.sh installs it).
+async fn promtool_accepts(text: &str) {
+    use std::process::Stdio;
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/test.sh installs Debian's prometheus)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).await.expect("to promtool");
+    drop(stdin);
+    let out = guard("promtool", child.wait_with_output())
+        .await
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -439,4 +464,84 @@ async fn accuracy() {
         (avg - 10.0).abs() <= 1.0 && *min >= 5 && *max <= 15,
         "slicer {avg}"
     );
+}
+
+/// Adds toxic `body` to `px` as the operator.
+async fn add_toxic(w: &Web, operator: &common::web::Signed, body: Value) {
+    let r = w
+        .send(operator.act_json("POST", "/api/v1/services/px/toxics", &body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+}
+
+#[tokio::test]
+async fn reset_peer_resets_and_timeout_stops_data_then_closes() {
+    let w = Web::start().await;
+    proxy_to_echo(&w).await;
+    let (_, operator, _) = w.roles().await;
+    add_toxic(
+        &w,
+        &operator,
+        json!({"type": "reset_peer", "attributes": {"timeout": 0}}),
+    )
+    .await;
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    let _ = s.write_all(b"hello").await;
+    let mut buf = [0u8; 16];
+    let read = guard("the reset", s.read(&mut buf)).await;
+    assert_eq!(
+        read.expect_err("a reset, not data or a clean end").kind(),
+        std::io::ErrorKind::ConnectionReset
+    );
+    w.send(operator.act("DELETE", "/api/v1/services/px/toxics/reset_peer_downstream"))
+        .await;
+    add_toxic(
+        &w,
+        &operator,
+        json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 300}}),
+    )
+    .await;
+    let start = Instant::now();
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    s.write_all(b"dropped").await.expect("write");
+    let mut got = Vec::new();
+    let _ = guard("the timeout closes", s.read_to_end(&mut got)).await;
+    assert!(got.is_empty(), "{got:?}");
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    let m = w.h.supervisor.toxics().metrics();
+    assert_eq!(m[0].bytes_dropped, 7);
+}
+
+#[tokio::test]
+async fn slow_close_holds_the_close_back_and_toxics_read_back_from_the_file() {
+    let w = Web::start().await;
+    proxy_to_echo(&w).await;
+    let (_, operator, _) = w.roles().await;
+    add_toxic(
+        &w,
+        &operator,
+        json!({"type": "slow_close", "attributes": {"delay": 300}}),
+    )
+    .await;
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    round_trip(&mut s, b"bye").await;
+    s.shutdown().await.expect("half-close");
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    guard("the close", s.read_to_end(&mut rest))
+        .await
+        .expect("eof");
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    // What services.toml keeps reads back into a fresh registry (a restart).
+    let overlay = switchboard::config::overlay::Overlay::read(w.h.dir.path()).expect("the file");
+    let fresh = switchboard::toxic::Toxics::new();
+    switchboard::toxic::input::load(&fresh, &overlay.toxics, |name| {
+        (name == "px").then_some(false)
+    });
+    assert_eq!(fresh.list("px"), w.h.supervisor.toxics().list("px"));
+    assert_eq!(fresh.list("px")[0].type_name, "slow_close");
 }

@@ -183,8 +183,17 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                     _ => None,
                 })
                 .min_by_key(|(at, _)| *at);
+            // The timer wheel may not have seen a deadline that passed
+            // yet: a chunk must not slip through before it.
+            if let Some((at, why)) = deadline
+                && at <= Instant::now()
+            {
+                return Err(why.into_io());
+            }
             let sleep = tokio::time::sleep_until(deadline.map_or_else(far_future, |(at, _)| at));
             tokio::select! {
+                // A deadline that has passed wins over a waiting chunk.
+                biased;
                 () = sleep, if deadline.is_some() => {
                     let why = deadline.map_or(Ended::Timeout, |(_, why)| why);
                     return Err(why.into_io());
