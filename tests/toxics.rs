@@ -545,3 +545,61 @@ async fn slow_close_holds_the_close_back_and_toxics_read_back_from_the_file() {
     assert_eq!(fresh.list("px"), w.h.supervisor.toxics().list("px"));
     assert_eq!(fresh.list("px")[0].type_name, "slow_close");
 }
+
+#[tokio::test]
+async fn hostile_submissions_are_refused_without_harm() {
+    let w = Web::start().await;
+    proxy_to_echo(&w).await;
+    let (_, operator, _) = w.roles().await;
+    let path = "/api/v1/services/px/toxics";
+    // A body past the JSON cap, and one that is not JSON.
+    let huge = json!({"type": "latency", "name": "x".repeat(200_000)});
+    let r = w.send(operator.act_json("POST", path, &huge)).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let mut bad = operator.act_json("POST", path, &json!({}));
+    *bad.body_mut() = axum::body::Body::from("{\"type\":");
+    assert!(w.send(bad).await.status.is_client_error());
+    // Not a number, a negative, a fraction where a whole number goes.
+    for attrs in [
+        json!({"latency": "100"}),
+        json!({"latency": -5}),
+        json!({"latency": 1.5}),
+    ] {
+        let r = w
+            .send(operator.act_json(
+                "POST",
+                path,
+                &json!({"type": "latency", "attributes": attrs}),
+            ))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{attrs}: {}",
+            r.body
+        );
+    }
+    // At most 32 toxics per proxy.
+    for i in 0..switchboard::toxic::MAX_TOXICS {
+        let r = w
+            .send(operator.act_json(
+                "POST",
+                path,
+                &json!({"type": "latency", "name": format!("t{i}")}),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let r = w
+        .send(operator.act_json(
+            "POST",
+            path,
+            &json!({"type": "latency", "name": "one-more"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.error().contains("at most 32"), "{}", r.body);
+    // The proxy still proxies.
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    round_trip(&mut s, b"still here").await;
+}
