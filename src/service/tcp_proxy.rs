@@ -23,9 +23,10 @@
 //! holds no pipe and no buffer, and a direction that cannot get a pipe
 //! (file descriptors) copies. Each call's bytes are counted, so the counts
 //! and the idle clock are the same as on the copying path. TLS clients and
-//! unix-socket upstreams take that path (a copy through one
-//! 64 KiB buffer per direction, [`super::toxic_relay`]), as does a connection the wire inspector
-//! captures (splice never shows us the bytes). The two are compared with
+//! unix-socket upstreams take that path (a copy through one 64 KiB buffer
+//! per direction, [`super::toxic_relay`]), as does a connection the wire
+//! inspector captures (splice never shows us the bytes) and one whose
+//! instance has toxics ([`crate::toxic`]). The two are compared with
 //! haproxy and socat in `bench/run.sh --proxy`.
 //!
 //! The upstream's health ([`super::upstream::Health`]) is probed every few
