@@ -186,6 +186,14 @@ async fn errors_have_toxiproxys_statuses_and_bodies() {
         (s, b),
         (StatusCode::CONFLICT, err(409, "proxy already exists"))
     );
+    // A name switchboard cannot take, and an upstream that is no address.
+    let bad_name = r#"{"name":"Bad_Name","upstream":"127.0.0.1:1"}"#;
+    let (s, b) = call(&w, "POST", "/proxies", Some(bad_name)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["status"], 400);
+    let nowhere = r#"{"name":"ok","upstream":"nowhere"}"#;
+    let (s, b) = call(&w, "POST", "/proxies", Some(nowhere)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 
     let toxics = "/proxies/px/toxics";
     let (s, b) = call(&w, "POST", toxics, Some(r#"{"type":"nope"}"#)).await;

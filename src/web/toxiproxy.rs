@@ -100,7 +100,11 @@ impl From<ToxicOpError> for ApiError {
 
 impl From<WebError> for ApiError {
     fn from(e: WebError) -> Self {
-        let status = e.status();
+        // Toxiproxy answers every refused input with a 400.
+        let status = match e.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            s => s,
+        };
         let message = match (&e, status) {
             (WebError::NotFound(_), _) => return ApiError::proxy_not_found(),
             (WebError::Invalid { field, .. }, StatusCode::CONFLICT)
