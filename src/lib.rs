@@ -62,6 +62,7 @@ pub mod sync;
 pub mod terminal;
 pub mod tls;
 pub mod tokens;
+pub mod toxic;
 pub mod users;
 pub mod web;
 pub mod wire;

@@ -71,6 +71,13 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Some(Command::Toxic(args)) => {
+                cmd::toxic::toxic(switchboard::cli::ToxicArgs {
+                    config: cmd::merge_serve_args(cli.serve, args.config),
+                    ..args
+                })
+                .await
+            }
             Some(Command::Token(args)) => {
                 cmd::accounts::token(switchboard::cli::TokenArgs {
                     config: cmd::merge_serve_args(cli.serve, args.config),

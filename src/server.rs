@@ -60,6 +60,8 @@ pub struct Running {
     pub supervisor: Supervisor,
     /// The dashboard's bound address, or why it could not listen.
     pub web: std::io::Result<SocketAddr>,
+    /// Toxiproxy's API's bound address (`web.toxiproxy_listen`), if set.
+    pub toxiproxy: Option<std::io::Result<SocketAddr>>,
     /// `https` when the dashboard has a certificate, else `http`.
     pub scheme: &'static str,
     pub key: KeySource,
@@ -79,9 +81,9 @@ pub struct Running {
 /// dashboard failing to bind is reported in [`Running`] instead.
 pub async fn run(mut config: Config, options: Options) -> Result<Running, ServerError> {
     // What the dashboard saved wins over the config file for what it names.
-    crate::config::overlay::Overlay::read(&config.data_dir)
-        .and_then(|overlay| overlay.apply(&mut config))
-        .map_err(ServerError::Overlay)?;
+    let overlay =
+        crate::config::overlay::Overlay::read(&config.data_dir).map_err(ServerError::Overlay)?;
+    overlay.apply(&mut config).map_err(ServerError::Overlay)?;
     let key = match &config.key {
         Some(_) => KeySource::Config,
         None => {
@@ -114,6 +116,14 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
     root.tasks.spawn(deps.stats.clone().run(root.token.clone()));
     // Changed certificate files apply to new handshakes (mtime checked).
     root.tasks.spawn(deps.tls.clone().watch(root.token.clone()));
+    crate::toxic::input::load(&deps.toxics, &overlay.toxics, |name| {
+        let kind = config.service(name).map(|s| s.id.kind());
+        match kind {
+            Some(ServiceKind::TcpProxy) => Some(false),
+            Some(ServiceKind::UdpProxy) => Some(true),
+            _ => None,
+        }
+    });
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
     let web = match web_listener {
@@ -123,6 +133,18 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         }),
         Err(e) => Err(e),
     };
+    let toxiproxy = config.web.toxiproxy_listen.map(|addr| {
+        let listener = crate::service::listen::bind_inet(addr)?;
+        let bound = listener.local_addr()?;
+        let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
+        let stop = root.token.clone();
+        root.tasks
+            .spawn(crate::web::toxiproxy::serve(listener, state, stop));
+        Ok(bound)
+    });
+    if let Some(Err(e)) = &toxiproxy {
+        tracing::error!("Toxiproxy's API cannot listen: {e}");
+    }
     let scheme = match supervisor.certs().web() {
         Some(_) => "https",
         None => "http",
@@ -130,6 +152,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
     Ok(Running {
         supervisor,
         web,
+        toxiproxy,
         scheme,
         key,
         generated_password,

@@ -710,3 +710,115 @@ async fn service_manages_instances_through_the_api_with_a_token() {
     assert!(stderr(&o).contains("give an admin token"), "{}", stderr(&o));
     drop(served);
 }
+
+#[tokio::test]
+async fn toxic_adds_lists_switches_and_removes_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = common::Served::start(&data, &[ServiceKind::Echo], &[]).await;
+    let url = served.web_url().trim_start_matches("http://").to_owned();
+    let data_arg = data.to_str().unwrap().to_owned();
+    let made = run(
+        &[
+            "token",
+            "create",
+            "ops",
+            "--role",
+            "admin",
+            "--data-dir",
+            &data_arg,
+        ],
+        "",
+    )
+    .await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let token = stdout(&made)
+        .split_whitespace()
+        .find(|w| w.starts_with("sbt_"))
+        .expect("the token printed")
+        .to_owned();
+    let with = |cmd: &str, args: &[&str]| {
+        let mut all = vec![cmd, "--url", url.as_str(), "--token", token.as_str()];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let call = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&refs, "").await
+    };
+    let upstream = format!("upstream={}", served.addr(Echo));
+    let o = call(with(
+        "service",
+        &[
+            "add",
+            "px",
+            "--kind",
+            "tcp-proxy",
+            "--setting",
+            "listen=127.0.0.1:0",
+            "--setting",
+            &upstream,
+        ],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = call(with(
+        "toxic",
+        &[
+            "add",
+            "px",
+            "--type",
+            "latency",
+            "-a",
+            "latency=50",
+            "-a",
+            "jitter=5",
+        ],
+    ))
+    .await;
+    assert_eq!(
+        stdout(&o),
+        "added latency_downstream to px\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = call(with("toxic", &["add", "px", "--type", "nope"])).await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("type: invalid toxic type"),
+        "{}",
+        stderr(&o)
+    );
+    let o = call(with(
+        "toxic",
+        &["add", "px", "--type", "latency", "-a", "latency=fast"],
+    ))
+    .await;
+    assert!(stderr(&o).contains("not a number"), "{}", stderr(&o));
+    let o = call(with(
+        "toxic",
+        &["edit", "px", "latency_downstream", "--enabled", "false"],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = call(with("toxic", &["list", "px"])).await;
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("latency_downstream "))
+        .unwrap_or_else(|| panic!("{}", stdout(&o)))
+        .to_owned();
+    assert!(
+        line.contains("off") && line.contains("latency=50") && line.contains("jitter=5"),
+        "{line}"
+    );
+    let o = call(with("toxic", &["rm", "px", "latency_downstream"])).await;
+    assert_eq!(
+        stdout(&o),
+        "removed latency_downstream from px\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = call(with("toxic", &["rm", "px", "latency_downstream"])).await;
+    assert!(!o.status.success());
+    drop(served);
+}

@@ -331,6 +331,7 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     let dir = tempfile::tempdir().unwrap();
     let overlay = Overlay {
         services: [("calc".to_owned(), table)].into(),
+        ..Overlay::default()
     };
     overlay.write(dir.path()).unwrap();
     let mut again = Config::ephemeral(dir.path());

@@ -162,6 +162,9 @@ pub fn keys_of(kind: ServiceKind) -> Vec<String> {
 pub struct Overlay {
     /// By instance name: its keys as TOML values.
     pub services: BTreeMap<String, toml::Table>,
+    /// `[[toxics.<proxy>]]`: each proxy's toxics, kept as written
+    /// (read and checked by `crate::toxic::keep`, not here).
+    pub toxics: toml::Table,
 }
 
 impl Overlay {
@@ -198,6 +201,11 @@ impl Overlay {
         let mut table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
+        let toxics = match table.remove("toxics") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(syntax("`toxics` must be a table".into())),
+        };
         let services = match table.remove("services") {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -205,10 +213,13 @@ impl Overlay {
         };
         if let Some(other) = table.keys().next() {
             return Err(syntax(format!(
-                "only [services.<name>] tables belong here, not `{other}`"
+                "only [services.<name>] and [[toxics.<name>]] tables belong here, not `{other}`"
             )));
         }
-        let mut overlay = Overlay::default();
+        let mut overlay = Overlay {
+            toxics,
+            ..Overlay::default()
+        };
         for (name, value) in services {
             match value {
                 toml::Value::Table(t) => {
@@ -291,6 +302,9 @@ impl Overlay {
         }
         let mut whole = toml::Table::new();
         whole.insert("services".into(), toml::Value::Table(services));
+        if !self.toxics.is_empty() {
+            whole.insert("toxics".into(), toml::Value::Table(self.toxics.clone()));
+        }
         let text = format!(
             "# Instances added or changed from the switchboard dashboard or `switchboard service`.\n\
              # Written by switchboard; it overlays the config file at start.\n{whole}"

@@ -63,6 +63,10 @@ pub struct WebConfig {
     /// limits, sessions, audit and logs then use. Empty (the default): every
     /// peer is its own client and those headers are ignored.
     pub trusted_proxies: crate::settings::TrustedProxies,
+    /// Where Toxiproxy's HTTP API listens (`web.toxiproxy_listen`); off
+    /// when unset. Loopback only: Toxiproxy's API and clients have no
+    /// authentication.
+    pub toxiproxy_listen: Option<SocketAddr>,
 }
 
 /// When the session cookie is marked `Secure` (sent over HTTPS only).
@@ -92,6 +96,7 @@ impl Default for WebConfig {
             tls: WebTls::Off,
             behind_proxy: false,
             trusted_proxies: crate::settings::TrustedProxies::default(),
+            toxiproxy_listen: None,
         }
     }
 }
@@ -130,6 +135,30 @@ fn web_tls(m: &Section<'_>) -> Result<WebTls, ConfigError> {
         return Err(m.bad(which, "is only read with web.tls = \"files\""));
     }
     Ok(tls)
+}
+
+/// `web.toxiproxy_listen`: a loopback `IP:PORT`, or unset.
+fn toxiproxy_listen(m: &Section<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(text) = m.opt_str("toxiproxy_listen")? else {
+        return Ok(None);
+    };
+    let text = match text.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => text,
+    };
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| m.bad("toxiproxy_listen", "expected IP:PORT, e.g. 127.0.0.1:8474"))?;
+    if !addr.ip().is_loopback() {
+        return Err(m.bad(
+            "toxiproxy_listen",
+            format!(
+                "{addr} is not a loopback address: Toxiproxy's API has no authentication \
+                 (its clients send none), so it listens on loopback only"
+            ),
+        ));
+    }
+    Ok(Some(addr))
 }
 
 impl WebConfig {
@@ -214,6 +243,7 @@ impl WebConfig {
             behind_proxy,
             trusted_proxies: crate::settings::TrustedProxies::read(m, "trusted_proxies")?
                 .unwrap_or_default(),
+            toxiproxy_listen: toxiproxy_listen(m)?,
         };
 
         Ok(web)

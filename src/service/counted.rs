@@ -23,6 +23,11 @@ impl<S> Counted<S> {
     pub fn new(inner: S, counter: ByteCounter) -> Self {
         Counted { inner, counter }
     }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

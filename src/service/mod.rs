@@ -29,6 +29,7 @@ pub mod registry;
 
 #[cfg(target_os = "linux")]
 pub mod splice;
+pub mod toxic_relay;
 pub mod udp;
 pub mod upstream;
 
@@ -158,6 +159,8 @@ pub struct Resources {
     pub store: crate::store::Store,
     /// The HMAC key of exec and files; `None` when none is configured.
     pub key: Option<Secret>,
+    /// The proxies' toxics (`tcp-proxy`, `udp-proxy`), changed live.
+    pub toxics: crate::toxic::Toxics,
 }
 
 /// Why a service could not start or stopped running.

@@ -151,8 +151,11 @@ enum Burst {
 }
 
 /// Moves everything `src` sends to `dst` until `src` ends, then shuts down
-/// `dst`'s write half (the other direction goes on). `on_read(n)` is told
-/// of each `n` bytes taken from `src`, `on_write(n)` of each given to `dst`.
+/// `dst`'s write half (the other direction goes on), and says `true`.
+/// `on_read(n)` is told of each `n` bytes taken from `src`, `on_write(n)`
+/// of each given to `dst`. Once `stop` is cancelled it returns `false` at
+/// the next moment it holds nothing (between bursts), so the caller can go
+/// on copying with no byte lost (a toxic was added: [`crate::toxic`]).
 ///
 /// # Errors
 /// Either socket's error.
@@ -161,11 +164,16 @@ pub(crate) async fn one_way(
     dst: &TcpStream,
     mut on_read: impl FnMut(usize),
     mut on_write: impl FnMut(usize),
-) -> io::Result<()> {
+    stop: &tokio_util::sync::CancellationToken,
+) -> io::Result<bool> {
     let mut bulk = false;
     loop {
         // Nothing is held across this wait.
-        src.readable().await?;
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => return Ok(false),
+            ready = src.readable() => ready?,
+        }
         // A burst's future is boxed for the burst only: inline, its state
         // would be part of every idle connection's task for its life.
         let burst = if bulk {
@@ -186,7 +194,7 @@ pub(crate) async fn one_way(
             Burst::Bulk => bulk = true,
             Burst::Eof => {
                 socket2::SockRef::from(dst).shutdown(Shutdown::Write)?;
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -344,7 +352,8 @@ mod tests {
             .await
             .unwrap();
         let (b, _) = listener.accept().await.unwrap();
-        let waiting = one_way(&a, &b, |_| {}, |_| {});
+        let stop = tokio_util::sync::CancellationToken::new();
+        let waiting = one_way(&a, &b, |_| {}, |_| {}, &stop);
         // What every idle proxied connection holds twice in its task:
         // the wait for readability, not a burst's buffers or state.
         let size = std::mem::size_of_val(&waiting);

@@ -23,9 +23,10 @@
 //! holds no pipe and no buffer, and a direction that cannot get a pipe
 //! (file descriptors) copies. Each call's bytes are counted, so the counts
 //! and the idle clock are the same as on the copying path. TLS clients and
-//! unix-socket upstreams take that path (`copy_bidirectional` with one
-//! 64 KiB buffer per direction), as does a connection the wire inspector
-//! captures (splice never shows us the bytes). The two are compared with
+//! unix-socket upstreams take that path (a copy through one 64 KiB buffer
+//! per direction, [`super::toxic_relay`]), as does a connection the wire
+//! inspector captures (splice never shows us the bytes) and one whose
+//! instance has toxics ([`crate::toxic`]). The two are compared with
 //! haproxy and socat in `bench/run.sh --proxy`.
 //!
 //! The upstream's health ([`super::upstream::Health`]) is probed every few
@@ -40,18 +41,12 @@ use tokio::time::Instant;
 use tokio_util::either::Either;
 
 use super::listen::{Listener, Peer, Stream};
-#[cfg(target_os = "linux")]
-use super::splice;
 use super::upstream::{self, Health, Upstream};
 use super::{Kind, ServiceError, TcpCtx};
 use crate::kind::Proto;
 use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
 use crate::wire::proxy_protocol::{self, Addresses, Version};
-
-/// Each direction's copy buffer. 64 KiB moves a bulk transfer in few
-/// syscalls; two per connection is the whole of a connection's buffering.
-const COPY_BUF: usize = 64 * 1024;
 
 /// A tcp-proxy instance's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,28 +159,12 @@ async fn serve_conn(
                 )
             })??;
     }
-    // A captured connection takes the copying path: splice never shows
-    // us the bytes.
-    #[cfg(target_os = "linux")]
-    if let (Stream::Plain(Either::Left(c)), Either::Left(u)) = (&client, &upstream)
-        && !conn.capturing()
-    {
-        let relay = async {
-            tokio::try_join!(
-                splice::one_way(c, u, |n| conn.add_in(n), |_| {}),
-                splice::one_way(u, c, |_| {}, |n| conn.add_out(n)),
-            )
-            .map(|_| ())
-        };
-        return within_idle(relay, &conn, idle).await;
-    }
-    let mut client = super::counted::Counted::new(client, conn.counter());
-    let copy = async {
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
-            .await
-            .map(|_| ())
-    };
-    within_idle(copy, &conn, idle).await
+    // Splice or copy; toxics switch a direction to copying, live
+    // (super::toxic_relay). A captured connection always copies: splice
+    // never shows us the bytes.
+    let toxics = ctx.resources.toxics.watch(id.name());
+    let relay = super::toxic_relay::relay(client, upstream, &conn, toxics);
+    within_idle(relay, &conn, idle).await
 }
 
 /// Runs `relay` until it ends, or until the connection has moved no byte

@@ -41,6 +41,7 @@ use super::{Kind, ServiceError, UdpCtx};
 use crate::kind::{Proto, ServiceId};
 use crate::settings::{ConfigError, Section};
 use crate::stats::Stats;
+use crate::toxic::udp::UdpToxics;
 
 /// Replies waiting for the owner task, from all mappings together. At most
 /// this many datagrams (each at most 64 KiB) are queued.
@@ -116,6 +117,11 @@ impl Proxy {
         let mut new_peers = NewPeers::default();
         let (replies_tx, mut replies) = mpsc::channel::<(SocketAddr, Vec<u8>)>(REPLY_QUEUE);
         let mut sweep = super::udp::sweep_interval(ttl);
+        let mut toxics = UdpToxics::new(
+            ctx.resources.toxics.watch(ctx.id.name()),
+            ctx.tasks.clone(),
+            ctx.cancel.clone(),
+        );
         let cancelled = ctx.cancel.cancelled();
         tokio::pin!(cancelled);
 
@@ -168,7 +174,7 @@ impl Proxy {
                 }
                 let mapping = match mappings.entry(src) {
                     Entry::Occupied(m) => m.into_mut(),
-                    Entry::Vacant(slot) => match self.open_mapping(src, replies_tx.clone()) {
+                    Entry::Vacant(slot) => match self.open_mapping(src, replies_tx.clone(), toxics.clone()) {
                         Ok(m) => slot.insert(m),
                         Err(e) => {
                             tracing::warn!(service = %ctx.id, peer = %src, "cannot open a socket to the upstream: {e}");
@@ -177,6 +183,10 @@ impl Proxy {
                         }
                     },
                 };
+                // Toxics may drop, repeat or hold it (crate::toxic::udp).
+                if !toxics.upstream(&buf[..n], &mapping.socket) {
+                    continue;
+                }
                 let sent = match mapping.socket.try_send(&buf[..n]) {
                     // A new socket's writability is not known until the
                     // reactor has seen it: wait for it (a UDP send does not
@@ -235,6 +245,7 @@ impl Proxy {
         &self,
         client: SocketAddr,
         replies: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+        toxics: UdpToxics,
     ) -> io::Result<Mapping> {
         let any: SocketAddr = if self.upstream.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -252,6 +263,7 @@ impl Proxy {
             replies,
             stop.clone(),
             (self.ctx.id.clone(), self.ctx.stats.clone()),
+            toxics,
         ));
         Ok(Mapping {
             socket,
@@ -275,6 +287,7 @@ async fn relay_replies(
     replies: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     stop: CancellationToken,
     (id, stats): (ServiceId, Stats),
+    mut toxics: UdpToxics,
 ) {
     loop {
         tokio::select! {
@@ -291,6 +304,9 @@ async fn relay_replies(
                 REPLY_BUF.with_borrow_mut(|buf| socket.try_recv(buf).map(|n| buf[..n].to_vec()));
             match got {
                 Ok(reply) => {
+                    if !toxics.downstream(client, &reply, &replies) {
+                        continue;
+                    }
                     if replies.try_send((client, reply)).is_err() {
                         stats.dropped(&id);
                     }

@@ -23,6 +23,8 @@ pub struct Deps {
     pub key: Option<crate::settings::Secret>,
     /// The certificates of the dashboard and of TLS services.
     pub tls: crate::tls::Certs,
+    /// The proxies' toxics.
+    pub toxics: crate::toxic::Toxics,
 }
 
 impl Deps {
@@ -48,6 +50,7 @@ impl Deps {
             })?,
             key: config.key.clone(),
             tls: crate::tls::Certs::open(config)?,
+            toxics: crate::toxic::Toxics::new(),
         })
     }
 
@@ -58,6 +61,7 @@ impl Deps {
             audit: self.audit.clone(),
             store: self.store.clone(),
             key: self.key.clone(),
+            toxics: self.toxics.clone(),
         }
     }
 }

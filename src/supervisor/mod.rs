@@ -607,4 +607,9 @@ impl Supervisor {
     pub fn store(&self) -> &crate::store::Store {
         &self.inner.resources.store
     }
+
+    /// The proxies' toxics.
+    pub fn toxics(&self) -> &crate::toxic::Toxics {
+        &self.inner.resources.toxics
+    }
 }

@@ -195,17 +195,23 @@ impl AppState {
         self.keep(&overlay)
     }
 
-    fn overlay(&self) -> Result<Overlay, WebError> {
+    pub(super) fn overlay(&self) -> Result<Overlay, WebError> {
         Overlay::read(&self.inner.data_dir).map_err(|e| WebError::Internal(e.to_string()))
     }
 
-    fn keep(&self, overlay: &Overlay) -> Result<(), WebError> {
+    pub(super) fn keep(&self, overlay: &Overlay) -> Result<(), WebError> {
         overlay
             .write(&self.inner.data_dir)
             .map_err(|e| WebError::Internal(format!("cannot write {}: {e}", overlay::FILE)))
     }
 
-    async fn audit_change(&self, user: &str, action: &str, name: &str, ok: Result<(), &WebError>) {
+    pub(super) async fn audit_change(
+        &self,
+        user: &str,
+        action: &str,
+        name: &str,
+        ok: Result<(), &WebError>,
+    ) {
         self.audit()
             .record(json!({
                 "event": "service_config", "action": action, "service": name, "user": user,
@@ -239,7 +245,7 @@ pub async fn add(
     result.map(Json)
 }
 
-async fn add_instance(
+pub(super) async fn add_instance(
     state: &AppState,
     name: &str,
     kind: &str,
@@ -289,7 +295,7 @@ pub async fn edit(
     result.map(Json)
 }
 
-async fn edit_instance(
+pub(super) async fn edit_instance(
     state: &AppState,
     name: &str,
     sub: Submission,
@@ -366,7 +372,7 @@ pub async fn remove(
     result.map(|()| Json(json!({"removed": name})))
 }
 
-async fn remove_instance(state: &AppState, name: &str) -> Result<(), WebError> {
+pub(super) async fn remove_instance(state: &AppState, name: &str) -> Result<(), WebError> {
     let _one_at_a_time = state.inner.instance_edits.lock().await;
     let sup = state.supervisor();
     let current = sup
@@ -378,8 +384,11 @@ async fn remove_instance(state: &AppState, name: &str) -> Result<(), WebError> {
         )));
     }
     let stopped = sup.remove(name).await;
+    // A later instance of the same name starts with no toxics.
+    sup.toxics().forget(name);
     let mut overlay = state.overlay()?;
     overlay.services.remove(name);
+    overlay.toxics.remove(name);
     state.keep(&overlay)?;
     stopped.map_err(|e| WebError::Busy(e.to_string()))
 }
@@ -396,7 +405,7 @@ pub async fn settings(
     settings_of(&state, &name).map(Json)
 }
 
-fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettings, WebError> {
+pub(super) fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettings, WebError> {
     let config = state
         .supervisor()
         .config_of(name)

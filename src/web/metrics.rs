@@ -180,6 +180,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         .collect();
     render_durations(&mut body, &exec, &upload, &state.inner.http.snapshot());
     render_process(&mut body, &ProcessStats::read());
+    super::toxics::render_metrics(&mut body, &state.supervisor().toxics().metrics(), label);
     (
         [(
             header::CONTENT_TYPE,

@@ -35,6 +35,8 @@ mod metrics;
 mod pages;
 mod relay;
 pub mod session;
+mod toxics;
+pub mod toxiproxy;
 mod ws;
 
 use std::convert::Infallible;
@@ -244,6 +246,15 @@ pub fn router(state: AppState) -> Router {
                 .delete(instances::remove),
         )
         .route("/api/v1/services/{name}/settings", get(instances::settings))
+        .route("/api/v1/toxics/types", get(toxics::types))
+        .route(
+            "/api/v1/services/{name}/toxics",
+            get(toxics::index).post(toxics::create),
+        )
+        .route(
+            "/api/v1/services/{name}/toxics/{toxic}",
+            get(toxics::show).put(toxics::update).delete(toxics::delete),
+        )
         .route("/api/v1/services/{name}/capture", put(capture::switch))
         .route(
             "/api/v1/services/{name}/capture.pcapng",
