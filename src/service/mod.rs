@@ -24,8 +24,10 @@ pub mod listen;
 pub(crate) mod process;
 pub mod registry;
 
+pub(crate) mod exec_tutorial;
 #[cfg(target_os = "linux")]
 pub mod splice;
+pub mod tutorial_auth;
 pub mod udp;
 pub mod upstream;
 
