@@ -25,19 +25,19 @@ const INSTANCES: &str = r#"
 kind = "exec"
 listen = "127.0.0.1:0"
 framing = "raw"
-allow = ["echo", "seq", "ls", "true"]
+allow = ["echo", "seq", "ls", "true", "sleep"]
 
 [services.exec-ready]
 kind = "exec"
 listen = "127.0.0.1:0"
 framing = "length-ready"
-allow = ["echo", "seq", "ls", "true"]
+allow = ["echo", "seq", "ls", "true", "sleep"]
 
 [services.exec-struct]
 kind = "exec"
 listen = "127.0.0.1:0"
 framing = "struct"
-allow = ["echo", "seq", "ls", "true"]
+allow = ["echo", "seq", "ls", "true", "sleep"]
 
 [services.echo-hmac]
 kind = "echo"
@@ -336,7 +336,14 @@ async fn the_login_client_of_000_signs_in_with_the_tutorials_prompts() {
 
 /// Commands whose output is the same on both sides, the long one first:
 /// 1492 bytes, more than the raw client's one recv(1024).
-const COMMANDS: &str = "seq 1 400\necho hello\nls /nonexistent\ntrue\necho bye\n";
+const COMMANDS: &str = "seq 1 400\nsleep 1\necho hello\nls /nonexistent\ntrue\n";
+
+/// On `raw` the client lags one answer behind after `seq`, and whether an
+/// answer arrives before the client's next read is a race (the lesson
+/// itself). `sleep 1` makes the one step shown deterministic: the next read
+/// finds only the rest of `seq`'s output, the sleep's answer is a second
+/// away. (Past that, the transcripts of both servers depend on timing.)
+const RAW_COMMANDS: &str = "seq 1 400\nsleep 1\n";
 
 #[tokio::test]
 async fn the_remote_command_clients_of_001_print_the_same_on_each_framing() {
@@ -345,33 +352,42 @@ async fn the_remote_command_clients_of_001_print_the_same_on_each_framing() {
     }
     let h = harness().await;
     let mut transcripts = Vec::new();
-    for (server, client_file, ours) in [
-        ("001_cmd_raw_server.py", "001_cmd_raw_client.py", "exec-raw"),
+    for (server, client_file, ours, input) in [
+        (
+            "001_cmd_raw_server.py",
+            "001_cmd_raw_client.py",
+            "exec-raw",
+            RAW_COMMANDS,
+        ),
         (
             "001_cmd_ready_server.py",
             "001_cmd_ready_client.py",
             "exec-ready",
+            COMMANDS,
         ),
         (
             "001_cmd_struct_server.py",
             "001_cmd_struct_client.py",
             "exec-struct",
+            COMMANDS,
         ),
     ] {
-        let (theirs, mine) = both(&h, server, client_file, ours, COMMANDS).await;
+        let (theirs, mine) = both(&h, server, client_file, ours, input).await;
         assert_eq!(mine, theirs, "{client_file}");
-        assert!(
-            theirs.contains("操作成功"),
-            "`true` printed nothing: {theirs}"
-        );
-        assert!(
-            theirs.contains("No such file or directory"),
-            "stderr wins: {theirs}"
-        );
         transcripts.push(theirs);
     }
+    for framed in &transcripts[1..] {
+        assert!(
+            framed.contains("操作成功"),
+            "`sleep` printed nothing: {framed}"
+        );
+        assert!(
+            framed.contains("No such file or directory"),
+            "stderr wins: {framed}"
+        );
+    }
     // The lesson: on `raw` the long output spills into the next command's
-    // answer, so `echo hello` prints the tail of `seq`; framed, it does not.
+    // answer, so `sleep 1` prints the tail of `seq`; framed, it does not.
     let answers = |t: &str| -> Vec<String> {
         t.split(">>:")
             .filter(|a| !a.is_empty())
@@ -379,15 +395,14 @@ async fn the_remote_command_clients_of_001_print_the_same_on_each_framing() {
             .collect()
     };
     let raw = answers(&transcripts[0]);
-    assert!(
-        raw[1].contains("400\n") && !raw[1].contains("hello"),
-        "{raw:?}"
-    );
-    assert!(raw[2].contains("hello"), "{raw:?}");
+    assert!(raw[0].ends_with("283\n\n"), "{raw:?}");
+    assert!(raw[1].starts_with("命令的执行结果是 284\n"), "{raw:?}");
+    assert!(raw[1].ends_with("400\n\n"), "{raw:?}");
     for framed in &transcripts[1..] {
         let a = answers(framed);
-        assert!(a[0].contains("400\n"), "{a:?}");
-        assert_eq!(a[1], "命令的执行结果是 hello\n\n", "{a:?}");
+        assert!(a[0].ends_with("400\n\n"), "{a:?}");
+        assert_eq!(a[1], "命令的执行结果是 操作成功\n", "{a:?}");
+        assert_eq!(a[2], "命令的执行结果是 hello\n\n", "{a:?}");
     }
 }
 
@@ -434,7 +449,7 @@ async fn where_exec_deliberately_differs_no_shell_and_the_allowlist() {
     );
     // The seed runs anything; ours only the allowlist, and says so.
     assert!(
-        mine.contains("`id` is not allowed (allowed: echo, ls, seq, true; no shell)"),
+        mine.contains("`id` is not allowed (allowed: echo, ls, seq, sleep, true; no shell)"),
         "{mine}"
     );
     let _ = GUARD;

@@ -100,6 +100,18 @@ pub struct Settings {
     pub auth: super::tutorial_auth::TutorialAuth,
 }
 
+/// Whether an instance needs the process's HMAC key: `files`, and `exec`
+/// on its own framing (the tutorial framings have `auth_key`).
+pub fn needs_key(settings: &super::registry::KindConfig) -> bool {
+    match settings.kind() {
+        crate::kind::ServiceKind::Files => true,
+        crate::kind::ServiceKind::Exec => settings
+            .get::<Settings>()
+            .is_some_and(|s| s.framing == Framing::Header),
+        _ => false,
+    }
+}
+
 /// `framing`: our message protocol, or one of seeds/001's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Framing {
@@ -145,7 +157,7 @@ impl Kind for Settings {
                 ),
             ));
         }
-        Ok(Settings {
+        let settings = Settings {
             allow,
             shell: s.bool("shell", d.shell)?,
             timeout: s.ms("timeout_ms", d.timeout, 10, 86_400_000)?,
@@ -167,7 +179,9 @@ impl Kind for Settings {
                 }
             },
             auth: super::tutorial_auth::TutorialAuth::read(s)?,
-        })
+        };
+        super::exec_tutorial::check_exposure_config(s, &settings)?;
+        Ok(settings)
     }
 
     async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {

@@ -80,6 +80,32 @@ pub(super) fn check_exposure(
     }
 }
 
+/// [`check_exposure`] at config time, from the `listen` and `tls` keys.
+///
+/// # Errors
+/// A non-loopback `listen` with neither `auth` nor `tls`.
+pub(super) fn check_exposure_config(
+    s: &crate::settings::Section<'_>,
+    config: &Settings,
+) -> Result<(), crate::settings::ConfigError> {
+    if config.framing == Framing::Header || config.auth.is_on() || s.bool("tls", false)? {
+        return Ok(());
+    }
+    let listen = s.opt_str("listen")?;
+    let addr = listen.and_then(|t| t.parse::<crate::settings::ListenAddr>().ok());
+    match addr.and_then(|a| a.inet()) {
+        Some(addr) if !addr.ip().is_loopback() => Err(s.bad(
+            "auth",
+            format!(
+                "\"none\" with a tutorial framing would run commands for anyone who reaches \
+                 {addr}: listen on loopback, set auth = \"hmac-sha256\" with auth_key, or turn \
+                 tls on"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// One connection: the optional challenge, then a command per read.
 pub(super) async fn serve_conn(
     stream: Stream,
@@ -221,6 +247,11 @@ async fn run<'a>(
 ) -> Vec<u8> {
     let config = &shared.config;
     let mut command = tokio::process::Command::new(program);
+    // argv[0] is the name typed, as a shell would give it: a program's
+    // messages then read as they do under the tutorial's server.
+    if let Some(name) = program.file_name() {
+        command.arg0(name);
+    }
     command
         .args(args)
         .env_clear()

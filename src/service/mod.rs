@@ -24,6 +24,7 @@ pub mod listen;
 pub(crate) mod process;
 pub mod registry;
 
+pub mod chat_hub;
 pub(crate) mod exec_tutorial;
 #[cfg(target_os = "linux")]
 pub mod splice;
@@ -157,6 +158,8 @@ pub struct Resources {
     pub store: crate::store::Store,
     /// The HMAC key of exec and files; `None` when none is configured.
     pub key: Option<Secret>,
+    /// The conversations of the chat kinds, which the dashboard answers.
+    pub chats: chat_hub::ChatHub,
 }
 
 /// Why a service could not start or stopped running.

@@ -23,6 +23,8 @@ pub struct Deps {
     pub key: Option<crate::settings::Secret>,
     /// The certificates of the dashboard and of TLS services.
     pub tls: crate::tls::Certs,
+    /// The chat kinds' conversations, answered from the dashboard.
+    pub chats: crate::service::chat_hub::ChatHub,
 }
 
 impl Deps {
@@ -48,6 +50,7 @@ impl Deps {
             })?,
             key: config.key.clone(),
             tls: crate::tls::Certs::open(config)?,
+            chats: crate::service::chat_hub::ChatHub::default(),
         })
     }
 
@@ -58,6 +61,7 @@ impl Deps {
             audit: self.audit.clone(),
             store: self.store.clone(),
             key: self.key.clone(),
+            chats: self.chats.clone(),
         }
     }
 }

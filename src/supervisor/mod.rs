@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::config::{Config, ServiceConfig};
-use crate::kind::{Proto, ServiceId, ServiceKind};
+use crate::kind::{Proto, ServiceId};
 use crate::service::registry::Launch;
 use crate::service::{OwnPorts, Resources, ServiceCtx, ServiceError, bind_failure};
 use crate::settings::ListenAddr;
@@ -314,7 +314,8 @@ impl Supervisor {
             st.generation += 1;
             (st.config.clone(), st.generation)
         };
-        let needs_key = matches!(id.kind(), ServiceKind::Exec | ServiceKind::Files);
+        // exec's tutorial framings check clients their own way (`auth_key`).
+        let needs_key = crate::service::exec::needs_key(&config.settings);
         if needs_key && self.inner.resources.key.is_none() {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
@@ -591,5 +592,9 @@ impl Supervisor {
 
     pub fn store(&self) -> &crate::store::Store {
         &self.inner.resources.store
+    }
+
+    pub fn chats(&self) -> &crate::service::chat_hub::ChatHub {
+        &self.inner.resources.chats
     }
 }
