@@ -52,6 +52,8 @@ macro_rules! for_each_kind {
             Stdio => "stdio", Tcp, None, stdio;
             TcpProxy => "tcp-proxy", Tcp, None, tcp_proxy;
             UdpProxy => "udp-proxy", Udp, None, udp_proxy;
+            Chat => "chat", Tcp, None, chat;
+            UdpChat => "udp-chat", Udp, None, udp_chat;
         }
     };
 }

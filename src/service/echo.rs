@@ -9,6 +9,10 @@
 //! either way is closed, which also drops a peer that stops reading our
 //! replies (its writes stall). A connection waiting for data holds no
 //! buffer (see [`serve_conn`]), so an idle one costs little memory.
+//!
+//! With `auth = "hmac-md5" | "hmac-sha256"` and `auth_key`, a connection
+//! first answers the tutorial's challenge (seeds/001 "认证客户端合法性",
+//! [`super::tutorial_auth`]); a wrong answer closes it unanswered.
 
 use std::cell::RefCell;
 use std::io;
@@ -17,6 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Duration, Instant};
 
 use super::listen::{self, Listener, Stream};
+use super::tutorial_auth::TutorialAuth;
 use super::{Kind, ServiceError, TcpCtx};
 use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
@@ -25,19 +30,24 @@ use crate::wire;
 /// Largest chunk read (and so echoed) at once.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// An echo instance: no settings beyond the TCP limits every instance has.
+/// An echo instance: the tutorial's optional client check, beyond the TCP
+/// limits every instance has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Settings;
+pub struct Settings {
+    pub auth: TutorialAuth,
+}
 
 impl Kind for Settings {
     type Socket = Listener;
 
-    fn read(_: &Section<'_>) -> Result<Self, ConfigError> {
-        Ok(Settings)
+    fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
+        Ok(Settings {
+            auth: TutorialAuth::read(s)?,
+        })
     }
 
     async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
-        run(listener, ctx).await
+        run(listener, ctx, self.auth).await
     }
 }
 
@@ -45,8 +55,25 @@ impl Kind for Settings {
 ///
 /// # Errors
 /// None in practice: accept errors are logged and retried.
-async fn run(listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
+async fn run(listener: Listener, ctx: TcpCtx, auth: TutorialAuth) -> Result<(), ServiceError> {
     let idle = ctx.limits.idle_timeout;
+    if auth.is_on() {
+        let conn_ctx = ctx.clone();
+        let auth = std::sync::Arc::new(auth);
+        super::accept::serve_tcp(listener, ctx, move |mut stream, _peer, conn| {
+            let (auth, ctx) = (std::sync::Arc::clone(&auth), conn_ctx.clone());
+            async move {
+                let within = super::accept::HANDSHAKE_TIMEOUT;
+                if !auth.challenge(&mut stream, within).await? {
+                    ctx.stats.auth_failed(&ctx.id, conn.peer(), "wrong challenge answer");
+                    return Ok(());
+                }
+                serve_conn(stream, &conn, idle).await
+            }
+        })
+        .await;
+        return Ok(());
+    }
     // The shared accept loop drops a connection's future when the service
     // stops or the connection is closed from the dashboard: no token here.
     super::accept::serve_tcp(listener, ctx, move |stream, _peer, conn| async move {

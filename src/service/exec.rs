@@ -14,6 +14,10 @@
 //! on timeout, output cap or client disconnect the whole group gets
 //! SIGKILL, so a child that ignores SIGTERM and forks is gone too (one that
 //! leaves the group with `setsid` is beyond what a process group can hold).
+//!
+//! `framing = "raw" | "length-ready" | "struct"` speaks the tutorial's own
+//! protocols instead (see [`super::exec_tutorial`]); `header`, the default,
+//! is the message protocol above.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +45,7 @@ type RunningCommand<'a> =
     process::RunningCommand<CommandRecord<'a>, tokio::sync::SemaphorePermit<'a>>;
 
 /// The only PATH a command sees.
-const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub(super) const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// Output is read and sent in chunks of at most this many bytes.
 const OUTPUT_CHUNK: usize = 8 * 1024;
 
@@ -67,12 +71,12 @@ pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
     found
 }
 
-struct Shared {
+pub(super) struct Shared {
     key: Vec<u8>,
-    audit: AuditLog,
-    config: Settings,
-    programs: HashMap<String, PathBuf>,
-    running: Semaphore,
+    pub(super) audit: AuditLog,
+    pub(super) config: Settings,
+    pub(super) programs: HashMap<String, PathBuf>,
+    pub(super) running: Semaphore,
 }
 
 /// An exec instance's settings.
@@ -90,6 +94,36 @@ pub struct Settings {
     pub max_commands: usize,
     /// The working directory (and HOME) of every command.
     pub workdir: PathBuf,
+    /// How requests and output are framed on the wire.
+    pub framing: Framing,
+    /// The tutorial's client check, for the tutorial framings.
+    pub auth: super::tutorial_auth::TutorialAuth,
+}
+
+/// Whether an instance needs the process's HMAC key: `files`, and `exec`
+/// on its own framing (the tutorial framings have `auth_key`).
+pub fn needs_key(settings: &super::registry::KindConfig) -> bool {
+    match settings.kind() {
+        crate::kind::ServiceKind::Files => true,
+        crate::kind::ServiceKind::Exec => settings
+            .get::<Settings>()
+            .is_some_and(|s| s.framing == Framing::Header),
+        _ => false,
+    }
+}
+
+/// `framing`: our message protocol, or one of seeds/001's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Framing {
+    /// The message protocol with our HMAC handshake (the default).
+    #[default]
+    Header,
+    /// The output bare: the naive server of the sticky-packet lesson.
+    Raw,
+    /// 方式一: the length as decimal text, `ready` from the client, the output.
+    LengthReady,
+    /// 方式二: `struct.pack('i', len)` (4 bytes, native order), the output.
+    Struct,
 }
 
 impl Default for Settings {
@@ -103,6 +137,8 @@ impl Default for Settings {
             max_output_bytes: 1 << 20,
             max_commands: 8,
             workdir: PathBuf::from("/tmp"),
+            framing: Framing::Header,
+            auth: super::tutorial_auth::TutorialAuth::default(),
         }
     }
 }
@@ -121,14 +157,31 @@ impl Kind for Settings {
                 ),
             ));
         }
-        Ok(Settings {
+        let settings = Settings {
             allow,
             shell: s.bool("shell", d.shell)?,
             timeout: s.ms("timeout_ms", d.timeout, 10, 86_400_000)?,
             max_output_bytes: s.int("max_output_bytes", d.max_output_bytes, 1, 1 << 40)?,
             max_commands: s.usize("max_commands", d.max_commands, 1, 10_000)?,
             workdir: s.path("workdir", &d.workdir)?,
-        })
+            framing: match s.opt_str("framing")?.as_deref() {
+                None | Some("header") => Framing::Header,
+                Some("raw") => Framing::Raw,
+                Some("length-ready") => Framing::LengthReady,
+                Some("struct") => Framing::Struct,
+                Some(other) => {
+                    return Err(s.bad(
+                        "framing",
+                        format!(
+                            "`{other}`: expected \"header\", \"raw\", \"length-ready\" or \"struct\""
+                        ),
+                    ));
+                }
+            },
+            auth: super::tutorial_auth::TutorialAuth::read(s)?,
+        };
+        super::exec_tutorial::check_exposure_config(s, &settings)?;
+        Ok(settings)
     }
 
     async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {
@@ -139,9 +192,15 @@ impl Kind for Settings {
 /// Runs the exec service until `ctx.cancel` fires.
 ///
 /// # Errors
-/// No HMAC key; otherwise none in practice: accept errors are logged and retried.
+/// No HMAC key (`header` framing), no check of clients on a public port
+/// (tutorial framings); otherwise none in practice: accept errors are
+/// logged and retried.
 async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), ServiceError> {
-    let key = ctx.key()?;
+    let tutorial = config.framing != Framing::Header;
+    if tutorial {
+        super::exec_tutorial::check_exposure(&listener, &ctx, &config)?;
+    }
+    let key = if tutorial { Vec::new() } else { ctx.key()? };
     let shared = Shared {
         audit: ctx.resources.audit.clone(),
         programs: resolve_allowlist(&config.allow),
@@ -149,6 +208,11 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
         key,
         config,
     };
+    if tutorial {
+        super::accept::serve_tcp_shared(listener, ctx, shared, super::exec_tutorial::serve_conn)
+            .await;
+        return Ok(());
+    }
     super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
@@ -241,12 +305,12 @@ async fn refuse(conn: &mut Conn, record: &CommandRecord<'_>, why: String) -> Res
 }
 
 /// What one request's audit line and `command_run` event are made of.
-struct CommandRecord<'a> {
-    shared: &'a Shared,
-    ctx: &'a TcpCtx,
-    guard: &'a crate::stats::ConnGuard,
-    argv: Vec<String>,
-    started: Instant,
+pub(super) struct CommandRecord<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) ctx: &'a TcpCtx,
+    pub(super) guard: &'a crate::stats::ConnGuard,
+    pub(super) argv: Vec<String>,
+    pub(super) started: Instant,
 }
 
 impl Record for CommandRecord<'_> {

@@ -7,8 +7,15 @@
 //!      or "login failed\n"  (then prompts again, up to max_tries)
 //! ```
 //!
-//! Lines end with `\n` (a `\r` before it is dropped) and are capped at
-//! [`MAX_LINE`] bytes: a longer one is answered with an error and the
+//! With `prompts = "tutorial"` the texts are the seed's own, byte for byte
+//! and without newlines (`请输入用户名:`, `请输入密码:`, `登录成功`,
+//! `用户名或密码输入错误`), so the seed's client, which compares the reply
+//! with `登录成功`, signs in and exits.
+//!
+//! An answer ends with `\n` (a `\r` before it is dropped), or, for clients
+//! like the seed's that send what `input()` returned without a newline, with
+//! a pause: bytes followed by `answer_pause_ms` of silence are an answer.
+//! Answers are capped at [`MAX_LINE`] bytes: a longer one is answered with an error and the
 //! connection closed, having read no more than the cap. Unknown users and
 //! wrong passwords get the same answer after the same work (see
 //! [`Users::verify`]). Failures are counted per peer address in a token
@@ -38,6 +45,31 @@ pub const PROMPT_PASSWORD: &str = "password: ";
 pub const OK: &str = "login ok\n";
 pub const FAILED: &str = "login failed\n";
 
+/// The texts of one `prompts` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prompts {
+    pub user: &'static str,
+    pub password: &'static str,
+    pub ok: &'static str,
+    pub failed: &'static str,
+}
+
+/// `prompts = "plain"`: our own, newline-terminated texts.
+pub const PLAIN: Prompts = Prompts {
+    user: PROMPT_USER,
+    password: PROMPT_PASSWORD,
+    ok: OK,
+    failed: FAILED,
+};
+
+/// `prompts = "tutorial"`: seeds/000's server's texts, exactly.
+pub const TUTORIAL: Prompts = Prompts {
+    user: "请输入用户名:",
+    password: "请输入密码:",
+    ok: "登录成功",
+    failed: "用户名或密码输入错误",
+};
+
 struct Shared {
     users: Users,
     audit: AuditLog,
@@ -52,6 +84,10 @@ pub struct Settings {
     pub max_tries: u32,
     /// Failed logins allowed per peer address per minute (a token bucket).
     pub max_failures_per_minute: u32,
+    /// The texts: ours (`plain`) or the tutorial's (`tutorial`).
+    pub prompts: Prompts,
+    /// Silence after bytes without a newline that makes them an answer.
+    pub answer_pause: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +95,8 @@ impl Default for Settings {
         Settings {
             max_tries: 3,
             max_failures_per_minute: 10,
+            prompts: PLAIN,
+            answer_pause: Duration::from_millis(200),
         }
     }
 }
@@ -76,6 +114,17 @@ impl Kind for Settings {
                 1,
                 1_000_000,
             )?,
+            prompts: match s.opt_str("prompts")?.as_deref() {
+                None | Some("plain") => PLAIN,
+                Some("tutorial") => TUTORIAL,
+                Some(other) => {
+                    return Err(s.bad(
+                        "prompts",
+                        format!("`{other}`: expected \"plain\" or \"tutorial\""),
+                    ));
+                }
+            },
+            answer_pause: s.ms("answer_pause_ms", d.answer_pause, 10, 60_000)?,
         })
     }
 
@@ -112,21 +161,35 @@ enum LoginError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads `\n`-terminated lines of at most [`MAX_LINE`] bytes, keeping what
-/// follows a line (a client may send both answers at once).
+/// Reads answers of at most [`MAX_LINE`] bytes, keeping what follows a
+/// line (a client may send both answers at once): a `\n`-terminated line,
+/// or bytes followed by `pause` of silence.
 struct Lines<S> {
     stream: S,
     buf: [u8; MAX_LINE],
     len: usize,
+    pause: Duration,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
-    fn new(stream: S) -> Self {
+    fn new(stream: S, pause: Duration) -> Self {
         Lines {
             stream,
             buf: [0; MAX_LINE],
             len: 0,
+            pause,
         }
+    }
+
+    /// Everything buffered, as one answer (a `\r` at its end dropped).
+    fn take_all(&mut self) -> String {
+        let mut answer = &self.buf[..self.len];
+        if let [rest @ .., b'\r'] = answer {
+            answer = rest;
+        }
+        let text = String::from_utf8_lossy(answer).into_owned();
+        self.len = 0;
+        text
     }
 
     async fn read_line(&mut self, conn: &ConnGuard, idle: Duration) -> Result<String, LoginError> {
@@ -136,9 +199,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Lines<S> {
             {
                 return Ok(text);
             }
-            let n = tokio::time::timeout(idle, self.stream.read(&mut self.buf[self.len..]))
-                .await
-                .map_err(|_| LoginError::Idle(idle))??;
+            // Part of an answer without its newline: the peer's silence ends it.
+            let wait = if self.len > 0 { self.pause } else { idle };
+            let Ok(read) =
+                tokio::time::timeout(wait, self.stream.read(&mut self.buf[self.len..])).await
+            else {
+                if self.len > 0 {
+                    return Ok(self.take_all());
+                }
+                return Err(LoginError::Idle(idle));
+            };
+            let n = read?;
             if n == 0 {
                 return Err(LoginError::Closed);
             }
@@ -170,7 +241,7 @@ async fn serve_conn(
     ctx: TcpCtx,
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
-    let mut lines = Lines::new(stream);
+    let mut lines = Lines::new(stream, shared.config.answer_pause);
     match dialogue(&mut lines, peer, &shared, &ctx, &conn).await {
         Err(LoginError::TooLong) => {
             let refusal = format!("error: line longer than {MAX_LINE} bytes\n");
@@ -195,6 +266,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &ConnGuard,
 ) -> Result<(), LoginError> {
     let idle = ctx.limits.idle_timeout;
+    let texts = shared.config.prompts;
     // Unix-socket peers share one bucket: they are all this machine.
     let ip = match peer {
         Peer::Inet(addr) => addr.ip(),
@@ -211,9 +283,9 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                 .refused(&ctx.id, conn.peer(), "too many failed logins");
             return Ok(());
         }
-        lines.say(PROMPT_USER, conn, idle).await?;
+        lines.say(texts.user, conn, idle).await?;
         let user = lines.read_line(conn, idle).await?;
-        lines.say(PROMPT_PASSWORD, conn, idle).await?;
+        lines.say(texts.password, conn, idle).await?;
         let password = lines.read_line(conn, idle).await?;
         let verdict = shared.users.verify(&user, &password).await;
         drop(password);
@@ -223,7 +295,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                     .audit
                     .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": user, "role": role, "ok": true}))
                     .await;
-                lines.say(OK, conn, idle).await?;
+                lines.say(texts.ok, conn, idle).await?;
                 return Ok(());
             }
             Ok(None) => {
@@ -236,7 +308,7 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                     .audit
                     .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": known, "ok": false}))
                     .await;
-                lines.say(FAILED, conn, idle).await?;
+                lines.say(texts.failed, conn, idle).await?;
             }
             Err(e) => {
                 lines.say(&format!("error: {e}\n"), conn, idle).await?;

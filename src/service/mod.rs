@@ -27,9 +27,12 @@ pub(crate) mod process;
 pub mod proxy_header;
 pub mod registry;
 
+pub mod chat_hub;
+pub(crate) mod exec_tutorial;
 #[cfg(target_os = "linux")]
 pub mod splice;
 pub mod toxic_relay;
+pub mod tutorial_auth;
 pub mod udp;
 pub mod upstream;
 
@@ -161,6 +164,8 @@ pub struct Resources {
     pub key: Option<Secret>,
     /// The proxies' toxics (`tcp-proxy`, `udp-proxy`), changed live.
     pub toxics: crate::toxic::Toxics,
+    /// The conversations of the chat kinds, which the dashboard answers.
+    pub chats: chat_hub::ChatHub,
 }
 
 /// Why a service could not start or stopped running.

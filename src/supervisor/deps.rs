@@ -25,6 +25,8 @@ pub struct Deps {
     pub tls: crate::tls::Certs,
     /// The proxies' toxics.
     pub toxics: crate::toxic::Toxics,
+    /// The chat kinds' conversations, answered from the dashboard.
+    pub chats: crate::service::chat_hub::ChatHub,
 }
 
 impl Deps {
@@ -51,6 +53,7 @@ impl Deps {
             key: config.key.clone(),
             tls: crate::tls::Certs::open(config)?,
             toxics: crate::toxic::Toxics::new(),
+            chats: crate::service::chat_hub::ChatHub::default(),
         })
     }
 
@@ -62,6 +65,7 @@ impl Deps {
             store: self.store.clone(),
             key: self.key.clone(),
             toxics: self.toxics.clone(),
+            chats: self.chats.clone(),
         }
     }
 }

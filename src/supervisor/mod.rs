@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::config::{Config, ServiceConfig};
-use crate::kind::{Proto, ServiceId, ServiceKind};
+use crate::kind::{Proto, ServiceId};
 use crate::service::registry::Launch;
 use crate::service::{OwnPorts, Resources, ServiceCtx, ServiceError, bind_failure};
 use crate::settings::ListenAddr;
@@ -324,7 +324,8 @@ impl Supervisor {
             st.generation += 1;
             (st.config.clone(), st.generation)
         };
-        let needs_key = matches!(id.kind(), ServiceKind::Exec | ServiceKind::Files);
+        // exec's tutorial framings check clients their own way (`auth_key`).
+        let needs_key = crate::service::exec::needs_key(&config.settings);
         if needs_key && self.inner.resources.key.is_none() {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
@@ -611,5 +612,10 @@ impl Supervisor {
     /// The proxies' toxics.
     pub fn toxics(&self) -> &crate::toxic::Toxics {
         &self.inner.resources.toxics
+    }
+
+    /// The chat kinds' conversations.
+    pub fn chats(&self) -> &crate::service::chat_hub::ChatHub {
+        &self.inner.resources.chats
     }
 }

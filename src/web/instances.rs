@@ -413,7 +413,8 @@ pub(super) fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettin
     let saved = state.overlay()?.services.remove(name).unwrap_or_default();
     let mut settings: BTreeMap<String, String> = saved
         .into_iter()
-        .filter(|(k, _)| k != "kind")
+        // A secret is never shown: an edit must type `auth_key` again.
+        .filter(|(k, _)| k != "kind" && k != "auth_key")
         .map(|(k, v)| {
             let text = match v {
                 _ if secrets::is_secret(&k) => secrets::masked(&v),

@@ -27,6 +27,7 @@ mod assets;
 mod audit;
 mod capture;
 pub mod client_addr;
+mod chat;
 pub mod conns;
 pub mod error;
 mod instances;
@@ -37,6 +38,7 @@ mod relay;
 pub mod session;
 mod toxics;
 pub mod toxiproxy;
+mod tutorials;
 mod ws;
 
 use std::convert::Infallible;
@@ -276,6 +278,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/traffic", get(api::traffic))
         .route("/api/v1/services/{name}/send", post(relay::send))
+        .route("/chat", get(chat::page))
+        .route("/tutorials", get(tutorials::page))
+        .route("/api/v1/services/{name}/chat/{peer}", post(chat::reply))
         .route("/api/v1/sticky", post(relay::sticky))
         .route("/api/v1/files", get(relay::list_files))
         .route("/tokens", get(pages::tokens))
@@ -302,6 +307,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(relay::delete_file),
         )
         .route("/api/v1/services/{name}/ws", get(ws::relay))
+        // Long-polled (up to chat::LONG_POLL): outside the request timeout.
+        .route("/api/v1/services/{name}/chat", get(chat::threads))
         .route(
             "/api/v1/exec",
             post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),

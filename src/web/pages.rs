@@ -29,7 +29,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn new(session: Session, nav: &'static str) -> Self {
+    pub(super) fn new(session: Session, nav: &'static str) -> Self {
         Chrome {
             is_admin: session.role >= Role::Admin,
             user: session.user,
