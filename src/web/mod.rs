@@ -34,6 +34,7 @@ mod metrics;
 mod pages;
 mod relay;
 pub mod session;
+mod tus;
 mod ws;
 
 use std::convert::Infallible;
@@ -121,6 +122,8 @@ struct Inner {
     ws: ws::WsLimits,
     /// The HTTP connection slots (see [`serve`]).
     conns: Arc<Conns>,
+    /// Resumable uploads (tus), see [`tus`].
+    uploads: tus::Uploads,
     /// Its token ends live streams and connections on shutdown; its tracker
     /// is what shutdown waits for.
     shutdown: Shutdown,
@@ -133,6 +136,8 @@ impl AppState {
     pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
         let web = config.web.clone();
         let max_streams_per_session = web.max_streams_per_session;
+        let audit = supervisor.audit().clone();
+        let uploads = tus::Uploads::new(config, supervisor.store(), audit, &shutdown);
         AppState {
             inner: Arc::new(Inner {
                 sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
@@ -159,6 +164,7 @@ impl AppState {
                 capture_exports: Arc::new(Semaphore::new(capture::MAX_EXPORTS)),
                 capture_replays: Arc::new(Semaphore::new(capture::MAX_REPLAYS)),
                 ws: ws::WsLimits::new(max_streams_per_session),
+                uploads,
                 shutdown,
                 started: Instant::now(),
                 http: metrics::HttpMetrics::default(),
@@ -290,6 +296,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(relay::delete_file),
         )
         .route("/api/v1/services/{name}/ws", get(ws::relay))
+        .merge(tus::routes())
         .route(
             "/api/v1/exec",
             post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),
