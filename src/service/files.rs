@@ -49,6 +49,11 @@ pub struct Settings {
     /// The folder it serves; `None`: `<data_dir>/files`, shared by the
     /// built-in files and files-classic.
     pub folder: Option<std::path::PathBuf>,
+    /// How long an unfinished resumable upload is kept after its last
+    /// write (`files` only; files-classic has no resumable uploads).
+    pub partial_ttl_ms: u64,
+    /// Unfinished resumable uploads per account at most (`files` only).
+    pub max_partials: u64,
 }
 
 impl Default for Settings {
@@ -56,6 +61,8 @@ impl Default for Settings {
         Settings {
             max_file_bytes: 2 << 30,
             folder: None,
+            partial_ttl_ms: 24 * 3_600_000,
+            max_partials: 64,
         }
     }
 }
@@ -74,6 +81,7 @@ impl Settings {
         Ok(Settings {
             max_file_bytes: s.int("max_file_bytes", d.max_file_bytes, 0, 1 << 50)?,
             folder,
+            ..d
         })
     }
 
@@ -97,7 +105,12 @@ impl Kind for Settings {
     type Socket = Listener;
 
     fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
-        Settings::read_keys(s)
+        let d = Settings::default();
+        Ok(Settings {
+            partial_ttl_ms: s.int("partial_ttl_ms", d.partial_ttl_ms, 100, 365 * 86_400_000)?,
+            max_partials: s.int("max_partials", d.max_partials, 0, 100_000)?,
+            ..Settings::read_keys(s)?
+        })
     }
 
     async fn run(self, listener: Listener, ctx: TcpCtx) -> Result<(), ServiceError> {

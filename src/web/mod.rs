@@ -39,6 +39,7 @@ pub mod session;
 mod toxics;
 pub mod toxiproxy;
 mod tutorials;
+mod tus;
 mod ws;
 
 use std::convert::Infallible;
@@ -126,6 +127,8 @@ struct Inner {
     ws: ws::WsLimits,
     /// The HTTP connection slots (see [`serve`]).
     conns: Arc<Conns>,
+    /// Resumable uploads (tus), see [`tus`].
+    uploads: tus::Uploads,
     /// Its token ends live streams and connections on shutdown; its tracker
     /// is what shutdown waits for.
     shutdown: Shutdown,
@@ -138,6 +141,8 @@ impl AppState {
     pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
         let web = config.web.clone();
         let max_streams_per_session = web.max_streams_per_session;
+        let audit = supervisor.audit().clone();
+        let uploads = tus::Uploads::new(config, supervisor.store(), audit, &shutdown);
         AppState {
             inner: Arc::new(Inner {
                 sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
@@ -164,6 +169,7 @@ impl AppState {
                 capture_exports: Arc::new(Semaphore::new(capture::MAX_EXPORTS)),
                 capture_replays: Arc::new(Semaphore::new(capture::MAX_REPLAYS)),
                 ws: ws::WsLimits::new(max_streams_per_session),
+                uploads,
                 shutdown,
                 started: Instant::now(),
                 http: metrics::HttpMetrics::default(),
@@ -309,6 +315,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{name}/ws", get(ws::relay))
         // Long-polled (up to chat::LONG_POLL): outside the request timeout.
         .route("/api/v1/services/{name}/chat", get(chat::threads))
+        .merge(tus::routes())
         .route(
             "/api/v1/exec",
             post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),

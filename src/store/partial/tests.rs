@@ -1,0 +1,141 @@
+//! The partial area on a real folder: create, write parts, resume after a
+//! reopen, complete under the name, refusals.
+
+use super::*;
+use crate::store::Store;
+
+fn new<'a>(owner: &'a str, name: &'a str, length: u64) -> New<'a> {
+    New {
+        owner,
+        name,
+        length,
+        metadata: "",
+        sha256: None,
+        max_size: 1 << 30,
+        max_per_owner: 2,
+        ttl: Duration::from_secs(60),
+    }
+}
+
+async fn write(
+    p: &Partials,
+    partial: &Partial,
+    offset: u64,
+    data: &[u8],
+    whole: bool,
+) -> Result<u64, PartialError> {
+    let mut held = partial.lock().await;
+    let mut patch = p.patch(partial, &mut held, offset, None)?;
+    patch.push(Bytes::copy_from_slice(data)).await?;
+    p.end_patch(&mut held, patch, whole, Duration::from_secs(60))
+        .await
+}
+
+use bytes::Bytes;
+
+#[tokio::test]
+async fn parts_resume_after_a_reopen_and_complete_under_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let id;
+    {
+        let p = Partials::open(&store).unwrap();
+        let up = p.create(new("ann", "../a.bin", data.len() as u64)).unwrap();
+        id = up.id().to_owned();
+        assert!(is_id(&id));
+        assert_eq!(
+            write(&p, &up, 0, &data[..40_000], false).await.unwrap(),
+            40_000
+        );
+        // Wrong offset: refused, nothing written.
+        assert!(matches!(
+            write(&p, &up, 10, &data[10..20], true).await,
+            Err(PartialError::WrongOffset {
+                held: 40_000,
+                asked: 10
+            })
+        ));
+        assert!(p.get(&id, "bob").is_none(), "another owner sees nothing");
+    }
+    // A reopen (a restart): the same upload, the same offset.
+    drop(store);
+    lock(areas()).clear();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let up = p.get(&id, "ann").expect("kept across the reopen");
+    assert_eq!(up.lock().await.offset(), 40_000);
+    assert!(up.lock().await.cut);
+    assert!(matches!(
+        write(&p, &up, 40_000, &[0u8; 60_001], true).await,
+        Err(PartialError::PastEnd { .. })
+    ));
+    assert_eq!(
+        write(&p, &up, 40_000, &data[40_000..], true).await.unwrap(),
+        100_000
+    );
+    let info = {
+        let mut held = up.lock().await;
+        p.complete(&up, &mut held).await.unwrap()
+    };
+    assert_eq!(info.name, "a.bin");
+    assert_eq!(
+        info.sha256,
+        hex(&sha2::Digest::finalize(
+            <Sha256 as sha2::Digest>::new_with_prefix(&data)
+        ))
+    );
+    assert_eq!(std::fs::read(dir.path().join("files/a.bin")).unwrap(), data);
+    assert!(p.get(&id, "ann").is_none());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("files/.partial"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn limits_and_a_wrong_declared_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    assert!(matches!(
+        p.create(New {
+            max_size: 10,
+            ..new("ann", "x", 11)
+        }),
+        Err(PartialError::Store(StoreError::TooLarge { .. }))
+    ));
+    assert!(matches!(
+        p.create(New {
+            max_size: u64::MAX,
+            ..new("ann", "x", u64::MAX / 2)
+        }),
+        Err(PartialError::Store(StoreError::NoSpace { .. }))
+    ));
+    assert!(matches!(
+        p.create(new("ann", "..", 1)),
+        Err(PartialError::Store(StoreError::BadName(_)))
+    ));
+    let a = p
+        .create(New {
+            sha256: Some("00".repeat(32)),
+            ..new("ann", "x", 3)
+        })
+        .unwrap();
+    let _b = p.create(new("ann", "y", 3)).unwrap();
+    assert!(matches!(
+        p.create(new("ann", "z", 3)),
+        Err(PartialError::TooMany(2))
+    ));
+    p.create(new("bob", "z", 3))
+        .expect("another account has its own count");
+    write(&p, &a, 0, b"abc", true).await.unwrap();
+    let mut held = a.lock().await;
+    assert!(matches!(
+        p.complete(&a, &mut held).await,
+        Err(PartialError::HashMismatch { .. })
+    ));
+    assert!(!dir.path().join("files/x").exists());
+}
