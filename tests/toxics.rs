@@ -603,3 +603,42 @@ async fn hostile_submissions_are_refused_without_harm() {
     let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
     round_trip(&mut s, b"still here").await;
 }
+
+#[tokio::test]
+async fn udp_replies_are_duplicated_and_delayed_downstream() {
+    let w = Web::start().await;
+    let echo = w.h.target("udp-echo");
+    add_instance(
+        &w,
+        "ux",
+        "udp-proxy",
+        json!({"listen": "127.0.0.1:0", "upstream": echo}),
+    )
+    .await;
+    let (_, operator, _) = w.roles().await;
+    for body in [
+        json!({"type": "duplicate", "attributes": {"probability": 1}}),
+        json!({"type": "latency", "attributes": {"latency": 200}}),
+    ] {
+        let r = w
+            .send(operator.act_json("POST", "/api/v1/services/ux/toxics", &body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    client.connect(w.h.addr("ux")).await.expect("connect");
+    let start = Instant::now();
+    client.send(b"twice").await.expect("send");
+    let mut buf = [0u8; 64];
+    for _ in 0..2 {
+        let n = guard("a reply", client.recv(&mut buf)).await.expect("recv");
+        assert_eq!(&buf[..n], b"TWICE");
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    let m = w.h.supervisor.toxics().metrics();
+    assert!(m.iter().all(|r| r.connections == 1), "{m:?}");
+}
