@@ -422,7 +422,7 @@ pub async fn exec(
     };
     let target = state.target(ServiceKind::Exec)?;
     let tls = state.tls(ServiceKind::Exec)?;
-    let mut client =
+    let client =
         CommandClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
     let audited = match &what {
         What::Run(argv) => json!({"event": "web_exec", "user": session.user, "argv": argv}),
@@ -440,41 +440,11 @@ pub async fn exec(
         What::Run(argv) => crate::wire::exec::Command::Run { argv },
         What::Shell(line) => crate::wire::exec::Command::Shell { line },
     };
-    state.inner.shutdown.tasks.spawn(async move {
-        let started = Instant::now();
-        let out = tx.clone();
-        let run = async move {
-            client.start(command, timeout).await.map_err(Some)?;
-            let mut chunk = Vec::new();
-            loop {
-                let kind = match client.next_output(&mut chunk).await.map_err(Some)? {
-                    Step::Output(OutputKind::Stdout) => "stdout",
-                    Step::Output(OutputKind::Stderr) => "stderr",
-                    Step::Done(outcome) => return Ok::<_, Option<ClientError>>(outcome),
-                };
-                let line = json!({"type": kind, "data": String::from_utf8_lossy(&chunk)});
-                if out.send(line).await.is_err() {
-                    // The browser went away; dropping the client ends the
-                    // connection, and the service kills the command.
-                    return Err(None);
-                }
-            }
-        };
-        let mut last = tokio::select! {
-            () = tx.closed() => return, // the browser went away: drop the connection
-            () = cancel.cancelled() => json!({"type": "error", "error": "the server is shutting down"}),
-            outcome = run => match outcome {
-                Ok(CommandOutcome::Exit(code)) => json!({"type": "exit", "code": code}),
-                Ok(CommandOutcome::Signal(signal)) => json!({"type": "exit", "signal": signal}),
-                Ok(CommandOutcome::Error(error)) => json!({"type": "error", "error": error}),
-                Err(Some(e)) => json!({"type": "error", "error": e.to_string()}),
-                Err(None) => return,
-            },
-        };
-        // The C/S leg as the exec client saw it: request to final message.
-        last["cs_us"] = micros(started.elapsed()).into();
-        let _ = tx.send(last).await;
-    });
+    state
+        .inner
+        .shutdown
+        .tasks
+        .spawn(relay_output(client, command, timeout, tx, cancel));
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|v| Ok::<_, std::convert::Infallible>(format!("{v}\n")));
     Ok((
@@ -486,6 +456,51 @@ pub async fn exec(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// Runs `command` and passes its output on through `tx`, one line at a
+/// time, then its end; waits while `tx` is full (the browser reading
+/// slowly), and stops when the browser goes away or at shutdown.
+async fn relay_output(
+    mut client: CommandClient,
+    command: crate::wire::exec::Command,
+    timeout: Option<Duration>,
+    tx: tokio::sync::mpsc::Sender<Value>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let started = Instant::now();
+    let out = tx.clone();
+    let run = async move {
+        client.start(command, timeout).await.map_err(Some)?;
+        let mut chunk = Vec::new();
+        loop {
+            let kind = match client.next_output(&mut chunk).await.map_err(Some)? {
+                Step::Output(OutputKind::Stdout) => "stdout",
+                Step::Output(OutputKind::Stderr) => "stderr",
+                Step::Done(outcome) => return Ok::<_, Option<ClientError>>(outcome),
+            };
+            let line = json!({"type": kind, "data": String::from_utf8_lossy(&chunk)});
+            if out.send(line).await.is_err() {
+                // The browser went away; dropping the client ends the
+                // connection, and the service kills the command.
+                return Err(None);
+            }
+        }
+    };
+    let mut last = tokio::select! {
+        () = tx.closed() => return, // the browser went away: drop the connection
+        () = cancel.cancelled() => json!({"type": "error", "error": "the server is shutting down"}),
+        outcome = run => match outcome {
+            Ok(CommandOutcome::Exit(code)) => json!({"type": "exit", "code": code}),
+            Ok(CommandOutcome::Signal(signal)) => json!({"type": "exit", "signal": signal}),
+            Ok(CommandOutcome::Error(error)) => json!({"type": "error", "error": error}),
+            Err(Some(e)) => json!({"type": "error", "error": e.to_string()}),
+            Err(None) => return,
+        },
+    };
+    // The C/S leg as the exec client saw it: request to final message.
+    last["cs_us"] = micros(started.elapsed()).into();
+    let _ = tx.send(last).await;
 }
 
 #[cfg(test)]
