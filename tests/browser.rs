@@ -912,6 +912,12 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "13-audit", "//table[@id='audit']//tbody/tr"),
+        ("/chat", "14-chat", "//p[@id='chat-none']"),
+        (
+            "/tutorials",
+            "15-tutorials",
+            "//table[@id='tutorials']//tbody/tr",
+        ),
     ];
     for (path, shot, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();
@@ -1218,6 +1224,8 @@ async fn assert_no_axe_violations(screen: Screen) {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "//table[@id='audit']//tbody/tr"),
+        ("/chat", "//p[@id='chat-none']"),
+        ("/tutorials", "//table[@id='tutorials']//tbody/tr"),
     ];
     for (path, ready) in pages {
         browser.goto(&format!("{base}{path}")).await.unwrap();
