@@ -248,18 +248,79 @@ def newest_results(exclude=None):
     return max(dirs)[1] if dirs else None
 
 
+# What each ratio figure is made of, for telling a regression from noise:
+# (switchboard's rounds, the reference's rounds).
+HEADLINE_PAIRS = {
+    "echo, 50 connections, vs bare tokio": ("echo-sb-50", "echo-bare-50"),
+    "echo, 500 connections, vs bare tokio": ("echo-sb-500", "echo-bare-500"),
+    "UDP echo, 50 sockets, vs bare tokio": ("udp-sb-50", "udp-bare-50"),
+}
+
+
+def round_ratios(run, label):
+    """The per-round ratios behind a headline ratio, as (lowest, highest), or None."""
+    pair = HEADLINE_PAIRS.get(label)
+    if pair is None:
+        return None
+    r = run.pairs(pair[0], pair[1], lambda a, b: a / b, "requests_per_s")
+    return (min(r.values()), max(r.values())) if r else None
+
+
+def cpu_ratio(run, label):
+    """Server CPU per round trip, switchboard's over the reference's (medians), or None.
+
+    A slower machine (load, a busy neighbour) slows both; code that got slower costs
+    switchboard more CPU per round trip than before, relative to the reference.
+    """
+    pair = HEADLINE_PAIRS.get(label)
+    if pair is None:
+        return None
+    return ratio(run.median(pair[0], "server", "cpu_us_per_op"),
+                 run.median(pair[1], "server", "cpu_us_per_op"))
+
+
+def load_note(run):
+    """`load 3.1 on 2 cores` from run.json, or None when the run did not record it."""
+    load, cores = run.meta.get("loadavg"), run.meta.get("cores")
+    if not load or not cores:
+        return None
+    return f"load {load[0]:.1f} on {cores} cores", load[0] / cores
+
+
+def judge(label, quick, base_run):
+    """Why a fallen ratio is noise, or None when it is a regression.
+
+    Noise when the quick run's best round comes within FALL of the baseline's worst
+    round (the rounds overlap), or when the server's CPU per round trip, relative to
+    the reference's, did not grow by FALL (the machine was slower, not the code).
+    """
+    now = round_ratios(quick, label)
+    before = round_ratios(base_run, label) if base_run else None
+    if now and before and now[1] >= before[0] * (1 - FALL):
+        return (f"rounds overlap (now {now[0]:.2f}–{now[1]:.2f}x, "
+                f"before {before[0]:.2f}–{before[1]:.2f}x)")
+    cpu_now = cpu_ratio(quick, label)
+    cpu_before = cpu_ratio(base_run, label) if base_run else None
+    if cpu_now and cpu_before and cpu_now <= cpu_before * (1 + FALL):
+        return (f"CPU per round trip vs the reference unchanged "
+                f"({cpu_now:.2f}x now, {cpu_before:.2f}x before)")
+    return None
+
+
 def check(quick_dir, baseline):
-    """Prints the quick run's headline beside the baseline's; 1 if any fell > 10 %."""
+    """Prints the quick run's headline beside the baseline's, each fall judged a
+    regression or noise (see judge); 1 if any regressed."""
     run = Run(quick_dir)
     if baseline is None:
         baseline = newest_results(exclude=quick_dir) or os.path.join(ROOT, "BENCHMARKS.md")
-    if os.path.isdir(baseline):
-        base = {k: v for k, (v, _) in headline(Run(baseline)).items()}
+    base_run = Run(baseline) if os.path.isdir(baseline) else None
+    if base_run:
+        base = {k: v for k, (v, _) in headline(base_run).items()}
     else:
         base = baseline_from_md(baseline)
     print(f"quick run ({quick_dir}) against {os.path.relpath(os.path.abspath(baseline), ROOT)}"
           " (fell: a ratio lower, or memory per connection higher):")
-    fell = 0
+    fell = noise = 0
     for label, (now, higher) in headline(run).items():
         was = base.get(label)
         if was in (None, 0):
@@ -273,12 +334,25 @@ def check(quick_dir, baseline):
         # "Fell" means got worse: a ratio lower, a memory figure higher.
         change = (now - was) / was
         worse = -change if higher else change
-        mark = "FELL more than 10 %" if worse > FALL else "ok"
-        fell += worse > FALL
+        mark = "ok"
+        if worse > FALL:
+            why = judge(label, run, base_run)
+            if why:
+                mark = f"fell more than 10 %, but noise: {why}"
+                noise += 1
+            else:
+                mark = "FELL more than 10 %: a regression (the rounds do not overlap" + (
+                    ", and CPU per round trip grew)" if cpu_ratio(run, label) else ")")
+                fell += 1
         print(f"  {label}: {now:,.2f} now, {was:,.2f} before ({change * 100:+.1f} %): {mark}")
+    load = load_note(run)
+    if load:
+        busy = load[1] > 0.5
+        print(f"  machine: {load[0]}" + (": busy, figures noisier than usual" if busy else ""))
     if fell:
-        print(f"{fell} headline figure(s) fell more than {FALL * 100:.0f} % from the baseline")
+        print(f"{fell} headline figure(s) fell more than {FALL * 100:.0f} % from the baseline: a regression")
         return 1
+    print("no regression" + (f" ({noise} fall(s) above judged noise)" if noise else ""))
     return 0
 
 

@@ -634,6 +634,9 @@ import json, sys
 path, live = sys.argv[1], int(sys.argv[2])
 meta = json.load(open(path))
 meta["finished"] = True
+# The machine's load when the run ended: report.py --check weighs a fall
+# against it (a loaded machine makes every ratio noisy).
+meta["loadavg"] = [round(x, 2) for x in __import__("os").getloadavg()]
 if meta["mode"] == "full":
     meta["live_bytes"] = live
 json.dump(meta, open(path, "w"), indent=1)

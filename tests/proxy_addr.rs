@@ -335,3 +335,57 @@ async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
     }
     assert!(!peers.contains(&"127.0.0.9".to_owned()), "{peers:?}");
 }
+
+#[test]
+fn accept_proxy_and_trusted_proxies_are_read_and_checked() {
+    let c = common::resolve_file(
+        "[services.echo]\naccept_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\", \"fd00::1\"]\n\
+         [web]\ntrusted_proxies = [\"192.168.0.0/16\"]\n",
+    )
+    .expect("valid");
+    let echo = c.services.iter().find(|s| s.id.name() == "echo").unwrap();
+    let switchboard::service::Limits::Tcp(limits) = &echo.limits else {
+        panic!("echo is TCP")
+    };
+    let trusted = limits.accept_proxy.as_ref().expect("accept_proxy on");
+    assert!(trusted.contains("10.2.3.4".parse().unwrap()));
+    assert!(!trusted.contains("127.0.0.1".parse().unwrap()));
+    assert!(
+        c.web
+            .trusted_proxies
+            .contains("192.168.7.7".parse().unwrap())
+    );
+    // On, with no list: loopback only.
+    let c = common::resolve_file("[services.echo]\naccept_proxy = true\n").expect("valid");
+    let echo = c.services.iter().find(|s| s.id.name() == "echo").unwrap();
+    let switchboard::service::Limits::Tcp(limits) = &echo.limits else {
+        panic!("echo is TCP")
+    };
+    assert_eq!(limits.accept_proxy, Some(TrustedProxies::loopback()));
+    for (bad, says) in [
+        (
+            "[services.echo]\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+            "only read with accept_proxy",
+        ),
+        (
+            "[services.echo]\naccept_proxy = true\ntrusted_proxies = []\n",
+            "is empty",
+        ),
+        (
+            "[services.echo]\naccept_proxy = true\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "CIDR",
+        ),
+        (
+            "[services.echo]\nlisten = \"unix:/tmp/e.sock\"\naccept_proxy = true\n",
+            "unix",
+        ),
+        ("[services.udp-echo]\naccept_proxy = true\n", "accept_proxy"),
+        (
+            "[web]\ntrusted_proxies = [\"nope\"]\n",
+            "web.trusted_proxies",
+        ),
+    ] {
+        let e = common::resolve_file(bad).expect_err(bad);
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

@@ -165,7 +165,8 @@ impl Listener {
     /// [`super::proxy_header`]. A unix listener has no peer to trust, so
     /// config refuses `accept_proxy` there and this ignores it.
     pub fn with_proxy(mut self, trusted: Option<crate::settings::TrustedProxies>) -> Self {
-        self.proxy = trusted.map(super::proxy_header::ProxyIntake::new);
+        let at = self.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        self.proxy = trusted.map(|t| super::proxy_header::ProxyIntake::new(t, at));
         self
     }
 

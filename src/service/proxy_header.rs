@@ -122,11 +122,15 @@ pub struct ProxyIntake {
 }
 
 impl ProxyIntake {
-    pub fn new(trusted: TrustedProxies) -> Self {
+    /// `at`: the listening address, named in the log lines.
+    pub fn new(trusted: TrustedProxies, at: String) -> Self {
         ProxyIntake {
             trusted,
             pending: Mutex::new(FuturesUnordered::new()),
-            log: LogThrottle::default(),
+            log: LogThrottle {
+                at: std::sync::Arc::from(at),
+                ..LogThrottle::default()
+            },
         }
     }
 
@@ -199,6 +203,7 @@ fn refuse(stream: &TcpStream) {
 #[derive(Clone, Default)]
 struct LogThrottle {
     recent: std::sync::Arc<Mutex<(VecDeque<Instant>, u64)>>,
+    at: std::sync::Arc<str>,
 }
 
 const LOG_BURST: usize = 20;
@@ -223,9 +228,9 @@ impl LogThrottle {
         let also = std::mem::take(dropped);
         let why = why.to_string();
         if also > 0 {
-            tracing::warn!(%peer, "connection refused: {} ({also} more refused and not logged)", why.escape_debug());
+            tracing::warn!(%peer, listen = %self.at, "connection refused: {} ({also} more refused and not logged)", why.escape_debug());
         } else {
-            tracing::warn!(%peer, "connection refused: {}", why.escape_debug());
+            tracing::warn!(%peer, listen = %self.at, "connection refused: {}", why.escape_debug());
         }
     }
 }
