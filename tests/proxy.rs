@@ -1069,3 +1069,87 @@ async fn idle_proxied_connections_hold_no_pipe() {
     drop(pairs);
     drop(served);
 }
+
+/// The oracle for the probe's header: haproxy with `accept-proxy` in front
+/// of echo, logging to a UDP socket here. A proxied client's connection is
+/// logged as usual; the probes (one per proxy, at its start, v1 and v2)
+/// must log no "waiting for PROXY protocol header" error, which a bare
+/// connect-and-close (the control, sent last) does log.
+#[tokio::test]
+async fn haproxy_with_accept_proxy_logs_no_error_for_the_probes() {
+    let h = Harness::start().await;
+    let log = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_addr = front.local_addr().unwrap();
+    drop(front);
+    let cfg = format!(
+        "global\n  nbthread 1\n  log {} local0 info\n\
+         defaults\n  mode tcp\n  log global\n  option tcplog\n  timeout connect 2s\n  \
+         timeout client 10s\n  timeout server 10s\n\
+         frontend fe\n  bind {front_addr} accept-proxy\n  default_backend be\n\
+         backend be\n  server echo {}\n",
+        log.local_addr().unwrap(),
+        h.target("echo")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("haproxy.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let _haproxy = tokio::process::Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy (scripts/test.sh installs it)");
+    // Ready once it accepts.
+    guard("haproxy listens", async {
+        while TcpStream::connect(front_addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // That readiness connect is closed without a header: the first error.
+    let mut lines = Vec::new();
+    let next = async || {
+        let mut buf = vec![0u8; 4096];
+        let n = guard("a haproxy log line", log.recv(&mut buf))
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    const ERROR: &str = "waiting for PROXY protocol header";
+    loop {
+        let line = next().await;
+        let done = line.contains(ERROR);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    for (name, key) in [("hp1", "v1"), ("hp2", "v2")] {
+        let extra = format!("proxy_protocol = \"{key}\"");
+        let proxy = add_tcp_proxy(&h, name, &front_addr.to_string(), &extra).await;
+        let mut c = TcpStream::connect(&proxy).await.unwrap();
+        c.write_all(b"through haproxy").await.unwrap();
+        let mut reply = [0u8; 15];
+        guard("the reply", c.read_exact(&mut reply)).await.unwrap();
+        assert_eq!(&reply, b"THROUGH HAPROXY");
+    }
+    // The control, last: a bare connect and close, known by its port.
+    let control = TcpStream::connect(front_addr).await.unwrap();
+    let control_addr = control.local_addr().unwrap().to_string();
+    drop(control);
+    let mut after = Vec::new();
+    loop {
+        let line = next().await;
+        let done = line.contains(ERROR) && line.contains(&control_addr);
+        after.push(line);
+        if done {
+            break;
+        }
+    }
+    let errors: Vec<&String> = after.iter().filter(|l| l.contains(ERROR)).collect();
+    assert_eq!(errors.len(), 1, "only the control's: {after:#?}");
+}

@@ -214,3 +214,23 @@ async fn the_man_page_lists_every_exit_status() {
         assert!(section.contains(status), "{status} in {section}");
     }
 }
+
+/// `--help` says every key is in the README's configuration section: each
+/// key the code reads appears there as `KEY =` (its last part, under its
+/// table), so a new key cannot be left out.
+#[test]
+fn every_config_key_is_in_the_readmes_key_list() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let missing: Vec<String> = switchboard::config::Config::keys()
+        .into_iter()
+        .filter(|key| {
+            let last = key.rsplit('.').next().unwrap_or(key);
+            !readme.contains(&format!("\n{last} =")) && !readme.contains(&format!("# {last} ="))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from README.md: {missing:?}"
+    );
+}

@@ -114,3 +114,51 @@ async fn keep_going_runs_on_without_the_dashboard() {
 async fn keep_going_in_the_environment_runs_on_too() {
     keeps_going(&[], &[("SWITCHBOARD_KEEP_GOING", "true")]).await;
 }
+
+/// `SWITCHBOARD_ADMIN_PASSWORD_FILE`: the first password from a file (its
+/// end of line dropped); an empty or missing file stops the start with its
+/// name rather than making an account with an empty password.
+#[tokio::test]
+async fn the_admin_password_comes_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-password");
+    std::fs::write(&file, "from a file\n").unwrap();
+    let file_text = file.to_str().unwrap();
+    let served = Served::start(
+        &dir.path().join("data"),
+        &[Echo],
+        &[("SWITCHBOARD_ADMIN_PASSWORD_FILE", file_text)],
+    )
+    .await;
+    let url = served.web_url();
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let reply = common::web::raw_request(
+        addr,
+        common::web::loopback(1),
+        &common::web::sign_in_request("admin", "from a file"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    served.terminate().await;
+
+    std::fs::write(&file, "\n").unwrap();
+    let out = guard(
+        "serve to exit",
+        tokio::process::Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("fresh"))
+            .args(common::only_services(&[Echo]))
+            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+            .env("SWITCHBOARD_ADMIN_PASSWORD_FILE", &file)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SWITCHBOARD_ADMIN_PASSWORD_FILE") && stderr.contains("is empty"),
+        "{stderr}"
+    );
+}

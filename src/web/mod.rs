@@ -399,10 +399,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     let tls = state.supervisor().certs().web().cloned();
     loop {
         let (stream, peer) = tokio::select! {
-            () = cancel.cancelled() => {
-                state.flush_token_use().await;
-                return;
-            }
+            () = cancel.cancelled() => return state.flush_token_use().await,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {

@@ -423,19 +423,6 @@ async fn authorize_inner(parts: &Parts, state: &AppState, need: Role) -> Result<
 }
 
 impl AppState {
-    /// Writes the tokens' last-used times still held in memory (they are
-    /// written at most once a minute while serving): called as the
-    /// dashboard stops, so a shutdown loses none. Nothing to do when no
-    /// token was checked.
-    pub(super) async fn flush_token_use(&self) {
-        let Some(tokens) = self.sessions().tokens.get().cloned() else {
-            return;
-        };
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || tokens.flush_used()).await {
-            tracing::warn!("cannot record when API tokens were last used: {e}");
-        }
-    }
-
     /// The API token store of this dashboard's data directory.
     pub(super) fn tokens(&self) -> &Tokens {
         self.sessions().tokens.get_or_init(|| {

@@ -104,3 +104,18 @@ pub async fn revoke_token(
         .await;
     Ok(Json(json!({"ok": true, "revoked": name})))
 }
+
+impl AppState {
+    /// Writes the tokens' last-used times still held in memory (they are
+    /// written at most once a minute while serving): called as the
+    /// dashboard stops, so a shutdown loses none. Nothing to do when no
+    /// token was checked.
+    pub(in crate::web) async fn flush_token_use(&self) {
+        let Some(tokens) = self.sessions().tokens.get().cloned() else {
+            return;
+        };
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || tokens.flush_used()).await {
+            tracing::warn!("cannot record when API tokens were last used: {e}");
+        }
+    }
+}
