@@ -711,3 +711,60 @@ async fn an_expired_upload_is_swept_and_audited() {
     assert_eq!(partial_files(dir.path()), 0);
     assert_eq!(patch(&base, &ann, &url, 50, &[7u8; 50]).await.status, 404);
 }
+
+#[tokio::test]
+async fn put_resume_continues_an_upload_cut_on_the_files_service() {
+    let h = common::Harness::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key");
+    std::fs::write(&key, format!("{}\n", common::TEST_KEY)).unwrap();
+    let (file, sha) = sample(work.path(), "cli-resume.bin");
+    let files = h.target(ServiceKind::Files);
+    let state = work.path().join("state");
+    let put = |addr: String| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["put", &addr])
+            .arg(&file)
+            .arg("--key-file")
+            .arg(&key)
+            .arg("--resume")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("SWITCHBOARD_CONFIG");
+        async move {
+            guard("switchboard put --resume", cmd.output())
+                .await
+                .unwrap()
+        }
+    };
+    let relay = relay(&files, SIZE as u64 / 2).await;
+    let cut = put(relay.addr.to_string()).await;
+    assert!(!cut.status.success(), "the cut put failed: {cut:?}");
+    assert!(relay.cut.load(Ordering::SeqCst));
+    // The same address (the record is per server): the relay passes now.
+    let done = put(relay.addr.to_string()).await;
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    let held: u64 = err
+        .split("resuming cli-resume.bin at ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resumption in {err:?}"));
+    assert!(held > 0 && held <= SIZE as u64 / 2, "resumed at {held}");
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(out.contains(&format!("sha256 {sha}")), "{out}");
+    let listed = h.supervisor.store().list().await.unwrap();
+    let f = listed
+        .iter()
+        .find(|f| f.name == "cli-resume.bin")
+        .expect("stored");
+    assert_eq!(f.sha256, sha);
+    assert_eq!(
+        std::fs::read_dir(state.join("switchboard/partials"))
+            .unwrap()
+            .count(),
+        0,
+        "the record is gone"
+    );
+    assert_eq!(partial_files(h.dir.path()), 0);
+}

@@ -24,6 +24,7 @@ pub mod listen;
 pub(crate) mod process;
 pub mod registry;
 
+pub(crate) mod files_resume;
 #[cfg(target_os = "linux")]
 pub mod splice;
 pub mod udp;
