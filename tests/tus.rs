@@ -768,3 +768,82 @@ async fn put_resume_continues_an_upload_cut_on_the_files_service() {
     );
     assert_eq!(partial_files(h.dir.path()), 0);
 }
+
+#[tokio::test]
+async fn the_resumable_put_refuses_what_it_should_on_the_wire() {
+    use common::message::{frame, handshake, read_message};
+    use serde_json::json;
+    let h = common::Harness::start().await;
+    let (mut raw, verdict) =
+        handshake(h.addr(ServiceKind::Files), common::TEST_KEY.as_bytes()).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    let mut ask = async |header: Value, body: &[u8]| {
+        raw.write_all(&frame(&header, body)).await.unwrap();
+        read_message(&mut raw).await.0
+    };
+    // `partial` or `offset` without `total`: refused, the connection stays.
+    let r = ask(
+        json!({"op": "put", "name": "x", "partial": "0".repeat(32)}),
+        b"",
+    )
+    .await;
+    assert!(r["error"].as_str().unwrap().contains("need `total`"), "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": "f".repeat(32)}),
+        b"",
+    )
+    .await;
+    assert!(
+        r["error"].as_str().unwrap().contains("no partial upload"),
+        "{r}"
+    );
+    let r = ask(json!({"op": "put", "name": "../x", "total": 10}), b"").await;
+    assert_eq!(
+        (r["ok"].clone(), r["offset"].clone()),
+        (json!(true), json!(0)),
+        "{r}"
+    );
+    let id = r["partial"].as_str().unwrap().to_owned();
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 0}),
+        b"hello",
+    )
+    .await;
+    assert_eq!(r["offset"], 5, "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 11, "partial": id}),
+        b"",
+    )
+    .await;
+    assert!(r["error"].as_str().unwrap().contains("not 11"), "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id}),
+        b"",
+    )
+    .await;
+    assert_eq!(r["offset"], 5, "asking again: {r}");
+    // A body at the wrong offset: refused, and the connection closed.
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 2}),
+        b"xyz",
+    )
+    .await;
+    assert!(
+        r["error"].as_str().unwrap().contains("holds 5 bytes"),
+        "{r}"
+    );
+    let (mut raw, _) = handshake(h.addr(ServiceKind::Files), common::TEST_KEY.as_bytes()).await;
+    raw.write_all(&frame(
+        &json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 5}),
+        b"world",
+    ))
+    .await
+    .unwrap();
+    let (r, _) = read_message(&mut raw).await;
+    assert_eq!(r["name"], "x", "stored under its safe name: {r}");
+    assert_eq!(r["stored_size"], 10);
+    assert_eq!(
+        std::fs::read(h.supervisor.store().dir().join("x")).unwrap(),
+        b"helloworld"
+    );
+}
