@@ -847,3 +847,57 @@ async fn the_resumable_put_refuses_what_it_should_on_the_wire() {
         b"helloworld"
     );
 }
+
+#[tokio::test]
+async fn a_cookie_session_needs_its_csrf_token_and_the_same_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &[]).await;
+    let base = served.web_url();
+    let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+    let r = raw(
+        &base,
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = header(&r, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let meta = format!("filename {}", b64("page.bin"));
+    let tus = [
+        ("Cookie", cookie.as_str()),
+        ("Tus-Resumable", "1.0.0"),
+        ("Upload-Length", "3"),
+        ("Upload-Metadata", meta.as_str()),
+    ];
+    let r = raw(&base, "POST", "/api/v1/uploads/", &tus, b"").await;
+    assert_eq!(r.status, 403, "no CSRF token: {r:?}");
+    let origin = "http://evil.example".to_owned();
+    let with = |extra: (&'static str, &str)| {
+        let mut h = tus.to_vec();
+        h.push(("X-CSRF-Token", csrf.as_str()));
+        h.push(extra);
+        h.into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let h = with(("Origin", &origin));
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        raw(&base, "POST", "/api/v1/uploads/", &h, b"").await.status,
+        403,
+        "a foreign origin"
+    );
+    let h = with(("Origin", &base));
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = raw(&base, "POST", "/api/v1/uploads/", &h, b"").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    audited(dir.path(), "created", "page.bin").await;
+}
