@@ -115,34 +115,7 @@ pub(super) async fn put(
             }
             Err(e) => return refuse(conn, e.to_string()).await,
         };
-        let idle = ctx.limits.idle_timeout;
-        let mut left = size;
-        let mut cut = None;
-        while left > 0 {
-            let want = left.min(store::CHUNK as u64) as usize;
-            let mut buf = Vec::with_capacity(want);
-            let n = match tokio::time::timeout(idle, conn.read_into(&mut buf, want)).await {
-                Err(_) => {
-                    cut = Some(ConnError::Timeout(idle));
-                    break;
-                }
-                Ok(Err(e)) => {
-                    cut = Some(ConnError::Io(e));
-                    break;
-                }
-                Ok(Ok(0)) => {
-                    cut = Some(ConnError::Truncated);
-                    break;
-                }
-                Ok(Ok(n)) => n,
-            };
-            buf.truncate(n);
-            left -= n as u64;
-            if let Err(e) = patch.push(Bytes::from(buf)).await {
-                cut = Some(ConnError::Io(std::io::Error::other(e.to_string())));
-                break;
-            }
-        }
+        let cut = receive(conn, &mut patch, size, ctx.limits.idle_timeout).await;
         let ended = partials
             .end_patch(&mut held, patch, cut.is_none(), ttl_of(shared))
             .await;
@@ -155,20 +128,8 @@ pub(super) async fn put(
             return Ok(true);
         }
         if held.offset() == ask.total {
-            return match partials.complete(&partial, &mut held).await {
-                Ok(info) => {
-                    ctx.stats.observe_upload(&ctx.id, started.elapsed());
-                    let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
-                    let reply = Reply::Ok(PutReply {
-                        name: info.name,
-                        stored_size: info.size,
-                        sha256: info.sha256,
-                    });
-                    conn.write_message(&reply, &[]).await.map(|()| true)
-                }
-                Err(e) => conn.write_message(&refusal(e), &[]).await.map(|()| true),
-            };
+            let stored = partials.complete(&partial, &mut held).await;
+            return stored_reply(conn, stored, started, shared, ctx, guard).await;
         }
     }
     let reply = Reply::Ok(ResumeReply {
@@ -177,6 +138,69 @@ pub(super) async fn put(
         total: ask.total,
     });
     conn.write_message(&reply, &[]).await.map(|()| true)
+}
+
+/// Reads `size` body bytes into `patch`; the reason when the body ended
+/// early (cut, stalled, the writer failed).
+async fn receive(
+    conn: &mut super::files::Conn,
+    patch: &mut crate::store::partial::Patch,
+    size: u64,
+    idle: Duration,
+) -> Option<ConnError> {
+    let mut left = size;
+    let mut cut = None;
+    while left > 0 {
+        let want = left.min(store::CHUNK as u64) as usize;
+        let mut buf = Vec::with_capacity(want);
+        let n = match tokio::time::timeout(idle, conn.read_into(&mut buf, want)).await {
+            Err(_) => {
+                cut = Some(ConnError::Timeout(idle));
+                break;
+            }
+            Ok(Err(e)) => {
+                cut = Some(ConnError::Io(e));
+                break;
+            }
+            Ok(Ok(0)) => {
+                cut = Some(ConnError::Truncated);
+                break;
+            }
+            Ok(Ok(n)) => n,
+        };
+        buf.truncate(n);
+        left -= n as u64;
+        if let Err(e) = patch.push(Bytes::from(buf)).await {
+            cut = Some(ConnError::Io(std::io::Error::other(e.to_string())));
+            break;
+        }
+    }
+    cut
+}
+
+/// Answers a completed upload: recorded and replied as a classic put is.
+async fn stored_reply(
+    conn: &mut super::files::Conn,
+    stored: Result<crate::store::FileInfo, PartialError>,
+    started: Instant,
+    shared: &Shared,
+    ctx: &TcpCtx,
+    guard: &ConnGuard,
+) -> Result<bool, ConnError> {
+    match stored {
+        Ok(info) => {
+            ctx.stats.observe_upload(&ctx.id, started.elapsed());
+            let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
+            let reply = Reply::Ok(PutReply {
+                name: info.name,
+                stored_size: info.size,
+                sha256: info.sha256,
+            });
+            conn.write_message(&reply, &[]).await.map(|()| true)
+        }
+        Err(e) => conn.write_message(&refusal(e), &[]).await.map(|()| true),
+    }
 }
 
 fn ttl_of(shared: &Shared) -> Duration {

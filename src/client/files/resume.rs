@@ -124,18 +124,22 @@ impl FilesClient {
             .await
             .map_err(|e| ClientError::io(&addr, e))?;
         let (reply, _) = self.reply::<PutReply>().await?;
-        let ours = hex(&hasher.finalize());
-        if reply.sha256 != ours || reply.stored_size != size {
-            return Err(ClientError::Integrity {
-                name: reply.name,
-                ours,
-                theirs: reply.sha256,
-            });
-        }
-        Ok(Stored {
-            name: reply.name,
-            size: reply.stored_size,
-            sha256: reply.sha256,
-        })
+        checked(reply, &hex(&hasher.finalize()), size)
     }
+}
+
+/// The server's reply, if its hash and size are the local file's.
+fn checked(reply: PutReply, ours: &str, size: u64) -> Result<Stored, ClientError> {
+    if reply.sha256 != ours || reply.stored_size != size {
+        return Err(ClientError::Integrity {
+            name: reply.name,
+            ours: ours.to_owned(),
+            theirs: reply.sha256,
+        });
+    }
+    Ok(Stored {
+        name: reply.name,
+        size: reply.stored_size,
+        sha256: reply.sha256,
+    })
 }
