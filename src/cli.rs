@@ -371,6 +371,12 @@ pub struct PutArgs {
     #[arg(long)]
     pub classic: bool,
 
+    /// Resumable: keep what the server received if the connection drops,
+    /// and continue from there when run again with --resume (the partial
+    /// upload's id is kept under $XDG_STATE_HOME/switchboard/partials/).
+    #[arg(long, conflicts_with = "classic")]
+    pub resume: bool,
+
     #[command(flatten)]
     pub key: KeyArgs,
 }

@@ -711,3 +711,193 @@ async fn an_expired_upload_is_swept_and_audited() {
     assert_eq!(partial_files(dir.path()), 0);
     assert_eq!(patch(&base, &ann, &url, 50, &[7u8; 50]).await.status, 404);
 }
+
+#[tokio::test]
+async fn put_resume_continues_an_upload_cut_on_the_files_service() {
+    let h = common::Harness::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key");
+    std::fs::write(&key, format!("{}\n", common::TEST_KEY)).unwrap();
+    let (file, sha) = sample(work.path(), "cli-resume.bin");
+    let files = h.target(ServiceKind::Files);
+    let state = work.path().join("state");
+    let put = |addr: String| {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.args(["put", &addr])
+            .arg(&file)
+            .arg("--key-file")
+            .arg(&key)
+            .arg("--resume")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("SWITCHBOARD_CONFIG");
+        async move {
+            guard("switchboard put --resume", cmd.output())
+                .await
+                .unwrap()
+        }
+    };
+    let relay = relay(&files, SIZE as u64 / 2).await;
+    let cut = put(relay.addr.to_string()).await;
+    assert!(!cut.status.success(), "the cut put failed: {cut:?}");
+    assert!(relay.cut.load(Ordering::SeqCst));
+    // The same address (the record is per server): the relay passes now.
+    let done = put(relay.addr.to_string()).await;
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{err}");
+    let held: u64 = err
+        .split("resuming cli-resume.bin at ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resumption in {err:?}"));
+    assert!(held > 0 && held <= SIZE as u64 / 2, "resumed at {held}");
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(out.contains(&format!("sha256 {sha}")), "{out}");
+    let listed = h.supervisor.store().list().await.unwrap();
+    let f = listed
+        .iter()
+        .find(|f| f.name == "cli-resume.bin")
+        .expect("stored");
+    assert_eq!(f.sha256, sha);
+    assert_eq!(
+        std::fs::read_dir(state.join("switchboard/partials"))
+            .unwrap()
+            .count(),
+        0,
+        "the record is gone"
+    );
+    assert_eq!(partial_files(h.dir.path()), 0);
+}
+
+#[tokio::test]
+async fn the_resumable_put_refuses_what_it_should_on_the_wire() {
+    use common::message::{frame, handshake, read_message};
+    use serde_json::json;
+    let h = common::Harness::start().await;
+    let (mut raw, verdict) =
+        handshake(h.addr(ServiceKind::Files), common::TEST_KEY.as_bytes()).await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    let mut ask = async |header: Value, body: &[u8]| {
+        raw.write_all(&frame(&header, body)).await.unwrap();
+        read_message(&mut raw).await.0
+    };
+    // `partial` or `offset` without `total`: refused, the connection stays.
+    let r = ask(
+        json!({"op": "put", "name": "x", "partial": "0".repeat(32)}),
+        b"",
+    )
+    .await;
+    assert!(r["error"].as_str().unwrap().contains("need `total`"), "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": "f".repeat(32)}),
+        b"",
+    )
+    .await;
+    assert!(
+        r["error"].as_str().unwrap().contains("no partial upload"),
+        "{r}"
+    );
+    let r = ask(json!({"op": "put", "name": "../x", "total": 10}), b"").await;
+    assert_eq!(
+        (r["ok"].clone(), r["offset"].clone()),
+        (json!(true), json!(0)),
+        "{r}"
+    );
+    let id = r["partial"].as_str().unwrap().to_owned();
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 0}),
+        b"hello",
+    )
+    .await;
+    assert_eq!(r["offset"], 5, "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 11, "partial": id}),
+        b"",
+    )
+    .await;
+    assert!(r["error"].as_str().unwrap().contains("not 11"), "{r}");
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id}),
+        b"",
+    )
+    .await;
+    assert_eq!(r["offset"], 5, "asking again: {r}");
+    // A body at the wrong offset: refused, and the connection closed.
+    let r = ask(
+        json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 2}),
+        b"xyz",
+    )
+    .await;
+    assert!(
+        r["error"].as_str().unwrap().contains("holds 5 bytes"),
+        "{r}"
+    );
+    let (mut raw, _) = handshake(h.addr(ServiceKind::Files), common::TEST_KEY.as_bytes()).await;
+    raw.write_all(&frame(
+        &json!({"op": "put", "name": "x", "total": 10, "partial": id, "offset": 5}),
+        b"world",
+    ))
+    .await
+    .unwrap();
+    let (r, _) = read_message(&mut raw).await;
+    assert_eq!(r["name"], "x", "stored under its safe name: {r}");
+    assert_eq!(r["stored_size"], 10);
+    assert_eq!(
+        std::fs::read(h.supervisor.store().dir().join("x")).unwrap(),
+        b"helloworld"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_session_needs_its_csrf_token_and_the_same_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &[]).await;
+    let base = served.web_url();
+    let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+    let r = raw(
+        &base,
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = header(&r, "set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let meta = format!("filename {}", b64("page.bin"));
+    let tus = [
+        ("Cookie", cookie.as_str()),
+        ("Tus-Resumable", "1.0.0"),
+        ("Upload-Length", "3"),
+        ("Upload-Metadata", meta.as_str()),
+    ];
+    let r = raw(&base, "POST", "/api/v1/uploads/", &tus, b"").await;
+    assert_eq!(r.status, 403, "no CSRF token: {r:?}");
+    let origin = "http://evil.example".to_owned();
+    let with = |extra: (&'static str, &str)| {
+        let mut h = tus.to_vec();
+        h.push(("X-CSRF-Token", csrf.as_str()));
+        h.push(extra);
+        h.into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let h = with(("Origin", &origin));
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        raw(&base, "POST", "/api/v1/uploads/", &h, b"").await.status,
+        403,
+        "a foreign origin"
+    );
+    let h = with(("Origin", &base));
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = raw(&base, "POST", "/api/v1/uploads/", &h, b"").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    audited(dir.path(), "created", "page.bin").await;
+}

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+mod resume;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -153,6 +155,9 @@ impl FilesClient {
         let addr = self.addr.clone();
         let request = FilesRequest::Put {
             name: name.to_owned(),
+            total: None,
+            partial: None,
+            offset: None,
         };
         self.conn
             .write_header(&request, size)

@@ -40,6 +40,29 @@ pub(crate) async fn put(args: PutArgs, top: &ServeArgs) -> Result<()> {
         let started = std::time::Instant::now();
         let body = tokio::io::BufReader::with_capacity(256 * 1024, file);
         let report = match &mut files {
+            Some(client) if args.resume => {
+                let record =
+                    super::files_resume::Record::new(&args.client.addr, path, &meta, &name);
+                let stored = client
+                    .put_resumable(
+                        &name,
+                        size,
+                        body,
+                        record.load(),
+                        |id, held| {
+                            record.save(id);
+                            if held > 0 {
+                                eprintln!("resuming {name} at {held} of {size} bytes");
+                            }
+                        },
+                        |n| bar.update(n),
+                    )
+                    .await;
+                bar.finish();
+                let stored = stored?;
+                record.forget();
+                format!("stored {}  sha256 {}", stored.name, stored.sha256)
+            }
             Some(client) => {
                 let stored = client.put(&name, size, body, |n| bar.update(n)).await;
                 bar.finish();

@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod bench;
 pub(crate) mod exit_status;
 pub(crate) mod files;
+pub(crate) mod files_resume;
 pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod service;

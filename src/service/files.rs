@@ -34,11 +34,16 @@ use crate::wire::files::{FileEntry, FilesRequest, GetReply, ListReply, PutReply,
 use crate::wire::message::MAX_HEADER_LEN;
 use crate::wire::reply::Empty;
 
-struct Shared {
+pub(super) struct Shared {
     key: Vec<u8>,
     store: Store,
-    audit: AuditLog,
-    max_file_bytes: u64,
+    pub(super) audit: AuditLog,
+    pub(super) max_file_bytes: u64,
+    /// The folder's partial uploads (resumable puts); `None` when the
+    /// area cannot be opened (resumable puts are then refused).
+    pub(super) partials: Option<crate::store::partial::Partials>,
+    pub(super) partial_ttl: std::time::Duration,
+    pub(super) max_partials: u64,
 }
 
 /// A files (or files-classic) instance's settings.
@@ -124,20 +129,27 @@ impl Kind for Settings {
 /// No HMAC key, or the folder cannot be opened; otherwise none in
 /// practice: accept errors are logged and retried.
 async fn run(listener: Listener, ctx: TcpCtx, settings: Settings) -> Result<(), ServiceError> {
+    let store = settings.store(&ctx)?;
+    let partials = crate::store::partial::Partials::open(&store)
+        .inspect_err(|e| tracing::warn!(service = %ctx.id, "no resumable puts: {e}"))
+        .ok();
     let shared = Shared {
         key: ctx.key()?,
-        store: settings.store(&ctx)?,
+        store,
         audit: ctx.resources.audit.clone(),
         max_file_bytes: settings.max_file_bytes,
+        partials,
+        partial_ttl: std::time::Duration::from_millis(settings.partial_ttl_ms),
+        max_partials: settings.max_partials,
     };
     super::accept::serve_tcp_shared(listener, ctx, shared, serve_conn).await;
     Ok(())
 }
 
-type Conn = super::accept::MessageStream;
+pub(super) type Conn = super::accept::MessageStream;
 
 /// A refusal: the same `{"ok":false,"error":..}` whatever was asked.
-fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
+pub(super) fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
     Reply::refused(why)
 }
 
@@ -145,7 +157,7 @@ fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
 /// sending a body that will not be read, and a close with unread input
 /// resets the connection: the peer's kernel would then drop the refusal
 /// before the peer read it.
-async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
+pub(super) async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
     let sent = conn.write_message(&refusal(why), &[]).await;
     super::accept::linger_close(conn.stream_mut()).await;
     sent
@@ -222,7 +234,35 @@ async fn serve_conn(
             }
         };
         match request {
-            FilesRequest::Put { name } => {
+            FilesRequest::Put {
+                name,
+                total: Some(total),
+                partial,
+                offset,
+            } => {
+                let ask = super::files_resume::Resume {
+                    total,
+                    partial,
+                    offset,
+                };
+                let size = header.size;
+                if !super::files_resume::put(&mut conn, &name, size, ask, shared, ctx, guard).await? {
+                    return Ok(());
+                }
+            }
+            FilesRequest::Put {
+                partial: Some(_), ..
+            }
+            | FilesRequest::Put {
+                offset: Some(_), ..
+            } => {
+                let why = "`partial` and `offset` need `total` (a resumable put)";
+                if header.size > 0 {
+                    return refuse_and_close(&mut conn, why).await;
+                }
+                conn.write_message(&refusal(why), &[]).await?;
+            }
+            FilesRequest::Put { name, .. } => {
                 if !put(&mut conn, &name, header.size, shared, ctx, guard).await? {
                     return Ok(());
                 }

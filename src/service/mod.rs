@@ -29,6 +29,7 @@ pub mod registry;
 
 pub mod chat_hub;
 pub(crate) mod exec_tutorial;
+pub(crate) mod files_resume;
 #[cfg(target_os = "linux")]
 pub mod splice;
 pub mod toxic_relay;

@@ -177,8 +177,9 @@ impl Partials {
         if let Some(area) = areas.get(store.dir()).and_then(Weak::upgrade) {
             return Ok(Partials { area });
         }
+        // Made with the first partial upload, so a folder that never had
+        // one holds only its files.
         let dir = store.dir().join(DIR);
-        super::create_private_dir(&dir)?;
         let area = Arc::new(Area {
             store: store.clone(),
             dir,
@@ -221,6 +222,9 @@ impl Partials {
     /// Reads `.partial/`: keeps what is whole (the expired too, for the
     /// first sweep to audit).
     fn load(&self) -> io::Result<()> {
+        if !self.area.dir.exists() {
+            return Ok(());
+        }
         let mut dropped = 0;
         for entry in std::fs::read_dir(&self.area.dir)? {
             let path = entry?.path();
@@ -323,6 +327,7 @@ impl Partials {
             created_ms: now,
             expires_ms: now.saturating_add(ms(new.ttl)),
         };
+        super::create_private_dir(&self.area.dir).map_err(StoreError::from)?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -6,6 +6,9 @@
 //! {"op":"put","name":"a.jpg","size":N} + N bytes -> PutReply  {"ok":true,"name":..,"stored_size":N,"sha256":..}
 //! {"op":"get","name":"a.jpg"}                    -> GetReply  {"ok":true,"name":..,"sha256":..,"size":N} + N bytes
 //! {"op":"list"}                                  -> ListReply {"ok":true,"files":[{"name","size","sha256","modified"}]}
+//! {"op":"put","name":"a.jpg","total":T,"size":0} -> ResumeReply {"ok":true,"partial":"<id>","offset":0,"total":T}
+//! {"op":"put","name":..,"total":T,"partial":"<id>","offset":O,"size":N} + N bytes
+//!                                                -> PutReply when the file is whole, else ResumeReply
 //! ```
 //!
 //! `size` is never a field of these types: the message layer sets it from
@@ -24,6 +27,18 @@ pub enum FilesRequest {
     Put {
         #[serde(deserialize_with = "name")]
         name: String,
+        /// A resumable put: the whole file's size. Without it, the classic
+        /// put (the body is the whole file).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        /// Resumable: the partial upload this continues (from a
+        /// [`ResumeReply`]); none to start one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partial: Option<String>,
+        /// Resumable: where the body starts in the file (what the server
+        /// said it holds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     Get {
         #[serde(deserialize_with = "name")]
@@ -58,6 +73,15 @@ pub struct PutReply {
     pub name: String,
     pub stored_size: u64,
     pub sha256: String,
+}
+
+/// A resumable put not yet complete: the partial upload's id and how many
+/// bytes of the file the server holds (the next body starts there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeReply {
+    pub partial: String,
+    pub offset: u64,
+    pub total: u64,
 }
 
 /// What a `get` sends before the file's bytes (the body, `size` of them).
@@ -99,6 +123,9 @@ mod tests {
     fn requests_are_exactly_the_documented_json_and_round_trip() {
         let put = FilesRequest::Put {
             name: "a.jpg".into(),
+            total: None,
+            partial: None,
+            offset: None,
         };
         let get = FilesRequest::Get {
             name: "a.jpg".into(),
