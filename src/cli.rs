@@ -145,6 +145,27 @@ pub enum Command {
     },
     /// Print the manual page (roff): `switchboard man | man -l -`.
     Man,
+    /// Make the running server read its config file and
+    /// `<data_dir>/services.toml` again and apply only the differences
+    /// (the same as `SIGHUP` or the dashboard's Reload button).
+    ///
+    /// Unchanged instances keep their listeners and connections; a changed
+    /// one starts anew on the same socket while its old connections drain.
+    /// Talks to the server over `<data_dir>/control.sock`. Exits non-zero
+    /// with the reason when the configuration has an error (then nothing
+    /// changed) or a change failed.
+    Reload(ControlArgs),
+}
+
+/// Options of `reload` (and `upgrade`).
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    #[command(flatten)]
+    pub config: ServeArgs,
+
+    /// How long to wait for the server's answer.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -27,6 +28,19 @@ pub struct Options {
     /// The first admin account's password (`SWITCHBOARD_ADMIN_PASSWORD`);
     /// without one, a password is generated and returned once.
     pub admin_password: Option<String>,
+    /// How to read the configuration again, for reloads (`SIGHUP`,
+    /// `switchboard reload`, the dashboard); none: no reloads.
+    pub reload: Option<ReloadSource>,
+}
+
+/// [`crate::reload::LoadConfig`], for [`Options`].
+#[derive(Clone)]
+pub struct ReloadSource(pub Arc<crate::reload::LoadConfig>);
+
+impl std::fmt::Debug for ReloadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReloadSource")
+    }
 }
 
 /// Why the server could not start at all. A service that cannot bind is
@@ -67,6 +81,8 @@ pub struct Running {
     pub generated_password: Option<String>,
     /// Instances that were enabled but could not start.
     pub failures: Vec<ServiceError>,
+    /// Reloads the configuration, when [`Options::reload`] said how.
+    pub reloader: Option<crate::reload::Reloader>,
     root: Shutdown,
     config: Config,
 }
@@ -116,9 +132,19 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
     root.tasks.spawn(deps.tls.clone().watch(root.token.clone()));
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
+    let reloader = options.reload.map(|load| {
+        crate::reload::Reloader::new(
+            supervisor.clone(),
+            config.clone(),
+            Box::new(move || (load.0)()),
+        )
+    });
     let web = match web_listener {
         Ok(listener) => listener.local_addr().inspect(|_| {
             let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
+            if let Some(r) = &reloader {
+                state.set_reloader(r.clone());
+            }
             root.tasks.spawn(crate::web::serve(listener, state));
         }),
         Err(e) => Err(e),
@@ -134,6 +160,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         key,
         generated_password,
         failures,
+        reloader,
         root,
         config,
     })

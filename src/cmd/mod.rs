@@ -5,6 +5,7 @@
 pub(crate) mod accounts;
 pub(crate) mod bench;
 pub(crate) mod files;
+pub(crate) mod lifecycle;
 pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod service;

@@ -27,7 +27,19 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         .ok()
         .filter(|p| !p.is_empty());
     let web_listen = config.web.listen;
-    let running = server::run(config, server::Options { admin_password }).await?;
+    let data_dir = config.data_dir.clone();
+    let reload = {
+        let args = args.clone();
+        server::ReloadSource(std::sync::Arc::new(move || {
+            load_config(&args).map_err(|e| format!("{e:#}"))
+        }))
+    };
+    let options = server::Options {
+        admin_password,
+        reload: Some(reload),
+    };
+    let running = server::run(config, options).await?;
+    let control = super::lifecycle::Control::start(&running, &data_dir);
     // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running
@@ -40,7 +52,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         anyhow::bail!("no service could start (see above)");
     }
 
-    signals.next().await;
+    let super::lifecycle::Ended::Stop =
+        super::lifecycle::wait(&mut signals, &running, control).await?;
     tracing::info!("shutting down (press Ctrl-C again to exit at once)");
     // A second signal skips the grace period.
     tokio::spawn(async move {
@@ -49,6 +62,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         std::process::exit(130);
     });
     running.shutdown().await;
+    super::lifecycle::remove_control(&data_dir);
     tracing::info!("bye");
     Ok(())
 }

@@ -89,7 +89,7 @@ impl Admission {
     ) -> Option<(listen::Stream, Peer, Admitted)> {
         loop {
             let accepted = tokio::select! {
-                () = ctx.cancel.cancelled() => return None,
+                () = ctx.accept.cancelled() => return None,
                 accepted = listener.accept() => accepted,
             };
             match accepted {

@@ -27,9 +27,11 @@ use crate::sync::lock;
 use crate::users::Users;
 
 mod deps;
+mod reload;
 mod state;
 
 pub use deps::{Deps, DepsError};
+pub use reload::Applied;
 pub use state::{ServiceState, ServiceStatus};
 
 /// Starts, stops and watches every instance. Cheap to clone.
@@ -100,6 +102,8 @@ const MAX_PANICS: usize = 10;
 struct Running {
     generation: u64,
     cancel: CancellationToken,
+    /// Stops its accepting only (see [`reload`]).
+    accept: CancellationToken,
     conns: TaskTracker,
     handle: JoinHandle<()>,
 }
@@ -325,9 +329,11 @@ impl Supervisor {
             .stats
             .set_capture(&id, config.capture.on, Some(config.capture.bytes));
         let cancel = self.inner.root.token.child_token();
+        let accept = cancel.child_token();
         let ctx = ServiceCtx {
             id: id.clone(),
             cancel: cancel.clone(),
+            accept: accept.clone(),
             process: self.inner.root.token.clone(),
             tasks: TaskTracker::new(),
             stats: self.inner.stats.clone(),
@@ -381,6 +387,7 @@ impl Supervisor {
         st.running = Some(Running {
             generation,
             cancel,
+            accept,
             conns,
             handle,
         });

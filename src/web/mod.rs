@@ -33,6 +33,7 @@ mod live;
 mod metrics;
 mod pages;
 mod relay;
+mod reload;
 pub mod session;
 mod ws;
 
@@ -127,6 +128,8 @@ struct Inner {
     started: Instant,
     /// Request durations by route, for `/metrics`.
     http: metrics::HttpMetrics,
+    /// Reads and applies the configuration again (set by the server).
+    reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
 
 impl AppState {
@@ -161,6 +164,7 @@ impl AppState {
                 ws: ws::WsLimits::new(max_streams_per_session),
                 shutdown,
                 started: Instant::now(),
+                reloader: std::sync::OnceLock::new(),
                 http: metrics::HttpMetrics::default(),
             }),
         }
@@ -169,6 +173,15 @@ impl AppState {
     /// The HTTP connections' counts: open, silent, shed and refused.
     pub fn connection_counts(&self) -> ConnCounts {
         self.inner.conns.counts()
+    }
+
+    /// Lets the Reload button and `POST /api/v1/reload` reload.
+    pub fn set_reloader(&self, reloader: crate::reload::Reloader) {
+        let _ = self.inner.reloader.set(reloader);
+    }
+
+    fn reloader(&self) -> Option<&crate::reload::Reloader> {
+        self.inner.reloader.get()
     }
 
     fn supervisor(&self) -> &Supervisor {
@@ -272,6 +285,7 @@ pub fn router(state: AppState) -> Router {
             get(session::list_tokens).post(session::create_token),
         )
         .route("/api/v1/tokens/{name}", delete(session::revoke_token))
+        .route("/api/v1/reload", post(reload::reload))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(declared_size_limit))
         .layer(TimeoutLayer::with_status_code(

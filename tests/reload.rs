@@ -1,0 +1,285 @@
+//! Reload over the real binary: `switchboard reload` re-reads the config
+//! file and applies only what changed. Unchanged instances keep every
+//! connection; a changed one keeps its socket (no refused connect) while
+//! its old connections drain; a broken config changes nothing and the
+//! command exits non-zero with the reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::guard;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const OFF: [&str; 6] = [
+    "udp-echo",
+    "time",
+    "exec",
+    "files",
+    "files-classic",
+    "login",
+];
+
+/// A config with echo and echo-2 on ephemeral ports; `echo_idle` and
+/// `other_idle` are their idle timeouts (what the tests change).
+fn config(echo_idle: u64, other_idle: u64) -> String {
+    let mut text = String::from("shutdown_grace_ms = 3000\n[web]\nlisten = \"127.0.0.1:0\"\n");
+    for name in OFF {
+        text.push_str(&format!("[services.{name}]\nenabled = false\n"));
+    }
+    text.push_str(&format!(
+        "[services.echo]\nlisten = \"127.0.0.1:0\"\nidle_timeout_ms = {echo_idle}\n\
+         [services.echo-2]\nkind = \"echo\"\nlisten = \"127.0.0.1:0\"\nidle_timeout_ms = {other_idle}\n"
+    ));
+    text
+}
+
+struct Server {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    ready: serde_json::Value,
+}
+
+impl Server {
+    async fn start(text: &str) -> Server {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(&config, text).expect("the config file");
+        let ready_file = dir.path().join("ready.json");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .env("SWITCHBOARD_ADMIN_PASSWORD", "reload-test-password")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        common::read_banner(&mut child).await;
+        let ready = serde_json::from_slice(&std::fs::read(&ready_file).expect("ready file"))
+            .expect("the ready file is JSON");
+        Server {
+            child,
+            dir,
+            config,
+            ready,
+        }
+    }
+
+    fn addr(&self, name: &str) -> String {
+        self.ready["services"][name]["addr"]
+            .as_str()
+            .expect("an address")
+            .to_owned()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Rewrites the config and runs `switchboard reload`: its exit status
+    /// and output.
+    async fn reload(&self, text: &str) -> (bool, String) {
+        std::fs::write(&self.config, text).expect("the config file");
+        reload_cmd(&self.config, &self.data_dir()).await
+    }
+}
+
+async fn reload_cmd(config: &Path, data_dir: &Path) -> (bool, String) {
+    let out = guard(
+        "switchboard reload",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("reload")
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .output(),
+    )
+    .await
+    .expect("reload runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// One echo round trip; an error for anything but the upper-cased line.
+async fn round_trip(s: &mut TcpStream, n: u64) -> std::io::Result<()> {
+    let line = format!("ping-{n}\n");
+    s.write_all(line.as_bytes()).await?;
+    let mut got = vec![0; line.len()];
+    s.read_exact(&mut got).await?;
+    if got != line.to_uppercase().as_bytes() {
+        return Err(std::io::Error::other(format!("bad echo {got:?}")));
+    }
+    Ok(())
+}
+
+/// `n` connections to `addr`, each doing round trips until `stop`: the
+/// round trips done and the failures (each failure ends its connection).
+fn clients(
+    addr: &str,
+    n: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<(u64, Option<String>)>> {
+    (0..n)
+        .map(|_| {
+            let (addr, stop) = (addr.to_owned(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut s = match TcpStream::connect(&addr).await {
+                    Ok(s) => s,
+                    Err(e) => return (0, Some(format!("connect: {e}"))),
+                };
+                let mut done = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Err(e) = round_trip(&mut s, done).await {
+                        return (done, Some(format!("after {done}: {e}")));
+                    }
+                    done += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (done, None)
+            })
+        })
+        .collect()
+}
+
+async fn finish(
+    handles: Vec<tokio::task::JoinHandle<(u64, Option<String>)>>,
+) -> (u64, Vec<String>) {
+    let mut total = 0;
+    let mut failures = Vec::new();
+    for h in handles {
+        let (done, failed) = guard("a client", h).await.expect("client task");
+        total += done;
+        failures.extend(failed);
+    }
+    (total, failures)
+}
+
+#[tokio::test]
+async fn reloading_another_instance_leaves_echo_connections_alone() {
+    let server = Server::start(&config(60_000, 60_000)).await;
+    let echo = server.addr("echo");
+    let other = server.addr("echo-2");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = clients(&echo, 20, Arc::clone(&stop));
+    let mut idle = TcpStream::connect(&echo).await.expect("connect");
+    round_trip(&mut idle, 0).await.expect("first round trip");
+
+    let (ok, out) = server.reload(&config(60_000, 30_000)).await;
+    assert!(ok, "reload failed: {out}");
+    assert!(out.contains("\"restarted\": [\n    \"echo-2\""), "{out}");
+    assert!(out.contains("\"echo\""), "echo kept: {out}");
+    // echo-2 is on the same port, and serves.
+    let mut s = TcpStream::connect(&other)
+        .await
+        .expect("echo-2 keeps its port");
+    round_trip(&mut s, 1)
+        .await
+        .expect("echo-2 serves after its reload");
+    // The idle echo connection made before the reload still works.
+    round_trip(&mut idle, 1).await.expect("old echo connection");
+
+    stop.store(true, Ordering::Relaxed);
+    let (total, failures) = finish(running).await;
+    assert!(failures.is_empty(), "lost round trips: {failures:?}");
+    assert!(total > 20, "the clients did round trips ({total})");
+}
+
+#[tokio::test]
+async fn reloading_echo_drains_old_connections_and_serves_new_ones() {
+    let server = Server::start(&config(60_000, 60_000)).await;
+    let echo = server.addr("echo");
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = clients(&echo, 20, Arc::clone(&stop));
+    let mut idle = TcpStream::connect(&echo).await.expect("connect");
+    round_trip(&mut idle, 0).await.expect("first round trip");
+    // New connections all along: each must be served.
+    let connects = Arc::new(AtomicU64::new(0));
+    let fresh = {
+        let (echo, stop, connects) = (echo.clone(), Arc::clone(&stop), Arc::clone(&connects));
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let n = connects.fetch_add(1, Ordering::Relaxed);
+                match TcpStream::connect(&echo).await {
+                    Ok(mut s) => {
+                        if let Err(e) = round_trip(&mut s, n).await {
+                            failures.push(format!("new connection {n}: {e}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!("connect {n}: {e}")),
+                }
+            }
+            failures
+        })
+    };
+
+    let (ok, out) = server.reload(&config(45_000, 60_000)).await;
+    assert!(ok, "reload failed: {out}");
+    assert!(out.contains("\"restarted\": [\n    \"echo\""), "{out}");
+    let after_reload = connects.load(Ordering::Relaxed);
+    // Old connections go on being served while they drain.
+    round_trip(&mut idle, 1)
+        .await
+        .expect("an old connection still served");
+    guard("more new connections after the reload", async {
+        while connects.load(Ordering::Relaxed) < after_reload + 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (_, failures) = finish(running).await;
+    assert!(failures.is_empty(), "old connections failed: {failures:?}");
+    let failures = guard("the connect loop", fresh).await.expect("task");
+    assert!(failures.is_empty(), "new connections failed: {failures:?}");
+    // The idle old one is closed cleanly (EOF, not a reset) within the grace.
+    let mut buf = [0u8; 16];
+    let read = guard("the drain", idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(0)), "a clean close, got {read:?}");
+}
+
+#[tokio::test]
+async fn a_broken_config_changes_nothing_and_reload_fails() {
+    let server = Server::start(&config(60_000, 60_000)).await;
+    let echo = server.addr("echo");
+    let mut s = TcpStream::connect(&echo).await.expect("connect");
+    round_trip(&mut s, 0).await.expect("round trip");
+    let broken =
+        config(60_000, 60_000).replace("idle_timeout_ms = 60000", "idle_timeout_ms = \"soon\"");
+    let (ok, out) = server.reload(&broken).await;
+    assert!(!ok, "a broken config must fail the reload: {out}");
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert!(out.contains("idle_timeout_ms"), "names the key: {out}");
+    round_trip(&mut s, 1).await.expect("echo untouched");
+    // A syntax error too.
+    let (ok, out) = server.reload("[services.echo\n").await;
+    assert!(!ok, "{out}");
+    round_trip(&mut s, 2).await.expect("echo untouched");
+    // The audit log says why.
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).unwrap_or_default();
+    assert!(
+        audit.contains("\"reload\"") && audit.contains("\"ok\":false"),
+        "{audit}"
+    );
+    // No server at all: a clear error.
+    let nowhere = server.dir.path().join("nowhere");
+    let (ok, out) = reload_cmd(&server.config, &nowhere).await;
+    assert!(!ok && out.contains("no switchboard is running"), "{out}");
+    drop(server.child);
+}
