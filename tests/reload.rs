@@ -48,8 +48,13 @@ struct Server {
 impl Server {
     async fn start(text: &str) -> Server {
         let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("switchboard.toml"), text).expect("the config file");
+        Server::start_in(dir).await
+    }
+
+    /// Starts the binary on the config file and data folder in `dir`.
+    async fn start_in(dir: tempfile::TempDir) -> Server {
         let config = dir.path().join("switchboard.toml");
-        std::fs::write(&config, text).expect("the config file");
         let ready_file = dir.path().join("ready.json");
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("serve")
@@ -81,6 +86,24 @@ impl Server {
             .as_str()
             .expect("an address")
             .to_owned()
+    }
+
+    fn web(&self) -> String {
+        self.ready["web"]
+            .as_str()
+            .expect("the dashboard runs")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Stops the server with SIGTERM (a graceful stop) and gives back its folder.
+    async fn stop(mut self) -> tempfile::TempDir {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("running") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+        let status = guard("the exit", self.child.wait()).await.expect("wait");
+        assert!(status.success(), "{status}");
+        self.dir
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -282,4 +305,71 @@ async fn a_broken_config_changes_nothing_and_reload_fails() {
     let (ok, out) = reload_cmd(&server.config, &nowhere).await;
     assert!(!ok && out.contains("no switchboard is running"), "{out}");
     drop(server.child);
+}
+
+/// One HTTP/1.1 request on its own connection: the status, the headers and
+/// the body as text.
+async fn http(web: &str, head: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(web).await.expect("the dashboard");
+    let req = format!(
+        "{head}\r\nHost: {web}\r\nOrigin: http://{web}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("request");
+    let mut out = Vec::new();
+    guard("the answer", s.read_to_end(&mut out))
+        .await
+        .expect("answer");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn a_session_survives_a_restart() {
+    let server = Server::start(&config(60_000, 60_000)).await;
+    let web = server.web();
+    let (status, answer) = http(
+        &web,
+        "POST /api/v1/session HTTP/1.1",
+        r#"{"username":"admin","password":"reload-test-password"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let dir = server.stop().await;
+    let kept = std::fs::read_to_string(dir.path().join("data/sessions.json")).expect("kept");
+    let token = cookie.split('=').nth(1).expect("a token");
+    assert!(!kept.contains(token), "the file holds hashes, not tokens");
+
+    let server = Server::start_in(dir).await;
+    let web = server.web();
+    let (status, answer) = http(
+        &web,
+        &format!("GET /api/v1/session HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "still signed in after a restart: {answer}");
+    assert!(answer.contains("\"admin\""), "{answer}");
+    // A made-up cookie is still refused.
+    let (status, _) = http(
+        &web,
+        &format!(
+            "GET /api/v1/session HTTP/1.1\r\nCookie: switchboard_session={}",
+            "0".repeat(64)
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, 401);
 }

@@ -112,7 +112,7 @@ struct Inner {
     /// events carry only what services do).
     /// The built-in exec instance's settings (the defaults when it has none).
     exec_settings: crate::service::exec::Settings,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
     /// Capture exports and replays being built or run (see [`capture`]).
@@ -136,9 +136,9 @@ impl AppState {
     pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
         let web = config.web.clone();
         let max_streams_per_session = web.max_streams_per_session;
-        AppState {
+        let state = AppState {
             inner: Arc::new(Inner {
-                sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
+                sessions: Arc::new(Sessions::new(web.session_idle, web.max_streams_per_session)),
                 conns: Conns::new(web.max_connections, web.max_connections_per_peer),
                 sign_in_failures: FailureLimit::per_minute(web.max_failures_per_minute),
                 supervisor,
@@ -167,7 +167,11 @@ impl AppState {
                 reloader: std::sync::OnceLock::new(),
                 http: metrics::HttpMetrics::default(),
             }),
-        }
+        };
+        // Signed-in people stay signed in across a restart or an upgrade.
+        let inner = &state.inner;
+        inner.sessions.keep_in(&inner.data_dir, &inner.shutdown);
+        state
     }
 
     /// The HTTP connections' counts: open, silent, shed and refused.
