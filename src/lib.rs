@@ -34,6 +34,7 @@
 //! uses `wire`; `web` sees services only through the `Supervisor` and
 //! `stats` snapshots; `wire`, `stats` and `kind` use nothing above them.
 
+pub mod activation;
 pub mod audit;
 pub mod audit_read;
 pub mod auth;
@@ -49,6 +50,7 @@ pub mod handoff;
 pub(crate) mod jsonfile;
 pub mod keyfile;
 pub mod kind;
+pub mod notify;
 pub mod ratelimit;
 pub mod reload;
 pub mod replay;

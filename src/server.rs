@@ -83,6 +83,8 @@ pub struct Running {
     pub failures: Vec<ServiceError>,
     /// Reloads the configuration, when [`Options::reload`] said how.
     pub reloader: Option<crate::reload::Reloader>,
+    /// The dashboard's socket in the live registry, while it runs.
+    _web_live: Option<crate::handoff::LiveGuard>,
     root: Shutdown,
     config: Config,
 }
@@ -139,6 +141,19 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
             Box::new(move || (load.0)()),
         )
     });
+    // The dashboard's socket, for an upgrade to hand on.
+    let web_live = match &web_listener {
+        Ok(l) => l.local_addr().ok().and_then(|addr| {
+            use std::os::fd::AsFd;
+            crate::handoff::register(
+                crate::activation::WEB,
+                crate::handoff::Key::Tcp(addr),
+                l.as_fd(),
+            )
+            .ok()
+        }),
+        Err(_) => None,
+    };
     let web = match web_listener {
         Ok(listener) => listener.local_addr().inspect(|_| {
             let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
@@ -161,6 +176,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         generated_password,
         failures,
         reloader,
+        _web_live: web_live,
         root,
         config,
     })

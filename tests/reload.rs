@@ -161,6 +161,7 @@ fn clients(
     (0..n)
         .map(|_| {
             let (addr, stop) = (addr.to_owned(), Arc::clone(&stop));
+            let trips = Arc::clone(&TRIPS);
             tokio::spawn(async move {
                 let mut s = match TcpStream::connect(&addr).await {
                     Ok(s) => s,
@@ -172,12 +173,28 @@ fn clients(
                         return (done, Some(format!("after {done}: {e}")));
                     }
                     done += 1;
+                    trips.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 (done, None)
             })
         })
         .collect()
+}
+
+/// Round trips done by every client of this test binary so far.
+static TRIPS: std::sync::LazyLock<Arc<AtomicU64>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicU64::new(0)));
+
+/// Waits until the clients have done `more` round trips from now.
+async fn trips(more: u64) {
+    let until = TRIPS.load(Ordering::Relaxed) + more;
+    guard("round trips", async {
+        while TRIPS.load(Ordering::Relaxed) < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
 }
 
 async fn finish(
@@ -203,6 +220,7 @@ async fn reloading_another_instance_leaves_echo_connections_alone() {
     let mut idle = TcpStream::connect(&echo).await.expect("connect");
     round_trip(&mut idle, 0).await.expect("first round trip");
 
+    trips(40).await;
     let (ok, out) = server.reload(&config(60_000, 30_000)).await;
     assert!(ok, "reload failed: {out}");
     assert!(out.contains("\"restarted\": [\n    \"echo-2\""), "{out}");
@@ -216,7 +234,7 @@ async fn reloading_another_instance_leaves_echo_connections_alone() {
         .expect("echo-2 serves after its reload");
     // The idle echo connection made before the reload still works.
     round_trip(&mut idle, 1).await.expect("old echo connection");
-
+    trips(40).await;
     stop.store(true, Ordering::Relaxed);
     let (total, failures) = finish(running).await;
     assert!(failures.is_empty(), "lost round trips: {failures:?}");
@@ -252,6 +270,7 @@ async fn reloading_echo_drains_old_connections_and_serves_new_ones() {
         })
     };
 
+    trips(40).await;
     let (ok, out) = server.reload(&config(45_000, 60_000)).await;
     assert!(ok, "reload failed: {out}");
     assert!(out.contains("\"restarted\": [\n    \"echo\""), "{out}");
@@ -266,6 +285,7 @@ async fn reloading_echo_drains_old_connections_and_serves_new_ones() {
         }
     })
     .await;
+    trips(40).await;
     stop.store(true, Ordering::Relaxed);
     let (_, failures) = finish(running).await;
     assert!(failures.is_empty(), "old connections failed: {failures:?}");
@@ -372,4 +392,102 @@ async fn a_session_survives_a_restart() {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+/// Socket activation exactly as systemd does it: the sockets at fd 3…,
+/// `LISTEN_FDS`, `LISTEN_FDNAMES`, and `LISTEN_PID` the server's own pid
+/// (set by the shell that then execs it, keeping its pid).
+#[tokio::test]
+async fn serve_takes_its_sockets_from_socket_activation() {
+    use command_fds::{CommandFdExt, FdMapping};
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let web = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stray = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (echo_addr, udp_addr) = (echo.local_addr().unwrap(), udp.local_addr().unwrap());
+    let (web_addr, stray_addr) = (web.local_addr().unwrap(), stray.local_addr().unwrap());
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let text = config(60_000, 60_000).replace(
+        "[services.udp-echo]\nenabled = false",
+        "[services.udp-echo]\nlisten = \"127.0.0.1:0\"",
+    );
+    let config_path = dir.path().join("switchboard.toml");
+    std::fs::write(&config_path, text).expect("config");
+    let ready_file = dir.path().join("ready.json");
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("LISTEN_FDS", "4")
+        .env("LISTEN_FDNAMES", "echo:udp-echo:web:nobody")
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "reload-test-password")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .fd_mappings(vec![
+            FdMapping {
+                parent_fd: echo.into(),
+                child_fd: 3,
+            },
+            FdMapping {
+                parent_fd: udp.into(),
+                child_fd: 4,
+            },
+            FdMapping {
+                parent_fd: web.into(),
+                child_fd: 5,
+            },
+            FdMapping {
+                parent_fd: stray.into(),
+                child_fd: 6,
+            },
+        ])
+        .expect("distinct fds");
+    let mut child = cmd.spawn().expect("the binary starts");
+    // Our copies of the sockets go with the command.
+    drop(cmd);
+    common::read_banner(&mut child).await;
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ready_file).expect("ready")).expect("JSON");
+    assert_eq!(
+        ready["services"]["echo"]["addr"],
+        echo_addr.to_string(),
+        "{ready}"
+    );
+    assert_eq!(
+        ready["services"]["udp-echo"]["addr"],
+        udp_addr.to_string(),
+        "{ready}"
+    );
+    assert_eq!(ready["web"], format!("http://{web_addr}/"), "{ready}");
+    let mut s = TcpStream::connect(echo_addr)
+        .await
+        .expect("echo on the inherited socket");
+    round_trip(&mut s, 0).await.expect("echo serves");
+    let u = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    u.send_to(b"hi", udp_addr).await.expect("send");
+    let mut buf = [0u8; 64];
+    let (n, _) = guard("a udp-echo reply", u.recv_from(&mut buf))
+        .await
+        .expect("reply");
+    assert!(n > 0);
+    let (status, _) = http(&web_addr.to_string(), "GET /healthz HTTP/1.1", "").await;
+    assert_eq!(status, 200);
+    // The socket named after no instance is closed, not left to queue
+    // connections nobody accepts.
+    guard("the stray socket closed", async {
+        while TcpStream::connect(stray_addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 }

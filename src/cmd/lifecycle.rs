@@ -72,7 +72,10 @@ async fn reload(running: &Running, who: &str) -> Result<serde_json::Value, Strin
     let Some(reloader) = &running.reloader else {
         return Err("this server cannot reload".to_owned());
     };
-    let report = reloader.reload(who).await.map_err(|e| e.to_string())?;
+    switchboard::notify::reloading();
+    let report = reloader.reload(who).await.map_err(|e| e.to_string());
+    switchboard::notify::notify("READY=1");
+    let report = report?;
     serde_json::to_value(report).map_err(|e| e.to_string())
 }
 

@@ -58,7 +58,11 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config> {
         );
     }
     flags.extend(args.set.iter().cloned());
-    Ok(Config::resolve(file, &env, &flags)?)
+    let mut config = Config::resolve(file, &env, &flags)?;
+    // Sockets handed over at start win over the configured addresses.
+    let warnings = switchboard::activation::apply(&mut config);
+    config.warnings.extend(warnings);
+    Ok(config)
 }
 
 /// The HMAC key for exec and files, found as the server finds it:

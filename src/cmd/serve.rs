@@ -40,6 +40,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     };
     let running = server::run(config, options).await?;
     let control = super::lifecycle::Control::start(&running, &data_dir);
+    switchboard::activation::close_unused();
+    switchboard::notify::notify("READY=1");
     // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running
@@ -55,6 +57,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let super::lifecycle::Ended::Stop =
         super::lifecycle::wait(&mut signals, &running, control).await?;
     tracing::info!("shutting down (press Ctrl-C again to exit at once)");
+    switchboard::notify::notify("STOPPING=1");
     // A second signal skips the grace period.
     tokio::spawn(async move {
         signals.next().await;
