@@ -155,6 +155,15 @@ pub enum Command {
     /// with the reason when the configuration has an error (then nothing
     /// changed) or a change failed.
     Reload(ControlArgs),
+    /// Replace the running server by the binary now at its path, without
+    /// dropping a connection (the same as `SIGUSR2`).
+    ///
+    /// The new process gets every listening socket and, once it listens,
+    /// the old one stops accepting and exits when its open connections,
+    /// commands and uploads are done (within `shutdown_grace_ms`). If the
+    /// new one fails to start, the old one goes on serving and this exits
+    /// non-zero with the reason. Prints the new process's pid.
+    Upgrade(ControlArgs),
 }
 
 /// Options of `reload` (and `upgrade`).

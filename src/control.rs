@@ -33,6 +33,8 @@ const MAX_CLIENTS: usize = 4;
 pub enum Request {
     Reload,
     Upgrade,
+    /// From the new process of an upgrade: it listens; the old one may go.
+    Ready,
 }
 
 impl Request {
@@ -40,6 +42,7 @@ impl Request {
         match self {
             Request::Reload => "reload",
             Request::Upgrade => "upgrade",
+            Request::Ready => "ready",
         }
     }
 }
@@ -76,14 +79,16 @@ pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
 }
 
-/// Binds the control socket, replacing a stale file; owner-only.
+/// Binds the control socket, replacing a stale file (or, `take_over`, the
+/// old process's); owner-only.
 ///
 /// # Errors
 /// The folder cannot hold it, or another server answers on it.
-pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+pub fn bind(data_dir: &Path, take_over: bool) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let path = path(data_dir);
-    if std::os::unix::net::UnixStream::connect(&path).is_err() {
+    // `take_over`: the new process of an upgrade, whose old one still answers.
+    if take_over || std::os::unix::net::UnixStream::connect(&path).is_err() {
         let _ = std::fs::remove_file(&path);
     } else {
         return Err(std::io::Error::new(
@@ -129,6 +134,7 @@ async fn one(stream: UnixStream, tx: mpsc::Sender<Asked>) -> std::io::Result<()>
         Ok(Ok(_)) => match line.trim() {
             "reload" => ask_main(&tx, Request::Reload).await,
             "upgrade" => ask_main(&tx, Request::Upgrade).await,
+            "ready" => ask_main(&tx, Request::Ready).await,
             _ => json!({"ok": false, "error": "unknown request (reload or upgrade)"}),
         },
     };

@@ -232,6 +232,16 @@ pub fn set_handed_off(on: bool) {
     HANDED_OFF.store(on, Ordering::SeqCst);
 }
 
+static DRAINING: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
+    std::sync::OnceLock::new();
+
+/// Cancelled once this process stops taking new connections for good (an
+/// upgrade handed its sockets on): every accept loop ends, and the open
+/// connections go on until they finish.
+pub fn draining() -> &'static tokio_util::sync::CancellationToken {
+    DRAINING.get_or_init(tokio_util::sync::CancellationToken::new)
+}
+
 /// Whether this process handed its sockets on.
 pub fn handed_off() -> bool {
     HANDED_OFF.load(Ordering::SeqCst)

@@ -75,16 +75,12 @@ fn main() -> ExitCode {
                 .await
             }
             Some(Command::Reload(args)) => {
-                let serve = cmd::merge_serve_args(cli.serve, args.config);
-                // The server reads (and judges) the config itself; here it
-                // is read only to find the data folder, when not given.
-                let dir = match serve.data_dir.clone() {
-                    Some(dir) => dir,
-                    None => cmd::load_config(&serve)
-                        .map_err(|e| e.context("cannot find the data folder in the configuration (nothing was changed)"))?
-                        .data_dir,
-                };
-                cmd::lifecycle::ask(&dir, switchboard::control::Request::Reload, args.timeout).await
+                cmd::lifecycle::control(cli.serve, args, switchboard::control::Request::Reload)
+                    .await
+            }
+            Some(Command::Upgrade(args)) => {
+                cmd::lifecycle::control(cli.serve, args, switchboard::control::Request::Upgrade)
+                    .await
             }
             Some(Command::Token(args)) => {
                 cmd::accounts::token(switchboard::cli::TokenArgs {

@@ -32,7 +32,7 @@ fn config(echo_idle: u64, other_idle: u64) -> String {
         text.push_str(&format!("[services.{name}]\nenabled = false\n"));
     }
     text.push_str(&format!(
-        "[services.echo]\nlisten = \"127.0.0.1:0\"\nidle_timeout_ms = {echo_idle}\n\
+        "[services.echo]\nlisten = \"127.0.0.1:0\"\nmax_connections_per_peer = 1000\nidle_timeout_ms = {echo_idle}\n\
          [services.echo-2]\nkind = \"echo\"\nlisten = \"127.0.0.1:0\"\nidle_timeout_ms = {other_idle}\n"
     ));
     text
@@ -490,4 +490,79 @@ async fn serve_takes_its_sockets_from_socket_activation() {
         }
     })
     .await;
+}
+
+/// `switchboard upgrade` to the same binary under load: every connection
+/// goes on, new ones are served by the new process, a session stays
+/// signed in, and the old process exits once drained.
+#[tokio::test]
+async fn an_upgrade_loses_no_connection_and_no_session() {
+    let mut server = Server::start(&config(60_000, 60_000)).await;
+    let echo = server.addr("echo");
+    let web = server.web();
+    let (status, answer) = http(
+        &web,
+        "POST /api/v1/session HTTP/1.1",
+        r#"{"username":"admin","password":"reload-test-password"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let cookie = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = clients(&echo, 100, Arc::clone(&stop));
+    trips(200).await;
+
+    let out = guard(
+        "switchboard upgrade",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("upgrade")
+            .arg("--config")
+            .arg(&server.config)
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .output(),
+    )
+    .await
+    .expect("upgrade runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let new_pid = answer["pid"].as_u64().expect("the new pid") as i32;
+    let new = nix::unistd::Pid::from_raw(new_pid);
+    // New connections (served by the new process) and old ones both work.
+    let mut fresh = TcpStream::connect(&echo)
+        .await
+        .expect("connect after the upgrade");
+    round_trip(&mut fresh, 0)
+        .await
+        .expect("the new process serves");
+    trips(200).await;
+    stop.store(true, Ordering::Relaxed);
+    let (_, failures) = finish(running).await;
+    // The old process exits once its connections are done.
+    let status = guard("the old process exits", server.child.wait())
+        .await
+        .expect("wait");
+    let (session, answer) = http(
+        &web,
+        &format!("GET /api/v1/session HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    let _ = nix::sys::signal::kill(new, nix::sys::signal::Signal::SIGTERM);
+    assert!(failures.is_empty(), "lost round trips: {failures:?}");
+    assert!(status.success(), "{status}");
+    assert_eq!(session, 200, "still signed in: {answer}");
+    round_trip(&mut fresh, 1)
+        .await
+        .expect("the new process still serves");
 }

@@ -18,6 +18,9 @@ use switchboard::shutdown::Signals;
 pub(crate) enum Ended {
     /// A stop signal: shut down, draining.
     Stop,
+    /// A new process took the sockets over: stop accepting, let open
+    /// connections finish (within the grace period), exit.
+    Upgraded,
 }
 
 /// The control socket's requests.
@@ -29,9 +32,9 @@ impl Control {
     /// Binds `<data_dir>/control.sock` and serves it until shutdown; a
     /// socket that cannot be bound is reported, and reloads still work by
     /// signal.
-    pub(crate) fn start(running: &Running, data_dir: &std::path::Path) -> Control {
+    pub(crate) fn start(running: &Running, data_dir: &std::path::Path, take_over: bool) -> Control {
         let (tx, rx) = mpsc::channel(4);
-        match control::bind(data_dir) {
+        match control::bind(data_dir, take_over) {
             Ok(listener) => {
                 tokio::spawn(control::serve(listener, tx, running.shutdown_token()));
             }
@@ -51,18 +54,31 @@ pub(crate) async fn wait(
     mut control: Control,
 ) -> Result<Ended> {
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     loop {
         tokio::select! {
             () = signals.next() => return Ok(Ended::Stop),
             _ = hup.recv() => {
                 let _ = reload(running, "signal").await;
             }
+            _ = usr2.recv() => {
+                if super::upgrade::upgrade(&mut control.rx).await.is_ok() {
+                    return Ok(Ended::Upgraded);
+                }
+            }
             Some(asked) = control.rx.recv() => {
-                let answer = match asked.request {
-                    Request::Reload => reload(running, "control").await,
-                    Request::Upgrade => Err("upgrade is not available in this build".to_owned()),
+                let (answer, upgraded) = match asked.request {
+                    Request::Reload => (reload(running, "control").await, false),
+                    Request::Upgrade => match super::upgrade::upgrade(&mut control.rx).await {
+                        Ok(pid) => (Ok(serde_json::json!({"pid": pid})), true),
+                        Err(e) => (Err(e), false),
+                    },
+                    Request::Ready => (Err("no upgrade is under way".to_owned()), false),
                 };
                 let _ = asked.reply.send(answer);
+                if upgraded {
+                    return Ok(Ended::Upgraded);
+                }
             }
         }
     }
@@ -113,4 +129,28 @@ pub(crate) fn remove_control(data_dir: &std::path::Path) {
     if !switchboard::handoff::handed_off() {
         let _ = std::fs::remove_file(control::path(data_dir));
     }
+}
+
+/// `switchboard reload` / `switchboard upgrade` from the command line.
+pub(crate) async fn control(
+    top: switchboard::cli::ServeArgs,
+    args: switchboard::cli::ControlArgs,
+    request: Request,
+) -> Result<()> {
+    let serve = super::merge_serve_args(top, args.config);
+    // The server reads (and judges) the config itself; here it is read
+    // only to find the data folder, when not given.
+    let dir = match serve.data_dir.clone() {
+        Some(dir) => dir,
+        None => {
+            super::load_config(&serve)
+                .map_err(|e| {
+                    e.context(
+                        "cannot find the data folder in the configuration (nothing was changed)",
+                    )
+                })?
+                .data_dir
+        }
+    };
+    ask(&dir, request, args.timeout).await
 }

@@ -10,6 +10,7 @@ pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod talk;
+pub(crate) mod upgrade;
 
 use std::collections::BTreeMap;
 

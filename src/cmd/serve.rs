@@ -28,6 +28,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         .filter(|p| !p.is_empty());
     let web_listen = config.web.listen;
     let data_dir = config.data_dir.clone();
+    let grace = config.shutdown_grace;
     let reload = {
         let args = args.clone();
         server::ReloadSource(std::sync::Arc::new(move || {
@@ -39,9 +40,16 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         reload: Some(reload),
     };
     let running = server::run(config, options).await?;
-    let control = super::lifecycle::Control::start(&running, &data_dir);
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let upgraded_from = std::env::var_os(super::upgrade::ENV_UPGRADE_FROM).is_some();
+    if upgraded_from {
+        // The old process sends READY (with our pid) for us.
+        super::upgrade::report_ready(&data_dir).await;
+    } else {
+        switchboard::notify::notify("READY=1");
+    }
+    let control = super::lifecycle::Control::start(&running, &data_dir, upgraded_from);
     switchboard::activation::close_unused();
-    switchboard::notify::notify("READY=1");
     // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running
@@ -54,8 +62,12 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         anyhow::bail!("no service could start (see above)");
     }
 
-    let super::lifecycle::Ended::Stop =
-        super::lifecycle::wait(&mut signals, &running, control).await?;
+    if let super::lifecycle::Ended::Upgraded =
+        super::lifecycle::wait(&mut signals, &running, control).await?
+    {
+        switchboard::handoff::draining().cancel();
+        super::upgrade::drain(running.supervisor.stats(), grace).await;
+    }
     tracing::info!("shutting down (press Ctrl-C again to exit at once)");
     switchboard::notify::notify("STOPPING=1");
     // A second signal skips the grace period.
@@ -159,7 +171,9 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
             }
         ),
     });
-    print!("{out}");
+    // Not `print!`: a closed stdout (the terminal gone, the reader of an
+    // upgraded process's parent gone) must not end the server.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stdout().flush();
 }
 

@@ -90,6 +90,7 @@ impl Admission {
         loop {
             let accepted = tokio::select! {
                 () = ctx.accept.cancelled() => return None,
+                () = crate::handoff::draining().cancelled() => return None,
                 accepted = listener.accept() => accepted,
             };
             match accepted {

@@ -391,6 +391,8 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     loop {
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
+            // Upgraded: the new process accepts; requests here finish.
+            () = crate::handoff::draining().cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
