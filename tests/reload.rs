@@ -566,3 +566,34 @@ async fn an_upgrade_loses_no_connection_and_no_session() {
         .await
         .expect("the new process still serves");
 }
+
+/// An upgrade whose new process cannot start (here: the config became
+/// unreadable) leaves the old one serving, and says why.
+#[tokio::test]
+async fn a_failed_upgrade_leaves_the_old_process_serving() {
+    let server = Server::start(&config(60_000, 60_000)).await;
+    let echo = server.addr("echo");
+    let mut s = TcpStream::connect(&echo).await.expect("connect");
+    round_trip(&mut s, 0).await.expect("round trip");
+    std::fs::write(&server.config, "[services.echo\n").expect("break the config");
+    let out = guard(
+        "switchboard upgrade",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("upgrade")
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .output(),
+    )
+    .await
+    .expect("upgrade runs");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("exited before it was ready"), "{text}");
+    round_trip(&mut s, 1)
+        .await
+        .expect("the old process still serves");
+    let mut fresh = TcpStream::connect(&echo).await.expect("still accepting");
+    round_trip(&mut fresh, 0)
+        .await
+        .expect("new connections too");
+}
