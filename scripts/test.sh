@@ -146,9 +146,10 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   unit_dir="$(mktemp -d)"
   sed "s#^ExecStart=/usr/local/bin/switchboard #ExecStart=$target_dir/debug/switchboard #" \
     deploy/switchboard.service > "$unit_dir/switchboard.service"
+  cp deploy/switchboard.socket "$unit_dir/switchboard.socket"
   grep -q "^ExecStart=$target_dir/debug/switchboard serve" "$unit_dir/switchboard.service"
   verify_rc=0
-  verify_err="$(systemd-analyze verify "$unit_dir/switchboard.service" 2>&1 >/dev/null)" || verify_rc=$?
+  verify_err="$(systemd-analyze verify "$unit_dir/switchboard.service" "$unit_dir/switchboard.socket" 2>&1 >/dev/null)" || verify_rc=$?
   rm -rf "$unit_dir"
   if [ "$verify_rc" != 0 ] || [ -n "$verify_err" ]; then
     printf '%s\n' "$verify_err" >&2

@@ -151,6 +151,36 @@ pub enum Command {
     },
     /// Print the manual page (roff): `switchboard man | man -l -`.
     Man,
+    /// Make the running server read its config file and
+    /// `<data_dir>/services.toml` again and apply only the differences
+    /// (the same as `SIGHUP` or the dashboard's Reload button).
+    ///
+    /// Unchanged instances keep their listeners and connections; a changed
+    /// one starts anew on the same socket while its old connections drain.
+    /// Talks to the server over `<data_dir>/control.sock`. Exits non-zero
+    /// with the reason when the configuration has an error (then nothing
+    /// changed) or a change failed.
+    Reload(ControlArgs),
+    /// Replace the running server by the binary now at its path, without
+    /// dropping a connection (the same as `SIGUSR2`).
+    ///
+    /// The new process gets every listening socket and, once it listens,
+    /// the old one stops accepting and exits when its open connections,
+    /// commands and uploads are done (within `shutdown_grace_ms`). If the
+    /// new one fails to start, the old one goes on serving and this exits
+    /// non-zero with the reason. Prints the new process's pid.
+    Upgrade(ControlArgs),
+}
+
+/// Options of `reload` (and `upgrade`).
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    #[command(flatten)]
+    pub config: ServeArgs,
+
+    /// How long to wait for the server's answer.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,7 @@
 //! uses `wire`; `web` sees services only through the `Supervisor` and
 //! `stats` snapshots; `wire`, `stats` and `kind` use nothing above them.
 
+pub mod activation;
 pub mod audit;
 pub mod audit_read;
 pub mod auth;
@@ -43,11 +44,15 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod failpoint;
+pub mod handoff;
 pub(crate) mod jsonfile;
 pub mod keyfile;
 pub mod kind;
+pub mod notify;
 pub mod ratelimit;
+pub mod reload;
 pub mod replay;
 pub mod server;
 pub mod service;

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         cli.command.is_none() || matches!(cli.command, Some(Command::Serve(_))),
         cli.log_format,
     );
+    if cli.command.is_none() || matches!(cli.command, Some(Command::Serve(_))) {
+        adopt_sockets();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,6 +81,14 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Some(Command::Reload(args)) => {
+                cmd::lifecycle::control(cli.serve, args, switchboard::control::Request::Reload)
+                    .await
+            }
+            Some(Command::Upgrade(args)) => {
+                cmd::lifecycle::control(cli.serve, args, switchboard::control::Request::Upgrade)
+                    .await
+            }
             Some(Command::Token(args)) => {
                 cmd::accounts::token(switchboard::cli::TokenArgs {
                     config: cmd::merge_serve_args(cli.serve, args.config),
@@ -97,6 +108,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Takes the sockets systemd (or the process an upgrade replaces) handed
+/// over. Before any thread starts: `listenfd` clears `LISTEN_FDS` and
+/// `LISTEN_PID`, so the commands `exec` runs do not inherit them.
+fn adopt_sockets() {
+    let fds = listenfd::ListenFd::from_env();
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let names = std::env::var("LISTEN_FDNAMES").ok();
+    if fds.len() > 0 {
+        tracing::info!(
+            "{} socket(s) handed over ({})",
+            fds.len(),
+            names.as_deref().unwrap_or("unnamed")
+        );
+    }
+    for warning in switchboard::activation::adopt(fds, names.as_deref()) {
+        tracing::warn!("{warning}");
+    }
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    switchboard::notify::init(std::env::var_os("NOTIFY_SOCKET"));
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default: info for the server,

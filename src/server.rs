@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -27,6 +28,19 @@ pub struct Options {
     /// The first admin account's password (`SWITCHBOARD_ADMIN_PASSWORD`);
     /// without one, a password is generated and returned once.
     pub admin_password: Option<String>,
+    /// How to read the configuration again, for reloads (`SIGHUP`,
+    /// `switchboard reload`, the dashboard); none: no reloads.
+    pub reload: Option<ReloadSource>,
+}
+
+/// [`crate::reload::LoadConfig`], for [`Options`].
+#[derive(Clone)]
+pub struct ReloadSource(pub Arc<crate::reload::LoadConfig>);
+
+impl std::fmt::Debug for ReloadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReloadSource")
+    }
 }
 
 /// Why the server could not start at all. A service that cannot bind is
@@ -69,6 +83,10 @@ pub struct Running {
     pub generated_password: Option<String>,
     /// Instances that were enabled but could not start.
     pub failures: Vec<ServiceError>,
+    /// Reloads the configuration, when [`Options::reload`] said how.
+    pub reloader: Option<crate::reload::Reloader>,
+    /// The dashboard's socket in the live registry, while it runs.
+    _web_live: Option<crate::handoff::LiveGuard>,
     root: Shutdown,
     config: Config,
 }
@@ -126,9 +144,32 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
     });
     let supervisor = Supervisor::new(&config, deps);
     let failures = supervisor.start_enabled().await;
+    let reloader = options.reload.map(|load| {
+        crate::reload::Reloader::new(
+            supervisor.clone(),
+            config.clone(),
+            Box::new(move || (load.0)()),
+        )
+    });
+    // The dashboard's socket, for an upgrade to hand on.
+    let web_live = match &web_listener {
+        Ok(l) => l.local_addr().ok().and_then(|addr| {
+            use std::os::fd::AsFd;
+            crate::handoff::register(
+                crate::activation::WEB,
+                crate::handoff::Key::Tcp(addr),
+                l.as_fd(),
+            )
+            .ok()
+        }),
+        Err(_) => None,
+    };
     let web = match web_listener {
         Ok(listener) => listener.local_addr().inspect(|_| {
             let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
+            if let Some(r) = &reloader {
+                state.set_reloader(r.clone());
+            }
             root.tasks.spawn(crate::web::serve(listener, state));
         }),
         Err(e) => Err(e),
@@ -157,6 +198,8 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         key,
         generated_password,
         failures,
+        reloader,
+        _web_live: web_live,
         root,
         config,
     })

@@ -1478,6 +1478,19 @@
         showError(e.field, e.message);
       }
     });
+    // Reload config: the server applies only what changed in the files.
+    $('#reload-config')?.addEventListener('click', async () => {
+      try {
+        const res = await api('POST', '/api/v1/reload');
+        const r = res.result || {};
+        const n = (k) => (r[k] || []).length;
+        toast(`reloaded: ${n('restarted')} restarted, ${n('added')} added, ${n('removed')} removed, ${n('kept')} unchanged`
+          + (n('failed') ? `; failed: ${r.failed.join('; ')}` : ''), n('failed') ? 'error' : undefined);
+        if (n('restarted') + n('added') + n('removed') + n('stopped')) setTimeout(() => location.reload(), 1500);
+      } catch (e) {
+        toast(e.message, 'error');
+      }
+    });
     table.addEventListener('click', async (ev) => {
       const remove = ev.target.closest('[data-remove]')?.dataset.remove;
       const edit = ev.target.closest('[data-edit]')?.dataset.edit;

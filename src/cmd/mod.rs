@@ -7,11 +7,13 @@ pub(crate) mod bench;
 pub(crate) mod exit_status;
 pub(crate) mod files;
 pub(crate) mod files_resume;
+pub(crate) mod lifecycle;
 pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod talk;
 pub(crate) mod toxic;
+pub(crate) mod upgrade;
 
 use std::collections::BTreeMap;
 
@@ -64,7 +66,11 @@ pub(crate) fn load_config(args: &ServeArgs) -> Result<Config> {
         flags.push("keep_going=true".to_owned());
     }
     flags.extend(args.set.iter().cloned());
-    Ok(Config::resolve(file, &env, &flags)?)
+    let mut config = Config::resolve(file, &env, &flags)?;
+    // Sockets handed over at start win over the configured addresses.
+    let warnings = switchboard::activation::apply(&mut config);
+    config.warnings.extend(warnings);
+    Ok(config)
 }
 
 /// The HMAC key for exec and files, found as the server finds it:

@@ -24,7 +24,19 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     }
     let admin_password = admin_password()?;
     let web_listen = config.web.listen;
-    let running = server::run(config, server::Options { admin_password }).await?;
+    let data_dir = config.data_dir.clone();
+    let grace = config.shutdown_grace;
+    let reload = {
+        let args = args.clone();
+        server::ReloadSource(std::sync::Arc::new(move || {
+            load_config(&args).map_err(|e| format!("{e:#}"))
+        }))
+    };
+    let options = server::Options {
+        admin_password,
+        reload: Some(reload),
+    };
+    let running = server::run(config, options).await?;
     let failed = running.start_failures();
     if !failed.is_empty() && !running.keep_going() {
         // A partial start would look healthy to a supervisor (systemd's
@@ -41,6 +53,16 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
             failed.join("\n  ")
         );
     }
+    #[allow(clippy::disallowed_methods)] // main is where the environment is read
+    let upgraded_from = std::env::var_os(super::upgrade::ENV_UPGRADE_FROM).is_some();
+    if upgraded_from {
+        // The old process sends READY (with our pid) for us.
+        super::upgrade::report_ready(&data_dir).await;
+    } else {
+        switchboard::notify::notify("READY=1");
+    }
+    let control = super::lifecycle::Control::start(&running, &data_dir, upgraded_from);
+    switchboard::activation::close_unused();
     // Written before the banner: whoever waits for the banner finds it.
     if let Some(path) = &args.ready_file {
         running
@@ -53,8 +75,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         anyhow::bail!("no service could start (see above)");
     }
 
-    signals.next().await;
+    if let super::lifecycle::Ended::Upgraded =
+        super::lifecycle::wait(&mut signals, &running, control).await?
+    {
+        switchboard::handoff::draining().cancel();
+        super::upgrade::drain(running.supervisor.stats(), grace).await;
+    }
     tracing::info!("shutting down (press Ctrl-C again to exit at once)");
+    switchboard::notify::notify("STOPPING=1");
     // A second signal skips the grace period.
     tokio::spawn(async move {
         signals.next().await;
@@ -62,6 +90,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
         std::process::exit(130);
     });
     running.shutdown().await;
+    super::lifecycle::remove_control(&data_dir);
     tracing::info!("bye");
     Ok(())
 }
@@ -198,7 +227,9 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
             }
         ),
     });
-    print!("{out}");
+    // Not `print!`: a closed stdout (the terminal gone, the reader of an
+    // upgraded process's parent gone) must not end the server.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stdout().flush();
 }
 

@@ -120,7 +120,8 @@ impl Admission {
         self.tls = listener.tls().is_some();
         loop {
             let accepted = tokio::select! {
-                () = ctx.cancel.cancelled() => return None,
+                () = ctx.accept.cancelled() => return None,
+                () = crate::handoff::draining().cancelled() => return None,
                 accepted = listener.accept() => accepted,
             };
             match accepted {

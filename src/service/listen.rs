@@ -52,6 +52,10 @@ pub struct UnixSocketListener {
 
 impl Drop for UnixSocketListener {
     fn drop(&mut self) {
+        // The socket may live on in a reloaded instance or a new process.
+        if crate::handoff::keep_unix_file(&self.path) {
+            return;
+        }
         // Best effort: the folder may be gone already at shutdown.
         let _ = std::fs::remove_file(&self.path);
     }
@@ -153,6 +157,15 @@ impl Listener {
         }
     }
 
+    /// The listening socket itself (for [`crate::handoff`]).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.socket {
+            Bound::Tcp(l) => l.as_fd(),
+            Bound::Unix(u) => u.listener.as_fd(),
+        }
+    }
+
     /// Makes its connections speak TLS with `tls` (none: plain).
     pub fn with_tls(mut self, tls: Option<Arc<ServerTls>>) -> Self {
         self.tls = tls;
@@ -210,8 +223,17 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
             proxy: None,
         }),
         ListenAddr::Unix(path) => {
-            remove_stale_socket(path)?;
-            let listener = UnixListener::bind(path)?;
+            let listener = match crate::handoff::take(&crate::handoff::Key::Unix(path.clone())) {
+                Some(fd) => {
+                    let l = std::os::unix::net::UnixListener::from(fd);
+                    l.set_nonblocking(true)?;
+                    UnixListener::from_std(l)?
+                }
+                None => {
+                    remove_stale_socket(path)?;
+                    UnixListener::bind(path)?
+                }
+            };
             Ok(Listener {
                 socket: Bound::Unix(UnixSocketListener {
                     listener,
@@ -230,6 +252,12 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
 /// # Errors
 /// The OS error, e.g. `AddrInUse` when the port is taken.
 pub fn bind_inet(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    // A socket kept by a reload or inherited (systemd, an upgrade) first.
+    if let Some(fd) = crate::handoff::take(&crate::handoff::Key::Tcp(addr)) {
+        let l = std::net::TcpListener::from(fd);
+        l.set_nonblocking(true)?;
+        return TcpListener::from_std(l);
+    }
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
@@ -249,6 +277,11 @@ pub fn bind_udp(addr: &ListenAddr) -> io::Result<UdpSocket> {
             "UDP needs IP:PORT",
         ));
     };
+    if let Some(fd) = crate::handoff::take(&crate::handoff::Key::Udp(*addr)) {
+        let s = std::net::UdpSocket::from(fd);
+        s.set_nonblocking(true)?;
+        return UdpSocket::from_std(s);
+    }
     let socket = Socket::new(Domain::for_address(*addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
     socket.bind(&(*addr).into())?;

@@ -102,6 +102,9 @@ pub trait Bind: Sized + Send + 'static {
 
     /// This protocol's half of an instance's limits.
     fn limits(limits: &Limits) -> Self::Limits;
+
+    /// The socket itself, for the live registry ([`crate::handoff`]).
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
 }
 
 impl Bind for listen::Listener {
@@ -114,6 +117,10 @@ impl Bind for listen::Listener {
         let l = listen::bind_tcp(addr)?.with_tls(tls);
         let local = l.local_addr()?;
         Ok((l, local))
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd()
     }
 
     fn limits(limits: &Limits) -> TcpLimits {
@@ -135,6 +142,10 @@ impl Bind for tokio::net::UdpSocket {
         let s = listen::bind_udp(addr)?;
         let local = ListenAddr::Inet(s.local_addr()?);
         Ok((s, local))
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
     }
 
     fn limits(limits: &Limits) -> UdpLimits {
@@ -218,6 +229,10 @@ pub struct ServiceCtx<L = TcpLimits> {
     pub id: ServiceId,
     /// Cancelled when this service (or the whole process) stops.
     pub cancel: CancellationToken,
+    /// Cancelled when this service stops taking new connections while its
+    /// open ones go on (a reload or an upgrade drains it); a child of
+    /// `cancel`.
+    pub accept: CancellationToken,
     /// The process's own token: cancelled once it is shutting down, which
     /// tells a shutdown from a stop of this one service.
     pub process: CancellationToken,
@@ -238,9 +253,11 @@ pub type UdpCtx = ServiceCtx<UdpLimits>;
 impl<L> ServiceCtx<L> {
     /// A context for running a service outside the supervisor (tests, benches).
     pub fn new(id: ServiceId, stats: Stats, limits: L, resources: Resources) -> Self {
+        let cancel = CancellationToken::new();
         ServiceCtx {
             id,
-            cancel: CancellationToken::new(),
+            accept: cancel.child_token(),
+            cancel,
             process: CancellationToken::new(),
             tasks: TaskTracker::new(),
             stats,

@@ -32,9 +32,14 @@ pub struct Launch<'a> {
 /// Binds `K`'s socket and returns its running future.
 fn launch<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
     let (socket, local) = K::Socket::bind(how.listen, how.tls)?;
+    // A duplicate for a reload or an upgrade to find, dropped right after
+    // the service (and so its listener) ends.
+    let key = crate::handoff::Key::of(how.ctx.id.proto(), &local);
+    let live = crate::handoff::register(how.ctx.id.name(), key, socket.fd())?;
     let ctx = ServiceCtx {
         id: how.ctx.id,
         cancel: how.ctx.cancel,
+        accept: how.ctx.accept,
         process: how.ctx.process,
         tasks: how.ctx.tasks,
         stats: how.ctx.stats,
@@ -42,7 +47,15 @@ fn launch<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
         own_udp_ports: how.ctx.own_udp_ports,
         resources: how.ctx.resources,
     };
-    Ok((Box::pin(settings.run(socket, ctx)), local))
+    let run = settings.run(socket, ctx);
+    Ok((
+        Box::pin(async move {
+            let ended = run.await;
+            drop(live);
+            ended
+        }),
+        local,
+    ))
 }
 
 macro_rules! registry {

@@ -28,9 +28,11 @@ use crate::users::Users;
 
 mod deps;
 mod loops;
+mod reload;
 mod state;
 
 pub use deps::{Deps, DepsError};
+pub use reload::Applied;
 pub use state::{ServiceState, ServiceStatus};
 
 /// Starts, stops and watches every instance. Cheap to clone.
@@ -103,6 +105,8 @@ const MAX_PANICS: usize = 10;
 struct Running {
     generation: u64,
     cancel: CancellationToken,
+    /// Stops its accepting only (see [`reload`]).
+    accept: CancellationToken,
     conns: TaskTracker,
     handle: JoinHandle<()>,
 }
@@ -340,9 +344,11 @@ impl Supervisor {
             .stats
             .set_capture(&id, config.capture.on, Some(config.capture.bytes));
         let cancel = self.inner.root.token.child_token();
+        let accept = cancel.child_token();
         let ctx = ServiceCtx {
             id: id.clone(),
             cancel: cancel.clone(),
+            accept: accept.clone(),
             process: self.inner.root.token.clone(),
             tasks: TaskTracker::new(),
             stats: self.inner.stats.clone(),
@@ -396,6 +402,7 @@ impl Supervisor {
         st.running = Some(Running {
             generation,
             cancel,
+            accept,
             conns,
             handle,
         });

@@ -35,6 +35,7 @@ mod live;
 mod metrics;
 mod pages;
 mod relay;
+mod reload;
 pub mod session;
 mod toxics;
 pub mod toxiproxy;
@@ -117,7 +118,7 @@ struct Inner {
     /// events carry only what services do).
     /// The built-in exec instance's settings (the defaults when it has none).
     exec_settings: crate::service::exec::Settings,
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
     /// Capture exports and replays being built or run (see [`capture`]).
@@ -135,6 +136,8 @@ struct Inner {
     started: Instant,
     /// Request durations by route, for `/metrics`.
     http: metrics::HttpMetrics,
+    /// Reads and applies the configuration again (set by the server).
+    reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
 
 impl AppState {
@@ -143,9 +146,9 @@ impl AppState {
         let max_streams_per_session = web.max_streams_per_session;
         let audit = supervisor.audit().clone();
         let uploads = tus::Uploads::new(config, supervisor.store(), audit, &shutdown);
-        AppState {
+        let state = AppState {
             inner: Arc::new(Inner {
-                sessions: Sessions::new(web.session_idle, web.max_streams_per_session),
+                sessions: Arc::new(Sessions::new(web.session_idle, web.max_streams_per_session)),
                 conns: Conns::new(web.max_connections, web.max_connections_per_peer),
                 sign_in_failures: FailureLimit::per_minute(web.max_failures_per_minute),
                 supervisor,
@@ -172,14 +175,28 @@ impl AppState {
                 uploads,
                 shutdown,
                 started: Instant::now(),
+                reloader: std::sync::OnceLock::new(),
                 http: metrics::HttpMetrics::default(),
             }),
-        }
+        };
+        // Signed-in people stay signed in across a restart or an upgrade.
+        let inner = &state.inner;
+        inner.sessions.keep_in(&inner.data_dir, &inner.shutdown);
+        state
     }
 
     /// The HTTP connections' counts: open, silent, shed and refused.
     pub fn connection_counts(&self) -> ConnCounts {
         self.inner.conns.counts()
+    }
+
+    /// Lets the Reload button and `POST /api/v1/reload` reload.
+    pub fn set_reloader(&self, reloader: crate::reload::Reloader) {
+        let _ = self.inner.reloader.set(reloader);
+    }
+
+    fn reloader(&self) -> Option<&crate::reload::Reloader> {
+        self.inner.reloader.get()
     }
 
     fn supervisor(&self) -> &Supervisor {
@@ -295,6 +312,7 @@ pub fn router(state: AppState) -> Router {
             get(session::list_tokens).post(session::create_token),
         )
         .route("/api/v1/tokens/{name}", delete(session::revoke_token))
+        .route("/api/v1/reload", post(reload::reload))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(declared_size_limit))
         .layer(TimeoutLayer::with_status_code(
@@ -400,6 +418,8 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     loop {
         let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return state.flush_token_use().await,
+            // Upgraded: the new process accepts; requests here finish.
+            () = crate::handoff::draining().cancelled() => return state.flush_token_use().await,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {

@@ -54,6 +54,9 @@ use crate::users::{Role, UsersError};
 mod host;
 pub use host::{PROBE_PATHS, guard};
 
+mod persist;
+pub use persist::FILE as SESSIONS_FILE;
+
 mod api_tokens;
 pub use api_tokens::{CreatedToken, NewToken, create_token, list_tokens, revoke_token};
 
@@ -124,6 +127,8 @@ pub struct Sessions {
     /// The API tokens, opened on first use from the accounts' directory
     /// (the data directory).
     tokens: OnceLock<Tokens>,
+    /// Where the table is kept between runs (see [`persist`]).
+    keeper: OnceLock<Arc<persist::Keeper>>,
 }
 
 /// A live stream's hold on its session: one of its account's stream slots
@@ -153,6 +158,7 @@ impl Sessions {
             streams: streams::AccountStreams::new(max_streams),
             table: Mutex::new(HashMap::new()),
             tokens: OnceLock::new(),
+            keeper: OnceLock::new(),
         }
     }
 
@@ -191,6 +197,8 @@ impl Sessions {
                 ended: CancellationToken::new(),
             },
         );
+        drop(table);
+        self.kept_changed();
         Ok((token, session))
     }
 
@@ -212,10 +220,19 @@ impl Sessions {
         if let Some(e) = self.lock().get_mut(&token_key(token)) {
             e.session.role = role;
         }
+        self.kept_changed();
     }
 
     fn remove(&self, token: &str) {
         self.lock().remove(&token_key(token));
+        self.kept_changed();
+    }
+
+    /// Asks for the kept copy to be written soon (sign-in, sign-out).
+    fn kept_changed(&self) {
+        if let Some(k) = self.keeper.get() {
+            k.changed();
+        }
     }
 
     /// One of the session's account's stream slots, without counting as
