@@ -128,7 +128,7 @@ pub struct Sessions {
     /// (the data directory).
     tokens: OnceLock<Tokens>,
     /// Where the table is kept between runs (see [`persist`]).
-    keeper: OnceLock<Arc<persist::Keeper>>,
+    keeper: OnceLock<std::sync::Arc<persist::Keeper>>,
 }
 
 /// A live stream's hold on its session: one of its account's stream slots

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+
 use tokio_util::sync::CancellationToken;
 
 use super::{Entry, MAX_SESSIONS, Session, Sessions};
@@ -130,7 +130,6 @@ impl Sessions {
                 },
                 last_seen,
                 ended: CancellationToken::new(),
-                streams: Arc::new(Semaphore::new(self.max_streams)),
             });
         }
         Ok(table.len())
