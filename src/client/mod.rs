@@ -346,7 +346,15 @@ pub(crate) async fn connect_stream_tls(
             Target::Inet(addrs, _) => {
                 let mut last = None;
                 for a in addrs {
-                    match tokio::net::TcpStream::connect(a).await {
+                    // From the dashboard's relays: marked as ours (see
+                    // `service::internal`), so they hold no slot of
+                    // 127.0.0.1's per-address cap.
+                    let connect = if crate::service::internal::active() {
+                        futures_util::future::Either::Left(crate::service::internal::connect(*a))
+                    } else {
+                        futures_util::future::Either::Right(tokio::net::TcpStream::connect(*a))
+                    };
+                    match connect.await {
                         Ok(s) => {
                             s.set_nodelay(true).map_err(|e| ClientError::io(&addr, e))?;
                             return Ok(Either::Left(s));

@@ -151,9 +151,12 @@ impl Admission {
             Peer::Inet(addr) => Some(addr.ip()),
             Peer::Unix => None,
         };
+        // Our own relays and proxies hold no per-address slot: they are
+        // bounded by their own budgets (see `internal.rs`).
+        let ours = matches!(peer, Peer::Inet(addr) if super::internal::take(addr));
         let peer_slot = match ip {
-            Some(ip) => Some(self.peer_slot(ctx, stream, peer, ip)?),
-            None => None,
+            Some(ip) if !ours => Some(self.peer_slot(ctx, stream, peer, ip)?),
+            _ => None,
         };
         let permit = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => Some(permit),

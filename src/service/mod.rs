@@ -21,6 +21,7 @@
 pub mod accept;
 pub mod counted;
 pub(crate) mod evict;
+pub mod internal;
 pub mod listen;
 pub(crate) mod new_peers;
 pub(crate) mod process;

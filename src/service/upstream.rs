@@ -108,7 +108,10 @@ impl Upstream {
     pub async fn connect(&self, within: Duration) -> io::Result<Plain> {
         let connect = async {
             let tcp = match self {
-                Upstream::Inet(a) => TcpStream::connect(a).await?,
+                // Marked when on loopback: an upstream that is one of our
+                // own services does not count the proxy's connections as
+                // 127.0.0.1's (see `service::internal`).
+                Upstream::Inet(a) => super::internal::connect(*a).await?,
                 Upstream::Host { host, port } => TcpStream::connect((host.as_str(), *port)).await?,
                 Upstream::Unix(p) => return Ok(Either::Right(UnixStream::connect(p).await?)),
             };

@@ -67,6 +67,13 @@ pub(crate) fn is_listener(upstream: &Upstream, at: &ListenAddr) -> bool {
 }
 
 impl Supervisor {
+    /// The config file's `stdio_allow`: what a stdio instance added from
+    /// the dashboard may run (checked with the other dashboard rules in
+    /// `config::dashboard`; kept here for instances added while running).
+    pub fn stdio_allow(&self) -> &[String] {
+        &self.inner.stdio_allow
+    }
+
     /// Refuses to start proxy `id` (with `config`) when its upstream is its
     /// own listen address or a running proxy of this process.
     pub(super) fn check_loop(

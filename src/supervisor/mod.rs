@@ -53,8 +53,7 @@ struct SupInner {
     slots: std::sync::RwLock<Vec<Arc<Slot>>>,
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
-    /// The config file's `stdio_allow`, for instances added while running.
-    stdio_allow: Vec<String>,
+    stdio_allow: Vec<String>, // see `Supervisor::stdio_allow`
 }
 
 struct Slot {
@@ -135,12 +134,6 @@ impl Supervisor {
                 stdio_allow: config.stdio_allow.clone(),
             }),
         }
-    }
-
-    /// The config file's `stdio_allow`: what a stdio instance added from
-    /// the dashboard may run.
-    pub fn stdio_allow(&self) -> &[String] {
-        &self.inner.stdio_allow
     }
 
     fn slots(&self) -> Vec<Arc<Slot>> {
@@ -334,10 +327,8 @@ impl Supervisor {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
         }
-        if let Err(e) = self.check_loop(&id, &config) {
-            self.fail(slot, e.to_string());
-            return Err(e);
-        }
+        self.check_loop(&id, &config)
+            .inspect_err(|e| self.fail(slot, e.to_string()))?;
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).
         self.inner

@@ -176,7 +176,12 @@ pub async fn send(
                 return Err(WebError::BadRequest("an empty message gets no echo".into()));
             }
             let tls = state.tls(&id)?;
-            let mut c = EchoClient::connect_tls(&target, CLIENT_TIMEOUT, tls.as_ref()).await?;
+            let mut c = crate::service::internal::scope(EchoClient::connect_tls(
+                &target,
+                CLIENT_TIMEOUT,
+                tls.as_ref(),
+            ))
+            .await?;
             let t = Instant::now();
             let reply = c.round_trip(&payload).await?;
             (reply, t.elapsed())
@@ -339,7 +344,12 @@ async fn echo_back_to_back(
 ) -> Result<Vec<Vec<u8>>, WebError> {
     let total: usize = pieces.iter().map(Vec::len).sum();
     let tls = state.tls(ServiceKind::Echo)?;
-    let mut client = EchoClient::connect_tls(target, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    let mut client = crate::service::internal::scope(EchoClient::connect_tls(
+        target,
+        CLIENT_TIMEOUT,
+        tls.as_ref(),
+    ))
+    .await?;
     client.write_each(pieces).await?;
     if let Some(me) = client.local_addr() {
         // Byte counts do not wake the stats' change signal (the data path
@@ -422,8 +432,13 @@ pub async fn exec(
     };
     let target = state.target(ServiceKind::Exec)?;
     let tls = state.tls(ServiceKind::Exec)?;
-    let client =
-        CommandClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    let client = crate::service::internal::scope(CommandClient::connect_tls(
+        &target,
+        state.key()?,
+        CLIENT_TIMEOUT,
+        tls.as_ref(),
+    ))
+    .await?;
     let audited = match &what {
         What::Run(argv) => json!({"event": "web_exec", "user": session.user, "argv": argv}),
         What::Shell(line) => json!({"event": "web_exec", "user": session.user, "line": line}),

@@ -182,7 +182,14 @@ pub async fn relay(
     let target = state.target(&id)?;
     let upstream = if kind == ServiceKind::Echo {
         let tls = state.tls(&id)?;
-        Upstream::Tcp(EchoClient::connect_tls(&target, TIMEOUT, tls.as_ref()).await?)
+        Upstream::Tcp(
+            crate::service::internal::scope(EchoClient::connect_tls(
+                &target,
+                TIMEOUT,
+                tls.as_ref(),
+            ))
+            .await?,
+        )
     } else {
         Upstream::Udp(UdpEchoClient::connect(&target, TIMEOUT).await?)
     };

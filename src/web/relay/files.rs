@@ -11,8 +11,13 @@ use crate::store::StoreError;
 pub async fn list_files(State(state): State<AppState>, _: Viewer) -> Result<Response, WebError> {
     let target = state.target(ServiceKind::Files)?;
     let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    let mut client = crate::service::internal::scope(FilesClient::connect_tls(
+        &target,
+        state.key()?,
+        CLIENT_TIMEOUT,
+        tls.as_ref(),
+    ))
+    .await?;
     let (files, truncated): (Vec<FileInfo>, bool) = client.list().await?;
     let mut response = Json(files).into_response();
     if truncated {
@@ -67,8 +72,13 @@ pub async fn put_file(
     }
     let target = state.target(ServiceKind::Files)?;
     let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    let mut client = crate::service::internal::scope(FilesClient::connect_tls(
+        &target,
+        state.key()?,
+        CLIENT_TIMEOUT,
+        tls.as_ref(),
+    ))
+    .await?;
     // Uploads have no overall deadline (any size may take any time), but
     // one that sends nothing for `web.request_timeout` ends with a 408.
     let idle = state.web().request_timeout;
@@ -131,8 +141,13 @@ pub async fn get_file(
 ) -> Result<Response, WebError> {
     let target = state.target(ServiceKind::Files)?;
     let tls = state.tls(ServiceKind::Files)?;
-    let mut client =
-        FilesClient::connect_tls(&target, state.key()?, CLIENT_TIMEOUT, tls.as_ref()).await?;
+    let mut client = crate::service::internal::scope(FilesClient::connect_tls(
+        &target,
+        state.key()?,
+        CLIENT_TIMEOUT,
+        tls.as_ref(),
+    ))
+    .await?;
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let fetch_name = name.clone();

@@ -1,0 +1,44 @@
+//! Our own relays and proxies are not one peer: a tcp-proxy in front of
+//! our echo opens its upstream connections from 127.0.0.1, and they must
+//! not fill echo's per-address cap for every other local client.
+
+mod common;
+
+use common::{GUARD, Harness};
+use switchboard::client::EchoClient;
+use switchboard::kind::ServiceKind::Echo;
+
+#[tokio::test]
+async fn a_proxy_to_our_own_echo_holds_none_of_127_0_0_1s_slots() {
+    let h =
+        Harness::start_with(|c| c.service_mut(Echo).tcp_mut().max_connections_per_peer = 2).await;
+    let text = format!(
+        "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\n",
+        h.target(Echo)
+    );
+    let front = common::resolve_file(&text)
+        .unwrap()
+        .service("front")
+        .unwrap()
+        .clone();
+    h.supervisor.add(front).await.unwrap();
+    let mut through = Vec::new();
+    for i in 0..4 {
+        let mut c = EchoClient::connect(&h.target("front"), GUARD)
+            .await
+            .unwrap();
+        let said = format!("via proxy {i}");
+        assert_eq!(
+            c.round_trip(said.as_bytes()).await.unwrap(),
+            said.to_uppercase().as_bytes()
+        );
+        through.push(c);
+    }
+    // 127.0.0.1's own two slots are still free for a direct client.
+    for _ in 0..2 {
+        let mut c = EchoClient::connect(&h.target(Echo), GUARD).await.unwrap();
+        assert_eq!(c.round_trip(b"direct").await.unwrap(), b"DIRECT");
+        through.push(c);
+    }
+    assert_eq!(h.stats.totals(Echo).refused, 0);
+}
