@@ -10,9 +10,9 @@
 //! server's admin password. `curl` fails on an HTTP error status
 //! (`--fail-with-body`), so a route that drifts fails. A block must exit 0, or `N` with the tag `run exit=N`.
 //!
-//! It deliberately doesn't compare a block's output with the `# ...`
-//! comments that show it: those show a typical run (times, counters, ids),
-//! not an exact transcript.
+//! Where a block shows its JSON output in whole-line `# ...` comments, the
+//! keys shown must be in the output; the values are not compared, since
+//! they show a typical run (times, counters, ids), not an exact transcript.
 
 mod common;
 
@@ -128,6 +128,32 @@ fn shell_blocks(path: &Path, problems: &mut Vec<String>) -> Vec<Block> {
         }
     }
     blocks
+}
+
+/// The JSON keys (`"name":`) the block's whole-line `# ...` comments show
+/// in its output: a renamed or dropped field fails the test, while the
+/// values (times, ids, counters) may differ.
+fn shown_keys(text: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    for comment in text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('#'))
+    {
+        let mut rest = comment;
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('"') else { break };
+            let word = &after[..end];
+            let is_key = after[end + 1..].starts_with(':')
+                && !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if is_key {
+                keys.push(format!("\"{word}\":"));
+            }
+            rest = &after[end + 1..];
+        }
+    }
+    keys
 }
 
 /// Replaces each default port standing alone (no digit either side).
@@ -247,6 +273,15 @@ async fn run_file(blocks: &[&Block]) -> usize {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for key in shown_keys(&block.text) {
+            assert!(
+                stdout.contains(&key),
+                "{}:{}: the docs show {key} in the output, which lacks it:\n{stdout}",
+                block.file,
+                block.line,
+            );
+        }
     }
     drop(served);
     blocks
@@ -280,6 +315,12 @@ async fn every_shell_example_in_the_docs_runs_or_says_why_not() {
         blocks.len()
     );
     assert!(ran > 0, "no shell block ran");
+}
+
+#[test]
+fn keys_come_from_whole_line_comments_only() {
+    let text = "curl x # {\"no\":1}\n# {\"ok\":true,\"id\":17,\n#  \"msg\":\"a: b\"}\n";
+    assert_eq!(shown_keys(text), ["\"ok\":", "\"id\":", "\"msg\":"]);
 }
 
 #[test]
