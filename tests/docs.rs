@@ -249,6 +249,11 @@ async fn run_file(blocks: &[&Block]) -> usize {
             .env("PATH", &path)
             .env("HOME", dir.path())
             .env("SWITCHBOARD_DATA_DIR", &data)
+            // Where the local dashboard is, for `switchboard health`.
+            .env(
+                "SWITCHBOARD_WEB_LISTEN",
+                format!("127.0.0.1:{}", ports[&8080]),
+            )
             .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
