@@ -231,10 +231,14 @@ fn readme_docker() -> ReadmeDocker {
         .split("\n## Docker\n")
         .nth(1)
         .expect("a Docker section");
+    // The block's info string carries its docs-test tag (`sh norun: ...`).
     let block = section
-        .split("```sh\n")
+        .split("```sh")
         .nth(1)
         .unwrap()
+        .split_once('\n')
+        .expect("a fence line")
+        .1
         .split("```")
         .next()
         .unwrap();
