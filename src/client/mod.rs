@@ -88,6 +88,7 @@ macro_rules! stream_client_connect {
 
 mod echo;
 mod exec;
+mod exec_tutorial;
 mod files;
 pub mod health;
 mod login;
@@ -101,6 +102,7 @@ use tokio_util::either::Either;
 
 pub use echo::EchoClient;
 pub use exec::{CommandClient, CommandOutcome, OutputKind};
+pub use exec_tutorial::{RAW_READ, TutorialExecClient};
 pub use files::{ClassicClient, FilesClient, Stored};
 pub use login::{LoginClient, LoginOutcome};
 pub use udp::{TimeClient, UdpEchoClient};
