@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{AppState, CLIENT_TIMEOUT, WebError};
-use crate::client::{CommandClient, OutputKind, RAW_READ, TutorialExecClient};
+use crate::client::{CommandClient, CommandOutcome, OutputKind, RAW_READ, TutorialExecClient};
 use crate::kind::ServiceKind;
 use crate::service::exec::{Framing, Settings};
 use crate::web::session::Admin;
@@ -254,10 +254,15 @@ async fn header(state: &AppState, instance: &str, target: &str, commands: &[Stri
             let room = MAX_LAB_REPLY.saturating_sub(out.len());
             out.extend_from_slice(&bytes[..bytes.len().min(room)]);
         };
-        client
+        let outcome = client
             .run(&argv, None, keep)
             .await
             .map_err(|e| e.to_string())?;
+        // A refusal (not allowed, timeout, cap) is the reply, as the
+        // tutorial framings answer it.
+        if let CommandOutcome::Error(why) = outcome {
+            out.extend_from_slice(format!("{why}\n").as_bytes());
+        }
         replies.push(out);
     }
     Ok((replies, Vec::new()))
