@@ -161,3 +161,54 @@ async fn the_lab_refuses_hostile_input_other_kinds_and_lesser_roles() {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
 }
+
+/// A hostile server behind an instance's address cannot make the lab's
+/// client allocate what it claims or wait forever.
+#[tokio::test]
+async fn the_client_refuses_hostile_lengths_and_silence() {
+    use std::time::Duration;
+    use switchboard::client::TutorialExecClient;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let replies: [Vec<u8>; 4] = [
+        i32::MAX.to_ne_bytes().to_vec(),
+        (-5i32).to_ne_bytes().to_vec(),
+        b"lots".to_vec(),
+        Vec::new(),
+    ];
+    for (n, reply) in replies.into_iter().enumerate() {
+        let listener =
+            switchboard::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf).await;
+            s.write_all(&reply).await.unwrap();
+            // Hold the connection open, silent, until the client leaves.
+            let _ = s.read(&mut buf).await;
+        });
+        let mut c = TutorialExecClient::connect(&addr, Duration::from_millis(500))
+            .await
+            .unwrap();
+        let err = common::guard("the client gives up", async {
+            match n {
+                0 | 1 => c.struct_framed("echo x", 16 * 1024).await,
+                2 => c.length_ready("echo x", 16 * 1024).await,
+                _ => c.raw("echo x").await,
+            }
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        let expected = [
+            "at most 16384",
+            "expected a length",
+            "expected a length",
+            "no reply",
+        ];
+        assert!(err.contains(expected[n]), "case {n}: {err}");
+        drop(c);
+        common::guard("the server ends", server).await.unwrap();
+    }
+}
