@@ -1030,6 +1030,38 @@
     });
   }
 
+  // The same lab through exec's framings: one column per instance.
+  if ($('#sticky-exec-form')) {
+    $('#sticky-exec-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const commands = $('#sticky-exec-text').value.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim().length);
+      const button = $('#sticky-exec-button');
+      button.disabled = true;
+      try {
+        const r = await api('POST', '/api/v1/sticky/exec', { commands });
+        const columns = r.sides.map((side) => {
+          const col = el('div', { class: 'sticky-side', 'data-framing': side.framing, 'data-whole': String(side.whole) });
+          col.append(el('h3', {}, `${side.instance} (${side.framing})`));
+          col.append(el('p', { class: side.whole ? 'hint ok' : 'hint bad', 'data-field': 'verdict' },
+            side.error ? `failed: ${side.error}` : side.verdict));
+          col.append(el('ol', { class: 'reads' }, ...side.replies.map((text, i) =>
+            el('li', {}, el('span', { class: 'count' }, `${r.commands[i]} → ${side.reply_sizes[i]} B `), el('code', {}, text)))));
+          if (side.leftover_size) {
+            col.append(el('p', { class: 'hint' }, `left unread after the last command: ${side.leftover_size} B`),
+              el('code', { class: 'reply' }, side.leftover));
+          }
+          return col;
+        });
+        $('#sticky-exec-result').replaceChildren(...columns);
+        $('#sticky-exec-result').hidden = false;
+      } catch (e) {
+        toast(e.message, 'error');
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
   // ---- files ----------------------------------------------------------------
 
   const BROWSER_HASH_LIMIT = 256 * 1024 * 1024;

@@ -719,6 +719,24 @@ async fn send_sticky_upload_and_console_panels_work_in_a_real_browser() {
     .await;
     screenshot(&browser, "7-sticky").await;
 
+    // The same lab through exec's framings: here the one `header` instance,
+    // whose replies come back whole, one per command.
+    let commands = wait_for(
+        &browser,
+        "the commands",
+        "//textarea[@id='sticky-exec-text']",
+    )
+    .await;
+    type_into(&commands, "echo one\necho two").await;
+    click(&browser, "sticky-exec-button").await;
+    wait_for(
+        &browser,
+        "two whole replies on header",
+        "//div[@id='sticky-exec-result']/div[@data-framing='header' and @data-whole='true']\
+         //ol[count(li) = 2]/li[2][contains(., 'two')]",
+    )
+    .await;
+
     // An upload of several MiB, checked in the browser and found on disk.
     let upload = dir.path().join("several.bin");
     let data: Vec<u8> = (0..6 * 1024 * 1024u32)

@@ -97,6 +97,7 @@ macro_rules! stream_client_connect {
 mod detect;
 mod echo;
 mod exec;
+mod exec_tutorial;
 mod files;
 pub mod health;
 mod login;
@@ -110,6 +111,7 @@ use tokio_util::either::Either;
 
 pub use echo::EchoClient;
 pub use exec::{CommandClient, CommandOutcome, OutputKind, Step};
+pub use exec_tutorial::{RAW_READ, TutorialExecClient};
 pub use files::{ClassicClient, FilesClient, Stored};
 pub use login::{LoginClient, LoginOutcome};
 pub use udp::{TimeClient, UdpEchoClient};

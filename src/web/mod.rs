@@ -305,6 +305,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tutorials", get(tutorials::page))
         .route("/api/v1/services/{name}/chat/{peer}", post(chat::reply))
         .route("/api/v1/sticky", post(relay::sticky))
+        .route("/api/v1/sticky/exec", post(relay::sticky_exec))
         .route("/api/v1/files", get(relay::list_files))
         .route("/tokens", get(pages::tokens))
         .route(

@@ -38,6 +38,8 @@ use crate::store::FileInfo;
 
 mod files;
 pub use files::{delete_file, get_file, list_files, put_file};
+mod sticky_exec;
+pub use sticky_exec::sticky_exec;
 
 /// How long the relay waits to connect and for each reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

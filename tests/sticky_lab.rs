@@ -1,0 +1,214 @@
+//! The dashboard's sticky-packet lab through `exec`'s framings, over the
+//! real router and real `exec` instances on loopback: the same two
+//! commands back to back glue on `raw` and come back whole on
+//! `length-ready`, `struct` (behind its HMAC challenge) and `header`; and
+//! the route's limits, roles and hostile input.
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use common::web::Web;
+
+const INSTANCES: &str = r#"
+[services.lab-raw]
+kind = "exec"
+listen = "127.0.0.1:0"
+framing = "raw"
+allow = ["echo", "seq"]
+
+[services.lab-ready]
+kind = "exec"
+listen = "127.0.0.1:0"
+framing = "length-ready"
+allow = ["echo", "seq"]
+
+[services.lab-struct]
+kind = "exec"
+listen = "127.0.0.1:0"
+framing = "struct"
+allow = ["echo", "seq"]
+auth = "hmac-md5"
+auth_key = "ni hao ma"
+
+[services.lab-header]
+kind = "exec"
+listen = "127.0.0.1:0"
+allow = ["echo", "seq"]
+"#;
+
+const NAMES: [&str; 4] = ["lab-raw", "lab-ready", "lab-struct", "lab-header"];
+
+async fn web() -> Web {
+    Web::start_with(|c| {
+        let extra = common::resolve_file(INSTANCES).expect("the instances resolve");
+        c.services.extend(
+            extra
+                .services
+                .into_iter()
+                .filter(|s| NAMES.contains(&s.id.name())),
+        );
+    })
+    .await
+}
+
+fn side<'a>(v: &'a Value, instance: &str) -> &'a Value {
+    v["sides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["instance"] == instance)
+        .unwrap_or_else(|| panic!("no side for {instance}: {v}"))
+}
+
+#[tokio::test]
+async fn raw_glues_back_to_back_replies_and_the_framings_keep_them_whole() {
+    let w = web().await;
+    let admin = w.admin().await;
+    // 1492 bytes of output, more than the naive client's recv(1024).
+    let seq: String = (1..=400).map(|i| format!("{i}\n")).collect();
+    let body = json!({"commands": ["seq 1 400", "echo after"], "instances": NAMES});
+    let r = w
+        .send(admin.act_json("POST", "/api/v1/sticky/exec", &body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = r.json();
+
+    let raw = side(&v, "lab-raw");
+    assert_eq!(raw["framing"], "raw");
+    assert_eq!(raw["whole"], false, "{raw}");
+    assert!(raw["verdict"].as_str().unwrap().starts_with("split/glued"));
+    let first = raw["replies"][0].as_str().unwrap();
+    let second = raw["replies"][1].as_str().unwrap();
+    assert!(first.len() <= 1024 && seq.starts_with(first), "{first}");
+    // The second command's reply begins with the first one's tail.
+    assert!(
+        second.starts_with(&seq[first.len()..first.len() + 10]),
+        "{second}"
+    );
+    let stream = format!("{first}{second}{}", raw["leftover"].as_str().unwrap());
+    assert_eq!(stream, format!("{seq}after\n"), "nothing lost, only glued");
+
+    for (name, framing) in [
+        ("lab-ready", "length-ready"),
+        ("lab-struct", "struct"),
+        ("lab-header", "header"),
+    ] {
+        let s = side(&v, name);
+        assert_eq!(s["framing"], framing);
+        assert_eq!(s["error"], Value::Null, "{s}");
+        assert_eq!(s["whole"], true, "{s}");
+        assert_eq!(s["replies"], json!([seq, "after\n"]), "{name}");
+        assert_eq!(s["leftover_size"], 0);
+    }
+
+    // Audited, without the tutorial key.
+    w.h.supervisor.audit().flush().await;
+    let log = std::fs::read_to_string(switchboard::audit::path(w.h.dir.path())).unwrap();
+    assert!(log.contains("web_sticky_exec"), "{log}");
+    assert!(!log.contains("ni hao ma"));
+    assert!(!r.body.contains("ni hao ma"));
+}
+
+#[tokio::test]
+async fn the_lab_refuses_hostile_input_other_kinds_and_lesser_roles() {
+    let w = web().await;
+    let (viewer, operator, _) = w.roles().await;
+    let admin = w.admin().await;
+    for bad in [
+        json!({"commands": []}),
+        json!({"commands": vec!["echo x"; 9]}),
+        json!({"commands": ["a".repeat(201)]}),
+        json!({"commands": ["   "]}),
+        json!({"commands": ["echo a\necho b"]}),
+        json!({"commands": ["echo\u{0}x"]}),
+        json!({"commands": ["echo x"], "instances": []}),
+        json!({"commands": ["echo x"], "instances": vec!["lab-raw"; 9]}),
+        json!({"commands": ["echo x"], "instances": ["echo"]}),
+        json!({"commands": ["echo x"], "instances": ["no-such"]}),
+        json!({"commands": ["echo x"], "host": "10.0.0.1"}),
+        json!({"commands": "echo x"}),
+    ] {
+        let r = w
+            .send(admin.act_json("POST", "/api/v1/sticky/exec", &bad))
+            .await;
+        assert!(r.status.is_client_error(), "{bad}: {} {}", r.status, r.body);
+    }
+    // A command off the allowlist is answered with why, framed as usual.
+    let body = json!({"commands": ["rm -rf /", "echo 'open"], "instances": ["lab-struct"]});
+    let r = w
+        .send(admin.act_json("POST", "/api/v1/sticky/exec", &body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let s = side(&r.json(), "lab-struct").clone();
+    assert!(
+        s["replies"][0].as_str().unwrap().contains("not allowed"),
+        "{s}"
+    );
+    assert!(
+        s["replies"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read the command"),
+        "{s}"
+    );
+    // Running commands is the admin's, as the exec relay is.
+    for who in [&viewer, &operator] {
+        let r = w
+            .send(who.act_json("POST", "/api/v1/sticky/exec", &body))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+}
+
+/// A hostile server behind an instance's address cannot make the lab's
+/// client allocate what it claims or wait forever.
+#[tokio::test]
+async fn the_client_refuses_hostile_lengths_and_silence() {
+    use std::time::Duration;
+    use switchboard::client::TutorialExecClient;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let replies: [Vec<u8>; 4] = [
+        i32::MAX.to_ne_bytes().to_vec(),
+        (-5i32).to_ne_bytes().to_vec(),
+        b"lots".to_vec(),
+        Vec::new(),
+    ];
+    for (n, reply) in replies.into_iter().enumerate() {
+        let listener =
+            switchboard::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf).await;
+            s.write_all(&reply).await.unwrap();
+            // Hold the connection open, silent, until the client leaves.
+            let _ = s.read(&mut buf).await;
+        });
+        let mut c = TutorialExecClient::connect(&addr, Duration::from_millis(500))
+            .await
+            .unwrap();
+        let err = common::guard("the client gives up", async {
+            match n {
+                0 | 1 => c.struct_framed("echo x", 16 * 1024).await,
+                2 => c.length_ready("echo x", 16 * 1024).await,
+                _ => c.raw("echo x").await,
+            }
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        let expected = [
+            "at most 16384",
+            "expected a length",
+            "expected a length",
+            "no reply",
+        ];
+        assert!(err.contains(expected[n]), "case {n}: {err}");
+        drop(c);
+        common::guard("the server ends", server).await.unwrap();
+    }
+}
