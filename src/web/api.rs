@@ -30,6 +30,9 @@ pub struct ServiceView {
     /// Bytes per second in the last whole second.
     pub rate_in: u64,
     pub rate_out: u64,
+    /// How many of its toxics are on (0 unless a proxy): the Connections
+    /// page marks its connections as under toxics.
+    pub toxics_on: usize,
 }
 
 impl AppState {
@@ -51,6 +54,13 @@ impl AppState {
                     totals,
                     rate_in: last.bytes_in,
                     rate_out: last.bytes_out,
+                    toxics_on: self
+                        .supervisor()
+                        .toxics()
+                        .list(status.name.name())
+                        .iter()
+                        .filter(|t| t.enabled)
+                        .count(),
                     status,
                 }
             })
