@@ -1341,16 +1341,25 @@ async fn assert_no_axe_violations(screen: Screen) {
     browser.goto(&format!("{base}/connections")).await.unwrap();
     // Followed by its address: the live table's redraws can leave a found
     // link stale before a click lands.
-    let link = wait_for(
-        &browser,
-        "echo's Inspect link",
-        "//tr[@data-service='echo']//a[@data-inspect]",
-    )
-    .await
-    .attr("href")
-    .await
-    .unwrap()
-    .expect("the link has an address");
+    // The link is read again when a redraw replaced it between the find
+    // and the read (a stale element), a bounded number of times.
+    let mut tries = 0;
+    let link = loop {
+        let found = wait_for(
+            &browser,
+            "echo's Inspect link",
+            "//tr[@data-service='echo']//a[@data-inspect]",
+        )
+        .await;
+        match found.attr("href").await {
+            Ok(href) => break href.expect("the link has an address"),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                eprintln!("the Inspect link went stale ({e}); reading it again");
+            }
+            Err(e) => panic!("the Inspect link stayed stale: {e}"),
+        }
+    };
     browser.goto(&format!("{base}{link}")).await.unwrap();
     wait_for(
         &browser,
@@ -1597,8 +1606,10 @@ async fn a_tcp_proxy_is_added_used_edited_and_removed_from_the_services_page() {
         ))
         .await
         .unwrap();
-    // A port in use: the error shows at the field, and nothing is added.
-    type_into(&listen, &served.addr(ServiceKind::Echo)).await;
+    // A port in use (exec's: echo's own would be refused first as a loop,
+    // the proxy listening where it sends): the error shows at the field,
+    // and nothing is added.
+    type_into(&listen, &served.addr(ServiceKind::Exec)).await;
     click(&browser, "instance-save").await;
     wait_for(
         &browser,

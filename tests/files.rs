@@ -857,16 +857,19 @@ async fn names_from_peers_reach_the_log_escaped() {
     .await;
     let key = switchboard::keyfile::load(dir.path()).unwrap();
     let forged = "x\n2099-01-01T00:00:00Z  INFO switchboard: forged\u{1b}[2J\u{0}\u{202e}gpj.exe";
-    // Stored (no control characters) but invisible in a terminal.
+    // No control characters, but a right-to-left override: refused too
+    // (it would show as `reportexe.pdf`), and the refusal is logged escaped.
     let sneaky = "report\u{202e}fdp.exe";
+    for name in [forged, sneaky] {
+        let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
+            .await
+            .unwrap();
+        assert!(put(&mut c, name, b"data").await.is_err(), "{name:?} stored");
+    }
     let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
         .await
         .unwrap();
-    assert!(put(&mut c, forged, b"data").await.is_err());
-    let mut c = FilesClient::connect(&served.addr(Files), key.expose(), GUARD)
-        .await
-        .unwrap();
-    assert_eq!(put(&mut c, sneaky, b"data").await.unwrap().name, sneaky);
+    put(&mut c, "plain.txt", b"data").await.unwrap();
     for name in [forged, sneaky] {
         let mut raw = TcpStream::connect(served.addr(FilesClassic)).await.unwrap();
         let mut header = [0u8; classic::HEADER_LEN];

@@ -128,7 +128,10 @@ async fn plain_clients_on_tls_ports_and_tls_clients_on_plain_ports_say_so_at_onc
     for command in commands(&on_tls, &tls_data, &upload, &[]) {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
         let (code, out, err, took) = client(&args).await;
-        assert_eq!(code, Some(1), "{args:?}: {out} {err}");
+        // exec keeps 1 for the remote command's own exit code: its own
+        // failure to run one is 125 (see the README's exit statuses).
+        let failed = if args[0] == "exec" { 125 } else { 1 };
+        assert_eq!(code, Some(failed), "{args:?}: {out} {err}");
         assert!(err.contains("speaks TLS"), "{args:?}: {err}");
         assert!(err.contains(&pin), "names the certificate: {args:?}: {err}");
         assert!(err.contains("add --tls"), "{args:?}: {err}");
@@ -140,7 +143,8 @@ async fn plain_clients_on_tls_ports_and_tls_clients_on_plain_ports_say_so_at_onc
     for command in commands(&plain, &plain_data, &upload, &tls) {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();
         let (code, out, err, took) = client(&args).await;
-        assert_eq!(code, Some(1), "{args:?}: {out} {err}");
+        let failed = if args[0] == "exec" { 125 } else { 1 };
+        assert_eq!(code, Some(failed), "{args:?}: {out} {err}");
         assert!(err.contains("does not speak TLS"), "{args:?}: {err}");
         assert!(err.contains("drop --tls"), "{args:?}: {err}");
         assert!(took < AT_ONCE, "{args:?} took {took:?}");
