@@ -26,11 +26,13 @@ use crate::stats::Stats;
 use crate::sync::lock;
 use crate::users::Users;
 
+mod budget;
 mod deps;
 mod loops;
 mod reload;
 mod state;
 
+pub use budget::{Needs, RESERVE_MARGIN, needs};
 pub use deps::{Deps, DepsError};
 pub use reload::Applied;
 pub use state::{ServiceState, ServiceStatus};
@@ -54,6 +56,7 @@ struct SupInner {
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
     stdio_allow: Vec<String>, // see `Supervisor::stdio_allow`
+    budget: budget::Budget,
 }
 
 struct Slot {
@@ -132,6 +135,7 @@ impl Supervisor {
                 own_udp_ports: OwnPorts::default(),
                 tls: deps.tls,
                 stdio_allow: config.stdio_allow.clone(),
+                budget: budget::Budget::new(config.web.max_connections),
             }),
         }
     }
@@ -329,6 +333,16 @@ impl Supervisor {
         }
         self.check_loop(&id, &config)
             .inspect_err(|e| self.fail(slot, e.to_string()))?;
+        // Held until this instance is marked running (the end of this
+        // function), so its promise and another start's cannot overlap.
+        let _admitting = lock(&self.inner.budget.admitting);
+        budget::admit(
+            &id,
+            &needs(&config),
+            self.fd_promised(Some(&id)),
+            &self.inner.budget,
+        )
+        .inspect_err(|e| self.fail(slot, e.to_string()))?;
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).
         self.inner
