@@ -130,6 +130,24 @@ impl super::Supervisor {
         self.inner.budget.total
     }
 
+    /// Promises `config`'s needs for `id`, or refuses them. The guard is
+    /// held until the instance is marked running (the end of
+    /// `start_locked`), so its promise and another start's cannot overlap.
+    pub(super) fn admit_fds(
+        &self,
+        id: &ServiceId,
+        config: &ServiceConfig,
+    ) -> Result<std::sync::MutexGuard<'_, ()>, ServiceError> {
+        let guard = crate::sync::lock(&self.inner.budget.admitting);
+        admit(
+            id,
+            &needs(config),
+            self.fd_promised(Some(id)),
+            &self.inner.budget,
+        )?;
+        Ok(guard)
+    }
+
     /// The sum of the running instances' needs, but `except`'s
     /// (`switchboard_fd_promised`).
     pub fn fd_promised(&self, except: Option<&ServiceId>) -> u64 {

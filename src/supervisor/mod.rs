@@ -32,7 +32,7 @@ mod loops;
 mod reload;
 mod state;
 
-pub use budget::{Needs, RESERVE_MARGIN, needs};
+pub use budget::{Needs, RESERVE_MARGIN, needs, reserve};
 pub use deps::{Deps, DepsError};
 pub use reload::Applied;
 pub use state::{ServiceState, ServiceStatus};
@@ -333,16 +333,9 @@ impl Supervisor {
         }
         self.check_loop(&id, &config)
             .inspect_err(|e| self.fail(slot, e.to_string()))?;
-        // Held until this instance is marked running (the end of this
-        // function), so its promise and another start's cannot overlap.
-        let _admitting = lock(&self.inner.budget.admitting);
-        budget::admit(
-            &id,
-            &needs(&config),
-            self.fd_promised(Some(&id)),
-            &self.inner.budget,
-        )
-        .inspect_err(|e| self.fail(slot, e.to_string()))?;
+        let _admitting = self
+            .admit_fds(&id, &config)
+            .inspect_err(|e| self.fail(slot, e.to_string()))?;
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).
         self.inner
