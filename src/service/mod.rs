@@ -218,6 +218,19 @@ pub enum ServiceError {
         upstream: String,
         other: ServiceId,
     },
+    #[error(
+        "{service}: `{key}` needs {needs} file descriptors, {promised} of the budget {budget} are \
+         already promised (the open-file limit {limit}, less what the dashboard keeps); lower \
+         `{key}` or raise the limit (ulimit -n, LimitNOFILE=)"
+    )]
+    Budget {
+        service: ServiceId,
+        key: &'static str,
+        needs: u64,
+        promised: u64,
+        budget: u64,
+        limit: u64,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -26,11 +26,13 @@ use crate::stats::Stats;
 use crate::sync::lock;
 use crate::users::Users;
 
+mod budget;
 mod deps;
 mod loops;
 mod reload;
 mod state;
 
+pub use budget::{Needs, RESERVE_MARGIN, needs, reserve};
 pub use deps::{Deps, DepsError};
 pub use reload::Applied;
 pub use state::{ServiceState, ServiceStatus};
@@ -54,6 +56,7 @@ struct SupInner {
     own_udp_ports: OwnPorts,
     tls: crate::tls::Certs,
     stdio_allow: Vec<String>, // see `Supervisor::stdio_allow`
+    budget: budget::Budget,
 }
 
 struct Slot {
@@ -132,6 +135,7 @@ impl Supervisor {
                 own_udp_ports: OwnPorts::default(),
                 tls: deps.tls,
                 stdio_allow: config.stdio_allow.clone(),
+                budget: budget::Budget::new(config.web.max_connections),
             }),
         }
     }
@@ -328,6 +332,9 @@ impl Supervisor {
             return Err(ServiceError::NoKey(id));
         }
         self.check_loop(&id, &config)
+            .inspect_err(|e| self.fail(slot, e.to_string()))?;
+        let _admitting = self
+            .admit_fds(&id, &config)
             .inspect_err(|e| self.fail(slot, e.to_string()))?;
         // The capture switch follows the config at each start (a live
         // switch also changes the slot's config, so it survives a restart).

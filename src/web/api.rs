@@ -137,7 +137,8 @@ pub async fn service_action(
         ServiceError::Bind { .. }
         | ServiceError::NoKey(_)
         | ServiceError::Folder { .. }
-        | ServiceError::Loop { .. } => WebError::Conflict(e.to_string()),
+        | ServiceError::Loop { .. }
+        | ServiceError::Budget { .. } => WebError::Conflict(e.to_string()),
         ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
         ServiceError::Unknown(name) => WebError::NotFound(format!("service `{name}`")),
         ServiceError::Exists(_) | ServiceError::Tls(..) => WebError::Conflict(e.to_string()),

@@ -166,6 +166,11 @@ fn start_failure(e: ServiceError) -> WebError {
             message: e.to_string(),
             conflict: false,
         },
+        ServiceError::Budget { key, .. } => WebError::Invalid {
+            field: Some(key.to_owned()),
+            message: e.to_string(),
+            conflict: false,
+        },
         ServiceError::Exists(_) => WebError::Invalid {
             field: Some("name".into()),
             message: e.to_string(),

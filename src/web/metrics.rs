@@ -180,6 +180,8 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         .collect();
     render_durations(&mut body, &exec, &upload, &state.inner.http.snapshot());
     render_process(&mut body, &ProcessStats::read());
+    let sup = state.supervisor();
+    render_budget(&mut body, sup.fd_budget(), sup.fd_promised(None));
     super::toxics::render_metrics(&mut body, &state.supervisor().toxics().metrics(), label);
     (
         [(
@@ -333,6 +335,28 @@ fn max_open_files(limits: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The descriptor budget and what running instances were promised of it
+/// (the open count is `process_open_fds`).
+fn render_budget(out: &mut String, budget: u64, promised: u64) {
+    for (name, help, value) in [
+        (
+            "switchboard_fd_budget",
+            "File descriptors instances may be promised: the open-file limit less the dashboard's reserve.",
+            budget,
+        ),
+        (
+            "switchboard_fd_promised",
+            "File descriptors promised to running instances at their caps.",
+            promised,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
 }
 
 fn render_process(out: &mut String, p: &ProcessStats) {
