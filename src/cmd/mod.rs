@@ -3,6 +3,7 @@
 //! them, and the client side of `--tls`. Only the binary uses `anyhow`.
 
 pub(crate) mod accounts;
+pub(crate) mod api;
 pub(crate) mod bench;
 pub(crate) mod exit_status;
 pub(crate) mod files;

@@ -1,9 +1,10 @@
 //! `switchboard toxic list|add|edit|rm PROXY`: a proxy's toxics from a
 //! shell, through the running dashboard's API with a token.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use super::api::Api;
 use super::load_config;
 use super::talk::dashboard;
 use switchboard::cli::{ToxicAction, ToxicArgs};
@@ -11,33 +12,16 @@ use switchboard::cli::{ToxicAction, ToxicArgs};
 /// Runs one `toxic` action.
 pub(crate) async fn toxic(args: ToxicArgs) -> Result<()> {
     let (addr, tls, _) = dashboard(&load_config(&args.config)?, args.url)?;
-    let token = args.token.as_deref();
+    let api = Api {
+        addr,
+        tls,
+        timeout: args.timeout,
+        token: args.token.as_deref(),
+        role: "operator",
+    };
     let call = |method: &'static str, path: String, body: Option<Value>| {
-        let tls = tls.clone();
-        async move {
-            let reply = switchboard::client::health::request(
-                addr,
-                args.timeout,
-                tls.as_ref(),
-                method,
-                &path,
-                token,
-                body.as_ref(),
-            )
-            .await?;
-            let json = reply.json();
-            if reply.status >= 300 {
-                let error = json["error"].as_str().unwrap_or(&reply.body).to_owned();
-                match (reply.status, json["field"].as_str()) {
-                    (401, _) => {
-                        bail!("{error} (give an operator token: --token or SWITCHBOARD_TOKEN)")
-                    }
-                    (_, Some(field)) => bail!("{field}: {error}"),
-                    _ => bail!("{error}"),
-                }
-            }
-            Ok::<Value, anyhow::Error>(json)
-        }
+        let api = &api;
+        async move { api.call(method, &path, body.as_ref()).await }
     };
     let base = |proxy: &str| format!("/api/v1/services/{proxy}/toxics");
     match args.action {
