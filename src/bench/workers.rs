@@ -99,6 +99,9 @@ impl Worker for EchoWorker {
                 match stream.read(&mut buf[filled..]).await {
                     Ok(0) => break,
                     Ok(n) => filled += n,
+                    // A refusal line, then a reset (our request reached a
+                    // closed socket): the line is the reason.
+                    Err(_) if super::refusal::line_in(&buf[..filled]).is_some() => break,
                     Err(e) => return Err(io_fatal(e)),
                 }
             }

@@ -224,7 +224,7 @@ impl Admission {
     /// a line of text would only break its handshake.
     fn refuse(&self, stream: &listen::Stream, message: &str) {
         if self.tls {
-            let _ = listen::try_write(stream, &TLS_REFUSAL_ALERT);
+            listen::refuse(stream, &TLS_REFUSAL_ALERT);
         } else {
             refuse(stream, message);
         }
@@ -458,7 +458,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 /// Writes a one-line refusal without waiting: a peer that is refused gets
 /// told why if its socket can take the bytes now, and is closed either way.
 pub(crate) fn refuse(stream: &listen::Stream, message: &str) {
-    let _ = listen::try_write(stream, message.as_bytes());
+    listen::refuse(stream, message.as_bytes());
 }
 
 /// After a failed accept (mostly: out of file descriptors) waits a moment so

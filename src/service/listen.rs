@@ -97,13 +97,48 @@ pub(crate) fn try_read(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Writes what fits now; `WouldBlock` if nothing does. On a TLS stream
-/// (where it is only used for a refusal line) nothing is written.
+/// Writes what fits now; `WouldBlock` if nothing does (or tokio has not
+/// yet seen the socket writable). On a TLS stream nothing is written.
 pub(crate) fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
     match stream {
         Stream::Plain(Either::Left(s)) => s.try_write(buf),
         Stream::Plain(Either::Right(s)) => s.try_write(buf),
         Stream::Tls(_) => Err(not_plain()),
+    }
+}
+
+/// A peer's last words from us before a close: reads (and drops) what it
+/// has already sent, then writes `bytes`, both at once and never waiting.
+/// Both go straight to the socket: tokio's `try_write` on a socket accepted
+/// a moment ago says "would block" until its reactor has seen the socket
+/// writable, so a refusal written with it was lost whenever the accept
+/// loop beat the reactor. Reading first makes the close a FIN after the
+/// words rather than a reset that could destroy them before they are read.
+/// A fresh socket's send buffer holds a short line; a longer one is cut.
+pub(crate) fn last_words(socket: &impl std::os::fd::AsFd, bytes: &[u8]) {
+    discard_received(socket);
+    let _ = socket2::SockRef::from(socket).send(bytes);
+}
+
+/// Reads and drops up to 16 KiB the peer has already sent, without
+/// waiting, so that closing sends a FIN rather than a reset.
+pub(crate) fn discard_received(socket: &impl std::os::fd::AsFd) {
+    let socket = socket2::SockRef::from(socket);
+    let mut sink = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+    for _ in 0..4 {
+        match socket.recv(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// [`last_words`] on an accepted stream, before any TLS handshake.
+pub(crate) fn refuse(stream: &Stream, bytes: &[u8]) {
+    match stream {
+        Stream::Plain(Either::Left(s)) => last_words(s, bytes),
+        Stream::Plain(Either::Right(s)) => last_words(s, bytes),
+        Stream::Tls(_) => {}
     }
 }
 

@@ -193,8 +193,10 @@ impl ProxyIntake {
 
 /// The one line a refused peer may read before the close.
 fn refuse(stream: &TcpStream) {
-    let _ = stream
-        .try_write(b"switchboard: this port takes connections through a trusted proxy only\n");
+    super::listen::last_words(
+        stream,
+        b"switchboard: this port takes connections through a trusted proxy only\n",
+    );
 }
 
 /// Logs refusals at warn, at most [`LOG_BURST`] a minute, then one line

@@ -485,16 +485,7 @@ fn refuse(stream: &TcpStream, peer: SocketAddr, why: Refusal) {
          Retry-After: 1\r\nConnection: close\r\n\r\n{text}",
         text.len()
     );
-    // Read what already arrived, so closing sends a FIN after the reply
-    // rather than a reset that could destroy it.
-    let mut sink = [0u8; 4096];
-    for _ in 0..4 {
-        match stream.try_read(&mut sink) {
-            Ok(n) if n > 0 => {}
-            _ => break,
-        }
-    }
-    let _ = stream.try_write(reply.as_bytes());
+    crate::service::listen::last_words(stream, reply.as_bytes());
 }
 
 /// The first byte of every TLS connection: a handshake record.
@@ -569,7 +560,7 @@ async fn serve_conn(
             stream.write_all(HTTPS_ONLY.as_bytes()).await?;
             // Read what the request sent, so the close is a FIN after the
             // reply rather than a reset that could destroy it.
-            let _ = stream.try_read(&mut [0u8; 4096]);
+            crate::service::listen::discard_received(&stream);
             stream.shutdown().await
         })
         .await;
