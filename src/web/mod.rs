@@ -36,6 +36,8 @@ mod metrics;
 mod pages;
 mod relay;
 mod reload;
+mod routes;
+mod server;
 pub mod session;
 mod toxics;
 pub mod toxiproxy;
@@ -43,23 +45,15 @@ mod tus;
 mod tutorials;
 mod ws;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -71,10 +65,11 @@ use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::Supervisor;
 use crate::users::Users;
-use conns::{ConnCounts, Conns, Refusal, RequestGuard, Slot};
+use conns::{ConnCounts, Conns};
 use session::Sessions;
 
 pub use error::WebError;
+pub use server::serve;
 
 /// The live stream's path: exempt from the request timeout, and checked
 /// for its `Origin` like a state-changing request.
@@ -236,109 +231,22 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; fram
 /// Every route, and the middleware around them.
 pub fn router(state: AppState) -> Router {
     let timed = Router::new()
-        .route("/", get(pages::overview))
-        .route("/connections", get(pages::connections))
-        .route("/inspect/{id}", get(pages::inspect))
-        .route("/traffic", get(pages::traffic))
-        .route("/send", get(pages::send))
-        .route("/files", get(pages::files))
-        .route("/console", get(pages::console))
-        .route("/login", get(pages::login))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(metrics::render))
-        .route("/static/{*path}", get(assets::serve))
-        // Browsers and tools that ignore the page's `<link rel="icon">`.
-        .route(
-            "/favicon.ico",
-            get(|headers| assets::serve(axum::extract::Path("favicon.svg".into()), headers)),
-        )
-        .route(
-            "/api/v1/session",
-            post(session::sign_in)
-                .get(session::current)
-                .delete(session::sign_out),
-        )
-        .route("/services", get(pages::services))
-        .route("/audit", get(pages::audit))
-        .route("/api/v1/audit", get(audit::page))
-        .route("/api/v1/kinds", get(instances::kinds))
-        .route("/api/v1/services", get(api::services).post(instances::add))
-        .route(
-            "/api/v1/services/{name}",
-            get(api::service)
-                .put(instances::edit)
-                .delete(instances::remove),
-        )
-        .route("/api/v1/services/{name}/settings", get(instances::settings))
-        .route("/api/v1/toxics/types", get(toxics::types))
-        .route(
-            "/api/v1/services/{name}/toxics",
-            get(toxics::index).post(toxics::create),
-        )
-        .route(
-            "/api/v1/services/{name}/toxics/{toxic}",
-            get(toxics::show).put(toxics::update).delete(toxics::delete),
-        )
-        .route("/api/v1/services/{name}/capture", put(capture::switch))
-        .route(
-            "/api/v1/services/{name}/capture.pcapng",
-            get(capture::service_pcapng),
-        )
-        .route("/api/v1/captures", get(capture::list))
-        .route("/api/v1/connections/{id}/capture", get(capture::segments))
-        .route("/api/v1/connections/{id}/replay", post(capture::replay))
-        .route(
-            "/api/v1/connections/{id}/capture.pcapng",
-            get(capture::connection_pcapng),
-        )
-        .route(
-            "/api/v1/services/{name}/{action}",
-            post(api::service_action),
-        )
-        .route("/api/v1/connections", get(api::connections))
-        .route("/api/v1/connections/{id}", delete(api::close_connection))
-        .route("/api/v1/events", get(api::events))
-        .route("/api/v1/traffic", get(api::traffic))
-        .route("/api/v1/services/{name}/send", post(relay::send))
-        .route("/chat", get(chat::page))
-        .route("/tutorials", get(tutorials::page))
-        .route("/api/v1/services/{name}/chat/{peer}", post(chat::reply))
-        .route("/api/v1/sticky", post(relay::sticky))
-        .route("/api/v1/sticky/exec", post(relay::sticky_exec))
-        .route("/api/v1/files", get(relay::list_files))
-        .route("/tokens", get(pages::tokens))
-        .route(
-            "/api/v1/tokens",
-            get(session::list_tokens).post(session::create_token),
-        )
-        .route("/api/v1/tokens/{name}", delete(session::revoke_token))
-        .route("/api/v1/reload", post(reload::reload))
+        .merge(routes::pages())
+        .merge(routes::infrastructure())
+        .merge(routes::session())
+        .merge(routes::services())
+        .merge(routes::toxics())
+        .merge(routes::captures())
+        .merge(routes::activity())
+        .merge(routes::relay())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(declared_size_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.web().request_timeout,
         ));
-    // These last as long as their stream: the live page, an upload or a
-    // download of any size, a command's output. No overall timeout; the
-    // services' own idle timeouts end a stalled transfer.
-    let streams = Router::new()
-        .route(LIVE_PATH, get(live::stream))
-        .route(
-            "/api/v1/files/{name}",
-            get(relay::get_file)
-                .put(relay::put_file)
-                .delete(relay::delete_file),
-        )
-        .route("/api/v1/services/{name}/ws", get(ws::relay))
-        // Long-polled (up to chat::LONG_POLL): outside the request timeout.
-        .route("/api/v1/services/{name}/chat", get(chat::threads))
-        .merge(tus::routes())
-        .route(
-            "/api/v1/exec",
-            post(relay::exec).layer(axum::middleware::from_fn(declared_size_limit)),
-        );
+    // Outside the request timeout: see [`routes::streams`].
+    let streams = routes::streams();
 
     let header = |name, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
@@ -392,298 +300,4 @@ async fn declared_size_limit(req: Request<axum::body::Body>, next: Next) -> Resp
 /// `GET /healthz`: 200 while the process serves requests.
 async fn healthz() -> &'static str {
     "ok\n"
-}
-
-/// Serves the dashboard on `listener` until the state's shutdown token
-/// fires, then lets requests in flight finish (live streams end on the same
-/// token).
-///
-/// The loop only accepts: each connection is admitted by the slot table
-/// ([`conns`]: a cap per peer address, a global cap that sheds the longest
-/// idle or silent connection before refusing) or refused at once with a
-/// short status line, so the kernel's backlog never fills behind silent
-/// sockets and `/healthz` stays reachable.
-pub async fn serve(listener: TcpListener, state: AppState) {
-    let Shutdown {
-        token: cancel,
-        tasks,
-    } = state.inner.shutdown.clone();
-    let app = router(state.clone());
-    let conns = Arc::clone(&state.inner.conns);
-    let timeouts = Timeouts {
-        first_byte: state.web().first_byte_timeout,
-        header: state.web().header_timeout,
-        trusted: Arc::new(state.web().trusted_proxies.clone()),
-    };
-    let tls = state.supervisor().certs().web().cloned();
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = cancel.cancelled() => return state.flush_token_use().await,
-            // Upgraded: the new process accepts; requests here finish.
-            () = crate::handoff::draining().cancelled() => return state.flush_token_use().await,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of descriptors, most likely: let some close.
-                    tracing::warn!("dashboard accept failed: {e}");
-                    let pause = tokio::time::sleep(std::time::Duration::from_millis(100));
-                    let _ = cancel.run_until_cancelled(pause).await;
-                    continue;
-                }
-            },
-        };
-        // Without it a response written in pieces (a streamed command's
-        // output, a chunked body) waits on Nagle for the peer's delayed ACK,
-        // ~40 ms per request on a kept-alive connection. Set before the TLS
-        // handshake, so it holds for HTTPS too.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "dashboard connection: TCP_NODELAY not set: {e}");
-        }
-        match conns.admit(peer.ip()) {
-            Ok(slot) => {
-                tasks.spawn(serve_conn(
-                    stream,
-                    peer,
-                    slot,
-                    app.clone(),
-                    cancel.clone(),
-                    timeouts.clone(),
-                    tls.clone(),
-                ));
-            }
-            Err(why) => refuse(&stream, peer, why),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Timeouts {
-    first_byte: Duration,
-    header: Duration,
-    /// `web.trusted_proxies`: peers whose word on the client we believe
-    /// ([`client_addr`]); with the timeouts, as every connection reads it.
-    trusted: Arc<crate::settings::TrustedProxies>,
-}
-
-/// Answers a connection that gets no slot, without waiting for it: a fresh
-/// socket's send buffer has room for one short response, and the accept
-/// loop must not block on a peer.
-fn refuse(stream: &TcpStream, peer: SocketAddr, why: Refusal) {
-    let (status, text) = match why {
-        Refusal::PeerFull => (
-            "429 Too Many Requests",
-            "too many connections from your address\n",
-        ),
-        Refusal::Full => (
-            "503 Service Unavailable",
-            "the dashboard is at its connection limit; try again\n",
-        ),
-    };
-    tracing::debug!(%peer, "dashboard connection refused: {}", text.trim_end());
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
-         Retry-After: 1\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    crate::service::listen::last_words(stream, reply.as_bytes());
-}
-
-/// The first byte of every TLS connection: a handshake record.
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// What a plaintext request to the HTTPS port gets before the close.
-const HTTPS_ONLY: &str = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 43\r\nConnection: close\r\n\r\nthis port speaks HTTPS: use https:// to it\n";
-
-/// The `Strict-Transport-Security` of every HTTPS response: a year.
-const HSTS: &str = "max-age=31536000";
-
-/// One connection: wait (briefly) for its first byte, then (TLS) shake
-/// hands and speak HTTP/1 until it closes, is shed, or shutdown ends it
-/// gracefully.
-async fn serve_conn(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-    app: Router,
-    cancel: CancellationToken,
-    timeouts: Timeouts,
-    tls: Option<Arc<crate::tls::ServerTls>>,
-) {
-    let mut first = [0u8; 1];
-    tokio::select! {
-        () = cancel.cancelled() => return,
-        () = slot.shed.cancelled() => return,
-        peeked = tokio::time::timeout(timeouts.first_byte, stream.peek(&mut first)) => match peeked {
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, "dashboard connection failed before a byte: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "dashboard connection silent for {:?}: closed", timeouts.first_byte);
-                return;
-            }
-        },
-    }
-    slot.heard();
-    // Behind a trusted proxy, the client its PROXY header names (if any).
-    let Some(peer) = client_addr::take_proxy_header(
-        &mut stream,
-        peer,
-        &timeouts.trusted,
-        &mut first,
-        timeouts.first_byte,
-    )
-    .await
-    else {
-        return;
-    };
-    let Some(tls) = tls else {
-        return serve_http(
-            TokioIo::new(stream),
-            peer,
-            slot,
-            app,
-            cancel,
-            timeouts,
-            false,
-        )
-        .await;
-    };
-    if first[0] != TLS_HANDSHAKE_RECORD {
-        tracing::debug!(%peer, "plaintext request to the HTTPS port: closed");
-        let mut stream = stream;
-        let _ = tokio::time::timeout(timeouts.first_byte, async {
-            use tokio::io::AsyncWriteExt;
-            stream.write_all(HTTPS_ONLY.as_bytes()).await?;
-            // Read what the request sent, so the close is a FIN after the
-            // reply rather than a reset that could destroy it.
-            crate::service::listen::discard_received(&stream);
-            stream.shutdown().await
-        })
-        .await;
-        return;
-    }
-    let after = crate::tls::HANDSHAKE_TIMEOUT;
-    let handshake = tokio::time::timeout(after, tls.acceptor().accept(stream));
-    let stream = tokio::select! {
-        () = cancel.cancelled() => return,
-        () = slot.shed.cancelled() => return,
-        done = handshake => match done {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, "dashboard TLS handshake failed: {}", crate::tls::describe(&e));
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "dashboard TLS handshake not done within {after:?}: closed");
-                return;
-            }
-        },
-    };
-    serve_http(
-        TokioIo::new(stream),
-        peer,
-        slot,
-        app,
-        cancel,
-        timeouts,
-        true,
-    )
-    .await;
-}
-
-/// HTTP/1 over an established stream (plain or TLS).
-async fn serve_http<I>(
-    io: I,
-    peer: SocketAddr,
-    slot: Slot,
-    app: Router,
-    cancel: CancellationToken,
-    timeouts: Timeouts,
-    https: bool,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let slot = Arc::new(slot);
-    let tracked = Arc::clone(&slot);
-    let trusted = Arc::clone(&timeouts.trusted);
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let client = client_addr::from_headers(peer, req.headers(), &trusted);
-        req.extensions_mut()
-            .insert(ConnectInfo::<SocketAddr>(client));
-        // Busy from here until the response body is done (or dropped).
-        let guard = tracked.request();
-        let app = app.clone();
-        async move {
-            let mut response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
-            if https {
-                response.headers_mut().insert(
-                    header::STRICT_TRANSPORT_SECURITY,
-                    HeaderValue::from_static(HSTS),
-                );
-            }
-            Ok::<_, Infallible>(response.map(|body| TrackedBody {
-                body,
-                _guard: guard,
-            }))
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header);
-    // Upgrades for the WebSocket relay: once upgraded, the socket is the
-    // relay's (bounded by its own limits), and this connection's slot is
-    // given back.
-    let conn = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = cancel.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        () = slot.shed.cancelled() => {
-            // The busy flag only changes while `conn` is polled, here in
-            // this task: not busy now means no request can be cut.
-            if !slot.busy() {
-                return;
-            }
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "dashboard connection ended: {e}");
-    }
-}
-
-/// A response body that keeps its connection marked busy until hyper has
-/// written it all (or dropped it): a live stream is never shed.
-struct TrackedBody {
-    body: axum::body::Body,
-    _guard: RequestGuard,
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
 }
