@@ -1,9 +1,8 @@
-// switchboard Chat page: long-polls each chat instance's threads and sends
+// switchboard dashboard: the Chat page: long-polls each chat instance's threads and sends
 // the operator's replies. Peer text is only ever inserted with textContent.
-'use strict';
+import { start } from '../app.js';
 
-(() => {
-  if (document.body.dataset.page !== 'chat') return;
+function initChat() {
   const canReply = document.body.dataset.role !== 'viewer';
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || '';
 
@@ -96,4 +95,6 @@
   }
 
   document.querySelectorAll('[data-chat-service]').forEach(follow);
-})();
+}
+
+start(initChat);
