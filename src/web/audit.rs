@@ -46,7 +46,7 @@ pub async fn page(
     let limit = q.limit.unwrap_or(100);
     tokio::task::spawn_blocking(move || audit_read::page(&path, q.before, limit, &q.q))
         .await
-        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(|e| WebError::fault("the audit log's reader failed", e))?
         .map(Json)
-        .map_err(|e| WebError::Internal(format!("cannot read the audit log: {e}")))
+        .map_err(|e| WebError::fault("cannot read the audit log", e))
 }

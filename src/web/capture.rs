@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
-use super::error::WebError;
+use super::error::{UpstreamError, WebError};
 use super::session::Admin;
 use crate::capture::{CaptureCopy, CaptureInfo, Dir, pcapng};
 use crate::wire::hex;
@@ -357,10 +357,9 @@ pub async fn replay(
             },
         }))
         .await;
-    outcome.map(Json).map_err(|e| WebError::Upstream {
-        timeout: false,
-        message: e.to_string(),
-    })
+    outcome
+        .map(Json)
+        .map_err(|e| WebError::Upstream(UpstreamError::Replay(e)))
 }
 
 /// A capture as the replay engine reads a capture file: the peer is the

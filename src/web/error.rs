@@ -64,15 +64,59 @@ pub enum WebError {
     /// The client stopped sending its body.
     #[error("{0}")]
     Stalled(String),
-    /// The service behind the relay failed or timed out.
-    #[error("{message}")]
-    Upstream { timeout: bool, message: String },
+    /// The service behind the relay (or a replay's target) failed or timed
+    /// out: the client reads its own message; its cause stays reachable
+    /// through `source()` for the log.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// A fault on our side; the message is logged, the client sees less.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A fault on our side caused by another error, kept whole: the log
+    /// gets `what` and the cause's chain, the client sees less.
+    #[error("internal error: {what}")]
+    Fault {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What failed behind the dashboard when it acted as a client: kept as
+/// the error itself, never flattened to its text.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The relay's request to a service.
+    #[error(transparent)]
+    Relay(crate::client::ClientError),
+    /// A capture replayed into an instance.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
+}
+
+impl UpstreamError {
+    /// Whether the service did not answer in time (504 rather than 502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Relay(crate::client::ClientError::Timeout { .. })
+        )
+    }
 }
 
 impl WebError {
+    /// A fault on our side: `what` we were doing, and the error that
+    /// stopped it (kept, not turned into text).
+    pub fn fault(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        WebError::Fault {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             WebError::SignInRequired | WebError::BadCredentials | WebError::BadToken(_) => {
@@ -96,9 +140,9 @@ impl WebError {
             WebError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             WebError::NoSpace(_) => StatusCode::INSUFFICIENT_STORAGE,
             WebError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
-            WebError::Upstream { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
-            WebError::Upstream { timeout: false, .. } => StatusCode::BAD_GATEWAY,
-            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Upstream(e) if e.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            WebError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            WebError::Internal(_) | WebError::Fault { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -107,6 +151,16 @@ impl WebError {
         match self {
             WebError::Internal(detail) => {
                 tracing::error!("dashboard request failed: {detail}");
+                "internal error; the server log has the details".to_owned()
+            }
+            WebError::Fault { what, source } => {
+                let mut chain = source.to_string();
+                let mut cause = source.source();
+                while let Some(c) = cause {
+                    chain.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                tracing::error!("dashboard request failed: {what}: {chain}");
                 "internal error; the server log has the details".to_owned()
             }
             other => other.to_string(),
@@ -207,5 +261,59 @@ impl IntoResponse for PageError {
                 (status, page.message).into_response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::client::ClientError;
+
+    #[test]
+    fn an_upstream_failure_keeps_its_error_and_its_message() {
+        let cause = std::io::Error::new(std::io::ErrorKind::NotFound, "no such host");
+        let failed = ClientError::Resolve {
+            target: "nowhere:7".into(),
+            source: cause,
+        };
+        let said = failed.to_string();
+        let e = WebError::from(UpstreamError::Relay(failed));
+        // What the client reads is the service error's own message...
+        assert_eq!(e.public_message(), said);
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        // ...and the error is kept, not its text: its cause is reachable.
+        assert!(matches!(
+            &e,
+            WebError::Upstream(UpstreamError::Relay(ClientError::Resolve { .. }))
+        ));
+        let source = e.source().expect("the resolver's error is kept");
+        assert_eq!(source.to_string(), "no such host");
+    }
+
+    #[test]
+    fn an_upstream_timeout_is_a_gateway_timeout() {
+        let late = ClientError::Timeout {
+            addr: "127.0.0.1:7".into(),
+            after: std::time::Duration::from_secs(10),
+        };
+        let said = late.to_string();
+        let e = WebError::from(UpstreamError::Relay(late));
+        assert_eq!(e.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.public_message(), said);
+    }
+
+    #[test]
+    fn a_fault_keeps_its_cause_and_tells_the_client_less() {
+        let cause = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "read-only disk");
+        let e = WebError::fault("cannot write services.toml", cause);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            e.public_message(),
+            "internal error; the server log has the details"
+        );
+        let source = e.source().expect("the I/O error is kept");
+        assert_eq!(source.to_string(), "read-only disk");
     }
 }

@@ -179,7 +179,7 @@ fn start_failure(e: ServiceError) -> WebError {
         ServiceError::Tls(..) | ServiceError::Folder { .. } | ServiceError::NoKey(_) => {
             WebError::Conflict(e.to_string())
         }
-        other => WebError::Internal(other.to_string()),
+        other => WebError::fault("cannot change the instance", other),
     }
 }
 
@@ -201,13 +201,14 @@ impl AppState {
     }
 
     pub(super) fn overlay(&self) -> Result<Overlay, WebError> {
-        Overlay::read(&self.inner.data_dir).map_err(|e| WebError::Internal(e.to_string()))
+        Overlay::read(&self.inner.data_dir)
+            .map_err(|e| WebError::fault(format!("cannot read {}", overlay::FILE), e))
     }
 
     pub(super) fn keep(&self, overlay: &Overlay) -> Result<(), WebError> {
         overlay
             .write(&self.inner.data_dir)
-            .map_err(|e| WebError::Internal(format!("cannot write {}: {e}", overlay::FILE)))
+            .map_err(|e| WebError::fault(format!("cannot write {}", overlay::FILE), e))
     }
 
     pub(super) async fn audit_change(

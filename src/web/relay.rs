@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
 use super::AppState;
-use super::error::WebError;
+use super::error::{UpstreamError, WebError};
 use super::session::{Admin, Operator, Viewer};
 use crate::client::{
     ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, Step,
@@ -58,10 +58,6 @@ impl From<ClientError> for WebError {
             ClientError::TooLarge { .. } => WebError::TooLarge(e.to_string()),
             // The service's own connection limits: try again later.
             ClientError::TurnedAway { .. } => WebError::Busy(e.to_string()),
-            ClientError::Timeout { .. } => WebError::Upstream {
-                timeout: true,
-                message: e.to_string(),
-            },
             // The browser's upload went silent (see `files::put_file`).
             ClientError::Local { ref source, .. }
                 if source.kind() == std::io::ErrorKind::TimedOut =>
@@ -70,10 +66,8 @@ impl From<ClientError> for WebError {
             }
             // The browser's own upload ended early or failed.
             ClientError::Local { .. } => WebError::BadRequest(e.to_string()),
-            other => WebError::Upstream {
-                timeout: false,
-                message: other.to_string(),
-            },
+            // Timeouts included: the status tells them apart (504).
+            other => WebError::Upstream(UpstreamError::Relay(other)),
         }
     }
 }

@@ -68,7 +68,7 @@ pub async fn put_file(
     match crate::store::check_room(&folder, size) {
         Ok(()) => {}
         Err(e @ StoreError::NoSpace { .. }) => return Err(WebError::NoSpace(e.to_string())),
-        Err(e) => return Err(WebError::Internal(e.to_string())),
+        Err(e) => return Err(WebError::fault("cannot check the room for an upload", e)),
     }
     let target = state.target(ServiceKind::Files)?;
     let tls = state.tls(ServiceKind::Files)?;
@@ -171,7 +171,7 @@ pub async fn get_file(
             Ok(Err(ClientError::Rejected { reason, .. })) => WebError::Missing(reason),
             Ok(Err(e)) => e.into(),
             Ok(Ok(_)) => WebError::Internal("the download ended before it began".into()),
-            Err(e) => WebError::Internal(format!("the download task failed: {e}")),
+            Err(e) => WebError::fault("the download task failed", e),
         });
     };
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(reader));
@@ -209,7 +209,7 @@ pub async fn delete_file(
             let (folder, owned) = (folder.clone(), name.clone());
             tokio::task::spawn_blocking(move || crate::store::delete::delete_in(&folder, &owned))
                 .await
-                .map_err(|e| WebError::Internal(format!("the delete task failed: {e}")))?
+                .map_err(|e| WebError::fault("the delete task failed", e))?
         }
         None => state.supervisor().store().delete(&name).await,
     };
@@ -217,7 +217,7 @@ pub async fn delete_file(
         Ok(()) => {}
         Err(e @ StoreError::BadName(_)) => return Err(WebError::BadRequest(e.to_string())),
         Err(e @ StoreError::NotFound(_)) => return Err(WebError::Missing(e.to_string())),
-        Err(e) => return Err(WebError::Internal(e.to_string())),
+        Err(e) => return Err(WebError::fault("cannot delete a file", e)),
     }
     state
         .audit()

@@ -28,7 +28,7 @@ pub(super) fn token_error(e: TokensError) -> WebError {
         TokensError::Exists(_) => WebError::Conflict(e.to_string()),
         TokensError::NoSuchToken(name) => WebError::NotFound(format!("token `{name}`")),
         TokensError::Io { .. } | TokensError::Corrupt { .. } | TokensError::Random(_) => {
-            WebError::Internal(e.to_string())
+            WebError::fault("the token store failed", e)
         }
     }
 }
@@ -39,7 +39,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T, WebError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| WebError::Internal(format!("token store task failed: {e}")))?
+        .map_err(|e| WebError::fault("the token store's task failed", e))?
         .map_err(token_error)
 }
 

@@ -120,7 +120,7 @@ fn token_key(token: &str) -> [u8; 32] {
 
 fn random_hex() -> Result<String, WebError> {
     let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| WebError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut raw).map_err(|e| WebError::fault("no randomness", e))?;
     Ok(crate::wire::hex(&raw))
 }
 

@@ -60,7 +60,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| match e {
             UsersError::Busy => WebError::Busy(e.to_string()),
-            other => WebError::Internal(other.to_string()),
+            other => WebError::fault("cannot check the password", other),
         })?;
     let Some(role) = verified else {
         state.sign_in_failures().charge(ip);
