@@ -32,8 +32,10 @@ mod events;
 mod guard;
 pub use guard::ByteCounter;
 mod histogram;
+mod upstream;
 pub use events::{Event, EventKind};
 pub use histogram::{DURATION_BUCKETS, Histogram, HistogramSnapshot};
+pub use upstream::UpstreamState;
 
 /// One sample a second for this long: what the traffic chart shows.
 pub const HISTORY_LEN: usize = 15 * 60;
@@ -63,6 +65,8 @@ struct Inner {
     version: watch::Sender<u64>,
     /// The wire inspector's captures and their shared budget.
     captures: Captures,
+    /// Each proxy instance's upstream as last seen ([`upstream`]).
+    upstreams: upstream::Upstreams,
 }
 
 /// One instance's totals, durations and history. Connections hold it, so
@@ -168,6 +172,7 @@ impl Stats {
                 events,
                 version,
                 captures: Captures::new(budget),
+                upstreams: upstream::Upstreams::default(),
             }),
         }
     }

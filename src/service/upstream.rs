@@ -185,8 +185,9 @@ impl Health {
         }
     }
 
-    /// Records a connect's outcome; a change is logged and becomes a
-    /// `service_state` event of `id`.
+    /// Records a connect's outcome; a change is logged, becomes a
+    /// `service_state` event of `id`, and is `id`'s typed upstream state
+    /// ([`Stats::upstream`]) that the dashboard reads.
     pub fn report(
         &self,
         upstream: &Upstream,
@@ -195,17 +196,24 @@ impl Health {
         stats: &Stats,
     ) {
         let new = if outcome.is_ok() { UP } else { DOWN };
-        if self.state.swap(new, Ordering::Relaxed) == new {
+        let old = self.state.swap(new, Ordering::Relaxed);
+        if old == new {
             return;
+        }
+        if old == UNKNOWN {
+            // This run's first word on it: nothing from an earlier run holds.
+            stats.upstream_forget(id);
         }
         match outcome {
             Ok(()) => {
                 tracing::info!(service = %id, %upstream, "upstream is up");
+                stats.upstream_changed(id, upstream.to_string(), None);
                 stats.service_state(id, format!("upstream {upstream} up"));
             }
             Err(e) => {
                 let why = describe(e);
                 tracing::warn!(service = %id, %upstream, "upstream is down: {why}");
+                stats.upstream_changed(id, upstream.to_string(), Some(why.clone()));
                 stats.service_state(id, format!("upstream {upstream} down: {why}"));
             }
         }
@@ -250,6 +258,7 @@ pub async fn probe(
             }
             Err(e) => health.report(upstream, Err(&e), id, stats),
         }
+        stats.upstream_probed(id);
     }
 }
 

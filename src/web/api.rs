@@ -14,7 +14,7 @@ use super::error::WebError;
 use super::session::{Admin, Viewer};
 use crate::kind::{Proto, ServiceId, ServiceKind};
 use crate::service::ServiceError;
-use crate::stats::{CloseError, Event, Sample, ServiceTotals, Snapshot};
+use crate::stats::{CloseError, Event, Sample, ServiceTotals, Snapshot, UpstreamState};
 use crate::supervisor::{ServiceState, ServiceStatus};
 
 /// A service as the dashboard shows it: its status, its totals and its
@@ -33,6 +33,10 @@ pub struct ServiceView {
     /// How many of its toxics are on (0 unless a proxy): the Connections
     /// page marks its connections as under toxics.
     pub toxics_on: usize,
+    /// A proxy's upstream as last seen (up or down, why, when last
+    /// probed); absent for other kinds and before the first connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamState>,
 }
 
 impl AppState {
@@ -61,6 +65,7 @@ impl AppState {
                         .iter()
                         .filter(|t| t.enabled)
                         .count(),
+                    upstream: self.stats().upstream(&status.name),
                     status,
                 }
             })
@@ -142,7 +147,7 @@ pub async fn service_action(
         ServiceError::StopTimeout { .. } => WebError::Busy(e.to_string()),
         ServiceError::Unknown(name) => WebError::NotFound(format!("service `{name}`")),
         ServiceError::Exists(_) | ServiceError::Tls(..) => WebError::Conflict(e.to_string()),
-        ServiceError::Io(e) => WebError::Internal(e.to_string()),
+        ServiceError::Io(e) => WebError::fault(format!("cannot {action} {name}"), e),
     })?;
     view_of(&state, &id).map(Json)
 }

@@ -34,6 +34,15 @@ function initOverview() {
     field('state_label').textContent = word === 'running' ? 'up for' : 'since';
     field('state_for').textContent = duration(s.state_for_ms);
     field('rate').textContent = `${bytes(s.rate_in + s.rate_out)}/s`;
+    // A proxy's upstream, from the view's typed field (never event text).
+    const upstream = field('upstream');
+    const u = s.upstream;
+    upstream.hidden = !u;
+    if (u) {
+      upstream.textContent = u.up ? `upstream ${u.upstream} up` : `upstream ${u.upstream} down: ${u.reason}`;
+      upstream.dataset.down = String(!u.up);
+      if (u.probed_unix_ms) upstream.title = `last probed ${duration(Date.now() - u.probed_unix_ms)} ago`;
+    }
     setButtons(card);
   };
 
@@ -80,16 +89,6 @@ function initOverview() {
   let refusedHour = Number($('[data-sum="refused"]')?.textContent || 0);
   live({
     events: (batch) => {
-      // A proxy's upstream probe, on its card.
-      for (const e of batch) {
-        if (e.type !== 'service_state' || !e.state.startsWith('upstream ')) continue;
-        const card = cards.get(e.service);
-        if (!card) continue;
-        const field = $('[data-field="upstream"]', card);
-        field.textContent = e.state;
-        field.dataset.down = String(e.state.includes(' down'));
-        field.hidden = false;
-      }
       authHour += batch.filter((e) => e.type === 'auth_failed').length;
       refusedHour += batch.filter((e) => e.type === 'refused').length;
       sum('auth', authHour, authHour > 0);

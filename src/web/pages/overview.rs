@@ -8,7 +8,7 @@ use axum::extract::State;
 
 use super::Chrome;
 use super::human_duration_ms;
-use crate::stats::{Event, EventKind};
+use crate::stats::{Event, EventKind, UpstreamState};
 use crate::terminal::human_bytes;
 use crate::web::AppState;
 use crate::web::api::ServiceView;
@@ -33,9 +33,22 @@ pub struct Card {
     pub refused: u64,
     pub errors: u64,
     pub auth_failures: u64,
-    /// A proxy's upstream as last probed (`upstream 127.0.0.1:6379 down:
-    /// ...`), empty for other kinds or before the first probe.
+    /// A proxy's upstream as last seen (`upstream 127.0.0.1:6379 down:
+    /// ...`), empty for other kinds or before the first connect.
     pub upstream: String,
+    /// Whether that upstream is down (the line's colour).
+    pub upstream_down: bool,
+    /// When it was last probed, for the line's tooltip; empty before the
+    /// first probe.
+    pub upstream_probed: String,
+}
+
+/// The card's line for an upstream: the same words as its events.
+pub fn upstream_line(u: &UpstreamState) -> String {
+    match &u.reason {
+        None => format!("upstream {} up", u.upstream),
+        Some(why) => format!("upstream {} down: {why}", u.upstream),
+    }
 }
 
 impl From<&ServiceView> for Card {
@@ -61,7 +74,20 @@ impl From<&ServiceView> for Card {
             refused: v.totals.refused,
             errors: v.totals.errors,
             auth_failures: v.totals.auth_failures,
-            upstream: String::new(),
+            upstream: v.upstream.as_ref().map(upstream_line).unwrap_or_default(),
+            upstream_down: v.upstream.as_ref().is_some_and(|u| !u.up),
+            upstream_probed: v
+                .upstream
+                .as_ref()
+                .and_then(|u| u.probed_unix_ms)
+                .map(|at| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(at, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                    let ago = now.saturating_sub(at);
+                    format!("last probed {} ago", human_duration_ms(ago))
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -119,29 +145,6 @@ pub async fn overview(
     Ok(OverviewPage {
         chrome: Chrome::new(session, "overview"),
         summary: Summary::of(&views, &events, snapshot.at_unix_ms),
-        cards: views
-            .iter()
-            .map(|v| {
-                let mut card = Card::from(v);
-                card.upstream = last_upstream(&events, &card.name);
-                card
-            })
-            .collect(),
+        cards: views.iter().map(Card::from).collect(),
     })
-}
-
-/// The latest upstream probe result of a proxy instance, from its events.
-fn last_upstream(events: &[Event], name: &str) -> String {
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match &e.kind {
-            EventKind::ServiceState { service, state }
-                if service.name() == name && state.starts_with("upstream ") =>
-            {
-                Some(state.clone())
-            }
-            _ => None,
-        })
-        .unwrap_or_default()
 }
