@@ -24,11 +24,11 @@ use crate::config::{Config, ServiceConfig};
 use crate::kind::ServiceKind;
 use crate::settings::{AnySettings, ConfigError, FileSource, KindSettings, ListenAddr, Section};
 
+/// A started service's future: it serves until cancelled.
+pub type Served = Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send>>;
+
 /// A started service's future, and the address it is bound to.
-pub type Launched = (
-    Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send>>,
-    ListenAddr,
-);
+pub type Launched = (Served, ListenAddr);
 
 /// What the supervisor hands every instance it starts.
 pub struct Launch<'a> {
