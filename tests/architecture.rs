@@ -444,6 +444,74 @@ fn no_import_circle_between_top_level_modules() {
     }
 }
 
+/// The floors of lib.rs's map, lowest first: a module may use modules on
+/// its own floor or below, never above. Keep in step with lib.rs.
+const FLOORS: &[&[&str]] = &[
+    &[
+        "wire",
+        "kind",
+        "sync",
+        "shutdown",
+        "stream",
+        "terminal",
+        "notify",
+        "ratelimit",
+        "jsonfile",
+        "failpoint",
+        "cli",
+        "control",
+        "audit_read",
+    ],
+    &[
+        "settings", "auth", "conn", "capture", "stats", "store", "users", "tokens", "audit",
+        "handoff", "tls", "toxic",
+    ],
+    &["config", "keyfile", "activation"],
+    &["service", "client", "bench", "replay"],
+    &["supervisor", "reload"],
+    &["web", "server"],
+];
+
+/// Every top-level module is on one floor of lib.rs's map, listed there
+/// once, and uses nothing on a higher floor.
+#[test]
+fn modules_keep_to_their_floors_and_the_map_lists_each_once() {
+    let files = library();
+    let g = graph(&files);
+    let floor = |m: &str| FLOORS.iter().position(|f| f.contains(&m));
+    let lib = std::fs::read_to_string(src().join("lib.rs")).expect("lib.rs reads");
+    let mut wrong = Vec::new();
+    for (module, used) in &g {
+        let Some(at) = floor(module) else {
+            wrong.push(format!(
+                "{module} is on no floor (add it to lib.rs's map and FLOORS)"
+            ));
+            continue;
+        };
+        let listed = lib.matches(&format!("//! - [`{module}`]")).count()
+            + lib.matches(&format!("//! - `{module}` ")).count();
+        if listed != 1 {
+            wrong.push(format!(
+                "lib.rs's map lists {module} {listed} times, not once"
+            ));
+        }
+        for (other, file) in used {
+            if floor(other).is_some_and(|o| o > at) {
+                wrong.push(format!(
+                    "{module} (floor {at}) uses {other}, a higher floor (src/{})",
+                    file.display()
+                ));
+            }
+        }
+    }
+    for m in FLOORS.iter().flat_map(|f| f.iter()) {
+        if !g.contains_key(*m) {
+            wrong.push(format!("FLOORS names {m}, which is not a module"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// The scanner itself: comments, strings and unit tests are not imports;
 /// groups and `super::` that climbs to the root are.
 #[test]
