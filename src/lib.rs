@@ -2,37 +2,75 @@
 //! dashboard in front of them and a command-line client for each, in one
 //! binary.
 //!
-//! How the pieces fit:
+//! # The map, floor by floor
 //!
+//! A module uses only modules on its own floor or below; a lower floor never
+//! names a higher one (`tests/architecture.rs` fails on any import circle
+//! between these modules). Within the crate, `main.rs` and its `cmd/` are
+//! the binary: they sit on top and use the library as any program would.
+//!
+//! **Ground: the leaves**, which use nothing of the crate (or only another
+//! leaf):
 //! - [`wire`]: the formats on the wire as pure functions, no I/O.
-//! - [`service`]: one module per service, each a loop over a bound socket
-//!   that stops on its cancellation token; the [`service::Supervisor`]
-//!   starts, stops and restarts them and knows their state.
+//! - [`kind`]: the kinds of service and an instance's identity; the one
+//!   list of kinds (`for_each_kind!`).
+//! - [`sync`]: lock helpers that survive a poisoned lock.
+//! - [`shutdown`]: the root cancellation token and task tracker.
+//! - [`stream`]: a plain socket or TLS over one, for clients and services.
+//! - [`terminal`]: asking a person for a line, with or without echo.
+//! - [`notify`]: systemd's readiness protocol (`sd_notify`).
+//! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
+//! - `jsonfile` (crate-private): the atomic replacement and change check of small JSON files.
+//! - [`failpoint`]: fault injection for tests (the `failpoints` feature).
+//! - [`cli`]: the command line's arguments (clap), nothing run.
+//! - [`control`]: the control socket `reload` and `upgrade` talk over.
+//! - [`audit_read`]: reading the audit log back, a page at a time.
+//!
+//! **First floor: settings and the shared stores**
+//! - [`settings`]: how a key is read (declared once, by its getter), and the
+//!   typed settings shared above it (listen addresses, limits, TLS files,
+//!   a kind's settings boxed for config).
+//! - [`auth`]: the HMAC challenge/response of `exec` and `files`.
+//! - [`conn`]: a message-protocol connection, for services and clients.
+//! - [`capture`]: the wire inspector's recorder.
 //! - [`stats`]: the live registry every service reports to: connections,
 //!   bytes, per-second history, events. Lock-free on the data path.
-//! - [`client`]: a client per service, used by the CLI (and the dashboard,
-//!   so that what the browser does crosses a real socket).
-//! - [`config`]: the one `Config`, merged from defaults, file, environment
-//!   and flags by a pure function.
-//! - [`shutdown`]: the root cancellation token and task tracker.
+//! - [`store`]: the files folder: safe names, atomic arrival, no overwrite.
 //! - [`users`]: people's accounts (argon2id), for `login` and the dashboard.
 //! - [`tokens`]: API tokens for scripts (`Authorization: Bearer`).
-//! - [`store`]: the files folder: safe names, atomic arrival, no overwrite.
 //! - [`audit`]: the append-only log of commands run, logins and files stored.
-//! - [`kind`]: the service names, shared by all of the above.
-//! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
+//! - [`handoff`]: listening sockets kept across a reload or an upgrade.
+//! - [`tls`]: certificates (generated, loaded, reloaded) and client trust,
+//!   from typed settings.
+//! - [`toxic`]: Toxiproxy-style faults for the proxies.
+//!
+//! **Second floor: the config**
+//! - [`config`]: the one `Config`, merged from defaults, file, environment
+//!   and flags by a pure function. It reads the keys every instance has and
+//!   is handed the kinds' reader for the rest: it never names a kind.
+//! - [`keyfile`]: the HMAC key kept in the data dir when the config has none.
+//! - [`activation`]: sockets handed over at start (systemd, an upgrade).
+//!
+//! **Third floor: the kinds and their clients**
+//! - [`service`]: one module per kind, each a loop over a bound socket that
+//!   stops on its cancellation token; `service::registry` wires the kinds
+//!   (reading their settings for config, launching them).
+//! - [`client`]: a client per service, used by the CLI (and the dashboard,
+//!   so that what the browser does crosses a real socket).
 //! - [`bench`]: `switchboard bench`, a load generator per service, built
 //!   on the clients.
-//! - [`replay`]: `switchboard replay`: read a pcap/pcapng capture, send
-//!   its client side again, compare the replies with the recorded ones.
-//! - [`tls`]: certificates (generated, loaded, reloaded) and client trust.
-//! - [`stream`]: a plain socket or TLS over one, for clients and services.
-//! - [`web`]: the dashboard: pages, the JSON API, the live stream,
-//!   `/healthz`, `/metrics`, and the HTTP server they run on.
+//! - [`replay`]: `switchboard replay`: send a capture's client side again
+//!   and compare the replies with the recorded ones.
 //!
-//! Dependencies point one way: `service` uses `wire` and `stats`; `client`
-//! uses `wire`; `web` sees services only through the `Supervisor` and
-//! `stats` snapshots; `wire`, `stats` and `kind` use nothing above them.
+//! **Fourth floor: running them**
+//! - [`supervisor`]: starts, stops, restarts and watches every instance.
+//! - [`reload`]: applying a changed config to a running supervisor.
+//!
+//! **Top: the process**
+//! - [`web`]: the dashboard: pages, the JSON API, the live stream,
+//!   `/healthz`, `/metrics`, and the HTTP server they run on. It sees
+//!   services only through the [`supervisor::Supervisor`] and `stats`.
+//! - [`server`]: the whole server as one library call, `server::run`.
 
 pub mod activation;
 pub mod audit;
@@ -59,7 +97,6 @@ pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;
-
 pub mod store;
 pub mod stream;
 pub mod supervisor;

@@ -102,20 +102,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
     let overlay =
         crate::config::overlay::Overlay::read(&config.data_dir).map_err(ServerError::Overlay)?;
     overlay.apply(&mut config).map_err(ServerError::Overlay)?;
-    let key = match &config.key {
-        Some(_) => KeySource::Config,
-        None => {
-            let (key, created) =
-                crate::keyfile::load_or_create(&config.data_dir).map_err(|source| {
-                    ServerError::Key {
-                        dir: config.data_dir.clone(),
-                        source,
-                    }
-                })?;
-            config.key = Some(key);
-            KeySource::File(crate::keyfile::path(&config.data_dir), created)
-        }
-    };
+    let key = ensure_key(&mut config)?;
     let deps = Deps::open(&config)?;
     let web_listener = crate::service::listen::bind_inet(config.web.listen);
     if let Err(e) = &web_listener {
@@ -152,18 +139,7 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         )
     });
     // The dashboard's socket, for an upgrade to hand on.
-    let web_live = match &web_listener {
-        Ok(l) => l.local_addr().ok().and_then(|addr| {
-            use std::os::fd::AsFd;
-            crate::handoff::register(
-                crate::activation::WEB,
-                crate::handoff::Key::Tcp(addr),
-                l.as_fd(),
-            )
-            .ok()
-        }),
-        Err(_) => None,
-    };
+    let web_live = web_listener.as_ref().ok().and_then(register_web);
     let web = match web_listener {
         Ok(listener) => listener.local_addr().inspect(|_| {
             let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
@@ -203,6 +179,37 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         root,
         config,
     })
+}
+
+/// The HMAC key: the config's, else the data dir's (made on first start).
+fn ensure_key(config: &mut Config) -> Result<KeySource, ServerError> {
+    Ok(match &config.key {
+        Some(_) => KeySource::Config,
+        None => {
+            let (key, created) =
+                crate::keyfile::load_or_create(&config.data_dir).map_err(|source| {
+                    ServerError::Key {
+                        dir: config.data_dir.clone(),
+                        source,
+                    }
+                })?;
+            config.key = Some(key);
+            KeySource::File(crate::keyfile::path(&config.data_dir), created)
+        }
+    })
+}
+
+/// Registers the dashboard's listener for an upgrade to hand on; dropping
+/// the returned value unregisters it.
+fn register_web(l: &tokio::net::TcpListener) -> Option<crate::handoff::LiveGuard> {
+    use std::os::fd::AsFd;
+    let addr = l.local_addr().ok()?;
+    crate::handoff::register(
+        crate::activation::WEB,
+        crate::handoff::Key::Tcp(addr),
+        l.as_fd(),
+    )
+    .ok()
 }
 
 /// Where everything listens, as `--ready-file` writes it.

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Captures, ConnCapture};
-use crate::kind::{Proto, ServiceId, ServiceKind};
+use crate::kind::{Proto, ServiceId};
 
 mod snapshot;
 pub use snapshot::{ConnInfo, Sample, ServiceTotals, Snapshot};
@@ -32,6 +32,7 @@ mod events;
 mod guard;
 pub use guard::ByteCounter;
 mod histogram;
+mod read;
 mod upstream;
 pub use events::{Event, EventKind};
 pub use histogram::{DURATION_BUCKETS, Histogram, HistogramSnapshot};
@@ -483,132 +484,6 @@ impl Stats {
                 std::future::pending::<()>().await;
             }
         }
-    }
-
-    /// The totals of instance `name` (zero for one never registered).
-    pub fn totals(&self, name: impl AsRef<str>) -> ServiceTotals {
-        match self.find(name.as_ref()) {
-            Some(e) => totals_of(&e),
-            // Asking registers nothing: an unknown name reads as all zeros.
-            None => ServiceTotals {
-                service: ServiceId::new(name.as_ref(), ServiceKind::Echo),
-                accepted: 0,
-                active: 0,
-                refused: 0,
-                errors: 0,
-                auth_failures: 0,
-                bytes_in: 0,
-                bytes_out: 0,
-            },
-        }
-    }
-
-    /// Copies everything live.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot_newest(usize::MAX).0
-    }
-
-    /// Copies the services' totals and only the newest `limit` connections
-    /// (oldest first, as [`Stats::snapshot`]), with the number open in all.
-    /// The registry's lock is held only while the newest are picked, so with
-    /// 100,000 open a page or `/metrics` neither copies them all nor holds
-    /// up connections opening and closing.
-    pub fn snapshot_newest(&self, limit: usize) -> (Snapshot, usize) {
-        let now_ms = self.now_ms();
-        let (entries, total): (Vec<Arc<ConnEntry>>, usize) = {
-            let conns = lock(&self.inner.conns);
-            let mut newest: Vec<_> = conns.values().rev().take(limit).cloned().collect();
-            newest.reverse();
-            (newest, conns.len())
-        };
-        let connections = entries
-            .iter()
-            .map(|e| {
-                let last = e.last_activity_ms.load(Relaxed);
-                ConnInfo {
-                    id: e.id,
-                    service: e.service.id.clone(),
-                    proto: e.proto,
-                    peer: e.peer.clone(),
-                    opened_at_unix_ms: e.opened_unix_ms,
-                    age_ms: millis(e.opened.elapsed()),
-                    bytes_in: e.bytes_in.load(Relaxed),
-                    bytes_out: e.bytes_out.load(Relaxed),
-                    last_activity_unix_ms: self.unix_from_ms(last),
-                    idle_ms: now_ms.saturating_sub(last),
-                }
-            })
-            .collect();
-        let snapshot = Snapshot {
-            at_unix_ms: unix_ms(SystemTime::now()),
-            services: self.entries().iter().map(|e| totals_of(e)).collect(),
-            connections,
-        };
-        (snapshot, total)
-    }
-
-    /// Appends one history sample per service: the bytes and accepts since
-    /// the previous sample. [`Stats::run`] calls it every second.
-    pub fn sample(&self) {
-        let at_unix_s = unix_ms(SystemTime::now()) / 1000;
-        for entry in self.entries() {
-            let t = totals_of(&entry);
-            let mut history = lock(&entry.history);
-            let History { last, samples } = &mut *history;
-            {
-                let (last_in, last_out, last_acc) = *last;
-                *last = (t.bytes_in, t.bytes_out, t.accepted);
-                let ring = samples;
-                if ring.len() == HISTORY_LEN {
-                    ring.pop_front();
-                }
-                ring.push_back(Sample {
-                    at_unix_s,
-                    bytes_in: t.bytes_in - last_in,
-                    bytes_out: t.bytes_out - last_out,
-                    accepted: t.accepted - last_acc,
-                    active: t.active,
-                });
-            }
-        }
-        self.inner.version.send_modify(|v| *v += 1);
-    }
-
-    /// The last [`HISTORY_LEN`] samples of one service, oldest first.
-    pub fn history(&self, name: impl AsRef<str>) -> Vec<Sample> {
-        self.find(name.as_ref())
-            .map(|e| lock(&e.history).samples.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    /// The newest history sample of one service.
-    pub fn last_sample(&self, name: impl AsRef<str>) -> Option<Sample> {
-        self.find(name.as_ref())
-            .and_then(|e| lock(&e.history).samples.back().copied())
-    }
-
-    /// Samples the history once a second until cancelled.
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate; the baseline is zero
-        while cancel.run_until_cancelled(tick.tick()).await.is_some() {
-            self.sample();
-        }
-    }
-}
-
-fn totals_of(e: &SvcEntry) -> ServiceTotals {
-    let c = &e.counters;
-    ServiceTotals {
-        service: e.id.clone(),
-        accepted: c.accepted.load(Relaxed),
-        active: c.active.load(Relaxed),
-        refused: c.refused.load(Relaxed),
-        errors: c.errors.load(Relaxed),
-        auth_failures: c.auth_failures.load(Relaxed),
-        bytes_in: c.bytes_in.load(Relaxed),
-        bytes_out: c.bytes_out.load(Relaxed),
     }
 }
 

@@ -438,40 +438,7 @@ where
     plan.check()?;
     let shared = Arc::new(Shared::new(plan.requests));
     let connect_started = Instant::now();
-    let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
-    let mut connecting = JoinSet::new();
-    for i in 0..plan.connections {
-        let (gate, fut, timeout) = (Arc::clone(&gate), connect(i), plan.timeout);
-        connecting.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            tokio::time::timeout(timeout, fut)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ClientError::Local {
-                        path: "connect".into(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no connection within {timeout:?}"),
-                        ),
-                    })
-                })
-        });
-    }
-    let mut workers = Vec::with_capacity(plan.connections);
-    let mut connect_failures = 0u64;
-    while let Some(joined) = connecting.join_next().await {
-        match joined {
-            Ok(Ok(w)) => workers.push(w),
-            Ok(Err(e)) => {
-                connect_failures += 1;
-                shared.failed(&OpError::fatal(e.to_string()));
-            }
-            Err(e) => {
-                connect_failures += 1;
-                shared.failed(&OpError::fatal(format!("connect task failed: {e}")));
-            }
-        }
-    }
+    let (workers, connect_failures) = connect_all(plan, &shared, connect).await;
     let connect_s = connect_started.elapsed().as_secs_f64();
     if workers.is_empty() {
         let why = shared.samples().into_iter().next().unwrap_or_default();
@@ -527,6 +494,51 @@ where
         server,
         notes: Vec::new(),
     })
+}
+
+/// Opens the workers, at most [`CONNECTS_IN_FLIGHT`] at once, each within
+/// the plan's timeout; a failure is counted and sampled in `shared`.
+async fn connect_all<W, C, F>(plan: &Plan, shared: &Shared, connect: C) -> (Vec<W>, u64)
+where
+    W: Worker,
+    C: Fn(usize) -> F,
+    F: Future<Output = Result<W, ClientError>> + Send + 'static,
+{
+    let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTS_IN_FLIGHT));
+    let mut connecting = JoinSet::new();
+    for i in 0..plan.connections {
+        let (gate, fut, timeout) = (Arc::clone(&gate), connect(i), plan.timeout);
+        connecting.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            tokio::time::timeout(timeout, fut)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ClientError::Local {
+                        path: "connect".into(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no connection within {timeout:?}"),
+                        ),
+                    })
+                })
+        });
+    }
+    let mut workers = Vec::with_capacity(plan.connections);
+    let mut connect_failures = 0u64;
+    while let Some(joined) = connecting.join_next().await {
+        match joined {
+            Ok(Ok(w)) => workers.push(w),
+            Ok(Err(e)) => {
+                connect_failures += 1;
+                shared.failed(&OpError::fatal(e.to_string()));
+            }
+            Err(e) => {
+                connect_failures += 1;
+                shared.failed(&OpError::fatal(format!("connect task failed: {e}")));
+            }
+        }
+    }
+    (workers, connect_failures)
 }
 
 /// One worker's loop: a request at a time until the run is over or its

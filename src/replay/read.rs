@@ -396,51 +396,7 @@ impl<'a> Frames<'a> {
                     });
                 }
                 // Enhanced packet (6) and the obsolete packet block (2).
-                2 | 6 => {
-                    let what = if kind == 6 {
-                        "enhanced packet block"
-                    } else {
-                        "packet block"
-                    };
-                    let head = body.take(20, what).map_err(truncated)?;
-                    let word = |i: usize| order.u32(head[i..i + 4].try_into().expect("4 bytes"));
-                    let id = if kind == 6 {
-                        word(0)
-                    } else {
-                        u32::from(order.u16(head[0..2].try_into().expect("2 bytes")))
-                    };
-                    let units = (u64::from(word(4)) << 32) | u64::from(word(8));
-                    let (caplen, origlen) = (word(12), word(16));
-                    if origlen < caplen {
-                        let why = format!("it captured {caplen} bytes of a {origlen}-byte packet");
-                        return Err(malformed(what, why));
-                    }
-                    let data = body.take(u64::from(caplen), what).map_err(truncated)?;
-                    let iface = interfaces
-                        .get(usize::try_from(id).unwrap_or(usize::MAX))
-                        .ok_or_else(|| {
-                            malformed(
-                                what,
-                                format!(
-                                    "interface {id}, but the section declares {}",
-                                    interfaces.len()
-                                ),
-                            )
-                        })?;
-                    let t_us = iface
-                        .resolution
-                        .micros(units)
-                        .saturating_add_signed(iface.offset_s.saturating_mul(1_000_000));
-                    self.last_us = t_us;
-                    self.number += 1;
-                    return Ok(Some(Frame {
-                        number: self.number,
-                        link: iface.link,
-                        t_us,
-                        data,
-                        snapped: caplen < origlen,
-                    }));
-                }
+                2 | 6 => return self.packet_block(kind, &mut body, start).map(Some),
                 // Simple packet: interface 0, no timestamp, the captured
                 // length is what the block and the snap length allow.
                 3 => {
@@ -472,6 +428,74 @@ impl<'a> Frames<'a> {
                 _ => {}
             }
         }
+    }
+
+    /// An enhanced packet block (6) or an obsolete packet block (2): its
+    /// frame, timed by its interface's resolution and offset.
+    fn packet_block(
+        &mut self,
+        kind: u32,
+        body: &mut Cursor<'a>,
+        start: usize,
+    ) -> Result<Frame<'a>, ReadError> {
+        let order = self.order;
+        let malformed = |what: &'static str, why: String| ReadError::Malformed {
+            offset: start,
+            what,
+            why,
+        };
+        let truncated = |e: ReadError| match e {
+            ReadError::Truncated { what, need, .. } => ReadError::Malformed {
+                offset: start,
+                what,
+                why: format!("needs {need} bytes more than its block holds"),
+            },
+            other => other,
+        };
+        let what = if kind == 6 {
+            "enhanced packet block"
+        } else {
+            "packet block"
+        };
+        let head = body.take(20, what).map_err(truncated)?;
+        let word = |i: usize| order.u32(head[i..i + 4].try_into().expect("4 bytes"));
+        let id = if kind == 6 {
+            word(0)
+        } else {
+            u32::from(order.u16(head[0..2].try_into().expect("2 bytes")))
+        };
+        let units = (u64::from(word(4)) << 32) | u64::from(word(8));
+        let (caplen, origlen) = (word(12), word(16));
+        if origlen < caplen {
+            let why = format!("it captured {caplen} bytes of a {origlen}-byte packet");
+            return Err(malformed(what, why));
+        }
+        let data = body.take(u64::from(caplen), what).map_err(truncated)?;
+        let interfaces = &self.interfaces;
+        let iface = interfaces
+            .get(usize::try_from(id).unwrap_or(usize::MAX))
+            .ok_or_else(|| {
+                malformed(
+                    what,
+                    format!(
+                        "interface {id}, but the section declares {}",
+                        interfaces.len()
+                    ),
+                )
+            })?;
+        let t_us = iface
+            .resolution
+            .micros(units)
+            .saturating_add_signed(iface.offset_s.saturating_mul(1_000_000));
+        self.last_us = t_us;
+        self.number += 1;
+        Ok(Frame {
+            number: self.number,
+            link: iface.link,
+            t_us,
+            data,
+            snapped: caplen < origlen,
+        })
     }
 }
 

@@ -102,8 +102,8 @@ pub struct Settings {
 
 /// Whether an instance needs the process's HMAC key: `files`, and `exec`
 /// on its own framing (the tutorial framings have `auth_key`).
-pub fn needs_key(settings: &super::registry::KindConfig) -> bool {
-    match settings.kind() {
+pub fn needs_key(kind: crate::kind::ServiceKind, settings: &crate::settings::AnySettings) -> bool {
+    match kind {
         crate::kind::ServiceKind::Files => true,
         crate::kind::ServiceKind::Exec => settings
             .get::<Settings>()
@@ -430,6 +430,49 @@ fn outcome_text(reply: &ExecReply) -> String {
     }
 }
 
+/// The command as exec runs it: no shell, a clean environment, the
+/// working directory as HOME, no stdin, output piped.
+fn command(program: &Path, args: &[String], workdir: &Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("LANG", "C.UTF-8")
+        .env("HOME", workdir)
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Ends a command: killed early (`early`, with why) or exited by itself
+/// (its status is the reply); either way audited once.
+async fn finish(mut running: RunningCommand<'_>, early: Option<Ended>) -> Result<Ended, ConnError> {
+    match early {
+    Some(Ended::ClientGone) => {
+        running.finish("disconnected").await;
+        Ok(Ended::ClientGone)
+    }
+    Some(Ended::Final(reply)) => {
+        running.finish(&outcome_text(&reply)).await;
+        Ok(Ended::Final(reply))
+    }
+    None => {
+        let status = running.finish_status().await;
+        use std::os::unix::process::ExitStatusExt;
+        let reply = match status.as_ref().map(|s| (s.code(), s.signal())) {
+            Some((Some(code), _)) => ExecReply::Exit(Exit::Code { code }),
+            Some((None, Some(signal))) => ExecReply::Exit(Exit::Signal { signal }),
+            _ => ExecReply::error("the command ended without a status"),
+        };
+        running.record_final(&outcome_text(&reply)).await;
+        Ok(Ended::Final(reply))
+    }
+}
+}
+
 /// Runs one command to its end, streaming its output. Every wait is bound
 /// in wall time: the command's deadline holds while a write to the peer is
 /// blocked, and a peer that takes no byte for the idle timeout is dropped
@@ -443,17 +486,7 @@ async fn run_command<'a>(
     slot: tokio::sync::SemaphorePermit<'a>,
 ) -> Result<Ended, ConnError> {
     let shared = record.shared;
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", SAFE_PATH)
-        .env("LANG", "C.UTF-8")
-        .env("HOME", &shared.config.workdir)
-        .current_dir(&shared.config.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = command(program, args, &shared.config.workdir);
     let mut child = match process::spawn_in_group(&mut command) {
         Ok(c) => c,
         Err(e) => {
@@ -531,25 +564,5 @@ async fn run_command<'a>(
             ))));
         }
     };
-    match early {
-        Some(Ended::ClientGone) => {
-            running.finish("disconnected").await;
-            Ok(Ended::ClientGone)
-        }
-        Some(Ended::Final(reply)) => {
-            running.finish(&outcome_text(&reply)).await;
-            Ok(Ended::Final(reply))
-        }
-        None => {
-            let status = running.finish_status().await;
-            use std::os::unix::process::ExitStatusExt;
-            let reply = match status.as_ref().map(|s| (s.code(), s.signal())) {
-                Some((Some(code), _)) => ExecReply::Exit(Exit::Code { code }),
-                Some((None, Some(signal))) => ExecReply::Exit(Exit::Signal { signal }),
-                _ => ExecReply::error("the command ended without a status"),
-            };
-            running.record_final(&outcome_text(&reply)).await;
-            Ok(Ended::Final(reply))
-        }
-    }
+    finish(running, early).await
 }

@@ -14,6 +14,7 @@
 //! (the owner `files-protocol`); the dashboard's tus uploads are its
 //! accounts' and are not reachable from here. Not here: the classic put.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,7 +23,7 @@ use super::TcpCtx;
 use super::files::{Shared, refusal, refuse_and_close};
 use crate::conn::ConnError;
 use crate::stats::ConnGuard;
-use crate::store::partial::{New, PartialError, is_id};
+use crate::store::partial::{New, Partial, PartialError, Partials, is_id};
 use crate::store::{self};
 use crate::wire::files::{PutReply, Reply, ResumeReply};
 
@@ -57,33 +58,9 @@ pub(super) async fn put(
     let Some(partials) = &shared.partials else {
         return refuse(conn, "resumable uploads are not available here".into()).await;
     };
-    let partial = match &ask.partial {
-        Some(id) => match partials.get(id, OWNER).filter(|_| is_id(id)) {
-            Some(p) => p,
-            None => {
-                return refuse(
-                    conn,
-                    format!("no partial upload `{id}` (finished, expired or never made)"),
-                )
-                .await;
-            }
-        },
-        None => match partials.create(New {
-            owner: OWNER,
-            name,
-            length: ask.total,
-            metadata: "",
-            sha256: None,
-            max_size: shared.max_file_bytes,
-            max_per_owner: shared.max_partials,
-            ttl: shared.partial_ttl,
-        }) {
-            Ok(p) => {
-                tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} of {:?} started", p.id(), name);
-                p
-            }
-            Err(e) => return refuse(conn, e.to_string()).await,
-        },
+    let partial = match partial_for(partials, name, &ask, shared, ctx, guard) {
+        Ok(p) => p,
+        Err(why) => return refuse(conn, why).await,
     };
     if partial.length() != ask.total {
         return refuse(
@@ -138,6 +115,38 @@ pub(super) async fn put(
         total: ask.total,
     });
     conn.write_message(&reply, &[]).await.map(|()| true)
+}
+
+/// The partial upload `ask` names, or a new one for `name`; the refusal's
+/// reason when there is none to use.
+fn partial_for(
+    partials: &Partials,
+    name: &str,
+    ask: &Resume,
+    shared: &Shared,
+    ctx: &TcpCtx,
+    guard: &ConnGuard,
+) -> Result<Arc<Partial>, String> {
+    if let Some(id) = &ask.partial {
+        return partials
+            .get(id, OWNER)
+            .filter(|_| is_id(id))
+            .ok_or_else(|| format!("no partial upload `{id}` (finished, expired or never made)"));
+    }
+    let p = partials
+        .create(New {
+            owner: OWNER,
+            name,
+            length: ask.total,
+            metadata: "",
+            sha256: None,
+            max_size: shared.max_file_bytes,
+            max_per_owner: shared.max_partials,
+            ttl: shared.partial_ttl,
+        })
+        .map_err(|e| e.to_string())?;
+    tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} of {:?} started", p.id(), name);
+    Ok(p)
 }
 
 /// Reads `size` body bytes into `patch`; the reason when the body ended

@@ -112,6 +112,10 @@ fn check_argv(argv: &[String]) -> Result<(), String> {
 impl Kind for Settings {
     type Socket = Listener;
 
+    fn program(&self) -> Option<&str> {
+        Some(self.argv.first().map_or("", String::as_str))
+    }
+
     fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
         // Every key is declared before `argv` is checked, so a form that
         // lists an instance's keys sees them all.
@@ -180,9 +184,7 @@ async fn serve_conn(
         );
         ctx.stats
             .refused(&ctx.id, guard.peer(), "too many programs running");
-        let idle = ctx.limits.idle_timeout;
-        let _ = tokio::time::timeout(idle, stream.write_all(line.as_bytes())).await;
-        super::accept::linger_close(&mut stream).await;
+        say_and_close(&mut stream, &line, ctx.limits.idle_timeout).await;
         return Ok(());
     };
     let record = RunRecord {
@@ -198,25 +200,14 @@ async fn serve_conn(
         .argv
         .split_first()
         .expect("argv is checked non-empty when the config is read");
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .envs(&config.env)
-        .current_dir(&config.workdir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = command(config, program, args);
     let mut child = match process::spawn_in_group(&mut command) {
         Ok(child) => child,
         Err(e) => {
             let why = format!("cannot start {program}: {e}");
             record.write(&format!("error: {why}"), 0).await;
             let line = format!("switchboard: {why}\n");
-            let _ =
-                tokio::time::timeout(ctx.limits.idle_timeout, stream.write_all(line.as_bytes()))
-                    .await;
-            super::accept::linger_close(&mut stream).await;
+            say_and_close(&mut stream, &line, ctx.limits.idle_timeout).await;
             return Ok(());
         }
     };
@@ -258,24 +249,8 @@ async fn serve_conn(
             }
         }
     };
-    let outcome = match cut {
-        Ok(()) => {
-            // Its stdout is closed: wait for the program's exit, still
-            // within its time.
-            let child = running.child.as_mut().expect("held until finish or drop");
-            match tokio::time::timeout_at(deadline, child.wait()).await {
-                Ok(status) => process::status_text(status.ok()),
-                Err(_) => timed_out(config.timeout),
-            }
-        }
-        Err(Cut::TimedOut) => timed_out(config.timeout),
-        Err(Cut::Cap) => format!(
-            "error: output cap of {} bytes reached; program killed",
-            config.max_output_bytes
-        ),
-        Err(Cut::Stalled) => "error: client stopped reading; program killed".into(),
-        Err(Cut::Gone) => "disconnected".into(),
-    };
+    let child = running.child.as_mut().expect("held until finish or drop");
+    let outcome = outcome_of(&cut, child, deadline, config).await;
     let clean = matches!(cut, Ok(()));
     running.finish(&outcome).await;
     let mut stream = from_peer.unsplit(to_peer);
@@ -287,6 +262,61 @@ async fn serve_conn(
         let _ = tokio::time::timeout(Duration::from_millis(100), stream.shutdown()).await;
     }
     Ok(())
+}
+
+/// The audit outcome of a run: after a clean end, the program's exit
+/// (waited for within its time, as its stdout is closed); else why it
+/// was cut.
+async fn outcome_of(
+    cut: &Result<(), Cut>,
+    child: &mut tokio::process::Child,
+    deadline: tokio::time::Instant,
+    config: &Settings,
+) -> String {
+    match cut {
+        Ok(()) => match tokio::time::timeout_at(deadline, child.wait()).await {
+            Ok(status) => process::status_text(status.ok()),
+            Err(_) => timed_out(config.timeout),
+        },
+        Err(cut) => cut.outcome(config),
+    }
+}
+
+/// Writes a last line to the peer (bounded by the idle timeout) and
+/// closes without a reset.
+async fn say_and_close(stream: &mut Stream, line: &str, idle: Duration) {
+    let _ = tokio::time::timeout(idle, stream.write_all(line.as_bytes())).await;
+    super::accept::linger_close(stream).await;
+}
+
+/// The program as an instance runs it: its own environment only, in its
+/// working directory, all three pipes.
+fn command(config: &Settings, program: &str, args: &[String]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(&config.env)
+        .current_dir(&config.workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+impl Cut {
+    /// The audit outcome of a run cut short this way.
+    fn outcome(&self, config: &Settings) -> String {
+        match self {
+            Cut::TimedOut => timed_out(config.timeout),
+            Cut::Cap => format!(
+                "error: output cap of {} bytes reached; program killed",
+                config.max_output_bytes
+            ),
+            Cut::Stalled => "error: client stopped reading; program killed".into(),
+            Cut::Gone => "disconnected".into(),
+        }
+    }
 }
 
 fn timed_out(after: Duration) -> String {

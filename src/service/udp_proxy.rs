@@ -183,30 +183,31 @@ impl Proxy {
                         }
                     },
                 };
-                // Toxics may drop, repeat or hold it (crate::toxic::udp).
-                if !toxics.upstream(&buf[..n], &mapping.socket) {
-                    continue;
-                }
-                let sent = match mapping.socket.try_send(&buf[..n]) {
-                    // A new socket's writability is not known until the
-                    // reactor has seen it: wait for it (a UDP send does not
-                    // wait for the network, only for buffer space).
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        mapping.socket.send(&buf[..n]).await
-                    }
-                    sent => sent,
-                };
-                match sent {
-                    Ok(_) => {}
-                    Err(e) => {
-                        // e.g. ECONNREFUSED from an earlier datagram: the
-                        // upstream port is closed. The client hears nothing,
-                        // as it would without us.
-                        tracing::debug!(service = %ctx.id, peer = %src, "forward failed: {e}");
-                        ctx.stats.error(&ctx.id);
-                    }
-                }
+                self.forward(&mut toxics, mapping, &buf[..n], src).await;
             }
+        }
+    }
+
+    /// Sends one client datagram upstream on its mapping's socket, through
+    /// the toxics (which may drop, repeat or hold it: crate::toxic::udp).
+    async fn forward(&self, toxics: &mut UdpToxics, mapping: &Mapping, datagram: &[u8], src: SocketAddr) {
+        let ctx = &self.ctx;
+        if !toxics.upstream(datagram, &mapping.socket) {
+            return;
+        }
+        let sent = match mapping.socket.try_send(datagram) {
+            // A new socket's writability is not known until the
+            // reactor has seen it: wait for it (a UDP send does not
+            // wait for the network, only for buffer space).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => mapping.socket.send(datagram).await,
+            sent => sent,
+        };
+        if let Err(e) = sent {
+            // e.g. ECONNREFUSED from an earlier datagram: the
+            // upstream port is closed. The client hears nothing,
+            // as it would without us.
+            tracing::debug!(service = %ctx.id, peer = %src, "forward failed: {e}");
+            ctx.stats.error(&ctx.id);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Unit tests for the live stats registry: connection guards, byte counts, histograms and the change signal.
 
 use super::*;
+use crate::kind::ServiceKind;
 
 #[test]
 fn type_names_match_the_json_tag() {
