@@ -204,6 +204,22 @@ pub fn assert_closed_at_timeout(what: &str, since: Instant, closed: Instant, tim
     );
 }
 
+/// Asserts that a wait of `took` ended at a deadline of `expected`: no
+/// sooner, and less than half as long again plus 250 ms after it (slack
+/// for a busy machine), so a deadline of half or double `expected` fails.
+/// For short deadlines (≥ 1 s) where [`IDLE_SLACK`] would hide a doubling.
+pub fn assert_deadline(what: &str, took: Duration, expected: Duration) {
+    assert!(
+        took >= expected,
+        "{what}: ended after {took:?}, before its {expected:?} deadline"
+    );
+    let latest = expected * 3 / 2 + Duration::from_millis(250);
+    assert!(
+        took < latest,
+        "{what}: ended after {took:?}, long after its {expected:?} deadline (by {latest:?} at the latest)"
+    );
+}
+
 /// Awaits `fut` with the hang guard.
 pub async fn guard<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(GUARD, fut)
