@@ -1199,6 +1199,12 @@ async fn first_snapshot(live: &mut BufReader<TcpStream>) {
     .await;
 }
 
+/// How soon a live stream must end once its session or account is gone: a
+/// stream checks every 500 ms (sign-out ends it at once), so this is ten
+/// checks of slack for a loaded machine, and still far below the hang
+/// guard a stream that never ends would run into.
+const STREAM_ENDS_WITHIN: Duration = Duration::from_secs(5);
+
 /// Reads until the server closes the stream; how long that took.
 async fn until_closed(live: &mut BufReader<TcpStream>) -> Duration {
     let from = Instant::now();
@@ -1224,10 +1230,7 @@ async fn signing_out_or_losing_the_account_ends_the_live_streams() {
     assert_eq!(r.status, StatusCode::OK);
     for live in [&mut a, &mut b] {
         let took = until_closed(live).await;
-        assert!(
-            took < Duration::from_secs(1),
-            "ended {took:?} after sign-out"
-        );
+        assert!(took < STREAM_ENDS_WITHIN, "ended {took:?} after sign-out");
     }
 
     // An account removed (here, as `switchboard user remove` would) ends
@@ -1243,7 +1246,7 @@ async fn signing_out_or_losing_the_account_ends_the_live_streams() {
     w.h.supervisor.users().remove("vera").unwrap();
     let took = until_closed(&mut live).await;
     assert!(
-        took < Duration::from_secs(1),
+        took < STREAM_ENDS_WITHIN,
         "ended {took:?} after the removal"
     );
     assert_eq!(
