@@ -2,6 +2,7 @@
 //! addresses, and cancel everything when the harness is dropped.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod dashboard;
 pub mod dockerfile;
 pub mod message;
 pub mod procs;
