@@ -221,22 +221,25 @@ async fn serve_exits_with_an_error_when_no_service_can_start() {
     );
 }
 
-/// Runs one of the tutorial's clients (tests/python/) against `kind`, with
-/// the address line changed to where the service listens.
+/// Runs one of the tutorial's clients (tests/seeds/) against `kind`, with
+/// the port of its one `('127.0.0.1', PORT)` address changed to where the
+/// service listens.
 async fn python_client(h: &Harness, script: &str, kind: ServiceKind, input: &str) -> String {
     let source = std::fs::read_to_string(format!(
-        "{}/tests/python/{script}",
+        "{}/tests/seeds/{script}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let default = format!(
-        "9{:03}",
-        kind.builtin_port().expect("a built-in instance") - 9000
-    );
-    let port = h.addr(kind).port().to_string();
-    assert!(source.contains(&default));
+    let (head, tail) = source
+        .split_once("('127.0.0.1',")
+        .unwrap_or_else(|| panic!("{script} has no ('127.0.0.1', PORT)"));
+    let digits = tail
+        .trim_start()
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    assert!(digits.starts_with(')'), "{script}: a port after the host");
+    let port = h.addr(kind).port();
     let path = h.dir.path().join(script);
-    std::fs::write(&path, source.replace(&default, &port)).unwrap();
+    std::fs::write(&path, format!("{head}('127.0.0.1', {port}{digits}")).unwrap();
     let o = run_program("python3", &[path.to_str().unwrap()], input).await;
     // The tutorial's loop ends with EOFError at the end of input: expected.
     let err = stderr(&o);
@@ -247,12 +250,18 @@ async fn python_client(h: &Harness, script: &str, kind: ServiceKind, input: &str
 #[tokio::test]
 async fn the_tutorials_python_clients_work_unmodified() {
     let h = Harness::start().await;
-    let out = python_client(&h, "seed001_tcp_client.py", Echo, "nihao\nhow are you\n").await;
+    let out = python_client(
+        &h,
+        "001_socketserver_tcp_client.py",
+        Echo,
+        "nihao\nhow are you\n",
+    )
+    .await;
     assert!(out.contains("收到服务端发来的消息 NIHAO"), "{out}");
     assert!(out.contains("收到服务端发来的消息 HOW ARE YOU"), "{out}");
-    let out = python_client(&h, "seed001_udp_client.py", UdpEcho, "hi\n").await;
+    let out = python_client(&h, "001_socketserver_udp_client.py", UdpEcho, "hi\n").await;
     assert!(out.contains("b'HI'"), "{out}");
-    let out = python_client(&h, "seed001_time_client.py", Time, "%Y\n\n").await;
+    let out = python_client(&h, "001_time_client.py", Time, "%Y\n\n").await;
     let replies: Vec<&str> = out
         .split("服务器的标准时间是: ")
         .skip(1)

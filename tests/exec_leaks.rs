@@ -203,7 +203,7 @@ async fn a_client_that_never_reads_is_bound_by_the_command_timeout() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
-    let idle = Duration::from_millis(600);
+    let idle = Duration::from_millis(2000);
     let h = harness(|c| c.service_mut(Exec).tcp_mut().idle_timeout = idle).await;
     let mut conn = raw(&h).await;
     let started = std::time::Instant::now();
@@ -216,14 +216,8 @@ async fn a_client_that_stops_reading_is_dropped_after_the_idle_timeout() {
         lines[0]["outcome"], "error: client stopped reading; command killed",
         "{lines:?}"
     );
-    assert!(
-        took >= idle,
-        "dropped after {took:?}, before the idle timeout"
-    );
-    assert!(
-        took < Duration::from_secs(8),
-        "dropped after {took:?}: the idle timeout, not the command's 10 s"
-    );
+    // Not the command's own 10 s, nor half or double the idle timeout.
+    common::assert_deadline("a client that stopped reading", took, idle);
 }
 
 #[tokio::test]

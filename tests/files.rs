@@ -229,11 +229,11 @@ async fn the_tutorials_client_uploads_byte_for_byte() {
     std::fs::write(work.path().join("12.jpg"), &image).unwrap();
     let source = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/seed003_client.py"
+        "/tests/seeds/003_upload_client.py"
     ))
     .unwrap()
     .replace(
-        "'192.168.1.50', 6666",
+        "'127.0.0.1', 6666",
         &format!("'127.0.0.1', {}", h.addr(FilesClassic).port()),
     );
     std::fs::write(work.path().join("client.py"), source).unwrap();

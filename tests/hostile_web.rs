@@ -142,8 +142,11 @@ async fn an_upload_that_stops_sending_ends_with_408_after_the_request_timeout() 
     let took = started.elapsed();
     assert_eq!(status, 408, "{body}");
     assert!(body.contains("no bytes of the upload arrived"), "{body}");
-    assert!(took >= std::time::Duration::from_secs(1), "{took:?}");
-    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    common::assert_deadline(
+        "the 408 to a stalled upload",
+        took,
+        std::time::Duration::from_secs(1),
+    );
     // The service removes the temporary when the relay's connection ends.
     let store = w.h.supervisor.store().dir().to_owned();
     common::web::poll_until("nothing stored, no temporary left", || {

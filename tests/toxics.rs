@@ -54,6 +54,7 @@ async fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Duration {
 
 #[tokio::test]
 async fn a_latency_toxic_reaches_an_open_spliced_connection_and_leaves_it_when_removed() {
+    const LATENCY: Duration = Duration::from_millis(1000);
     let w = Web::start().await;
     proxy_to_echo(&w).await;
     let (_, operator, _) = w.roles().await;
@@ -64,20 +65,21 @@ async fn a_latency_toxic_reaches_an_open_spliced_connection_and_leaves_it_when_r
         .send(operator.act_json(
             "POST",
             "/api/v1/services/px/toxics",
-            &json!({"type": "latency", "attributes": {"latency": 400}}),
+            &json!({"type": "latency", "attributes": {"latency": 1000}}),
         ))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.json()["name"], "latency_downstream");
     assert_eq!(r.json()["stream"], "downstream");
     let slow = round_trip(&mut s, b"during").await;
-    assert!(slow >= Duration::from_millis(400), "{slow:?}");
+    common::assert_deadline("a round trip under 1 s of latency", slow, LATENCY);
     let r = w
         .send(operator.act("DELETE", "/api/v1/services/px/toxics/latency_downstream"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let fast = round_trip(&mut s, b"after").await;
-    assert!(fast < Duration::from_millis(400), "{fast:?}");
+    // A whole latency's time is slack for a busy machine.
+    assert!(fast < LATENCY, "{fast:?}");
     // A new connection, too, is fast again.
     let mut t = TcpStream::connect(w.h.addr("px")).await.expect("connect");
     round_trip(&mut t, b"new").await;
@@ -498,7 +500,7 @@ async fn reset_peer_resets_and_timeout_stops_data_then_closes() {
     add_toxic(
         &w,
         &operator,
-        json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 300}}),
+        json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 1000}}),
     )
     .await;
     let start = Instant::now();
@@ -507,7 +509,11 @@ async fn reset_peer_resets_and_timeout_stops_data_then_closes() {
     let mut got = Vec::new();
     let _ = guard("the timeout closes", s.read_to_end(&mut got)).await;
     assert!(got.is_empty(), "{got:?}");
-    assert!(start.elapsed() >= Duration::from_millis(300));
+    common::assert_deadline(
+        "the timeout toxic",
+        start.elapsed(),
+        Duration::from_millis(1000),
+    );
     let m = w.h.supervisor.toxics().metrics();
     assert_eq!(m[0].bytes_dropped, 7);
 }
@@ -555,10 +561,11 @@ async fn hostile_submissions_are_refused_without_harm() {
     // A body past the JSON cap, and one that is not JSON.
     let huge = json!({"type": "latency", "name": "x".repeat(200_000)});
     let r = w.send(operator.act_json("POST", path, &huge)).await;
-    assert!(r.status.is_client_error(), "{}", r.status);
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
     let mut bad = operator.act_json("POST", path, &json!({}));
     *bad.body_mut() = axum::body::Body::from("{\"type\":");
-    assert!(w.send(bad).await.status.is_client_error());
+    let r = w.send(bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     // Not a number, a negative, a fraction where a whole number goes.
     for attrs in [
         json!({"latency": "100"}),

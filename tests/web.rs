@@ -776,7 +776,7 @@ async fn peer_and_service_text_is_rendered_as_text() {
 
 #[tokio::test]
 async fn the_header_read_timeout_is_armed() {
-    const TIMEOUT: Duration = Duration::from_millis(300);
+    const TIMEOUT: Duration = Duration::from_millis(1000);
     let w = Web::start_with(|c| {
         c.web.header_timeout = TIMEOUT;
         // Far from the header timeout, so the two cannot be confused.
@@ -794,11 +794,7 @@ async fn the_header_read_timeout_is_armed() {
         read_until_closed(&mut slow),
     )
     .await;
-    let waited = sent.elapsed();
-    assert!(
-        waited >= TIMEOUT && waited < Duration::from_secs(5),
-        "closed after {waited:?}"
-    );
+    common::assert_deadline("a stalled request line", sent.elapsed(), TIMEOUT);
     // hyper may answer 408 before closing; it must not have served the request.
     let text = String::from_utf8_lossy(&buf);
     assert!(!text.contains("200 OK"), "{text}");
@@ -818,17 +814,16 @@ async fn the_header_read_timeout_is_armed() {
     guard("the idle close", reader.read_to_end(&mut rest))
         .await
         .unwrap();
-    let idle = answered.elapsed();
-    assert!(
-        idle >= TIMEOUT - Duration::from_millis(20) && idle < Duration::from_secs(5),
-        "closed after {idle:?} idle"
-    );
+    // The server's clock starts as it writes the response, a moment
+    // before the status line is read here.
+    let idle = answered.elapsed() + Duration::from_millis(20);
+    common::assert_deadline("a kept-alive idle connection", idle, TIMEOUT);
     assert!(String::from_utf8_lossy(&rest).ends_with("ok\n"));
 }
 
 #[tokio::test]
 async fn a_silent_connection_is_closed_at_the_first_byte_deadline() {
-    const DEADLINE: Duration = Duration::from_millis(600);
+    const DEADLINE: Duration = Duration::from_millis(1000);
     let w = Web::start_with(|c| {
         c.web.first_byte_timeout = DEADLINE;
         c.web.header_timeout = Duration::from_secs(30);
@@ -844,10 +839,7 @@ async fn a_silent_connection_is_closed_at_the_first_byte_deadline() {
     .await;
     let waited = started.elapsed();
     assert!(got.is_empty(), "nothing is sent to it: {got:?}");
-    assert!(
-        waited >= DEADLINE && waited < Duration::from_secs(5),
-        "closed after {waited:?}; the deadline is {DEADLINE:?}, the header timeout 30 s"
-    );
+    common::assert_deadline("a silent socket (header timeout 30 s)", waited, DEADLINE);
     poll_until("its slot freed", || w.state.connection_counts().open == 0).await;
     // One that speaks at once is served as usual.
     let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
@@ -1117,7 +1109,7 @@ async fn a_huge_declared_body_is_refused_at_once_without_being_sent() {
 
 #[tokio::test]
 async fn a_request_slower_than_the_request_timeout_is_answered_503() {
-    const TIMEOUT: Duration = Duration::from_millis(500);
+    const TIMEOUT: Duration = Duration::from_millis(1000);
     let w = Web::start_with(|c| c.web.request_timeout = TIMEOUT).await;
     let addr = serve(&w).await;
     // A sign-in whose body never arrives in full: the route waits for it.
@@ -1137,10 +1129,7 @@ async fn a_request_slower_than_the_request_timeout_is_answered_503() {
         .unwrap();
     let waited = sent.elapsed();
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
-    assert!(
-        waited >= TIMEOUT && waited < Duration::from_secs(10),
-        "answered after {waited:?}"
-    );
+    common::assert_deadline("the 503", waited, TIMEOUT);
 }
 
 #[tokio::test]
@@ -1210,6 +1199,12 @@ async fn first_snapshot(live: &mut BufReader<TcpStream>) {
     .await;
 }
 
+/// How soon a live stream must end once its session or account is gone: a
+/// stream checks every 500 ms (sign-out ends it at once), so this is ten
+/// checks of slack for a loaded machine, and still far below the hang
+/// guard a stream that never ends would run into.
+const STREAM_ENDS_WITHIN: Duration = Duration::from_secs(5);
+
 /// Reads until the server closes the stream; how long that took.
 async fn until_closed(live: &mut BufReader<TcpStream>) -> Duration {
     let from = Instant::now();
@@ -1235,10 +1230,7 @@ async fn signing_out_or_losing_the_account_ends_the_live_streams() {
     assert_eq!(r.status, StatusCode::OK);
     for live in [&mut a, &mut b] {
         let took = until_closed(live).await;
-        assert!(
-            took < Duration::from_secs(1),
-            "ended {took:?} after sign-out"
-        );
+        assert!(took < STREAM_ENDS_WITHIN, "ended {took:?} after sign-out");
     }
 
     // An account removed (here, as `switchboard user remove` would) ends
@@ -1254,7 +1246,7 @@ async fn signing_out_or_losing_the_account_ends_the_live_streams() {
     w.h.supervisor.users().remove("vera").unwrap();
     let took = until_closed(&mut live).await;
     assert!(
-        took < Duration::from_secs(1),
+        took < STREAM_ENDS_WITHIN,
         "ended {took:?} after the removal"
     );
     assert_eq!(

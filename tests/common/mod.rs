@@ -2,6 +2,7 @@
 //! addresses, and cancel everything when the harness is dropped.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod dashboard;
 pub mod dockerfile;
 pub mod message;
 pub mod procs;
@@ -201,6 +202,22 @@ pub fn assert_closed_at_timeout(what: &str, since: Instant, closed: Instant, tim
     assert!(
         after < timeout + IDLE_SLACK,
         "{what}: closed after {after:?}, long after its {timeout:?} timeout"
+    );
+}
+
+/// Asserts that a wait of `took` ended at a deadline of `expected`: no
+/// sooner, and less than half as long again plus 250 ms after it (slack
+/// for a busy machine), so a deadline of half or double `expected` fails.
+/// For short deadlines (≥ 1 s) where [`IDLE_SLACK`] would hide a doubling.
+pub fn assert_deadline(what: &str, took: Duration, expected: Duration) {
+    assert!(
+        took >= expected,
+        "{what}: ended after {took:?}, before its {expected:?} deadline"
+    );
+    let latest = expected * 3 / 2 + Duration::from_millis(250);
+    assert!(
+        took < latest,
+        "{what}: ended after {took:?}, long after its {expected:?} deadline (by {latest:?} at the latest)"
     );
 }
 
