@@ -3,10 +3,12 @@
 //! and get its answer back (a signal carries no answer, and the exit code
 //! of `switchboard reload` must say whether the configuration was good).
 //!
-//! One line in (`reload` or `upgrade`, at most [`MAX_LINE`] bytes, within
-//! [`READ_TIMEOUT`]), one JSON line out: `{"ok": true, "result": …}` or
-//! `{"ok": false, "error": "…"}`. Who may use it is who may open the file:
-//! the server's own user (and root). This module only carries requests:
+//! One line in (`reload` or `upgrade`, at most [`MAX_LINE`] bytes with its
+//! newline, within [`READ_TIMEOUT`]), one JSON line out (within
+//! [`WRITE_TIMEOUT`]): `{"ok": true, "result": …}` or `{"ok": false,
+//! "error": "…"}`; at most [`MAX_CLIENTS`] at once, more answered "busy".
+//! Who may use it is who may open the file: the server's own user (and
+//! root). This module only carries requests:
 //! the server's main loop does what they ask.
 
 use std::path::{Path, PathBuf};
@@ -25,8 +27,10 @@ pub const FILE: &str = "control.sock";
 pub const MAX_LINE: u64 = 64;
 /// How long a client may take to send its line.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Control connections served at once; more wait to be accepted.
-const MAX_CLIENTS: usize = 4;
+/// How long a client may take to read its answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Control connections served at once; more are answered "busy".
+pub const MAX_CLIENTS: usize = 4;
 
 /// What a client asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +106,26 @@ pub fn bind(data_dir: &Path, take_over: bool) -> std::io::Result<UnixListener> {
 }
 
 /// Serves control connections until `cancel`, passing each request to `tx`.
+/// Past [`MAX_CLIENTS`] at once, a client is answered "busy" and closed.
 pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Asked>, cancel: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
             a = listener.accept() => a,
         };
         let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            // Answered rather than left in the backlog: `switchboard
+            // reload` says why at once instead of waiting behind clients
+            // that may never speak.
+            let busy = json!({"ok": false, "error": format!(
+                "busy: {MAX_CLIENTS} control clients already; try again"
+            )});
+            let (read, write) = stream.into_split();
+            tokio::spawn(answer(read, write, busy));
             continue;
         };
         let tx = tx.clone();
@@ -124,13 +137,43 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Asked>, cancel: Canc
     }
 }
 
-async fn one(stream: UnixStream, tx: mpsc::Sender<Asked>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+/// Writes `answer` as one line, within [`WRITE_TIMEOUT`] (a client that
+/// does not read cannot hold the slot), then reads and discards what the
+/// client sent beyond its request (at most [`MAX_LINE`] × 16 bytes, for at
+/// most a second) before closing: a unix socket closed with unread input
+/// resets, and the client would lose the answer that says why.
+async fn answer(
+    mut read: impl tokio::io::AsyncRead + Unpin,
+    mut write: impl tokio::io::AsyncWrite + Unpin,
+    answer: Value,
+) {
+    let mut out = answer.to_string();
+    out.push('\n');
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, async {
+        write.write_all(out.as_bytes()).await?;
+        write.shutdown().await
+    })
+    .await;
+    if matches!(sent, Ok(Ok(()))) {
+        let mut rest = (&mut read).take(MAX_LINE * 16);
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+        )
+        .await;
+    }
+}
+
+async fn one(stream: UnixStream, tx: mpsc::Sender<Asked>) {
+    let (read, write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_LINE));
-    let answer = match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
+    let reply = match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
         Err(_) => json!({"ok": false, "error": "no request within the time allowed"}),
         Ok(Err(e)) => json!({"ok": false, "error": format!("bad request: {e}")}),
+        Ok(Ok(_)) if !line.ends_with('\n') => json!({"ok": false, "error": format!(
+            "bad request: not one line of at most {MAX_LINE} bytes"
+        )}),
         Ok(Ok(_)) => match line.trim() {
             "reload" => ask_main(&tx, Request::Reload).await,
             "upgrade" => ask_main(&tx, Request::Upgrade).await,
@@ -138,9 +181,7 @@ async fn one(stream: UnixStream, tx: mpsc::Sender<Asked>) -> std::io::Result<()>
             _ => json!({"ok": false, "error": "unknown request (reload or upgrade)"}),
         },
     };
-    let mut out = answer.to_string();
-    out.push('\n');
-    write.write_all(out.as_bytes()).await
+    answer(reader.into_inner().into_inner(), write, reply).await;
 }
 
 async fn ask_main(tx: &mpsc::Sender<Asked>, request: Request) -> Value {

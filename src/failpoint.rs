@@ -5,6 +5,8 @@
 //!
 //! Points are armed per service and for a number of hits, so a test can
 //! make exactly one service's accept loop panic a given number of times.
+//! A [`Pause`] holds a task at a point until the test releases it, so a
+//! race can be run in one chosen order.
 
 use crate::kind::ServiceKind;
 
@@ -53,3 +55,99 @@ pub fn hit(point: Point, service: ServiceKind) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_point: Point, _service: ServiceKind) {}
+
+/// A place where a test can hold a task (see [`gate`]): the reload
+/// between reading its files and applying them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pause {
+    ReloadApply,
+}
+
+/// A test's hold on a [`Pause`]: the next task to reach it waits there
+/// until [`Gate::release`] (or until the gate is dropped).
+#[cfg(feature = "failpoints")]
+pub struct Gate {
+    at: Pause,
+    reached: std::sync::Arc<tokio::sync::Semaphore>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+#[cfg(feature = "failpoints")]
+type Gates = std::sync::Mutex<
+    Vec<(
+        Pause,
+        std::sync::Arc<tokio::sync::Semaphore>,
+        std::sync::Arc<tokio::sync::Semaphore>,
+    )>,
+>;
+
+#[cfg(feature = "failpoints")]
+static GATES: Gates = std::sync::Mutex::new(Vec::new());
+
+/// Arms `at`: the next task to reach it waits for the gate's release.
+#[cfg(feature = "failpoints")]
+pub fn gate(at: Pause) -> Gate {
+    let reached = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let mut gates = GATES.lock().unwrap_or_else(|p| p.into_inner());
+    gates.retain(|(p, _, _)| *p != at);
+    gates.push((
+        at,
+        std::sync::Arc::clone(&reached),
+        std::sync::Arc::clone(&release),
+    ));
+    Gate {
+        at,
+        reached,
+        release,
+    }
+}
+
+#[cfg(feature = "failpoints")]
+impl Gate {
+    /// Waits until a task is held at the gate.
+    pub async fn reached(&self) {
+        let _ = self.reached.acquire().await.map(|p| p.forget());
+    }
+
+    /// Lets the held task (or the next one) go on, and disarms the gate.
+    pub fn release(&self) {
+        GATES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(p, _, _)| *p != self.at);
+        self.release.add_permits(1);
+    }
+}
+
+#[cfg(feature = "failpoints")]
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Waits at `at` while a test holds it (see [`gate`]).
+#[cfg(feature = "failpoints")]
+pub async fn pause(at: Pause) {
+    let armed = GATES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(p, _, _)| *p == at)
+        .map(|(_, reached, release)| {
+            (
+                std::sync::Arc::clone(reached),
+                std::sync::Arc::clone(release),
+            )
+        });
+    if let Some((reached, release)) = armed {
+        reached.add_permits(1);
+        let _ = release.acquire().await.map(|p| p.forget());
+    }
+}
+
+/// Without the `failpoints` feature: nothing.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn pause(_at: Pause) {}

@@ -116,6 +116,10 @@ impl Reloader {
     }
 
     async fn reload_locked(&self) -> Result<Report, ReloadError> {
+        // From reading services.toml to applying it: a dashboard edit
+        // meanwhile would be undone by this copy of the file.
+        let writes = self.inner.supervisor.config_writes();
+        let _no_edits = writes.lock().await;
         let mut config = (self.inner.load)().map_err(ReloadError::Config)?;
         let old = lock(&self.inner.last).clone();
         crate::config::overlay::Overlay::read(&old.data_dir)
@@ -127,6 +131,7 @@ impl Reloader {
             .check_tls(&wanted)
             .map_err(|e| ReloadError::Tls(e.to_string()))?;
         let needs_restart = needs_restart(&old, &config);
+        crate::failpoint::pause(crate::failpoint::Pause::ReloadApply).await;
         let applied = supervisor.apply(wanted).await;
         *lock(&self.inner.last) = config;
         Ok(Report {

@@ -35,6 +35,7 @@ use crate::wire::hex;
 pub mod delete;
 mod list;
 pub mod partial;
+mod sweep;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;
@@ -221,7 +222,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 impl Store {
     /// Opens (creating) `<data_dir>/files/` and removes temporaries left by
-    /// an earlier run.
+    /// an earlier run (not those a running upload holds: `sweep`).
     ///
     /// # Errors
     /// When the folder cannot be created or read.
@@ -238,15 +239,7 @@ impl Store {
         let dir = dir.to_owned();
         // The services serve these files; nobody else on the host needs them.
         create_private_dir(&dir)?;
-        let mut swept = 0;
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let is_tmp = entry.file_name().to_string_lossy().starts_with(TMP_PREFIX);
-            if is_tmp && entry.file_type()?.is_file() {
-                std::fs::remove_file(entry.path())?;
-                swept += 1;
-            }
-        }
+        let swept = sweep::sweep(&dir, TMP_PREFIX)?;
         if swept > 0 {
             tracing::info!(
                 "removed {swept} unfinished upload(s) from {}",
@@ -298,6 +291,7 @@ impl Store {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
+        let held = sweep::hold(&file)?;
         let (tx, rx) = mpsc::channel(POOL);
         let (spare_tx, spare_rx) = mpsc::channel(POOL);
         let writer = tokio::task::spawn_blocking(move || write_loop(file, rx, spare_tx));
@@ -311,6 +305,7 @@ impl Store {
             spare: spare_rx,
             allocated: 0,
             writer: Some(writer),
+            _held: held,
             _claim: claim,
         })
     }
@@ -457,6 +452,9 @@ pub struct Upload {
     spare: mpsc::Receiver<Vec<u8>>,
     allocated: usize,
     writer: Option<JoinHandle<io::Result<Option<[u8; 32]>>>>,
+    /// Holds the temporary's lock, so a sweep (a new process, a restarted
+    /// instance) leaves it alone while this upload runs.
+    _held: sweep::Held,
     _claim: Claim,
 }
 

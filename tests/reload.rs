@@ -297,6 +297,56 @@ async fn reloading_echo_drains_old_connections_and_serves_new_ones() {
     assert!(matches!(read, Ok(0)), "a clean close, got {read:?}");
 }
 
+/// An instance given port 0, then the port it got written into the file
+/// with another change: restarted on its very socket (it failed with
+/// "address in use": only the address as written was compared), for TCP
+/// and UDP alike.
+#[tokio::test]
+async fn writing_the_bound_port_into_the_config_keeps_the_socket() {
+    let with_udp = |text: String| {
+        text.replace(
+            "[services.udp-echo]\nenabled = false",
+            "[services.udp-echo]\nlisten = \"127.0.0.1:0\"",
+        )
+    };
+    let server = Server::start(&with_udp(config(60_000, 60_000))).await;
+    let (echo, udp) = (server.addr("echo"), server.addr("udp-echo"));
+    let mut s = TcpStream::connect(&echo).await.expect("connect");
+    round_trip(&mut s, 0).await.expect("round trip");
+    let text = with_udp(config(45_000, 60_000))
+        .replacen(
+            "[services.echo]\nlisten = \"127.0.0.1:0\"",
+            &format!("[services.echo]\nlisten = \"{echo}\""),
+            1,
+        )
+        .replace(
+            "[services.udp-echo]\nlisten = \"127.0.0.1:0\"",
+            &format!("[services.udp-echo]\nlisten = \"{udp}\"\npeer_ttl_ms = 20000"),
+        );
+    let (ok, out) = server.reload(&text).await;
+    assert!(ok, "reload failed: {out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        report["restarted"],
+        serde_json::json!(["echo", "udp-echo"]),
+        "{out}"
+    );
+    round_trip(&mut s, 1)
+        .await
+        .expect("the old connection drains");
+    let mut fresh = TcpStream::connect(&echo).await.expect("the same port");
+    round_trip(&mut fresh, 0).await.expect("served");
+    let u = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    u.send_to(b"hi", &udp).await.expect("send");
+    let mut buf = [0u8; 16];
+    let (n, _) = guard("udp-echo on its port", u.recv_from(&mut buf))
+        .await
+        .expect("reply");
+    assert_eq!(&buf[..n], b"HI");
+}
+
 #[tokio::test]
 async fn a_broken_config_changes_nothing_and_reload_fails() {
     let server = Server::start(&config(60_000, 60_000)).await;
@@ -558,13 +608,14 @@ async fn an_upgrade_loses_no_connection_and_no_session() {
         "",
     )
     .await;
+    // Asked before the new process is stopped (it was asked after, and
+    // raced its shutdown).
+    let still = round_trip(&mut fresh, 1).await;
     let _ = nix::sys::signal::kill(new, nix::sys::signal::Signal::SIGTERM);
     assert!(failures.is_empty(), "lost round trips: {failures:?}");
     assert!(status.success(), "{status}");
     assert_eq!(session, 200, "still signed in: {answer}");
-    round_trip(&mut fresh, 1)
-        .await
-        .expect("the new process still serves");
+    still.expect("the new process still serves");
 }
 
 /// An upgrade whose new process cannot start (here: the config became

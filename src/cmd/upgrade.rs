@@ -109,7 +109,24 @@ async fn start_and_wait(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, String> {
 /// In the new process: tells the old one (over its control socket) that
 /// everything listens. The old one then drains and exits.
 pub(crate) async fn report_ready(data_dir: &std::path::Path) {
-    match switchboard::control::ask(data_dir, Request::Ready, Duration::from_secs(10)).await {
+    // The old process's control slots may all be taken (each for at most
+    // its read and write deadlines): ask again until then.
+    let until = tokio::time::Instant::now()
+        + switchboard::control::READ_TIMEOUT
+        + switchboard::control::WRITE_TIMEOUT;
+    let mut asked =
+        switchboard::control::ask(data_dir, Request::Ready, Duration::from_secs(10)).await;
+    while let Ok(answer) = &asked {
+        let busy = answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("busy"));
+        if !busy || tokio::time::Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        asked = switchboard::control::ask(data_dir, Request::Ready, Duration::from_secs(10)).await;
+    }
+    match asked {
         Ok(answer) if answer["ok"] == serde_json::Value::Bool(true) => {
             tracing::info!(
                 "upgrade: took over from process {}",

@@ -142,6 +142,37 @@ fn stale_temporaries_are_swept_at_open() {
     assert_eq!(left, ["kept.txt"]);
 }
 
+/// A folder opened again while an upload into it runs (the new process of
+/// an upgrade, a files instance restarted by a reload) keeps that upload's
+/// temporary; once the upload is gone, the next open sweeps what is left.
+#[tokio::test]
+async fn a_running_uploads_temporary_survives_another_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let running = store.begin("big.bin", 10).unwrap();
+    let tmp = || {
+        std::fs::read_dir(store.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".upload-")
+            })
+            .count()
+    };
+    assert_eq!(tmp(), 1);
+    Store::open(dir.path()).unwrap();
+    assert_eq!(tmp(), 1, "the running upload's temporary is kept");
+    // A stale one beside it (its process gone: no lock) is still swept.
+    std::fs::write(store.dir().join(".upload-deadbeef"), "half").unwrap();
+    Store::open(dir.path()).unwrap();
+    assert_eq!(tmp(), 1);
+    drop(running);
+    assert_eq!(tmp(), 0, "an abandoned upload removes its own");
+}
+
 #[tokio::test]
 async fn space_is_checked_before_writing() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,6 +57,8 @@ struct SupInner {
     tls: crate::tls::Certs,
     stdio_allow: Vec<String>, // see `Supervisor::stdio_allow`
     budget: budget::Budget,
+    /// See [`Supervisor::config_writes`].
+    config_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Slot {
@@ -114,6 +116,15 @@ struct Running {
 }
 
 impl Supervisor {
+    /// Held by whoever changes the set of instances from a source of
+    /// settings (a reload, from reading its files to applying them; a
+    /// dashboard edit, from reading an instance to writing
+    /// `services.toml`): one at a time, so neither applies a copy the
+    /// other made stale.
+    pub fn config_writes(&self) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(&self.inner.config_writes)
+    }
+
     /// A supervisor for `config`'s instances; nothing starts until asked.
     pub fn new(config: &Config, deps: Deps) -> Self {
         let slots = config
@@ -136,6 +147,7 @@ impl Supervisor {
                 tls: deps.tls,
                 stdio_allow: config.stdio_allow.clone(),
                 budget: budget::Budget::new(config.web.max_connections),
+                config_writes: Arc::default(),
             }),
         }
     }

@@ -123,7 +123,9 @@ impl Supervisor {
         let (same_addr, local, generation) = {
             let st = lock(&old.state);
             (
-                st.config.listen == config.listen,
+                // The same address as written, or the one it was given
+                // (port 0 in the file, then the port it got written in).
+                st.config.listen == config.listen || st.local.as_ref() == Some(&config.listen),
                 st.local.clone(),
                 st.generation,
             )

@@ -102,8 +102,9 @@ struct Inner {
     /// Where `services.toml` (instances managed here) is kept.
     data_dir: std::path::PathBuf,
     /// One instance change at a time: each reads, changes and writes
-    /// `services.toml` and the supervisor together.
-    instance_edits: tokio::sync::Mutex<()>,
+    /// `services.toml` and the supervisor together (a reload too: the
+    /// supervisor's lock).
+    instance_edits: Arc<tokio::sync::Mutex<()>>,
     /// The built-in files instance's upload cap.
     files_max: u64,
     /// The built-in files instance's own folder, when it has one (else it
@@ -138,6 +139,7 @@ struct Inner {
 impl AppState {
     pub fn new(supervisor: Supervisor, config: &Config, shutdown: Shutdown) -> Self {
         let web = config.web.clone();
+        let instance_edits = supervisor.config_writes();
         let max_streams_per_session = web.max_streams_per_session;
         let audit = supervisor.audit().clone();
         let uploads = tus::Uploads::new(config, supervisor.store(), audit, &shutdown);
@@ -150,7 +152,7 @@ impl AppState {
                 web,
                 key: config.key.clone(),
                 data_dir: config.data_dir.clone(),
-                instance_edits: tokio::sync::Mutex::new(()),
+                instance_edits,
                 files_max: match config
                     .service("files")
                     .and_then(|s| s.settings.get::<files::Settings>())
