@@ -14,6 +14,60 @@ export const page = document.body.dataset.page;
 
 export const csrfToken = () => $('meta[name="csrf-token"]')?.content || '';
 
+/** What every page says while the server does not answer at all (rather
+ *  than the browser's own "Failed to fetch"). */
+export const NOT_ANSWERING = 'switchboard is not answering — retrying';
+
+/** `next` when it is a path on this site (the server's rule too), else
+ *  null: a sign-in never sends anyone elsewhere. */
+export function safeNext(next) {
+  if (!next || next.length > 2048 || !next.startsWith('/')) return null;
+  if (next[1] === '/' || next.includes('\\') || /[\u0000-\u0020\u007f]/.test(next)) return null;
+  if (next.startsWith('/login')) return null;
+  const url = new URL(next, location.origin);
+  return url.origin === location.origin ? url.pathname + url.search + url.hash : null;
+}
+
+/** The sign-in page's address that comes back here once signed in. */
+export function loginHref(extra = {}) {
+  const params = new URLSearchParams(extra);
+  const here = location.pathname + location.search + location.hash;
+  if (here !== '/') params.set('next', here);
+  const q = params.toString();
+  return q ? `/login?${q}` : '/login';
+}
+
+/** While the server does not answer: one note, kept until it answers. */
+export function notAnswering() {
+  document.body.dataset.server = 'down';
+  toast(NOT_ANSWERING, 'error');
+}
+
+/** The server answers again: the note goes. */
+function answering() {
+  if (document.body.dataset.server !== 'down') return;
+  document.body.dataset.server = 'up';
+  const t = $('#toast');
+  if (t && $('#toast-text', t).textContent === NOT_ANSWERING) t.hidden = true;
+}
+
+/** fetch(), except that a request the server never answered fails with
+ *  NOT_ANSWERING (and says so on the page). */
+export async function request(path, opts) {
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (e) {
+    if (e instanceof TypeError) {
+      notAnswering();
+      throw new Error(NOT_ANSWERING);
+    }
+    throw e;
+  }
+  answering();
+  return res;
+}
+
 /** Calls the JSON API; throws an Error with the server's message. */
 export async function api(method, path, body) {
   const opts = { method, headers: { 'X-CSRF-Token': csrfToken() }, credentials: 'same-origin' };
@@ -21,10 +75,10 @@ export async function api(method, path, body) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
-  const res = await fetch(path, opts);
+  const res = await request(path, opts);
   const data = await res.json().catch(() => ({}));
   if (res.status === 401 && page !== 'login') {
-    location.href = '/login';
+    location.href = loginHref();
   }
   if (!res.ok) {
     const err = new Error(data.error || `${res.status} ${res.statusText}`);
@@ -121,7 +175,7 @@ export function live(handlers) {
   const connect = () => {
     const es = new EventSource('/api/v1/live');
     current = es;
-    es.addEventListener('open', () => { show('live'); retry = 1000; });
+    es.addEventListener('open', () => { show('live'); retry = 1000; answering(); });
     for (const [name, fn] of Object.entries(handlers)) {
       es.addEventListener(name, (e) => {
         fresh();
@@ -133,11 +187,13 @@ export function live(handlers) {
     es.addEventListener('error', () => {
       show('reconnecting');
       stale();
+      // Down altogether, or only this stream? A cheap question tells.
+      fetch('/healthz', { cache: 'no-store' }).then(answering, notAnswering);
       if (es.readyState !== EventSource.CLOSED) return; // the browser retries by itself
       // The server said no (signed out, too many streams): find out, then retry.
       setTimeout(async () => {
         const r = await fetch('/api/v1/session', { credentials: 'same-origin' }).catch(() => null);
-        if (r && r.status === 401) { location.href = '/login?ended=1'; return; }
+        if (r && r.status === 401) { location.href = loginHref({ ended: '1' }); return; }
         connect();
       }, retry);
       retry = Math.min(retry * 2, 30000);
@@ -229,8 +285,29 @@ export function stamp(when) {
  *  live indicator alone; then marks the page ready for tests and tools. */
 export function start(init, { ownLive = false } = {}) {
   initChrome();
+  labelTables();
   if (init) init();
   // Every page shows the live state in the top bar.
   if (!ownLive) live({});
   document.body.dataset.ready = 'true';
+}
+
+/** Gives every data cell its column's heading as `data-label`, now and for
+ *  rows added later, so a phone can show each row as a labelled card. */
+function labelTables() {
+  for (const table of $$('table.data')) {
+    const heads = $$('thead th', table).map((th) => th.textContent.trim());
+    if (!heads.length) continue;
+    const label = () => {
+      for (const row of $$('tbody tr', table)) {
+        let col = 0;
+        for (const cell of row.cells) {
+          if (cell.tagName === 'TD' && cell.dataset.label === undefined) cell.dataset.label = heads[col] || '';
+          col += cell.colSpan || 1;
+        }
+      }
+    };
+    label();
+    for (const body of table.tBodies) new MutationObserver(label).observe(body, { childList: true });
+  }
 }

@@ -38,10 +38,15 @@ async fn everything_but_sign_in_health_metrics_and_assets_needs_a_session() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(r.error(), "sign in first", "{path}");
     }
-    for path in ["/", "/connections", "/traffic"] {
+    // Pages send the browser to sign in, naming the page to come back to.
+    for (path, to) in [
+        ("/", "/login"),
+        ("/connections", "/login?next=/connections"),
+        ("/traffic", "/login?next=/traffic"),
+    ] {
         let r = w.send(get(path)).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(r.header("location"), "/login");
+        assert_eq!(r.header("location"), to);
     }
     let r = w
         .send(

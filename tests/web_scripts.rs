@@ -126,3 +126,24 @@ async fn every_page_loads_its_own_module_and_every_import_is_served_as_javascrip
     assert!(seen.contains("/static/app.js"), "{seen:?}");
     assert!(seen.contains("/static/bscs.js"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn signed_in_the_sign_in_page_goes_to_next_only_on_this_site() {
+    let w = Web::start().await;
+    let admin = w.admin().await;
+    for (next, to) in [
+        ("%2Ftraffic%3Fx%3D1", "/traffic?x=1"),
+        ("%2F%2Fevil.example%2F", "/"),
+        ("https%3A%2F%2Fevil.example%2F", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%2Flogin", "/"),
+    ] {
+        let r = w.send(admin.get(&format!("/login?next={next}"))).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(r.header("location"), to, "{next}");
+    }
+    // Without a session, any `next` gets the form.
+    let r = w.send(get("/login?next=%2F%2Fevil.example")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains(r#"id="sign-in""#));
+}

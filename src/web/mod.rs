@@ -33,6 +33,7 @@ pub mod error;
 mod instances;
 mod live;
 mod metrics;
+pub mod next;
 mod pages;
 mod relay;
 mod reload;

@@ -32,6 +32,8 @@ pub(super) fn pages() -> Routes {
         .route("/tokens", get(pages::tokens))
         .route("/chat", get(chat::page))
         .route("/tutorials", get(tutorials::page))
+        // "Sign in first" returns to the page asked for.
+        .route_layer(axum::middleware::from_fn(super::next::remember_page))
 }
 
 /// Health, readiness, metrics and the embedded static files.

@@ -1,6 +1,6 @@
 // switchboard dashboard: the Chat page: long-polls each chat instance's threads and sends
 // the operator's replies. Peer text is only ever inserted with textContent.
-import { start } from '../app.js';
+import { start, request, loginHref } from '../app.js';
 
 function initChat() {
   const canReply = document.body.dataset.role !== 'viewer';
@@ -55,7 +55,7 @@ function initChat() {
         form.addEventListener('submit', async (ev) => {
           ev.preventDefault();
           if (!input.value) return;
-          const res = await fetch(`/api/v1/services/${encodeURIComponent(service)}/chat/${encodeURIComponent(t.peer)}`, {
+          const res = await request(`/api/v1/services/${encodeURIComponent(service)}/chat/${encodeURIComponent(t.peer)}`, {
             method: 'POST',
             credentials: 'same-origin',
             headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf() },
@@ -82,8 +82,8 @@ function initChat() {
     for (;;) {
       try {
         const q = after === null ? '' : `?after=${after}`;
-        const res = await fetch(`/api/v1/services/${encodeURIComponent(service)}/chat${q}`, { credentials: 'same-origin' });
-        if (res.status === 401) { location.href = '/login'; return; }
+        const res = await request(`/api/v1/services/${encodeURIComponent(service)}/chat${q}`, { credentials: 'same-origin' });
+        if (res.status === 401) { location.href = loginHref(); return; }
         const data = await res.json();
         if (!res.ok) throw new Error(data.error || res.statusText);
         after = data.version;

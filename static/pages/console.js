@@ -1,5 +1,5 @@
 // switchboard dashboard: the Console page: remote commands through the exec relay.
-import { $, csrfToken, el, start } from '../app.js';
+import { $, csrfToken, el, start, request } from '../app.js';
 import { micros, shq, pyMessagePreamble, serviceAddr } from '../bscs.js';
 
 /** Splits a command line into words: blanks separate, quotes group. */
@@ -91,12 +91,12 @@ function initConsole() {
     $('#exec-cli').textContent = shell
       ? `switchboard exec ${addr} --shell ${shq(line)}`
       : `switchboard exec ${addr} -- ${body.argv.map(shq).join(' ')}`;
-    const request = shell ? `{"op": "shell", "line": ${JSON.stringify(line)}}` : `{"op": "run", "argv": ${JSON.stringify(body.argv)}}`;
-    $('#exec-python').textContent = `${pyMessagePreamble(addr)}\nsend(${request})\nwhile True:\n    h, body = receive()\n    if h["type"] in ("stdout", "stderr"):\n        print(body.decode(errors="replace"), end="")\n    else:\n        print(h)  # {"type": "exit", "code": 0}\n        break`;
+    const wireRequest = shell ? `{"op": "shell", "line": ${JSON.stringify(line)}}` : `{"op": "run", "argv": ${JSON.stringify(body.argv)}}`;
+    $('#exec-python').textContent = `${pyMessagePreamble(addr)}\nsend(${wireRequest})\nwhile True:\n    h, body = receive()\n    if h["type"] in ("stdout", "stderr"):\n        print(body.decode(errors="replace"), end="")\n    else:\n        print(h)  # {"type": "exit", "code": 0}\n        break`;
     running = new AbortController();
     const t0 = performance.now();
     try {
-      const res = await fetch('/api/v1/exec', {
+      const res = await request('/api/v1/exec', {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },

@@ -1,5 +1,5 @@
 // switchboard dashboard: the Inspect page (wire inspector): one connection's captured segments, polled with a `since` cursor, and replay.
-import { start } from '../app.js';
+import { start, request, loginHref } from '../app.js';
 
 function initInspect() {
   if (document.body.dataset.page !== 'inspect') return;
@@ -118,8 +118,8 @@ function initInspect() {
     if (paused) return;
     let data;
     try {
-      const res = await fetch(`/api/v1/connections/${id}/capture?since=${since}`, { credentials: 'same-origin' });
-      if (res.status === 401) { location.href = '/login'; return; }
+      const res = await request(`/api/v1/connections/${id}/capture?since=${since}`, { credentials: 'same-origin' });
+      if (res.status === 401) { location.href = loginHref(); return; }
       data = await res.json();
       if (!res.ok) throw new Error(data.error || `${res.status}`);
     } catch (e) {
@@ -180,7 +180,7 @@ function initInspect() {
       summary.textContent = 'replaying…';
       try {
         const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
-        const res = await fetch(`/api/v1/connections/${id}/replay`, {
+        const res = await request(`/api/v1/connections/${id}/replay`, {
           method: 'POST',
           credentials: 'same-origin',
           headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },

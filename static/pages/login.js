@@ -1,5 +1,5 @@
 // switchboard dashboard: the sign-in form.
-import { $, api } from '../app.js';
+import { $, api, safeNext } from '../app.js';
 
 function initLogin() {
   const form = $('#sign-in');
@@ -16,7 +16,8 @@ function initLogin() {
     button.disabled = true;
     try {
       await api('POST', '/api/v1/session', { username: $('#username').value, password: $('#password').value });
-      location.href = '/';
+      // Back to the page that sent here, if it is one of ours.
+      location.href = safeNext(new URLSearchParams(location.search).get('next')) || '/';
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
