@@ -164,7 +164,7 @@ impl Sessions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         // Entries are replaced whole, so a poisoned table is still consistent.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.table)
     }
 
     /// Starts a session; returns its token (for the cookie only).
@@ -367,11 +367,18 @@ async fn token_session(parts: &Parts, state: &AppState, token: &str) -> Result<S
             };
             state
                 .audit()
-                .record(json!({
-                    "event": "token", "action": "use", "service": "web", "peer": ip.to_string(),
-                    "token": name, "method": parts.method.as_str(), "path": parts.uri.path(),
-                    "ok": false, "reason": refused.to_string(),
-                }))
+                .record(crate::audit::AuditEvent::Token(
+                    crate::audit::TokenEvent::Use {
+                        service: "web".into(),
+                        peer: ip.to_string(),
+                        token: name.map(str::to_owned),
+                        role: None,
+                        method: parts.method.as_str().to_owned(),
+                        path: parts.uri.path().to_owned(),
+                        ok: false,
+                        reason: Some(refused.to_string()),
+                    },
+                ))
                 .await;
             return Err(WebError::BadToken(refused.to_string()));
         }
@@ -427,12 +434,18 @@ async fn authorize_inner(parts: &Parts, state: &AppState, need: Role) -> Result<
     if !is_safe(&parts.method) {
         state
             .audit()
-            .record(json!({
-                "event": "token", "action": "use", "service": "web",
-                "peer": peer_ip(&parts.extensions).to_string(), "token": session.token,
-                "role": session.role, "method": parts.method.as_str(), "path": parts.uri.path(),
-                "ok": allowed.is_ok(),
-            }))
+            .record(crate::audit::AuditEvent::Token(
+                crate::audit::TokenEvent::Use {
+                    service: "web".into(),
+                    peer: peer_ip(&parts.extensions).to_string(),
+                    token: session.token.clone(),
+                    role: Some(session.role),
+                    method: parts.method.as_str().to_owned(),
+                    path: parts.uri.path().to_owned(),
+                    ok: allowed.is_ok(),
+                    reason: None,
+                },
+            ))
             .await;
     }
     allowed?;
