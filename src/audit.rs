@@ -7,6 +7,11 @@
 //! user names) can hold anything: every control character, C1 controls
 //! included, is written as a `\uXXXX` escape, so a line stays one line and
 //! `cat audit.log` cannot drive a terminal.
+//!
+//! What a line says is an [`AuditEvent`]; nothing else is written here.
+
+mod event;
+pub use event::{AuditEvent, TokenEvent};
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -25,7 +30,7 @@ pub fn path(data_dir: &Path) -> PathBuf {
 }
 
 enum Msg {
-    Line(Value),
+    Line(String),
     Flush(oneshot::Sender<()>),
 }
 
@@ -56,8 +61,7 @@ impl AuditLog {
                 let mut failing = false;
                 while let Some(msg) = rx.blocking_recv() {
                     match msg {
-                        Msg::Line(value) => {
-                            let mut line = escape_controls(&value.to_string());
+                        Msg::Line(mut line) => {
                             line.push('\n');
                             // One write per line: with O_APPEND, lines never interleave.
                             match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
@@ -81,10 +85,10 @@ impl AuditLog {
         Ok(AuditLog { tx })
     }
 
-    /// Appends `entry` (a JSON object) with an `at` timestamp in front.
-    /// Waits only when the writer is more than [`QUEUE`] lines behind.
-    pub async fn record(&self, entry: Value) {
-        if self.tx.send(Msg::Line(stamped(entry))).await.is_err() {
+    /// Appends `event` with an `at` timestamp in front. Waits only when the
+    /// writer is more than `QUEUE` (1024) lines behind.
+    pub async fn record(&self, event: AuditEvent) {
+        if self.tx.send(Msg::Line(now_line(&event))).await.is_err() {
             tracing::error!("the audit log writer has stopped; entry lost");
         }
     }
@@ -93,9 +97,9 @@ impl AuditLog {
     /// line is queued at once, or, with the queue full, by a task on the
     /// current runtime. Lost (and said so) only when there is neither room
     /// nor a runtime.
-    pub fn record_now(&self, entry: Value) {
+    pub fn record_now(&self, event: AuditEvent) {
         use tokio::sync::mpsc::error::TrySendError;
-        match self.tx.try_send(Msg::Line(stamped(entry))) {
+        match self.tx.try_send(Msg::Line(now_line(&event))) {
             Ok(()) => {}
             Err(TrySendError::Full(msg)) => match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -119,17 +123,28 @@ impl AuditLog {
     }
 }
 
-/// `entry`'s fields behind an `at` timestamp.
-fn stamped(entry: Value) -> Value {
+/// `event` as a line stamped now.
+fn now_line(event: &AuditEvent) -> String {
+    line(
+        event,
+        &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+}
+
+/// The line (without its newline) that records `event` at `at` (RFC 3339):
+/// a JSON object, keys in byte order, `at` among them, control characters
+/// escaped.
+pub fn line(event: &AuditEvent, at: &str) -> String {
     let mut line = serde_json::Map::new();
-    line.insert(
-        "at".into(),
-        Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-    );
-    if let Value::Object(fields) = entry {
-        line.extend(fields);
+    line.insert("at".into(), Value::String(at.to_owned()));
+    match serde_json::to_value(event) {
+        Ok(Value::Object(fields)) => line.extend(fields),
+        // Every variant is a struct of plain fields: an object.
+        Ok(_) | Err(_) => {
+            tracing::error!("an audit event did not serialise as an object: {event:?}");
+        }
     }
-    Value::Object(line)
+    escape_controls(&Value::Object(line).to_string())
 }
 
 /// serde_json already escapes U+0000–U+001F; this escapes the rest of what a
@@ -185,13 +200,33 @@ mod tests {
     async fn lines_are_appended_one_per_entry() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
-        log.record(json!({"event": "command", "argv": ["echo", "x\ny"]}))
-            .await;
-        log.record(json!({"event": "login", "ok": false})).await;
+        log.record(AuditEvent::Command {
+            service: "exec".into(),
+            peer: "127.0.0.1:1".into(),
+            argv: vec!["echo".into(), "x\ny".into()],
+            outcome: "exit 0".into(),
+            duration_ms: 1,
+            bytes_out: 2,
+            stderr: None,
+        })
+        .await;
+        log.record(AuditEvent::Login {
+            service: "login".into(),
+            peer: "127.0.0.1:2".into(),
+            user: None,
+            role: None,
+            ok: false,
+        })
+        .await;
         log.flush().await;
         // Reopening appends rather than truncates.
         let again = AuditLog::open(dir.path()).unwrap();
-        again.record(json!({"event": "third"})).await;
+        again
+            .record(AuditEvent::CloseConnection {
+                id: 3,
+                user: "ann".into(),
+            })
+            .await;
         again.flush().await;
         let text = std::fs::read_to_string(path(dir.path())).unwrap();
         let lines: Vec<Value> = text
@@ -201,7 +236,7 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["argv"][1], "x\ny");
         assert!(lines[0]["at"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(lines[2]["event"], "third");
+        assert_eq!(lines[2]["event"], "close_connection");
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path(dir.path()))
             .unwrap()

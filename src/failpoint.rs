@@ -25,7 +25,7 @@ static ARMED: std::sync::Mutex<Vec<(Point, ServiceKind, u32)>> = std::sync::Mute
 /// Makes `point` panic for `service` on its next `times` hits.
 #[cfg(feature = "failpoints")]
 pub fn arm(point: Point, service: ServiceKind, times: u32) {
-    let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut armed = crate::sync::lock(&ARMED);
     armed.retain(|(p, s, _)| (*p, *s) != (point, service));
     armed.push((point, service, times));
 }
@@ -34,7 +34,7 @@ pub fn arm(point: Point, service: ServiceKind, times: u32) {
 #[cfg(feature = "failpoints")]
 pub fn hit(point: Point, service: ServiceKind) {
     let fire = {
-        let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut armed = crate::sync::lock(&ARMED);
         match armed
             .iter_mut()
             .find(|(p, s, left)| (*p, *s) == (point, service) && *left > 0)

@@ -35,7 +35,7 @@ impl<K: Hash + Eq + Copy> FailureLimit<K> {
 
     /// `Err(wait)` when `ip` has no failures left for now.
     pub fn check(&self, ip: K) -> Result<(), Duration> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let buckets = crate::sync::lock(&self.buckets);
         let Some(&entry) = buckets.get(&ip) else {
             return Ok(());
         };
@@ -52,7 +52,7 @@ impl<K: Hash + Eq + Copy> FailureLimit<K> {
     /// Takes one token from `ip`.
     pub fn charge(&self, ip: K) {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = crate::sync::lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
             // Forget the peers that have recovered; if none has, the oldest.
             buckets.retain(|_, e| now.duration_since(e.1) < Duration::from_secs(60));

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::audit::AuditEvent;
 use crate::config::{Config, ServiceConfig};
 use crate::supervisor::{Applied, Supervisor};
 use crate::sync::lock;
@@ -102,13 +103,23 @@ impl Reloader {
                     tracing::warn!("reload: `{setting}` changed; it applies at the next start");
                 }
                 audit
-                    .record(serde_json::json!({"event": "reload", "user": who, "ok": true, "result": report}))
+                    .record(AuditEvent::Reload {
+                        user: who.to_owned(),
+                        ok: true,
+                        result: serde_json::to_value(report).ok(),
+                        error: None,
+                    })
                     .await;
             }
             Err(e) => {
                 tracing::error!("reload refused: {e}");
                 audit
-                    .record(serde_json::json!({"event": "reload", "user": who, "ok": false, "error": e.to_string()}))
+                    .record(AuditEvent::Reload {
+                        user: who.to_owned(),
+                        ok: false,
+                        result: None,
+                        error: Some(e.to_string()),
+                    })
                     .await;
             }
         }

@@ -213,11 +213,7 @@ impl Stats {
         if let Some(e) = self.find(id.name()) {
             return e;
         }
-        let mut services = self
-            .inner
-            .services
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut services = crate::sync::write(&self.inner.services);
         if let Some(e) = services.iter().find(|e| e.id == *id) {
             return Arc::clone(e);
         }
@@ -237,21 +233,14 @@ impl Stats {
     }
 
     fn find(&self, name: &str) -> Option<Arc<SvcEntry>> {
-        self.inner
-            .services
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::read(&self.inner.services)
             .iter()
             .find(|e| e.id.name() == name)
             .cloned()
     }
 
     fn entries(&self) -> Vec<Arc<SvcEntry>> {
-        self.inner
-            .services
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::sync::read(&self.inner.services).clone()
     }
 
     /// Records how long one command took, from its request to its end.

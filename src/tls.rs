@@ -218,7 +218,7 @@ impl ServerTls {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Loaded> {
         // A poisoned lock still holds a complete `Loaded`: it is only ever
         // replaced whole.
-        self.current.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read(&self.current)
     }
 
     /// Reloads if the files' mtimes changed; returns whether it did. A
@@ -236,16 +236,13 @@ impl ServerTls {
                     self.files.cert.display(),
                     loaded.fingerprint
                 );
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+                *crate::sync::write(&self.current) = loaded;
                 true
             }
             Err(e) => {
                 tracing::warn!("TLS certificate not reloaded, the old one stays: {e}");
                 // Remember the stamp so a broken file is reported once.
-                self.current
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .stamp = now;
+                crate::sync::write(&self.current).stamp = now;
                 false
             }
         }

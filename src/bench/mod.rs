@@ -222,10 +222,7 @@ impl Shared {
 
     /// The distinct error messages kept so far.
     fn samples(&self) -> Vec<String> {
-        self.samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock(&self.samples).clone()
     }
 
     fn failed(&self, e: &OpError) {
@@ -234,7 +231,7 @@ impl Shared {
             self.timeouts.fetch_add(1, Relaxed);
         }
         self.refusals.note(&e.message);
-        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let mut samples = crate::sync::lock(&self.samples);
         if samples.len() < ERROR_SAMPLES && !samples.contains(&e.message) {
             samples.push(e.message.clone());
         }

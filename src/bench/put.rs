@@ -149,10 +149,7 @@ impl Worker for PutWorker {
             .put_unhashed(&name, size, body)
             .await
             .map_err(|e| OpError::fatal(e.to_string()))?;
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((format!("new_{name}"), self.sha256.to_string()));
+        crate::sync::lock(&self.sent).push((format!("new_{name}"), self.sha256.to_string()));
         Ok(size)
     }
 }
@@ -233,7 +230,7 @@ pub async fn put(addr: &str, plan: PutPlan, server_pid: Option<u32>) -> Result<R
             report.requests
         ));
     } else if let Some(dir) = &plan.verify_dir {
-        let sent = std::mem::take(&mut *sent.lock().unwrap_or_else(|p| p.into_inner()));
+        let sent = std::mem::take(&mut *crate::sync::lock(&sent));
         let (good, bad) = verify(dir, sent).await;
         report.notes.push(format!(
             "{good} stored files hashed in {}: SHA-256 matched{}",

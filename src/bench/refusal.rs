@@ -68,7 +68,7 @@ impl Refusals {
         if !is_refusal(message) {
             return;
         }
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = crate::sync::lock(&self.0);
         if all.len() < MAX_REASONS || all.contains_key(message) {
             *all.entry(message.to_owned()).or_insert(0) += 1;
         }
@@ -76,7 +76,7 @@ impl Refusals {
 
     /// Each reason and how often it came, most frequent first.
     pub fn snapshot(&self) -> Vec<Refusal> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let all = crate::sync::lock(&self.0);
         let mut out: Vec<Refusal> = all
             .iter()
             .map(|(reason, count)| Refusal {

@@ -2,6 +2,7 @@
 //! of the configured data directory, edited offline.
 
 use anyhow::{Context, Result};
+use switchboard::audit::{AuditEvent, TokenEvent};
 
 use super::load_config;
 use switchboard::cli::{UserAction, UserArgs};
@@ -107,9 +108,12 @@ pub(crate) async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
                 .transpose()?;
             let log = audit()?;
             let (token, expires_unix) = tokens.create(&name, role, expires)?;
-            log.record(serde_json::json!({
-                "event": "token", "action": "create", "service": "cli", "token": name,
-                "role": role, "expires_unix": expires_unix,
+            log.record(AuditEvent::Token(TokenEvent::Create {
+                service: "cli".into(),
+                user: None,
+                token: name.clone(),
+                role,
+                expires_unix,
             }))
             .await;
             log.flush().await;
@@ -141,8 +145,10 @@ pub(crate) async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
         TokenAction::Revoke { name } => {
             let log = audit()?;
             tokens.revoke(&name)?;
-            log.record(serde_json::json!({
-                "event": "token", "action": "revoke", "service": "cli", "token": name,
+            log.record(AuditEvent::Token(TokenEvent::Revoke {
+                service: "cli".into(),
+                user: None,
+                token: name.clone(),
             }))
             .await;
             log.flush().await;

@@ -121,9 +121,7 @@ fn bounded(text: &str) -> String {
 impl ChatHub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves only lines behind: usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     fn bump(&self) {

@@ -25,13 +25,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
@@ -348,17 +347,17 @@ impl Record for CommandRecord<'_> {
 }
 
 impl CommandRecord<'_> {
-    fn entry(&self, outcome: &str, bytes_out: u64) -> (Value, u64) {
+    fn entry(&self, outcome: &str, bytes_out: u64) -> (AuditEvent, u64) {
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let entry = json!({
-            "event": "command",
-            "service": &self.ctx.id,
-            "peer": self.guard.peer(),
-            "argv": self.argv,
-            "outcome": outcome,
-            "duration_ms": duration_ms,
-            "bytes_out": bytes_out,
-        });
+        let entry = AuditEvent::Command {
+            service: self.ctx.id.name().to_owned(),
+            peer: self.guard.peer().to_owned(),
+            argv: self.argv.clone(),
+            outcome: outcome.to_owned(),
+            duration_ms,
+            bytes_out,
+            stderr: None,
+        };
         (entry, duration_ms)
     }
 

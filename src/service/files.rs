@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::listen::{Listener, Peer, Stream};
@@ -182,15 +181,14 @@ pub(crate) async fn record_stored(
         info.size
     );
     audit
-        .record(json!({
-            "event": "file_stored",
-            "service": &ctx.id,
-            "peer": guard.peer(),
-            "name": info.name,
-            "size": info.size,
-            "sha256": info.sha256,
-            "duration_ms": millis,
-        }))
+        .record(crate::audit::AuditEvent::FileStored {
+            service: ctx.id.name().to_owned(),
+            peer: guard.peer().to_owned(),
+            name: info.name.clone(),
+            size: info.size,
+            sha256: info.sha256.clone(),
+            duration_ms: millis,
+        })
         .await;
     ctx.stats.emit(EventKind::FileStored {
         service: ctx.id.clone(),

@@ -26,12 +26,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::listen::{Listener, Peer, Stream};
 use super::{Kind, ServiceError, TcpCtx};
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::ratelimit::FailureLimit;
 use crate::settings::{ConfigError, Section};
 use crate::stats::ConnGuard;
@@ -293,7 +292,13 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(role)) => {
                 shared
                     .audit
-                    .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": user, "role": role, "ok": true}))
+                    .record(AuditEvent::Login {
+                        service: "login".into(),
+                        peer: conn.peer().to_owned(),
+                        user: Some(user.clone()),
+                        role: Some(role),
+                        ok: true,
+                    })
                     .await;
                 lines.say(texts.ok, conn, idle).await?;
                 return Ok(());
@@ -306,7 +311,13 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
                 ctx.stats.auth_failed(&ctx.id, conn.peer(), "login failed");
                 shared
                     .audit
-                    .record(json!({"event": "login", "service": "login", "peer": conn.peer(), "user": known, "ok": false}))
+                    .record(AuditEvent::Login {
+                        service: "login".into(),
+                        peer: conn.peer().to_owned(),
+                        user: known.map(str::to_owned),
+                        role: None,
+                        ok: false,
+                    })
                     .await;
                 lines.say(texts.failed, conn, idle).await?;
             }

@@ -35,7 +35,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -411,19 +410,18 @@ struct RunRecord {
 }
 
 impl RunRecord {
-    fn entry(&self, outcome: &str, bytes_out: u64) -> (serde_json::Value, u64) {
+    fn entry(&self, outcome: &str, bytes_out: u64) -> (crate::audit::AuditEvent, u64) {
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let stderr = String::from_utf8_lossy(&lock(&self.stderr)).into_owned();
-        let entry = json!({
-            "event": "command",
-            "service": &self.ctx.id,
-            "peer": self.peer,
-            "argv": self.argv,
-            "outcome": outcome,
-            "duration_ms": duration_ms,
-            "bytes_out": bytes_out,
-            "stderr": stderr,
-        });
+        let entry = crate::audit::AuditEvent::Command {
+            service: self.ctx.id.name().to_owned(),
+            peer: self.peer.clone(),
+            argv: self.argv.clone(),
+            outcome: outcome.to_owned(),
+            duration_ms,
+            bytes_out,
+            stderr: Some(stderr.clone()),
+        };
         // `{:?}` escapes the program's stderr: no newline or ESC reaches the log raw.
         tracing::info!(
             service = %self.ctx.id,

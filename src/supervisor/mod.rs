@@ -153,18 +153,11 @@ impl Supervisor {
     }
 
     fn slots(&self) -> Vec<Arc<Slot>> {
-        self.inner
-            .slots
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::sync::read(&self.inner.slots).clone()
     }
 
     fn slot(&self, name: &str) -> Result<Arc<Slot>, ServiceError> {
-        self.inner
-            .slots
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::read(&self.inner.slots)
             .iter()
             .find(|s| s.id.name() == name)
             .cloned()
@@ -206,11 +199,7 @@ impl Supervisor {
         let name = config.id.name().to_owned();
         let enabled = config.enabled;
         {
-            let mut slots = self
-                .inner
-                .slots
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slots = crate::sync::write(&self.inner.slots);
             if slots.iter().any(|s| s.id == config.id) {
                 return Err(ServiceError::Exists(name));
             }
@@ -251,11 +240,7 @@ impl Supervisor {
         let stopped = {
             let _op = slot.op.lock().await;
             let stopped = self.stop_locked(&slot).await;
-            self.inner
-                .slots
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .retain(|s| !Arc::ptr_eq(s, &slot));
+            crate::sync::write(&self.inner.slots).retain(|s| !Arc::ptr_eq(s, &slot));
             stopped
         };
         tracing::info!(service = %name, "removed");

@@ -180,11 +180,7 @@ impl Supervisor {
 
     /// Puts `new` where `old` is in the list of slots.
     fn swap_slot(&self, old: &Arc<Slot>, new: &Arc<Slot>) {
-        let mut slots = self
-            .inner
-            .slots
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = crate::sync::write(&self.inner.slots);
         if let Some(at) = slots.iter().position(|s| Arc::ptr_eq(s, old)) {
             slots[at] = Arc::clone(new);
         }

@@ -133,10 +133,13 @@ pub async fn service_action(
     };
     state
         .audit()
-        .record(json!({
-            "event": "service", "service": &id, "action": action, "user": session.user,
-            "ok": result.is_ok(), "error": result.as_ref().err().map(ToString::to_string),
-        }))
+        .record(crate::audit::AuditEvent::Service {
+            service: id.name().to_owned(),
+            action: action.to_owned(),
+            user: session.user.clone(),
+            ok: result.is_ok(),
+            error: result.as_ref().err().map(ToString::to_string),
+        })
         .await;
     result.map_err(|e| match e {
         ServiceError::Bind { .. }
@@ -204,7 +207,10 @@ pub async fn close_connection(
     })?;
     state
         .audit()
-        .record(json!({"event": "close_connection", "id": id, "user": session.user}))
+        .record(crate::audit::AuditEvent::CloseConnection {
+            id,
+            user: session.user.clone(),
+        })
         .await;
     Ok(Json(json!({"ok": true, "id": id})))
 }

@@ -252,10 +252,12 @@ pub async fn switch(
     let result = state.supervisor().set_capture(id.name(), capture);
     state
         .audit()
-        .record(json!({
-            "event": "capture", "service": &id, "capture": capture, "user": session.user,
-            "ok": result.is_ok(),
-        }))
+        .record(crate::audit::AuditEvent::Capture {
+            service: id.name().to_owned(),
+            capture,
+            user: session.user.clone(),
+            ok: result.is_ok(),
+        })
         .await;
     result.map_err(|e| WebError::NotFound(e.to_string()))?;
     state.keep_capture(id.name(), capture).await?;
@@ -348,14 +350,16 @@ pub async fn replay(
     let outcome = crate::replay::run(&conversation, &addr, &limits).await;
     state
         .audit()
-        .record(json!({
-            "event": "replay", "connection": id, "target": &name, "user": session.user,
-            "outcome": match &outcome {
+        .record(crate::audit::AuditEvent::Replay {
+            connection: id,
+            target: name.clone(),
+            user: session.user.clone(),
+            outcome: match &outcome {
                 Ok(o) if o.equal() => "equal".to_owned(),
                 Ok(_) => "different".to_owned(),
                 Err(e) => format!("error: {e}"),
             },
-        }))
+        })
         .await;
     outcome
         .map(Json)

@@ -95,14 +95,13 @@ pub async fn reply(
         .reply(id.name(), &peer, &req.text);
     state
         .audit()
-        .record(json!({
-            "event": "chat_reply",
-            "user": session.user,
-            "service": id.name(),
-            "peer": peer,
-            "bytes": req.text.len(),
-            "ok": outcome.is_ok(),
-        }))
+        .record(crate::audit::AuditEvent::ChatReply {
+            user: session.user.clone(),
+            service: id.name().to_owned(),
+            peer: peer.clone(),
+            bytes: req.text.len(),
+            ok: outcome.is_ok(),
+        })
         .await;
     match outcome {
         Ok(()) => Ok(Json(json!({"sent": true, "peer": peer}))),

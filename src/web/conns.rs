@@ -121,7 +121,7 @@ impl Conns {
     fn lock(&self) -> MutexGuard<'_, Table> {
         // Each change is a few field updates with nothing that can panic in
         // between, so a poisoned table is still consistent.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.table)
     }
 
     /// A slot for a connection just accepted from `peer`, shedding the

@@ -219,10 +219,13 @@ impl AppState {
         ok: Result<(), &WebError>,
     ) {
         self.audit()
-            .record(json!({
-                "event": "service_config", "action": action, "service": name, "user": user,
-                "ok": ok.is_ok(), "error": ok.err().map(ToString::to_string),
-            }))
+            .record(crate::audit::AuditEvent::ServiceConfig {
+                action: action.to_owned(),
+                service: name.to_owned(),
+                user: user.to_owned(),
+                ok: ok.is_ok(),
+                error: ok.err().map(ToString::to_string),
+            })
             .await;
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -418,16 +418,11 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     fn observe(&self, route: &str, method: &'static str, status: u16, took: Duration) {
         let key = (route.to_owned(), method, status);
-        let found = self
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned();
+        let found = crate::sync::read(&self.series).get(&key).cloned();
         let histogram = match found {
             Some(h) => h,
             None => {
-                let mut map = self.series.write().unwrap_or_else(PoisonError::into_inner);
+                let mut map = crate::sync::write(&self.series);
                 if map.len() >= MAX_HTTP_SERIES && !map.contains_key(&key) {
                     return;
                 }
@@ -439,7 +434,7 @@ impl HttpMetrics {
 
     /// Every series, sorted so that scrapes list them in a stable order.
     fn snapshot(&self) -> Vec<HttpSeries> {
-        let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::sync::read(&self.series);
         let mut out: Vec<HttpSeries> = map.iter().map(|(k, h)| (k.clone(), h.snapshot())).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out

@@ -436,8 +436,16 @@ pub async fn exec(
     ))
     .await?;
     let audited = match &what {
-        What::Run(argv) => json!({"event": "web_exec", "user": session.user, "argv": argv}),
-        What::Shell(line) => json!({"event": "web_exec", "user": session.user, "line": line}),
+        What::Run(argv) => crate::audit::AuditEvent::WebExec {
+            user: session.user.clone(),
+            argv: Some(argv.clone()),
+            line: None,
+        },
+        What::Shell(line) => crate::audit::AuditEvent::WebExec {
+            user: session.user.clone(),
+            argv: None,
+            line: Some(line.clone()),
+        },
     };
     state.audit().record(audited).await;
 

@@ -14,7 +14,6 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::json;
 
 use super::AppState;
 use super::error::WebError;
@@ -189,11 +188,15 @@ impl AppState {
         ok: Result<&str, &ToxicOpError>,
     ) {
         self.audit()
-            .record(json!({
-                "event": "toxic", "action": action, "service": proxy, "user": by.user,
-                "via": by.via, "ok": ok.is_ok(), "toxic": ok.as_ref().ok(),
-                "error": ok.err().map(ToString::to_string),
-            }))
+            .record(crate::audit::AuditEvent::Toxic {
+                action: action.to_owned(),
+                service: proxy.to_owned(),
+                user: by.user.to_owned(),
+                via: by.via.to_owned(),
+                ok: ok.is_ok(),
+                toxic: ok.as_ref().ok().map(|t| (*t).to_owned()),
+                error: ok.err().map(ToString::to_string),
+            })
             .await;
     }
 }

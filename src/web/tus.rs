@@ -31,7 +31,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post};
-use serde_json::json;
 
 use super::AppState;
 use super::session::{Admin, Operator, Session, Viewer};
@@ -111,10 +110,15 @@ impl Uploads {
 
 async fn audit_meta(audit: &crate::audit::AuditLog, action: &str, meta: &partial::Meta) {
     audit
-        .record(
-            json!({"event": "upload", "action": action, "user": meta.owner, "id": meta.id,
-            "name": meta.name, "length": meta.length}),
-        )
+        .record(crate::audit::AuditEvent::Upload {
+            action: action.to_owned(),
+            user: meta.owner.clone(),
+            id: meta.id.clone(),
+            name: meta.name.clone(),
+            length: Some(meta.length),
+            size: None,
+            sha256: None,
+        })
         .await;
 }
 
@@ -381,10 +385,15 @@ async fn finish(
     };
     state
         .audit()
-        .record(
-            json!({"event": "upload", "action": "completed", "user": session.user,
-            "id": meta.id, "name": stored.name, "size": stored.size, "sha256": stored.sha256}),
-        )
+        .record(crate::audit::AuditEvent::Upload {
+            action: "completed".into(),
+            user: session.user.clone(),
+            id: meta.id.clone(),
+            name: stored.name.clone(),
+            length: None,
+            size: Some(stored.size),
+            sha256: Some(stored.sha256.clone()),
+        })
         .await;
     if let Some(files) = state.supervisor().id("files") {
         state.stats().emit(EventKind::FileStored {

@@ -100,7 +100,12 @@ pub async fn put_file(
     let relay_us = micros(started.elapsed());
     state
         .audit()
-        .record(json!({"event": "web_upload", "user": session.user, "name": stored.name, "size": stored.size, "sha256": stored.sha256}))
+        .record(crate::audit::AuditEvent::WebUpload {
+            user: session.user.clone(),
+            name: stored.name.clone(),
+            size: stored.size,
+            sha256: stored.sha256.clone(),
+        })
         .await;
     Ok(Json(PutReply { stored, relay_us }))
 }
@@ -221,7 +226,10 @@ pub async fn delete_file(
     }
     state
         .audit()
-        .record(json!({"event": "web_delete", "user": session.user, "name": name}))
+        .record(crate::audit::AuditEvent::WebDelete {
+            user: session.user.clone(),
+            name: name.clone(),
+        })
         .await;
     if let Some(files) = state.supervisor().id("files") {
         state.stats().emit(EventKind::FileDeleted {

@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{AppState, CLIENT_TIMEOUT, WebError};
 use crate::client::{CommandClient, CommandOutcome, OutputKind, RAW_READ, TutorialExecClient};
@@ -142,8 +141,11 @@ pub async fn sticky_exec(
     }
     state
         .audit()
-        .record(json!({"event": "web_sticky_exec", "user": session.user,
-                       "instances": names, "commands": req.commands}))
+        .record(crate::audit::AuditEvent::WebStickyExec {
+            user: session.user.clone(),
+            instances: names.clone(),
+            commands: req.commands.clone(),
+        })
         .await;
     let mut sides = Vec::with_capacity(plan.len());
     for (name, settings, target) in plan {

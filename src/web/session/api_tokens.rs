@@ -70,10 +70,15 @@ pub async fn create_token(
     let (token, expires_unix) = blocking(move || tokens.create(&name, role, expires)).await?;
     state
         .audit()
-        .record(json!({
-            "event": "token", "action": "create", "service": "web", "user": session.user,
-            "token": body.name, "role": role, "expires_unix": expires_unix,
-        }))
+        .record(crate::audit::AuditEvent::Token(
+            crate::audit::TokenEvent::Create {
+                service: "web".into(),
+                user: Some(session.user.clone()),
+                token: body.name.clone(),
+                role,
+                expires_unix,
+            },
+        ))
         .await;
     Ok(Json(CreatedToken {
         name: body.name,
@@ -97,10 +102,13 @@ pub async fn revoke_token(
     blocking(move || tokens.revoke(&target)).await?;
     state
         .audit()
-        .record(json!({
-            "event": "token", "action": "revoke", "service": "web", "user": session.user,
-            "token": name,
-        }))
+        .record(crate::audit::AuditEvent::Token(
+            crate::audit::TokenEvent::Revoke {
+                service: "web".into(),
+                user: Some(session.user.clone()),
+                token: name.clone(),
+            },
+        ))
         .await;
     Ok(Json(json!({"ok": true, "revoked": name})))
 }

@@ -61,11 +61,18 @@ pub(super) async fn token_session(
             };
             state
                 .audit()
-                .record(json!({
-                    "event": "token", "action": "use", "service": "web", "peer": ip.to_string(),
-                    "token": name, "method": parts.method.as_str(), "path": parts.uri.path(),
-                    "ok": false, "reason": refused.to_string(),
-                }))
+                .record(crate::audit::AuditEvent::Token(
+                    crate::audit::TokenEvent::Use {
+                        service: "web".into(),
+                        peer: ip.to_string(),
+                        token: name.map(str::to_owned),
+                        role: None,
+                        method: parts.method.as_str().to_owned(),
+                        path: parts.uri.path().to_owned(),
+                        ok: false,
+                        reason: Some(refused.to_string()),
+                    },
+                ))
                 .await;
             return Err(WebError::BadToken(refused.to_string()));
         }
@@ -129,12 +136,18 @@ pub(super) async fn authorize_inner(
     if !is_safe(&parts.method) {
         state
             .audit()
-            .record(json!({
-                "event": "token", "action": "use", "service": "web",
-                "peer": peer_ip(&parts.extensions).to_string(), "token": session.token,
-                "role": session.role, "method": parts.method.as_str(), "path": parts.uri.path(),
-                "ok": allowed.is_ok(),
-            }))
+            .record(crate::audit::AuditEvent::Token(
+                crate::audit::TokenEvent::Use {
+                    service: "web".into(),
+                    peer: peer_ip(&parts.extensions).to_string(),
+                    token: session.token.clone(),
+                    role: Some(session.role),
+                    method: parts.method.as_str().to_owned(),
+                    path: parts.uri.path().to_owned(),
+                    ok: allowed.is_ok(),
+                    reason: None,
+                },
+            ))
             .await;
     }
     allowed?;

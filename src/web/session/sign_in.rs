@@ -81,13 +81,25 @@ pub async fn sign_in(
         });
         state
             .audit()
-            .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": known, "ok": false}))
+            .record(crate::audit::AuditEvent::Login {
+                service: "web".into(),
+                peer: ip.to_string(),
+                user: known.map(str::to_owned),
+                role: None,
+                ok: false,
+            })
             .await;
         return Err(WebError::BadCredentials);
     };
     state
         .audit()
-        .record(json!({"event": "login", "service": "web", "peer": ip.to_string(), "user": body.username, "role": role, "ok": true}))
+        .record(crate::audit::AuditEvent::Login {
+            service: "web".into(),
+            peer: ip.to_string(),
+            user: Some(body.username.clone()),
+            role: Some(role),
+            ok: true,
+        })
         .await;
     let (token, session) = state.sessions().create(&body.username, role)?;
     let cookie = session_cookie(

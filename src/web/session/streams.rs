@@ -70,5 +70,5 @@ impl Drop for AccountSlot {
 
 fn lock(m: &Mutex<HashMap<String, usize>>) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
     // Counts change by one under the lock: a poisoned map is still whole.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(m)
 }

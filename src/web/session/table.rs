@@ -58,7 +58,7 @@ impl Sessions {
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
         // Entries are replaced whole, so a poisoned table is still consistent.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.table)
     }
 
     /// Starts a session; returns its token (for the cookie only).
