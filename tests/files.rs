@@ -775,7 +775,7 @@ async fn a_listing_over_the_header_cap_is_cut_short_and_says_so() {
 
 #[tokio::test]
 async fn silent_peers_are_closed_at_their_timeouts() {
-    let idle = Duration::from_millis(500);
+    let idle = Duration::from_millis(1000);
     let h = Harness::start_with(|c| {
         c.service_mut(Files).tcp_mut().idle_timeout = idle;
         c.service_mut(FilesClassic).tcp_mut().idle_timeout = idle;
@@ -931,7 +931,7 @@ async fn a_generic_reader_reads_every_reply_in_step() {
 
 #[tokio::test]
 async fn a_get_to_a_peer_that_never_reads_is_dropped_after_the_idle_timeout() {
-    let idle = Duration::from_millis(500);
+    let idle = Duration::from_millis(1000);
     let h = Harness::start_with(|c| c.service_mut(Files).tcp_mut().idle_timeout = idle).await;
     let mut c = client(&h).await;
     // Far more than the socket buffers hold.

@@ -194,7 +194,7 @@ async fn accounts_added_while_running_can_sign_in() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_at_the_idle_timeout_at_either_prompt() {
-    let idle = Duration::from_millis(500);
+    let idle = Duration::from_millis(1000);
     let h = Harness::start_with(|c| c.service_mut(Login).tcp_mut().idle_timeout = idle).await;
     // Connects and never says a word.
     let since = Instant::now();

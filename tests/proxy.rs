@@ -360,8 +360,8 @@ async fn a_silent_upstream_is_closed_at_the_idle_timeout() {
             held.push(s);
         }
     });
-    let idle = Duration::from_millis(400);
-    let front = add_tcp_proxy(&h, "silent", &up_addr.to_string(), "idle_timeout_ms = 400").await;
+    let idle = Duration::from_millis(1000);
+    let front = add_tcp_proxy(&h, "silent", &up_addr.to_string(), "idle_timeout_ms = 1000").await;
     let mut c = TcpStream::connect(&front).await.unwrap();
     c.write_all(b"anyone?").await.unwrap();
     let since = Instant::now();

@@ -15,7 +15,7 @@ use std::path::Path;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use switchboard::config::{Config, ConfigError, FileSource, ListenAddr, Origin, env_name};
-use switchboard::kind::{Proto, ServiceKind};
+use switchboard::kind::Proto;
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {
@@ -85,8 +85,8 @@ fn resolve(text: &str, env: &BTreeMap<String, String>, flags: &[String]) -> Resu
     };
     match Config::resolve(Some(file), env, flags) {
         Ok(config) => {
-            for kind in ServiceKind::ALL {
-                let listen = &config.service(kind).listen;
+            for service in &config.services {
+                let (kind, listen) = (service.id.kind(), &service.listen);
                 if kind.proto() == Proto::Udp {
                     assert!(matches!(listen, ListenAddr::Inet(_)), "{kind} on {listen}");
                 }
