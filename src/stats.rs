@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capture::{Captures, ConnCapture};
 use crate::kind::{Proto, ServiceId, ServiceKind};
 
+pub mod carry;
 mod snapshot;
 pub use snapshot::{ConnInfo, Sample, ServiceTotals, Snapshot};
 
@@ -547,8 +548,10 @@ impl Stats {
     pub fn sample(&self) {
         let at_unix_s = unix_ms(SystemTime::now()) / 1000;
         for entry in self.entries() {
-            let t = totals_of(&entry);
+            // The lock first: `carry_in` raises the totals and this
+            // baseline together under it.
             let mut history = lock(&entry.history);
+            let t = totals_of(&entry);
             let History { last, samples } = &mut *history;
             {
                 let (last_in, last_out, last_acc) = *last;
