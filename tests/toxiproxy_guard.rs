@@ -181,3 +181,61 @@ async fn every_request_needs_the_token_over_tls() {
     );
     running.shutdown().await;
 }
+
+/// Silent connections hold at most the 64 slots and only until the TLS
+/// handshake deadline (3 s): a 65th is closed at once, and a real client
+/// is served once the deadline frees them.
+#[tokio::test]
+async fn silent_connections_are_bounded_in_number_and_time() {
+    let (running, _dir) = start().await;
+    let addr = match &running.toxiproxy {
+        Some(Ok(a)) => *a,
+        other => panic!("{other:?}"),
+    };
+    let mut silent = Vec::new();
+    for _ in 0..switchboard::toxic::listen::MAX_CONNECTIONS {
+        silent.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let started = std::time::Instant::now();
+    let mut extra = TcpStream::connect(addr).await.expect("connect");
+    let mut buf = [0u8; 1];
+    let read = guard("the 65th is closed", extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "closed at once, not at a deadline: {:?}",
+        started.elapsed()
+    );
+    let bearer = format!("Bearer {TOKEN}");
+    guard("a real client is served once the deadline passes", async {
+        loop {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let tls = running
+                .supervisor
+                .certs()
+                .web()
+                .expect("certificate")
+                .pinned_client()
+                .expect("client");
+            if let Ok(mut s) = tls.connect("127.0.0.1", tcp).await {
+                s.write_all(get("/version", Some(&bearer)).as_bytes())
+                    .await
+                    .expect("send");
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out).await;
+                if String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "slots freed by the deadline: {waited:?}"
+    );
+    drop(silent);
+    running.shutdown().await;
+}
