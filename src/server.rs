@@ -155,8 +155,18 @@ pub async fn run(mut config: Config, options: Options) -> Result<Running, Server
         let bound = listener.local_addr()?;
         let state = crate::web::AppState::new(supervisor.clone(), &config, root.clone());
         let stop = root.token.clone();
-        root.tasks
-            .spawn(crate::web::toxiproxy::serve(listener, state, stop));
+        match &config.web.toxiproxy_token {
+            // Guarded: the token, and the dashboard's TLS when it has one.
+            Some(token) => root.tasks.spawn(crate::toxic::listen::serve(
+                listener,
+                crate::toxic::listen::guarded(crate::web::toxiproxy::router(state), token.clone()),
+                supervisor.certs().web().cloned(),
+                stop,
+            )),
+            None => root
+                .tasks
+                .spawn(crate::web::toxiproxy::serve(listener, state, stop)),
+        };
         Ok(bound)
     });
     if let Some(Err(e)) = &toxiproxy {

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::capture::{Captures, ConnCapture};
 use crate::kind::{Proto, ServiceId};
 
+pub mod carry;
 mod snapshot;
 pub use snapshot::{ConnInfo, Sample, ServiceTotals, Snapshot};
 

@@ -336,3 +336,125 @@ fn file_sha256(path: &PathBuf) -> String {
     }
     switchboard::wire::hex(&hash.finalize())
 }
+
+/// `GET /metrics` from the dashboard at `web`: the value of `metric` for
+/// the instance `service`.
+async fn metric(web: &str, metric: &str, service: &str) -> u64 {
+    use tokio::io::AsyncReadExt;
+    let mut s = tokio::net::TcpStream::connect(web)
+        .await
+        .expect("the dashboard");
+    s.write_all(
+        format!("GET /metrics HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("request");
+    let mut out = Vec::new();
+    guard("/metrics", s.read_to_end(&mut out))
+        .await
+        .expect("answer");
+    let text = String::from_utf8_lossy(&out);
+    let prefix = format!("{metric}{{service=\"{service}\",");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+}
+
+/// The live counters go on across an upgrade: the new process adds the old
+/// one's totals (what `/metrics` shows) to its own, so a counter does not
+/// reset; the history is carried the same way (the stats unit test checks
+/// it sample by sample).
+#[tokio::test]
+async fn live_counters_carry_over_an_upgrade() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config_path = dir.path().join("switchboard.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&config_path, config(60_000)).expect("config");
+    let ready_file = dir.path().join("ready.json");
+    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    common::read_banner(&mut old).await;
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ready_file).expect("ready")).expect("JSON");
+    let echo = ready["services"]["echo"]["addr"]
+        .as_str()
+        .expect("echo")
+        .to_owned();
+    let web = ready["web"]
+        .as_str()
+        .expect("web")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    for i in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(&echo)
+            .await
+            .expect("connect");
+        s.write_all(format!("line {i:02}\n").as_bytes())
+            .await
+            .expect("send");
+        let mut got = [0u8; 8];
+        s.read_exact(&mut got).await.expect("echo");
+    }
+    guard("the old process counted them", async {
+        while metric(&web, "switchboard_received_bytes_total", "echo").await < 160 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let before = metric(&web, "switchboard_connections_total", "echo").await;
+    assert_eq!(before, 20);
+
+    let (ok, out) = switchboard(&["upgrade"], &config_path, &data).await;
+    assert!(ok, "upgrade: {out}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let new_pid = nix::unistd::Pid::from_raw(answer["pid"].as_u64().expect("pid") as i32);
+    let _reap = Reap(Some(new_pid));
+    // Only the new process answers once the old one is gone.
+    let status = tokio::time::timeout(LONG, old.wait())
+        .await
+        .expect("the old process exits")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        metric(&web, "switchboard_connections_total", "echo").await,
+        20,
+        "carried over, not reset"
+    );
+    assert_eq!(
+        metric(&web, "switchboard_received_bytes_total", "echo").await,
+        160
+    );
+    assert!(
+        !data.join("upgrade-stats.json").exists(),
+        "read and removed"
+    );
+    let mut s = tokio::net::TcpStream::connect(&echo)
+        .await
+        .expect("connect");
+    s.write_all(b"line 20\n").await.expect("send");
+    let mut got = [0u8; 8];
+    s.read_exact(&mut got).await.expect("echo");
+    guard("the new process counts on from there", async {
+        while metric(&web, "switchboard_connections_total", "echo").await < 21 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    nix::sys::signal::kill(new_pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+}

@@ -26,6 +26,8 @@ pub(crate) enum Ended {
 /// The control socket's requests.
 pub(crate) struct Control {
     rx: mpsc::Receiver<Asked>,
+    /// Where the upgrade leaves the counters for the new process.
+    data_dir: std::path::PathBuf,
 }
 
 impl Control {
@@ -43,7 +45,10 @@ impl Control {
                  send SIGHUP instead"
             ),
         }
-        Control { rx }
+        Control {
+            rx,
+            data_dir: data_dir.to_owned(),
+        }
     }
 }
 
@@ -62,14 +67,14 @@ pub(crate) async fn wait(
                 let _ = reload(running, "signal").await;
             }
             _ = usr2.recv() => {
-                if super::upgrade::upgrade(&mut control.rx).await.is_ok() {
+                if super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir).await.is_ok() {
                     return Ok(Ended::Upgraded);
                 }
             }
             Some(asked) = control.rx.recv() => {
                 let (answer, upgraded) = match asked.request {
                     Request::Reload => (reload(running, "control").await, false),
-                    Request::Upgrade => match super::upgrade::upgrade(&mut control.rx).await {
+                    Request::Upgrade => match super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir).await {
                         Ok(pid) => (Ok(serde_json::json!({"pid": pid})), true),
                         Err(e) => (Err(e), false),
                     },

@@ -57,7 +57,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     let upgraded_from = std::env::var_os(super::upgrade::ENV_UPGRADE_FROM).is_some();
     if upgraded_from {
         // The old process sends READY (with our pid) for us.
-        super::upgrade::report_ready(&data_dir).await;
+        super::upgrade::report_ready(&data_dir, running.supervisor.stats()).await;
     } else {
         switchboard::notify::notify("READY=1");
     }

@@ -24,8 +24,12 @@ pub(crate) const ENV_UPGRADE_FROM: &str = "UPGRADE_FROM_SWITCHBOARD_PID";
 /// Starts the new process and waits for its ready; its pid. Requests that
 /// come meanwhile (a reload) are refused: the configuration is being read
 /// by the new process.
-pub(crate) async fn upgrade(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, String> {
-    let result = start_and_wait(rx).await;
+pub(crate) async fn upgrade(
+    rx: &mut mpsc::Receiver<Asked>,
+    stats: &switchboard::stats::Stats,
+    data_dir: &std::path::Path,
+) -> Result<u32, String> {
+    let result = start_and_wait(rx, stats, data_dir).await;
     match &result {
         Ok(pid) => tracing::info!("upgrade: process {pid} took over the sockets; draining"),
         Err(e) => tracing::error!("upgrade failed, this process goes on serving: {e}"),
@@ -33,7 +37,11 @@ pub(crate) async fn upgrade(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, Strin
     result
 }
 
-async fn start_and_wait(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, String> {
+async fn start_and_wait(
+    rx: &mut mpsc::Receiver<Asked>,
+    stats: &switchboard::stats::Stats,
+    data_dir: &std::path::Path,
+) -> Result<u32, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let socks =
         switchboard::handoff::live_all().map_err(|e| format!("cannot hand the sockets on: {e}"))?;
@@ -82,6 +90,10 @@ async fn start_and_wait(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, String> {
                         return Err("the control socket closed".to_owned());
                     };
                     if asked.request == Request::Ready {
+                        // Before the answer: the new process reads it then.
+                        if let Err(e) = stats.carry_out(data_dir) {
+                            tracing::warn!("upgrade: the counters start anew in the new process: {e}");
+                        }
                         switchboard::notify::notify(&format!("MAINPID={pid}\nREADY=1"));
                         switchboard::handoff::set_handed_off(true);
                         let _ = asked.reply.send(Ok(serde_json::json!({"old": std::process::id()})));
@@ -108,7 +120,7 @@ async fn start_and_wait(rx: &mut mpsc::Receiver<Asked>) -> Result<u32, String> {
 
 /// In the new process: tells the old one (over its control socket) that
 /// everything listens. The old one then drains and exits.
-pub(crate) async fn report_ready(data_dir: &std::path::Path) {
+pub(crate) async fn report_ready(data_dir: &std::path::Path, stats: &switchboard::stats::Stats) {
     // The old process's control slots may all be taken (each for at most
     // its read and write deadlines): ask again until then.
     let until = tokio::time::Instant::now()
@@ -132,6 +144,13 @@ pub(crate) async fn report_ready(data_dir: &std::path::Path) {
                 "upgrade: took over from process {}",
                 answer["result"]["old"]
             );
+            match stats.carry_in(data_dir) {
+                Ok(names) => tracing::info!(
+                    "upgrade: counters and history of {} instance(s) carried over",
+                    names.len()
+                ),
+                Err(e) => tracing::warn!("upgrade: counters start anew: {e}"),
+            }
         }
         Ok(answer) => tracing::warn!("upgrade: the old process answered {answer}"),
         Err(e) => tracing::warn!("upgrade: cannot reach the old process: {e}"),

@@ -57,6 +57,9 @@ pub struct WebConfig {
     /// when unset. Loopback only: Toxiproxy's API and clients have no
     /// authentication.
     pub toxiproxy_listen: Option<SocketAddr>,
+    /// `web.toxiproxy_token`: Toxiproxy's API then wants `Authorization:
+    /// Bearer <token>`; with `web.tls` it may listen beyond loopback.
+    pub toxiproxy_token: Option<crate::settings::Secret>,
 }
 
 /// When the session cookie is marked `Secure` (sent over HTTPS only).
@@ -87,6 +90,7 @@ impl Default for WebConfig {
             behind_proxy: false,
             trusted_proxies: crate::settings::TrustedProxies::default(),
             toxiproxy_listen: None,
+            toxiproxy_token: None,
         }
     }
 }
@@ -127,8 +131,12 @@ fn web_tls(m: &Section<'_>) -> Result<WebTls, ConfigError> {
     Ok(tls)
 }
 
-/// `web.toxiproxy_listen`: a loopback `IP:PORT`, or unset.
-fn toxiproxy_listen(m: &Section<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+/// The shortest `web.toxiproxy_token`: a guessable one would be no guard.
+pub const MIN_TOXIPROXY_TOKEN_LEN: usize = 16;
+
+/// `web.toxiproxy_listen`: a loopback `IP:PORT` (any with `web.tls` and
+/// `web.toxiproxy_token`), or unset.
+fn toxiproxy_listen(m: &Section<'_>, tls: &WebTls) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(text) = m.opt_str("toxiproxy_listen")? else {
         return Ok(None);
     };
@@ -139,12 +147,24 @@ fn toxiproxy_listen(m: &Section<'_>) -> Result<Option<SocketAddr>, ConfigError> 
     let addr: SocketAddr = text
         .parse()
         .map_err(|_| m.bad("toxiproxy_listen", "expected IP:PORT, e.g. 127.0.0.1:8474"))?;
-    if !addr.ip().is_loopback() {
+    let token = m
+        .opt_str("toxiproxy_token")?
+        .map(crate::settings::Secret::new);
+    if let Some(t) = &token
+        && t.expose().len() < MIN_TOXIPROXY_TOKEN_LEN
+    {
+        return Err(m.bad(
+            "toxiproxy_token",
+            format!("must be at least {MIN_TOXIPROXY_TOKEN_LEN} characters"),
+        ));
+    }
+    if !addr.ip().is_loopback() && (*tls == WebTls::Off || token.is_none()) {
         return Err(m.bad(
             "toxiproxy_listen",
             format!(
-                "{addr} is not a loopback address: Toxiproxy's API has no authentication \
-                 (its clients send none), so it listens on loopback only"
+                "{addr} is not a loopback address: Toxiproxy's API has no authentication of \
+                 its own, so beyond loopback it needs web.tls (self-signed or files) and \
+                 web.toxiproxy_token (its clients then send `Authorization: Bearer <token>`)"
             ),
         ));
     }
@@ -169,6 +189,7 @@ impl WebConfig {
             })?;
 
         let web_tls = web_tls(m)?;
+        let toxiproxy_listen = toxiproxy_listen(m, &web_tls)?;
         let behind_proxy = m.bool("behind_proxy", false)?;
         if web_tls == WebTls::Off && !web_listen.ip().is_loopback() {
             let explicit_off = m.opt_str("tls")?.as_deref() == Some("off");
@@ -233,7 +254,10 @@ impl WebConfig {
             behind_proxy,
             trusted_proxies: crate::settings::TrustedProxies::read(m, "trusted_proxies")?
                 .unwrap_or_default(),
-            toxiproxy_listen: toxiproxy_listen(m)?,
+            toxiproxy_listen,
+            toxiproxy_token: m
+                .opt_str("toxiproxy_token")?
+                .map(crate::settings::Secret::new),
         };
 
         Ok(web)

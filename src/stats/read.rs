@@ -85,8 +85,10 @@ impl Stats {
     pub fn sample(&self) {
         let at_unix_s = unix_ms(SystemTime::now()) / 1000;
         for entry in self.entries() {
-            let t = totals_of(&entry);
+            // The lock first: `carry_in` raises the totals and this
+            // baseline together under it.
             let mut history = lock(&entry.history);
+            let t = totals_of(&entry);
             let History { last, samples } = &mut *history;
             {
                 let (last_in, last_out, last_acc) = *last;

@@ -15,6 +15,7 @@
 //! nothing of HTTP or of `services.toml` (the web layer keeps the file).
 
 pub mod input;
+pub mod listen;
 pub mod model;
 pub mod tcp;
 pub mod udp;

@@ -7,8 +7,8 @@
 //! A Toxiproxy *proxy* is a `tcp-proxy` instance: created here, it is
 //! listed on the dashboard, captured and counted like any other, and kept
 //! in `services.toml`. Toxiproxy's API has no authentication (its clients
-//! send none), so it listens on loopback only (the config refuses anything
-//! else) and, as Toxiproxy does, refuses browsers (a `Mozilla/` user
+//! send none), so it listens on loopback only unless guarded by TLS and a
+//! token (`toxic::listen`) and, as Toxiproxy does, refuses browsers (a `Mozilla/` user
 //! agent) so a web page cannot drive it. Changes are audited as user
 //! `toxiproxy`. What it does not do: Toxiproxy's `/metrics` and its
 //! `PATCH`-less clients' quirks beyond `POST` for updates.
