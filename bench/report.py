@@ -95,6 +95,15 @@ class Run:
                 self._cache[label] = None
         return self._cache[label]
 
+    def loads(self):
+        """The load averages the runs recorded as they started (newer runs)."""
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.path, "*.json"))):
+            r = self.one(os.path.basename(f)[:-len(".json")])
+            if isinstance(r, dict) and isinstance(r.get("loadavg_1m"), (int, float)):
+                out.append(r["loadavg_1m"])
+        return out
+
     def rounds(self, prefix):
         """{round number: report} for every round of one measurement."""
         out = {}
@@ -519,6 +528,11 @@ def render(run):
     w(f"- Machine: {m.get('cores', '?')} cores, {m.get('cpu', '?')}, {m.get('mem', '?')} RAM, "
       f"Linux {m.get('kernel', '?')}")
     w(f"- {m.get('python', '?')}; {m.get('socat', '?')}")
+    loads = run.loads()
+    if loads:
+        w(f"- Load average (1 min) as each run started: {min(loads):.1f}–{max(loads):.1f} "
+          f"(median {statistics.median(loads):.1f}) on the {m.get('cores', '?')} cores, shared with")
+        w("  other work: absolute figures are a loaded machine's; compare ratios within the run.")
     w("")
     w("How the figures are made: [Method](#method), below. Not generated from this run, so")
     w("linked rather than included: what measuring changed and figures checked by hand")

@@ -210,7 +210,14 @@ run() {
     echo "  $label" >&2
     echo "$label" >>"$RES/order.txt"
     # --json before the arguments: after a `--` it would be part of the command.
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     "$SB" bench "$kind" --json --allow-errors "$@" >"$RES/$label.json"
+    # The machine is shared: each report keeps the load average (1 min)
+    # it started at, and report.py states their range.
+    python3 -c 'import json, sys
+r = json.load(open(sys.argv[1])); r["loadavg_1m"] = float(sys.argv[2])
+json.dump(r, open(sys.argv[1], "w"), indent=2)' "$RES/$label.json" "$load"
 }
 
 # in_order ROUND ITEM... : the items as given in odd rounds, reversed in even
