@@ -429,7 +429,8 @@ def round_two(run, w, vs, pr):
     many = run.one("capture-many")
     before, after = (get(many, "server", "rss_before_kib"), get(many, "server", "rss_after_kib")) if many else (None, None)
     grew = None if None in (before, after) else (after - before) / 1024
-    rows.append(("RSS growth, 10,000 captured connections (1 KiB round trips; budget 64 MiB)",
+    held = get(many, "connections") if many else None
+    rows.append((f"RSS growth, {held or 10000:,} captured connections (1 KiB round trips; budget 64 MiB)",
                  "–" if grew is None else f"{grew:,.0f} MiB", "one run", "≤ 64 MiB + connections",
                  "reported" if grew is not None else "not measured"))
     paths = run.meta_json("paths")
