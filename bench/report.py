@@ -95,6 +95,15 @@ class Run:
                 self._cache[label] = None
         return self._cache[label]
 
+    def loads(self):
+        """The load averages the runs recorded as they started (newer runs)."""
+        out = []
+        for f in sorted(glob.glob(os.path.join(self.path, "*.json"))):
+            r = self.one(os.path.basename(f)[:-len(".json")])
+            if isinstance(r, dict) and isinstance(r.get("loadavg_1m"), (int, float)):
+                out.append(r["loadavg_1m"])
+        return out
+
     def rounds(self, prefix):
         """{round number: report} for every round of one measurement."""
         out = {}
@@ -420,7 +429,8 @@ def round_two(run, w, vs, pr):
     many = run.one("capture-many")
     before, after = (get(many, "server", "rss_before_kib"), get(many, "server", "rss_after_kib")) if many else (None, None)
     grew = None if None in (before, after) else (after - before) / 1024
-    rows.append(("RSS growth, 10,000 captured connections (1 KiB round trips; budget 64 MiB)",
+    held = get(many, "connections") if many else None
+    rows.append((f"RSS growth, {held or 10000:,} captured connections (1 KiB round trips; budget 64 MiB)",
                  "–" if grew is None else f"{grew:,.0f} MiB", "one run", "≤ 64 MiB + connections",
                  "reported" if grew is not None else "not measured"))
     paths = run.meta_json("paths")
@@ -519,6 +529,11 @@ def render(run):
     w(f"- Machine: {m.get('cores', '?')} cores, {m.get('cpu', '?')}, {m.get('mem', '?')} RAM, "
       f"Linux {m.get('kernel', '?')}")
     w(f"- {m.get('python', '?')}; {m.get('socat', '?')}")
+    loads = run.loads()
+    if loads:
+        w(f"- Load average (1 min) as each run started: {min(loads):.1f}–{max(loads):.1f} "
+          f"(median {statistics.median(loads):.1f}) on the {m.get('cores', '?')} cores, shared with")
+        w("  other work: absolute figures are a loaded machine's; compare ratios within the run.")
     w("")
     w("How the figures are made: [Method](#method), below. Not generated from this run, so")
     w("linked rather than included: what measuring changed and figures checked by hand")

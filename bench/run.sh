@@ -80,8 +80,9 @@ else
     cargo build --release --quiet --bin switchboard --example bare-echo --example bare-udp --example bare-recv
 fi
 # SB=path: measure another build (e.g. a copy kept from before a change).
-SB=${SB:-target/release/switchboard}
-BARE=target/release/examples
+# Where cargo put them: $CARGO_TARGET_DIR when set.
+SB=${SB:-${CARGO_TARGET_DIR:-target}/release/switchboard}
+BARE=${CARGO_TARGET_DIR:-target}/release/examples
 
 WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
 PIDS=()
@@ -99,6 +100,22 @@ trap cleanup EXIT
 # raises the hard limit; anyone raises the soft limit to the hard one.
 ulimit -Hn 1048576 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# A server promises its instances' caps against its open-file limit (less
+# the dashboard's 1,024 and a margin) and refuses to start past it, so the
+# caps raised for the run must fit that limit: where it is small (20,000
+# here, not raisable), the instances the bench loads lightly keep
+# SMALL_MAX, echo what its 10,000-connection runs need, and the capturing
+# instance the rest (its many-connection run then uses what it has).
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" -ge 250000 ]; then
+    ECHO_MAX=200000 CAP_MAX=20000 SMALL_MAX=1024 PX_MAX=20000
+else
+    SMALL_MAX=256
+    ECHO_MAX=$((IDLE_CONNS > 10000 ? IDLE_CONNS + 100 : 10100))
+    CAP_MAX=$((NOFILE - 1280 - 5 * SMALL_MAX - ECHO_MAX - 600))
+    PX_MAX=$(((NOFILE - 1280 - 100) / 2)) # two sockets a connection
+fi
+CAP_MANY=$((CAP_MAX < 10050 ? CAP_MAX - 50 : 10000))
 mkdir -p "$WORK/sb" "$WORK/py-files" "$WORK/bare-files" "$WORK/socat" "$RES"
 
 # run.json: what report.py says about the machine and the settings. Written
@@ -152,11 +169,11 @@ fi
 # compare with a socat copy to tmpfs with no disk in the way.
 SHM=$(mktemp -d /dev/shm/switchboard-bench.XXXXXX)
 mkdir -p "$SHM/sb" "$SHM/socat"
-printf '[services.classic-shm]\nkind = "files-classic"\nlisten = "127.0.0.1:%s"\nfolder = "%s"\n' \
-    $((BASE + 7)) "$SHM/sb" >"$WORK/sb.toml"
+printf '[services.classic-shm]\nkind = "files-classic"\nlisten = "127.0.0.1:%s"\nfolder = "%s"\nmax_connections = %s\n' \
+    $((BASE + 7)) "$SHM/sb" "$SMALL_MAX" >"$WORK/sb.toml"
 # And an echo instance with the wire inspector capturing every connection.
-printf '[services.echo-cap]\nkind = "echo"\nlisten = "127.0.0.1:%s"\ncapture = true\nmax_connections = 20000\nmax_connections_per_peer = 20000\n' \
-    $((BASE + 8)) >>"$WORK/sb.toml"
+printf '[services.echo-cap]\nkind = "echo"\nlisten = "127.0.0.1:%s"\ncapture = true\nmax_connections = %s\nmax_connections_per_peer = %s\n' \
+    $((BASE + 8)) "$CAP_MAX" "$CAP_MAX" >>"$WORK/sb.toml"
 
 # switchboard, with the limits a load test needs raised (see BENCHMARKS.md).
 PASSWORD=bench-$RANDOM-$RANDOM-$RANDOM
@@ -170,8 +187,12 @@ start sb env \
     SWITCHBOARD_FILES_CLASSIC_LISTEN=127.0.0.1:$((BASE + 5)) \
     SWITCHBOARD_LOGIN_LISTEN=127.0.0.1:$((BASE + 6)) \
     SWITCHBOARD_WEB_LISTEN=127.0.0.1:$((BASE + 80)) \
-    SWITCHBOARD_ECHO_MAX_CONNECTIONS=200000 \
-    SWITCHBOARD_ECHO_MAX_CONNECTIONS_PER_PEER=200000 \
+    SWITCHBOARD_ECHO_MAX_CONNECTIONS=$ECHO_MAX \
+    SWITCHBOARD_ECHO_MAX_CONNECTIONS_PER_PEER=$ECHO_MAX \
+    SWITCHBOARD_EXEC_MAX_CONNECTIONS=$SMALL_MAX \
+    SWITCHBOARD_FILES_MAX_CONNECTIONS=$SMALL_MAX \
+    SWITCHBOARD_FILES_CLASSIC_MAX_CONNECTIONS=$SMALL_MAX \
+    SWITCHBOARD_LOGIN_MAX_CONNECTIONS=$SMALL_MAX \
     SWITCHBOARD_UDP_ECHO_PEER_RATE=10000000 \
     SWITCHBOARD_TIME_PEER_RATE=10000000 \
     SWITCHBOARD_EXEC_MAX_COMMANDS=32 \
@@ -210,7 +231,14 @@ run() {
     echo "  $label" >&2
     echo "$label" >>"$RES/order.txt"
     # --json before the arguments: after a `--` it would be part of the command.
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     "$SB" bench "$kind" --json --allow-errors "$@" >"$RES/$label.json"
+    # The machine is shared: each report keeps the load average (1 min)
+    # it started at, and report.py states their range.
+    python3 -c 'import json, sys
+r = json.load(open(sys.argv[1])); r["loadavg_1m"] = float(sys.argv[2])
+json.dump(r, open(sys.argv[1], "w"), indent=2)' "$RES/$label.json" "$load"
 }
 
 # in_order ROUND ITEM... : the items as given in odd rounds, reversed in even
@@ -256,8 +284,8 @@ proxy_section() {
             printf '[services.%s]\nenabled = false\n' "$n"
         done
         printf '[services.px]\nkind = "tcp-proxy"\nlisten = "127.0.0.1:%s"\n' "$PS"
-        printf 'upstream = "127.0.0.1:%s"\nmax_connections = 20000\n' "$BE"
-        printf 'max_connections_per_peer = 20000\n'
+        printf 'upstream = "127.0.0.1:%s"\nmax_connections = %s\n' "$BE" "$PX_MAX"
+        printf 'max_connections_per_peer = %s\n' "$PX_MAX"
     } >"$WORK/px/switchboard.toml"
     {
         printf 'global\n    maxconn 5000\n'
@@ -364,7 +392,7 @@ if [ -z "$QUICK" ]; then
             run "capture-$who-$r" echo $port -c 50 -d "${SECS}s" --server-pid "$PID_sb"
         done
     done
-    run "capture-many" echo $((BASE + 8)) -c 10000 -s 1024 -d "${SECS}s" --server-pid "$PID_sb" --timeout 30s
+    run "capture-many" echo $((BASE + 8)) -c "$CAP_MANY" -s 1024 -d "${SECS}s" --server-pid "$PID_sb" --timeout 30s
     settle "$PID_sb"
 fi
 

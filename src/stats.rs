@@ -34,6 +34,7 @@ mod guard;
 pub use guard::ByteCounter;
 mod histogram;
 mod read;
+mod sharded;
 mod upstream;
 pub use events::{Event, EventKind};
 pub use histogram::{DURATION_BUCKETS, Histogram, HistogramSnapshot};
@@ -95,8 +96,9 @@ struct Counters {
     refused: AtomicU64,
     errors: AtomicU64,
     auth_failures: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
+    // Added to by every connection on every thread: per-thread slots.
+    bytes_in: sharded::Sharded,
+    bytes_out: sharded::Sharded,
 }
 
 struct ConnEntry {

@@ -301,13 +301,14 @@ where
         // The handshake runs here, on the connection's own task, while it
         // holds its admission (per-peer and service caps): pre-auth work
         // a peer cannot multiply past its cap.
-        let full = format!(
-            "{} is at its limit of {} connections, try again later",
-            ctx.id, ctx.limits.max_connections
-        );
+        // The refusal is written only if it happens: held as a String, it
+        // was an allocation for every connection's life.
+        let (svc, max) = (ctx.id.clone(), ctx.limits.max_connections);
         let served = async move {
             if !admitted.settle(&conn).await {
-                return Err(full);
+                return Err(format!(
+                    "{svc} is at its limit of {max} connections, try again later"
+                ));
             }
             crate::failpoint::hit(crate::failpoint::Point::Connection, failpoint_kind);
             let stream = match &tls {
@@ -323,14 +324,12 @@ where
             drop(admitted);
             served
         };
-        ctx.tasks.spawn(async move {
+        // The close token ends the task by aborting it (see `stop.rs`),
+        // not by being polled on every wake-up.
+        let switch = Arc::new(super::stop::AbortOnWake::default());
+        let task = ctx.tasks.spawn(super::stop::unless_stopped(stop, Arc::clone(&switch), async move {
             use futures_util::FutureExt;
-            let served = std::panic::AssertUnwindSafe(served).catch_unwind();
-            let result = tokio::select! {
-                biased;
-                r = served => r,
-                () = stop.cancelled() => Ok(Ok(())),
-            };
+            let result = std::panic::AssertUnwindSafe(served).catch_unwind().await;
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -350,7 +349,8 @@ where
                     stats.error(&id);
                 }
             }
-        });
+        }));
+        switch.arm(task.abort_handle());
     }
 }
 

@@ -65,7 +65,8 @@ async fn run(listener: Listener, ctx: TcpCtx, auth: TutorialAuth) -> Result<(), 
             async move {
                 let within = super::accept::HANDSHAKE_TIMEOUT;
                 if !auth.challenge(&mut stream, within).await? {
-                    ctx.stats.auth_failed(&ctx.id, conn.peer(), "wrong challenge answer");
+                    ctx.stats
+                        .auth_failed(&ctx.id, conn.peer(), "wrong challenge answer");
                     return Ok(());
                 }
                 serve_conn(stream, &conn, idle).await
@@ -167,7 +168,7 @@ async fn serve_tls(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::
 /// Returns the bytes read (0 at EOF) and the part of the reply that did
 /// not fit.
 fn echo_now(stream: &Stream, buf: &mut [u8], conn: &ConnGuard) -> io::Result<(usize, Vec<u8>)> {
-    let n = listen::try_read(stream, buf)?;
+    let n = read_now(stream, buf)?;
     if n == 0 {
         return Ok((0, Vec::new()));
     }
@@ -189,6 +190,46 @@ fn echo_now(stream: &Stream, buf: &mut [u8], conn: &ConnGuard) -> io::Result<(us
         conn.add_exchange(n, wrote);
     }
     Ok((n, reply[wrote..].to_vec()))
+}
+
+/// Reads what is there now (`WouldBlock` if nothing is). A read shorter
+/// than `buf` took all the socket had, so the socket's readiness is
+/// cleared as of before the read, as tokio's own `poll_read` does: the
+/// next wait then costs no `EAGAIN` read (`try_read` alone clears it only
+/// on one, a third syscall per round trip). Bytes that came meanwhile
+/// raised a newer readiness, which stays.
+fn read_now(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    fn short_clears(
+        try_io: impl FnOnce(&mut dyn FnMut() -> io::Result<usize>) -> io::Result<usize>,
+        read: impl Fn(&mut [u8]) -> io::Result<usize>,
+        buf: &mut [u8],
+    ) -> io::Result<usize> {
+        let full = buf.len();
+        let mut short = 0;
+        let read = try_io(&mut || {
+            let n = read(buf)?;
+            if n > 0 && n < full {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match read {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
+            other => other,
+        }
+    }
+    use tokio::io::Interest;
+    use tokio_util::either::Either;
+    match stream {
+        Stream::Plain(Either::Left(s)) => {
+            short_clears(|f| s.try_io(Interest::READABLE, f), |b| s.try_read(b), buf)
+        }
+        Stream::Plain(Either::Right(s)) => {
+            short_clears(|f| s.try_io(Interest::READABLE, f), |b| s.try_read(b), buf)
+        }
+        Stream::Tls(_) => listen::try_read(stream, buf),
+    }
 }
 
 /// Writes all of `bytes` while the idle `timer` keeps running, so a peer

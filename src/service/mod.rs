@@ -33,6 +33,7 @@ pub(crate) mod exec_tutorial;
 pub(crate) mod files_resume;
 #[cfg(target_os = "linux")]
 pub mod splice;
+pub(crate) mod stop;
 pub mod toxic_relay;
 pub mod tutorial_auth;
 pub mod udp;

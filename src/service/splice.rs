@@ -42,7 +42,7 @@ use tokio::net::TcpStream;
 /// Most bytes asked of one splice: the default pipe's 16 pages.
 const CHUNK: usize = 64 * 1024;
 
-/// The copying buffer of a burst, allocated for the burst only. A read
+/// The copying buffer's size (one buffer per worker thread). A read
 /// that fills it is what switches a direction to splice, and a splice
 /// burst whose biggest read is below it switches back.
 pub(crate) const SMALL: usize = 16 * 1024;
@@ -183,11 +183,11 @@ pub(crate) async fn one_way(
                 }
                 Err(e) => {
                     tracing::debug!("no pipe for a bulk burst, copying: {e}");
-                    Box::pin(copied(src, dst, &mut on_read, &mut on_write)).await?
+                    copy_burst(src, dst, &mut on_read, &mut on_write).await?
                 }
             }
         } else {
-            Box::pin(copied(src, dst, &mut on_read, &mut on_write)).await?
+            copy_burst(src, dst, &mut on_read, &mut on_write).await?
         };
         match burst {
             Burst::Drained { big } => bulk = big,
@@ -200,23 +200,69 @@ pub(crate) async fn one_way(
     }
 }
 
-/// One read through a [`SMALL`] buffer, and writing what it brought. A
-/// read that fills the buffer says bulk ([`Burst::Bulk`], readiness kept);
-/// a shorter one means the socket had no more, and then its readiness is
-/// cleared as of before the read, as tokio's own `poll_read` does, so the
-/// next wait costs no `EAGAIN` read (a byte that came meanwhile raised a
-/// newer readiness, which stays).
-async fn copied(
+thread_local! {
+    /// The copying buffer, one per worker thread: a direction borrows it
+    /// only between a readiness wake-up and the write that follows, never
+    /// across an await (what the peer's window does not take at once is
+    /// copied out first).
+    static COPY_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; SMALL]);
+}
+
+/// What [`copy_now`] did.
+enum Copied {
+    /// The burst is over, as said (everything read was written).
+    Done(Burst),
+    /// Bytes `dst` did not take at once, to be written before the burst
+    /// (the second field) is over.
+    Rest(Vec<u8>, Burst),
+}
+
+/// A copying burst: most small requests are moved by [`copy_now`] with no
+/// await; only what `dst` cannot take at once waits, in a boxed future.
+async fn copy_burst(
     src: &TcpStream,
     dst: &TcpStream,
     on_read: &mut impl FnMut(usize),
     on_write: &mut impl FnMut(usize),
 ) -> io::Result<Burst> {
-    let mut buf = Vec::with_capacity(SMALL);
-    let full = buf.capacity();
+    match copy_now(src, dst, on_read, on_write)? {
+        Copied::Done(burst) => Ok(burst),
+        Copied::Rest(rest, burst) => {
+            Box::pin(write_rest(dst, &rest, on_write)).await?;
+            Ok(burst)
+        }
+    }
+}
+
+/// The copying path, a [`SMALL`]-byte read through the thread's buffer and
+/// a write of what `dst` takes now, with no await and no allocation unless
+/// `dst` is full (see [`copied`]).
+fn copy_now(
+    src: &TcpStream,
+    dst: &TcpStream,
+    on_read: &mut impl FnMut(usize),
+    on_write: &mut impl FnMut(usize),
+) -> io::Result<Copied> {
+    COPY_BUF.with_borrow_mut(|buf| copied(src, dst, buf, on_read, on_write))
+}
+
+/// One read through `buf` (a full one says bulk: [`Burst::Bulk`],
+/// readiness kept; a shorter one means the socket had no more, and then its
+/// readiness is cleared as of before the read, as tokio's own `poll_read`
+/// does, so the next wait costs no `EAGAIN` read; a byte that came
+/// meanwhile raised a newer readiness, which stays), and a write of what
+/// `dst` takes now. The rest is returned, copied out of `buf`.
+fn copied(
+    src: &TcpStream,
+    dst: &TcpStream,
+    buf: &mut [u8],
+    on_read: &mut impl FnMut(usize),
+    on_write: &mut impl FnMut(usize),
+) -> io::Result<Copied> {
+    let full = buf.len();
     let mut short = 0;
     let read = src.try_io(Interest::READABLE, || {
-        let n = src.try_read_buf(&mut buf)?;
+        let n = src.try_read(buf)?;
         if n > 0 && n < full {
             short = n;
             return Err(io::ErrorKind::WouldBlock.into());
@@ -224,18 +270,45 @@ async fn copied(
         Ok(n)
     });
     let n = match read {
-        Ok(0) => return Ok(Burst::Eof),
+        Ok(0) => return Ok(Copied::Done(Burst::Eof)),
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => short,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            return Ok(Burst::Drained { big: false });
+            return Ok(Copied::Done(Burst::Drained { big: false }));
         }
         Err(e) => return Err(e),
     };
     on_read(n);
+    let burst = if n == full {
+        Burst::Bulk
+    } else {
+        Burst::Drained { big: false }
+    };
     let mut at = 0;
     while at < n {
         match dst.try_write(&buf[at..n]) {
+            Ok(w) => {
+                at += w;
+                on_write(w);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(Copied::Rest(buf[at..n].to_vec(), burst));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Copied::Done(burst))
+}
+
+/// Writes what `dst` did not take at once, waiting for it to.
+async fn write_rest(
+    dst: &TcpStream,
+    rest: &[u8],
+    on_write: &mut impl FnMut(usize),
+) -> io::Result<()> {
+    let mut at = 0;
+    while at < rest.len() {
+        match dst.try_write(&rest[at..]) {
             Ok(w) => {
                 at += w;
                 on_write(w);
@@ -244,11 +317,7 @@ async fn copied(
             Err(e) => return Err(e),
         }
     }
-    Ok(if n == full {
-        Burst::Bulk
-    } else {
-        Burst::Drained { big: false }
-    })
+    Ok(())
 }
 
 /// One burst through `lease`'s pipe; see the module doc for when the
