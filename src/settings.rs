@@ -25,10 +25,13 @@ use std::time::Duration;
 use crate::kind::Proto;
 
 mod service_tls;
-pub use service_tls::{CertFiles, ServiceTls};
+pub use service_tls::{CertFiles, ServiceTls, WebTls};
 
 mod limits;
-pub use limits::{TcpLimits, UdpLimits};
+pub use limits::{Limits, TcpLimits, UdpLimits};
+
+mod kind_settings;
+pub use kind_settings::{AnySettings, KindSettings};
 
 mod map;
 

@@ -27,7 +27,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CertFiles, Config, ServiceTls, WebTls};
+use crate::settings::{CertFiles, ServiceTls, WebTls};
 
 /// How long a peer has to complete a TLS handshake, on every TLS port:
 /// well under a service's default `evict_idle_ms` (10 s), so a handshake
@@ -253,14 +253,13 @@ impl ServerTls {
 }
 
 /// The names a generated certificate is valid for: loopback, the
-/// dashboard's own address, and every `web.allowed_hosts` name.
-pub fn self_signed_names(config: &Config) -> Vec<String> {
+/// dashboard's own address (`web_ip`), and every `web.allowed_hosts` name.
+pub fn self_signed_names(web_ip: std::net::IpAddr, allowed_hosts: &[String]) -> Vec<String> {
     let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
-    let ip = config.web.listen.ip();
-    if !ip.is_unspecified() {
-        names.push(ip.to_string());
+    if !web_ip.is_unspecified() {
+        names.push(web_ip.to_string());
     }
-    for host in &config.web.allowed_hosts {
+    for host in allowed_hosts {
         names.push(strip_port(host).to_owned());
     }
     names.retain(|n| !n.is_empty());
@@ -331,6 +330,18 @@ pub fn ensure_self_signed(
     Ok((files, true))
 }
 
+/// What [`Certs::open`] loads: the dashboard's and each instance's TLS
+/// settings, and where and for which names a certificate is generated.
+pub struct Wanted<'a> {
+    /// Where the generated certificate lives.
+    pub data_dir: &'a Path,
+    /// The names a generated certificate is valid for ([`self_signed_names`]).
+    pub names: Vec<String>,
+    pub web: &'a WebTls,
+    /// Each instance's name and TLS setting.
+    pub services: Vec<(&'a str, &'a ServiceTls)>,
+}
+
 /// Every server certificate in use, shared by the dashboard and services.
 #[derive(Clone, Default)]
 pub struct Certs {
@@ -341,11 +352,11 @@ pub struct Certs {
 }
 
 impl Certs {
-    /// Loads (or generates) what `config` asks for.
+    /// Loads (or generates) what `wanted` asks for.
     ///
     /// # Errors
     /// A certificate that cannot be loaded or generated.
-    pub fn open(config: &Config) -> Result<Certs, TlsError> {
+    pub fn open(wanted: Wanted<'_>) -> Result<Certs, TlsError> {
         let mut certs = Certs {
             services: std::collections::HashMap::new(),
             ..Certs::default()
@@ -355,19 +366,19 @@ impl Certs {
             if let Some(tls) = &generated {
                 return Ok(Arc::clone(tls));
             }
-            let (files, created) = ensure_self_signed(&config.data_dir, self_signed_names(config))?;
+            let (files, created) = ensure_self_signed(wanted.data_dir, wanted.names.clone())?;
             let tls = ServerTls::load(&files)?;
             certs.generated = Some((files.cert, created));
             generated = Some(Arc::clone(&tls));
             Ok(tls)
         };
-        certs.web = match &config.web.tls {
+        certs.web = match wanted.web {
             WebTls::Off => None,
             WebTls::SelfSigned => Some(self_signed(&mut certs)?),
             WebTls::Files(files) => Some(ServerTls::load(files)?),
         };
-        for s in &config.services {
-            let tls = match &s.tls {
+        for (name, tls) in &wanted.services {
+            let tls = match tls {
                 ServiceTls::Off => None,
                 ServiceTls::Shared => match &certs.web {
                     Some(web) => Some(Arc::clone(web)),
@@ -375,7 +386,7 @@ impl Certs {
                 },
                 ServiceTls::Own(files) => Some(ServerTls::load(files)?),
             };
-            certs.services.insert(s.id.name().to_owned(), tls);
+            certs.services.insert((*name).to_owned(), tls);
         }
         Ok(certs)
     }

@@ -314,6 +314,7 @@ fn config_errors_name_the_key() {
 #[test]
 fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     use switchboard::config::overlay::{Overlay, validate};
+    use switchboard::service::registry::read as kinds;
     use switchboard::service::stdio::Settings;
     let settings: BTreeMap<String, String> = [
         ("listen", "127.0.0.1:0"),
@@ -323,8 +324,15 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .into();
     let allow = ["/usr/bin/bc".to_owned()];
-    let (config, table) =
-        validate("calc", "stdio", &settings, &toml::Table::new(), &allow).unwrap();
+    let (config, table) = validate(
+        kinds,
+        "calc",
+        "stdio",
+        &settings,
+        &toml::Table::new(),
+        &allow,
+    )
+    .unwrap();
     let env = &config.settings.get::<Settings>().unwrap().env;
     assert_eq!(env["TZ"], "UTC");
     // Written to services.toml and read back at the next start.
@@ -347,6 +355,7 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
         .unwrap();
     assert_eq!(&calc.settings.get::<Settings>().unwrap().env, env);
     let err = validate(
+        kinds,
         "calc",
         "stdio",
         &[("listen", "127.0.0.1:0"), ("argv", "bc")]
@@ -358,7 +367,7 @@ fn a_dashboard_instance_keeps_its_env_through_the_overlay() {
     .unwrap_err();
     assert_eq!(err.field.as_deref(), Some("argv"), "{}", err.message);
     // Not in stdio_allow: refused at argv, at the field and at start.
-    let err = validate("calc", "stdio", &settings, &toml::Table::new(), &[]).unwrap_err();
+    let err = validate(kinds, "calc", "stdio", &settings, &toml::Table::new(), &[]).unwrap_err();
     assert_eq!(err.field.as_deref(), Some("argv"), "{}", err.message);
     assert!(err.message.contains("stdio_allow"), "{}", err.message);
     let mut strict = Config::ephemeral(dir.path());

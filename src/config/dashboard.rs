@@ -50,22 +50,21 @@ fn same_program(a: &str, b: &str) -> bool {
 /// # Errors
 /// The first rule it breaks, naming its field.
 pub fn check(service: &ServiceConfig, stdio_allow: &[String]) -> Result<(), Refused> {
-    if let Some(stdio) = service.settings.get::<crate::service::stdio::Settings>() {
-        let program = stdio.argv.first().map(String::as_str).unwrap_or("");
-        if !stdio_allow.iter().any(|p| same_program(p, program)) {
-            let listed = if stdio_allow.is_empty() {
-                "none is listed".to_owned()
-            } else {
-                format!("listed: {}", stdio_allow.join(", "))
-            };
-            return Err(Refused {
-                field: "argv",
-                message: format!(
-                    "`{program}` is not in the config file's stdio_allow ({listed}): a stdio \
-                     instance added from the dashboard runs only the programs listed there"
-                ),
-            });
-        }
+    if let Some(program) = service.settings.program()
+        && !stdio_allow.iter().any(|p| same_program(p, program))
+    {
+        let listed = if stdio_allow.is_empty() {
+            "none is listed".to_owned()
+        } else {
+            format!("listed: {}", stdio_allow.join(", "))
+        };
+        return Err(Refused {
+            field: "argv",
+            message: format!(
+                "`{program}` is not in the config file's stdio_allow ({listed}): a stdio \
+                 instance added from the dashboard runs only the programs listed there"
+            ),
+        });
     }
     let exposed = match &service.listen {
         ListenAddr::Inet(a) => !a.ip().is_loopback(),

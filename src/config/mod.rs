@@ -9,6 +9,14 @@
 //! environment or the disk: `main` passes the file's text and the
 //! `SWITCHBOARD_*` variables in, so [`Config::resolve`] is a pure function.
 //!
+//! Config is a floor below the kinds: it reads the keys every instance has
+//! and hands the instance's section to a [`ReadKind`] it is given for the
+//! kind's own keys, holding the result as [`AnySettings`]. The one reader is
+//! `service::registry::read`, above config, which also supplies the entry
+//! points that need it ([`Config::resolve`], [`Config::default`],
+//! [`Config::ephemeral`], [`Config::keys`], [`ServiceConfig::builtin`]).
+//! Nothing here names a kind's module.
+//!
 //! Instances: `[services.<name>]` declares one, with `kind = "<kind>"`
 //! (defaulting to the name, so `[services.echo]` is the built-in echo). The
 //! seven built-in instances always exist (set `enabled = false` to keep one
@@ -24,13 +32,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::kind::{Proto, ServiceId, ServiceKind, check_name, known_kinds};
-use crate::service::{KindConfig, Limits};
 use crate::settings::{Layers, Section};
 
 pub use crate::settings::{
-    CertFiles, ConfigError, FileSource, ListenAddr, Origin, Secret, ServiceTls, TcpLimits,
-    UdpLimits, env_name,
+    AnySettings, CertFiles, ConfigError, FileSource, KindSettings, Limits, ListenAddr, Origin,
+    Secret, ServiceTls, TcpLimits, UdpLimits, env_name,
 };
+
+/// Reads a kind's own keys from an instance's section: given to config by
+/// the registry above it (`service::registry::read`).
+pub type ReadKind = fn(ServiceKind, &Section<'_>) -> Result<AnySettings, ConfigError>;
 pub use web::{SecureCookie, WebConfig, WebTls};
 
 /// Where an instance is defined.
@@ -56,8 +67,8 @@ pub struct ServiceConfig {
     pub tls: ServiceTls,
     /// The limits of its protocol.
     pub limits: Limits,
-    /// Its kind's own settings.
-    pub settings: KindConfig,
+    /// Its kind's own settings (`settings.get::<exec::Settings>()`).
+    pub settings: AnySettings,
     /// The wire inspector's keys (`capture`, `capture_bytes`).
     pub capture: CaptureConfig,
     /// `public = true`: a dashboard instance of a kind with no
@@ -97,10 +108,14 @@ impl CaptureConfig {
 
 impl ServiceConfig {
     /// The built-in instance of `kind`, with every default.
-    pub fn builtin(kind: ServiceKind) -> ServiceConfig {
+    pub fn builtin_with(kinds: ReadKind, kind: ServiceKind) -> ServiceConfig {
         let layers = Layers::new(None, &BTreeMap::new(), &[]).expect("no layers: nothing to parse");
-        ServiceConfig::read(kind.name(), &layers.section(&format!("services.{kind}")))
-            .expect("the built-in defaults are valid")
+        ServiceConfig::read(
+            kinds,
+            kind.name(),
+            &layers.section(&format!("services.{kind}")),
+        )
+        .expect("the built-in defaults are valid")
     }
 
     /// Reads instance `name` from its section: `kind`, `listen`, `enabled`,
@@ -108,7 +123,11 @@ impl ServiceConfig {
     ///
     /// # Errors
     /// A bad name, kind or value, naming the key.
-    pub fn read(name: &str, s: &Section<'_>) -> Result<ServiceConfig, ConfigError> {
+    pub fn read(
+        kinds: ReadKind,
+        name: &str,
+        s: &Section<'_>,
+    ) -> Result<ServiceConfig, ConfigError> {
         check_name(name).map_err(|why| s.bad("kind", why))?;
         let kind = match s.opt_str("kind")? {
             Some(k) => k
@@ -145,7 +164,7 @@ impl ServiceConfig {
                 Proto::Tcp => Limits::Tcp(TcpLimits::read(s)?),
                 Proto::Udp => Limits::Udp(UdpLimits::read(s)?),
             },
-            settings: KindConfig::read(kind, s)?,
+            settings: kinds(kind, s)?,
             capture: CaptureConfig::read(s)?,
             public: s.bool("public", false)?,
         })
@@ -156,7 +175,7 @@ impl ServiceConfig {
     ///
     /// # Panics
     /// When the instance is of another kind: a caller's bug.
-    pub fn settings_mut<K: crate::service::registry::OfKind>(&mut self) -> &mut K {
+    pub fn settings_mut<K: KindSettings>(&mut self) -> &mut K {
         let id = self.id.clone();
         self.settings
             .get_mut::<K>()
@@ -217,6 +236,9 @@ pub struct Config {
     /// `stdio_allow`: the programs (absolute paths) a stdio instance added
     /// from the dashboard may run (see [`dashboard`]).
     pub stdio_allow: Vec<String>,
+    /// The reader of the kinds' own keys this config was read with, for
+    /// the instances `services.toml` adds ([`overlay::Overlay::apply`]).
+    pub kinds: ReadKind,
 }
 
 /// Environment variables read by `main` itself rather than mapped to keys.
@@ -271,13 +293,14 @@ impl Config {
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad key.
-    pub fn resolve(
+    pub fn resolve_with(
+        kinds: ReadKind,
         file: Option<FileSource<'_>>,
         env: &BTreeMap<String, String>,
         flags: &[String],
     ) -> Result<Config, ConfigError> {
         let layers = Layers::new(file, env, flags)?;
-        let mut config = Config::read(&layers)?;
+        let mut config = Config::read(kinds, &layers)?;
         config.warnings = layers.finish(&[
             ENV_CONFIG,
             ENV_ADMIN_PASSWORD,
@@ -291,15 +314,15 @@ impl Config {
     /// Every key the built-in instances and the dashboard have (an added
     /// instance has its kind's keys under its own name), as declared by the
     /// code that reads them.
-    pub fn keys() -> Vec<String> {
+    pub fn keys_with(kinds: ReadKind) -> Vec<String> {
         let layers = Layers::new(None, &BTreeMap::new(), &[]).expect("no layers: nothing to parse");
-        let _ = Config::read(&layers);
+        let _ = Config::read(kinds, &layers);
         layers.read_keys()
     }
 
-    fn read(layers: &Layers) -> Result<Config, ConfigError> {
+    fn read(kinds: ReadKind, layers: &Layers) -> Result<Config, ConfigError> {
         let root = layers.root();
-        let defaults = Config::default();
+        let defaults = Config::defaults_with(kinds);
         let data_dir = root.path("data_dir", &defaults.data_dir)?;
         let key = match root.opt_str("key")? {
             Some(k) if k.is_empty() => return Err(root.bad("key", "must not be empty")),
@@ -317,7 +340,9 @@ impl Config {
         }
         let services = names
             .iter()
-            .map(|name| ServiceConfig::read(name, &layers.section(&format!("services.{name}"))))
+            .map(|name| {
+                ServiceConfig::read(kinds, name, &layers.section(&format!("services.{name}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let shutdown_grace = root.ms("shutdown_grace_ms", defaults.shutdown_grace, 0, 600_000)?;
         let capture_total_bytes = root.usize(
@@ -366,10 +391,10 @@ impl Config {
 
     /// Every service on 127.0.0.1 port 0 (an ephemeral port) with `data_dir`:
     /// what tests start from.
-    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Config {
+    pub fn ephemeral_with(kinds: ReadKind, data_dir: impl Into<PathBuf>) -> Config {
         let mut config = Config {
             data_dir: data_dir.into(),
-            ..Config::default()
+            ..Config::defaults_with(kinds)
         };
         for s in &mut config.services {
             s.listen = ListenAddr::loopback(0);
@@ -377,18 +402,16 @@ impl Config {
         config.web.listen = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
         config
     }
-}
 
-impl Default for Config {
     /// The built-in defaults: every built-in instance enabled on loopback at its port.
-    fn default() -> Self {
+    pub fn defaults_with(kinds: ReadKind) -> Self {
         Config {
             data_dir: PathBuf::from("switchboard-data"),
             key: None,
             web: WebConfig::default(),
             services: ServiceKind::BUILTIN
                 .iter()
-                .map(|&kind| ServiceConfig::builtin(kind))
+                .map(|&kind| ServiceConfig::builtin_with(kinds, kind))
                 .collect(),
             shutdown_grace: Duration::from_secs(5),
             capture_total_bytes: crate::capture::DEFAULT_TOTAL_BYTES,
@@ -397,6 +420,7 @@ impl Default for Config {
             warnings: Vec::new(),
             keep_going: false,
             stdio_allow: Vec::new(),
+            kinds,
         }
     }
 }

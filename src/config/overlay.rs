@@ -60,6 +60,7 @@ impl FieldError {
 /// # Errors
 /// A [`FieldError`] naming the field at fault.
 pub fn validate(
+    kinds: super::ReadKind,
     name: &str,
     kind: &str,
     settings: &BTreeMap<String, String>,
@@ -95,7 +96,7 @@ pub fn validate(
     });
     let layers = Layers::new(file, &BTreeMap::new(), &flags)
         .map_err(|e| FieldError::from_config(name, e))?;
-    let mut config = ServiceConfig::read(name, &layers.section(&format!("services.{name}")))
+    let mut config = ServiceConfig::read(kinds, name, &layers.section(&format!("services.{name}")))
         .map_err(|e| FieldError::from_config(name, e))?;
     super::dashboard::check(&config, stdio_allow).map_err(|r| FieldError {
         field: Some(r.field.to_owned()),
@@ -134,7 +135,7 @@ fn typed_file(name: &str, typed: &toml::Table) -> Result<Option<String>, FieldEr
 
 /// The keys an instance of `kind` takes besides `kind`: `listen` and
 /// `enabled` first, then the rest by name. What the dashboard's form offers.
-pub fn keys_of(kind: ServiceKind) -> Vec<String> {
+pub fn keys_of(kinds: super::ReadKind, kind: ServiceKind) -> Vec<String> {
     let name = "x";
     let flags = [
         format!("services.{name}.kind={kind}"),
@@ -145,7 +146,7 @@ pub fn keys_of(kind: ServiceKind) -> Vec<String> {
     };
     // Only kinds that need more than an address could fail here; the keys
     // they declare before failing are still listed.
-    let _ = ServiceConfig::read(name, &layers.section(&format!("services.{name}")));
+    let _ = ServiceConfig::read(kinds, name, &layers.section(&format!("services.{name}")));
     let prefix = format!("services.{name}.");
     let mut keys: Vec<String> = layers
         .read_keys()
@@ -274,8 +275,11 @@ impl Overlay {
                 &BTreeMap::new(),
                 &[],
             )?;
-            let mut instance =
-                ServiceConfig::read(name, &layers.section(&format!("services.{name}")))?;
+            let mut instance = ServiceConfig::read(
+                config.kinds,
+                name,
+                &layers.section(&format!("services.{name}")),
+            )?;
             layers.finish(&[])?;
             super::dashboard::check(&instance, &config.stdio_allow).map_err(|r| {
                 ConfigError::BadValue {
@@ -316,6 +320,8 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Unit tests may reach up: the kinds' reader, which config is given.
+    use crate::service::registry::read as kinds;
 
     fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -327,6 +333,7 @@ mod tests {
     #[test]
     fn a_submitted_instance_is_checked_by_the_config_reader() {
         let (config, table) = validate(
+            kinds,
             "echo-9",
             "echo",
             &settings(&[("listen", "127.0.0.1:9100"), ("max_connections", "7")]),
@@ -359,8 +366,15 @@ mod tests {
             ),
             ("ok", "time", vec![("listen", "1"), ("tls", "true")], "tls"),
         ] {
-            let err =
-                validate(name, kind, &settings(&pairs), &toml::Table::new(), &[]).unwrap_err();
+            let err = validate(
+                kinds,
+                name,
+                kind,
+                &settings(&pairs),
+                &toml::Table::new(),
+                &[],
+            )
+            .unwrap_err();
             assert_eq!(
                 err.field.as_deref(),
                 Some(field),
@@ -383,6 +397,7 @@ mod tests {
     fn the_overlay_round_trips_and_applies() {
         let dir = tempfile::tempdir().unwrap();
         let (_, table) = validate(
+            kinds,
             "echo-9",
             "echo",
             &settings(&[("listen", "127.0.0.1:0"), ("idle_timeout_ms", "900")]),
@@ -422,13 +437,13 @@ mod tests {
 
     #[test]
     fn form_keys_follow_the_kind() {
-        let echo = keys_of(ServiceKind::Echo);
+        let echo = keys_of(kinds, ServiceKind::Echo);
         assert_eq!(echo.first().map(String::as_str), Some("listen"));
         assert!(echo.iter().any(|k| k == "idle_timeout_ms"));
         assert!(!echo.iter().any(|k| k == "peer_rate"));
-        let exec = keys_of(ServiceKind::Exec);
+        let exec = keys_of(kinds, ServiceKind::Exec);
         assert!(exec.iter().any(|k| k == "allow"));
-        let time = keys_of(ServiceKind::Time);
+        let time = keys_of(kinds, ServiceKind::Time);
         assert!(time.iter().any(|k| k == "max_reply_bytes"));
         assert!(!time.iter().any(|k| k == "tls"));
     }

@@ -6,10 +6,10 @@ use std::path::Path;
 mod instances;
 
 fn exec(c: &Config) -> &crate::service::exec::Settings {
-    match &c.service("exec").unwrap().settings {
-        KindConfig::Exec(e) => e,
-        other => panic!("exec is {other:?}"),
-    }
+    let settings = &c.service("exec").unwrap().settings;
+    settings
+        .get()
+        .unwrap_or_else(|| panic!("exec is {settings:?}"))
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -5,18 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kind::Proto;
+pub use crate::settings::WebTls;
 use crate::settings::{CertFiles, ConfigError, ListenAddr, Section};
-
-/// Whether and how the dashboard speaks HTTPS (`web.tls`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebTls {
-    /// Plain HTTP: for loopback, or behind a proxy that terminates TLS.
-    Off,
-    /// A certificate generated in `data_dir` on first start.
-    SelfSigned,
-    /// The PEM files `web.tls_cert` and `web.tls_key`.
-    Files(CertFiles),
-}
 
 /// The dashboard's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,8 +102,8 @@ pub struct Settings {
 
 /// Whether an instance needs the process's HMAC key: `files`, and `exec`
 /// on its own framing (the tutorial framings have `auth_key`).
-pub fn needs_key(settings: &super::registry::KindConfig) -> bool {
-    match settings.kind() {
+pub fn needs_key(kind: crate::kind::ServiceKind, settings: &crate::settings::AnySettings) -> bool {
+    match kind {
         crate::kind::ServiceKind::Files => true,
         crate::kind::ServiceKind::Exec => settings
             .get::<Settings>()

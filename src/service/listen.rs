@@ -23,7 +23,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio_util::either::Either;
 
-use crate::config::ListenAddr;
+use crate::settings::ListenAddr;
 use crate::tls::ServerTls;
 
 /// Listen backlog: the kernel caps it at `net.core.somaxconn` anyway.

@@ -56,6 +56,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::AuditLog;
 use crate::kind::ServiceId;
+pub use crate::settings::Limits;
 use crate::settings::{ConfigError, ListenAddr, Secret, Section, TcpLimits, UdpLimits};
 use crate::stats::Stats;
 use crate::sync::lock;
@@ -64,7 +65,6 @@ use crate::users::Users;
 pub use accept::HANDSHAKE_TIMEOUT;
 pub use listen::{Peer, bind_failure};
 pub use login::MAX_LINE as LOGIN_MAX_LINE;
-pub use registry::KindConfig;
 
 /// One kind of service: its settings, read from its own keys, and how it
 /// serves a bound socket.
@@ -79,6 +79,12 @@ pub trait Kind: Sized + Send + 'static {
     /// # Errors
     /// A bad value, naming the key and where it came from.
     fn read(section: &Section<'_>) -> Result<Self, ConfigError>;
+
+    /// The program an instance runs, when it runs one (stdio); see
+    /// [`crate::settings::KindSettings::program`].
+    fn program(&self) -> Option<&str> {
+        None
+    }
 
     /// Serves `socket` until `ctx.cancel` fires.
     fn run(
@@ -155,13 +161,6 @@ impl Bind for tokio::net::UdpSocket {
             Limits::Tcp(_) => UdpLimits::default(),
         }
     }
-}
-
-/// An instance's limits: those of its protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Limits {
-    Tcp(TcpLimits),
-    Udp(UdpLimits),
 }
 
 /// What the process shares with every service: accounts, the audit log, the

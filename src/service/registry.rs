@@ -1,19 +1,28 @@
 //! The kinds, wired: generated from the one list in `kind.rs`
 //! (`for_each_kind!`), whose line for a kind names its module here.
 //!
-//! From that list come [`KindConfig`] (an instance's kind-specific
-//! settings), reading them from an instance's section, and starting one.
-//! Both match on [`ServiceKind`] / [`KindConfig`] without a catch-all arm:
-//! a kind added to `kind.rs` and not here is a compile error, not a panic
-//! at start.
+//! From that list come [`read`] (an instance's kind-specific settings from
+//! its section, boxed as [`AnySettings`] for config, which sits below the
+//! kinds and never names them) and [`launch`] (starting one). Both match on
+//! [`ServiceKind`] without a catch-all arm: a kind added to `kind.rs` and
+//! not here is a compile error, not a panic at start.
+//!
+//! Also here: the entry points of `config` that need the kinds
+//! (`Config::resolve`, `Config::default`, `Config::ephemeral`,
+//! `Config::keys`, `ServiceConfig::builtin`), each passing [`read`] to
+//! config's `*_with` function, so config's own code never calls up.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use super::{Bind, Kind, Limits, ServiceCtx, ServiceError};
+use crate::config::{Config, ServiceConfig};
 use crate::kind::ServiceKind;
-use crate::settings::{ConfigError, ListenAddr, Section};
+use crate::settings::{AnySettings, ConfigError, FileSource, KindSettings, ListenAddr, Section};
 
 /// A started service's future, and the address it is bound to.
 pub type Launched = (
@@ -30,7 +39,7 @@ pub struct Launch<'a> {
 }
 
 /// Binds `K`'s socket and returns its running future.
-fn launch<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
+fn launch_kind<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
     let (socket, local) = K::Socket::bind(how.listen, how.tls)?;
     // A duplicate for a reload or an upgrade to find, dropped right after
     // the service (and so its listener) ends.
@@ -60,76 +69,93 @@ fn launch<K: Kind>(settings: K, how: Launch<'_>) -> std::io::Result<Launched> {
 
 macro_rules! registry {
     ($($variant:ident => $name:literal, $proto:ident, $port:expr, $module:ident;)+) => {
-        /// An instance's kind and its kind's own settings.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum KindConfig {
-            $($variant(super::$module::Settings),)+
+        /// Reads `kind`'s own keys from an instance's section: the reader
+        /// config is given ([`crate::config::ReadKind`]).
+        ///
+        /// # Errors
+        /// A bad value, naming the key.
+        pub fn read(kind: ServiceKind, section: &Section<'_>) -> Result<AnySettings, ConfigError> {
+            Ok(match kind {
+                $(ServiceKind::$variant => {
+                    AnySettings::new(<super::$module::Settings as Kind>::read(section)?)
+                })+
+            })
         }
 
-        impl KindConfig {
-            /// Reads `kind`'s own keys from an instance's section.
-            ///
-            /// # Errors
-            /// A bad value, naming the key.
-            pub fn read(kind: ServiceKind, section: &Section<'_>) -> Result<Self, ConfigError> {
-                Ok(match kind {
-                    $(ServiceKind::$variant => {
-                        KindConfig::$variant(<super::$module::Settings as Kind>::read(section)?)
-                    })+
-                })
-            }
-
-            pub fn kind(&self) -> ServiceKind {
-                match self {
-                    $(KindConfig::$variant(_) => ServiceKind::$variant,)+
-                }
-            }
-
-            /// The settings of kind `K`, if this is one.
-            pub fn get<K: OfKind>(&self) -> Option<&K> {
-                K::of(self)
-            }
-
-            /// The settings of kind `K`, if this is one, for changing them.
-            pub fn get_mut<K: OfKind>(&mut self) -> Option<&mut K> {
-                K::of_mut(self)
-            }
-
-            /// Binds the instance's socket and returns its running future.
-            ///
-            /// # Errors
-            /// The bind failed.
-            pub fn launch(self, how: Launch<'_>) -> std::io::Result<Launched> {
-                match self {
-                    $(KindConfig::$variant(s) => launch(s, how),)+
-                }
+        /// Binds an instance's socket and returns its running future.
+        ///
+        /// # Errors
+        /// The bind failed, or `settings` are not of `kind` (a caller's bug,
+        /// reported rather than panicking the supervisor).
+        pub fn launch(
+            kind: ServiceKind,
+            settings: &AnySettings,
+            how: Launch<'_>,
+        ) -> std::io::Result<Launched> {
+            match kind {
+                $(ServiceKind::$variant => launch_kind(
+                    settings
+                        .get::<super::$module::Settings>()
+                        .cloned()
+                        .ok_or_else(|| other_kind(kind))?,
+                    how,
+                ),)+
             }
         }
 
-        $(impl OfKind for super::$module::Settings {
-            fn of(config: &KindConfig) -> Option<&Self> {
-                match config {
-                    KindConfig::$variant(s) => Some(s),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                }
-            }
-
-            fn of_mut(config: &mut KindConfig) -> Option<&mut Self> {
-                match config {
-                    KindConfig::$variant(s) => Some(s),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                }
+        $(impl KindSettings for super::$module::Settings {
+            fn program(&self) -> Option<&str> {
+                <Self as Kind>::program(self)
             }
         })+
     };
 }
 
-/// A kind's settings type, found in a [`KindConfig`].
-pub trait OfKind: Sized {
-    fn of(config: &KindConfig) -> Option<&Self>;
-    fn of_mut(config: &mut KindConfig) -> Option<&mut Self>;
+fn other_kind(kind: ServiceKind) -> std::io::Error {
+    std::io::Error::other(format!("the settings are not those of a {kind} instance"))
 }
 
 crate::kind::for_each_kind!(registry);
+
+// The entry points of config that need the kinds: config sits below the
+// kinds and takes the reader as a parameter (`*_with`); these pass `read`.
+
+impl Config {
+    /// [`Config::resolve_with`] the kinds' reader: the merged config.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn resolve(
+        file: Option<FileSource<'_>>,
+        env: &BTreeMap<String, String>,
+        flags: &[String],
+    ) -> Result<Config, ConfigError> {
+        Config::resolve_with(read, file, env, flags)
+    }
+
+    /// Every key the built-in instances and the dashboard have, as declared
+    /// by the code that reads them.
+    pub fn keys() -> Vec<String> {
+        Config::keys_with(read)
+    }
+
+    /// Every service on 127.0.0.1 port 0 (an ephemeral port) with
+    /// `data_dir`: what tests start from.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>) -> Config {
+        Config::ephemeral_with(read, data_dir)
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults: every built-in instance enabled on loopback at its port.
+    fn default() -> Self {
+        Config::defaults_with(read)
+    }
+}
+
+impl ServiceConfig {
+    /// The built-in instance of `kind`, with every default.
+    pub fn builtin(kind: ServiceKind) -> ServiceConfig {
+        ServiceConfig::builtin_with(read, kind)
+    }
+}

@@ -112,6 +112,10 @@ fn check_argv(argv: &[String]) -> Result<(), String> {
 impl Kind for Settings {
     type Socket = Listener;
 
+    fn program(&self) -> Option<&str> {
+        Some(self.argv.first().map_or("", String::as_str))
+    }
+
     fn read(s: &Section<'_>) -> Result<Self, ConfigError> {
         // Every key is declared before `argv` is checked, so a form that
         // lists an instance's keys sees them all.

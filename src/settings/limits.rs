@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// An instance's limits: those of its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Limits {
+    Tcp(TcpLimits),
+    Udp(UdpLimits),
+}
+
 /// Limits a TCP peer can run into; every TCP kind has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpLimits {

@@ -1,4 +1,5 @@
-//! Whether a TCP instance speaks TLS, and with which certificate files.
+//! Whether a TCP instance or the dashboard speaks TLS, and with which
+//! certificate files.
 
 use super::*;
 
@@ -7,6 +8,17 @@ use super::*;
 pub struct CertFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// Whether and how the dashboard speaks HTTPS (`web.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebTls {
+    /// Plain HTTP: for loopback, or behind a proxy that terminates TLS.
+    Off,
+    /// A certificate generated in `data_dir` on first start.
+    SelfSigned,
+    /// The PEM files `web.tls_cert` and `web.tls_key`.
+    Files(CertFiles),
 }
 
 /// Whether and with which certificate a TCP service speaks TLS.

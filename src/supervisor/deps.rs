@@ -51,7 +51,19 @@ impl Deps {
                 }
             })?,
             key: config.key.clone(),
-            tls: crate::tls::Certs::open(config)?,
+            tls: crate::tls::Certs::open(crate::tls::Wanted {
+                data_dir: &config.data_dir,
+                names: crate::tls::self_signed_names(
+                    config.web.listen.ip(),
+                    &config.web.allowed_hosts,
+                ),
+                web: &config.web.tls,
+                services: config
+                    .services
+                    .iter()
+                    .map(|s| (s.id.name(), &s.tls))
+                    .collect(),
+            })?,
             toxics: crate::toxic::Toxics::new(),
             chats: crate::service::chat_hub::ChatHub::default(),
         })

@@ -326,7 +326,7 @@ impl Supervisor {
             (st.config.clone(), st.generation)
         };
         // exec's tutorial framings check clients their own way (`auth_key`).
-        let needs_key = crate::service::exec::needs_key(&config.settings);
+        let needs_key = crate::service::exec::needs_key(id.kind(), &config.settings);
         if needs_key && self.inner.resources.key.is_none() {
             self.fail(slot, "no HMAC key configured".to_owned());
             return Err(ServiceError::NoKey(id));
@@ -355,12 +355,16 @@ impl Supervisor {
             resources: self.inner.resources.clone(),
         };
         let conns = ctx.tasks.clone();
-        let launched = config.settings.launch(Launch {
-            listen: &config.listen,
-            tls: slot.tls.clone(),
-            limits: &config.limits,
-            ctx,
-        });
+        let launched = crate::service::registry::launch(
+            id.kind(),
+            &config.settings,
+            Launch {
+                listen: &config.listen,
+                tls: slot.tls.clone(),
+                limits: &config.limits,
+                ctx,
+            },
+        );
         let (fut, local) = match launched {
             Ok(launched) => launched,
             Err(source) => {

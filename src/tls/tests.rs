@@ -15,15 +15,13 @@ fn pins_parse_with_or_without_colons_and_refuse_garbage() {
 
 #[test]
 fn names_cover_loopback_listen_and_allowed_hosts() {
-    let mut config = Config::default();
-    config.web.listen = "192.0.2.7:8443".parse().unwrap();
-    config.web.allowed_hosts = vec![
+    let allowed_hosts = vec![
         "dash.example:8443".into(),
         "[2001:db8::1]:8443".into(),
         "LOCALHOST".into(),
     ];
     assert_eq!(
-        self_signed_names(&config),
+        self_signed_names("192.0.2.7".parse().unwrap(), &allowed_hosts),
         [
             "localhost",
             "127.0.0.1",

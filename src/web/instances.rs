@@ -43,7 +43,7 @@ pub async fn kinds(_: Viewer) -> Json<Vec<KindInfo>> {
             .map(|&kind| KindInfo {
                 kind,
                 proto: kind.proto(),
-                keys: overlay::keys_of(kind),
+                keys: overlay::keys_of(crate::service::registry::read, kind),
             })
             .collect(),
     )
@@ -260,8 +260,15 @@ pub(super) async fn add_instance(
     let _one_at_a_time = state.inner.instance_edits.lock().await;
     let sub = split(settings)?;
     let allow = state.supervisor().stdio_allow().to_vec();
-    let (config, table) =
-        overlay::validate(name, kind, &sub.text, &sub.typed, &allow).map_err(invalid)?;
+    let (config, table) = overlay::validate(
+        crate::service::registry::read,
+        name,
+        kind,
+        &sub.text,
+        &sub.typed,
+        &allow,
+    )
+    .map_err(invalid)?;
     let sup = state.supervisor();
     if sup.id(name).is_some() {
         return Err(start_failure(ServiceError::Exists(name.to_owned())));
@@ -346,8 +353,15 @@ pub(super) async fn edit_instance(
     let saved = state.overlay()?.services.remove(name).unwrap_or_default();
     secrets::keep_unchanged(&mut settings, &saved);
     let allow = sup.stdio_allow().to_vec();
-    let (config, table) =
-        overlay::validate(name, &kind, &settings.text, &settings.typed, &allow).map_err(invalid)?;
+    let (config, table) = overlay::validate(
+        crate::service::registry::read,
+        name,
+        &kind,
+        &settings.text,
+        &settings.typed,
+        &allow,
+    )
+    .map_err(invalid)?;
     let _ = sup.remove(name).await;
     if let Err(e) = sup.add(config).await {
         // Back as it was: the edit is refused, the instance keeps running.
@@ -438,7 +452,7 @@ pub(super) fn settings_of(state: &AppState, name: &str) -> Result<InstanceSettin
     settings.insert("listen".into(), config.listen.to_string());
     settings.insert("enabled".into(), config.enabled.to_string());
     let editable = match config.source {
-        Source::Dashboard => overlay::keys_of(config.id.kind()),
+        Source::Dashboard => overlay::keys_of(crate::service::registry::read, config.id.kind()),
         _ => vec!["enabled".to_owned()],
     };
     Ok(InstanceSettings {

@@ -60,7 +60,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::audit::AuditLog;
 use crate::config::{Config, Secret, WebConfig};
 use crate::ratelimit::FailureLimit;
-use crate::service::KindConfig;
+use crate::service::{exec, files};
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use crate::supervisor::Supervisor;
@@ -151,16 +151,25 @@ impl AppState {
                 key: config.key.clone(),
                 data_dir: config.data_dir.clone(),
                 instance_edits: tokio::sync::Mutex::new(()),
-                files_max: match config.service("files").map(|s| &s.settings) {
-                    Some(KindConfig::Files(f)) => f.max_file_bytes,
+                files_max: match config
+                    .service("files")
+                    .and_then(|s| s.settings.get::<files::Settings>())
+                {
+                    Some(f) => f.max_file_bytes,
                     _ => crate::service::files::Settings::default().max_file_bytes,
                 },
-                files_folder: match config.service("files").map(|s| &s.settings) {
-                    Some(KindConfig::Files(f)) => f.folder.clone(),
+                files_folder: match config
+                    .service("files")
+                    .and_then(|s| s.settings.get::<files::Settings>())
+                {
+                    Some(f) => f.folder.clone(),
                     _ => None,
                 },
-                exec_settings: match config.service("exec").map(|s| &s.settings) {
-                    Some(KindConfig::Exec(e)) => e.clone(),
+                exec_settings: match config
+                    .service("exec")
+                    .and_then(|s| s.settings.get::<exec::Settings>())
+                {
+                    Some(e) => e.clone(),
                     _ => crate::service::exec::Settings::default(),
                 },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),

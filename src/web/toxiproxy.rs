@@ -30,7 +30,6 @@ use super::error::WebError;
 use super::instances::{self, Submission};
 use super::toxics::{By, ToxicOpError};
 use crate::kind::ServiceKind;
-use crate::service::KindConfig;
 use crate::toxic::input::ToxicInput;
 use crate::toxic::{ToxicError, ToxicJson};
 
@@ -224,7 +223,7 @@ fn proxy_names(state: &AppState) -> Vec<String> {
 fn proxy_json(state: &AppState, name: &str) -> Result<ProxyJson, ApiError> {
     let sup = state.supervisor();
     let config = sup.config_of(name).ok_or_else(ApiError::proxy_not_found)?;
-    let KindConfig::TcpProxy(settings) = &config.settings else {
+    let Some(settings) = config.settings.get::<crate::service::tcp_proxy::Settings>() else {
         return Err(ApiError::proxy_not_found());
     };
     let listen = sup

@@ -36,7 +36,6 @@ use serde_json::json;
 use super::AppState;
 use super::session::{Admin, Operator, Session, Viewer};
 use crate::config::Config;
-use crate::service::KindConfig;
 use crate::shutdown::Shutdown;
 use crate::stats::EventKind;
 use crate::store::partial::{self, New, Partial, PartialError, Partials, State as Held};
@@ -66,8 +65,11 @@ impl Uploads {
         audit: crate::audit::AuditLog,
         shutdown: &Shutdown,
     ) -> Uploads {
-        let files = match config.service("files").map(|s| &s.settings) {
-            Some(KindConfig::Files(f)) => f.clone(),
+        let files = match config
+            .service("files")
+            .and_then(|s| s.settings.get::<crate::service::files::Settings>())
+        {
+            Some(f) => f.clone(),
             _ => crate::service::files::Settings::default(),
         };
         let partials = match &files.folder {
