@@ -73,6 +73,7 @@ pub(super) fn services() -> Routes {
             "/api/v1/services/{name}",
             get(api::service)
                 .put(instances::edit)
+                .patch(instances::patch)
                 .delete(instances::remove),
         )
         .route("/api/v1/services/{name}/settings", get(instances::settings))
