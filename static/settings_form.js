@@ -41,7 +41,7 @@ function hintFor(key) {
   const parts = [key.description];
   if (key.type === 'int') parts.push(`${key.min}–${key.max}; default ${key.default}.`);
   if (key.type === 'duration') {
-    parts.push(`${duration(key.min)} to ${duration(key.max)}; default ${duration(key.default)} (${key.default} ms).`);
+    parts.push(`Milliseconds, ${key.min}–${key.max} (up to ${duration(key.max)}); default ${key.default} (${duration(key.default)}).`);
   }
   if (key.type === 'path' && key.default) parts.push(`Default ${key.default}.`);
   if (key.type === 'list') parts.push('One per line.');
@@ -90,7 +90,8 @@ export function fields(info, values, editing) {
   return (info ? info.keys : []).map((key) => {
     const text = values ? values[key.key] : undefined;
     const control = input(key, text, editing);
-    const label = key.type === 'duration' ? `${key.key} (ms)` : key.key;
+    // The unit is in the name (`_ms`) and said again in the hint.
+    const label = key.key;
     const hint = el('span', { class: 'hint', id: `hint-${key.key}` }, hintFor(key));
     const error = el('span', { class: 'field-error', 'data-error-for': key.key, hidden: true });
     const wrap = key.type === 'bool'

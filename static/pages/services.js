@@ -2,10 +2,7 @@
 import { $, $$, api, toast, el, start } from '../app.js';
 import { initToxics } from './toxics.js';
 import { fields as settingFields, collect } from '../settings_form.js';
-
-// A message that outlives the reload after a change, so it is seen.
-const FLASH = 'switchboard-services-flash';
-const done = (message) => { sessionStorage.setItem(FLASH, message); location.reload(); };
+import { initRows, showFlash, done } from '../service_rows.js';
 
 function initServices() {
   const form = $('#instance-form');
@@ -114,8 +111,8 @@ function initServices() {
 }
 
 start(() => {
-  const flash = sessionStorage.getItem(FLASH);
-  if (flash) { sessionStorage.removeItem(FLASH); toast(flash); }
+  showFlash();
+  initRows();
   initServices();
   initToxics();
 });
