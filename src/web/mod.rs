@@ -36,6 +36,7 @@ mod metrics;
 mod pages;
 mod relay;
 mod reload;
+mod replay_target;
 mod routes;
 mod server;
 pub mod session;
