@@ -930,6 +930,7 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "13-audit", "//table[@id='audit']//tbody/tr"),
+        ("/captures", "16-captures", "//h1[.='Captures']"),
         ("/chat", "14-chat", "//p[@id='chat-none']"),
         (
             "/tutorials",
@@ -1242,6 +1243,7 @@ async fn assert_no_axe_violations(screen: Screen) {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "//table[@id='audit']//tbody/tr"),
+        ("/captures", "//h1[.='Captures']"),
         ("/chat", "//p[@id='chat-none']"),
         ("/tutorials", "//table[@id='tutorials']//tbody/tr"),
     ];

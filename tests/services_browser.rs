@@ -483,3 +483,108 @@ async fn a_row_shows_running_and_enabled_apart_switches_capture_and_opens_its_lo
         found.join("\n")
     );
 }
+
+/// Whether the page is no wider than its window (nothing past the edge).
+async fn fits(browser: &Client) -> (u64, u64) {
+    let sizes = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_replay() {
+    let Some(o) = open(&[("SWITCHBOARD_ECHO_CAPTURE", "true")]).await else {
+        return;
+    };
+    let Some(axe) = axe_source() else { return };
+    let b = &o.browser;
+    let mut echo = TcpStream::connect(o.served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo.write_all(b"kept after close\n").await.unwrap();
+    let mut got = [0u8; 17];
+    guard("echo's answer", echo.read_exact(&mut got))
+        .await
+        .unwrap();
+    drop(echo);
+
+    // Reached from the navigation; the closed connection is listed.
+    b.set_window_size(1440, 900).await.unwrap();
+    services_page(&o).await;
+    click(b, "//a[@id='nav-captures']").await;
+    wait_for(b, "the page's script", "//body[@data-ready='true']").await;
+    let row = guard("the closed capture listed", async {
+        loop {
+            if let Ok(row) = b
+                .find(Locator::XPath(
+                    "//tr[@data-instance='echo' and @data-open='false']",
+                ))
+                .await
+            {
+                return row;
+            }
+            b.refresh().await.unwrap();
+        }
+    })
+    .await;
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("127.0.0.1") && text.contains("closed") && text.contains("17 B"),
+        "{text}"
+    );
+    let id = row.attr("data-capture-id").await.unwrap().unwrap();
+    let export = format!(
+        "//tr[@data-capture-id='{id}']//a[@href='/api/v1/connections/{id}/capture.pcapng']"
+    );
+    wait_for(b, "the pcapng link", &export).await;
+    wait_for(
+        b,
+        "the inspect link",
+        &format!("//tr[@data-capture-id='{id}']//a[@href='/inspect/{id}']"),
+    )
+    .await;
+    let found = axe_violations(b, &axe).await;
+    assert!(
+        found.is_empty(),
+        "axe on Captures at 1440:\n{}",
+        found.join("\n")
+    );
+    screenshot(b, "16-captures-1440").await;
+
+    // Replay from the row, to echo again: the same replies.
+    click(b, &format!("//button[@data-replay='{id}']")).await;
+    wait_for(
+        b,
+        "the replay's outcome",
+        "//p[@id='captures-status' and @data-outcome='equal' and contains(., 'the same as recorded')]",
+    )
+    .await;
+    let found = axe_violations(b, &axe).await;
+    assert!(
+        found.is_empty(),
+        "axe after a replay:\n{}",
+        found.join("\n")
+    );
+
+    // A phone's width: nothing past the edge, and still no violation.
+    b.set_window_size(390, 844).await.unwrap();
+    b.refresh().await.unwrap();
+    wait_for(b, "the page's script", "//body[@data-ready='true']").await;
+    let (page, window) = fits(b).await;
+    assert!(
+        page <= window,
+        "Captures is {page} px wide in a {window} px window"
+    );
+    let found = axe_violations(b, &axe).await;
+    assert!(
+        found.is_empty(),
+        "axe on Captures at 390:\n{}",
+        found.join("\n")
+    );
+    screenshot(b, "16-captures-390").await;
+}

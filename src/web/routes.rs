@@ -28,6 +28,7 @@ pub(super) fn pages() -> Routes {
         .route("/console", get(pages::console))
         .route("/login", get(pages::login))
         .route("/services", get(pages::services))
+        .route("/captures", get(pages::captures))
         .route("/audit", get(pages::audit))
         .route("/tokens", get(pages::tokens))
         .route("/chat", get(chat::page))
