@@ -35,6 +35,9 @@ pub use kind_settings::{AnySettings, KindSettings};
 
 mod map;
 
+mod shape;
+pub use shape::Shape;
+
 mod proxies;
 pub use proxies::{Cidr, TrustedProxies, read_accept_proxy};
 
@@ -192,6 +195,8 @@ pub struct Layers {
     /// Each key that some layer set, as the type its reader parsed it to:
     /// text from flags becomes a TOML value that can be written to a file.
     typed: RefCell<BTreeMap<String, toml::Value>>,
+    /// Each key's type, default and bounds, as its getter declared them.
+    shapes: RefCell<BTreeMap<String, Shape>>,
 }
 
 /// A config file's path and text.
@@ -217,6 +222,7 @@ impl Layers {
             flags: BTreeMap::new(),
             read: RefCell::default(),
             typed: RefCell::default(),
+            shapes: RefCell::default(),
         };
         if let Some(FileSource { path, text }) = file {
             let table: toml::Table =
@@ -425,6 +431,7 @@ impl Section<'_> {
     /// # Errors
     /// The value is not a string.
     pub fn opt_str(&self, field: &str) -> Result<Option<String>, ConfigError> {
+        self.declare(field, || Shape::Text);
         let text = match self.value(field)? {
             None => return Ok(None),
             Some((Raw::Text(t), _)) => t.trim().to_owned(),
@@ -441,6 +448,7 @@ impl Section<'_> {
     /// # Errors
     /// Not a string, or empty.
     pub fn path(&self, field: &str, default: &Path) -> Result<PathBuf, ConfigError> {
+        self.declare(field, || Shape::path(default));
         match self.opt_str(field)? {
             None => Ok(default.to_owned()),
             Some(p) if p.is_empty() => Err(self.bad(field, "must not be empty")),
@@ -453,6 +461,7 @@ impl Section<'_> {
     /// # Errors
     /// Anything else.
     pub fn bool(&self, field: &str, default: bool) -> Result<bool, ConfigError> {
+        self.declare(field, || Shape::Bool { default });
         let b = match self.value(field)? {
             None => return Ok(default),
             Some((Raw::Toml(toml::Value::Boolean(b)), _)) => b,
@@ -474,6 +483,7 @@ impl Section<'_> {
     /// # Errors
     /// Not a number, or out of bounds.
     pub fn int(&self, field: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        self.declare(field, || Shape::Int { default, min, max });
         let (value, origin) = match self.value(field)? {
             None => return Ok(default),
             Some((Raw::Toml(toml::Value::Integer(i)), origin)) => (i, origin),
@@ -532,6 +542,7 @@ impl Section<'_> {
         min: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
+        self.declare(field, || Shape::ms(default, min, max));
         self.int(field, default.as_millis() as u64, min, max)
             .map(Duration::from_millis)
     }
@@ -541,6 +552,7 @@ impl Section<'_> {
     /// # Errors
     /// Not a list of strings.
     pub fn str_list(&self, field: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        self.declare(field, || Shape::List);
         let items = match self.value(field)? {
             None => return Ok(None),
             Some((Raw::Text(t), _)) => t
@@ -562,30 +574,5 @@ impl Section<'_> {
             toml::Value::Array(items.iter().cloned().map(toml::Value::String).collect())
         };
         Ok(Some(self.keep(field, items, as_toml)))
-    }
-
-    /// An address to listen on; UDP cannot listen on a `unix:` path.
-    ///
-    /// # Errors
-    /// Not an address, or a `unix:` path for UDP.
-    pub fn listen(
-        &self,
-        field: &str,
-        default: Option<ListenAddr>,
-        proto: Proto,
-    ) -> Result<ListenAddr, ConfigError> {
-        let Some(text) = self.opt_str(field)? else {
-            return default.ok_or_else(|| {
-                self.bad(
-                    field,
-                    "is required: this service has no built-in address (e.g. \"127.0.0.1:9100\")",
-                )
-            });
-        };
-        let addr: ListenAddr = text.parse().map_err(|e: String| self.bad(field, e))?;
-        if proto == Proto::Udp && matches!(addr, ListenAddr::Unix(_)) {
-            return Err(self.bad(field, "a UDP service cannot listen on a unix: path"));
-        }
-        Ok(addr)
     }
 }

@@ -581,6 +581,7 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "13-audit", "//table[@id='audit']//tbody/tr"),
+        ("/captures", "16-captures", "//h1[.='Captures']"),
         ("/chat", "14-chat", "//p[@id='chat-none']"),
         (
             "/tutorials",
@@ -733,6 +734,7 @@ async fn assert_no_axe_violations(screen: Screen) {
             "//form[@id='instance-form']//input[@name='listen']",
         ),
         ("/audit", "//table[@id='audit']//tbody/tr"),
+        ("/captures", "//h1[.='Captures']"),
         ("/chat", "//p[@id='chat-none']"),
         ("/tutorials", "//table[@id='tutorials']//tbody/tr"),
     ];

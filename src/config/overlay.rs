@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Config, ServiceConfig, Source};
 use crate::kind::ServiceKind;
-use crate::settings::{ConfigError, FileSource, Layers};
+use crate::settings::{ConfigError, FileSource, Layers, Shape};
 
 /// The file's name in the data directory.
 pub const FILE: &str = "services.toml";
@@ -136,25 +136,42 @@ fn typed_file(name: &str, typed: &toml::Table) -> Result<Option<String>, FieldEr
 /// The keys an instance of `kind` takes besides `kind`: `listen` and
 /// `enabled` first, then the rest by name. What the dashboard's form offers.
 pub fn keys_of(kinds: super::ReadKind, kind: ServiceKind) -> Vec<String> {
+    shapes_of(kinds, kind).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The required keys some kinds have besides `listen`, with a value that
+/// reads, so that [`shapes_of`] reads every kind to its end.
+pub const SAMPLE_REQUIRED: &[(&str, &str)] = &[("upstream", "127.0.0.1:1"), ("argv", "/bin/cat")];
+
+/// As [`keys_of`], with each key's type, default and bounds as its reader
+/// declared them. The instance read is given every required key (a kind
+/// that does not take one leaves it unread, which is no error here), so
+/// the keys a reader declares after its required ones are listed too. A
+/// kind whose sample does not read yields the keys declared before the
+/// failure (`service::describe`'s tests catch that).
+pub fn shapes_of(kinds: super::ReadKind, kind: ServiceKind) -> Vec<(String, Shape)> {
     let name = "x";
-    let flags = [
+    let mut flags = vec![
         format!("services.{name}.kind={kind}"),
         format!("services.{name}.listen=127.0.0.1:0"),
     ];
+    flags.extend(
+        SAMPLE_REQUIRED
+            .iter()
+            .map(|(k, v)| format!("services.{name}.{k}={v}")),
+    );
     let Ok(layers) = Layers::new(None, &BTreeMap::new(), &flags) else {
         return Vec::new();
     };
-    // Only kinds that need more than an address could fail here; the keys
-    // they declare before failing are still listed.
     let _ = ServiceConfig::read(kinds, name, &layers.section(&format!("services.{name}")));
     let prefix = format!("services.{name}.");
-    let mut keys: Vec<String> = layers
-        .read_keys()
+    let mut keys: Vec<(String, Shape)> = layers
+        .shapes()
         .into_iter()
-        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
-        .filter(|k| k != "kind")
+        .filter_map(|(k, s)| k.strip_prefix(&prefix).map(|k| (k.to_owned(), s)))
+        .filter(|(k, _)| k != "kind")
         .collect();
-    keys.sort_by_key(|k| (k != "listen", k != "enabled", k.clone()));
+    keys.sort_by_key(|(k, _)| (k != "listen", k != "enabled", k.clone()));
     keys
 }
 

@@ -20,6 +20,7 @@
 
 pub mod accept;
 pub mod counted;
+pub mod describe;
 pub(crate) mod evict;
 pub mod internal;
 pub mod listen;

@@ -21,6 +21,7 @@ impl Section<'_> {
     /// # Errors
     /// Not a table of strings, or an entry that is not `NAME=value`.
     pub fn str_map(&self, field: &str) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+        self.declare(field, || super::Shape::Table);
         let prefix = format!("{}.", self.key(field));
         let from_file: Vec<(String, toml::Value, PathBuf)> = self
             .layers

@@ -292,7 +292,7 @@ pub struct ReplayRequest {
 /// # Errors
 /// No such capture; a capture that lost some of the client's bytes (a
 /// replay would send another stream); a target that is unknown, stopped,
-/// of the other protocol or speaks TLS; two replays already running.
+/// of another kind or protocol, or speaks TLS; two replays already running.
 pub async fn replay(
     State(state): State<AppState>,
     Admin(session): Admin,
@@ -320,22 +320,7 @@ pub async fn replay(
     let name = request
         .target
         .unwrap_or_else(|| copy.info.service.name().to_owned());
-    let target = state
-        .supervisor()
-        .id(&name)
-        .ok_or_else(|| WebError::NotFound(format!("service `{name}`")))?;
-    if target.proto() != copy.info.proto {
-        return Err(WebError::Conflict(format!(
-            "{name} speaks {}, the capture is {}",
-            target.proto(),
-            copy.info.proto
-        )));
-    }
-    if state.supervisor().tls_of(&name).is_some() {
-        return Err(WebError::Conflict(format!(
-            "{name} speaks TLS; a replay sends plain bytes"
-        )));
-    }
+    super::replay_target::check(&state, &copy.info, &name)?;
     let addr = state.target(&name)?;
     let conversation = conversation_of(&copy);
     drop(copy);

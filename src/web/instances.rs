@@ -22,31 +22,17 @@ use super::error::WebError;
 use super::session::{Admin, Viewer};
 use crate::config::Source;
 use crate::config::overlay::{self, FieldError, Overlay};
-use crate::kind::{Proto, ServiceKind};
+use crate::kind::ServiceKind;
 use crate::service::ServiceError;
 
+mod patch;
 mod secrets;
+pub use patch::patch;
 
-/// One kind, for the form: its protocol and its keys.
-#[derive(Debug, Serialize)]
-pub struct KindInfo {
-    pub kind: ServiceKind,
-    pub proto: Proto,
-    pub keys: Vec<String>,
-}
-
-/// `GET /api/v1/kinds`
-pub async fn kinds(_: Viewer) -> Json<Vec<KindInfo>> {
-    Json(
-        ServiceKind::ALL
-            .iter()
-            .map(|&kind| KindInfo {
-                kind,
-                proto: kind.proto(),
-                keys: overlay::keys_of(crate::service::registry::read, kind),
-            })
-            .collect(),
-    )
+/// `GET /api/v1/kinds`: every key of every kind, described (see
+/// `service::describe`).
+pub async fn kinds(_: Viewer) -> Json<Vec<crate::service::describe::KindInfo>> {
+    Json(crate::service::describe::kinds())
 }
 
 /// What the form sends: every setting as text, as `--set` takes it (a list
@@ -319,6 +305,15 @@ pub(super) async fn edit_instance(
     // Held from reading the instance to writing the file: what is restored
     // on failure is what ran, not what another edit left meanwhile.
     let _one_at_a_time = state.inner.instance_edits.lock().await;
+    edit_locked(state, name, sub).await
+}
+
+/// [`edit_instance`] with `instance_edits` held by the caller.
+pub(super) async fn edit_locked(
+    state: &AppState,
+    name: &str,
+    sub: Submission,
+) -> Result<InstanceSettings, WebError> {
     let sup = state.supervisor();
     let current = sup
         .config_of(name)

@@ -37,6 +37,7 @@ pub mod next;
 mod pages;
 mod relay;
 mod reload;
+mod replay_target;
 mod routes;
 mod server;
 pub mod session;

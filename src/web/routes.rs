@@ -28,6 +28,7 @@ pub(super) fn pages() -> Routes {
         .route("/console", get(pages::console))
         .route("/login", get(pages::login))
         .route("/services", get(pages::services))
+        .route("/captures", get(pages::captures))
         .route("/audit", get(pages::audit))
         .route("/tokens", get(pages::tokens))
         .route("/chat", get(chat::page))
@@ -75,6 +76,7 @@ pub(super) fn services() -> Routes {
             "/api/v1/services/{name}",
             get(api::service)
                 .put(instances::edit)
+                .patch(instances::patch)
                 .delete(instances::remove),
         )
         .route("/api/v1/services/{name}/settings", get(instances::settings))

@@ -1,6 +1,8 @@
 // switchboard dashboard: the Services page: the instances table and the add/edit form.
 import { $, $$, api, toast, el, start } from '../app.js';
 import { initToxics } from './toxics.js';
+import { fields as settingFields, collect } from '../settings_form.js';
+import { initRows, showFlash, done } from '../service_rows.js';
 
 function initServices() {
   const form = $('#instance-form');
@@ -21,15 +23,10 @@ function initServices() {
     const input = $(`[name="${field}"]`, form);
     if (input) { input.setAttribute('aria-invalid', 'true'); input.focus(); }
   };
-  // One text input per key of the kind: the same text `--set` takes.
+  // One field per key of the kind, typed from /api/v1/kinds.
   const renderFields = (values) => {
     const info = kinds.find((k) => k.kind === $('#instance-kind').value);
-    fields.replaceChildren(...(info ? info.keys : []).map((key) => {
-      const input = el('input', { name: key, 'data-setting': key, autocomplete: 'off', spellcheck: 'false' });
-      input.value = (values && values[key]) || '';
-      if (key === 'listen') input.placeholder = '127.0.0.1:9100';
-      return el('label', {}, key, input, el('span', { class: 'field-error', 'data-error-for': key, hidden: true }));
-    }));
+    fields.replaceChildren(...settingFields(info, values, editing !== null));
   };
   const reset = () => {
     editing = null;
@@ -49,20 +46,19 @@ function initServices() {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors();
-    const settings = {};
-    for (const input of $$('[data-setting]', form)) {
-      if (input.value.trim() !== '') settings[input.dataset.setting] = input.value.trim();
-    }
+    const settings = collect($$('[data-setting]', form), editing !== null);
     const name = $('#instance-name').value.trim();
     try {
       if (editing) {
-        await api('PUT', `/api/v1/services/${encodeURIComponent(editing)}`, { kind: $('#instance-kind').value, settings });
-        toast(`saved ${editing}`);
+        // Only what changed: a key the form did not show is kept as saved.
+        const n = Object.keys(settings).length;
+        if (!n) { toast(`nothing changed in ${editing}`); return; }
+        await api('PATCH', `/api/v1/services/${encodeURIComponent(editing)}`, { settings });
+        done(`saved ${editing}: ${Object.keys(settings).join(', ')} changed`);
       } else {
         await api('POST', '/api/v1/services', { name, kind: $('#instance-kind').value, settings });
-        toast(`added ${name}`);
+        done(`added ${name}`);
       }
-      location.reload();
     } catch (e) {
       showError(e.field, e.message);
     }
@@ -87,15 +83,13 @@ function initServices() {
       if (remove) {
         if (!confirm(`Remove ${remove}? It stops now and is not started again.`)) return;
         await api('DELETE', `/api/v1/services/${encodeURIComponent(remove)}`);
-        toast(`removed ${remove}`);
-        location.reload();
+        done(`removed ${remove}`);
       } else if (edit) {
         const current = await api('GET', `/api/v1/services/${encodeURIComponent(edit)}/settings`);
         if (current.source !== 'dashboard') {
           const on = current.settings.enabled !== 'true';
           await api('PUT', `/api/v1/services/${encodeURIComponent(edit)}`, { settings: { enabled: on } });
-          toast(`${edit} ${on ? 'on' : 'off'}`);
-          location.reload();
+          done(`${edit} ${on ? 'on' : 'off'}`);
           return;
         }
         editing = edit;
@@ -116,4 +110,9 @@ function initServices() {
   });
 }
 
-start(() => { initServices(); initToxics(); });
+start(() => {
+  showFlash();
+  initRows();
+  initServices();
+  initToxics();
+});

@@ -95,6 +95,8 @@ pub struct ServiceRow {
     pub phase: &'static str,
     pub source: &'static str,
     pub enabled: bool,
+    /// New connections are captured for the wire inspector.
+    pub capturing: bool,
 }
 
 /// `GET /services`: every instance, and (admins) a form to add, edit and
@@ -124,6 +126,7 @@ pub async fn services(
                     Some(crate::config::Source::Dashboard) | None => "dashboard",
                 },
                 enabled: s.enabled,
+                capturing: state.stats().capturing(s.name.name()),
             }
         })
         .collect();

@@ -21,8 +21,8 @@ pub struct InspectPage {
     capture: Option<crate::capture::CaptureInfo>,
     /// Whether its instance captures now.
     capturing: bool,
-    /// The instances a replay can go to: running, same protocol, no TLS;
-    /// its own first.
+    /// The instances a replay can go to: running, same kind, no TLS; its
+    /// own first.
     replay_targets: Vec<String>,
 }
 
@@ -41,24 +41,10 @@ pub async fn inspect(
     let capturing = capture
         .as_ref()
         .is_some_and(|c| state.stats().capturing(c.service.name()));
-    let mut replay_targets: Vec<String> = match &capture {
-        Some(c) => state
-            .supervisor()
-            .ids()
-            .into_iter()
-            .filter(|i| i.proto() == c.proto)
-            .filter(|i| state.supervisor().local_addr(i.name()).is_some())
-            .filter(|i| state.supervisor().tls_of(i.name()).is_none())
-            .map(|i| i.name().to_owned())
-            .collect(),
-        None => Vec::new(),
-    };
-    if let Some(c) = &capture
-        && let Some(at) = replay_targets.iter().position(|n| n == c.service.name())
-    {
-        let own = replay_targets.remove(at);
-        replay_targets.insert(0, own);
-    }
+    let replay_targets = capture
+        .as_ref()
+        .map(|c| crate::web::replay_target::targets(&state, c))
+        .unwrap_or_default();
     Ok(InspectPage {
         chrome: Chrome::new(session, "inspect"),
         id,

@@ -13,6 +13,7 @@ use super::session::Session;
 use crate::users::Role;
 
 mod admin;
+mod captures;
 mod connections;
 mod inspect;
 mod login;
@@ -22,6 +23,7 @@ mod tools;
 mod traffic;
 
 pub use admin::{audit, services, tokens};
+pub use captures::captures;
 pub use connections::connections;
 pub use inspect::inspect;
 pub use login::login;
