@@ -18,7 +18,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::{Deserialize, Serialize};
 
-use super::{HISTORY_LEN, Sample, Stats, totals_of};
+use super::read::totals_of;
+use super::{HISTORY_LEN, Sample, Stats};
 use crate::sync::lock;
 
 /// The file's name in the data folder.

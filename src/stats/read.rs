@@ -133,7 +133,7 @@ impl Stats {
     }
 }
 
-fn totals_of(e: &SvcEntry) -> ServiceTotals {
+pub(super) fn totals_of(e: &SvcEntry) -> ServiceTotals {
     let c = &e.counters;
     ServiceTotals {
         service: e.id.clone(),
