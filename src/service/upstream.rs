@@ -160,6 +160,9 @@ pub fn describe(e: &io::Error) -> String {
 /// What is known of an upstream: nothing yet, up, or down.
 pub struct Health {
     state: AtomicU8,
+    /// Held while a change is recorded, so two connects that disagree at
+    /// once leave the event log and the typed state in the same order.
+    change: std::sync::Mutex<()>,
 }
 
 const UNKNOWN: u8 = 0;
@@ -170,6 +173,7 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             state: AtomicU8::new(UNKNOWN),
+            change: std::sync::Mutex::new(()),
         }
     }
 }
@@ -196,6 +200,11 @@ impl Health {
         stats: &Stats,
     ) {
         let new = if outcome.is_ok() { UP } else { DOWN };
+        // No change (every connect but the first after a flip): no lock.
+        if self.state.load(Ordering::Relaxed) == new {
+            return;
+        }
+        let _one_change_at_a_time = crate::sync::lock(&self.change);
         let old = self.state.swap(new, Ordering::Relaxed);
         if old == new {
             return;

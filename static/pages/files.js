@@ -1,5 +1,5 @@
 // switchboard dashboard: the Files page: upload (hashed in the browser), list, download, delete.
-import { $, csrfToken, api, toast, bytes, el, live, stamp, start } from '../app.js';
+import { $, csrfToken, api, toast, bytes, el, live, stamp, start, request } from '../app.js';
 import { micros, shq, pyMessagePreamble, serviceAddr } from '../bscs.js';
 
 const BROWSER_HASH_LIMIT = 256 * 1024 * 1024;
@@ -149,6 +149,8 @@ function initFiles() {
       });
       xhr.addEventListener('error', () => {
         status.textContent = 'the upload failed (connection lost)';
+        // The server gone altogether? Then the page says so, as every page does.
+        request('/healthz', { cache: 'no-store' }).catch(() => {});
         row.dataset.state = 'refused';
         resolve();
       });
