@@ -304,7 +304,16 @@ where
         // The refusal is written only if it happens: held as a String, it
         // was an allocation for every connection's life.
         let (svc, max) = (ctx.id.clone(), ctx.limits.max_connections);
+        // The close token ends the task by aborting it (see `stop.rs`),
+        // not by being polled on every wake-up.
+        let switch = Arc::new(super::stop::AbortOnWake::default());
+        let armed = Arc::clone(&switch);
         let served = async move {
+            // Lives (registered) as long as the task does.
+            let waiting = std::pin::pin!(stop.cancelled_owned());
+            if super::stop::register(waiting, armed) {
+                return Ok(());
+            }
             if !admitted.settle(&conn).await {
                 return Err(format!(
                     "{svc} is at its limit of {max} connections, try again later"
@@ -324,13 +333,13 @@ where
             drop(admitted);
             served
         };
-        // The close token ends the task by aborting it (see `stop.rs`),
-        // not by being polled on every wake-up.
-        let switch = Arc::new(super::stop::AbortOnWake::default());
-        let task = ctx.tasks.spawn(super::stop::unless_stopped(stop, Arc::clone(&switch), async move {
-            use futures_util::FutureExt;
-            let result = std::panic::AssertUnwindSafe(served).catch_unwind().await;
-            match result {
+        // Combinators, not an `async` block around `served`: a block that
+        // awaits a future it captured holds it twice (the capture and the
+        // awaited copy), which doubled every connection's task.
+        use futures_util::FutureExt;
+        let served = std::panic::AssertUnwindSafe(served)
+            .catch_unwind()
+            .map(move |result| match result {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     // Errors can quote the peer (a name, a line): escaped,
@@ -348,8 +357,8 @@ where
                     );
                     stats.error(&id);
                 }
-            }
-        }));
+            });
+        let task = ctx.tasks.spawn(served);
         switch.arm(task.abort_handle());
     }
 }

@@ -12,11 +12,12 @@
 //! asked to stop: the connections it ends are dropped mid-await, as before.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 
 use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::sync::lock;
 
@@ -60,35 +61,42 @@ impl Wake for AbortOnWake {
     }
 }
 
-/// Runs `fut` unless `stop` fires first, in which case the task running
-/// this is aborted through `switch` (which the spawner arms with the task's
-/// handle). Returns `None` if `stop` had fired before the first poll.
+/// Registers `waiting` (a close token's `cancelled_owned()`, pinned where
+/// it lives as long as the task) with a waker that aborts the task through
+/// `switch`, which the spawner arms with the task's handle. Says `true`
+/// if the token had fired already (the task should just end).
 ///
-/// Must be the task's own future (what is spawned), since it is the task
-/// that is aborted.
-pub(crate) async fn unless_stopped<F: Future>(
-    stop: CancellationToken,
+/// Call it from the task's own future: it is the task that is aborted. The
+/// future is held in place, not wrapped in an `async fn` taking the task's
+/// future as an argument, which would hold that future twice.
+pub(crate) fn register(
+    waiting: Pin<&mut WaitForCancellationFutureOwned>,
     switch: Arc<AbortOnWake>,
-    fut: F,
-) -> Option<F::Output> {
-    let mut waiting = std::pin::pin!(stop.cancelled_owned());
-    // Registers the waiter once, with the aborting waker (which the waiter
-    // keeps a clone of). It stays registered while `waiting` lives, i.e.
-    // for the task's life.
-    let fired = {
-        let waker = Waker::from(switch);
-        waiting.as_mut().poll(&mut Context::from_waker(&waker)) == Poll::Ready(())
-    };
-    if fired {
-        return None;
-    }
-    Some(fut.await)
+) -> bool {
+    // The waiter keeps a clone of the waker; ours is dropped here.
+    let waker = Waker::from(switch);
+    waiting.poll(&mut Context::from_waker(&waker)).is_ready()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    /// What the accept loop does: a task that registers its token, then
+    /// runs `fut`; `None` if the token had fired before.
+    async fn guarded<F: Future>(
+        stop: CancellationToken,
+        switch: Arc<AbortOnWake>,
+        fut: F,
+    ) -> Option<F::Output> {
+        let waiting = std::pin::pin!(stop.cancelled_owned());
+        if register(waiting, switch) {
+            return None;
+        }
+        Some(fut.await)
+    }
 
     /// A never-ending task ends when its token fires, and its future is
     /// dropped (what releases a connection's resources).
@@ -97,14 +105,10 @@ mod tests {
         let stop = CancellationToken::new();
         let switch = Arc::new(AbortOnWake::default());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(unless_stopped(
-            stop.clone(),
-            Arc::clone(&switch),
-            async move {
-                let _dropped_with_the_future = tx;
-                std::future::pending::<()>().await;
-            },
-        ));
+        let task = tokio::spawn(guarded(stop.clone(), Arc::clone(&switch), async move {
+            let _dropped_with_the_future = tx;
+            std::future::pending::<()>().await;
+        }));
         switch.arm(task.abort_handle());
         tokio::task::yield_now().await;
         stop.cancel();
@@ -124,7 +128,7 @@ mod tests {
     async fn a_token_fired_before_arming_aborts_at_arming() {
         let stop = CancellationToken::new();
         let switch = Arc::new(AbortOnWake::default());
-        let task = tokio::spawn(unless_stopped(
+        let task = tokio::spawn(guarded(
             stop.clone(),
             Arc::clone(&switch),
             std::future::pending::<()>(),
@@ -144,7 +148,7 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_finishes_returns_its_output() {
         let switch = Arc::new(AbortOnWake::default());
-        let out = unless_stopped(CancellationToken::new(), switch, async { 7 }).await;
+        let out = guarded(CancellationToken::new(), switch, async { 7 }).await;
         assert_eq!(out, Some(7));
     }
 }
