@@ -347,4 +347,21 @@ impl OwnPorts {
             own.port() == port && (own.ip().is_unspecified() || own.ip() == src.ip())
         })
     }
+
+    /// The instance other than `me` of a forwarding kind (a udp-proxy)
+    /// bound where `to` leads, if any: a proxy sending there would loop.
+    /// For an upstream given by name, resolved at the proxy's start (the
+    /// supervisor's check sees only addresses).
+    pub fn forwarder_at(&self, to: std::net::SocketAddr, me: &ServiceId) -> Option<ServiceId> {
+        let local = |ip: std::net::IpAddr| ip.is_loopback() || ip.is_unspecified();
+        lock(&self.0.addrs)
+            .iter()
+            .find(|(id, own)| {
+                id != me
+                    && id.kind() == crate::kind::ServiceKind::UdpProxy
+                    && own.port() == to.port()
+                    && (own.ip() == to.ip() || (own.ip().is_unspecified() && local(to.ip())))
+            })
+            .map(|(id, _)| id.clone())
+    }
 }

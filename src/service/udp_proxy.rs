@@ -53,6 +53,9 @@ pub struct Settings {
     pub upstream: Upstream,
 }
 
+/// How long the upstream's name may take to resolve at the start.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Kind for Settings {
     type Socket = UdpSocket;
 
@@ -63,12 +66,31 @@ impl Kind for Settings {
     }
 
     async fn run(self, socket: UdpSocket, ctx: UdpCtx) -> Result<(), ServiceError> {
-        let upstream = self.upstream.resolve().await.map_err(|e| {
+        // Bounded: a name server that never answers must not hold the
+        // start (and the instance's lock) forever.
+        let resolved = tokio::time::timeout(RESOLVE_TIMEOUT, self.upstream.resolve())
+            .await
+            .unwrap_or_else(|_| {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {RESOLVE_TIMEOUT:?}"),
+                ))
+            });
+        let upstream = resolved.map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot resolve upstream {}: {e}", self.upstream),
             )
         })?;
+        // A name that leads to another udp-proxy of ours loops like its
+        // address would (which the supervisor refuses before the start).
+        if let Some(other) = ctx.own_udp_ports.forwarder_at(upstream, &ctx.id) {
+            return Err(ServiceError::Loop {
+                service: ctx.id.clone(),
+                upstream: format!("{} ({upstream})", self.upstream),
+                other,
+            });
+        }
         let own = socket.local_addr()?;
         // Forwarding to ourselves would bounce every datagram until the
         // rate limit stopped it.

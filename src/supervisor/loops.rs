@@ -8,9 +8,10 @@
 //! Deliberately narrow: a proxy in front of one of our *other* services
 //! (an echo, a login) is a use, not a loop, and stays allowed. A host
 //! name other than `localhost` is not looked up here (a lookup can take
-//! seconds and this runs under the instance's lock); loops across
-//! processes, and through names, end at the udp-proxy's new-peer limits
-//! (`service::new_peers`).
+//! seconds and this runs under the instance's lock): a udp-proxy resolves
+//! its name at its start and refuses one leading to another of ours
+//! (`OwnPorts::forwarder_at`); loops across processes end at the
+//! udp-proxy's new-peer limits (`service::new_peers`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

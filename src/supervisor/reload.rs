@@ -36,6 +36,15 @@ pub struct Applied {
 }
 
 impl Supervisor {
+    /// Held by whoever changes the set of instances from a source of
+    /// settings (a reload, from reading its files to applying them; a
+    /// dashboard edit, from reading an instance to writing
+    /// `services.toml`): one at a time, so neither applies a copy the
+    /// other made stale.
+    pub fn config_writes(&self) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(&self.inner.config_writes)
+    }
+
     /// Every instance's settings now, in order.
     pub fn configs(&self) -> Vec<ServiceConfig> {
         self.slots()
