@@ -76,10 +76,33 @@ async fn sign_in_returns_to_the_page_asked_for_and_a_server_down_is_said_plainly
     let said = format!("//*[@id='toast-text' and text()='{NOT_ANSWERING}']");
     ui.wait_for("the live stream's word that the server is down", &said)
         .await;
-    // Dismissed, then an action: the same words, not the browser's.
+    // Dismissed, then an action: the same words, not the browser's. The
+    // live stream says them again on each retry, so what the Send button
+    // said is read the moment its request ends (when the button comes back
+    // on, in the same turn as its error shows), not later.
     ui.click("toast-close").await;
+    ui.script(
+        "const b = document.getElementById('send-button');
+         new MutationObserver((_, seen) => {
+           if (b.disabled) return;
+           seen.disconnect();
+           document.body.dataset.sendSaid = document.getElementById('toast-text').textContent;
+         }).observe(b, { attributes: true, attributeFilter: ['disabled'] });",
+        vec![],
+    )
+    .await;
     ui.click("send-button").await;
-    ui.wait_for("the Send button's failure", &said).await;
+    let send_said = ui
+        .wait_for("the Send button's failure", "//body[@data-send-said]")
+        .await
+        .attr("data-send-said")
+        .await
+        .expect("the attribute read");
+    assert_eq!(
+        send_said.as_deref(),
+        Some(NOT_ANSWERING),
+        "what the Send button said"
+    );
     let body = ui.text_at("//body").await;
     assert!(!body.contains("Failed to fetch"), "{body}");
 }
