@@ -198,6 +198,46 @@ impl Dashboard {
         .await;
     }
 
+    /// Waits until the page whose `<body data-page>` is `page` (`login`,
+    /// `overview`, `send`, …) is shown and its script is ready.
+    pub async fn wait_page(&self, page: &str) {
+        self.wait_for(
+            &format!("the {page} page, ready"),
+            &format!("//body[@data-page='{page}' and @data-ready='true']"),
+        )
+        .await;
+    }
+
+    /// Where the browser is: the URL's path and, if any, `?` and its query
+    /// (e.g. `/login?next=/connections`).
+    pub async fn here(&self) -> String {
+        let url = self
+            .client
+            .current_url()
+            .await
+            .unwrap_or_else(|e| panic!("the current URL: {e}"));
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// The whole URL the browser is at, without a trailing `/`.
+    pub async fn url(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .unwrap_or_else(|e| panic!("the current URL: {e}"))
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The base URL the dashboard was opened on (no trailing `/`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Fills in the sign-in form on the current page as `admin` with
     /// `password`, and submits it.
     pub async fn sign_in(&self, password: &str) {
