@@ -206,6 +206,7 @@ cargo clippy --all-targets --locked --features failpoints -- -D warnings
 step "cargo test"
 # Browser tests save a screenshot of every page here, for a person to look at.
 export SWITCHBOARD_SCREENSHOTS="${SWITCHBOARD_SCREENSHOTS:-$PWD/target/test-output/screenshots}"
-cargo test --locked --features failpoints
+# Every test binary runs even after one fails, so a run shows every failure.
+cargo test --locked --features failpoints --no-fail-fast
 echo "screenshots of the dashboard: $SWITCHBOARD_SCREENSHOTS"
 
