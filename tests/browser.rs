@@ -582,6 +582,11 @@ async fn every_page_fits_a_phone_screen_and_has_an_icon() {
         ),
         ("/audit", "13-audit", "//table[@id='audit']//tbody/tr"),
         ("/captures", "16-captures", "//h1[.='Captures']"),
+        (
+            "/stats",
+            "17-stats",
+            "//table[@id='stats']//tr[@data-instance='echo']",
+        ),
         ("/chat", "14-chat", "//p[@id='chat-none']"),
         (
             "/tutorials",
@@ -735,6 +740,7 @@ async fn assert_no_axe_violations(screen: Screen) {
         ),
         ("/audit", "//table[@id='audit']//tbody/tr"),
         ("/captures", "//h1[.='Captures']"),
+        ("/stats", "//table[@id='stats']//tr[@data-instance='echo']"),
         ("/chat", "//p[@id='chat-none']"),
         ("/tutorials", "//table[@id='tutorials']//tbody/tr"),
     ];

@@ -699,6 +699,37 @@ async fn service_manages_instances_through_the_api_with_a_token() {
     let o = call(service(&["rm", "e5"])).await;
     assert_eq!(stdout(&o), "removed e5\n", "{}", stderr(&o));
 
+    // An edit keeps what the API never shows back (auth_key): it used to
+    // be sent back without it and refused.
+    let o = call(service(&[
+        "add",
+        "e8",
+        "--kind",
+        "echo",
+        "--setting",
+        "listen=127.0.0.1:0",
+        "--setting",
+        "auth=hmac-md5",
+        "--setting",
+        "auth_key=ni hao ma",
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = call(service(&[
+        "edit",
+        "e8",
+        "--setting",
+        "idle_timeout_ms=30000",
+    ]))
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let kept =
+        std::fs::read_to_string(std::path::Path::new(&data_arg).join("services.toml")).unwrap();
+    assert!(
+        kept.contains("auth_key = \"ni hao ma\"") && kept.contains("idle_timeout_ms = 30000"),
+        "{kept}"
+    );
+
     // Without a token: refused, and said how to fix it.
     let o = run(
         &[

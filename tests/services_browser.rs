@@ -588,3 +588,73 @@ async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_rep
     );
     screenshot(b, "16-captures-390").await;
 }
+
+#[tokio::test]
+async fn the_stats_table_sorts_by_a_column_and_offers_its_csv() {
+    let Some(o) = open(&[]).await else { return };
+    let Some(axe) = axe_source() else { return };
+    let b = &o.browser;
+    // Traffic on exec's port (a line it cannot parse is an error or a
+    // refusal there); echo gets bytes.
+    let mut echo = TcpStream::connect(o.served.addr(ServiceKind::Echo))
+        .await
+        .unwrap();
+    echo.write_all(b"many bytes for echo\n").await.unwrap();
+    let mut got = [0u8; 20];
+    guard("echo's answer", echo.read_exact(&mut got))
+        .await
+        .unwrap();
+    b.set_window_size(1440, 900).await.unwrap();
+    services_page(&o).await;
+    click(b, "//a[@id='nav-stats']").await;
+    wait_for(b, "the page's script", "//body[@data-ready='true']").await;
+    wait_for(
+        b,
+        "echo's bytes, formatted by the script",
+        "//tr[@data-instance='echo']/td[@data-field='bytes_in' and @data-value='20']",
+    )
+    .await;
+    // Sorted by bytes in, largest first: echo leads.
+    click(b, "//button[@data-sort='bytes_in']").await;
+    wait_for(
+        b,
+        "echo first",
+        "//th[@aria-sort='descending']//button[@data-sort='bytes_in'] \
+         | //table[@id='stats']/tbody/tr[1][@data-instance='echo']",
+    )
+    .await;
+    let first = b
+        .find(Locator::XPath("//table[@id='stats']/tbody/tr[1]"))
+        .await
+        .unwrap()
+        .attr("data-instance")
+        .await
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("echo"));
+    // Again: smallest first, echo no longer leads.
+    click(b, "//button[@data-sort='bytes_in']").await;
+    wait_for(
+        b,
+        "ascending",
+        "//th[@aria-sort='ascending']//button[@data-sort='bytes_in']",
+    )
+    .await;
+    let first = b
+        .find(Locator::XPath("//table[@id='stats']/tbody/tr[1]"))
+        .await
+        .unwrap()
+        .attr("data-instance")
+        .await
+        .unwrap();
+    assert_ne!(first.as_deref(), Some("echo"));
+    wait_for(
+        b,
+        "the CSV link",
+        "//a[@id='stats-csv' and @href='/api/v1/stats.csv']",
+    )
+    .await;
+    let found = axe_violations(b, &axe).await;
+    assert!(found.is_empty(), "axe on Stats:\n{}", found.join("\n"));
+    screenshot(b, "17-stats-1440").await;
+    drop(echo);
+}

@@ -72,19 +72,12 @@ pub(crate) async fn service(args: ServiceArgs) -> Result<()> {
             settings,
             replace,
         } => {
-            let mut changed = pairs(&settings)?;
-            if !replace {
-                // Only the named settings change: the rest are the ones the
-                // instance runs with now (the API's PUT replaces them all).
-                let now = call("GET", format!("/api/v1/services/{name}/settings"), None).await?;
-                if now["source"] == "dashboard" {
-                    let mut all = now["settings"].as_object().cloned().unwrap_or_default();
-                    all.extend(changed.as_object().cloned().unwrap_or_default());
-                    changed = Value::Object(all);
-                }
-            }
-            let body = json!({"settings": changed});
-            call("PUT", format!("/api/v1/services/{name}"), Some(body)).await?;
+            // Only the named settings change (PATCH: the server lays them
+            // over what is saved, secrets it never shows included), or
+            // with --replace all of them (PUT).
+            let method = if replace { "PUT" } else { "PATCH" };
+            let body = json!({"settings": pairs(&settings)?});
+            call(method, format!("/api/v1/services/{name}"), Some(body)).await?;
             println!("changed {name}");
         }
         ServiceAction::Rm { name } => {

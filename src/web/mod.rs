@@ -41,6 +41,7 @@ mod replay_target;
 mod routes;
 mod server;
 pub mod session;
+mod stats_table;
 mod toxics;
 pub mod toxiproxy;
 mod tus;

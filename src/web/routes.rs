@@ -14,6 +14,8 @@ use super::{
     metrics, pages, relay, reload, session, toxics, tus, tutorials, ws,
 };
 
+use super::stats_table;
+
 type Routes = Router<AppState>;
 
 /// The HTML pages, one path each.
@@ -125,6 +127,9 @@ pub(super) fn activity() -> Routes {
         .route("/api/v1/connections/{id}", delete(api::close_connection))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/traffic", get(api::traffic))
+        .route("/api/v1/stats", get(stats_table::json))
+        .route("/api/v1/stats.csv", get(stats_table::download))
+        .route("/stats", get(pages::stats))
         .route("/api/v1/audit", get(audit::page))
 }
 

@@ -19,6 +19,7 @@ mod inspect;
 mod login;
 mod overview;
 mod send;
+mod stats;
 mod tools;
 mod traffic;
 
@@ -29,6 +30,7 @@ pub use inspect::inspect;
 pub use login::login;
 pub use overview::overview;
 pub use send::send;
+pub use stats::stats;
 pub use tools::{console, files};
 pub use traffic::traffic;
 
