@@ -24,6 +24,7 @@ pub(crate) mod evict;
 pub mod internal;
 pub mod listen;
 pub(crate) mod new_peers;
+pub mod own_addr;
 pub(crate) mod process;
 pub mod proxy_header;
 pub mod registry;
@@ -341,8 +342,8 @@ impl OwnPorts {
         if !fast_hit && !full {
             return false;
         }
-        lock(&self.0.addrs).iter().any(|(_, own)| {
-            own.port() == port && (own.ip().is_unspecified() || own.ip() == src.ip())
-        })
+        lock(&self.0.addrs)
+            .iter()
+            .any(|(_, own)| own_addr::may_be_from(src, *own))
     }
 }
