@@ -436,13 +436,9 @@ impl Tokens {
 /// never in practice) becomes bytes no token hashes to.
 fn hex_digest_bytes(hex: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    for (i, pair) in hex.as_bytes().chunks(2).take(32).enumerate() {
-        if let [hi, lo] = pair
-            && let (Some(hi), Some(lo)) = (digit(*hi), digit(*lo))
-        {
-            out[i] = hi << 4 | lo;
-        }
+    if ::hex::decode_to_slice(hex, &mut out).is_err() {
+        // Bytes no SHA-256 of a token is (as good as): all ones.
+        out = [0xff; 32];
     }
     out
 }
