@@ -35,7 +35,6 @@ use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
 use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
-use crate::wire::message::MAX_HEADER_LEN;
 
 use super::process::{self, Audit, Record};
 
@@ -225,18 +224,13 @@ async fn serve_conn(
     shared: Arc<Shared>,
     ctx: TcpCtx,
 ) -> Result<(), ConnError> {
-    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout, &guard);
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
-    super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
+    let mut conn = super::authed::authed_message_conn(stream, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
     // holds no command slot meanwhile.
     loop {
-        let header =
-            tokio::time::timeout(ctx.limits.idle_timeout, conn.read_header(MAX_HEADER_LEN))
-                .await
-                .map_err(|_| ConnError::Timeout(ctx.limits.idle_timeout))?;
-        let header = match header {
+        let header = match super::authed::next_header(&mut conn, ctx, guard).await {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(()),
             Err(ConnError::Wire(e)) => {
@@ -246,7 +240,6 @@ async fn serve_conn(
             }
             Err(e) => return Err(e),
         };
-        guard.touch();
         if header.size > 0 {
             let why = ExecReply::error("exec requests carry no body");
             let _ = conn.write_message(&why, &[]).await;

@@ -19,6 +19,7 @@
 //! here uses the supervisor.
 
 pub mod accept;
+pub(crate) mod authed;
 pub mod counted;
 pub(crate) mod evict;
 pub mod internal;
