@@ -158,7 +158,7 @@ impl FileLock {
         let lock_path = path.with_extension("json.lock");
         let io = |source| E::io(&lock_path, source);
         if let Some(dir) = path.parent() {
-            crate::store::create_private_dir(dir).map_err(io)?;
+            create_private_dir(dir).map_err(io)?;
         }
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -171,4 +171,19 @@ impl FileLock {
             .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
         Ok(FileLock { _lock: lock })
     }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, as
+/// everything in the data directory is: keys, accounts, tokens, the audit
+/// log and the files. An existing directory keeps its mode: it is the
+/// operator's.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
