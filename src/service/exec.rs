@@ -49,7 +49,10 @@ const OUTPUT_CHUNK: usize = 8 * 1024;
 
 /// Looks up each allowed program in [`SAFE_PATH`]; names not found are
 /// reported and left out.
-pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
+pub(crate) fn resolve_allowlist(
+    allow: &[String],
+    service: &crate::kind::ServiceId,
+) -> HashMap<String, PathBuf> {
     let mut found = HashMap::new();
     for name in allow {
         let hit = SAFE_PATH
@@ -61,7 +64,7 @@ pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
                 found.insert(name.clone(), path);
             }
             None => tracing::warn!(
-                service = "exec",
+                service = %service,
                 "allowed program `{name}` not found in {SAFE_PATH}"
             ),
         }
@@ -201,7 +204,7 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
     let key = if tutorial { Vec::new() } else { ctx.key()? };
     let shared = Shared {
         audit: ctx.resources.audit.clone(),
-        programs: resolve_allowlist(&config.allow),
+        programs: resolve_allowlist(&config.allow, &ctx.id),
         running: Semaphore::new(config.max_commands),
         key,
         config,
@@ -360,7 +363,7 @@ impl CommandRecord<'_> {
             .observe_exec(&self.ctx.id, self.started.elapsed());
         // `{:?}` escapes the peer's argv: no newline or ESC reaches the log raw.
         tracing::info!(
-            service = "exec",
+            service = %self.ctx.id,
             peer = self.guard.peer(),
             ms = duration_ms,
             "{:?}: {}",
