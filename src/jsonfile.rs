@@ -140,3 +140,50 @@ pub(crate) fn refresh<T, E: std::fmt::Display>(
         Err(e) => tracing::warn!("keeping the {what} read before: {e}"),
     }
 }
+
+/// An exclusive `flock` on `<file>.lock`, held until dropped, so that
+/// processes sharing the data directory change a file one at a time (each
+/// read-change-write of the accounts and the tokens holds it).
+pub(crate) struct FileLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl FileLock {
+    /// Waits for and takes the lock of `path` (a `.json` file).
+    ///
+    /// # Errors
+    /// The folder or the lock file cannot be made, or locking fails.
+    pub(crate) fn take<E: FileError>(path: &Path) -> Result<FileLock, E> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let lock_path = path.with_extension("json.lock");
+        let io = |source| E::io(&lock_path, source);
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io)?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
+        Ok(FileLock { _lock: lock })
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, as
+/// everything in the data directory is: keys, accounts, tokens, the audit
+/// log and the files. An existing directory keeps its mode: it is the
+/// operator's.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}

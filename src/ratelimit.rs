@@ -2,7 +2,8 @@
 //! dashboard alike: a token bucket per address, in a table of bounded size.
 //! It only counts; the caller decides what a failure is and what to answer.
 //! The key is an address by default; the dashboard's WebSocket relay keys
-//! the same buckets by session to count messages.
+//! the same buckets by session to count messages. [`TokenBucket`] is the
+//! one token bucket; UDP services rate their peers with it too.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -13,11 +14,69 @@ use std::time::{Duration, Instant};
 /// Peers whose failures are remembered; beyond it the fullest buckets go.
 const MAX_TRACKED: usize = 4096;
 
-/// Failures per peer address (or other key): a token bucket of
+/// A token bucket: `rate` tokens a second, at most `burst` saved up,
+/// starting full. The one home of the rule (UDP peers' rates, failed
+/// sign-ins, the relay's messages).
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        TokenBucket {
+            tokens: burst,
+            last: now,
+            rate,
+            burst,
+        }
+    }
+
+    /// The tokens there at `now`: saved plus refilled, at most `burst`.
+    pub fn available(&self, now: Instant) -> f64 {
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        (self.tokens + refill).min(self.burst)
+    }
+
+    /// Takes a token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let tokens = self.available(now);
+        self.last = now;
+        let ok = tokens >= 1.0;
+        self.tokens = if ok { tokens - 1.0 } else { tokens };
+        ok
+    }
+
+    /// Takes a token whether or not one is there (never below zero): what
+    /// happened counts even when it was let through.
+    pub fn spend(&mut self, now: Instant) {
+        self.tokens = (self.available(now) - 1.0).max(0.0);
+        self.last = now;
+    }
+
+    /// How long until a token is there; zero when one is.
+    pub fn wait(&self, now: Instant) -> Duration {
+        let tokens = self.available(now);
+        if tokens >= 1.0 {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64((1.0 - tokens) / self.rate).unwrap_or(Duration::MAX)
+    }
+
+    /// When it was last taken from.
+    pub fn last(&self) -> Instant {
+        self.last
+    }
+}
+
+/// Failures per peer address (or other key): a [`TokenBucket`] of
 /// `per_minute` tokens, refilled continuously at that rate.
 pub struct FailureLimit<K = IpAddr> {
     per_minute: f64,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
 }
 
 impl<K: Hash + Eq + Copy> FailureLimit<K> {
@@ -28,24 +87,15 @@ impl<K: Hash + Eq + Copy> FailureLimit<K> {
         }
     }
 
-    fn tokens(&self, entry: (f64, Instant), now: Instant) -> f64 {
-        let refill = now.duration_since(entry.1).as_secs_f64() * self.per_minute / 60.0;
-        (entry.0 + refill).min(self.per_minute)
-    }
-
     /// `Err(wait)` when `ip` has no failures left for now.
     pub fn check(&self, ip: K) -> Result<(), Duration> {
         let buckets = crate::sync::lock(&self.buckets);
-        let Some(&entry) = buckets.get(&ip) else {
+        let Some(bucket) = buckets.get(&ip) else {
             return Ok(());
         };
-        let tokens = self.tokens(entry, Instant::now());
-        if tokens >= 1.0 {
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - tokens) * 60.0 / self.per_minute,
-            ))
+        match bucket.wait(Instant::now()) {
+            Duration::ZERO => Ok(()),
+            wait => Err(wait),
         }
     }
 
@@ -55,18 +105,20 @@ impl<K: Hash + Eq + Copy> FailureLimit<K> {
         let mut buckets = crate::sync::lock(&self.buckets);
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&ip) {
             // Forget the peers that have recovered; if none has, the oldest.
-            buckets.retain(|_, e| now.duration_since(e.1) < Duration::from_secs(60));
+            buckets.retain(|_, b| now.duration_since(b.last()) < Duration::from_secs(60));
             if buckets.len() >= MAX_TRACKED
-                && let Some(oldest) = buckets.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k)
+                && let Some(oldest) = buckets
+                    .iter()
+                    .min_by_key(|(_, b)| b.last())
+                    .map(|(k, _)| *k)
             {
                 buckets.remove(&oldest);
             }
         }
-        let tokens = match buckets.get(&ip) {
-            Some(&entry) => self.tokens(entry, now),
-            None => self.per_minute,
-        };
-        buckets.insert(ip, ((tokens - 1.0).max(0.0), now));
+        buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(self.per_minute / 60.0, self.per_minute, now))
+            .spend(now);
     }
 }
 
@@ -92,7 +144,7 @@ mod tests {
         // Pretend 20 s passed: one failure allowed again.
         let mut b = f.buckets.lock().unwrap();
         let e = b.get_mut(&ip).unwrap();
-        e.1 -= Duration::from_secs(20);
+        e.last -= Duration::from_secs(20);
         drop(b);
         assert!(f.check(ip).is_ok());
     }
@@ -104,5 +156,22 @@ mod tests {
             f.charge(IpAddr::from(i.to_be_bytes()));
         }
         assert!(f.buckets.lock().unwrap().len() <= MAX_TRACKED);
+    }
+
+    #[test]
+    fn token_bucket_allows_burst_then_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10.0, 3.0, t0);
+        assert!(b.take(t0) && b.take(t0) && b.take(t0));
+        assert!(!b.take(t0));
+        assert_eq!(b.wait(t0), Duration::from_millis(100));
+        assert!(b.take(t0 + Duration::from_millis(100)));
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // A long pause saves up no more than the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| b.take(later)));
+        assert!(!b.take(later));
+        b.spend(later);
+        assert_eq!(b.available(later), 0.0, "spending never goes below zero");
     }
 }

@@ -20,7 +20,6 @@ use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,19 +205,7 @@ pub fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("files")
 }
 
-/// Creates `dir` (and its parents) readable by its owner only, as
-/// everything in the data directory is: keys, accounts, tokens, the audit
-/// log and the files. An existing directory keeps its mode: it is the
-/// operator's.
-///
-/// # Errors
-/// When it cannot be created.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
+pub use crate::jsonfile::create_private_dir;
 
 impl Store {
     /// Opens (creating) `<data_dir>/files/` and removes temporaries left by

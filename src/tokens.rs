@@ -23,7 +23,6 @@ use crate::jsonfile::{self, FileError};
 use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -421,7 +420,7 @@ impl Tokens {
         &self,
         f: impl FnOnce(&mut BTreeMap<String, Entry>) -> Result<(), TokensError>,
     ) -> Result<(), TokensError> {
-        let _file_lock = FileLock::take(&self.inner.path)?;
+        let _file_lock = jsonfile::FileLock::take::<TokensError>(&self.inner.path)?;
         let (mut tokens, _) = read(&self.inner.path)?;
         f(&mut tokens)?;
         write(&self.inner.path, &tokens)?;
@@ -436,44 +435,11 @@ impl Tokens {
 /// never in practice) becomes bytes no token hashes to.
 fn hex_digest_bytes(hex: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
-    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    for (i, pair) in hex.as_bytes().chunks(2).take(32).enumerate() {
-        if let [hi, lo] = pair
-            && let (Some(hi), Some(lo)) = (digit(*hi), digit(*lo))
-        {
-            out[i] = hi << 4 | lo;
-        }
+    if ::hex::decode_to_slice(hex, &mut out).is_err() {
+        // Bytes no SHA-256 of a token is (as good as): all ones.
+        out = [0xff; 32];
     }
     out
-}
-
-/// An exclusive `flock` on `<file>.lock`, held until dropped, so that
-/// processes sharing the data directory change the file one at a time.
-struct FileLock {
-    _lock: nix::fcntl::Flock<std::fs::File>,
-}
-
-impl FileLock {
-    fn take(path: &Path) -> Result<FileLock, TokensError> {
-        let lock_path = path.with_extension("json.lock");
-        let io = |source| TokensError::Io {
-            path: lock_path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            crate::store::create_private_dir(dir).map_err(io)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io)?;
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
-        Ok(FileLock { _lock: lock })
-    }
 }
 
 jsonfile::file_error!(TokensError);

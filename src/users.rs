@@ -528,11 +528,14 @@ impl Users {
         Ok(if ok { role } else { None })
     }
 
-    /// Re-reads, applies `f`, writes back atomically.
+    /// Under the cross-process lock (as tokens take it): re-reads, applies
+    /// `f`, writes back atomically, so a `switchboard user` and the server
+    /// changing accounts at once both keep their change.
     fn change(
         &self,
         f: impl FnOnce(&mut BTreeMap<String, Account>) -> Result<(), UsersError>,
     ) -> Result<(), UsersError> {
+        let _file_lock = jsonfile::FileLock::take::<UsersError>(&self.inner.path)?;
         let mut state = lock(&self.inner.state);
         let (mut accounts, _) = read(&self.inner.path)?;
         f(&mut accounts)?;

@@ -1,17 +1,25 @@
 //! A small HTTP/1.1 client for the dashboard: `switchboard health` asks
 //! `/healthz` (the Docker HEALTHCHECK) and `switchboard service` calls the
 //! JSON API with a token. One request per connection (over TLS when the
-//! dashboard speaks HTTPS), the reply read whole with a cap.
+//! dashboard speaks HTTPS), spoken by hyper's client, so a body is read by
+//! its `Content-Length` or chunks, whole, up to a cap.
+//!
+//! Not here: connection reuse, redirects or cookies: the callers make one
+//! call each.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ClientError, deadline};
 
 /// Most of a reply read: the API's answers are small.
-const MAX_REPLY: u64 = 1 << 20;
+const MAX_REPLY: usize = 1 << 20;
 
 /// How the dashboard answers plain HTTP on its HTTPS port.
 const HTTPS_ONLY: &str = "this port speaks HTTPS";
@@ -51,26 +59,33 @@ pub async fn request(
     body: Option<&serde_json::Value>,
 ) -> Result<Reply, ClientError> {
     let label = addr.to_string();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, &label);
     if let Some(token) = token {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    let body = body.map(ToString::to_string).unwrap_or_default();
-    if !body.is_empty() {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    head.push_str("\r\n");
-    head.push_str(&body);
+    let body = match body {
+        Some(body) => {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+            Bytes::from(body.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let request = builder
+        .body(Full::new(body))
+        .map_err(|e| ClientError::Rejected {
+            addr: label.clone(),
+            reason: format!("cannot make the request {method} {path}: {e}"),
+        })?;
     deadline(&label, timeout, async {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::io(&label, e))?;
         match tls {
             None => {
-                let reply = exchange(stream, &head, &label).await?;
+                let reply = exchange(stream, request, &label).await?;
                 if reply.status == 400 && reply.body.starts_with(HTTPS_ONLY) {
                     return Err(super::detect::speaks_tls(&label, timeout, HTTPS_HINT).await);
                 }
@@ -81,7 +96,7 @@ pub async fn request(
                     .connect(&addr.ip().to_string(), stream)
                     .await
                     .map_err(|e| super::tls_failed(&label, &e))?;
-                exchange(stream, &head, &label).await
+                exchange(stream, request, &label).await
             }
         }
     })
@@ -109,63 +124,54 @@ pub async fn check(
     }
 }
 
-async fn exchange<S>(mut stream: S, request: &str, label: &str) -> Result<Reply, ClientError>
+/// Sends `request` on `stream` and reads the whole reply, driving hyper's
+/// connection alongside (no task of its own: the deadline drops both).
+async fn exchange<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+    label: &str,
+) -> Result<Reply, ClientError>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| ClientError::io(label, e))?;
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let path = request.uri().path().to_owned();
     let refuse = |reason: String| ClientError::Rejected {
         addr: label.to_owned(),
         reason,
     };
-    let mut reply = Vec::new();
-    let mut limited = (&mut stream).take(MAX_REPLY);
-    // The head first: what answers is not HTTP as soon as its first line says so.
-    let head_end = loop {
-        if let Some(at) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        let first = String::from_utf8_lossy(&reply)
-            .lines()
-            .next()
-            .map(str::to_owned);
-        if let Some(first) = first.filter(|l| reply.contains(&b'\n') && !l.starts_with("HTTP/")) {
-            return Err(refuse(format!(
-                "{path} answered `{}`",
-                first.trim().escape_debug()
-            )));
-        }
-        let n = limited
-            .read_buf(&mut reply)
-            .await
-            .map_err(|e| ClientError::io(label, e))?;
-        if n == 0 {
-            return Err(refuse(format!("{path}: no HTTP reply")));
+    let not_http = |e: hyper::Error| {
+        if e.is_incomplete_message() {
+            refuse(format!("{path}: no HTTP reply"))
+        } else if e.is_parse() {
+            refuse(format!("{path} answered something that is not HTTP ({e})"))
+        } else {
+            refuse(format!("{path}: {e}"))
         }
     };
-    let head = String::from_utf8_lossy(&reply[..head_end]).into_owned();
-    let status = head
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            refuse(format!(
-                "{path} answered `{}`",
-                head.lines().next().unwrap_or("")
-            ))
-        })?;
-    // `Connection: close`: the body ends where the stream does.
-    limited
-        .read_to_end(&mut reply)
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| ClientError::io(label, e))?;
-    Ok(Reply {
-        status,
-        body: String::from_utf8_lossy(&reply[head_end + 4..]).into_owned(),
-    })
+        .map_err(&not_http)?;
+    let work = async {
+        let reply = sender.send_request(request).await.map_err(&not_http)?;
+        let status = reply.status().as_u16();
+        let body = Limited::new(reply.into_body(), MAX_REPLY)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => not_http(*e),
+                Err(e) => refuse(format!("{path}: the reply is too long ({e})")),
+            })?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    };
+    tokio::pin!(work, conn);
+    tokio::select! {
+        reply = &mut work => reply,
+        // The connection ended first: the exchange has its outcome (or
+        // its error) by now.
+        _ = &mut conn => work.await,
+    }
 }

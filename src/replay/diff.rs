@@ -58,7 +58,7 @@ fn excerpt(bytes: &[u8], at: usize) -> Excerpt {
         start: start as u64,
         hex: window
             .iter()
-            .map(|b| format!("{b:02x}"))
+            .map(|b| crate::wire::hex(&[*b]))
             .collect::<Vec<_>>()
             .join(" "),
         text: printable(window),

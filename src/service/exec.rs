@@ -35,7 +35,6 @@ use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
 use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
-use crate::wire::message::MAX_HEADER_LEN;
 
 use super::process::{self, Audit, Record};
 
@@ -50,7 +49,10 @@ const OUTPUT_CHUNK: usize = 8 * 1024;
 
 /// Looks up each allowed program in [`SAFE_PATH`]; names not found are
 /// reported and left out.
-pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
+pub(crate) fn resolve_allowlist(
+    allow: &[String],
+    service: &crate::kind::ServiceId,
+) -> HashMap<String, PathBuf> {
     let mut found = HashMap::new();
     for name in allow {
         let hit = SAFE_PATH
@@ -62,7 +64,7 @@ pub(crate) fn resolve_allowlist(allow: &[String]) -> HashMap<String, PathBuf> {
                 found.insert(name.clone(), path);
             }
             None => tracing::warn!(
-                service = "exec",
+                service = %service,
                 "allowed program `{name}` not found in {SAFE_PATH}"
             ),
         }
@@ -202,7 +204,7 @@ async fn run(listener: Listener, ctx: TcpCtx, config: Settings) -> Result<(), Se
     let key = if tutorial { Vec::new() } else { ctx.key()? };
     let shared = Shared {
         audit: ctx.resources.audit.clone(),
-        programs: resolve_allowlist(&config.allow),
+        programs: resolve_allowlist(&config.allow, &ctx.id),
         running: Semaphore::new(config.max_commands),
         key,
         config,
@@ -225,18 +227,13 @@ async fn serve_conn(
     shared: Arc<Shared>,
     ctx: TcpCtx,
 ) -> Result<(), ConnError> {
-    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout, &guard);
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
-    super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
+    let mut conn = super::authed::authed_message_conn(stream, &shared.key, ctx, guard).await?;
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
     // holds no command slot meanwhile.
     loop {
-        let header =
-            tokio::time::timeout(ctx.limits.idle_timeout, conn.read_header(MAX_HEADER_LEN))
-                .await
-                .map_err(|_| ConnError::Timeout(ctx.limits.idle_timeout))?;
-        let header = match header {
+        let header = match super::authed::next_header(&mut conn, ctx, guard).await {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(()),
             Err(ConnError::Wire(e)) => {
@@ -246,7 +243,6 @@ async fn serve_conn(
             }
             Err(e) => return Err(e),
         };
-        guard.touch();
         if header.size > 0 {
             let why = ExecReply::error("exec requests carry no body");
             let _ = conn.write_message(&why, &[]).await;
@@ -367,7 +363,7 @@ impl CommandRecord<'_> {
             .observe_exec(&self.ctx.id, self.started.elapsed());
         // `{:?}` escapes the peer's argv: no newline or ESC reaches the log raw.
         tracing::info!(
-            service = "exec",
+            service = %self.ctx.id,
             peer = self.guard.peer(),
             ms = duration_ms,
             "{:?}: {}",

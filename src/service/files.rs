@@ -206,22 +206,18 @@ async fn serve_conn(
     shared: Arc<Shared>,
     ctx: TcpCtx,
 ) -> Result<(), ConnError> {
-    let mut conn = super::accept::message_stream(stream, ctx.limits.idle_timeout, &guard);
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
-    super::accept::authenticate(&mut conn, &shared.key, ctx, guard).await?;
-    let idle = ctx.limits.idle_timeout;
+    let mut conn = super::authed::authed_message_conn(stream, &shared.key, ctx, guard).await?;
     loop {
-        let header = match tokio::time::timeout(idle, conn.read_header(MAX_HEADER_LEN)).await {
-            Err(_) => return Err(ConnError::Timeout(idle)),
-            Ok(Ok(Some(h))) => h,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Err(ConnError::Wire(e))) => {
+        let header = match super::authed::next_header(&mut conn, ctx, guard).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(()),
+            Err(ConnError::Wire(e)) => {
                 let _ = refuse_and_close(&mut conn, &e).await;
                 return Err(ConnError::Wire(e));
             }
-            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e),
         };
-        guard.touch();
         let request = match header.request::<FilesRequest>() {
             Ok(r) => r,
             // Its body, if any, would have to be read: refused and closed.

@@ -19,12 +19,14 @@
 //! here uses the supervisor.
 
 pub mod accept;
+pub(crate) mod authed;
 pub mod counted;
 pub mod describe;
 pub(crate) mod evict;
 pub mod internal;
 pub mod listen;
 pub(crate) mod new_peers;
+pub mod own_addr;
 pub(crate) mod process;
 pub mod proxy_header;
 pub mod registry;
@@ -343,9 +345,9 @@ impl OwnPorts {
         if !fast_hit && !full {
             return false;
         }
-        lock(&self.0.addrs).iter().any(|(_, own)| {
-            own.port() == port && (own.ip().is_unspecified() || own.ip() == src.ip())
-        })
+        lock(&self.0.addrs)
+            .iter()
+            .any(|(_, own)| own_addr::may_be_from(src, *own))
     }
 
     /// The instance other than `me` of a forwarding kind (a udp-proxy)

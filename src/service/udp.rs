@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::{ServiceError, UdpCtx};
 use crate::kind::Proto;
+use crate::ratelimit::TokenBucket;
 use crate::stats::ConnGuard;
 
 /// Largest UDP payload there is; the receive buffer must hold it whole or
@@ -43,9 +44,7 @@ const REFLECTOR_PORTS: [u16; 6] = [1900, 3702, 5353, 5683, 11211, 27015];
 /// `own` is this service's address.
 pub(crate) fn blocked_source(src: SocketAddr, own: SocketAddr) -> bool {
     let port = src.port();
-    port < 1024
-        || REFLECTOR_PORTS.contains(&port)
-        || (port == own.port() && (own.ip().is_unspecified() || own.ip() == src.ip()))
+    port < 1024 || REFLECTOR_PORTS.contains(&port) || super::own_addr::may_be_from(src, own)
 }
 
 /// Consecutive datagrams from one peer that equal our last reply to it,
@@ -70,39 +69,6 @@ fn fingerprint(bytes: &[u8]) -> u64 {
         h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
     }
     h
-}
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
-#[derive(Debug)]
-pub(crate) struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-    rate: f64,
-    burst: f64,
-}
-
-impl TokenBucket {
-    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        TokenBucket {
-            tokens: f64::from(burst),
-            last: now,
-            rate: f64::from(rate),
-            burst: f64::from(burst),
-        }
-    }
-
-    /// Takes a token if there is one.
-    pub(crate) fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// A peer being answered: its stats guard, rate bucket and reflection count.
@@ -259,7 +225,11 @@ pub(crate) fn admit<'a>(
         conn.set_capture_local(own);
         PeerEntry {
             conn,
-            bucket: TokenBucket::new(limits.peer_rate, limits.peer_burst, now),
+            bucket: TokenBucket::new(
+                f64::from(limits.peer_rate),
+                f64::from(limits.peer_burst),
+                now.into_std(),
+            ),
             last_seen: now,
             // No reply yet: a length no datagram has.
             last_reply: (usize::MAX, 0),
@@ -268,7 +238,7 @@ pub(crate) fn admit<'a>(
     });
     peer.last_seen = now;
     peer.conn.received(datagram);
-    if !peer.bucket.take(now) {
+    if !peer.bucket.take(now.into_std()) {
         ctx.stats.dropped(&ctx.id);
         return None;
     }
@@ -317,7 +287,7 @@ mod tests {
                 Proto::Udp,
                 "127.0.0.1:5",
             ),
-            bucket: TokenBucket::new(1, 1, Instant::now()),
+            bucket: TokenBucket::new(1.0, 1.0, std::time::Instant::now()),
             last_seen: Instant::now(),
             last_reply: (usize::MAX, 0),
             reflections: 0,
@@ -332,19 +302,5 @@ mod tests {
         assert_eq!(dropped, [false, false, true, false, false, true]);
         assert_ne!(fingerprint(b"HELLO"), fingerprint(b"HELLP"));
         assert_ne!(fingerprint(b""), fingerprint(b"\0"));
-    }
-
-    #[test]
-    fn token_bucket_allows_burst_then_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(10, 3, t0);
-        assert!(b.take(t0) && b.take(t0) && b.take(t0));
-        assert!(!b.take(t0));
-        assert!(b.take(t0 + Duration::from_millis(100)));
-        assert!(!b.take(t0 + Duration::from_millis(100)));
-        // A long pause saves up no more than the burst.
-        let later = t0 + Duration::from_secs(60);
-        assert!((0..3).all(|_| b.take(later)));
-        assert!(!b.take(later));
     }
 }

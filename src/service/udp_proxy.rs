@@ -94,11 +94,7 @@ impl Kind for Settings {
         let own = socket.local_addr()?;
         // Forwarding to ourselves would bounce every datagram until the
         // rate limit stopped it.
-        if upstream == own
-            || (own.ip().is_unspecified()
-                && upstream.port() == own.port()
-                && upstream.ip().is_loopback())
-        {
+        if super::own_addr::reaches(upstream, own) {
             return Err(ServiceError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("upstream {upstream} is this service's own address"),

@@ -13,7 +13,7 @@
 //! (`OwnPorts::forwarder_at`); loops across processes end at the
 //! udp-proxy's new-peer limits (`service::new_peers`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::Supervisor;
 use crate::config::ServiceConfig;
@@ -49,20 +49,13 @@ fn addresses(upstream: &Upstream) -> Vec<SocketAddr> {
     }
 }
 
-/// Whether a datagram or connection to `to` reaches a socket bound at `at`.
-fn reaches(to: SocketAddr, at: SocketAddr) -> bool {
-    let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
-    to.port() == at.port()
-        && (to.ip() == at.ip()
-            || (at.ip().is_unspecified() && local(to.ip()))
-            || (to.ip().is_unspecified() && at.ip().is_loopback()))
-}
-
 /// Whether `upstream` is the listener `at`.
 pub(crate) fn is_listener(upstream: &Upstream, at: &ListenAddr) -> bool {
     match (upstream, at) {
         (Upstream::Unix(path), ListenAddr::Unix(bound)) => path == bound,
-        (_, ListenAddr::Inet(bound)) => addresses(upstream).into_iter().any(|a| reaches(a, *bound)),
+        (_, ListenAddr::Inet(bound)) => addresses(upstream)
+            .into_iter()
+            .any(|a| crate::service::own_addr::reaches(a, *bound)),
         _ => false,
     }
 }

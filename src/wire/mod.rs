@@ -20,13 +20,7 @@ pub fn ascii_upper_in_place(buf: &mut [u8]) {
 
 /// Lower-case hex of `bytes` (SHA-256 digests, keys, HMAC tags).
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
+    ::hex::encode(bytes)
 }
 
 /// Parses hex digits (either case; spaces, tabs, newlines and `:` between
@@ -38,20 +32,17 @@ pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b':'))
-        .map(|b| match b {
-            b'0'..=b'9' => Ok(b - b'0'),
-            b'a'..=b'f' => Ok(b - b'a' + 10),
-            b'A'..=b'F' => Ok(b - b'A' + 10),
-            other => Err(format!(
-                "`{}` is not a hex digit",
-                char::from(other).escape_default()
-            )),
-        })
-        .collect::<Result<_, _>>()?;
+        .collect();
+    if let Some(&other) = digits.iter().find(|b| !b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{}` is not a hex digit",
+            char::from(other).escape_default()
+        ));
+    }
     if !digits.len().is_multiple_of(2) {
         return Err(format!("{} hex digits: bytes need two each", digits.len()));
     }
-    Ok(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
+    ::hex::decode(&digits).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

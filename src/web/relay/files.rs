@@ -121,14 +121,13 @@ pub struct PutReply {
 
 /// `filename*=` of a Content-Disposition: RFC 5987 percent-encoding.
 pub(super) fn disposition(name: &str) -> HeaderValue {
-    let mut encoded = String::with_capacity(name.len() * 3);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            encoded.push(char::from(b));
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
+    // RFC 5987's attr-char less the few we keep out anyway: unreserved only.
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let encoded = percent_encoding::utf8_percent_encode(name, KEEP);
     HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
         .expect("percent-encoded ASCII is a valid header value")
 }
