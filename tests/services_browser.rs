@@ -76,18 +76,23 @@ async fn editing_a_proxy_in_the_form_keeps_what_the_form_did_not_change() {
     .await;
     assert_eq!(made, 200);
     services_page(&o).await;
-    b.click_on("front's Edit button", "//button[@data-edit='front']").await;
-    b.wait_for("the edit form",
+    b.click_on("front's Edit button", "//button[@data-edit='front']")
+        .await;
+    b.wait_for(
+        "the edit form",
         "//h2[@id='instance-form-title' and .='Edit front']",
     )
     .await;
     // The form shows what is saved, typed: a select, a number in ms, a switch.
-    let protocol = b.wait_for("proxy_protocol's select",
-        "//select[@name='proxy_protocol']",
-    )
-    .await;
+    let protocol = b
+        .wait_for(
+            "proxy_protocol's select",
+            "//select[@name='proxy_protocol']",
+        )
+        .await;
     assert_eq!(protocol.prop("value").await.unwrap().as_deref(), Some("v1"));
-    let timeout = b.client
+    let timeout = b
+        .client
         .find(fantoccini::Locator::XPath(
             "//input[@name='connect_timeout_ms' and @type='number']",
         ))
@@ -97,25 +102,32 @@ async fn editing_a_proxy_in_the_form_keeps_what_the_form_did_not_change() {
         timeout.prop("value").await.unwrap().as_deref(),
         Some("2000")
     );
-    b.wait_for("capture as a switch",
+    b.wait_for(
+        "capture as a switch",
         "//input[@name='capture' and @type='checkbox' and @role='switch']",
     )
     .await;
-    b.wait_for("the unit and default",
+    b.wait_for(
+        "the unit and default",
         "//span[@id='hint-idle_timeout_ms' and contains(., 'Milliseconds') \
          and contains(., 'default 120000 (2 min)')]",
     )
     .await;
-    let idle = b.client
-        .find(fantoccini::Locator::XPath("//input[@name='idle_timeout_ms']"))
+    let idle = b
+        .client
+        .find(fantoccini::Locator::XPath(
+            "//input[@name='idle_timeout_ms']",
+        ))
         .await
         .unwrap();
     idle.clear().await.unwrap();
     idle.send_keys("30000").await.unwrap();
     b.screenshot("services-edit-typed-form").await;
-    b.click_on("the form's Save button", "//button[@id='instance-save']").await;
+    b.click_on("the form's Save button", "//button[@id='instance-save']")
+        .await;
     // The message is seen after the reload.
-    b.wait_for("the saved message",
+    b.wait_for(
+        "the saved message",
         "//*[@id='toast' and not(@hidden)][contains(., 'saved front: idle_timeout_ms changed')]",
     )
     .await;
@@ -150,29 +162,37 @@ async fn a_row_shows_running_and_enabled_apart_switches_capture_and_opens_its_lo
         200
     );
     services_page(&o).await;
-    let now = b.wait_for("time's state", "//span[@data-running='time']").await;
+    let now = b
+        .wait_for("time's state", "//span[@data-running='time']")
+        .await;
     assert_eq!(now.text().await.unwrap(), "running");
-    let boot = b.client
+    let boot = b
+        .client
         .find(fantoccini::Locator::XPath("//td[@data-boot='time']"))
         .await
         .unwrap();
     assert_eq!(boot.text().await.unwrap(), "disabled");
-    b.wait_for("Enable offered",
+    b.wait_for(
+        "Enable offered",
         "//button[@data-enable='true' and @data-name='time']",
     )
     .await;
-    b.wait_for("Stop offered",
+    b.wait_for(
+        "Stop offered",
         "//button[@data-action='stop' and @data-name='time']",
     )
     .await;
 
     // Capture on from echo's row, then a conversation is captured.
-    let switch = b.wait_for("echo's capture switch",
-        "//button[@data-capture='echo' and @aria-checked='false']",
-    )
-    .await;
+    let switch = b
+        .wait_for(
+            "echo's capture switch",
+            "//button[@data-capture='echo' and @aria-checked='false']",
+        )
+        .await;
     switch.click().await.unwrap();
-    b.wait_for("the switch on",
+    b.wait_for(
+        "the switch on",
         "//button[@data-capture='echo' and @aria-checked='true']",
     )
     .await;
@@ -201,18 +221,22 @@ async fn a_row_shows_running_and_enabled_apart_switches_capture_and_opens_its_lo
     .await;
     // Kept: the page read again shows it on.
     services_page(&o).await;
-    b.wait_for("still on",
+    b.wait_for(
+        "still on",
         "//button[@data-capture='echo' and @aria-checked='true']",
     )
     .await;
 
     // The log, one click away: the connection and the capture switch.
-    b.click_on("echo's Log button", "//button[@data-log='echo']").await;
-    b.wait_for("echo's log",
+    b.click_on("echo's Log button", "//button[@data-log='echo']")
+        .await;
+    b.wait_for(
+        "echo's log",
         "//section[@id='service-log' and not(@hidden)]//li[contains(., 'connected')]",
     )
     .await;
-    b.wait_for("its audit line",
+    b.wait_for(
+        "its audit line",
         "//ol[@id='service-log-lines']/li[contains(., 'audit: admin')]",
     )
     .await;
@@ -257,11 +281,14 @@ async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_rep
     // Reached from the navigation; the closed connection is listed.
     b.client.set_window_size(1440, 900).await.unwrap();
     services_page(&o).await;
-    b.click_on("the Captures link", "//a[@id='nav-captures']").await;
-    b.wait_for("the page's script", "//body[@data-ready='true']").await;
+    b.click_on("the Captures link", "//a[@id='nav-captures']")
+        .await;
+    b.wait_for("the page's script", "//body[@data-ready='true']")
+        .await;
     let row = guard("the closed capture listed", async {
         loop {
-            if let Ok(row) = b.client
+            if let Ok(row) = b
+                .client
                 .find(fantoccini::Locator::XPath(
                     "//tr[@data-instance='echo' and @data-open='false']",
                 ))
@@ -283,7 +310,8 @@ async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_rep
         "//tr[@data-capture-id='{id}']//a[@href='/api/v1/connections/{id}/capture.pcapng']"
     );
     b.wait_for("the pcapng link", &export).await;
-    b.wait_for("the inspect link",
+    b.wait_for(
+        "the inspect link",
         &format!("//tr[@data-capture-id='{id}']//a[@href='/inspect/{id}']"),
     )
     .await;
@@ -296,7 +324,11 @@ async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_rep
     b.screenshot("16-captures-1440").await;
 
     // Replay from the row, to echo again: the same replies.
-    b.click_on("the Replay button", &format!("//button[@data-replay='{id}']")).await;
+    b.click_on(
+        "the Replay button",
+        &format!("//button[@data-replay='{id}']"),
+    )
+    .await;
     b.wait_for("the replay's outcome",
         "//p[@id='captures-status' and @data-outcome='equal' and contains(., 'the same as recorded')]",
     )
@@ -311,7 +343,8 @@ async fn the_captures_page_lists_a_closed_connection_with_inspect_export_and_rep
     // A phone's width: nothing past the edge, and still no violation.
     b.client.set_window_size(390, 844).await.unwrap();
     b.client.refresh().await.unwrap();
-    b.wait_for("the page's script", "//body[@data-ready='true']").await;
+    b.wait_for("the page's script", "//body[@data-ready='true']")
+        .await;
     let (page, window) = fits(&b.client).await;
     assert!(
         page <= window,
@@ -344,20 +377,30 @@ async fn the_stats_table_sorts_by_a_column_and_offers_its_csv() {
     b.client.set_window_size(1440, 900).await.unwrap();
     services_page(&o).await;
     b.click_on("the Stats link", "//a[@id='nav-stats']").await;
-    b.wait_for("the page's script", "//body[@data-ready='true']").await;
-    b.wait_for("echo's bytes, formatted by the script",
+    b.wait_for("the page's script", "//body[@data-ready='true']")
+        .await;
+    b.wait_for(
+        "echo's bytes, formatted by the script",
         "//tr[@data-instance='echo']/td[@data-field='bytes_in' and @data-value='20']",
     )
     .await;
     // Sorted by bytes in, largest first: echo leads.
-    b.click_on("the bytes-in column's sort button", "//button[@data-sort='bytes_in']").await;
-    b.wait_for("echo first",
+    b.click_on(
+        "the bytes-in column's sort button",
+        "//button[@data-sort='bytes_in']",
+    )
+    .await;
+    b.wait_for(
+        "echo first",
         "//th[@aria-sort='descending']//button[@data-sort='bytes_in'] \
          | //table[@id='stats']/tbody/tr[1][@data-instance='echo']",
     )
     .await;
-    let first = b.client
-        .find(fantoccini::Locator::XPath("//table[@id='stats']/tbody/tr[1]"))
+    let first = b
+        .client
+        .find(fantoccini::Locator::XPath(
+            "//table[@id='stats']/tbody/tr[1]",
+        ))
         .await
         .unwrap()
         .attr("data-instance")
@@ -365,20 +408,29 @@ async fn the_stats_table_sorts_by_a_column_and_offers_its_csv() {
         .unwrap();
     assert_eq!(first.as_deref(), Some("echo"));
     // Again: smallest first, echo no longer leads.
-    b.click_on("the bytes-in column's sort button", "//button[@data-sort='bytes_in']").await;
-    b.wait_for("ascending",
+    b.click_on(
+        "the bytes-in column's sort button",
+        "//button[@data-sort='bytes_in']",
+    )
+    .await;
+    b.wait_for(
+        "ascending",
         "//th[@aria-sort='ascending']//button[@data-sort='bytes_in']",
     )
     .await;
-    let first = b.client
-        .find(fantoccini::Locator::XPath("//table[@id='stats']/tbody/tr[1]"))
+    let first = b
+        .client
+        .find(fantoccini::Locator::XPath(
+            "//table[@id='stats']/tbody/tr[1]",
+        ))
         .await
         .unwrap()
         .attr("data-instance")
         .await
         .unwrap();
     assert_ne!(first.as_deref(), Some("echo"));
-    b.wait_for("the CSV link",
+    b.wait_for(
+        "the CSV link",
         "//a[@id='stats-csv' and @href='/api/v1/stats.csv']",
     )
     .await;
