@@ -92,12 +92,11 @@ async fn editing_a_proxy_in_the_form_keeps_what_the_form_did_not_change() {
         .await;
     assert_eq!(protocol.prop("value").await.unwrap().as_deref(), Some("v1"));
     let timeout = b
-        .client
-        .find(fantoccini::Locator::XPath(
+        .wait_for(
+            "connect_timeout_ms's number field",
             "//input[@name='connect_timeout_ms' and @type='number']",
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     assert_eq!(
         timeout.prop("value").await.unwrap().as_deref(),
         Some("2000")
@@ -114,12 +113,11 @@ async fn editing_a_proxy_in_the_form_keeps_what_the_form_did_not_change() {
     )
     .await;
     let idle = b
-        .client
-        .find(fantoccini::Locator::XPath(
+        .wait_for(
+            "idle_timeout_ms's field",
             "//input[@name='idle_timeout_ms']",
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     idle.clear().await.unwrap();
     idle.send_keys("30000").await.unwrap();
     b.screenshot("services-edit-typed-form").await;
@@ -167,10 +165,8 @@ async fn a_row_shows_running_and_enabled_apart_switches_capture_and_opens_its_lo
         .await;
     assert_eq!(now.text().await.unwrap(), "running");
     let boot = b
-        .client
-        .find(fantoccini::Locator::XPath("//td[@data-boot='time']"))
-        .await
-        .unwrap();
+        .wait_for("time's At boot cell", "//td[@data-boot='time']")
+        .await;
     assert_eq!(boot.text().await.unwrap(), "disabled");
     b.wait_for(
         "Enable offered",
@@ -396,17 +392,15 @@ async fn the_stats_table_sorts_by_a_column_and_offers_its_csv() {
          | //table[@id='stats']/tbody/tr[1][@data-instance='echo']",
     )
     .await;
+    // The table redraws every 2 s: read through the page object's retry.
     let first = b
-        .client
-        .find(fantoccini::Locator::XPath(
+        .attr_in_live_table(
+            "the first row",
             "//table[@id='stats']/tbody/tr[1]",
-        ))
-        .await
-        .unwrap()
-        .attr("data-instance")
-        .await
-        .unwrap();
-    assert_eq!(first.as_deref(), Some("echo"));
+            "data-instance",
+        )
+        .await;
+    assert_eq!(first, "echo");
     // Again: smallest first, echo no longer leads.
     b.click_on(
         "the bytes-in column's sort button",
@@ -418,17 +412,15 @@ async fn the_stats_table_sorts_by_a_column_and_offers_its_csv() {
         "//th[@aria-sort='ascending']//button[@data-sort='bytes_in']",
     )
     .await;
+    // The table redraws every 2 s: read through the page object's retry.
     let first = b
-        .client
-        .find(fantoccini::Locator::XPath(
+        .attr_in_live_table(
+            "the first row",
             "//table[@id='stats']/tbody/tr[1]",
-        ))
-        .await
-        .unwrap()
-        .attr("data-instance")
-        .await
-        .unwrap();
-    assert_ne!(first.as_deref(), Some("echo"));
+            "data-instance",
+        )
+        .await;
+    assert_ne!(first, "echo");
     b.wait_for(
         "the CSV link",
         "//a[@id='stats-csv' and @href='/api/v1/stats.csv']",
