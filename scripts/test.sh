@@ -71,6 +71,18 @@ fi
 SWITCHBOARD_AXE_JS="$(cd "$axe_dir" && pwd)/node_modules/axe-core/axe.min.js"
 export SWITCHBOARD_AXE_JS
 
+# Lighthouse audits every page at desktop and phone sizes
+# (tests/lighthouse.rs): from npm into the target dir, like axe-core.
+lighthouse_dir="${CARGO_TARGET_DIR:-target}/lighthouse"
+if [ ! -f "$lighthouse_dir/node_modules/lighthouse/package.json" ]; then
+  need_apt npm npm
+  step "installing lighthouse 12 (npm) into $lighthouse_dir"
+  mkdir -p "$lighthouse_dir"
+  npm install --prefix "$lighthouse_dir" --no-audit --no-fund --silent lighthouse@12
+fi
+SWITCHBOARD_LIGHTHOUSE_MODULES="$(cd "$lighthouse_dir" && pwd)/node_modules"
+export SWITCHBOARD_LIGHTHOUSE_MODULES
+
 # Toxiproxy's own clients prove its API (tests/toxiproxy.rs): the npm one
 # into the target dir like axe-core, the PyPI one with pip.
 toxiproxy_node="${CARGO_TARGET_DIR:-target}/toxiproxy-node"
