@@ -173,6 +173,7 @@ impl LabProxy {
             .await
             .map_err(|e| WebError::Busy(format!("the lab's proxy cannot start: {e}")))?;
         proxy.addr = state.target(&name)?;
+        tracing::info!(service = %name, %upstream, "the sticky-packet lab's proxy started");
         Ok(proxy)
     }
 
@@ -214,6 +215,46 @@ impl Drop for LabProxy {
                 remove(&state, &name).await;
                 drop(slot);
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this binary that takes slots: the pool is the
+    /// process's.
+    #[test]
+    fn at_most_four_lab_proxies_and_a_dropped_one_frees_its_slot() {
+        let taken: Vec<Slot> = (0..LAB_PROXIES).map(|_| Slot::take().unwrap()).collect();
+        let mut numbers: Vec<usize> = taken.iter().map(|s| s.0).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, [0, 1, 2, 3]);
+        assert!(Slot::take().is_none(), "a fifth");
+        drop(taken);
+        assert!(Slot::take().is_some());
+    }
+
+    #[test]
+    fn only_the_lessons_toxics_are_taken() {
+        let toxic = |type_name: &str| LabToxic {
+            type_name: type_name.into(),
+            stream: None,
+            attributes: BTreeMap::new(),
+        };
+        assert!(toxic("slicer").toxic().is_ok());
+        assert!(toxic("latency").toxic().is_ok());
+        for refused in [
+            "timeout",
+            "reset_peer",
+            "limit_data",
+            "loss",
+            "",
+            "x".repeat(1000).as_str(),
+        ] {
+            let e = toxic(refused).toxic().unwrap_err().to_string();
+            assert!(e.len() < 200, "{e}");
         }
     }
 }
