@@ -26,6 +26,24 @@ async fn axe_clean(ui: &Dashboard, axe: &str, after: &str) {
     assert!(violations.is_empty(), "axe after {after}: {violations:#?}");
 }
 
+/// On a touch screen every visible control of the page is at least 44 px
+/// square (the rule tests/browser.rs holds every page to, here with the
+/// saved messages, the history and the labs' results drawn).
+async fn tap_targets_fit(ui: &Dashboard) {
+    let small = ui
+        .script(
+            "if (!matchMedia('(pointer: coarse)').matches) return [];
+             return [...document.querySelectorAll('a, button, select, input, textarea, summary')]
+               .filter((e) => e.getClientRects().length > 0 && !['checkbox', 'radio', 'file'].includes(e.type))
+               .map((e) => [e, e.getBoundingClientRect()])
+               .filter(([, r]) => r.width < 43.5 || r.height < 43.5)
+               .map(([e, r]) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} ${Math.round(r.width)}x${Math.round(r.height)}`);",
+            vec![],
+        )
+        .await;
+    assert_eq!(small, json!([]), "tap targets under 44 px");
+}
+
 async fn reply_is(ui: &Dashboard, text: &str) {
     ui.wait_for(&format!("the reply {text}"), &REPLY.replace("{}", text))
         .await;
@@ -224,6 +242,7 @@ async fn send_page(screen: Screen, tag: &str) {
     ui.screenshot(&format!("send-{tag}-3-lab-through-slicer"))
         .await;
 
+    tap_targets_fit(&ui).await;
     // The lab's proxies are gone.
     let (status, body) = ui.fetch("/api/v1/services").await;
     assert_eq!(status, 200);
