@@ -243,6 +243,9 @@ async fn send_page(screen: Screen, tag: &str) {
         .await;
 
     tap_targets_fit(&ui).await;
+    // Everything drawn, in dark mode too.
+    ui.emulate_color_scheme("dark").await;
+    axe_clean(&ui, &axe, "all of it, in dark mode").await;
     // The lab's proxies are gone.
     let (status, body) = ui.fetch("/api/v1/services").await;
     assert_eq!(status, 200);

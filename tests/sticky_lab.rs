@@ -364,3 +364,28 @@ async fn a_lab_run_dropped_half_way_leaves_no_proxy_behind() {
     let _ = run.await;
     no_lab_proxy_left(&w).await;
 }
+
+/// The tutorial's `length-ready` client reads the decimal length with one
+/// `recv`: a slicer that cuts the length in two breaks it too, as the
+/// Tutorials page says. (Segments 50 ms apart, so the first read holds the
+/// first digit alone even on a loaded machine.)
+#[tokio::test]
+async fn through_a_slicer_length_ready_breaks_when_its_length_is_cut() {
+    let w = web().await;
+    let admin = w.admin().await;
+    // 21 bytes of output: the length "21" is two segments.
+    let body = json!({"commands": ["seq 1 10", "echo two"], "instances": ["lab-ready"],
+                      "through": slicer(50_000)});
+    let r = w
+        .send(admin.act_json("POST", "/api/v1/sticky/exec", &body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v = r.json();
+    let ready = side(&v, "lab-ready");
+    assert_eq!(ready["whole"], false, "{ready}");
+    assert_ne!(
+        ready["replies"][0], "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n",
+        "{ready}"
+    );
+    no_lab_proxy_left(&w).await;
+}
