@@ -389,3 +389,39 @@ async fn through_a_slicer_length_ready_breaks_when_its_length_is_cut() {
     );
     no_lab_proxy_left(&w).await;
 }
+
+/// The pages carry the lesson: the Send page's labs offer the toxics, and
+/// the Tutorials page explains them.
+#[tokio::test]
+async fn the_send_and_tutorials_pages_carry_the_lesson() {
+    let w = web().await;
+    let admin = w.admin().await;
+    let r = w.send(admin.get("/send")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for marker in [
+        "id=\"sticky-toxic-type\"",
+        "id=\"exec-toxic-type\"",
+        "<option value=\"slicer\">",
+        "<option value=\"latency\">",
+        "id=\"compare-wrap\" tabindex=\"0\" role=\"region\" aria-label=",
+        "id=\"saved-table\"",
+        "id=\"history-table\" data-max=\"25\"",
+    ] {
+        assert!(r.body.contains(marker), "/send lacks {marker}");
+    }
+    let r = w.send(admin.get("/tutorials")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let lesson = r
+        .body
+        .split("id=\"lesson-toxics\"")
+        .nth(1)
+        .expect("the lesson's section");
+    for words in [
+        "slicer",
+        "<code>raw</code>",
+        "<code>struct</code>",
+        "<code>length-ready</code>",
+    ] {
+        assert!(lesson.contains(words), "the lesson lacks {words}");
+    }
+}
