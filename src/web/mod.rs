@@ -39,6 +39,7 @@ mod relay;
 mod reload;
 mod replay_target;
 mod routes;
+mod saved;
 mod server;
 pub mod session;
 mod stats_table;

@@ -38,6 +38,7 @@ use crate::store::FileInfo;
 
 mod files;
 pub use files::{delete_file, get_file, list_files, put_file};
+mod lab_proxy;
 mod sticky_exec;
 pub use sticky_exec::sticky_exec;
 
@@ -220,6 +221,8 @@ pub async fn send(
 #[serde(deny_unknown_fields)]
 pub struct StickyRequest {
     messages: Vec<String>,
+    /// Through a temporary proxy with this toxic (see [`lab_proxy`]).
+    through: Option<lab_proxy::LabToxic>,
 }
 
 /// One side of the sticky-packet demonstration.
@@ -239,6 +242,8 @@ pub struct StickySide {
 #[derive(Debug, Serialize)]
 pub struct StickyReply {
     pub target: String,
+    /// The toxic both sides went through, when they did.
+    pub through: Option<String>,
     pub raw: StickySide,
     pub framed: StickySide,
 }
@@ -271,6 +276,7 @@ pub async fn sticky(
             bad.len()
         )));
     }
+    let toxic = req.through.as_ref().map(|t| t.toxic()).transpose()?;
     let target = state.target(ServiceKind::Echo)?;
     let raw: Vec<Vec<u8>> = req.messages.iter().map(|m| m.as_bytes().to_vec()).collect();
     let framed: Vec<Vec<u8>> = raw
@@ -281,8 +287,24 @@ pub async fn sticky(
         })
         .collect();
 
-    let raw_reads = echo_back_to_back(&state, &target, &raw).await?;
-    let framed_reads = echo_back_to_back(&state, &target, &framed).await?;
+    let (raw_reads, framed_reads) = match toxic {
+        None => (
+            echo_back_to_back(&state, &target, &raw, true).await?,
+            echo_back_to_back(&state, &target, &framed, true).await?,
+        ),
+        Some(toxic) => {
+            let proxy = lab_proxy::LabProxy::open(&state, &target, toxic).await?;
+            let reads = async {
+                Ok::<_, WebError>((
+                    echo_back_to_back(&state, proxy.addr(), &raw, false).await?,
+                    echo_back_to_back(&state, proxy.addr(), &framed, false).await?,
+                ))
+            }
+            .await;
+            proxy.close().await;
+            reads?
+        }
+    };
     let shown = |chunk: &Vec<u8>| {
         String::from_utf8_lossy(chunk)
             .chars()
@@ -298,6 +320,7 @@ pub async fn sticky(
     let merged: Vec<u8> = framed_reads.concat();
     Ok(Json(StickyReply {
         target,
+        through: req.through.as_ref().map(lab_proxy::LabToxic::describe),
         raw: StickySide {
             writes: raw.iter().map(Vec::len).collect(),
             reads: raw_reads.iter().map(shown).collect(),
@@ -337,6 +360,7 @@ async fn echo_back_to_back(
     state: &AppState,
     target: &str,
     pieces: &[Vec<u8>],
+    wait: bool,
 ) -> Result<Vec<Vec<u8>>, WebError> {
     let total: usize = pieces.iter().map(Vec::len).sum();
     let tls = state.tls(ServiceKind::Echo)?;
@@ -347,7 +371,9 @@ async fn echo_back_to_back(
     ))
     .await?;
     client.write_each(pieces).await?;
-    if let Some(me) = client.local_addr() {
+    // Through the lab's proxy echo sees the proxy, not this client, and
+    // the toxic is what decides how the reads come back.
+    if let Some(me) = client.local_addr().filter(|_| wait) {
         // Byte counts do not wake the stats' change signal (the data path
         // stays lock-free), so look every few milliseconds, for a while.
         let me = me.to_string();

@@ -142,6 +142,7 @@ pub(super) fn relay() -> Routes {
         .route("/api/v1/sticky", post(relay::sticky))
         .route("/api/v1/sticky/exec", post(relay::sticky_exec))
         .route("/api/v1/files", get(relay::list_files))
+        .merge(super::saved::routes())
 }
 
 /// What lasts as long as its stream: the live page, an upload or a

@@ -1,5 +1,5 @@
 // switchboard dashboard: the Send page: test messages, sticky packets, B/S beside C/S.
-import { $, $$, api, toast, bytes, el, live, start } from '../app.js';
+import { $, $$, api, toast, el, live, start, request, csrfToken } from '../app.js';
 import { hexdump, pyBytes, shq, pyAddr } from '../bscs.js';
 
 /** The `q` quantile (0..1) of `values`, nearest rank. */
@@ -118,8 +118,13 @@ function initSend() {
       }
     },
   });
-  $('#send-form').addEventListener('submit', async (ev) => {
+  $('#send-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
+    sendForm();
+  });
+  // Sends what the form holds (typed, loaded from a saved message, or
+  // put back from the history) and adds it to the history.
+  const sendForm = async () => {
     const service = $('#send-service').value;
     const kind = $('#send-service').selectedOptions[0].dataset.kind;
     const hexMode = $('#send-mode').value === 'hex';
@@ -151,6 +156,7 @@ function initSend() {
         ? `import socket\n\nwith socket.create_connection(${addr.tuple}) as s:\n    s.sendall(${pyBytes(r.request_hex)})\n    print(s.recv(${Math.max(1024, r.bytes_sent)}))`
         : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`;
       $('#send-result').hidden = false;
+      history.add({ target: service, mode: hexMode ? 'hex' : 'text', payload: input, reply: r.reply, rtt_us: r.rtt_us });
     } catch (e) {
       // No stale reply beside a new error.
       $('#send-result').hidden = true;
@@ -158,7 +164,29 @@ function initSend() {
     } finally {
       button.disabled = false;
     }
-  });
+  };
+
+  /** Puts a message (saved or from the history) into the form. */
+  const load = (m) => {
+    const option = $(`#send-service option[value="${CSS.escape(m.target)}"]`);
+    if (!option) throw new Error(`there is no instance "${m.target}" here to send to`);
+    if (option.disabled) throw new Error(`${m.target} is not running; start it first`);
+    service.value = m.target;
+    fitKind();
+    $('#send-mode').value = m.mode === 'hex' ? 'hex' : 'text';
+    text.value = m.payload;
+  };
+  const loadAndSend = (m) => {
+    try {
+      load(m);
+    } catch (e) {
+      toast(e.message, 'error');
+      return;
+    }
+    if (!$('#send-button').disabled) sendForm();
+  };
+  const history = sendHistory(loadAndSend);
+  savedMessages(load, loadAndSend);
 
   // The same N messages over (a) one HTTP request each, (b) one open
   // WebSocket, (c) the server's own client (the rtt_us of each (a)).
@@ -253,7 +281,9 @@ function initSend() {
     const button = $('#sticky-button');
     button.disabled = true;
     try {
-      const r = await api('POST', '/api/v1/sticky', { messages });
+      const through = labToxic('#sticky-toxic');
+      const r = await api('POST', '/api/v1/sticky', through ? { messages, through } : { messages });
+      showThrough('#sticky-through', r.through);
       const fill = (root, side, verdict) => {
         const f = (name) => $(`[data-field="${name}"]`, root);
         f('writes').textContent = side.writes.length;
@@ -280,6 +310,183 @@ function initSend() {
   });
 }
 
+/** The lab's "through a proxy" choice as the API takes it, or null. */
+function labToxic(root) {
+  const box = $(root);
+  if (!box) return null;
+  const type = $('[data-toxic="type"]', box).value;
+  if (!type) return null;
+  const attributes = {};
+  for (const input of $$(`[data-for="${type}"] input`, box)) {
+    const n = Number(input.value);
+    if (input.value === '' || !Number.isFinite(n) || n < 0) throw new Error(`${input.dataset.attr} is a number of 0 or more`);
+    attributes[input.dataset.attr] = n;
+  }
+  return { type, stream: $('[data-toxic="stream"]', box).value, attributes };
+}
+
+/** Shows only the chosen toxic's fields. */
+function fitLabToxic(box) {
+  const type = $('[data-toxic="type"]', box).value;
+  for (const label of $$('[data-for]', box)) label.hidden = label.dataset.for !== type;
+  $('[data-toxic="stream"]', box).disabled = !type;
+}
+for (const box of $$('.lab-toxic')) {
+  $('[data-toxic="type"]', box).addEventListener('change', () => fitLabToxic(box));
+  fitLabToxic(box);
+}
+
+function showThrough(id, through) {
+  const p = $(id);
+  p.hidden = !through;
+  p.textContent = through ? `Through the lab's temporary proxy, with ${through}; the proxy is gone again.` : '';
+}
+
+/** The history of this tab: the last N sends, newest first, in
+ *  sessionStorage (per tab, per account). `resend` sends one again. */
+function sendHistory(resend) {
+  const table = $('#history-table');
+  const max = parseInt(table.dataset.max, 10) || 25;
+  const key = `switchboard.send-history.${$('.who')?.firstChild?.textContent.trim() || ''}`;
+  let items = [];
+  try {
+    items = JSON.parse(sessionStorage.getItem(key) || '[]');
+    if (!Array.isArray(items)) items = [];
+  } catch {
+    items = [];
+  }
+  items = items.slice(0, max);
+  const draw = () => {
+    const rows = items.map((m, i) => el('tr', { 'data-history': String(i) },
+      el('td', {}, new Date(m.at).toLocaleTimeString()),
+      el('td', {}, m.target),
+      el('td', { class: 'payload' }, el('code', {}, m.mode === 'hex' ? `hex ${m.payload}` : m.payload)),
+      el('td', { class: 'payload' }, el('code', {}, m.reply), el('span', { class: 'count' }, ` ${Math.round(m.rtt_us)} µs`)),
+      el('td', {}, el('button', { type: 'button', 'data-resend': String(i), 'aria-label': `Resend ${m.payload.slice(0, 40)} to ${m.target}` }, 'Resend'))));
+    $('tbody', table).replaceChildren(...rows);
+    $('#history-wrap').hidden = items.length === 0;
+    $('#history-empty').hidden = items.length > 0;
+    $('#history-clear').hidden = items.length === 0;
+  };
+  const keep = () => {
+    try { sessionStorage.setItem(key, JSON.stringify(items)); } catch { /* full or off: the list still shows */ }
+  };
+  table.addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-resend]');
+    if (b) resend(items[parseInt(b.dataset.resend, 10)]);
+  });
+  $('#history-clear').addEventListener('click', () => { items = []; keep(); draw(); });
+  draw();
+  return {
+    add(m) {
+      // The reply as far as a glance needs it: the list stays small.
+      items.unshift({ ...m, at: Date.now(), reply: m.reply.slice(0, 200) });
+      items = items.slice(0, max);
+      keep();
+      draw();
+    },
+  };
+}
+
+/** The account's saved messages: list, save, load, send, delete, import. */
+function savedMessages(load, loadAndSend) {
+  const table = $('#saved-table');
+  let messages = [];
+  const draw = () => {
+    const rows = messages.map((m) => {
+      const there = $(`#send-service option[value="${CSS.escape(m.target)}"]`);
+      return el('tr', { 'data-saved': m.name },
+        el('th', { scope: 'row' }, m.name),
+        el('td', {}, m.target, there ? '' : el('span', { class: 'note' }, ' (no such instance here)')),
+        el('td', { class: 'payload' }, el('code', {}, m.mode === 'hex' ? `hex ${m.payload}` : m.payload)),
+        el('td', {},
+          el('span', { class: 'buttons' },
+            el('button', { type: 'button', 'data-act': 'send', 'aria-label': `Send ${m.name}` }, 'Send'),
+            el('button', { type: 'button', 'data-act': 'load', 'aria-label': `Load ${m.name} into the form` }, 'Load'),
+            el('button', { type: 'button', class: 'danger', 'data-act': 'delete', 'aria-label': `Delete ${m.name}` }, 'Delete'))));
+    });
+    $('tbody', table).replaceChildren(...rows);
+    $('#saved-wrap').hidden = messages.length === 0;
+    $('#saved-empty').hidden = messages.length > 0;
+  };
+  const show = (file) => { messages = file.messages || []; draw(); };
+  const problems = (title, list) => {
+    const box = $('#saved-problems');
+    box.hidden = !title;
+    $('#saved-problems-title').textContent = title || '';
+    $('ul', box).replaceChildren(...(list || []).map((p) => el('li', {}, p.problem)));
+  };
+  api('GET', '/api/v1/saved-messages').then(show, (e) => toast(e.message, 'error'));
+  $('#saved-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = $('#saved-name').value.trim();
+    try {
+      const file = await api('PUT', `/api/v1/saved-messages/${encodeURIComponent(name)}`, {
+        target: $('#send-service').value,
+        mode: $('#send-mode').value,
+        payload: $('#send-text').value,
+      });
+      show(file);
+      problems('');
+      toast(`Saved "${name}"`);
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  });
+  table.addEventListener('click', async (ev) => {
+    const b = ev.target.closest('button[data-act]');
+    if (!b) return;
+    const m = messages.find((x) => x.name === b.closest('tr').dataset.saved);
+    if (!m) return;
+    try {
+      if (b.dataset.act === 'send') loadAndSend(m);
+      if (b.dataset.act === 'load') { load(m); $('#send-text').focus(); }
+      if (b.dataset.act === 'delete') {
+        show(await api('DELETE', `/api/v1/saved-messages/${encodeURIComponent(m.name)}`));
+        toast(`Deleted "${m.name}"`);
+      }
+    } catch (e) {
+      toast(e.message, 'error');
+    }
+  });
+  $('#saved-import-file').addEventListener('change', async (ev) => {
+    const file = ev.target.files[0];
+    ev.target.value = '';
+    if (!file) return;
+    problems('');
+    // The server takes at most 64 KiB of JSON; say so before sending.
+    if (file.size > 64 * 1024) {
+      problems(`${file.name} is ${Math.round(file.size / 1024)} KiB; an import is at most 64 KiB.`);
+      return;
+    }
+    let body;
+    try {
+      body = JSON.parse(await file.text());
+    } catch (e) {
+      problems(`${file.name} is not JSON: ${e.message}`);
+      return;
+    }
+    if (body && typeof body === 'object' && !Array.isArray(body) && $('#saved-import-replace').checked) body.replace = true;
+    try {
+      const res = await request('/api/v1/saved-messages/import', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },
+        body: JSON.stringify(body),
+      });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) {
+        problems(data.problems ? `Nothing was imported from ${file.name}: ${data.problems.length} entries cannot be used.` : (data.error || `${res.status} ${res.statusText}`), data.problems);
+        return;
+      }
+      show(data);
+      toast(`Imported ${data.imported} message${data.imported === 1 ? '' : 's'} from ${file.name}`);
+    } catch (e) {
+      problems(e.message);
+    }
+  });
+}
+
 // The same lab through exec's framings: one column per instance.
 if ($('#sticky-exec-form')) {
   $('#sticky-exec-form').addEventListener('submit', async (ev) => {
@@ -288,7 +495,9 @@ if ($('#sticky-exec-form')) {
     const button = $('#sticky-exec-button');
     button.disabled = true;
     try {
-      const r = await api('POST', '/api/v1/sticky/exec', { commands });
+      const through = labToxic('#exec-toxic');
+      const r = await api('POST', '/api/v1/sticky/exec', through ? { commands, through } : { commands });
+      showThrough('#sticky-exec-through', r.through);
       const columns = r.sides.map((side) => {
         const col = el('div', { class: 'sticky-side', 'data-framing': side.framing, 'data-whole': String(side.whole) });
         col.append(el('h3', {}, `${side.instance} (${side.framing})`));

@@ -23,7 +23,16 @@ pub struct SendPage {
     max_message: usize,
     max_sticky_messages: usize,
     max_sticky_len: usize,
+    max_saved: usize,
+    max_saved_name: usize,
+    max_saved_total_kib: usize,
+    /// The history's length (kept by the page, in the tab).
+    max_history: usize,
 }
+
+/// Messages the Send page's history keeps (static/pages/send.js reads it
+/// from the page).
+pub const MAX_HISTORY: usize = 25;
 
 /// One choice of the Send page's service list.
 pub struct SendTarget {
@@ -82,5 +91,9 @@ pub async fn send(
         max_message: crate::web::relay::MAX_MESSAGE,
         max_sticky_messages: crate::web::relay::MAX_STICKY_MESSAGES,
         max_sticky_len: crate::web::relay::MAX_STICKY_LEN,
+        max_saved: crate::web::saved::MAX_SAVED,
+        max_saved_name: crate::web::saved::MAX_SAVED_NAME,
+        max_saved_total_kib: crate::web::saved::MAX_SAVED_TOTAL / 1024,
+        max_history: MAX_HISTORY,
     })
 }

@@ -15,6 +15,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::lab_proxy::{LabProxy, LabToxic};
 use super::{AppState, CLIENT_TIMEOUT, WebError};
 use crate::client::{CommandClient, CommandOutcome, OutputKind, RAW_READ, TutorialExecClient};
 use crate::kind::ServiceKind;
@@ -38,6 +39,8 @@ pub struct LabRequest {
     commands: Vec<String>,
     /// Which `exec` instances; all running ones when absent.
     instances: Option<Vec<String>>,
+    /// Through a temporary proxy with this toxic (see [`super::lab_proxy`]).
+    through: Option<LabToxic>,
 }
 
 /// One instance's side of the lab.
@@ -61,6 +64,8 @@ pub struct LabSide {
 #[derive(Debug, Serialize)]
 pub struct LabReply {
     pub commands: Vec<String>,
+    /// The toxic every side went through, when one did.
+    pub through: Option<String>,
     pub sides: Vec<LabSide>,
 }
 
@@ -117,6 +122,7 @@ pub async fn sticky_exec(
 ) -> Result<Json<LabReply>, WebError> {
     let Json(req) = body?;
     check(&req)?;
+    let toxic = req.through.as_ref().map(LabToxic::toxic).transpose()?;
     let supervisor = state.supervisor();
     let names: Vec<String> = match &req.instances {
         Some(names) => names.clone(),
@@ -149,10 +155,21 @@ pub async fn sticky_exec(
         .await;
     let mut sides = Vec::with_capacity(plan.len());
     for (name, settings, target) in plan {
-        sides.push(side(&state, name, &settings, &target, &req.commands).await);
+        // Each side through its own proxy (a proxy's upstream is fixed),
+        // removed before the next one starts.
+        let proxy = match &toxic {
+            Some(t) => Some(LabProxy::open(&state, &target, t.clone()).await?),
+            None => None,
+        };
+        let via = proxy.as_ref().map_or(target.as_str(), LabProxy::addr);
+        sides.push(side(&state, name, &settings, via, &req.commands).await);
+        if let Some(proxy) = proxy {
+            proxy.close().await;
+        }
     }
     Ok(Json(LabReply {
         commands: req.commands,
+        through: req.through.as_ref().map(LabToxic::describe),
         sides,
     }))
 }
