@@ -1,7 +1,9 @@
-//! The accounts and tokens files as the code before the shared JSON store
-//! wrote them (`tests/fixtures/store/`, made by that code through its
-//! public API) still load, answer as they did, and are written back byte
-//! for byte: a data directory survives the upgrade untouched.
+//! The store under the accounts and the tokens. Files as the code before
+//! the shared JSON store wrote them (`tests/fixtures/store/`, made by that
+//! code through its public API) still load, answer as they did, and are
+//! written back byte for byte: a data directory survives the upgrade
+//! untouched. Changes made at once through separate handles (each its own
+//! lock file descriptor, as separate processes have) all land.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -105,4 +107,37 @@ async fn an_accounts_file_from_before_loads_verifies_and_is_rewritten_byte_for_b
         text(&dir.path().join("users.json")),
         text(&fixture("users.json"))
     );
+}
+
+#[test]
+fn changes_made_at_once_through_separate_handles_all_land() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    Users::open(dir.path())
+        .expect("open")
+        .add("admin", Role::Admin, "correct horse battery")
+        .expect("the first account");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let dir = dir.path();
+            s.spawn(move || {
+                let tokens = Tokens::open(dir).expect("open tokens");
+                let users = Users::open(dir).expect("open users");
+                for i in 0..25 {
+                    tokens
+                        .create(&format!("t{t}-{i}"), Role::Viewer, None)
+                        .expect("create");
+                }
+                users
+                    .add(&format!("u{t}"), Role::Viewer, "a long password")
+                    .expect("add");
+                users
+                    .set_role(&format!("u{t}"), Role::Operator)
+                    .expect("set_role");
+            });
+        }
+    });
+    assert_eq!(Tokens::open(dir.path()).expect("open").list().len(), 100);
+    let users = Users::open(dir.path()).expect("open").list();
+    assert_eq!(users.len(), 5, "{users:?}");
+    assert_eq!(users.iter().filter(|u| u.role == Role::Operator).count(), 4);
 }
