@@ -1,7 +1,11 @@
 //! The mechanics shared by the small JSON files a server and the CLI both
 //! change (the accounts, the API tokens): noticing that another process
 //! changed a file, reading it, and replacing it atomically, owner-only.
-//! What a file holds and how it is checked stays with its module.
+//! What a file holds and how it is checked stays with its module;
+//! [`JsonStore`] is the one way a module keeps such a file in memory.
+
+mod store;
+pub(crate) use store::{Document, JsonStore};
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -97,49 +101,6 @@ macro_rules! file_error {
     };
 }
 pub(crate) use file_error;
-
-/// Reads and parses `path`, whose `version` (read by `version`) must be 1;
-/// `None` when there is no file yet. Checking the entries is the caller's.
-pub(crate) fn load<F, E>(
-    path: &Path,
-    version: impl FnOnce(&F) -> u32,
-) -> Result<Option<(F, Option<Stamp>)>, E>
-where
-    F: serde::de::DeserializeOwned,
-    E: FileError,
-{
-    let Some((text, stamp)) = read(path).map_err(|source| E::io(path, source))? else {
-        return Ok(None);
-    };
-    let file: F = serde_json::from_str(&text).map_err(|e| E::corrupt(path, e.to_string()))?;
-    match version(&file) {
-        1 => Ok(Some((file, stamp))),
-        v => Err(E::corrupt(path, format!("unknown version {v}"))),
-    }
-}
-
-/// Picks up changes another process made to `path`: when its stamp is no
-/// longer `stamp`, reads it again into `held`. A file that went bad keeps
-/// what was held (and says so, naming `what`).
-pub(crate) fn refresh<T, E: std::fmt::Display>(
-    path: &Path,
-    stamp: &mut Option<Stamp>,
-    held: &mut T,
-    what: &str,
-    read: impl FnOnce(&Path) -> Result<(T, Option<Stamp>), E>,
-) {
-    let now = self::stamp(path);
-    if now == *stamp {
-        return;
-    }
-    match read(path) {
-        Ok((fresh, fresh_stamp)) => {
-            *held = fresh;
-            *stamp = fresh_stamp;
-        }
-        Err(e) => tracing::warn!("keeping the {what} read before: {e}"),
-    }
-}
 
 /// An exclusive `flock` on `<file>.lock`, held until dropped, so that
 /// processes sharing the data directory change a file one at a time (each

@@ -20,7 +20,7 @@
 //! - [`terminal`]: asking a person for a line, with or without echo.
 //! - [`notify`]: systemd's readiness protocol (`sd_notify`).
 //! - [`ratelimit`]: failed sign-ins per address, for `login` and the web.
-//! - `jsonfile` (crate-private): the atomic replacement and change check of small JSON files.
+//! - `jsonfile` (crate-private): the atomic replacement and change check of small JSON files, and `JsonStore`, the one locked, refreshed store of the accounts and the tokens.
 //! - [`failpoint`]: fault injection for tests (the `failpoints` feature).
 //! - [`cli`]: the command line's arguments (clap), nothing run.
 //! - [`control`]: the control socket `reload` and `upgrade` talk over.

@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::wire::hex;
 pub mod delete;
+mod link;
 mod list;
 pub mod partial;
 mod sweep;
@@ -526,46 +527,14 @@ impl Upload {
         }
         .ok_or_else(|| io::Error::other("the writer stopped"))?;
         let tmp = self.tmp.clone().expect("present until commit or drop");
-        let dir = self.store.inner.dir.clone();
-        let name = self.name.clone();
-        let stored = tokio::task::spawn_blocking(
-            move || -> Result<(String, std::fs::Metadata), StoreError> {
-                for n in 0..MAX_VARIANTS {
-                    let candidate = variant(&name, n);
-                    let path = dir.join(&candidate);
-                    // link(2) never replaces an existing entry, symlinks included.
-                    match std::fs::hard_link(&tmp, &path) {
-                        Ok(()) => {
-                            std::fs::remove_file(&tmp)?;
-                            let meta = path.symlink_metadata()?;
-                            return Ok((candidate, meta));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(StoreError::NoFreeName(name))
-            },
-        )
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))??;
+        let info = self
+            .store
+            .link_free(tmp, self.name.clone(), hex(&digest))
+            .await?;
+        // Linked under its name and unlinked as the temporary: nothing for
+        // Drop to remove.
         self.tmp = None;
-        let (stored, meta) = stored;
-        let sha256 = hex(&digest);
-        lock(&self.store.inner.known).insert(
-            stored.clone(),
-            Known {
-                size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
-                sha256: sha256.clone(),
-            },
-        );
-        Ok(FileInfo {
-            name: stored,
-            size: meta.len(),
-            sha256,
-            modified: rfc3339(&meta),
-        })
+        Ok(info)
     }
 }
 

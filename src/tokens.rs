@@ -7,19 +7,19 @@
 //! and is never written anywhere by us. A presented token is hashed and
 //! compared with every stored hash in constant time.
 //!
-//! The file is replaced atomically (written beside, then renamed), as the
-//! accounts file is, and a running server notices changes made by
-//! `switchboard token ...` before each check. Unlike the accounts, the
-//! server writes this file too (the "last used" times), so every
-//! read-change-write holds an exclusive `flock` on `tokens.json.lock`: a
-//! revoke by the CLI cannot be undone by the server writing back what it
-//! read before. Last-used times are kept in memory and written at most
+//! The file is a [`JsonStore`], as the accounts file is: replaced
+//! atomically, noticed by a running server before each check when
+//! `switchboard token ...` changed it, and every read-change-write under an
+//! exclusive `flock` on `tokens.json.lock`. That lock matters more here:
+//! the server writes this file too (the "last used" times), and a revoke by
+//! the CLI must not be undone by the server writing back what it read
+//! before. Last-used times are kept in memory and written at most
 //! once a minute, so a busy script does not turn into a disk write per
 //! request; `token list` may therefore lag the server by up to a minute.
 //!
 //! Not here: who may use which route (that is `web::session`).
 
-use crate::jsonfile::{self, FileError};
+use crate::jsonfile::{self, Document, JsonStore};
 use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -120,24 +120,56 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// `tokens.json` as serde sees it.
 #[derive(Serialize, Deserialize)]
 struct File {
     version: u32,
     tokens: BTreeMap<String, Entry>,
 }
 
-struct State {
-    tokens: BTreeMap<String, Entry>,
-    stamp: Option<jsonfile::Stamp>,
+impl Document for File {
+    type Error = TokensError;
+    const WHAT: &'static str = "tokens";
+
+    fn empty() -> File {
+        File {
+            version: 1,
+            tokens: BTreeMap::new(),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (name, entry) in &self.tokens {
+            check_name(name).map_err(|e| e.to_string())?;
+            let hex_ok = entry.sha256.len() == 64
+                && entry
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex_ok {
+                return Err(format!("`{name}` has no SHA-256"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// This process's uses of tokens, not yet in the file. Locked after the
+/// store's own lock when both are held (inside [`JsonStore::view`]).
+struct Used {
     /// Uses seen since the file last heard of them, by name.
-    used: HashMap<String, u64>,
+    at: HashMap<String, u64>,
     /// When last-used times were last written (Unix seconds).
     flushed_unix: u64,
 }
 
 struct Inner {
-    path: PathBuf,
-    state: Mutex<State>,
+    store: JsonStore<File>,
+    used: Mutex<Used>,
 }
 
 /// The token store. Cheap to clone.
@@ -226,33 +258,22 @@ impl Tokens {
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(data_dir: &Path) -> Result<Tokens, TokensError> {
-        let path = path(data_dir);
-        let (tokens, stamp) = read(&path)?;
-        Ok(Self::with(path, tokens, stamp))
+        Ok(Self::with(JsonStore::open(path(data_dir))?))
     }
 
     /// The tokens of `data_dir`, read on first use rather than now: for a
     /// server, where a bad file must not stop the dashboard (every check
     /// then fails, and the log says why).
     pub fn lazy(data_dir: &Path) -> Tokens {
-        let path = path(data_dir);
-        // A stamp that matches no real file: the first check reads it.
-        let never = Some(jsonfile::Stamp::NEVER);
-        Self::with(path, BTreeMap::new(), never)
+        Self::with(JsonStore::lazy(path(data_dir)))
     }
 
-    fn with(
-        path: PathBuf,
-        tokens: BTreeMap<String, Entry>,
-        stamp: Option<jsonfile::Stamp>,
-    ) -> Tokens {
+    fn with(store: JsonStore<File>) -> Tokens {
         Tokens {
             inner: Arc::new(Inner {
-                path,
-                state: Mutex::new(State {
-                    tokens,
-                    stamp,
-                    used: HashMap::new(),
+                store,
+                used: Mutex::new(Used {
+                    at: HashMap::new(),
                     flushed_unix: 0,
                 }),
             }),
@@ -260,40 +281,26 @@ impl Tokens {
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Picks up changes another process made to the file. A file that went
-    /// bad keeps the tokens last read (and says so).
-    fn refresh(&self) {
-        let mut state = lock(&self.inner.state);
-        let state = &mut *state;
-        jsonfile::refresh(
-            &self.inner.path,
-            &mut state.stamp,
-            &mut state.tokens,
-            "tokens",
-            read,
-        );
+        self.inner.store.path()
     }
 
     /// Every token, by name, with this process's latest uses.
     pub fn list(&self) -> Vec<TokenInfo> {
-        self.refresh();
         let now = now_unix();
-        let state = lock(&self.inner.state);
-        state
-            .tokens
-            .iter()
-            .map(|(name, e)| TokenInfo {
-                name: name.clone(),
-                role: e.role,
-                created_unix: e.created_unix,
-                expires_unix: e.expires_unix,
-                last_used_unix: e.last_used_unix.max(state.used.get(name).copied()),
-                expired: e.expires_unix.is_some_and(|at| now >= at),
-            })
-            .collect()
+        self.inner.store.view(|file| {
+            let used = lock(&self.inner.used);
+            file.tokens
+                .iter()
+                .map(|(name, e)| TokenInfo {
+                    name: name.clone(),
+                    role: e.role,
+                    created_unix: e.created_unix,
+                    expires_unix: e.expires_unix,
+                    last_used_unix: e.last_used_unix.max(used.at.get(name).copied()),
+                    expired: e.expires_unix.is_some_and(|at| now >= at),
+                })
+                .collect()
+        })
     }
 
     /// Makes a token; returns it (the only time it is ever seen) and when
@@ -326,11 +333,11 @@ impl Tokens {
             last_used_unix: None,
         };
         let expires_unix = entry.expires_unix;
-        self.change(|tokens| {
-            if tokens.contains_key(name) {
+        self.inner.store.change(|file| {
+            if file.tokens.contains_key(name) {
                 return Err(TokensError::Exists(name.to_owned()));
             }
-            tokens.insert(name.to_owned(), entry);
+            file.tokens.insert(name.to_owned(), entry);
             Ok(())
         })?;
         Ok((token, expires_unix))
@@ -342,13 +349,13 @@ impl Tokens {
     /// # Errors
     /// No such token, the file not writable.
     pub fn revoke(&self, name: &str) -> Result<(), TokensError> {
-        self.change(|tokens| {
-            tokens
+        self.inner.store.change(|file| {
+            file.tokens
                 .remove(name)
                 .map(drop)
                 .ok_or_else(|| TokensError::NoSuchToken(name.to_owned()))
         })?;
-        lock(&self.inner.state).used.remove(name);
+        lock(&self.inner.used).at.remove(name);
         Ok(())
     }
 
@@ -359,30 +366,32 @@ impl Tokens {
         if !well_formed(token) {
             return (Verdict::Malformed, false);
         }
-        self.refresh();
         let presented = Sha256::digest(token.as_bytes());
         let now = now_unix();
-        let mut state = lock(&self.inner.state);
         // Every stored hash is compared, in constant time, whether or not
         // one already matched: how long this takes says nothing about
         // which token (or how much of one) was right.
-        let mut found = None;
-        for (name, entry) in &state.tokens {
-            let stored = hex_digest_bytes(&entry.sha256);
-            if bool::from(stored.ct_eq(&presented[..])) {
-                found = Some((name.clone(), entry.role, entry.expires_unix));
+        let found = self.inner.store.view(|file| {
+            let mut found = None;
+            for (name, entry) in &file.tokens {
+                let stored = hex_digest_bytes(&entry.sha256);
+                if bool::from(stored.ct_eq(&presented[..])) {
+                    found = Some((name.clone(), entry.role, entry.expires_unix));
+                }
             }
-        }
+            found
+        });
         let Some((name, role, expires)) = found else {
             return (Verdict::Unknown, false);
         };
         if expires.is_some_and(|at| now >= at) {
             return (Verdict::Expired { name }, false);
         }
-        state.used.insert(name.clone(), now);
-        let due = now >= state.flushed_unix + FLUSH_EVERY_SECS;
+        let mut used = lock(&self.inner.used);
+        used.at.insert(name.clone(), now);
+        let due = now >= used.flushed_unix + FLUSH_EVERY_SECS;
         if due {
-            state.flushed_unix = now;
+            used.flushed_unix = now;
         }
         (Verdict::Valid { name, role }, due)
     }
@@ -395,39 +404,22 @@ impl Tokens {
     /// # Errors
     /// The file not writable.
     pub fn flush_used(&self) -> Result<(), TokensError> {
-        let used = lock(&self.inner.state).used.clone();
+        let used = lock(&self.inner.used).at.clone();
         if used.is_empty() {
             return Ok(());
         }
-        self.change(|tokens| {
+        self.inner.store.change(|file| {
             for (name, at) in &used {
                 // A token revoked meanwhile stays revoked.
-                if let Some(e) = tokens.get_mut(name) {
+                if let Some(e) = file.tokens.get_mut(name) {
                     e.last_used_unix = e.last_used_unix.max(Some(*at));
                 }
             }
+            lock(&self.inner.used)
+                .at
+                .retain(|name, _| file.tokens.contains_key(name));
             Ok(())
-        })?;
-        let mut state = lock(&self.inner.state);
-        let State { tokens, used, .. } = &mut *state;
-        used.retain(|name, _| tokens.contains_key(name));
-        Ok(())
-    }
-
-    /// Under the cross-process lock: re-reads, applies `f`, writes back
-    /// atomically.
-    fn change(
-        &self,
-        f: impl FnOnce(&mut BTreeMap<String, Entry>) -> Result<(), TokensError>,
-    ) -> Result<(), TokensError> {
-        let _file_lock = jsonfile::FileLock::take::<TokensError>(&self.inner.path)?;
-        let (mut tokens, _) = read(&self.inner.path)?;
-        f(&mut tokens)?;
-        write(&self.inner.path, &tokens)?;
-        let mut state = lock(&self.inner.state);
-        state.stamp = jsonfile::stamp(&self.inner.path);
-        state.tokens = tokens;
-        Ok(())
+        })
     }
 }
 
@@ -443,37 +435,6 @@ fn hex_digest_bytes(hex: &str) -> [u8; 32] {
 }
 
 jsonfile::file_error!(TokensError);
-
-fn read(path: &Path) -> Result<(BTreeMap<String, Entry>, Option<jsonfile::Stamp>), TokensError> {
-    let Some((file, stamp)) = jsonfile::load::<File, TokensError>(path, |f| f.version)? else {
-        return Ok((BTreeMap::new(), None));
-    };
-    let corrupt = |message: String| TokensError::corrupt(path, message);
-    for (name, entry) in &file.tokens {
-        check_name(name).map_err(|e| corrupt(e.to_string()))?;
-        let hex_ok = entry.sha256.len() == 64
-            && entry
-                .sha256
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !hex_ok {
-            return Err(corrupt(format!("`{name}` has no SHA-256")));
-        }
-    }
-    Ok((file.tokens, stamp))
-}
-
-/// Writes beside the file, syncs, renames over it: readers see the old
-/// file or the new one, never half of one.
-fn write(path: &Path, tokens: &BTreeMap<String, Entry>) -> Result<(), TokensError> {
-    let io = |source| TokensError::io(path, source);
-    let text = serde_json::to_string_pretty(&File {
-        version: 1,
-        tokens: tokens.clone(),
-    })
-    .map_err(|e| io(std::io::Error::other(e)))?;
-    jsonfile::write_atomic(path, &text).map_err(io)
-}
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,12 @@
 //!
 //! Kept in `<data_dir>/users.json` (owner-only), each with an argon2id hash
 //! in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$...`) and a role. The file
-//! is replaced atomically on every change (written beside, then renamed),
-//! and a running server notices changes made by `switchboard user ...`
-//! before each check, so accounts can be managed while it runs.
+//! is a [`JsonStore`], as the tokens file is: replaced atomically on every
+//! change, each change under an exclusive `flock` on `users.json.lock` (a
+//! `switchboard user` and the server changing accounts at once both keep
+//! their change), and a running server notices changes made by
+//! `switchboard user ...` before each check, so accounts can be managed
+//! while it runs.
 //!
 //! Checking a password costs about 19 MiB and tens of milliseconds by
 //! design; at most [`HASHING_AT_ONCE`] checks run at once, on blocking
@@ -17,7 +20,7 @@
 //! parameters, so it takes as long as a wrong password and gets the same
 //! answer.
 
-use crate::jsonfile::{self, FileError};
+use crate::jsonfile::{self, Document, JsonStore};
 use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -143,20 +146,41 @@ pub struct UserInfo {
     pub created_unix: u64,
 }
 
+/// `users.json` as serde sees it.
 #[derive(Serialize, Deserialize)]
 struct File {
     version: u32,
     accounts: BTreeMap<String, Account>,
 }
 
-struct State {
-    accounts: BTreeMap<String, Account>,
-    stamp: Option<jsonfile::Stamp>,
+impl Document for File {
+    type Error = UsersError;
+    const WHAT: &'static str = "accounts";
+
+    fn empty() -> File {
+        File {
+            version: 1,
+            accounts: BTreeMap::new(),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (name, account) in &self.accounts {
+            check_name(name).map_err(|e| e.to_string())?;
+            if !account.hash.starts_with("$argon2") {
+                return Err(format!("`{name}` has no argon2 hash"));
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Inner {
-    path: PathBuf,
-    state: Mutex<State>,
+    store: JsonStore<File>,
     hashing: Hashing,
 }
 
@@ -350,53 +374,37 @@ impl Users {
     /// # Errors
     /// When the file exists but cannot be read or parsed.
     pub fn open(data_dir: &Path) -> Result<Users, UsersError> {
-        let path = path(data_dir);
-        let (accounts, stamp) = read(&path)?;
         Ok(Users {
             inner: Arc::new(Inner {
-                path,
-                state: Mutex::new(State { accounts, stamp }),
+                store: JsonStore::open(path(data_dir))?,
                 hashing: Hashing::new(),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Picks up changes another process made to the file. A file that went
-    /// bad keeps the accounts last read (and says so).
-    fn refresh(&self) {
-        let mut state = lock(&self.inner.state);
-        let state = &mut *state;
-        jsonfile::refresh(
-            &self.inner.path,
-            &mut state.stamp,
-            &mut state.accounts,
-            "accounts",
-            read,
-        );
+        self.inner.store.path()
     }
 
     /// Every account, by name.
     pub fn list(&self) -> Vec<UserInfo> {
-        self.refresh();
-        lock(&self.inner.state)
-            .accounts
-            .iter()
-            .map(|(name, a)| UserInfo {
-                name: name.clone(),
-                role: a.role,
-                created_unix: a.created_unix,
-            })
-            .collect()
+        self.inner.store.view(|file| {
+            file.accounts
+                .iter()
+                .map(|(name, a)| UserInfo {
+                    name: name.clone(),
+                    role: a.role,
+                    created_unix: a.created_unix,
+                })
+                .collect()
+        })
     }
 
     /// The role of `name`, if such an account exists.
     pub fn role(&self, name: &str) -> Option<Role> {
-        self.refresh();
-        lock(&self.inner.state).accounts.get(name).map(|a| a.role)
+        self.inner
+            .store
+            .view(|file| file.accounts.get(name).map(|a| a.role))
     }
 
     /// At first start (no accounts at all), creates `admin` with `password`,
@@ -405,8 +413,7 @@ impl Users {
     /// # Errors
     /// A `password` that fails [`check_password`]; the file not writable.
     pub fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>, UsersError> {
-        self.refresh();
-        if !lock(&self.inner.state).accounts.is_empty() {
+        if !self.inner.store.view(|file| file.accounts.is_empty()) {
             return Ok(None);
         }
         let (password, generated) = match password {
@@ -514,11 +521,10 @@ impl Users {
     /// # Errors
     /// [`UsersError::Busy`] when too many checks are already waiting.
     pub async fn verify(&self, name: &str, password: &str) -> Result<Option<Role>, UsersError> {
-        self.refresh();
-        let (hash, role) = match lock(&self.inner.state).accounts.get(name) {
+        let (hash, role) = self.inner.store.view(|file| match file.accounts.get(name) {
             Some(a) => (a.hash.clone(), Some(a.role)),
             None => (DUMMY_HASH.to_owned(), None),
-        };
+        });
         let mut slot = self.inner.hashing.slot().await?;
         let password = password.to_owned();
         let ok =
@@ -528,21 +534,13 @@ impl Users {
         Ok(if ok { role } else { None })
     }
 
-    /// Under the cross-process lock (as tokens take it): re-reads, applies
-    /// `f`, writes back atomically, so a `switchboard user` and the server
-    /// changing accounts at once both keep their change.
+    /// A change to the accounts, made through the store (under the
+    /// cross-process lock, from the file as it is now).
     fn change(
         &self,
         f: impl FnOnce(&mut BTreeMap<String, Account>) -> Result<(), UsersError>,
     ) -> Result<(), UsersError> {
-        let _file_lock = jsonfile::FileLock::take::<UsersError>(&self.inner.path)?;
-        let mut state = lock(&self.inner.state);
-        let (mut accounts, _) = read(&self.inner.path)?;
-        f(&mut accounts)?;
-        write(&self.inner.path, &accounts)?;
-        state.stamp = jsonfile::stamp(&self.inner.path);
-        state.accounts = accounts;
-        Ok(())
+        self.inner.store.change(|file| f(&mut file.accounts))
     }
 }
 
@@ -551,35 +549,6 @@ fn admins(accounts: &BTreeMap<String, Account>) -> usize {
 }
 
 jsonfile::file_error!(UsersError);
-
-fn read(path: &Path) -> Result<(BTreeMap<String, Account>, Option<jsonfile::Stamp>), UsersError> {
-    let Some((file, stamp)) = jsonfile::load::<File, UsersError>(path, |f| f.version)? else {
-        return Ok((BTreeMap::new(), None));
-    };
-    let corrupt = |message: String| UsersError::corrupt(path, message);
-    for (name, account) in &file.accounts {
-        check_name(name).map_err(|e| corrupt(e.to_string()))?;
-        if !account.hash.starts_with("$argon2") {
-            return Err(corrupt(format!("`{name}` has no argon2 hash")));
-        }
-    }
-    Ok((file.accounts, stamp))
-}
-
-/// Writes beside the file, syncs, renames over it: readers see the old
-/// file or the new one, never half of one.
-fn write(path: &Path, accounts: &BTreeMap<String, Account>) -> Result<(), UsersError> {
-    let io = |source| UsersError::io(path, source);
-    if let Some(dir) = path.parent() {
-        crate::store::create_private_dir(dir).map_err(io)?;
-    }
-    let text = serde_json::to_string_pretty(&File {
-        version: 1,
-        accounts: accounts.clone(),
-    })
-    .map_err(|e| UsersError::Hash(e.to_string()))?;
-    jsonfile::write_atomic(path, &text).map_err(io)
-}
 
 #[cfg(test)]
 mod tests;

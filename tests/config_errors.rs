@@ -236,6 +236,23 @@ proptest! {
     }
 
     #[test]
+    fn any_text_environment_and_flags_resolve_or_are_refused_naming_what_set_them(
+        text in prop::option::of(".{0,200}"),
+        env in prop::collection::vec(("SWITCHBOARD_[A-Z_]{0,24}", ".{0,12}"), 0..4),
+        flags in prop::collection::vec("[a-z_.-]{0,24}=?.{0,12}", 0..4),
+    ) {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        if let Err(e) = resolve(text.as_deref(), &env, &flags) {
+            let wrong = misnamed(&e, text.as_deref(), &env, &flags);
+            prop_assert!(
+                wrong.is_none(),
+                "{}\nfile {text:?}, env {env:?}, flags {flags:?}",
+                wrong.unwrap_or_default()
+            );
+        }
+    }
+
+    #[test]
     fn a_value_of_the_wrong_shape_is_refused_naming_its_key_and_layer(
         key in prop::sample::select(typed_keys()),
         layer in any_layer(),

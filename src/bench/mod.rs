@@ -5,7 +5,8 @@
 //! untimed, then start the clock and let each one do request/response round
 //! trips in lockstep until the duration is up or N requests are done, then
 //! report throughput, latency percentiles and errors. Latencies go into one
-//! shared log-linear [`Histogram`] (lock-free, fixed size), so memory does
+//! shared log-linear [`Histogram`] (the stats module's, lock-free, fixed
+//! size), so memory does
 //! not grow with the run. With `--server-pid` the server's CPU time and
 //! resident memory are read from `/proc` before and after.
 //!
@@ -13,7 +14,6 @@
 //! every wait has a timeout. Targets must be loopback unless the caller says
 //! otherwise ([`check_target`]).
 
-mod histogram;
 mod idle;
 mod put;
 pub mod refusal;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-pub use histogram::Histogram;
+pub use crate::stats::Histogram;
 pub use idle::{IdlePlan, IdleReport, idle};
 pub use put::{PutPlan, put};
 pub use workers::{
@@ -196,7 +196,7 @@ struct Shared {
 impl Shared {
     fn new(requests: Option<u64>) -> Self {
         Shared {
-            histogram: Histogram::new(),
+            histogram: Histogram::latencies(),
             errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -316,6 +316,25 @@ pub struct Latency {
     pub p99_us: f64,
     pub max_us: f64,
     pub mean_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of a [`Histogram::latencies`] histogram.
+    pub fn of(h: &Histogram) -> Latency {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let n = h.count();
+        Latency {
+            p50_us: us(h.quantile_ns(0.50)),
+            p90_us: us(h.quantile_ns(0.90)),
+            p99_us: us(h.quantile_ns(0.99)),
+            max_us: us(h.max_ns()),
+            mean_us: if n == 0 {
+                0.0
+            } else {
+                us(h.sum_ns()) / n as f64
+            },
+        }
+    }
 }
 
 /// What a run measured; printed as text or as JSON.
@@ -485,7 +504,7 @@ where
         requests_per_s: ops as f64 / secs,
         bytes,
         mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
-        latency: shared.histogram.latency(),
+        latency: Latency::of(&shared.histogram),
         error_samples: shared.samples(),
         refusals: shared.refusals.snapshot(),
         server,
@@ -546,7 +565,7 @@ async fn drive<W: Worker>(mut worker: W, shared: Arc<Shared>) {
         let t = Instant::now();
         match worker.op().await {
             Ok(moved) => {
-                shared.histogram.record(t.elapsed());
+                shared.histogram.observe(t.elapsed());
                 bytes += moved;
             }
             Err(e) => {

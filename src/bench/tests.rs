@@ -76,3 +76,17 @@ fn proc_sample_reads_this_process() {
     assert!(me.rss_kib() > 0);
     assert!(ProcSample::read(u32::MAX).is_none());
 }
+
+#[test]
+fn latency_reads_percentiles_max_and_mean_in_microseconds() {
+    let h = Histogram::latencies();
+    assert_eq!(Latency::of(&h).mean_us, 0.0);
+    for us in 1..=10_000u64 {
+        h.observe(Duration::from_micros(us));
+    }
+    let l = Latency::of(&h);
+    assert_eq!(l.max_us, 10_000.0);
+    assert!((l.mean_us - 5000.5).abs() < 0.01, "{}", l.mean_us);
+    assert!((l.p50_us - 5000.0).abs() / 5000.0 < 0.02, "{}", l.p50_us);
+    assert!((l.p99_us - 9900.0).abs() / 9900.0 < 0.02, "{}", l.p99_us);
+}

@@ -361,19 +361,8 @@ impl<'a> Frames<'a> {
             };
             let (order, interfaces) = (self.order, &mut self.interfaces);
             let mut body = Cursor { data: body, pos: 0 };
-            let malformed = |what: &'static str, why: String| ReadError::Malformed {
-                offset: start,
-                what,
-                why,
-            };
-            let truncated = |e: ReadError| match e {
-                ReadError::Truncated { what, need, .. } => ReadError::Malformed {
-                    offset: start,
-                    what,
-                    why: format!("needs {need} bytes more than its block holds"),
-                },
-                other => other,
-            };
+            let malformed = |what, why| malformed_at(start, what, why);
+            let truncated = |e| short_block(start, e);
             match kind {
                 // Interface description.
                 1 => {
@@ -439,19 +428,8 @@ impl<'a> Frames<'a> {
         start: usize,
     ) -> Result<Frame<'a>, ReadError> {
         let order = self.order;
-        let malformed = |what: &'static str, why: String| ReadError::Malformed {
-            offset: start,
-            what,
-            why,
-        };
-        let truncated = |e: ReadError| match e {
-            ReadError::Truncated { what, need, .. } => ReadError::Malformed {
-                offset: start,
-                what,
-                why: format!("needs {need} bytes more than its block holds"),
-            },
-            other => other,
-        };
+        let malformed = |what, why| malformed_at(start, what, why);
+        let truncated = |e| short_block(start, e);
         let what = if kind == 6 {
             "enhanced packet block"
         } else {
@@ -545,6 +523,28 @@ impl<'a> Iterator for Frames<'a> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// A block at `start` that is not what its type says.
+fn malformed_at(start: usize, what: &'static str, why: String) -> ReadError {
+    ReadError::Malformed {
+        offset: start,
+        what,
+        why,
+    }
+}
+
+/// A field that runs past the end of the block at `start`: the block is
+/// malformed (its length is wrong), not the file truncated.
+fn short_block(start: usize, e: ReadError) -> ReadError {
+    match e {
+        ReadError::Truncated { what, need, .. } => malformed_at(
+            start,
+            what,
+            format!("needs {need} bytes more than its block holds"),
+        ),
+        other => other,
     }
 }
 

@@ -1,12 +1,9 @@
 //! The store's side of partial uploads: space claimed at creation (the
-//! same counter plain uploads check), and the final link under a free
-//! name. Not here: the upload table ([`super`]).
+//! same counter plain uploads check). The final link under a free name is
+//! `Store::link_free` (in `store/link.rs`), shared with plain uploads. Not
+//! here: the upload table ([`super`]).
 
-use std::io;
-use std::path::PathBuf;
-
-use crate::store::{Claim, FileInfo, Store, StoreError};
-use crate::sync::lock;
+use crate::store::{Claim, Store, StoreError};
 
 impl Store {
     /// Claims `bytes` of space without a check: what a loaded upload
@@ -42,50 +39,5 @@ impl Store {
             });
         }
         Ok(claim)
-    }
-
-    /// Links `data` under the first free variant of `name` (never
-    /// replacing anything), then unlinks `data`.
-    pub(super) async fn link_free(
-        &self,
-        data: PathBuf,
-        name: String,
-        sha256: String,
-    ) -> Result<FileInfo, StoreError> {
-        let dir = self.inner.dir.clone();
-        let (stored, meta) = tokio::task::spawn_blocking(
-            move || -> Result<(String, std::fs::Metadata), StoreError> {
-                for n in 0..crate::store::MAX_VARIANTS {
-                    let candidate = crate::store::variant(&name, n);
-                    let path = dir.join(&candidate);
-                    match std::fs::hard_link(&data, &path) {
-                        Ok(()) => {
-                            std::fs::remove_file(&data)?;
-                            let meta = path.symlink_metadata()?;
-                            return Ok((candidate, meta));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Err(StoreError::NoFreeName(name))
-            },
-        )
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))??;
-        lock(&self.inner.known).insert(
-            stored.clone(),
-            crate::store::Known {
-                size: meta.len(),
-                mtime_ns: crate::store::mtime_ns(&meta),
-                sha256: sha256.clone(),
-            },
-        );
-        Ok(FileInfo {
-            name: stored,
-            size: meta.len(),
-            sha256,
-            modified: crate::store::rfc3339(&meta),
-        })
     }
 }
