@@ -203,7 +203,14 @@ export class Upload {
   start() {
     const run = ++this.run;
     this.go(run).catch((e) => {
-      if (run === this.run) this.set('failed', e.message);
+      if (run !== this.run) return;
+      if (e.status === 460) {
+        // The server discarded it; trying again starts over, hash and all.
+        forget(this.fp);
+        this.url = null;
+        this.sha256 = null;
+      }
+      this.set('failed', e.message);
     });
   }
 
