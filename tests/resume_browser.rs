@@ -265,9 +265,20 @@ async fn the_files_page_resumes_after_a_cut_connection_and_a_server_restart() {
     ui.screenshot("files-resume-sending").await;
     let mut served = served;
     served.child.kill().await.unwrap();
+    relay.cut();
+    // While nothing answers, the row says so in plain words and waits.
+    ui.wait_for(
+        "the row saying the connection was lost and when it tries again",
+        &format!(
+            "{}[@data-state='retrying']//span[@class='status' and \
+             starts-with(., 'the connection to switchboard was lost; trying again in ')]",
+            row("cut.bin")
+        ),
+    )
+    .await;
+    ui.screenshot("files-resume-retrying").await;
     let served = serve(&data).await;
     relay.point_at(web_addr(&served));
-    relay.cut();
 
     let shown = wait_verified(&ui, "cut.bin").await;
     assert_eq!(shown, sha, "the page shows the file's own SHA-256");
