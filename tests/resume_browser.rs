@@ -4,7 +4,8 @@
 //! server holds after its connection is cut, after the server is killed
 //! and started again, after Pause, and after the page itself was left and
 //! opened again; Cancel frees the partial upload on the server. The stored
-//! file's SHA-256 is compared with the one computed here.
+//! file's SHA-256 is compared with the one computed here. A refusal (over
+//! the size cap, too many unfinished uploads) is said in words on the row.
 //!
 //! The browser reaches the dashboard through a TCP relay of this test's,
 //! which can hold the upload after a number of bytes (so a cut lands
@@ -442,4 +443,65 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
     assert!(partials(&ui).await.is_empty(), "nothing left unfinished");
     ui.close().await;
     drop(served);
+}
+
+#[tokio::test]
+async fn the_files_page_says_why_an_upload_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let served = Served::start(
+        &data,
+        &[ServiceKind::Files],
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("SWITCHBOARD_FILES_MAX_PARTIALS", "1"),
+            ("SWITCHBOARD_FILES_MAX_FILE_BYTES", "1048576"),
+        ],
+    )
+    .await;
+    let Some(ui) = Dashboard::open(&served.web_url(), Screen::Desktop).await else {
+        return;
+    };
+    ui.sign_in_as_admin().await;
+    ui.visit("/files", "//input[@id='file-input']").await;
+    ui.wait_ready().await;
+
+    // Over the size cap: refused before a byte is sent, in words.
+    let (big, _) = sample(dir.path(), "big.bin", 2 * MIB);
+    ui.upload("//input[@id='file-input']", &big).await;
+    ui.wait_for(
+        "too large, with the limit",
+        &format!(
+            "{}[@data-state='refused']//span[@class='status' and .='too large: the limit is 1.0 MiB']",
+            row("big.bin")
+        ),
+    )
+    .await;
+
+    // The account's one unfinished upload taken (by another tab, say): the
+    // server's reason is what the row says.
+    let made = ui
+        .script_async(
+            "const done = arguments[0];
+             const token = document.querySelector('meta[name=\"csrf-token\"]').content;
+             fetch('/api/v1/uploads/', { method: 'POST', headers: { 'Tus-Resumable': '1.0.0',
+               'Upload-Length': '10', 'Upload-Metadata': 'filename ' + btoa('other.bin'),
+               'X-CSRF-Token': token } }).then((r) => done(r.status), (e) => done(String(e)));",
+            vec![],
+        )
+        .await;
+    assert_eq!(made, serde_json::json!(201));
+    let (small, _) = sample(dir.path(), "small.bin", 1000);
+    ui.upload("//input[@id='file-input']", &small).await;
+    ui.wait_for(
+        "the server's reason",
+        &format!(
+            "{}[@data-state='refused']//span[@class='status' and \
+             starts-with(., 'too many unfinished uploads: at most 1 per account')]",
+            row("small.bin")
+        ),
+    )
+    .await;
+    assert!(!data.join("files/small.bin").exists());
+    ui.close().await;
 }
