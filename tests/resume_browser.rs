@@ -94,9 +94,14 @@ impl Relay {
             .unwrap();
     }
 
-    /// Cuts every held connection (both ends closed, mid-body).
-    fn cut(&self) {
+    /// Cuts every held connection (both ends closed, mid-body), and waits
+    /// until none is held (so the next hold is a new one).
+    async fn cut(&self) {
+        let mut held = self.ctl.held.subscribe();
         self.ctl.cut.send_modify(|n| *n += 1);
+        guard("the held connections cut", held.wait_for(|n| *n == 0))
+            .await
+            .unwrap();
     }
 
     fn point_at(&self, upstream: SocketAddr) {
@@ -251,7 +256,7 @@ async fn the_files_page_resumes_after_a_cut_connection_and_a_server_restart() {
     ui.upload("//input[@id='file-input']", &file).await;
     // The network drops a third of the way in.
     relay.wait_held().await;
-    relay.cut();
+    relay.cut().await;
     // Held again two thirds in: then the server is killed and started again.
     relay.hold_after(5 * MIB);
     ui.wait_for(
@@ -266,7 +271,7 @@ async fn the_files_page_resumes_after_a_cut_connection_and_a_server_restart() {
     ui.screenshot("files-resume-sending").await;
     let mut served = served;
     served.child.kill().await.unwrap();
-    relay.cut();
+    relay.cut().await;
     // While nothing answers, the row says so in plain words and waits.
     ui.wait_for(
         "the row saying the connection was lost and when it tries again",
@@ -333,7 +338,7 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
         &format!("{}[@data-state='paused']", row("paused.bin")),
     )
     .await;
-    relay.cut();
+    relay.cut().await;
     // The bar and the words give what the server holds, not what the
     // browser handed to its socket.
     ui.wait_for(
@@ -382,7 +387,7 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
         &format!("{}//button[@data-action='cancel']", row("cancelled.bin")),
     )
     .await;
-    relay.cut();
+    relay.cut().await;
     ui.wait_for(
         "cancelled",
         &format!("{}[@data-state='cancelled']", row("cancelled.bin")),
@@ -416,8 +421,35 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
     ui.upload("//input[@id='file-input']", &left).await;
     relay.wait_held().await;
     ui.go_to("/").await;
-    relay.cut();
+    relay.cut().await;
+    // A second one left the same way, to be cancelled from its kept row.
+    let (dropped, _) = sample(dir.path(), "dropped.bin", size);
     ui.visit("/files", "//input[@id='file-input']").await;
+    ui.wait_ready().await;
+    relay.hold_after(3 * MIB);
+    ui.upload("//input[@id='file-input']", &dropped).await;
+    relay.wait_held().await;
+    ui.go_to("/").await;
+    relay.cut().await;
+    ui.visit("/files", "//input[@id='file-input']").await;
+    ui.click_on(
+        "Cancel on the kept row",
+        &format!(
+            "{}[@data-state='held']//button[@data-action='cancel']",
+            row("dropped.bin")
+        ),
+    )
+    .await;
+    ui.wait_for(
+        "the kept upload cancelled",
+        &format!("{}[@data-state='cancelled']", row("dropped.bin")),
+    )
+    .await;
+    let listed = partials(&ui).await;
+    assert!(
+        listed.iter().all(|p| p["name"] != "dropped.bin"),
+        "cancelled from its kept row: {listed:?}"
+    );
     ui.wait_for(
         "the unfinished upload, with what the server holds",
         &format!(
