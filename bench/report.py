@@ -27,6 +27,7 @@ import re
 import math
 import statistics
 import sys
+import report_resume  # bench/report_resume.py: the resumable-upload section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -828,6 +829,7 @@ def render(run):
           f"{n(get(h, 'errors'))} errors.")
         w("")
 
+    out.extend(report_resume.lines(run))
     # -------------------------------------------------------------- order
     w("## Order of the runs")
     w("")

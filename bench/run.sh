@@ -607,6 +607,7 @@ if [ -z "$QUICK" ]; then
     done
     clean
     rm -f "$WORK"/src-*
+    . bench/sections/resume.sh # resumable uploads: 1 GiB with tuspy vs one PUT, on tmpfs
 
     # The Send page's three paths (an HTTP request per message, one open
     # WebSocket, the server's own client) and the Console's B/S − C/S for

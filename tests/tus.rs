@@ -629,6 +629,7 @@ async fn the_protocol_rules_limits_owners_termination_and_expiry() {
     let r = patch(&base, &ann, &url, 0, b"hello").await;
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(header(&r, "upload-offset"), Some("5"));
+    assert_eq!(header(&r, "upload-stored-name"), None, "not complete yet");
     let r = raw(&base, "HEAD", &url, &tus, b"").await;
     assert_eq!(
         (
@@ -684,8 +685,15 @@ async fn the_protocol_rules_limits_owners_termination_and_expiry() {
     assert_eq!(r.status, 201, "a slot is free again: {r:?}");
     // Complete with a one-byte part: stored under its safe name.
     let d = header(&r, "location").unwrap().to_owned();
-    assert_eq!(patch(&base, &ann, &d, 0, b"!").await.status, 204);
+    let r = patch(&base, &ann, &d, 0, b"!").await;
+    assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(stored(&base, &ann, "d").await["size"], 1);
+    // The completing answer says where the file went and its SHA-256.
+    assert_eq!(header(&r, "upload-stored-name"), Some("d"));
+    assert_eq!(
+        header(&r, "upload-sha256"),
+        Some(hex(&Sha256::digest(b"!")).as_str())
+    );
     served.terminate().await;
 }
 

@@ -264,12 +264,18 @@ async fn create(
     let written = if with_data {
         write_part(&state, &session, &partial, &mut held, 0, &req, body).await
     } else if length == 0 {
-        finish(&state, &session, &partial, &mut held).await
+        finish(&state, &session, &partial, &mut held)
+            .await
+            .map(Some)
     } else {
-        Ok(())
+        Ok(None)
     };
     let mut res = match written {
-        Ok(()) => StatusCode::CREATED.into_response(),
+        Ok(stored) => {
+            let mut res = StatusCode::CREATED.into_response();
+            stored_headers(res.headers_mut(), stored.as_ref());
+            res
+        }
         Err(e) if held.offset() > 0 => {
             // Created, part of the body kept: the client resumes from here.
             tracing::debug!(
@@ -309,14 +315,32 @@ async fn patch(
         .ok_or_else(|| TusError::bad("Upload-Offset is required"))?;
     let partial = find(&state, &session, &id)?;
     let mut held = held(&state, &partial).await?;
-    write_part(&state, &session, &partial, &mut held, offset, &req, body).await?;
+    let stored = write_part(&state, &session, &partial, &mut held, offset, &req, body).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     offset_headers(res.headers_mut(), &held);
+    stored_headers(res.headers_mut(), stored.as_ref());
     Ok(res)
 }
 
+/// On the request that completed an upload: the name it was stored under
+/// (percent-encoded UTF-8; a taken name gets a free variant) and its
+/// SHA-256, so a client can say where its file is without listing them.
+/// Not tus headers: other clients ignore them.
+fn stored_headers(h: &mut HeaderMap, stored: Option<&crate::store::FileInfo>) {
+    let Some(stored) = stored else { return };
+    let name =
+        percent_encoding::utf8_percent_encode(&stored.name, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert("upload-stored-name", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&stored.sha256) {
+        h.insert("upload-sha256", v);
+    }
+}
+
 /// Streams `body` into the upload at `offset`; completes it when the last
-/// byte is in.
+/// byte is in (then answers what was stored).
 async fn write_part(
     state: &AppState,
     session: &Session,
@@ -325,7 +349,7 @@ async fn write_part(
     offset: u64,
     req: &HeaderMap,
     body: Body,
-) -> Result<(), TusError> {
+) -> Result<Option<crate::store::FileInfo>, TusError> {
     let checksum = headers::checksum(req)?;
     let up = uploads(state);
     let partials = up.partials()?;
@@ -363,9 +387,9 @@ async fn write_part(
         return Err(e.into());
     }
     if held.offset() == partial.length() {
-        finish(state, session, partial, held).await?;
+        return finish(state, session, partial, held).await.map(Some);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Stores a complete upload and says so (audit, live pages).
@@ -374,7 +398,7 @@ async fn finish(
     session: &Session,
     partial: &Partial,
     held: &mut Held,
-) -> Result<(), TusError> {
+) -> Result<crate::store::FileInfo, TusError> {
     let meta = held.meta().clone();
     let stored = match uploads(state).partials()?.complete(partial, held).await {
         Ok(s) => s,
@@ -399,12 +423,12 @@ async fn finish(
         state.stats().emit(EventKind::FileStored {
             service: files,
             peer: session.user.clone(),
-            name: stored.name,
+            name: stored.name.clone(),
             size: stored.size,
-            sha256: stored.sha256,
+            sha256: stored.sha256.clone(),
         });
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// `DELETE /api/v1/uploads/{id}`: terminates the upload and frees its

@@ -1,15 +1,10 @@
-// switchboard dashboard: the Files page: upload (hashed in the browser), list, download, delete.
-import { $, csrfToken, api, toast, bytes, el, live, stamp, start, request } from '../app.js';
+// switchboard dashboard: the Files page: resumable uploads (tus, hashed in
+// the browser and checked by the server: static/tus.js), with progress,
+// speed, Pause, Resume and Cancel; the stored files listed, downloaded,
+// deleted.
+import { $, csrfToken, api, toast, bytes, el, live, stamp, start } from '../app.js';
 import { micros, shq, pyMessagePreamble, serviceAddr } from '../bscs.js';
-
-const BROWSER_HASH_LIMIT = 256 * 1024 * 1024;
-
-async function browserSha256(file) {
-  if (!window.crypto?.subtle) return { note: 'this page is not a secure context: no hashing here' };
-  if (file.size > BROWSER_HASH_LIMIT) return { note: 'too large to hash in the browser' };
-  const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
-  return { hex: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
-}
+import { Upload, keptUploads, held, discard, fingerprint } from '../tus.js';
 
 function initFiles() {
   const list = $('#files tbody');
@@ -79,97 +74,188 @@ function initFiles() {
     },
   });
   refresh();
+  initUploads(refresh, () => files);
+}
 
+/** Words for a speed in bytes per second. */
+const speedText = (bps) => (bps > 0 ? `${bytes(bps)}/s` : '');
+
+/** The uploads panel: one row per file, one upload running at a time. */
+function initUploads(refresh, listed) {
   const input = $('#file-input');
   if (!input) return; // a viewer: no uploads
   const max = Number(input.dataset.max);
-  const uploads = $('#uploads tbody');
-  let queue = Promise.resolve();
+  const user = $('#uploads').dataset.user;
+  const tbody = $('#uploads tbody');
+  const said = $('#uploads-said');
+  const rows = new Map(); // fingerprint -> row
+  const uploads = new Map(); // fingerprint -> Upload
+  const queue = [];
+  let running = null;
 
-  const upload = (file) => {
-    const bar = el('progress', { max: 1, value: 0 });
-    const status = el('span', { class: 'status' }, 'waiting');
-    const stored = el('td', { 'data-field': 'stored' });
-    const hash = el('td', { class: 'mono hash', 'data-field': 'sha256' });
-    const row = el('tr', { 'data-file': file.name },
-      el('td', {}, file.name, el('span', { class: 'count' }, ` ${bytes(file.size)}`)),
-      el('td', {}, bar, ' ', status), stored, hash);
-    uploads.append(row);
+  // Finished after all? The list (or the server's, fresh) has it by hash.
+  const findStored = async (sha256, size) => {
+    const match = (all) => all.find((f) => f.sha256 === sha256 && f.size === size);
+    return match(listed()) || match(await api('GET', '/api/v1/files').catch(() => []));
+  };
+
+  const row = (fp, name, size) => {
+    const old = rows.get(fp);
+    if (old && !['verified', 'cancelled', 'refused', 'mismatch'].includes(old.tr.dataset.state)) return old;
+    const r = {
+      bar: el('progress', { max: 1, value: 0, 'aria-label': `Progress of ${name}` }),
+      status: el('span', { class: 'status' }, 'waiting'),
+      speed: el('span', { class: 'speed', 'data-field': 'speed' }),
+      stored: el('td', { 'data-field': 'stored' }),
+      hash: el('td', { class: 'mono hash', 'data-field': 'sha256' }),
+      pause: el('button', { type: 'button', class: 'small', 'data-action': 'pause', 'aria-label': `Pause ${name}` }, 'Pause'),
+      resume: el('button', { type: 'button', class: 'small', 'data-action': 'resume', 'aria-label': `Resume ${name}` }, 'Resume'),
+      cancel: el('button', { type: 'button', class: 'small danger', 'data-action': 'cancel', 'aria-label': `Cancel ${name}` }, 'Cancel'),
+    };
+    r.tr = el('tr', { 'data-file': name, 'data-fp': fp },
+      el('td', {}, name, el('span', { class: 'count' }, ` ${bytes(size)}`)),
+      el('td', { class: 'progress-cell' }, r.bar, ' ', r.status, ' ', r.speed),
+      r.stored, r.hash,
+      el('td', { class: 'actions-cell' }, r.pause, r.resume, r.cancel));
+    if (old) old.tr.replaceWith(r.tr); else tbody.append(r.tr);
+    rows.set(fp, r);
     $('#uploads').hidden = false;
-    if (file.size > max) {
-      status.textContent = `too large: the limit is ${bytes(max)}`;
-      row.dataset.state = 'refused';
-      return Promise.resolve();
-    }
-    const ours = browserSha256(file).catch((e) => ({ note: e.message }));
-    return new Promise((resolve) => {
-      const xhr = new XMLHttpRequest();
-      const t0 = performance.now();
-      xhr.open('PUT', `/api/v1/files/${encodeURIComponent(file.name)}`);
-      xhr.setRequestHeader('X-CSRF-Token', csrfToken());
-      xhr.setRequestHeader('Content-Type', 'application/octet-stream');
-      xhr.upload.addEventListener('progress', (e) => {
-        if (e.lengthComputable) {
-          bar.value = e.loaded / e.total;
-          status.textContent = `${Math.floor((100 * e.loaded) / e.total)}%`;
-        }
-      });
-      xhr.addEventListener('load', async () => {
-        const bs = (performance.now() - t0) * 1000;
-        let r = {};
-        try { r = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-        if (xhr.status !== 200) {
-          status.textContent = r.error || `${xhr.status} ${xhr.statusText}`;
-          row.dataset.state = 'refused';
-          resolve();
-          return;
-        }
-        bar.value = 1;
-        stored.textContent = `${r.name} (${bytes(r.size)})`;
-        // Short, as in the list; the whole hash on hover and in data-sha256.
-        hash.textContent = r.sha256.slice(0, 12);
-        hash.title = r.sha256;
-        hash.dataset.sha256 = r.sha256;
-        const mine = await ours;
-        if (mine.hex) {
-          const same = mine.hex === r.sha256;
-          status.textContent = same ? 'stored ✓ SHA-256 matches this browser' : 'stored, but the SHA-256 differs from this browser’s!';
-          row.dataset.state = same ? 'verified' : 'mismatch';
-        } else {
-          status.textContent = `stored (${mine.note})`;
-          row.dataset.state = 'stored';
-        }
-        const addr = await serviceAddr('files');
-        $('#put-cli').textContent = `switchboard put ${addr} ${shq(file.name)}`;
-        $('#put-python').textContent = `${pyMessagePreamble(addr)}\ndata = open(${JSON.stringify(file.name)}, "rb").read()  # small files; stream big ones\nsend({"op": "put", "name": ${JSON.stringify(file.name)}, "size": len(data)}, data)\nprint(receive(body=False)[0])  # {"ok": true, "name": ..., "size": ..., "sha256": ...}: no body follows`;
-        $('#put-times').textContent = `B/S (browser → HTTP → dashboard → files): ${micros(bs)}; C/S leg (dashboard’s files client → files service, hashed and synced): ${micros(r.relay_us)}`;
-        $('#put-compare').hidden = false;
-        refresh();
-        resolve();
-      });
-      xhr.addEventListener('error', () => {
-        status.textContent = 'the upload failed (connection lost)';
-        // The server gone altogether? Then the page says so, as every page does.
-        request('/healthz', { cache: 'no-store' }).catch(() => {});
-        row.dataset.state = 'refused';
-        resolve();
-      });
-      status.textContent = 'sending';
-      xhr.send(file);
-    });
+    return r;
   };
 
-  const enqueue = (files) => {
-    for (const f of files) queue = queue.then(() => upload(f));
+  // Which buttons a state offers.
+  const BUTTONS = {
+    waiting: ['pause', 'cancel'], hashing: ['pause', 'cancel'], sending: ['pause', 'cancel'],
+    retrying: ['pause', 'cancel'], paused: ['resume', 'cancel'], held: ['cancel'], failed: ['resume', 'cancel'],
   };
-  input.addEventListener('change', () => { enqueue(Array.from(input.files)); input.value = ''; });
+  const show = (r, state, words, up) => {
+    const shown = state === 'failed' && !up?.url ? [] : (BUTTONS[state] || []);
+    for (const b of ['pause', 'resume', 'cancel']) r[b].hidden = !shown.includes(b);
+    // The row's state for the style and for tests: the old names kept.
+    r.tr.dataset.state = state === 'failed' ? 'refused' : state;
+    r.status.textContent = words;
+    if (!['sending', 'hashing'].includes(state)) r.speed.textContent = '';
+  };
+  const announce = (text) => { said.textContent = text; };
+
+  const next = () => {
+    if (running && ['hashing', 'sending', 'retrying', 'new', 'waiting'].includes(running.state)) return;
+    running = queue.shift() || null;
+    if (running) running.start();
+  };
+  const enqueue = (up) => {
+    if (!queue.includes(up) && running !== up) queue.push(up);
+    next();
+  };
+
+  const begin = (file) => {
+    const fp = fingerprint(user, file);
+    const already = uploads.get(fp);
+    if (already && !['verified', 'mismatch', 'failed', 'cancelled'].includes(already.state)) {
+      // The same file again: a paused one goes on, a running one is left be.
+      if (already.state === 'paused') rows.get(fp).resume.click();
+      return;
+    }
+    const r = row(fp, file.name, file.size);
+    if (file.size > max) {
+      show(r, 'failed', `too large: the limit is ${bytes(max)}`);
+      return;
+    }
+    const t0 = performance.now();
+    const up = new Upload({
+      file, user, csrf: csrfToken(), findStored,
+      on: {
+        state: (state, words) => {
+          show(r, state, words, up);
+          if (['paused', 'verified', 'mismatch', 'failed', 'cancelled'].includes(state)) {
+            announce(`${file.name}: ${words}`);
+            if (running === up) { running = null; next(); }
+          }
+          if (state === 'verified' || state === 'mismatch') finished(r, up, t0);
+          if (state === 'cancelled') { r.bar.value = 0; rows.delete(fp); }
+        },
+        progress: ({ phase, done, total, speed }) => {
+          r.bar.value = total ? done / total : 1;
+          if (phase === 'held') return; // the state's words say it
+          const pct = total ? Math.floor((100 * done) / total) : 100;
+          r.status.textContent = phase === 'hashing'
+            ? `computing the SHA-256 in this browser: ${pct}%`
+            : `${pct}% · ${bytes(done)} of ${bytes(total)}`;
+          r.speed.textContent = phase === 'sending' ? speedText(speed) : '';
+        },
+      },
+    });
+    const unqueue = () => {
+      const i = queue.indexOf(up);
+      if (i >= 0) queue.splice(i, 1);
+    };
+    r.pause.onclick = () => { unqueue(); up.pause(); };
+    r.resume.onclick = () => { show(r, 'waiting', 'waiting to resume', up); up.state = 'waiting'; enqueue(up); };
+    r.cancel.onclick = () => { unqueue(); up.cancel(); };
+    uploads.set(fp, up);
+    show(r, 'waiting', up.resumed ? 'waiting to resume (the server holds part of it)' : 'waiting', up);
+    up.state = 'waiting';
+    enqueue(up);
+  };
+
+  const finished = async (r, up, t0) => {
+    r.bar.value = 1;
+    r.stored.textContent = `${up.stored} (${bytes(up.file.size)})`;
+    // Short, as in the list; the whole hash on hover and in data-sha256.
+    r.hash.textContent = up.sha256.slice(0, 12);
+    r.hash.title = up.sha256;
+    r.hash.dataset.sha256 = up.sha256;
+    const ms = performance.now() - t0;
+    refresh();
+    const addr = await serviceAddr('files');
+    const name = up.file.name;
+    $('#put-cli').textContent = `switchboard put --resume ${addr} ${shq(name)}`;
+    $('#put-python').textContent = `${pyMessagePreamble(addr)}\ndata = open(${JSON.stringify(name)}, "rb").read()  # small files; stream big ones\nsend({"op": "put", "name": ${JSON.stringify(name)}, "size": len(data)}, data)\nprint(receive(body=False)[0])  # {"ok": true, "name": ..., "size": ..., "sha256": ...}: no body follows`;
+    $('#put-times').textContent = `From choosing the file to stored (SHA-256 in this browser, then browser → HTTP → dashboard, tus): ${micros(ms * 1000)}, ${speedText((up.file.size * 1000) / Math.max(ms, 1))} on average.`;
+    $('#put-compare').hidden = false;
+  };
+
+  // Uploads an earlier visit left unfinished: what the server holds, and a
+  // way to go on (choose the file again) or to cancel.
+  for (const kept of keptUploads(user)) {
+    const r = row(kept.fp, kept.name, kept.size);
+    show(r, 'held', 'checking what the server holds…');
+    r.cancel.onclick = async () => {
+      show(r, 'cancelling', 'cancelling…');
+      try {
+        await discard(kept, csrfToken());
+        rows.delete(kept.fp);
+        show(r, 'cancelled', 'cancelled: the server freed what it held');
+        announce(`${kept.name}: cancelled`);
+      } catch (e) {
+        show(r, 'held', `could not cancel: ${e.message}`);
+      }
+    };
+    held(kept.url, csrfToken()).then(({ offset }) => {
+      if (r.tr.dataset.state !== 'held') return;
+      r.bar.value = kept.size ? offset / kept.size : 0;
+      show(r, 'held', `${Math.floor((100 * offset) / (kept.size || 1))}% is on the server: choose this file again to go on from there`);
+    }, (e) => {
+      if (r.tr.dataset.state !== 'held') return;
+      if (e.gone) {
+        discard(kept, csrfToken()).catch(() => {});
+        r.tr.remove();
+        rows.delete(kept.fp);
+      } else {
+        show(r, 'held', `${e.message}: choose this file again to go on`);
+      }
+    });
+  }
+
+  const choose = (chosen) => { for (const f of chosen) begin(f); };
+  input.addEventListener('change', () => { choose(Array.from(input.files)); input.value = ''; });
   const drop = $('#drop');
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    enqueue(Array.from(e.dataTransfer.files));
+    choose(Array.from(e.dataTransfer.files));
   });
 }
 
