@@ -5,7 +5,7 @@
 //! [`JsonStore`] is the one way a module keeps such a file in memory.
 
 mod store;
-pub(crate) use store::{Document, JsonStore};
+pub(crate) use store::{Document, JsonStore, read as read_document};
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

@@ -458,3 +458,54 @@ async fn live_counters_carry_over_an_upgrade() {
     .await;
     nix::sys::signal::kill(new_pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
 }
+
+/// `switchboard upgrade` answers only once the new process holds the
+/// control socket: a reload sent right after it reaches the new process,
+/// even when the new one is slow to bind (held here by a failpoint), not
+/// the old one, which takes no more requests ("the server is shutting
+/// down").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_right_after_an_upgrade_reaches_the_new_process() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config_path = dir.path().join("switchboard.toml");
+    let data = dir.path().join("data");
+    std::fs::write(&config_path, config(60_000)).expect("config");
+    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
+        // Inherited by the new process: its control socket comes 1.5 s
+        // after its ready.
+        .env("SWITCHBOARD_FAILPOINT_CONTROL_BIND_DELAY_MS", "1500")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    common::read_banner(&mut old).await;
+
+    let (ok, out) = switchboard(&["upgrade"], &config_path, &data).await;
+    assert!(ok, "upgrade: {out}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    let new_pid = nix::unistd::Pid::from_raw(answer["pid"].as_u64().expect("pid") as i32);
+    let reap = Reap(Some(new_pid));
+
+    std::fs::write(&config_path, config(30_000)).expect("config");
+    let (ok, out) = switchboard(&["reload"], &config_path, &data).await;
+    assert!(ok, "the reload right after the upgrade: {out}");
+    assert!(
+        out.contains("echo-2"),
+        "the new process restarted echo-2: {out}"
+    );
+
+    let status = tokio::time::timeout(LONG, old.wait())
+        .await
+        .expect("the old process exits once drained")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    nix::sys::signal::kill(new_pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    drop(reap);
+}

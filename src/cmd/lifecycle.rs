@@ -28,6 +28,9 @@ pub(crate) struct Control {
     rx: mpsc::Receiver<Asked>,
     /// Where the upgrade leaves the counters for the new process.
     data_dir: std::path::PathBuf,
+    /// The control socket's file as this process bound it (device, inode):
+    /// an upgrade answers only once the path names another one.
+    socket: Option<(u64, u64)>,
 }
 
 impl Control {
@@ -35,9 +38,14 @@ impl Control {
     /// socket that cannot be bound is reported, and reloads still work by
     /// signal.
     pub(crate) fn start(running: &Running, data_dir: &std::path::Path, take_over: bool) -> Control {
+        use std::os::unix::fs::MetadataExt;
         let (tx, rx) = mpsc::channel(4);
+        let mut socket = None;
         match control::bind(data_dir, take_over) {
             Ok(listener) => {
+                socket = std::fs::metadata(control::path(data_dir))
+                    .ok()
+                    .map(|m| (m.dev(), m.ino()));
                 tokio::spawn(control::serve(listener, tx, running.shutdown_token()));
             }
             Err(e) => tracing::warn!(
@@ -48,6 +56,7 @@ impl Control {
         Control {
             rx,
             data_dir: data_dir.to_owned(),
+            socket,
         }
     }
 }
@@ -67,14 +76,14 @@ pub(crate) async fn wait(
                 let _ = reload(running, "signal").await;
             }
             _ = usr2.recv() => {
-                if super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir).await.is_ok() {
+                if super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir, control.socket).await.is_ok() {
                     return Ok(Ended::Upgraded);
                 }
             }
             Some(asked) = control.rx.recv() => {
                 let (answer, upgraded) = match asked.request {
                     Request::Reload => (reload(running, "control").await, false),
-                    Request::Upgrade => match super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir).await {
+                    Request::Upgrade => match super::upgrade::upgrade(&mut control.rx, running.supervisor.stats(), &control.data_dir, control.socket).await {
                         Ok(pid) => (Ok(serde_json::json!({"pid": pid})), true),
                         Err(e) => (Err(e), false),
                     },

@@ -61,6 +61,8 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<()> {
     } else {
         switchboard::notify::notify("READY=1");
     }
+    #[cfg(feature = "failpoints")]
+    control_bind_delay().await;
     let control = super::lifecycle::Control::start(&running, &data_dir, upgraded_from);
     switchboard::activation::close_unused();
     // Written before the banner: whoever waits for the banner finds it.
@@ -294,4 +296,18 @@ fn tls_banner(supervisor: &Supervisor) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Tests only (`failpoints`): holds the control socket's bind for
+/// `SWITCHBOARD_FAILPOINT_CONTROL_BIND_DELAY_MS`, the window in which an
+/// upgraded process's old one must not answer for it.
+#[cfg(feature = "failpoints")]
+async fn control_bind_delay() {
+    #[allow(clippy::disallowed_methods)] // a test's own setting
+    let ms = std::env::var("SWITCHBOARD_FAILPOINT_CONTROL_BIND_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(ms) = ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }

@@ -18,23 +18,62 @@ use switchboard::control::{Asked, Request};
 
 /// How long the new process may take to listen and report ready.
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long, after its ready, the new process may take to bind the control
+/// socket before this one answers the upgrade anyway.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Set in the new process's environment: the old process's pid.
 pub(crate) const ENV_UPGRADE_FROM: &str = "UPGRADE_FROM_SWITCHBOARD_PID";
 
 /// Starts the new process and waits for its ready; its pid. Requests that
 /// come meanwhile (a reload) are refused: the configuration is being read
 /// by the new process.
+///
+/// `socket` is this process's control socket file (device, inode): the
+/// answer waits until the path names the new process's, so a `switchboard
+/// reload` sent once `upgrade` has answered reaches the new process, not
+/// this one (which takes no more requests).
 pub(crate) async fn upgrade(
     rx: &mut mpsc::Receiver<Asked>,
     stats: &switchboard::stats::Stats,
     data_dir: &std::path::Path,
+    socket: Option<(u64, u64)>,
 ) -> Result<u32, String> {
     let result = start_and_wait(rx, stats, data_dir).await;
     match &result {
-        Ok(pid) => tracing::info!("upgrade: process {pid} took over the sockets; draining"),
+        Ok(pid) => {
+            until_taken_over(data_dir, socket).await;
+            tracing::info!("upgrade: process {pid} took over the sockets; draining");
+        }
         Err(e) => tracing::error!("upgrade failed, this process goes on serving: {e}"),
     }
     result
+}
+
+/// Waits (at most [`TAKEOVER_TIMEOUT`]) until the control socket's path no
+/// longer names `socket`: the new process binds its own right after our
+/// answer to its ready.
+async fn until_taken_over(data_dir: &std::path::Path, socket: Option<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(ours) = socket else { return };
+    let path = switchboard::control::path(data_dir);
+    let deadline = tokio::time::Instant::now() + TAKEOVER_TIMEOUT;
+    loop {
+        // Absent: between the new process's removal and its bind.
+        if let Ok(m) = std::fs::metadata(&path)
+            && (m.dev(), m.ino()) != ours
+        {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "upgrade: the new process has not bound {} within {TAKEOVER_TIMEOUT:?}; \
+                 `switchboard reload` may reach this process until it does",
+                path.display()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 async fn start_and_wait(

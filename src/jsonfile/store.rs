@@ -128,8 +128,9 @@ impl<D: Document> JsonStore<D> {
     }
 }
 
-/// Reads, parses and checks `path`; no file is the empty document.
-fn read<D: Document>(path: &Path) -> Result<(D, Option<Stamp>), D::Error> {
+/// Reads, parses and checks `path`; no file is the empty document. For a
+/// document read once per request rather than held (see [`JsonStore`]).
+pub(crate) fn read<D: Document>(path: &Path) -> Result<(D, Option<Stamp>), D::Error> {
     let Some((text, stamp)) = super::read(path).map_err(|source| D::Error::io(path, source))?
     else {
         return Ok((D::empty(), None));

@@ -197,15 +197,30 @@ fn file_of(state: &AppState, session: &Session) -> Result<PathBuf, WebError> {
         .join(format!("{}.json", session.user)))
 }
 
+impl jsonfile::Document for SavedFile {
+    type Error = SavedError;
+    const WHAT: &'static str = "saved messages";
+
+    fn empty() -> Self {
+        SavedFile {
+            version: 1,
+            messages: Vec::new(),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Entries are checked as they come in (save, import): a file is
+    /// taken as written.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 fn load(path: &Path) -> Result<SavedFile, SavedError> {
-    Ok(
-        jsonfile::load::<SavedFile, SavedError>(path, |f| f.version)?
-            .map(|(f, _)| f)
-            .unwrap_or(SavedFile {
-                version: 1,
-                messages: Vec::new(),
-            }),
-    )
+    Ok(jsonfile::read_document::<SavedFile>(path)?.0)
 }
 
 /// The file's text, or why the change cannot be kept.
