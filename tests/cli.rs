@@ -320,6 +320,18 @@ async fn user_commands_manage_the_accounts_file() {
     assert_eq!(listed, [["admin", "admin"], ["bob", "operator"]]);
     let file = std::fs::read_to_string(switchboard::users::path(dir.path())).unwrap();
     assert!(!file.contains("bob's password"));
+    // Removing an account removes what the dashboard kept for it.
+    let saved = dir.path().join("saved-messages");
+    std::fs::create_dir_all(&saved).unwrap();
+    std::fs::write(saved.join("bob.json"), r#"{"version":1,"messages":[]}"#).unwrap();
+    std::fs::write(saved.join("admin.json"), r#"{"version":1,"messages":[]}"#).unwrap();
+    let o = run(&["user", "--data-dir", d, "del", "bob"], "").await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !saved.join("bob.json").exists(),
+        "bob's saved messages went with bob"
+    );
+    assert!(saved.join("admin.json").exists(), "admin's stay");
 }
 
 #[tokio::test]

@@ -51,6 +51,8 @@ pub(crate) fn user(args: UserArgs) -> Result<()> {
         }
         UserAction::Del { name } => {
             users.remove(&name)?;
+            switchboard::web::forget_saved_messages(&config.data_dir, &name)
+                .with_context(|| format!("removed {name}, but not their saved messages"))?;
             println!("removed {name}");
         }
         UserAction::List => {

@@ -73,6 +73,7 @@ use conns::{ConnCounts, Conns};
 use session::Sessions;
 
 pub use error::WebError;
+pub use saved::forget_account as forget_saved_messages;
 pub use server::serve;
 
 /// The live stream's path: exempt from the request timeout, and checked

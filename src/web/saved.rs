@@ -183,6 +183,21 @@ fn shorten(s: &str) -> String {
     out
 }
 
+/// Removes `user`'s saved messages (when the account is removed); none is
+/// fine.
+///
+/// # Errors
+/// The file exists and cannot be removed.
+pub fn forget_account(data_dir: &Path, user: &str) -> std::io::Result<()> {
+    if crate::users::check_name(user).is_err() {
+        return Ok(());
+    }
+    match std::fs::remove_file(data_dir.join(DIR).join(format!("{user}.json"))) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// The account's file; API tokens have none.
 fn file_of(state: &AppState, session: &Session) -> Result<PathBuf, WebError> {
     if session.token.is_some() || crate::users::check_name(&session.user).is_err() {
