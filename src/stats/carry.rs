@@ -150,6 +150,11 @@ impl Stats {
                 while samples.len() > HISTORY_LEN {
                     samples.pop_front();
                 }
+                // The longer tiers restart from the seconds carried (an
+                // upgrade keeps 15 minutes, not the day).
+                let mut tiers = super::tiers::Downsampled::default();
+                samples.iter().for_each(|s| tiers.push(s));
+                history.tiers = tiers;
                 history.samples = samples;
                 added.push(c.name);
             }
