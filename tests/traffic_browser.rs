@@ -190,6 +190,7 @@ async fn on_a_phone_the_day_shows_and_the_event_log_text_has_room() {
         )
         .await;
     let text = widths[0].as_f64().unwrap();
+    eprintln!("the event text is {text} px wide at {PHONE_WIDTH} px");
     let page = widths[1].as_f64().unwrap();
     assert!(
         text >= 250.0,
@@ -201,4 +202,7 @@ async fn on_a_phone_the_day_shows_and_the_event_log_text_has_room() {
     );
     no_axe_violations(b, &axe, "on Traffic at 390 px with 24 hours picked").await;
     b.screenshot("traffic-24h-390").await;
+    b.script("document.getElementById('log').scrollIntoView();", vec![])
+        .await;
+    b.screenshot("traffic-event-log-390").await;
 }
