@@ -1,7 +1,8 @@
 //! The Traffic page's history in a real headless Chromium against the real
 //! binary: picking 24 hours makes the chart's x axis span 24 hours at one
 //! point a minute; dragging across the chart zooms in (and live updates
-//! keep the zoom) until "Reset zoom"; on a 390 px phone the event log's
+//! keep the zoom) until "Reset zoom"; a zoom within the last 15 minutes
+//! comes back at one second a point; on a 390 px phone the event log's
 //! text gets the card's width; the Services row's Log shows the instance's
 //! own log lines beside its events. axe-core finds nothing after each.
 //!
@@ -137,6 +138,37 @@ async fn a_day_of_traffic_zooms_and_resets_on_the_desktop() {
     )
     .await;
     assert!(!b.displayed("traffic-reset").await);
+    // An hour at 10 s a point; a zoom onto its last 12 minutes comes
+    // back at one second a point, and Reset returns to the hour.
+    b.choose("traffic-range", "3600").await;
+    b.wait_for(
+        "the hour's chart",
+        &format!("{CHART}[@data-x-span='3600' and @data-step='10']"),
+    )
+    .await;
+    b.drag_across(
+        "the chart's drawing area",
+        "//div[@id='chart']//div[contains(@class,'u-over')]",
+        0.8,
+        0.99,
+    )
+    .await;
+    b.wait_for(
+        "the zoom at one second a point",
+        &format!("{CHART}[@data-zoomed='true' and @data-step='1']"),
+    )
+    .await;
+    let sharp = x_span(b).await;
+    assert!(
+        (500.0..800.0).contains(&sharp),
+        "about 12 minutes, not {sharp} s"
+    );
+    b.click("traffic-reset").await;
+    b.wait_for(
+        "the hour again",
+        &format!("{CHART}[@data-x-span='3600' and @data-step='10' and @data-zoomed='false']"),
+    )
+    .await;
     // Back to 15 minutes at one point a second.
     b.choose("traffic-range", "900").await;
     b.wait_for(

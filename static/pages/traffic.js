@@ -148,6 +148,7 @@ function initTraffic() {
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
     u.setScale('x', zoomed);
     reset.hidden = false;
+    sharpen();
   };
 
   const draw = () => {
@@ -210,16 +211,15 @@ function initTraffic() {
   reset.addEventListener('click', () => {
     zoomed = null;
     reset.hidden = true;
-    redraw();
     rangeSel.focus();
+    // A sharpened zoom holds only its own window: the whole range again.
+    load();
   });
 
-  /** Loads the range picked: the server picks the step. */
-  const load = () => api('GET', `/api/v1/traffic/history?range=${rangeS()}`).then((h) => {
+  /** Takes a history answer as the chart's data. */
+  const apply = (h) => {
     step = h.step_s;
     covered = h.to_unix_s;
-    zoomed = null;
-    reset.hidden = true;
     names = h.services.map((s) => s.name);
     xs = [...new Set(h.services.flatMap((s) => s.points.map((p) => p.at_unix_s)))].sort((a, b) => a - b);
     const at = new Map(xs.map((x, i) => [x, i]));
@@ -232,7 +232,28 @@ function initTraffic() {
       series[s.name] = col;
     }
     draw();
-  }).catch((e) => toast(e.message, 'error'));
+  };
+  const history = (query) => api('GET', `/api/v1/traffic/history?${query}`).catch((e) => { toast(e.message, 'error'); return null; });
+
+  /** Loads the range picked: the server picks the step. */
+  const load = () => history(`range=${rangeS()}`).then((h) => {
+    if (!h) return;
+    zoomed = null;
+    reset.hidden = true;
+    apply(h);
+  });
+  /** A zoom that reaches back no further than a finer step keeps: that
+   *  step's points from the zoom's start to now (so live seconds still
+   *  land), the zoom kept. */
+  const sharpen = () => {
+    const back = now() - zoomed.min;
+    const finer = back <= 15 * 60 ? 1 : back <= 6 * 3600 ? 10 : 60;
+    if (finer >= step) return;
+    const want = zoomed;
+    history(`from=${Math.floor(want.min)}`).then((h) => {
+      if (h && zoomed === want) apply(h);
+    });
+  };
   rangeSel.addEventListener('change', load);
   load();
 
