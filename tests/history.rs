@@ -226,8 +226,17 @@ async fn an_instances_log_lines_come_back_without_secrets() {
     }
     let r = get(web, &admin, "/api/v1/services/echo/log?limit=1").await;
     assert_eq!(r.json().as_array().unwrap().len(), 1);
-    let r = get(web, &admin, "/api/v1/services/echo/log?limit=x").await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(web, &admin, "/api/v1/services/echo/log?limit=1000000").await;
+    assert!(r.json().as_array().unwrap().len() <= 50, "capped at 50");
+    for limit in ["x", "-1", "18446744073709551616"] {
+        let r = get(
+            web,
+            &admin,
+            &format!("/api/v1/services/echo/log?limit={limit}"),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{limit}: {}", r.body);
+    }
     let r = get(web, &admin, "/api/v1/services/nope/log").await;
     assert_eq!(r.status, 404, "{}", r.body);
 }
