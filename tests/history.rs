@@ -56,26 +56,41 @@ async fn get(web: SocketAddr, cookie: &str, path: &str) -> RawReply {
     raw_request(web, loopback(1), &req).await
 }
 
-/// The sum of `field` over echo's points, and the answer's step.
-fn echo_sum(answer: &Value, field: &str) -> (u64, u64) {
+/// Echo's column `field`.
+fn echo_column(answer: &Value, field: &str) -> Vec<u64> {
     let echo = answer["services"]
         .as_array()
         .unwrap()
         .iter()
         .find(|s| s["name"] == "echo")
         .expect("echo in the history");
+    echo[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("no column {field} in {echo}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// The sum of `field` over echo's points, and the answer's step; checks
+/// the time axis on the way.
+fn echo_sum(answer: &Value, field: &str) -> (u64, u64) {
     let step = answer["step_s"].as_u64().unwrap();
-    for p in echo["points"].as_array().unwrap() {
-        assert_eq!(p["at_unix_s"].as_u64().unwrap() % step, 0, "aligned: {p}");
-        assert!(p["seconds"].as_u64().unwrap() <= step, "{p}");
-    }
-    let sum = echo["points"]
+    let axis: Vec<u64> = answer["at_unix_s"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p[field].as_u64().unwrap())
-        .sum();
-    (sum, step)
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        axis.windows(2).all(|w| w[0] < w[1]),
+        "oldest first: {axis:?}"
+    );
+    assert!(axis.iter().all(|t| t % step == 0), "aligned: {axis:?}");
+    let seconds = echo_column(answer, "seconds");
+    assert_eq!(seconds.len(), axis.len());
+    assert!(seconds.iter().all(|&s| s <= step), "{seconds:?}");
+    (echo_column(answer, field).iter().sum(), step)
 }
 
 #[tokio::test]
@@ -134,18 +149,7 @@ async fn every_range_sums_to_what_echo_carried_at_its_own_step() {
         );
         assert_eq!(to - from, span, "{range}");
         // The busiest second is kept however coarse the step.
-        let peak = a["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == "echo")
-            .unwrap()["points"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["peak_in"].as_u64().unwrap())
-            .max()
-            .unwrap();
+        let peak = echo_column(&a, "peak_in").into_iter().max().unwrap();
         assert!(peak > 0 && peak <= SENT as u64, "{range}: peak {peak}");
     }
     // An explicit window near now is back at one second.

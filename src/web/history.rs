@@ -117,24 +117,81 @@ pub fn window(q: &RangeQuery, now_unix_s: u64) -> Result<Window, RangeError> {
     })
 }
 
-/// The answer to a history request.
+/// The answer to a history request: one time axis, and each instance's
+/// values as columns along it (a third of the size of one object a point:
+/// about 100 KB an instance for 6 hours).
 #[derive(Debug, Serialize)]
 pub struct HistoryAnswer {
     pub from_unix_s: u64,
     pub to_unix_s: u64,
     /// Seconds per point: 1, 10 or 60.
     pub step_s: u64,
+    /// Each point's first second, oldest first; the newest point may be
+    /// still filling (`seconds` below `step_s`).
+    pub at_unix_s: Vec<u64>,
     pub services: Vec<ServiceSeries>,
 }
 
-/// One instance's points, oldest first; the newest may be still filling
-/// (`seconds` below `step_s`).
-#[derive(Debug, Serialize)]
+/// One instance's columns, one value a point of the time axis. Where it
+/// has no point (added later, or removed and added again) `seconds` is 0
+/// and every value 0.
+#[derive(Debug, Default, Serialize)]
 pub struct ServiceSeries {
-    pub name: ServiceId,
-    pub kind: ServiceKind,
-    pub proto: Proto,
-    pub points: Vec<Bucket>,
+    pub name: String,
+    pub kind: Option<ServiceKind>,
+    pub proto: Option<Proto>,
+    /// How many one-second samples the point holds.
+    pub seconds: Vec<u64>,
+    /// Sums over the point's seconds.
+    pub bytes_in: Vec<u64>,
+    pub bytes_out: Vec<u64>,
+    pub accepted: Vec<u64>,
+    /// Maxima over the point's seconds.
+    pub active_max: Vec<u64>,
+    pub peak_in: Vec<u64>,
+    pub peak_out: Vec<u64>,
+}
+
+impl ServiceSeries {
+    /// `points` laid along `axis` (which holds every point's time).
+    fn along(id: &ServiceId, axis: &[u64], points: &[Bucket]) -> ServiceSeries {
+        let n = axis.len();
+        let mut s = ServiceSeries {
+            name: id.name().to_owned(),
+            kind: Some(id.kind()),
+            proto: Some(id.proto()),
+            ..ServiceSeries::default()
+        };
+        for col in s.columns() {
+            *col = vec![0; n];
+        }
+        for p in points {
+            // The axis is the sorted union of every instance's times.
+            let Ok(i) = axis.binary_search(&p.at_unix_s) else {
+                continue;
+            };
+            s.seconds[i] = p.seconds;
+            s.bytes_in[i] = p.bytes_in;
+            s.bytes_out[i] = p.bytes_out;
+            s.accepted[i] = p.accepted;
+            s.active_max[i] = p.active_max;
+            s.peak_in[i] = p.peak_in;
+            s.peak_out[i] = p.peak_out;
+        }
+        s
+    }
+
+    fn columns(&mut self) -> [&mut Vec<u64>; 7] {
+        [
+            &mut self.seconds,
+            &mut self.bytes_in,
+            &mut self.bytes_out,
+            &mut self.accepted,
+            &mut self.active_max,
+            &mut self.peak_in,
+            &mut self.peak_out,
+        ]
+    }
 }
 
 fn now_unix_s() -> u64 {
@@ -156,25 +213,31 @@ pub async fn history(
     let w = window(&q, now_unix_s())?;
     // Whole buckets: the one holding `from` is in.
     let start = w.from_unix_s - w.from_unix_s % w.tier.step_s;
-    let services = state
+    let per_instance: Vec<(ServiceId, Vec<Bucket>)> = state
         .supervisor()
         .ids()
         .into_iter()
         .map(|id| {
             let mut points = state.stats().buckets(&id, w.tier, start);
             points.retain(|p| p.at_unix_s <= w.to_unix_s);
-            ServiceSeries {
-                kind: id.kind(),
-                proto: id.proto(),
-                name: id,
-                points,
-            }
+            (id, points)
         })
+        .collect();
+    let axis: Vec<u64> = per_instance
+        .iter()
+        .flat_map(|(_, ps)| ps.iter().map(|p| p.at_unix_s))
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    let services = per_instance
+        .iter()
+        .map(|(id, ps)| ServiceSeries::along(id, &axis, ps))
         .collect();
     Ok(Json(HistoryAnswer {
         from_unix_s: w.from_unix_s,
         to_unix_s: w.to_unix_s,
         step_s: w.tier.step_s,
+        at_unix_s: axis,
         services,
     }))
 }
@@ -238,6 +301,27 @@ mod tests {
         // A zoom into this morning stays at the minute.
         let w = window(&q(None, Some(NOW - 20 * 3600), Some(NOW - 19 * 3600)), NOW).unwrap();
         assert_eq!(w.tier, MINUTES);
+    }
+
+    #[test]
+    fn an_instance_without_a_point_reads_zero_seconds_there() {
+        let b = |at, bytes_in| Bucket {
+            at_unix_s: at,
+            seconds: 10,
+            bytes_in,
+            ..Bucket::default()
+        };
+        let axis = [100, 110, 120];
+        let id = ServiceId::new("late", ServiceKind::Echo);
+        let s = ServiceSeries::along(&id, &axis, &[b(110, 5), b(120, 7)]);
+        assert_eq!(s.seconds, [0, 10, 10]);
+        assert_eq!(s.bytes_in, [0, 5, 7]);
+        assert_eq!(s.peak_out, [0, 0, 0]);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (json["name"].clone(), json["kind"].clone()),
+            ("late".into(), "echo".into())
+        );
     }
 
     #[test]

@@ -221,16 +221,9 @@ function initTraffic() {
     step = h.step_s;
     covered = h.to_unix_s;
     names = h.services.map((s) => s.name);
-    xs = [...new Set(h.services.flatMap((s) => s.points.map((p) => p.at_unix_s)))].sort((a, b) => a - b);
-    const at = new Map(xs.map((x, i) => [x, i]));
-    for (const s of h.services) {
-      const col = { in: xs.map(() => null), out: xs.map(() => null), secs: xs.map(() => 0) };
-      for (const p of s.points) {
-        const i = at.get(p.at_unix_s);
-        col.in[i] = p.bytes_in; col.out[i] = p.bytes_out; col.secs[i] = p.seconds;
-      }
-      series[s.name] = col;
-    }
+    // One time axis; a service's columns along it (seconds 0: no point).
+    xs = h.at_unix_s;
+    for (const s of h.services) series[s.name] = { in: s.bytes_in, out: s.bytes_out, secs: s.seconds };
     draw();
   };
   const history = (query) => api('GET', `/api/v1/traffic/history?${query}`).catch((e) => { toast(e.message, 'error'); return null; });
