@@ -17,14 +17,21 @@ use common::{ADMIN_PASSWORD, Served, TEST_KEY, guard};
 use switchboard::kind::ServiceKind;
 
 async fn start() -> (Served, tempfile::TempDir, SocketAddr) {
+    start_with(&[]).await
+}
+
+/// The real binary with echo and time, `env` on top.
+async fn start_with(env: &[(&str, &str)]) -> (Served, tempfile::TempDir, SocketAddr) {
     let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("SWITCHBOARD_KEY", TEST_KEY),
+    ];
+    all.extend_from_slice(env);
     let served = Served::start(
         &dir.path().join("data"),
         &[ServiceKind::Echo, ServiceKind::Time],
-        &[
-            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("SWITCHBOARD_KEY", TEST_KEY),
-        ],
+        &all,
     )
     .await;
     let web: SocketAddr = served
@@ -287,4 +294,19 @@ async fn a_viewer_reads_the_history_not_the_log_and_a_removed_instance_is_forgot
         "{a}"
     );
     drop(g);
+}
+
+#[tokio::test]
+async fn json_logs_keep_the_instance_lines_too() {
+    let (_served, _dir, web) = start_with(&[("SWITCHBOARD_LOG_FORMAT", "json")]).await;
+    let admin = cookie(web, "admin", ADMIN_PASSWORD).await;
+    let lines = get(web, &admin, "/api/v1/services/echo/log").await.json();
+    assert!(
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["text"].as_str().unwrap().starts_with("listening on")),
+        "{lines}"
+    );
 }
