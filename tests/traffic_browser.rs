@@ -102,6 +102,16 @@ async fn a_day_of_traffic_zooms_and_resets_on_the_desktop() {
     };
     let b = &site.ui;
     pick_a_day(b).await;
+    // The range is in the address: a reload keeps the day.
+    let here = b.here().await;
+    assert_eq!(here, "/traffic?range=86400");
+    b.go_to(&here).await;
+    b.wait_page("traffic").await;
+    b.wait_for(
+        "the day after a reload",
+        &format!("{CHART}[@data-x-span='86400' and @data-step='60']"),
+    )
+    .await;
     no_axe_violations(b, &axe, "on Traffic with 24 hours picked").await;
     b.screenshot("traffic-24h-1280").await;
     // Drag across the middle third: a zoom onto about a third of the day.

@@ -226,10 +226,10 @@ function initTraffic() {
     for (const s of h.services) series[s.name] = { in: s.bytes_in, out: s.bytes_out, secs: s.seconds };
     draw();
   };
-  const history = (query) => api('GET', `/api/v1/traffic/history?${query}`).catch((e) => { toast(e.message, 'error'); return null; });
+  const fetchHistory = (query) => api('GET', `/api/v1/traffic/history?${query}`).catch((e) => { toast(e.message, 'error'); return null; });
 
   /** Loads the range picked: the server picks the step. */
-  const load = () => history(`range=${rangeS()}`).then((h) => {
+  const load = () => fetchHistory(`range=${rangeS()}`).then((h) => {
     if (!h) return;
     zoomed = null;
     reset.hidden = true;
@@ -243,11 +243,20 @@ function initTraffic() {
     const finer = back <= 15 * 60 ? 1 : back <= 6 * 3600 ? 10 : 60;
     if (finer >= step) return;
     const want = zoomed;
-    history(`from=${Math.floor(want.min)}`).then((h) => {
+    fetchHistory(`from=${Math.floor(want.min)}`).then((h) => {
       if (h && zoomed === want) apply(h);
     });
   };
-  rangeSel.addEventListener('change', load);
+  // The range is in the address (`?range=86400`), so a reload or a
+  // bookmark keeps it.
+  const asked = new URLSearchParams(location.search).get('range');
+  if ([...rangeSel.options].some((o) => o.value === asked)) rangeSel.value = asked;
+  rangeSel.addEventListener('change', () => {
+    const url = new URL(location.href);
+    url.searchParams.set('range', rangeSel.value);
+    window.history.replaceState(null, '', url);
+    load();
+  });
   load();
 
   /** One live second into the newest point (or a new one). */
