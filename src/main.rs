@@ -134,6 +134,8 @@ fn adopt_sockets() {
 /// Logs go to stderr, filtered by `RUST_LOG` (default: info for the server,
 /// warnings only for the clients, whose output is the reply itself).
 fn init_tracing(server: bool, format: switchboard::cli::LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if server {
         "switchboard=info"
     } else {
@@ -149,10 +151,14 @@ fn init_tracing(server: bool, format: switchboard::cli::LogFormat) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Beside stderr, each instance's last lines for the Services row's Log.
+    let lines = switchboard::stats::log_lines::layer();
     match format {
-        switchboard::cli::LogFormat::Text => logs.with_ansi(colour).init(),
+        switchboard::cli::LogFormat::Text => logs.with_ansi(colour).finish().with(lines).init(),
         // One object per line; serde escapes whatever a peer put in a field.
-        switchboard::cli::LogFormat::Json => logs.json().with_ansi(false).init(),
+        switchboard::cli::LogFormat::Json => {
+            logs.json().with_ansi(false).finish().with(lines).init()
+        }
     }
 }
 

@@ -33,8 +33,10 @@ mod events;
 mod guard;
 pub use guard::ByteCounter;
 mod histogram;
+pub mod log_lines;
 mod read;
 mod sharded;
+pub mod tiers;
 mod upstream;
 pub use events::{Event, EventKind};
 pub use histogram::{DURATION_BUCKETS, Histogram, HistogramSnapshot};
@@ -87,6 +89,9 @@ struct SvcEntry {
     /// switch turned off stops it at once).
     capture_on: std::sync::atomic::AtomicBool,
     capture_bytes: std::sync::atomic::AtomicUsize,
+    /// Set when the instance is removed: its history is dropped and no
+    /// longer sampled (until one of that name is registered again).
+    retired: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -128,6 +133,8 @@ pub struct ConnGuard {
 struct History {
     last: (u64, u64, u64),
     samples: VecDeque<Sample>,
+    /// The same seconds folded into 10 s and 1 min buckets ([`tiers`]).
+    tiers: tiers::Downsampled,
 }
 
 /// Why [`Stats::close`] did nothing.
@@ -208,7 +215,7 @@ impl Stats {
     /// supervisor registers every configured one, so each has totals, in
     /// config order, before its first connection.
     pub fn register(&self, id: &ServiceId) {
-        self.entry(id);
+        self.entry(id).retired.store(false, Relaxed);
     }
 
     /// The entry of `id`, registering it on first use.
@@ -230,6 +237,7 @@ impl Stats {
             capture_bytes: std::sync::atomic::AtomicUsize::new(
                 crate::capture::DEFAULT_CAPTURE_BYTES,
             ),
+            retired: std::sync::atomic::AtomicBool::new(false),
         });
         services.push(Arc::clone(&entry));
         entry

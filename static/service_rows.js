@@ -1,7 +1,7 @@
 // switchboard dashboard: the Services table's rows, Cockpit-style: what
 // runs now and what starts at boot shown apart, start/stop/restart,
-// enable/disable, capture on/off, and the instance's last 50 event and
-// audit lines one click away. Not here: the add/edit form (pages/services.js).
+// enable/disable, capture on/off, and the instance's last 50 event, log
+// and audit lines one click away. Not here: the add/edit form (pages/services.js).
 import { $, $$, api, toast, el, describe, clock } from './app.js';
 
 // A message that outlives the reload after a change, so it is seen.
@@ -29,9 +29,15 @@ async function showLog(name, button) {
       lines.push({ at: when, what: `audit: ${l.user || ''} ${l.event || ''} ${l.action || ''}${l.ok === false ? ` failed: ${l.error}` : ''}`.replace(/\s+/g, ' ') });
     }
   }
+  if (['operator', 'admin'].includes(document.body.dataset.role)) {
+    // Its own log lines (the server's log, filtered to this instance).
+    const logged = await api('GET', `${path(name)}/log?limit=${LINES}`);
+    for (const l of logged) lines.push({ at: l.at_unix_ms, what: `log ${l.level.toLowerCase()}: ${l.text}`, log: true });
+  }
   lines.sort((a, b) => a.at - b.at);
+  lines.splice(0, Math.max(0, lines.length - LINES)); // the newest 50 of them all
   list.replaceChildren(...(lines.length ? lines : [{ at: 0, what: 'nothing yet' }]).map((l) =>
-    el('li', { 'data-line': '' }, l.at ? `${clock(l.at)} ` : '', l.what)));
+    el('li', l.log ? { 'data-line': '', 'data-log-line': '' } : { 'data-line': '' }, l.at ? `${clock(l.at)} ` : '', l.what)));
   $('#service-log-title').textContent = `Log of ${name}`;
   panel.hidden = false;
   panel.dataset.instance = name;

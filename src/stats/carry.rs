@@ -150,6 +150,11 @@ impl Stats {
                 while samples.len() > HISTORY_LEN {
                     samples.pop_front();
                 }
+                // The longer tiers restart from the seconds carried (an
+                // upgrade keeps 15 minutes, not the day).
+                let mut tiers = super::tiers::Downsampled::default();
+                samples.iter().for_each(|s| tiers.push(s));
+                history.tiers = tiers;
                 history.samples = samples;
                 added.push(c.name);
             }
@@ -209,6 +214,9 @@ mod tests {
         let history = new.history("echo");
         assert_eq!(history.len(), 1, "the old process's sample");
         assert_eq!(history[0].bytes_in, 1000);
+        // The longer tiers restart from the carried seconds.
+        let minutes = new.buckets("echo", super::super::tiers::MINUTES, 0);
+        assert_eq!(minutes.iter().map(|b| b.bytes_in).sum::<u64>(), 1000);
         // The next sample counts only what came after the carry.
         new.sample();
         let last = new.last_sample("echo").expect("a sample");

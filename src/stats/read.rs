@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::tiers::{self, Bucket, Downsampled, Tier};
 use super::{
     ConnEntry, ConnInfo, HISTORY_LEN, History, Sample, ServiceTotals, Snapshot, Stats, SvcEntry,
     millis, unix_ms,
@@ -81,7 +82,9 @@ impl Stats {
     }
 
     /// Appends one history sample per service: the bytes and accepts since
-    /// the previous sample. [`Stats::run`] calls it every second.
+    /// the previous sample, folded into the longer tiers too. [`Stats::run`]
+    /// calls it every second. A retired (removed) instance only moves its
+    /// baseline, so one registered again starts from zero, not a jump.
     pub fn sample(&self) {
         let at_unix_s = unix_ms(SystemTime::now()) / 1000;
         for entry in self.entries() {
@@ -89,24 +92,64 @@ impl Stats {
             // baseline together under it.
             let mut history = lock(&entry.history);
             let t = totals_of(&entry);
-            let History { last, samples } = &mut *history;
-            {
-                let (last_in, last_out, last_acc) = *last;
-                *last = (t.bytes_in, t.bytes_out, t.accepted);
-                let ring = samples;
-                if ring.len() == HISTORY_LEN {
-                    ring.pop_front();
-                }
-                ring.push_back(Sample {
-                    at_unix_s,
-                    bytes_in: t.bytes_in - last_in,
-                    bytes_out: t.bytes_out - last_out,
-                    accepted: t.accepted - last_acc,
-                    active: t.active,
-                });
+            let History {
+                last,
+                samples,
+                tiers,
+            } = &mut *history;
+            let (last_in, last_out, last_acc) = *last;
+            *last = (t.bytes_in, t.bytes_out, t.accepted);
+            if entry.retired.load(Relaxed) {
+                continue;
             }
+            let sample = Sample {
+                at_unix_s,
+                bytes_in: t.bytes_in - last_in,
+                bytes_out: t.bytes_out - last_out,
+                accepted: t.accepted - last_acc,
+                active: t.active,
+            };
+            if samples.capacity() == 0 {
+                // Its full size once, so it never grows past it.
+                samples.reserve_exact(HISTORY_LEN);
+            }
+            if samples.len() == HISTORY_LEN {
+                samples.pop_front();
+            }
+            samples.push_back(sample);
+            tiers.push(&sample);
         }
         self.inner.version.send_modify(|v| *v += 1);
+    }
+
+    /// Drops the history of a removed instance and stops sampling it (its
+    /// totals stay, as `/metrics` counters must not go back).
+    pub fn retire(&self, id: &ServiceId) {
+        if let Some(e) = self.find(id.name()) {
+            e.retired.store(true, Relaxed);
+            let mut h = lock(&e.history);
+            h.samples = std::collections::VecDeque::new();
+            h.tiers = Downsampled::default();
+        }
+    }
+
+    /// Instance `name`'s traffic in `tier`'s buckets from `from_unix_s`
+    /// on, oldest first; the newest (still filling) bucket last. The
+    /// one-second tier is its samples, one bucket each.
+    pub fn buckets(&self, name: impl AsRef<str>, tier: Tier, from_unix_s: u64) -> Vec<Bucket> {
+        let Some(e) = self.find(name.as_ref()) else {
+            return Vec::new();
+        };
+        let h = lock(&e.history);
+        if tier == tiers::SECONDS {
+            return h
+                .samples
+                .iter()
+                .filter(|s| s.at_unix_s >= from_unix_s)
+                .map(Bucket::of)
+                .collect();
+        }
+        h.tiers.buckets(tier, from_unix_s)
     }
 
     /// The last [`HISTORY_LEN`] samples of one service, oldest first.

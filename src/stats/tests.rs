@@ -140,3 +140,29 @@ fn events_serialize_with_a_type_tag() {
     assert_eq!(json["service"], "time");
     assert_eq!(json["state"], "failed: address in use");
 }
+
+#[test]
+fn a_retired_instance_drops_its_history_and_restarts_from_zero() {
+    let stats = Stats::new();
+    let id: ServiceId = ServiceKind::Echo.into();
+    let g = stats.open(&id, Proto::Tcp, "a");
+    g.add_in(100);
+    stats.sample();
+    assert_eq!(stats.buckets("echo", tiers::MINUTES, 0).len(), 1);
+    stats.retire(&id);
+    assert!(stats.history("echo").is_empty());
+    assert!(stats.buckets("echo", tiers::TEN_SECONDS, 0).is_empty());
+    g.add_in(5); // while removed: moves the baseline only
+    stats.sample();
+    assert!(
+        stats.history("echo").is_empty(),
+        "a removed instance is not sampled"
+    );
+    stats.register(&id);
+    g.add_in(7);
+    stats.sample();
+    let h = stats.history("echo");
+    assert_eq!(h.iter().map(|s| s.bytes_in).collect::<Vec<_>>(), [7]);
+    let minutes = stats.buckets("echo", tiers::MINUTES, 0);
+    assert_eq!(minutes.iter().map(|b| b.bytes_in).sum::<u64>(), 7);
+}

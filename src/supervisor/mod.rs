@@ -232,9 +232,12 @@ impl Supervisor {
             let _op = slot.op.lock().await;
             let stopped = self.stop_locked(&slot).await;
             crate::sync::write(&self.inner.slots).retain(|s| !Arc::ptr_eq(s, &slot));
+            // Its traffic history and log lines go with it.
+            self.inner.stats.retire(&slot.id);
             stopped
         };
         tracing::info!(service = %name, "removed");
+        crate::stats::log_lines::forget(name);
         stopped
     }
 

@@ -30,6 +30,7 @@ mod chat;
 pub mod client_addr;
 pub mod conns;
 pub mod error;
+mod history;
 mod instances;
 mod live;
 mod metrics;

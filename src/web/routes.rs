@@ -127,6 +127,7 @@ pub(super) fn activity() -> Routes {
         .route("/api/v1/connections/{id}", delete(api::close_connection))
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/traffic", get(api::traffic))
+        .merge(super::history::routes())
         .route("/api/v1/stats", get(stats_table::json))
         .route("/api/v1/stats.csv", get(stats_table::download))
         .route("/stats", get(pages::stats))

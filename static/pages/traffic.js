@@ -2,7 +2,6 @@
 import { $, $$, api, toast, clock, el, live, describe, rate, two, stamp, start } from '../app.js';
 
 const COLORS = ['#2f6fde', '#12805c', '#d97706', '#c2352b', '#7c3aed', '#0891b2', '#db2777'];
-const WINDOW_S = 15 * 60;
 /** Events kept back while the log is paused; beyond it the oldest go. */
 const MAX_HELD = 500;
 
@@ -93,30 +92,63 @@ function initTraffic() {
     showHeld();
   });
 
-  // Every service's in and out, per second; the chart shows a view of it.
+  // Every service's in and out over the range picked, one point a step
+  // (1 s, 10 s or 1 min: the server says), plotted as the average bytes
+  // per second of the point; the newest point keeps filling from the live
+  // stream, so the right edge is now.
   let xs = [];
-  const rates = {}; // name -> { in: [], out: [] }
+  const series = {}; // name -> { in: [sums], out: [sums], secs: [seconds] }
   let names = [];
+  let step = 1;
+  let covered = 0; // the newest second the points hold
+  let zoomed = null; // { min, max } while zoomed in
   let plot = null;
   const chartEl = $('#chart');
   const view = $('#traffic-view');
   const logScale = $('#traffic-log');
+  const rangeSel = $('#traffic-range');
+  const reset = $('#traffic-reset');
+  const rangeS = () => Number(rangeSel.value);
+  const rangeText = () => rangeSel.selectedOptions[0].textContent.trim();
   const size = () => ({ width: chartEl.clientWidth, height: 320 });
+  const now = () => Math.max(covered, xs.length ? xs[xs.length - 1] : 0);
+  const window_ = () => (zoomed ? [zoomed.min, zoomed.max] : [now() - rangeS(), now()]);
 
   const columns = () => {
     const floor = (v) => (v == null ? null : logScale.checked ? Math.max(1, v) : v);
+    const avg = (s, key) => s[key].map((v, j) => (v == null || !s.secs[j] ? null : v / s.secs[j]));
     if (!view.value) {
-      return names.map((n, i) => ({
-        label: n, color: COLORS[i % COLORS.length],
-        values: rates[n].in.map((v, j) => floor(v == null ? null : v + rates[n].out[j])),
-      }));
+      return names.map((n, i) => {
+        const s = series[n];
+        const total = s.in.map((v, j) => (v == null ? null : v + s.out[j]));
+        return { label: n, color: COLORS[i % COLORS.length], values: avg({ v: total, secs: s.secs }, 'v').map(floor) };
+      });
     }
-    const n = view.value;
-    if (!rates[n]) return [];
+    const s = series[view.value];
+    if (!s) return [];
     return [
-      { label: `${n} in`, color: COLORS[0], values: rates[n].in.map(floor) },
-      { label: `${n} out`, color: COLORS[2], values: rates[n].out.map(floor) },
+      { label: `${view.value} in`, color: COLORS[0], values: avg(s, 'in').map(floor) },
+      { label: `${view.value} out`, color: COLORS[2], values: avg(s, 'out').map(floor) },
     ];
+  };
+
+  /** What the chart shows, for tests and the curious: the x range in
+   *  seconds and the seconds a point stands for. */
+  const report = (u) => {
+    chartEl.dataset.xSpan = String(Math.round(u.scales.x.max - u.scales.x.min));
+    chartEl.dataset.step = String(step);
+    chartEl.dataset.zoomed = String(Boolean(zoomed));
+    chartEl.dataset.covered = String(covered);
+  };
+
+  const zoomTo = (u) => {
+    const { left, width } = u.select;
+    if (width < 3) return;
+    zoomed = { min: u.posToVal(left, 'x'), max: u.posToVal(left + width, 'x') };
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    u.setScale('x', zoomed);
+    reset.hidden = false;
+    sharpen();
   };
 
   const draw = () => {
@@ -126,9 +158,12 @@ function initTraffic() {
     const ink = getComputedStyle(document.body).color;
     const axis = { stroke: ink, grid: { stroke: 'rgba(128,128,128,0.15)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } };
     const log = logScale.checked;
-    chartEl.setAttribute('aria-label', `Bytes per second over the last 15 minutes, ${view.value ? `${view.value} in and out` : 'each service in + out'}${log ? ', log scale' : ''}`);
+    const per = step === 1 ? 'each second' : `averaged over ${step === 60 ? 'each minute' : `${step} s`}`;
+    chartEl.setAttribute('aria-label', `Bytes per second (${per}) over the last ${rangeText()}, ${view.value ? `${view.value} in and out` : 'each service in + out'}${log ? ', log scale' : ''}`);
     plot = new uPlot({
       ...size(),
+      cursor: { drag: { x: true, y: false, setScale: false } },
+      hooks: { setSelect: [zoomTo], setScale: [(u, key) => { if (key === 'x') report(u); }] },
       series: [
         { value: (u, v) => (v == null ? '–' : `${hhmm(v, true)} (${new Date(v * 1000).toISOString().slice(11, 19)} UTC)`) },
         ...cols.map((c) => ({
@@ -155,45 +190,105 @@ function initTraffic() {
         },
       ],
       scales: {
-        // Always the whole window, newest at the right edge.
-        x: { time: true, range: (u, min, max) => [max - WINDOW_S, max] },
+        // The whole range picked, newest at the right edge; or the zoom.
+        x: { time: true, range: () => window_() },
         y: log
           ? { distr: 3, log: 2, range: (u, min, max) => [1, 2 ** Math.ceil(Math.log2(Math.max(1024, max)))] }
           : { range: (u, min, max) => [0, Math.max(1024, max * 1.1)] },
       },
     }, [xs, ...cols.map((c) => c.values)], chartEl);
+    report(plot);
+  };
+  const redraw = () => {
+    if (!plot) { draw(); return; }
+    plot.setData([xs, ...columns().map((c) => c.values)]);
+    plot.setScale('x', (([min, max]) => ({ min, max }))(window_()));
+    report(plot); // an unchanged scale (zoomed) fires no hook
   };
   view.addEventListener('change', draw);
   logScale.addEventListener('change', draw);
   window.addEventListener('resize', () => plot?.setSize(size()));
+  reset.addEventListener('click', () => {
+    zoomed = null;
+    reset.hidden = true;
+    rangeSel.focus();
+    // A sharpened zoom holds only its own window: the whole range again.
+    load();
+  });
 
-  api('GET', '/api/v1/traffic').then((all) => {
-    names = all.map((s) => s.name);
-    xs = all[0] ? all[0].samples.map((x) => x.at_unix_s) : [];
-    for (const s of all) {
-      rates[s.name] = { in: s.samples.map((x) => x.bytes_in), out: s.samples.map((x) => x.bytes_out) };
-    }
+  /** Takes a history answer as the chart's data. */
+  const apply = (h) => {
+    step = h.step_s;
+    covered = h.to_unix_s;
+    names = h.services.map((s) => s.name);
+    // One time axis; a service's columns along it (seconds 0: no point).
+    xs = h.at_unix_s;
+    for (const s of h.services) series[s.name] = { in: s.bytes_in, out: s.bytes_out, secs: s.seconds };
     draw();
-  }).catch((e) => toast(e.message, 'error'));
+  };
+  const fetchHistory = (query) => api('GET', `/api/v1/traffic/history?${query}`).catch((e) => { toast(e.message, 'error'); return null; });
+
+  /** Loads the range picked: the server picks the step. */
+  const load = () => fetchHistory(`range=${rangeS()}`).then((h) => {
+    if (!h) return;
+    zoomed = null;
+    reset.hidden = true;
+    apply(h);
+  });
+  /** A zoom that reaches back no further than a finer step keeps: that
+   *  step's points from the zoom's start to now (so live seconds still
+   *  land), the zoom kept. */
+  const sharpen = () => {
+    const back = now() - zoomed.min;
+    const finer = back <= 15 * 60 ? 1 : back <= 6 * 3600 ? 10 : 60;
+    if (finer >= step) return;
+    const want = zoomed;
+    fetchHistory(`from=${Math.floor(want.min)}`).then((h) => {
+      if (h && zoomed === want) apply(h);
+    });
+  };
+  // The range is in the address (`?range=86400`), so a reload or a
+  // bookmark keeps it.
+  const asked = new URLSearchParams(location.search).get('range');
+  if ([...rangeSel.options].some((o) => o.value === asked)) rangeSel.value = asked;
+  rangeSel.addEventListener('change', () => {
+    const url = new URL(location.href);
+    url.searchParams.set('range', rangeSel.value);
+    window.history.replaceState(null, '', url);
+    load();
+  });
+  load();
+
+  /** One live second into the newest point (or a new one). */
+  const addSecond = (snap) => {
+    const t = Math.floor(snap.at_unix_ms / 1000) - 1; // the second the rates describe
+    if (t <= covered) return;
+    covered = t;
+    const x = t - (t % step);
+    const fresh = !xs.length || xs[xs.length - 1] < x;
+    if (fresh) xs.push(x);
+    const last = xs.length - 1;
+    for (const n of names) {
+      const s = snap.services.find((v) => v.name === n);
+      const col = series[n];
+      if (fresh) { col.in.push(null); col.out.push(null); col.secs.push(0); }
+      if (!s) continue;
+      col.in[last] = (col.in[last] || 0) + s.rate_in;
+      col.out[last] = (col.out[last] || 0) + s.rate_out;
+      col.secs[last] += 1;
+    }
+    while (xs.length && xs[0] < t - rangeS() - step) {
+      xs.shift();
+      for (const n of names) { series[n].in.shift(); series[n].out.shift(); series[n].secs.shift(); }
+    }
+  };
 
   live({
     events: addEvents,
     snapshot: (snap) => {
       if (!names.length) return;
-      const t = Math.floor(snap.at_unix_ms / 1000) - 1; // the second the rates describe
-      if (xs.length && xs[xs.length - 1] >= t) return;
-      xs.push(t);
-      for (const n of names) {
-        const s = snap.services.find((x) => x.name === n);
-        rates[n].in.push(s ? s.rate_in : null);
-        rates[n].out.push(s ? s.rate_out : null);
-      }
-      while (xs.length && xs[0] < t - WINDOW_S) {
-        xs.shift();
-        for (const n of names) { rates[n].in.shift(); rates[n].out.shift(); }
-      }
-      if (!plot) { draw(); return; }
-      plot.setData([xs, ...columns().map((c) => c.values)]);
+      addSecond(snap);
+      redraw();
     },
   });
 }

@@ -571,6 +571,40 @@ impl Dashboard {
             .unwrap_or_else(|e| panic!("axe's answer ({e}): {found}"))
     }
 
+    /// Presses the mouse on the element at `xpath` at `from` and releases
+    /// it at `to` (fractions of its width, at half its height), moving in
+    /// between as a hand would: a chart's drag-to-zoom.
+    pub async fn drag_across(&self, what: &str, xpath: &str, from: f64, to: f64) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let target = self.wait_for(what, xpath).await;
+        let (_, _, width, _) = target
+            .rectangle()
+            .await
+            .unwrap_or_else(|e| panic!("where {what} is: {e}"));
+        // Offsets are from the element's centre.
+        let at = |f: f64| (f - 0.5) * width;
+        let mv = |f: f64, ms: u64| PointerAction::MoveToElement {
+            element: target.clone(),
+            duration: Some(std::time::Duration::from_millis(ms)),
+            x: at(f),
+            y: 0.0,
+        };
+        let drag = MouseActions::new("mouse".into())
+            .then(mv(from, 0))
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(mv((from + to) / 2.0, 100))
+            .then(mv(to, 100))
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client
+            .perform_actions(drag)
+            .await
+            .unwrap_or_else(|e| panic!("dragging across {what}: {e}"));
+    }
+
     /// Ends the WebDriver session.
     pub async fn close(self) {
         self.client.clone().close().await.unwrap();
