@@ -60,13 +60,10 @@ impl Drop for Driver {
 impl Driver {
     /// `None` only when browser tests are explicitly skipped.
     async fn start() -> Option<Driver> {
-        // Ask the kernel for a free port, then hand it to chromedriver.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let spawned = tokio::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
+            // Port 0: chromedriver binds a free port itself and names it
+            // (a port picked here and handed over could be taken between).
+            .arg("--port=0")
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -89,10 +86,14 @@ impl Driver {
         };
         // It says when it listens.
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        guard("chromedriver to start", async {
+        // "ChromeDriver was started successfully on port 39449."
+        let port: u16 = guard("chromedriver to start", async {
             while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("started successfully") {
-                    return;
+                if let Some((_, rest)) = line.split_once("started successfully on port ") {
+                    return rest
+                        .trim_end_matches('.')
+                        .parse()
+                        .unwrap_or_else(|e| panic!("no port in {line:?}: {e}"));
                 }
             }
             panic!("chromedriver exited before listening");
