@@ -338,7 +338,9 @@ def slicer(api, proxy, port, out, work):
     api.call("PUT", f"/api/v1/services/{proxy}/capture", {"capture": True})
     # Message sizes keep each capture within the inspector's 64 KiB per
     # direction, a segment costing its bytes and 32 more.
-    cases = [(1, 0, 0, 1000), (10, 5, 0, 4000), (100, 50, 0, 40000), (10, 5, 200, 2000)]
+    # (average_size, size_variation, delay µs, message bytes); the last two:
+    # a variation past the average, and a delay under a millisecond.
+    cases = [(1, 0, 0, 1000), (10, 5, 0, 4000), (100, 50, 0, 40000), (4, 6, 0, 2000), (10, 5, 200, 2000)]
     try:
         for avg, var, delay, size in cases:
             load = loadavg()
