@@ -277,6 +277,10 @@ def render(run, w):
     reports = [r for r in reports if isinstance(r, dict)]
     w(f"Load average (1 min) as each measurement started: {loads_of(reports)} on the "
       f"{meta.get('cores', '?')} cores (a shared machine: other builds ran meanwhile).")
+    nice = sorted({r.get("nice", 0) for r in reports if "nice" in r})
+    if any(nice):
+        w(f"The proxy and the measuring script ran at niceness {', '.join(map(str, nice))} "
+          "(`TOXICS_NICE`), ahead of the machine's other work.")
     w("")
     w("`bench/toxics.py` drives a release switchboard through its API and measures from a")
     w("process of its own, over loopback, each tcp-proxy with one toxic at a time.")

@@ -99,6 +99,7 @@ def recv_exact(s, n):
 
 
 def save(out, name, report):
+    report["nice"] = os.nice(0)
     with open(os.path.join(out, f"toxics-{name}.json"), "w") as f:
         json.dump(report, f, indent=1)
     print(f"  toxics-{name}", file=sys.stderr)
@@ -355,7 +356,8 @@ def slicer(api, proxy, port, out, work):
                 msg = bytes(range(256)) * (size // 256) + bytes(size % 256)
                 s.sendall(msg)
                 got = recv_exact(s, size)
-                if got != msg:
+                # The echo upper-cases, as the tutorials' echo does.
+                if got != msg.upper():
                     raise SystemExit(f"toxics.py: {label}: the echo came back changed")
                 writes, times, gaps = inspector_writes(api, proxy, client_port)
                 wire = tshark.stop_when(size)
