@@ -284,8 +284,10 @@ class Tshark:
         self.p = subprocess.Popen(
             ["tshark", "-i", "lo", "-f", f"tcp src port {port}", "-w", path, "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        # It says so once it captures: wait (bounded) for that line.
-        deadline = time.monotonic() + 30
+        # It says "Capturing on" before it sees packets: wait (bounded) for
+        # that line, then connect to the port until the pcap holds our SYN's
+        # answer, so the measured exchange is captured from its first byte.
+        deadline = time.monotonic() + 60
         lines = []
         while time.monotonic() < deadline:
             line = self.p.stderr.readline()
@@ -293,9 +295,19 @@ class Tshark:
                 break
             lines.append(line)
             if "Capturing on" in line:
+                break
+        while time.monotonic() < deadline:
+            socket.create_connection((HOST, port), timeout=30).close()
+            if self.packets():
                 return
+            time.sleep(0.2)
         self.p.kill()
         raise SystemExit("toxics.py: tshark did not start capturing: " + "".join(lines)[-500:])
+
+    def packets(self):
+        r = subprocess.run(["tshark", "-r", self.path, "-T", "fields", "-e", "frame.number"],
+                           capture_output=True, text=True)
+        return len(r.stdout.split())
 
     def segments(self):
         """[(payload length, seconds since the first)] of the port's segments."""
