@@ -41,6 +41,10 @@ def has_toxics(path):
     return bool(glob.glob(os.path.join(path, "toxics-*.json")))
 
 
+def niced(path):
+    return any((load(p) or {}).get("nice") for p in glob.glob(os.path.join(path, "toxics-*.json")))
+
+
 def source(path):
     """(the directory holding the toxics reports, its run.json, separate?) or None."""
     if has_toxics(path):
@@ -49,7 +53,9 @@ def source(path):
     for d in glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "*", "")):
         d = d.rstrip("/")
         meta = load(os.path.join(d, "run.json"))
-        if isinstance(meta, dict) and meta.get("finished") and has_toxics(d):
+        # A run at another niceness (TOXICS_NICE) is a check for the notes,
+        # not the figures a reader should expect.
+        if isinstance(meta, dict) and meta.get("finished") and has_toxics(d) and not niced(d):
             runs.append((meta.get("started", ""), d, meta))
     if not runs:
         return None
