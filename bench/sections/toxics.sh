@@ -179,7 +179,7 @@ meta = json.load(open(sys.argv[1]))
 meta.update(finished=True, mode="toxics", loadavg=[round(x, 2) for x in os.getloadavg()])
 json.dump(meta, open(sys.argv[1], "w"), indent=1)' "$RES/run.json"
     python3 bench/report_toxics.py "$RES" >&2
-    echo "done: $RES (bench/report.py renders it into BENCHMARKS.md)" >&2
+    echo "done: $RES (bench/report.py renders the newest such run made without TOXICS_NICE into BENCHMARKS.md)" >&2
     exit 0
 elif [ -z "$QUICK" ]; then
     toxics_section
