@@ -29,6 +29,8 @@ import statistics
 import sys
 import report_resume  # bench/report_resume.py: the resumable-upload section
 
+import report_toxics
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FALL = 0.10  # --check: a headline figure this much worse than the baseline fails
@@ -791,6 +793,8 @@ def render(run):
               f"{ns(run.stat(b, 'cpu_ns_per_byte'), 2)} | {lat} | {added} | "
               f"{ns(run.stat(rt, 'requests_per_s'))} | {ns(run.stat(rt, 'forwarder_cpu_us_per_op'), 1)} |")
         w("")
+
+    report_toxics.render(run, w)
 
     # -------------------------------------------------------------- paths
     paths = run.meta_json("paths")

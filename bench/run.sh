@@ -13,6 +13,8 @@
 #   bench/run.sh --proxy    # only the tcp-proxy comparison (haproxy, socat),
 #                           # into target/bench-proxy; PROXY_MIB=64 SECS=1
 #                           # ROUNDS=1 for a smoke pass. Writes nothing tracked.
+#   bench/run.sh --toxics   # only the toxics' accuracy and no-toxic cost
+#                           # (bench/sections/toxics.sh), into bench/results.
 #
 # Needs python3, socat, curl and haproxy (installed with apt-get when
 # missing and running as root). Not part of the test command.
@@ -25,8 +27,9 @@ case "${1:-}" in
     --quick) QUICK=1 ;;
     # Starts what --quick starts, then runs only the proxy section.
     --proxy) QUICK=1 PROXY_ONLY=1 ;;
+    --toxics) QUICK=1 TOXICS_ONLY=1 RESULTS=${RESULTS:-target/bench-toxics} ;; # bench/sections/toxics.sh
     "") ;;
-    *) echo "usage: bench/run.sh [--quick | --proxy]" >&2; exit 2 ;;
+    *) echo "usage: bench/run.sh [--quick | --proxy | --toxics]" >&2; exit 2 ;;
 esac
 
 ROUNDS=${ROUNDS:-3}   # each timed figure is the median of this many rounds
@@ -340,6 +343,7 @@ json.dump(r, open(path, "w"))' "$RES/proxy-rtt-$who-$r.json" "$c0" "$c1" "$hz"
     rm -f "$WORK/px/payload"
     python3 bench/proxy_summary.py "$RES" "$PROXY_MIB" "$SECS" | tee "$RES/proxy-summary.md" >&2
 }
+. bench/sections/toxics.sh # toxics: accuracy, no-toxic cost (defines; runs in full and --toxics runs)
 if [ -n "$PROXY_ONLY" ]; then
     proxy_section
     python3 -c 'import json, sys

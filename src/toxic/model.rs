@@ -167,7 +167,7 @@ pub const TYPES: &[TypeInfo] = &[
                 "size_variation",
                 "bytes",
                 65_536.0,
-                "± random variation of the size",
+                "± random variation of the size (at most average_size - 1)",
             ),
             int("delay", "µs", 60_000_000.0, "pause between segments"),
         ],

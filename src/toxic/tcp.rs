@@ -233,7 +233,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 return Ok(());
             }
         }
-        self.delay(chunk.at, data.len(), acting).await;
+        let ready = self.delay(chunk.at, data.len(), acting).await;
         let mut limit_hit = false;
         for (a, _) in acting {
             if let Effect::LimitData { bytes } = a.toxic.effect {
@@ -246,7 +246,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 }
             }
         }
-        self.write(data, acting).await?;
+        self.write(data, ready, acting).await?;
         if limit_hit {
             self.dst.flush().await?;
             return Err(Ended::Limit.into_io());
@@ -255,8 +255,14 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Waits until `at` plus every latency toxic's delay; a change of the
-    /// toxics meanwhile counts from `at` again with the new delays.
-    async fn delay(&mut self, at: Instant, len: usize, acting: &[(Arc<Active>, Instant)]) {
+    /// toxics meanwhile counts from `at` again with the new delays. Returns
+    /// when the bytes were due (`at` with no latency).
+    async fn delay(
+        &mut self,
+        at: Instant,
+        len: usize,
+        acting: &[(Arc<Active>, Instant)],
+    ) -> Instant {
         let mut total = Duration::ZERO;
         for (a, _) in acting {
             if let Effect::Latency { latency, jitter } = a.toxic.effect {
@@ -265,13 +271,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
         }
         if total.is_zero() {
-            return;
+            return at;
         }
         let sleep = tokio::time::sleep_until(at + total);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                () = &mut sleep => return,
+                () = &mut sleep => return sleep.deadline(),
                 changed = self.toxics.changed(), if self.live => {
                     if changed.is_err() {
                         self.live = false;
@@ -290,10 +296,12 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
     }
 
-    /// Writes `data` in pieces: the slicer's sizes, paced by bandwidth.
+    /// Writes `data` (due since `ready`) in pieces: the slicer's sizes,
+    /// paced by bandwidth.
     async fn write(
         &mut self,
         mut data: Bytes,
+        ready: Instant,
         acting: &[(Arc<Active>, Instant)],
     ) -> io::Result<()> {
         let mut slicer = None;
@@ -312,13 +320,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 _ => {}
             }
         }
-        let mut first = true;
+        // When the next slice is due: each one a delay after the last one's
+        // due time, not after the timer fired (tokio's timers have a 1 ms
+        // grain: sleeping 200 µs a slice would space them 1 ms apart).
+        let mut due: Option<Instant> = None;
         while !data.is_empty() {
             let mut size = match slicer {
-                Some((average, variation, _)) => {
-                    let low = average.saturating_sub(variation).max(1);
-                    fastrand::usize(low..=average + variation)
-                }
+                Some((average, variation, _)) => slice_size(average, variation),
                 None => data.len(),
             };
             if let Some(r) = rate {
@@ -327,19 +335,26 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 size = size.min(usize::try_from(r / 100).unwrap_or(usize::MAX).max(1));
             }
             let piece = data.split_to(size.min(data.len()));
-            if let (Some((_, _, delay)), false) = (slicer, first)
+            if let Some((_, _, delay)) = slicer
                 && !delay.is_zero()
             {
-                tokio::time::sleep(delay).await;
-            }
-            first = false;
-            if let Some(r) = rate {
                 let now = Instant::now();
-                // A writer that fell behind does not burst to catch up
-                // more than a moment's worth.
-                let start = self
-                    .next_free
-                    .map_or(now, |n| n.max(now - Duration::from_millis(20)));
+                // The first slice of a chunk goes at once; a writer held up
+                // (a slow reader) does not burst to catch up more than a
+                // moment's worth.
+                let next = due.map_or(now, |d| (d + delay).max(now - CATCH_UP));
+                tokio::time::sleep_until(next).await;
+                due = Some(next);
+            }
+            if let Some(r) = rate {
+                // Paced from when the budget is next free, or from when these
+                // bytes were due if the stream was idle (so an idle stream
+                // saves up no burst). A writer held up while bytes waited (a
+                // busy machine not running us) catches up on its schedule, if
+                // it is at most BANDWIDTH_CATCH_UP behind; otherwise the rate
+                // would drop by each hold-up.
+                let floor = ready.max(Instant::now() - BANDWIDTH_CATCH_UP);
+                let start = self.next_free.map_or(floor, |n| n.max(floor));
                 tokio::time::sleep_until(start).await;
                 self.next_free =
                     Some(start + Duration::from_secs_f64(piece.len() as f64 / r as f64));
@@ -352,6 +367,24 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
         self.dst.flush().await
     }
+}
+
+/// How far behind its schedule a bandwidth toxic may run and still catch
+/// up: longer than a busy machine keeps a process waiting for a core.
+const BANDWIDTH_CATCH_UP: Duration = Duration::from_millis(250);
+
+/// How far behind its schedule a slicer's delay may run before it stops
+/// catching up (more than the timer's 1 ms grain).
+const CATCH_UP: Duration = Duration::from_millis(2);
+
+/// One slice's size: uniform on `average ± variation`, the variation capped
+/// at `average - 1` so that no slice is empty and the sizes still average
+/// `average` (clipping the range at 1 on one side only would raise the mean:
+/// 4 ± 6 would average 5.5).
+pub(super) fn slice_size(average: usize, variation: usize) -> usize {
+    let average = average.max(1);
+    let variation = variation.min(average - 1);
+    fastrand::usize(average - variation..=average + variation)
 }
 
 /// `latency ± jitter`, uniformly.
@@ -370,101 +403,4 @@ fn far_future() -> Instant {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::toxic::{ToxicJson, Toxics};
-
-    fn toxic(ty: &str, stream: Stream, attrs: &[(&str, u64)]) -> crate::toxic::Toxic {
-        let json = ToxicJson {
-            name: ty.into(),
-            type_name: ty.into(),
-            stream,
-            toxicity: 1.0,
-            enabled: true,
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-                .collect(),
-        };
-        crate::toxic::Toxic::from_json(&json, false).unwrap()
-    }
-
-    #[tokio::test]
-    async fn with_no_toxic_bytes_pass_unchanged() {
-        let toxics = Toxics::new();
-        let (mut a, b) = tokio::io::duplex(1024);
-        let (c, mut d) = tokio::io::duplex(1024);
-        let pump = tokio::spawn(pump(b, c, Stream::Upstream, toxics.watch("p")));
-        a.write_all(b"hello").await.unwrap();
-        drop(a);
-        let mut got = Vec::new();
-        d.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"hello");
-        pump.await.unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn limit_data_passes_exactly_its_bytes_then_ends() {
-        let toxics = Toxics::new();
-        toxics
-            .add("p", toxic("limit_data", Stream::Upstream, &[("bytes", 7)]))
-            .unwrap();
-        let (mut a, b) = tokio::io::duplex(1024);
-        let (c, mut d) = tokio::io::duplex(1024);
-        let pump = tokio::spawn(pump(b, c, Stream::Upstream, toxics.watch("p")));
-        a.write_all(b"0123456789abcdef").await.unwrap();
-        let err = pump.await.unwrap().unwrap_err();
-        assert_eq!(Ended::of(&err), Some(Ended::Limit));
-        let mut got = Vec::new();
-        d.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"0123456");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn latency_added_live_delays_the_next_chunk() {
-        let toxics = Toxics::new();
-        let (mut a, b) = tokio::io::duplex(1024);
-        let (c, mut d) = tokio::io::duplex(1024);
-        tokio::spawn(pump(b, c, Stream::Downstream, toxics.watch("p")));
-        a.write_all(b"x").await.unwrap();
-        let mut one = [0u8; 1];
-        d.read_exact(&mut one).await.unwrap();
-        toxics
-            .add(
-                "p",
-                toxic("latency", Stream::Downstream, &[("latency", 100)]),
-            )
-            .unwrap();
-        tokio::task::yield_now().await;
-        let sent = Instant::now();
-        a.write_all(b"y").await.unwrap();
-        d.read_exact(&mut one).await.unwrap();
-        assert_eq!(&one, b"y");
-        assert_eq!(sent.elapsed(), Duration::from_millis(100));
-        // The other stream is not touched.
-        assert_eq!(toxics.metrics()[0].bytes_delayed, 1);
-    }
-
-    #[tokio::test]
-    async fn slicer_writes_one_byte_pieces() {
-        let toxics = Toxics::new();
-        toxics
-            .add(
-                "p",
-                toxic("slicer", Stream::Upstream, &[("average_size", 1)]),
-            )
-            .unwrap();
-        let (mut a, b) = tokio::io::duplex(1024);
-        let (c, d) = tokio::io::duplex(1);
-        let pump = tokio::spawn(pump(b, c, Stream::Upstream, toxics.watch("p")));
-        a.write_all(b"abcd").await.unwrap();
-        drop(a);
-        // A one-byte pipe would hold more than one byte of a bigger write
-        // back; each piece fits it.
-        let mut got = Vec::new();
-        let mut d = d;
-        d.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"abcd");
-        pump.await.unwrap().unwrap();
-    }
-}
+mod tests;
