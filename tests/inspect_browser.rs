@@ -70,9 +70,23 @@ async fn capture_id(ui: &Dashboard, service: &str, peer: &str) -> u64 {
     .await
 }
 
+/// axe-core finds nothing; on a touch screen, every visible control is
+/// at least 44 px square too.
 async fn no_axe_violations(ui: &Dashboard, axe: &str, when: &str) {
     let found = ui.axe_violations(axe).await;
     assert!(found.is_empty(), "axe-core, {when}:\n{}", found.join("\n"));
+    let small = ui
+        .script(
+            "if (!matchMedia('(pointer: coarse)').matches) return [];
+             return [...document.querySelectorAll('a, button, select, input, textarea, summary')]
+               .filter((e) => e.getClientRects().length > 0 && !['checkbox', 'radio', 'file'].includes(e.type))
+               .map((e) => [e, e.getBoundingClientRect()])
+               .filter(([, r]) => r.width < 43.5 || r.height < 43.5)
+               .map(([e, r]) => `${e.tagName} '${e.textContent.trim().slice(0, 20)}' ${r.width}x${r.height}`);",
+            vec![],
+        )
+        .await;
+    assert_eq!(small, json!([]), "tap targets under 44 px, {when}");
 }
 
 /// Where the transcript's last block is: inside the transcript's visible
