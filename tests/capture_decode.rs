@@ -177,3 +177,71 @@ async fn files_classic_uploads_decode_as_name_and_size() {
     })
     .await;
 }
+
+/// Our own tcp-proxy sends the PROXY header (v1 and v2) to a capturing
+/// echo: the echo's capture decodes it, naming our client.
+#[tokio::test]
+async fn our_tcp_proxys_proxy_headers_decode_in_the_upstreams_capture() {
+    let w = Web::start_with(|c| c.service_mut("echo").capture.on = true).await;
+    let admin = w.admin().await;
+    let echo = w.h.addr("echo");
+    for (name, key, version) in [("pp1", "v1", "v1"), ("pp2", "v2", "v2")] {
+        let text = format!(
+            "[services.{name}]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\n\
+             upstream = \"{echo}\"\nproxy_protocol = \"{key}\"\n"
+        );
+        let config = common::resolve_file(&text).expect("the instance's config resolves");
+        let service = config.service(name).expect("declared").clone();
+        w.h.supervisor
+            .add(service)
+            .await
+            .expect("the instance starts");
+        let mut c = TcpStream::connect(w.h.target(name)).await.unwrap();
+        let client = c.local_addr().unwrap().to_string();
+        c.write_all(b"hi").await.unwrap();
+        let mut got = Vec::new();
+        guard("the echo through the proxy", async {
+            while !got.ends_with(b"HI") {
+                let mut buf = [0u8; 256];
+                let n = tokio::io::AsyncReadExt::read(&mut c, &mut buf)
+                    .await
+                    .unwrap();
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        // The echo capture whose PROXY header names our client.
+        let found = guard("the decoded header", async {
+            loop {
+                let ids: Vec<u64> = w.send(admin.get("/api/v1/captures")).await.json()["captures"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c["service"] == "echo")
+                    .map(|c| c["id"].as_u64().unwrap())
+                    .collect();
+                for id in ids {
+                    let v = decoded(&w, &admin, id, 0).await;
+                    let first = &v["messages"][0];
+                    let names = first["fields"]
+                        .as_array()
+                        .is_some_and(|f| f.contains(&json!(["client (source)", client])));
+                    if first["kind"] == "proxy" && names {
+                        return first.clone();
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            found["fields"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["version", version])),
+            "{found}"
+        );
+        assert_eq!(found["label"], format!("PROXY {version} header"));
+    }
+}
