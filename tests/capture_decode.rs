@@ -245,3 +245,66 @@ async fn our_tcp_proxys_proxy_headers_decode_in_the_upstreams_capture() {
         assert_eq!(found["label"], format!("PROXY {version} header"));
     }
 }
+
+/// A real TLS client (rustls) through a capturing tcp-proxy: the
+/// ClientHello's server name and versions are decoded, and what follows is
+/// said to be TLS records rather than read as anything else.
+#[tokio::test]
+async fn a_rustls_client_hello_through_a_tcp_proxy_names_its_server() {
+    let w = Web::start().await;
+    let admin = w.admin().await;
+    let text = format!(
+        "[services.tlsp]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\n\
+         upstream = \"{}\"\ncapture = true\n",
+        w.h.addr("echo")
+    );
+    let config = common::resolve_file(&text).expect("the instance's config resolves");
+    let service = config.service("tlsp").expect("declared").clone();
+    w.h.supervisor
+        .add(service)
+        .await
+        .expect("the instance starts");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(w.h.target("tlsp")).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("inspect.example").unwrap();
+    // echo answers the hello with its own bytes upper-cased: the handshake
+    // fails, after the hello was sent.
+    let outcome = guard(
+        "the handshake to fail",
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)).connect(name, tcp),
+    )
+    .await;
+    assert!(outcome.is_err(), "echo is no TLS server");
+    let ids: Vec<u64> = w.send(admin.get("/api/v1/captures")).await.json()["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["service"] == "tlsp")
+        .map(|c| c["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let v = decoded(&w, &admin, ids[0], 1).await;
+    let hello = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["dir"] == "in")
+        .expect("the client's bytes")
+        .clone();
+    assert_eq!(hello["kind"], "client-hello", "{v}");
+    let fields = hello["fields"].as_array().unwrap();
+    assert!(
+        fields.contains(&json!(["server name (SNI)", "inspect.example"])),
+        "{hello}"
+    );
+    assert!(
+        fields.contains(&json!(["supported versions", "TLS 1.3, TLS 1.2"])),
+        "{hello}"
+    );
+    assert_eq!(hello["complete"], true);
+}
