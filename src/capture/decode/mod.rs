@@ -345,21 +345,30 @@ fn number(
         Dir::In => &streams[0],
         Dir::Out => &streams[1],
     };
-    let mut placed: Vec<(Dir, Item, Vec<u64>)> = items
+    let mut placed: Vec<(Dir, Item, stream::Covered)> = items
         .list
         .into_iter()
         .map(|(dir, item)| {
-            let seqs = stream_of(dir).seqs(item.start, item.len);
-            (dir, item, seqs)
+            let covered = stream_of(dir).seqs(item.start, item.len, MAX_SEGMENTS_LISTED);
+            (dir, item, covered)
         })
         .collect();
-    placed.sort_by_key(|(dir, item, seqs)| (seqs.first().copied(), *dir == Dir::In, item.start));
+    placed.sort_by_key(|(dir, item, covered)| {
+        (covered.listed.first().copied(), *dir == Dir::In, item.start)
+    });
+    // A segment holding two items holds the end of one and the start of
+    // the next: only an item's first and last segments can be shared, so
+    // only those are counted (an item over a million segments costs two).
     let mut by_segment: std::collections::BTreeMap<(u64, bool), Vec<usize>> = Default::default();
     let mut messages = Vec::with_capacity(placed.len());
-    for (i, (dir, item, seqs)) in placed.into_iter().enumerate() {
+    for (i, (dir, item, covered)) in placed.into_iter().enumerate() {
         let n = i + 1;
-        for &seq in &seqs {
-            by_segment.entry((seq, dir == Dir::In)).or_default().push(n);
+        let ends = [covered.listed.first().copied(), covered.last];
+        for seq in ends.into_iter().flatten() {
+            let holds = by_segment.entry((seq, dir == Dir::In)).or_default();
+            if holds.last() != Some(&n) {
+                holds.push(n);
+            }
         }
         let stream = stream_of(dir);
         let held = stream.bytes.len().saturating_sub(item.start) as u64;
@@ -374,8 +383,8 @@ fn number(
             header: item.header,
             fields: item.fields,
             body: item.body,
-            segments_total: seqs.len(),
-            segments: seqs.into_iter().take(MAX_SEGMENTS_LISTED).collect(),
+            segments_total: covered.total,
+            segments: covered.listed,
             complete: item.len <= held,
             note: item.note,
         });

@@ -49,16 +49,34 @@ impl Stream {
         stream
     }
 
-    /// The seqs of the segments holding `bytes[start..start + len]` (the
-    /// part held; a zero-length item names the segment it sits at).
-    pub(super) fn seqs(&self, start: usize, len: u64) -> Vec<u64> {
+    /// The segments holding `bytes[start..start + len]` (the part held; a
+    /// zero-length item names the segment it sits at): the first `max`
+    /// seqs, how many there are, and the last one. Two binary searches and
+    /// at most `max` steps, however many segments the item spans.
+    pub(super) fn seqs(&self, start: usize, len: u64, max: usize) -> Covered {
         let len = usize::try_from(len).unwrap_or(usize::MAX).max(1);
-        let end = start.saturating_add(len).min(self.bytes.len());
+        let end = start
+            .saturating_add(len)
+            .min(self.bytes.len())
+            .max(start + 1);
         let first = self.spans.partition_point(|&(at, n, _)| at + n <= start);
-        self.spans[first..]
-            .iter()
-            .take_while(|&&(at, _, _)| at < end.max(start + 1))
-            .map(|&(_, _, seq)| seq)
-            .collect()
+        let past = self.spans.partition_point(|&(at, _, _)| at < end);
+        let spans = self.spans.get(first..past.max(first)).unwrap_or(&[]);
+        Covered {
+            listed: spans.iter().take(max).map(|&(_, _, seq)| seq).collect(),
+            total: spans.len(),
+            last: spans.last().map(|&(_, _, seq)| seq),
+        }
     }
+}
+
+/// The segments an item came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Covered {
+    /// The first ones, in order.
+    pub(super) listed: Vec<u64>,
+    /// How many in all.
+    pub(super) total: usize,
+    /// The last one.
+    pub(super) last: Option<u64>,
 }

@@ -281,6 +281,39 @@ fn many_messages_are_cut_at_the_bound_and_said_truncated() {
     assert!(d.truncated);
 }
 
+#[test]
+fn an_item_over_many_segments_costs_its_ends_not_its_length() {
+    // A flood of one-byte reads: 200,000 segments, one raw item.
+    let one = [b'x'];
+    let parts: Vec<(Dir, &[u8])> = (0..200_000).map(|_| (Dir::In, &one[..])).collect();
+    let segs = segments(&parts);
+    let started = std::time::Instant::now();
+    let d = decode(&segs, Plan::Raw);
+    eprintln!(
+        "200,000 one-byte segments decoded in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(d.messages.len(), 1);
+    assert_eq!(d.messages[0].segments.len(), MAX_SEGMENTS_LISTED);
+    assert_eq!(d.messages[0].segments_total, 200_000);
+    assert!(d.shared.is_empty());
+    // 400 segments of two messages each: every one shared, each named once.
+    let two = [
+        message::encode(&serde_json::json!({"op": "list"}), None).unwrap(),
+        message::encode(&serde_json::json!({"op": "list"}), None).unwrap(),
+    ]
+    .concat();
+    let mut parts: Vec<(Dir, &[u8])> = vec![(Dir::In, &[0u8; 32][..])];
+    parts.extend((0..400).map(|_| (Dir::In, two.as_slice())));
+    let d = decode(&segments(&parts), Plan::Messages);
+    assert_eq!(d.shared.len(), 400);
+    assert!(
+        d.shared.iter().all(|s| s.messages.len() == 2),
+        "{:?}",
+        d.shared[0]
+    );
+}
+
 fn arbitrary_parts() -> impl Strategy<Value = Vec<(bool, Vec<u8>)>> {
     let chunk = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..64),
