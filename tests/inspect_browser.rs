@@ -247,6 +247,9 @@ async fn follows_a_live_echo_conversation(screen: Screen, shot: &str) {
             .await
     );
     no_axe_violations(&ui, &axe, "with a search and one direction hidden").await;
+    ui.emulate_color_scheme("dark").await;
+    no_axe_violations(&ui, &axe, "with a search, dark").await;
+    ui.emulate_color_scheme("light").await;
     ui.screenshot(&format!("{shot}-search")).await;
     ui.click("inspect-show-out").await;
 
@@ -353,6 +356,9 @@ async fn decodes_an_exec_session(screen: Screen, shot: &str) {
         .await;
     assert!(!page.contains(TEST_KEY), "the key leaked into the decoding");
     no_axe_violations(&ui, &axe, "with the decoded messages").await;
+    ui.emulate_color_scheme("dark").await;
+    no_axe_violations(&ui, &axe, "with the decoded messages, dark").await;
+    ui.emulate_color_scheme("light").await;
     ui.screenshot(&format!("{shot}-decoded")).await;
 
     // Closed, it is listed on the Captures page.
