@@ -351,6 +351,13 @@ async fn decodes_an_exec_session(screen: Screen, shot: &str) {
         "//p[@id='decoded-shared' and contains(., 'hold several messages')]",
     )
     .await;
+    // The marks made blocks taller; the view still shows the end.
+    let at = ui.script(LAST_BLOCK, vec![]).await;
+    assert_eq!(at["pinned"], "true", "{at}");
+    assert_eq!(
+        at["in_box"], true,
+        "the marks pushed the end out of view: {at}"
+    );
     let (_, page) = ui
         .fetch(&format!("/api/v1/connections/{id}/capture/decoded"))
         .await;

@@ -120,7 +120,8 @@ function initInspect() {
   const matchesEl = document.getElementById('inspect-matches');
   const view = document.getElementById('inspect-view');
   const narrow = window.matchMedia('(max-width: 640px)');
-  const decoded = initDecoded(id, list);
+  // Marks make blocks taller: a transcript following its end stays there.
+  const decoded = initDecoded(id, list, () => { if (pinned) toEnd(); });
   let since = 0;
   let paused = false;
   let done = false;

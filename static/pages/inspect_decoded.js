@@ -24,8 +24,9 @@ const asText = (hex) => {
   return out;
 };
 
-/** The panel for capture `id`, marking blocks of the transcript `list`. */
-export function initDecoded(id, list) {
+/** The panel for capture `id`, marking blocks of the transcript `list`;
+ *  `redrawn` is called after marks changed the blocks' heights. */
+export function initDecoded(id, list, redrawn) {
   const panel = document.getElementById('decoded');
   const out = document.getElementById('decoded-messages');
   const stateEl = document.getElementById('decoded-status');
@@ -124,6 +125,7 @@ export function initDecoded(id, list) {
     stateEl.textContent = `${d.messages.length} message(s), read as ${d.plan}${notes.length ? ` · ${notes.join(' · ')}` : ''}`;
     panel.dataset.messages = String(d.messages.length);
     for (const li of list.children) markSegment(li);
+    redrawn();
   }
 
   async function fetchNow() {
