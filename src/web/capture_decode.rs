@@ -67,10 +67,19 @@ fn plan_of(state: &AppState, name: &str, kind: ServiceKind) -> Plan {
         .supervisor()
         .config_of(name)
         .filter(|c| c.id.kind() == kind);
-    let tutorial = |auth: Option<&TutorialAuth>| match auth.map(|a| a.mode) {
-        Some(AuthMode::HmacMd5) => Plan::TutorialAuth { answer_len: 16 },
-        Some(AuthMode::HmacSha256) => Plan::TutorialAuth { answer_len: 32 },
-        Some(AuthMode::None) | None => Plan::Raw,
+    let tutorial = |auth: Option<&TutorialAuth>, struct_lengths: bool| {
+        let answer_len = match auth.map(|a| a.mode) {
+            Some(AuthMode::HmacMd5) => 16,
+            Some(AuthMode::HmacSha256) => 32,
+            Some(AuthMode::None) | None => 0,
+        };
+        if answer_len == 0 && !struct_lengths {
+            return Plan::Raw;
+        }
+        Plan::Tutorial {
+            answer_len,
+            struct_lengths,
+        }
     };
     match kind {
         ServiceKind::Files => Plan::Messages,
@@ -78,7 +87,9 @@ fn plan_of(state: &AppState, name: &str, kind: ServiceKind) -> Plan {
         ServiceKind::Exec => {
             use crate::service::exec::{Framing, Settings};
             match config.as_ref().and_then(|c| c.settings.get::<Settings>()) {
-                Some(s) if s.framing != Framing::Header => tutorial(Some(&s.auth)),
+                Some(s) if s.framing != Framing::Header => {
+                    tutorial(Some(&s.auth), s.framing == Framing::Struct)
+                }
                 _ => Plan::Messages,
             }
         }
@@ -86,7 +97,7 @@ fn plan_of(state: &AppState, name: &str, kind: ServiceKind) -> Plan {
             let settings = config
                 .as_ref()
                 .and_then(|c| c.settings.get::<crate::service::echo::Settings>());
-            tutorial(settings.map(|s| &s.auth))
+            tutorial(settings.map(|s| &s.auth), false)
         }
         ServiceKind::UdpEcho
         | ServiceKind::Time

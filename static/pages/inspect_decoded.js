@@ -67,7 +67,7 @@ export function initDecoded(id, list, redrawn) {
     const dl = node('dl', { class: 'msg-fields' });
     if (m.prefix) {
       dl.append(node('dt', {}, 'length prefix'),
-        node('dd', { 'data-field': 'prefix' }, node('code', {}, spaced(m.prefix.hex)), ` = ${m.prefix.value} (header bytes, u32 big-endian)`));
+        node('dd', { 'data-field': 'prefix' }, node('code', {}, spaced(m.prefix.hex)), ` = ${m.prefix.value} (${m.prefix.means})`));
     }
     for (const [k, v] of m.fields || []) dl.append(node('dt', {}, k), node('dd', { 'data-field': k }, v));
     if (dl.childElementCount) li.append(dl);

@@ -86,7 +86,8 @@ fn message(bytes: &[u8], at: usize, verdict: bool) -> Result<(Item, usize), Box<
     let header_len = u32::from_be_bytes(word) as usize;
     let prefix = Prefix {
         hex: crate::wire::hex(prefix),
-        value: header_len as u64,
+        value: i64::from(u32::from_be_bytes(word)),
+        means: "header bytes, u32 big-endian",
     };
     if header_len > MAX_HEADER_LEN {
         return Err(undecodable(format!(
@@ -164,4 +165,47 @@ fn label(header: &Value, verdict: bool) -> String {
         (Some(false), false) => "refused".into(),
         (None, _) => "message".into(),
     }
+}
+
+/// Bytes in a `struct.pack('i')` length.
+const STRUCT_LEN: usize = 4;
+
+/// The server's side of exec's `struct` framing from `at` on: each output
+/// after its length, an `i32` in the server's byte order (little-endian on
+/// the machines we run on); returns where decoding stopped.
+pub(super) fn read_struct(bytes: &[u8], mut at: usize, items: &mut Items) -> usize {
+    while at < bytes.len() && !items.is_full() {
+        let Some(raw) = bytes.get(at..at + STRUCT_LEN) else {
+            let mut item = Item::new(Kind::Message, "length (cut short)", at, STRUCT_LEN as u64)
+                .note("the capture ends inside the 4-byte length");
+            item.body = Some(body(bytes, at, (bytes.len() - at) as u64));
+            items.push(Dir::Out, item);
+            return bytes.len();
+        };
+        let mut word = [0u8; STRUCT_LEN];
+        word.copy_from_slice(raw);
+        let value = i32::from_le_bytes(word);
+        let prefix = Prefix {
+            hex: crate::wire::hex(raw),
+            value: i64::from(value),
+            means: "output bytes, struct.pack('i'): i32 little-endian",
+        };
+        let Ok(len) = u64::try_from(value) else {
+            let rest = (bytes.len() - at) as u64;
+            let mut item = Item::new(Kind::Undecodable, "not a length", at, rest)
+                .note(format!("a negative length {value}: not the struct framing"));
+            item.prefix = Some(prefix);
+            item.body = Some(body(bytes, at, rest));
+            items.push(Dir::Out, item);
+            return bytes.len();
+        };
+        let mut item = Item::new(Kind::Message, "output", at, STRUCT_LEN as u64 + len);
+        item.prefix = Some(prefix);
+        let b = body(bytes, at + STRUCT_LEN, len);
+        let next = at + STRUCT_LEN + usize::try_from(b.held).unwrap_or(usize::MAX);
+        item.body = Some(b);
+        items.push(Dir::Out, item);
+        at = next.min(bytes.len());
+    }
+    at
 }

@@ -58,10 +58,16 @@ pub enum Plan {
     Messages,
     /// `files-classic`: 136-byte `128sq` headers, each followed by its file.
     Classic,
-    /// A tutorial handshake (`echo`, tutorial framings of `exec` with
-    /// `auth`): a 32-byte challenge, an answer of this many bytes, then
-    /// bytes with no framing of ours.
-    TutorialAuth { answer_len: usize },
+    /// The tutorials' own protocols (`echo` with `auth`, `exec`'s
+    /// tutorial framings): a 32-byte challenge and an answer of
+    /// `answer_len` bytes when it is not 0; then the client's bytes
+    /// unframed, and the server's too unless `struct_lengths`, when each
+    /// output follows its length as `struct.pack('i')` (4 bytes,
+    /// little-endian here).
+    Tutorial {
+        answer_len: usize,
+        struct_lengths: bool,
+    },
     /// No framing: only a PROXY header or a TLS ClientHello at the start
     /// is decoded.
     Raw,
@@ -72,7 +78,11 @@ impl Plan {
         match self {
             Plan::Messages => "hmac handshake + length-prefixed messages",
             Plan::Classic => "files-classic 128sq headers",
-            Plan::TutorialAuth { .. } => "tutorial hmac handshake, then unframed bytes",
+            Plan::Tutorial {
+                struct_lengths: true,
+                ..
+            } => "tutorial framing: struct.pack('i') lengths from the server",
+            Plan::Tutorial { .. } => "tutorial framing: unframed bytes",
             Plan::Raw => "unframed bytes",
         }
     }
@@ -106,7 +116,9 @@ pub struct Prefix {
     /// Its bytes in hex (`0000000b`).
     pub hex: String,
     /// What they say.
-    pub value: u64,
+    pub value: i64,
+    /// What the number counts, and how it is written.
+    pub means: &'static str,
 }
 
 /// The start of a body (or of any payload).
@@ -302,7 +314,7 @@ fn read_direction(stream: &Stream, plan: Plan, items: &mut Items) {
     }
     let (handshake, answer_len) = match plan {
         Plan::Messages => (true, CHALLENGE_LEN),
-        Plan::TutorialAuth { answer_len } => (true, answer_len),
+        Plan::Tutorial { answer_len, .. } => (answer_len > 0, answer_len),
         Plan::Classic | Plan::Raw => (false, 0),
     };
     if handshake && at < bytes.len() {
@@ -314,6 +326,12 @@ fn read_direction(stream: &Stream, plan: Plan, items: &mut Items) {
         }
         Plan::Classic if stream.dir == Dir::In => {
             at = classic::read_all(bytes, at, items);
+        }
+        Plan::Tutorial {
+            struct_lengths: true,
+            ..
+        } if stream.dir == Dir::Out => {
+            at = message::read_struct(bytes, at, items);
         }
         _ => {}
     }

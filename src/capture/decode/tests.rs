@@ -338,7 +338,7 @@ proptest! {
             .map(|(out, b)| (if *out { Dir::Out } else { Dir::In }, b.as_slice()))
             .collect();
         let segs = segments(&parts);
-        let plan = [Plan::Messages, Plan::Classic, Plan::TutorialAuth { answer_len: 16 }, Plan::Raw][plan];
+        let plan = [Plan::Messages, Plan::Classic, Plan::Tutorial { answer_len: 16, struct_lengths: true }, Plan::Raw][plan];
         let d = decode(&segs, plan);
         for m in &d.messages {
             for seq in &m.segments {
@@ -354,4 +354,54 @@ proptest! {
             prop_assert!(held == 0 || covered > 0);
         }
     }
+}
+
+#[test]
+fn exec_struct_framing_shows_each_output_after_its_length() {
+    // What exec with `framing = "struct"` sends for `seq 1 3`, then `true`.
+    let mut out = 6i32.to_le_bytes().to_vec();
+    out.extend_from_slice(b"1\n2\n3\n");
+    out.extend_from_slice(&12i32.to_le_bytes());
+    out.extend_from_slice("操作成功".as_bytes());
+    let challenge = [9u8; 32];
+    let answer = [1u8; 16];
+    let parts = [
+        (Dir::Out, &challenge[..]),
+        (Dir::In, &answer[..]),
+        (Dir::In, &b"seq 1 3"[..]),
+        (Dir::Out, &out[..]),
+    ];
+    let plan = Plan::Tutorial {
+        answer_len: 16,
+        struct_lengths: true,
+    };
+    let d = decode(&segments(&parts), plan);
+    let got: Vec<(Kind, &str)> = d
+        .messages
+        .iter()
+        .map(|m| (m.kind, m.label.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Kind::Challenge, "HMAC challenge (random bytes)"),
+            (Kind::Answer, "HMAC answer (HMAC-MD5 of the challenge)"),
+            (Kind::Raw, "7 bytes"),
+            (Kind::Message, "output"),
+            (Kind::Message, "output"),
+        ]
+    );
+    assert_eq!(d.messages[3].prefix.as_ref().unwrap().value, 6);
+    assert_eq!(d.messages[4].body.as_ref().unwrap().held, 12);
+    assert_eq!(d.shared.len(), 1, "both outputs in one write");
+    // A negative length is not this framing.
+    let bad = (-1i32).to_le_bytes();
+    let d = decode(
+        &segments(&[(Dir::Out, &bad[..])]),
+        Plan::Tutorial {
+            answer_len: 0,
+            struct_lengths: true,
+        },
+    );
+    assert_eq!(d.messages[0].kind, Kind::Undecodable);
 }
