@@ -308,3 +308,40 @@ async fn a_rustls_client_hello_through_a_tcp_proxy_names_its_server() {
     );
     assert_eq!(hello["complete"], true);
 }
+
+/// exec with the tutorial's `framing = "struct"`: the output after its
+/// `struct.pack('i')` length, as the real service sends it.
+#[tokio::test]
+async fn exec_struct_framing_decodes_each_output_after_its_length() {
+    let file = common::resolve_file("[services.exec]\nframing = \"struct\"\ncapture = true\n")
+        .expect("a valid config");
+    let exec = file.service("exec").expect("built in").clone();
+    let w = Web::start_with(move |c| *c.service_mut("exec") = exec).await;
+    let admin = w.admin().await;
+    let mut s = TcpStream::connect(w.h.addr("exec")).await.unwrap();
+    let id = conn_id(&w, "exec").await;
+    s.write_all(b"echo hi").await.unwrap();
+    let mut got = [0u8; 7];
+    guard(
+        "the answer",
+        tokio::io::AsyncReadExt::read_exact(&mut s, &mut got),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&got, b"\x03\x00\x00\x00hi\n");
+    let v = decoded(&w, &admin, id, 2).await;
+    assert_eq!(
+        v["plan"],
+        "tutorial framing: struct.pack('i') lengths from the server"
+    );
+    let output = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["dir"] == "out")
+        .expect("the output")
+        .clone();
+    assert_eq!(output["label"], "output", "{v}");
+    assert_eq!(output["prefix"]["value"], 3);
+    assert_eq!(output["body"]["hex"], "68690a");
+}
