@@ -905,12 +905,19 @@ async fn the_inspector_follows_a_raw_connections_bytes_live() {
     echo.read_exact(&mut more).await.unwrap();
     ui.wait_for("the new reply", &segment("out", "MORE")).await;
 
-    // Search by hex: "MORE" is 4d4f5245; the rest is hidden.
+    // Search by hex: "MORE" is 4d4f5245 (letters in either case match, so
+    // the client's "more" too), marked in the hex and the text.
     ui.type_in("inspect-search", "4d4f5245").await;
     ui.wait_for(
-        "only the match shown",
-        "//ol[@id='inspect-segments'][li[@data-dir='in' and @hidden]]\
-         /li[@data-dir='out' and not(@hidden)][.//pre[@data-field='text' and .='MORE']]",
+        "both matches counted",
+        "//span[@id='inspect-matches' and .='2 matches']",
+    )
+    .await;
+    ui.wait_for(
+        "the match marked",
+        "//ol[@id='inspect-segments']/li[@data-dir='out']\
+         [.//pre[@data-field='hex']/mark[.='4d 4f 52 45']]\
+         [.//pre[@data-field='text']/mark[.='MORE']]",
     )
     .await;
     ui.screenshot("14-inspect").await;

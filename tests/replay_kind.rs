@@ -41,8 +41,14 @@ async fn a_replay_goes_only_to_an_instance_of_the_captures_kind() {
     // The page offers echo and echo-2, nothing else.
     let page = w.send(admin.get(&format!("/inspect/{id}"))).await;
     assert_eq!(page.status, StatusCode::OK);
-    let offered: Vec<&str> = page
+    // The replay target's options (the page has other selects).
+    let targets = page
         .body
+        .split("id=\"replay-target\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .unwrap_or_else(|| panic!("no replay target: {}", page.body));
+    let offered: Vec<&str> = targets
         .split("<option value=\"")
         .skip(1)
         .filter_map(|rest| rest.split('"').next())

@@ -24,6 +24,7 @@
 //! Not here: when to record (the data path calls [`ConnCapture::record`]
 //! through its stats guard, see `stats::guard`) and HTTP.
 
+pub mod decode;
 pub mod pcapng;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -26,6 +26,7 @@ mod api;
 mod assets;
 mod audit;
 mod capture;
+mod capture_decode;
 mod chat;
 pub mod client_addr;
 pub mod conns;

@@ -113,6 +113,10 @@ pub(super) fn captures() -> Routes {
         )
         .route("/api/v1/captures", get(capture::list))
         .route("/api/v1/connections/{id}/capture", get(capture::segments))
+        .route(
+            "/api/v1/connections/{id}/capture/decoded",
+            get(super::capture_decode::decoded),
+        )
         .route("/api/v1/connections/{id}/replay", post(capture::replay))
         .route(
             "/api/v1/connections/{id}/capture.pcapng",

@@ -419,6 +419,17 @@ impl Dashboard {
             .unwrap_or_else(|e| panic!("whether #{id} shows: {e}"))
     }
 
+    /// Whether the first element at `xpath` is displayed (it must exist).
+    pub async fn displayed_xpath(&self, xpath: &str) -> bool {
+        self.client
+            .find(Locator::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("{xpath}: {e}"))
+            .is_displayed()
+            .await
+            .unwrap_or_else(|e| panic!("whether {xpath} shows: {e}"))
+    }
+
     /// Runs `js` in the page (`arguments` are `args`); what it returns.
     pub async fn script(&self, js: &str, args: Vec<Value>) -> Value {
         self.client
