@@ -828,6 +828,9 @@ def render(run):
           f"{n(get(h, 'errors'))} errors.")
         w("")
 
+    import report_perf  # issue #33's section (bench/sections/perf.sh); nothing without its reports
+    report_perf.render(run, w)
+
     # -------------------------------------------------------------- order
     w("## Order of the runs")
     w("")
