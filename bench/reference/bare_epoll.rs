@@ -83,10 +83,8 @@ fn serve(listener: std::net::TcpListener) -> std::io::Result<()> {
             } else {
                 on_writable(conn, &poll, id)
             };
-            if !alive {
-                if let Some(mut gone) = conns.remove(&id) {
-                    let _ = poll.registry().deregister(&mut gone.stream);
-                }
+            if !alive && let Some(mut gone) = conns.remove(&id) {
+                let _ = poll.registry().deregister(&mut gone.stream);
             }
         }
     }
