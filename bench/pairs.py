@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Summarises a bench/pairs.sh directory: per connection count and server,
 the median (min-max) req/s and server CPU per round trip over the rounds,
-each against bare tokio as the ratio of the medians and the range of the
+each against a reference (`bare` unless named: bare tokio, or the bare
+spawner for KIND=exec) as the ratio of the medians and the range of the
 per-round ratios, with the load average the runs started at.
 
-    python3 bench/pairs.py OUT
+    python3 bench/pairs.py OUT [REFERENCE]
 """
 import collections
 import glob
@@ -13,7 +14,7 @@ import statistics
 import sys
 
 
-def main(out):
+def main(out, base="bare"):
     runs = collections.defaultdict(dict)  # (conns, name) -> round -> report
     for path in sorted(glob.glob(f"{out}/*.json")):
         r = json.load(open(path))
@@ -21,11 +22,11 @@ def main(out):
             continue
         runs[(r["connections"], r["server_name"])][r["round"]] = r
     conns = sorted({c for c, _ in runs})
-    names = sorted({n for _, n in runs}, key=lambda n: (n != "bare", n))
-    print("| conns | server | req/s | CPU µs/rt | req/s vs bare | CPU vs bare | load 1m |")
+    names = sorted({n for _, n in runs}, key=lambda n: (n != base, n))
+    print(f"| conns | server | req/s | CPU µs/rt | req/s vs {base} | CPU vs {base} | load 1m |")
     print("|---|---|---|---|---|---|---|")
     for c in conns:
-        bare = runs.get((c, "bare"), {})
+        bare = runs.get((c, base), {})
         for n in names:
             mine = runs.get((c, n))
             if not mine:
@@ -34,7 +35,7 @@ def main(out):
             cpu = [r["server"]["cpu_us_per_op"] for r in mine.values()]
             load = [r.get("loadavg_1m", 0) for r in mine.values()]
             row = [str(c), n, span(rps, "{:,.0f}"), span(cpu, "{:.2f}")]
-            if n == "bare" or not bare:
+            if n == base or not bare:
                 row += ["", ""]
             else:
                 both = [k for k in mine if k in bare]
@@ -56,4 +57,4 @@ def span(xs, fmt):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -834,6 +834,9 @@ def render(run):
         w("")
 
     out.extend(report_resume.lines(run))
+    import report_perf  # issue #33's section (bench/sections/perf.sh); nothing without its reports
+    report_perf.render(run, w)
+
     # -------------------------------------------------------------- order
     w("## Order of the runs")
     w("")

@@ -629,6 +629,7 @@ if [ -z "$QUICK" ]; then
     run http-services http $((BASE + 80)) --password-file "$WORK/password" -c 10 -d "${SECS}s" --server-pid "$PID_sb"
 fi
 
+source bench/sections/perf.sh # issue #33: exec vs a bare spawner, echo vs epoll, tmpfs uploads
 if [ -z "$QUICK" ]; then proxy_section; fi
 
 # $BIG_IDLE idle connections held (from 5 loopback addresses: one has about

@@ -2,8 +2,9 @@
 //! every command run, every login and every file stored.
 //!
 //! Lines are written by one thread of their own (file I/O never blocks a
-//! service task), appended and flushed to the OS one at a time, so a crash
-//! loses at most what was still queued. Peer-supplied text (argv, names,
+//! service task), appended and flushed to the OS as they come (lines queued
+//! meanwhile go out together in one write), so a crash loses at most what
+//! was still queued. Peer-supplied text (argv, names,
 //! user names) can hold anything: every control character, C1 controls
 //! included, is written as a `\uXXXX` escape, so a line stays one line and
 //! `cat audit.log` cannot drive a terminal.
@@ -23,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Lines waiting for the writer before `record` makes its caller wait.
 const QUEUE: usize = 1024;
+/// The writer stops adding queued lines to one write past this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// Where the audit log of `data_dir` lives.
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -59,27 +62,28 @@ impl AuditLog {
             .name("audit-log".into())
             .spawn(move || {
                 let mut failing = false;
+                let mut batch = String::new();
                 while let Some(msg) = rx.blocking_recv() {
-                    match msg {
-                        Msg::Line(mut line) => {
-                            line.push('\n');
-                            // One write per line: with O_APPEND, lines never interleave.
-                            match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
-                                Ok(()) => failing = false,
-                                Err(e) if !failing => {
-                                    failing = true;
-                                    tracing::error!(
-                                        "cannot write the audit log {}: {e}",
-                                        path.display()
-                                    );
+                    // Lines queued while the last write ran go out together:
+                    // one wake-up and one write for a burst, not one each.
+                    let mut next = Some(msg);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Line(line) => {
+                                batch.push_str(&line);
+                                batch.push('\n');
+                                if batch.len() < BATCH_BYTES {
+                                    next = rx.try_recv().ok();
                                 }
-                                Err(_) => {}
+                            }
+                            Msg::Flush(done) => {
+                                write_batch(&mut file, &mut batch, &path, &mut failing);
+                                let _ = done.send(());
+                                next = rx.try_recv().ok();
                             }
                         }
-                        Msg::Flush(done) => {
-                            let _ = done.send(());
-                        }
                     }
+                    write_batch(&mut file, &mut batch, &path, &mut failing);
                 }
             })?;
         Ok(AuditLog { tx })
@@ -123,6 +127,27 @@ impl AuditLog {
     }
 }
 
+/// Writes the queued lines (whole lines, each ending in a newline) in one
+/// write: with O_APPEND, lines never interleave with another writer's.
+/// Says so once when writing starts failing.
+fn write_batch(file: &mut std::fs::File, batch: &mut String, path: &Path, failing: &mut bool) {
+    if batch.is_empty() {
+        return;
+    }
+    match file.write_all(batch.as_bytes()).and_then(|()| file.flush()) {
+        Ok(()) => *failing = false,
+        Err(e) if !*failing => {
+            *failing = true;
+            tracing::error!("cannot write the audit log {}: {e}", path.display());
+        }
+        Err(_) => {}
+    }
+    batch.clear();
+    if batch.capacity() > 4 * BATCH_BYTES {
+        batch.shrink_to(BATCH_BYTES);
+    }
+}
+
 /// `event` as a line stamped now.
 fn now_line(event: &AuditEvent) -> String {
     line(
@@ -144,7 +169,7 @@ pub fn line(event: &AuditEvent, at: &str) -> String {
             tracing::error!("an audit event did not serialise as an object: {event:?}");
         }
     }
-    escape_controls(&Value::Object(line).to_string())
+    escape_controls(Value::Object(line).to_string())
 }
 
 /// serde_json already escapes U+0000–U+001F; this escapes the rest of what a
@@ -153,7 +178,11 @@ pub fn line(event: &AuditEvent, at: &str) -> String {
 /// make text display as something else (a right-to-left override turns
 /// `rm -rf /tmp/x\u{202e}` into nonsense on screen). Outside strings JSON text
 /// holds none of these, so a plain pass over the whole line is exact.
-fn escape_controls(json: &str) -> String {
+fn escape_controls(json: String) -> String {
+    // Everything to escape is DEL or beyond ASCII: most lines need nothing.
+    if json.bytes().all(|b| b < 0x7f) {
+        return json;
+    }
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         if matches!(c, '\u{7f}'..='\u{9f}') || crate::wire::text::is_invisible_format(c) {
@@ -186,7 +215,7 @@ mod tests {
             "tag\u{e0041}",
         ];
         let value = json!({ "argv": argv });
-        let line = escape_controls(&value.to_string());
+        let line = escape_controls(value.to_string());
         assert!(
             line.chars()
                 .all(|c| !c.is_control() && !crate::wire::text::is_invisible_format(c)),

@@ -11,6 +11,10 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::auth::{self, CHALLENGE_LEN, RESPONSE_LEN};
+
+/// A body up to this size goes out in the same write as its header (one
+/// copy of it, exec's output chunks); a larger one is written on its own.
+const COALESCE_BODY: usize = 16 * 1024;
 use crate::wire::message::{self, Header, MAX_HEADER_LEN, PREFIX_LEN, WireError};
 use crate::wire::reply::{Empty, Reply, Verdict};
 
@@ -158,9 +162,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         body: &[u8],
     ) -> Result<(), ConnError> {
         let size = (!body.is_empty()).then_some(body.len() as u64);
-        let header = message::encode(msg, size)?;
-        self.stream.write_all(&header).await?;
-        if !body.is_empty() {
+        let mut header = message::encode(msg, size)?;
+        if body.len() <= COALESCE_BODY {
+            // One write, so one segment on a TCP_NODELAY socket, not two.
+            header.extend_from_slice(body);
+            self.stream.write_all(&header).await?;
+        } else {
+            self.stream.write_all(&header).await?;
             self.stream.write_all(body).await?;
         }
         self.stream.flush().await?;

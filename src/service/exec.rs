@@ -229,6 +229,10 @@ async fn serve_conn(
 ) -> Result<(), ConnError> {
     let (shared, ctx, guard) = (&*shared, &ctx, &guard);
     let mut conn = super::authed::authed_message_conn(stream, &shared.key, ctx, guard).await?;
+    // The output buffers, made at the first command and kept for the
+    // connection: two 8 KiB allocations and frees per command cost more
+    // than the rest of the bookkeeping (malloc consolidates on each).
+    let mut bufs = OutputBufs::default();
     // One request at a time: a pipelined request waits (in our bounded
     // buffer or the peer's socket) until the one before it has ended, and
     // holds no command slot meanwhile.
@@ -277,7 +281,13 @@ async fn serve_conn(
             refuse(&mut conn, &record, why).await?;
             continue;
         };
-        match run_command(&mut conn, &program, &args, timeout, record, permit).await? {
+        let run = Run {
+            program: &program,
+            args: &args,
+            timeout,
+            bufs: &mut bufs,
+        };
+        match run_command(&mut conn, run, record, permit).await? {
             Ended::Final(reply) => conn.write_message(&reply, &[]).await?,
             Ended::ClientGone => return Ok(()),
         }
@@ -468,18 +478,44 @@ async fn finish(mut running: RunningCommand<'_>, early: Option<Ended>) -> Result
 }
 }
 
+/// One checked request: what to run, for how long, with which buffers.
+struct Run<'b> {
+    program: &'b Path,
+    args: &'b [String],
+    timeout: Duration,
+    bufs: &'b mut OutputBufs,
+}
+
+/// A connection's stdout and stderr buffers, made when first needed.
+#[derive(Default)]
+struct OutputBufs(Option<(Vec<u8>, Vec<u8>)>);
+
+impl OutputBufs {
+    fn get(&mut self) -> (&mut [u8], &mut [u8]) {
+        let (out, err) = self
+            .0
+            .get_or_insert_with(|| (vec![0u8; OUTPUT_CHUNK], vec![0u8; OUTPUT_CHUNK]));
+        (out, err)
+    }
+}
+
 /// Runs one command to its end, streaming its output. Every wait is bound
 /// in wall time: the command's deadline holds while a write to the peer is
 /// blocked, and a peer that takes no byte for the idle timeout is dropped
 /// (the stream's [`WriteTimeout`](crate::conn::WriteTimeout)).
 async fn run_command<'a>(
     conn: &mut Conn,
-    program: &Path,
-    args: &[String],
-    timeout: Duration,
+    run: Run<'_>,
     record: CommandRecord<'a>,
     slot: tokio::sync::SemaphorePermit<'a>,
 ) -> Result<Ended, ConnError> {
+    let Run {
+        program,
+        args,
+        timeout,
+        bufs,
+    } = run;
+    let (out_buf, err_buf) = bufs.get();
     let shared = record.shared;
     let mut command = command(program, args, &shared.config.workdir);
     let mut child = match process::spawn_in_group(&mut command) {
@@ -493,8 +529,6 @@ async fn run_command<'a>(
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let mut running = RunningCommand::new(child, record, slot);
-    let mut out_buf = vec![0u8; OUTPUT_CHUNK];
-    let mut err_buf = vec![0u8; OUTPUT_CHUNK];
     let cap = shared.config.max_output_bytes;
     let mut exited = false;
     let deadline = Instant::now() + timeout;
@@ -507,10 +541,10 @@ async fn run_command<'a>(
         let child = running.child.as_mut().expect("held until finish or drop");
         let (kind, n) = tokio::select! {
             () = tokio::time::sleep_until(deadline.into()) => break Some(Ended::Final(timed_out())),
-            read = async { stdout.as_mut().expect("guarded").read(&mut out_buf).await }, if stdout.is_some() => {
+            read = async { stdout.as_mut().expect("guarded").read(out_buf).await }, if stdout.is_some() => {
                 match read { Ok(0) | Err(_) => { stdout = None; continue } Ok(n) => (ExecReply::Stdout, n) }
             }
-            read = async { stderr.as_mut().expect("guarded").read(&mut err_buf).await }, if stderr.is_some() => {
+            read = async { stderr.as_mut().expect("guarded").read(err_buf).await }, if stderr.is_some() => {
                 match read { Ok(0) | Err(_) => { stderr = None; continue } Ok(n) => (ExecReply::Stderr, n) }
             }
             status = child.wait(), if !exited => {
