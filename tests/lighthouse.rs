@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::web::{get_request, loopback, raw_request, sign_in_request};
-use common::{ADMIN_PASSWORD, Served, TEST_KEY, skip_allowed};
+use common::{ADMIN_PASSWORD, Served, TEST_KEY, guard, skip_allowed};
 use serde_json::Value;
 use switchboard::kind::ServiceKind;
 
@@ -110,18 +110,27 @@ async fn every_page_scores_at_least_95_in_lighthouse_on_desktop_and_phone() {
         .await
         .unwrap();
     let local = echo.local_addr().unwrap().to_string();
-    let conns = raw_request(
-        web,
-        loopback(1),
-        &with_cookie(&get_request("/api/v1/connections"), &cookie),
-    )
+    // Listed once the server has accepted it: asked until then.
+    let conn_id = guard("the echo connection listed", async {
+        loop {
+            let conns = raw_request(
+                web,
+                loopback(1),
+                &with_cookie(&get_request("/api/v1/connections"), &cookie),
+            )
+            .await;
+            let id = conns
+                .json()
+                .as_array()
+                .and_then(|all| all.iter().find(|c| c["peer"] == local.as_str()))
+                .and_then(|c| c["id"].as_u64());
+            if let Some(id) = id {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
     .await;
-    let conn_id = conns
-        .json()
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["peer"] == local.as_str()))
-        .and_then(|c| c["id"].as_u64())
-        .unwrap_or_else(|| panic!("echo connection {local} not listed: {}", conns.body));
 
     let overview = raw_request(web, loopback(1), &with_cookie(&get_request("/"), &cookie)).await;
     assert_eq!(overview.status, 200, "the Overview: {}", overview.head);
