@@ -4,7 +4,9 @@
 //!
 //! The pages come from the signed-in Overview's navigation (so a new page
 //! is audited without touching this file), plus the sign-in page signed out
-//! and the wire inspector on a live echo connection. Lighthouse's
+//! and the wire inspector on a live echo connection; Send, Traffic,
+//! Services, Tokens and the inspector again after their main action (a
+//! Lighthouse snapshot of the page as it left them). Lighthouse's
 //! performance score is a timing and is not asserted here (speed is
 //! measured in benchmarks); `SWITCHBOARD_LIGHTHOUSE_PERFORMANCE=1` adds it
 //! to the printed scores.
@@ -170,16 +172,19 @@ async fn every_page_scores_at_least_95_in_lighthouse_on_desktop_and_phone() {
     drop(echo);
 
     let mut audited = 0;
+    let mut acted = std::collections::BTreeSet::new();
     let mut below = Vec::new();
     for line in report.lines() {
         let result: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a result line ({e}): {line}"));
         eprintln!("lighthouse: {result}");
         let path = result["path"].as_str().unwrap();
+        let after = result["after_action"] == true;
         assert!(result["error"].is_null(), "{path}: {result}");
         let url = result["url"].as_str().unwrap();
         assert!(
-            url.ends_with(path),
+            url.strip_prefix(base.as_str())
+                .is_some_and(|at| at.starts_with(path)),
             "{path} ({}) was audited at {url}: a redirect (signed out?)",
             result["form"]
         );
@@ -189,17 +194,43 @@ async fn every_page_scores_at_least_95_in_lighthouse_on_desktop_and_phone() {
                 .unwrap_or_else(|| panic!("{path}: no {category} score in {result}"));
             if score < FLOOR {
                 below.push(format!(
-                    "{path} {} {category} {score}: {}",
-                    result["form"], result["failing"]
+                    "{path}{} {} {category} {score}: {}",
+                    if after { " after its main action" } else { "" },
+                    result["form"],
+                    result["failing"]
                 ));
             }
         }
-        audited += 1;
+        if after {
+            acted.insert(path.to_owned());
+        } else {
+            audited += 1;
+        }
     }
     assert_eq!(
         audited,
         (paths.len() + 1) * 2,
         "one result per page and size:\n{report}"
+    );
+    // Send, Traffic, Services, Tokens and the inspector, at both sizes.
+    let inspect = format!("/inspect/{conn_id}");
+    let expected: std::collections::BTreeSet<String> = [
+        "/send",
+        "/traffic",
+        "/services",
+        "/tokens",
+        inspect.as_str(),
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(
+        acted, expected,
+        "pages audited after their main action:\n{report}"
+    );
+    assert_eq!(
+        report.lines().count(),
+        audited + 2 * expected.len(),
+        "each action audited at both sizes:\n{report}"
     );
     assert!(below.is_empty(), "below {FLOOR}:\n{}", below.join("\n"));
 }
