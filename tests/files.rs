@@ -849,7 +849,7 @@ async fn silent_peers_are_closed_at_their_timeouts() {
 #[tokio::test]
 async fn names_from_peers_reach_the_log_escaped() {
     let dir = tempfile::tempdir().unwrap();
-    let served = common::Served::start(
+    let mut served = common::Served::start(
         dir.path(),
         &[Files, FilesClassic, Login],
         &[("RUST_LOG", "switchboard=debug"), ("NO_COLOR", "1")],
@@ -889,6 +889,9 @@ async fn names_from_peers_reach_the_log_escaped() {
         .await
         .unwrap();
     drop(raw);
+    // The classic refusal is logged as its connection ends, after the close
+    // the test saw (a stop aborts a task still lingering): awaited, not raced.
+    served.wait_for_log("invisible format characters").await;
     let (_, log) = served.terminate().await;
     assert!(log.contains("stored"), "{log}");
     for raw_char in ['\u{1b}', '\u{0}', '\u{202e}'] {
