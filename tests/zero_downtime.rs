@@ -50,6 +50,37 @@ fn config(echo2_idle: u64) -> String {
     )
 }
 
+/// The process an upgrade starts from: `serve` with [`config`] (echo-2
+/// idle after 60 s) in `dir`, with `env` added, once its banner is out; its
+/// config file, data folder and ready file.
+async fn serve_old(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, PathBuf, PathBuf, serde_json::Value) {
+    let config_path = dir.join("switchboard.toml");
+    let data = dir.join("data");
+    std::fs::write(&config_path, config(60_000)).expect("config");
+    let ready_file = dir.join("ready.json");
+    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--ready-file")
+        .arg(&ready_file)
+        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    common::read_banner(&mut old).await;
+    let ready = serde_json::from_slice(&std::fs::read(&ready_file).expect("ready")).expect("JSON");
+    (old, config_path, data, ready)
+}
+
 /// Kills a process we started (by pid) if the test ends early.
 struct Reap(Option<nix::unistd::Pid>);
 
@@ -122,27 +153,7 @@ fn block(i: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_upload_and_udp_peers_go_through_reload_and_upgrade() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let config_path = dir.path().join("switchboard.toml");
-    let data = dir.path().join("data");
-    std::fs::write(&config_path, config(60_000)).expect("config");
-    let ready_file = dir.path().join("ready.json");
-    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--ready-file")
-        .arg(&ready_file)
-        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    common::read_banner(&mut old).await;
-    let ready: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&ready_file).expect("ready")).expect("JSON");
+    let (mut old, config_path, data, ready) = serve_old(dir.path(), &[]).await;
     let addr = |name: &str| {
         ready["services"][name]["addr"]
             .as_str()
@@ -370,27 +381,7 @@ async fn metric(web: &str, metric: &str, service: &str) -> u64 {
 async fn live_counters_carry_over_an_upgrade() {
     use tokio::io::AsyncReadExt;
     let dir = tempfile::tempdir().expect("a temp dir");
-    let config_path = dir.path().join("switchboard.toml");
-    let data = dir.path().join("data");
-    std::fs::write(&config_path, config(60_000)).expect("config");
-    let ready_file = dir.path().join("ready.json");
-    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--ready-file")
-        .arg(&ready_file)
-        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    common::read_banner(&mut old).await;
-    let ready: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&ready_file).expect("ready")).expect("JSON");
+    let (mut old, config_path, data, ready) = serve_old(dir.path(), &[]).await;
     let echo = ready["services"]["echo"]["addr"]
         .as_str()
         .expect("echo")
@@ -467,25 +458,13 @@ async fn live_counters_carry_over_an_upgrade() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_right_after_an_upgrade_reaches_the_new_process() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let config_path = dir.path().join("switchboard.toml");
-    let data = dir.path().join("data");
-    std::fs::write(&config_path, config(60_000)).expect("config");
-    let mut old = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("SWITCHBOARD_ADMIN_PASSWORD", "zero-downtime-password")
-        // Inherited by the new process: its control socket comes 1.5 s
-        // after its ready.
-        .env("SWITCHBOARD_FAILPOINT_CONTROL_BIND_DELAY_MS", "1500")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    common::read_banner(&mut old).await;
+    // Inherited by the new process: its control socket comes 1.5 s after
+    // its ready.
+    let (mut old, config_path, data, _) = serve_old(
+        dir.path(),
+        &[("SWITCHBOARD_FAILPOINT_CONTROL_BIND_DELAY_MS", "1500")],
+    )
+    .await;
 
     let (ok, out) = switchboard(&["upgrade"], &config_path, &data).await;
     assert!(ok, "upgrade: {out}");
