@@ -34,6 +34,10 @@ use std::cell::RefCell;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
 
 use nix::fcntl::{OFlag, SpliceFFlags, splice};
 use tokio::io::Interest;
@@ -140,6 +144,47 @@ fn flags() -> SpliceFFlags {
     SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
 }
 
+/// Tells one splicing direction to stop at its next moment between
+/// bursts (a toxic was added). Its wait checks a flag and registers its
+/// waker with no lock, so a direction's wake-up costs what the bare
+/// readiness wait costs; a `CancellationToken` took two mutexes per
+/// wake-up (its tree node's and its `Notify`'s).
+#[derive(Default)]
+pub(crate) struct Stop {
+    stopped: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Stop {
+    /// Stops the direction: at once if it is waiting, else after its
+    /// burst.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+}
+
+/// Waits until `src` is readable (`Ok(true)`) or `stop` is stopped
+/// (`Ok(false)`), stop first.
+async fn readable_unless(src: &TcpStream, stop: &Stop) -> io::Result<bool> {
+    std::future::poll_fn(|cx| {
+        if stop.is_stopped() {
+            return Poll::Ready(Ok(false));
+        }
+        stop.waker.register(cx.waker());
+        // A stop between the check and the registration woke no one.
+        if stop.is_stopped() {
+            return Poll::Ready(Ok(false));
+        }
+        src.poll_read_ready(cx).map_ok(|()| true)
+    })
+    .await
+}
+
 /// How a burst ended.
 enum Burst {
     /// `src` had no more for now; `big` if a read brought [`SMALL`] or more.
@@ -153,7 +198,7 @@ enum Burst {
 /// Moves everything `src` sends to `dst` until `src` ends, then shuts down
 /// `dst`'s write half (the other direction goes on), and says `true`.
 /// `on_read(n)` is told of each `n` bytes taken from `src`, `on_write(n)`
-/// of each given to `dst`. Once `stop` is cancelled it returns `false` at
+/// of each given to `dst`. Once `stop` is stopped it returns `false` at
 /// the next moment it holds nothing (between bursts), so the caller can go
 /// on copying with no byte lost (a toxic was added: [`crate::toxic`]).
 ///
@@ -164,15 +209,13 @@ pub(crate) async fn one_way(
     dst: &TcpStream,
     mut on_read: impl FnMut(usize),
     mut on_write: impl FnMut(usize),
-    stop: &tokio_util::sync::CancellationToken,
+    stop: &Stop,
 ) -> io::Result<bool> {
     let mut bulk = false;
     loop {
         // Nothing is held across this wait.
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return Ok(false),
-            ready = src.readable() => ready?,
+        if !readable_unless(src, stop).await? {
+            return Ok(false);
         }
         // A burst's future is boxed for the burst only: inline, its state
         // would be part of every idle connection's task for its life.
@@ -421,7 +464,7 @@ mod tests {
             .await
             .unwrap();
         let (b, _) = listener.accept().await.unwrap();
-        let stop = tokio_util::sync::CancellationToken::new();
+        let stop = Stop::default();
         let waiting = one_way(&a, &b, |_| {}, |_| {}, &stop);
         // What every idle proxied connection holds twice in its task:
         // the wait for readability, not a burst's buffers or state.

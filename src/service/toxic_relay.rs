@@ -80,12 +80,13 @@ async fn spliced(
     conn: &ConnGuard,
     mut toxics: Watch,
 ) -> io::Result<(bool, bool)> {
-    use super::splice::one_way;
-    let stop = tokio_util::sync::CancellationToken::new();
+    use super::splice::{Stop, one_way};
+    let (stop_up, stop_down) = (Stop::default(), Stop::default());
     let watch = async {
         while toxics.changed().await.is_ok() {
             if !toxics.borrow_and_update().is_empty() {
-                stop.cancel();
+                stop_up.stop();
+                stop_down.stop();
                 break;
             }
         }
@@ -93,8 +94,8 @@ async fn spliced(
     };
     let both = async {
         tokio::try_join!(
-            one_way(c, u, |n| conn.add_in(n), |_| {}, &stop),
-            one_way(u, c, |_| {}, |n| conn.add_out(n), &stop),
+            one_way(c, u, |n| conn.add_in(n), |_| {}, &stop_up),
+            one_way(u, c, |_| {}, |n| conn.add_out(n), &stop_down),
         )
     };
     let (up_ended, down_ended) = tokio::select! {
