@@ -202,6 +202,38 @@ fn unknown_env_vars_warn_instead_of_failing() {
 }
 
 #[test]
+fn allowed_hosts_entries_that_could_never_match_are_refused() {
+    let with =
+        |hosts: &str| Config::resolve(None, &env(&[("SWITCHBOARD_WEB_ALLOWED_HOSTS", hosts)]), &[]);
+    let ok =
+        with("Dash.Example, dash.example.:8443, 192.0.2.7, ::1, 10.0.0.1:80, my_host").unwrap();
+    assert_eq!(ok.web.allowed_hosts.len(), 6);
+    for (bad, why) in [
+        ("[\"dash.example\"]", "a list is written a,b"),
+        ("*.example", "wildcard"),
+        ("dash.example:http", "port"),
+        ("dash example", "not a host name"),
+        ("a..b", "not a host name"),
+        ("[::1]", "without brackets"),
+    ] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("bad value for `web.allowed_hosts` (from environment variable SWITCHBOARD_WEB_ALLOWED_HOSTS)"),
+            "{bad}: {err}"
+        );
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    let flag = Config::resolve(
+        None,
+        &BTreeMap::new(),
+        &["web.allowed_hosts=[\"x\"]".to_owned()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(flag.contains("a list is written a,b"), "{flag}");
+}
+
+#[test]
 fn bad_values_name_the_key_and_origin() {
     let err = Config::resolve(
         None,

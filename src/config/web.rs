@@ -136,6 +136,57 @@ pub const MIN_TOXIPROXY_TOKEN_LEN: usize = 16;
 
 /// `web.toxiproxy_listen`: a loopback `IP:PORT` (any with `web.tls` and
 /// `web.toxiproxy_token`), or unset.
+/// `web.allowed_hosts`, each entry one the `Host` check can match: a name
+/// or an IP address, with or without a port. An entry that can never match
+/// would only turn every request away (or, mistyped, leave a name out)
+/// without a word, so it is refused here, saying why.
+fn allowed_hosts(m: &Section<'_>) -> Result<Vec<String>, ConfigError> {
+    let hosts = m.str_list("allowed_hosts")?.unwrap_or_default();
+    for host in &hosts {
+        if let Err(why) = check_allowed_host(host) {
+            return Err(m.bad("allowed_hosts", format!("{host:?} {why}")));
+        }
+    }
+    Ok(hosts)
+}
+
+/// Why `host` is no `Host` name the dashboard could be asked by.
+fn check_allowed_host(host: &str) -> Result<(), &'static str> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if host.starts_with('[') || host.contains('"') || host.contains(',') {
+        return Err(
+            "is not a host name. On the command line and in the environment a list is \
+             written a,b (no brackets or quotes); an IPv6 address is written without \
+             brackets",
+        );
+    }
+    if host.contains('*') {
+        return Err("has a wildcard, which is not supported: list each name");
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        Some(_) => return Err("has a port that is not a number from 0 to 65535"),
+        None => host,
+    };
+    // A fully qualified name may end in a dot.
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(
+            "is not a host name (letters, digits, '-' and '_' in dot-separated labels) \
+             or an IP address, with an optional :port",
+        );
+    }
+    Ok(())
+}
+
 fn toxiproxy_listen(m: &Section<'_>, tls: &WebTls) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(text) = m.opt_str("toxiproxy_listen")? else {
         return Ok(None);
@@ -208,7 +259,7 @@ impl WebConfig {
         }
         let web = WebConfig {
             listen: web_listen,
-            allowed_hosts: m.str_list("allowed_hosts")?.unwrap_or_default(),
+            allowed_hosts: allowed_hosts(m)?,
             header_timeout: m.ms("header_timeout_ms", d.header_timeout, 100, 600_000)?,
             first_byte_timeout: m.ms(
                 "first_byte_timeout_ms",
