@@ -57,10 +57,12 @@ pub fn hit(point: Point, service: ServiceKind) {
 pub fn hit(_point: Point, _service: ServiceKind) {}
 
 /// A place where a test can hold a task (see [`gate`]): the reload
-/// between reading its files and applying them.
+/// between reading its files and applying them; a capture's decoding,
+/// holding its place among the decodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pause {
     ReloadApply,
+    CaptureDecode,
 }
 
 /// A test's hold on a [`Pause`]: the next task to reach it waits there

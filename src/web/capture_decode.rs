@@ -19,6 +19,11 @@ use crate::capture::decode::{self, Decoded, Plan};
 use crate::kind::ServiceKind;
 use crate::service::tutorial_auth::{AuthMode, TutorialAuth};
 
+/// Decodings at once. Each copies up to two megabytes and takes a blocking
+/// thread for its CPU work, so a burst of requests (even an admin's) must
+/// not take the pool: past this, a request is told to come back (503).
+pub const MAX_DECODES: usize = 2;
+
 /// The answer: the capture's identity and its decoding.
 #[derive(Debug, serde::Serialize)]
 pub struct DecodedView {
@@ -33,7 +38,7 @@ pub struct DecodedView {
 /// `GET /api/v1/connections/{id}/capture/decoded` (admin).
 ///
 /// # Errors
-/// No capture of that connection.
+/// No capture of that connection; [`MAX_DECODES`] decodings running.
 pub async fn decoded(
     State(state): State<AppState>,
     _: Admin,
@@ -44,14 +49,25 @@ pub async fn decoded(
             "capture of connection {id} (its service may not capture, or it was evicted)"
         ))
     })?;
+    let slot = std::sync::Arc::clone(&state.inner.capture_decodes)
+        .try_acquire_owned()
+        .map_err(|_| {
+            WebError::Busy(format!(
+                "{MAX_DECODES} captures are being decoded; try again in a moment"
+            ))
+        })?;
+    crate::failpoint::pause(crate::failpoint::Pause::CaptureDecode).await;
     let service = capture.service().clone();
     let plan = plan_of(&state, service.name(), service.kind());
     // Both directions' decodable bytes, and no more.
     let copy = capture.copy(0, 2 * decode::MAX_DECODE_BYTES);
     // Decoding a megabyte or two is CPU work: off the async workers.
-    let decoded = tokio::task::spawn_blocking(move || decode::decode(&copy.segments, plan))
-        .await
-        .map_err(|e| WebError::Internal(format!("decoding the capture failed: {e}")))?;
+    let decoded = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        decode::decode(&copy.segments, plan)
+    })
+    .await
+    .map_err(|e| WebError::Internal(format!("decoding the capture failed: {e}")))?;
     Ok(Json(DecodedView {
         id,
         service: service.name().to_owned(),

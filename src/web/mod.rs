@@ -127,6 +127,8 @@ struct Inner {
     /// Capture exports and replays being built or run (see [`capture`]).
     capture_exports: Arc<Semaphore>,
     capture_replays: Arc<Semaphore>,
+    /// Capture decodings running (see [`capture_decode`]).
+    capture_decodes: Arc<Semaphore>,
     /// The WebSocket relay's counts.
     ws: ws::WsLimits,
     /// The HTTP connection slots (see [`serve`]).
@@ -183,6 +185,7 @@ impl AppState {
                 },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
                 capture_exports: Arc::new(Semaphore::new(capture::MAX_EXPORTS)),
+                capture_decodes: Arc::new(Semaphore::new(capture_decode::MAX_DECODES)),
                 capture_replays: Arc::new(Semaphore::new(capture::MAX_REPLAYS)),
                 ws: ws::WsLimits::new(max_streams_per_session),
                 uploads,
