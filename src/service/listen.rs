@@ -79,13 +79,20 @@ fn not_plain() -> io::Error {
 }
 
 /// Waits until `stream` has something to read (data, EOF or an error)
-/// without a buffer, so a waiting connection owns none. Plain sockets only.
+/// without a buffer, so a waiting connection owns none. Plain sockets only,
+/// and one waiting task per socket (it takes the socket's reader slot).
+///
+/// Through `poll_read_ready`, the slot a `read()` waits in, as bare tokio's
+/// echo does: `readable()` builds a future that links itself into the
+/// socket's list of waiters and unlinks when dropped, two more lock round
+/// trips per wait.
 pub(crate) async fn readable(stream: &Stream) -> io::Result<()> {
-    match stream {
-        Stream::Plain(Either::Left(s)) => s.readable().await,
-        Stream::Plain(Either::Right(s)) => s.readable().await,
-        Stream::Tls(_) => Err(not_plain()),
-    }
+    std::future::poll_fn(|cx| match stream {
+        Stream::Plain(Either::Left(s)) => s.poll_read_ready(cx),
+        Stream::Plain(Either::Right(s)) => s.poll_read_ready(cx),
+        Stream::Tls(_) => std::task::Poll::Ready(Err(not_plain())),
+    })
+    .await
 }
 
 /// Reads what is there now; `WouldBlock` if nothing is. Plain sockets only.
