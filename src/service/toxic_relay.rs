@@ -11,11 +11,7 @@
 //! do lives in [`crate::toxic`].
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use tokio_util::either::Either;
 
@@ -47,8 +43,8 @@ pub async fn relay(
             return Ok(());
         }
     }
-    let mut client = Pushed(super::counted::Counted::new(client, conn.counter()));
-    let mut upstream = Pushed(upstream);
+    let mut client = super::counted::Counted::new(client, conn.counter());
+    let mut upstream = upstream;
     let result = {
         let (cr, cw) = tokio::io::split(&mut client);
         let (ur, uw) = tokio::io::split(&mut upstream);
@@ -69,8 +65,8 @@ pub async fn relay(
     if let Err(e) = &result
         && Ended::of(e) == Some(Ended::Reset)
     {
-        reset(client.0.get_ref());
-        reset_plain(&upstream.0);
+        reset(client.get_ref());
+        reset_plain(&upstream);
     }
     result
 }
@@ -113,85 +109,6 @@ async fn spliced(
 #[cfg(target_os = "linux")]
 fn unreachable_pending() -> (bool, bool) {
     (false, false)
-}
-
-/// A stream whose flush also sends at once what the kernel holds back.
-///
-/// The toxics' writer flushes after each slicer slice (and after each
-/// chunk). Our sockets have `TCP_NODELAY`, but Linux's TCP autocorking
-/// still holds a small write back while an earlier one is queued below
-/// TCP, and appends the next writes to it: 1,000 one-byte slices written
-/// 5 µs apart left as about 840 segments on a quiet machine, fewer on a
-/// busy one, so the wire did not show the slices the toxic made. Setting
-/// `TCP_NODELAY` again pushes the pending segment out (`tcp_push_pending_frames`):
-/// one syscall per flush, on the toxic path only (splice and the plain copy
-/// never flush).
-struct Pushed<S>(S);
-
-impl<S: AsyncRead + Unpin> AsyncRead for Pushed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin + Push> AsyncWrite for Pushed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(Pin::new(&mut self.0).poll_flush(cx))?;
-        self.0.push();
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-/// What [`Pushed`] pushes: the TCP socket under a stream, if it has one.
-trait Push {
-    fn push(&self);
-}
-
-impl Push for super::counted::Counted<Stream> {
-    fn push(&self) {
-        match self.get_ref() {
-            Stream::Plain(p) => p.push(),
-            Stream::Tls(tls) => tls.get_ref().0.push(),
-        }
-    }
-}
-
-impl Push for Plain {
-    fn push(&self) {
-        if let Either::Left(tcp) = self
-            && let Err(e) = tcp.set_nodelay(true)
-        {
-            tracing::debug!("cannot push a toxic's write: {e}");
-        }
-    }
 }
 
 fn reset(client: &Stream) {
