@@ -287,6 +287,15 @@ async fn through_a_slicer_raw_falls_apart_while_struct_and_header_survive_and_th
         assert_eq!(s["replies"], json!(["one\n", "two\n"]), "{name}");
     }
     no_lab_proxy_left(&w).await;
+    // The audit line says what the commands went through.
+    w.h.supervisor.audit().flush().await;
+    let log = std::fs::read_to_string(switchboard::audit::path(w.h.dir.path())).unwrap();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("web_sticky_exec"))
+        .expect("the lab's line");
+    let line: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["through"], v["through"], "{line}");
 }
 
 #[tokio::test]

@@ -99,6 +99,10 @@ pub enum AuditEvent {
         user: String,
         instances: Vec<String>,
         commands: Vec<String>,
+        /// The toxic of the temporary proxy each side went through, as
+        /// the lab describes it (`slicer 1 ± 0 B, delay 0 µs`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        through: Option<String>,
     },
     /// A resumable (tus) upload: created, ended, expired (`length`), or
     /// completed (`size`, `sha256`).

@@ -151,6 +151,7 @@ pub async fn sticky_exec(
             user: session.user.clone(),
             instances: names.clone(),
             commands: req.commands.clone(),
+            through: req.through.as_ref().map(LabToxic::describe),
         })
         .await;
     let mut sides = Vec::with_capacity(plan.len());
