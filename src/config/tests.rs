@@ -205,16 +205,19 @@ fn unknown_env_vars_warn_instead_of_failing() {
 fn allowed_hosts_entries_that_could_never_match_are_refused() {
     let with =
         |hosts: &str| Config::resolve(None, &env(&[("SWITCHBOARD_WEB_ALLOWED_HOSTS", hosts)]), &[]);
-    let ok =
-        with("Dash.Example, dash.example.:8443, 192.0.2.7, ::1, 10.0.0.1:80, my_host").unwrap();
-    assert_eq!(ok.web.allowed_hosts.len(), 6);
+    let ok = with(
+        "Dash.Example, dash.example.:8443, 192.0.2.7, ::1, [::1], [::1]:8080, 10.0.0.1:80, my_host",
+    )
+    .unwrap();
+    assert_eq!(ok.web.allowed_hosts.len(), 8);
     for (bad, why) in [
         ("[\"dash.example\"]", "a list is written a,b"),
         ("*.example", "wildcard"),
         ("dash.example:http", "port"),
         ("dash example", "not a host name"),
         ("a..b", "not a host name"),
-        ("[::1]", "without brackets"),
+        ("[::1]x", "a list is written a,b"),
+        ("[dash.example]", "a list is written a,b"),
     ] {
         let err = with(bad).unwrap_err().to_string();
         assert!(

@@ -155,12 +155,21 @@ fn check_allowed_host(host: &str) -> Result<(), &'static str> {
     if host.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
-    if host.starts_with('[') || host.contains('"') || host.contains(',') {
-        return Err(
-            "is not a host name. On the command line and in the environment a list is \
-             written a,b (no brackets or quotes); an IPv6 address is written without \
-             brackets",
-        );
+    const A_LIST: &str = "is not a host name. On the command line and in the environment \
+                          a list is written a,b (no brackets or quotes)";
+    if let Some(rest) = host.strip_prefix('[') {
+        // `[::1]` or `[::1]:8080`, as a Host header writes an IPv6 address.
+        let bracketed = rest.split_once(']').is_some_and(|(ip, after)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (after.is_empty()
+                    || after
+                        .strip_prefix(':')
+                        .is_some_and(|port| port.parse::<u16>().is_ok()))
+        });
+        return if bracketed { Ok(()) } else { Err(A_LIST) };
+    }
+    if host.contains('"') || host.contains(',') {
+        return Err(A_LIST);
     }
     if host.contains('*') {
         return Err("has a wildcard, which is not supported: list each name");
