@@ -3,9 +3,9 @@
 //!
 //! Lines are written by one thread of their own (file I/O never blocks a
 //! service task, nor does formatting the line), appended and flushed to the
-//! OS as they come: lines queued meanwhile, and for a few milliseconds after
-//! a write, go out together in one write, so a crash loses at most what was
-//! still queued. Peer-supplied text (argv, names,
+//! OS as they come: lines queued meanwhile (and, while lines come often, for
+//! a few milliseconds after a write) go out together in one write, so a
+//! crash loses at most what was still queued. Peer-supplied text (argv, names,
 //! user names) can hold anything: every control character, C1 controls
 //! included, is written as a `\uXXXX` escape, so a line stays one line and
 //! `cat audit.log` cannot drive a terminal.
@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 const QUEUE: usize = 1024;
 /// The writer stops adding queued lines to one write past this many bytes.
 const BATCH_BYTES: usize = 64 * 1024;
-/// After a write, how long the writer lets lines gather before the next.
+/// When lines come often, how long the writer lets them gather after a
+/// write (see [`write_lines`]).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Where the audit log of `data_dir` lives.
@@ -68,39 +69,7 @@ impl AuditLog {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
         std::thread::Builder::new()
             .name("audit-log".into())
-            .spawn(move || {
-                let mut failing = false;
-                let mut batch = String::new();
-                while let Some(msg) = rx.blocking_recv() {
-                    // Lines queued while the last write ran go out together:
-                    // one wake-up and one write for a burst, not one each.
-                    let mut next = Some(msg);
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            Msg::Event(event, at) => {
-                                batch.push_str(&line(&event, &rfc3339(at)));
-                                batch.push('\n');
-                                if batch.len() < BATCH_BYTES {
-                                    next = rx.try_recv().ok();
-                                }
-                            }
-                            Msg::Flush(done) => {
-                                write_batch(&mut file, &mut batch, &path, &mut failing);
-                                let _ = done.send(());
-                                next = rx.try_recv().ok();
-                            }
-                        }
-                    }
-                    if write_batch(&mut file, &mut batch, &path, &mut failing) {
-                        // Gather the next lines for a moment: under a steady
-                        // stream of commands this is one wake-up and one write
-                        // per few milliseconds, not one per line (a futex wake
-                        // and two context switches each). Nothing waits for it:
-                        // `record` only queues, and a `flush` waits at most this.
-                        std::thread::sleep(GATHER);
-                    }
-                }
-            })?;
+            .spawn(move || write_lines(&mut rx, &mut file, &path))?;
         Ok(AuditLog { tx })
     }
 
@@ -144,6 +113,54 @@ impl AuditLog {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// The writer thread: formats and appends what `rx` brings until every
+/// handle is gone.
+///
+/// Lines queued while the last write ran go out together: one wake-up and
+/// one write for a burst, not one each. When lines come often (the last
+/// write was less than [`GATHER`] ago), the writer also lets the next ones
+/// gather for [`GATHER`] before it takes them: under a steady stream of
+/// commands that is one wake-up and one write per few milliseconds, not
+/// one per line (a futex wake and two context switches each). A line that
+/// comes alone is written at once, and nothing waits for the gathering:
+/// `record` only queues, and a `flush` waits at most [`GATHER`] more.
+fn write_lines(rx: &mut mpsc::Receiver<Msg>, file: &mut std::fs::File, path: &Path) {
+    let mut failing = false;
+    let mut batch = String::new();
+    let mut last_write: Option<std::time::Instant> = None;
+    while let Some(msg) = rx.blocking_recv() {
+        let mut next = Some(msg);
+        let mut cut = false;
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Event(event, at) => {
+                    batch.push_str(&line(&event, &rfc3339(at)));
+                    batch.push('\n');
+                    if batch.len() < BATCH_BYTES {
+                        next = rx.try_recv().ok();
+                    } else {
+                        cut = true;
+                    }
+                }
+                Msg::Flush(done) => {
+                    write_batch(file, &mut batch, path, &mut failing);
+                    let _ = done.send(());
+                    next = rx.try_recv().ok();
+                }
+            }
+        }
+        if write_batch(file, &mut batch, path, &mut failing) {
+            let now = std::time::Instant::now();
+            let often = last_write.is_some_and(|t| now.duration_since(t) < GATHER);
+            last_write = Some(now);
+            // More is queued already (the batch was cut): no pause.
+            if often && !cut {
+                std::thread::sleep(GATHER);
+            }
         }
     }
 }

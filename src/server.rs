@@ -350,7 +350,9 @@ impl Running {
 
     /// Stops gracefully: the root token first (so what ends now knows it
     /// is a shutdown, not a stop of one service), then every service, the
-    /// audit log flushed, and every task drained within the grace period.
+    /// audit log flushed, and every task drained within the grace period;
+    /// then the audit log flushed again, for what the drained tasks (the
+    /// dashboard's last requests) recorded on their way out.
     /// Returns whether everything ended in time.
     pub async fn shutdown(self) -> bool {
         self.root.token.cancel();
@@ -358,6 +360,7 @@ impl Running {
         self.supervisor.audit().flush().await;
         let grace = self.config.shutdown_grace;
         let drained = self.root.drain(grace).await;
+        self.supervisor.audit().flush().await;
         if !drained {
             tracing::warn!("some tasks outlived the {grace:?} grace period");
         }

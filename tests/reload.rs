@@ -364,8 +364,14 @@ async fn a_broken_config_changes_nothing_and_reload_fails() {
     let (ok, out) = server.reload("[services.echo\n").await;
     assert!(!ok, "{out}");
     round_trip(&mut s, 2).await.expect("echo untouched");
-    // The audit log says why.
-    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).unwrap_or_default();
+    // The audit log says why (the server process writes it a moment after).
+    let log = server.data_dir().join("audit.log");
+    common::web::poll_until("the failed reloads' audit lines", || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|a| a.contains("\"reload\"") && a.contains("\"ok\":false"))
+    })
+    .await;
+    let audit = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         audit.contains("\"reload\"") && audit.contains("\"ok\":false"),
         "{audit}"

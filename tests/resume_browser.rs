@@ -293,10 +293,11 @@ async fn the_files_page_resumes_after_a_cut_connection_and_a_server_restart() {
         sha,
         "what is stored is the file"
     );
-    assert!(
-        upload_lines(&data, "resumed", "cut.bin") >= 1,
-        "the server audited a resumed upload"
-    );
+    // The server process writes its audit lines a moment after them.
+    common::web::poll_until("the server audited a resumed upload", || {
+        upload_lines(&data, "resumed", "cut.bin") >= 1
+    })
+    .await;
     // Resumed, not started again: far less than twice the file went through.
     let through = relay.sent() - before;
     assert!(
@@ -375,6 +376,10 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
     .await;
     assert_eq!(wait_verified(&ui, "paused.bin").await, paused_sha);
     assert_eq!(sha_of(&data.join("files/paused.bin")), paused_sha);
+    common::web::poll_until("an audit line for the resumed upload", || {
+        upload_lines(&data, "resumed", "paused.bin") >= 1
+    })
+    .await;
     assert_eq!(upload_lines(&data, "resumed", "paused.bin"), 1);
 
     // Cancel mid-way: the partial upload is gone from the server at once.
@@ -398,6 +403,10 @@ async fn on_a_phone_pause_resume_cancel_and_a_page_opened_again_go_on_from_the_s
         listed.iter().all(|p| p["name"] != "cancelled.bin"),
         "a cancelled upload is not listed: {listed:?}"
     );
+    common::web::poll_until("an audit line for the cancelled upload", || {
+        upload_lines(&data, "terminated", "cancelled.bin") >= 1
+    })
+    .await;
     assert_eq!(upload_lines(&data, "terminated", "cancelled.bin"), 1);
     let bins = std::fs::read_dir(data.join("files/.partial"))
         .map(|d| {

@@ -7,7 +7,8 @@
 //! `Option`. `tests/audit_format.rs` holds lines written before this enum
 //! existed and checks each is read and written back byte for byte.
 //!
-//! Not here: the timestamp (`at`, added when the line is written) and the
+//! Not here: the timestamp (`at`, taken when the event is recorded and
+//! written in front of it) and the
 //! escaping of control characters (see [`super`]).
 
 use serde::{Deserialize, Serialize};
@@ -100,7 +101,7 @@ pub enum AuditEvent {
         instances: Vec<String>,
         commands: Vec<String>,
         /// The toxic of the temporary proxy each side went through, as
-        /// the lab describes it (`slicer 1 ± 0 B, delay 0 µs`).
+        /// the lab describes it (`slicer on downstream (average_size=1, …)`).
         #[serde(skip_serializing_if = "Option::is_none")]
         through: Option<String>,
     },
