@@ -206,18 +206,21 @@ fn allowed_hosts_entries_that_could_never_match_are_refused() {
     let with =
         |hosts: &str| Config::resolve(None, &env(&[("SWITCHBOARD_WEB_ALLOWED_HOSTS", hosts)]), &[]);
     let ok = with(
-        "Dash.Example, dash.example.:8443, 192.0.2.7, ::1, [::1], [::1]:8080, 10.0.0.1:80, my_host",
+        "Dash.Example, dash.example.:8443, 192.0.2.7, ::1, [::1], [::1]:8080, 10.0.0.1:80, my_host, \
+         fe80::1%eth0, [fe80::1%25eth0]:8080, xn--bcher-kva.example",
     )
     .unwrap();
-    assert_eq!(ok.web.allowed_hosts.len(), 8);
+    assert_eq!(ok.web.allowed_hosts.len(), 11);
     for (bad, why) in [
-        ("[\"dash.example\"]", "a list is written a,b"),
+        ("[\"dash.example\"]", "a,b on the command line"),
         ("*.example", "wildcard"),
         ("dash.example:http", "port"),
+        ("dash.example:+80", "port"),
+        ("bücher.example", "punycode"),
         ("dash example", "not a host name"),
         ("a..b", "not a host name"),
-        ("[::1]x", "a list is written a,b"),
-        ("[dash.example]", "a list is written a,b"),
+        ("[::1]x", "a,b on the command line"),
+        ("[dash.example]", "a,b on the command line"),
     ] {
         let err = with(bad).unwrap_err().to_string();
         assert!(
@@ -233,7 +236,7 @@ fn allowed_hosts_entries_that_could_never_match_are_refused() {
     )
     .unwrap_err()
     .to_string();
-    assert!(flag.contains("a list is written a,b"), "{flag}");
+    assert!(flag.contains("a,b on the command line"), "{flag}");
 }
 
 #[test]

@@ -134,8 +134,6 @@ fn web_tls(m: &Section<'_>) -> Result<WebTls, ConfigError> {
 /// The shortest `web.toxiproxy_token`: a guessable one would be no guard.
 pub const MIN_TOXIPROXY_TOKEN_LEN: usize = 16;
 
-/// `web.toxiproxy_listen`: a loopback `IP:PORT` (any with `web.tls` and
-/// `web.toxiproxy_token`), or unset.
 /// `web.allowed_hosts`, each entry one the `Host` check can match: a name
 /// or an IP address, with or without a port. An entry that can never match
 /// would only turn every request away (or, mistyped, leave a name out)
@@ -152,30 +150,38 @@ fn allowed_hosts(m: &Section<'_>) -> Result<Vec<String>, ConfigError> {
 
 /// Why `host` is no `Host` name the dashboard could be asked by.
 fn check_allowed_host(host: &str) -> Result<(), &'static str> {
-    if host.parse::<std::net::IpAddr>().is_ok() {
+    const A_LIST: &str = "is not a host name (it holds a bracket, a quote or a comma). A \
+                          list is [\"a\", \"b\"] in the config file and a,b on the command \
+                          line and in the environment";
+    // A port as a `Host` header writes one: digits only.
+    let port_ok =
+        |port: &str| port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok();
+    // An IPv6 address, maybe with a zone (`fe80::1%eth0`).
+    let ipv6_ok = |ip: &str| {
+        let (addr, zone) = ip.split_once('%').unwrap_or((ip, "x"));
+        addr.parse::<std::net::Ipv6Addr>().is_ok() && !zone.is_empty()
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() || ipv6_ok(host) {
         return Ok(());
     }
-    const A_LIST: &str = "is not a host name. On the command line and in the environment \
-                          a list is written a,b (no brackets or quotes)";
     if let Some(rest) = host.strip_prefix('[') {
         // `[::1]` or `[::1]:8080`, as a Host header writes an IPv6 address.
         let bracketed = rest.split_once(']').is_some_and(|(ip, after)| {
-            ip.parse::<std::net::Ipv6Addr>().is_ok()
-                && (after.is_empty()
-                    || after
-                        .strip_prefix(':')
-                        .is_some_and(|port| port.parse::<u16>().is_ok()))
+            ipv6_ok(ip) && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok))
         });
         return if bracketed { Ok(()) } else { Err(A_LIST) };
     }
-    if host.contains('"') || host.contains(',') {
+    if host.contains(['"', ',', '[', ']']) {
         return Err(A_LIST);
     }
     if host.contains('*') {
         return Err("has a wildcard, which is not supported: list each name");
     }
+    if !host.is_ascii() {
+        return Err("is not ASCII: write an international name as its punycode (xn--…)");
+    }
     let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        Some((name, port)) if port_ok(port) => name,
         Some(_) => return Err("has a port that is not a number from 0 to 65535"),
         None => host,
     };
@@ -196,6 +202,8 @@ fn check_allowed_host(host: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `web.toxiproxy_listen`: a loopback `IP:PORT` (any with `web.tls` and
+/// `web.toxiproxy_token`), or unset.
 fn toxiproxy_listen(m: &Section<'_>, tls: &WebTls) -> Result<Option<SocketAddr>, ConfigError> {
     let Some(text) = m.opt_str("toxiproxy_listen")? else {
         return Ok(None);
