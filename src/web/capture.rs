@@ -146,13 +146,9 @@ pub const MAX_EXPORTS: usize = 2;
 
 /// A place among the exports being built, or 503.
 fn export_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, WebError> {
-    std::sync::Arc::clone(&state.inner.capture_exports)
-        .try_acquire_owned()
-        .map_err(|_| {
-            WebError::Busy(format!(
-                "{MAX_EXPORTS} capture exports are being built; try again in a moment"
-            ))
-        })
+    super::error::slot(&state.inner.capture_exports, || {
+        format!("{MAX_EXPORTS} capture exports are being built; try again in a moment")
+    })
 }
 
 /// A pcapng download named `name`, made piece by piece as it is sent.
@@ -302,13 +298,9 @@ pub async fn replay(
     let Json(request) = body?;
     let capture = capture_of(&state, id)?;
     // Taken before the capture is copied: a refused replay copies nothing.
-    let _slot = std::sync::Arc::clone(&state.inner.capture_replays)
-        .try_acquire_owned()
-        .map_err(|_| {
-            WebError::Busy(format!(
-                "{MAX_REPLAYS} replays are already running; try again"
-            ))
-        })?;
+    let _slot = super::error::slot(&state.inner.capture_replays, || {
+        format!("{MAX_REPLAYS} replays are already running; try again")
+    })?;
     let copy = capture.copy(0, usize::MAX);
     if copy.info.dropped_in > 0 {
         return Err(WebError::Conflict(format!(

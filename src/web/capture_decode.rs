@@ -49,13 +49,9 @@ pub async fn decoded(
             "capture of connection {id} (its service may not capture, or it was evicted)"
         ))
     })?;
-    let slot = std::sync::Arc::clone(&state.inner.capture_decodes)
-        .try_acquire_owned()
-        .map_err(|_| {
-            WebError::Busy(format!(
-                "{MAX_DECODES} captures are being decoded; try again in a moment"
-            ))
-        })?;
+    let slot = super::error::slot(&state.inner.capture_decodes, || {
+        format!("{MAX_DECODES} captures are being decoded; try again in a moment")
+    })?;
     crate::failpoint::pause(crate::failpoint::Pause::CaptureDecode).await;
     let service = capture.service().clone();
     let plan = plan_of(&state, service.name(), service.kind());

@@ -104,6 +104,21 @@ impl UpstreamError {
     }
 }
 
+/// A place among `slots` (the live streams, the WebSockets, the capture
+/// exports, replays and decodings, each bounded), or `503` saying `busy`.
+/// The place is held until the permit is dropped.
+///
+/// # Errors
+/// [`WebError::Busy`] when every place is taken.
+pub fn slot(
+    slots: &std::sync::Arc<tokio::sync::Semaphore>,
+    busy: impl FnOnce() -> String,
+) -> Result<tokio::sync::OwnedSemaphorePermit, WebError> {
+    std::sync::Arc::clone(slots)
+        .try_acquire_owned()
+        .map_err(|_| WebError::Busy(busy()))
+}
+
 impl WebError {
     /// A fault on our side: `what` we were doing, and the error that
     /// stopped it (kept, not turned into text).

@@ -95,11 +95,9 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, WebError> {
     let ticket = state.open_stream(&headers)?;
-    let permit = std::sync::Arc::clone(&state.inner.live_slots)
-        .try_acquire_owned()
-        .map_err(|_| {
-            WebError::Busy("too many live streams are open; close some dashboard tabs".into())
-        })?;
+    let permit = super::error::slot(&state.inner.live_slots, || {
+        "too many live streams are open; close some dashboard tabs".into()
+    })?;
     let (tx, rx) = mpsc::channel(8);
     let events = state.stats().subscribe();
     let tasks = state.inner.shutdown.tasks.clone();

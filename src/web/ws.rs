@@ -117,8 +117,8 @@ impl Drop for Slot {
 impl AppState {
     fn ws_slot(&self, key: [u8; 32]) -> Result<Slot, WebError> {
         let limits = &self.inner.ws;
-        let all = Arc::clone(&limits.all).try_acquire_owned().map_err(|_| {
-            WebError::Busy("too many WebSockets are open; close some dashboard tabs".into())
+        let all = super::error::slot(&limits.all, || {
+            "too many WebSockets are open; close some dashboard tabs".into()
         })?;
         let mut open = lock(&limits.open);
         let n = open.entry(key).or_insert(0);
