@@ -47,6 +47,7 @@ need_apt bc bc             # tests/stdio.rs serves it as a network calculator
 need_apt curl curl         # tests/proxy.rs fetches a page through a tcp-proxy
 need_apt haproxy haproxy   # tests/proxy.rs, tests/proxy_addr.rs: haproxy reads our PROXY headers and sends its own
 need_apt man man-db        # tests/docs.rs: the README pipes `switchboard man` to man -l
+need_apt ss iproute2       # tests/toxics.rs: the kernel's count of a socket's segments
 # Wireshark's tools: tests/capture.rs reads the wire inspector's pcapng
 # exports back with tshark, tests/replay.rs writes its captures with
 # text2pcap and mergecap (tshark's dependencies); a missing one fails those

@@ -274,6 +274,39 @@ async fn a_slicer_shows_as_one_byte_segments_in_the_inspector() {
     assert_eq!(out, vec![1; 6], "{v}");
 }
 
+/// Without a delay the slices are written back to back, faster than their
+/// ACKs return; each still leaves as a TCP segment of its own. Counted by
+/// the kernel on the receiving socket (`ss`'s `data_segs_in`), not by us.
+#[tokio::test]
+async fn a_slicer_without_delay_sends_each_slice_as_its_own_tcp_segment() {
+    let w = Web::start().await;
+    proxy_to_echo(&w).await;
+    let (_, operator, _) = w.roles().await;
+    add_toxic(
+        &w,
+        &operator,
+        json!({"type": "slicer", "stream": "downstream", "attributes": {"average_size": 1, "delay": 0}}),
+    )
+    .await;
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    round_trip(&mut s, &[b'a'; 1000]).await;
+    let port = s.local_addr().expect("local address").port();
+    let ss = tokio::process::Command::new("ss")
+        .args(["-tinH", "state", "established"])
+        .arg(format!("( sport = :{port} )"))
+        .output()
+        .await
+        .expect("ss runs (Debian package iproute2; scripts/test.sh installs it)");
+    let text = String::from_utf8_lossy(&ss.stdout);
+    let segments: u64 = text
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("data_segs_in:"))
+        .unwrap_or_else(|| panic!("no data_segs_in in ss's output: {text}"))
+        .parse()
+        .expect("a count");
+    assert_eq!(segments, 1000, "{text}");
+}
+
 #[tokio::test]
 async fn udp_loss_at_one_half_drops_half_of_10000_datagrams() {
     let w = Web::start().await;

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use tokio_util::either::Either;
 
+use super::counted::Counted;
 use super::listen::Stream;
 use crate::stats::ConnGuard;
 use crate::stream::Plain;
-use crate::toxic::tcp::{Ended, pump};
+use crate::toxic::tcp::{Ended, Socket, Wire, pump};
 use crate::toxic::{Stream as Dir, Watch};
 
 /// Relays `client` ⇄ `upstream` until both directions end.
@@ -43,20 +44,20 @@ pub async fn relay(
             return Ok(());
         }
     }
-    let mut client = super::counted::Counted::new(client, conn.counter());
-    let mut upstream = upstream;
+    let (mut client, slicing_down) = Wire::new(Counted::new(client, conn.counter()));
+    let (mut upstream, slicing_up) = Wire::new(upstream);
     let result = {
         let (cr, cw) = tokio::io::split(&mut client);
         let (ur, uw) = tokio::io::split(&mut upstream);
         let up = async {
             match open.0 {
-                true => pump(cr, uw, Dir::Upstream, toxics.clone()).await,
+                true => pump(cr, uw, slicing_up, Dir::Upstream, toxics.clone()).await,
                 false => Ok(()),
             }
         };
         let down = async {
             match open.1 {
-                true => pump(ur, cw, Dir::Downstream, toxics.clone()).await,
+                true => pump(ur, cw, slicing_down, Dir::Downstream, toxics.clone()).await,
                 false => Ok(()),
             }
         };
@@ -65,8 +66,8 @@ pub async fn relay(
     if let Err(e) = &result
         && Ended::of(e) == Some(Ended::Reset)
     {
-        reset(client.get_ref());
-        reset_plain(&upstream);
+        reset_plain(plain(client.get_ref().get_ref()));
+        reset_plain(upstream.get_ref());
     }
     result
 }
@@ -111,10 +112,26 @@ fn unreachable_pending() -> (bool, bool) {
     (false, false)
 }
 
-fn reset(client: &Stream) {
+/// The connection under `client`, TLS or not.
+fn plain(client: &Stream) -> &Plain {
     match client {
-        Stream::Plain(p) => reset_plain(p),
-        Stream::Tls(tls) => reset_plain(tls.get_ref().0),
+        Stream::Plain(p) => p,
+        Stream::Tls(tls) => tls.get_ref().0,
+    }
+}
+
+impl Socket for Plain {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        match self {
+            Either::Left(tcp) => Some(tcp),
+            Either::Right(_) => None,
+        }
+    }
+}
+
+impl Socket for Counted<Stream> {
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        plain(self.get_ref()).tcp()
     }
 }
 

@@ -30,6 +30,9 @@ use tokio::time::Instant;
 
 use super::{Active, Counters, Effect, List, Stream, Watch, roll};
 
+mod wire;
+pub use wire::{Slicing, Socket, Wire};
+
 /// Largest chunk the reader stage queues.
 pub const CHUNK: usize = 16 * 1024;
 /// Chunks queued per direction at most: with [`CHUNK`], 256 KiB.
@@ -60,11 +63,19 @@ impl Ended {
 }
 
 /// Moves everything `src` sends to `dst` under `stream`'s toxics until
-/// `src` ends (then shuts `dst`'s write half down).
+/// `src` ends (then shuts `dst`'s write half down). `slicing` is set
+/// while a slicer acts: a [`Wire`] under `dst` then sends each slice as a
+/// segment of its own.
 ///
 /// # Errors
 /// Either side's error, or an [`Ended`] (see [`Ended::of`]).
-pub async fn pump<R, W>(mut src: R, mut dst: W, stream: Stream, mut toxics: Watch) -> io::Result<()>
+pub async fn pump<R, W>(
+    mut src: R,
+    mut dst: W,
+    slicing: Slicing,
+    stream: Stream,
+    mut toxics: Watch,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -92,7 +103,7 @@ where
         }
     }
     drop(buf);
-    toxic(src, dst, stream, toxics).await
+    toxic(src, dst, slicing, stream, toxics).await
 }
 
 /// One chunk as read, with when it arrived.
@@ -101,7 +112,13 @@ struct Chunk {
     at: Instant,
 }
 
-async fn toxic<R, W>(mut src: R, dst: W, stream: Stream, toxics: Watch) -> io::Result<()>
+async fn toxic<R, W>(
+    mut src: R,
+    dst: W,
+    slicing: Slicing,
+    stream: Stream,
+    toxics: Watch,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -124,6 +141,7 @@ where
     };
     let writer = Writer {
         dst,
+        slicing,
         stream,
         toxics,
         rolls: HashMap::new(),
@@ -138,6 +156,8 @@ where
 /// The writer stage's state for one direction.
 struct Writer<W> {
     dst: W,
+    /// Said while a slicer acts (see [`Wire`]).
+    slicing: Slicing,
     stream: Stream,
     toxics: Watch,
     /// Per toxic id: whether it acts on this connection, and since when.
@@ -320,6 +340,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 _ => {}
             }
         }
+        self.slicing.set(slicer.is_some());
         // When the next slice is due: each one a delay after the last one's
         // due time, not after the timer fired (tokio's timers have a 1 ms
         // grain: sleeping 200 µs a slice would space them 1 ms apart).
