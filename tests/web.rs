@@ -503,8 +503,18 @@ async fn oversized_and_malformed_bodies_are_refused() {
     let r = w.send(json_request("POST", "/api/v1/session", &long)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let s = w.admin().await;
-    let r = w.send(s.get("/api/v1/events?limit=abc")).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // A malformed query string gets the API's JSON error, whichever
+    // endpoint it is sent to.
+    for url in [
+        "/api/v1/events?limit=abc",
+        "/api/v1/connections?limit=abc",
+        "/api/v1/saved-messages?download=1&download=2",
+        "/api/v1/audit?limit=-1",
+    ] {
+        let r = w.send(s.get(url)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{url}");
+        assert!(r.error().contains("query"), "{url}: {}", r.body);
+    }
     let r = w
         .send(s.act("DELETE", "/api/v1/connections/not-a-number"))
         .await;

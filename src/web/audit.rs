@@ -3,12 +3,11 @@
 //! [`crate::audit_read`]), so a huge log costs no more than a small one.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::WebError;
+use super::error::{ApiQuery, WebError};
 use super::session::Admin;
 use crate::audit_read::{self, Page};
 
@@ -32,9 +31,8 @@ const MAX_FILTER: usize = 200;
 pub async fn page(
     State(state): State<AppState>,
     _: Admin,
-    query: Result<Query<AuditQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page>, WebError> {
-    let Query(q) = query?;
     if q.q.len() > MAX_FILTER {
         return Err(WebError::BadRequest(format!(
             "a filter is at most {MAX_FILTER} bytes"

@@ -15,15 +15,15 @@
 //! here logs a capture's bytes.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::AppState;
-use super::error::{UpstreamError, WebError};
+use super::error::{ApiQuery, UpstreamError, WebError};
 use super::session::Admin;
 use crate::capture::{CaptureCopy, CaptureInfo, Dir, pcapng};
 use crate::wire::hex;
@@ -103,9 +103,8 @@ pub async fn segments(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<u64>,
-    query: Result<Query<SinceQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<SinceQuery>,
 ) -> Result<Json<CaptureView>, WebError> {
-    let Query(q) = query?;
     let since = q.since.unwrap_or(0);
     let capture = capture_of(&state, id)?;
     let CaptureCopy {

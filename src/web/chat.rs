@@ -16,12 +16,12 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::{PageError, WebError};
+use super::error::{ApiQuery, PageError, WebError};
 use super::pages::Chrome;
 use super::session::{Operator, Viewer};
 use crate::kind::ServiceKind;
@@ -56,7 +56,7 @@ pub async fn threads(
     State(state): State<AppState>,
     _: Viewer,
     Path(name): Path<String>,
-    Query(since): Query<Since>,
+    ApiQuery(since): ApiQuery<Since>,
 ) -> Result<Json<Value>, WebError> {
     let id = chat_instance(&state, &name)?;
     let hub = state.supervisor().chats();

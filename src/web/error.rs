@@ -6,8 +6,11 @@
 use askama::Template;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::users::Role;
@@ -236,6 +239,21 @@ impl From<PathRejection> for WebError {
 impl From<QueryRejection> for WebError {
     fn from(r: QueryRejection) -> Self {
         WebError::BadRequest(r.body_text())
+    }
+}
+
+/// An API handler's query string, as [`Query`] reads it, but refused as a
+/// [`WebError`]: a malformed one (`?limit=abc`) gets the API's JSON error,
+/// like every other 400, not axum's plain-text one. Put it after the
+/// handler's sign-in extractor, so that "sign in first" comes first.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, WebError> {
+        let Query(q) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(q))
     }
 }
 

@@ -17,14 +17,13 @@
 
 use std::time::SystemTime;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::WebError;
+use super::error::{ApiQuery, WebError};
 use super::session::{Operator, Viewer};
 use crate::kind::{Proto, ServiceId, ServiceKind};
 use crate::stats::log_lines::{self, LINES_PER_INSTANCE, LogLine};
@@ -207,9 +206,8 @@ fn now_unix_s() -> u64 {
 pub async fn history(
     State(state): State<AppState>,
     _: Viewer,
-    query: Result<Query<RangeQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<HistoryAnswer>, WebError> {
-    let Query(q) = query?;
     let w = window(&q, now_unix_s())?;
     // Whole buckets: the one holding `from` is in.
     let start = w.from_unix_s - w.from_unix_s % w.tier.step_s;
@@ -256,9 +254,8 @@ pub async fn log(
     State(state): State<AppState>,
     _: Operator,
     Path(name): Path<String>,
-    query: Result<Query<LogQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<LogQuery>,
 ) -> Result<Json<Vec<LogLine>>, WebError> {
-    let Query(q) = query?;
     let id = state
         .supervisor()
         .id(&name)

@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::WebError;
+use super::error::{ApiQuery, WebError};
 use super::relay::MAX_MESSAGE;
 use super::session::{Session, Viewer};
 use crate::jsonfile::{self, FileLock};
@@ -301,7 +301,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     Viewer(session): Viewer,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, WebError> {
     let path = file_of(&state, &session)?;
     let file = tokio::task::spawn_blocking(move || load(&path))

@@ -2,14 +2,14 @@
 //! closing one.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::stats::CloseError;
 use crate::web::AppState;
-use crate::web::error::WebError;
+use crate::web::error::{ApiQuery, WebError};
 use crate::web::session::{Admin, Viewer};
 
 /// Connections one `GET /api/v1/connections` lists unless `limit` says
@@ -34,7 +34,7 @@ pub struct ConnectionsQuery {
 pub async fn connections(
     State(state): State<AppState>,
     _: Viewer,
-    Query(q): Query<ConnectionsQuery>,
+    ApiQuery(q): ApiQuery<ConnectionsQuery>,
 ) -> Result<impl IntoResponse, WebError> {
     let limit = q.limit.unwrap_or(CONNECTIONS_DEFAULT_LIMIT);
     if !(1..=CONNECTIONS_MAX_LIMIT).contains(&limit) {

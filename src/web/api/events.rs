@@ -2,13 +2,13 @@
 //! and type.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 
 use super::services::service_id;
 use crate::stats::Event;
 use crate::web::AppState;
-use crate::web::error::WebError;
+use crate::web::error::{ApiQuery, WebError};
 use crate::web::session::Viewer;
 
 #[derive(Debug, Deserialize)]
@@ -32,9 +32,8 @@ pub struct EventQuery {
 pub async fn events(
     State(state): State<AppState>,
     _: Viewer,
-    query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<Vec<Event>>, WebError> {
-    let Query(q) = query?;
     // An instance's name, or `web` for the dashboard's own (sign-ins).
     let service = match q.service.as_deref() {
         None | Some("web") => q.service.clone(),
