@@ -83,6 +83,23 @@ impl Web {
             ))
             .await;
         assert_eq!(r.status, StatusCode::OK, "sign-in failed: {}", r.body);
+        Signed::from_reply(&r)
+    }
+
+    pub async fn admin(&self) -> Signed {
+        self.sign_in("admin", ADMIN_PASSWORD).await
+    }
+}
+
+/// A signed-in session: its cookie pair and CSRF token.
+pub struct Signed {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Signed {
+    /// The session a successful sign-in's reply `r` opened.
+    pub fn from_reply(r: &Reply) -> Signed {
         let cookie = r
             .headers
             .get(header::SET_COOKIE)
@@ -99,18 +116,6 @@ impl Web {
         }
     }
 
-    pub async fn admin(&self) -> Signed {
-        self.sign_in("admin", ADMIN_PASSWORD).await
-    }
-}
-
-/// A signed-in session: its cookie pair and CSRF token.
-pub struct Signed {
-    pub cookie: String,
-    pub csrf: String,
-}
-
-impl Signed {
     /// A request with the cookie, and the CSRF token when `csrf`.
     pub fn request(&self, method: &str, path: &str, csrf: bool) -> Request<Body> {
         let mut b = base(method, path).header(header::COOKIE, &self.cookie);
