@@ -85,6 +85,71 @@ async fn a_latency_toxic_reaches_an_open_spliced_connection_and_leaves_it_when_r
     round_trip(&mut t, b"new").await;
 }
 
+/// A connection in the middle of a bulk transfer when the first toxic
+/// comes (spliced until then, its source never running dry) takes it at
+/// once, not when the transfer pauses: here a `limit_data` that ends it.
+#[tokio::test]
+async fn a_toxic_reaches_a_spliced_connection_in_the_middle_of_a_bulk_transfer() {
+    let w = Web::start().await;
+    // An upstream that sends without end, as fast as it is read.
+    let source = switchboard::service::listen::bind_inet("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let upstream = source.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = source.accept().await {
+            tokio::spawn(async move {
+                let chunk = vec![b'x'; 64 * 1024];
+                while s.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    add_instance(
+        &w,
+        "px",
+        "tcp-proxy",
+        json!({"listen": "127.0.0.1:0", "upstream": upstream.to_string()}),
+    )
+    .await;
+    let (_, operator, _) = w.roles().await;
+    let mut s = TcpStream::connect(w.h.addr("px")).await.expect("connect");
+    // A reader slower than the source (64 KiB a millisecond at most), so
+    // that the proxy's side of the upstream always has bytes waiting: the
+    // case where a burst of splicing never ends by itself.
+    let mut pace = tokio::time::interval(Duration::from_millis(1));
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut before = 0usize;
+    // Well into the transfer (a pipe's worth many times over).
+    while before < 4 << 20 {
+        pace.tick().await;
+        let n = guard("the transfer", s.read(&mut buf)).await.expect("read");
+        assert!(n > 0, "the proxy closed early");
+        before += n;
+    }
+    add_toxic(
+        &w,
+        &operator,
+        json!({"type": "limit_data", "stream": "downstream", "attributes": {"bytes": 1000}}),
+    )
+    .await;
+    // Bytes already on their way arrive, then the toxic's 1,000, then the
+    // close. Unbounded reading would never end without the toxic.
+    let after = guard("the close limit_data makes", async {
+        let mut after = 0usize;
+        loop {
+            pace.tick().await;
+            let n = s.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return after;
+            }
+            after += n;
+            assert!(after < 64 << 20, "{after} bytes after the toxic came");
+        }
+    })
+    .await;
+    // What the sockets and the pipe held when the toxic came, and its 1,000.
+    assert!(after >= 1000, "{after}");
+}
+
 #[tokio::test]
 async fn toxics_are_checked_kept_audited_and_counted() {
     let w = Web::start().await;

@@ -222,7 +222,8 @@ pub(crate) async fn one_way(
         let burst = if bulk {
             match Lease::borrow() {
                 Ok(mut lease) => {
-                    Box::pin(spliced(src, dst, &mut lease, &mut on_read, &mut on_write)).await?
+                    let burst = spliced(src, dst, &mut lease, &mut on_read, &mut on_write, stop);
+                    Box::pin(burst).await?
                 }
                 Err(e) => {
                     tracing::debug!("no pipe for a bulk burst, copying: {e}");
@@ -364,17 +365,26 @@ async fn write_rest(
 }
 
 /// One burst through `lease`'s pipe; see the module doc for when the
-/// socket's readiness may be cleared.
+/// socket's readiness may be cleared. A burst can last as long as the
+/// source never runs dry (a fast upstream, a reader keeping up), so it
+/// also ends, early and holding nothing, when `stop` is stopped.
 async fn spliced(
     src: &TcpStream,
     dst: &TcpStream,
     lease: &mut Lease,
     on_read: &mut impl FnMut(usize),
     on_write: &mut impl FnMut(usize),
+    stop: &Stop,
 ) -> io::Result<Burst> {
     let mut biggest = 0;
     let mut eof = false;
     loop {
+        if lease.in_pipe == 0 && !eof && stop.is_stopped() {
+            // The source's readiness is kept: the copying path reads on.
+            return Ok(Burst::Drained {
+                big: biggest >= SMALL,
+            });
+        }
         // A full pipe takes no more (and a splice of 0 bytes would read
         // as the end of `src`).
         if !eof && lease.in_pipe < CHUNK {
