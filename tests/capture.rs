@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use common::web::{Web, connect_from, loopback, serve};
+use common::web::{OPERATOR, Web, connect_from, loopback, serve};
 use common::{guard, resolve_file};
 
 /// Capture switched on for echo and udp-echo the way a config file does,
@@ -565,15 +565,8 @@ async fn a_captured_login_holds_the_password_typed() {
 #[tokio::test]
 async fn every_capture_route_and_the_page_are_for_admins_only() {
     let w = capturing("", "").await;
-    w.h.supervisor
-        .users()
-        .add(
-            "otto",
-            switchboard::users::Role::Operator,
-            "operator-password-1",
-        )
-        .expect("an operator");
-    let operator = w.sign_in("otto", "operator-password-1").await;
+    w.add_operator();
+    let operator = w.sign_in(OPERATOR.0, OPERATOR.1).await;
     let mut s = TcpStream::connect(w.h.addr("echo")).await.expect("connect");
     let id = conn_id(&w, "echo").await;
     s.write_all(b"secret").await.expect("write");

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 
-use common::web::{Signed, Web, base};
+use common::web::{OPERATOR, Signed, Web, base};
 use common::{GUARD, guard};
 use switchboard::client::EchoClient;
 use switchboard::kind::ServiceKind;
@@ -160,15 +160,8 @@ async fn an_upload_that_stops_sending_ends_with_408_after_the_request_timeout() 
 /// run's other binaries) can take longer: a sign-in the timeout cut (503)
 /// is tried again, a bounded number of times.
 async fn sign_in_within_a_second(w: &Web) -> Signed {
-    w.h.supervisor
-        .users()
-        .add(
-            "otto",
-            switchboard::users::Role::Operator,
-            "operator-password-1",
-        )
-        .expect("an operator");
-    let body = json!({"username": "otto", "password": "operator-password-1"});
+    w.add_operator();
+    let body = json!({"username": OPERATOR.0, "password": OPERATOR.1});
     for _ in 0..20 {
         let r = w
             .send(common::web::json_request("POST", "/api/v1/session", &body))

@@ -371,11 +371,6 @@ async fn a_broken_config_changes_nothing_and_reload_fails() {
             .is_ok_and(|a| a.contains("\"reload\"") && a.contains("\"ok\":false"))
     })
     .await;
-    let audit = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        audit.contains("\"reload\"") && audit.contains("\"ok\":false"),
-        "{audit}"
-    );
     // No server at all: a clear error.
     let nowhere = server.dir.path().join("nowhere");
     let (ok, out) = reload_cmd(&server.config, &nowhere).await;

@@ -21,6 +21,9 @@ pub struct Web {
 /// The `Host` header the tests send (the dashboard answers loopback names).
 pub const HOST: &str = "127.0.0.1:8080";
 
+/// The operator account [`Web::roles`] and [`Web::add_operator`] add: name, password.
+pub const OPERATOR: (&str, &str) = ("otto", "operator-password-1");
+
 impl Web {
     pub async fn start() -> Web {
         Self::start_with(|_| {}).await
@@ -51,26 +54,30 @@ impl Web {
     /// Adds a viewer `vera` and an operator `otto` and signs in as each
     /// and as the admin: (viewer, operator, admin).
     pub async fn roles(&self) -> (Signed, Signed, Signed) {
-        let users = self.h.supervisor.users();
-        users
+        self.h
+            .supervisor
+            .users()
             .add(
                 "vera",
                 switchboard::users::Role::Viewer,
                 "viewer-password-1",
             )
             .expect("a viewer");
-        users
-            .add(
-                "otto",
-                switchboard::users::Role::Operator,
-                "operator-password-1",
-            )
-            .expect("an operator");
+        self.add_operator();
         (
             self.sign_in("vera", "viewer-password-1").await,
-            self.sign_in("otto", "operator-password-1").await,
+            self.sign_in(OPERATOR.0, OPERATOR.1).await,
             self.admin().await,
         )
+    }
+
+    /// Adds the operator account [`OPERATOR`] names (not signed in).
+    pub fn add_operator(&self) {
+        self.h
+            .supervisor
+            .users()
+            .add(OPERATOR.0, switchboard::users::Role::Operator, OPERATOR.1)
+            .expect("an operator");
     }
 
     /// Signs in; panics unless it works.

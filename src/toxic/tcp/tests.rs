@@ -21,18 +21,23 @@ fn toxic(ty: &str, stream: Stream, attrs: &[(&str, u64)]) -> crate::toxic::Toxic
     crate::toxic::Toxic::from_json(&json, false).unwrap()
 }
 
+/// [`pump`] from `src` to `dst`, in-memory pipes with no socket under them
+/// (so the slicer's wait for the wire has nothing to wait on).
+fn piped(
+    src: tokio::io::DuplexStream,
+    dst: tokio::io::DuplexStream,
+    stream: Stream,
+    toxics: Watch,
+) -> impl Future<Output = io::Result<()>> {
+    pump(src, dst, Slicing::default(), stream, toxics)
+}
+
 #[tokio::test]
 async fn with_no_toxic_bytes_pass_unchanged() {
     let toxics = Toxics::new();
     let (mut a, b) = tokio::io::duplex(1024);
     let (c, mut d) = tokio::io::duplex(1024);
-    let pump = tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Upstream,
-        toxics.watch("p"),
-    ));
+    let pump = tokio::spawn(piped(b, c, Stream::Upstream, toxics.watch("p")));
     a.write_all(b"hello").await.unwrap();
     drop(a);
     let mut got = Vec::new();
@@ -49,13 +54,7 @@ async fn limit_data_passes_exactly_its_bytes_then_ends() {
         .unwrap();
     let (mut a, b) = tokio::io::duplex(1024);
     let (c, mut d) = tokio::io::duplex(1024);
-    let pump = tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Upstream,
-        toxics.watch("p"),
-    ));
+    let pump = tokio::spawn(piped(b, c, Stream::Upstream, toxics.watch("p")));
     a.write_all(b"0123456789abcdef").await.unwrap();
     let err = pump.await.unwrap().unwrap_err();
     assert_eq!(Ended::of(&err), Some(Ended::Limit));
@@ -69,13 +68,7 @@ async fn latency_added_live_delays_the_next_chunk() {
     let toxics = Toxics::new();
     let (mut a, b) = tokio::io::duplex(1024);
     let (c, mut d) = tokio::io::duplex(1024);
-    tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Downstream,
-        toxics.watch("p"),
-    ));
+    tokio::spawn(piped(b, c, Stream::Downstream, toxics.watch("p")));
     a.write_all(b"x").await.unwrap();
     let mut one = [0u8; 1];
     d.read_exact(&mut one).await.unwrap();
@@ -131,13 +124,7 @@ async fn a_slicer_delay_under_the_timer_grain_spaces_slices_by_it_on_average() {
         .unwrap();
     let (mut a, b) = tokio::io::duplex(1024);
     let (c, mut d) = tokio::io::duplex(1024);
-    tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Upstream,
-        toxics.watch("p"),
-    ));
+    tokio::spawn(piped(b, c, Stream::Upstream, toxics.watch("p")));
     let msg = [b'x'; 51];
     a.write_all(&msg).await.unwrap();
     let start = Instant::now();
@@ -164,13 +151,7 @@ async fn bandwidth_makes_up_the_time_its_writer_was_held_up() {
         .unwrap();
     let (mut a, b) = tokio::io::duplex(64 * 1024);
     let (c, mut d) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Downstream,
-        toxics.watch("p"),
-    ));
+    tokio::spawn(piped(b, c, Stream::Downstream, toxics.watch("p")));
     a.write_all(&[0u8; 20_000]).await.unwrap();
     let start = Instant::now();
     let mut buf = vec![0u8; 20_000];
@@ -199,13 +180,7 @@ async fn an_idle_bandwidth_stream_saves_up_no_burst() {
         .unwrap();
     let (mut a, b) = tokio::io::duplex(64 * 1024);
     let (c, mut d) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Downstream,
-        toxics.watch("p"),
-    ));
+    tokio::spawn(piped(b, c, Stream::Downstream, toxics.watch("p")));
     let mut buf = vec![0u8; 3_000];
     a.write_all(&buf[..1_000]).await.unwrap();
     d.read_exact(&mut buf[..1_000]).await.unwrap();
@@ -228,13 +203,7 @@ async fn slicer_writes_one_byte_pieces() {
         .unwrap();
     let (mut a, b) = tokio::io::duplex(1024);
     let (c, d) = tokio::io::duplex(1);
-    let pump = tokio::spawn(pump(
-        b,
-        c,
-        Slicing::default(),
-        Stream::Upstream,
-        toxics.watch("p"),
-    ));
+    let pump = tokio::spawn(piped(b, c, Stream::Upstream, toxics.watch("p")));
     a.write_all(b"abcd").await.unwrap();
     drop(a);
     // A one-byte pipe would hold more than one byte of a bigger write
