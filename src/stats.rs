@@ -407,8 +407,11 @@ impl Stats {
     }
 
     /// Counts a connection that ended in an error (reset, idle timeout, ...).
+    /// No event (the close has one), but [`Stats::wait_for`] sees it: the
+    /// count can come after the close's event, from another thread.
     pub fn error(&self, service: &ServiceId) {
         self.entry(service).counters.errors.fetch_add(1, Relaxed);
+        self.inner.version.send_modify(|v| *v += 1);
     }
 
     /// Counts a failed authentication and records why (never the secret).
