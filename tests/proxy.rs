@@ -1061,6 +1061,78 @@ async fn idle_proxied_connections_hold_no_pipe() {
     drop(served);
 }
 
+/// The threads of process `pid` named `proxy-core-*` (the per-core
+/// runtimes proxied connections live on), each with how many times it
+/// has waited so far (its voluntary context switches).
+fn core_threads(pid: u32) -> Vec<(String, u64)> {
+    let mut cores = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("proxy-core-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+        let waits = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .expect("a thread's status has its switches")
+            .trim()
+            .parse()
+            .unwrap();
+        cores.push((comm.trim().to_owned(), waits));
+    }
+    cores.sort();
+    cores
+}
+
+/// Proxied connections run on a runtime of one thread per core, spread
+/// over them: one connection per core, each core thread then waits (in
+/// `epoll_wait`) between the round trips of its own connection.
+#[tokio::test]
+async fn proxied_connections_are_spread_over_a_thread_per_core() {
+    const ROUND_TRIPS: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = listen_loopback();
+    let up_addr = upstream.local_addr().unwrap();
+    let (served, front) = served_proxy(dir.path(), up_addr, "").await;
+    let pid = served.child.id().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut pairs = Vec::new();
+    for _ in 0..cores {
+        pairs.push(connect_through(&front, &upstream).await);
+    }
+    let before = core_threads(pid);
+    assert_eq!(before.len(), cores, "core threads: {before:?}");
+    for (client, up) in &mut pairs {
+        let mut byte = [0u8; 1];
+        guard("the round trips", async {
+            for _ in 0..ROUND_TRIPS {
+                client.write_all(b"?").await.unwrap();
+                up.read_exact(&mut byte).await.unwrap();
+                up.write_all(b"!").await.unwrap();
+                client.read_exact(&mut byte).await.unwrap();
+            }
+        })
+        .await;
+    }
+    let after = core_threads(pid);
+    for ((name, was), (_, now)) in before.iter().zip(&after) {
+        // Up to two waits a round trip when it serves one (fewer when the
+        // next bytes are there before it sleeps: 94 of 400 seen); none
+        // when it serves none.
+        assert!(
+            now - was >= ROUND_TRIPS / 10,
+            "{name} waited {} times in {ROUND_TRIPS} round trips: {before:?} -> {after:?}",
+            now - was
+        );
+    }
+    drop(pairs);
+    drop(served);
+}
+
 /// The oracle for the probe's header: haproxy with `accept-proxy` in front
 /// of echo, logging to a UDP socket here. A proxied client's connection is
 /// logged as usual; the probes (one per proxy, at its start, v1 and v2)

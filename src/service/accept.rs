@@ -268,8 +268,12 @@ const EVICT_WAIT: Duration = Duration::from_secs(1);
 /// peer's misbehaviour is not the operator's problem). A connection whose
 /// task panics ends alone: the panic is caught, logged as the bug it is and
 /// counted, and the service and its other connections go on.
-pub(crate) async fn serve_tcp<F, Fut, E>(listener: listen::Listener, ctx: TcpCtx, serve: F)
-where
+pub(crate) async fn serve_tcp<F, Fut, E>(
+    listener: listen::Listener,
+    ctx: TcpCtx,
+    place: Place,
+    serve: F,
+) where
     F: Fn(listen::Stream, Peer, crate::stats::ConnGuard) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display,
@@ -294,6 +298,14 @@ where
             // Our end, for the capture's export (one syscall, only then).
             conn.set_capture_local(local);
         }
+        let (stream, core) = match place.core(stream) {
+            Ok(placed) => placed,
+            Err(e) => {
+                tracing::debug!(service = %ctx.id, %peer, "cannot move a connection to its core: {e}");
+                ctx.stats.error(&ctx.id);
+                continue;
+            }
+        };
         let stop = conn.close_requested();
         let (stats, id) = (ctx.stats.clone(), ctx.id.clone());
         let (serve, tls) = (Arc::clone(&serve), tls.clone());
@@ -320,6 +332,7 @@ where
                 ));
             }
             crate::failpoint::hit(crate::failpoint::Point::Connection, failpoint_kind);
+            let stream = stream.arrive().map_err(|e| e.to_string())?;
             let stream = match &tls {
                 // Boxed: the handshake's state is kilobytes, and inline it
                 // would make every connection's task that much larger,
@@ -333,33 +346,100 @@ where
             drop(admitted);
             served
         };
-        // Combinators, not an `async` block around `served`: a block that
-        // awaits a future it captured holds it twice (the capture and the
-        // awaited copy), which doubled every connection's task.
-        use futures_util::FutureExt;
-        let served = std::panic::AssertUnwindSafe(served)
-            .catch_unwind()
-            .map(move |result| match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // Errors can quote the peer (a name, a line): escaped,
-                    // so no newline or terminal escape reaches the log raw.
-                    let why = e.to_string();
-                    tracing::debug!(service = %id, %peer, "connection ended: {}", why.escape_debug());
-                    stats.error(&id);
-                }
-                Err(panic) => {
-                    tracing::error!(
-                        service = %id,
-                        %peer,
-                        "a connection's task panicked (a bug; the connection was closed): {}",
-                        panic_message(panic.as_ref()).escape_debug()
-                    );
-                    stats.error(&id);
-                }
-            });
-        let task = ctx.tasks.spawn(served);
+        let served = reported(served, stats, id, peer);
+        let task = match core {
+            Some(core) => ctx.tasks.spawn_on(served, core),
+            None => ctx.tasks.spawn(served),
+        };
         switch.arm(task.abort_handle());
+    }
+}
+
+/// `served`, with its end logged and counted: an error at debug (a peer's
+/// misbehaviour), a panic as the bug it is; the service goes on either way.
+fn reported(
+    served: impl Future<Output = Result<(), String>> + Send,
+    stats: crate::stats::Stats,
+    id: ServiceId,
+    peer: Peer,
+) -> impl Future<Output = ()> + Send {
+    // Combinators, not an `async` block around `served`: a block that
+    // awaits a future it captured holds it twice (the capture and the
+    // awaited copy), which doubled every connection's task.
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(served)
+        .catch_unwind()
+        .map(move |result| match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // Errors can quote the peer (a name, a line): escaped,
+                // so no newline or terminal escape reaches the log raw.
+                tracing::debug!(service = %id, %peer, "connection ended: {}", e.escape_debug());
+                stats.error(&id);
+            }
+            Err(panic) => {
+                tracing::error!(
+                    service = %id,
+                    %peer,
+                    "a connection's task panicked (a bug; the connection was closed): {}",
+                    panic_message(panic.as_ref()).escape_debug()
+                );
+                stats.error(&id);
+            }
+        })
+}
+
+/// Where [`serve_tcp`] runs its connections' tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// On the service's runtime, with the dashboard and every other task.
+    Shared,
+    /// Plain TCP connections on a runtime of one thread of their own per
+    /// core ([`super::cores`]); Unix-socket ones stay shared.
+    PerCore,
+}
+
+impl Place {
+    /// Takes `stream` out of the accepting runtime when it goes to a core,
+    /// and says to which.
+    ///
+    /// # Errors
+    /// The reactor would not let the socket go; it is closed.
+    fn core(
+        self,
+        stream: listen::Stream,
+    ) -> std::io::Result<(Arriving, Option<&'static tokio::runtime::Handle>)> {
+        use tokio_util::either::Either;
+        let core = match self {
+            Place::PerCore => super::cores::least_busy(),
+            Place::Shared => None,
+        };
+        Ok(match (core, stream) {
+            (Some(core), listen::Stream::Plain(Either::Left(tcp))) => (
+                Arriving::Moving(super::cores::Detached::new(tcp)?),
+                Some(core),
+            ),
+            (_, stream) => (Arriving::Here(stream), None),
+        })
+    }
+}
+
+/// An accepted connection on its way to its task.
+enum Arriving {
+    Here(listen::Stream),
+    /// Registered with no reactor until its task, on a core, attaches it.
+    Moving(super::cores::Detached),
+}
+
+impl Arriving {
+    /// The stream, registered with the runtime this is called on.
+    fn arrive(self) -> std::io::Result<listen::Stream> {
+        Ok(match self {
+            Arriving::Here(stream) => stream,
+            Arriving::Moving(tcp) => {
+                listen::Stream::Plain(tokio_util::either::Either::Left(tcp.attach()?))
+            }
+        })
     }
 }
 
@@ -382,7 +462,7 @@ pub(crate) async fn serve_tcp_shared<S, F, Fut, E>(
 {
     let shared = Arc::new(shared);
     let conn_ctx = ctx.clone();
-    serve_tcp(listener, ctx, move |stream, peer, conn| {
+    serve_tcp(listener, ctx, Place::Shared, move |stream, peer, conn| {
         serve(stream, peer, conn, Arc::clone(&shared), conn_ctx.clone())
     })
     .await;

@@ -20,6 +20,7 @@
 
 pub mod accept;
 pub(crate) mod authed;
+pub(crate) mod cores;
 pub mod counted;
 pub mod describe;
 pub(crate) mod evict;

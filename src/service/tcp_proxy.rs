@@ -104,7 +104,7 @@ impl Kind for Settings {
             }
         };
         let conn_ctx = ctx.clone();
-        let serve = super::accept::serve_tcp(listener, ctx, move |client, peer, conn| {
+        let serve = super::accept::serve_tcp(listener, ctx, super::accept::Place::PerCore, move |client, peer, conn| {
             serve_conn(client, peer, conn, Arc::clone(&shared), conn_ctx.clone())
         });
         // The probe never ends; it stops with the accept loop.
