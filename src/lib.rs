@@ -15,6 +15,7 @@
 //! - [`kind`]: the kinds of service and an instance's identity; the one
 //!   list of kinds (`for_each_kind!`).
 //! - [`sync`]: lock helpers that survive a poisoned lock.
+//! - [`wake`]: a future polled only after its own wake-up (a rare `select!` branch).
 //! - [`shutdown`]: the root cancellation token and task tracker.
 //! - [`stream`]: a plain socket or TLS over one, for clients and services.
 //! - [`terminal`]: asking a person for a line, with or without echo.
@@ -106,5 +107,6 @@ pub mod tls;
 pub mod tokens;
 pub mod toxic;
 pub mod users;
+pub mod wake;
 pub mod web;
 pub mod wire;

@@ -451,6 +451,7 @@ const FLOORS: &[&[&str]] = &[
         "wire",
         "kind",
         "sync",
+        "wake",
         "shutdown",
         "stream",
         "terminal",

@@ -179,6 +179,8 @@ async fn within_idle(
     tokio::pin!(timer);
     loop {
         tokio::select! {
+            // In order: no random start to draw on every wake-up.
+            biased;
             done = &mut relay => return done,
             () = &mut timer => {
                 let quiet = conn.idle_for();

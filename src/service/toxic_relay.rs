@@ -83,7 +83,9 @@ async fn spliced(
 ) -> io::Result<(bool, bool)> {
     use super::splice::{Stop, one_way};
     let (stop_up, stop_down) = (Stop::default(), Stop::default());
-    let watch = async {
+    // Polled only when the toxics change, not on each of the connection's
+    // wake-ups: its poll takes a lock every connection shares.
+    let watch = crate::wake::OwnWake::new(async {
         while toxics.changed().await.is_ok() {
             if !toxics.borrow_and_update().is_empty() {
                 stop_up.stop();
@@ -92,7 +94,7 @@ async fn spliced(
             }
         }
         std::future::pending::<()>().await;
-    };
+    });
     let both = async {
         tokio::try_join!(
             one_way(c, u, |n| conn.add_in(n), |_| {}, &stop_up),
@@ -100,6 +102,7 @@ async fn spliced(
         )
     };
     let (up_ended, down_ended) = tokio::select! {
+        biased;
         both = both => both?,
         () = watch => unreachable_pending(),
     };
