@@ -325,9 +325,21 @@ async fn a_slicer_shows_as_one_byte_segments_in_the_inspector() {
         })
         .await;
     let id = snap.connections_of("px").next().expect("one").id;
-    // The proxy records a slice once its write is done, on a thread of its
-    // own: the client may hold the last byte a moment before the record.
-    let (out, v) = guard("six slices in the capture", async {
+    let (out, v) = out_slices(&w, &admin, id, 6).await;
+    assert_eq!(out, vec![1; 6], "{v}");
+}
+
+/// The sizes of connection `id`'s writes to its client, as the wire
+/// inspector recorded them, once they add up to `total` bytes (and the
+/// capture as read). The proxy records a write once it returned, on a
+/// thread of its own: the client may hold the last bytes a moment before.
+async fn out_slices(
+    w: &Web,
+    admin: &common::web::Signed,
+    id: u64,
+    total: u64,
+) -> (Vec<u64>, Value) {
+    guard("the writes in the capture", async {
         loop {
             let v = w
                 .send(admin.get(&format!("/api/v1/connections/{id}/capture")))
@@ -340,14 +352,13 @@ async fn a_slicer_shows_as_one_byte_segments_in_the_inspector() {
                 .filter(|s| s["dir"] == "out")
                 .map(|s| s["len"].as_u64().expect("len"))
                 .collect();
-            if out.iter().sum::<u64>() >= 6 {
+            if out.iter().sum::<u64>() >= total {
                 return (out, v);
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
-    .await;
-    assert_eq!(out, vec![1; 6], "{v}");
+    .await
 }
 
 /// Without a delay the slices are written back to back, faster than their
@@ -551,17 +562,7 @@ async fn accuracy() {
             .map(|c| c.id)
             .max()
             .expect("the connection");
-    let v = w
-        .send(admin.get(&format!("/api/v1/connections/{id}/capture")))
-        .await
-        .json();
-    let sizes: Vec<u64> = v["segments"]
-        .as_array()
-        .expect("segments")
-        .iter()
-        .filter(|s| s["dir"] == "out")
-        .map(|s| s["len"].as_u64().expect("len"))
-        .collect();
+    let (sizes, _) = out_slices(&w, &admin, id, msg.len() as u64).await;
     let avg = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
     let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
     eprintln!(
