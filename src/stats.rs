@@ -406,10 +406,17 @@ impl Stats {
         self.entry(service).counters.refused.fetch_add(1, Relaxed);
     }
 
+    /// Counts a datagram that could not be sent or forwarded, with no event
+    /// and no wake-up (as [`Stats::dropped`]): a flood of datagrams must not
+    /// become a flood of wake-ups.
+    pub fn error(&self, service: &ServiceId) {
+        self.entry(service).counters.errors.fetch_add(1, Relaxed);
+    }
+
     /// Counts a connection that ended in an error (reset, idle timeout, ...).
     /// No event (the close has one), but [`Stats::wait_for`] sees it: the
     /// count can come after the close's event, from another thread.
-    pub fn error(&self, service: &ServiceId) {
+    pub fn connection_error(&self, service: &ServiceId) {
         self.entry(service).counters.errors.fetch_add(1, Relaxed);
         self.inner.version.send_modify(|v| *v += 1);
     }

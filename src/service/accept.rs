@@ -301,8 +301,9 @@ pub(crate) async fn serve_tcp<F, Fut, E>(
         let (stream, core) = match place.core(stream) {
             Ok(placed) => placed,
             Err(e) => {
-                tracing::debug!(service = %ctx.id, %peer, "cannot move a connection to its core: {e}");
-                ctx.stats.error(&ctx.id);
+                let id = &ctx.id;
+                tracing::debug!(service = %id, %peer, "cannot move a connection to a core: {e}");
+                ctx.stats.connection_error(id);
                 continue;
             }
         };
@@ -375,7 +376,7 @@ fn reported(
                 // Errors can quote the peer (a name, a line): escaped,
                 // so no newline or terminal escape reaches the log raw.
                 tracing::debug!(service = %id, %peer, "connection ended: {}", e.escape_debug());
-                stats.error(&id);
+                stats.connection_error(&id);
             }
             Err(panic) => {
                 tracing::error!(
@@ -384,7 +385,7 @@ fn reported(
                     "a connection's task panicked (a bug; the connection was closed): {}",
                     panic_message(panic.as_ref()).escape_debug()
                 );
-                stats.error(&id);
+                stats.connection_error(&id);
             }
         })
 }

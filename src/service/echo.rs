@@ -20,6 +20,7 @@ use std::io;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Duration, Instant};
 
+use super::accept::{Place, serve_tcp};
 use super::listen::{self, Listener, Stream};
 use super::tutorial_auth::TutorialAuth;
 use super::{Kind, ServiceError, TcpCtx};
@@ -60,7 +61,7 @@ async fn run(listener: Listener, ctx: TcpCtx, auth: TutorialAuth) -> Result<(), 
     if auth.is_on() {
         let conn_ctx = ctx.clone();
         let auth = std::sync::Arc::new(auth);
-        super::accept::serve_tcp(listener, ctx, super::accept::Place::Shared, move |mut stream, _peer, conn| {
+        serve_tcp(listener, ctx, Place::Shared, move |mut stream, _peer, conn| {
             let (auth, ctx) = (std::sync::Arc::clone(&auth), conn_ctx.clone());
             async move {
                 let within = super::accept::HANDSHAKE_TIMEOUT;
@@ -77,7 +78,7 @@ async fn run(listener: Listener, ctx: TcpCtx, auth: TutorialAuth) -> Result<(), 
     }
     // The shared accept loop drops a connection's future when the service
     // stops or the connection is closed from the dashboard: no token here.
-    super::accept::serve_tcp(listener, ctx, super::accept::Place::Shared, move |stream, _peer, conn| async move {
+    serve_tcp(listener, ctx, Place::Shared, move |stream, _peer, conn| async move {
         serve_conn(stream, &conn, idle).await
     })
     .await;

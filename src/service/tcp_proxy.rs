@@ -40,6 +40,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::either::Either;
 
+use super::accept::{Place, serve_tcp};
 use super::listen::{Listener, Peer, Stream};
 use super::upstream::{self, Health, Upstream};
 use super::{Kind, ServiceError, TcpCtx};
@@ -104,7 +105,7 @@ impl Kind for Settings {
             }
         };
         let conn_ctx = ctx.clone();
-        let serve = super::accept::serve_tcp(listener, ctx, super::accept::Place::PerCore, move |client, peer, conn| {
+        let serve = serve_tcp(listener, ctx, Place::PerCore, move |client, peer, conn| {
             serve_conn(client, peer, conn, Arc::clone(&shared), conn_ctx.clone())
         });
         // The probe never ends; it stops with the accept loop.
