@@ -16,6 +16,8 @@
 //!   list of kinds (`for_each_kind!`).
 //! - [`sync`]: lock helpers that survive a poisoned lock.
 //! - [`wake`]: a future polled only after its own wake-up (a rare `select!` branch).
+//! - [`clock`]: the thread that keeps the periodic work's timers, off the
+//!   runtime that serves connections.
 //! - [`shutdown`]: the root cancellation token and task tracker.
 //! - [`stream`]: a plain socket or TLS over one, for clients and services.
 //! - [`terminal`]: asking a person for a line, with or without echo.
@@ -81,6 +83,7 @@ pub mod bench;
 pub mod capture;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod control;

@@ -452,6 +452,7 @@ const FLOORS: &[&[&str]] = &[
         "kind",
         "sync",
         "wake",
+        "clock",
         "shutdown",
         "stream",
         "terminal",

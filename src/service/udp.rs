@@ -107,12 +107,10 @@ impl PeerEntry {
 }
 
 /// How often expired peers are swept out: half their time to live, kept
-/// between 50 ms and 1 s; a late tick is not made up for.
-pub(crate) fn sweep_interval(ttl: Duration) -> tokio::time::Interval {
-    let every = (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut sweep = tokio::time::interval(every);
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    sweep
+/// between 50 ms and 1 s; a late tick is not made up for. Ticked by the
+/// clock thread, so the runtime serving the socket keeps no timer for it.
+pub(crate) fn sweep_interval(ttl: Duration) -> crate::clock::Ticks {
+    crate::clock::every((ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
 }
 
 /// Serves `socket` until cancelled; `respond` appends the reply to a
@@ -131,7 +129,8 @@ pub(crate) async fn serve(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut reply = Vec::with_capacity(2048);
     let mut peers: HashMap<SocketAddr, PeerEntry> = HashMap::new();
-    let mut sweep = sweep_interval(limits.peer_ttl);
+    let sweep = sweep_interval(limits.peer_ttl);
+    let mut tick = std::pin::pin!(sweep.tick());
     // Made once: a fresh `cancelled()` per datagram would register with
     // (and lock) the token's waiter list every time.
     let cancelled = ctx.cancel.cancelled();
@@ -142,7 +141,8 @@ pub(crate) async fn serve(
             biased;
             () = &mut cancelled => return Ok(()),
             ready = socket.readable() => ready?,
-            _ = sweep.tick() => {
+            () = &mut tick => {
+                tick.set(sweep.tick());
                 expire(&mut peers, limits.peer_ttl);
                 continue;
             }

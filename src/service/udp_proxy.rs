@@ -134,7 +134,8 @@ impl Proxy {
         let mut mappings: HashMap<SocketAddr, Mapping> = HashMap::new();
         let mut new_peers = NewPeers::default();
         let (replies_tx, mut replies) = mpsc::channel::<(SocketAddr, Vec<u8>)>(REPLY_QUEUE);
-        let mut sweep = super::udp::sweep_interval(ttl);
+        let sweep = super::udp::sweep_interval(ttl);
+        let mut tick = std::pin::pin!(sweep.tick());
         let mut toxics = UdpToxics::new(
             ctx.resources.toxics.watch(ctx.id.name()),
             ctx.tasks.clone(),
@@ -152,7 +153,8 @@ impl Proxy {
                     continue;
                 }
                 ready = self.socket.readable() => ready?,
-                _ = sweep.tick() => {
+                () = &mut tick => {
+                    tick.set(sweep.tick());
                     udp::expire(&mut peers, ttl);
                     mappings.retain(|client, _| peers.contains_key(client));
                     new_peers.recount(mappings.keys());

@@ -167,9 +167,8 @@ impl Stats {
 
     /// Samples the history once a second until cancelled.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await; // the first tick is immediate; the baseline is zero
+        // Ticked by the clock thread: no timer on the runtime serving connections.
+        let tick = crate::clock::every(Duration::from_secs(1));
         while cancel.run_until_cancelled(tick.tick()).await.is_some() {
             self.sample();
         }

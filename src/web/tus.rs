@@ -84,8 +84,7 @@ impl Uploads {
             let (p, token) = (p.clone(), shutdown.token.clone());
             let every = ttl.clamp(Duration::from_millis(100), SWEEP_EVERY);
             shutdown.tasks.spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let tick = crate::clock::every(every);
                 while token.run_until_cancelled(tick.tick()).await.is_some() {
                     for meta in p.sweep() {
                         audit_meta(&audit, "expired", &meta).await;

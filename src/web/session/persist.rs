@@ -181,11 +181,12 @@ impl Sessions {
 
     async fn write_loop(self: Arc<Self>, keeper: Arc<Keeper>, cancel: CancellationToken) {
         let mut last_written = self.snapshot_text();
+        let every = crate::clock::every(WRITE_EVERY);
         loop {
             let stop = tokio::select! {
                 () = cancel.cancelled() => true,
                 () = keeper.changed.notified() => false,
-                () = tokio::time::sleep(WRITE_EVERY) => false,
+                () = every.tick() => false,
             };
             let text = self.snapshot_text();
             if text != last_written || stop {
