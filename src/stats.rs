@@ -33,6 +33,8 @@ mod events;
 mod guard;
 pub use guard::ByteCounter;
 mod histogram;
+mod idle;
+pub use idle::IdleExpired;
 pub mod log_lines;
 mod read;
 mod sharded;
@@ -72,6 +74,8 @@ struct Inner {
     captures: Captures,
     /// Each proxy instance's upstream as last seen ([`upstream`]).
     upstreams: upstream::Upstreams,
+    /// The sweep of connections' idle limits ([`idle`]).
+    idle: idle::IdleSweep,
 }
 
 /// One instance's totals, durations and history. Connections hold it, so
@@ -121,6 +125,8 @@ struct ConnEntry {
     close: CancellationToken,
     /// Its capture, when its instance captured as it opened.
     capture: Option<Arc<ConnCapture>>,
+    /// Its idle limit, if it set one ([`ConnGuard::idle_expired`]).
+    idle: idle::IdleSlot,
 }
 
 /// A connection (or UDP peer) in the registry. Count its bytes through it
@@ -184,6 +190,7 @@ impl Stats {
                 version,
                 captures: Captures::new(budget),
                 upstreams: upstream::Upstreams::default(),
+                idle: idle::IdleSweep::default(),
             }),
         }
     }
@@ -330,6 +337,7 @@ impl Stats {
             last_activity_ms: AtomicU64::new(self.now_ms()),
             close,
             capture,
+            idle: idle::IdleSlot::default(),
         });
         let counters = &entry.service.counters;
         counters.accepted.fetch_add(1, Relaxed);

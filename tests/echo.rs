@@ -165,15 +165,17 @@ async fn a_peer_that_never_reads_is_dropped_without_harming_others() {
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_after_the_idle_timeout() {
-    let h = Harness::start_with(|c| {
-        c.service_mut(Echo).tcp_mut().idle_timeout = Duration::from_millis(200)
-    })
-    .await;
+async fn an_idle_connection_is_closed_at_the_idle_timeout() {
+    let idle = Duration::from_secs(1);
+    let h = Harness::start_with(|c| c.service_mut(Echo).tcp_mut().idle_timeout = idle).await;
     let mut s = TcpStream::connect(h.addr(Echo)).await.unwrap();
-    let mut buf = [0u8; 16];
-    let n = guard("server closes", s.read(&mut buf)).await.unwrap();
-    assert_eq!(n, 0, "EOF from the server");
+    s.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    let since = std::time::Instant::now();
+    let (rest, closed) = common::read_until_closed(&mut s).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    common::assert_closed_at_timeout("a quiet echo connection", since, closed, idle);
     h.wait_for("idle connection gone", |s| {
         s.connections_of(Echo).count() == 0
     })
@@ -299,4 +301,73 @@ async fn the_client_says_clearly_when_nothing_listens() {
         EchoClient::connect("not an address", GUARD).await,
         Err(ClientError::BadAddress(_))
     ));
+}
+
+/// An echo connection waiting for its next request leaves the runtime that
+/// serves it no timer (its idle timeout is the stats' sweep's, on the
+/// `clock` thread): a worker parked in `epoll_wait` waits with no deadline
+/// (timeout -1). A pending timer, even one due in minutes, gives every
+/// park a deadline, which made a lone connection's round trip cost 5-10 %
+/// more CPU (bench/NOTES.md). Read from the real binary's
+/// `/proc/PID/task/TID/syscall` (the syscall a thread is blocked in, and
+/// its arguments).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[tokio::test]
+async fn a_waiting_echo_connection_leaves_its_runtime_no_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(&dir.path().join("data"), &[Echo], &[]).await;
+    let pid = served.child.id().unwrap();
+    let mut c = EchoClient::connect(&served.addr(Echo), GUARD)
+        .await
+        .unwrap();
+    assert_eq!(c.round_trip(b"idle now").await.unwrap(), b"IDLE NOW");
+    let mut seen = Vec::new();
+    let parked_for_good = async {
+        loop {
+            for timeout in epoll_wait_timeouts(pid) {
+                if timeout == -1 {
+                    return;
+                }
+                if seen.len() < 10 && !seen.contains(&timeout) {
+                    seen.push(timeout);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(GUARD, parked_for_good)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the workers' epoll_wait always had a deadline (ms, some): {seen:?}")
+        });
+    assert_eq!(c.round_trip(b"still open").await.unwrap(), b"STILL OPEN");
+}
+
+/// The timeouts of the runtime workers of `pid` blocked in an epoll wait now.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn epoll_wait_timeouts(pid: u32) -> Vec<i64> {
+    // epoll_wait, epoll_pwait (timeout the 4th argument); aarch64 has only the latter.
+    let waits: &[&str] = if cfg!(target_arch = "x86_64") {
+        &["232", "281"]
+    } else {
+        &["22"]
+    };
+    let mut timeouts = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "tokio-rt-worker" {
+            continue;
+        }
+        let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let fields: Vec<&str> = syscall.split_whitespace().collect();
+        if fields.len() > 4 && waits.contains(&fields[0]) {
+            let raw = u64::from_str_radix(fields[4].trim_start_matches("0x"), 16).unwrap();
+            // An int argument in a 64-bit register: -1 is 0xffffffff or all ones.
+            timeouts.push(i64::from(raw as u32 as i32));
+        }
+    }
+    timeouts
 }

@@ -18,14 +18,14 @@ use std::cell::RefCell;
 use std::io;
 
 use tokio::io::AsyncWriteExt;
-use tokio::time::{Duration, Instant};
+use tokio::time::Duration;
 
 use super::accept::{Place, serve_tcp};
 use super::listen::{self, Listener, Stream};
 use super::tutorial_auth::TutorialAuth;
 use super::{Kind, ServiceError, TcpCtx};
 use crate::settings::{ConfigError, Section};
-use crate::stats::ConnGuard;
+use crate::stats::{ConnGuard, IdleExpired};
 use crate::wire;
 
 /// Largest chunk read (and so echoed) at once.
@@ -100,23 +100,20 @@ thread_local! {
 /// no buffer; a round trip costs two syscalls and no allocation. Only when
 /// the peer's window is full does the rest of a reply get its own buffer.
 ///
-/// The idle timer is armed once and re-armed only when it fires early, not
-/// on every read and write.
+/// The idle timeout is the stats' sweep's ([`ConnGuard::idle_expired`]),
+/// not a timer of the connection's: a timer pending on the runtime makes
+/// every park of its workers cost more (see `crate::clock`).
 async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
     if stream.is_tls() {
         // Boxed, so the plain path's task stays as small as it was.
         return Box::pin(serve_tls(stream, conn, idle)).await;
     }
-    let timer = tokio::time::sleep(idle);
-    tokio::pin!(timer);
+    let mut quiet = conn.idle_expired(idle);
     loop {
         tokio::select! {
             biased;
             ready = listen::readable(&stream) => ready?,
-            () = &mut timer => {
-                expired(&mut timer, conn, idle, "idle timeout")?;
-                continue;
-            }
+            () = &mut quiet => return Err(timed_out("idle timeout")),
         }
         let (n, rest) = match CHUNK.with_borrow_mut(|buf| echo_now(&stream, buf, conn)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -128,7 +125,7 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
         if !rest.is_empty() {
             // The part written at once was counted (and recorded) in
             // `echo_now`; the rest, once written, as one segment.
-            write_within(&mut stream, &rest, &mut timer, conn, idle).await?;
+            write_within(&mut stream, &rest, &mut quiet).await?;
             conn.sent(&rest);
         }
     }
@@ -141,23 +138,19 @@ async fn serve_conn(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io:
 async fn serve_tls(mut stream: Stream, conn: &ConnGuard, idle: Duration) -> io::Result<()> {
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; READ_CHUNK];
-    let timer = tokio::time::sleep(idle);
-    tokio::pin!(timer);
+    let mut quiet = conn.idle_expired(idle);
     loop {
         let n = tokio::select! {
             biased;
             read = stream.read(&mut buf) => read?,
-            () = &mut timer => {
-                expired(&mut timer, conn, idle, "idle timeout")?;
-                continue;
-            }
+            () = &mut quiet => return Err(timed_out("idle timeout")),
         };
         if n == 0 {
             break;
         }
         conn.received(&buf[..n]);
         wire::ascii_upper_in_place(&mut buf[..n]);
-        write_within(&mut stream, &buf[..n], &mut timer, conn, idle).await?;
+        write_within(&mut stream, &buf[..n], &mut quiet).await?;
         conn.sent(&buf[..n]);
     }
     let _ = tokio::time::timeout(idle, stream.shutdown()).await;
@@ -233,38 +226,20 @@ fn read_now(stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// Writes all of `bytes` while the idle `timer` keeps running, so a peer
-/// that stops reading is closed when it fires.
+/// Writes all of `bytes` while the idle limit holds, so a peer that stops
+/// reading is closed when the connection has been quiet for it.
 async fn write_within(
     stream: &mut Stream,
     bytes: &[u8],
-    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-    conn: &ConnGuard,
-    idle: Duration,
+    quiet: &mut IdleExpired<'_>,
 ) -> io::Result<()> {
-    let mut write = std::pin::pin!(stream.write_all(bytes));
-    loop {
-        tokio::select! {
-            biased;
-            wrote = &mut write => return wrote,
-            () = &mut *timer => expired(timer, conn, idle, "peer stopped reading")?,
-        }
+    tokio::select! {
+        biased;
+        wrote = stream.write_all(bytes) => wrote,
+        () = quiet => Err(timed_out("peer stopped reading")),
     }
 }
 
-/// The idle timer fired: an error if the connection has moved no byte for
-/// `idle` (the stats keep its last activity), else the timer is set again
-/// for the rest.
-fn expired(
-    timer: &mut std::pin::Pin<&mut tokio::time::Sleep>,
-    conn: &ConnGuard,
-    idle: Duration,
-    why: &str,
-) -> io::Result<()> {
-    let quiet = conn.idle_for();
-    if quiet >= idle {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, why.to_owned()));
-    }
-    timer.as_mut().reset(Instant::now() + (idle - quiet));
-    Ok(())
+fn timed_out(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, why.to_owned())
 }
