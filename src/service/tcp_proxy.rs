@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 use tokio_util::either::Either;
 
 use super::accept::{Place, serve_tcp};
@@ -169,28 +168,18 @@ async fn serve_conn(
 }
 
 /// Runs `relay` until it ends, or until the connection has moved no byte
-/// either way for `idle` (the stats keep its last activity).
+/// either way for `idle`: the stats' sweep says when, as for echo
+/// ([`ConnGuard::idle_expired`]).
 async fn within_idle(
     relay: impl Future<Output = io::Result<()>>,
     conn: &ConnGuard,
     idle: Duration,
 ) -> io::Result<()> {
-    tokio::pin!(relay);
-    let timer = tokio::time::sleep(idle);
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            // In order: no random start to draw on every wake-up.
-            biased;
-            done = &mut relay => return done,
-            () = &mut timer => {
-                let quiet = conn.idle_for();
-                if quiet >= idle {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
-                }
-                timer.as_mut().reset(Instant::now() + (idle - quiet));
-            }
-        }
+    tokio::select! {
+        // In order: no random start to draw on every wake-up.
+        biased;
+        done = relay => done,
+        () = conn.idle_expired(idle) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
     }
 }
 

@@ -48,12 +48,6 @@ impl ConnGuard {
             .last_activity_ms
             .store(self.stats.now_ms(), Relaxed);
     }
-
-    /// Time since the last byte either way.
-    pub fn idle_for(&self) -> Duration {
-        let last = self.entry.last_activity_ms.load(Relaxed);
-        Duration::from_millis(self.stats.now_ms().saturating_sub(last))
-    }
 }
 
 /// The guard counts through its counter: `conn.add_in(n)`, `conn.sent(b)`.
