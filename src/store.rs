@@ -3,9 +3,10 @@
 //!
 //! - Names are reduced by [`safe_name`]; what cannot be made safe is
 //!   refused with the reason.
-//! - An upload is written to `.upload-<random>` in the same folder by a
-//!   blocking task of its own (the socket side only hands it buffers),
-//!   hashed with SHA-256 on the way, synced, then hard-linked under its
+//! - An upload is hashed with SHA-256 by one blocking task and written to
+//!   `.upload-<random>` in the same folder by a second one after it (the
+//!   socket side only hands them buffers; the hash and the copy into the
+//!   file run side by side), synced, then hard-linked under its
 //!   final name, which fails rather than replaces when the name is taken:
 //!   the next free `name-1.ext`, `name-2.ext`, ... is used and reported. An
 //!   upload that ends any other way removes its temporary; temporaries left
@@ -280,9 +281,7 @@ impl Store {
             .mode(0o600)
             .open(&tmp)?;
         let held = sweep::hold(&file)?;
-        let (tx, rx) = mpsc::channel(POOL);
-        let (spare_tx, spare_rx) = mpsc::channel(POOL);
-        let writer = tokio::task::spawn_blocking(move || write_loop(file, rx, spare_tx));
+        let (tx, spare_rx, writer) = pipeline(file);
         Ok(Upload {
             store: self.clone(),
             name: name.to_owned(),
@@ -396,31 +395,74 @@ impl Drop for Claim {
     }
 }
 
+/// The writer's outcome: the digest, or `None` when abandoned.
+type Writer = JoinHandle<io::Result<Option<[u8; 32]>>>;
+
+/// Starts an upload's two blocking tasks, the hasher then the writer:
+/// returns where to send blocks, where emptied buffers come back, and the
+/// writer (the hasher ends with its channels; only the writer has an
+/// outcome).
+fn pipeline(file: std::fs::File) -> (mpsc::Sender<Block>, mpsc::Receiver<Vec<u8>>, Writer) {
+    let (tx, rx) = mpsc::channel(POOL);
+    let (hashed_tx, hashed_rx) = mpsc::channel(POOL);
+    let (spare_tx, spare_rx) = mpsc::channel(POOL);
+    let hasher = tokio::task::spawn_blocking(move || hash_loop(rx, hashed_tx));
+    drop(hasher);
+    let writer = tokio::task::spawn_blocking(move || write_loop(file, hashed_rx, spare_tx));
+    (tx, spare_rx, writer)
+}
+
+/// What the socket side hands on, in order.
 enum Block {
     Data(Vec<u8>),
-    /// Everything arrived: sync and report the digest.
+    /// Everything arrived: finish the hash.
     Finish,
 }
 
-/// The writer: hashes and writes each buffer, hands it back for reuse.
+/// What the hasher hands the writer, in the same order.
+enum Hashed {
+    Data(Vec<u8>),
+    /// Everything hashed: sync and report this digest.
+    Finish([u8; 32]),
+}
+
+/// The hasher: hashes each buffer and passes it on to the writer, so that
+/// SHA-256 (most of an upload's CPU) and the copy into the file run side
+/// by side. Ends when told to finish, when the socket side is gone, or
+/// when the writer is (it failed: the socket side learns why from it).
+fn hash_loop(mut rx: mpsc::Receiver<Block>, tx: mpsc::Sender<Hashed>) {
+    let mut hasher = Sha256::new();
+    while let Some(block) = rx.blocking_recv() {
+        let (next, last) = match block {
+            Block::Data(buf) => {
+                hasher.update(&buf);
+                (Hashed::Data(buf), false)
+            }
+            Block::Finish => (Hashed::Finish(hasher.finalize_reset().into()), true),
+        };
+        if tx.blocking_send(next).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The writer: writes each hashed buffer, hands it back for reuse.
 /// Returns the digest when told to finish, `None` when abandoned.
 fn write_loop(
     mut file: std::fs::File,
-    mut rx: mpsc::Receiver<Block>,
+    mut rx: mpsc::Receiver<Hashed>,
     spare: mpsc::Sender<Vec<u8>>,
 ) -> io::Result<Option<[u8; 32]>> {
-    let mut hasher = Sha256::new();
     while let Some(block) = rx.blocking_recv() {
         match block {
-            Block::Data(mut buf) => {
-                hasher.update(&buf);
+            Hashed::Data(mut buf) => {
                 file.write_all(&buf)?;
                 buf.clear();
                 let _ = spare.try_send(buf);
             }
-            Block::Finish => {
+            Hashed::Finish(digest) => {
                 file.sync_all()?;
-                return Ok(Some(hasher.finalize().into()));
+                return Ok(Some(digest));
             }
         }
     }
@@ -439,7 +481,7 @@ pub struct Upload {
     tx: Option<mpsc::Sender<Block>>,
     spare: mpsc::Receiver<Vec<u8>>,
     allocated: usize,
-    writer: Option<JoinHandle<io::Result<Option<[u8; 32]>>>>,
+    writer: Option<Writer>,
     /// Holds the temporary's lock, so a sweep (a new process, a restarted
     /// instance) leaves it alone while this upload runs.
     _held: sweep::Held,

@@ -186,3 +186,69 @@ async fn space_is_checked_before_writing() {
         "claim returned"
     );
 }
+
+/// Buffers of a known pattern, as the socket side hands them on.
+fn blocks(count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| (0..CHUNK).map(|j| ((i * 31 + j) % 251) as u8).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_hasher_and_the_writer_store_and_hash_the_buffers_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let file = std::fs::File::create(&path).unwrap();
+    let (tx, mut spare, writer) = pipeline(file);
+    let data = blocks(3 * POOL);
+    for (i, buf) in data.iter().enumerate() {
+        if i >= POOL {
+            // As `Upload::buffer`: past the pool, wait for a buffer back.
+            let back = spare.recv().await.expect("a buffer comes back");
+            assert!(back.is_empty() && back.capacity() >= CHUNK);
+        }
+        tx.send(Block::Data(buf.clone())).await.unwrap();
+    }
+    tx.send(Block::Finish).await.unwrap();
+    let digest = writer.await.unwrap().unwrap().expect("finished");
+    let whole = data.concat();
+    assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&whole)));
+    assert_eq!(std::fs::read(&path).unwrap(), whole);
+}
+
+#[tokio::test]
+async fn a_failing_writer_stops_the_hasher_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    std::fs::write(&path, b"").unwrap();
+    // Opened for reading only: the first write fails (EBADF).
+    let file = std::fs::File::open(&path).unwrap();
+    let (tx, _spare, writer) = pipeline(file);
+    let mut refused = false;
+    // More buffers than both queues hold: once the writer has failed and
+    // the hasher has stopped, a send must fail rather than wait forever.
+    for buf in blocks(4 * POOL) {
+        if tx.send(Block::Data(buf)).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the socket side was never told the writer stopped");
+    let err = writer.await.unwrap().expect_err("the write failed");
+    assert_eq!(err.raw_os_error(), Some(nix::libc::EBADF), "{err}");
+}
+
+#[tokio::test]
+async fn an_abandoned_upload_ends_both_tasks_without_a_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("out")).unwrap();
+    let (tx, _spare, writer) = pipeline(file);
+    tx.send(Block::Data(blocks(1).remove(0))).await.unwrap();
+    drop(tx);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+        .await
+        .expect("the writer ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, None);
+}
