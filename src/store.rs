@@ -3,11 +3,10 @@
 //!
 //! - Names are reduced by [`safe_name`]; what cannot be made safe is
 //!   refused with the reason.
-//! - An upload is hashed with SHA-256 by one blocking task and written to
-//!   `.upload-<random>` in the same folder by a second one after it (the
-//!   socket side only hands them buffers; the hash and the copy into the
-//!   file run side by side), synced, then hard-linked under its
-//!   final name, which fails rather than replaces when the name is taken:
+//! - An upload is hashed with SHA-256 and written to `.upload-<random>` in
+//!   the same folder by short blocking jobs, the hash of one buffer beside
+//!   the write of the one before (`upload`), synced, then hard-linked under
+//!   its final name, which fails rather than replaces when the name is taken:
 //!   the next free `name-1.ext`, `name-2.ext`, ... is used and reported. An
 //!   upload that ends any other way removes its temporary; temporaries left
 //!   by a killed server are swept at start.
@@ -20,7 +19,7 @@
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +27,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::wire::hex;
 pub mod delete;
@@ -37,15 +34,16 @@ mod link;
 mod list;
 pub mod partial;
 mod sweep;
+mod upload;
+
+pub use upload::Upload;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).
 pub const MAX_NAME_LEN: usize = 200;
 /// Prefix of temporaries; stored names never start with a dot.
 const TMP_PREFIX: &str = ".upload-";
-/// Bytes per buffer handed from the socket to the writer.
+/// Bytes per buffer an upload hands from the socket to its hash and its file.
 pub const CHUNK: usize = 256 * 1024;
-/// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
-const POOL: usize = 4;
 /// Space kept free on the disk beyond what uploads claim.
 const SPARE_SPACE: u64 = 1 << 20;
 /// How many `name-N` variants are tried before giving up.
@@ -281,20 +279,15 @@ impl Store {
             .mode(0o600)
             .open(&tmp)?;
         let held = sweep::hold(&file)?;
-        let (tx, spare_rx, writer) = pipeline(file);
-        Ok(Upload {
+        Ok(Upload::new(upload::Begun {
             store: self.clone(),
             name: name.to_owned(),
-            tmp: Some(tmp),
-            declared: size,
-            received: 0,
-            tx: Some(tx),
-            spare: spare_rx,
-            allocated: 0,
-            writer: Some(writer),
-            _held: held,
-            _claim: claim,
-        })
+            tmp,
+            size,
+            file,
+            held,
+            claim,
+        }))
     }
 
     /// Opens a stored file for reading, with its size and SHA-256.
@@ -392,200 +385,6 @@ impl Drop for Claim {
             .inner
             .claimed
             .fetch_sub(self.bytes, Ordering::SeqCst);
-    }
-}
-
-/// The writer's outcome: the digest, or `None` when abandoned.
-type Writer = JoinHandle<io::Result<Option<[u8; 32]>>>;
-
-/// Starts an upload's two blocking tasks, the hasher then the writer:
-/// returns where to send blocks, where emptied buffers come back, and the
-/// writer (the hasher ends with its channels; only the writer has an
-/// outcome).
-fn pipeline(file: std::fs::File) -> (mpsc::Sender<Block>, mpsc::Receiver<Vec<u8>>, Writer) {
-    let (tx, rx) = mpsc::channel(POOL);
-    let (hashed_tx, hashed_rx) = mpsc::channel(POOL);
-    let (spare_tx, spare_rx) = mpsc::channel(POOL);
-    let hasher = tokio::task::spawn_blocking(move || hash_loop(rx, hashed_tx));
-    drop(hasher);
-    let writer = tokio::task::spawn_blocking(move || write_loop(file, hashed_rx, spare_tx));
-    (tx, spare_rx, writer)
-}
-
-/// What the socket side hands on, in order.
-enum Block {
-    Data(Vec<u8>),
-    /// Everything arrived: finish the hash.
-    Finish,
-}
-
-/// What the hasher hands the writer, in the same order.
-enum Hashed {
-    Data(Vec<u8>),
-    /// Everything hashed: sync and report this digest.
-    Finish([u8; 32]),
-}
-
-/// The hasher: hashes each buffer and passes it on to the writer, so that
-/// SHA-256 (most of an upload's CPU) and the copy into the file run side
-/// by side. Ends when told to finish, when the socket side is gone, or
-/// when the writer is (it failed: the socket side learns why from it).
-fn hash_loop(mut rx: mpsc::Receiver<Block>, tx: mpsc::Sender<Hashed>) {
-    let mut hasher = Sha256::new();
-    while let Some(block) = rx.blocking_recv() {
-        let (next, last) = match block {
-            Block::Data(buf) => {
-                hasher.update(&buf);
-                (Hashed::Data(buf), false)
-            }
-            Block::Finish => (Hashed::Finish(hasher.finalize_reset().into()), true),
-        };
-        if tx.blocking_send(next).is_err() || last {
-            return;
-        }
-    }
-}
-
-/// The writer: writes each hashed buffer, hands it back for reuse.
-/// Returns the digest when told to finish, `None` when abandoned.
-fn write_loop(
-    mut file: std::fs::File,
-    mut rx: mpsc::Receiver<Hashed>,
-    spare: mpsc::Sender<Vec<u8>>,
-) -> io::Result<Option<[u8; 32]>> {
-    while let Some(block) = rx.blocking_recv() {
-        match block {
-            Hashed::Data(mut buf) => {
-                file.write_all(&buf)?;
-                buf.clear();
-                let _ = spare.try_send(buf);
-            }
-            Hashed::Finish(digest) => {
-                file.sync_all()?;
-                return Ok(Some(digest));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// An upload in progress. Feed it with [`Upload::buffer`] and
-/// [`Upload::push`], end it with [`Upload::commit`]; dropped before that,
-/// it removes its temporary and nothing appears.
-pub struct Upload {
-    store: Store,
-    name: String,
-    tmp: Option<PathBuf>,
-    declared: u64,
-    received: u64,
-    tx: Option<mpsc::Sender<Block>>,
-    spare: mpsc::Receiver<Vec<u8>>,
-    allocated: usize,
-    writer: Option<Writer>,
-    /// Holds the temporary's lock, so a sweep (a new process, a restarted
-    /// instance) leaves it alone while this upload runs.
-    _held: sweep::Held,
-    _claim: Claim,
-}
-
-impl Upload {
-    /// Bytes still expected.
-    pub fn remaining(&self) -> u64 {
-        self.declared - self.received
-    }
-
-    /// An empty buffer with [`CHUNK`] bytes of capacity: a new one while
-    /// fewer than the pool exist, else one the writer has finished with.
-    pub async fn buffer(&mut self) -> Vec<u8> {
-        if self.allocated < POOL {
-            self.allocated += 1;
-            return Vec::with_capacity(CHUNK);
-        }
-        match self.spare.recv().await {
-            Some(buf) => buf,
-            // The writer is gone (it failed); push will report why.
-            None => Vec::with_capacity(CHUNK),
-        }
-    }
-
-    /// Hands a filled buffer to the writer.
-    ///
-    /// # Errors
-    /// More bytes than declared; the writer's I/O error (disk full, ...).
-    pub async fn push(&mut self, buf: Vec<u8>) -> Result<(), StoreError> {
-        let got = self.received + buf.len() as u64;
-        if got > self.declared {
-            return Err(StoreError::SizeMismatch {
-                declared: self.declared,
-                got,
-            });
-        }
-        self.received = got;
-        let sent = match &self.tx {
-            Some(tx) => tx.send(Block::Data(buf)).await.is_ok(),
-            None => false,
-        };
-        if !sent {
-            return Err(self.writer_error().await);
-        }
-        Ok(())
-    }
-
-    async fn writer_error(&mut self) -> StoreError {
-        self.tx = None;
-        match self.writer.take() {
-            Some(w) => match w.await {
-                Ok(Err(e)) => StoreError::Io(e),
-                Ok(Ok(_)) => StoreError::Io(io::Error::other("the writer stopped")),
-                Err(e) => StoreError::Io(io::Error::other(e.to_string())),
-            },
-            None => StoreError::Io(io::Error::other("the writer stopped")),
-        }
-    }
-
-    /// Finishes: checks the size, syncs, and links the file under the first
-    /// free variant of its name.
-    ///
-    /// # Errors
-    /// A short body; the writer's I/O error; no free name.
-    pub async fn commit(mut self) -> Result<FileInfo, StoreError> {
-        if self.received != self.declared {
-            return Err(StoreError::SizeMismatch {
-                declared: self.declared,
-                got: self.received,
-            });
-        }
-        let finished = match &self.tx {
-            Some(tx) => tx.send(Block::Finish).await.is_ok(),
-            None => false,
-        };
-        if !finished {
-            return Err(self.writer_error().await);
-        }
-        self.tx = None;
-        let digest = match self.writer.take() {
-            Some(w) => w.await.map_err(|e| io::Error::other(e.to_string()))??,
-            None => None,
-        }
-        .ok_or_else(|| io::Error::other("the writer stopped"))?;
-        let tmp = self.tmp.clone().expect("present until commit or drop");
-        let info = self
-            .store
-            .link_free(tmp, self.name.clone(), hex(&digest))
-            .await?;
-        // Linked under its name and unlinked as the temporary: nothing for
-        // Drop to remove.
-        self.tmp = None;
-        Ok(info)
-    }
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            // The writer may still hold the file open; unlinking is fine.
-            let _ = std::fs::remove_file(tmp);
-        }
     }
 }
 

@@ -1,0 +1,462 @@
+//! An upload in progress, in three stages: the socket side fills buffers;
+//! a blocking job hashes them (SHA-256) and hands each on to a second one
+//! that writes it into the temporary, so the hash (most of an upload's
+//! CPU) and the copy into the file run side by side.
+//!
+//! A stage's job runs only while buffers wait for it and ends when none
+//! do: an upload waiting for its peer holds no thread, so slow uploads
+//! cannot take the blocking pool that file reads and listings need. An
+//! upload holds at most [`POOL`] buffers of [`CHUNK`] bytes, whatever its
+//! size.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CHUNK, Claim, FileInfo, Store, StoreError, hex, sweep};
+use crate::sync::lock;
+
+/// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
+const POOL: usize = 4;
+
+/// How long a stage's job waits for the next buffer before it ends: longer
+/// than hashing one buffer takes, so a job lives through a steady upload.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// A stage: items queue here, and one blocking job at a time works through
+/// them with the stage's state, ending when the queue has stayed empty for
+/// [`LINGER`].
+struct Stage<S, I> {
+    shared: Arc<Shared<S, I>>,
+    work: fn(&mut S, I),
+}
+
+struct Shared<S, I> {
+    queue: Mutex<Queue<S, I>>,
+    /// Signalled when an item is queued while a job runs.
+    more: Condvar,
+}
+
+struct Queue<S, I> {
+    items: VecDeque<I>,
+    /// The state while no job runs; `None` while one does.
+    idle: Option<S>,
+}
+
+impl<S: Send + 'static, I: Send + 'static> Stage<S, I> {
+    fn new(state: S, work: fn(&mut S, I)) -> Self {
+        let queue = Queue {
+            items: VecDeque::with_capacity(POOL + 1),
+            idle: Some(state),
+        };
+        Stage {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(queue),
+                more: Condvar::new(),
+            }),
+            work,
+        }
+    }
+
+    /// Queues `item`, and starts a job if none is running.
+    fn send(&self, item: I) {
+        let state = {
+            let mut queue = lock(&self.shared.queue);
+            queue.items.push_back(item);
+            queue.idle.take()
+        };
+        let Some(state) = state else {
+            self.shared.more.notify_one();
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let work = self.work;
+        // Nothing waits for the job: it ends when the queue stays empty.
+        let job = tokio::task::spawn_blocking(move || drain(&shared, state, work));
+        drop(job);
+    }
+}
+
+/// A stage's job: works through the queue, then leaves the state behind.
+fn drain<S, I>(shared: &Shared<S, I>, mut state: S, work: fn(&mut S, I)) {
+    let mut queue = lock(&shared.queue);
+    loop {
+        if let Some(item) = queue.items.pop_front() {
+            drop(queue);
+            work(&mut state, item);
+            queue = lock(&shared.queue);
+            continue;
+        }
+        let (back, waited) = shared
+            .more
+            .wait_timeout(queue, LINGER)
+            .unwrap_or_else(PoisonError::into_inner);
+        queue = back;
+        if waited.timed_out() && queue.items.is_empty() {
+            queue.idle = Some(state);
+            return;
+        }
+    }
+}
+
+/// What the socket side hands the hasher, in order.
+enum Block {
+    Data(Vec<u8>),
+    /// Everything arrived: finish the hash.
+    Finish,
+}
+
+/// What the hasher hands the writer, in the same order.
+enum Hashed {
+    Data(Vec<u8>),
+    /// Everything hashed: sync and report this digest.
+    Finish([u8; 32]),
+}
+
+type Outcome = io::Result<[u8; 32]>;
+
+struct Hasher {
+    sha: Sha256,
+    next: Stage<Writer, Hashed>,
+}
+
+fn hash(h: &mut Hasher, block: Block) {
+    match block {
+        Block::Data(buf) => {
+            h.sha.update(&buf);
+            h.next.send(Hashed::Data(buf));
+        }
+        Block::Finish => h.next.send(Hashed::Finish(h.sha.finalize_reset().into())),
+    }
+}
+
+struct Writer {
+    file: File,
+    /// Where written buffers go back for reuse.
+    spare: Option<mpsc::Sender<Vec<u8>>>,
+    /// Taken when the upload is finished or has failed.
+    outcome: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Writer {
+    /// Reports the outcome, once; closing `spare` frees a socket side
+    /// waiting for a buffer.
+    fn end(&mut self, outcome: Outcome) {
+        self.spare = None;
+        if let Some(tx) = self.outcome.take() {
+            // The upload may be gone; then nobody asks.
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+fn write(w: &mut Writer, hashed: Hashed) {
+    if w.outcome.is_none() {
+        return; // failed: what still comes is dropped
+    }
+    match hashed {
+        Hashed::Data(mut buf) => match w.file.write_all(&buf) {
+            Ok(()) => {
+                buf.clear();
+                if let Some(spare) = &w.spare {
+                    let _ = spare.try_send(buf);
+                }
+            }
+            Err(e) => w.end(Err(e)),
+        },
+        Hashed::Finish(digest) => {
+            let synced = w.file.sync_all().map(|()| digest);
+            w.end(synced);
+        }
+    }
+}
+
+/// An upload in progress. Feed it with [`Upload::buffer`] and
+/// [`Upload::push`], end it with [`Upload::commit`]; dropped before that,
+/// it removes its temporary and nothing appears.
+pub struct Upload {
+    store: Store,
+    name: String,
+    tmp: Option<PathBuf>,
+    declared: u64,
+    received: u64,
+    hash: Stage<Hasher, Block>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    allocated: usize,
+    /// The writer's report; `None` once read.
+    outcome: Option<oneshot::Receiver<Outcome>>,
+    /// Holds the temporary's lock, so a sweep (a new process, a restarted
+    /// instance) leaves it alone while this upload runs.
+    _held: sweep::Held,
+    _claim: Claim,
+}
+
+/// What [`Store::begin`] made ready: the temporary, open, locked and
+/// claimed for.
+pub(super) struct Begun {
+    pub store: Store,
+    pub name: String,
+    pub tmp: PathBuf,
+    pub size: u64,
+    pub file: File,
+    pub held: sweep::Held,
+    pub claim: Claim,
+}
+
+impl Upload {
+    pub(super) fn new(begun: Begun) -> Upload {
+        let (spare_tx, spare) = mpsc::channel(POOL);
+        let (outcome_tx, outcome) = oneshot::channel();
+        let writer = Writer {
+            file: begun.file,
+            spare: Some(spare_tx),
+            outcome: Some(outcome_tx),
+        };
+        let hasher = Hasher {
+            sha: Sha256::new(),
+            next: Stage::new(writer, write),
+        };
+        Upload {
+            store: begun.store,
+            name: begun.name,
+            tmp: Some(begun.tmp),
+            declared: begun.size,
+            received: 0,
+            hash: Stage::new(hasher, hash),
+            spare,
+            allocated: 0,
+            outcome: Some(outcome),
+            _held: begun.held,
+            _claim: begun.claim,
+        }
+    }
+
+    /// Bytes still expected.
+    pub fn remaining(&self) -> u64 {
+        self.declared - self.received
+    }
+
+    /// An empty buffer with [`CHUNK`] bytes of capacity: a new one while
+    /// fewer than [`POOL`] exist, else one the writer has finished with.
+    pub async fn buffer(&mut self) -> Vec<u8> {
+        if self.allocated < POOL {
+            self.allocated += 1;
+            return Vec::with_capacity(CHUNK);
+        }
+        match self.spare.recv().await {
+            Some(buf) => buf,
+            // The writer has failed; push will say why.
+            None => Vec::with_capacity(CHUNK),
+        }
+    }
+
+    /// Hands a filled buffer on: hashed, then written.
+    ///
+    /// # Errors
+    /// More bytes than declared; the writer's I/O error (disk full, ...).
+    pub async fn push(&mut self, buf: Vec<u8>) -> Result<(), StoreError> {
+        let got = self.received + buf.len() as u64;
+        if got > self.declared {
+            return Err(StoreError::SizeMismatch {
+                declared: self.declared,
+                got,
+            });
+        }
+        let Some(rx) = &mut self.outcome else {
+            return Err(stopped());
+        };
+        match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            // Only a failure comes before Finish.
+            Ok(Err(e)) => {
+                self.outcome = None;
+                return Err(e.into());
+            }
+            Ok(Ok(_)) | Err(oneshot::error::TryRecvError::Closed) => {
+                self.outcome = None;
+                return Err(stopped());
+            }
+        }
+        self.received = got;
+        self.hash.send(Block::Data(buf));
+        Ok(())
+    }
+
+    /// Finishes: checks the size, waits for the hash and the last write,
+    /// syncs, and links the file under the first free variant of its name.
+    ///
+    /// # Errors
+    /// A short body; the writer's I/O error; no free name.
+    pub async fn commit(mut self) -> Result<FileInfo, StoreError> {
+        if self.received != self.declared {
+            return Err(StoreError::SizeMismatch {
+                declared: self.declared,
+                got: self.received,
+            });
+        }
+        self.hash.send(Block::Finish);
+        let digest = match self.outcome.take() {
+            Some(rx) => rx.await.map_err(|_| stopped())??,
+            None => return Err(stopped()),
+        };
+        let tmp = self.tmp.clone().expect("present until commit or drop");
+        let info = self
+            .store
+            .link_free(tmp, self.name.clone(), hex(&digest))
+            .await?;
+        // Linked under its name and unlinked as the temporary: nothing for
+        // Drop to remove.
+        self.tmp = None;
+        Ok(info)
+    }
+}
+
+/// The writer ended without a report (a job panicked), or was asked again.
+fn stopped() -> StoreError {
+    io::Error::other("the writer stopped").into()
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            // A job may still hold the file open; unlinking is fine.
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Buffers of a known pattern, as the socket side hands them on.
+    fn blocks(count: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| (0..CHUNK).map(|j| ((i * 31 + j) % 251) as u8).collect())
+            .collect()
+    }
+
+    async fn send(up: &mut Upload, block: &[u8]) -> Result<(), StoreError> {
+        let mut buf = up.buffer().await;
+        assert!(buf.is_empty() && buf.capacity() >= CHUNK);
+        buf.extend_from_slice(block);
+        up.push(buf).await
+    }
+
+    #[tokio::test]
+    async fn an_upload_hashes_and_writes_its_buffers_in_order_with_a_bounded_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data = blocks(4 * POOL);
+        let size = (data.len() * CHUNK) as u64;
+        let mut up = store.begin("pattern.bin", size).unwrap();
+        let mut seen = Vec::new();
+        for block in &data {
+            let mut buf = up.buffer().await;
+            if !seen.contains(&buf.as_ptr()) {
+                seen.push(buf.as_ptr());
+            }
+            buf.extend_from_slice(block);
+            up.push(buf).await.unwrap();
+        }
+        assert!(
+            seen.len() <= POOL,
+            "{} buffers for {} pushes",
+            seen.len(),
+            data.len()
+        );
+        let info = up.commit().await.unwrap();
+        let whole = data.concat();
+        assert_eq!(info.sha256, hex(&Sha256::digest(&whole)));
+        let stored = std::fs::read(store.dir().join("pattern.bin")).unwrap();
+        assert!(stored == whole, "the stored bytes differ");
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut up = store.begin("fails.bin", (4 * POOL * CHUNK) as u64).unwrap();
+        // The temporary opened for reading only: its first write fails (EBADF).
+        let tmp = up.tmp.clone().unwrap();
+        {
+            let mut hashing = lock(&up.hash.shared.queue);
+            let hasher = hashing.idle.as_mut().expect("no job yet");
+            let mut writing = lock(&hasher.next.shared.queue);
+            writing.idle.as_mut().expect("no job yet").file = File::open(&tmp).unwrap();
+        }
+        let mut failed = None;
+        for block in blocks(4 * POOL) {
+            // More than the pool: a failed writer must not leave the
+            // socket side waiting for a buffer.
+            let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut up, &block));
+            if let Err(e) = sent.await.expect("a buffer or an error") {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(e) => {
+                drop(up);
+                e
+            }
+            None => up.commit().await.expect_err("the write failed"),
+        };
+        assert!(
+            matches!(&err, StoreError::Io(e) if e.raw_os_error() == Some(nix::libc::EBADF)),
+            "{err}"
+        );
+        let left = std::fs::read_dir(store.dir()).unwrap().count();
+        assert_eq!(left, 0, "entries left in the folder");
+    }
+
+    /// A blocking pool of one thread: an upload that kept a thread while
+    /// waiting for its peer would leave none for the others.
+    #[test]
+    fn uploads_waiting_for_their_peers_hold_no_blocking_thread() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let all = async {
+            let data = blocks(2 * POOL);
+            let size = (data.len() * CHUNK) as u64;
+            let mut ups: Vec<_> = (0..3)
+                .map(|i| store.begin(&format!("u{i}.bin"), size).unwrap())
+                .collect();
+            // Interleaved, as three peers sending at once.
+            for block in &data {
+                for up in &mut ups {
+                    send(up, block).await.unwrap();
+                }
+            }
+            for up in ups {
+                up.commit().await.unwrap();
+            }
+        };
+        rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), all).await })
+            .expect("every upload finished with one blocking thread");
+        assert_eq!(
+            store
+                .inner
+                .claimed
+                .load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(store.dir()).unwrap().count(),
+            3,
+            "files stored"
+        );
+    }
+}
