@@ -958,3 +958,42 @@ async fn a_get_to_a_peer_that_never_reads_is_dropped_after_the_idle_timeout() {
     assert_closed_at_timeout("a get nobody reads", since, Instant::now(), idle);
     assert_eq!(h.stats.totals(Files).errors, 1);
 }
+
+/// Peers sending their uploads a byte at a time hold none of the server's
+/// threads: bytes go on to the hash and the file 256 KiB at a time, not
+/// per read, so a trickle starts no blocking job. (Handed on per read,
+/// each of these uploads kept a job, and so a thread, alive.)
+#[tokio::test]
+async fn uploads_trickled_a_byte_at_a_time_hold_no_server_threads() {
+    const UPLOADS: usize = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(dir.path(), &[FilesClassic], &[]).await;
+    let pid = served.child.id().expect("the server runs");
+    let addr = served.addr("files-classic");
+    let threads = || std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let mut peers = Vec::new();
+    for i in 0..UPLOADS {
+        let mut peer = TcpStream::connect(&addr).await.unwrap();
+        peer.set_nodelay(true).unwrap();
+        let name = format!("trickle-{i}.bin");
+        let header = classic::encode(name.as_bytes(), 1 << 20).unwrap();
+        peer.write_all(&header).await.unwrap();
+        peers.push(peer);
+    }
+    let before = threads();
+    let mut most = before;
+    let mut bytes = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for peer in &mut peers {
+            peer.write_all(b"x").await.unwrap();
+        }
+        bytes += 1;
+        most = most.max(threads());
+    }
+    assert!(bytes > 100, "only {bytes} bytes sent to each upload");
+    assert!(
+        most < before + UPLOADS / 4,
+        "{UPLOADS} trickling uploads ({bytes} bytes each): {most} threads, {before} before"
+    );
+}

@@ -300,13 +300,18 @@ async fn put(
     let idle = ctx.limits.idle_timeout;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
+        // Handed on full: one hash and one write per CHUNK received, not
+        // per read, however finely the peer sends.
         let want = upload.remaining().min(store::CHUNK as u64) as usize;
-        let n = tokio::time::timeout(idle, conn.read_into(&mut buf, want))
-            .await
-            .map_err(|_| ConnError::Timeout(idle))??;
-        if n == 0 {
-            // Dropping the upload removes its temporary.
-            return Err(ConnError::Truncated);
+        while buf.len() < want {
+            let left = want - buf.len();
+            let n = tokio::time::timeout(idle, conn.read_into(&mut buf, left))
+                .await
+                .map_err(|_| ConnError::Timeout(idle))??;
+            if n == 0 {
+                // Dropping the upload removes its temporary.
+                return Err(ConnError::Truncated);
+            }
         }
         if let Err(e) = upload.push(buf).await {
             // Its temporary goes now, not after the close has lingered.

@@ -152,17 +152,22 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut upload = shared.store.begin(&name, size)?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
-        let want = upload.remaining().min(store::CHUNK as u64);
-        let n = tokio::time::timeout(idle, (&mut *stream).take(want).read_buf(&mut buf))
-            .await
-            .map_err(|_| ClassicError::Idle(idle))??;
-        if n == 0 {
-            return Err(ClassicError::ShortBody {
-                got: size - upload.remaining(),
-                size,
-            });
+        // Handed on full: one hash and one write per CHUNK received, not
+        // per read, however finely the peer sends.
+        let want = upload.remaining().min(store::CHUNK as u64) as usize;
+        while buf.len() < want {
+            let left = (want - buf.len()) as u64;
+            let n = tokio::time::timeout(idle, (&mut *stream).take(left).read_buf(&mut buf))
+                .await
+                .map_err(|_| ClassicError::Idle(idle))??;
+            if n == 0 {
+                return Err(ClassicError::ShortBody {
+                    got: size - upload.remaining() + buf.len() as u64,
+                    size,
+                });
+            }
+            guard.received(&buf[buf.len() - n..]);
         }
-        guard.received(&buf[buf.len() - n..]);
         upload.push(buf).await?;
     }
     let info = upload.commit().await?;
