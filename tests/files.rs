@@ -970,7 +970,11 @@ async fn uploads_trickled_a_byte_at_a_time_hold_no_server_threads() {
     let served = common::Served::start(dir.path(), &[FilesClassic], &[]).await;
     let pid = served.child.id().expect("the server runs");
     let addr = served.addr("files-classic");
-    let threads = || std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
     let mut peers = Vec::new();
     for i in 0..UPLOADS {
         let mut peer = TcpStream::connect(&addr).await.unwrap();

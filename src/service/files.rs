@@ -28,7 +28,7 @@ use crate::audit::AuditLog;
 use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
-use crate::store::{self, FileInfo, Store};
+use crate::store::{self, FileInfo, Store, StoreError};
 use crate::wire::files::{FileEntry, FilesRequest, GetReply, ListReply, PutReply, Reply};
 use crate::wire::message::MAX_HEADER_LEN;
 use crate::wire::reply::Empty;
@@ -156,6 +156,14 @@ pub(super) fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
 /// sending a body that will not be read, and a close with unread input
 /// resets the connection: the peer's kernel would then drop the refusal
 /// before the peer read it.
+/// Logs an upload that failed on the server's side (the disk full, a
+/// write refused): the peer is told why, and so is the operator.
+pub(super) fn log_store_failure(ctx: &TcpCtx, e: &StoreError) {
+    if let StoreError::Io(io) = e {
+        tracing::warn!(service = %ctx.id, "an upload could not be stored: {io}");
+    }
+}
+
 pub(super) async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
     let sent = conn.write_message(&refusal(why), &[]).await;
     super::accept::linger_close(conn.stream_mut()).await;
@@ -286,6 +294,9 @@ async fn put(
         store::check_size(size, shared.max_file_bytes)?;
         shared.store.begin(&name, size)
     });
+    if let Err(e) = &checked {
+        log_store_failure(ctx, e);
+    }
     let mut upload = match checked {
         Ok(u) => u,
         Err(e) if size == 0 => {
@@ -314,6 +325,7 @@ async fn put(
             }
         }
         if let Err(e) = upload.push(buf).await {
+            log_store_failure(ctx, &e);
             // Its temporary goes now, not after the close has lingered.
             drop(upload);
             refuse_and_close(conn, &e).await?;
@@ -334,6 +346,7 @@ async fn put(
             Ok(true)
         }
         Err(e) => {
+            log_store_failure(ctx, &e);
             conn.write_message(&refusal(&e), &[]).await?;
             Ok(true)
         }

@@ -149,7 +149,10 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let size = header
         .checked_size(shared.max_file_bytes)
         .map_err(|e| ClassicError::Refused(e.to_string()))?;
-    let mut upload = shared.store.begin(&name, size)?;
+    let mut upload = shared
+        .store
+        .begin(&name, size)
+        .inspect_err(|e| super::files::log_store_failure(ctx, e))?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
         // Handed on full: one hash and one write per CHUNK received, not
@@ -168,9 +171,15 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             guard.received(&buf[buf.len() - n..]);
         }
-        upload.push(buf).await?;
+        upload
+            .push(buf)
+            .await
+            .inspect_err(|e| super::files::log_store_failure(ctx, e))?;
     }
-    let info = upload.commit().await?;
+    let info = upload
+        .commit()
+        .await
+        .inspect_err(|e| super::files::log_store_failure(ctx, e))?;
     ctx.stats.observe_upload(&ctx.id, started.elapsed());
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     super::files::record_stored(ctx, &shared.audit, guard, &info, millis).await;
