@@ -152,10 +152,6 @@ pub(super) fn refusal(why: impl std::fmt::Display) -> Reply<Empty> {
     Reply::refused(why)
 }
 
-/// Sends a refusal, then closes without a reset. The peer may still be
-/// sending a body that will not be read, and a close with unread input
-/// resets the connection: the peer's kernel would then drop the refusal
-/// before the peer read it.
 /// Logs an upload that failed on the server's side (the disk full, a
 /// write refused): the peer is told why, and so is the operator.
 pub(super) fn log_store_failure(ctx: &TcpCtx, e: &StoreError) {
@@ -164,6 +160,10 @@ pub(super) fn log_store_failure(ctx: &TcpCtx, e: &StoreError) {
     }
 }
 
+/// Sends a refusal, then closes without a reset. The peer may still be
+/// sending a body that will not be read, and a close with unread input
+/// resets the connection: the peer's kernel would then drop the refusal
+/// before the peer read it.
 pub(super) async fn refuse_and_close(conn: &mut Conn, why: impl std::fmt::Display) -> Result<(), ConnError> {
     let sent = conn.write_message(&refusal(why), &[]).await;
     super::accept::linger_close(conn.stream_mut()).await;
