@@ -3,12 +3,16 @@
 //! Both stream: a body goes from any `AsyncRead` to the socket and from the
 //! socket to any `AsyncWrite` through one fixed buffer, hashed with SHA-256
 //! on the way, so the server's hash can be checked against our own. A
-//! `progress` callback hears the running byte count.
+//! `progress` callback hears the running byte count. (The dashboard's relay
+//! hands on an HTTP body's chunks as they came, hashed by the service alone:
+//! [`FilesClient::put_hashed_by_service`].)
 
 use std::time::Duration;
 
 mod resume;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -122,28 +126,46 @@ impl FilesClient {
             .await
     }
 
-    /// Like [`FilesClient::put`] without hashing on this side: for the
-    /// dashboard's relay, whose files service is its own, in the same
+    /// Like [`FilesClient::put`] for a body that arrives as chunks already
+    /// in memory (an HTTP request's body), without hashing on this side: for
+    /// the dashboard's relay, whose files service is its own, in the same
     /// process. That service hashes what it stores and says so; hashing the
     /// same bytes here too would check only a copy between two buffers of
     /// one process, and doubled the CPU an upload through the dashboard
     /// cost (SHA-256 was half of it, measured). The stored size is still
     /// checked.
     ///
+    /// Each chunk is written to the socket as it came (no copy into a
+    /// buffer of ours: one `send` per chunk, where a buffer of `CHUNK`
+    /// split hyper's 408 KiB chunks in two) and let go before the next is
+    /// asked for. Bytes past `size` are not sent.
+    ///
     /// # Errors
     /// As [`FilesClient::put`], without [`ClientError::Integrity`] for the
-    /// hash.
+    /// hash; a chunk's error as [`ClientError::Local`].
     pub async fn put_hashed_by_service(
         &mut self,
         name: &str,
         size: u64,
-        body: impl AsyncRead + Unpin,
+        mut chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Unpin,
     ) -> Result<Stored, ClientError> {
-        self.put_checked(name, size, body, |_| {}, Check::ServiceOnly)
-            .await
+        self.begin_put(name, size).await?;
+        let local = |source| ClientError::Local {
+            path: name.to_owned(),
+            source,
+        };
+        let mut sent = 0u64;
+        while sent < size {
+            let Some(mut chunk) = chunks.next().await.transpose().map_err(local)? else {
+                return Err(local(ended_early(sent, size)));
+            };
+            chunk.truncate((size - sent).min(chunk.len() as u64) as usize);
+            self.send_body(&chunk).await?;
+            sent += chunk.len() as u64;
+        }
+        self.finish_put(size, Check::ServiceOnly, None).await
     }
 
-    #[allow(clippy::too_many_lines)]
     async fn put_checked(
         &mut self,
         name: &str,
@@ -152,17 +174,7 @@ impl FilesClient {
         mut progress: impl FnMut(u64),
         check: Check<'_>,
     ) -> Result<Stored, ClientError> {
-        let addr = self.addr.clone();
-        let request = FilesRequest::Put {
-            name: name.to_owned(),
-            total: None,
-            partial: None,
-            offset: None,
-        };
-        self.conn
-            .write_header(&request, size)
-            .await
-            .map_err(|e| conn_error(&addr, e))?;
+        self.begin_put(name, size).await?;
         let mut hasher = matches!(check, Check::Hash).then(Sha256::new);
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
@@ -178,44 +190,77 @@ impl FilesClient {
             if n == 0 {
                 return Err(ClientError::Local {
                     path: name.to_owned(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("ended after {sent} of {size} bytes"),
-                    ),
+                    source: ended_early(sent, size),
                 });
             }
             if let Some(h) = &mut hasher {
                 h.update(&buf[..n]);
             }
-            let wrote = deadline(&addr, self.timeout, async {
-                self.conn
-                    .write_body(&buf[..n])
-                    .await
-                    .map_err(|e| ClientError::io(&addr, e))
-            })
-            .await;
-            if let Err(e) = wrote {
-                // Refused early (too large, no space)? Its reason beats a reset.
-                return Err(match self.reply::<PutReply>().await {
-                    Err(refusal @ ClientError::Rejected { .. }) => refusal,
-                    _ => e,
-                });
-            }
+            self.send_body(&buf[..n]).await?;
             sent += n as u64;
             progress(sent);
         }
+        let ours = hasher.map(|h| hex(&h.finalize()));
+        self.finish_put(size, check, ours).await
+    }
+
+    /// A put's header: the request and the body's size.
+    async fn begin_put(&mut self, name: &str, size: u64) -> Result<(), ClientError> {
+        let request = FilesRequest::Put {
+            name: name.to_owned(),
+            total: None,
+            partial: None,
+            offset: None,
+        };
+        let addr = &self.addr;
+        self.conn
+            .write_header(&request, size)
+            .await
+            .map_err(|e| conn_error(addr, e))
+    }
+
+    /// Writes body bytes within the timeout. A write that fails because the
+    /// server refused early (too large, no space) and closed reports the
+    /// refusal, whose reason beats a reset.
+    async fn send_body(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        let wrote = deadline(&addr, self.timeout, async {
+            self.conn
+                .write_body(bytes)
+                .await
+                .map_err(|e| ClientError::io(&addr, e))
+        })
+        .await;
+        match wrote {
+            Ok(()) => Ok(()),
+            Err(e) => Err(match self.reply::<PutReply>().await {
+                Err(refusal @ ClientError::Rejected { .. }) => refusal,
+                _ => e,
+            }),
+        }
+    }
+
+    /// After the body: the server's reply, its size and hash checked
+    /// against `size` and `ours` (the hash computed while sending, if any).
+    async fn finish_put(
+        &mut self,
+        size: u64,
+        check: Check<'_>,
+        ours: Option<String>,
+    ) -> Result<Stored, ClientError> {
+        let addr = &self.addr;
         self.conn
             .flush()
             .await
-            .map_err(|e| ClientError::io(&addr, e))?;
+            .map_err(|e| ClientError::io(addr, e))?;
         let (reply, _) = self.reply::<PutReply>().await?;
         let stored = Stored {
             name: reply.name,
             size: reply.stored_size,
             sha256: reply.sha256,
         };
-        let ours = match (hasher, check) {
-            (Some(h), _) => hex(&h.finalize()),
+        let ours = match (ours, check) {
+            (Some(ours), _) => ours,
             (None, Check::Known(sha256)) => sha256.to_owned(),
             (None, _) => stored.sha256.clone(),
         };
@@ -428,6 +473,14 @@ impl ClassicClient {
             detail: detail.to_owned(),
         }
     }
+}
+
+/// A body that ended before the `size` its header announced.
+fn ended_early(sent: u64, size: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("ended after {sent} of {size} bytes"),
+    )
 }
 
 /// How an upload's stored SHA-256 is checked.
