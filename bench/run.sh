@@ -214,17 +214,22 @@ else
     for p in 0 110; do wait_port $((BASE + p)); done
 fi
 
-# Waits (at most 30 s) until process $1 is nearly idle (<= 2 ticks in 0.5 s):
-# a Python server still unwinding thousands of connections would otherwise
-# slow the next run down, whichever server it measures.
+# settle PID [THREADS]: waits (at most 120 s) until process PID is nearly
+# idle (<= 2 ticks in 0.5 s) and, given THREADS, has at most that many
+# threads left: a Python server still unwinding thousands of connections
+# would otherwise slow the next run down, whichever server it measures, or
+# time it out. Its 10,000 threads took 40 s of both cores to end on a fresh
+# machine (2026-12-07), busy all along; 30 s was not enough.
 settle() {
-    local a b
-    for _ in $(seq 1 60); do
+    local a b threads
+    for _ in $(seq 1 240); do
+        threads=$(awk '/^Threads:/ {print $2}' "/proc/$1/status")
         a=$(awk '{print $14 + $15}' "/proc/$1/stat")
         sleep 0.5
         b=$(awk '{print $14 + $15}' "/proc/$1/stat")
-        if [ $((b - a)) -le 2 ]; then return 0; fi
+        if [ "$threads" -le "${2:-$threads}" ] && [ $((b - a)) -le 2 ]; then return 0; fi
     done
+    echo "process $1 did not settle in 120 s" >&2
 }
 
 # run LABEL ARGS... : one `switchboard bench` run, its JSON kept as
@@ -363,7 +368,7 @@ run idle-sb idle $E -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_sb" --timeout 
 if [ -z "$QUICK" ]; then
     run idle-bare idle $BE -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_bare_echo" --timeout 30s
     run idle-py idle $PE -c "$IDLE_CONNS" --hold 3s --server-pid "$PID_py_echo" --timeout 30s
-    settle "$PID_py_echo"
+    settle "$PID_py_echo" 2
 fi
 
 echo "echo, 64 B round trips" >&2
@@ -378,7 +383,7 @@ for conns in "${ECHO_CONNS[@]}"; do
                     # Python's threaded server is not run at 10,000 threads.
                     if [ "$conns" -gt 5000 ]; then continue; fi
                     run "echo-py-$conns-$r" echo $PE -c "$conns" -d "${SECS}s" --server-pid "$PID_py_echo" --timeout 10s
-                    settle "$PID_py_echo"
+                    settle "$PID_py_echo" 2
                     ;;
             esac
         done
