@@ -163,7 +163,7 @@ impl FilesClient {
             self.send_body(&chunk).await?;
             sent += chunk.len() as u64;
         }
-        self.finish_put(size, Check::ServiceOnly, None).await
+        self.finish_put(size, None).await
     }
 
     async fn put_checked(
@@ -200,8 +200,11 @@ impl FilesClient {
             sent += n as u64;
             progress(sent);
         }
-        let ours = hasher.map(|h| hex(&h.finalize()));
-        self.finish_put(size, check, ours).await
+        let expected = match check {
+            Check::Hash => hasher.map(|h| hex(&h.finalize())),
+            Check::Known(sha256) => Some(sha256.to_owned()),
+        };
+        self.finish_put(size, expected).await
     }
 
     /// A put's header: the request and the body's size.
@@ -223,12 +226,15 @@ impl FilesClient {
     /// server refused early (too large, no space) and closed reports the
     /// refusal, whose reason beats a reset.
     async fn send_body(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        let addr = self.addr.clone();
-        let wrote = deadline(&addr, self.timeout, async {
-            self.conn
-                .write_body(bytes)
+        let Self {
+            conn,
+            addr,
+            timeout,
+        } = self;
+        let wrote = deadline(addr, *timeout, async {
+            conn.write_body(bytes)
                 .await
-                .map_err(|e| ClientError::io(&addr, e))
+                .map_err(|e| ClientError::io(addr, e))
         })
         .await;
         match wrote {
@@ -240,13 +246,12 @@ impl FilesClient {
         }
     }
 
-    /// After the body: the server's reply, its size and hash checked
-    /// against `size` and `ours` (the hash computed while sending, if any).
+    /// After the body: the server's reply, its size checked against `size`
+    /// and its hash against `expected` (none: the service's hash is taken).
     async fn finish_put(
         &mut self,
         size: u64,
-        check: Check<'_>,
-        ours: Option<String>,
+        expected: Option<String>,
     ) -> Result<Stored, ClientError> {
         let addr = &self.addr;
         self.conn
@@ -259,11 +264,7 @@ impl FilesClient {
             size: reply.stored_size,
             sha256: reply.sha256,
         };
-        let ours = match (ours, check) {
-            (Some(ours), _) => ours,
-            (None, Check::Known(sha256)) => sha256.to_owned(),
-            (None, _) => stored.sha256.clone(),
-        };
+        let ours = expected.unwrap_or_else(|| stored.sha256.clone());
         if stored.sha256 != ours || stored.size != size {
             return Err(ClientError::Integrity {
                 name: stored.name,
@@ -490,6 +491,4 @@ enum Check<'a> {
     Hash,
     /// Against a hash the caller knows.
     Known(&'a str),
-    /// Not here: the service hashed what it stored (the size is checked).
-    ServiceOnly,
 }
