@@ -223,6 +223,7 @@ fi
 settle() {
     local a b threads
     for _ in $(seq 1 240); do
+        [ -d "/proc/$1" ] || return 0 # it ended: nothing to wait for
         threads=$(awk '/^Threads:/ {print $2}' "/proc/$1/status")
         a=$(awk '{print $14 + $15}' "/proc/$1/stat")
         sleep 0.5
