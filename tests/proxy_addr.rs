@@ -233,6 +233,77 @@ async fn exec_audit_lines_name_the_client_behind_haproxy() {
     assert!(peer.starts_with("127.0.0.1:"), "{}", lines[0]);
 }
 
+/// The dashboard's own relays reach services that take connections through
+/// a proxy only, plain and TLS: nothing stands between the dashboard and its
+/// services to send a PROXY header. Anyone else connecting direct is still
+/// refused, and a TLS client is told why.
+#[tokio::test]
+async fn the_dashboards_relays_reach_services_behind_a_proxy_and_strangers_do_not() {
+    use axum::body::Body;
+    use axum::http::{StatusCode, header};
+    use common::web::{Web, base};
+    use switchboard::config::ServiceTls;
+    use switchboard::kind::ServiceKind::Files;
+    let w = Web::start_with(|c| {
+        for kind in [Echo, Exec, Files] {
+            c.service_mut(kind).tcp_mut().accept_proxy = trusted_proxy();
+        }
+        for kind in [Exec, Files] {
+            c.service_mut(kind).tls = ServiceTls::Shared;
+        }
+    })
+    .await;
+    let admin = w.admin().await;
+    let r = w
+        .send(admin.act_json(
+            "POST",
+            "/api/v1/services/echo/send",
+            &serde_json::json!({"text": "through no proxy"}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["reply"], "THROUGH NO PROXY");
+    let r = w
+        .send(admin.act_json(
+            "POST",
+            "/api/v1/exec",
+            &serde_json::json!({"argv": ["echo", "relayed"]}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("relayed"), "{}", r.body);
+    let body = b"behind a proxy".to_vec();
+    let put = base("PUT", "/api/v1/files/p.txt")
+        .header(header::COOKIE, &admin.cookie)
+        .header("x-csrf-token", &admin.csrf)
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let r = w.send(put).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = w.send(admin.get("/api/v1/files/p.txt")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body.as_bytes(), body);
+    // A TLS client straight from 127.0.0.1 (not the trusted proxy) reads
+    // the refusal as an alert and is told what it means.
+    let cert = w.h.dir.path().join("tls-cert.pem");
+    let tls = switchboard::tls::ClientTls::new(&switchboard::tls::Trust::Ca(cert)).unwrap();
+    let err = switchboard::client::FilesClient::connect_tls(
+        &w.h.target(Files),
+        TEST_KEY.as_bytes(),
+        GUARD,
+        Some(&tls),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(err, switchboard::client::ClientError::TurnedAway { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("trusted proxy"), "{err}");
+}
+
 /// A sign-in request from `from` to the dashboard at `addr`, with `extra`
 /// header lines (each ending in CRLF).
 async fn sign_in_from(

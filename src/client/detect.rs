@@ -133,6 +133,35 @@ pub(crate) async fn probe(addr: std::net::SocketAddr, within: Duration) -> Optio
         .map(|der| crate::tls::fingerprint(&der))
 }
 
+/// The error for a TLS handshake a switchboard port turned away with one
+/// of its refusal alerts, or `None` for any other failure. The alert is
+/// all a TLS client reads there (a plain client reads a line instead).
+pub(crate) fn turned_away(addr: &str, e: &std::io::Error) -> Option<ClientError> {
+    use rustls::AlertDescription::{AccessDenied, InternalError};
+    let alert = match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(alert)) => *alert,
+        _ => return None,
+    };
+    let reason = match alert {
+        AccessDenied => {
+            "TLS alert access_denied: the port takes connections through a trusted proxy only \
+             (accept_proxy); connect to the proxy in front of it"
+        }
+        InternalError => {
+            "TLS alert internal_error before the handshake (a switchboard port says this when it \
+             is at a connection limit); try again later"
+        }
+        _ => return None,
+    };
+    Some(ClientError::TurnedAway {
+        addr: addr.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
 /// The error for a `--tls` handshake with `addr` that met no TLS, or
 /// `None` when the failure was TLS's own (a certificate, a version).
 pub(crate) fn not_tls(addr: &str, e: &std::io::Error) -> Option<ClientError> {

@@ -297,6 +297,9 @@ pub(crate) fn tls_failed(addr: &str, e: &std::io::Error) -> ClientError {
     if let Some(plain) = detect::not_tls(addr, e) {
         return plain;
     }
+    if let Some(refused) = detect::turned_away(addr, e) {
+        return refused;
+    }
     ClientError::Tls {
         addr: addr.to_owned(),
         reason: crate::tls::describe(e),

@@ -224,7 +224,7 @@ impl Admission {
     /// a line of text would only break its handshake.
     fn refuse(&self, stream: &listen::Stream, message: &str) {
         if self.tls {
-            listen::refuse(stream, &TLS_REFUSAL_ALERT);
+            listen::refuse(stream, &listen::TLS_INTERNAL_ERROR);
         } else {
             refuse(stream, message);
         }
@@ -253,10 +253,6 @@ impl Admission {
         true
     }
 }
-
-/// A TLS 1.2-framed fatal `internal_error` alert, sent in the clear before
-/// any handshake message (which TLS allows): what a refused TLS client reads.
-const TLS_REFUSAL_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80];
 
 /// How long admitting a newcomer waits for an evicted connection's slot.
 const EVICT_WAIT: Duration = Duration::from_secs(1);

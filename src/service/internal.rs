@@ -1,6 +1,7 @@
 //! Connections this process makes to its own TCP services — the dashboard's
-//! relays (Send, exec, files, the WebSocket relay) and tcp-proxies in front
-//! of a loopback upstream — all come from 127.0.0.1. Counted as that
+//! relays (Send, exec, files, the WebSocket relay, the labs, a capture's
+//! replay) and tcp-proxies in front of a loopback upstream — all come from
+//! 127.0.0.1. Counted as that
 //! address's, a few dozen of them would fill `max_connections_per_peer`
 //! for every other local client.
 //!
@@ -12,7 +13,10 @@
 //! (the dashboard's session, WebSocket and live-stream caps, the proxy's
 //! own `max_connections`), which bound how many there can be. A mark
 //! cannot be forged from outside: it lives in this process's memory, and
-//! only the address of a socket this process bound is ever entered.
+//! only the address of a socket this process bound is ever entered. A port
+//! behind a proxy (`accept_proxy`) lets a marked connection in without the
+//! PROXY header it asks of everyone else: nothing stands between us and
+//! ourselves to send one (see `proxy_header`).
 //!
 //! Bounds: at most [`MAX_MARKED`] marks wait at once (past that, a
 //! connection is simply not marked and counts as 127.0.0.1's); a mark not
@@ -70,6 +74,12 @@ fn unmark(local: SocketAddr) {
     lock(marks()).remove(&local);
 }
 
+/// Whether `peer` is one of our own marked connections, the mark left for
+/// [`take`] (a port behind a proxy lets ours through without a header).
+pub fn is_ours(peer: SocketAddr) -> bool {
+    peer.ip().is_loopback() && lock(marks()).contains_key(&peer)
+}
+
 /// At accept: whether `peer` is one of our own marked connections (the
 /// mark is used up).
 pub fn take(peer: SocketAddr) -> bool {
@@ -109,10 +119,12 @@ mod tests {
         let to = listener.local_addr().unwrap();
         let _ours = connect(to).await.unwrap();
         let (_, peer) = listener.accept().await.unwrap();
+        assert!(is_ours(peer), "seen without being used up");
         assert!(take(peer));
         assert!(!take(peer), "a mark is used once");
         let _theirs = TcpStream::connect(to).await.unwrap();
         let (_, peer) = listener.accept().await.unwrap();
+        assert!(!is_ours(peer));
         assert!(!take(peer));
         assert!(!active());
         assert!(scope(async { active() }).await);

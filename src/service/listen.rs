@@ -114,6 +114,18 @@ pub(crate) fn try_write(stream: &Stream, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// A TLS 1.2-framed fatal alert, sent in the clear before any handshake
+/// message (which TLS allows): what a refused TLS client reads.
+const fn tls_alert(description: u8) -> [u8; 7] {
+    [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]
+}
+
+/// `internal_error`: refused at a connection cap.
+pub(crate) const TLS_INTERNAL_ERROR: [u8; 7] = tls_alert(80);
+/// `access_denied`: a port behind a proxy (`accept_proxy`) refusing a
+/// connection that did not come through it.
+pub(crate) const TLS_ACCESS_DENIED: [u8; 7] = tls_alert(49);
+
 /// A peer's last words from us before a close: reads (and drops) what it
 /// has already sent, then writes `bytes`, both at once and never waiting.
 /// Both go straight to the socket: tokio's `try_write` on a socket accepted
@@ -238,7 +250,7 @@ impl Listener {
         match &self.socket {
             Bound::Tcp(l) => {
                 let (s, addr) = match &self.proxy {
-                    Some(intake) => intake.accept(l).await?,
+                    Some(intake) => intake.accept(l, self.tls.is_some()).await?,
                     None => l.accept().await?,
                 };
                 // Echo-style request/response is latency-bound: no Nagle delay.

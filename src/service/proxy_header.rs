@@ -11,6 +11,13 @@
 //! and only the header's bytes are consumed, so the service's first byte is
 //! still in the socket: no buffer to carry over, splice and TLS still work.
 //!
+//! This process's own connections (the dashboard's relays, a tcp-proxy in
+//! front of one of its own services) come straight from loopback, with no
+//! proxy in between and so no header: a connection marked as ours (see
+//! `service::internal`) is let through as it is, its peer its own address.
+//! A refused peer reads one line of text, or on a TLS port a TLS
+//! `access_denied` alert (what a TLS client can read before a handshake).
+//!
 //! It does not speak for UDP (no PROXY header there), unix sockets (no
 //! peer address to trust) or the dashboard (see `web::client_addr`, which
 //! uses [`read_header`]).
@@ -143,13 +150,23 @@ impl ProxyIntake {
     ///
     /// # Cancel safety
     /// Cancel safe: headers being read stay with the intake.
-    pub async fn accept(&self, listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_accept(listener, cx)).await
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+        tls: bool,
+    ) -> std::io::Result<(TcpStream, SocketAddr)> {
+        let refusal: &'static [u8] = if tls {
+            &super::listen::TLS_ACCESS_DENIED
+        } else {
+            REFUSAL_LINE
+        };
+        std::future::poll_fn(|cx| self.poll_accept(listener, refusal, cx)).await
     }
 
     fn poll_accept(
         &self,
         listener: &TcpListener,
+        refusal: &'static [u8],
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<(TcpStream, SocketAddr)>> {
         let mut pending = lock(&self.pending);
@@ -165,10 +182,15 @@ impl ProxyIntake {
             }
             match listener.poll_accept(cx) {
                 Poll::Ready(Ok((stream, peer))) => {
+                    // Ours: no proxy in between, no header to read. The
+                    // mark stays for admission to take.
+                    if super::internal::is_ours(peer) {
+                        return Poll::Ready(Ok((stream, peer)));
+                    }
                     if !self.trusted.contains(peer.ip()) {
                         let why = ProxyRefusal::Untrusted(peer.ip(), self.trusted.to_string());
                         self.log.refused(peer, &why);
-                        refuse(&stream);
+                        super::listen::last_words(&stream, refusal);
                         continue;
                     }
                     let log = self.log.clone();
@@ -178,7 +200,7 @@ impl ProxyIntake {
                             Ok(addresses) => Some((stream, client_of(&addresses, peer))),
                             Err(why) => {
                                 log.refused(peer, &why);
-                                refuse(&stream);
+                                super::listen::last_words(&stream, refusal);
                                 None
                             }
                         }
@@ -191,13 +213,9 @@ impl ProxyIntake {
     }
 }
 
-/// The one line a refused peer may read before the close.
-fn refuse(stream: &TcpStream) {
-    super::listen::last_words(
-        stream,
-        b"switchboard: this port takes connections through a trusted proxy only\n",
-    );
-}
+/// The one line a refused plain-text peer may read before the close.
+const REFUSAL_LINE: &[u8] =
+    b"switchboard: this port takes connections through a trusted proxy only\n";
 
 /// Logs refusals at warn, at most [`LOG_BURST`] a minute, then one line
 /// saying how many more there were: a flood of strangers must not flood

@@ -323,7 +323,10 @@ pub async fn replay(
         max_reply_bytes: MAX_JSON_BYTES,
         ..crate::replay::Limits::default()
     };
-    let outcome = crate::replay::run(&conversation, &addr, &limits).await;
+    // Marked as ours, like the relays (see `service::internal`): it holds
+    // no slot of 127.0.0.1's, and a port behind a proxy lets it in.
+    let outcome =
+        crate::service::internal::scope(crate::replay::run(&conversation, &addr, &limits)).await;
     state
         .audit()
         .record(crate::audit::AuditEvent::Replay {

@@ -163,7 +163,9 @@ pub async fn sticky_exec(
             None => None,
         };
         let via = proxy.as_ref().map_or(target.as_str(), LabProxy::addr);
-        sides.push(side(&state, name, &settings, via, &req.commands).await);
+        // Marked as ours, like every relay (see `service::internal`).
+        let run = side(&state, name, &settings, via, &req.commands);
+        sides.push(crate::service::internal::scope(run).await);
         if let Some(proxy) = proxy {
             proxy.close().await;
         }
