@@ -26,16 +26,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::wire::hex;
 pub mod delete;
 mod link;
 mod list;
 pub mod partial;
+mod sha;
 mod sweep;
 mod upload;
 
+pub use sha::Sha256;
 pub use upload::Upload;
 
 /// Longest stored name, in bytes (room left for `new_` and `-NNN`).

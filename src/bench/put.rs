@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use crate::store::Sha256;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{BenchError, OpError, Plan, Report, Worker, run};

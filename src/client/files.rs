@@ -11,11 +11,11 @@ use std::time::Duration;
 
 mod resume;
 
+use crate::store::Sha256;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::exec::conn_error;

@@ -30,9 +30,8 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use super::{Claim, FileInfo, Store, StoreError};
+use super::{Claim, FileInfo, Sha256, Store, StoreError};
 use crate::sync::lock;
 use crate::wire::hex;
 pub use write::{Checksum, Patch};
@@ -338,7 +337,7 @@ impl Partials {
             let _ = std::fs::remove_file(self.data(&id));
             return Err(StoreError::from(e).into());
         }
-        Ok(self.insert(meta, 0, Some(sha2::Digest::new()), claim))
+        Ok(self.insert(meta, 0, Some(Sha256::new()), claim))
     }
 
     fn write_meta(&self, meta: &Meta) -> io::Result<()> {
@@ -471,7 +470,7 @@ impl Partials {
         state: &mut State,
     ) -> Result<FileInfo, PartialError> {
         let digest = match state.hasher.clone() {
-            Some(h) => hex(&sha2::Digest::finalize(h)),
+            Some(h) => hex(&h.finalize()),
             None => {
                 let path = self.data(&partial.id);
                 tokio::task::spawn_blocking(move || super::hash_file(&path))

@@ -16,10 +16,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CHUNK, Claim, FileInfo, Store, StoreError, hex, sweep};
+use super::{CHUNK, Claim, FileInfo, Sha256, Store, StoreError, hex, sweep};
 use crate::sync::lock;
 
 /// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
@@ -132,7 +131,9 @@ fn hash(h: &mut Hasher, block: Block) {
             h.sha.update(&buf);
             h.next.send(Hashed::Data(buf));
         }
-        Block::Finish => h.next.send(Hashed::Finish(h.sha.finalize_reset().into())),
+        Block::Finish => h
+            .next
+            .send(Hashed::Finish(std::mem::take(&mut h.sha).finalize())),
     }
 }
 

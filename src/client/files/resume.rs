@@ -7,7 +7,7 @@
 
 use std::io::SeekFrom;
 
-use sha2::{Digest, Sha256};
+use crate::store::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeek, AsyncSeekExt};
 
 use super::super::{ClientError, deadline};

@@ -82,7 +82,7 @@ async fn parts_resume_after_a_reopen_and_complete_under_the_name() {
     assert_eq!(
         info.sha256,
         hex(&sha2::Digest::finalize(
-            <Sha256 as sha2::Digest>::new_with_prefix(&data)
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)
         ))
     );
     assert_eq!(std::fs::read(dir.path().join("files/a.bin")).unwrap(), data);
