@@ -153,7 +153,10 @@ impl Admission {
         };
         // Our own relays and proxies hold no per-address slot: they are
         // bounded by their own budgets (see `internal.rs`).
-        let ours = matches!(peer, Peer::Inet(addr) if super::internal::take(addr));
+        let ours = match peer {
+            Peer::Inet(addr) => super::internal::take(addr, || stream.local_inet_addr()),
+            Peer::Unix => false,
+        };
         let peer_slot = match ip {
             Some(ip) if !ours => Some(self.peer_slot(ctx, stream, peer, ip)?),
             _ => None,

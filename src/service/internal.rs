@@ -13,7 +13,10 @@
 //! (the dashboard's session, WebSocket and live-stream caps, the proxy's
 //! own `max_connections`), which bound how many there can be. A mark
 //! cannot be forged from outside: it lives in this process's memory, and
-//! only the address of a socket this process bound is ever entered. A port
+//! only the address of a socket this process bound is ever entered, with
+//! the address it connects to: a mark is ours for that one connection, so
+//! a port we let go of and another local program took before the mark aged
+//! out still cannot pass as ours anywhere else. A port
 //! behind a proxy (`accept_proxy`) lets a marked connection in without the
 //! PROXY header it asks of everyone else: nothing stands between us and
 //! ourselves to send one (see `proxy_header`).
@@ -44,8 +47,11 @@ tokio::task_local! {
     static INTERNAL: ();
 }
 
-fn marks() -> &'static Mutex<HashMap<SocketAddr, Instant>> {
-    static MARKS: OnceLock<Mutex<HashMap<SocketAddr, Instant>>> = OnceLock::new();
+/// Our socket's address → where it connects to, and when it was marked.
+type Marks = HashMap<SocketAddr, (SocketAddr, Instant)>;
+
+fn marks() -> &'static Mutex<Marks> {
+    static MARKS: OnceLock<Mutex<Marks>> = OnceLock::new();
     MARKS.get_or_init(Mutex::default)
 }
 
@@ -59,14 +65,14 @@ pub fn active() -> bool {
     INTERNAL.try_with(|()| ()).is_ok()
 }
 
-fn mark(local: SocketAddr) -> bool {
+fn mark(local: SocketAddr, to: SocketAddr) -> bool {
     let mut marks = lock(marks());
     let now = Instant::now();
-    marks.retain(|_, at| now.duration_since(*at) < MAX_AGE);
+    marks.retain(|_, (_, at)| now.duration_since(*at) < MAX_AGE);
     if marks.len() >= MAX_MARKED {
         return false;
     }
-    marks.insert(local, now);
+    marks.insert(local, (to, now));
     true
 }
 
@@ -74,16 +80,35 @@ fn unmark(local: SocketAddr) {
     lock(marks()).remove(&local);
 }
 
-/// Whether `peer` is one of our own marked connections, the mark left for
-/// [`take`] (a port behind a proxy lets ours through without a header).
-pub fn is_ours(peer: SocketAddr) -> bool {
-    peer.ip().is_loopback() && lock(marks()).contains_key(&peer)
+/// Where `peer`'s mark says it connects to, if it holds one.
+fn marked_to(peer: SocketAddr) -> Option<SocketAddr> {
+    if !peer.ip().is_loopback() {
+        return None;
+    }
+    lock(marks()).get(&peer).map(|(to, _)| *to)
 }
 
-/// At accept: whether `peer` is one of our own marked connections (the
-/// mark is used up).
-pub fn take(peer: SocketAddr) -> bool {
-    peer.ip().is_loopback() && lock(marks()).remove(&peer).is_some()
+/// Whether `peer`, accepted on `at` (our end of the connection, asked for
+/// only when `peer` holds a mark), is one of our own marked connections;
+/// the mark is left for [`take`] (a port behind a proxy lets ours through
+/// without a header).
+pub fn is_ours(peer: SocketAddr, at: impl FnOnce() -> Option<SocketAddr>) -> bool {
+    marked_to(peer).is_some_and(|to| at() == Some(to))
+}
+
+/// At accept: [`is_ours`], and the mark is used up.
+pub fn take(peer: SocketAddr, at: impl FnOnce() -> Option<SocketAddr>) -> bool {
+    let Some(to) = marked_to(peer) else {
+        return false;
+    };
+    if at() != Some(to) {
+        return false;
+    }
+    let mut marks = lock(marks());
+    match marks.get(&peer) {
+        Some((still, _)) if *still == to => marks.remove(&peer).is_some(),
+        _ => false,
+    }
 }
 
 /// Connects to `to`, marked when `to` is on loopback.
@@ -101,7 +126,7 @@ pub async fn connect(to: SocketAddr) -> std::io::Result<TcpStream> {
     };
     socket.bind(SocketAddr::new(to.ip(), 0))?;
     let local = socket.local_addr()?;
-    let marked = mark(local);
+    let marked = mark(local, to);
     let connected = socket.connect(to).await;
     if connected.is_err() && marked {
         unmark(local);
@@ -116,16 +141,24 @@ mod tests {
     #[tokio::test]
     async fn a_marked_connection_is_recognised_once_and_others_never() {
         let listener = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let other = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
         let to = listener.local_addr().unwrap();
+        let elsewhere = other.local_addr().unwrap();
         let _ours = connect(to).await.unwrap();
-        let (_, peer) = listener.accept().await.unwrap();
-        assert!(is_ours(peer), "seen without being used up");
-        assert!(take(peer));
-        assert!(!take(peer), "a mark is used once");
+        let (stream, peer) = listener.accept().await.unwrap();
+        let at = || stream.local_addr().ok();
+        assert!(is_ours(peer, at), "seen without being used up");
+        assert!(
+            !is_ours(peer, || Some(elsewhere)) && !take(peer, || Some(elsewhere)),
+            "a mark is for the one address it connected to"
+        );
+        assert!(take(peer, at));
+        assert!(!take(peer, at), "a mark is used once");
         let _theirs = TcpStream::connect(to).await.unwrap();
-        let (_, peer) = listener.accept().await.unwrap();
-        assert!(!is_ours(peer));
-        assert!(!take(peer));
+        let (stream, peer) = listener.accept().await.unwrap();
+        let at = || stream.local_addr().ok();
+        assert!(!is_ours(peer, at));
+        assert!(!take(peer, at));
         assert!(!active());
         assert!(scope(async { active() }).await);
     }

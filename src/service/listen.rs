@@ -72,6 +72,14 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// Our end's address, on a plain TCP socket (one syscall).
+    pub(crate) fn local_inet_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Stream::Plain(Either::Left(s)) => s.local_addr().ok(),
+            _ => None,
+        }
+    }
 }
 
 fn not_plain() -> io::Error {

@@ -184,7 +184,7 @@ impl ProxyIntake {
                 Poll::Ready(Ok((stream, peer))) => {
                     // Ours: no proxy in between, no header to read. The
                     // mark stays for admission to take.
-                    if super::internal::is_ours(peer) {
+                    if super::internal::is_ours(peer, || stream.local_addr().ok()) {
                         return Poll::Ready(Ok((stream, peer)));
                     }
                     if !self.trusted.contains(peer.ip()) {
