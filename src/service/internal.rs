@@ -1,25 +1,26 @@
 //! Connections this process makes to its own TCP services — the dashboard's
 //! relays (Send, exec, files, the WebSocket relay, the labs, a capture's
 //! replay) and tcp-proxies in front of a loopback upstream — all come from
-//! 127.0.0.1. Counted as that
-//! address's, a few dozen of them would fill `max_connections_per_peer`
-//! for every other local client.
+//! 127.0.0.1. Counted as that address's, a few dozen of them would fill
+//! `max_connections_per_peer` for every other local client.
 //!
 //! Design: such a connection is *marked*. Its socket is bound first, and
-//! its local address entered here before it connects; the accept side
-//! takes the mark ([`take`]) and then admits the connection without a
+//! its local address entered here, with the address it connects to,
+//! before it connects; the accept side takes the mark ([`take`]) when the
+//! connection arrives at that address, and then admits it without a
 //! per-address slot. It still counts against the service's
 //! `max_connections`, and it is admitted under its relay's own budget
 //! (the dashboard's session, WebSocket and live-stream caps, the proxy's
 //! own `max_connections`), which bound how many there can be. A mark
 //! cannot be forged from outside: it lives in this process's memory, and
-//! only the address of a socket this process bound is ever entered, with
-//! the address it connects to: a mark is ours for that one connection, so
-//! a port we let go of and another local program took before the mark aged
-//! out still cannot pass as ours anywhere else. A port
-//! behind a proxy (`accept_proxy`) lets a marked connection in without the
-//! PROXY header it asks of everyone else: nothing stands between us and
-//! ourselves to send one (see `proxy_header`).
+//! only the address of a socket this process bound is ever entered. A mark
+//! left untaken (a connect to some other local program) names that
+//! program's address, so another local program that takes the port after
+//! us cannot pass as ours at any of our services.
+//!
+//! A port behind a proxy (`accept_proxy`) lets a marked connection in
+//! without the PROXY header it asks of everyone else: nothing stands
+//! between us and ourselves to send one (see `proxy_header`).
 //!
 //! Bounds: at most [`MAX_MARKED`] marks wait at once (past that, a
 //! connection is simply not marked and counts as 127.0.0.1's); a mark not
