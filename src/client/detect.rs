@@ -151,8 +151,8 @@ pub(crate) fn turned_away(addr: &str, e: &std::io::Error) -> Option<ClientError>
              (accept_proxy); connect to the proxy in front of it"
         }
         InternalError => {
-            "TLS alert internal_error before the handshake (a switchboard port says this when it \
-             is at a connection limit); try again later"
+            "TLS alert internal_error (a switchboard port sends this before the handshake when \
+             it is at a connection limit); try again later"
         }
         _ => return None,
     };

@@ -14,9 +14,11 @@
 //! own `max_connections`), which bound how many there can be. A mark
 //! cannot be forged from outside: it lives in this process's memory, and
 //! only the address of a socket this process bound is ever entered. A mark
-//! left untaken (a connect to some other local program) names that
-//! program's address, so another local program that takes the port after
-//! us cannot pass as ours at any of our services.
+//! names where it connects to, and is entered only when that is where one
+//! of our TCP services listens ([`Listening`]): a tcp-proxy in front of
+//! some other local program marks nothing, so its clients cannot fill the
+//! table. A mark is removed when its connect fails or is abandoned (a
+//! timeout), and honoured for [`MAX_AGE`] at most.
 //!
 //! A port behind a proxy (`accept_proxy`) lets a marked connection in
 //! without the PROXY header it asks of everyone else: nothing stands
@@ -56,6 +58,47 @@ fn marks() -> &'static Mutex<Marks> {
     MARKS.get_or_init(Mutex::default)
 }
 
+/// Where our TCP services listen, with how many listeners on each (a
+/// reload may hold two on one address for a moment).
+fn listening() -> &'static Mutex<HashMap<SocketAddr, usize>> {
+    static LISTENING: OnceLock<Mutex<HashMap<SocketAddr, usize>>> = OnceLock::new();
+    LISTENING.get_or_init(Mutex::default)
+}
+
+/// One of our TCP services listening on an address, while it is held:
+/// connections to there are ours to mark.
+pub(crate) struct Listening(SocketAddr);
+
+impl Listening {
+    pub(crate) fn new(at: SocketAddr) -> Listening {
+        *lock(listening()).entry(at).or_default() += 1;
+        Listening(at)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let mut listening = lock(listening());
+        if let Some(n) = listening.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                listening.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// Whether one of our TCP services listens where `to` reaches: on `to`
+/// itself, or on the wildcard address of its family and port.
+fn listening_at(to: SocketAddr) -> bool {
+    let any = match to {
+        SocketAddr::V4(_) => std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    let listening = lock(listening());
+    listening.contains_key(&to) || listening.contains_key(&SocketAddr::new(any, to.port()))
+}
+
 /// Runs `f` with its connections to loopback marked as internal.
 pub async fn scope<F: Future>(f: F) -> F::Output {
     INTERNAL.scope((), f).await
@@ -77,8 +120,17 @@ fn mark(local: SocketAddr, to: SocketAddr) -> bool {
     true
 }
 
-fn unmark(local: SocketAddr) {
-    lock(marks()).remove(&local);
+/// A mark entered for a connect in flight: removed when dropped armed (the
+/// connect failed, or its future was dropped by a timeout), left for the
+/// accept side once disarmed.
+struct Pending(Option<SocketAddr>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(local) = self.0 {
+            lock(marks()).remove(&local);
+        }
+    }
 }
 
 /// Where `peer`'s mark says it connects to, if it holds one.
@@ -86,7 +138,10 @@ fn marked_to(peer: SocketAddr) -> Option<SocketAddr> {
     if !peer.ip().is_loopback() {
         return None;
     }
-    lock(marks()).get(&peer).map(|(to, _)| *to)
+    lock(marks())
+        .get(&peer)
+        .filter(|(_, at)| at.elapsed() < MAX_AGE)
+        .map(|(to, _)| *to)
 }
 
 /// Whether `peer`, accepted on `at` (our end of the connection, asked for
@@ -112,12 +167,13 @@ pub fn take(peer: SocketAddr, at: impl FnOnce() -> Option<SocketAddr>) -> bool {
     }
 }
 
-/// Connects to `to`, marked when `to` is on loopback.
+/// Connects to `to`, marked when `to` is on loopback where one of our TCP
+/// services listens.
 ///
 /// # Errors
 /// The connect's.
 pub async fn connect(to: SocketAddr) -> std::io::Result<TcpStream> {
-    if !to.ip().is_loopback() {
+    if !to.ip().is_loopback() || !listening_at(to) {
         return TcpStream::connect(to).await;
     }
     let socket = if to.is_ipv4() {
@@ -127,12 +183,10 @@ pub async fn connect(to: SocketAddr) -> std::io::Result<TcpStream> {
     };
     socket.bind(SocketAddr::new(to.ip(), 0))?;
     let local = socket.local_addr()?;
-    let marked = mark(local, to);
-    let connected = socket.connect(to).await;
-    if connected.is_err() && marked {
-        unmark(local);
-    }
-    connected
+    let mut pending = Pending(mark(local, to).then_some(local));
+    let connected = socket.connect(to).await?;
+    pending.0 = None;
+    Ok(connected)
 }
 
 #[cfg(test)]
@@ -145,6 +199,7 @@ mod tests {
         let other = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
         let to = listener.local_addr().unwrap();
         let elsewhere = other.local_addr().unwrap();
+        let _listening = Listening::new(to);
         let _ours = connect(to).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let at = || stream.local_addr().ok();
@@ -162,5 +217,45 @@ mod tests {
         assert!(!take(peer, at));
         assert!(!active());
         assert!(scope(async { active() }).await);
+    }
+
+    #[tokio::test]
+    async fn only_connections_to_our_own_listeners_are_marked() {
+        let listener = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = listener.local_addr().unwrap();
+        // Not one of ours (some other local program): nothing to mark.
+        let c = connect(to).await.unwrap();
+        let local = c.local_addr().unwrap();
+        assert!(!lock(marks()).contains_key(&local));
+        // A wildcard listener of ours on that port: connections to it are.
+        let _listening = Listening::new(SocketAddr::new([0, 0, 0, 0].into(), to.port()));
+        let c = connect(to).await.unwrap();
+        let local = c.local_addr().unwrap();
+        assert!(lock(marks()).contains_key(&local));
+        let (stream, peer) = listener.accept().await.unwrap();
+        let (stream, peer) = if peer == local {
+            (stream, peer)
+        } else {
+            listener.accept().await.unwrap()
+        };
+        assert!(take(peer, || stream.local_addr().ok()));
+    }
+
+    #[test]
+    fn a_pending_mark_goes_when_dropped_armed_and_stays_once_disarmed() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        // Addresses no socket of ours binds: ports 1 and 2 are never handed
+        // out as a local port.
+        let (gone, kept): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        assert!(mark(gone, to) && mark(kept, to));
+        drop(Pending(Some(gone)));
+        let mut disarmed = Pending(Some(kept));
+        disarmed.0 = None;
+        drop(disarmed);
+        assert!(!lock(marks()).contains_key(&gone));
+        assert!(lock(marks()).remove(&kept).is_some());
     }
 }

@@ -37,6 +37,9 @@ pub struct Listener {
     /// `accept_proxy`: connections come through a trusted proxy, each
     /// opening with a PROXY header naming the client.
     proxy: Option<super::proxy_header::ProxyIntake>,
+    /// A TCP service's address, while it listens: our own connections to
+    /// it are marked (see `service::internal`).
+    _listening: Option<super::internal::Listening>,
 }
 
 enum Bound {
@@ -279,11 +282,16 @@ impl Listener {
 /// The OS error, e.g. `AddrInUse` when the port is taken.
 pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
     match addr {
-        ListenAddr::Inet(addr) => Ok(Listener {
-            socket: Bound::Tcp(bind_inet(*addr)?),
-            tls: None,
-            proxy: None,
-        }),
+        ListenAddr::Inet(addr) => {
+            let socket = bind_inet(*addr)?;
+            let listening = super::internal::Listening::new(socket.local_addr()?);
+            Ok(Listener {
+                socket: Bound::Tcp(socket),
+                tls: None,
+                proxy: None,
+                _listening: Some(listening),
+            })
+        }
         ListenAddr::Unix(path) => {
             let listener = match crate::handoff::take(&crate::handoff::Key::Unix(path.clone())) {
                 Some(fd) => {
@@ -303,6 +311,7 @@ pub fn bind_tcp(addr: &ListenAddr) -> io::Result<Listener> {
                 }),
                 tls: None,
                 proxy: None,
+                _listening: None,
             })
         }
     }

@@ -133,7 +133,10 @@ async fn serve_conn(
 ) -> io::Result<()> {
     let s = &shared.settings;
     let (id, stats) = (&ctx.id, &ctx.stats);
-    let mut upstream = match s.upstream.connect(s.connect_timeout).await {
+    // A proxy that sends a PROXY header is not marked as ours: the
+    // service behind it reads the header and counts the client it names.
+    let ours = s.proxy_protocol.is_none();
+    let mut upstream = match s.upstream.connect(s.connect_timeout, ours).await {
         Ok(up) => {
             shared.health.report(&s.upstream, Ok(()), id, stats);
             up

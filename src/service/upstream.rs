@@ -101,17 +101,19 @@ impl Upstream {
         Ok(upstream)
     }
 
-    /// Connects within `within` (name lookup included).
+    /// Connects within `within` (name lookup included). `ours`: mark the
+    /// connection as this process's own when the upstream is one of our
+    /// services on loopback (see `service::internal`), so it holds no slot
+    /// of 127.0.0.1's; not for a proxy that sends a PROXY header, whose
+    /// header the service must read.
     ///
     /// # Errors
     /// Refused, unreachable, unresolvable, or `TimedOut`.
-    pub async fn connect(&self, within: Duration) -> io::Result<Plain> {
+    pub async fn connect(&self, within: Duration, ours: bool) -> io::Result<Plain> {
         let connect = async {
             let tcp = match self {
-                // Marked when on loopback: an upstream that is one of our
-                // own services does not count the proxy's connections as
-                // 127.0.0.1's (see `service::internal`).
-                Upstream::Inet(a) => super::internal::connect(*a).await?,
+                Upstream::Inet(a) if ours => super::internal::connect(*a).await?,
+                Upstream::Inet(a) => TcpStream::connect(*a).await?,
                 Upstream::Host { host, port } => TcpStream::connect((host.as_str(), *port)).await?,
                 Upstream::Unix(p) => return Ok(Either::Right(UnixStream::connect(p).await?)),
             };
@@ -254,7 +256,8 @@ pub async fn probe(
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match upstream.connect(within).await {
+        // Marked as ours unless it sends a header (`hello`) to be read.
+        match upstream.connect(within, hello.is_none()).await {
             Ok(mut conn) => {
                 if let Some(hello) = hello {
                     let _ = tokio::time::timeout(within, async {
