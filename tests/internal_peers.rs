@@ -8,12 +8,10 @@ use common::{GUARD, Harness};
 use switchboard::client::EchoClient;
 use switchboard::kind::ServiceKind::Echo;
 
-#[tokio::test]
-async fn a_proxy_to_our_own_echo_holds_none_of_127_0_0_1s_slots() {
-    let h =
-        Harness::start_with(|c| c.service_mut(Echo).tcp_mut().max_connections_per_peer = 2).await;
+/// Adds a tcp-proxy named `front` in front of echo, with `extra` config lines.
+async fn add_front(h: &Harness, extra: &str) {
     let text = format!(
-        "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\n",
+        "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\n{extra}",
         h.target(Echo)
     );
     let front = common::resolve_file(&text)
@@ -22,6 +20,13 @@ async fn a_proxy_to_our_own_echo_holds_none_of_127_0_0_1s_slots() {
         .unwrap()
         .clone();
     h.supervisor.add(front).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_proxy_to_our_own_echo_holds_none_of_127_0_0_1s_slots() {
+    let h =
+        Harness::start_with(|c| c.service_mut(Echo).tcp_mut().max_connections_per_peer = 2).await;
+    add_front(&h, "").await;
     let mut through = Vec::new();
     for i in 0..4 {
         let mut c = EchoClient::connect(&h.target("front"), GUARD)
@@ -55,17 +60,7 @@ async fn a_proxy_sending_a_header_to_our_own_echo_is_read_as_a_proxy() {
             Some(switchboard::settings::TrustedProxies::loopback());
     })
     .await;
-    let text = format!(
-        "[services.front]\nkind = \"tcp-proxy\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\n\
-         proxy_protocol = \"v1\"\n",
-        h.target(Echo)
-    );
-    let front = common::resolve_file(&text)
-        .unwrap()
-        .service("front")
-        .unwrap()
-        .clone();
-    h.supervisor.add(front).await.unwrap();
+    add_front(&h, "proxy_protocol = \"v1\"\n").await;
     let front_addr: std::net::SocketAddr = h.target("front").parse().unwrap();
     let mut c = connect_from(loopback(7), front_addr).await;
     c.write_all(b"through a header\n").await.unwrap();
