@@ -151,6 +151,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         self.stream.flush().await
     }
 
+    /// Appends one message to `out`, encoded as
+    /// [`MessageConn::write_message`] writes it, for a caller that sends
+    /// several in one write ([`MessageConn::write_encoded`]).
+    ///
+    /// # Errors
+    /// A header over the cap.
+    pub fn encode_message<M: Serialize>(
+        msg: &M,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        let size = (!body.is_empty()).then_some(body.len() as u64);
+        out.extend_from_slice(&message::encode(msg, size)?);
+        out.extend_from_slice(body);
+        Ok(())
+    }
+
+    /// Writes messages put together by [`MessageConn::encode_message`],
+    /// in one write.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn write_encoded(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
+    }
+
     /// Writes one message: `msg` as a header (with `size` set to the
     /// body's length when there is a body) and the body.
     ///

@@ -21,11 +21,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
 use super::listen::{Listener, Peer, Stream};
@@ -34,18 +32,15 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::conn::ConnError;
 use crate::settings::{ConfigError, Section};
 use crate::stats::{ConnGuard, EventKind};
-use crate::wire::exec::{Command, ExecReply, ExecRequest, Exit};
+use crate::wire::exec::{Command, ExecReply, ExecRequest};
 
-use super::process::{self, Audit, Record};
+use super::process::Record;
 
-/// A command running for one request, holding one of the command slots.
-type RunningCommand<'a> =
-    process::RunningCommand<CommandRecord<'a>, tokio::sync::SemaphorePermit<'a>>;
+mod running;
+use running::{Ended, OutputBufs, Run, run_command};
 
 /// The only PATH a command sees.
 pub(super) const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
-/// Output is read and sent in chunks of at most this many bytes.
-const OUTPUT_CHUNK: usize = 8 * 1024;
 
 /// Looks up each allowed program in [`SAFE_PATH`]; names not found are
 /// reported and left out.
@@ -288,7 +283,7 @@ async fn serve_conn(
             bufs: &mut bufs,
         };
         match run_command(&mut conn, run, record, permit).await? {
-            Ended::Final(reply) => conn.write_message(&reply, &[]).await?,
+            Ended::Final(reply) => bufs.send_final(&mut conn, &reply).await?,
             Ended::ClientGone => return Ok(()),
         }
     }
@@ -415,183 +410,4 @@ fn resolve(command: &Command, shared: &Shared) -> Result<(PathBuf, Vec<String>),
             Ok((PathBuf::from("/bin/sh"), vec!["-c".into(), line.clone()]))
         }
     }
-}
-
-/// How a command's request ended, as far as the connection is concerned.
-enum Ended {
-    /// Send this final message; the connection goes on.
-    Final(ExecReply),
-    /// The client went away while the command ran.
-    ClientGone,
-}
-
-/// `exit 0`, `signal 9`, `error: timed out after 100 ms`, ...
-fn outcome_text(reply: &ExecReply) -> String {
-    match reply {
-        ExecReply::Exit(Exit::Code { code }) => format!("exit {code}"),
-        ExecReply::Exit(Exit::Signal { signal }) => format!("signal {signal}"),
-        ExecReply::Error { error } => format!("error: {error}"),
-        ExecReply::Stdout | ExecReply::Stderr => "output".into(),
-    }
-}
-
-/// The command as exec runs it: no shell, a clean environment, the
-/// working directory as HOME, no stdin, output piped.
-fn command(program: &Path, args: &[String], workdir: &Path) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(program);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", SAFE_PATH)
-        .env("LANG", "C.UTF-8")
-        .env("HOME", workdir)
-        .current_dir(workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Ends a command: killed early (`early`, with why) or exited by itself
-/// (its status is the reply); either way audited once.
-async fn finish(mut running: RunningCommand<'_>, early: Option<Ended>) -> Result<Ended, ConnError> {
-    match early {
-    Some(Ended::ClientGone) => {
-        running.finish("disconnected").await;
-        Ok(Ended::ClientGone)
-    }
-    Some(Ended::Final(reply)) => {
-        running.finish(&outcome_text(&reply)).await;
-        Ok(Ended::Final(reply))
-    }
-    None => {
-        let status = running.finish_status().await;
-        use std::os::unix::process::ExitStatusExt;
-        let reply = match status.as_ref().map(|s| (s.code(), s.signal())) {
-            Some((Some(code), _)) => ExecReply::Exit(Exit::Code { code }),
-            Some((None, Some(signal))) => ExecReply::Exit(Exit::Signal { signal }),
-            _ => ExecReply::error("the command ended without a status"),
-        };
-        running.record_final(&outcome_text(&reply)).await;
-        Ok(Ended::Final(reply))
-    }
-}
-}
-
-/// One checked request: what to run, for how long, with which buffers.
-struct Run<'b> {
-    program: &'b Path,
-    args: &'b [String],
-    timeout: Duration,
-    bufs: &'b mut OutputBufs,
-}
-
-/// A connection's stdout and stderr buffers, made when first needed.
-#[derive(Default)]
-struct OutputBufs(Option<(Vec<u8>, Vec<u8>)>);
-
-impl OutputBufs {
-    fn get(&mut self) -> (&mut [u8], &mut [u8]) {
-        let (out, err) = self
-            .0
-            .get_or_insert_with(|| (vec![0u8; OUTPUT_CHUNK], vec![0u8; OUTPUT_CHUNK]));
-        (out, err)
-    }
-}
-
-/// Runs one command to its end, streaming its output. Every wait is bound
-/// in wall time: the command's deadline holds while a write to the peer is
-/// blocked, and a peer that takes no byte for the idle timeout is dropped
-/// (the stream's [`WriteTimeout`](crate::conn::WriteTimeout)).
-async fn run_command<'a>(
-    conn: &mut Conn,
-    run: Run<'_>,
-    record: CommandRecord<'a>,
-    slot: tokio::sync::SemaphorePermit<'a>,
-) -> Result<Ended, ConnError> {
-    let Run {
-        program,
-        args,
-        timeout,
-        bufs,
-    } = run;
-    let (out_buf, err_buf) = bufs.get();
-    let shared = record.shared;
-    let mut command = command(program, args, &shared.config.workdir);
-    let mut child = match process::spawn_in_group(&mut command) {
-        Ok(c) => c,
-        Err(e) => {
-            let reply = ExecReply::error(format!("cannot start {}: {e}", program.display()));
-            record.write(&outcome_text(&reply), 0).await;
-            return Ok(Ended::Final(reply));
-        }
-    };
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let mut running = RunningCommand::new(child, record, slot);
-    let cap = shared.config.max_output_bytes;
-    let mut exited = false;
-    let deadline = Instant::now() + timeout;
-    let timed_out = || ExecReply::error(format!("timed out after {} ms", timeout.as_millis()));
-
-    let early = loop {
-        if exited && stdout.is_none() && stderr.is_none() {
-            break None;
-        }
-        let child = running.child.as_mut().expect("held until finish or drop");
-        let (kind, n) = tokio::select! {
-            () = tokio::time::sleep_until(deadline.into()) => break Some(Ended::Final(timed_out())),
-            read = async { stdout.as_mut().expect("guarded").read(out_buf).await }, if stdout.is_some() => {
-                match read { Ok(0) | Err(_) => { stdout = None; continue } Ok(n) => (ExecReply::Stdout, n) }
-            }
-            read = async { stderr.as_mut().expect("guarded").read(err_buf).await }, if stderr.is_some() => {
-                match read { Ok(0) | Err(_) => { stderr = None; continue } Ok(n) => (ExecReply::Stderr, n) }
-            }
-            status = child.wait(), if !exited => {
-                status?;
-                exited = true;
-                continue;
-            }
-            more = conn.fill(), if conn.can_fill() => match more {
-                // Bytes from the client mid-command are its next request: kept.
-                Ok(n) if n > 0 => continue,
-                _ => break Some(Ended::ClientGone),
-            },
-        };
-        let room = cap.saturating_sub(running.sent);
-        let take = (n as u64).min(room) as usize;
-        let chunk = if kind == ExecReply::Stdout {
-            &out_buf[..take]
-        } else {
-            &err_buf[..take]
-        };
-        if take > 0 {
-            match tokio::time::timeout_at(deadline.into(), conn.write_message(&kind, chunk)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // A reset or a close reads as `disconnected` in Drop.
-                    if matches!(&e, ConnError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
-                    {
-                        let why = "error: client stopped reading; command killed";
-                        running.audit = Audit::Failed(why.into());
-                    }
-                    return Err(e);
-                }
-                Err(_) => {
-                    // The deadline passed mid-write: the message may be cut, so
-                    // the connection cannot go on. Recorded, then closed.
-                    let outcome = outcome_text(&timed_out());
-                    running.finish(&outcome).await;
-                    return Err(ConnError::Timeout(timeout));
-                }
-            }
-            running.sent += take as u64;
-        }
-        if take < n {
-            break Some(Ended::Final(ExecReply::error(format!(
-                "output cap of {cap} bytes reached; command killed"
-            ))));
-        }
-    };
-    finish(running, early).await
 }
