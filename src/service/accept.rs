@@ -152,9 +152,11 @@ impl Admission {
             Peer::Unix => None,
         };
         // Our own relays and proxies hold no per-address slot: they are
-        // bounded by their own budgets (see `internal.rs`).
+        // bounded by their own budgets (see `internal.rs`). Only the
+        // socket's own peer can be ours: a trusted proxy naming one of our
+        // ports in its header neither passes as ours nor uses up the mark.
         let ours = match peer {
-            Peer::Inet(addr) => super::internal::take(addr, || stream.local_inet_addr()),
+            Peer::Inet(addr) => super::internal::take(addr, || stream.local_inet_addr_from(addr)),
             Peer::Unix => false,
         };
         let peer_slot = match ip {

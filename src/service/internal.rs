@@ -220,6 +220,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_mark_goes_only_to_the_socket_it_was_made_for() {
+        use crate::service::listen::Stream;
+        use tokio_util::either::Either;
+        let listener = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = listener.local_addr().unwrap();
+        let _listening = Listening::new(to);
+        let _ours = connect(to).await.unwrap();
+        let (ours, relay) = listener.accept().await.unwrap();
+        let _proxy = TcpStream::connect(to).await.unwrap();
+        let (proxied, _) = listener.accept().await.unwrap();
+        let (ours, proxied) = (
+            Stream::Plain(Either::Left(ours)),
+            Stream::Plain(Either::Left(proxied)),
+        );
+        // A trusted proxy's header names the relay's address as its client.
+        assert!(
+            !take(relay, || proxied.local_inet_addr_from(relay)),
+            "a header naming our relay's address is not ours"
+        );
+        assert!(
+            take(relay, || ours.local_inet_addr_from(relay)),
+            "and it left the mark for the relay"
+        );
+    }
+
+    #[tokio::test]
     async fn only_connections_to_our_own_listeners_are_marked() {
         let listener = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();
         let to = listener.local_addr().unwrap();

@@ -76,10 +76,16 @@ impl Stream {
         matches!(self, Stream::Tls(_))
     }
 
-    /// Our end's address, on a plain TCP socket (one syscall).
-    pub(crate) fn local_inet_addr(&self) -> Option<std::net::SocketAddr> {
+    /// Our end's address, on a plain TCP socket whose far end really is
+    /// `peer`: not an address a PROXY header named for it (two syscalls).
+    pub(crate) fn local_inet_addr_from(
+        &self,
+        peer: std::net::SocketAddr,
+    ) -> Option<std::net::SocketAddr> {
         match self {
-            Stream::Plain(Either::Left(s)) => s.local_addr().ok(),
+            Stream::Plain(Either::Left(s)) if s.peer_addr().ok() == Some(peer) => {
+                s.local_addr().ok()
+            }
             _ => None,
         }
     }
