@@ -23,7 +23,8 @@ const OUTPUT_CHUNK: usize = 8 * 1024;
 /// How long output read from a command may wait to go out with what
 /// follows it. A command that prints and exits at once (the usual case)
 /// is answered in one segment, its output and its exit status together,
-/// not two; one that goes on printing is delayed by at most this.
+/// not two; one that goes on printing is delayed by at most this and the
+/// timer's tick (1 ms).
 const FLUSH_WITHIN: Duration = Duration::from_millis(1);
 
 /// How a command's request ended, as far as the connection is concerned.
@@ -262,10 +263,23 @@ pub(super) async fn run_command<'a>(
             running.sent += std::mem::take(&mut unsent);
         }
     };
-    match early {
-        // What is queued goes out before the final message.
-        Some(Ended::ClientGone) => queued.clear(),
-        _ => running.sent += unsent,
-    }
+    running.sent += settle_queued(conn, queued, early.as_ref(), unsent);
     finish(running, early).await
+}
+
+/// What becomes of the output still queued when a command's loop ends; the
+/// bytes of it that count as sent. With a final message it goes out with
+/// that message, after the audit line that counts it (bytes handed to the
+/// connection, as a write that succeeded counts them). With the client
+/// gone it goes out if the socket takes it at once (a client that only
+/// half-closed still reads; the command is not kept waiting for it, and
+/// the connection closes after).
+fn settle_queued(conn: &mut Conn, queued: &mut Vec<u8>, early: Option<&Ended>, unsent: u64) -> u64 {
+    use futures_util::FutureExt;
+    if !matches!(early, Some(Ended::ClientGone)) {
+        return unsent;
+    }
+    let sent = matches!(conn.write_encoded(queued).now_or_never(), Some(Ok(())));
+    queued.clear();
+    if sent { unsent } else { 0 }
 }
