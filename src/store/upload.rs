@@ -417,6 +417,46 @@ mod tests {
         assert_eq!(left, 0, "entries left in the folder");
     }
 
+    #[tokio::test]
+    async fn a_writer_job_that_panics_fails_the_upload_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut up = store
+            .begin("panics.bin", (4 * POOL * CHUNK) as u64)
+            .unwrap();
+        {
+            let mut hashing = lock(&up.hash.shared.queue);
+            let hasher = hashing.idle.as_mut().expect("no job yet");
+            hasher.next.work = |_, _| panic!("a writer job panics (this test's)");
+        }
+        let mut failed = None;
+        for block in blocks(4 * POOL) {
+            let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut up, &block));
+            if let Err(e) = sent.await.expect("a buffer or an error") {
+                failed = Some(e);
+                break;
+            }
+        }
+        let err = match failed {
+            Some(e) => {
+                drop(up);
+                e
+            }
+            None => tokio::time::timeout(Duration::from_secs(30), up.commit())
+                .await
+                .expect("commit answers")
+                .expect_err("the writer panicked"),
+        };
+        assert!(err.to_string().contains("the writer stopped"), "{err}");
+        let left = std::fs::read_dir(store.dir()).unwrap().count();
+        assert_eq!(left, 0, "entries left in the folder");
+        let claimed = store
+            .inner
+            .claimed
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(claimed, 0, "bytes still claimed");
+    }
+
     /// A blocking pool of one thread: an upload that kept a thread while
     /// waiting for its peer would leave none for the others.
     #[test]
