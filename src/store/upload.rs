@@ -350,6 +350,22 @@ mod tests {
         up.push(buf).await
     }
 
+    /// Feeds `up` more buffers than its pool holds (a failed writer must
+    /// not leave the socket side waiting for one), then commits: the error
+    /// it ends with, from a push or from the commit.
+    async fn fails(mut up: Upload) -> StoreError {
+        for block in blocks(4 * POOL) {
+            let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut up, &block));
+            if let Err(e) = sent.await.expect("a buffer or an error") {
+                return e;
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(30), up.commit())
+            .await
+            .expect("commit answers")
+            .expect_err("the writer failed")
+    }
+
     #[tokio::test]
     async fn an_upload_hashes_and_writes_its_buffers_in_order_with_a_bounded_pool() {
         let dir = tempfile::tempdir().unwrap();
@@ -383,7 +399,7 @@ mod tests {
     async fn a_failed_write_is_reported_and_nothing_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut up = store.begin("fails.bin", (4 * POOL * CHUNK) as u64).unwrap();
+        let up = store.begin("fails.bin", (4 * POOL * CHUNK) as u64).unwrap();
         // The temporary opened for reading only: its first write fails (EBADF).
         let tmp = up.tmp.clone().unwrap();
         {
@@ -392,23 +408,7 @@ mod tests {
             let mut writing = lock(&hasher.next.shared.queue);
             writing.idle.as_mut().expect("no job yet").file = File::open(&tmp).unwrap();
         }
-        let mut failed = None;
-        for block in blocks(4 * POOL) {
-            // More than the pool: a failed writer must not leave the
-            // socket side waiting for a buffer.
-            let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut up, &block));
-            if let Err(e) = sent.await.expect("a buffer or an error") {
-                failed = Some(e);
-                break;
-            }
-        }
-        let err = match failed {
-            Some(e) => {
-                drop(up);
-                e
-            }
-            None => up.commit().await.expect_err("the write failed"),
-        };
+        let err = fails(up).await;
         assert!(
             matches!(&err, StoreError::Io(e) if e.raw_os_error() == Some(nix::libc::EBADF)),
             "{err}"
@@ -421,7 +421,7 @@ mod tests {
     async fn a_writer_job_that_panics_fails_the_upload_and_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut up = store
+        let up = store
             .begin("panics.bin", (4 * POOL * CHUNK) as u64)
             .unwrap();
         {
@@ -429,24 +429,7 @@ mod tests {
             let hasher = hashing.idle.as_mut().expect("no job yet");
             hasher.next.work = |_, _| panic!("a writer job panics (this test's)");
         }
-        let mut failed = None;
-        for block in blocks(4 * POOL) {
-            let sent = tokio::time::timeout(Duration::from_secs(30), send(&mut up, &block));
-            if let Err(e) = sent.await.expect("a buffer or an error") {
-                failed = Some(e);
-                break;
-            }
-        }
-        let err = match failed {
-            Some(e) => {
-                drop(up);
-                e
-            }
-            None => tokio::time::timeout(Duration::from_secs(30), up.commit())
-                .await
-                .expect("commit answers")
-                .expect_err("the writer panicked"),
-        };
+        let err = fails(up).await;
         assert!(err.to_string().contains("the writer stopped"), "{err}");
         let left = std::fs::read_dir(store.dir()).unwrap().count();
         assert_eq!(left, 0, "entries left in the folder");
