@@ -1,6 +1,7 @@
 """BENCHMARKS.md's section for issue #33's comparisons (bench/sections/perf.sh):
 exec against a bare spawner, echo against an epoll server without a runtime,
-uploads to tmpfs with SHA-256 against socat. Called by bench/report.py's
+uploads to tmpfs with SHA-256 against socat, the dashboard's upload relay
+against a straight put. Called by bench/report.py's
 render(); writes nothing when the run has none of these reports (runs from
 before the section, the fixtures), so older reports render as they did.
 """
@@ -10,7 +11,7 @@ import report as r
 
 
 def render(run, w):
-    if not any(run.rounds(p) for p in ("perf-exec-sb-1", "perf-echo-sb-50", "perf-shm-files")):
+    if not any(run.rounds(p) for p in ("perf-exec-sb-1", "perf-echo-sb-50", "perf-shm-files", "perf-relay-web")):
         return
     loads = [x for x in (rep.get("loadavg_1m") for p in _prefixes(run) for rep in run.rounds(p).values())
              if isinstance(x, (int, float))]
@@ -26,12 +27,19 @@ def render(run, w):
     _exec(run, w)
     _echo(run, w)
     _uploads(run, w)
+    _relay(run, w)
+
+
+RELAY = {"web": "through the dashboard: `curl -T`, PUT /api/v1/files/NAME",
+         "cli": "`switchboard put FILE`",
+         "bench": "`switchboard bench put` (from memory)"}
 
 
 def _prefixes(run):
     out = [f"perf-exec-{who}-{c}" for who in ("sb", "bare") for c in (1, 10)]
     out += [f"perf-echo-{who}-{c}" for who in ("sb", "bare", "epoll") for c in (50, 5000)]
     out += [f"perf-shm-{what}" for what in ("files", "classic", "socat", "socat128k")]
+    out += [f"perf-relay-{what}" for what in RELAY]
     return out
 
 
@@ -111,5 +119,36 @@ def _uploads(run, w):
             cpu = [r.get(rep, "server", "cpu_s") for rep in run.rounds(p).values()]
             size = [r.get(rep, "bytes") for rep in run.rounds(p).values()]
             row.append(r.ns(r.spread(None if c is None or not z else c * 1e9 / z for c, z in zip(cpu, size)), 2))
+        w("| " + " | ".join(row) + " |")
+    w("")
+
+
+def _relay(run, w):
+    if not run.rounds("perf-relay-web"):
+        return
+    w("### The dashboard's upload relay against a straight put")
+    w("")
+    w("512 MiB from a file on /dev/shm to a files service whose folder is on /dev/shm (the")
+    w("switchboard of its own that the uploads to tmpfs use). The dashboard relays the body")
+    w("into that service's socket as a C/S client would; `switchboard put` reads the file,")
+    w("hashes what it sends and checks the server's hash, as a user runs it; `bench put` sends")
+    w("from memory, its hash computed before the clock starts. The goal compares the relay")
+    w("with `switchboard put`.")
+    w("")
+    w("| upload | MiB/s | the relay vs this | goal ≥ 0.95x | server CPU ns/B | client CPU s |")
+    w("|---|---|---|---|---|---|")
+    for what, name in RELAY.items():
+        p = f"perf-relay-{what}"
+        row = [name, r.ns(run.stat(p, "mib_per_s"))]
+        if what == "web":
+            row += ["", ""]
+        else:
+            v, per = _vs(run, "perf-relay-web", p, "mib_per_s")
+            row += [r.xs(v, per), r.verdict(v, 0.95, True, per) if what == "cli" else "reported"]
+        reps = list(run.rounds(p).values())
+        cpu = [r.get(rep, "server", "cpu_s") for rep in reps]
+        size = [r.get(rep, "bytes") for rep in reps]
+        row.append(r.ns(r.spread(None if c is None or not z else c * 1e9 / z for c, z in zip(cpu, size)), 2))
+        row.append(r.ns(r.spread(r.get(rep, "client_cpu_s") for rep in reps), 2))
         w("| " + " | ".join(row) + " |")
     w("")

@@ -183,8 +183,8 @@ else
   fi
 fi
 # ---- end of deploy/ checks -------------------------------------------------
-bash -n bench/run.sh
-python3 -m py_compile bench/report.py bench/report_resume.py bench/reference/*.py
+bash -n bench/run.sh && bash -n bench/sections/perf.sh
+python3 -m py_compile bench/report.py bench/report_resume.py bench/report_perf.py bench/reference/*.py
 step "bench/report.py on bench/fixtures"
 # The code that writes BENCHMARKS.md, run on a tiny made-up run: its output
 # must match bench/fixtures/report.md (after a deliberate change to the
@@ -196,6 +196,7 @@ grep -qxF '| echo, 50 connections, vs bare tokio | 0.92x | 0.88–0.97x | ≥ 0.
 grep -qxF '| the live stream with 10,000 open, share of one core | 3.9 % | +2.0 to +5.9 % | ≤ 5 % | met |' bench/fixtures/report.md
 grep -qxF '| tcp-proxy added p99, 64 B round trips, vs haproxy'"'"'s | 632 vs 451 µs | +100 to +262 µs | ≤ haproxy'"'"'s | **short** |' bench/fixtures/report.md
 grep -qxF '| 1 GiB with tuspy vs one PUT | 0.81x | 0.75–0.86x | ≥ 0.80x | met (1 of 2 rounds short) |' bench/fixtures/report.md
+grep -qxF '| `switchboard put FILE` | 506 (500–512) | 0.97x (0.93–1.00) | met (1 of 2 rounds short) | 1.86 (1.86–1.86) | 0.90 (0.90–0.90) |' bench/fixtures/report.md
 # The toxics' sections (bench/report_toxics.py), from the made-up run beside it (bench/fixtures/toxics).
 bash -n bench/sections/toxics.sh && python3 -m py_compile bench/report_toxics.py bench/toxics.py
 grep -qxF '| upstream | 1,000 | 2 | 1,000, 1,016 | **short** (not exact) | 2.0 |' bench/fixtures/report.md

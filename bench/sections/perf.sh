@@ -13,9 +13,15 @@
 # - uploads to tmpfs with SHA-256: 1 GiB to files (HMAC protocol) and to
 #   files-classic, both with folders on /dev/shm, against a socat copy to
 #   /dev/shm (8 KiB and 128 KiB buffers), alternated per round.
+# - the dashboard's upload relay against a straight put, to the same files
+#   service on tmpfs: 512 MiB from a file on /dev/shm with curl -T (PUT
+#   /api/v1/files/NAME, signed in), with `switchboard put FILE` (the C/S
+#   client: reads the file, hashes what it sends and checks the server's
+#   hash) and with `switchboard bench put` (sends from memory, its hash known
+#   beforehand), alternated per round; the server's CPU and the client's.
 #
 # Labels: perf-exec-{sb,bare}-C-R, perf-echo-{sb,bare,epoll}-C-R,
-# perf-shm-{files,classic,socat,socat128k}-R.
+# perf-shm-{files,classic,socat,socat128k}-R, perf-relay-{web,cli,bench}-R.
 
 if [ -z "$QUICK" ]; then
     echo "issue #33: exec vs a bare spawner, echo vs epoll, uploads to tmpfs" >&2
@@ -93,6 +99,52 @@ if [ -z "$QUICK" ]; then
                 classic) run "perf-shm-classic-$r" put $PERF_C --classic -s 1GiB -P 1 --server-pid "$PID_perf_sb" --timeout 30s ;;
                 socat) perf_socat "perf-shm-socat-$r" 8192 ;;
                 socat128k) perf_socat "perf-shm-socat128k-$r" 131072 ;;
+            esac
+        done
+    done
+
+    # perf_upload LABEL CMD...: CMD (an upload of $SHM/perf-src-512m to
+    # perf-sb) timed to its end, with perf-sb's CPU and CMD's own around it.
+    perf_upload() {
+        local label=$1 load c0 c1 t0 t1 own
+        shift
+        echo "  $label" >&2
+        echo "$label" >>"$RES/order.txt"
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        c0=$(awk '{print $14 + $15}' "/proc/$PID_perf_sb/stat")
+        t0=$EPOCHREALTIME
+        if ! own=$({ TIMEFORMAT='%U %S' && time "$@" >/dev/null 2>"$WORK/perf-sb/$label.err"; } 2>&1); then
+            echo "$label failed:" >&2
+            cat "$WORK/perf-sb/$label.err" >&2
+            return 1
+        fi
+        t1=$EPOCHREALTIME
+        c1=$(awk '{print $14 + $15}' "/proc/$PID_perf_sb/stat")
+        python3 -c 'import json,sys
+t0, t1, c0, c1, hz, load, user, system = map(float, sys.argv[2:])
+s, z = t1 - t0, 512 << 20
+print(json.dumps({"bench": sys.argv[1], "elapsed_s": s, "mib_per_s": z / s / 1048576, "bytes": z,
+    "requests": 1, "errors": 0, "loadavg_1m": load, "client_cpu_s": user + system,
+    "server": {"cpu_s": (c1 - c0) / hz}}))' "$label" "$t0" "$t1" "$c0" "$c1" "$(getconf CLK_TCK)" "$load" $own \
+            >"$RES/$label.json"
+    }
+    head -c $((512 << 20)) "$SHM/perf-src" >"$SHM/perf-src-512m"
+    rm -f "$SHM/perf-src"
+    PERF_WEB=http://127.0.0.1:$((BASE + 154))
+    PERF_CSRF=$(curl -sf -c "$WORK/perf-sb/cookies" -H 'content-type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$PERF_WEB/api/v1/session" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
+    for r in $(seq 1 "$ROUNDS"); do
+        for what in $(in_order "$r" web cli bench); do
+            rm -f "$SHM"/perf-files/*
+            case $what in
+                web) perf_upload "perf-relay-web-$r" curl -sf -b "$WORK/perf-sb/cookies" \
+                    -H "X-CSRF-Token: $PERF_CSRF" -H "Origin: $PERF_WEB" -T "$SHM/perf-src-512m" \
+                    "$PERF_WEB/api/v1/files/relay-$r.bin" ;;
+                cli) perf_upload "perf-relay-cli-$r" "$SB" put 127.0.0.1:$PERF_F --key-file "$WORK/perf-sb/key" \
+                    --name "cli-$r.bin" "$SHM/perf-src-512m" ;;
+                bench) run "perf-relay-bench-$r" put $PERF_F --key-file "$WORK/perf-sb/key" -s 512MiB -P 1 \
+                    --server-pid "$PID_perf_sb" --timeout 30s ;;
             esac
         done
     done
