@@ -1,4 +1,5 @@
-//! [`OwnWake`]: a future polled only after its own wake-up.
+//! [`OwnWake`]: a future polled only after its own wake-up; [`Slot`]: a
+//! task's waker kept for a wake-up from elsewhere, stored once per task.
 //!
 //! A `select!` polls every branch each time its task wakes. For a branch
 //! that almost never fires, next to one that fires on every read, that is
@@ -9,24 +10,60 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures_util::task::AtomicWaker;
+/// A task's waker, kept for a wake-up from another thread (a stop, an
+/// expiry). A wake-up leaves it in place, unlike `AtomicWaker`'s, which
+/// takes it out and so must be registered again on every poll (two atomic
+/// operations each time, on every wake-up of a busy connection): here a
+/// task polled again and again stores its waker once, and a poll costs a
+/// comparison with what its [`Stored`] remembers.
+///
+/// The protocol is the usual one: the waiting side registers, then checks
+/// its condition; the waking side makes the condition true, then calls
+/// [`Slot::wake`]. One future registers with a slot (with its own
+/// [`Stored`]); a second one would take turns storing.
+#[derive(Default)]
+pub struct Slot(Mutex<Option<Waker>>);
+
+/// What a poller last stored in its [`Slot`].
+#[derive(Default)]
+pub struct Stored(Option<Waker>);
+
+impl Slot {
+    /// Keeps `waker` for the next wake-up, unless `stored` says it is kept.
+    pub fn register(&self, stored: &mut Stored, waker: &Waker) {
+        if stored.0.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            return;
+        }
+        let waker = waker.clone();
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
+        stored.0 = Some(waker);
+    }
+
+    /// Wakes the task last registered, if any; its waker stays.
+    pub fn wake(&self) {
+        if let Some(task) = &*self.0.lock().unwrap_or_else(PoisonError::into_inner) {
+            task.wake_by_ref();
+        }
+    }
+}
 
 /// Wraps `inner` so that it is polled on the first poll and then only after
-/// it woke its own waker; in between, a poll costs two atomic operations
-/// on memory of its own.
+/// it woke its own waker; in between, a poll by the same task costs one
+/// atomic swap on memory of its own.
 pub struct OwnWake<F> {
     inner: Pin<Box<F>>,
     signal: Arc<Signal>,
+    stored: Stored,
 }
 
 /// What the inner future's waker reaches: a flag and the task's waker.
 struct Signal {
     woken: AtomicBool,
-    task: AtomicWaker,
+    task: Slot,
 }
 
 impl Wake for Signal {
@@ -46,8 +83,9 @@ impl<F: Future> OwnWake<F> {
             inner: Box::pin(inner),
             signal: Arc::new(Signal {
                 woken: AtomicBool::new(true),
-                task: AtomicWaker::new(),
+                task: Slot::default(),
             }),
+            stored: Stored::default(),
         }
     }
 }
@@ -57,12 +95,13 @@ impl<F: Future> Future for OwnWake<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // First, so that a wake-up from here on reaches this task.
-        self.signal.task.register(cx.waker());
-        if !self.signal.woken.swap(false, Ordering::AcqRel) {
+        let this = &mut *self;
+        this.signal.task.register(&mut this.stored, cx.waker());
+        if !this.signal.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let waker = Waker::from(Arc::clone(&self.signal));
-        self.inner.as_mut().poll(&mut Context::from_waker(&waker))
+        let waker = Waker::from(Arc::clone(&this.signal));
+        this.inner.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }
 
@@ -120,6 +159,47 @@ mod tests {
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
         assert!(gated.as_mut().poll(&mut cx).is_ready());
         assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn every_wake_up_reaches_the_task_that_polled_last() {
+        let (polls, ready) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let waker = Arc::new(std::sync::Mutex::new(None));
+        let mut gated = Box::pin(OwnWake::new(Probe {
+            polls: Arc::clone(&polls),
+            ready: Arc::clone(&ready),
+            waker: Arc::clone(&waker),
+        }));
+        let first = Arc::new(Counter::default());
+        let first_waker = Waker::from(Arc::clone(&first));
+        let mut cx = Context::from_waker(&first_waker);
+        // Woken and polled again and again with the same waker, stored once:
+        // each wake-up still reaches the task, and the inner future runs.
+        for round in 1..=5 {
+            assert!(gated.as_mut().poll(&mut cx).is_pending());
+            assert!(gated.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(polls.load(Ordering::SeqCst), round);
+            waker.lock().unwrap().take().expect("registered").wake();
+            assert_eq!(first.0.load(Ordering::SeqCst), round);
+        }
+        // Polled by another task: the wake-up goes to that one, not the first.
+        let second = Arc::new(Counter::default());
+        let second_waker = Waker::from(Arc::clone(&second));
+        let mut cx = Context::from_waker(&second_waker);
+        assert!(gated.as_mut().poll(&mut cx).is_pending());
+        waker.lock().unwrap().take().expect("registered").wake();
+        assert_eq!(
+            (
+                first.0.load(Ordering::SeqCst),
+                second.0.load(Ordering::SeqCst)
+            ),
+            (5, 1)
+        );
+        ready.store(true, Ordering::SeqCst);
+        assert!(gated.as_mut().poll(&mut cx).is_ready());
     }
 
     #[derive(Default)]

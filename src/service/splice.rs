@@ -37,11 +37,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
-use futures_util::task::AtomicWaker;
-
 use nix::fcntl::{OFlag, SpliceFFlags, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::wake::{Slot, Stored};
 
 /// Most bytes asked of one splice: the default pipe's 16 pages.
 const CHUNK: usize = 64 * 1024;
@@ -145,14 +145,14 @@ fn flags() -> SpliceFFlags {
 }
 
 /// Tells one splicing direction to stop at its next moment between
-/// bursts (a toxic was added). Its wait checks a flag and registers its
-/// waker with no lock, so a direction's wake-up costs what the bare
-/// readiness wait costs; a `CancellationToken` took two mutexes per
-/// wake-up (its tree node's and its `Notify`'s).
+/// bursts (a toxic was added). Its wait checks a flag and keeps its waker
+/// in a [`Slot`], stored once for the connection's task, so a direction's
+/// wake-up costs what the bare readiness wait costs; a `CancellationToken`
+/// took two mutexes per wake-up (its tree node's and its `Notify`'s).
 #[derive(Default)]
 pub(crate) struct Stop {
     stopped: AtomicBool,
-    waker: AtomicWaker,
+    waker: Slot,
 }
 
 impl Stop {
@@ -170,12 +170,12 @@ impl Stop {
 
 /// Waits until `src` is readable (`Ok(true)`) or `stop` is stopped
 /// (`Ok(false)`), stop first.
-async fn readable_unless(src: &TcpStream, stop: &Stop) -> io::Result<bool> {
+async fn readable_unless(src: &TcpStream, stop: &Stop, stored: &mut Stored) -> io::Result<bool> {
     std::future::poll_fn(|cx| {
         if stop.is_stopped() {
             return Poll::Ready(Ok(false));
         }
-        stop.waker.register(cx.waker());
+        stop.waker.register(stored, cx.waker());
         // A stop between the check and the registration woke no one.
         if stop.is_stopped() {
             return Poll::Ready(Ok(false));
@@ -212,9 +212,10 @@ pub(crate) async fn one_way(
     stop: &Stop,
 ) -> io::Result<bool> {
     let mut bulk = false;
+    let mut stored = Stored::default();
     loop {
         // Nothing is held across this wait.
-        if !readable_unless(src, stop).await? {
+        if !readable_unless(src, stop, &mut stored).await? {
             return Ok(false);
         }
         // A burst's future is boxed for the burst only: inline, its state

@@ -16,8 +16,9 @@ use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Acquire};
 use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
+
+use crate::wake::{Slot, Stored};
 
 use super::*;
 
@@ -32,7 +33,7 @@ pub(super) struct IdleSlot {
     /// 0: no limit.
     limit_ms: AtomicU64,
     expired: AtomicBool,
-    task: AtomicWaker,
+    task: Slot,
 }
 
 impl IdleSlot {
@@ -87,7 +88,10 @@ impl ConnGuard {
                 crate::clock::spawn(run(registry, retune));
             }
         }
-        IdleExpired { slot }
+        IdleExpired {
+            slot,
+            stored: Stored::default(),
+        }
     }
 }
 
@@ -124,16 +128,18 @@ impl Stats {
 #[must_use = "a limit nobody waits on ends nothing"]
 pub struct IdleExpired<'a> {
     slot: &'a IdleSlot,
+    stored: Stored,
 }
 
 impl Future for IdleExpired<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.slot.expired.load(Acquire) {
             return Poll::Ready(());
         }
-        self.slot.task.register(cx.waker());
+        let this = &mut *self;
+        this.slot.task.register(&mut this.stored, cx.waker());
         if self.slot.expired.load(Acquire) {
             Poll::Ready(())
         } else {
