@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -19,34 +19,57 @@ use std::task::{Context, Poll, Wake, Waker};
 /// takes it out and so must be registered again on every poll (two atomic
 /// operations each time, on every wake-up of a busy connection): here a
 /// task polled again and again stores its waker once, and a poll costs a
-/// comparison with what its [`Stored`] remembers.
+/// comparison with what its [`Stored`] remembers and one load.
 ///
 /// The protocol is the usual one: the waiting side registers, then checks
 /// its condition; the waking side makes the condition true, then calls
-/// [`Slot::wake`]. One future registers with a slot (with its own
-/// [`Stored`]); a second one would take turns storing.
+/// [`Slot::wake`]. A slot holds one waker: if two pollers register with
+/// it, each stores its own again on its next poll (the slot counts its
+/// stores, and a [`Stored`] that is not the last one stores again), and a
+/// wake-up reaches the one that stored last, as with `AtomicWaker`.
 #[derive(Default)]
-pub struct Slot(Mutex<Option<Waker>>);
+pub struct Slot {
+    waker: Mutex<Option<Waker>>,
+    stores: AtomicU64,
+}
 
-/// What a poller last stored in its [`Slot`].
+/// What a poller last stored in its [`Slot`], and which store that was.
 #[derive(Default)]
-pub struct Stored(Option<Waker>);
+pub struct Stored {
+    waker: Option<Waker>,
+    at: u64,
+}
 
 impl Slot {
     /// Keeps `waker` for the next wake-up, unless `stored` says it is kept.
     pub fn register(&self, stored: &mut Stored, waker: &Waker) {
-        if stored.0.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        if stored.waker.as_ref().is_some_and(|w| w.will_wake(waker))
+            && self.stores.load(Ordering::Acquire) == stored.at
+        {
             return;
         }
         let waker = waker.clone();
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker.clone());
-        stored.0 = Some(waker);
+        let replaced = {
+            let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            // Counted under the lock, so two stores never share a number.
+            stored.at = self.stores.load(Ordering::Relaxed) + 1;
+            self.stores.store(stored.at, Ordering::Release);
+            slot.replace(waker.clone())
+        };
+        // Dropped, like the wake-up below, with the lock released.
+        drop(replaced);
+        stored.waker = Some(waker);
     }
 
-    /// Wakes the task last registered, if any; its waker stays.
+    /// Wakes the task whose waker was stored last, if any; the waker stays.
     pub fn wake(&self) {
-        if let Some(task) = &*self.0.lock().unwrap_or_else(PoisonError::into_inner) {
-            task.wake_by_ref();
+        let task = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(task) = task {
+            task.wake();
         }
     }
 }
@@ -200,6 +223,39 @@ mod tests {
         );
         ready.store(true, Ordering::SeqCst);
         assert!(gated.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_poller_whose_waker_was_displaced_stores_it_again() {
+        let slot = Slot::default();
+        let (first, second) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
+        let (first_waker, second_waker) = (
+            Waker::from(Arc::clone(&first)),
+            Waker::from(Arc::clone(&second)),
+        );
+        let (mut mine, mut theirs) = (Stored::default(), Stored::default());
+        slot.register(&mut mine, &first_waker);
+        slot.register(&mut theirs, &second_waker);
+        slot.wake();
+        assert_eq!(
+            (
+                first.0.load(Ordering::SeqCst),
+                second.0.load(Ordering::SeqCst)
+            ),
+            (0, 1)
+        );
+        // The first poller's next poll puts its waker back: its Stored is
+        // not the slot's last store any more.
+        slot.register(&mut mine, &first_waker);
+        slot.wake();
+        slot.wake();
+        assert_eq!(
+            (
+                first.0.load(Ordering::SeqCst),
+                second.0.load(Ordering::SeqCst)
+            ),
+            (2, 1)
+        );
     }
 
     #[derive(Default)]

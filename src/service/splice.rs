@@ -146,9 +146,10 @@ fn flags() -> SpliceFFlags {
 
 /// Tells one splicing direction to stop at its next moment between
 /// bursts (a toxic was added). Its wait checks a flag and keeps its waker
-/// in a [`Slot`], stored once for the connection's task, so a direction's
-/// wake-up costs what the bare readiness wait costs; a `CancellationToken`
-/// took two mutexes per wake-up (its tree node's and its `Notify`'s).
+/// in a [`Slot`], stored (under the slot's lock) once for the connection's
+/// task, so a direction's wake-up costs what the bare readiness wait
+/// costs; a `CancellationToken` took two mutexes per wake-up (its tree
+/// node's and its `Notify`'s).
 #[derive(Default)]
 pub(crate) struct Stop {
     stopped: AtomicBool,

@@ -70,7 +70,9 @@ impl Default for IdleSweep {
 impl ConnGuard {
     /// Ends once the connection has moved no byte either way for `limit`
     /// (`limit` is set on the first call; the future is cheap to poll and
-    /// meant to be made once and polled in the connection's `select!`).
+    /// meant to be made once and polled in the connection's `select!`:
+    /// it stores its task's waker on its first poll, and a second one
+    /// alive beside it would make the two store theirs in turns).
     pub fn idle_expired(&self, limit: Duration) -> IdleExpired<'_> {
         let slot = &self.entry.idle;
         let ms = millis(limit).max(1);
