@@ -48,6 +48,13 @@ def _vs(run, a, b, *keys):
             run.pairs(a, b, lambda p, q: p / q, *keys))
 
 
+def _ns_per_byte(run, prefix):
+    """The server's CPU per byte moved, each round's."""
+    reps = run.rounds(prefix).values()
+    return r.spread(None if c is None or not z else c * 1e9 / z
+                    for c, z in ((r.get(rep, "server", "cpu_s"), r.get(rep, "bytes")) for rep in reps))
+
+
 def _exec(run, w):
     if not run.rounds("perf-exec-sb-1"):
         return
@@ -116,9 +123,7 @@ def _uploads(run, w):
             worst = min((v for v in (v8, v128) if v is not None), default=None)
             per = per128 if worst is not None and worst == v128 else per8
             row += [r.xs(v8, per8), r.xs(v128, per128), r.verdict(worst, 1.0, True, per)]
-            cpu = [r.get(rep, "server", "cpu_s") for rep in run.rounds(p).values()]
-            size = [r.get(rep, "bytes") for rep in run.rounds(p).values()]
-            row.append(r.ns(r.spread(None if c is None or not z else c * 1e9 / z for c, z in zip(cpu, size)), 2))
+            row.append(r.ns(_ns_per_byte(run, p), 2))
         w("| " + " | ".join(row) + " |")
     w("")
 
@@ -145,10 +150,7 @@ def _relay(run, w):
         else:
             v, per = _vs(run, "perf-relay-web", p, "mib_per_s")
             row += [r.xs(v, per), r.verdict(v, 0.95, True, per) if what == "cli" else "reported"]
-        reps = list(run.rounds(p).values())
-        cpu = [r.get(rep, "server", "cpu_s") for rep in reps]
-        size = [r.get(rep, "bytes") for rep in reps]
-        row.append(r.ns(r.spread(None if c is None or not z else c * 1e9 / z for c, z in zip(cpu, size)), 2))
-        row.append(r.ns(r.spread(r.get(rep, "client_cpu_s") for rep in reps), 2))
+        row.append(r.ns(_ns_per_byte(run, p), 2))
+        row.append(r.ns(run.stat(p, "client_cpu_s"), 2))
         w("| " + " | ".join(row) + " |")
     w("")

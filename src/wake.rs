@@ -141,6 +141,18 @@ mod tests {
         waker: Arc<std::sync::Mutex<Option<Waker>>>,
     }
 
+    impl Probe {
+        /// Wakes whoever polled the probe last, as its event would.
+        fn wake_inner(&self) {
+            self.waker
+                .lock()
+                .unwrap()
+                .take()
+                .expect("registered")
+                .wake();
+        }
+    }
+
     impl Future for Probe {
         type Output = ();
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -154,66 +166,60 @@ mod tests {
         }
     }
 
+    /// A probe gated by [`OwnWake`], and a probe sharing its state.
+    fn gated_probe() -> (Pin<Box<OwnWake<Probe>>>, Probe) {
+        let probe = Probe {
+            polls: Arc::new(AtomicUsize::new(0)),
+            ready: Arc::new(AtomicBool::new(false)),
+            waker: Arc::new(std::sync::Mutex::new(None)),
+        };
+        let gated = Box::pin(OwnWake::new(Probe {
+            polls: Arc::clone(&probe.polls),
+            ready: Arc::clone(&probe.ready),
+            waker: Arc::clone(&probe.waker),
+        }));
+        (gated, probe)
+    }
+
     #[test]
     fn the_inner_future_is_polled_first_then_only_after_its_own_wake() {
-        let (polls, ready) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let waker = Arc::new(std::sync::Mutex::new(None));
-        let mut gated = Box::pin(OwnWake::new(Probe {
-            polls: Arc::clone(&polls),
-            ready: Arc::clone(&ready),
-            waker: Arc::clone(&waker),
-        }));
-        let task = Arc::new(Counter::default());
-        let task_waker = Waker::from(Arc::clone(&task));
+        let (mut gated, probe) = gated_probe();
+        let (task, task_waker) = counted();
         let mut cx = Context::from_waker(&task_waker);
         assert!(gated.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(probe.polls.load(Ordering::SeqCst), 1);
         // The task polls again for other reasons: the inner one is left be.
         for _ in 0..10 {
             assert!(gated.as_mut().poll(&mut cx).is_pending());
         }
-        assert_eq!(polls.load(Ordering::SeqCst), 1);
+        assert_eq!(probe.polls.load(Ordering::SeqCst), 1);
         // Its own wake-up reaches the task, and the next poll polls it.
-        ready.store(true, Ordering::SeqCst);
-        waker.lock().unwrap().take().expect("registered").wake();
+        probe.ready.store(true, Ordering::SeqCst);
+        probe.wake_inner();
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
         assert!(gated.as_mut().poll(&mut cx).is_ready());
-        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        assert_eq!(probe.polls.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn every_wake_up_reaches_the_task_that_polled_last() {
-        let (polls, ready) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let waker = Arc::new(std::sync::Mutex::new(None));
-        let mut gated = Box::pin(OwnWake::new(Probe {
-            polls: Arc::clone(&polls),
-            ready: Arc::clone(&ready),
-            waker: Arc::clone(&waker),
-        }));
-        let first = Arc::new(Counter::default());
-        let first_waker = Waker::from(Arc::clone(&first));
+        let (mut gated, probe) = gated_probe();
+        let (first, first_waker) = counted();
         let mut cx = Context::from_waker(&first_waker);
         // Woken and polled again and again with the same waker, stored once:
         // each wake-up still reaches the task, and the inner future runs.
         for round in 1..=5 {
             assert!(gated.as_mut().poll(&mut cx).is_pending());
             assert!(gated.as_mut().poll(&mut cx).is_pending());
-            assert_eq!(polls.load(Ordering::SeqCst), round);
-            waker.lock().unwrap().take().expect("registered").wake();
+            assert_eq!(probe.polls.load(Ordering::SeqCst), round);
+            probe.wake_inner();
             assert_eq!(first.0.load(Ordering::SeqCst), round);
         }
         // Polled by another task: the wake-up goes to that one, not the first.
-        let second = Arc::new(Counter::default());
-        let second_waker = Waker::from(Arc::clone(&second));
+        let (second, second_waker) = counted();
         let mut cx = Context::from_waker(&second_waker);
         assert!(gated.as_mut().poll(&mut cx).is_pending());
-        waker.lock().unwrap().take().expect("registered").wake();
+        probe.wake_inner();
         assert_eq!(
             (
                 first.0.load(Ordering::SeqCst),
@@ -221,18 +227,14 @@ mod tests {
             ),
             (5, 1)
         );
-        ready.store(true, Ordering::SeqCst);
+        probe.ready.store(true, Ordering::SeqCst);
         assert!(gated.as_mut().poll(&mut cx).is_ready());
     }
 
     #[test]
     fn a_poller_whose_waker_was_displaced_stores_it_again() {
         let slot = Slot::default();
-        let (first, second) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
-        let (first_waker, second_waker) = (
-            Waker::from(Arc::clone(&first)),
-            Waker::from(Arc::clone(&second)),
-        );
+        let ((first, first_waker), (second, second_waker)) = (counted(), counted());
         let (mut mine, mut theirs) = (Stored::default(), Stored::default());
         slot.register(&mut mine, &first_waker);
         slot.register(&mut theirs, &second_waker);
@@ -260,6 +262,12 @@ mod tests {
 
     #[derive(Default)]
     struct Counter(AtomicUsize);
+
+    /// A task that counts its wake-ups, and its waker.
+    fn counted() -> (Arc<Counter>, Waker) {
+        let task = Arc::new(Counter::default());
+        (Arc::clone(&task), Waker::from(task))
+    }
 
     impl Wake for Counter {
         fn wake(self: Arc<Self>) {
