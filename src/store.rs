@@ -23,7 +23,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use serde::Serialize;
 
@@ -33,6 +33,7 @@ mod link;
 mod list;
 pub mod partial;
 mod sha;
+mod stage;
 mod sweep;
 mod upload;
 
@@ -234,13 +235,27 @@ impl Store {
                 dir.display()
             );
         }
-        Ok(Store {
-            inner: Arc::new(Inner {
-                dir,
-                known: Mutex::new(HashMap::new()),
-                claimed: AtomicU64::new(0),
-            }),
-        })
+        Ok(Store::of_folder(&dir))
+    }
+
+    /// The one `Store` of `dir` in this process (made if none is open), so
+    /// every opener (the files instance, each of its restarts, the
+    /// dashboard's resumable uploads) checks free space against the same
+    /// claims. Neither creates nor sweeps the folder.
+    pub(crate) fn of_folder(dir: &Path) -> Store {
+        static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+        let mut open = lock(OPEN.get_or_init(Mutex::default));
+        if let Some(inner) = open.get(dir).and_then(Weak::upgrade) {
+            return Store { inner };
+        }
+        open.retain(|_, inner| inner.strong_count() > 0);
+        let inner = Arc::new(Inner {
+            dir: dir.to_owned(),
+            known: Mutex::new(HashMap::new()),
+            claimed: AtomicU64::new(0),
+        });
+        open.insert(dir.to_owned(), Arc::downgrade(&inner));
+        Store { inner }
     }
 
     pub fn dir(&self) -> &Path {

@@ -111,6 +111,10 @@ impl State {
     pub fn meta(&self) -> &Meta {
         &self.meta
     }
+    /// Completed, terminated or expired.
+    pub fn gone(&self) -> bool {
+        self.gone
+    }
 }
 
 /// One upload in the table.
@@ -201,14 +205,7 @@ impl Partials {
             return Ok(Partials { area });
         }
         super::create_private_dir(folder)?;
-        let store = Store {
-            inner: Arc::new(super::Inner {
-                dir: folder.to_owned(),
-                known: Mutex::new(HashMap::new()),
-                claimed: std::sync::atomic::AtomicU64::new(0),
-            }),
-        };
-        Partials::open(&store)
+        Partials::open(&Store::of_folder(folder))
     }
 
     fn data(&self, id: &str) -> PathBuf {
@@ -424,7 +421,14 @@ impl Partials {
         state.offset = ended.offset;
         state.hasher = ended.hasher;
         state.meta.expires_ms = now_ms().saturating_add(ms(ttl));
-        let _ = self.write_meta(&state.meta);
+        // Written and synced off the runtime's threads: once per part.
+        let (partials, meta) = (self.clone(), state.meta.clone());
+        let kept = tokio::task::spawn_blocking(move || partials.write_meta(&meta)).await;
+        if let Ok(Err(e)) | Err(e) = kept.map_err(io::Error::other) {
+            // The next part writes it again; a restart meanwhile expires
+            // the upload by the older date.
+            tracing::warn!("cannot keep partial upload {}'s expiry: {e}", state.meta.id);
+        }
         ended.result?;
         Ok(state.offset)
     }

@@ -3,106 +3,23 @@
 //! that writes it into the temporary, so the hash (most of an upload's
 //! CPU) and the copy into the file run side by side.
 //!
-//! A stage's job runs only while buffers wait for it and ends when none
-//! do: an upload waiting for its peer holds no thread, so slow uploads
+//! Each stage is a [`Stage`]: its job runs only while buffers wait for it,
+//! so an upload waiting for its peer holds no thread and slow uploads
 //! cannot take the blocking pool that file reads and listings need. An
 //! upload holds at most [`POOL`] buffers of [`CHUNK`] bytes, whatever its
 //! size.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::stage::Stage;
 use super::{CHUNK, Claim, FileInfo, Sha256, Store, StoreError, hex, sweep};
-use crate::sync::lock;
 
 /// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
 const POOL: usize = 4;
-
-/// How long a stage's job waits for the next buffer before it ends: longer
-/// than hashing one buffer takes, so a job lives through a steady upload.
-const LINGER: Duration = Duration::from_millis(1);
-
-/// A stage: items queue here, and one blocking job at a time works through
-/// them with the stage's state, ending when the queue has stayed empty for
-/// [`LINGER`].
-struct Stage<S, I> {
-    shared: Arc<Shared<S, I>>,
-    work: fn(&mut S, I),
-}
-
-struct Shared<S, I> {
-    queue: Mutex<Queue<S, I>>,
-    /// Signalled when an item is queued while a job runs.
-    more: Condvar,
-}
-
-struct Queue<S, I> {
-    items: VecDeque<I>,
-    /// The state while no job runs; `None` while one does.
-    idle: Option<S>,
-}
-
-impl<S: Send + 'static, I: Send + 'static> Stage<S, I> {
-    fn new(state: S, work: fn(&mut S, I)) -> Self {
-        let queue = Queue {
-            items: VecDeque::with_capacity(POOL + 1),
-            idle: Some(state),
-        };
-        Stage {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(queue),
-                more: Condvar::new(),
-            }),
-            work,
-        }
-    }
-
-    /// Queues `item`, and starts a job if none is running.
-    fn send(&self, item: I) {
-        let state = {
-            let mut queue = lock(&self.shared.queue);
-            queue.items.push_back(item);
-            queue.idle.take()
-        };
-        let Some(state) = state else {
-            self.shared.more.notify_one();
-            return;
-        };
-        let shared = Arc::clone(&self.shared);
-        let work = self.work;
-        // Nothing waits for the job: it ends when the queue stays empty.
-        let job = tokio::task::spawn_blocking(move || drain(&shared, state, work));
-        drop(job);
-    }
-}
-
-/// A stage's job: works through the queue, then leaves the state behind.
-fn drain<S, I>(shared: &Shared<S, I>, mut state: S, work: fn(&mut S, I)) {
-    let mut queue = lock(&shared.queue);
-    loop {
-        if let Some(item) = queue.items.pop_front() {
-            drop(queue);
-            work(&mut state, item);
-            queue = lock(&shared.queue);
-            continue;
-        }
-        let (back, waited) = shared
-            .more
-            .wait_timeout(queue, LINGER)
-            .unwrap_or_else(PoisonError::into_inner);
-        queue = back;
-        if waited.timed_out() && queue.items.is_empty() {
-            queue.idle = Some(state);
-            return;
-        }
-    }
-}
 
 /// What the socket side hands the hasher, in order.
 enum Block {
@@ -335,6 +252,8 @@ impl Drop for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::lock;
+    use std::time::Duration;
 
     /// Buffers of a known pattern, as the socket side hands them on.
     fn blocks(count: usize) -> Vec<Vec<u8>> {

@@ -139,3 +139,71 @@ async fn limits_and_a_wrong_declared_hash() {
     ));
     assert!(!dir.path().join("files/x").exists());
 }
+
+/// A blocking pool of one thread: a part that kept a thread while its body
+/// trickled in would leave none for the others (a writer thread per part
+/// held it until the part ended). Three parts fed 1 KiB at a time,
+/// interleaved, all end, and hold what they were sent.
+#[test]
+fn parts_fed_in_small_pieces_hold_no_blocking_thread() {
+    const PIECE: usize = 1024;
+    const PIECES: usize = 600; // more than two gathered chunks
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let data: Vec<u8> = (0..PIECE * PIECES).map(|i| (i % 251) as u8).collect();
+    let all = async {
+        let ups: Vec<_> = ["ann", "bob", "cat"]
+            .iter()
+            .map(|owner| p.create(new(owner, "t.bin", data.len() as u64)).unwrap())
+            .collect();
+        let mut held = Vec::new();
+        for up in &ups {
+            held.push(up.lock().await);
+        }
+        let mut parts: Vec<_> = ups
+            .iter()
+            .zip(&mut held)
+            .map(|(up, h)| p.patch(up, h, 0, None).unwrap())
+            .collect();
+        for piece in data.chunks(PIECE) {
+            for part in &mut parts {
+                part.push(Bytes::copy_from_slice(piece)).await.unwrap();
+            }
+        }
+        for (part, h) in parts.into_iter().zip(&mut held) {
+            let end = p.end_patch(h, part, true, Duration::from_secs(60)).await;
+            assert_eq!(end.unwrap(), data.len() as u64);
+        }
+        for (up, h) in ups.iter().zip(&mut held) {
+            let info = p.complete(up, h).await.unwrap();
+            let stored = std::fs::read(dir.path().join("files").join(&info.name)).unwrap();
+            assert!(stored == data, "{} differs", info.name);
+        }
+    };
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), all).await })
+        .expect("every part ended with one blocking thread");
+}
+
+/// A files instance with a folder of its own: the dashboard opens the
+/// partial area first, the instance (and each restart of it) its store
+/// after. Both must count the same claims, or plain uploads would not see
+/// the space resumable ones hold.
+#[test]
+fn the_dashboard_and_the_files_instance_count_the_same_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("own");
+    let p = Partials::open_folder(&folder).unwrap();
+    let service = Store::open_folder(&folder).unwrap();
+    let _up = p.create(new("ann", "x.bin", 1000)).unwrap();
+    let claimed = |s: &Store| s.inner.claimed.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(claimed(&service), 1000);
+    let restarted = Store::open_folder(&folder).unwrap();
+    assert_eq!(claimed(&restarted), 1000);
+}

@@ -1,6 +1,9 @@
 //! One part of a partial upload being written: the socket side hands the
-//! body's buffers to a blocking thread that hashes and appends them, so a
-//! part of any size holds at most [`QUEUE`] buffers in memory.
+//! body on, a chunk at a time, to a [`Stage`] whose blocking job hashes
+//! and appends it. A part of any size holds at most [`QUEUE`] chunks in
+//! memory, and a part whose body trickles in holds no thread while it
+//! waits: small pieces are gathered to [`GATHER`] bytes before the job
+//! sees them.
 //!
 //! A part with a checksum is all or nothing: a mismatch, or a body that
 //! ended early, truncates the file back to where the part began (the spec
@@ -12,17 +15,21 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::store::Sha256;
-use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::PartialError;
-use crate::store::StoreError;
+use crate::store::stage::Stage;
+use crate::store::{CHUNK, Sha256, StoreError};
 
-/// Buffers queued between the socket and the writer.
+/// Chunks queued for the writer at most.
 const QUEUE: usize = 16;
+/// Pieces of a body shorter than this are gathered, not handed on alone.
+const SMALL: usize = 64 * 1024;
+/// Gathered pieces go to the writer once they hold this many bytes.
+const GATHER: usize = CHUNK;
 
 /// A part's checksum, as `Upload-Checksum` (tus) declares it.
 #[derive(Debug, Clone)]
@@ -32,9 +39,12 @@ pub enum Checksum {
 }
 
 enum Msg {
-    Data(Bytes),
-    /// The body arrived whole: keep the part (if its checksum matches).
-    End,
+    /// Bytes to append, with the queue place they hold (none for what a
+    /// dropped part flushes, which cannot wait for one).
+    Data(Bytes, Option<OwnedSemaphorePermit>),
+    /// The part ended: `whole` when its body arrived complete (then it is
+    /// kept if its checksum matches).
+    End { whole: bool },
 }
 
 /// How a part ended: the upload's new offset and running hash, and
@@ -46,11 +56,17 @@ pub struct Ended {
 }
 
 /// A part being written. Feed it with [`Patch::push`]; end it with
-/// [`Patch::finish`] (or drop it: the bytes written so far stay, as for a
-/// body that ended early).
+/// [`Patch::finish`] (or drop it: the bytes pushed so far are written,
+/// as for a body that ended early).
 pub struct Patch {
-    tx: Option<mpsc::Sender<Msg>>,
-    writer: Option<JoinHandle<Ended>>,
+    writer: Stage<Writer, Msg>,
+    permits: Arc<Semaphore>,
+    gathered: BytesMut,
+    /// The writer's report; `None` once read, or [`Patch::finish`] ran.
+    outcome: Option<oneshot::Receiver<Ended>>,
+    /// A report that came before the end: the writer failed.
+    early: Option<Ended>,
+    ended: bool,
     room: u64,
     length: u64,
     start: u64,
@@ -70,12 +86,26 @@ impl Patch {
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(StoreError::from)?;
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let writer =
-            tokio::task::spawn_blocking(move || write_part(file, offset, hasher, checksum, rx));
+        let (report, outcome) = oneshot::channel();
+        let writer = Writer {
+            file,
+            start: offset,
+            offset,
+            known: hasher,
+            hasher: Sha256::new(),
+            ready: false,
+            part: PartHash::new(checksum.as_ref()),
+            before: None,
+            checksum,
+            report: Some(report),
+        };
         Ok(Patch {
-            tx: Some(tx),
-            writer: Some(writer),
+            writer: Stage::new(writer, write),
+            permits: Arc::new(Semaphore::new(QUEUE)),
+            gathered: BytesMut::new(),
+            outcome: Some(outcome),
+            early: None,
+            ended: false,
             room: length - offset,
             length,
             start: offset,
@@ -87,7 +117,8 @@ impl Patch {
         self.room
     }
 
-    /// Hands a buffer to the writer.
+    /// Takes `bytes` for the writer: a large piece goes on as it came,
+    /// small ones once [`GATHER`] bytes of them are in.
     ///
     /// # Errors
     /// It would pass the declared length (nothing of it is written); the
@@ -100,115 +131,229 @@ impl Patch {
                 length: self.length,
             });
         }
-        self.room -= n;
-        let sent = match &self.tx {
-            Some(tx) => tx.send(Msg::Data(bytes)).await.is_ok(),
-            None => false,
-        };
-        if !sent {
-            self.tx = None;
-            return Err(PartialError::Body("the writer stopped".into()));
+        if self.outcome.is_none() {
+            return Err(stopped());
         }
+        self.room -= n;
+        if bytes.len() >= SMALL {
+            self.flush().await?;
+            return self.hand(bytes).await;
+        }
+        if self.gathered.len() + bytes.len() > GATHER {
+            self.flush().await?;
+        }
+        if self.gathered.capacity() == 0 {
+            self.gathered.reserve(GATHER);
+        }
+        self.gathered.extend_from_slice(&bytes);
+        if self.gathered.len() >= GATHER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands what was gathered on.
+    async fn flush(&mut self) -> Result<(), PartialError> {
+        if self.gathered.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.gathered).freeze();
+        self.hand(bytes).await
+    }
+
+    /// Queues `bytes` once a place is free; a writer that stopped frees
+    /// none, so its report ends the wait.
+    async fn hand(&mut self, bytes: Bytes) -> Result<(), PartialError> {
+        let permits = Arc::clone(&self.permits);
+        let Some(outcome) = &mut self.outcome else {
+            return Err(stopped());
+        };
+        match outcome.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            // Only a failure comes before the end.
+            reported => {
+                self.outcome = None;
+                self.early = reported.ok();
+                return Err(stopped());
+            }
+        }
+        let permit = tokio::select! {
+            biased;
+            permit = permits.acquire_owned() => permit.map_err(|_| stopped())?,
+            ended = outcome => {
+                self.outcome = None;
+                self.early = ended.ok();
+                return Err(stopped());
+            }
+        };
+        self.writer.send(Msg::Data(bytes, Some(permit)));
         Ok(())
     }
 
     /// Ends the part: `whole` when the body arrived complete.
     pub async fn finish(mut self, whole: bool) -> Ended {
-        if let Some(tx) = self.tx.take()
-            && whole
-        {
-            let _ = tx.send(Msg::End).await;
+        let flushed = self.flush().await;
+        self.ended = true;
+        self.writer.send(Msg::End {
+            whole: whole && flushed.is_ok(),
+        });
+        if let Some(ended) = self.early.take() {
+            return ended;
         }
         let start = self.start;
-        match self.writer.take() {
-            Some(w) => w.await.unwrap_or_else(|e| Ended {
-                offset: start,
-                hasher: None,
-                result: Err(StoreError::Io(io::Error::other(e.to_string())).into()),
-            }),
-            None => Ended {
-                offset: start,
-                hasher: None,
-                result: Err(PartialError::Body("the writer stopped".into())),
-            },
+        let reported = match self.outcome.take() {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        reported.unwrap_or_else(|| Ended {
+            offset: start,
+            hasher: None,
+            result: Err(stopped()),
+        })
+    }
+}
+
+impl Drop for Patch {
+    /// A part dropped unfinished (its task aborted) ends as a cut one: what
+    /// was pushed is written, and the writer's job still ends.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        if !self.gathered.is_empty() {
+            let bytes = std::mem::take(&mut self.gathered).freeze();
+            self.writer.send(Msg::Data(bytes, None));
+        }
+        self.writer.send(Msg::End { whole: false });
+    }
+}
+
+/// The writer ended without a report (its job panicked).
+fn stopped() -> PartialError {
+    PartialError::Body("the writer stopped".into())
+}
+
+/// The writer's state, kept between its jobs.
+struct Writer {
+    file: std::fs::File,
+    start: u64,
+    offset: u64,
+    /// The running hash as the part began, when known (not after a restart).
+    known: Option<Sha256>,
+    /// The running hash, once [`Writer::catch_up`] ran.
+    hasher: Sha256,
+    /// The hash caught up and the file cut back to `start`.
+    ready: bool,
+    part: PartHash,
+    /// The running hash as the part began, for a part that is dropped.
+    before: Option<Sha256>,
+    checksum: Option<Checksum>,
+    /// Taken when the part ends or the writer fails.
+    report: Option<oneshot::Sender<Ended>>,
+}
+
+impl Writer {
+    /// Hashes what is already there if the running hash was lost (a
+    /// restart), and drops anything past the offset: a part that was
+    /// never acknowledged.
+    fn catch_up(&mut self) -> io::Result<()> {
+        self.hasher = match self.known.take() {
+            Some(h) => h,
+            None => hash_prefix(&mut self.file, self.start)?,
+        };
+        self.file.set_len(self.start)?;
+        self.file.seek(SeekFrom::Start(self.start))?;
+        self.before = self.checksum.as_ref().map(|_| self.hasher.clone());
+        self.ready = true;
+        Ok(())
+    }
+
+    fn report(&mut self, ended: Ended) {
+        if let Some(tx) = self.report.take() {
+            // The part may be gone (aborted); then nobody asks.
+            let _ = tx.send(ended);
+        }
+    }
+
+    fn fail(&mut self, offset: u64, e: io::Error) {
+        self.report(failed(offset, e));
+    }
+
+    /// The part's end: kept, or cut back if its checksum says so.
+    fn end(&mut self, whole: bool) -> Ended {
+        let result = match (self.checksum.take(), whole) {
+            (None, _) => Ok(()),
+            (Some(sum), true)
+                if std::mem::replace(&mut self.part, PartHash::None).matches(&sum) =>
+            {
+                Ok(())
+            }
+            (Some(_), whole) => {
+                if let Err(e) = self.file.set_len(self.start) {
+                    return failed(self.start, e);
+                }
+                self.offset = self.start;
+                if let Some(before) = self.before.take() {
+                    self.hasher = before;
+                }
+                Err(if whole {
+                    PartialError::ChecksumMismatch
+                } else {
+                    PartialError::Body(
+                        "the part was cut short; its checksum cannot be checked".into(),
+                    )
+                })
+            }
+        };
+        if let Err(e) = self.file.sync_data() {
+            return failed(self.start, e);
+        }
+        Ended {
+            offset: self.offset,
+            hasher: Some(std::mem::take(&mut self.hasher)),
+            result,
         }
     }
 }
 
-/// The writer thread: hashes what is already there if the running hash
-/// was lost (a restart), then appends the part.
-fn write_part(
-    mut file: std::fs::File,
-    start: u64,
-    hasher: Option<Sha256>,
-    checksum: Option<Checksum>,
-    mut rx: mpsc::Receiver<Msg>,
-) -> Ended {
-    let fail = |offset, e: io::Error| Ended {
+fn failed(offset: u64, e: io::Error) -> Ended {
+    Ended {
         offset,
         hasher: None,
         result: Err(StoreError::Io(e).into()),
-    };
-    let mut hasher = match hasher {
-        Some(h) => h,
-        None => match hash_prefix(&mut file, start) {
-            Ok(h) => h,
-            Err(e) => return fail(start, e),
-        },
-    };
-    // Anything past the offset is a part that was never acknowledged.
-    if let Err(e) = file
-        .set_len(start)
-        .and_then(|()| file.seek(SeekFrom::Start(start)).map(drop))
+    }
+}
+
+/// The writer's work on one message, on its stage's blocking job.
+fn write(w: &mut Writer, msg: Msg) {
+    if w.report.is_none() {
+        return; // ended or failed: what still comes is dropped
+    }
+    if !w.ready
+        && let Err(e) = w.catch_up()
     {
-        return fail(start, e);
+        let start = w.start;
+        w.fail(start, e);
+        return;
     }
-    let before = checksum.as_ref().map(|_| hasher.clone());
-    let mut part = PartHash::new(checksum.as_ref());
-    let mut offset = start;
-    let mut whole = false;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            Msg::Data(buf) => {
-                if let Err(e) = file.write_all(&buf) {
-                    // What reached the file before the error is unknown:
-                    // back to the last known length, hash recomputed next time.
-                    let _ = file.set_len(offset);
-                    return fail(offset, e);
-                }
-                hasher.update(&buf);
-                part.update(&buf);
-                offset += buf.len() as u64;
+    match msg {
+        Msg::Data(buf, _place) => {
+            if let Err(e) = w.file.write_all(&buf) {
+                // What reached the file before the error is unknown:
+                // back to the last known length, hash recomputed next time.
+                let _ = w.file.set_len(w.offset);
+                let offset = w.offset;
+                w.fail(offset, e);
+                return;
             }
-            Msg::End => {
-                whole = true;
-                break;
-            }
+            w.hasher.update(&buf);
+            w.part.update(&buf);
+            w.offset += buf.len() as u64;
         }
-    }
-    let result = match (checksum, whole) {
-        (None, _) => Ok(()),
-        (Some(sum), true) if part.matches(&sum) => Ok(()),
-        (Some(_), whole) => {
-            if let Err(e) = file.set_len(start) {
-                return fail(start, e);
-            }
-            offset = start;
-            hasher = before.expect("kept whenever a checksum is given");
-            Err(if whole {
-                PartialError::ChecksumMismatch
-            } else {
-                PartialError::Body("the part was cut short; its checksum cannot be checked".into())
-            })
+        Msg::End { whole } => {
+            let ended = w.end(whole);
+            w.report(ended);
         }
-    };
-    if let Err(e) = file.sync_data() {
-        return fail(start, e);
-    }
-    Ended {
-        offset,
-        hasher: Some(hasher),
-        result,
     }
 }
 

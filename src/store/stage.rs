@@ -1,0 +1,94 @@
+//! A stage of blocking work fed from async code: items queue, and one
+//! blocking job at a time works through them with the stage's state.
+//!
+//! The job runs only while items wait for it and ends when none has come
+//! for [`LINGER`]: a stage whose feeder waits for its peer holds no thread
+//! of tokio's blocking pool, however long it lives, so slow peers cannot
+//! take the pool that file reads and listings need. The feeder bounds how
+//! much it queues (an upload by its buffers, a part by its permits).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::sync::lock;
+
+/// How long a stage's job waits for the next buffer before it ends: longer
+/// than hashing one buffer takes, so a job lives through a steady upload.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// A stage: items queue here, and one blocking job at a time works through
+/// them with the stage's state, ending when the queue has stayed empty for
+/// [`LINGER`].
+pub(super) struct Stage<S, I> {
+    pub(super) shared: Arc<Shared<S, I>>,
+    pub(super) work: fn(&mut S, I),
+}
+
+pub(super) struct Shared<S, I> {
+    pub(super) queue: Mutex<Queue<S, I>>,
+    /// Signalled when an item is queued while a job runs.
+    more: Condvar,
+}
+
+pub(super) struct Queue<S, I> {
+    items: VecDeque<I>,
+    /// The state while no job runs; `None` while one does.
+    pub(super) idle: Option<S>,
+}
+
+impl<S: Send + 'static, I: Send + 'static> Stage<S, I> {
+    pub(super) fn new(state: S, work: fn(&mut S, I)) -> Self {
+        let queue = Queue {
+            items: VecDeque::new(),
+            idle: Some(state),
+        };
+        Stage {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(queue),
+                more: Condvar::new(),
+            }),
+            work,
+        }
+    }
+
+    /// Queues `item`, and starts a job if none is running.
+    pub(super) fn send(&self, item: I) {
+        let state = {
+            let mut queue = lock(&self.shared.queue);
+            queue.items.push_back(item);
+            queue.idle.take()
+        };
+        let Some(state) = state else {
+            self.shared.more.notify_one();
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let work = self.work;
+        // Nothing waits for the job: it ends when the queue stays empty.
+        let job = tokio::task::spawn_blocking(move || drain(&shared, state, work));
+        drop(job);
+    }
+}
+
+/// A stage's job: works through the queue, then leaves the state behind.
+fn drain<S, I>(shared: &Shared<S, I>, mut state: S, work: fn(&mut S, I)) {
+    let mut queue = lock(&shared.queue);
+    loop {
+        if let Some(item) = queue.items.pop_front() {
+            drop(queue);
+            work(&mut state, item);
+            queue = lock(&shared.queue);
+            continue;
+        }
+        let (back, waited) = shared
+            .more
+            .wait_timeout(queue, LINGER)
+            .unwrap_or_else(PoisonError::into_inner);
+        queue = back;
+        if waited.timed_out() && queue.items.is_empty() {
+            queue.idle = Some(state);
+            return;
+        }
+    }
+}
