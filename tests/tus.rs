@@ -909,3 +909,129 @@ async fn a_cookie_session_needs_its_csrf_token_and_the_same_origin() {
     assert_eq!(r.status, 201, "{r:?}");
     audited(dir.path(), "created", "page.bin").await;
 }
+
+/// An upload whose first part fails before a byte is kept is gone at once:
+/// its creator never got an id to resume or delete it by (tus answers no
+/// Location; the files protocol's id is in the reply that never came), so
+/// it would hold its space and a place in the owner's count until expiry.
+#[tokio::test]
+async fn an_upload_whose_first_part_fails_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &[]).await;
+    let base = served.web_url();
+    let ann = token(dir.path(), "ann").await;
+    let auth = format!("Bearer {ann}");
+    let meta = format!("filename {}", b64("first.bin"));
+    let with_data = |checksum: &'static str| {
+        let mut h = vec![
+            ("Authorization", auth.clone()),
+            ("Tus-Resumable", "1.0.0".to_owned()),
+            ("Upload-Length", "10".to_owned()),
+            ("Upload-Metadata", meta.clone()),
+            ("Content-Type", "application/offset+octet-stream".to_owned()),
+        ];
+        if !checksum.is_empty() {
+            h.push(("Upload-Checksum", checksum.to_owned()));
+        }
+        h
+    };
+    for (checksum, body, status) in [
+        // More body than the declared length.
+        ("", &b"twenty bytes of body"[..], 413),
+        // A checksum that cannot be read.
+        ("md5 AAAA", &b"0123456789"[..], 400),
+        // A checksum that does not match.
+        (
+            "sha256 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+            &b"0123456789"[..],
+            460,
+        ),
+    ] {
+        let headers = with_data(checksum);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = raw(&base, "POST", "/api/v1/uploads/", &headers, body).await;
+        assert_eq!(r.status, status, "{checksum:?}: {r:?}");
+        assert!(header(&r, "location").is_none(), "{r:?}");
+        assert_eq!(partial_files(dir.path()), 0, "{checksum:?}: files left");
+    }
+    let list = raw(
+        &base,
+        "GET",
+        "/api/v1/uploads/",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", token_admin(dir.path()).await),
+        )],
+        b"",
+    )
+    .await;
+    assert_eq!(list.json(), serde_json::json!([]), "{list:?}");
+    audited(dir.path(), "failed", "first.bin").await;
+}
+
+/// The files protocol's side of the same: a first put that carries a body
+/// too long, or one cut short.
+#[tokio::test]
+async fn a_first_put_that_fails_leaves_no_partial_upload() {
+    use common::message::{frame, handshake, read_message};
+    let h = common::Harness::start().await;
+    let files = h.addr(ServiceKind::Files);
+    let (mut wire, _) = handshake(files, common::TEST_KEY.as_bytes()).await;
+    let head = serde_json::json!({"op": "put", "name": "y", "total": 10, "size": 20});
+    wire.write_all(&frame(&head, &[b'y'; 20])).await.unwrap();
+    let (r, _) = read_message(&mut wire).await;
+    assert!(r["error"].as_str().unwrap().contains("past"), "{r}");
+    assert_eq!(
+        partial_files(h.dir.path()),
+        0,
+        "files left by a put too long"
+    );
+    let (mut wire, _) = handshake(files, common::TEST_KEY.as_bytes()).await;
+    let head = serde_json::json!({"op": "put", "name": "z", "total": 10, "size": 10});
+    let framed = frame(&head, &[b'z'; 10]);
+    wire.write_all(&framed[..framed.len() - 7]).await.unwrap();
+    guard("the first put's upload made", async {
+        while partial_files(h.dir.path()) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(wire);
+    guard("the cut first put's upload removed", async {
+        while partial_files(h.dir.path()) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A client that sends its last part and goes away without waiting for
+/// the answer: hyper drops a request's handler once it sees the
+/// connection close, but the part's end and the completion still happen
+/// (the file stored, the upload gone, the audit line written).
+#[tokio::test]
+async fn a_last_part_whose_client_leaves_at_once_still_completes() {
+    const LENGTH: usize = 8 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &[]).await;
+    let base = served.web_url();
+    let ann = token(dir.path(), "ann").await;
+    let r = create(&base, &ann, "left.bin", LENGTH as u64).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let url = path_of(header(&r, "location").unwrap());
+    let body: Vec<u8> = (0..LENGTH).map(|i| (i % 253) as u8).collect();
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PATCH {url} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ann}\r\n\
+         Tus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: {LENGTH}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    drop(stream);
+    audited(dir.path(), "completed", "left.bin").await;
+    let f = stored(&base, &ann, "left.bin").await;
+    assert_eq!(f["sha256"], hex(&Sha256::digest(&body)), "{f}");
+    assert_eq!(partial_files(dir.path()), 0, "the upload is gone");
+}

@@ -23,7 +23,7 @@ use super::TcpCtx;
 use super::files::{Shared, refusal, refuse_and_close};
 use crate::conn::ConnError;
 use crate::stats::ConnGuard;
-use crate::store::partial::{New, Partial, PartialError, Partials, is_id};
+use crate::store::partial::{New, Partial, PartialError, Partials, State, is_id};
 use crate::store::{self};
 use crate::wire::files::{PutReply, Reply, ResumeReply};
 
@@ -77,20 +77,33 @@ pub(super) async fn put(
     if partials.expired(&partial, &mut held) {
         return refuse(conn, "the partial upload expired".into()).await;
     }
+    // Made by this request: its id reaches the client only in the reply,
+    // so one that fails before then could never be resumed or cancelled.
+    let fresh = ask.partial.is_none();
+    let discard = |held: &mut State| {
+        if fresh && !held.gone() {
+            partials.remove(&partial, held);
+            tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} removed: its first put failed", partial.id());
+        }
+    };
     let started = Instant::now();
     if size > 0 || ask.total == 0 {
         let offset = ask.offset.unwrap_or(0);
+        // Checked before a writer starts: one would take the running hash.
+        if size > partial.length().saturating_sub(offset) {
+            discard(&mut held);
+            let e = PartialError::PastEnd {
+                end: offset.saturating_add(size),
+                length: ask.total,
+            };
+            return refuse(conn, e.to_string()).await;
+        }
         let mut patch = match partials.patch(&partial, &mut held, offset, None) {
-            Ok(p) if size <= p.room() => p,
-            Ok(p) => {
-                drop(p.finish(false).await);
-                let e = PartialError::PastEnd {
-                    end: offset + size,
-                    length: ask.total,
-                };
+            Ok(p) => p,
+            Err(e) => {
+                discard(&mut held);
                 return refuse(conn, e.to_string()).await;
             }
-            Err(e) => return refuse(conn, e.to_string()).await,
         };
         let cut = receive(conn, &mut patch, size, ctx.limits.idle_timeout).await;
         let ended = partials
@@ -98,14 +111,19 @@ pub(super) async fn put(
             .await;
         if let Some(e) = cut {
             tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} cut at {} bytes", partial.id(), held.offset());
+            discard(&mut held);
             return Err(e);
         }
         if let Err(e) = ended {
+            discard(&mut held);
             conn.write_message(&refusal(e), &[]).await?;
             return Ok(true);
         }
         if held.offset() == ask.total {
             let stored = partials.complete(&partial, &mut held).await;
+            if stored.is_err() {
+                discard(&mut held);
+            }
             return stored_reply(conn, stored, started, shared, ctx, guard).await;
         }
     }

@@ -244,6 +244,8 @@ async fn create(
         .filename
         .as_deref()
         .ok_or_else(|| TusError::bad("Upload-Metadata must carry filename (base64)"))?;
+    let with_data = headers::is_offset_stream(&req)
+        && headers::number(&req, "content-length")?.is_none_or(|n| n > 0);
     let up = uploads(&state);
     let partial = up.partials()?.create(New {
         owner: &session.user,
@@ -255,44 +257,74 @@ async fn create(
         max_per_owner: up.max_per_owner,
         ttl: up.ttl,
     })?;
-    let mut held = partial.lock().await;
-    audit_meta(state.audit(), "created", held.meta()).await;
-    let location = format!("/api/v1/uploads/{}", partial.id());
-    let with_data = headers::is_offset_stream(&req)
-        && headers::number(&req, "content-length")?.is_none_or(|n| n > 0);
-    let written = if with_data {
-        write_part(&state, &session, &partial, &mut held, 0, &req, body).await
-    } else if length == 0 {
-        finish(&state, &session, &partial, &mut held)
-            .await
-            .map(Some)
-    } else {
-        Ok(None)
-    };
-    let mut res = match written {
-        Ok(stored) => {
-            let mut res = StatusCode::CREATED.into_response();
-            stored_headers(res.headers_mut(), stored.as_ref());
-            res
-        }
-        Err(e) if held.offset() > 0 => {
-            // Created, part of the body kept: the client resumes from here.
-            tracing::debug!(
-                "the first part of upload {} ended early: {}",
-                partial.id(),
-                e.1
-            );
-            StatusCode::CREATED.into_response()
-        }
-        Err(e) => return Err(e),
-    };
-    let h = res.headers_mut();
-    offset_headers(h, &held);
-    h.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).expect("an id is hex"),
-    );
-    Ok(res)
+    let tasks = state.inner.shutdown.tasks.clone();
+    detached(&tasks, async move {
+        let mut held = partial.lock().await;
+        audit_meta(state.audit(), "created", held.meta()).await;
+        let written = if with_data {
+            write_part(&state, &session, &partial, &mut held, 0, &req, body).await
+        } else if length == 0 {
+            finish(&state, &session, &partial, &mut held)
+                .await
+                .map(Some)
+        } else {
+            Ok(None)
+        };
+        let mut res = match written {
+            Ok(stored) => {
+                let mut res = StatusCode::CREATED.into_response();
+                stored_headers(res.headers_mut(), stored.as_ref());
+                res
+            }
+            Err(e) if held.offset() > 0 => {
+                // Created, part of the body kept: the client resumes from here.
+                tracing::debug!(
+                    "the first part of upload {} ended early: {}",
+                    partial.id(),
+                    e.1
+                );
+                StatusCode::CREATED.into_response()
+            }
+            Err(e) => {
+                // Nothing kept, and the client gets no Location to resume
+                // or delete it by: the upload goes now, not at its expiry.
+                if !held.gone() {
+                    let meta = held.meta().clone();
+                    uploads(&state).partials()?.remove(&partial, &mut held);
+                    audit_meta(state.audit(), "failed", &meta).await;
+                }
+                return Err(e);
+            }
+        };
+        let h = res.headers_mut();
+        offset_headers(h, &held);
+        let location = format!("/api/v1/uploads/{}", partial.id());
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_str(&location).expect("an id is hex"),
+        );
+        Ok(res)
+    })
+    .await
+}
+
+/// Runs a request's work on a task of its own and answers its response.
+/// hyper drops a handler whose client went away, at whatever it awaits;
+/// a part's end, a completion (the link, the table, the audit) or the
+/// removal of a failed upload must not stop half-way, so they run where
+/// that cannot reach them. The work ends on its own: its body ends or
+/// stalls for `request_timeout`. Shutdown waits for it.
+async fn detached(
+    tasks: &tokio_util::task::TaskTracker,
+    work: impl Future<Output = Result<Response, TusError>> + Send + 'static,
+) -> Result<Response, TusError> {
+    tasks.spawn(work).await.unwrap_or_else(|e| {
+        tracing::warn!("a resumable upload's request failed: {e}");
+        Err(TusError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the upload's request failed".into(),
+        ))
+    })
 }
 
 /// `PATCH /api/v1/uploads/{id}`: appends the body at `Upload-Offset`.
@@ -313,12 +345,16 @@ async fn patch(
     let offset = headers::number(&req, "upload-offset")?
         .ok_or_else(|| TusError::bad("Upload-Offset is required"))?;
     let partial = find(&state, &session, &id)?;
-    let mut held = held(&state, &partial).await?;
-    let stored = write_part(&state, &session, &partial, &mut held, offset, &req, body).await?;
-    let mut res = StatusCode::NO_CONTENT.into_response();
-    offset_headers(res.headers_mut(), &held);
-    stored_headers(res.headers_mut(), stored.as_ref());
-    Ok(res)
+    let tasks = state.inner.shutdown.tasks.clone();
+    detached(&tasks, async move {
+        let mut held = held(&state, &partial).await?;
+        let stored = write_part(&state, &session, &partial, &mut held, offset, &req, body).await?;
+        let mut res = StatusCode::NO_CONTENT.into_response();
+        offset_headers(res.headers_mut(), &held);
+        stored_headers(res.headers_mut(), stored.as_ref());
+        Ok(res)
+    })
+    .await
 }
 
 /// On the request that completed an upload: the name it was stored under
