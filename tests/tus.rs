@@ -954,6 +954,24 @@ async fn an_upload_whose_first_part_fails_leaves_nothing_behind() {
         assert!(header(&r, "location").is_none(), "{r:?}");
         assert_eq!(partial_files(dir.path()), 0, "{checksum:?}: files left");
     }
+    // The whole file in the creation, not the SHA-256 it declared: 460,
+    // not a 201 saying it is all there.
+    let declared = format!(
+        "filename {},sha256 {}",
+        b64("whole.bin"),
+        b64(&"0".repeat(64))
+    );
+    let mut headers = with_data("");
+    headers[3].1 = declared;
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = raw(&base, "POST", "/api/v1/uploads/", &headers, b"0123456789").await;
+    assert_eq!(r.status, 460, "{r:?}");
+    assert!(header(&r, "location").is_none(), "{r:?}");
+    assert_eq!(
+        partial_files(dir.path()),
+        0,
+        "files left by a wrong whole file"
+    );
     let list = raw(
         &base,
         "GET",
@@ -1033,5 +1051,35 @@ async fn a_last_part_whose_client_leaves_at_once_still_completes() {
     audited(dir.path(), "completed", "left.bin").await;
     let f = stored(&base, &ann, "left.bin").await;
     assert_eq!(f["sha256"], hex(&Sha256::digest(&body)), "{f}");
+    assert_eq!(partial_files(dir.path()), 0, "the upload is gone");
+}
+
+/// An upload created whole (zero bytes) that cannot be stored, every
+/// variant of its name taken: refused, removed, and audited `failed` once.
+#[tokio::test]
+async fn a_creation_that_cannot_be_stored_is_audited_failed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for n in 0..10_000 {
+        let name = if n == 0 {
+            "full.txt".to_owned()
+        } else {
+            format!("full-{n}.txt")
+        };
+        std::fs::File::create(files.join(name)).unwrap();
+    }
+    let served = serve(dir.path(), &[]).await;
+    let base = served.web_url();
+    let ann = token(dir.path(), "ann").await;
+    let r = create(&base, &ann, "full.txt", 0).await;
+    assert!(r.status >= 400, "{r:?}");
+    assert!(header(&r, "location").is_none(), "{r:?}");
+    audited(dir.path(), "failed", "full.txt").await;
+    let failed = audit(dir.path())
+        .iter()
+        .filter(|l| l["event"] == "upload" && l["action"] == "failed")
+        .count();
+    assert_eq!(failed, 1, "{:?}", audit(dir.path()));
     assert_eq!(partial_files(dir.path()), 0, "the upload is gone");
 }

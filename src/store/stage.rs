@@ -63,11 +63,41 @@ impl<S: Send + 'static, I: Send + 'static> Stage<S, I> {
             self.shared.more.notify_one();
             return;
         };
+        self.start(state);
+    }
+
+    /// Starts a job with `state`. Nothing waits for it: it ends when the
+    /// queue stays empty.
+    fn start(&self, state: S) {
         let shared = Arc::clone(&self.shared);
         let work = self.work;
-        // Nothing waits for the job: it ends when the queue stays empty.
-        let job = tokio::task::spawn_blocking(move || drain(&shared, state, work));
-        drop(job);
+        drop(tokio::task::spawn_blocking(move || {
+            drain(&shared, state, work);
+        }));
+    }
+
+    /// Works `item` on this thread if no job is running, else queues it
+    /// for the running one. For an owner's last word, from `Drop`: at
+    /// shutdown the blocking pool starts no new job, and what must still
+    /// happen (a cut part truncated) would not.
+    pub(super) fn send_or_work_here(&self, item: I) {
+        let mut queue = lock(&self.shared.queue);
+        let Some(mut state) = queue.idle.take() else {
+            queue.items.push_back(item);
+            drop(queue);
+            self.shared.more.notify_one();
+            return;
+        };
+        drop(queue);
+        (self.work)(&mut state, item);
+        let mut queue = lock(&self.shared.queue);
+        if queue.items.is_empty() {
+            queue.idle = Some(state);
+            return;
+        }
+        // Sent meanwhile, and queued for a job: start it.
+        drop(queue);
+        self.start(state);
     }
 }
 

@@ -261,14 +261,21 @@ async fn create(
     detached(&tasks, async move {
         let mut held = partial.lock().await;
         audit_meta(state.audit(), "created", held.meta()).await;
-        let written = if with_data {
-            write_part(&state, &session, &partial, &mut held, 0, &req, body).await
-        } else if length == 0 {
-            finish(&state, &session, &partial, &mut held)
-                .await
-                .map(Some)
+        let part = if with_data {
+            write_part(&state, &partial, &mut held, 0, &req, body).await
         } else {
-            Ok(None)
+            Ok(())
+        };
+        // Err's flag: the completion failed (and `finish` audited it).
+        let written = match part {
+            Ok(()) if held.offset() == partial.length() => {
+                finish(&state, &session, &partial, &mut held)
+                    .await
+                    .map(Some)
+                    .map_err(|e| (e, true))
+            }
+            Ok(()) => Ok(None),
+            Err(e) => Err((e, false)),
         };
         let mut res = match written {
             Ok(stored) => {
@@ -276,7 +283,7 @@ async fn create(
                 stored_headers(res.headers_mut(), stored.as_ref());
                 res
             }
-            Err(e) if held.offset() > 0 => {
+            Err((e, false)) if held.offset() > 0 => {
                 // Created, part of the body kept: the client resumes from here.
                 tracing::debug!(
                     "the first part of upload {} ended early: {}",
@@ -285,13 +292,15 @@ async fn create(
                 );
                 StatusCode::CREATED.into_response()
             }
-            Err(e) => {
-                // Nothing kept, and the client gets no Location to resume
-                // or delete it by: the upload goes now, not at its expiry.
+            Err((e, audited)) => {
+                // The client gets no Location to resume, retry or delete
+                // the upload by: it goes now, not at its expiry.
                 if !held.gone() {
                     let meta = held.meta().clone();
                     uploads(&state).partials()?.remove(&partial, &mut held);
-                    audit_meta(state.audit(), "failed", &meta).await;
+                    if !audited {
+                        audit_meta(state.audit(), "failed", &meta).await;
+                    }
                 }
                 return Err(e);
             }
@@ -348,7 +357,12 @@ async fn patch(
     let tasks = state.inner.shutdown.tasks.clone();
     detached(&tasks, async move {
         let mut held = held(&state, &partial).await?;
-        let stored = write_part(&state, &session, &partial, &mut held, offset, &req, body).await?;
+        write_part(&state, &partial, &mut held, offset, &req, body).await?;
+        let stored = if held.offset() == partial.length() {
+            Some(finish(&state, &session, &partial, &mut held).await?)
+        } else {
+            None
+        };
         let mut res = StatusCode::NO_CONTENT.into_response();
         offset_headers(res.headers_mut(), &held);
         stored_headers(res.headers_mut(), stored.as_ref());
@@ -374,17 +388,15 @@ fn stored_headers(h: &mut HeaderMap, stored: Option<&crate::store::FileInfo>) {
     }
 }
 
-/// Streams `body` into the upload at `offset`; completes it when the last
-/// byte is in (then answers what was stored).
+/// Streams `body` into the upload at `offset`.
 async fn write_part(
     state: &AppState,
-    session: &Session,
     partial: &Partial,
     held: &mut Held,
     offset: u64,
     req: &HeaderMap,
     body: Body,
-) -> Result<Option<crate::store::FileInfo>, TusError> {
+) -> Result<(), TusError> {
     let checksum = headers::checksum(req)?;
     let up = uploads(state);
     let partials = up.partials()?;
@@ -421,10 +433,7 @@ async fn write_part(
         held.cut = true;
         return Err(e.into());
     }
-    if held.offset() == partial.length() {
-        return finish(state, session, partial, held).await.map(Some);
-    }
-    Ok(None)
+    Ok(())
 }
 
 /// Stores a complete upload and says so (audit, live pages).

@@ -45,6 +45,9 @@ enum Msg {
     /// The part ended: `whole` when its body arrived complete (then it is
     /// kept if its checksum matches).
     End { whole: bool },
+    /// The part was dropped unfinished, with the bytes still gathered:
+    /// it ends as a cut one, and nobody reads the report.
+    Abandoned(Option<Bytes>),
 }
 
 /// How a part ended: the upload's new offset and running hash, and
@@ -214,17 +217,16 @@ impl Patch {
 }
 
 impl Drop for Patch {
-    /// A part dropped unfinished (its task aborted) ends as a cut one: what
-    /// was pushed is written, and the writer's job still ends.
+    /// A part dropped unfinished (its task aborted, or the runtime shut
+    /// down) ends as a cut one: what was pushed is written, unless its
+    /// checksum can no longer be checked. Worked here when the writer has
+    /// no job, since a new job may not start any more.
     fn drop(&mut self) {
         if self.ended {
             return;
         }
-        if !self.gathered.is_empty() {
-            let bytes = std::mem::take(&mut self.gathered).freeze();
-            self.writer.send(Msg::Data(bytes, None));
-        }
-        self.writer.send(Msg::End { whole: false });
+        let rest = (!self.gathered.is_empty()).then(|| std::mem::take(&mut self.gathered).freeze());
+        self.writer.send_or_work_here(Msg::Abandoned(rest));
     }
 }
 
@@ -254,18 +256,36 @@ struct Writer {
 
 impl Writer {
     /// Hashes what is already there if the running hash was lost (a
-    /// restart), and drops anything past the offset: a part that was
-    /// never acknowledged.
-    fn catch_up(&mut self) -> io::Result<()> {
+    /// restart) and `hash` asks for it, and drops anything past the
+    /// offset: a part that was never acknowledged.
+    fn catch_up(&mut self, hash: bool) -> io::Result<()> {
         self.hasher = match self.known.take() {
             Some(h) => h,
-            None => hash_prefix(&mut self.file, self.start)?,
+            None if hash => hash_prefix(&mut self.file, self.start)?,
+            // A part abandoned before it began: nobody reads its hash.
+            None => Sha256::new(),
         };
         self.file.set_len(self.start)?;
         self.file.seek(SeekFrom::Start(self.start))?;
         self.before = self.checksum.as_ref().map(|_| self.hasher.clone());
         self.ready = true;
         Ok(())
+    }
+
+    /// Appends `buf`; false (and the failure reported) if it cannot.
+    fn append(&mut self, buf: &[u8]) -> bool {
+        if let Err(e) = self.file.write_all(buf) {
+            // What reached the file before the error is unknown: back to
+            // the last known length, hash recomputed next time.
+            let _ = self.file.set_len(self.offset);
+            let offset = self.offset;
+            self.fail(offset, e);
+            return false;
+        }
+        self.hasher.update(buf);
+        self.part.update(buf);
+        self.offset += buf.len() as u64;
+        true
     }
 
     fn report(&mut self, ended: Ended) {
@@ -329,8 +349,9 @@ fn write(w: &mut Writer, msg: Msg) {
     if w.report.is_none() {
         return; // ended or failed: what still comes is dropped
     }
+    let hash = !matches!(msg, Msg::Abandoned(_));
     if !w.ready
-        && let Err(e) = w.catch_up()
+        && let Err(e) = w.catch_up(hash)
     {
         let start = w.start;
         w.fail(start, e);
@@ -338,20 +359,20 @@ fn write(w: &mut Writer, msg: Msg) {
     }
     match msg {
         Msg::Data(buf, _place) => {
-            if let Err(e) = w.file.write_all(&buf) {
-                // What reached the file before the error is unknown:
-                // back to the last known length, hash recomputed next time.
-                let _ = w.file.set_len(w.offset);
-                let offset = w.offset;
-                w.fail(offset, e);
-                return;
-            }
-            w.hasher.update(&buf);
-            w.part.update(&buf);
-            w.offset += buf.len() as u64;
+            w.append(&buf);
         }
         Msg::End { whole } => {
             let ended = w.end(whole);
+            w.report(ended);
+        }
+        Msg::Abandoned(rest) => {
+            if let Some(buf) = rest
+                && w.checksum.is_none()
+                && !w.append(&buf)
+            {
+                return;
+            }
+            let ended = w.end(false);
             w.report(ended);
         }
     }
@@ -409,5 +430,60 @@ impl PartHash {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::lock;
+    use std::time::Duration;
+
+    /// Starts a part at 4 bytes ("kept" there), hands it one chunk and
+    /// gathers a few bytes more, then waits until the writer's job has
+    /// written the chunk and ended. The part comes back unfinished.
+    fn fed_part(path: &std::path::Path, checksum: Option<Checksum>) -> Patch {
+        std::fs::write(path, b"kept").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut patch =
+                Patch::start(path.into(), 4, 1 << 20, Some(Sha256::new()), checksum).unwrap();
+            patch.push(Bytes::from(vec![7u8; SMALL])).await.unwrap();
+            patch.push(Bytes::from_static(b"gathered")).await.unwrap();
+            let settled = async {
+                loop {
+                    let written = std::fs::metadata(path).unwrap().len() == 4 + SMALL as u64;
+                    if written && lock(&patch.writer.shared.queue).idle.is_some() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), settled)
+                .await
+                .expect("the chunk written and the job ended");
+            patch
+        })
+        // The runtime is gone with its blocking pool: no job can start,
+        // as at the end of a shutdown.
+    }
+
+    #[test]
+    fn a_part_dropped_where_no_job_can_start_still_ends_as_a_cut_one() {
+        let dir = tempfile::tempdir().unwrap();
+        // With a checksum: all or nothing, so back to where it began.
+        let path = dir.path().join("sum.bin");
+        drop(fed_part(&path, Some(Checksum::Sha256([0; 32]))));
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        // Without: every byte that arrived is kept, the gathered ones too.
+        let path = dir.path().join("plain.bin");
+        drop(fed_part(&path, None));
+        let mut want = b"kept".to_vec();
+        want.extend_from_slice(&[7u8; SMALL]);
+        want.extend_from_slice(b"gathered");
+        assert!(std::fs::read(&path).unwrap() == want, "the bytes kept");
     }
 }
