@@ -26,8 +26,11 @@ use crate::store::{CHUNK, Sha256, StoreError};
 
 /// Chunks queued for the writer at most.
 const QUEUE: usize = 16;
-/// Pieces of a body shorter than this are gathered, not handed on alone.
-const SMALL: usize = 64 * 1024;
+/// Pieces of a body shorter than this are gathered, not handed on alone:
+/// a peer keeps the writer's job (a thread) busy only by sending at
+/// least this much every millisecond. Larger pieces (hyper's reads of a
+/// steady body) go on as they came, uncopied.
+const SMALL: usize = 8 * 1024;
 /// Gathered pieces go to the writer once they hold this many bytes.
 const GATHER: usize = CHUNK;
 
