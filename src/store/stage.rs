@@ -122,3 +122,15 @@ fn drain<S, I>(shared: &Shared<S, I>, mut state: S, work: fn(&mut S, I)) {
         }
     }
 }
+
+/// A runtime whose blocking pool has one thread: where a stage that kept
+/// its thread while its feeder waits would leave none for the others.
+#[cfg(test)]
+pub(super) fn one_blocking_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}

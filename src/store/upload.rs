@@ -363,12 +363,7 @@ mod tests {
     /// waiting for its peer would leave none for the others.
     #[test]
     fn uploads_waiting_for_their_peers_hold_no_blocking_thread() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::store::stage::one_blocking_thread();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let all = async {

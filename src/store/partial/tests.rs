@@ -148,12 +148,7 @@ async fn limits_and_a_wrong_declared_hash() {
 fn parts_fed_in_small_pieces_hold_no_blocking_thread() {
     const PIECE: usize = 1024;
     const PIECES: usize = 600; // more than two gathered chunks
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::store::stage::one_blocking_thread();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let p = Partials::open(&store).unwrap();
