@@ -148,6 +148,28 @@ struct Area {
     store: Store,
     dir: PathBuf,
     table: Mutex<HashMap<String, Arc<Partial>>>,
+    /// Creations under way, per owner: counted with the table against
+    /// `max_per_owner`, so concurrent creations cannot pass it.
+    creating: Mutex<HashMap<String, u64>>,
+}
+
+/// An owner's place among the creations under way, given back when
+/// dropped (made, or failed).
+struct Creating<'a> {
+    area: &'a Area,
+    owner: &'a str,
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        let mut creating = lock(&self.area.creating);
+        if let Some(n) = creating.get_mut(self.owner) {
+            *n -= 1;
+            if *n == 0 {
+                creating.remove(self.owner);
+            }
+        }
+    }
 }
 
 /// The partial uploads of one files folder. Cheap to clone; every opener
@@ -187,6 +209,7 @@ impl Partials {
             store: store.clone(),
             dir,
             table: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
         });
         let partials = Partials { area };
         partials.load()?;
@@ -300,13 +323,7 @@ impl Partials {
     pub fn create(&self, new: New<'_>) -> Result<Arc<Partial>, PartialError> {
         let name = super::safe_name(new.name.as_bytes())?;
         super::check_size(new.length, new.max_size)?;
-        let mine = lock(&self.area.table)
-            .values()
-            .filter(|p| p.owner == new.owner)
-            .count() as u64;
-        if mine >= new.max_per_owner {
-            return Err(PartialError::TooMany(new.max_per_owner));
-        }
+        let _place = self.place(new.owner, new.max_per_owner)?;
         let claim = self.area.store.reserve(new.length)?;
         let mut random = [0u8; 16];
         getrandom::fill(&mut random)
@@ -335,6 +352,25 @@ impl Partials {
             return Err(StoreError::from(e).into());
         }
         Ok(self.insert(meta, 0, Some(Sha256::new()), claim))
+    }
+
+    /// A place for one more of `owner`'s uploads, counting those being
+    /// created; held until the creation ends.
+    fn place<'a>(&'a self, owner: &'a str, max: u64) -> Result<Creating<'a>, PartialError> {
+        let mut creating = lock(&self.area.creating);
+        let made = lock(&self.area.table)
+            .values()
+            .filter(|p| p.owner == owner)
+            .count() as u64;
+        let under_way = creating.get(owner).copied().unwrap_or(0);
+        if made + under_way >= max {
+            return Err(PartialError::TooMany(max));
+        }
+        *creating.entry(owner.to_owned()).or_default() += 1;
+        Ok(Creating {
+            area: &self.area,
+            owner,
+        })
     }
 
     fn write_meta(&self, meta: &Meta) -> io::Result<()> {

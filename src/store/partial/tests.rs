@@ -202,3 +202,34 @@ fn the_dashboard_and_the_files_instance_count_the_same_claims() {
     let restarted = Store::open_folder(&folder).unwrap();
     assert_eq!(claimed(&restarted), 1000);
 }
+
+/// An account's creations at once: no more succeed than its cap allows
+/// (each one counted the table before any had been added to it).
+#[test]
+fn creations_at_once_do_not_pass_the_cap() {
+    const AT_ONCE: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let start = std::sync::Barrier::new(AT_ONCE);
+    let made = std::thread::scope(|s| {
+        let all: Vec<_> = (0..AT_ONCE)
+            .map(|i| {
+                let (p, start) = (&p, &start);
+                s.spawn(move || {
+                    start.wait();
+                    p.create(new("ann", &format!("c{i}.bin"), 10)).is_ok()
+                })
+            })
+            .collect();
+        all.into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|made| *made)
+            .count()
+    });
+    assert_eq!(made, 2, "created with a cap of 2");
+    assert!(matches!(
+        p.create(new("ann", "late.bin", 10)),
+        Err(PartialError::TooMany(2))
+    ));
+}
