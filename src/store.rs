@@ -44,6 +44,8 @@ pub use upload::Upload;
 pub const MAX_NAME_LEN: usize = 200;
 /// Prefix of temporaries; stored names never start with a dot.
 const TMP_PREFIX: &str = ".upload-";
+/// New temporaries an upload tries before it gives up because a sweep took each.
+const HOLD_TRIES: u32 = 8;
 /// Bytes per buffer an upload hands from the socket to its hash and its file.
 pub const CHUNK: usize = 256 * 1024;
 /// Space kept free on the disk beyond what uploads claim.
@@ -286,15 +288,27 @@ impl Store {
                 free: free.saturating_sub(claimed),
             });
         }
-        let mut random = [0u8; 8];
-        getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
-        let tmp = self.inner.dir.join(format!("{TMP_PREFIX}{}", hex(&random)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let held = sweep::hold(&file)?;
+        // A sweep by another opener of the folder may take a temporary
+        // between its creation and its lock; another name then. Each try
+        // that loses leaves its file to that sweep.
+        let mut tries = 0;
+        let (tmp, file, held) = loop {
+            let mut random = [0u8; 8];
+            getrandom::fill(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
+            let tmp = self.inner.dir.join(format!("{TMP_PREFIX}{}", hex(&random)));
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            if let Some(held) = sweep::hold(&file, &tmp)? {
+                break (tmp, file, held);
+            }
+            tries += 1;
+            if tries == HOLD_TRIES {
+                return Err(io::Error::other("every new temporary was swept at once").into());
+            }
+        };
         Ok(Upload::new(upload::Begun {
             store: self.clone(),
             name: name.to_owned(),
