@@ -118,11 +118,6 @@ impl Patch {
         })
     }
 
-    /// Bytes this part may still carry before the declared length.
-    pub fn room(&self) -> u64 {
-        self.room
-    }
-
     /// Takes `bytes` for the writer: a large piece goes on as it came,
     /// small ones once [`GATHER`] bytes of them are in.
     ///

@@ -49,6 +49,9 @@ impl From<PartialError> for TusError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             PartialError::Store(StoreError::NoSpace { .. }) => StatusCode::INSUFFICIENT_STORAGE,
+            // Every numbered variant of the name is taken: the client's
+            // name clashes, nothing broke here.
+            PartialError::Store(StoreError::NoFreeName(_)) => StatusCode::CONFLICT,
             PartialError::Store(StoreError::BadName(_)) | PartialError::Body(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -225,4 +228,31 @@ pub fn expires(ms: u64) -> HeaderValue {
         .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
         .unwrap_or_default();
     HeaderValue::from_str(&text).expect("a formatted date is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the client can act on is not a server error.
+    #[test]
+    fn store_refusals_map_to_the_clients_statuses() {
+        let status = |e: StoreError| TusError::from(PartialError::Store(e)).0;
+        assert_eq!(
+            status(StoreError::NoFreeName("a.txt".into())),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(StoreError::NoSpace { need: 2, free: 1 }),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        assert_eq!(
+            status(StoreError::BadName("..".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(StoreError::Io(std::io::Error::other("disk"))),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }
