@@ -6,7 +6,7 @@
 //! Each stage is a [`Stage`]: its job runs only while buffers wait for it,
 //! so an upload waiting for its peer holds no thread and slow uploads
 //! cannot take the blocking pool that file reads and listings need. An
-//! upload holds at most [`POOL`] buffers of [`CHUNK`] bytes, whatever its
+//! upload holds at most [`POOL`] buffers of [`UPLOAD_BUFFER`] bytes, whatever its
 //! size.
 
 use std::fs::File;
@@ -16,10 +16,12 @@ use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use super::stage::Stage;
-use super::{CHUNK, Claim, FileInfo, Sha256, Store, StoreError, hex, sweep};
+use super::{Claim, FileInfo, Sha256, Store, StoreError, UPLOAD_BUFFER, hex, sweep};
 
-/// Buffers per upload: the most an upload holds in memory is POOL * CHUNK.
-const POOL: usize = 4;
+/// Buffers per upload: the most an upload holds in memory is POOL *
+/// UPLOAD_BUFFER. One for each stage (the socket side, the hash, the
+/// write): a fourth was not faster.
+const POOL: usize = 3;
 
 /// What the socket side hands the hasher, in order.
 enum Block {
@@ -160,17 +162,17 @@ impl Upload {
         self.declared - self.received
     }
 
-    /// An empty buffer with [`CHUNK`] bytes of capacity: a new one while
+    /// An empty buffer with [`UPLOAD_BUFFER`] bytes of capacity: a new one while
     /// fewer than [`POOL`] exist, else one the writer has finished with.
     pub async fn buffer(&mut self) -> Vec<u8> {
         if self.allocated < POOL {
             self.allocated += 1;
-            return Vec::with_capacity(CHUNK);
+            return Vec::with_capacity(UPLOAD_BUFFER);
         }
         match self.spare.recv().await {
             Some(buf) => buf,
             // The writer has failed; push will say why.
-            None => Vec::with_capacity(CHUNK),
+            None => Vec::with_capacity(UPLOAD_BUFFER),
         }
     }
 
@@ -258,13 +260,17 @@ mod tests {
     /// Buffers of a known pattern, as the socket side hands them on.
     fn blocks(count: usize) -> Vec<Vec<u8>> {
         (0..count)
-            .map(|i| (0..CHUNK).map(|j| ((i * 31 + j) % 251) as u8).collect())
+            .map(|i| {
+                (0..UPLOAD_BUFFER)
+                    .map(|j| ((i * 31 + j) % 251) as u8)
+                    .collect()
+            })
             .collect()
     }
 
     async fn send(up: &mut Upload, block: &[u8]) -> Result<(), StoreError> {
         let mut buf = up.buffer().await;
-        assert!(buf.is_empty() && buf.capacity() >= CHUNK);
+        assert!(buf.is_empty() && buf.capacity() >= UPLOAD_BUFFER);
         buf.extend_from_slice(block);
         up.push(buf).await
     }
@@ -290,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let data = blocks(4 * POOL);
-        let size = (data.len() * CHUNK) as u64;
+        let size = (data.len() * UPLOAD_BUFFER) as u64;
         let mut up = store.begin("pattern.bin", size).unwrap();
         let mut seen = Vec::new();
         for block in &data {
@@ -318,7 +324,9 @@ mod tests {
     async fn a_failed_write_is_reported_and_nothing_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let up = store.begin("fails.bin", (4 * POOL * CHUNK) as u64).unwrap();
+        let up = store
+            .begin("fails.bin", (4 * POOL * UPLOAD_BUFFER) as u64)
+            .unwrap();
         // The temporary opened for reading only: its first write fails (EBADF).
         let tmp = up.tmp.clone().unwrap();
         {
@@ -341,7 +349,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let up = store
-            .begin("panics.bin", (4 * POOL * CHUNK) as u64)
+            .begin("panics.bin", (4 * POOL * UPLOAD_BUFFER) as u64)
             .unwrap();
         {
             let mut hashing = lock(&up.hash.shared.queue);
@@ -368,7 +376,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let all = async {
             let data = blocks(2 * POOL);
-            let size = (data.len() * CHUNK) as u64;
+            let size = (data.len() * UPLOAD_BUFFER) as u64;
             let mut ups: Vec<_> = (0..3)
                 .map(|i| store.begin(&format!("u{i}.bin"), size).unwrap())
                 .collect();
