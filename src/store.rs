@@ -307,8 +307,14 @@ impl Store {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            if let Some(held) = sweep::hold(&file, &tmp)? {
-                break (tmp, file, held);
+            match sweep::hold(&file, &tmp) {
+                Ok(Some(held)) => break (tmp, file, held),
+                Ok(None) => {}
+                Err(e) => {
+                    // Not left behind unlocked for the next start to find.
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.into());
+                }
             }
             tries += 1;
             if tries == HOLD_TRIES {

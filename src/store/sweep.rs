@@ -36,10 +36,12 @@ pub(super) fn hold(file: &File, path: &Path) -> io::Result<Option<Held>> {
         Err((_, errno)) => return Err(errno.into()),
     };
     // A sweep removes while it holds the lock, so once ours is taken the
-    // name is either still this file's, for good, or gone.
+    // name is either still this file's, for good, or gone. The inode
+    // number alone tells, in one folder (an overlayfs may give `fstat` and
+    // `lstat` different devices for the same file).
     let ours = file.metadata()?;
     match std::fs::symlink_metadata(path) {
-        Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => Ok(Some(held)),
+        Ok(now) if now.ino() == ours.ino() => Ok(Some(held)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -59,20 +61,38 @@ pub(super) fn sweep(dir: &Path, prefix: &str) -> io::Result<usize> {
         if !is_tmp || !entry.file_type()?.is_file() {
             continue;
         }
-        // Opened for reading only to ask for the lock; gone meanwhile
-        // (its upload finished) is fine. The lock is kept while the file
-        // is removed, so an upload that has just created it either finds
-        // the lock taken or, once it gets it, the name gone (`hold`).
-        let lock = match File::open(entry.path()) {
-            Ok(f) => match nix::fcntl::Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => lock,
-                Err((_, Errno::EWOULDBLOCK)) => continue,
-                Err((_, errno)) => return Err(errno.into()),
-            },
+        // Opened for writing, as an emulated `flock` (NFS) needs for an
+        // exclusive lock; gone meanwhile (its upload finished) is fine. The
+        // lock is kept while the file is removed, so an upload that has
+        // just created it either finds the lock taken or, once it gets it,
+        // the name gone (`hold`). A temporary that cannot be opened or
+        // locked is left, with a warning, and the folder still opens.
+        let path = entry.path();
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path);
+        let lock = match opened.map(|f| nix::fcntl::Flock::lock(f, FlockArg::LockExclusiveNonblock))
+        {
+            Ok(Ok(lock)) => lock,
+            Ok(Err((_, Errno::EWOULDBLOCK))) => continue,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            Ok(Err((_, errno))) => {
+                tracing::warn!(
+                    "left unfinished upload {}: cannot lock it: {errno}",
+                    path.display()
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "left unfinished upload {}: cannot open it: {e}",
+                    path.display()
+                );
+                continue;
+            }
         };
-        match std::fs::remove_file(entry.path()) {
+        match std::fs::remove_file(&path) {
             Ok(()) => swept += 1,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
