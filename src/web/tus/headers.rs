@@ -49,9 +49,10 @@ impl From<PartialError> for TusError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             PartialError::Store(StoreError::NoSpace { .. }) => StatusCode::INSUFFICIENT_STORAGE,
-            // Every numbered variant of the name is taken: the client's
-            // name clashes, nothing broke here.
-            PartialError::Store(StoreError::NoFreeName(_)) => StatusCode::CONFLICT,
+            // Every numbered variant of the name is taken: nothing broke
+            // here and asking again cannot help. Not 409, which tus
+            // clients take for an offset mismatch and retry at once.
+            PartialError::Store(StoreError::NoFreeName(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             PartialError::Store(StoreError::BadName(_)) | PartialError::Body(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -240,7 +241,7 @@ mod tests {
         let status = |e: StoreError| TusError::from(PartialError::Store(e)).0;
         assert_eq!(
             status(StoreError::NoFreeName("a.txt".into())),
-            StatusCode::CONFLICT
+            StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
             status(StoreError::NoSpace { need: 2, free: 1 }),
