@@ -579,7 +579,7 @@ impl Drop for Tmpfs {
 
 #[tokio::test]
 async fn a_full_disk_fails_the_upload_cleanly() {
-    let fs = match Tmpfs::mount(4 << 20) {
+    let fs = match Tmpfs::mount(12 << 20) {
         Ok(fs) => fs,
         Err(why) => {
             common::skip_allowed("DISK_FULL", &format!("no tmpfs to fill: {why}"));
@@ -605,64 +605,98 @@ async fn a_full_disk_fails_the_upload_cleanly() {
     let h = Harness::start_with(|c| c.data_dir = data_dir.clone()).await;
     let mut c = client(&h).await;
     // Declared bigger than the disk: refused before a byte is written.
-    let err = put(&mut c, "huge", &vec![0u8; 8 << 20]).await.unwrap_err();
+    let err = put(&mut c, "huge", &vec![0u8; 16 << 20]).await.unwrap_err();
     assert!(err.to_string().contains("not enough disk space"), "{err}");
-    // Declared to fit, then the disk fills up underneath: the write fails.
+
+    // A body of one buffer: the whole of it is read before the write
+    // fails, so the failure comes with the commit, and the connection,
+    // still in step, serves the next request.
     let mut raw = authed(&h).await;
-    raw.write_all(&put_header("victim.bin", 2097152))
+    let reply = put_onto_a_filling_disk(&h, &fs, &mut raw, 1 << 20).await;
+    assert_no_space(&reply);
+    assert!(
+        on_disk(&h).is_empty(),
+        "nothing left behind: {:?}",
+        on_disk(&h)
+    );
+    std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+    raw.write_all(&common::message::frame(
+        &serde_json::json!({"op": "list"}),
+        &[],
+    ))
+    .await
+    .unwrap();
+    let (list, _) = read_message(&mut raw).await;
+    assert_eq!(list["ok"], true, "{list}");
+
+    // A body of more buffers than an upload holds: the socket side learns
+    // of the failure while the body still comes, answers and closes.
+    let mut raw = authed(&h).await;
+    let reply = put_onto_a_filling_disk(&h, &fs, &mut raw, 6 << 20).await;
+    assert_no_space(&reply);
+    let mut rest = Vec::new();
+    let closed = guard("closed", raw.read_to_end(&mut rest)).await;
+    assert!(closed.is_err() || rest.is_empty(), "{closed:?} {rest:?}");
+    assert!(
+        on_disk(&h).is_empty(),
+        "nothing left behind: {:?}",
+        on_disk(&h)
+    );
+
+    // Space back, uploads work again.
+    std::fs::remove_file(fs.0.path().join("filler")).unwrap();
+    put(&mut client(&h).await, "after.txt", b"ok")
+        .await
+        .unwrap();
+    drop(h);
+}
+
+fn assert_no_space(reply: &serde_json::Value) {
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        reply["ok"] == false && error.contains("disk error") && error.contains("No space left"),
+        "{reply}"
+    );
+}
+
+/// Sends a put of `size` bytes on `raw`, fills the disk of `fs` once the
+/// upload's temporary exists (as `filler`), sends the rest of the body,
+/// and reads the answer.
+async fn put_onto_a_filling_disk(
+    h: &Harness,
+    fs: &Tmpfs,
+    raw: &mut TcpStream,
+    size: usize,
+) -> serde_json::Value {
+    raw.write_all(&put_header("victim.bin", size as u64))
         .await
         .unwrap();
     raw.write_all(&[7u8; 4096]).await.unwrap();
-    // Once its temporary exists, something else takes the space.
     guard("temporary created", async {
-        while !on_disk(&h).iter().any(|n| n.starts_with(".upload-")) {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        while !on_disk(h).iter().any(|n| n.starts_with(".upload-")) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await;
-    let filler = fs.0.path().join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
+    let mut f = std::fs::File::create(fs.0.path().join("filler")).unwrap();
     let chunk = vec![0u8; 64 << 10];
     while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
     drop(f);
     let (mut rd, mut wr) = raw.split();
     let (_, reply) = tokio::join!(
         async {
-            let _ = wr.write_all(&vec![7u8; (2 << 20) - 4096]).await;
+            // Cut short by the server's close in the early case.
+            let _ = wr.write_all(&vec![7u8; size - 4096]).await;
         },
-        async {
-            // The failure is answered either way; the connection is closed
-            // too when it came before the whole body was read.
-            let mut out = Vec::new();
-            let _ = guard("answered", async {
-                let mut piece = [0u8; 4096];
-                while !String::from_utf8_lossy(&out).contains("No space left") {
-                    match rd.read(&mut piece).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => out.extend_from_slice(&piece[..n]),
-                    }
-                }
-            })
-            .await;
-            String::from_utf8_lossy(&out).into_owned()
-        }
+        guard("answered", async {
+            let mut len = [0u8; 4];
+            rd.read_exact(&mut len).await.expect("an answer");
+            let mut json = vec![0u8; u32::from_be_bytes(len) as usize];
+            rd.read_exact(&mut json).await.expect("an answer");
+            serde_json::from_slice::<serde_json::Value>(&json).expect("JSON")
+        })
     );
-    assert!(
-        reply.contains("disk error") && reply.contains("No space left"),
-        "{reply}"
-    );
-    assert!(
-        on_disk(&h).is_empty(),
-        "nothing left behind: {:?}",
-        on_disk(&h)
-    );
-    // Space back, uploads work again.
-    std::fs::remove_file(&filler).unwrap();
-    put(&mut client(&h).await, "after.txt", b"ok")
-        .await
-        .unwrap();
-    drop(h);
+    reply
 }
 
 #[tokio::test]

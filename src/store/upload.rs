@@ -65,14 +65,14 @@ struct Writer {
 }
 
 impl Writer {
-    /// Reports the outcome, once; closing `spare` frees a socket side
-    /// waiting for a buffer.
+    /// Reports the outcome, once; then closing `spare` frees a socket side
+    /// waiting for a buffer, whose next push finds the outcome there.
     fn end(&mut self, outcome: Outcome) {
-        self.spare = None;
         if let Some(tx) = self.outcome.take() {
             // The upload may be gone; then nobody asks.
             let _ = tx.send(outcome);
         }
+        self.spare = None;
     }
 }
 
