@@ -83,7 +83,7 @@ mod tests {
     use super::*;
     use crate::store::Upload;
 
-    /// Hands `bytes` to the upload's writer in pool-sized buffers.
+    /// Hands `bytes` to the upload's writer, a `CHUNK` a buffer.
     async fn fill(upload: &mut Upload, bytes: &[u8]) {
         for piece in bytes.chunks(crate::store::CHUNK) {
             let mut buf = upload.buffer().await;

@@ -207,9 +207,9 @@ pub async fn delete_file(
     Path(name): Path<String>,
 ) -> Result<axum::http::StatusCode, WebError> {
     let removed = match &state.inner.files_folder {
-        // The files instance's own folder: its store is the service's, so
-        // the same rules run here on the folder itself (opening a second
-        // store on it would sweep the uploads in flight).
+        // The files instance's own folder: the same rules run here on the
+        // folder itself, without opening a store on it (an open sweeps the
+        // folder's unheld temporaries).
         Some(folder) => {
             let (folder, owned) = (folder.clone(), name.clone());
             tokio::task::spawn_blocking(move || crate::store::delete::delete_in(&folder, &owned))
