@@ -253,12 +253,17 @@ impl Running {
     /// browser on this host can open.
     pub fn web_url(&self) -> Option<String> {
         let addr = self.web.as_ref().ok()?;
-        let host = match addr.ip() {
-            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        Some(format!("{}://{host}:{}/", self.scheme, addr.port()))
+        Some(format!("{}://{}/", self.scheme, url_authority(*addr)))
+    }
+
+    /// The URL a person opens: [`Running::web_url`], unless
+    /// `web.allowed_hosts` leaves its address out (a browser's request by
+    /// it would be refused, 421): then by the first name listed, and
+    /// `false` for "not the address it listens on".
+    pub fn open_url(&self) -> Option<(String, bool)> {
+        let addr = self.web.as_ref().ok()?;
+        let (authority, same) = open_authority(*addr, &self.config.web.allowed_hosts);
+        Some((format!("{}://{authority}/", self.scheme), same))
     }
 
     /// Every address, machine-readable.
@@ -365,5 +370,89 @@ impl Running {
             tracing::warn!("some tasks outlived the {grace:?} grace period");
         }
         drained
+    }
+}
+
+/// `host:port` for a URL to `addr`, a wildcard address made one a browser
+/// on this host can open.
+fn url_authority(addr: SocketAddr) -> String {
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        ip => format!("{ip}:{}", addr.port()),
+    }
+}
+
+/// The authority a person opens the dashboard on `addr` by: its own when
+/// `allowed` (`web.allowed_hosts`) is empty or names it (with or without
+/// the port), else the first allowed name, given the dashboard's port
+/// when the entry has none. The flag: whether it is the address itself.
+fn open_authority(addr: SocketAddr, allowed: &[String]) -> (String, bool) {
+    let own = url_authority(addr);
+    let name = own.rsplit_once(':').map_or(own.as_str(), |(host, _)| host);
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let listed = |a: &String| {
+        [own.as_str(), name, bare]
+            .iter()
+            .any(|n| a.eq_ignore_ascii_case(n))
+    };
+    let Some(first) = allowed.first().filter(|_| !allowed.iter().any(listed)) else {
+        return (own, true);
+    };
+    let port = addr.port();
+    let authority = if let Some(inside) = first.strip_prefix('[') {
+        if inside.contains("]:") {
+            first.clone()
+        } else {
+            format!("{first}:{port}")
+        }
+    } else if first.matches(':').count() > 1 {
+        format!("[{first}]:{port}") // a bare IPv6 address
+    } else if first.contains(':') {
+        first.clone()
+    } else {
+        format!("{first}:{port}")
+    };
+    (authority.to_ascii_lowercase(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(addr: &str, allowed: &[&str]) -> (String, bool) {
+        let allowed: Vec<String> = allowed.iter().map(|a| (*a).to_owned()).collect();
+        open_authority(addr.parse().unwrap(), &allowed)
+    }
+
+    #[test]
+    fn the_url_to_open_is_one_the_dashboard_answers_a_browser_on() {
+        let own = |a: &str| (a.to_owned(), true);
+        let other = |a: &str| (a.to_owned(), false);
+        assert_eq!(open("127.0.0.1:8080", &[]), own("127.0.0.1:8080"));
+        assert_eq!(open("0.0.0.0:8080", &[]), own("127.0.0.1:8080"));
+        assert_eq!(open("[::1]:8080", &[]), own("[::1]:8080"));
+        // Listed, with or without the port: the address itself.
+        assert_eq!(
+            open("127.0.0.1:8080", &["a.example", "127.0.0.1"]),
+            own("127.0.0.1:8080")
+        );
+        assert_eq!(
+            open("127.0.0.1:8080", &["127.0.0.1:8080"]),
+            own("127.0.0.1:8080")
+        );
+        assert_eq!(open("[::1]:8080", &["::1"]), own("[::1]:8080"));
+        // Not listed: the first name, with the dashboard's port if it has none.
+        assert_eq!(
+            open("127.0.0.1:8080", &["localhost"]),
+            other("localhost:8080")
+        );
+        assert_eq!(
+            open("0.0.0.0:8080", &["SB.example:443", "b"]),
+            other("sb.example:443")
+        );
+        assert_eq!(open("127.0.0.1:8080", &["[::1]"]), other("[::1]:8080"));
+        assert_eq!(open("127.0.0.1:8080", &["[::1]:9"]), other("[::1]:9"));
+        assert_eq!(open("127.0.0.1:8080", &["::1"]), other("[::1]:8080"));
     }
 }

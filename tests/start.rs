@@ -162,3 +162,55 @@ async fn the_admin_password_comes_from_a_file() {
         "{stderr}"
     );
 }
+
+/// With `web.allowed_hosts` leaving out the address the dashboard listens
+/// on, the banner's `open:` line gives a URL a browser is answered on (the
+/// address itself would be refused, 421), and says where it must lead.
+#[tokio::test]
+async fn the_banner_opens_the_dashboard_by_an_allowed_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        &dir.path().join("data"),
+        &[Echo],
+        &[("SWITCHBOARD_WEB_ALLOWED_HOSTS", "localhost")],
+    )
+    .await;
+    let addr: std::net::SocketAddr = served
+        .web_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let open = served
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("open: "))
+        .unwrap_or_else(|| panic!("no open: line in {:?}", served.banner));
+    let expected = format!("http://localhost:{}/", addr.port());
+    assert_eq!(open, expected, "{:?}", served.banner);
+    assert!(
+        served
+            .banner
+            .iter()
+            .any(|l| l.contains(&format!("it listens on {addr}"))),
+        "{:?}",
+        served.banner
+    );
+    let get = |host: String| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let by_name = common::web::raw_request(
+        addr,
+        common::web::loopback(1),
+        &get(format!("localhost:{}", addr.port())),
+    )
+    .await;
+    assert_ne!(by_name.status, 421, "{}", by_name.body);
+    assert!(by_name.status < 400, "{}", by_name.body);
+    let by_address =
+        common::web::raw_request(addr, common::web::loopback(1), &get(addr.to_string())).await;
+    assert_eq!(
+        by_address.status, 421,
+        "why the banner names it: {}",
+        by_address.body
+    );
+    served.terminate().await;
+}

@@ -206,8 +206,16 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
         out.push_str(&line);
         out.push('\n');
     }
-    if let Some(url) = running.web_url() {
+    if let Some((url, own)) = running.open_url() {
         out.push_str(&format!("open: {url}\n"));
+        if !own {
+            // A name in web.allowed_hosts: say where it must lead.
+            if let Ok(addr) = &running.web {
+                out.push_str(&format!(
+                    "      (a name in web.allowed_hosts: the dashboard answers browsers only by those; it listens on {addr})\n"
+                ));
+            }
+        }
     }
     // The last line of the banner.
     out.push_str(&match &running.generated_password {
