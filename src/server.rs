@@ -256,14 +256,31 @@ impl Running {
         Some(format!("{}://{}/", self.scheme, url_authority(*addr)))
     }
 
-    /// The URL a person opens: [`Running::web_url`], unless
-    /// `web.allowed_hosts` leaves its address out (a browser's request by
-    /// it would be refused, 421): then by the first name listed, and
-    /// `false` for "not the address it listens on".
-    pub fn open_url(&self) -> Option<(String, bool)> {
-        let addr = self.web.as_ref().ok()?;
-        let (authority, same) = open_authority(*addr, &self.config.web.allowed_hosts);
-        Some((format!("{}://{authority}/", self.scheme), same))
+    /// The URL a person opens, and a note beside it: [`Running::web_url`],
+    /// unless `web.allowed_hosts` leaves its address out (a browser's
+    /// request by it would be refused, 421). Then a listed name instead,
+    /// or, behind a proxy (whose address only the operator knows), the
+    /// address with a note saying to go through the proxy.
+    pub fn open_url(&self) -> Option<(String, Option<String>)> {
+        let addr = *self.web.as_ref().ok()?;
+        let web = &self.config.web;
+        let (authority, own) = open_authority(addr, &web.allowed_hosts);
+        if own {
+            return Some((format!("{}://{authority}/", self.scheme), None));
+        }
+        Some(if web.behind_proxy {
+            (
+                self.web_url()?,
+                Some("(for the proxy: browsers are answered through it, by a name in web.allowed_hosts)".to_owned()),
+            )
+        } else {
+            (
+                format!("{}://{authority}/", self.scheme),
+                Some(format!(
+                    "(a name in web.allowed_hosts: the dashboard answers browsers only by those; it listens on {addr})"
+                )),
+            )
+        })
     }
 
     /// Every address, machine-readable.
@@ -384,36 +401,41 @@ fn url_authority(addr: SocketAddr) -> String {
 }
 
 /// The authority a person opens the dashboard on `addr` by: its own when
-/// `allowed` (`web.allowed_hosts`) is empty or names it (with or without
-/// the port), else the first allowed name, given the dashboard's port
-/// when the entry has none. The flag: whether it is the address itself.
+/// `allowed` (`web.allowed_hosts`) is empty or lets it in, else a listed
+/// name (a loopback one first when the dashboard listens on loopback or
+/// everywhere), given the dashboard's port when the entry has none. The
+/// flag: whether it is the address itself.
 fn open_authority(addr: SocketAddr, allowed: &[String]) -> (String, bool) {
+    use crate::web::session::{entry_allows, is_loopback_name, name_and_port};
     let own = url_authority(addr);
-    let name = own.rsplit_once(':').map_or(own.as_str(), |(host, _)| host);
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    let listed = |a: &String| {
-        [own.as_str(), name, bare]
-            .iter()
-            .any(|n| a.eq_ignore_ascii_case(n))
+    let own_ip = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
     };
-    let Some(first) = allowed.first().filter(|_| !allowed.iter().any(listed)) else {
+    let own_name = own_ip.to_string();
+    if allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| entry_allows(a, &own_name, Some(addr.port())))
+    {
+        return (own, true);
+    }
+    let entries: Vec<(String, Option<u16>)> =
+        allowed.iter().filter_map(|a| name_and_port(a)).collect();
+    let local = own_ip.is_loopback();
+    let Some((name, port)) = entries
+        .iter()
+        .find(|(name, _)| local && is_loopback_name(name))
+        .or_else(|| entries.first())
+    else {
         return (own, true);
     };
-    let port = addr.port();
-    let authority = if let Some(inside) = first.strip_prefix('[') {
-        if inside.contains("]:") {
-            first.clone()
-        } else {
-            format!("{first}:{port}")
-        }
-    } else if first.matches(':').count() > 1 {
-        format!("[{first}]:{port}") // a bare IPv6 address
-    } else if first.contains(':') {
-        first.clone()
-    } else {
-        format!("{first}:{port}")
+    let name = match name.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        Ok(ip) => ip.to_string(),
+        Err(_) => name.clone(),
     };
-    (authority.to_ascii_lowercase(), false)
+    (format!("{name}:{}", port.unwrap_or(addr.port())), false)
 }
 
 #[cfg(test)]
@@ -432,7 +454,7 @@ mod tests {
         assert_eq!(open("127.0.0.1:8080", &[]), own("127.0.0.1:8080"));
         assert_eq!(open("0.0.0.0:8080", &[]), own("127.0.0.1:8080"));
         assert_eq!(open("[::1]:8080", &[]), own("[::1]:8080"));
-        // Listed, with or without the port: the address itself.
+        // Let in, with or without the port: the address itself.
         assert_eq!(
             open("127.0.0.1:8080", &["a.example", "127.0.0.1"]),
             own("127.0.0.1:8080")
@@ -441,18 +463,38 @@ mod tests {
             open("127.0.0.1:8080", &["127.0.0.1:8080"]),
             own("127.0.0.1:8080")
         );
+        assert_eq!(open("0.0.0.0:8080", &["127.0.0.1"]), own("127.0.0.1:8080"));
         assert_eq!(open("[::1]:8080", &["::1"]), own("[::1]:8080"));
-        // Not listed: the first name, with the dashboard's port if it has none.
+        assert_eq!(open("[::1]:8080", &["[::1]"]), own("[::1]:8080"));
+        assert_eq!(open("[::1]:8080", &["::0:1"]), own("[::1]:8080"));
+        // Not let in: a listed name, with the dashboard's port if it has none.
+        assert_eq!(
+            open("127.0.0.1:8080", &["127.0.0.1:9"]),
+            other("127.0.0.1:9")
+        );
         assert_eq!(
             open("127.0.0.1:8080", &["localhost"]),
             other("localhost:8080")
         );
-        assert_eq!(
-            open("0.0.0.0:8080", &["SB.example:443", "b"]),
-            other("sb.example:443")
-        );
         assert_eq!(open("127.0.0.1:8080", &["[::1]"]), other("[::1]:8080"));
         assert_eq!(open("127.0.0.1:8080", &["[::1]:9"]), other("[::1]:9"));
         assert_eq!(open("127.0.0.1:8080", &["::1"]), other("[::1]:8080"));
+        assert_eq!(
+            open("10.0.0.5:8080", &["SB.example.:443", "b"]),
+            other("sb.example:443")
+        );
+        // On loopback or everywhere, a loopback name first: it is reachable here.
+        assert_eq!(
+            open("127.0.0.1:8080", &["sb.example", "localhost"]),
+            other("localhost:8080")
+        );
+        assert_eq!(
+            open("0.0.0.0:8080", &["sb.example", "localhost"]),
+            other("localhost:8080")
+        );
+        assert_eq!(
+            open("10.0.0.5:8080", &["sb.example", "localhost"]),
+            other("sb.example:8080")
+        );
     }
 }

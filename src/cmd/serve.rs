@@ -206,15 +206,10 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
         out.push_str(&line);
         out.push('\n');
     }
-    if let Some((url, own)) = running.open_url() {
+    if let Some((url, note)) = running.open_url() {
         out.push_str(&format!("open: {url}\n"));
-        if !own {
-            // A name in web.allowed_hosts: say where it must lead.
-            if let Ok(addr) = &running.web {
-                out.push_str(&format!(
-                    "      (a name in web.allowed_hosts: the dashboard answers browsers only by those; it listens on {addr})\n"
-                ));
-            }
+        if let Some(note) = note {
+            out.push_str(&format!("      {note}\n"));
         }
     }
     // The last line of the banner.

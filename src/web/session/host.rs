@@ -23,8 +23,58 @@ pub(super) fn host_name(host: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// A `Host` value or a `web.allowed_hosts` entry as (name, port): the name
+/// lower-cased, without IPv6 brackets or a final dot. An entry may also be
+/// a bare IPv6 address (`::1`), which a `Host` header never is.
+pub(crate) fn name_and_port(host: &str) -> Option<(String, Option<u16>)> {
+    let host = host.trim().to_ascii_lowercase();
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        match after {
+            "" => (inside.to_owned(), None),
+            _ => (
+                inside.to_owned(),
+                Some(after.strip_prefix(':')?.parse().ok()?),
+            ),
+        }
+    } else if host.matches(':').count() > 1 {
+        (host, None) // a bare IPv6 address
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                (name.to_owned(), Some(port.parse().ok()?))
+            }
+            Some(_) => return None,
+            None => (host, None),
+        }
+    };
+    let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
+    (!name.is_empty()).then_some((name, port))
+}
+
+/// Whether the `web.allowed_hosts` entry `entry` lets in a request whose
+/// `Host` is `(name, port)` (a [`name_and_port`]). IP addresses match as
+/// addresses (`::0:1` is `::1`); an entry without a port matches any; a
+/// `Host` without one is a scheme's default port, which an entry naming 80
+/// or 443 matches (a browser leaves it out).
+pub(crate) fn entry_allows(entry: &str, name: &str, port: Option<u16>) -> bool {
+    let Some((entry_name, entry_port)) = name_and_port(entry) else {
+        return false;
+    };
+    let same_name = match (entry_name.parse::<IpAddr>(), name.parse::<IpAddr>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => entry_name == name,
+    };
+    same_name
+        && match (entry_port, port) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a == b,
+            (Some(a), None) => a == 80 || a == 443,
+        }
+}
+
 /// Whether `name` (a [`host_name`]) is a loopback name.
-pub(super) fn is_loopback_name(name: &str) -> bool {
+pub(crate) fn is_loopback_name(name: &str) -> bool {
     name == "localhost"
         || name.ends_with(".localhost")
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -47,10 +97,10 @@ impl AppState {
         };
         let allowed = &self.web().allowed_hosts;
         if !allowed.is_empty() {
-            let host = host.trim().to_ascii_lowercase();
-            return allowed
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&name) || a.eq_ignore_ascii_case(&host))
+            let Some((name, port)) = name_and_port(host) else {
+                return false;
+            };
+            return allowed.iter().any(|a| entry_allows(a, &name, port))
                 || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
         }
         if !self.web().listen.ip().is_loopback() {

@@ -53,6 +53,7 @@ use crate::users::{Role, UsersError};
 
 mod host;
 pub use host::{PROBE_PATHS, guard};
+pub(crate) use host::{entry_allows, is_loopback_name, name_and_port};
 
 mod persist;
 pub use persist::FILE as SESSIONS_FILE;

@@ -127,3 +127,41 @@ fn the_cookie_is_found_among_others_and_checked_for_shape() {
     );
     assert_eq!(cookie_token(&h), None);
 }
+
+/// What the `Host` check and the banner's `open:` line share: an entry lets
+/// a `Host` in by name (addresses as addresses, brackets and a final dot
+/// aside) and by port (any, when the entry names none; a browser's omitted
+/// default port, when it names 80 or 443).
+#[test]
+fn allowed_host_entries_match_as_a_browser_writes_host() {
+    use super::host::{entry_allows, name_and_port};
+    let allows = |entry: &str, host: &str| {
+        let (name, port) = name_and_port(host).unwrap();
+        entry_allows(entry, &name, port)
+    };
+    for (entry, host) in [
+        ("dash.example", "Dash.Example:8080"),
+        ("Dash.Example", "dash.example"),
+        ("dash.example.", "dash.example:1"),
+        ("dash.example:8443", "dash.example:8443"),
+        ("dash.example:443", "dash.example"),
+        ("10.0.0.1:80", "10.0.0.1"),
+        ("::1", "[::1]:8080"),
+        ("[::1]", "[::1]:8080"),
+        ("[::1]:8080", "[::1]:8080"),
+        ("::0:1", "[::1]"),
+    ] {
+        assert!(allows(entry, host), "{entry} lets in {host}");
+    }
+    for (entry, host) in [
+        ("dash.example", "evil.example"),
+        ("dash.example", "dash.example.evil"),
+        ("dash.example:8443", "dash.example:8444"),
+        ("dash.example:8443", "dash.example"),
+        ("[::1]:8080", "[::1]:8081"),
+        ("::1", "[::2]:8080"),
+        ("127.0.0.1", "127.0.0.2"),
+    ] {
+        assert!(!allows(entry, host), "{entry} keeps out {host}");
+    }
+}
