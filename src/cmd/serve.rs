@@ -132,6 +132,16 @@ fn admin_password() -> Result<Option<String>> {
     Ok(Some(password.to_owned()))
 }
 
+/// The banner's `open:` line, and the note beside it when the URL is not
+/// the address the dashboard listens on.
+fn open_lines(running: &Running) -> String {
+    match running.open_url() {
+        Some((url, Some(note))) => format!("open: {url}\n      {note}\n"),
+        Some((url, None)) => format!("open: {url}\n"),
+        None => String::new(),
+    }
+}
+
 /// What listens where, in a few lines anyone can read. For people: programs
 /// read `--ready-file`.
 fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
@@ -206,12 +216,7 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
         out.push_str(&line);
         out.push('\n');
     }
-    if let Some((url, note)) = running.open_url() {
-        out.push_str(&format!("open: {url}\n"));
-        if let Some(note) = note {
-            out.push_str(&format!("      {note}\n"));
-        }
-    }
+    out.push_str(&open_lines(running));
     // The last line of the banner.
     out.push_str(&match &running.generated_password {
         // Printed once, on stdout only: never logged.
