@@ -390,14 +390,18 @@ impl Running {
     }
 }
 
-/// `host:port` for a URL to `addr`, a wildcard address made one a browser
-/// on this host can open.
-fn url_authority(addr: SocketAddr) -> String {
-    match addr.ip() {
-        ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
-        ip => format!("{ip}:{}", addr.port()),
+/// `addr` with a wildcard address made one a browser on this host can open.
+fn browsable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
     }
+}
+
+/// `host:port` for a URL to `addr` (see [`browsable`]).
+fn url_authority(addr: SocketAddr) -> String {
+    browsable(addr).to_string()
 }
 
 /// The authority a person opens the dashboard on `addr` by: its own when
@@ -408,10 +412,7 @@ fn url_authority(addr: SocketAddr) -> String {
 fn open_authority(addr: SocketAddr, allowed: &[String]) -> (String, bool) {
     use crate::web::session::{entry_allows, is_loopback_name, name_and_port};
     let own = url_authority(addr);
-    let own_ip = match addr.ip() {
-        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
-        ip => ip,
-    };
+    let own_ip = browsable(addr).ip();
     let own_name = own_ip.to_string();
     if allowed.is_empty()
         || allowed
@@ -442,59 +443,69 @@ fn open_authority(addr: SocketAddr, allowed: &[String]) -> (String, bool) {
 mod tests {
     use super::*;
 
-    fn open(addr: &str, allowed: &[&str]) -> (String, bool) {
-        let allowed: Vec<String> = allowed.iter().map(|a| (*a).to_owned()).collect();
-        open_authority(addr.parse().unwrap(), &allowed)
-    }
-
     #[test]
     fn the_url_to_open_is_one_the_dashboard_answers_a_browser_on() {
-        let own = |a: &str| (a.to_owned(), true);
-        let other = |a: &str| (a.to_owned(), false);
-        assert_eq!(open("127.0.0.1:8080", &[]), own("127.0.0.1:8080"));
-        assert_eq!(open("0.0.0.0:8080", &[]), own("127.0.0.1:8080"));
-        assert_eq!(open("[::1]:8080", &[]), own("[::1]:8080"));
-        // Let in, with or without the port: the address itself.
-        assert_eq!(
-            open("127.0.0.1:8080", &["a.example", "127.0.0.1"]),
-            own("127.0.0.1:8080")
-        );
-        assert_eq!(
-            open("127.0.0.1:8080", &["127.0.0.1:8080"]),
-            own("127.0.0.1:8080")
-        );
-        assert_eq!(open("0.0.0.0:8080", &["127.0.0.1"]), own("127.0.0.1:8080"));
-        assert_eq!(open("[::1]:8080", &["::1"]), own("[::1]:8080"));
-        assert_eq!(open("[::1]:8080", &["[::1]"]), own("[::1]:8080"));
-        assert_eq!(open("[::1]:8080", &["::0:1"]), own("[::1]:8080"));
-        // Not let in: a listed name, with the dashboard's port if it has none.
-        assert_eq!(
-            open("127.0.0.1:8080", &["127.0.0.1:9"]),
-            other("127.0.0.1:9")
-        );
-        assert_eq!(
-            open("127.0.0.1:8080", &["localhost"]),
-            other("localhost:8080")
-        );
-        assert_eq!(open("127.0.0.1:8080", &["[::1]"]), other("[::1]:8080"));
-        assert_eq!(open("127.0.0.1:8080", &["[::1]:9"]), other("[::1]:9"));
-        assert_eq!(open("127.0.0.1:8080", &["::1"]), other("[::1]:8080"));
-        assert_eq!(
-            open("10.0.0.5:8080", &["SB.example.:443", "b"]),
-            other("sb.example:443")
-        );
-        // On loopback or everywhere, a loopback name first: it is reachable here.
-        assert_eq!(
-            open("127.0.0.1:8080", &["sb.example", "localhost"]),
-            other("localhost:8080")
-        );
-        assert_eq!(
-            open("0.0.0.0:8080", &["sb.example", "localhost"]),
-            other("localhost:8080")
-        );
-        assert_eq!(
-            open("10.0.0.5:8080", &["sb.example", "localhost"]),
-            other("sb.example:8080")
-        );
+        // (listen address, allowed_hosts, what to open, whether it is the address itself)
+        let cases: [(&str, &[&str], &str, bool); 18] = [
+            ("127.0.0.1:8080", &[], "127.0.0.1:8080", true),
+            ("0.0.0.0:8080", &[], "127.0.0.1:8080", true),
+            ("[::1]:8080", &[], "[::1]:8080", true),
+            // Let in, with or without the port: the address itself.
+            (
+                "127.0.0.1:8080",
+                &["a.example", "127.0.0.1"],
+                "127.0.0.1:8080",
+                true,
+            ),
+            (
+                "127.0.0.1:8080",
+                &["127.0.0.1:8080"],
+                "127.0.0.1:8080",
+                true,
+            ),
+            ("0.0.0.0:8080", &["127.0.0.1"], "127.0.0.1:8080", true),
+            ("[::1]:8080", &["::1"], "[::1]:8080", true),
+            ("[::1]:8080", &["[::1]"], "[::1]:8080", true),
+            ("[::1]:8080", &["::0:1"], "[::1]:8080", true),
+            // Not let in: a listed name, with the dashboard's port if it has none.
+            ("127.0.0.1:8080", &["127.0.0.1:9"], "127.0.0.1:9", false),
+            ("127.0.0.1:8080", &["localhost"], "localhost:8080", false),
+            ("127.0.0.1:8080", &["[::1]"], "[::1]:8080", false),
+            ("127.0.0.1:8080", &["[::1]:9"], "[::1]:9", false),
+            ("127.0.0.1:8080", &["::1"], "[::1]:8080", false),
+            (
+                "10.0.0.5:8080",
+                &["SB.example.:443", "b"],
+                "sb.example:443",
+                false,
+            ),
+            // On loopback or everywhere, a loopback name first: it is reachable here.
+            (
+                "127.0.0.1:8080",
+                &["sb.example", "localhost"],
+                "localhost:8080",
+                false,
+            ),
+            (
+                "0.0.0.0:8080",
+                &["sb.example", "localhost"],
+                "localhost:8080",
+                false,
+            ),
+            (
+                "10.0.0.5:8080",
+                &["sb.example", "localhost"],
+                "sb.example:8080",
+                false,
+            ),
+        ];
+        for (addr, allowed, authority, own) in cases {
+            let allowed: Vec<String> = allowed.iter().map(|a| (*a).to_owned()).collect();
+            assert_eq!(
+                open_authority(addr.parse().unwrap(), &allowed),
+                (authority.to_owned(), own),
+                "{addr} with {allowed:?}"
+            );
+        }
     }
 }

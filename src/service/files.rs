@@ -10,8 +10,8 @@
 //!
 //! Bodies stream between the socket and the disk through at most a few
 //! buffers ([`store::UPLOAD_BUFFER`] up, [`store::CHUNK`] down), whatever
-//! the size. A refused `put` (bad name,
-//! over `max_file_bytes`, no space) is answered and the connection closed,
+//! the size. A refused `put` (bad name, over `max_file_bytes`, no space)
+//! is answered and the connection closed,
 //! since its body would otherwise have to be read; the check comes before
 //! a byte of the body is read or written. The close lingers (see
 //! `linger_close`), so that a peer still sending its body reads the
@@ -312,9 +312,7 @@ async fn put(
     let idle = ctx.limits.idle_timeout;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
-        // Handed on full: one hash and one write per UPLOAD_BUFFER received, not
-        // per read, however finely the peer sends.
-        let want = upload.remaining().min(store::UPLOAD_BUFFER as u64) as usize;
+        let want = upload.next_len();
         while buf.len() < want {
             let left = want - buf.len();
             let n = tokio::time::timeout(idle, conn.read_into(&mut buf, left))

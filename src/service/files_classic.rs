@@ -155,9 +155,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         .inspect_err(|e| super::files::log_store_failure(ctx, e))?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
-        // Handed on full: one hash and one write per UPLOAD_BUFFER received, not
-        // per read, however finely the peer sends.
-        let want = upload.remaining().min(store::UPLOAD_BUFFER as u64) as usize;
+        let want = upload.next_len();
         while buf.len() < want {
             let left = (want - buf.len()) as u64;
             let n = tokio::time::timeout(idle, (&mut *stream).take(left).read_buf(&mut buf))

@@ -162,6 +162,13 @@ impl Upload {
         self.declared - self.received
     }
 
+    /// How many bytes to fill the next buffer with before [`Upload::push`]:
+    /// a whole one, or what is left. Handed on full, so an upload costs one
+    /// hash and one write per buffer, however finely its peer sends.
+    pub fn next_len(&self) -> usize {
+        self.remaining().min(UPLOAD_BUFFER as u64) as usize
+    }
+
     /// An empty buffer with [`UPLOAD_BUFFER`] bytes of capacity: a new one while
     /// fewer than [`POOL`] exist, else one the writer has finished with.
     pub async fn buffer(&mut self) -> Vec<u8> {
