@@ -312,7 +312,7 @@ async fn put(
     let idle = ctx.limits.idle_timeout;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
-        let want = upload.next_len();
+        let want = upload.next_len(&buf);
         while buf.len() < want {
             let left = want - buf.len();
             let n = tokio::time::timeout(idle, conn.read_into(&mut buf, left))

@@ -155,7 +155,7 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         .inspect_err(|e| super::files::log_store_failure(ctx, e))?;
     while upload.remaining() > 0 {
         let mut buf = upload.buffer().await;
-        let want = upload.next_len();
+        let want = upload.next_len(&buf);
         while buf.len() < want {
             let left = (want - buf.len()) as u64;
             let n = tokio::time::timeout(idle, (&mut *stream).take(left).read_buf(&mut buf))

@@ -7,13 +7,15 @@
 //! so an upload waiting for its peer holds no thread and slow uploads
 //! cannot take the blocking pool that file reads and listings need. An
 //! upload holds at most [`POOL`] buffers of [`UPLOAD_BUFFER`] bytes, whatever its
-//! size.
+//! size, and all uploads in the process together at most [`BUDGET`] such
+//! buffers: past that, an upload's buffers are [`SMALL_BUFFER`]s (slower,
+//! not refused), so memory stays bounded however many uploads run at once.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 
 use super::stage::Stage;
 use super::{Claim, FileInfo, Sha256, Store, StoreError, UPLOAD_BUFFER, hex, sweep};
@@ -22,6 +24,20 @@ use super::{Claim, FileInfo, Sha256, Store, StoreError, UPLOAD_BUFFER, hex, swee
 /// UPLOAD_BUFFER. One for each stage (the socket side, the hash, the
 /// write): a fourth was not faster.
 const POOL: usize = 3;
+
+/// [`UPLOAD_BUFFER`]s all uploads in the process hold at once, at most
+/// (64 MiB): 21 uploads at full speed. Without it, each service's
+/// `max_connections` (1,024 by default) uploads could hold three each:
+/// 3 GiB an instance.
+const BUDGET: usize = 64;
+
+/// The size of an upload's buffers while the [`BUDGET`] is spent: at most
+/// [`POOL`] of them (192 KiB) an upload. A quarter of the big buffers'
+/// speed to tmpfs (bench/NOTES.md, thirteenth pass), and no refusal.
+const SMALL_BUFFER: usize = 64 * 1024;
+
+/// The process's [`BUDGET`], one permit a big buffer.
+static BUDGET_PERMITS: Semaphore = Semaphore::const_new(BUDGET);
 
 /// What the socket side hands the hasher, in order.
 enum Block {
@@ -109,6 +125,10 @@ pub struct Upload {
     hash: Stage<Hasher, Block>,
     spare: mpsc::Receiver<Vec<u8>>,
     allocated: usize,
+    /// Where big buffers come from ([`BUDGET_PERMITS`] but in tests), and
+    /// the permits of those this upload made: returned when it is dropped.
+    budget: &'static Semaphore,
+    permits: Vec<SemaphorePermit<'static>>,
     /// The writer's report; `None` once read.
     outcome: Option<oneshot::Receiver<Outcome>>,
     /// Holds the temporary's lock, so a sweep (a new process, a restarted
@@ -151,6 +171,8 @@ impl Upload {
             hash: Stage::new(hasher, hash),
             spare,
             allocated: 0,
+            budget: &BUDGET_PERMITS,
+            permits: Vec::new(),
             outcome: Some(outcome),
             _held: begun.held,
             _claim: begun.claim,
@@ -162,24 +184,45 @@ impl Upload {
         self.declared - self.received
     }
 
-    /// How many bytes to fill the next buffer with before [`Upload::push`]:
-    /// a whole one, or what is left. Handed on full, so an upload costs one
-    /// hash and one write per buffer, however finely its peer sends.
-    pub fn next_len(&self) -> usize {
-        self.remaining().min(UPLOAD_BUFFER as u64) as usize
+    /// How many bytes to fill `buf` (from [`Upload::buffer`]) with before
+    /// [`Upload::push`]: all it holds, or what is left. Handed on full, so
+    /// an upload costs one hash and one write per buffer, however finely
+    /// its peer sends.
+    pub fn next_len(&self, buf: &Vec<u8>) -> usize {
+        self.remaining().min(buf.capacity() as u64) as usize
     }
 
-    /// An empty buffer with [`UPLOAD_BUFFER`] bytes of capacity: a new one while
-    /// fewer than [`POOL`] exist, else one the writer has finished with.
+    /// An empty buffer: a new one while fewer than [`POOL`] exist, else
+    /// one the writer has finished with. A new one has [`UPLOAD_BUFFER`]
+    /// bytes of capacity while the process's [`BUDGET`] lasts, else
+    /// [`SMALL_BUFFER`].
     pub async fn buffer(&mut self) -> Vec<u8> {
         if self.allocated < POOL {
             self.allocated += 1;
-            return Vec::with_capacity(UPLOAD_BUFFER);
+            return self.new_buffer();
         }
         match self.spare.recv().await {
             Some(buf) => buf,
             // The writer has failed; push will say why.
-            None => Vec::with_capacity(UPLOAD_BUFFER),
+            None => Vec::with_capacity(SMALL_BUFFER),
+        }
+    }
+
+    /// This upload's big buffers come from `budget` instead of the
+    /// process's: a test's own, which other tests do not spend.
+    #[cfg(test)]
+    fn with_budget(mut self, budget: &'static Semaphore) -> Upload {
+        self.budget = budget;
+        self
+    }
+
+    fn new_buffer(&mut self) -> Vec<u8> {
+        match self.budget.try_acquire() {
+            Ok(permit) => {
+                self.permits.push(permit);
+                Vec::with_capacity(UPLOAD_BUFFER)
+            }
+            Err(_) => Vec::with_capacity(SMALL_BUFFER),
         }
     }
 
@@ -277,7 +320,7 @@ mod tests {
 
     async fn send(up: &mut Upload, block: &[u8]) -> Result<(), StoreError> {
         let mut buf = up.buffer().await;
-        assert!(buf.is_empty() && buf.capacity() >= UPLOAD_BUFFER);
+        assert!(buf.is_empty());
         buf.extend_from_slice(block);
         up.push(buf).await
     }
@@ -296,6 +339,64 @@ mod tests {
             .await
             .expect("commit answers")
             .expect_err("the writer failed")
+    }
+
+    fn budget_of(permits: usize) -> &'static Semaphore {
+        Box::leak(Box::new(Semaphore::new(permits)))
+    }
+
+    #[tokio::test]
+    async fn big_buffers_come_from_the_budget_and_go_back_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let budget = budget_of(POOL + 1);
+        let size = (4 * UPLOAD_BUFFER) as u64;
+        let mut first = store.begin("first.bin", size).unwrap().with_budget(budget);
+        let mut second = store.begin("second.bin", size).unwrap().with_budget(budget);
+        let mut held = Vec::new();
+        for _ in 0..POOL {
+            held.push(first.buffer().await);
+        }
+        held.push(second.buffer().await);
+        assert!(held.iter().all(|b| b.capacity() >= UPLOAD_BUFFER));
+        assert_eq!(budget.available_permits(), 0);
+        // The budget is spent: a small buffer, filled to its size.
+        let small = second.buffer().await;
+        assert!(small.capacity() < UPLOAD_BUFFER, "{}", small.capacity());
+        assert_eq!(second.next_len(&small), small.capacity());
+        // An upload gone (its buffers too) gives its permits back.
+        drop((held, first));
+        assert_eq!(budget.available_permits(), POOL);
+        let big = second.buffer().await;
+        assert!(big.capacity() >= UPLOAD_BUFFER);
+        assert_eq!(budget.available_permits(), POOL - 1);
+    }
+
+    #[tokio::test]
+    async fn an_upload_with_the_budget_spent_stores_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let data: Vec<u8> = blocks(1).concat().into_iter().chain(*b"tail!").collect();
+        let mut up = store
+            .begin("small.bin", data.len() as u64)
+            .unwrap()
+            .with_budget(budget_of(0));
+        let mut rest = &data[..];
+        while up.remaining() > 0 {
+            let mut buf = up.buffer().await;
+            assert!(
+                buf.capacity() < UPLOAD_BUFFER,
+                "a big buffer past the budget"
+            );
+            let (piece, after) = rest.split_at(up.next_len(&buf));
+            buf.extend_from_slice(piece);
+            rest = after;
+            up.push(buf).await.unwrap();
+        }
+        let info = up.commit().await.unwrap();
+        assert_eq!(info.sha256, hex(&Sha256::digest(&data)));
+        let stored = std::fs::read(store.dir().join("small.bin")).unwrap();
+        assert!(stored == data, "the stored bytes differ");
     }
 
     #[tokio::test]
