@@ -14,11 +14,13 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 
 use super::stage::Stage;
 use super::{Claim, FileInfo, Sha256, Store, StoreError, UPLOAD_BUFFER, hex, sweep};
+use crate::sync::lock;
 
 /// Buffers per upload: the most an upload holds in memory is POOL *
 /// UPLOAD_BUFFER. One for each stage (the socket side, the hash, the
@@ -32,12 +34,19 @@ const POOL: usize = 3;
 const BUDGET: usize = 64;
 
 /// The size of an upload's buffers while the [`BUDGET`] is spent: at most
-/// [`POOL`] of them (192 KiB) an upload. A quarter of the big buffers'
-/// speed to tmpfs (bench/NOTES.md, thirteenth pass), and no refusal.
+/// [`POOL`] of them (192 KiB) an upload. Four of them moved about 70 % of
+/// what four big ones did to tmpfs (bench/NOTES.md, thirteenth pass); no
+/// upload is refused for want of big ones.
 const SMALL_BUFFER: usize = 64 * 1024;
 
 /// The process's [`BUDGET`], one permit a big buffer.
 static BUDGET_PERMITS: Semaphore = Semaphore::const_new(BUDGET);
+
+/// The permits of an upload's big buffers, shared by its socket side and
+/// its writer: they go back once both are gone, so only when no stage
+/// holds one of its buffers (a dropped upload's queued buffers are still
+/// hashed and written, to its unlinked temporary).
+type Permits = Arc<Mutex<Vec<SemaphorePermit<'static>>>>;
 
 /// What the socket side hands the hasher, in order.
 enum Block {
@@ -78,6 +87,8 @@ struct Writer {
     spare: Option<mpsc::Sender<Vec<u8>>>,
     /// Taken when the upload is finished or has failed.
     outcome: Option<oneshot::Sender<Outcome>>,
+    /// Last, so they go back after the buffers above.
+    _permits: Permits,
 }
 
 impl Writer {
@@ -125,16 +136,16 @@ pub struct Upload {
     hash: Stage<Hasher, Block>,
     spare: mpsc::Receiver<Vec<u8>>,
     allocated: usize,
-    /// Where big buffers come from ([`BUDGET_PERMITS`] but in tests), and
-    /// the permits of those this upload made: returned when it is dropped.
+    /// Where big buffers come from ([`BUDGET_PERMITS`] but in tests).
     budget: &'static Semaphore,
-    permits: Vec<SemaphorePermit<'static>>,
     /// The writer's report; `None` once read.
     outcome: Option<oneshot::Receiver<Outcome>>,
     /// Holds the temporary's lock, so a sweep (a new process, a restarted
     /// instance) leaves it alone while this upload runs.
     _held: sweep::Held,
     _claim: Claim,
+    /// Last, so they go back after the buffers above.
+    permits: Permits,
 }
 
 /// What [`Store::begin`] made ready: the temporary, open, locked and
@@ -153,10 +164,12 @@ impl Upload {
     pub(super) fn new(begun: Begun) -> Upload {
         let (spare_tx, spare) = mpsc::channel(POOL);
         let (outcome_tx, outcome) = oneshot::channel();
+        let permits = Permits::default();
         let writer = Writer {
             file: begun.file,
             spare: Some(spare_tx),
             outcome: Some(outcome_tx),
+            _permits: Arc::clone(&permits),
         };
         let hasher = Hasher {
             sha: Sha256::new(),
@@ -172,10 +185,10 @@ impl Upload {
             spare,
             allocated: 0,
             budget: &BUDGET_PERMITS,
-            permits: Vec::new(),
             outcome: Some(outcome),
             _held: begun.held,
             _claim: begun.claim,
+            permits,
         }
     }
 
@@ -195,13 +208,15 @@ impl Upload {
     /// An empty buffer: a new one while fewer than [`POOL`] exist, else
     /// one the writer has finished with. A new one has [`UPLOAD_BUFFER`]
     /// bytes of capacity while the process's [`BUDGET`] lasts, else
-    /// [`SMALL_BUFFER`].
+    /// [`SMALL_BUFFER`]; a small one coming back is traded for a big one
+    /// once the budget has one again.
     pub async fn buffer(&mut self) -> Vec<u8> {
         if self.allocated < POOL {
             self.allocated += 1;
             return self.new_buffer();
         }
         match self.spare.recv().await {
+            Some(buf) if buf.capacity() < UPLOAD_BUFFER => self.new_buffer(),
             Some(buf) => buf,
             // The writer has failed; push will say why.
             None => Vec::with_capacity(SMALL_BUFFER),
@@ -219,7 +234,7 @@ impl Upload {
     fn new_buffer(&mut self) -> Vec<u8> {
         match self.budget.try_acquire() {
             Ok(permit) => {
-                self.permits.push(permit);
+                lock(&self.permits).push(permit);
                 Vec::with_capacity(UPLOAD_BUFFER)
             }
             Err(_) => Vec::with_capacity(SMALL_BUFFER),
@@ -304,7 +319,6 @@ impl Drop for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::lock;
     use std::time::Duration;
 
     /// Buffers of a known pattern, as the socket side hands them on.
@@ -373,6 +387,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_small_buffer_coming_back_is_traded_for_a_big_one_when_the_budget_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let budget = budget_of(0);
+        let mut up = store
+            .begin("grows.bin", (8 * UPLOAD_BUFFER) as u64)
+            .unwrap()
+            .with_budget(budget);
+        for _ in 0..POOL {
+            let mut buf = up.buffer().await;
+            assert!(buf.capacity() < UPLOAD_BUFFER);
+            buf.resize(up.next_len(&buf), b'x');
+            up.push(buf).await.unwrap();
+        }
+        budget.add_permits(1);
+        let buf = up.buffer().await;
+        assert!(buf.capacity() >= UPLOAD_BUFFER, "{}", buf.capacity());
+        assert_eq!(budget.available_permits(), 0);
+    }
+
+    #[tokio::test]
     async fn an_upload_with_the_budget_spent_stores_every_byte() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -405,7 +440,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let data = blocks(4 * POOL);
         let size = (data.len() * UPLOAD_BUFFER) as u64;
-        let mut up = store.begin("pattern.bin", size).unwrap();
+        let mut up = store
+            .begin("pattern.bin", size)
+            .unwrap()
+            .with_budget(budget_of(POOL));
         let mut seen = Vec::new();
         for block in &data {
             let mut buf = up.buffer().await;
@@ -434,7 +472,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let up = store
             .begin("fails.bin", (4 * POOL * UPLOAD_BUFFER) as u64)
-            .unwrap();
+            .unwrap()
+            .with_budget(budget_of(POOL));
         // The temporary opened for reading only: its first write fails (EBADF).
         let tmp = up.tmp.clone().unwrap();
         {
@@ -458,7 +497,8 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let up = store
             .begin("panics.bin", (4 * POOL * UPLOAD_BUFFER) as u64)
-            .unwrap();
+            .unwrap()
+            .with_budget(budget_of(POOL));
         {
             let mut hashing = lock(&up.hash.shared.queue);
             let hasher = hashing.idle.as_mut().expect("no job yet");
@@ -486,7 +526,10 @@ mod tests {
             let data = blocks(2 * POOL);
             let size = (data.len() * UPLOAD_BUFFER) as u64;
             let mut ups: Vec<_> = (0..3)
-                .map(|i| store.begin(&format!("u{i}.bin"), size).unwrap())
+                .map(|i| {
+                    let up = store.begin(&format!("u{i}.bin"), size).unwrap();
+                    up.with_budget(budget_of(POOL))
+                })
                 .collect();
             // Interleaved, as three peers sending at once.
             for block in &data {
