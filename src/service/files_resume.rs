@@ -58,7 +58,7 @@ pub(super) async fn put(
     let Some(partials) = &shared.partials else {
         return refuse(conn, "resumable uploads are not available here".into()).await;
     };
-    let partial = match partial_for(partials, name, &ask, shared, ctx, guard) {
+    let partial = match partial_for(partials, name, &ask, shared, ctx, guard).await {
         Ok(p) => p,
         Err(why) => return refuse(conn, why).await,
     };
@@ -137,7 +137,7 @@ pub(super) async fn put(
 
 /// The partial upload `ask` names, or a new one for `name`; the refusal's
 /// reason when there is none to use.
-fn partial_for(
+async fn partial_for(
     partials: &Partials,
     name: &str,
     ask: &Resume,
@@ -162,6 +162,7 @@ fn partial_for(
             max_per_owner: shared.max_partials,
             ttl: shared.partial_ttl,
         })
+        .await
         .map_err(|e| e.to_string())?;
     tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} of {:?} started", p.id(), name);
     Ok(p)

@@ -155,18 +155,43 @@ struct Area {
 
 /// An owner's place among the creations under way, given back when
 /// dropped (made, or failed).
-struct Creating<'a> {
-    area: &'a Area,
-    owner: &'a str,
+struct Creating {
+    area: Arc<Area>,
+    owner: String,
 }
 
-impl Drop for Creating<'_> {
+impl Drop for Creating {
     fn drop(&mut self) {
         let mut creating = lock(&self.area.creating);
-        if let Some(n) = creating.get_mut(self.owner) {
+        if let Some(n) = creating.get_mut(&self.owner) {
             *n -= 1;
             if *n == 0 {
-                creating.remove(self.owner);
+                creating.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// The creator's end of [`Partials::create`]'s job. Dropped before it took
+/// the upload (its creator left), it shuts the job's way in, so the job
+/// removes what it makes, and removes an upload the job handed over
+/// already.
+struct Taking {
+    made: Option<tokio::sync::oneshot::Receiver<io::Result<Arc<Partial>>>>,
+    partials: Partials,
+}
+
+impl Drop for Taking {
+    fn drop(&mut self) {
+        let Some(mut made) = self.made.take() else {
+            return;
+        };
+        made.close();
+        if let Ok(Ok(orphan)) = made.try_recv() {
+            // Only a listing could hold its fresh lock; then it stays
+            // listed until it expires.
+            if let Ok(mut state) = orphan.state.try_lock() {
+                self.partials.remove(&orphan, &mut state);
             }
         }
     }
@@ -320,10 +345,10 @@ impl Partials {
     /// # Errors
     /// A bad name, over `max_size`, over `max_per_owner` unfinished
     /// uploads, not enough space; I/O errors.
-    pub fn create(&self, new: New<'_>) -> Result<Arc<Partial>, PartialError> {
+    pub async fn create(&self, new: New<'_>) -> Result<Arc<Partial>, PartialError> {
         let name = super::safe_name(new.name.as_bytes())?;
         super::check_size(new.length, new.max_size)?;
-        let _place = self.place(new.owner, new.max_per_owner)?;
+        let place = self.place(new.owner, new.max_per_owner)?;
         let claim = self.area.store.reserve(new.length)?;
         let mut random = [0u8; 16];
         getrandom::fill(&mut random)
@@ -331,7 +356,7 @@ impl Partials {
         let id = hex(&random);
         let now = now_ms();
         let meta = Meta {
-            id: id.clone(),
+            id,
             owner: new.owner.to_owned(),
             name,
             length: new.length,
@@ -340,23 +365,50 @@ impl Partials {
             created_ms: now,
             expires_ms: now.saturating_add(ms(new.ttl)),
         };
-        super::create_private_dir(&self.area.dir).map_err(StoreError::from)?;
+        // Its files are made, and its meta synced, off the runtime's threads
+        // (an fsync lasts as long as the disk makes it), and entered in the
+        // table there too. A creator gone meanwhile (a client that left)
+        // leaves no upload nobody holds the id of: whichever of the job and
+        // `Taking` finds nobody to hand it to removes it.
+        let (taken, made) = tokio::sync::oneshot::channel();
+        let partials = self.clone();
+        drop(tokio::task::spawn_blocking(move || {
+            let made = partials
+                .make_files(&meta)
+                .map(|()| partials.insert(meta, 0, Some(Sha256::new()), claim));
+            drop(place);
+            if let Err(Ok(orphan)) = taken.send(made) {
+                partials.remove(&orphan, &mut orphan.state.blocking_lock());
+            }
+        }));
+        let mut taking = Taking {
+            made: Some(made),
+            partials: self.clone(),
+        };
+        let made = taking.made.as_mut().expect("just set").await;
+        taking.made = None;
+        made.map_err(|_| StoreError::Io(io::Error::other("the creation's job stopped")))?
+            .map_err(|e| StoreError::from(e).into())
+    }
+
+    /// An upload's empty data file and its meta, synced; neither if
+    /// either cannot be made.
+    fn make_files(&self, meta: &Meta) -> io::Result<()> {
+        super::create_private_dir(&self.area.dir)?;
+        let data = self.data(&meta.id);
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(self.data(&id))
-            .map_err(StoreError::from)?;
-        if let Err(e) = self.write_meta(&meta) {
-            let _ = std::fs::remove_file(self.data(&id));
-            return Err(StoreError::from(e).into());
-        }
-        Ok(self.insert(meta, 0, Some(Sha256::new()), claim))
+            .open(&data)?;
+        self.write_meta(meta).inspect_err(|_| {
+            let _ = std::fs::remove_file(&data);
+        })
     }
 
     /// A place for one more of `owner`'s uploads, counting those being
     /// created; held until the creation ends.
-    fn place<'a>(&'a self, owner: &'a str, max: u64) -> Result<Creating<'a>, PartialError> {
+    fn place(&self, owner: &str, max: u64) -> Result<Creating, PartialError> {
         let mut creating = lock(&self.area.creating);
         let made = lock(&self.area.table)
             .values()
@@ -368,8 +420,8 @@ impl Partials {
         }
         *creating.entry(owner.to_owned()).or_default() += 1;
         Ok(Creating {
-            area: &self.area,
-            owner,
+            area: Arc::clone(&self.area),
+            owner: owner.to_owned(),
         })
     }
 

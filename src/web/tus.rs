@@ -247,16 +247,19 @@ async fn create(
     let with_data = headers::is_offset_stream(&req)
         && headers::number(&req, "content-length")?.is_none_or(|n| n > 0);
     let up = uploads(&state);
-    let partial = up.partials()?.create(New {
-        owner: &session.user,
-        name,
-        length,
-        metadata: &meta.raw,
-        sha256: meta.sha256.clone(),
-        max_size: up.max_size,
-        max_per_owner: up.max_per_owner,
-        ttl: up.ttl,
-    })?;
+    let partial = up
+        .partials()?
+        .create(New {
+            owner: &session.user,
+            name,
+            length,
+            metadata: &meta.raw,
+            sha256: meta.sha256.clone(),
+            max_size: up.max_size,
+            max_per_owner: up.max_per_owner,
+            ttl: up.ttl,
+        })
+        .await?;
     let tasks = state.inner.shutdown.tasks.clone();
     detached(&tasks, async move {
         let mut held = partial.lock().await;

@@ -41,7 +41,10 @@ async fn parts_resume_after_a_reopen_and_complete_under_the_name() {
     let id;
     {
         let p = Partials::open(&store).unwrap();
-        let up = p.create(new("ann", "../a.bin", data.len() as u64)).unwrap();
+        let up = p
+            .create(new("ann", "../a.bin", data.len() as u64))
+            .await
+            .unwrap();
         id = up.id().to_owned();
         assert!(is_id(&id));
         assert_eq!(
@@ -104,18 +107,20 @@ async fn limits_and_a_wrong_declared_hash() {
         p.create(New {
             max_size: 10,
             ..new("ann", "x", 11)
-        }),
+        })
+        .await,
         Err(PartialError::Store(StoreError::TooLarge { .. }))
     ));
     assert!(matches!(
         p.create(New {
             max_size: u64::MAX,
             ..new("ann", "x", u64::MAX / 2)
-        }),
+        })
+        .await,
         Err(PartialError::Store(StoreError::NoSpace { .. }))
     ));
     assert!(matches!(
-        p.create(new("ann", "..", 1)),
+        p.create(new("ann", "..", 1)).await,
         Err(PartialError::Store(StoreError::BadName(_)))
     ));
     let a = p
@@ -123,13 +128,15 @@ async fn limits_and_a_wrong_declared_hash() {
             sha256: Some("00".repeat(32)),
             ..new("ann", "x", 3)
         })
+        .await
         .unwrap();
-    let _b = p.create(new("ann", "y", 3)).unwrap();
+    let _b = p.create(new("ann", "y", 3)).await.unwrap();
     assert!(matches!(
-        p.create(new("ann", "z", 3)),
+        p.create(new("ann", "z", 3)).await,
         Err(PartialError::TooMany(2))
     ));
     p.create(new("bob", "z", 3))
+        .await
         .expect("another account has its own count");
     write(&p, &a, 0, b"abc", true).await.unwrap();
     let mut held = a.lock().await;
@@ -154,10 +161,14 @@ fn parts_fed_in_small_pieces_hold_no_blocking_thread() {
     let p = Partials::open(&store).unwrap();
     let data: Vec<u8> = (0..PIECE * PIECES).map(|i| (i % 251) as u8).collect();
     let all = async {
-        let ups: Vec<_> = ["ann", "bob", "cat"]
-            .iter()
-            .map(|owner| p.create(new(owner, "t.bin", data.len() as u64)).unwrap())
-            .collect();
+        let mut ups = Vec::new();
+        for owner in ["ann", "bob", "cat"] {
+            ups.push(
+                p.create(new(owner, "t.bin", data.len() as u64))
+                    .await
+                    .unwrap(),
+            );
+        }
         let mut held = Vec::new();
         for up in &ups {
             held.push(up.lock().await);
@@ -190,13 +201,13 @@ fn parts_fed_in_small_pieces_hold_no_blocking_thread() {
 /// partial area first, the instance (and each restart of it) its store
 /// after. Both must count the same claims, or plain uploads would not see
 /// the space resumable ones hold.
-#[test]
-fn the_dashboard_and_the_files_instance_count_the_same_claims() {
+#[tokio::test]
+async fn the_dashboard_and_the_files_instance_count_the_same_claims() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("own");
     let p = Partials::open_folder(&folder).unwrap();
     let service = Store::open_folder(&folder).unwrap();
-    let _up = p.create(new("ann", "x.bin", 1000)).unwrap();
+    let _up = p.create(new("ann", "x.bin", 1000)).await.unwrap();
     let claimed = |s: &Store| s.inner.claimed.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(claimed(&service), 1000);
     let restarted = Store::open_folder(&folder).unwrap();
@@ -205,31 +216,60 @@ fn the_dashboard_and_the_files_instance_count_the_same_claims() {
 
 /// An account's creations at once: no more succeed than its cap allows
 /// (each one counted the table before any had been added to it).
-#[test]
-fn creations_at_once_do_not_pass_the_cap() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creations_at_once_do_not_pass_the_cap() {
     const AT_ONCE: usize = 16;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let p = Partials::open(&store).unwrap();
-    let start = std::sync::Barrier::new(AT_ONCE);
-    let made = std::thread::scope(|s| {
-        let all: Vec<_> = (0..AT_ONCE)
-            .map(|i| {
-                let (p, start) = (&p, &start);
-                s.spawn(move || {
-                    start.wait();
-                    p.create(new("ann", &format!("c{i}.bin"), 10)).is_ok()
-                })
+    let start = Arc::new(tokio::sync::Barrier::new(AT_ONCE));
+    let all: Vec<_> = (0..AT_ONCE)
+        .map(|i| {
+            let (p, start) = (p.clone(), Arc::clone(&start));
+            tokio::spawn(async move {
+                start.wait().await;
+                p.create(new("ann", &format!("c{i}.bin"), 10)).await.is_ok()
             })
-            .collect();
-        all.into_iter()
-            .map(|t| t.join().unwrap())
-            .filter(|made| *made)
-            .count()
-    });
+        })
+        .collect();
+    let mut made = 0;
+    for one in all {
+        made += usize::from(one.await.unwrap());
+    }
     assert_eq!(made, 2, "created with a cap of 2");
     assert!(matches!(
-        p.create(new("ann", "late.bin", 10)),
+        p.create(new("ann", "late.bin", 10)).await,
         Err(PartialError::TooMany(2))
     ));
+}
+
+/// A creator gone while its upload's files are made (a client that left)
+/// leaves no upload behind: nobody would hold its id.
+#[tokio::test]
+async fn a_creation_whose_creator_left_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let mut creating = Box::pin(p.create(new("ann", "left.bin", 10)));
+    // Polled once: the files are being made on a blocking thread.
+    assert!(futures_util::poll!(creating.as_mut()).is_pending());
+    drop(creating);
+    let claimed = || {
+        store
+            .inner
+            .claimed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let folder = p.area.dir.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while claimed() != 0 || std::fs::read_dir(&folder).unwrap().count() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the orphan's space and files go");
+    assert!(
+        p.list().await.is_empty(),
+        "an upload nobody holds is listed"
+    );
 }
