@@ -3,29 +3,10 @@
 
 use super::*;
 
-/// The `Host` header without its port, lower-cased; `None` when absent or
-/// malformed.
-pub(super) fn host_name(host: &str) -> Option<String> {
-    let host = host.trim().to_ascii_lowercase();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        if !(after.is_empty() || after.starts_with(':')) {
-            return None;
-        }
-        inside.to_owned()
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name.to_owned(),
-            Some(_) => return None,
-            None => host,
-        }
-    };
-    (!name.is_empty()).then_some(name)
-}
-
 /// A `Host` value or a `web.allowed_hosts` entry as (name, port): the name
-/// lower-cased, without IPv6 brackets or a final dot. An entry may also be
-/// a bare IPv6 address (`::1`), which a `Host` header never is.
+/// lower-cased, without IPv6 brackets or a final dot; `None` when empty or
+/// malformed. An entry may also be a bare IPv6 address (`::1`), which a
+/// `Host` header never is.
 pub(crate) fn name_and_port(host: &str) -> Option<(String, Option<u16>)> {
     let host = host.trim().to_ascii_lowercase();
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
@@ -73,7 +54,7 @@ pub(crate) fn entry_allows(entry: &str, name: &str, port: Option<u16>) -> bool {
         }
 }
 
-/// Whether `name` (a [`host_name`]) is a loopback name.
+/// Whether `name` (a [`name_and_port`]'s) is a loopback name.
 pub(crate) fn is_loopback_name(name: &str) -> bool {
     name == "localhost"
         || name.ends_with(".localhost")
@@ -92,14 +73,11 @@ pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 impl AppState {
     /// Whether the dashboard answers to this `Host` header value on `path`.
     fn host_allowed(&self, host: &str, path: &str) -> bool {
-        let Some(name) = host_name(host) else {
+        let Some((name, port)) = name_and_port(host) else {
             return false;
         };
         let allowed = &self.web().allowed_hosts;
         if !allowed.is_empty() {
-            let Some((name, port)) = name_and_port(host) else {
-                return false;
-            };
             return allowed.iter().any(|a| entry_allows(a, &name, port))
                 || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
         }

@@ -1,17 +1,21 @@
 //! Unit tests for web sessions: host parsing, expiry and bounds, stream slots, bearer tokens.
 
-use super::host::host_name;
+use super::host::name_and_port;
 use super::*;
 
 #[test]
-fn host_names_lose_their_port() {
-    assert_eq!(host_name("localhost:8080").as_deref(), Some("localhost"));
-    assert_eq!(host_name("127.0.0.1").as_deref(), Some("127.0.0.1"));
-    assert_eq!(host_name("[::1]:80").as_deref(), Some("::1"));
-    assert_eq!(host_name("Example.COM:1").as_deref(), Some("example.com"));
-    assert_eq!(host_name("[::1]x"), None);
-    assert_eq!(host_name("a:b"), None);
-    assert_eq!(host_name(""), None);
+fn host_values_split_into_name_and_port() {
+    let split = name_and_port;
+    let named = |name: &str, port| Some((name.to_owned(), port));
+    assert_eq!(split("localhost:8080"), named("localhost", Some(8080)));
+    assert_eq!(split("127.0.0.1"), named("127.0.0.1", None));
+    assert_eq!(split("[::1]:80"), named("::1", Some(80)));
+    assert_eq!(split("Example.COM.:1"), named("example.com", Some(1)));
+    assert_eq!(split("[::1]x"), None);
+    assert_eq!(split("a:b"), None);
+    assert_eq!(split("a:99999"), None);
+    assert_eq!(split(""), None);
+    assert_eq!(split("."), None);
 }
 
 #[test]
