@@ -269,24 +269,23 @@ async fn create(
         } else {
             Ok(())
         };
-        // Err's flag: the completion failed (and `finish` audited it).
-        let written = match part {
+        let first = match part {
             Ok(()) if held.offset() == partial.length() => {
-                finish(&state, &session, &partial, &mut held)
-                    .await
-                    .map(Some)
-                    .map_err(|e| (e, true))
+                match finish(&state, &session, &partial, &mut held).await {
+                    Ok(stored) => First::Kept(Some(stored)),
+                    Err(e) => First::CompletionFailed(e),
+                }
             }
-            Ok(()) => Ok(None),
-            Err(e) => Err((e, false)),
+            Ok(()) => First::Kept(None),
+            Err(e) => First::PartFailed(e),
         };
-        let mut res = match written {
-            Ok(stored) => {
+        let mut res = match first {
+            First::Kept(stored) => {
                 let mut res = StatusCode::CREATED.into_response();
                 stored_headers(res.headers_mut(), stored.as_ref());
                 res
             }
-            Err((e, false)) if held.offset() > 0 => {
+            First::PartFailed(e) if held.offset() > 0 => {
                 // Created, part of the body kept: the client resumes from here.
                 tracing::debug!(
                     "the first part of upload {} ended early: {}",
@@ -295,16 +294,13 @@ async fn create(
                 );
                 StatusCode::CREATED.into_response()
             }
-            Err((e, audited)) => {
-                // The client gets no Location to resume, retry or delete
-                // the upload by: it goes now, not at its expiry.
-                if !held.gone() {
-                    let meta = held.meta().clone();
-                    uploads(&state).partials()?.remove(&partial, &mut held);
-                    if !audited {
-                        audit_meta(state.audit(), "failed", &meta).await;
-                    }
-                }
+            First::PartFailed(e) => {
+                remove_failed(&state, &partial, &mut held, true).await?;
+                return Err(e);
+            }
+            First::CompletionFailed(e) => {
+                // `finish` audited it.
+                remove_failed(&state, &partial, &mut held, false).await?;
                 return Err(e);
             }
         };
@@ -318,6 +314,36 @@ async fn create(
         Ok(res)
     })
     .await
+}
+
+/// How a new upload's first part ended.
+enum First {
+    /// Kept: stored complete (`Some`), or to be resumed.
+    Kept(Option<crate::store::FileInfo>),
+    /// The part failed; the upload may hold some of it.
+    PartFailed(TusError),
+    /// The part was the whole file, and storing it failed.
+    CompletionFailed(TusError),
+}
+
+/// Removes a new upload whose first part or completion failed: its client
+/// gets no Location to resume, retry or delete it by, so it goes now, not
+/// at its expiry. Audited `failed` if `audit` (a failed completion was,
+/// by `finish`).
+async fn remove_failed(
+    state: &AppState,
+    partial: &Partial,
+    held: &mut Held,
+    audit: bool,
+) -> Result<(), TusError> {
+    if !held.gone() {
+        let meta = held.meta().clone();
+        uploads(state).partials()?.remove(partial, held);
+        if audit {
+            audit_meta(state.audit(), "failed", &meta).await;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a request's work on a task of its own and answers its response.
