@@ -242,26 +242,28 @@ async fn create(
     let meta = headers::metadata(&req)?;
     let name = meta
         .filename
-        .as_deref()
+        .clone()
         .ok_or_else(|| TusError::bad("Upload-Metadata must carry filename (base64)"))?;
     let with_data = headers::is_offset_stream(&req)
         && headers::number(&req, "content-length")?.is_none_or(|n| n > 0);
-    let up = uploads(&state);
-    let partial = up
-        .partials()?
-        .create(New {
-            owner: &session.user,
-            name,
-            length,
-            metadata: &meta.raw,
-            sha256: meta.sha256.clone(),
-            max_size: up.max_size,
-            max_per_owner: up.max_per_owner,
-            ttl: up.ttl,
-        })
-        .await?;
     let tasks = state.inner.shutdown.tasks.clone();
+    // The creation is detached too: its files are made on a blocking job,
+    // which shutdown waits for and a client that leaves cannot cut off.
     detached(&tasks, async move {
+        let up = uploads(&state);
+        let partial = up
+            .partials()?
+            .create(New {
+                owner: &session.user,
+                name: &name,
+                length,
+                metadata: &meta.raw,
+                sha256: meta.sha256.clone(),
+                max_size: up.max_size,
+                max_per_owner: up.max_per_owner,
+                ttl: up.ttl,
+            })
+            .await?;
         let mut held = partial.lock().await;
         audit_meta(state.audit(), "created", held.meta()).await;
         let part = if with_data {

@@ -1,6 +1,7 @@
 //! The partial area on a real folder: create, write parts, resume after a
 //! reopen, complete under the name, refusals.
 
+use super::create::Taking;
 use super::*;
 use crate::store::Store;
 
@@ -243,33 +244,95 @@ async fn creations_at_once_do_not_pass_the_cap() {
     ));
 }
 
-/// A creator gone while its upload's files are made (a client that left)
-/// leaves no upload behind: nobody would hold its id.
-#[tokio::test]
-async fn a_creation_whose_creator_left_leaves_nothing() {
+/// A creator gone before its upload's files were made (a client that
+/// left) leaves nothing: the job finds nobody to hand the upload to.
+#[test]
+fn a_creation_whose_creator_left_leaves_nothing() {
+    let rt = crate::store::stage::one_blocking_thread();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let p = Partials::open(&store).unwrap();
-    let mut creating = Box::pin(p.create(new("ann", "left.bin", 10)));
-    // Polled once: the files are being made on a blocking thread.
-    assert!(futures_util::poll!(creating.as_mut()).is_pending());
-    drop(creating);
-    let claimed = || {
-        store
-            .inner
-            .claimed
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
-    let folder = p.area.dir.clone();
-    tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while claimed() != 0 || std::fs::read_dir(&folder).unwrap().count() != 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the orphan's space and files go");
+    rt.block_on(async {
+        // The one blocking thread busy: the creation's job waits its turn.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::task::spawn_blocking(move || wait.recv());
+        let mut creating = Box::pin(p.create(new("ann", "left.bin", 10)));
+        use futures_util::FutureExt;
+        assert!(creating.as_mut().now_or_never().is_none());
+        drop(creating);
+        go.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let claimed = || {
+            store
+                .inner
+                .claimed
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while claimed() != 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the orphan's space goes back");
+        // The job has run (the claim went with it): nothing is listed or left.
+        let job_done = tokio::task::spawn_blocking(|| ()).await;
+        job_done.unwrap();
+        assert!(
+            p.list().await.is_empty(),
+            "an upload nobody holds is listed"
+        );
+        let left = std::fs::read_dir(&p.area.dir).map_or(0, |d| d.count());
+        assert_eq!(left, 0, "files left");
+    });
+}
+
+/// The creator's end dropped after the job handed the upload over, before
+/// the creator took it: the upload goes with it.
+#[tokio::test]
+async fn an_upload_handed_over_to_a_creator_that_left_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let made = p.create(new("ann", "left.bin", 10)).await.unwrap();
+    let files = std::fs::read_dir(&p.area.dir).unwrap().count();
+    assert_eq!(files, 2, "its data and its meta");
+    let (hand, made_rx) = tokio::sync::oneshot::channel();
+    hand.send(Ok(made)).map_err(|_| ()).unwrap();
+    drop(Taking {
+        made: Some(made_rx),
+        partials: p.clone(),
+    });
     assert!(
         p.list().await.is_empty(),
         "an upload nobody holds is listed"
     );
+    assert_eq!(
+        std::fs::read_dir(&p.area.dir).unwrap().count(),
+        0,
+        "files left"
+    );
+    let claimed = store
+        .inner
+        .claimed
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(claimed, 0, "bytes still claimed");
+}
+
+/// A meta's temporary left by a crash mid-write is removed at the next
+/// start; the uploads beside it stay.
+#[tokio::test]
+async fn a_meta_temporary_left_by_a_crash_is_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = Partials::open(&store).unwrap();
+    let kept = p.create(new("ann", "kept.bin", 10)).await.unwrap();
+    let folder = p.area.dir.clone();
+    let tmp = folder.join(format!("{}.json.tmp4242", "0".repeat(32)));
+    std::fs::write(&tmp, b"{").unwrap();
+    drop((kept, p, store));
+    let store = Store::open(dir.path()).unwrap();
+    let again = Partials::open(&store).unwrap();
+    assert!(!tmp.exists(), "the temporary is still there");
+    assert_eq!(again.list().await.len(), 1, "the upload beside it");
 }
