@@ -64,7 +64,9 @@ impl Drop for Taking {
             let partials = self.partials.clone();
             runtime.spawn(async move {
                 let mut state = orphan.lock().await;
-                partials.remove(&orphan, &mut state);
+                if !state.gone() {
+                    partials.remove(&orphan, &mut state);
+                }
             });
         }
     }

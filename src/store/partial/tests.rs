@@ -298,25 +298,40 @@ async fn an_upload_handed_over_to_a_creator_that_left_goes() {
     let files = std::fs::read_dir(&p.area.dir).unwrap().count();
     assert_eq!(files, 2, "its data and its meta");
     let (hand, made_rx) = tokio::sync::oneshot::channel();
-    hand.send(Ok(made)).map_err(|_| ()).unwrap();
+    hand.send(Ok(Arc::clone(&made))).map_err(|_| ()).unwrap();
+    // Its lock held (as a listing would): the removal waits for it.
+    let listing = made.lock().await;
     drop(Taking {
         made: Some(made_rx),
         partials: p.clone(),
     });
+    drop(listing);
+    let folder = p.area.dir.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while std::fs::read_dir(&folder).unwrap().count() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("its files go");
     assert!(
         p.list().await.is_empty(),
         "an upload nobody holds is listed"
-    );
-    assert_eq!(
-        std::fs::read_dir(&p.area.dir).unwrap().count(),
-        0,
-        "files left"
     );
     let claimed = store
         .inner
         .claimed
         .load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(claimed, 0, "bytes still claimed");
+    // Not held: removed at once.
+    let again = p.create(new("ann", "again.bin", 10)).await.unwrap();
+    let (hand, made_rx) = tokio::sync::oneshot::channel();
+    hand.send(Ok(again)).map_err(|_| ()).unwrap();
+    drop(Taking {
+        made: Some(made_rx),
+        partials: p.clone(),
+    });
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0, "files left");
 }
 
 /// A meta's temporary left by a crash mid-write is removed at the next
@@ -331,6 +346,9 @@ async fn a_meta_temporary_left_by_a_crash_is_removed_at_start() {
     let tmp = folder.join(format!("{}.json.tmp4242", "0".repeat(32)));
     std::fs::write(&tmp, b"{").unwrap();
     drop((kept, p, store));
+    // A reopen (a restart), even if a job's last handle on the area is
+    // still being dropped.
+    lock(areas()).clear();
     let store = Store::open(dir.path()).unwrap();
     let again = Partials::open(&store).unwrap();
     assert!(!tmp.exists(), "the temporary is still there");

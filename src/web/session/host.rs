@@ -33,6 +33,16 @@ pub(crate) fn name_and_port(host: &str) -> Option<(String, Option<u16>)> {
     (!name.is_empty()).then_some((name, port))
 }
 
+/// A `Host` header's (name, port), as [`name_and_port`] but refusing a
+/// bare IPv6 address and a name with a colon in it, which no browser
+/// sends (`a::b.localhost` is no loopback name).
+pub(super) fn host_value(host: &str) -> Option<(String, Option<u16>)> {
+    let (name, port) = name_and_port(host)?;
+    let bare_v6 = !host.trim_start().starts_with('[') && name.contains(':');
+    let odd = name.contains(':') && name.parse::<IpAddr>().is_err();
+    (!bare_v6 && !odd).then_some((name, port))
+}
+
 /// Whether the `web.allowed_hosts` entry `entry` lets in a request whose
 /// `Host` is `(name, port)` (a [`name_and_port`]). IP addresses match as
 /// addresses (`::0:1` is `::1`); an entry without a port matches any; a
@@ -73,7 +83,7 @@ pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 impl AppState {
     /// Whether the dashboard answers to this `Host` header value on `path`.
     fn host_allowed(&self, host: &str, path: &str) -> bool {
-        let Some((name, port)) = name_and_port(host) else {
+        let Some((name, port)) = host_value(host) else {
             return false;
         };
         let allowed = &self.web().allowed_hosts;

@@ -16,6 +16,13 @@ fn host_values_split_into_name_and_port() {
     assert_eq!(split("a:99999"), None);
     assert_eq!(split(""), None);
     assert_eq!(split("."), None);
+    // As a Host header: never a bare IPv6 address or a colon in a name.
+    use super::host::host_value;
+    assert_eq!(host_value("[::1]:8080"), named("::1", Some(8080)));
+    assert_eq!(host_value("localhost."), named("localhost", None));
+    assert_eq!(host_value("::1"), None);
+    assert_eq!(host_value("a::b.localhost"), None);
+    assert_eq!(host_value("evil.com:80:x.localhost"), None);
 }
 
 #[test]
