@@ -1021,6 +1021,33 @@ async fn a_first_put_that_fails_leaves_no_partial_upload() {
         }
     })
     .await;
+    // Mid-body, its connection closed by an admin: the connection's task
+    // ends where it waits for the body, past every refusal's path.
+    let (mut wire, _) = handshake(files, common::TEST_KEY.as_bytes()).await;
+    let head = serde_json::json!({"op": "put", "name": "w", "total": 10, "size": 10});
+    let framed = frame(&head, &[b'w'; 10]);
+    wire.write_all(&framed[..framed.len() - 7]).await.unwrap();
+    guard("the first put's upload made", async {
+        while partial_files(h.dir.path()) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let id = h
+        .stats
+        .snapshot()
+        .connections_of(ServiceKind::Files)
+        .map(|c| c.id)
+        .max()
+        .expect("the put's connection (the newest)");
+    h.stats.close(id).unwrap();
+    guard("the closed first put's upload removed", async {
+        while partial_files(h.dir.path()) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    drop(wire);
 }
 
 /// A client that sends its last part and goes away without waiting for

@@ -73,25 +73,23 @@ pub(super) async fn put(
         )
         .await;
     }
+    // Declared before the lock it takes, so dropped after it.
+    let mut fresh = Fresh {
+        partials,
+        partial: ask.partial.is_none().then(|| Arc::clone(&partial)),
+        ctx,
+        guard,
+    };
     let mut held = partial.lock().await;
     if partials.expired(&partial, &mut held) {
         return refuse(conn, "the partial upload expired".into()).await;
     }
-    // Made by this request: its id reaches the client only in the reply,
-    // so one that fails before then could never be resumed or cancelled.
-    let fresh = ask.partial.is_none();
-    let discard = |held: &mut State| {
-        if fresh && !held.gone() {
-            partials.remove(&partial, held);
-            tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} removed: its first put failed", partial.id());
-        }
-    };
     let started = Instant::now();
     if size > 0 || ask.total == 0 {
         let offset = ask.offset.unwrap_or(0);
         // Checked before a writer starts: one would take the running hash.
         if size > partial.length().saturating_sub(offset) {
-            discard(&mut held);
+            fresh.discard(&mut held);
             let e = PartialError::PastEnd {
                 end: offset.saturating_add(size),
                 length: ask.total,
@@ -101,7 +99,7 @@ pub(super) async fn put(
         let mut patch = match partials.patch(&partial, &mut held, offset, None) {
             Ok(p) => p,
             Err(e) => {
-                discard(&mut held);
+                fresh.discard(&mut held);
                 return refuse(conn, e.to_string()).await;
             }
         };
@@ -111,18 +109,20 @@ pub(super) async fn put(
             .await;
         if let Some(e) = cut {
             tracing::info!(service = %ctx.id, peer = guard.peer(), "partial upload {} cut at {} bytes", partial.id(), held.offset());
-            discard(&mut held);
+            fresh.discard(&mut held);
             return Err(e);
         }
         if let Err(e) = ended {
-            discard(&mut held);
+            fresh.discard(&mut held);
             conn.write_message(&refusal(e), &[]).await?;
             return Ok(true);
         }
         if held.offset() == ask.total {
             let stored = partials.complete(&partial, &mut held).await;
             if stored.is_err() {
-                discard(&mut held);
+                fresh.discard(&mut held);
+            } else {
+                fresh.partial = None; // stored: nothing left to remove
             }
             return stored_reply(conn, stored, started, shared, ctx, guard).await;
         }
@@ -132,7 +132,48 @@ pub(super) async fn put(
         offset: held.offset(),
         total: ask.total,
     });
-    conn.write_message(&reply, &[]).await.map(|()| true)
+    conn.write_message(&reply, &[]).await?;
+    fresh.partial = None; // its client has its id
+    Ok(true)
+}
+
+/// A partial upload made by this request. Its id reaches the client only
+/// in the reply, so one that fails before then could never be resumed or
+/// cancelled: it is removed on every way out short of that reply (a
+/// refusal, a cut body, a connection dropped at any await).
+struct Fresh<'a> {
+    partials: &'a Partials,
+    /// `None` when there is nothing to remove: not made here, stored, or
+    /// its id sent.
+    partial: Option<Arc<Partial>>,
+    ctx: &'a TcpCtx,
+    guard: &'a ConnGuard,
+}
+
+impl Fresh<'_> {
+    /// Removes it now, its lock held.
+    fn discard(&mut self, held: &mut State) {
+        if let Some(partial) = self.partial.take()
+            && !held.gone()
+        {
+            self.partials.remove(&partial, held);
+            self.removed(&partial);
+        }
+    }
+
+    fn removed(&self, partial: &Partial) {
+        let (id, peer) = (&self.ctx.id, self.guard.peer());
+        tracing::info!(service = %id, peer, "partial upload {} removed: its first put failed", partial.id());
+    }
+}
+
+impl Drop for Fresh<'_> {
+    fn drop(&mut self) {
+        if let Some(partial) = self.partial.take() {
+            self.removed(&partial);
+            self.partials.remove_orphan(partial);
+        }
+    }
 }
 
 /// The partial upload `ask` names, or a new one for `name`; the refusal's

@@ -54,25 +54,32 @@ impl Drop for Taking {
             return;
         };
         made.close();
-        let Ok(Ok(orphan)) = made.try_recv() else {
-            return;
-        };
-        // Only a listing could hold its fresh lock, and only for a moment.
-        if let Ok(mut state) = orphan.state.try_lock() {
-            self.partials.remove(&orphan, &mut state);
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let partials = self.partials.clone();
-            runtime.spawn(async move {
-                let mut state = orphan.lock().await;
-                if !state.gone() {
-                    partials.remove(&orphan, &mut state);
-                }
-            });
+        if let Ok(Ok(orphan)) = made.try_recv() {
+            self.partials.remove_orphan(orphan);
         }
     }
 }
 
 impl Partials {
+    /// Removes `orphan`, an upload whose id its client never got: at once
+    /// when its lock is free (only a listing holds a fresh upload's, for a
+    /// moment), else on a task once it is. Nothing if it is gone already.
+    pub fn remove_orphan(&self, orphan: Arc<Partial>) {
+        if let Ok(mut state) = orphan.state.try_lock() {
+            if !state.gone {
+                self.remove(&orphan, &mut state);
+            }
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let partials = self.clone();
+            runtime.spawn(async move {
+                let mut state = orphan.lock().await;
+                if !state.gone {
+                    partials.remove(&orphan, &mut state);
+                }
+            });
+        }
+    }
+
     /// Starts an upload of `length` bytes to be stored as `name` (made safe
     /// here), for `owner`.
     ///
