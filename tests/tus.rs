@@ -1027,8 +1027,22 @@ async fn a_first_put_that_fails_leaves_no_partial_upload() {
     let head = serde_json::json!({"op": "put", "name": "w", "total": 10, "size": 10});
     let framed = frame(&head, &[b'w'; 10]);
     wire.write_all(&framed[..framed.len() - 7]).await.unwrap();
-    guard("the first put's upload made", async {
-        while partial_files(h.dir.path()) == 0 {
+    // In the table, its lock held by the put, which waits for the rest
+    // of its body (past its creation's own clean-up).
+    let partials =
+        switchboard::store::partial::Partials::open_folder(&h.dir.path().join("files")).unwrap();
+    guard("the first put waiting for its body", async {
+        use futures_util::FutureExt;
+        loop {
+            let made = std::fs::read_dir(h.dir.path().join("files/.partial"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .find_map(|n| n.strip_suffix(".json").map(str::to_owned))
+                .and_then(|id| partials.get(&id, "files-protocol"));
+            if made.is_some_and(|p| p.lock().now_or_never().is_none()) {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })

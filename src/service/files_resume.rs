@@ -23,7 +23,7 @@ use super::TcpCtx;
 use super::files::{Shared, refusal, refuse_and_close};
 use crate::conn::ConnError;
 use crate::stats::ConnGuard;
-use crate::store::partial::{New, Partial, PartialError, Partials, State, is_id};
+use crate::store::partial::{New, Partial, PartialError, Partials, Removal, State, is_id};
 use crate::store::{self};
 use crate::wire::files::{PutReply, Reply, ResumeReply};
 
@@ -169,9 +169,19 @@ impl Fresh<'_> {
 
 impl Drop for Fresh<'_> {
     fn drop(&mut self) {
-        if let Some(partial) = self.partial.take() {
-            self.removed(&partial);
-            self.partials.remove_orphan(partial);
+        let Some(partial) = self.partial.take() else {
+            return;
+        };
+        let id = partial.id().to_owned();
+        let (svc, peer) = (&self.ctx.id, self.guard.peer());
+        match self.partials.remove_orphan(partial) {
+            Removal::Now | Removal::Later => {
+                tracing::info!(service = %svc, peer, "partial upload {id} removed: its first put ended before its reply");
+            }
+            Removal::AlreadyGone => {}
+            Removal::Left => {
+                tracing::warn!(service = %svc, peer, "partial upload {id} is left until it expires: its first put ended before its reply");
+            }
         }
     }
 }

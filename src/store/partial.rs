@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::{Claim, FileInfo, Sha256, Store, StoreError};
 use crate::sync::lock;
 use crate::wire::hex;
-pub use create::New;
+pub use create::{New, Removal};
 pub use write::{Checksum, Patch};
 
 /// The area's folder name inside the files folder (a dot: never listed).

@@ -20,6 +20,17 @@ pub struct New<'a> {
     pub ttl: Duration,
 }
 
+/// What [`Partials::remove_orphan`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Now,
+    /// On a task, once its lock is free.
+    Later,
+    AlreadyGone,
+    /// Not at all (no runtime to wait for its lock on): it expires.
+    Left,
+}
+
 /// An owner's place among the creations under way, given back when
 /// dropped (made, or failed).
 struct Creating {
@@ -64,20 +75,25 @@ impl Partials {
     /// Removes `orphan`, an upload whose id its client never got: at once
     /// when its lock is free (only a listing holds a fresh upload's, for a
     /// moment), else on a task once it is. Nothing if it is gone already.
-    pub fn remove_orphan(&self, orphan: Arc<Partial>) {
+    pub fn remove_orphan(&self, orphan: Arc<Partial>) -> Removal {
         if let Ok(mut state) = orphan.state.try_lock() {
-            if !state.gone {
-                self.remove(&orphan, &mut state);
+            if state.gone {
+                return Removal::AlreadyGone;
             }
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let partials = self.clone();
-            runtime.spawn(async move {
-                let mut state = orphan.lock().await;
-                if !state.gone {
-                    partials.remove(&orphan, &mut state);
-                }
-            });
+            self.remove(&orphan, &mut state);
+            return Removal::Now;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Removal::Left; // no runtime: it expires
+        };
+        let partials = self.clone();
+        runtime.spawn(async move {
+            let mut state = orphan.lock().await;
+            if !state.gone {
+                partials.remove(&orphan, &mut state);
+            }
+        });
+        Removal::Later
     }
 
     /// Starts an upload of `length` bytes to be stored as `name` (made safe
