@@ -431,12 +431,12 @@ fn open_authority(addr: SocketAddr, allowed: &[String]) -> (String, bool) {
     else {
         return (own, true);
     };
-    let name = match name.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-        Ok(ip) => ip.to_string(),
-        Err(_) => name.clone(),
+    let port = port.unwrap_or(addr.port());
+    let authority = match name.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(), // brackets a v6 one
+        Err(_) => format!("{name}:{port}"),
     };
-    (format!("{name}:{}", port.unwrap_or(addr.port())), false)
+    (authority, false)
 }
 
 #[cfg(test)]

@@ -216,7 +216,7 @@ impl Upload {
             return self.new_buffer();
         }
         match self.spare.recv().await {
-            Some(buf) if buf.capacity() < UPLOAD_BUFFER => self.new_buffer(),
+            Some(buf) if buf.capacity() < UPLOAD_BUFFER => self.big_buffer().unwrap_or(buf),
             Some(buf) => buf,
             // The writer has failed; push will say why.
             None => Vec::with_capacity(SMALL_BUFFER),
@@ -232,13 +232,15 @@ impl Upload {
     }
 
     fn new_buffer(&mut self) -> Vec<u8> {
-        match self.budget.try_acquire() {
-            Ok(permit) => {
-                lock(&self.permits).push(permit);
-                Vec::with_capacity(UPLOAD_BUFFER)
-            }
-            Err(_) => Vec::with_capacity(SMALL_BUFFER),
-        }
+        self.big_buffer()
+            .unwrap_or_else(|| Vec::with_capacity(SMALL_BUFFER))
+    }
+
+    /// A new [`UPLOAD_BUFFER`], if the budget has one.
+    fn big_buffer(&mut self) -> Option<Vec<u8>> {
+        let permit = self.budget.try_acquire().ok()?;
+        lock(&self.permits).push(permit);
+        Some(Vec::with_capacity(UPLOAD_BUFFER))
     }
 
     /// Hands a filled buffer on: hashed, then written.

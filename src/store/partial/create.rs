@@ -138,7 +138,7 @@ impl Partials {
                 .map(|()| partials.insert(meta, 0, Some(Sha256::new()), claim));
             drop(place);
             if let Err(Ok(orphan)) = taken.send(made) {
-                partials.remove(&orphan, &mut orphan.state.blocking_lock());
+                partials.remove_orphan(orphan);
             }
         }));
         let mut taking = Taking {

@@ -38,9 +38,8 @@ pub(crate) fn name_and_port(host: &str) -> Option<(String, Option<u16>)> {
 /// sends (`a::b.localhost` is no loopback name).
 pub(super) fn host_value(host: &str) -> Option<(String, Option<u16>)> {
     let (name, port) = name_and_port(host)?;
-    let bare_v6 = !host.trim_start().starts_with('[') && name.contains(':');
-    let odd = name.contains(':') && name.parse::<IpAddr>().is_err();
-    (!bare_v6 && !odd).then_some((name, port))
+    let bracketed_v6 = host.trim_start().starts_with('[') && name.parse::<IpAddr>().is_ok();
+    (!name.contains(':') || bracketed_v6).then_some((name, port))
 }
 
 /// Whether the `web.allowed_hosts` entry `entry` lets in a request whose
