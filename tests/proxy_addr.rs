@@ -350,6 +350,12 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     let hops = "X-Forwarded-For: 2.2.2.2, 198.51.100.50\r\n";
     let r = sign_in_from(addr, PROXY_IP, hops, common::ADMIN_PASSWORD).await;
     assert_eq!(r.status, 429, "198.51.100.50 is out of tries: {r:?}");
+    // Nor by a `Forwarded` of its own, which a proxy that appends to
+    // `X-Forwarded-For` (HAProxy's `option forwardfor`) passes through.
+    let both = "Forwarded: for=203.0.113.9\r\nX-Forwarded-For: 198.51.100.50\r\n";
+    let r = sign_in_from(addr, PROXY_IP, both, common::ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 400, "two headers, two clients: {r:?}");
+    assert!(r.body.contains("name different clients"), "{r:?}");
     let r = sign_in_from(
         addr,
         PROXY_IP,
@@ -371,7 +377,7 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     assert!(
         !peers
             .iter()
-            .any(|p| p.contains("198.51.100.0") || p == "127.0.0.9"),
+            .any(|p| p.contains("198.51.100.0") || p == "127.0.0.9" || p == "203.0.113.9"),
         "{peers:?}"
     );
 }

@@ -3,11 +3,17 @@
 //! Only a peer in `web.trusted_proxies` is believed, in two ways:
 //! - a PROXY protocol header (v1 or v2) at the start of its connection
 //!   ([`proxy_header`]), optional: a connection without one is plain HTTP;
-//! - `Forwarded` (RFC 7239 `for=`) or, without it, `X-Forwarded-For` on
-//!   each request ([`from_headers`]), read right to left: each hop that is a
-//!   trusted proxy passes the word to the one before it, and the right-most
-//!   address that is not a trusted proxy is the client. What an untrusted
-//!   client writes in these headers is therefore never believed.
+//! - `Forwarded` (RFC 7239 `for=`) or `X-Forwarded-For` on each request
+//!   ([`from_headers`]), read right to left: each hop that is a trusted
+//!   proxy passes the word to the one before it, and the right-most address
+//!   that is not a trusted proxy is the client. What an untrusted client
+//!   writes in these headers is therefore never believed.
+//!
+//! A proxy sets one of the two and passes the other through as the client
+//! sent it: HAProxy's `option forwardfor` appends to `X-Forwarded-For` and
+//! leaves a `Forwarded` alone. So a request that carries both, naming two
+//! different clients, cannot be read without knowing which one the proxy
+//! wrote, and is refused ([`Conflict`]) rather than believed either way.
 //!
 //! The client found here is the `ConnectInfo` every handler sees: sign-in
 //! failure limits, sessions, audit lines and metrics use it. It does not
@@ -84,17 +90,45 @@ fn proxy_protocol_signature() -> &'static [u8] {
 }
 
 /// The client of a request that `peer` sent with `headers`: the right-most
-/// hop of `Forwarded` (else `X-Forwarded-For`) that is not a trusted proxy,
+/// hop of `Forwarded` or `X-Forwarded-For` that is not a trusted proxy,
 /// walking left only through trusted ones. `peer` when it is not trusted.
-pub fn from_headers(peer: SocketAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> SocketAddr {
+///
+/// # Errors
+/// [`Conflict`]: a trusted peer's request carries both headers and they
+/// name different clients.
+pub fn from_headers(
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+) -> Result<SocketAddr, Conflict> {
     if trusted.is_empty() || !trusted.contains(peer.ip()) {
-        return peer;
+        return Ok(peer);
     }
-    let hops = if headers.contains_key("forwarded") {
-        forwarded_hops(headers)
-    } else {
-        x_forwarded_for_hops(headers)
-    };
+    let forwarded = headers
+        .contains_key("forwarded")
+        .then(|| walk(peer, &forwarded_hops(headers), trusted));
+    let x_forwarded_for = headers
+        .contains_key("x-forwarded-for")
+        .then(|| walk(peer, &x_forwarded_for_hops(headers), trusted));
+    match (forwarded, x_forwarded_for) {
+        (Some(a), Some(b)) if a.ip() != b.ip() => Err(Conflict),
+        (Some(client), _) | (None, Some(client)) => Ok(client),
+        (None, None) => Ok(peer),
+    }
+}
+
+/// A request whose `Forwarded` and `X-Forwarded-For` name different
+/// clients: one of them is the client's own, and nothing here says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the request's Forwarded and X-Forwarded-For headers name different clients: \
+     the proxy in front should set one of them and remove the other"
+)]
+pub struct Conflict;
+
+/// The right-most of `hops` that is not a trusted proxy, reached from
+/// `peer` through trusted ones only.
+fn walk(peer: SocketAddr, hops: &[Option<IpAddr>], trusted: &TrustedProxies) -> SocketAddr {
     let mut client = peer;
     for hop in hops.iter().rev().take(MAX_HOPS) {
         if !trusted.contains(client.ip()) {
@@ -177,8 +211,11 @@ mod tests {
     fn an_untrusted_peer_is_its_own_client_whatever_it_says() {
         let peer: SocketAddr = "203.0.113.5:5000".parse().unwrap();
         let h = headers(&[("x-forwarded-for", "198.51.100.1")]);
-        assert_eq!(from_headers(peer, &h, &trusted()), peer);
-        assert_eq!(from_headers(peer, &h, &TrustedProxies::default()), peer);
+        assert_eq!(from_headers(peer, &h, &trusted()).unwrap(), peer);
+        assert_eq!(
+            from_headers(peer, &h, &TrustedProxies::default()).unwrap(),
+            peer
+        );
     }
 
     #[test]
@@ -189,34 +226,73 @@ mod tests {
             ("x-forwarded-for", "1.1.1.1, 198.51.100.7"),
             ("x-forwarded-for", "10.1.2.3"),
         ]);
-        assert_eq!(from_headers(peer, &h, &trusted()).ip(), ip("198.51.100.7"));
+        assert_eq!(
+            from_headers(peer, &h, &trusted()).unwrap().ip(),
+            ip("198.51.100.7")
+        );
         // Every hop trusted: the left-most one.
         let h = headers(&[("x-forwarded-for", "10.0.0.5, 10.0.0.6")]);
-        assert_eq!(from_headers(peer, &h, &trusted()).ip(), ip("10.0.0.5"));
+        assert_eq!(
+            from_headers(peer, &h, &trusted()).unwrap().ip(),
+            ip("10.0.0.5")
+        );
         // No header: the proxy itself.
-        assert_eq!(from_headers(peer, &HeaderMap::new(), &trusted()), peer);
+        assert_eq!(
+            from_headers(peer, &HeaderMap::new(), &trusted()).unwrap(),
+            peer
+        );
         // Garbage right of the client: we stop at the hop that sent it.
         let h = headers(&[("x-forwarded-for", "198.51.100.7, nonsense")]);
-        assert_eq!(from_headers(peer, &h, &trusted()), peer);
+        assert_eq!(from_headers(peer, &h, &trusted()).unwrap(), peer);
     }
 
     #[test]
-    fn forwarded_is_read_and_preferred() {
+    fn forwarded_is_read() {
         let peer: SocketAddr = "10.9.9.9:5000".parse().unwrap();
-        let h = headers(&[
-            ("x-forwarded-for", "192.0.2.99"),
-            (
-                "forwarded",
-                "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
-            ),
-        ]);
+        let h = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
+        )]);
         assert_eq!(
-            from_headers(peer, &h, &trusted()).ip(),
+            from_headers(peer, &h, &trusted()).unwrap().ip(),
             ip("2001:db8:cafe::17")
         );
         let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(from_headers(peer, &h, &trusted()), peer);
+        assert_eq!(from_headers(peer, &h, &trusted()).unwrap(), peer);
         let h = headers(&[("forwarded", "For=192.0.2.60:8080")]);
-        assert_eq!(from_headers(peer, &h, &trusted()).ip(), ip("192.0.2.60"));
+        assert_eq!(
+            from_headers(peer, &h, &trusted()).unwrap().ip(),
+            ip("192.0.2.60")
+        );
+    }
+
+    #[test]
+    fn a_header_the_proxy_passed_through_is_not_believed() {
+        // HAProxy's `option forwardfor` appended the client it saw; the
+        // client sent its own `Forwarded`, which HAProxy leaves alone.
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let h = headers(&[
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(from_headers(peer, &h, &trusted()), Err(Conflict));
+        // The other way round: the proxy wrote `Forwarded`.
+        let h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=198.51.100.7"),
+        ]);
+        assert_eq!(from_headers(peer, &h, &trusted()), Err(Conflict));
+        // A proxy that sets both, alike, is believed.
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.7;proto=https"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(
+            from_headers(peer, &h, &trusted()).unwrap().ip(),
+            ip("198.51.100.7")
+        );
+        // An untrusted peer's pair is never read at all.
+        let direct: SocketAddr = "203.0.113.5:5000".parse().unwrap();
+        assert_eq!(from_headers(direct, &h, &trusted()), Ok(direct));
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, header};
+use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conns::{Refusal, RequestGuard, Slot};
-use super::{AppState, client_addr, router};
+use super::{AppState, WebError, client_addr, router};
 use crate::shutdown::Shutdown;
 
 /// Serves the dashboard on `listener` until the state's shutdown token
@@ -242,13 +243,22 @@ async fn serve_http<I>(
     let trusted = Arc::clone(&timeouts.trusted);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let client = client_addr::from_headers(peer, req.headers(), &trusted);
-        req.extensions_mut()
-            .insert(ConnectInfo::<SocketAddr>(client));
+        if let Ok(client) = client {
+            req.extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(client));
+        }
         // Busy from here until the response body is done (or dropped).
         let guard = tracked.request();
         let app = app.clone();
         async move {
-            let mut response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+            let mut response = match client {
+                Ok(_) => app.oneshot(req).await.unwrap_or_else(|e| match e {}),
+                Err(conflict) => {
+                    // As the access log would, which this request never reaches.
+                    tracing::info!(target: "switchboard::web::access", %peer, status = 400, "request refused: {conflict}");
+                    WebError::BadRequest(conflict.to_string()).into_response()
+                }
+            };
             if https {
                 response.headers_mut().insert(
                     header::STRICT_TRANSPORT_SECURITY,
