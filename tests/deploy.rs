@@ -363,6 +363,15 @@ async fn with_allowed_hosts_set_health_probes_and_the_compose_scrape_answer() {
         let r: RawReply = raw_request(addr, loopback(1), &get_with_host(path, host)).await;
         assert_eq!(r.status, 200, "{path} as {host}: {}", r.body);
     }
+    // HAProxy's `option httpchk`: HTTP/1.0 with no `Host` at all. A
+    // browser always sends one, so a page gets no further without it.
+    for path in ["/healthz", "/readyz"] {
+        let check = format!("GET {path} HTTP/1.0\r\n\r\n");
+        let r: RawReply = raw_request(addr, loopback(1), &check).await;
+        assert_eq!(r.status, 200, "{path} without a Host: {}", r.body);
+    }
+    let r = raw_request(addr, loopback(1), "GET /login HTTP/1.0\r\n\r\n").await;
+    assert_eq!(r.status, 421, "a page without a Host: {}", r.body);
     // A name not in the list is still refused.
     let r = raw_request(
         addr,

@@ -425,11 +425,15 @@ async fn unknown_host_names_are_refused_against_dns_rebinding() {
         "evil.example:8080",
         "10.1.2.3:8080",
         "[::2]:80",
-        "",
     ] {
         let r = w.send(healthz_for_host(host)).await;
         assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{host:?}");
     }
+    // No `Host` at all is no browser: a load balancer's check may send
+    // none (HAProxy's httpchk), so the probes answer it; no page does.
+    assert_eq!(w.send(healthz_for_host("")).await.status, StatusCode::OK);
+    let r = w.send(get_for_host("/login", "")).await;
+    assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST);
     for host in ["localhost:8080", "127.0.0.1", "[::1]:8080", "app.localhost"] {
         let r = w.send(healthz_for_host(host)).await;
         assert_eq!(r.status, StatusCode::OK, "{host:?}");
@@ -1467,11 +1471,12 @@ async fn probes_and_metrics_answer_loopback_and_allowed_names_when_hosts_are_set
             "[::1]:8080",
             "switchboard:8080",
             "switchboard.example",
+            "",
         ] {
             let r = w.send(get_for_host(path, host)).await;
             assert_eq!(r.status, StatusCode::OK, "{path} for {host:?}: {}", r.body);
         }
-        for host in ["evil.example", "10.1.2.3:8080", ""] {
+        for host in ["evil.example", "10.1.2.3:8080"] {
             let r = w.send(get_for_host(path, host)).await;
             assert_eq!(
                 r.status,
@@ -1482,8 +1487,14 @@ async fn probes_and_metrics_answer_loopback_and_allowed_names_when_hosts_are_set
     }
     // Every other route keeps the list-only rule, against DNS rebinding.
     for path in ["/login", "/api/v1/services", "/static/app.js", "/healthz/x"] {
-        let r = w.send(get_for_host(path, "127.0.0.1:8080")).await;
-        assert_eq!(r.status, StatusCode::MISDIRECTED_REQUEST, "{path}");
+        for host in ["127.0.0.1:8080", ""] {
+            let r = w.send(get_for_host(path, host)).await;
+            assert_eq!(
+                r.status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{path} for {host:?}"
+            );
+        }
     }
     let r = w.send(get_for_host("/login", "switchboard.example")).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -77,18 +77,24 @@ pub(crate) fn is_loopback_name(name: &str) -> bool {
 /// address it was given. This opens nothing to DNS rebinding: a page whose
 /// name was rebound to 127.0.0.1 still sends its own name as `Host`, never
 /// a loopback one; and these routes carry no session and change nothing.
+/// For the same reason they answer a request with no `Host` at all, as
+/// HAProxy's `option httpchk` sends (HTTP/1.0): a browser always sends one.
 pub const PROBE_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 impl AppState {
     /// Whether the dashboard answers to this `Host` header value on `path`.
     fn host_allowed(&self, host: &str, path: &str) -> bool {
+        let probe = PROBE_PATHS.contains(&path);
+        if host.trim().is_empty() {
+            return probe;
+        }
         let Some((name, port)) = host_value(host) else {
             return false;
         };
         let allowed = &self.web().allowed_hosts;
         if !allowed.is_empty() {
             return allowed.iter().any(|a| entry_allows(a, &name, port))
-                || (PROBE_PATHS.contains(&path) && is_loopback_name(&name));
+                || (probe && is_loopback_name(&name));
         }
         if !self.web().listen.ip().is_loopback() {
             return true;
