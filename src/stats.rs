@@ -52,6 +52,17 @@ pub const RECENT_EVENTS: usize = 1000;
 const EVENT_CHANNEL: usize = 4096;
 
 /// Handle to the registry. Clone it freely.
+/// A run's first event `seq`: its start in milliseconds since the epoch,
+/// times 1,000. A client following `/api/v1/events?after=SEQ` (the Traffic
+/// page's log, a script) keeps its place across a restart: the new run's
+/// events come after every event of the runs before, as long as a run
+/// averaged under 1,000 events a millisecond and the clock did not go back.
+/// A count from 1 made such a client skip the new run's events until they
+/// passed the old run's number.
+fn first_seq(started_unix_ms: u64) -> u64 {
+    started_unix_ms.saturating_mul(1000).max(1)
+}
+
 #[derive(Clone)]
 pub struct Stats {
     inner: Arc<Inner>,
@@ -61,6 +72,7 @@ struct Inner {
     started: Instant,
     started_unix_ms: u64,
     next_id: AtomicU64,
+    /// The next event's `seq`; see [`first_seq`].
     next_seq: AtomicU64,
     /// Open connections by id; a BTreeMap so snapshots come out oldest first.
     conns: Mutex<BTreeMap<u64, Arc<ConnEntry>>>,
@@ -177,12 +189,13 @@ impl Stats {
     pub fn with_capture_budget(budget: usize) -> Self {
         let (events, _) = broadcast::channel(EVENT_CHANNEL);
         let (version, _) = watch::channel(0);
+        let started_unix_ms = unix_ms(SystemTime::now());
         Stats {
             inner: Arc::new(Inner {
                 started: Instant::now(),
-                started_unix_ms: unix_ms(SystemTime::now()),
+                started_unix_ms,
                 next_id: AtomicU64::new(1),
-                next_seq: AtomicU64::new(1),
+                next_seq: AtomicU64::new(first_seq(started_unix_ms)),
                 conns: Mutex::new(BTreeMap::new()),
                 services: RwLock::new(Vec::new()),
                 recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),

@@ -397,6 +397,16 @@ async fn http(web: &str, head: &str, body: &str) -> (u16, String) {
     (status, text)
 }
 
+/// `/api/v1/events` (after `after`), as the session `cookie` reads them.
+async fn events(web: &str, cookie: &str, after: Option<u64>) -> Vec<serde_json::Value> {
+    let query = after.map_or_else(String::new, |a| format!("?after={a}"));
+    let head = format!("GET /api/v1/events{query} HTTP/1.1\r\nCookie: {cookie}");
+    let (status, answer) = http(web, &head, "").await;
+    assert_eq!(status, 200, "{answer}");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
 #[tokio::test]
 async fn a_session_survives_a_restart() {
     let server = Server::start(&config(60_000, 60_000)).await;
@@ -417,6 +427,15 @@ async fn a_session_survives_a_restart() {
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_owned();
+    // Three failed sign-ins: events this run has and the next will not.
+    for _ in 0..3 {
+        let wrong = r#"{"username":"admin","password":"wrong"}"#;
+        let (status, _) = http(&web, "POST /api/v1/session HTTP/1.1", wrong).await;
+        assert_eq!(status, 401);
+    }
+    let before = events(&web, &cookie, None).await;
+    let last = before.iter().filter_map(|e| e["seq"].as_u64()).max();
+    let last = last.expect("events before the restart");
     let dir = server.stop().await;
     let kept = std::fs::read_to_string(dir.path().join("data/sessions.json")).expect("kept");
     let token = cookie.split('=').nth(1).expect("a token");
@@ -432,6 +451,16 @@ async fn a_session_survives_a_restart() {
     .await;
     assert_eq!(status, 200, "still signed in after a restart: {answer}");
     assert!(answer.contains("\"admin\""), "{answer}");
+    // A client following the events from before the restart sees the new
+    // run's: they come after every one it saw.
+    let wrong = r#"{"username":"admin","password":"wrong"}"#;
+    let (status, _) = http(&web, "POST /api/v1/session HTTP/1.1", wrong).await;
+    assert_eq!(status, 401);
+    let after = events(&web, &cookie, Some(last)).await;
+    assert!(
+        after.iter().any(|e| e["type"] == "auth_failed"),
+        "after={last}: {after:?}"
+    );
     // A made-up cookie is still refused.
     let (status, _) = http(
         &web,
