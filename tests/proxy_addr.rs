@@ -7,8 +7,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 
+use common::haproxy::Haproxy;
 use common::web::{connect_from, loopback};
 use common::{GUARD, Harness, TEST_KEY, guard};
 use switchboard::kind::ServiceKind::{Echo, Exec};
@@ -19,75 +19,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The address HAProxy connects to our services from: the one trusted proxy.
 const PROXY_IP: u8 = 9;
 
-/// HAProxy in foreground, killed when dropped, with one frontend per
-/// backend server line.
-struct Haproxy {
-    _child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-    fronts: Vec<SocketAddr>,
-}
-
-fn free_port() -> SocketAddr {
-    // HAProxy binds its own ports: a port the kernel just gave us and took
-    // back is free unless something races for it within milliseconds.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-    l.local_addr().expect("bound")
-}
-
-impl Haproxy {
-    /// Returns `None` when haproxy is missing and the skip is allowed.
-    async fn start(backends: &[(SocketAddr, &str)]) -> Option<Haproxy> {
-        let missing = std::process::Command::new("haproxy")
-            .arg("-v")
-            .output()
-            .is_err();
-        if missing
-            && common::skip_allowed(
-                "HAPROXY",
-                "haproxy is not installed (apt-get install haproxy)",
-            )
-        {
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cfg = String::from(
-            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n",
-        );
-        let mut fronts = Vec::new();
-        for (i, (backend, send)) in backends.iter().enumerate() {
-            let front = free_port();
-            cfg.push_str(&format!(
-                "frontend f{i}\n  bind {front}\n  default_backend b{i}\nbackend b{i}\n  \
-                 server s{i} {backend} {send} source 127.0.0.{PROXY_IP}\n"
-            ));
-            fronts.push(front);
-        }
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, cfg).expect("write haproxy.cfg");
-        let child = tokio::process::Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("haproxy starts");
-        // Ready once every frontend accepts.
-        for front in &fronts {
-            guard("haproxy listening", async {
-                while tokio::net::TcpStream::connect(front).await.is_err() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-            })
-            .await;
-        }
-        Some(Haproxy {
-            _child: child,
-            _dir: dir,
-            fronts,
-        })
-    }
+/// HAProxy in TCP mode, a frontend for each `(backend, send)` pair: the
+/// header it sends (`send-proxy`, `send-proxy-v2`), from the trusted address.
+async fn haproxy(backends: &[(SocketAddr, &str)]) -> Option<Haproxy> {
+    let servers: Vec<String> = backends
+        .iter()
+        .map(|(backend, send)| format!("{backend} {send} source 127.0.0.{PROXY_IP}"))
+        .collect();
+    Haproxy::start("tcp", &servers).await
 }
 
 fn trusted_proxy() -> Option<TrustedProxies> {
@@ -112,8 +51,7 @@ async fn echo_behind_haproxy_sees_each_real_client() {
     })
     .await;
     let echo = h.addr(Echo);
-    let Some(haproxy) = Haproxy::start(&[(echo, "send-proxy"), (echo, "send-proxy-v2")]).await
-    else {
+    let Some(haproxy) = haproxy(&[(echo, "send-proxy"), (echo, "send-proxy-v2")]).await else {
         return;
     };
     for (front, client) in haproxy.fronts.iter().zip([2u8, 3]) {
@@ -215,7 +153,7 @@ async fn exec_audit_lines_name_the_client_behind_haproxy() {
         c.service_mut("exec").tcp_mut().accept_proxy = trusted_proxy();
     })
     .await;
-    let Some(haproxy) = Haproxy::start(&[(h.addr(Exec), "send-proxy-v2")]).await else {
+    let Some(haproxy) = haproxy(&[(h.addr(Exec), "send-proxy-v2")]).await else {
         return;
     };
     let front = haproxy.fronts[0].to_string();
@@ -386,8 +324,7 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
 async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
     let w = common::web::Web::start_with(web_trusting_the_proxy).await;
     let addr = common::web::serve(&w).await;
-    let Some(haproxy) = Haproxy::start(&[(addr, "send-proxy-v2"), (addr, "send-proxy")]).await
-    else {
+    let Some(haproxy) = haproxy(&[(addr, "send-proxy-v2"), (addr, "send-proxy")]).await else {
         return;
     };
     for (front, client) in haproxy.fronts.iter().zip([4u8, 5]) {

@@ -4,6 +4,7 @@
 
 pub mod dashboard;
 pub mod dockerfile;
+pub mod haproxy;
 pub mod message;
 pub mod procs;
 pub mod web;
