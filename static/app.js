@@ -167,14 +167,23 @@ export function live(handlers) {
     staleTimer = setInterval(tick, 1000);
   };
   let current = null;
-  // Leaving the page ends its stream at once (the server frees its slot
-  // when the connection closes); a page restored from the back/forward
-  // cache opens a new one.
-  window.addEventListener('pagehide', () => { if (current) current.close(); });
+  let streamId = null; // the id the server gave this stream, to end it by
+  // Leaving the page ends its stream at once: closing it closes the
+  // connection where the browser talks to us directly, and the beacon ends
+  // it where a proxy keeps the browser's connection open (the server then
+  // frees its slot). A page restored from the back/forward cache opens a
+  // new one.
+  window.addEventListener('pagehide', () => {
+    if (streamId) navigator.sendBeacon('/api/v1/live/leave', streamId);
+    streamId = null;
+    if (current) current.close();
+  });
   window.addEventListener('pageshow', (e) => { if (e.persisted) connect(); });
   const connect = () => {
     const es = new EventSource('/api/v1/live');
     current = es;
+    streamId = null;
+    es.addEventListener('stream', (e) => { streamId = JSON.parse(e.data).id; });
     es.addEventListener('open', () => { show('live'); retry = 1000; answering(); });
     for (const [name, fn] of Object.entries(handlers)) {
       es.addEventListener(name, (e) => {

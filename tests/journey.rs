@@ -7,6 +7,11 @@
 //! count against the person's cap: that is what made the ninth page's
 //! stream fail before.
 //!
+//! Then the same person again, through HAProxy in HTTP mode: there the
+//! stream's `Connection: close` stops at the proxy and the browser keeps
+//! its connections to the proxy open, so the page's beacon must end the
+//! streams it leaves (tests/common/haproxy.rs; needs `haproxy`).
+//!
 //! The steps go through the page object in tests/common/dashboard.rs.
 //! Needs `chromium` and `chromedriver` (the README's test command installs
 //! them); without them the test fails and says so, unless
@@ -20,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::dashboard::{Dashboard, Screen};
+use common::haproxy::Haproxy;
 use common::{ADMIN_PASSWORD, Served, TEST_KEY};
 use switchboard::kind::ServiceKind;
 
@@ -161,5 +167,68 @@ async fn one_person_visits_every_page_three_times_and_every_page_is_live() {
          {ok} live streams accepted, {rounds} echo round trips meanwhile",
         timings.len()
     );
+    drop(served);
+}
+
+/// Waits until the page's live indicator is green with no stale banner;
+/// how long that took from `arrived`. Fails past [`LIVE_WITHIN`].
+async fn live_after(ui: &Dashboard, arrived: Instant, at: &str) -> Duration {
+    loop {
+        let state = ui.live_state().await;
+        if state.0 == "live" && !state.1 {
+            return arrived.elapsed();
+        }
+        assert!(
+            arrived.elapsed() < LIVE_WITHIN,
+            "{at}: not live within {LIVE_WITHIN:?} (indicator {:?}, stale banner {})",
+            state.0,
+            state.1
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_brisk_tour_through_an_http_proxy_is_never_refused_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(
+        &dir.path().join("data"),
+        &[ServiceKind::Echo],
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("SWITCHBOARD_KEY", TEST_KEY),
+        ],
+    )
+    .await;
+    let web = served.web_url();
+    let backend = web.trim_start_matches("http://").to_owned();
+    let Some(proxy) = Haproxy::start("http", &[backend]).await else {
+        return;
+    };
+    let Some(ui) = Dashboard::open(&format!("http://{}", proxy.fronts[0]), Screen::Desktop).await
+    else {
+        return;
+    };
+    ui.sign_in_as_admin().await;
+    // Page after page, on to the next as soon as one is live: more pages
+    // left within a few seconds than the account has streams.
+    let mut slowest = Duration::ZERO;
+    for round in 1..=2 {
+        for page in PAGES {
+            let arrived = Instant::now();
+            ui.go_to(page).await;
+            let took = live_after(&ui, arrived, &format!("round {round}, {page}")).await;
+            slowest = slowest.max(took);
+        }
+    }
+    let (status, metrics) = ui.fetch("/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    let (ok, too_many) = (live_answers(&metrics, 200), live_answers(&metrics, 429));
+    assert_eq!(
+        too_many, 0,
+        "live streams refused through the proxy ({ok} accepted)"
+    );
+    eprintln!("through haproxy: {ok} live streams accepted, slowest page to live {slowest:?}");
+    drop(proxy);
     drop(served);
 }

@@ -1386,6 +1386,91 @@ async fn one_viewer_signed_in_sixteen_times_leaves_streams_for_the_admin() {
     .await;
 }
 
+/// Reads a live stream (after its head) up to its `stream` message; its id.
+async fn stream_id(live: &mut BufReader<TcpStream>) -> String {
+    guard("the stream's id", async {
+        let mut named = false;
+        loop {
+            let mut line = String::new();
+            assert!(live.read_line(&mut line).await.unwrap() > 0, "stream ended");
+            if line.starts_with("event: stream") {
+                named = true;
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && named
+            {
+                let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                return v["id"].as_str().expect("an id").to_owned();
+            }
+        }
+    })
+    .await
+}
+
+/// `POST /api/v1/live/leave` with `body`, as a page's beacon sends it (an
+/// `Origin`, no cookie, no CSRF header); the reply's status.
+async fn leave(addr: std::net::SocketAddr, body: &str) -> u16 {
+    let request = format!(
+        "POST /api/v1/live/leave HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw_request(addr, loopback(1), &request).await.status
+}
+
+#[tokio::test]
+async fn a_page_left_ends_its_stream_by_its_id_even_on_a_kept_alive_connection() {
+    let w = Web::start().await;
+    let addr = serve(&w).await;
+    let v = w.admin().await;
+    // Four streams on connections a proxy would keep open after the page
+    // is left: nothing closes them from the browser's side.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (live, status) = live_head(addr, &v.cookie).await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut live = BufReader::new(live);
+        let id = stream_id(&mut live).await;
+        held.push((live, id));
+    }
+    let (_, status) = live_head(addr, &v.cookie).await;
+    assert!(
+        status.starts_with("HTTP/1.1 429"),
+        "the account's four: {status}"
+    );
+    // An id no stream has ends nothing.
+    assert_eq!(leave(addr, &"0".repeat(64)).await, 204);
+    assert_eq!(leave(addr, &"x".repeat(200)).await, 204);
+    assert_eq!(leave(addr, &"x".repeat(100_000)).await, 413);
+    // The first page is left: its stream's body ends...
+    let (mut first, id) = held.remove(0);
+    assert_eq!(leave(addr, &id).await, 204);
+    guard("the left stream's end", async {
+        let mut rest = Vec::new();
+        first.read_to_end(&mut rest).await.unwrap();
+    })
+    .await;
+    // ...its slot is free for the next page at once...
+    let (_next, status) = live_head(addr, &v.cookie).await;
+    assert!(
+        status.starts_with("HTTP/1.1 200"),
+        "the next page: {status}"
+    );
+    // ...and the other pages' streams go on.
+    let (second, _) = &mut held[0];
+    let mut line = String::new();
+    guard("the second stream's next message", async {
+        while !line.starts_with("event: ") {
+            line.clear();
+            assert!(
+                second.read_line(&mut line).await.unwrap() > 0,
+                "stream ended"
+            );
+        }
+    })
+    .await;
+}
+
 /// The resident set of `pid`, from /proc.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

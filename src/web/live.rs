@@ -1,6 +1,8 @@
 //! `GET /api/v1/live`: the Server-Sent Events stream every page listens to.
 //!
-//! Two kinds of message:
+//! Three kinds of message:
+//! - `stream`, first and once: the id the page ends it by when left
+//!   ([`super::live_leave`]);
 //! - `snapshot`: services (state, totals, last second's rates) and the
 //!   newest [`MAX_LIVE_CONNECTIONS`] connections, once a second and right
 //!   after a connection opens or closes or a service changes state;
@@ -28,7 +30,9 @@
 //! a reader, and the page left kept its slot for about a minute, so the
 //! ninth page of a tour was refused. A connection that cannot be reused is
 //! closed at once, the server reads the end of it, and the stream and its
-//! slots are released within milliseconds.
+//! slots are released within milliseconds. Behind an HTTP/1.1 proxy the
+//! header stops at the proxy; there the page's beacon to
+//! [`super::live_leave`] ends the stream instead.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -46,6 +50,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::AppState;
 use super::api::ServiceView;
 use super::error::WebError;
+use super::live_leave::Entered;
 use super::session::{StreamTicket, Viewer};
 use crate::stats::{ConnInfo, Event, EventKind};
 
@@ -98,12 +103,13 @@ pub async fn stream(
     let permit = super::error::slot(&state.inner.live_slots, || {
         "too many live streams are open; close some dashboard tabs".into()
     })?;
+    let entered = state.inner.leaving.enter()?;
     let (tx, rx) = mpsc::channel(8);
     let events = state.stats().subscribe();
     let tasks = state.inner.shutdown.tasks.clone();
     tasks.spawn(async move {
-        feed(&state, &ticket, events, tx).await;
-        drop((permit, ticket));
+        feed(&state, &ticket, &entered, events, tx).await;
+        drop((permit, ticket, entered));
     });
     let sse =
         Sse::new(ReceiverStream::new(rx).map(Ok::<_, Infallible>)).keep_alive(KeepAlive::default());
@@ -132,9 +138,17 @@ fn reshapes(kind: &EventKind) -> bool {
     )
 }
 
+/// What the `stream` message tells the page: the id it ends the stream by
+/// when it is left ([`super::live_leave`]).
+#[derive(Serialize)]
+struct StreamId<'a> {
+    id: &'a str,
+}
+
 async fn feed(
     state: &AppState,
     ticket: &StreamTicket,
+    entered: &Entered,
     mut events: broadcast::Receiver<Event>,
     tx: mpsc::Sender<SseEvent>,
 ) {
@@ -143,18 +157,24 @@ async fn feed(
         let tx = tx.clone();
         let cancel = cancel.clone();
         let ended = ticket.ended.clone();
+        let left = entered.left.clone();
         async move {
             let Some(m) = msg else { return true };
             // `false` when the browser has gone, its session has ended
-            // (even while it is not reading), or we are shutting down.
+            // (even while it is not reading), its page was left, or we are
+            // shutting down.
             tokio::select! {
                 sent = tx.send(m) => sent.is_ok(),
                 () = cancel.cancelled() => false,
                 () = ended.cancelled() => false,
+                () = left.cancelled() => false,
             }
         }
     };
-    if !send(message("snapshot", &state.live_snapshot())).await {
+    let id = StreamId { id: &entered.id };
+    if !send(message("stream", &id)).await
+        || !send(message("snapshot", &state.live_snapshot())).await
+    {
         return;
     }
     let mut tick = tokio::time::interval_at(Instant::now() + SNAPSHOT_EVERY, SNAPSHOT_EVERY);
@@ -169,6 +189,7 @@ async fn feed(
         tokio::select! {
             () = cancel.cancelled() => return,
             () = ticket.ended.cancelled() => return,
+            () = entered.left.cancelled() => return,
             () = tx.closed() => return,
             _ = check.tick() => {
                 if !state.stream_allowed(ticket) {

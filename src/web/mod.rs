@@ -34,6 +34,7 @@ pub mod error;
 mod history;
 mod instances;
 mod live;
+mod live_leave;
 mod metrics;
 pub mod next;
 mod pages;
@@ -124,6 +125,8 @@ struct Inner {
     sessions: Arc<Sessions>,
     sign_in_failures: FailureLimit,
     live_slots: Arc<Semaphore>,
+    /// Live streams by the id each told its page ([`live_leave`]).
+    leaving: Arc<live_leave::Leaving>,
     /// Capture exports and replays being built or run (see [`capture`]).
     capture_exports: Arc<Semaphore>,
     capture_replays: Arc<Semaphore>,
@@ -184,6 +187,7 @@ impl AppState {
                     _ => crate::service::exec::Settings::default(),
                 },
                 live_slots: Arc::new(Semaphore::new(MAX_LIVE_STREAMS)),
+                leaving: Arc::default(),
                 capture_exports: Arc::new(Semaphore::new(capture::MAX_EXPORTS)),
                 capture_decodes: Arc::new(Semaphore::new(capture_decode::MAX_DECODES)),
                 capture_replays: Arc::new(Semaphore::new(capture::MAX_REPLAYS)),

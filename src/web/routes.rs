@@ -11,7 +11,7 @@ use axum::routing::{delete, get, post, put};
 
 use super::{
     AppState, LIVE_PATH, api, assets, audit, capture, chat, declared_size_limit, instances, live,
-    metrics, pages, relay, reload, session, toxics, tus, tutorials, ws,
+    live_leave, metrics, pages, relay, reload, session, toxics, tus, tutorials, ws,
 };
 
 use super::stats_table;
@@ -130,6 +130,9 @@ pub(super) fn activity() -> Routes {
         .route("/api/v1/connections", get(api::connections))
         .route("/api/v1/connections/{id}", delete(api::close_connection))
         .route("/api/v1/events", get(api::events))
+        // A page being left ends its live stream (the stream's id is the
+        // credential; a beacon carries no session header).
+        .route(live_leave::LEAVE_PATH, post(live_leave::leave))
         .route("/api/v1/traffic", get(api::traffic))
         .merge(super::history::routes())
         .route("/api/v1/stats", get(stats_table::json))

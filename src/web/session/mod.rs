@@ -119,7 +119,7 @@ fn token_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn random_hex() -> Result<String, WebError> {
+pub(super) fn random_hex() -> Result<String, WebError> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| WebError::fault("no randomness", e))?;
     Ok(crate::wire::hex(&raw))
