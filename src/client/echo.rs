@@ -4,21 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ClientError, Stream, deadline};
-
-/// How every refusal line of our services starts (`switchboard: too many
-/// connections ...`). Echo upper-cases every ASCII letter it sends back, so
-/// a reply holding these lower-case letters is never an echo.
-const REFUSAL_PREFIX: &str = "switchboard:";
-/// Longest refusal line read.
-const MAX_REFUSAL: usize = 512;
-
-/// Whether `reply` starts like a refusal line (or is the start of one: a
-/// short message reads back only as many bytes as it sent).
-fn looks_like_refusal(reply: &[u8]) -> bool {
-    let n = reply.len().min(REFUSAL_PREFIX.len());
-    n > 0 && reply[..n] == REFUSAL_PREFIX.as_bytes()[..n]
-}
+use super::{ClientError, Stream, deadline, refusal};
 
 /// A connection to the echo service.
 pub struct EchoClient {
@@ -86,56 +72,23 @@ impl EchoClient {
                 );
             }
             read.map_err(|got| {
-                let said = String::from_utf8_lossy(&reply[..got]);
-                match said.strip_prefix(REFUSAL_PREFIX) {
-                    Some(reason) => ClientError::TurnedAway {
-                        addr: addr.clone(),
-                        reason: reason.lines().next().unwrap_or_default().trim().to_owned(),
+                let said = &reply[..got];
+                refusal::in_reply(&addr, said).unwrap_or_else(|| ClientError::Closed {
+                    addr: addr.clone(),
+                    detail: match got {
+                        0 => String::new(),
+                        _ => format!(": {}", String::from_utf8_lossy(said).trim_end()),
                     },
-                    None if got == 0 => ClientError::Closed {
-                        addr: addr.clone(),
-                        detail: String::new(),
-                    },
-                    None => ClientError::Closed {
-                        addr: addr.clone(),
-                        detail: format!(": {}", said.trim_end()),
-                    },
-                }
+                })
             })
         })
         .await?;
-        if looks_like_refusal(&reply) {
-            return Err(self.refusal(reply).await);
-        }
-        Ok(reply)
-    }
-
-    /// The rest of a refusal line whose start came back as a "reply", as
-    /// [`ClientError::TurnedAway`]: at most [`MAX_REFUSAL`] bytes, within
-    /// the client's timeout, up to the newline or the close.
-    async fn refusal(&mut self, mut line: Vec<u8>) -> ClientError {
-        let addr = self.addr.clone();
-        let stream = &mut self.stream;
-        let _ = tokio::time::timeout(self.timeout, async {
-            let mut buf = [0u8; 256];
-            while !line.contains(&b'\n') && line.len() < MAX_REFUSAL {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => line.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
-        line.truncate(MAX_REFUSAL);
-        let text = String::from_utf8_lossy(&line);
-        let reason = text.lines().next().unwrap_or_default();
-        ClientError::TurnedAway {
-            addr,
-            reason: reason
-                .strip_prefix(REFUSAL_PREFIX)
-                .unwrap_or(reason)
-                .trim()
-                .to_owned(),
+        // Echo upper-cases every ASCII letter it sends back, so a reply
+        // starting with the refusal's lower-case prefix is never an echo
+        // (a short message reads back only the start of the line).
+        match refusal::check(&self.addr, &reply, &mut self.stream, timeout).await {
+            Some(refused) => Err(refused),
+            None => Ok(reply),
         }
     }
 

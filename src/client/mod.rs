@@ -61,9 +61,11 @@ macro_rules! stream_client_connect {
         /// Connects and authenticates with `key`.
         ///
         /// # Errors
-        /// Connection errors, or
+        /// Connection errors,
         /// [`ClientError::AuthRejected`](crate::client::ClientError::AuthRejected)
-        /// for a wrong key.
+        /// for a wrong key, or
+        /// [`ClientError::TurnedAway`](crate::client::ClientError::TurnedAway)
+        /// when the service refused the connection (a cap, a port behind a proxy).
         pub async fn connect(
             target: &str,
             key: &[u8],
@@ -101,6 +103,7 @@ mod exec_tutorial;
 mod files;
 pub mod health;
 mod login;
+pub(crate) mod refusal;
 pub(crate) mod udp;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -146,7 +149,10 @@ pub enum ClientError {
     #[error("{addr} refused: {reason}")]
     Rejected { addr: String, reason: String },
     /// The service turned the connection away before serving it (its
-    /// connection limits): worth a retry later, unlike [`Self::Rejected`].
+    /// connection limits, or a port that takes connections through a
+    /// trusted proxy only), with the reason its refusal line or TLS alert
+    /// gave (`client::refusal`): unlike [`Self::Rejected`], no request was
+    /// read.
     #[error("{addr} turned the connection away: {reason}")]
     TurnedAway { addr: String, reason: String },
     #[error("SHA-256 mismatch for {name}: ours {ours}, the server's {theirs}")]
