@@ -61,6 +61,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MessageConn<S> {
         limited.read_buf(&mut self.buf).await
     }
 
+    /// The bytes read and not yet taken by a header or a body: what a
+    /// client looks at before reading them as a message (a refusal line
+    /// where a challenge should be, `client::refusal`).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Whether [`MessageConn::fill`] can read more: false once a maximal
     /// header is buffered (a pipelining peer waits in its socket).
     pub fn can_fill(&self) -> bool {

@@ -73,3 +73,57 @@ async fn with_none_idle_long_enough_the_newcomer_is_refused() {
     }
     assert_eq!(h.stats.totals(Echo).refused, 1);
 }
+
+/// A full exec service's refusal line reaches its clients as a refusal,
+/// not as a frame (`a header of 1948282726 bytes`): the command line says
+/// the service turned it away and why, and exits 125 (the command did not
+/// run); the dashboard's relay answers 503, to try again later.
+#[tokio::test]
+async fn a_full_exec_service_turns_its_clients_away_and_says_why() {
+    use axum::http::StatusCode;
+    use switchboard::client::CommandClient;
+    use switchboard::kind::ServiceKind::Exec;
+    let w = common::web::Web::start_with(|c| {
+        let limits = c.service_mut(Exec).tcp_mut();
+        limits.max_connections = 1;
+        limits.evict_idle = Duration::from_secs(600);
+    })
+    .await;
+    let exec = w.h.target(Exec);
+    // Authenticated, so started: not a squatter the newcomer may evict.
+    let _held = CommandClient::connect(&exec, common::TEST_KEY.as_bytes(), GUARD)
+        .await
+        .unwrap();
+    let key = w.h.dir.path().join("cli-key");
+    std::fs::write(&key, common::TEST_KEY).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["exec", &exec, "--key-file", key.to_str().unwrap(), "--"])
+        .arg("true")
+        .env_remove("SWITCHBOARD_KEY")
+        .kill_on_drop(true)
+        .output();
+    let o = guard("switchboard exec", run).await.unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains(&format!(
+            "{exec} turned the connection away: exec is at its limit of 1 connections, try \
+             again later"
+        )),
+        "{said}"
+    );
+    assert_eq!(o.status.code(), Some(125), "{said}");
+    let admin = w.admin().await;
+    let r = w
+        .send(admin.act_json(
+            "POST",
+            "/api/v1/exec",
+            &serde_json::json!({"argv": ["true"]}),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("at its limit of 1 connections"),
+        "{}",
+        r.body
+    );
+}

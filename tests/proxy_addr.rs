@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::process::Stdio;
 
 use common::haproxy::Haproxy;
 use common::web::{connect_from, loopback};
@@ -240,6 +241,81 @@ async fn the_dashboards_relays_reach_services_behind_a_proxy_and_strangers_do_no
         "{err:?}"
     );
     assert!(err.to_string().contains("trusted proxy"), "{err}");
+}
+
+/// Runs the binary with `args` and `input` on its stdin, to its end.
+async fn switchboard(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SWITCHBOARD_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(input.as_bytes()).await.expect("stdin");
+    drop(stdin);
+    guard("the command", child.wait_with_output())
+        .await
+        .expect("its output")
+}
+
+/// Each command-line client connecting directly to a port behind a proxy
+/// reads the service's refusal line for what it is: it says the service
+/// turned the connection away and why, and fails as its refusals do (exec
+/// 125: the command did not run). Misread, it was `a header of 1852138356
+/// bytes` (exec, files), a bare `closed the connection` (files-classic,
+/// whose upload may even have seemed to go through) or an unexplained line
+/// (login).
+#[tokio::test]
+async fn command_line_clients_connecting_directly_are_told_it_takes_a_proxy() {
+    use switchboard::kind::ServiceKind::{Files, FilesClassic, Login};
+    let h = Harness::start_with(|c| {
+        for kind in [Exec, Files, FilesClassic, Login] {
+            c.service_mut(kind).tcp_mut().accept_proxy = trusted_proxy();
+        }
+    })
+    .await;
+    let key = h.dir.path().join("cli-key");
+    std::fs::write(&key, TEST_KEY).expect("key file");
+    let file = h.dir.path().join("note.txt");
+    std::fs::write(&file, "a note\n").expect("a file");
+    let (key, file) = (key.to_str().expect("utf-8"), file.to_str().expect("utf-8"));
+    let (exec, files) = (h.target(Exec), h.target(Files));
+    let (classic, login) = (h.target(FilesClassic), h.target(Login));
+    let cases: [(&str, Vec<&str>, i32); 6] = [
+        (
+            &exec,
+            vec!["exec", &exec, "--key-file", key, "--", "true"],
+            125,
+        ),
+        (&files, vec!["put", &files, file, "--key-file", key], 1),
+        (
+            &files,
+            vec!["get", &files, "note.txt", "-o", "-", "--key-file", key],
+            1,
+        ),
+        (&files, vec!["list", &files, "--key-file", key], 1),
+        (&classic, vec!["put", "--classic", &classic, file], 1),
+        (&login, vec!["login", &login, "--user", "admin"], 1),
+    ];
+    for (addr, args, code) in cases {
+        let o = switchboard(&args, "a password\n").await;
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            said.contains(&format!(
+                "{addr} turned the connection away: this port takes connections through a \
+                 trusted proxy only"
+            )),
+            "{args:?}: {said}"
+        );
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {said}");
+    }
+    let stored = std::fs::read_dir(h.supervisor.store().dir()).expect("the files folder");
+    assert_eq!(stored.count(), 0, "nothing stored");
 }
 
 /// A sign-in request from `from` to the dashboard at `addr`, with `extra`

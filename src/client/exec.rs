@@ -169,7 +169,8 @@ pub enum Step {
 /// Connects and passes the HMAC handshake (exec and files).
 ///
 /// # Errors
-/// Connection errors, or [`ClientError::AuthRejected`] for a wrong key.
+/// Connection errors, [`ClientError::AuthRejected`] for a wrong key, or
+/// [`ClientError::TurnedAway`] when the service refused the connection.
 pub(super) async fn connect_authenticated(
     target: &str,
     key: &[u8],
@@ -179,6 +180,9 @@ pub(super) async fn connect_authenticated(
     let (stream, addr) = super::detect::connect_greeted(target, timeout, tls).await?;
     let mut conn = MessageConn::new(stream);
     let refused = deadline(&addr, timeout, async {
+        if let Some(away) = turned_away(&mut conn, &addr, timeout).await {
+            return Err(away);
+        }
         conn.offer_handshake(key)
             .await
             .map_err(|e| conn_error(&addr, e))
@@ -188,6 +192,24 @@ pub(super) async fn connect_authenticated(
         Some(reason) => Err(ClientError::AuthRejected { addr, reason }),
         None => Ok((conn, addr)),
     }
+}
+
+/// The refusal line a service sent where its challenge belongs, if it sent
+/// one. The challenge's first bytes stay buffered for the handshake: they
+/// are random, and start like the line once in 2^104 connections.
+async fn turned_away(
+    conn: &mut MessageConn<Stream>,
+    addr: &str,
+    within: Duration,
+) -> Option<ClientError> {
+    while conn.buffered().len() < super::refusal::PREFIX.len() {
+        // An end or an error: the handshake's own read reports it.
+        if !matches!(conn.fill().await, Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let head = conn.buffered().to_vec();
+    super::refusal::check(addr, &head, conn.stream_mut(), within).await
 }
 
 pub(super) fn conn_error(addr: &str, e: ConnError) -> ClientError {

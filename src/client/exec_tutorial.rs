@@ -9,6 +9,11 @@
 //! deliberately doesn't do: the header framing (that is
 //! [`CommandClient`](super::CommandClient)), or trust a length the server
 //! sends beyond the caller's cap.
+//!
+//! A challenge or a length that is a service's refusal line instead (a
+//! full instance) is reported as one (`client::refusal`). A `raw` reply is
+//! not checked: it is whatever bytes came, which a command's own output
+//! can be, and the lab shows them as they are.
 
 use std::time::Duration;
 
@@ -42,6 +47,7 @@ impl TutorialExecClient {
             self.stream.read_exact(&mut challenge),
         )
         .await?;
+        self.not_refused(&challenge).await?;
         let answer = auth.answer(&challenge);
         timed(&self.addr, self.timeout, self.stream.write_all(&answer)).await?;
         Ok(())
@@ -84,6 +90,7 @@ impl TutorialExecClient {
         self.send(command).await?;
         let mut buf = [0u8; 32];
         let n = timed(&self.addr, self.timeout, self.stream.read(&mut buf)).await?;
+        self.not_refused(&buf[..n]).await?;
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
         let len: usize = text
             .trim()
@@ -106,6 +113,7 @@ impl TutorialExecClient {
         self.send(command).await?;
         let mut len = [0u8; 4];
         timed(&self.addr, self.timeout, self.stream.read_exact(&mut len)).await?;
+        self.not_refused(&len).await?;
         let len =
             usize::try_from(i32::from_ne_bytes(len)).map_err(|_| self.broke("a length", &len))?;
         self.exactly(len, max).await
@@ -147,6 +155,18 @@ impl TutorialExecClient {
 }
 
 impl TutorialExecClient {
+    /// `head`, read where a challenge or a length belongs, as the service's
+    /// refusal when it starts one. A length that only starts like the line
+    /// is broken either way (`swit` is 1.9 GB; text is no number), and a
+    /// random challenge starts like it once in 2^104: reading on to decide
+    /// costs nothing.
+    async fn not_refused(&mut self, head: &[u8]) -> Result<(), ClientError> {
+        match super::refusal::check(&self.addr, head, &mut self.stream, self.timeout).await {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
     fn broke(&self, what: &str, got: &[u8]) -> ClientError {
         ClientError::Protocol {
             addr: self.addr.clone(),

@@ -378,7 +378,8 @@ impl ClassicClient {
     ///
     /// # Errors
     /// A name that does not fit the header; a refusal as
-    /// [`ClientError::Rejected`]; connection errors.
+    /// [`ClientError::Rejected`]; a connection the service turned away as
+    /// [`ClientError::TurnedAway`]; connection errors.
     pub async fn put(
         self,
         name: &str,
@@ -456,6 +457,11 @@ impl ClassicClient {
             return Err(
                 super::detect::speaks_tls(&addr, self.timeout, super::detect::TLS_HINT).await,
             );
+        }
+        // Refused before it read a byte (a cap, a port behind a proxy):
+        // what was sent went nowhere, even if every write succeeded.
+        if let Some(away) = super::refusal::in_reply(&addr, &said) {
+            return Err(away);
         }
         let said = String::from_utf8_lossy(&said).trim().to_owned();
         if let Some(reason) = said.strip_prefix("error: ") {

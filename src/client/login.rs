@@ -50,6 +50,11 @@ impl LoginClient {
                     return Ok(Ok(()));
                 }
                 if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                    // The login service never says this itself: it is the
+                    // line of a connection refused before the dialogue.
+                    if let Some(away) = super::refusal::in_reply(&addr, &self.pending[..=end]) {
+                        return Err(away);
+                    }
                     let line = String::from_utf8_lossy(&self.pending[..end]).into_owned();
                     self.pending.drain(..=end);
                     return Ok(Err(line));
@@ -102,8 +107,9 @@ impl LoginClient {
     /// One attempt: answers the two prompts and reads the verdict.
     ///
     /// # Errors
-    /// Connection problems and timeouts; what the server says instead of a
-    /// prompt comes back as [`LoginOutcome::Refused`].
+    /// Connection problems and timeouts; a connection the service turned
+    /// away before the dialogue as [`ClientError::TurnedAway`]. What the
+    /// server says instead of a prompt comes back as [`LoginOutcome::Refused`].
     pub async fn attempt(
         &mut self,
         user: &str,
