@@ -329,6 +329,42 @@ async fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     drop(listener);
 }
 
+/// A port behind a proxy turns a direct replay away with one line: the
+/// replay says so and could not replay (2), rather than reporting the line
+/// as the server's reply, different from the recording at byte 0 (1).
+#[tokio::test]
+async fn a_replay_turned_away_by_the_port_says_why_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start_with_args(
+        &dir.path().join("data"),
+        &[Echo],
+        &[],
+        &["--set", "services.echo.accept_proxy=true"],
+    )
+    .await;
+    let file = capture(
+        dir.path(),
+        "direct.pcapng",
+        false,
+        40000,
+        false,
+        false,
+        &hello_world([b"HELLO", b"WORLD"]),
+    );
+    let addr = server.addr("echo");
+    let (out, _) = replay(&[file.as_ref(), addr.as_ref()]).await;
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{addr} turned the connection away: this port takes connections through a trusted \
+             proxy only"
+        )),
+        "{stderr}{}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+}
+
 /// The offset of the pcapng block after the first `skip` blocks of a
 /// little-endian file (what text2pcap writes here).
 fn block_offset(file: &[u8], skip: usize) -> usize {

@@ -1,7 +1,7 @@
 //! `switchboard replay FILE ADDR`: read the capture, replay it with the
 //! library's engine, print both exchanges and the comparison. Exit codes
 //! follow diff(1): 0 equal, 1 different, 2 trouble (the capture cannot be
-//! read, the address cannot be reached).
+//! read, the address cannot be reached or turned the connection away).
 
 use std::process::ExitCode;
 

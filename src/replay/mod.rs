@@ -281,9 +281,10 @@ fn micros(d: Duration) -> u64 {
 /// recording.
 ///
 /// # Errors
-/// [`ReplayError`] when nothing could be sent: no connection, no
-/// datagram to send. A server that answers differently, late or not at
-/// all is an [`Outcome`], not an error.
+/// [`ReplayError`] when nothing could be replayed: no connection, a
+/// connection the service turned away with its refusal line, no datagram
+/// to send. A server that answers differently, late or not at all is an
+/// [`Outcome`], not an error.
 pub async fn run(
     conv: &Conversation,
     target: &str,
@@ -306,6 +307,14 @@ pub async fn run(
                 .iter()
                 .flat_map(|c| c.bytes.clone())
                 .collect();
+            // Refused before it was served (a cap, a port behind a proxy):
+            // nothing was replayed to compare. A recording of a refusal
+            // replays as itself.
+            if !old.starts_with(crate::client::refusal::PREFIX)
+                && let Some(away) = crate::client::refusal::in_reply(&outcome.target, &new)
+            {
+                return Err(away.into());
+            }
             diff::stream(&old, &new)
         }
         Proto::Udp => {
