@@ -364,6 +364,14 @@ impl Running {
             .map(|a| a.to_string())
     }
 
+    /// Whether instance `name` takes connections through a trusted proxy
+    /// only (`accept_proxy`): a client connecting to it directly is refused.
+    pub fn behind_proxy(&self, name: &str) -> bool {
+        self.config.service(name).is_some_and(
+            |s| matches!(&s.limits, crate::settings::Limits::Tcp(l) if l.accept_proxy.is_some()),
+        )
+    }
+
     /// The process's root token: cancel it (or call [`Running::shutdown`])
     /// to stop.
     pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {

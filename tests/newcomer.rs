@@ -496,3 +496,33 @@ async fn the_try_line_names_a_command_that_runs_here() {
         "{try_line}"
     );
 }
+
+/// Behind a proxy (`accept_proxy`), echo refuses a direct connection: the
+/// `try:` line says so instead of suggesting `echo ADDR hello`, which the
+/// port would turn away.
+#[tokio::test]
+async fn the_try_line_of_an_echo_behind_a_proxy_names_no_direct_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start_with_args(
+        dir.path(),
+        &[Echo],
+        &[],
+        &["--set", "services.echo.accept_proxy=true"],
+    )
+    .await;
+    let addr = served.addr(Echo);
+    let try_line = served
+        .banner
+        .iter()
+        .find(|l| l.starts_with("try:"))
+        .unwrap_or_else(|| panic!("no try: line in {:?}", served.banner))
+        .clone();
+    served.terminate().await;
+    assert!(!try_line.contains(" hello"), "{try_line}");
+    assert!(
+        try_line.contains(&format!(
+            "echo ({addr}) takes connections through a trusted proxy only"
+        )),
+        "{try_line}"
+    );
+}

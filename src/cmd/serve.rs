@@ -142,6 +142,28 @@ fn open_lines(running: &Running) -> String {
     }
 }
 
+/// The banner's `try:` line: a command that reaches the built-in echo.
+/// Behind a proxy (`accept_proxy`) echo refuses a direct connection, so
+/// the line says where to try it instead of a command that is refused.
+fn try_line(running: &Running) -> String {
+    let Some(addr) = running.echo_addr() else {
+        return String::new();
+    };
+    if running.behind_proxy("echo") {
+        return format!(
+            "try:  echo ({addr}) takes connections through a trusted proxy only \
+             (accept_proxy): try it through that proxy\n"
+        );
+    }
+    // On TLS the line must say so, or it prints the TLS alert as a reply.
+    let tls = running
+        .supervisor
+        .tls_of("echo")
+        .map(|t| format!(" --tls --pin {}", t.fingerprint()))
+        .unwrap_or_default();
+    format!("try:  {} echo{tls} {addr} hello\n", program_name())
+}
+
 /// What listens where, in a few lines anyone can read. For people: programs
 /// read `--ready-file`.
 fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
@@ -194,17 +216,7 @@ fn print_banner(running: &Running, web_listen: &std::net::SocketAddr) {
              the dashboard on N+80), or one with --set services.NAME.listen=IP:PORT\n",
         );
     }
-    if let Some(addr) = running.echo_addr() {
-        // On TLS the line must say so, or it prints the TLS alert as a reply.
-        let tls = supervisor
-            .tls_of("echo")
-            .map(|t| format!(" --tls --pin {}", t.fingerprint()))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "try:  {} echo{tls} {addr} hello\n",
-            program_name()
-        ));
-    }
+    out.push_str(&try_line(running));
     out.push_str(&match &running.key {
         server::KeySource::Config => "HMAC key: from the configuration\n".to_owned(),
         server::KeySource::File(path, true) => {
