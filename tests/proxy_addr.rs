@@ -370,6 +370,9 @@ async fn forwarded_headers_count_only_from_a_trusted_proxy() {
     let r = sign_in_from(addr, PROXY_IP, both, common::ADMIN_PASSWORD).await;
     assert_eq!(r.status, 400, "two headers, two clients: {r:?}");
     assert!(r.body.contains("name different clients"), "{r:?}");
+    // Answered inside the router's layers, as any refusal is.
+    let head = r.head.to_ascii_lowercase();
+    assert!(head.contains("content-security-policy"), "{r:?}");
     let r = sign_in_from(
         addr,
         PROXY_IP,

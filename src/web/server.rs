@@ -14,7 +14,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Request, header};
-use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::conns::{Refusal, RequestGuard, Slot};
-use super::{AppState, WebError, client_addr, router};
+use super::{AppState, client_addr, router};
 use crate::shutdown::Shutdown;
 
 /// Serves the dashboard on `listener` until the state's shutdown token
@@ -242,23 +241,22 @@ async fn serve_http<I>(
     let tracked = Arc::clone(&slot);
     let trusted = Arc::clone(&timeouts.trusted);
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let client = client_addr::from_headers(peer, req.headers(), &trusted);
-        if let Ok(client) = client {
-            req.extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(client));
-        }
+        let client = match client_addr::from_headers(peer, req.headers(), &trusted) {
+            Ok(client) => client,
+            Err(conflict) => {
+                // Refused by the guard, inside the layers that log, time
+                // and add the security headers; the proxy is who it is from.
+                req.extensions_mut().insert(conflict);
+                peer
+            }
+        };
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(client));
         // Busy from here until the response body is done (or dropped).
         let guard = tracked.request();
         let app = app.clone();
         async move {
-            let mut response = match client {
-                Ok(_) => app.oneshot(req).await.unwrap_or_else(|e| match e {}),
-                Err(conflict) => {
-                    // As the access log would, which this request never reaches.
-                    tracing::info!(target: "switchboard::web::access", %peer, status = 400, "request refused: {conflict}");
-                    WebError::BadRequest(conflict.to_string()).into_response()
-                }
-            };
+            let mut response = app.oneshot(req).await.unwrap_or_else(|e| match e {});
             if https {
                 response.headers_mut().insert(
                     header::STRICT_TRANSPORT_SECURITY,

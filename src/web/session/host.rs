@@ -113,6 +113,11 @@ impl AppState {
 /// `Origin` on every WebSocket handshake and `SameSite` does not cover
 /// them, so one with the session cookie and no `Origin` is no page of ours.
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Found before the router (`web::server`): answered here, so it is
+    // logged, timed and given the security headers like any refusal.
+    if let Some(conflict) = req.extensions().get::<crate::web::client_addr::Conflict>() {
+        return WebError::BadRequest(conflict.to_string()).into_response();
+    }
     let host = req
         .headers()
         .get(header::HOST)
