@@ -12,11 +12,8 @@ use std::sync::Mutex;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How every switchboard refusal line starts.
-pub const PREFIX: &[u8] = b"switchboard: ";
-
-/// Longest refusal line read; a longer one is cut there.
-const MAX_LINE: usize = 512;
+use crate::wire::refusal::MAX_LINE;
+pub use crate::wire::refusal::PREFIX;
 
 /// The refusal line at the start of `bytes`, if they start one (up to its
 /// newline, or all of `bytes` when it has none yet).

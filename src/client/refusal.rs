@@ -21,11 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::ClientError;
 
-/// How every refusal line starts.
-pub(crate) const PREFIX: &[u8] = b"switchboard: ";
-
-/// The most of a refusal line read; the services' are under 200 bytes.
-const MAX_LINE: usize = 512;
+pub(crate) use crate::wire::refusal::{MAX_LINE, PREFIX};
 
 /// Whether `head`, the first bytes a service sent, starts like a refusal
 /// line: it holds [`PREFIX`], or is shorter and matches it so far.

@@ -202,7 +202,9 @@ impl Admission {
         }
         self.refuse(
             stream,
-            &format!("switchboard: too many connections from {ip}, limit {max}\n"),
+            &crate::wire::refusal::line(format_args!(
+                "too many connections from {ip}, limit {max}"
+            )),
         );
         ctx.stats.refused(
             &ctx.id,
@@ -216,10 +218,10 @@ impl Admission {
         let max = ctx.limits.max_connections;
         self.refuse(
             stream,
-            &format!(
-                "switchboard: {} is at its limit of {max} connections, try again later\n",
+            &crate::wire::refusal::line(format_args!(
+                "{} is at its limit of {max} connections, try again later",
                 ctx.id
-            ),
+            )),
         );
         ctx.stats
             .refused(&ctx.id, peer.to_string(), "too many connections");

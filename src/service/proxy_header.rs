@@ -213,7 +213,8 @@ impl ProxyIntake {
     }
 }
 
-/// The one line a refused plain-text peer may read before the close.
+/// The one line a refused plain-text peer may read before the close: a
+/// refusal line (`crate::wire::refusal`), kept whole for the accept loop.
 const REFUSAL_LINE: &[u8] =
     b"switchboard: this port takes connections through a trusted proxy only\n";
 
@@ -259,6 +260,12 @@ impl LogThrottle {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn the_refusal_is_a_refusal_line_clients_recognise() {
+        let reason = "this port takes connections through a trusted proxy only";
+        assert_eq!(REFUSAL_LINE, crate::wire::refusal::line(reason).as_bytes());
+    }
 
     async fn pair() -> (TcpStream, TcpStream) {
         let l = crate::service::listen::bind_inet("127.0.0.1:0".parse().unwrap()).unwrap();

@@ -177,10 +177,10 @@ async fn serve_conn(
     let config = &shared.config;
     let mut stream = stream;
     let Ok(slot) = Arc::clone(&shared.running).try_acquire_owned() else {
-        let line = format!(
-            "switchboard: {} is running its limit of {} programs, try again later\n",
+        let line = crate::wire::refusal::line(format_args!(
+            "{} is running its limit of {} programs, try again later",
             ctx.id, config.max_instances
-        );
+        ));
         ctx.stats
             .refused(&ctx.id, guard.peer(), "too many programs running");
         say_and_close(&mut stream, &line, ctx.limits.idle_timeout).await;
@@ -205,7 +205,7 @@ async fn serve_conn(
         Err(e) => {
             let why = format!("cannot start {program}: {e}");
             record.write(&format!("error: {why}"), 0).await;
-            let line = format!("switchboard: {why}\n");
+            let line = crate::wire::refusal::line(&why);
             say_and_close(&mut stream, &line, ctx.limits.idle_timeout).await;
             return Ok(());
         }

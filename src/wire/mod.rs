@@ -8,6 +8,7 @@ pub mod files;
 pub mod line;
 pub mod message;
 pub mod proxy_protocol;
+pub mod refusal;
 pub mod reply;
 pub mod text;
 pub mod time;
