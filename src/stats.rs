@@ -51,7 +51,6 @@ pub const RECENT_EVENTS: usize = 1000;
 /// Buffered events per live subscriber; a slower one skips ahead (`Lagged`).
 const EVENT_CHANNEL: usize = 4096;
 
-/// Handle to the registry. Clone it freely.
 /// A run's first event `seq`: its start in milliseconds since the epoch,
 /// times 1,000. A client following `/api/v1/events?after=SEQ` (the Traffic
 /// page's log, a script) keeps its place across a restart: the new run's
@@ -63,6 +62,7 @@ fn first_seq(started_unix_ms: u64) -> u64 {
     started_unix_ms.saturating_mul(1000).max(1)
 }
 
+/// Handle to the registry. Clone it freely.
 #[derive(Clone)]
 pub struct Stats {
     inner: Arc<Inner>,

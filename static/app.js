@@ -193,6 +193,9 @@ export function live(handlers) {
         fn(data);
       });
     }
+    // Not forgotten on 'error': leaving a page fires it (the browser cancels
+    // the stream) before 'pagehide' sends the beacon. After a reconnect the
+    // next 'stream' message replaces it.
     es.addEventListener('error', () => {
       show('reconnecting');
       stale();

@@ -1407,7 +1407,8 @@ async fn stream_id(live: &mut BufReader<TcpStream>) -> String {
 }
 
 /// `POST /api/v1/live/leave` with `body`, as a page's beacon sends it (an
-/// `Origin`, no cookie, no CSRF header); the reply's status.
+/// `Origin`, no CSRF header; here no cookie either, which it does not
+/// need); the reply's status.
 async fn leave(addr: std::net::SocketAddr, body: &str) -> u16 {
     let request = format!(
         "POST /api/v1/live/leave HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
@@ -1441,7 +1442,6 @@ async fn a_page_left_ends_its_stream_by_its_id_even_on_a_kept_alive_connection()
     // An id no stream has ends nothing.
     assert_eq!(leave(addr, &"0".repeat(64)).await, 204);
     assert_eq!(leave(addr, &"x".repeat(200)).await, 204);
-    assert_eq!(leave(addr, &"x".repeat(100_000)).await, 413);
     // The first page is left: its stream's body ends...
     let (mut first, id) = held.remove(0);
     assert_eq!(leave(addr, &id).await, 204);

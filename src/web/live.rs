@@ -1,6 +1,6 @@
 //! `GET /api/v1/live`: the Server-Sent Events stream every page listens to.
 //!
-//! Three kinds of message:
+//! The messages (and `lagged`, below):
 //! - `stream`, first and once: the id the page ends it by when left
 //!   ([`super::live_leave`]);
 //! - `snapshot`: services (state, totals, last second's rates) and the

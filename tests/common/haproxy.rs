@@ -55,7 +55,7 @@ impl Haproxy {
         }
         let path = dir.path().join("haproxy.cfg");
         std::fs::write(&path, cfg).expect("write haproxy.cfg");
-        let child = tokio::process::Command::new("haproxy")
+        let mut child = tokio::process::Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&path)
@@ -64,10 +64,14 @@ impl Haproxy {
             .kill_on_drop(true)
             .spawn()
             .expect("haproxy starts");
-        // Ready once every frontend accepts.
+        // Ready once every frontend accepts; an HAProxy that exited (a
+        // port taken meanwhile, a config it refuses) fails at once.
         for front in &fronts {
             guard("haproxy listening", async {
                 while tokio::net::TcpStream::connect(front).await.is_err() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("haproxy exited ({status}) before listening on {front}");
+                    }
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
             })
