@@ -61,6 +61,29 @@ fn live_answers(metrics: &str, status: u16) -> u64 {
         .sum()
 }
 
+/// Asserts from the server's `/metrics` that no `/api/v1/live` request was
+/// refused (429, 503) and at least one was accepted for each of `visits`
+/// page visits; how many were accepted.
+async fn streams_never_refused(ui: &Dashboard, visits: u64) -> u64 {
+    let (status, metrics) = ui.fetch("/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    let (ok, too_many, busy) = (
+        live_answers(&metrics, 200),
+        live_answers(&metrics, 429),
+        live_answers(&metrics, 503),
+    );
+    assert_eq!(
+        (too_many, busy),
+        (0, 0),
+        "live streams refused ({ok} accepted)"
+    );
+    assert!(
+        ok >= visits,
+        "only {ok} live streams accepted for {visits} page visits"
+    );
+    ok
+}
+
 /// Echo round trips from four connections, until `stop` fires: the
 /// traffic the pages show while the person browses.
 async fn traffic(addr: String, stop: tokio_util::sync::CancellationToken) -> u64 {
@@ -131,23 +154,7 @@ async fn one_person_visits_every_page_three_times_and_every_page_is_live() {
     assert!(rounds > 0, "no echo traffic flowed during the journey");
 
     // The server never refused a stream, even one the page then retried.
-    let (status, metrics) = ui.fetch("/metrics").await;
-    assert_eq!(status, 200, "{metrics}");
-    let (ok, too_many, busy) = (
-        live_answers(&metrics, 200),
-        live_answers(&metrics, 429),
-        live_answers(&metrics, 503),
-    );
-    assert_eq!(
-        (too_many, busy),
-        (0, 0),
-        "live streams refused during the journey ({ok} accepted)"
-    );
-    assert!(
-        ok >= (ROUNDS * PAGES.len()) as u64,
-        "only {ok} live streams accepted for {} page visits",
-        ROUNDS * PAGES.len()
-    );
+    let ok = streams_never_refused(&ui, (ROUNDS * PAGES.len()) as u64).await;
     let slowest = timings.iter().map(|t| t.1).max().unwrap_or_default();
     let mean = timings.iter().map(|t| t.1).sum::<Duration>() / timings.len() as u32;
     eprintln!(
@@ -209,23 +216,7 @@ async fn a_brisk_tour_through_an_http_proxy_is_never_refused_a_stream() {
             slowest = slowest.max(took);
         }
     }
-    let (status, metrics) = ui.fetch("/metrics").await;
-    assert_eq!(status, 200, "{metrics}");
-    let (ok, too_many, busy) = (
-        live_answers(&metrics, 200),
-        live_answers(&metrics, 429),
-        live_answers(&metrics, 503),
-    );
-    assert_eq!(
-        (too_many, busy),
-        (0, 0),
-        "live streams refused through the proxy ({ok} accepted)"
-    );
-    let visits = 2 * PAGES.len() as u64;
-    assert!(
-        ok >= visits,
-        "only {ok} live streams accepted for {visits} page visits"
-    );
+    let ok = streams_never_refused(&ui, 2 * PAGES.len() as u64).await;
     eprintln!("through haproxy: {ok} live streams accepted, slowest page to live {slowest:?}");
     drop(proxy);
     drop(served);
