@@ -406,6 +406,7 @@ async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
     let Some(haproxy) = haproxy(&[(addr, "send-proxy-v2"), (addr, "send-proxy")]).await else {
         return;
     };
+    let mut signed_in = Vec::new();
     for (front, client) in haproxy.fronts.iter().zip([4u8, 5]) {
         for _ in 0..3 {
             let r = sign_in_from(*front, client, "", "wrong").await;
@@ -416,7 +417,37 @@ async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
         // Another client through the same proxy signs in.
         let r = sign_in_from(*front, client + 10, "", common::ADMIN_PASSWORD).await;
         assert_eq!(r.status, 200, "{r:?}");
+        signed_in.push(r);
     }
+    // What a client does through the dashboard is audited with its address.
+    let cookie = signed_in[0]
+        .head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim())
+        })
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let csrf: serde_json::Value = serde_json::from_str(&signed_in[0].body).expect("JSON");
+    let body = r#"{"argv":["echo","audited"]}"#;
+    let exec = format!(
+        "POST /api/v1/exec HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\
+         X-CSRF-Token: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        csrf["csrf_token"].as_str().expect("a CSRF token"),
+        body.len()
+    );
+    let r = common::web::raw_request(haproxy.fronts[0], loopback(14), &exec).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let audit = common::web::audit_lines(&w).await;
+    let ran = audit
+        .iter()
+        .find(|l| l["event"] == "web_exec")
+        .expect("a web_exec line");
+    assert_eq!(ran["peer"], "127.0.0.14", "{ran}");
     let peers: Vec<String> = common::web::audit_lines(&w)
         .await
         .iter()

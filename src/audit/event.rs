@@ -81,6 +81,9 @@ pub enum AuditEvent {
     /// A command run from the dashboard: an argv, or a shell line.
     WebExec {
         user: String,
+        /// The client's address (absent in lines written before it was kept).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         argv: Option<Vec<String>>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,15 +92,24 @@ pub enum AuditEvent {
     /// A file uploaded through the dashboard.
     WebUpload {
         user: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         name: String,
         size: u64,
         sha256: String,
     },
     /// A file deleted through the dashboard.
-    WebDelete { user: String, name: String },
+    WebDelete {
+        user: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        name: String,
+    },
     /// The sticky-packet lab run from the dashboard.
     WebStickyExec {
         user: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         instances: Vec<String>,
         commands: Vec<String>,
         /// The toxic of the temporary proxy each side went through, as

@@ -27,7 +27,7 @@ use tokio_stream::StreamExt;
 
 use super::AppState;
 use super::error::{UpstreamError, WebError};
-use super::session::{Admin, Operator, Viewer};
+use super::session::{Admin, ClientIp, Operator, Viewer};
 use crate::client::{
     ClientError, CommandClient, CommandOutcome, EchoClient, FilesClient, OutputKind, Step,
     TimeClient, UdpEchoClient,
@@ -420,6 +420,7 @@ const MAX_ARGS_BYTES: usize = 16 * 1024;
 pub async fn exec(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, WebError> {
     let Json(req) = body?;
@@ -464,11 +465,13 @@ pub async fn exec(
     let audited = match &what {
         What::Run(argv) => crate::audit::AuditEvent::WebExec {
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             argv: Some(argv.clone()),
             line: None,
         },
         What::Shell(line) => crate::audit::AuditEvent::WebExec {
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             argv: None,
             line: Some(line.clone()),
         },

@@ -41,6 +41,7 @@ pub async fn list_files(State(state): State<AppState>, _: Viewer) -> Result<Resp
 pub async fn put_file(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -103,6 +104,7 @@ pub async fn put_file(
         .audit()
         .record(crate::audit::AuditEvent::WebUpload {
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             name: stored.name.clone(),
             size: stored.size,
             sha256: stored.sha256.clone(),
@@ -204,6 +206,7 @@ pub async fn get_file(
 pub async fn delete_file(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
 ) -> Result<axum::http::StatusCode, WebError> {
     let removed = match &state.inner.files_folder {
@@ -228,6 +231,7 @@ pub async fn delete_file(
         .audit()
         .record(crate::audit::AuditEvent::WebDelete {
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             name: name.clone(),
         })
         .await;

@@ -20,7 +20,7 @@ use super::{AppState, CLIENT_TIMEOUT, WebError};
 use crate::client::{CommandClient, CommandOutcome, OutputKind, RAW_READ, TutorialExecClient};
 use crate::kind::ServiceKind;
 use crate::service::exec::{Framing, Settings};
-use crate::web::session::Admin;
+use crate::web::session::{Admin, ClientIp};
 
 /// The most commands in one run, and bytes in one command line.
 pub const MAX_LAB_COMMANDS: usize = 8;
@@ -118,6 +118,7 @@ fn check(req: &LabRequest) -> Result<(), WebError> {
 pub async fn sticky_exec(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     body: Result<Json<LabRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LabReply>, WebError> {
     let Json(req) = body?;
@@ -149,6 +150,7 @@ pub async fn sticky_exec(
         .audit()
         .record(crate::audit::AuditEvent::WebStickyExec {
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             instances: names.clone(),
             commands: req.commands.clone(),
             through: req.through.as_ref().map(LabToxic::describe),

@@ -236,6 +236,19 @@ role_extractor!(
 
 /// The peer's IP address: from the connection when served for real, the
 /// unspecified address when a test calls the router directly.
+/// The client a request is from (behind a trusted proxy, the one it
+/// names: `web::client_addr`), for the audit lines of what it does here.
+/// Never refuses: `0.0.0.0` when the server gave none (a test's router).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(peer_ip(&parts.extensions)))
+    }
+}
+
 pub(super) fn peer_ip(parts_or_req: &axum::http::Extensions) -> IpAddr {
     parts_or_req
         .get::<ConnectInfo<SocketAddr>>()

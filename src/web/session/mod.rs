@@ -70,7 +70,7 @@ pub use table::{Sessions, StreamTicket};
 
 mod authorize;
 use authorize::peer_ip;
-pub use authorize::{Admin, Operator, Requester, Viewer};
+pub use authorize::{Admin, ClientIp, Operator, Requester, Viewer};
 
 mod holder;
 pub use holder::Holder;
