@@ -1105,7 +1105,14 @@ async fn a_huge_declared_body_is_refused_at_once_without_being_sent() {
     // A long request timeout: only the declared size can explain a quick 413.
     let w = Web::start_with(|c| c.web.request_timeout = Duration::from_secs(120)).await;
     let addr = serve(&w).await;
-    for path in ["/api/v1/session", "/api/v1/exec", "/api/v1/sticky"] {
+    // The leave route too, which asks for no session.
+    let paths = [
+        "/api/v1/session",
+        "/api/v1/exec",
+        "/api/v1/sticky",
+        "/api/v1/live/leave",
+    ];
+    for path in paths {
         let mut stream = connect_from(loopback(1), addr).await;
         stream
             .write_all(

@@ -245,7 +245,8 @@ async fn serve_http<I>(
             Ok(client) => client,
             Err(conflict) => {
                 // Refused by the guard, inside the layers that log, time
-                // and add the security headers; the proxy is who it is from.
+                // and add the security headers; until then it is from the
+                // connection's peer (the proxy, or whom its PROXY header named).
                 req.extensions_mut().insert(conflict);
                 peer
             }

@@ -234,8 +234,6 @@ role_extractor!(
     Role::Admin
 );
 
-/// The peer's IP address: from the connection when served for real, the
-/// unspecified address when a test calls the router directly.
 /// The client a request is from (behind a trusted proxy, the one it
 /// names: `web::client_addr`), for the audit lines of what it does here.
 /// Never refuses: `0.0.0.0` when the server gave none (a test's router).
@@ -249,6 +247,8 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The peer's IP address: from the connection when served for real, the
+/// unspecified address when a test calls the router directly.
 pub(super) fn peer_ip(parts_or_req: &axum::http::Extensions) -> IpAddr {
     parts_or_req
         .get::<ConnectInfo<SocketAddr>>()

@@ -1,5 +1,6 @@
 //! The `Host` and `Origin` checks in front of every route, against DNS
-//! rebinding and cross-site requests.
+//! rebinding and cross-site requests; and the refusal of a request whose
+//! forwarding headers name two clients (`web::client_addr::Conflict`).
 
 use super::*;
 
@@ -103,8 +104,8 @@ impl AppState {
     }
 }
 
-/// The middleware in front of every route: a `Host` the dashboard answers
-/// to, and for state-changing requests and live streams, an `Origin` (when
+/// The middleware in front of every route: forwarding headers that name
+/// one client (else 400), a `Host` the dashboard answers to, and for state-changing requests and live streams, an `Origin` (when
 /// the browser sends one) that is this same host. Browsers send `Origin` on
 /// every cross-site POST/PUT/DELETE and `EventSource`, so a foreign page
 /// cannot act here even if a cookie were sent along.
