@@ -442,12 +442,29 @@ async fn the_dashboard_behind_haproxy_send_proxy_v2_sees_each_client() {
     );
     let r = common::web::raw_request(haproxy.fronts[0], loopback(14), &exec).await;
     assert_eq!(r.status, 200, "{r:?}");
+    // A file as the Files page sends it: a tus creation with its data.
+    let upload = format!(
+        "POST /api/v1/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\
+         X-CSRF-Token: {}\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 5\r\n\
+         Upload-Metadata: filename aGkudHh0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 5\r\n\
+         Connection: close\r\n\r\nhello",
+        csrf["csrf_token"].as_str().expect("a CSRF token"),
+    );
+    let r = common::web::raw_request(haproxy.fronts[0], loopback(14), &upload).await;
+    assert_eq!(r.status, 201, "{r:?}");
     let audit = common::web::audit_lines(&w).await;
     let ran = audit
         .iter()
         .find(|l| l["event"] == "web_exec")
         .expect("a web_exec line");
     assert_eq!(ran["peer"], "127.0.0.14", "{ran}");
+    let uploaded: Vec<_> = audit.iter().filter(|l| l["event"] == "upload").collect();
+    assert!(!uploaded.is_empty(), "{audit:?}");
+    assert!(
+        uploaded.iter().all(|l| l["peer"] == "127.0.0.14"),
+        "{uploaded:?}"
+    );
     let peers: Vec<String> = common::web::audit_lines(&w)
         .await
         .iter()

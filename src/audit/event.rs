@@ -122,6 +122,10 @@ pub enum AuditEvent {
     Upload {
         action: String,
         user: String,
+        /// The client's address, when a request caused the line (not an
+        /// expiry; absent in lines written before it was kept).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         id: String,
         name: String,
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,7 @@
 
 mod headers;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{head, post};
 
 use super::AppState;
-use super::session::{Admin, Operator, Session, Viewer};
+use super::session::{Admin, ClientIp, Operator, Session, Viewer};
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::stats::EventKind;
@@ -87,7 +88,7 @@ impl Uploads {
                 let tick = crate::clock::every(every);
                 while token.run_until_cancelled(tick.tick()).await.is_some() {
                     for meta in p.sweep() {
-                        audit_meta(&audit, "expired", &meta).await;
+                        audit_meta(&audit, "expired", &meta, None).await;
                     }
                 }
             });
@@ -107,11 +108,19 @@ impl Uploads {
     }
 }
 
-async fn audit_meta(audit: &crate::audit::AuditLog, action: &str, meta: &partial::Meta) {
+/// An `upload` audit line for `meta`: `from`, the client's address, when a
+/// request caused it (not an expiry).
+async fn audit_meta(
+    audit: &crate::audit::AuditLog,
+    action: &str,
+    meta: &partial::Meta,
+    from: Option<IpAddr>,
+) {
     audit
         .record(crate::audit::AuditEvent::Upload {
             action: action.to_owned(),
             user: meta.owner.clone(),
+            peer: from.map(|ip| ip.to_string()),
             id: meta.id.clone(),
             name: meta.name.clone(),
             length: Some(meta.length),
@@ -178,7 +187,7 @@ async fn held<'a>(
     let partials = uploads(state).partials()?;
     let meta = held.meta().clone();
     if partials.expired(partial, &mut held) {
-        audit_meta(state.audit(), "expired", &meta).await;
+        audit_meta(state.audit(), "expired", &meta, None).await;
         return Err(PartialError::NotFound.into());
     }
     Ok(held)
@@ -228,6 +237,7 @@ async fn status(
 async fn create(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     req: HeaderMap,
     body: Body,
 ) -> Result<Response, TusError> {
@@ -265,15 +275,15 @@ async fn create(
             })
             .await?;
         let mut held = partial.lock().await;
-        audit_meta(state.audit(), "created", held.meta()).await;
+        audit_meta(state.audit(), "created", held.meta(), Some(from)).await;
         let part = if with_data {
-            write_part(&state, &partial, &mut held, 0, &req, body).await
+            write_part(&state, (&partial, from), &mut held, 0, &req, body).await
         } else {
             Ok(())
         };
         let first = match part {
             Ok(()) if held.offset() == partial.length() => {
-                match finish(&state, &session, &partial, &mut held).await {
+                match finish(&state, (&session, from), &partial, &mut held).await {
                     Ok(stored) => First::Kept(Some(stored)),
                     Err(e) => First::CompletionFailed(e),
                 }
@@ -297,12 +307,12 @@ async fn create(
                 StatusCode::CREATED.into_response()
             }
             First::PartFailed(e) => {
-                remove_failed(&state, &partial, &mut held, true).await?;
+                remove_failed(&state, &partial, &mut held, Some(from)).await?;
                 return Err(e);
             }
             First::CompletionFailed(e) => {
                 // `finish` audited it.
-                remove_failed(&state, &partial, &mut held, false).await?;
+                remove_failed(&state, &partial, &mut held, None).await?;
                 return Err(e);
             }
         };
@@ -336,13 +346,13 @@ async fn remove_failed(
     state: &AppState,
     partial: &Partial,
     held: &mut Held,
-    audit: bool,
+    audit: Option<IpAddr>,
 ) -> Result<(), TusError> {
     if !held.gone() {
         let meta = held.meta().clone();
         uploads(state).partials()?.remove(partial, held);
-        if audit {
-            audit_meta(state.audit(), "failed", &meta).await;
+        if let Some(from) = audit {
+            audit_meta(state.audit(), "failed", &meta, Some(from)).await;
         }
     }
     Ok(())
@@ -371,6 +381,7 @@ async fn detached(
 async fn patch(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path(id): Path<String>,
     req: HeaderMap,
     body: Body,
@@ -388,9 +399,9 @@ async fn patch(
     let tasks = state.inner.shutdown.tasks.clone();
     detached(&tasks, async move {
         let mut held = held(&state, &partial).await?;
-        write_part(&state, &partial, &mut held, offset, &req, body).await?;
+        write_part(&state, (&partial, from), &mut held, offset, &req, body).await?;
         let stored = if held.offset() == partial.length() {
-            Some(finish(&state, &session, &partial, &mut held).await?)
+            Some(finish(&state, (&session, from), &partial, &mut held).await?)
         } else {
             None
         };
@@ -422,7 +433,7 @@ fn stored_headers(h: &mut HeaderMap, stored: Option<&crate::store::FileInfo>) {
 /// Streams `body` into the upload at `offset`.
 async fn write_part(
     state: &AppState,
-    partial: &Partial,
+    (partial, from): (&Partial, IpAddr),
     held: &mut Held,
     offset: u64,
     req: &HeaderMap,
@@ -443,7 +454,7 @@ async fn write_part(
     let mut part = partials.patch(partial, held, offset, checksum)?;
     if held.cut && offset > 0 {
         held.cut = false;
-        audit_meta(state.audit(), "resumed", held.meta()).await;
+        audit_meta(state.audit(), "resumed", held.meta(), Some(from)).await;
     }
     let idle = state.web().request_timeout;
     let mut body = body.into_data_stream();
@@ -470,7 +481,7 @@ async fn write_part(
 /// Stores a complete upload and says so (audit, live pages).
 async fn finish(
     state: &AppState,
-    session: &Session,
+    (session, from): (&Session, IpAddr),
     partial: &Partial,
     held: &mut Held,
 ) -> Result<crate::store::FileInfo, TusError> {
@@ -478,7 +489,7 @@ async fn finish(
     let stored = match uploads(state).partials()?.complete(partial, held).await {
         Ok(s) => s,
         Err(e) => {
-            audit_meta(state.audit(), "failed", &meta).await;
+            audit_meta(state.audit(), "failed", &meta, Some(from)).await;
             return Err(e.into());
         }
     };
@@ -487,6 +498,7 @@ async fn finish(
         .record(crate::audit::AuditEvent::Upload {
             action: "completed".into(),
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             id: meta.id.clone(),
             name: stored.name.clone(),
             length: None,
@@ -511,6 +523,7 @@ async fn finish(
 async fn terminate(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path(id): Path<String>,
     req: HeaderMap,
 ) -> Result<Response, TusError> {
@@ -519,7 +532,7 @@ async fn terminate(
     let mut held = held(&state, &partial).await?;
     let meta = held.meta().clone();
     uploads(&state).partials()?.remove(&partial, &mut held);
-    audit_meta(state.audit(), "terminated", &meta).await;
+    audit_meta(state.audit(), "terminated", &meta, Some(from)).await;
     let mut res = StatusCode::NO_CONTENT.into_response();
     stamp(res.headers_mut());
     Ok(res)
