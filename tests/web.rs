@@ -938,17 +938,7 @@ async fn silent_sockets_are_capped_per_address_and_the_oldest_are_shed() {
         assert_eq!(r.status, 200, "{r:?}");
     }
     // The live stream was never shed: it still delivers.
-    let mut line = String::new();
-    guard("a message on the live stream", async {
-        while !line.starts_with("event: snapshot") {
-            line.clear();
-            assert!(
-                live.read_line(&mut line).await.unwrap() > 0,
-                "the stream ended"
-            );
-        }
-    })
-    .await;
+    next_message(&mut live, "event: snapshot", "a message on the live stream").await;
     let metrics = w.send(get("/metrics")).await.body;
     assert!(
         metrics.contains("switchboard_web_connections_refused_total 1\n"),
@@ -975,6 +965,22 @@ async fn when_every_slot_is_busy_a_newcomer_is_refused_with_503() {
     .await;
     let r = raw_request(addr, loopback(1), &get_request("/healthz")).await;
     assert_eq!(r.status, 200);
+}
+
+/// Reads a live stream until a line starting with `prefix` (an `event:`
+/// line); fails if the stream ends first or the hang guard runs out.
+async fn next_message(live: &mut BufReader<TcpStream>, prefix: &str, what: &str) {
+    let mut line = String::new();
+    guard(what, async {
+        while !line.starts_with(prefix) {
+            line.clear();
+            assert!(
+                live.read_line(&mut line).await.unwrap() > 0,
+                "the stream ended"
+            );
+        }
+    })
+    .await;
 }
 
 /// Opens `/api/v1/live` on a real server with `cookie`; returns the reader
@@ -1465,17 +1471,7 @@ async fn a_page_left_ends_its_stream_by_its_id_even_on_a_kept_alive_connection()
     );
     // ...and the other pages' streams go on.
     let (second, _) = &mut held[0];
-    let mut line = String::new();
-    guard("the second stream's next message", async {
-        while !line.starts_with("event: ") {
-            line.clear();
-            assert!(
-                second.read_line(&mut line).await.unwrap() > 0,
-                "stream ended"
-            );
-        }
-    })
-    .await;
+    next_message(second, "event: ", "the second stream's next message").await;
 }
 
 /// The resident set of `pid`, from /proc.

@@ -25,7 +25,7 @@ pub(crate) use crate::wire::refusal::{MAX_LINE, PREFIX};
 
 /// Whether `head`, the first bytes a service sent, starts like a refusal
 /// line: it holds [`PREFIX`], or is shorter and matches it so far.
-pub(crate) fn may_start(head: &[u8]) -> bool {
+fn may_start(head: &[u8]) -> bool {
     let n = head.len().min(PREFIX.len());
     n > 0 && head[..n] == PREFIX[..n]
 }

@@ -277,13 +277,13 @@ async fn create(
         let mut held = partial.lock().await;
         audit_meta(state.audit(), "created", held.meta(), Some(from)).await;
         let part = if with_data {
-            write_part(&state, (&partial, from), &mut held, 0, &req, body).await
+            write_part(&state, &partial, from, &mut held, 0, &req, body).await
         } else {
             Ok(())
         };
         let first = match part {
             Ok(()) if held.offset() == partial.length() => {
-                match finish(&state, (&session, from), &partial, &mut held).await {
+                match finish(&state, &session, from, &partial, &mut held).await {
                     Ok(stored) => First::Kept(Some(stored)),
                     Err(e) => First::CompletionFailed(e),
                 }
@@ -399,9 +399,9 @@ async fn patch(
     let tasks = state.inner.shutdown.tasks.clone();
     detached(&tasks, async move {
         let mut held = held(&state, &partial).await?;
-        write_part(&state, (&partial, from), &mut held, offset, &req, body).await?;
+        write_part(&state, &partial, from, &mut held, offset, &req, body).await?;
         let stored = if held.offset() == partial.length() {
-            Some(finish(&state, (&session, from), &partial, &mut held).await?)
+            Some(finish(&state, &session, from, &partial, &mut held).await?)
         } else {
             None
         };
@@ -433,7 +433,8 @@ fn stored_headers(h: &mut HeaderMap, stored: Option<&crate::store::FileInfo>) {
 /// Streams `body` into the upload at `offset`.
 async fn write_part(
     state: &AppState,
-    (partial, from): (&Partial, IpAddr),
+    partial: &Partial,
+    from: IpAddr,
     held: &mut Held,
     offset: u64,
     req: &HeaderMap,
@@ -481,7 +482,8 @@ async fn write_part(
 /// Stores a complete upload and says so (audit, live pages).
 async fn finish(
     state: &AppState,
-    (session, from): (&Session, IpAddr),
+    session: &Session,
+    from: IpAddr,
     partial: &Partial,
     held: &mut Held,
 ) -> Result<crate::store::FileInfo, TusError> {

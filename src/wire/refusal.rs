@@ -7,8 +7,9 @@
 /// How every refusal line starts.
 pub const PREFIX: &[u8] = b"switchboard: ";
 
-/// The most of a refusal line a reader takes; the services' are under 200
-/// bytes.
+/// The most of a refusal line a reader takes (a longer one is cut there):
+/// the services' own reasons are short, but one can quote a configured
+/// program's path.
 pub const MAX_LINE: usize = 512;
 
 /// The refusal line for `reason`.
