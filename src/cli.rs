@@ -398,20 +398,20 @@ pub struct ServeArgs {
 
     /// Override one config key, e.g. `--set services.echo.listen=[::1]:9000`.
     /// Repeatable; wins over the file and the environment.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
     /// Where files, accounts and the generated key are kept
     /// (same as `--set data_dir=DIR`).
-    // Global, like --config: `switchboard user add NAME --data-dir DIR`
-    // takes it after the subcommand as well as before.
+    // Global, like --config, --set and --port-base: `switchboard user add
+    // NAME --data-dir DIR` takes it after the subcommand as well as before.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Move every port at once: the services to N…N+6 (echo, udp-echo,
     /// time, exec, files, files-classic, login) and the dashboard to N+80,
     /// each on its configured address. `--set` still wins for one service.
-    #[arg(long, value_name = "N", env = "SWITCHBOARD_PORT_BASE")]
+    #[arg(long, global = true, value_name = "N", env = "SWITCHBOARD_PORT_BASE")]
     pub port_base: Option<u16>,
 
     /// Once everything is bound, write where each service and the dashboard

@@ -58,6 +58,45 @@ fn data_dir_is_taken_before_or_after_a_subcommand() {
 }
 
 #[test]
+fn port_base_and_set_are_taken_after_a_subcommand_too() {
+    let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
+    for args in [
+        &[
+            "switchboard",
+            "service",
+            "list",
+            "--port-base",
+            "29000",
+            "--set",
+            "a=1",
+        ][..],
+        &[
+            "switchboard",
+            "service",
+            "--port-base",
+            "29000",
+            "--set",
+            "a=1",
+            "list",
+        ],
+    ] {
+        let Some(Command::Service(service)) = parse(args).command else {
+            panic!("service")
+        };
+        assert_eq!(service.config.port_base, Some(29000), "{args:?}");
+        assert_eq!(service.config.set, ["a=1"], "{args:?}");
+    }
+    // Given before the subcommand and after it: the one after wins, as
+    // for `serve`, whose sets are merged in that order.
+    let cli = parse(&["switchboard", "--set", "a=1", "serve", "--set", "a=2"]);
+    let Some(Command::Serve(serve)) = cli.command else {
+        panic!("serve")
+    };
+    let last = cli.serve.set.iter().chain(&serve.set).last();
+    assert_eq!(last.map(String::as_str), Some("a=2"));
+}
+
+#[test]
 fn no_command_means_serve_and_text_keeps_hyphens_after_the_double_dash() {
     let cli = Cli::try_parse_from(["switchboard", "--set", "web.listen=127.0.0.1:1"]).unwrap();
     assert!(cli.command.is_none());
