@@ -455,6 +455,12 @@ pub fn describe(e: &std::io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
+        // webpki's own words for it are `Other(OtherError(CaUsedAsEndEntity))`.
+        Some(tls) if client::is_ca_used_as_end_entity(tls) => {
+            "the server's certificate is marked as a CA and is not itself one of the \
+             certificates trusted (give that certificate to --ca, or --pin it)"
+                .to_owned()
+        }
         Some(tls) => tls.to_string(),
         None => e.to_string(),
     }

@@ -218,9 +218,24 @@ async fn plaintext_http_and_a_garbage_client_hello_to_the_https_port_are_closed(
 /// Writes a self-signed certificate for `names` (valid now unless
 /// `expired`) and its key; returns (cert, key).
 fn make_cert(dir: &Path, stem: &str, names: &[&str], expired: bool) -> (PathBuf, PathBuf) {
+    make_cert_marked(dir, stem, names, expired, false)
+}
+
+/// [`make_cert`], marked as a CA when `ca` (as `openssl req -x509` marks
+/// the certificates it makes).
+fn make_cert_marked(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    expired: bool,
+    ca: bool,
+) -> (PathBuf, PathBuf) {
     let mut params =
         rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
     if expired {
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::days(30);
@@ -472,6 +487,68 @@ async fn an_expired_or_wrong_host_certificate_is_refused_with_the_reason() {
         let text = err.to_string();
         assert!(text.starts_with("TLS with 127.0.0.1:"), "{text}");
         assert!(text.to_lowercase().contains(reason), "{text}");
+    }
+}
+
+/// `openssl req -x509` marks the self-signed certificate it makes as a CA,
+/// which webpki alone refuses at the end of a chain. Given with `--ca`,
+/// exactly that certificate is trusted (the README: a self-signed
+/// certificate is its own CA); its dates and names still count, and
+/// another certificate marked the same way for the same names is no trust
+/// in this one.
+#[tokio::test]
+async fn a_self_signed_certificate_marked_as_a_ca_is_its_own_ca() {
+    use switchboard::config::{CertFiles, ServiceTls};
+    let certs = tempfile::tempdir().unwrap();
+    let both = &["localhost", "127.0.0.1"][..];
+    let (other, _) = make_cert_marked(certs.path(), "other", both, false, true);
+    for (names, expired, refused) in [
+        (both, false, None),
+        (both, true, Some("expired")),
+        (&["other.example"][..], false, Some("not valid for name")),
+    ] {
+        let (cert, key) = make_cert_marked(certs.path(), "svc", names, expired, true);
+        let h = common::Harness::start_with(|c| {
+            c.service_mut(ServiceKind::Echo).tls = ServiceTls::Own(CertFiles {
+                cert: cert.clone(),
+                key,
+            });
+        })
+        .await;
+        let connect = |trust: PathBuf| {
+            let target = h.target(ServiceKind::Echo);
+            async move {
+                let tls = ClientTls::new(&Trust::Ca(trust)).unwrap();
+                switchboard::client::EchoClient::connect_tls(
+                    &target,
+                    Duration::from_secs(10),
+                    Some(&tls),
+                )
+                .await
+            }
+        };
+        match refused {
+            None => {
+                let mut c = connect(cert).await.expect("trusted");
+                assert_eq!(c.round_trip(b"own ca").await.unwrap(), b"OWN CA");
+            }
+            Some(reason) => {
+                let text = connect(cert).await.err().expect("refused").to_string();
+                assert!(text.to_lowercase().contains(reason), "{text}");
+            }
+        }
+        let text = connect(other.clone())
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(text.starts_with("TLS with 127.0.0.1:"), "{text}");
+        if !expired {
+            assert!(
+                text.contains("is not itself one of the certificates trusted"),
+                "{text}"
+            );
+        }
     }
 }
 
@@ -893,5 +970,56 @@ async fn bench_http_signs_in_and_loads_the_https_dashboard() {
     ])
     .await;
     assert!(!ok, "{err}");
+    served.terminate().await;
+}
+
+/// As deployed: HTTPS, `allowed_hosts` naming the dashboard. The bench
+/// sends the name it was given as `Host` (and checks the certificate for
+/// it), not the address it dialled, which the dashboard answers 421.
+#[tokio::test]
+async fn bench_http_sends_the_name_it_was_given_under_allowed_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve_https(
+        dir.path(),
+        &[ServiceKind::Echo],
+        &[("SWITCHBOARD_WEB_ALLOWED_HOSTS", "localhost")],
+    )
+    .await;
+    let port = served.web_url().rsplit(':').next().unwrap().to_owned();
+    let password = dir.path().join("password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    let cert = dir.path().join("tls-cert.pem");
+    let run = |target: String| {
+        let (password, cert) = (password.clone(), cert.clone());
+        async move {
+            let args = [
+                "bench",
+                "http",
+                &target,
+                "--json",
+                "--password-file",
+                password.to_str().unwrap(),
+                "-c",
+                "2",
+                "-n",
+                "20",
+                "--tls",
+                "--ca",
+                cert.to_str().unwrap(),
+            ];
+            client(&args).await
+        }
+    };
+    let (ok, out, err) = run(format!("localhost:{port}")).await;
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["requests"].as_u64(), r["errors"].as_u64()),
+        (Some(20), Some(0)),
+        "{r}"
+    );
+    // By address, the sign-in meets the Host check, and says so.
+    let (ok, _, err) = run(format!("127.0.0.1:{port}")).await;
+    assert!(!ok && err.contains("421"), "{err}");
     served.terminate().await;
 }

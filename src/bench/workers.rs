@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
 use super::{OpError, Worker};
-use crate::client::{ClientError, CommandClient, CommandOutcome, Stream, Target, connect_stream};
+use crate::client::{ClientError, CommandClient, CommandOutcome, Stream, connect_stream};
 use crate::wire;
 
 /// Largest reply the tutorial's command server may announce.
@@ -307,8 +307,9 @@ pub struct HttpWorker {
 }
 
 /// Opens an HTTP/1.1 connection and drives it on its own task. Returns the
-/// sender and the `Host` to send (the address connected to: `8080` alone
-/// becomes `127.0.0.1:8080`).
+/// sender and the `Host` to send: the address as given (`localhost:8443`
+/// stays a name, which `web.allowed_hosts` may list and a certificate may
+/// name), `8080` alone becoming `127.0.0.1:8080`.
 async fn http_conn<B>(
     addr: &str,
     timeout: Duration,
@@ -319,15 +320,14 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let target = Target::resolve(addr).await?;
-    let Target::Inet(addrs, label) = target else {
+    if addr.trim().starts_with("unix:") {
         return Err(ClientError::BadAddress(format!(
             "{addr} (HTTP needs HOST:PORT)"
         )));
-    };
-    let host = addrs[0].to_string();
+    }
     // Plain or HTTPS, with TCP_NODELAY, as every client connects.
-    let (stream, _) = crate::client::connect_stream_tls(&host, timeout, tls).await?;
+    let (stream, label) = crate::client::connect_stream_tls(addr, timeout, tls).await?;
+    let host = label.clone();
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ClientError::Protocol {

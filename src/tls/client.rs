@@ -1,15 +1,22 @@
 //! The client side: what our clients (the CLI, the dashboard's relay)
 //! trust: a CA file (PEM) with name and date checks, or exactly one
 //! certificate named by its SHA-256 (`--pin`).
+//!
+//! A self-signed certificate in the CA file is its own CA, as OpenSSL,
+//! curl and Python take it, even when it is marked as a CA, which
+//! `openssl req -x509` does by default and webpki alone would refuse
+//! ([`CaVerifier`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use sha2::{Digest, Sha256};
 
@@ -59,13 +66,16 @@ impl ClientTls {
                         detail: format!("not a PEM file: {other}"),
                     },
                 };
+                let mut given = Vec::new();
                 for cert in CertificateDer::pem_file_iter(path).map_err(read)? {
+                    let cert = cert.map_err(read)?;
                     roots
-                        .add(cert.map_err(read)?)
+                        .add(cert.clone())
                         .map_err(|source| TlsError::Rejected {
                             path: path.clone(),
                             source,
                         })?;
+                    given.push(cert);
                 }
                 if roots.is_empty() {
                     return Err(TlsError::Pem {
@@ -73,7 +83,16 @@ impl ClientTls {
                         detail: "no CERTIFICATE block in it".into(),
                     });
                 }
-                builder.with_root_certificates(roots).with_no_client_auth()
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots.into(), provider())
+                    .build()
+                    .map_err(|e| TlsError::Pem {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(CaVerifier { webpki, given }))
+                    .with_no_client_auth()
             }
             Trust::Pin(pin) => builder
                 .dangerous()
@@ -110,6 +129,84 @@ impl ClientTls {
         tokio_rustls::TlsConnector::from(Arc::clone(&self.config))
             .connect(name, stream)
             .await
+    }
+}
+
+/// Trusts what webpki trusts for the CA file's certificates, and one thing
+/// more: a server presenting exactly one of the file's certificates that
+/// is marked as a CA. webpki refuses a CA at the end of a chain; OpenSSL,
+/// curl and Python accept it when it is itself the trusted certificate,
+/// and `openssl req -x509` marks the self-signed certificates it makes as
+/// CAs. The dates still count (webpki checks them before the CA mark, so
+/// a certificate refused for the mark alone is within its dates) and so
+/// does the host name, checked here; the handshake's signatures are
+/// webpki's to check, as for any certificate.
+#[derive(Debug)]
+struct CaVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    /// The CA file's certificates, byte for byte.
+    given: Vec<CertificateDer<'static>>,
+}
+
+/// Whether webpki refused a certificate for being a CA, and nothing else.
+pub(super) fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    let rustls::Error::InvalidCertificate(CertificateError::Other(other)) = e else {
+        return false;
+    };
+    matches!(
+        other.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
+}
+
+impl ServerCertVerifier for CaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(e)
+                if is_ca_used_as_end_entity(&e)
+                    && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                let cert = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&cert, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 
