@@ -295,6 +295,7 @@ mod tests {
             .record(AuditEvent::CloseConnection {
                 id: 3,
                 user: "ann".into(),
+                peer: None,
             })
             .await;
         again.flush().await;

@@ -76,12 +76,18 @@ impl Reloader {
     }
 
     /// Reads and applies the configuration; `who` is audited (`signal`,
-    /// `control`, or an account's name).
+    /// `control`, or an account's name), with `peer`, the client's address
+    /// when the dashboard asked.
     ///
     /// # Errors
     /// The configuration (or `services.toml`, or a certificate it names)
     /// has an error: nothing was changed.
-    pub async fn reload(&self, who: &str) -> Result<Report, ReloadError> {
+    pub async fn reload(
+        &self,
+        who: &str,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Report, ReloadError> {
+        let peer = peer.map(|ip| ip.to_string());
         let _one = self.inner.busy.lock().await;
         let result = self.reload_locked().await;
         let audit = self.inner.supervisor.audit();
@@ -105,6 +111,7 @@ impl Reloader {
                 audit
                     .record(AuditEvent::Reload {
                         user: who.to_owned(),
+                        peer,
                         ok: true,
                         result: serde_json::to_value(report).ok(),
                         error: None,
@@ -116,6 +123,7 @@ impl Reloader {
                 audit
                     .record(AuditEvent::Reload {
                         user: who.to_owned(),
+                        peer,
                         ok: false,
                         result: None,
                         error: Some(e.to_string()),

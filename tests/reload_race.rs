@@ -53,7 +53,7 @@ async fn an_edit_during_a_reload_is_applied_after_it_never_lost() {
     w.state.set_reloader(reloader.clone());
 
     let held = gate(Pause::ReloadApply);
-    let reload = tokio::spawn(async move { reloader.reload("test").await });
+    let reload = tokio::spawn(async move { reloader.reload("test", None).await });
     common::guard("the reload read its files", held.reached()).await;
 
     // The edit, while the reload holds its stale copy of services.toml.
@@ -99,7 +99,7 @@ async fn an_edit_during_a_reload_is_applied_after_it_never_lost() {
             move || Ok(file.lock().unwrap().clone())
         }),
     );
-    let report = again.reload("test").await.expect("reload");
+    let report = again.reload("test", None).await.expect("reload");
     assert!(
         report.applied.kept.contains(&"dash".to_owned()),
         "{report:?}"

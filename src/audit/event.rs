@@ -57,6 +57,11 @@ pub enum AuditEvent {
     /// A reload (`user` is who asked: `signal`, `cli`, a dashboard user).
     Reload {
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         ok: bool,
         /// What it did, as `reload::Report` serialises (a higher floor).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +74,11 @@ pub enum AuditEvent {
         service: String,
         capture: bool,
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         ok: bool,
     },
     /// A captured conversation replayed from the dashboard.
@@ -76,6 +86,11 @@ pub enum AuditEvent {
         connection: u64,
         target: String,
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         outcome: String,
     },
     /// A command run from the dashboard: an argv, or a shell line.
@@ -140,6 +155,11 @@ pub enum AuditEvent {
         action: String,
         service: String,
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         ok: bool,
         error: Option<String>,
     },
@@ -156,16 +176,34 @@ pub enum AuditEvent {
         service: String,
         action: String,
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         ok: bool,
         error: Option<String>,
     },
     /// A connection closed from the dashboard.
-    CloseConnection { id: u64, user: String },
+    CloseConnection {
+        id: u64,
+        user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
     /// A toxic added, changed or removed (`via`: `api` or `toxiproxy`).
     Toxic {
         action: String,
         service: String,
         user: String,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         via: String,
         ok: bool,
         toxic: Option<String>,
@@ -183,6 +221,11 @@ pub enum TokenEvent {
         service: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         user: Option<String>,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         token: String,
         role: Role,
         expires_unix: Option<u64>,
@@ -192,6 +235,11 @@ pub enum TokenEvent {
         service: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         user: Option<String>,
+        /// The client's address, for an action from the dashboard (absent
+        /// in lines written before it was kept, and from the command line, a
+        /// signal or the Toxiproxy API).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
         token: String,
     },
     /// Used for a change (or refused: `token` is `None` when unknown, and

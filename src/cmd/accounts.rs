@@ -113,6 +113,7 @@ pub(crate) async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
             log.record(AuditEvent::Token(TokenEvent::Create {
                 service: "cli".into(),
                 user: None,
+                peer: None,
                 token: name.clone(),
                 role,
                 expires_unix,
@@ -150,6 +151,7 @@ pub(crate) async fn token(args: switchboard::cli::TokenArgs) -> Result<()> {
             log.record(AuditEvent::Token(TokenEvent::Revoke {
                 service: "cli".into(),
                 user: None,
+                peer: None,
                 token: name.clone(),
             }))
             .await;

@@ -103,7 +103,7 @@ async fn reload(running: &Running, who: &str) -> Result<serde_json::Value, Strin
         return Err("this server cannot reload".to_owned());
     };
     switchboard::notify::reloading();
-    let report = reloader.reload(who).await.map_err(|e| e.to_string());
+    let report = reloader.reload(who, None).await.map_err(|e| e.to_string());
     switchboard::notify::notify("READY=1");
     let report = report?;
     serde_json::to_value(report).map_err(|e| e.to_string())

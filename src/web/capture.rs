@@ -24,7 +24,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::{ApiQuery, UpstreamError, WebError};
-use super::session::Admin;
+use super::session::{Admin, ClientIp};
 use crate::capture::{CaptureCopy, CaptureInfo, Dir, pcapng};
 use crate::wire::hex;
 
@@ -236,6 +236,7 @@ pub struct Switch {
 pub async fn switch(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
     body: Result<Json<Switch>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, WebError> {
@@ -251,6 +252,7 @@ pub async fn switch(
             service: id.name().to_owned(),
             capture,
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             ok: result.is_ok(),
         })
         .await;
@@ -291,6 +293,7 @@ pub struct ReplayRequest {
 pub async fn replay(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(id): Path<u64>,
     body: Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Result<Json<crate::replay::Outcome>, WebError> {
@@ -333,6 +336,7 @@ pub async fn replay(
             connection: id,
             target: name.clone(),
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             outcome: match &outcome {
                 Ok(o) if o.equal() => "equal".to_owned(),
                 Ok(_) => "different".to_owned(),

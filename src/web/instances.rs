@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::WebError;
-use super::session::{Admin, Viewer};
+use super::session::{Admin, ClientIp, Viewer};
 use crate::config::Source;
 use crate::config::overlay::{self, FieldError, Overlay};
 use crate::kind::ServiceKind;
@@ -200,6 +200,7 @@ impl AppState {
     pub(super) async fn audit_change(
         &self,
         user: &str,
+        peer: Option<std::net::IpAddr>,
         action: &str,
         name: &str,
         ok: Result<(), &WebError>,
@@ -209,6 +210,7 @@ impl AppState {
                 action: action.to_owned(),
                 service: name.to_owned(),
                 user: user.to_owned(),
+                peer: peer.map(|ip| ip.to_string()),
                 ok: ok.is_ok(),
                 error: ok.err().map(ToString::to_string),
             })
@@ -223,6 +225,7 @@ impl AppState {
 pub async fn add(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     body: Result<Json<Submission>, JsonRejection>,
 ) -> Result<Json<InstanceSettings>, WebError> {
     let Json(sub) = body?;
@@ -235,7 +238,13 @@ pub async fn add(
     )
     .await;
     state
-        .audit_change(&session.user, "add", &name, result.as_ref().map(drop))
+        .audit_change(
+            &session.user,
+            Some(from),
+            "add",
+            &name,
+            result.as_ref().map(drop),
+        )
         .await;
     result.map(Json)
 }
@@ -286,13 +295,20 @@ pub(super) async fn add_instance(
 pub async fn edit(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
     body: Result<Json<Submission>, JsonRejection>,
 ) -> Result<Json<InstanceSettings>, WebError> {
     let Json(sub) = body?;
     let result = edit_instance(&state, &name, sub).await;
     state
-        .audit_change(&session.user, "edit", &name, result.as_ref().map(drop))
+        .audit_change(
+            &session.user,
+            Some(from),
+            "edit",
+            &name,
+            result.as_ref().map(drop),
+        )
         .await;
     result.map(Json)
 }
@@ -381,11 +397,18 @@ pub(super) async fn edit_locked(
 pub async fn remove(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let result = remove_instance(&state, &name).await;
     state
-        .audit_change(&session.user, "remove", &name, result.as_ref().map(drop))
+        .audit_change(
+            &session.user,
+            Some(from),
+            "remove",
+            &name,
+            result.as_ref().map(drop),
+        )
         .await;
     result.map(|()| Json(json!({"removed": name})))
 }

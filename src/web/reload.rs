@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 
-use super::session::Admin;
+use super::session::{Admin, ClientIp};
 use super::{AppState, WebError};
 
 /// Reloads the configuration; 422 with the reason when it has an error
@@ -17,13 +17,14 @@ use super::{AppState, WebError};
 pub async fn reload(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let Some(reloader) = state.reloader() else {
         return Err(WebError::Busy(
             "this server cannot reload its configuration (started without one)".into(),
         ));
     };
-    match reloader.reload(&session.user).await {
+    match reloader.reload(&session.user, Some(from)).await {
         Ok(report) => Ok(Json(serde_json::json!({"ok": true, "result": report}))),
         Err(e) => Err(WebError::Invalid {
             field: None,

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 
 use super::AppState;
 use super::error::WebError;
-use super::session::{Operator, Viewer};
+use super::session::{ClientIp, Operator, Viewer};
 use crate::kind::ServiceKind;
 use crate::toxic::input::{ToxicInput, to_toml};
 use crate::toxic::model::{TYPES, TypeInfo};
@@ -68,6 +68,8 @@ pub(super) struct By<'a> {
     pub user: &'a str,
     /// `api` or `toxiproxy`.
     pub via: &'static str,
+    /// The client's address (the dashboard's API).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl AppState {
@@ -192,6 +194,7 @@ impl AppState {
                 action: action.to_owned(),
                 service: proxy.to_owned(),
                 user: by.user.to_owned(),
+                peer: by.peer.map(|ip| ip.to_string()),
                 via: by.via.to_owned(),
                 ok: ok.is_ok(),
                 toxic: ok.as_ref().ok().map(|t| (*t).to_owned()),
@@ -225,6 +228,7 @@ pub async fn index(
 pub async fn create(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
     body: Result<Json<ToxicInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ToxicJson>), WebError> {
@@ -232,6 +236,7 @@ pub async fn create(
     let by = By {
         user: &session.user,
         via: "api",
+        peer: Some(from),
     };
     let toxic = state.toxic_create(&name, input, by).await?;
     Ok((StatusCode::CREATED, Json(toxic)))
@@ -262,6 +267,7 @@ pub async fn show(
 pub async fn update(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path((name, toxic)): Path<(String, String)>,
     body: Result<Json<ToxicInput>, JsonRejection>,
 ) -> Result<Json<ToxicJson>, WebError> {
@@ -269,6 +275,7 @@ pub async fn update(
     let by = By {
         user: &session.user,
         via: "api",
+        peer: Some(from),
     };
     Ok(Json(state.toxic_update(&name, &toxic, input, by).await?))
 }
@@ -280,11 +287,13 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Operator(session): Operator,
+    ClientIp(from): ClientIp,
     Path((name, toxic)): Path<(String, String)>,
 ) -> Result<StatusCode, WebError> {
     let by = By {
         user: &session.user,
         via: "api",
+        peer: Some(from),
     };
     state.toxic_remove(&name, Some(&toxic), by).await?;
     Ok(StatusCode::NO_CONTENT)

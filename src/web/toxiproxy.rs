@@ -43,6 +43,8 @@ const MAX_POPULATE: usize = 64;
 const BY: By<'static> = By {
     user: "toxiproxy",
     via: "toxiproxy",
+    // No session and no client address kept: a loopback API.
+    peer: None,
 };
 
 /// An error as Toxiproxy sends it.
@@ -274,7 +276,13 @@ async fn add_proxy(state: &AppState, input: &ProxyInput) -> Result<ProxyJson, Ap
     .into();
     let result = instances::add_instance(state, &input.name, "tcp-proxy", &settings).await;
     state
-        .audit_change(BY.user, "add", &input.name, result.as_ref().map(drop))
+        .audit_change(
+            BY.user,
+            BY.peer,
+            "add",
+            &input.name,
+            result.as_ref().map(drop),
+        )
         .await;
     result?;
     proxy_json(state, &input.name)
@@ -318,7 +326,7 @@ async fn edit_proxy(state: &AppState, name: &str, input: &ProxyInput) -> Result<
     };
     let result = instances::edit_instance(state, name, sub).await;
     state
-        .audit_change(BY.user, "edit", name, result.as_ref().map(drop))
+        .audit_change(BY.user, BY.peer, "edit", name, result.as_ref().map(drop))
         .await;
     result.map(drop).map_err(ApiError::from)
 }
@@ -341,7 +349,13 @@ async fn remove(
     proxy_json(&state, &proxy)?;
     let result = instances::remove_instance(&state, &proxy).await;
     state
-        .audit_change(BY.user, "remove", &proxy, result.as_ref().map(drop))
+        .audit_change(
+            BY.user,
+            BY.peer,
+            "remove",
+            &proxy,
+            result.as_ref().map(drop),
+        )
         .await;
     result?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::stats::CloseError;
 use crate::web::AppState;
 use crate::web::error::{ApiQuery, WebError};
-use crate::web::session::{Admin, Viewer};
+use crate::web::session::{Admin, ClientIp, Viewer};
 
 /// Connections one `GET /api/v1/connections` lists unless `limit` says
 /// otherwise: about 2 MB of JSON, so a server holding 100,000 connections
@@ -56,6 +56,7 @@ pub async fn connections(
 pub async fn close_connection(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(id): Path<u64>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     state.stats().close(id).map_err(|e| match e {
@@ -67,6 +68,7 @@ pub async fn close_connection(
         .record(crate::audit::AuditEvent::CloseConnection {
             id,
             user: session.user.clone(),
+            peer: Some(from.to_string()),
         })
         .await;
     Ok(Json(json!({"ok": true, "id": id})))

@@ -13,7 +13,7 @@ use crate::stats::{ServiceTotals, Snapshot, UpstreamState};
 use crate::supervisor::ServiceStatus;
 use crate::web::AppState;
 use crate::web::error::WebError;
-use crate::web::session::{Admin, Viewer};
+use crate::web::session::{Admin, ClientIp, Viewer};
 
 /// A service as the dashboard shows it: its status, its totals and its
 /// last second's traffic.
@@ -115,6 +115,7 @@ pub async fn service(
 pub async fn service_action(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<Json<ServiceView>, WebError> {
     let id = service_id(&state, &name)?;
@@ -135,6 +136,7 @@ pub async fn service_action(
             service: id.name().to_owned(),
             action: action.to_owned(),
             user: session.user.clone(),
+            peer: Some(from.to_string()),
             ok: result.is_ok(),
             error: result.as_ref().err().map(ToString::to_string),
         })

@@ -19,7 +19,7 @@ use super::{InstanceSettings, Submission, edit_locked, settings_of};
 use crate::config::Source;
 use crate::web::AppState;
 use crate::web::error::WebError;
-use crate::web::session::Admin;
+use crate::web::session::{Admin, ClientIp};
 
 /// More keys than any kind has: a body with more is not a form's.
 const MAX_KEYS: usize = 64;
@@ -47,13 +47,20 @@ fn refused(field: &str, message: impl Into<String>) -> WebError {
 pub async fn patch(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     Path(name): Path<String>,
     body: Result<Json<Patch>, JsonRejection>,
 ) -> Result<Json<InstanceSettings>, WebError> {
     let Json(patch) = body?;
     let result = patch_instance(&state, &name, patch).await;
     state
-        .audit_change(&session.user, "edit", &name, result.as_ref().map(drop))
+        .audit_change(
+            &session.user,
+            Some(from),
+            "edit",
+            &name,
+            result.as_ref().map(drop),
+        )
         .await;
     result.map(Json)
 }

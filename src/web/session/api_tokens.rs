@@ -55,6 +55,7 @@ pub async fn list_tokens(State(state): State<AppState>, Admin(_): Admin) -> Json
 pub async fn create_token(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     body: Result<Json<NewToken>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<CreatedToken>, WebError> {
     let Json(body) = body?;
@@ -74,6 +75,7 @@ pub async fn create_token(
             crate::audit::TokenEvent::Create {
                 service: "web".into(),
                 user: Some(session.user.clone()),
+                peer: Some(from.to_string()),
                 token: body.name.clone(),
                 role,
                 expires_unix,
@@ -95,6 +97,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     Admin(session): Admin,
+    ClientIp(from): ClientIp,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Json<serde_json::Value>, WebError> {
     let tokens = state.tokens().clone();
@@ -106,6 +109,7 @@ pub async fn revoke_token(
             crate::audit::TokenEvent::Revoke {
                 service: "web".into(),
                 user: Some(session.user.clone()),
+                peer: Some(from.to_string()),
                 token: name.clone(),
             },
         ))
