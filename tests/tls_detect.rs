@@ -139,6 +139,22 @@ async fn plain_clients_on_tls_ports_and_tls_clients_on_plain_ports_say_so_at_onc
         assert!(took < AT_ONCE, "{args:?} took {took:?}");
         eprintln!("{}: plain on TLS answered in {took:?}", args[0]);
     }
+    // A text of one or two bytes reads back only the alert's first bytes.
+    for text in ["a", "hi"] {
+        let (code, out, err, _) = client(&["echo", &on_tls.addr(Echo), text]).await;
+        assert_eq!(code, Some(1), "{text}: {out:?} {err}");
+        assert!(err.contains("speaks TLS"), "{text}: {err}");
+        assert!(!out.contains('\u{15}'), "no TLS alert as output: {out:?}");
+    }
+    // Dialled by name with --ca: the plain echo sends back a greeting that
+    // still parses (the name in it upper-cased).
+    let port = plain.addr(Echo).rsplit(':').next().unwrap().to_owned();
+    let cert = tls_data.join("tls-cert.pem");
+    let cert = cert.to_str().unwrap();
+    let by_name = format!("localhost:{port}");
+    let (code, _, err, _) = client(&["echo", &by_name, "hello", "--tls", "--ca", cert]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("does not speak TLS"), "{err}");
     let tls = ["--tls", "--pin", &pin];
     for command in commands(&plain, &plain_data, &upload, &tls) {
         let args: Vec<&str> = command.iter().map(String::as_str).collect();

@@ -37,6 +37,12 @@ pub(crate) fn is_tls_record(bytes: &[u8]) -> bool {
     matches!(bytes, [21 | 22, 3, 0..=4, ..])
 }
 
+/// Whether `bytes`, fewer than a record header's first three, begin as
+/// [`is_tls_record`]'s do (or are three or more that do).
+pub(crate) fn may_begin_tls_record(bytes: &[u8]) -> bool {
+    matches!(bytes, [21 | 22] | [21 | 22, 3]) || is_tls_record(bytes)
+}
+
 /// The error for a plain client that met TLS at `addr`: asks the port for
 /// its certificate (within `within`) to name it; `hint` says how to connect.
 pub(crate) async fn speaks_tls(addr: &str, within: Duration, hint: &str) -> ClientError {
@@ -170,6 +176,15 @@ pub(crate) fn not_tls(addr: &str, e: &std::io::Error) -> Option<ClientError> {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     let detail = match (inner, e.kind()) {
         (Some(rustls::Error::InvalidMessage(_)), _) => "it answered in plain text",
+        // Our own greeting sent back: a plain echo (upper-casing the
+        // server name in it still leaves a well-formed one).
+        (
+            Some(rustls::Error::InappropriateHandshakeMessage {
+                got_type: rustls::HandshakeType::ClientHello,
+                ..
+            }),
+            _,
+        ) => "it sent back the TLS greeting, as a plain echo does",
         (
             None,
             std::io::ErrorKind::UnexpectedEof
