@@ -586,6 +586,24 @@ async fn a_token_works_under_allowed_hosts_and_a_foreign_host_without_one_does_n
     // raw loopback address, not an allowed name).
     let r = raw(&url, "GET", "/api/v1/services", &[], "").await;
     assert_eq!(r.status, 421, "{r:?}");
+    // The CLI without one says what is missing, not the Host check's 421.
+    let out = guard(
+        "the CLI exits",
+        tokio::process::Command::new(BIN)
+            .args(["service", "list", "--url", &addr, "--data-dir"])
+            .arg(dir.path())
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_TOKEN")
+            .output(),
+    )
+    .await
+    .expect("the binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("give an admin token: --token or SWITCHBOARD_TOKEN"),
+        "{err}"
+    );
     // A wrong token gets the API's refusal, not a pass.
     let wrong = format!("Bearer sbt_{}", "0".repeat(64));
     let r = raw(

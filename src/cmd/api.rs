@@ -29,6 +29,14 @@ impl Api<'_> {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value> {
+        // Every route these commands call needs a token: without one, say
+        // so before the dashboard's Host check (`allowed_hosts`) answers 421.
+        if self.token.is_none() {
+            bail!(
+                "sign in first (give an {} token: --token or SWITCHBOARD_TOKEN)",
+                self.role
+            );
+        }
         let reply = switchboard::client::health::request(
             self.addr,
             self.timeout,
