@@ -53,7 +53,7 @@ async fn ask(addr: SocketAddr, body: Option<&serde_json::Value>) -> Result<Reply
     tokio::time::timeout(
         GUARD,
         request(
-            addr,
+            &addr.to_string(),
             Duration::from_secs(10),
             None,
             "POST",
@@ -94,6 +94,32 @@ async fn a_chunked_body_on_an_open_connection_is_read_whole() {
     );
     assert!(head.contains("content-length: 14\r\n"), "{sent}");
     assert!(sent.ends_with(r#"{"why":"test"}"#), "{sent}");
+}
+
+/// Asked by name, the name goes as `Host` (what `web.allowed_hosts` lists).
+#[tokio::test]
+async fn a_name_dialled_is_the_host_sent() {
+    let (addr, server) =
+        serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()).await;
+    let by_name = format!("localhost:{}", addr.port());
+    let reply = tokio::time::timeout(
+        GUARD,
+        request(
+            &by_name,
+            Duration::from_secs(10),
+            None,
+            "GET",
+            "/healthz",
+            None,
+            None,
+        ),
+    )
+    .await
+    .expect("within the guard")
+    .expect("a reply");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+    let sent = server.await.expect("the server ends").to_ascii_lowercase();
+    assert!(sent.contains(&format!("host: {by_name}\r\n")), "{sent}");
 }
 
 #[tokio::test]

@@ -149,8 +149,8 @@ async fn answers(port: u16, proto: &str, web_tls: Option<&Path>) {
         (8080, "tcp") if web_tls.is_some() => {
             let pin = switchboard::tls::pin_of_file(web_tls.unwrap()).unwrap();
             let tls = switchboard::tls::ClientTls::new(&switchboard::tls::Trust::Pin(pin)).unwrap();
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            switchboard::client::health::check(addr, common::GUARD, Some(&tls))
+            let addr = format!("127.0.0.1:{port}");
+            switchboard::client::health::check(&addr, common::GUARD, Some(&tls))
                 .await
                 .expect("/healthz over HTTPS");
         }

@@ -973,11 +973,12 @@ async fn bench_http_signs_in_and_loads_the_https_dashboard() {
     served.terminate().await;
 }
 
-/// As deployed: HTTPS, `allowed_hosts` naming the dashboard. The bench
-/// sends the name it was given as `Host` (and checks the certificate for
-/// it), not the address it dialled, which the dashboard answers 421.
+/// As deployed: HTTPS, `allowed_hosts` naming the dashboard. The clients
+/// send the name they were given as `Host` (`bench http` also checks the
+/// certificate for it), not the address they dialled, which the dashboard
+/// answers 421; `health` takes the URL the banner prints.
 #[tokio::test]
-async fn bench_http_sends_the_name_it_was_given_under_allowed_hosts() {
+async fn the_clients_reach_an_https_dashboard_by_the_name_allowed_hosts_lists() {
     let dir = tempfile::tempdir().unwrap();
     let served = serve_https(
         dir.path(),
@@ -1021,5 +1022,12 @@ async fn bench_http_sends_the_name_it_was_given_under_allowed_hosts() {
     // By address, the sign-in meets the Host check, and says so.
     let (ok, _, err) = run(format!("127.0.0.1:{port}")).await;
     assert!(!ok && err.contains("421"), "{err}");
+    // `health` by the banner's URL, trusting the server's own certificate.
+    let data = dir.path().to_str().unwrap();
+    let url = format!("https://localhost:{port}/");
+    let server = ["--set", "web.tls=self-signed", "--data-dir", data];
+    let (ok, out, err) = client(&[&["health", &url][..], &server].concat()).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("ok: https://localhost:{port}/healthz"));
     served.terminate().await;
 }

@@ -58,6 +58,32 @@ fn data_dir_is_taken_before_or_after_a_subcommand() {
 }
 
 #[test]
+fn dashboard_addresses_parse_from_ports_names_and_urls() {
+    for (given, want) in [
+        ("8080", "127.0.0.1:8080"),
+        ("localhost:8443", "localhost:8443"),
+        ("[::1]:8080", "[::1]:8080"),
+        ("https://localhost:8443/", "localhost:8443"),
+        ("http://sb.test/services?x=1", "sb.test:80"),
+        ("HTTPS://[::1]", "[::1]:443"),
+    ] {
+        assert_eq!(parse_dashboard(given).as_deref(), Ok(want), "{given}");
+    }
+    for bad in [
+        "",
+        "localhost",
+        "ftp://h:1",
+        "https://",
+        "::1:8080",
+        "h:port",
+        "https://u@h:1",
+        "h:70000",
+    ] {
+        assert!(parse_dashboard(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn port_base_and_set_are_taken_after_a_subcommand_too() {
     let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
     for args in [

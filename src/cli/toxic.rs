@@ -7,9 +7,11 @@ pub struct ToxicArgs {
     #[command(subcommand)]
     pub action: ToxicAction,
 
-    /// HOST:PORT of the dashboard (default: `web.listen` of the config).
-    #[arg(long, value_name = "ADDR", global = true)]
-    pub url: Option<std::net::SocketAddr>,
+    /// The dashboard: HOST:PORT, PORT (on 127.0.0.1) or its URL as the
+    /// banner prints it (default: `web.listen` of the config). The host is
+    /// sent as `Host`, so a name `web.allowed_hosts` lists is answered.
+    #[arg(long, value_name = "ADDR", global = true, value_parser = parse_dashboard)]
+    pub url: Option<String>,
 
     /// An API token (`switchboard token create NAME --role operator`).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]

@@ -7,7 +7,6 @@
 //! Not here: connection reuse, redirects or cookies: the callers make one
 //! call each.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,13 +43,15 @@ impl Reply {
     }
 }
 
-/// One request: `method path` at `addr`, with a bearer `token` and a JSON
-/// `body` when given.
+/// One request: `method path` at `addr` (`HOST:PORT`, `[IPv6]:PORT` or
+/// `PORT`), with a bearer `token` and a JSON `body` when given. The host
+/// as given is sent as `Host` (and is the name a certificate is checked
+/// for, when TLS trusts a CA).
 ///
 /// # Errors
 /// Connection errors, a timeout, a reply that is not HTTP.
 pub async fn request(
-    addr: SocketAddr,
+    addr: &str,
     timeout: Duration,
     tls: Option<&crate::tls::ClientTls>,
     method: &str,
@@ -58,11 +59,30 @@ pub async fn request(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> Result<Reply, ClientError> {
-    let label = addr.to_string();
+    deadline(addr, timeout, async {
+        let (stream, label) = super::connect_stream_tls(addr, timeout, tls).await?;
+        let request = build(&label, method, path, token, body)?;
+        let reply = exchange(stream, request, &label).await?;
+        if tls.is_none() && reply.status == 400 && reply.body.starts_with(HTTPS_ONLY) {
+            return Err(super::detect::speaks_tls(&label, timeout, HTTPS_HINT).await);
+        }
+        Ok(reply)
+    })
+    .await
+}
+
+/// The request, with `label` (the address as given) as its `Host`.
+fn build(
+    label: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Result<hyper::Request<Full<Bytes>>, ClientError> {
     let mut builder = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, &label);
+        .header(HOST, label);
     if let Some(token) = token {
         builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -73,34 +93,12 @@ pub async fn request(
         }
         None => Bytes::new(),
     };
-    let request = builder
+    builder
         .body(Full::new(body))
         .map_err(|e| ClientError::Rejected {
-            addr: label.clone(),
+            addr: label.to_owned(),
             reason: format!("cannot make the request {method} {path}: {e}"),
-        })?;
-    deadline(&label, timeout, async {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| ClientError::io(&label, e))?;
-        match tls {
-            None => {
-                let reply = exchange(stream, request, &label).await?;
-                if reply.status == 400 && reply.body.starts_with(HTTPS_ONLY) {
-                    return Err(super::detect::speaks_tls(&label, timeout, HTTPS_HINT).await);
-                }
-                Ok(reply)
-            }
-            Some(tls) => {
-                let stream = tls
-                    .connect(&addr.ip().to_string(), stream)
-                    .await
-                    .map_err(|e| super::tls_failed(&label, &e))?;
-                exchange(stream, request, &label).await
-            }
-        }
-    })
-    .await
+        })
 }
 
 /// `GET /healthz` at `addr`; `Ok` on a 200.
@@ -109,7 +107,7 @@ pub async fn request(
 /// Connection errors, a timeout, or any other status as
 /// [`ClientError::Rejected`].
 pub async fn check(
-    addr: SocketAddr,
+    addr: &str,
     timeout: Duration,
     tls: Option<&crate::tls::ClientTls>,
 ) -> Result<(), ClientError> {
@@ -118,7 +116,7 @@ pub async fn check(
         Ok(())
     } else {
         Err(ClientError::Rejected {
-            addr: addr.to_string(),
+            addr: addr.to_owned(),
             reason: format!("/healthz answered {}", reply.status),
         })
     }

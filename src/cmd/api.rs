@@ -4,7 +4,6 @@
 //! 401, which role of token is needed. Not a general HTTP client: that is
 //! `switchboard::client::health`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -12,7 +11,8 @@ use serde_json::Value;
 
 /// Where the dashboard is and how to reach it, for one command's requests.
 pub(crate) struct Api<'a> {
-    pub addr: SocketAddr,
+    /// `HOST:PORT`, the host sent as `Host`.
+    pub addr: String,
     pub tls: Option<switchboard::tls::ClientTls>,
     pub timeout: Duration,
     pub token: Option<&'a str>,
@@ -38,7 +38,7 @@ impl Api<'_> {
             );
         }
         let reply = switchboard::client::health::request(
-            self.addr,
+            &self.addr,
             self.timeout,
             self.tls.as_ref(),
             method,

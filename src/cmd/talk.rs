@@ -224,7 +224,7 @@ pub(crate) async fn login(args: LoginArgs) -> Result<ExitCode> {
 /// `switchboard health`: `/healthz` of ADDR or of the config's dashboard.
 pub(crate) async fn health(args: HealthArgs) -> Result<()> {
     let (addr, tls, scheme) = dashboard(&load_config(&args.config)?, args.addr)?;
-    switchboard::client::health::check(addr, args.timeout, tls.as_ref()).await?;
+    switchboard::client::health::check(&addr, args.timeout, tls.as_ref()).await?;
     println!("ok: {scheme}://{addr}/healthz");
     Ok(())
 }
@@ -233,12 +233,8 @@ pub(crate) async fn health(args: HealthArgs) -> Result<()> {
 /// TLS that trusts exactly its certificate when it speaks HTTPS.
 pub(crate) fn dashboard(
     config: &switchboard::config::Config,
-    addr: Option<std::net::SocketAddr>,
-) -> Result<(
-    std::net::SocketAddr,
-    Option<switchboard::tls::ClientTls>,
-    &'static str,
-)> {
+    addr: Option<String>,
+) -> Result<(String, Option<switchboard::tls::ClientTls>, &'static str)> {
     // Over HTTPS, trust exactly the dashboard's own certificate file.
     let cert = match &config.web.tls {
         switchboard::config::WebTls::Off => None,
@@ -260,7 +256,8 @@ pub(crate) fn dashboard(
         None => switchboard::config::ListenAddr::Inet(config.web.listen)
             .connectable()
             .inet()
-            .expect("an IP address stays one"),
+            .expect("an IP address stays one")
+            .to_string(),
     };
     Ok((addr, tls, scheme))
 }
