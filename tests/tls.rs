@@ -463,11 +463,19 @@ async fn echo_over_tls_with_pin_and_ca_and_a_wrong_pin_is_refused_clearly() {
 async fn an_expired_or_wrong_host_certificate_is_refused_with_the_reason() {
     use switchboard::config::{CertFiles, ServiceTls};
     let certs = tempfile::tempdir().unwrap();
-    for (names, expired, reason) in [
-        (&["localhost", "127.0.0.1"][..], true, "expired"),
-        (&["other.example"][..], false, "not valid for name"),
+    let (stranger, _) = make_cert(certs.path(), "stranger", &["127.0.0.1"], false);
+    for (names, expired, trusted, reason) in [
+        (&["localhost", "127.0.0.1"][..], true, None, "expired"),
+        (&["other.example"][..], false, None, "not valid for name"),
+        (
+            &["127.0.0.1"][..],
+            false,
+            Some(&stranger),
+            "not signed by a ca in the ca file",
+        ),
     ] {
         let (cert, key) = make_cert(certs.path(), "svc", names, expired);
+        let trust = trusted.unwrap_or(&cert).clone();
         let h = common::Harness::start_with(|c| {
             c.service_mut(ServiceKind::Echo).tls = ServiceTls::Own(CertFiles {
                 cert: cert.clone(),
@@ -475,7 +483,7 @@ async fn an_expired_or_wrong_host_certificate_is_refused_with_the_reason() {
             });
         })
         .await;
-        let tls = ClientTls::new(&Trust::Ca(cert)).unwrap();
+        let tls = ClientTls::new(&Trust::Ca(trust)).unwrap();
         let err = switchboard::client::EchoClient::connect_tls(
             &h.target(ServiceKind::Echo),
             Duration::from_secs(10),
@@ -545,7 +553,7 @@ async fn a_self_signed_certificate_marked_as_a_ca_is_its_own_ca() {
         assert!(text.starts_with("TLS with 127.0.0.1:"), "{text}");
         if !expired {
             assert!(
-                text.contains("is not itself one of the certificates trusted"),
+                text.contains("is not one of those in the CA file"),
                 "{text}"
             );
         }
@@ -970,6 +978,7 @@ async fn bench_http_signs_in_and_loads_the_https_dashboard() {
     ])
     .await;
     assert!(!ok, "{err}");
+    assert!(err.contains("add --tls"), "{err}");
     served.terminate().await;
 }
 
@@ -1022,6 +1031,7 @@ async fn the_clients_reach_an_https_dashboard_by_the_name_allowed_hosts_lists() 
     // By address, the sign-in meets the Host check, and says so.
     let (ok, _, err) = run(format!("127.0.0.1:{port}")).await;
     assert!(!ok && err.contains("421"), "{err}");
+    assert!(err.contains("web.allowed_hosts"), "says what to do: {err}");
     // `health` by the banner's URL, trusting the server's own certificate.
     let data = dir.path().to_str().unwrap();
     let url = format!("https://localhost:{port}/");

@@ -386,11 +386,18 @@ pub async fn http_sign_in(
         .await
         .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
         .unwrap_or_default();
+    let hint = match status.as_u16() {
+        421 => " (dial it by a name its `web.allowed_hosts` lists: bench http NAME:PORT)",
+        400 if body.starts_with("this port speaks HTTPS") => {
+            " (add --tls, with --ca FILE or --pin SHA256)"
+        }
+        _ => "",
+    };
     match cookie {
         Some(c) if status.is_success() => Ok(c),
         _ => Err(ClientError::Rejected {
             addr: addr.to_owned(),
-            reason: format!("sign-in answered {status}: {}", body.trim()),
+            reason: format!("sign-in answered {status}: {}{hint}", body.trim()),
         }),
     }
 }

@@ -27,7 +27,7 @@ const HTTPS_ONLY: &str = "this port speaks HTTPS";
 /// trust the dashboard's own certificate, found as the server finds it.
 const HTTPS_HINT: &str = "the dashboard speaks HTTPS. Give this command the server's own \
      settings so it trusts that certificate: --config FILE, or SWITCHBOARD_WEB_TLS=self-signed \
-     with --data-dir DIR (the server's data directory), or --set web.tls=self-signed";
+     (or --set web.tls=self-signed) with --data-dir DIR, the server's data directory";
 
 /// An answer: its status code and its body.
 #[derive(Debug)]
