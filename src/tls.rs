@@ -162,6 +162,7 @@ fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
         });
     };
     let fingerprint = fingerprint(leaf);
+    warn_if_out_of_date(&files.cert, leaf);
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| pem_err(&files.key, e))?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -176,6 +177,46 @@ fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
         fingerprint,
         stamp,
     })
+}
+
+/// Warns when `leaf` is outside its dates, which every client checking
+/// them will refuse: served all the same (so a lapsed certificate does not
+/// stop the server, and `--pin` clients still reach it), but the log says
+/// why the others fail. webpki checks a certificate's dates before its
+/// issuer, so no trust anchor is needed to learn them.
+fn warn_if_out_of_date(path: &Path, leaf: &CertificateDer<'_>) {
+    let Ok(cert) = webpki::EndEntityCert::try_from(leaf) else {
+        return;
+    };
+    let day = |t: rustls::pki_types::UnixTime| {
+        i64::try_from(t.as_secs())
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    let checked = cert.verify_for_usage(
+        provider().signature_verification_algorithms.all,
+        &[],
+        &[],
+        rustls::pki_types::UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    );
+    match checked {
+        Err(webpki::Error::CertExpired { not_after, .. }) => tracing::warn!(
+            "TLS certificate {} expired at {}: clients that check it will refuse it",
+            path.display(),
+            day(not_after)
+        ),
+        Err(webpki::Error::CertNotValidYet { not_before, .. }) => tracing::warn!(
+            "TLS certificate {} is not valid before {}: clients that check it will refuse it",
+            path.display(),
+            day(not_before)
+        ),
+        _ => {}
+    }
 }
 
 impl ServerTls {

@@ -319,6 +319,31 @@ async fn files_certificates_are_served_and_reloaded_without_dropping_connections
     Ok(())
 }
 
+/// A certificate past its date is served (a `--pin` client still gets
+/// through), and the log says why the clients that check dates refuse it.
+#[tokio::test]
+async fn an_expired_certificate_is_served_with_a_warning_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "lapsed", &["localhost"], true);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let served = Served::start(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("SWITCHBOARD_WEB_TLS", "files"),
+            ("SWITCHBOARD_WEB_TLS_CERT", cert),
+            ("SWITCHBOARD_WEB_TLS_KEY", key),
+        ],
+    )
+    .await;
+    let (status, stderr) = served.terminate().await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("TLS certificate {cert} expired at ")),
+        "{stderr}"
+    );
+}
+
 /// Runs `switchboard serve` with `args` and returns its exit and stderr,
 /// expecting it to stop by itself.
 async fn serve_exits(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
