@@ -367,9 +367,9 @@ impl Running {
     /// Whether instance `name` takes connections through a trusted proxy
     /// only (`accept_proxy`): a client connecting to it directly is refused.
     pub fn behind_proxy(&self, name: &str) -> bool {
-        self.config.service(name).is_some_and(
-            |s| matches!(&s.limits, crate::settings::Limits::Tcp(l) if l.accept_proxy.is_some()),
-        )
+        self.config
+            .service(name)
+            .is_some_and(crate::config::ServiceConfig::behind_proxy)
     }
 
     /// The process's root token: cancel it (or call [`Running::shutdown`])

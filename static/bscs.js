@@ -71,11 +71,23 @@ export function pyMessagePreamble(target) {
   ].join('\n');
 }
 
-export async function serviceAddr(name) {
+/**
+ * A comment line for "the same from a shell" of an instance that takes
+ * connections through a trusted proxy only (`accept_proxy`): a client
+ * dialling it directly is turned away. Empty otherwise.
+ */
+export function proxyNote(name, acceptProxy) {
+  return acceptProxy
+    ? `# ${name} takes connections through a trusted proxy only (accept_proxy): run this against that proxy's address\n`
+    : '';
+}
+
+/** Where a shell reaches instance `name`, and its {@link proxyNote}. */
+export async function serviceReach(name) {
   try {
     const s = await api('GET', `/api/v1/services/${name}`);
-    return s.local_addr || s.listen;
+    return { addr: s.local_addr || s.listen, note: proxyNote(name, s.accept_proxy) };
   } catch (_) {
-    return `<${name} address>`;
+    return { addr: `<${name} address>`, note: '' };
   }
 }

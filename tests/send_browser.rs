@@ -262,3 +262,59 @@ async fn the_send_page_saves_resends_and_runs_the_lab_through_a_toxic_on_a_deskt
 async fn the_send_page_saves_resends_and_runs_the_lab_through_a_toxic_on_a_phone() {
     send_page(Screen::Phone, "phone").await;
 }
+
+/// With echo and exec taking connections through a trusted proxy only
+/// (`accept_proxy`), the dashboard still reaches them (its relays are let
+/// in), but a shell dialling them directly is turned away: "the same from
+/// a shell" says so above the command, on the Send page and the Console.
+#[tokio::test]
+async fn the_same_from_a_shell_says_when_a_port_takes_a_proxy_only() {
+    use switchboard::kind::ServiceKind;
+    let dir = tempfile::tempdir().unwrap();
+    let served = common::Served::start(
+        &dir.path().join("data"),
+        &[ServiceKind::Echo, ServiceKind::Exec],
+        &[
+            ("SWITCHBOARD_ADMIN_PASSWORD", common::ADMIN_PASSWORD),
+            ("SWITCHBOARD_KEY", common::TEST_KEY),
+            ("SWITCHBOARD_ECHO_ACCEPT_PROXY", "true"),
+            ("SWITCHBOARD_EXEC_ACCEPT_PROXY", "true"),
+        ],
+    )
+    .await;
+    let Some(ui) = Dashboard::open(&served.web_url(), Screen::Desktop).await else {
+        return;
+    };
+    ui.sign_in_as_admin().await;
+    ui.visit("/send", "//textarea[@id='send-text']").await;
+    ui.type_in("send-text", "behind").await;
+    ui.click("send-button").await;
+    ui.wait_for("the reply", &REPLY.replace("{}", "BEHIND"))
+        .await;
+    let note = "takes connections through a trusted proxy only (accept_proxy)";
+    let cli = ui.text_at("//*[@id='send-cli']").await;
+    let (first, command) = cli.split_once('\n').expect("a note, then the command");
+    assert!(
+        first.starts_with("# echo ") && first.contains(note),
+        "{cli}"
+    );
+    assert_eq!(
+        command,
+        format!("switchboard echo {} behind", served.addr(ServiceKind::Echo))
+    );
+
+    ui.visit("/console", "//input[@id='exec-input']").await;
+    ui.type_in("exec-input", "echo hi").await;
+    ui.click("exec-run").await;
+    ui.wait_for(
+        "exit 0",
+        "//p[@id='exec-status' and @data-state='ok' and starts-with(., 'exit 0')]",
+    )
+    .await;
+    let cli = ui.text_at("//*[@id='exec-cli']").await;
+    assert!(cli.starts_with("# exec ") && cli.contains(note), "{cli}");
+    assert!(cli.ends_with("-- echo hi"), "{cli}");
+    ui.close().await;
+    let (status, stderr) = served.terminate().await;
+    assert!(status.success(), "{stderr}");
+}

@@ -107,6 +107,12 @@ impl CaptureConfig {
 }
 
 impl ServiceConfig {
+    /// Whether it takes connections through a trusted proxy only
+    /// (`accept_proxy`): a client connecting to it directly is refused.
+    pub fn behind_proxy(&self) -> bool {
+        matches!(&self.limits, Limits::Tcp(l) if l.accept_proxy.is_some())
+    }
+
     /// The built-in instance of `kind`, with every default.
     pub fn builtin_with(kinds: ReadKind, kind: ServiceKind) -> ServiceConfig {
         let layers = Layers::new(None, &BTreeMap::new(), &[]).expect("no layers: nothing to parse");

@@ -348,6 +348,7 @@ impl Supervisor {
                     reason: st.state.reason().map(str::to_owned),
                     status: st.state.clone(),
                     enabled: st.config.enabled,
+                    accept_proxy: st.config.behind_proxy(),
                     source: st.config.source,
                     since_unix_ms: st
                         .since

@@ -61,6 +61,9 @@ pub struct ServiceStatus {
     #[serde(skip)]
     pub status: ServiceState,
     pub enabled: bool,
+    /// Whether it takes connections through a trusted proxy only
+    /// (`accept_proxy`): the dashboard's "same from a shell" says so.
+    pub accept_proxy: bool,
     /// Where it is defined: `builtin`, `config` (the file, environment or
     /// flags) or `dashboard` (`services.toml`).
     pub source: crate::config::Source,

@@ -1,6 +1,6 @@
 // switchboard dashboard: the Console page: remote commands through the exec relay.
 import { $, csrfToken, el, start, request } from '../app.js';
-import { micros, shq, pyMessagePreamble, serviceAddr } from '../bscs.js';
+import { micros, shq, pyMessagePreamble, serviceReach } from '../bscs.js';
 
 /** Splits a command line into words: blanks separate, quotes group. */
 function splitWords(line) {
@@ -87,12 +87,12 @@ function initConsole() {
     status.dataset.state = 'running';
     runButton.disabled = true;
     stopButton.disabled = false;
-    const addr = await serviceAddr('exec');
-    $('#exec-cli').textContent = shell
+    const { addr, note } = await serviceReach('exec');
+    $('#exec-cli').textContent = note + (shell
       ? `switchboard exec ${addr} --shell ${shq(line)}`
-      : `switchboard exec ${addr} -- ${body.argv.map(shq).join(' ')}`;
+      : `switchboard exec ${addr} -- ${body.argv.map(shq).join(' ')}`);
     const wireRequest = shell ? `{"op": "shell", "line": ${JSON.stringify(line)}}` : `{"op": "run", "argv": ${JSON.stringify(body.argv)}}`;
-    $('#exec-python').textContent = `${pyMessagePreamble(addr)}\nsend(${wireRequest})\nwhile True:\n    h, body = receive()\n    if h["type"] in ("stdout", "stderr"):\n        print(body.decode(errors="replace"), end="")\n    else:\n        print(h)  # {"type": "exit", "code": 0}\n        break`;
+    $('#exec-python').textContent = `${note}${pyMessagePreamble(addr)}\nsend(${wireRequest})\nwhile True:\n    h, body = receive()\n    if h["type"] in ("stdout", "stderr"):\n        print(body.decode(errors="replace"), end="")\n    else:\n        print(h)  # {"type": "exit", "code": 0}\n        break`;
     running = new AbortController();
     const t0 = performance.now();
     try {

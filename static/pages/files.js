@@ -3,7 +3,7 @@
 // speed, Pause, Resume and Cancel; the stored files listed, downloaded,
 // deleted.
 import { $, csrfToken, api, toast, bytes, el, live, stamp, start } from '../app.js';
-import { micros, shq, pyMessagePreamble, serviceAddr } from '../bscs.js';
+import { micros, shq, pyMessagePreamble, serviceReach } from '../bscs.js';
 import { Upload, keptUploads, held, discard, fingerprint } from '../tus.js';
 
 function initFiles() {
@@ -207,10 +207,10 @@ function initUploads(refresh, listed) {
     r.hash.dataset.sha256 = up.sha256;
     const ms = performance.now() - t0;
     refresh();
-    const addr = await serviceAddr('files');
+    const { addr, note } = await serviceReach('files');
     const name = up.file.name;
-    $('#put-cli').textContent = `switchboard put --resume ${addr} ${shq(name)}`;
-    $('#put-python').textContent = `${pyMessagePreamble(addr)}\ndata = open(${JSON.stringify(name)}, "rb").read()  # small files; stream big ones\nsend({"op": "put", "name": ${JSON.stringify(name)}, "size": len(data)}, data)\nprint(receive(body=False)[0])  # {"ok": true, "name": ..., "size": ..., "sha256": ...}: no body follows`;
+    $('#put-cli').textContent = `${note}switchboard put --resume ${addr} ${shq(name)}`;
+    $('#put-python').textContent = `${note}${pyMessagePreamble(addr)}\ndata = open(${JSON.stringify(name)}, "rb").read()  # small files; stream big ones\nsend({"op": "put", "name": ${JSON.stringify(name)}, "size": len(data)}, data)\nprint(receive(body=False)[0])  # {"ok": true, "name": ..., "size": ..., "sha256": ...}: no body follows`;
     $('#put-times').textContent = `From choosing the file to stored (SHA-256 in this browser, then browser → HTTP → dashboard, tus): ${micros(ms * 1000)}, ${speedText((up.file.size * 1000) / Math.max(ms, 1))} on average.`;
     $('#put-compare').hidden = false;
   };

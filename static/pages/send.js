@@ -1,6 +1,6 @@
 // switchboard dashboard: the Send page: test messages, sticky packets, B/S beside C/S.
 import { $, $$, api, toast, el, live, start, request, csrfToken } from '../app.js';
-import { hexdump, pyBytes, shq, pyAddr } from '../bscs.js';
+import { hexdump, pyBytes, shq, pyAddr, proxyNote } from '../bscs.js';
 
 /** The `q` quantile (0..1) of `values`, nearest rank. */
 function quantile(values, q) {
@@ -114,6 +114,7 @@ function initSend() {
         if (!option) continue;
         const running = s.phase === 'running';
         option.disabled = !running;
+        option.dataset.acceptProxy = s.accept_proxy ? 'true' : '';
         option.textContent = running ? option.dataset.label : `${option.dataset.label} — ${s.state}`;
       }
     },
@@ -147,14 +148,15 @@ function initSend() {
       $('#send-out-hex').textContent = hexdump(r.request_hex);
       $('#send-in-hex').textContent = hexdump(r.reply_hex);
       const cmd = { echo: 'echo', 'udp-echo': 'udp', time: 'time' }[kind];
-      $('#send-cli').textContent = hexMode
+      const note = proxyNote(service, $('#send-service').selectedOptions[0].dataset.acceptProxy === 'true');
+      $('#send-cli').textContent = note + (hexMode
         ? `printf '${(r.request_hex.match(/../g) || []).map((b) => `\\x${b}`).join('')}' | switchboard ${cmd} ${r.target}`
-        : `switchboard ${cmd} ${r.target} ${shq(input)}`;
+        : `switchboard ${cmd} ${r.target} ${shq(input)}`);
       const addr = pyAddr(r.target);
       const family = addr.v6 ? 'socket.AF_INET6' : 'socket.AF_INET';
-      $('#send-python').textContent = kind === 'echo'
+      $('#send-python').textContent = note + (kind === 'echo'
         ? `import socket\n\nwith socket.create_connection(${addr.tuple}) as s:\n    s.sendall(${pyBytes(r.request_hex)})\n    print(s.recv(${Math.max(1024, r.bytes_sent)}))`
-        : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`;
+        : `import socket\n\ns = socket.socket(${family}, socket.SOCK_DGRAM)\ns.settimeout(5)\ns.sendto(${pyBytes(r.request_hex)}, ${addr.tuple})\nprint(s.recvfrom(65535)[0])`);
       $('#send-result').hidden = false;
       history.add({ target: service, mode: hexMode ? 'hex' : 'text', payload: input, reply: r.reply, rtt_us: r.rtt_us });
     } catch (e) {

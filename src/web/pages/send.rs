@@ -41,6 +41,9 @@ pub struct SendTarget {
     label: String,
     /// Not running: shown, but not choosable, with why.
     why_not: String,
+    /// Takes connections through a trusted proxy only (`accept_proxy`):
+    /// "the same from a shell" says a direct command is turned away.
+    accept_proxy: bool,
 }
 
 impl SendTarget {
@@ -60,6 +63,7 @@ impl SendTarget {
             kind: id.kind().name(),
             label,
             why_not: String::new(),
+            accept_proxy: false,
         })
     }
 }
@@ -80,6 +84,7 @@ pub async fn send(
             .iter()
             .filter_map(|s| {
                 let mut t = SendTarget::of(&s.name)?;
+                t.accept_proxy = s.accept_proxy;
                 if s.status != crate::supervisor::ServiceState::Running {
                     t.why_not = s.state.clone();
                 }
