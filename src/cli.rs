@@ -402,13 +402,15 @@ pub struct ServeArgs {
 
     /// Override one config key, e.g. `--set services.echo.listen=[::1]:9000`.
     /// Repeatable; wins over the file and the environment.
-    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    // Not global: clap would copy a later level's list over an earlier
+    // one's, and `switchboard --set a=1 serve --set b=2` takes both.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
     /// Where files, accounts and the generated key are kept
     /// (same as `--set data_dir=DIR`).
-    // Global, like --config, --set and --port-base: `switchboard user add
-    // NAME --data-dir DIR` takes it after the subcommand as well as before.
+    // Global, like --config and --port-base: `switchboard user add NAME
+    // --data-dir DIR` takes it after the subcommand as well as before.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 

@@ -84,42 +84,25 @@ fn dashboard_addresses_parse_from_ports_names_and_urls() {
 }
 
 #[test]
-fn port_base_and_set_are_taken_after_a_subcommand_too() {
+fn port_base_is_taken_after_a_subcommand_too_and_sets_at_both_levels_count() {
     let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap();
     for args in [
-        &[
-            "switchboard",
-            "service",
-            "list",
-            "--port-base",
-            "29000",
-            "--set",
-            "a=1",
-        ][..],
-        &[
-            "switchboard",
-            "service",
-            "--port-base",
-            "29000",
-            "--set",
-            "a=1",
-            "list",
-        ],
+        &["switchboard", "service", "list", "--port-base", "29000"][..],
+        &["switchboard", "service", "--port-base", "29000", "list"],
     ] {
         let Some(Command::Service(service)) = parse(args).command else {
             panic!("service")
         };
         assert_eq!(service.config.port_base, Some(29000), "{args:?}");
-        assert_eq!(service.config.set, ["a=1"], "{args:?}");
     }
-    // Given before the subcommand and after it: the one after wins, as
-    // for `serve`, whose sets are merged in that order.
-    let cli = parse(&["switchboard", "--set", "a=1", "serve", "--set", "a=2"]);
+    // Sets before the subcommand and after it are kept apart, and `serve`
+    // merges both, the later last.
+    let cli = parse(&["switchboard", "--set", "a=1", "serve", "--set", "b=2"]);
     let Some(Command::Serve(serve)) = cli.command else {
         panic!("serve")
     };
-    let last = cli.serve.set.iter().chain(&serve.set).last();
-    assert_eq!(last.map(String::as_str), Some("a=2"));
+    assert_eq!(cli.serve.set, ["a=1"]);
+    assert_eq!(serve.set, ["b=2"]);
 }
 
 #[test]
