@@ -12,7 +12,9 @@ pub use bench::{BenchArgs, BenchCommon, BenchKind, LoadArgs};
 mod toxic;
 pub use toxic::{ToxicAction, ToxicArgs};
 mod accounts;
+mod dashboard;
 pub use accounts::{KeyArgs, TokenAction, TokenArgs, UserAction, UserArgs};
+pub use dashboard::{DashboardAddr, parse_dashboard};
 
 /// switchboard: the classic socket-tutorial servers (TCP and UDP echo, a
 /// time server, remote commands, file transfer, a login prompt) with a web
@@ -194,7 +196,7 @@ pub struct ServiceArgs {
     /// banner prints it (default: `web.listen` of the config). The host is
     /// sent as `Host`, so a name `web.allowed_hosts` lists is answered.
     #[arg(long, value_name = "ADDR", global = true, value_parser = parse_dashboard)]
-    pub url: Option<String>,
+    pub url: Option<DashboardAddr>,
 
     /// An API token (`switchboard token create NAME --role admin`).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
@@ -288,7 +290,7 @@ pub struct HealthArgs {
     /// banner prints it (default: `web.listen` of the config). The host is
     /// sent as `Host`, so a name `web.allowed_hosts` lists is answered.
     #[arg(value_name = "ADDR", value_parser = parse_dashboard)]
-    pub addr: Option<String>,
+    pub addr: Option<DashboardAddr>,
 
     /// How long to wait for the answer.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -486,48 +488,6 @@ pub struct TimeArgs {
     /// starts with `-` goes after `--`.
     #[arg(value_name = "FORMAT")]
     pub format: Option<String>,
-}
-
-/// Parses a dashboard's address into `HOST:PORT`: `8080` (on 127.0.0.1),
-/// `localhost:8443`, `[::1]:8080`, or a URL (`https://localhost:8443/`,
-/// whose path is ignored; without a port, 80 or 443 by its scheme).
-///
-/// # Errors
-/// A message saying what was expected.
-pub fn parse_dashboard(text: &str) -> Result<String, String> {
-    let usage = || {
-        format!("`{text}` is not a dashboard address: use HOST:PORT, PORT or https://HOST:PORT/")
-    };
-    let text = text.trim();
-    if let Ok(port) = text.parse::<u16>() {
-        return Ok(format!("127.0.0.1:{port}"));
-    }
-    let (rest, default_port) = match text.split_once("://") {
-        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-            "http" => (rest, Some(80)),
-            "https" => (rest, Some(443)),
-            _ => return Err(usage()),
-        },
-        None => (text, None),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(usage());
-    }
-    // A port after the host (after the bracket of an IPv6 literal).
-    let host_end = authority.rfind(']').map_or(0, |i| i + 1);
-    let has_port = authority[host_end..].contains(':');
-    let full = match (has_port, default_port) {
-        (true, _) => authority.to_owned(),
-        (false, Some(port)) => format!("{authority}:{port}"),
-        (false, None) => return Err(usage()),
-    };
-    let (host, port) = full.rsplit_once(':').ok_or_else(usage)?;
-    let bare_v6 = host.contains(':') && !host.starts_with('[');
-    if host.is_empty() || bare_v6 || port.parse::<u16>().is_err() {
-        return Err(usage());
-    }
-    Ok(full)
 }
 
 /// Parses `5s`, `250ms`, `2m` or a bare number of seconds (`1.5`).

@@ -207,3 +207,48 @@ async fn plain_clients_on_tls_ports_and_tls_clients_on_plain_ports_say_so_at_onc
     on_tls.terminate().await;
     plain.terminate().await;
 }
+
+/// An `https://` dashboard URL with no certificate to trust is refused
+/// before anything is sent: a token must not go out in plain text to what
+/// the person asked to reach over HTTPS.
+#[tokio::test]
+async fn an_https_url_without_a_certificate_to_trust_sends_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let url = format!("https://127.0.0.1:{port}/");
+    for args in [
+        vec![
+            "service",
+            "list",
+            "--url",
+            &url,
+            "--token",
+            "sbt_not_to_be_sent",
+        ],
+        vec![
+            "toxic",
+            "list",
+            "px",
+            "--url",
+            &url,
+            "--token",
+            "sbt_not_to_be_sent",
+        ],
+        vec!["health", &url],
+    ] {
+        let args = [&args[..], &["--data-dir", data]].concat();
+        let (code, _, err, _) = client(&args).await;
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("is an https:// address"), "{args:?}: {err}");
+        assert!(err.contains("--data-dir"), "says what to give: {err}");
+    }
+    // The client has exited: a connection it made would be queued here.
+    let queued = listener.accept();
+    assert!(
+        matches!(&queued, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing connected: {queued:?}"
+    );
+}

@@ -59,25 +59,35 @@ fn data_dir_is_taken_before_or_after_a_subcommand() {
 
 #[test]
 fn dashboard_addresses_parse_from_ports_names_and_urls() {
-    for (given, want) in [
-        ("8080", "127.0.0.1:8080"),
-        ("localhost:8443", "localhost:8443"),
-        ("[::1]:8080", "[::1]:8080"),
-        ("https://localhost:8443/", "localhost:8443"),
-        ("http://sb.test/services?x=1", "sb.test:80"),
-        ("HTTPS://[::1]", "[::1]:443"),
+    for (given, addr, https) in [
+        ("8080", "127.0.0.1:8080", None),
+        ("localhost:8443", "localhost:8443", None),
+        ("[::1]:8080", "[::1]:8080", None),
+        ("localhost:08443", "localhost:8443", None),
+        ("https://localhost:8443/", "localhost:8443", Some(true)),
+        ("http://sb.test/services?x=1", "sb.test:80", Some(false)),
+        ("HTTPS://[::1]", "[::1]:443", Some(true)),
     ] {
-        assert_eq!(parse_dashboard(given).as_deref(), Ok(want), "{given}");
+        let want = DashboardAddr {
+            addr: addr.to_owned(),
+            https,
+        };
+        assert_eq!(parse_dashboard(given), Ok(want), "{given}");
     }
     for bad in [
         "",
+        "0",
         "localhost",
         "ftp://h:1",
         "https://",
         "::1:8080",
+        "[::1:8080",
+        "[nope]:80",
         "h:port",
+        "h:0",
         "https://u@h:1",
         "h:70000",
+        "h:1:2",
     ] {
         assert!(parse_dashboard(bad).is_err(), "{bad}");
     }

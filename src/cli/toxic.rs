@@ -11,7 +11,7 @@ pub struct ToxicArgs {
     /// banner prints it (default: `web.listen` of the config). The host is
     /// sent as `Host`, so a name `web.allowed_hosts` lists is answered.
     #[arg(long, value_name = "ADDR", global = true, value_parser = parse_dashboard)]
-    pub url: Option<String>,
+    pub url: Option<DashboardAddr>,
 
     /// An API token (`switchboard token create NAME --role operator`).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]

@@ -23,10 +23,11 @@ const MAX_REPLY: usize = 1 << 20;
 /// How the dashboard answers plain HTTP on its HTTPS port.
 const HTTPS_ONLY: &str = "this port speaks HTTPS";
 
-/// What `health` and `service` should be given to speak HTTPS to it: they
-/// trust the dashboard's own certificate, found as the server finds it.
-const HTTPS_HINT: &str = "the dashboard speaks HTTPS. Give this command the server's own \
-     settings so it trusts that certificate: --config FILE, or SWITCHBOARD_WEB_TLS=self-signed \
+/// What `health`, `service` and `toxic` should be given to speak HTTPS to
+/// the dashboard: they trust its own certificate, found as the server
+/// finds it.
+pub const HTTPS_SETTINGS: &str = "give this command the server's own settings so it trusts \
+     the dashboard's certificate: --config FILE, or SWITCHBOARD_WEB_TLS=self-signed \
      (or --set web.tls=self-signed) with --data-dir DIR, the server's data directory";
 
 /// An answer: its status code and its body.
@@ -64,7 +65,8 @@ pub async fn request(
         let request = build(&label, method, path, token, body)?;
         let reply = exchange(stream, request, &label).await?;
         if tls.is_none() && reply.status == 400 && reply.body.starts_with(HTTPS_ONLY) {
-            return Err(super::detect::speaks_tls(&label, timeout, HTTPS_HINT).await);
+            let hint = format!("the dashboard speaks HTTPS: {HTTPS_SETTINGS}");
+            return Err(super::detect::speaks_tls(&label, timeout, &hint).await);
         }
         Ok(reply)
     })

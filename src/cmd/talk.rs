@@ -230,10 +230,13 @@ pub(crate) async fn health(args: HealthArgs) -> Result<()> {
 }
 
 /// Where the config's dashboard is reached from here (or `addr`), with the
-/// TLS that trusts exactly its certificate when it speaks HTTPS.
+/// TLS that trusts exactly its certificate when it speaks HTTPS. An
+/// `https://` or `http://` URL says which; without one, `web.tls` does. An
+/// `https://` URL with no certificate to trust is refused before anything
+/// (a token, say) is sent.
 pub(crate) fn dashboard(
     config: &switchboard::config::Config,
-    addr: Option<String>,
+    addr: Option<switchboard::cli::DashboardAddr>,
 ) -> Result<(String, Option<switchboard::tls::ClientTls>, &'static str)> {
     // Over HTTPS, trust exactly the dashboard's own certificate file.
     let cert = match &config.web.tls {
@@ -243,15 +246,25 @@ pub(crate) fn dashboard(
         }
         switchboard::config::WebTls::Files(files) => Some(files.cert.clone()),
     };
-    let tls = match &cert {
-        Some(path) => Some(switchboard::tls::ClientTls::new(
+    let https = addr
+        .as_ref()
+        .and_then(|a| a.https)
+        .unwrap_or(cert.is_some());
+    let tls = match (https, &cert) {
+        (false, _) => None,
+        (true, Some(path)) => Some(switchboard::tls::ClientTls::new(
             &switchboard::tls::Trust::Pin(switchboard::tls::pin_of_file(path)?),
         )?),
-        None => None,
+        (true, None) => anyhow::bail!(
+            "{} is an https:// address, and this command knows no certificate to trust for it: \
+             {}",
+            addr.map(|a| a.addr).unwrap_or_default(),
+            switchboard::client::health::HTTPS_SETTINGS
+        ),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr = match addr {
-        Some(a) => a,
+        Some(a) => a.addr,
         // A wildcard address is asked on loopback.
         None => switchboard::config::ListenAddr::Inet(config.web.listen)
             .connectable()
