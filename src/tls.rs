@@ -498,25 +498,22 @@ pub fn describe(e: &std::io::Error) -> String {
     {
         // webpki's own words for it are `Other(OtherError(CaUsedAsEndEntity))`.
         Some(tls) if client::is_ca_used_as_end_entity(tls) => {
-            "the server's certificate is not one of those in the CA file (being marked as \
-             a CA, it is trusted only when it is itself in the file; or --pin it)"
+            "the server's certificate is marked as a CA: as a server's own it is trusted only \
+             when it is self-signed and itself in the CA file (or --pin it)"
                 .to_owned()
         }
-        // No CA of the file's names the certificate's issuer, or one does
-        // (two self-signed certificates for the same name) but did not sign it.
-        Some(rustls::Error::InvalidCertificate(
-            reason @ (rustls::CertificateError::UnknownIssuer
-            | rustls::CertificateError::BadSignature),
-        )) => format!(
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
             "the server's certificate is not signed by a CA in the CA file, nor is it one \
-             of them ({reason:?})"
-        ),
+             of them (UnknownIssuer)"
+                .to_owned()
+        }
         Some(tls) => tls.to_string(),
         None => e.to_string(),
     }
 }
 
 mod client;
+mod der;
 
 pub use client::{ClientTls, Trust};
 

@@ -218,21 +218,27 @@ async fn plaintext_http_and_a_garbage_client_hello_to_the_https_port_are_closed(
 /// Writes a self-signed certificate for `names` (valid now unless
 /// `expired`) and its key; returns (cert, key).
 fn make_cert(dir: &Path, stem: &str, names: &[&str], expired: bool) -> (PathBuf, PathBuf) {
-    make_cert_marked(dir, stem, names, expired, false)
+    make_cert_marked(dir, stem, names, expired, false, vec![])
 }
 
 /// [`make_cert`], marked as a CA when `ca` (as `openssl req -x509` marks
-/// the certificates it makes).
+/// the certificates it makes), with `purposes` as its extended key usage.
+/// Its common name is `stem`, so two certificates' names differ.
 fn make_cert_marked(
     dir: &Path,
     stem: &str,
     names: &[&str],
     expired: bool,
     ca: bool,
+    purposes: Vec<rcgen::ExtendedKeyUsagePurpose>,
 ) -> (PathBuf, PathBuf) {
     let mut params =
         rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, stem);
+    params.extended_key_usages = purposes;
     if ca {
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     }
@@ -319,8 +325,8 @@ async fn files_certificates_are_served_and_reloaded_without_dropping_connections
     Ok(())
 }
 
-/// A certificate past its date is served (a `--pin` client still gets
-/// through), and the log says why the clients that check dates refuse it.
+/// A certificate past its date is still served (the server starts), and
+/// the log says why the clients that check dates refuse it.
 #[tokio::test]
 async fn an_expired_certificate_is_served_with_a_warning_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,13 +540,21 @@ async fn a_self_signed_certificate_marked_as_a_ca_is_its_own_ca() {
     use switchboard::config::{CertFiles, ServiceTls};
     let certs = tempfile::tempdir().unwrap();
     let both = &["localhost", "127.0.0.1"][..];
-    let (other, _) = make_cert_marked(certs.path(), "other", both, false, true);
-    for (names, expired, refused) in [
-        (both, false, None),
-        (both, true, Some("expired")),
-        (&["other.example"][..], false, Some("not valid for name")),
+    let (other, _) = make_cert_marked(certs.path(), "other", both, false, true, vec![]);
+    let client_only = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    for (names, expired, purposes, refused) in [
+        (both, false, vec![], None),
+        (both, true, vec![], Some("expired")),
+        (
+            &["other.example"][..],
+            false,
+            vec![],
+            Some("not valid for name"),
+        ),
+        // For clients only: OpenSSL and Python refuse it too.
+        (both, false, client_only.clone(), Some("invalidpurpose")),
     ] {
-        let (cert, key) = make_cert_marked(certs.path(), "svc", names, expired, true);
+        let (cert, key) = make_cert_marked(certs.path(), "svc", names, expired, true, purposes);
         let h = common::Harness::start_with(|c| {
             c.service_mut(ServiceKind::Echo).tls = ServiceTls::Own(CertFiles {
                 cert: cert.clone(),
@@ -578,7 +592,7 @@ async fn a_self_signed_certificate_marked_as_a_ca_is_its_own_ca() {
         assert!(text.starts_with("TLS with 127.0.0.1:"), "{text}");
         if !expired {
             assert!(
-                text.contains("is not one of those in the CA file"),
+                text.contains("trusted only when it is self-signed"),
                 "{text}"
             );
         }

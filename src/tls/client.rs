@@ -133,14 +133,15 @@ impl ClientTls {
 }
 
 /// Trusts what webpki trusts for the CA file's certificates, and one thing
-/// more: a server presenting exactly one of the file's certificates that
-/// is marked as a CA. webpki refuses a CA at the end of a chain; OpenSSL,
-/// curl and Python accept it when it is itself the trusted certificate,
-/// and `openssl req -x509` marks the self-signed certificates it makes as
-/// CAs. The dates still count (webpki checks them before the CA mark, so
-/// a certificate refused for the mark alone is within its dates) and so
-/// does the host name, checked here; the handshake's signatures are
-/// webpki's to check, as for any certificate.
+/// more: a server presenting exactly one of the file's self-signed
+/// certificates that is marked as a CA. webpki refuses a CA at the end of
+/// a chain; OpenSSL, curl and Python accept a self-signed one when it is
+/// itself the trusted certificate, and `openssl req -x509` marks the
+/// certificates it makes as CAs. What webpki would have checked still
+/// counts: the dates (it checks them before the CA mark, so a certificate
+/// refused for the mark alone is within its dates), then the extended key
+/// usage and the host name, checked here ([`super::der`]); the handshake's
+/// signatures are webpki's to check, as for any certificate.
 #[derive(Debug)]
 struct CaVerifier {
     webpki: Arc<WebPkiServerVerifier>,
@@ -177,8 +178,12 @@ impl ServerCertVerifier for CaVerifier {
         ) {
             Err(e)
                 if is_ca_used_as_end_entity(&e)
-                    && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
+                    && self.given.iter().any(|c| c.as_ref() == end_entity.as_ref())
+                    && super::der::names_itself(end_entity) =>
             {
+                if !super::der::may_serve_tls(end_entity) {
+                    return Err(CertificateError::InvalidPurpose.into());
+                }
                 let cert = ParsedCertificate::try_from(end_entity)?;
                 rustls::client::verify_server_name(&cert, server_name)?;
                 Ok(ServerCertVerified::assertion())

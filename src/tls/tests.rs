@@ -46,3 +46,55 @@ fn self_signed_key_is_owner_only_and_reused() {
     assert!(!created);
     assert_eq!(ServerTls::load(&files).unwrap().fingerprint(), first);
 }
+
+/// rcgen's certificate for `name`, with `purposes` as its extended key
+/// usage (none: no such extension), signed by itself or by `issuer`.
+fn der_of(
+    name: &str,
+    purposes: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    issuer: Option<&rcgen::Issuer<'_, rcgen::KeyPair>>,
+) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.extended_key_usages = purposes;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = match issuer {
+        None => params.self_signed(&key).unwrap(),
+        Some(issuer) => params.signed_by(&key, issuer).unwrap(),
+    };
+    cert.der().to_vec()
+}
+
+#[test]
+fn der_reads_a_certificates_issuer_and_purposes() {
+    use rcgen::ExtendedKeyUsagePurpose::{Any, ClientAuth, ServerAuth};
+    let own = der_of("own.test", vec![], None);
+    assert!(der::names_itself(&own));
+    assert!(der::may_serve_tls(&own), "no extended key usage: any use");
+    for (purposes, serves) in [
+        (vec![ClientAuth], false),
+        (vec![ServerAuth], true),
+        (vec![ClientAuth, ServerAuth], true),
+        (vec![Any], true),
+    ] {
+        let cert = der_of("eku.test", purposes.clone(), None);
+        assert_eq!(der::may_serve_tls(&cert), serves, "{purposes:?}");
+    }
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "the CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let issued = der_of("issued.test", vec![], Some(&issuer));
+    assert!(!der::names_itself(&issued), "issued by another");
+    // Malformed: cut anywhere, or garbage, reads as "no".
+    for cut in [0, 1, 10, own.len() / 2, own.len() - 1] {
+        assert!(!der::names_itself(&own[..cut]), "cut at {cut}");
+    }
+    assert!(!der::may_serve_tls(b"\x30\x85\xff\xff\xff\xff\xff"));
+}
