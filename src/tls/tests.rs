@@ -97,4 +97,14 @@ fn der_reads_a_certificates_issuer_and_purposes() {
         assert!(!der::names_itself(&own[..cut]), "cut at {cut}");
     }
     assert!(!der::may_serve_tls(b"\x30\x85\xff\xff\xff\xff\xff"));
+    // A server sends what it likes: every byte of a real one changed, in
+    // turn, to each of a few values, and neither reader panics.
+    let eku = der_of("eku.test", vec![ServerAuth], None);
+    for at in 0..eku.len() {
+        for value in [0x00, 0x7f, 0x80, 0x84, 0xff] {
+            let mut bent = eku.clone();
+            bent[at] = value;
+            let _ = (der::names_itself(&bent), der::may_serve_tls(&bent));
+        }
+    }
 }
