@@ -160,6 +160,12 @@ async fn every_dashboard_change_is_audited_with_the_clients_address() {
         Some(json!({"type": "latency", "attributes": {"latency": 1}})),
     )
     .await;
+    call(
+        "PATCH",
+        "/api/v1/services/front".into(),
+        Some(json!({"settings": {"idle_timeout_ms": 30000}})),
+    )
+    .await;
     call("DELETE", "/api/v1/services/front".into(), None).await;
     // A connection of echo's, closed from the dashboard.
     let _held = tokio::net::TcpStream::connect(echo).await.unwrap();
@@ -192,6 +198,12 @@ async fn every_dashboard_change_is_audited_with_the_clients_address() {
     ] {
         assert!(events.contains(&event), "{event} in {events:?}");
     }
+    let configs: Vec<&str> = changes
+        .iter()
+        .filter(|l| l["event"] == "service_config")
+        .filter_map(|l| l["action"].as_str())
+        .collect();
+    assert_eq!(configs, ["add", "edit", "remove"]);
     for line in &changes {
         assert_eq!(line["peer"], "127.0.0.23", "{line}");
     }
