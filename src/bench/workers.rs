@@ -109,7 +109,14 @@ impl Worker for EchoWorker {
                 // A refused connection: the server's line says why.
                 let why = super::refusal::finish_line(stream, &buf[..filled]).await;
                 return Err(OpError::fatal(why.unwrap_or_else(|| {
-                    if filled < buf.len() {
+                    // Upper-casing keeps control bytes: only a TLS port
+                    // answers plain text with a TLS record (its alert).
+                    if crate::client::is_tls_record(&buf[..filled])
+                        && !crate::client::is_tls_record(payload)
+                    {
+                        "the server answered with TLS: it speaks TLS (add --tls with --ca or --pin)"
+                            .to_owned()
+                    } else if filled < buf.len() {
                         "the server closed the connection".to_owned()
                     } else {
                         "the reply differs from the upper-cased request".to_owned()
