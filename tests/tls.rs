@@ -787,7 +787,10 @@ async fn bench_echo_exec_and_put_speak_tls_and_udp_refuses_it() {
     assert_eq!(bytes, 200 * 64, "every request crossed TLS to the service");
     // Without --tls, the bench says what the port speaks.
     let (ok, out, err) = client(&["bench", "echo", &echo, "-c", "1", "-n", "1"]).await;
-    assert!(!ok && out.contains("it speaks TLS (add --tls"), "{out} {err}");
+    assert!(
+        !ok && out.contains("it speaks TLS (add --tls"),
+        "{out} {err}"
+    );
 
     let (ok, _, err) = client(&["udp", "9", "x", "--tls", "--pin", &pin]).await;
     assert!(!ok && err.contains("UDP, which has no TLS"), "{err}");
