@@ -109,11 +109,7 @@ impl Worker for EchoWorker {
                 // A refused connection: the server's line says why.
                 let why = super::refusal::finish_line(stream, &buf[..filled]).await;
                 return Err(OpError::fatal(why.unwrap_or_else(|| {
-                    // Upper-casing keeps control bytes: only a TLS port
-                    // answers plain text with a TLS record (its alert).
-                    if crate::client::is_tls_record(&buf[..filled])
-                        && !crate::client::is_tls_record(payload)
-                    {
+                    if crate::client::is_tls_answer(&buf[..filled], payload) {
                         "the server answered with TLS: it speaks TLS (add --tls with --ca or --pin)"
                             .to_owned()
                     } else if filled < buf.len() {
@@ -395,7 +391,7 @@ pub async fn http_sign_in(
         .unwrap_or_default();
     let hint = match status.as_u16() {
         421 => " (dial it by a name its `web.allowed_hosts` lists: bench http NAME:PORT)",
-        400 if body.starts_with("this port speaks HTTPS") => {
+        400 if body.starts_with(crate::client::health::HTTPS_ONLY) => {
             " (add --tls, with --ca FILE or --pin SHA256)"
         }
         _ => "",

@@ -37,10 +37,18 @@ pub(crate) fn is_tls_record(bytes: &[u8]) -> bool {
     matches!(bytes, [21 | 22, 3, 0..=4, ..])
 }
 
-/// Whether `bytes`, fewer than a record header's first three, begin as
-/// [`is_tls_record`]'s do (or are three or more that do).
-pub(crate) fn may_begin_tls_record(bytes: &[u8]) -> bool {
-    matches!(bytes, [21 | 22] | [21 | 22, 3]) || is_tls_record(bytes)
+/// Whether `reply`, read back from an echo port for `sent`, is a TLS port's
+/// answer to plain text rather than the echo. Upper-casing keeps control
+/// bytes, so only a TLS port answers with a TLS record (its alert) to
+/// text that is not one. A message of one or two bytes reads back only the
+/// alert's first bytes: those, when they are not the echo of what was
+/// sent, are enough.
+pub(crate) fn is_tls_answer(reply: &[u8], sent: &[u8]) -> bool {
+    if reply.len() < 3 {
+        matches!(reply, [21 | 22] | [21 | 22, 3]) && reply != sent.to_ascii_uppercase()
+    } else {
+        is_tls_record(reply) && !is_tls_record(sent)
+    }
 }
 
 /// The error for a plain client that met TLS at `addr`: asks the port for

@@ -63,16 +63,7 @@ impl EchoClient {
             };
             let ((), read) =
                 tokio::try_join!(write, read).map_err(|e| ClientError::io(&addr, e))?;
-            // Upper-casing keeps control bytes: only a TLS port answers
-            // plain text with a TLS record (its alert). A message of one or
-            // two bytes reads back only the alert's first bytes: those, when
-            // they are not the echo of what was sent, are enough.
-            let tls_answer = if reply.len() < 3 {
-                super::detect::may_begin_tls_record(&reply) && reply != data.to_ascii_uppercase()
-            } else {
-                super::detect::is_tls_record(&reply) && !super::detect::is_tls_record(data)
-            };
-            if plain && tls_answer {
+            if plain && super::detect::is_tls_answer(&reply, data) {
                 return Err(
                     super::detect::speaks_tls(&addr, timeout, super::detect::TLS_HINT).await,
                 );

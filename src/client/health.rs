@@ -20,8 +20,9 @@ use super::{ClientError, deadline};
 /// Most of a reply read: the API's answers are small.
 const MAX_REPLY: usize = 1 << 20;
 
-/// How the dashboard answers plain HTTP on its HTTPS port.
-const HTTPS_ONLY: &str = "this port speaks HTTPS";
+/// How the dashboard answers plain HTTP on its HTTPS port (the body's
+/// start; `bench http` reads it too).
+pub(crate) const HTTPS_ONLY: &str = "this port speaks HTTPS";
 
 /// What `health`, `service` and `toxic` should be given to speak HTTPS to
 /// the dashboard: they trust its own certificate, found as the server

@@ -97,7 +97,7 @@ macro_rules! stream_client_connect {
 }
 
 mod detect;
-pub(crate) use detect::is_tls_record;
+pub(crate) use detect::is_tls_answer;
 mod echo;
 mod exec;
 mod exec_tutorial;
